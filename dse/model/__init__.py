@@ -1,0 +1,1 @@
+"""The analytical cost model: boards, packing schemes, engine designs, layer costs."""

@@ -1,0 +1,1 @@
+"""Reports: Markdown (zh and en), plots, JSON export."""
