@@ -182,7 +182,8 @@ def load_board(path: str | Path) -> Board:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "document"
-        raise DseError(f"{p}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", exc)
+        raise DseError(f"{p}: {where}: expected valid YAML ({problem})") from None
     return board_from_mapping(data, p)
 
 

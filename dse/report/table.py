@@ -22,7 +22,7 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
     def fmt(row: Sequence[str]) -> str:
         return "  ".join(c.rjust(w) if n else c.ljust(w)
-                         for c, w, n in zip(row, widths, numeric)).rstrip()
+                         for c, w, n in zip(row, widths, numeric, strict=True)).rstrip()
 
     lines = [fmt(list(headers)), "  ".join("-" * w for w in widths)]
     lines += [fmt(r) for r in cells]

@@ -1,0 +1,93 @@
+"""Benchmark: search time of ``dse explore`` and how it grows with layer count.
+
+Records to bench/results/explore.json:
+- the search on the embedded 2B-4T profile for each board (in-process, excluding start-up),
+- the whole command ``dse explore --board boards/zcu104.yaml --no-report`` (wall, with start-up),
+- the search on synthetic BitNet shapes from 8 to 80 decoder blocks (hidden 8192 at 80 blocks:
+  a 100B-class model), to show how search time scales with the number of layers.
+
+Run: python bench/bench_explore.py
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dse.model.board import load_board
+from dse.model.project import CostContext
+from dse.model.workload import HostSpec, Layer, Workload, workload_from_profile
+from dse.profile.default import default_profile
+from dse.search.explore import explore
+from dse.search.optimize import Objective
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic(blocks: int, hidden: int, inter: int, kv: int, vocab: int = 128256) -> Workload:
+    """A BitNet-shaped workload with host times from a 60 GB/s fp32 roofline."""
+    layers = []
+    shapes = (("q_proj", hidden, hidden), ("k_proj", kv, hidden), ("v_proj", kv, hidden),
+              ("o_proj", hidden, hidden), ("gate_proj", inter, hidden),
+              ("up_proj", inter, hidden), ("down_proj", hidden, inter))
+    for i in range(blocks):
+        for role, n, k in shapes:
+            ms = n * k * 4 / 60e9 * 1e3
+            layers.append(Layer(f"model.layers.{i}.{role}", role, i, n, k, True, ms, 51, ms * 51))
+    ms = vocab * hidden * 4 / 60e9 * 1e3
+    layers.append(Layer("lm_head", "lm_head", None, vocab, hidden, False, ms, 51, ms * 51))
+    host = HostSpec("synthetic", 1945.6, 62.7, 3800.0, "bench")
+    linear = sum(layer.host_call_ms for layer in layers)
+    return Workload(f"synthetic-{blocks}", 4, tuple(layers), host, linear * 1.06, linear * 0.06,
+                    None, None, 2 * blocks * kv * 2, ())
+
+
+def time_search(wl: Workload, board_file: str, repeats: int = 3) -> float:
+    ctx = CostContext.for_board(load_board(ROOT / "boards" / board_file))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        explore(wl, ctx, Objective())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    wl = workload_from_profile(default_profile())
+    boards = sorted(p.name for p in (ROOT / "boards").glob("*.yaml"))
+    per_board = {b: round(time_search(wl, b), 3) for b in boards}
+    walls = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dse.cli", "explore", "--board",
+                        "boards/zcu104.yaml", "--no-report"], cwd=ROOT, check=True,
+                       capture_output=True)
+        walls.append(time.perf_counter() - t)
+    scaling = []
+    for blocks, hidden, inter, kv in ((8, 2560, 6912, 640), (30, 2560, 6912, 640),
+                                      (40, 5120, 13824, 1024), (80, 8192, 28672, 1024)):
+        syn = synthetic(blocks, hidden, inter, kv)
+        scaling.append({"blocks": blocks, "hidden": hidden, "layers": len(syn.layers),
+                        "search_s": round(time_search(syn, "zcu104.yaml", 1), 3)})
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": __import__("os").cpu_count()},
+        "search_s_2b4t_by_board": per_board,
+        "command_wall_s_zcu104_median": round(statistics.median(walls), 3),
+        "scaling_zcu104": scaling,
+        "bars": {"search_s": 2.0, "command_s": 5.0, "search_100b_s": 30.0},
+    }
+    out = ROOT / "bench" / "results" / "explore.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""``dse explore``: search offload plans for a board and add them to the profiling report."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from dse.errors import DseError
+from dse.io import atomic_write_text, check_parent
+from dse.model.board import resolve_board
+from dse.model.project import VIEWS, CostContext
+from dse.model.workload import workload_from_profile
+from dse.report.table import text_table
+from dse.search.optimize import OBJECTIVES, Objective
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explore", help="search offload plans and append them to the report",
+                       description="Search engine designs, packing, offload and resident sets "
+                       "for a board; rank plans; add an 'FPGA design-space exploration' "
+                       "section to the profiling report.")
+    p.add_argument("--board", required=True, help="board YAML (boards/zcu104.yaml) or name")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="profile JSON (default: the embedded BitNet-2B-4T profile)")
+    p.add_argument("--objective", choices=OBJECTIVES, default="decode",
+                   help="decode ms/token, prefill ms, or a prompt+generate mix")
+    p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length (prefill M)")
+    p.add_argument("--gen-tokens", type=int, default=128, help="tokens generated (mix)")
+    p.add_argument("--view", choices=VIEWS, default="on-board",
+                   help="baseline view: CPU = the board's PS, or the profiled host")
+    p.add_argument("--against", choices=("torch", "bitnetcpp"), default="torch",
+                   help="CPU software for layers left on the CPU (what plans must beat)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="report to append to (default: reports/<profile>.<lang>.md)")
+    p.add_argument("--no-report", action="store_true", help="print only; write no report")
+    p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
+    p.add_argument("--top", type=int, default=12, help="designs refined exactly by the MILP")
+    p.set_defaults(run=run)
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise DseError(f"--{name}: expected an integer >= 1, got {value}")
+
+
+def _load_profile(path: Path | None):
+    from dse.profile.default import DEFAULT_STEM, default_profile
+    from dse.profile.format import load_profile
+
+    if path is None:
+        return default_profile(), DEFAULT_STEM, "embedded default (BitNet-2B-4T, seed report)"
+    stem = re.sub(r"(\.profile)?$", "", path.stem)
+    return load_profile(path), stem, str(path)
+
+
+def _report_text_for(profile, stem: str, lang: str) -> str:
+    """The profiling report to start from when the report file does not exist yet."""
+    from dse.profile.default import DEFAULT_STEM, default_report_text
+    from dse.report.profile_md import render_profile_report
+
+    if stem == DEFAULT_STEM and lang == "zh":
+        return default_report_text()
+    return render_profile_report(profile, lang)
+
+
+def _detect_lang(text: str) -> str:
+    return "zh" if re.search(r"^## \d+\. .*[\u4e00-\u9fff]", text, re.M) else "en"
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("prompt_tokens", "gen_tokens", "top"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    board = resolve_board(args.board)
+    profile, stem, source = _load_profile(args.profile)
+    # Decide every output path before searching, so a bad path fails in a second, not after.
+    report_path = None
+    if not args.no_report:
+        lang = profile.report_lang or "zh"
+        if args.report is None:
+            Path("reports").mkdir(exist_ok=True)
+            report_path = Path("reports") / f"{stem}.{lang}.md"
+        else:
+            report_path = check_parent(args.report, "report")
+    if args.json:
+        check_parent(args.json, "JSON")
+    wl = workload_from_profile(profile, source)
+    ctx = CostContext.for_board(board)
+    objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
+                          args.against)
+    from dse.search.explore import explore
+
+    t0 = time.perf_counter()
+    with _progress(f"search {board.name}") as bar:
+        result = explore(wl, ctx, objective, top=args.top, progress=bar)
+    search_s = time.perf_counter() - t0
+    print(_summary(result, source, search_s))
+    if args.json:
+        from dse.report.explore_json import explore_to_json
+
+        atomic_write_text(args.json, explore_to_json(result, source), "JSON")
+        print(f"plans written to {args.json}")
+    if report_path is not None:
+        _write_report(result, profile, stem, report_path)
+    return 0
+
+
+def _write_report(result, profile, stem: str, report_path: Path) -> None:
+    from dse.report.explore_md import render_explore_section, upsert_section
+    from dse.report.plots import write_plots
+
+    if report_path.exists():
+        try:
+            text = report_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DseError(f"{report_path}: cannot read the report ({exc})") from None
+    else:
+        text = _report_text_for(profile, stem, profile.report_lang or "zh")
+    lang = _detect_lang(text)
+    plots = write_plots(result, report_path.parent, report_path.stem)
+    section = render_explore_section(result, lang, plots)
+    atomic_write_text(report_path, upsert_section(text, result.board.stem, section), "report")
+    print(f"report: {report_path} (section for {result.board.name}; plots "
+          f"{', '.join(plots.values())})")
+
+
+class _progress:
+    """A tqdm bar on stderr that appears only if the search takes more than a second."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar = None
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=0, desc=self.desc, unit="design", delay=1.0, file=sys.stderr,
+                        leave=False, disable=None)
+
+        def update(done: int, total: int) -> None:
+            if self.bar.total != total:
+                self.bar.total = total
+            self.bar.n = done
+            self.bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+
+def _summary(result, source: str, search_s: float) -> str:
+    obj = result.objective
+    lines = [
+        f"board: {result.board.name} ({result.board.part}); profile: {source}",
+        f"objective: {obj.describe()}; view: {obj.view}; CPU software left: {obj.against}; "
+        f"calibration: {result.calibration}",
+        f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
+        f"({result.designs_rejected} rejected by caps or link)",
+        "",
+    ]
+    rows = []
+    for i, rp in enumerate((*result.plans, result.naive), 1):
+        d = rp.decode
+        util = d.utilization
+        rows.append([i, rp.label, rp.plan.design.label(), len(rp.plan.offload),
+                     len(rp.plan.resident), f"{rp.objective_ms:.1f}", f"{rp.baseline_ms:.1f}",
+                     f"{rp.speedup:.2f}x", f"{d.speedup_vs_bitnetcpp:.2f}x",
+                     f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
+    lines.append(text_table(
+        ["#", "plan", "engine design", "offload", "resident", "objective ms", "baseline ms",
+         "speedup vs PyTorch", "speedup vs bitnet.cpp", "LUT", "bound", "feasible"], rows))
+    lines.append("")
+    lines.append(f"naive top-5: {result.naive.why}")
+    top = result.sensitivity[0] if result.sensitivity else None
+    if top:
+        lines.append(f"most sensitive: {top.parameter} (speedup {top.low_speedup:.2f}x at -20%, "
+                     f"{top.high_speedup:.2f}x at +20%)")
+    return "\n".join(lines)

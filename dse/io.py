@@ -1,0 +1,36 @@
+"""File output at the edge: atomic writes, so no reader ever sees half a report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from dse.errors import DseError
+
+
+def check_parent(path: str | Path, what: str = "output") -> Path:
+    """Fail early (before any work) when the folder to write into does not exist."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise DseError(f"{p}: {what} folder {parent} does not exist")
+    return p
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, what: str = "output") -> Path:
+    """Write to a temporary file beside ``path``, then rename it over ``path``."""
+    p = check_parent(path, what)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def atomic_write_text(path: str | Path, text: str, what: str = "output") -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), what)

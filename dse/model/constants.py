@@ -1,0 +1,111 @@
+"""Every constant of the cost model, with where it came from.
+
+A board file may override any of them by name under ``cost_overrides:`` (a calibration fitted
+from measurements does the same), so no number here is final. ``CostConstants.sources`` says
+why each default has the value it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
+
+from dse.errors import DseError
+
+
+@dataclass(frozen=True)
+class CostConstants:
+    """Resource and timing constants of the ternary engine and its surroundings."""
+
+    # -- resources per lane (one weight x one int8 activation per cycle) --------------------
+    lane_lut: float = 10.0
+    lane_ff: float = 9.0
+    # -- resources per PE (one output row in flight) ----------------------------------------
+    pe_lut: float = 48.0
+    pe_ff: float = 72.0
+    # -- fixed resources per engine (control, AXI-Lite slave, stream FIFOs, counters) -------
+    engine_lut: float = 1200.0
+    engine_ff: float = 1800.0
+    engine_bram36: float = 2.0
+    # -- fixed resources of the platform (AXI DMA per engine, SmartConnect per HP port) -----
+    dma_lut: float = 2500.0
+    dma_ff: float = 3800.0
+    dma_bram36: float = 2.0
+    interconnect_lut_per_port: float = 1500.0
+    interconnect_ff_per_port: float = 2000.0
+    # -- dense lm_head unit: DSP48E2 MACs (2 int8 MACs or 1 bf16-ish MAC per DSP) ----------
+    head_lut_per_mac: float = 12.0
+    head_ff_per_mac: float = 20.0
+    # -- timing ----------------------------------------------------------------------------
+    pipeline_latency_cycles: float = 24.0
+    dma_setup_us: float = 0.0
+    #: Bytes per second the CPU flushes/invalidates for DMA buffers (cache maintenance).
+    cache_maint_bytes_per_s: float = 1.0e9
+    #: CPU ns per activation element to quantize (absmax, scale, round, clamp) before a call.
+    quant_ns_per_elem: float = 2.0
+    #: CPU ns per output element to rescale int32 results to floats after a call.
+    rescale_ns_per_elem: float = 1.0
+    #: Fraction of the host's peak FLOP/s that PyTorch reaches on a GEMM (prefill estimate).
+    host_gemm_efficiency: float = 0.5
+    #: Runtime memory (OS, Python, buffers) a plan must leave room for on the board, bytes.
+    runtime_bytes: float = 256 * 2**20
+    #: Single-thread speed of a desktop out-of-order core over an in-order A53/A9 at equal
+    #: clock; scales non-Linear (overhead-bound) time from the host to the PS.
+    ps_ipc_ratio: float = 3.0
+    #: AXI DMA efficiency of the result (S2MM) and weight (MM2S) streams (PG021).
+    s2mm_efficiency: float = 0.746
+    mm2s_efficiency: float = 0.998
+
+    sources: ClassVar[dict[str, str]] = {
+        "lane_lut": "ternary lane = conditional negate/select of an int8 folded into the first "
+        "adder level (~8 LUT incl. carry) + its share of a SIMD-input adder tree (~2 LUT/lane "
+        "amortised at widths 9-16): an estimate, to be fitted from Yosys synthesis (overlay "
+        "issue). FINN-R costs the same lane as a generic 2x8-bit multiply (~30 LUT).",
+        "lane_ff": "adder-tree pipeline registers, ~9 bits per lane (estimate)",
+        "pe_lut": "32-bit accumulator (32 LUT carry chain) + output mux/control (estimate)",
+        "pe_ff": "accumulator (32) + output register (32) + valid bits (estimate)",
+        "engine_lut": "AXI-Lite control, counters, FSM, stream adapters (estimate)",
+        "engine_ff": "as engine_lut (estimate)",
+        "engine_bram36": "weight-stream FIFO (1) + result FIFO (1)",
+        "dma_lut": "AXI DMA with MM2S+S2MM, 26-bit length, no SG: PG021 resource tables "
+        "(~2-3k LUT)",
+        "dma_ff": "PG021 resource tables (~3.5-4k FF)",
+        "dma_bram36": "PG021: DMA data FIFOs",
+        "interconnect_lut_per_port": "SmartConnect/AXI interconnect per HP port (PG247, estimate)",
+        "interconnect_ff_per_port": "as interconnect_lut_per_port",
+        "head_lut_per_mac": "int8 MAC in a DSP48E2 plus its accumulation glue (estimate)",
+        "head_ff_per_mac": "pipeline registers around each DSP (estimate)",
+        "pipeline_latency_cycles": "fill + drain of decoder, adder tree (log2 SIMD) and "
+        "accumulator: held to the RTL by the overlay's cycle tests",
+        "dma_setup_us": "extra DMA setup per call beyond the board's per_call_overhead_us",
+        "cache_maint_bytes_per_s": "ZU+ cached copy ~800 MB/s, uncached ~250 MB/s (udmabuf "
+        "issue #16); flush of a cached buffer assumed ~1 GB/s",
+        "quant_ns_per_elem": "numpy absmax + scale + round + clamp, A53-class core (estimate)",
+        "rescale_ns_per_elem": "numpy int32 -> float multiply (estimate)",
+        "host_gemm_efficiency": "PyTorch fp32 GEMM reaches ~50% of peak on desktop CPUs "
+        "(estimate; used only when the profile has no prefill split)",
+        "runtime_bytes": "Linux + Python + PYNQ runtime resident set (estimate)",
+        "ps_ipc_ratio": "Zen/Core-class vs Cortex-A53 per-clock single-thread speed, ~3x "
+        "(SPECint-per-GHz class ratios; estimate)",
+        "s2mm_efficiency": "AMD PG021: S2MM 74.6% of stream rate (100 MHz, 10 KB transfers)",
+        "mm2s_efficiency": "AMD PG021: MM2S 99.8% of stream rate",
+    }
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def with_overrides(self, overrides: dict[str, float], where: str = "cost_overrides"
+                       ) -> CostConstants:
+        """Apply ``name: value`` overrides, rejecting unknown names and negative values."""
+        known = set(self.names())
+        for name, value in overrides.items():
+            if name not in known:
+                raise DseError(f"{where}.{name}: expected one of the cost-model constants "
+                               f"({', '.join(sorted(known))})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise DseError(f"{where}.{name}: expected a number >= 0, got {value!r}")
+        return replace(self, **{k: float(v) for k, v in overrides.items()})
+
+
+DEFAULT_CONSTANTS = CostConstants()

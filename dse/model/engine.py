@@ -1,0 +1,207 @@
+"""The ternary engine: its design point, its cycle count and its resources.
+
+The engine is a matrix-vector unit of ``pe`` output rows x ``simd`` inputs per cycle (one
+*lane* per weight consumed per cycle). Weights stream in packed, are decoded to {-1, 0, +1}
+selects, and each lane adds, subtracts or skips an int8 activation: no multipliers. It holds
+``vectors`` activation vectors per weight pass, so in prefill one pass of the weights serves
+that many tokens.
+
+``engine_cycles`` is THE cycle formula: the search, the reports and the RTL tests all call it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dse.errors import DseError
+from dse.model.board import Board
+from dse.model.constants import CostConstants
+from dse.model.packing import Packing, get_packing
+
+#: Capacity of one block RAM (36 Kb) and one UltraRAM (288 Kb), in bytes of payload.
+BRAM36_BYTES = 36 * 1024 // 8
+URAM_BYTES = 288 * 1024 // 8
+
+
+@dataclass(frozen=True)
+class EngineDesign:
+    """A design point of the ternary engine (and, optionally, a dense DSP unit for lm_head)."""
+
+    pe: int
+    simd: int
+    packing: str = "i2"
+    clock_mhz: float = 250.0
+    engines: int = 1
+    vectors: int = 1
+    #: Width of each engine's AXI4-Stream input (weights, then activations), bits.
+    stream_bits: int = 128
+    #: Largest K the activation buffer holds (the widest layer input).
+    max_k: int = 8192
+    #: On-chip weight buffer for resident layers, bytes (URAM first, then BRAM).
+    resident_bytes: int = 0
+    #: Dense unit for the non-ternary lm_head: None, "int8" or "bf16", with its MAC count.
+    head: str | None = None
+    head_macs: int = 0
+
+    @property
+    def lanes(self) -> int:
+        """Lanes of one engine (PE x SIMD)."""
+        return self.pe * self.simd
+
+    @property
+    def total_lanes(self) -> int:
+        return self.lanes * self.engines
+
+    @property
+    def packing_spec(self) -> Packing:
+        return get_packing(self.packing, "engine.packing")
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    def label(self) -> str:
+        """Compact description: ``2x 16x32 i2 @250MHz v4``."""
+        s = f"{self.engines}x {self.pe}x{self.simd} {self.packing} @{self.clock_mhz:g}MHz"
+        if self.vectors > 1:
+            s += f" v{self.vectors}"
+        if self.head:
+            s += f" +head {self.head}x{self.head_macs}"
+        if self.resident_bytes:
+            s += f" res {self.resident_bytes / 2**20:.1f}MiB"
+        return s
+
+    def validate(self, where: str = "engine") -> EngineDesign:
+        """Reject impossible design points with a one-line error naming the field."""
+        for name in ("pe", "simd", "engines", "vectors", "stream_bits", "max_k"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise DseError(f"{where}.{name}: expected an integer >= 1, got {v!r}")
+        if self.stream_bits % 8:
+            raise DseError(f"{where}.stream_bits: expected a multiple of 8, got {self.stream_bits}")
+        if not isinstance(self.clock_mhz, (int, float)) or not self.clock_mhz > 0:
+            raise DseError(f"{where}.clock_mhz: expected a number > 0, got {self.clock_mhz!r}")
+        if self.resident_bytes < 0:
+            raise DseError(f"{where}.resident_bytes: expected >= 0, got {self.resident_bytes}")
+        if self.head not in (None, "int8", "bf16"):
+            raise DseError(f"{where}.head: expected none, int8 or bf16, got {self.head!r}")
+        if self.head and self.head_macs < 1:
+            raise DseError(f"{where}.head_macs: expected >= 1 with a head unit, "
+                           f"got {self.head_macs}")
+        get_packing(self.packing, f"{where}.packing")
+        return self
+
+
+def engine_cycles(n: int, k: int, m: int, pe: int, simd: int, vectors: int = 1,
+                  act_bytes_per_cycle: int = 16, latency: int = 24) -> int:
+    """Busy cycles of one engine computing y = W x for M vectors (W is N x K).
+
+    Per pass of the weights (up to ``vectors`` tokens): load the pass's activations
+    (K bytes per vector at ``act_bytes_per_cycle``), then for each of ceil(N/PE) row folds and
+    ceil(K/SIMD) column folds, one cycle per vector held, then drain the pipeline
+    (``latency``). Stalls on the weight stream are not counted here: the roofline adds them
+    as the DDR or link bound, and the RTL's stall counter measures them.
+    """
+    if min(n, k, m, pe, simd, vectors, act_bytes_per_cycle) < 1:
+        raise ValueError("engine_cycles: all sizes must be >= 1")
+    folds = math.ceil(n / pe) * math.ceil(k / simd)
+    full, rem = divmod(m, vectors)
+    act = full * math.ceil(k * vectors / act_bytes_per_cycle)
+    if rem:
+        act += math.ceil(k * rem / act_bytes_per_cycle)
+    passes = full + (1 if rem else 0)
+    return act + folds * m + passes * int(latency)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """PL resources (LUT, FF, BRAM36, URAM, DSP)."""
+
+    lut: float = 0.0
+    ff: float = 0.0
+    bram36: float = 0.0
+    uram: float = 0.0
+    dsp: float = 0.0
+
+    KINDS = ("lut", "ff", "bram36", "uram", "dsp")
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(*(getattr(self, k) + getattr(other, k) for k in self.KINDS))
+
+    def utilization(self, board: Board) -> dict[str, float]:
+        """Fraction of the whole device used, per kind (URAM on a part without any: inf)."""
+        out = {}
+        for kind in self.KINDS:
+            have = getattr(board.pl, kind)
+            used = getattr(self, kind)
+            out[kind] = used / have if have else (math.inf if used > 0 else 0.0)
+        return out
+
+    def overflow(self, board: Board) -> list[str]:
+        """Kinds whose utilization exceeds the board's cap, worst first, as text."""
+        util = self.utilization(board)
+        over = [(util[k] / getattr(board.caps, k), k) for k in self.KINDS
+                if util[k] > getattr(board.caps, k) + 1e-12]
+        over.sort(reverse=True)
+        return [f"{k} {util[k]:.0%} > cap {getattr(board.caps, k):.0%}" for _, k in over]
+
+
+def _bram_blocks(width_bits: int, depth: int) -> int:
+    """BRAM36 count for a width x depth memory in 512 x 72 mode (UG573), at least 1."""
+    return max(1, math.ceil(width_bits / 72)) * max(1, math.ceil(depth / 512))
+
+
+def resident_storage(nbytes: int, board: Board) -> tuple[int, int]:
+    """(URAM, BRAM36) blocks to hold ``nbytes`` of resident weights: URAM first, within caps."""
+    if nbytes <= 0:
+        return 0, 0
+    uram_avail = math.floor(board.pl.uram * board.caps.uram)
+    uram = min(uram_avail, math.ceil(nbytes / URAM_BYTES))
+    rest = max(0, nbytes - uram * URAM_BYTES)
+    return uram, math.ceil(rest / BRAM36_BYTES)
+
+
+def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Resources:
+    """Resources of the whole accelerator: engines, head unit, buffers, DMA, interconnect."""
+    p = design.packing_spec
+    lanes = design.lanes
+    lut = lanes * (c.lane_lut + p.decoder_lut_per_lane) + design.pe * (
+        c.pe_lut + p.block_scale_lut_per_pe) + c.engine_lut
+    ff = lanes * (c.lane_ff + p.decoder_ff_per_lane) + design.pe * c.pe_ff + c.engine_ff
+    act_buf = _bram_blocks(design.simd * 8, math.ceil(design.max_k * design.vectors / design.simd))
+    bram = act_buf + c.engine_bram36
+    dsp = design.pe * p.block_scale_dsp_per_pe
+    per_engine = Resources(lut, ff, bram, 0, dsp)
+    total = Resources()
+    for _ in range(design.engines):
+        total = total + per_engine
+    ports = min(board.link.hp_ports, max(1, math.ceil(
+        design.engines * design.stream_bits / board.link.port_width_bits)))
+    total = total + Resources(
+        lut=design.engines * c.dma_lut + ports * c.interconnect_lut_per_port,
+        ff=design.engines * c.dma_ff + ports * c.interconnect_ff_per_port,
+        bram36=design.engines * c.dma_bram36,
+    )
+    if design.head:
+        macs_per_dsp = 2 if design.head == "int8" else 1
+        total = total + Resources(
+            lut=design.head_macs * c.head_lut_per_mac,
+            ff=design.head_macs * c.head_ff_per_mac,
+            dsp=math.ceil(design.head_macs / macs_per_dsp),
+            bram36=_bram_blocks(64, 1),
+        )
+    uram, bram_res = resident_storage(design.resident_bytes, board)
+    return total + Resources(uram=uram, bram36=bram_res)
+
+
+def link_limit_error(design: EngineDesign, board: Board) -> str | None:
+    """Why the engines' streams cannot be fed by the board's HP ports, or None."""
+    have = board.link.hp_ports * board.link.port_width_bits
+    need = design.engines * design.stream_bits
+    if need > have:
+        return (f"link: {design.engines} x {design.stream_bits}-bit streams need {need} bits of "
+                f"HP ports, board has {board.link.hp_ports} x {board.link.port_width_bits}")
+    if design.clock_mhz > board.clock.max_mhz:
+        return f"clock: {design.clock_mhz:g} MHz > board max {board.clock.max_mhz:g} MHz"
+    return None

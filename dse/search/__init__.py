@@ -1,0 +1,1 @@
+"""The search: design space, offload/residency optimisation, ranked plans, Pareto front."""

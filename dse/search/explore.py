@@ -1,0 +1,263 @@
+"""The explore stage: search the design space, rank plans, Pareto fronts, sensitivity.
+
+``explore`` is pure: it takes a workload, a cost context and an objective and returns an
+``ExploreResult`` that the report writers and the JSON export read. Progress is reported
+through an optional callback so the CLI can draw a bar without the search printing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dse.errors import DseError
+from dse.model.board import Board
+from dse.model.project import CostContext, Plan, Projection, Scenario, project
+from dse.search.optimize import (
+    DesignEval,
+    Objective,
+    Prepared,
+    Solution,
+    evaluate_design,
+    prepare,
+    solve_plan,
+)
+from dse.search.space import DesignSpace, default_space, enumerate_designs, head_macs_for
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RankedPlan:
+    """A plan with its projections for every scenario of the objective."""
+
+    label: str
+    plan: Plan
+    projections: tuple[Projection, ...]
+    objective_ms: float
+    baseline_ms: float
+    method: str
+    why: str = ""
+
+    @property
+    def speedup(self) -> float:
+        return self.baseline_ms / self.objective_ms if self.objective_ms > 0 else math.inf
+
+    @property
+    def decode(self) -> Projection:
+        return next((p for p in self.projections if p.scenario.phase == "decode"),
+                    self.projections[0])
+
+    @property
+    def feasible(self) -> bool:
+        return all(p.feasible for p in self.projections)
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    design: str
+    lut: float
+    ddr_gb_s: float
+    speedup: float
+
+
+@dataclass(frozen=True)
+class SensitivityRow:
+    parameter: str
+    low_speedup: float
+    base_speedup: float
+    high_speedup: float
+
+    @property
+    def swing(self) -> float:
+        return abs(self.high_speedup - self.low_speedup)
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    board: Board
+    objective: Objective
+    calibration: str
+    designs_evaluated: int
+    designs_rejected: int
+    plans: tuple[RankedPlan, ...]
+    naive: RankedPlan
+    pareto_lut: tuple[ParetoPoint, ...]
+    pareto_ddr: tuple[ParetoPoint, ...]
+    cloud: tuple[ParetoPoint, ...]
+    sensitivity: tuple[SensitivityRow, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def best(self) -> RankedPlan:
+        return self.plans[0]
+
+
+def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], float]:
+    projs = tuple(project(prep.workload, plan, prep.ctx, sc) for sc, _ in prep.scenarios)
+    total = 0.0
+    for proj, (_, w) in zip(projs, prep.scenarios, strict=True):
+        total += w * (proj.plan_ms if prep.objective.against == "torch"
+                      else proj.plan_bitnetcpp_ms)
+    return projs, total
+
+
+def _ranked(prep: Prepared, sol: Solution, label: str, why: str = "") -> RankedPlan:
+    projs, total = _project_all(prep, sol.plan)
+    return RankedPlan(label, sol.plan, projs, total, prep.baseline_ms, sol.method, why)
+
+
+def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float]
+           ) -> tuple[ParetoPoint, ...]:
+    """Points not dominated in (lower cost, higher speedup), by increasing cost."""
+    front: list[ParetoPoint] = []
+    for p in sorted(points, key=lambda p: (cost(p), -p.speedup)):
+        if not front or p.speedup > front[-1].speedup + 1e-12:
+            front.append(p)
+    return tuple(front)
+
+
+def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> RankedPlan:
+    """The seed report's suggestion: offload the top-5 Linear layers by measured total time."""
+    wl = prep.workload
+    top = sorted(wl.layers, key=lambda layer: layer.measured_total_ms, reverse=True)[:5]
+    names = frozenset(layer.name for layer in top)
+    design = base_design_head.plan.design
+    if any(not layer.ternary for layer in top) and not design.head:
+        design = replace(design, head="bf16",
+                         head_macs=head_macs_for(board, design.clock_mhz, "bf16"))
+    design = replace(design, resident_bytes=0)
+    plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list")
+    projs, total = _project_all(prep, plan)
+    measured_all = sum(layer.measured_total_ms for layer in wl.layers)
+    measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
+    steady_share = sum(layer.host_call_ms for layer in top) / wl.token_ms
+    warm = [layer for layer in top if layer.warmup_excess_ms > 0]
+    parts = [f"the seed credits these 5 layers with {measured_share:.1%} of Linear time "
+             f"(Amdahl cap {1 / (1 - measured_share):.2f}x even at zero cost)"]
+    if warm:
+        parts.append(", ".join(f"{layer.name} is a warm-up artefact ({layer.measured_total_ms:.0f}"
+                               f" ms measured, {layer.host_call_ms * layer.calls:.0f} ms steady)"
+                               for layer in warm))
+    parts.append(f"at steady state they are {steady_share:.1%} of a token, so the cap is "
+                 f"{1 / (1 - steady_share):.3f}x")
+    return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms, "fixed list",
+                      "; ".join(parts))
+
+
+def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
+                ) -> tuple[SensitivityRow, ...]:
+    """Speedup of the best plan (same plan, re-projected) with each parameter at +/-delta."""
+    board = prep.ctx.board
+
+    def speed(ctx: CostContext, plan: Plan) -> float:
+        p2 = replace(prep, ctx=ctx)
+        _, total = _project_all(p2, plan)
+        return prep.baseline_ms / total
+
+    base = speed(prep.ctx, best.plan)
+    rows = []
+    for name in ("DDR efficiency", "engine clock", "per-call overhead"):
+        vals = []
+        for f in (1 - delta, 1 + delta):
+            plan, b = best.plan, board
+            if name == "DDR efficiency":
+                b = board.model_copy(update={"ddr": board.ddr.model_copy(
+                    update={"pl_efficiency": min(1.0, board.ddr.pl_efficiency * f)})})
+            elif name == "engine clock":
+                plan = replace(plan, design=replace(plan.design,
+                                                    clock_mhz=plan.design.clock_mhz * f))
+            else:
+                b = board.model_copy(update={"link": board.link.model_copy(
+                    update={"per_call_overhead_us": board.link.per_call_overhead_us * f})})
+            vals.append(speed(replace(prep.ctx, board=b), plan))
+        rows.append(SensitivityRow(name, vals[0], base, vals[1]))
+    return tuple(sorted(rows, key=lambda r: r.swing, reverse=True))
+
+
+def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
+            top: int = 12, progress: Progress | None = None) -> ExploreResult:
+    """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure)."""
+    board = ctx.board
+    space = space or default_space(objective.kind)
+    prep = prepare(wl, ctx, objective)
+    max_k = max(layer.k for layer in wl.layers)
+    designs, rejected = enumerate_designs(board, ctx.constants, space, max_k)
+    if not designs:
+        raise DseError(f"{board.path or board.name}: pl: expected room for at least one engine "
+                       f"design within the caps, none of {space.size()} fits")
+    evals: list[DesignEval] = []
+    step = max(1, len(designs) // 100)
+    for i, d in enumerate(designs):
+        evals.append(evaluate_design(prep, d))
+        if progress and (i % step == 0 or i == len(designs) - 1):
+            progress(i + 1, len(designs))
+    evals.sort(key=lambda e: (round(e.objective_ms, 9), e.lut))
+    # Refine the most promising designs exactly (residency + DDR capacity) with the MILP.
+    shortlist: list[DesignEval] = []
+    seen_pack: set[str] = set()
+    for e in evals:
+        if len(shortlist) < top or e.design.packing not in seen_pack:
+            shortlist.append(e)
+            seen_pack.add(e.design.packing)
+    sols = [(e, solve_plan(prep, e.design, "")) for e in shortlist]
+    sols.sort(key=lambda es: (round(es[1].objective_ms, 9), es[0].lut))
+    best_e, best_s = sols[0]
+    plans = [_ranked(prep, replace(best_s, plan=replace(best_s.plan, name="best")), "best",
+                     "lowest objective over all designs")]
+    # Per packing: the best design using each scheme.
+    for packing in space.packings:
+        cand = [es for es in sols if es[0].design.packing == packing and es[1] is not best_s]
+        if cand and packing != best_e.design.packing:
+            e, s = cand[0]
+            plans.append(_ranked(prep, replace(s, plan=replace(s.plan, name=f"best {packing}")),
+                                 f"best {packing}", f"best design with {packing} packing"))
+    # Frugal: fewest LUTs within 5% of the best objective.
+    near = [e for e in evals if e.objective_ms <= best_s.objective_ms * 1.05]
+    if near:
+        frugal = min(near, key=lambda e: e.lut)
+        if frugal.design != best_e.design:
+            s = solve_plan(prep, frugal.design, "frugal")
+            plans.append(_ranked(prep, s, "frugal", "fewest LUTs within 5% of the best"))
+    # Without a head unit (the lm_head stays on the CPU).
+    nohead = next((e for e in evals if not e.design.head), None)
+    if nohead and best_e.design.head:
+        s = solve_plan(prep, nohead.design, "no head unit")
+        plans.append(_ranked(prep, s, "no head unit", "best design without a dense lm_head unit"))
+    # All ternary layers offloaded on the best design (no selection).
+    all_t = Plan("all ternary", replace(best_s.plan.design, resident_bytes=0),
+                 frozenset(layer.name for layer in wl.layers if layer.ternary))
+    plans.append(_ranked(prep, Solution(all_t, 0.0, "fixed set", False), "all ternary",
+                         "every ternary Linear on the best design, no residency"))
+    naive = naive_plan(prep, plans[0], board)
+    # Pareto fronts over the evaluated designs (exact offload sets, no residency).
+    cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e, objective, prep),
+                         prep.baseline_ms / e.objective_ms) for e in evals]
+    notes = list(wl.notes)
+    notes.append(f"searched {len(designs)} designs ({rejected} rejected by resource caps or "
+                 f"link width); offload sets exact per design; residency and DDR capacity by "
+                 f"MILP on the {len(shortlist)} best designs")
+    return ExploreResult(
+        board=board, objective=objective, calibration=ctx.calibration,
+        designs_evaluated=len(designs), designs_rejected=rejected,
+        plans=tuple(plans), naive=naive,
+        pareto_lut=pareto(cloud, lambda p: p.lut),
+        pareto_ddr=pareto(cloud, lambda p: p.ddr_gb_s),
+        cloud=tuple(_thin(cloud)), sensitivity=sensitivity(prep, plans[0]),
+        notes=tuple(notes))
+
+
+def _ddr_gb_s(e: DesignEval, objective: Objective, prep: Prepared) -> float:
+    """Average DDR weight bandwidth the plan draws over its objective time, GB/s."""
+    return e.ddr_bytes / (e.objective_ms * 1e-3) / 1e9 if e.objective_ms > 0 else 0.0
+
+
+def _thin(points: list[ParetoPoint], limit: int = 1500) -> list[ParetoPoint]:
+    """A deterministic subsample for the scatter plot (all points if few)."""
+    if len(points) <= limit:
+        return points
+    idx = np.linspace(0, len(points) - 1, limit).astype(int)
+    return [points[i] for i in idx]

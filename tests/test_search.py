@@ -1,0 +1,140 @@
+"""The search: exactness against brute force, and behaviour on the embedded 2B-4T profile."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from dse.model.board import load_board
+from dse.model.engine import EngineDesign
+from dse.model.project import CostContext, Plan, Scenario, project
+from dse.model.workload import HostSpec, Layer, Workload
+from dse.search.explore import ParetoPoint, explore, pareto
+from dse.search.optimize import Objective, brute_force, prepare, solve_plan
+from dse.search.space import DesignSpace
+
+BOARDS = Path(__file__).resolve().parents[1] / "boards"
+
+
+def small_workload(blocks: int = 2) -> Workload:
+    """A few decoder blocks of odd shapes with uneven host times (so choices differ)."""
+    layers = []
+    for i in range(blocks):
+        for role, n, k, ms in (("q_proj", 384, 256, 0.05), ("k_proj", 128, 256, 0.02),
+                               ("v_proj", 128, 256, 0.5), ("o_proj", 256, 384, 0.002 + i),
+                               ("down_proj", 256, 1000, 3.0)):
+            layers.append(Layer(f"model.layers.{i}.x.{role}", role, i, n, k, True, ms, 10,
+                                ms * 10))
+    host = HostSpec("test host", 100.0, 10.0, 3000.0, "test")
+    return Workload("tiny", 4, tuple(layers), host, 20.0, 5.0, None, None, 2048, ())
+
+
+@pytest.fixture(scope="module")
+def zcu104():
+    return load_board(BOARDS / "zcu104.yaml")
+
+
+@pytest.mark.parametrize("uram", [0, 1, 4])
+@pytest.mark.parametrize("view", ["on-board", "host-attached"])
+def test_milp_equals_brute_force(zcu104, uram, view):
+    """On a space small enough to enumerate (3**6 plans), the MILP finds the true optimum."""
+    board = zcu104.model_copy(update={"pl": zcu104.pl.model_copy(update={"uram": uram or 1}),
+                                      "caps": zcu104.caps.model_copy(update={"bram36": 0.05})})
+    if uram == 0:
+        board = board.model_copy(update={"caps": board.caps.model_copy(update={"uram": 0.01})})
+    ctx = CostContext.for_board(board)
+    wl = small_workload()
+    prep = prepare(wl, ctx, Objective(view=view))
+    assert len(prep.groups) == 6  # qkv, o, down per block
+    design = EngineDesign(pe=4, simd=8, packing="base3", clock_mhz=250, max_k=1000)
+    sol = solve_plan(prep, design)
+    best_ms, best_off, best_res = brute_force(prep, design)
+    assert sol.optimal
+    assert sol.objective_ms == pytest.approx(best_ms, rel=1e-9)
+    # The plan the MILP returns, projected independently, costs what the MILP said.
+    proj = project(wl, sol.plan, ctx, prep.scenarios[0][0])
+    assert proj.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
+    assert sol.plan.resident <= sol.plan.offload
+
+
+def test_offload_only_where_faster(zcu104):
+    """A layer whose CPU time is tiny (o_proj of block 0) is not worth a call's overhead."""
+    ctx = CostContext.for_board(zcu104)
+    wl = small_workload()
+    prep = prepare(wl, ctx, Objective(view="host-attached"))
+    sol = solve_plan(prep, EngineDesign(pe=4, simd=8, max_k=1000), allow_resident=False)
+    assert "model.layers.0.x.o_proj" not in sol.plan.offload
+    assert "model.layers.0.x.down_proj" in sol.plan.offload
+
+
+def test_pareto_front_is_non_dominated():
+    pts = [ParetoPoint(str(i), lut, 0.0, sp) for i, (lut, sp) in
+           enumerate([(10, 1.0), (20, 3.0), (15, 0.5), (30, 2.0), (40, 4.0), (40, 3.5)])]
+    front = pareto(pts, lambda p: p.lut)
+    assert [(p.lut, p.speedup) for p in front] == [(10, 1.0), (20, 3.0), (40, 4.0)]
+
+
+@pytest.fixture(scope="module")
+def seed_result(zcu104):
+    from dse.model.workload import workload_from_profile
+    from dse.profile.default import default_profile
+
+    wl = workload_from_profile(default_profile())
+    return wl, explore(wl, CostContext.for_board(zcu104), Objective())
+
+
+def test_explore_default_profile_zcu104(seed_result, zcu104):
+    wl, r = seed_result
+    best = r.best
+    assert best.label == "best" and best.feasible
+    # every ternary layer is worth offloading on the board; the head needs a dense unit
+    ternary = {layer.name for layer in wl.layers if layer.ternary}
+    assert ternary <= best.plan.offload
+    assert best.speedup > 5
+    # never below the DDR floor for streamed weights
+    d = best.decode
+    fpga_ms = sum(c.time_s for c in d.calls.values()) * 1e3
+    assert fpga_ms >= d.ddr_floor_ms
+    # plans are ranked: the best objective is the lowest of the searched plans
+    assert best.objective_ms <= min(p.objective_ms for p in r.plans) + 1e-9
+    assert r.best.plan.resident <= r.best.plan.offload
+
+
+def test_naive_plan_falls_short(seed_result):
+    wl, r = seed_result
+    naive = r.naive
+    assert "model.layers.0.self_attn.q_proj" in naive.plan.offload
+    assert "lm_head" in naive.plan.offload
+    assert len(naive.plan.offload) == 5
+    assert naive.speedup < 1.07  # Amdahl: 6.1% of a token at steady state
+    assert naive.speedup < r.best.speedup / 5
+    assert "warm-up artefact" in naive.why
+    assert "1.17x" in naive.why  # the cap the seed's own 14.6% implies
+
+
+def test_sensitivity_names_parameters(seed_result):
+    _, r = seed_result
+    names = {row.parameter for row in r.sensitivity}
+    assert names == {"DDR efficiency", "engine clock", "per-call overhead"}
+    ddr = next(row for row in r.sensitivity if row.parameter == "DDR efficiency")
+    assert ddr.low_speedup < ddr.base_speedup < ddr.high_speedup
+    assert r.sensitivity[0].swing >= r.sensitivity[-1].swing
+
+
+def test_board_that_fits_no_engine(zcu104):
+    from dse.errors import DseError
+
+    tiny = zcu104.model_copy(update={"pl": zcu104.pl.model_copy(update={"lut": 100})})
+    with pytest.raises(DseError, match=r"pl: expected room for at least one engine"):
+        explore(small_workload(), CostContext.for_board(tiny), Objective(),
+                space=DesignSpace(packings=("i2",)))
+
+
+def test_prefill_objective_uses_vectors(zcu104):
+    """With M > 1 the search considers holding several vectors per weight pass."""
+    wl = small_workload()
+    r = explore(wl, CostContext.for_board(zcu104), Objective(kind="prefill", prompt_tokens=64))
+    assert r.best.projections[0].scenario.m == 64
+    assert math.isfinite(r.best.objective_ms) and r.best.objective_ms > 0
