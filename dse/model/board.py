@@ -7,6 +7,8 @@ errors are one line naming the file, the dotted field path and what was expected
 
 from __future__ import annotations
 
+import difflib
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,9 +19,10 @@ from dse.errors import DseError, located
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(gt=0, le=1)]
+# strict: a YAML ``true`` must not pass as 1.0 (ints are still accepted as floats).
+PosFloat = Annotated[float, Field(gt=0, strict=True)]
+NonNegFloat = Annotated[float, Field(ge=0, strict=True)]
+Fraction = Annotated[float, Field(gt=0, le=1, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -124,6 +127,35 @@ _EXPECTED = {
 }
 
 
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The schema model that holds the mapping at ``loc`` (list indices skipped), if any."""
+    model: type[BaseModel] = Board
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        if typing.get_origin(ann) is list and typing.get_args(ann):
+            ann = typing.get_args(ann)[0]
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _unknown_key(loc: tuple) -> str:
+    """'one of a, b, c (unknown key; did you mean 'b'?)' for an extra key at ``loc``."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "no such field (unknown key)"
+    allowed = [k for k, f in model.model_fields.items() if not f.exclude]
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"one of {', '.join(allowed)} (unknown key{hint})"
+
+
 def _describe(err: dict) -> str:
     """Turn one pydantic error into 'expected ...' text a person can act on."""
     kind = err["type"]
@@ -131,7 +163,10 @@ def _describe(err: dict) -> str:
     if kind == "missing":
         return "a value (field is missing)"
     if kind == "extra_forbidden":
-        return "no such field (unknown key)"
+        return _unknown_key(tuple(err["loc"]))
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        return "a non-empty string" if n == 1 else f"a string of at least {n} characters"
     if kind in _EXPECTED:
         return _EXPECTED[kind].format(**ctx)
     if kind.startswith("int"):
@@ -152,7 +187,10 @@ def _describe(err: dict) -> str:
 def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
     """Validate a parsed YAML mapping as a Board, raising a one-line DseError on the first fault."""
     if not isinstance(data, dict):
-        raise located(path, "", "a YAML mapping of board fields", type(data).__name__)
+        kinds = {list: "a list", str: "a string", int: "a number", float: "a number",
+                 bool: "a boolean"}
+        got = "an empty document" if data is None else kinds.get(type(data), type(data).__name__)
+        raise DseError(f"{path}: expected a YAML mapping of board fields, got {got}")
     try:
         board = Board.model_validate(data)
     except ValidationError as exc:
@@ -177,6 +215,8 @@ def load_board(path: str | Path) -> Board:
         raise DseError(f"{p}: no such board file") from None
     except OSError as exc:
         raise DseError(f"{p}: cannot read board file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DseError(f"{p}: cannot read board file (not UTF-8 text)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
