@@ -97,20 +97,17 @@ def engine_cycles(n: int, k: int, m: int, pe: int, simd: int, vectors: int = 1,
                   act_bytes_per_cycle: int = 16, latency: int = 24) -> int:
     """Busy cycles of one engine computing y = W x for M vectors (W is N x K).
 
-    Per pass of the weights (up to ``vectors`` tokens): load the pass's activations
-    (K bytes per vector at ``act_bytes_per_cycle``), then for each of ceil(N/PE) row folds and
-    ceil(K/SIMD) column folds, one cycle per vector held, then drain the pipeline
-    (``latency``). Stalls on the weight stream are not counted here: the roofline adds them
-    as the DDR or link bound, and the RTL's stall counter measures them.
+    Per pass of the weights (up to ``vectors`` tokens): load the pass's activations (each
+    vector's K int8 padded to whole stream beats of ``act_bytes_per_cycle``), then for each of
+    ceil(N/PE) row folds and ceil(K/SIMD) column folds one cycle per vector held, then drain
+    the pipeline (``latency``). Stalls on the weight stream are not counted here: the roofline
+    adds them as the DDR or link bound, and the RTL's stall counter measures them.
     """
     if min(n, k, m, pe, simd, vectors, act_bytes_per_cycle) < 1:
         raise ValueError("engine_cycles: all sizes must be >= 1")
     folds = math.ceil(n / pe) * math.ceil(k / simd)
-    full, rem = divmod(m, vectors)
-    act = full * math.ceil(k * vectors / act_bytes_per_cycle)
-    if rem:
-        act += math.ceil(k * rem / act_bytes_per_cycle)
-    passes = full + (1 if rem else 0)
+    act = m * math.ceil(k / act_bytes_per_cycle)
+    passes = math.ceil(m / vectors)
     return act + folds * m + passes * int(latency)
 
 

@@ -1,0 +1,181 @@
+"""``dse project``: price one hand-written plan on one board and print what it buys.
+
+The search (``dse explore``) proposes plans; this command answers "what would *this* plan do",
+so a person can check an idea, reproduce a reported plan, or see per layer where the time goes.
+An infeasible plan (over a resource cap, out of DDR) is a result, not a user error: it is
+printed as INFEASIBLE with the reason and the command exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dse.errors import DseError
+from dse.io import atomic_write_text, check_parent
+from dse.model.board import Board, resolve_board
+from dse.model.engine import Resources
+from dse.model.plan_file import load_plan
+from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
+from dse.model.workload import Workload, workload_from_profile
+from dse.report.table import text_table
+
+PHASES = ("decode", "prefill")
+#: Tokens generated after the prompt when --context-tokens is not given (as dse explore).
+DEFAULT_GEN_TOKENS = 128
+DEFAULT_PROMPT_TOKENS = 128
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("project", help="project one plan file on a board",
+                       description="Price a plan (engine design + offloaded layers, from a YAML "
+                       "file) on a board: end-to-end time against the PyTorch and "
+                       "bitnet.cpp-class CPU baselines, resources, memory and feasibility.")
+    p.add_argument("--board", required=True, help="board YAML (boards/zcu104.yaml) or name")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="profile JSON (default: the embedded BitNet-2B-4T profile)")
+    p.add_argument("--plan", type=Path, required=True, help="plan YAML (examples/plans/)")
+    p.add_argument("--view", choices=VIEWS, default="on-board",
+                   help="baseline view: CPU = the board's PS, or the profiled host")
+    p.add_argument("--phase", choices=PHASES, default="decode",
+                   help="decode (one token, M=1) or prefill (M = --prompt-tokens)")
+    p.add_argument("--prompt-tokens", type=int, default=None,
+                   help=f"prompt length, the prefill M (default: the profile's, else "
+                   f"{DEFAULT_PROMPT_TOKENS})")
+    p.add_argument("--context-tokens", type=int, default=None,
+                   help=f"tokens of context held in the KV cache (default: prompt + "
+                   f"{DEFAULT_GEN_TOKENS})")
+    p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
+    p.add_argument("--layers", action="store_true", help="print the per-layer table too")
+    p.set_defaults(run=run)
+
+
+def scenario_for(args: argparse.Namespace, wl: Workload) -> Scenario:
+    """The scenario the options ask for, with the token counts checked."""
+    prompt = args.prompt_tokens if args.prompt_tokens is not None else (
+        wl.prompt_tokens or DEFAULT_PROMPT_TOKENS)
+    if prompt < 1:
+        raise DseError(f"--prompt-tokens: expected an integer >= 1, got {prompt}")
+    context = args.context_tokens if args.context_tokens is not None else (
+        prompt + DEFAULT_GEN_TOKENS)
+    if context < 1:
+        raise DseError(f"--context-tokens: expected an integer >= 1, got {context}")
+    if context < prompt:
+        raise DseError(f"--context-tokens: expected >= --prompt-tokens ({prompt}): the context "
+                       f"holds the prompt, got {context}")
+    m = prompt if args.phase == "prefill" else 1
+    return Scenario(args.view, args.phase, m, context)
+
+
+def _load_workload(path: Path | None) -> tuple[Workload, str]:
+    if path is None:
+        from dse.profile.default import default_profile
+
+        source = "embedded default (BitNet-2B-4T, seed report)"
+        return workload_from_profile(default_profile(), source), source
+    from dse.profile.format import load_profile
+
+    return workload_from_profile(load_profile(path), str(path)), str(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    board = resolve_board(args.board)
+    if args.json:
+        check_parent(args.json, "JSON")
+    wl, source = _load_workload(args.profile)
+    plan = load_plan(args.plan, wl)
+    scenario = scenario_for(args, wl)
+    ctx = CostContext.for_board(board)
+    proj = project(wl, plan, ctx, scenario)
+    print(render(proj, board, source, str(args.plan), args.layers))
+    if args.json:
+        from dse.report.plan_json import projection_to_dict
+
+        data = projection_to_dict(proj, board)
+        data["profile"] = source
+        data["plan_file"] = str(args.plan)
+        atomic_write_text(args.json, json.dumps(data, indent=1, allow_nan=False) + "\n", "JSON")
+        print(f"projection written to {args.json}")
+    return 0
+
+
+# -- text rendering (pure) -------------------------------------------------------------------
+
+def _ms(x: float) -> str:
+    return f"{x:,.3f}" if x < 10 else f"{x:,.1f}"
+
+
+def _x(x: float) -> str:
+    return f"{x:.2f}x"
+
+
+def _phase_text(sc: Scenario) -> str:
+    if sc.phase == "prefill":
+        return f"prefill of {sc.m} prompt tokens (M={sc.m}), context {sc.context_tokens} tokens"
+    return f"decode, one token (M=1), context {sc.context_tokens} tokens"
+
+
+def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool) -> str:
+    """The report ``dse project`` prints (pure)."""
+    plan, sc, d = p.plan, p.scenario, p.plan.design
+    lines = [
+        f"board: {board.name} ({board.part})",
+        f"profile: {source}",
+        f"plan: {plan.name} ({plan_file}); {len(plan.offload)} layers offloaded in "
+        f"{len(p.calls)} calls, {len(plan.resident)} resident, fuse {'on' if plan.fuse else 'off'}",
+        f"view: {VIEW_TEXT[sc.view]}",
+        f"phase: {_phase_text(sc)}",
+        f"calibration: {p.calibration}",
+        f"engine design: {d.label()} (stream {d.stream_bits} bit, max K {d.max_k})",
+        "",
+        "end to end (ms per " + ("token" if sc.phase == "decode" else "prefill") + "):",
+        text_table(
+            ["baseline ms (PyTorch)", "plan ms", "speedup vs PyTorch",
+             "baseline ms (bitnet.cpp-class)", "plan ms (bitnet.cpp CPU)",
+             "speedup vs bitnet.cpp-class", "bound", "DDR floor ms"],
+            [[_ms(p.baseline_ms), _ms(p.plan_ms), _x(p.speedup), _ms(p.bitnetcpp_ms),
+              _ms(p.plan_bitnetcpp_ms), _x(p.speedup_vs_bitnetcpp), p.bound,
+              _ms(p.ddr_floor_ms)]]),
+        "plan ms (bitnet.cpp CPU): this plan with the layers left on the CPU run by a "
+        "bitnet.cpp-class kernel",
+        f"DDR floor: {p.ddr_weight_bytes:,} streamed weight bytes / "
+        f"{board.ddr.peak_bandwidth_gb_s:g} GB/s peak DDR bandwidth",
+        "",
+        "resources:",
+        text_table(["resource", "used", "available", "utilization", "cap", "status"],
+                   [_resource_row(p, board, kind) for kind in Resources.KINDS]),
+        f"memory (DDR): needs {p.memory_bytes / 2**20:,.1f} MiB of "
+        f"{p.memory_capacity_bytes / 2**20:,.0f} MiB "
+        f"({p.memory_bytes / p.memory_capacity_bytes:.0%})",
+        "",
+    ]
+    if p.feasible:
+        lines.append("feasibility: feasible")
+    else:
+        lines.append("feasibility: INFEASIBLE: " + "; ".join(p.infeasible))
+    if layers:
+        lines += ["", "per layer:", _layer_table(p)]
+    for note in p.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _resource_row(p: Projection, board: Board, kind: str) -> list[str]:
+    used = getattr(p.resources, kind)
+    have = getattr(board.pl, kind)
+    cap = getattr(board.caps, kind)
+    util = p.utilization[kind]
+    over = util > cap + 1e-12
+    return [kind.upper() if kind != "bram36" else "BRAM36", f"{used:,.0f}", f"{have:,}",
+            f"{util:.1%}", f"{cap:.0%}", "OVER CAP" if over else "ok"]
+
+
+def _layer_table(p: Projection) -> str:
+    rows = []
+    for r in p.layers:
+        speedup = r.baseline_ms / r.time_ms if r.time_ms > 0 else float("inf")
+        rows.append([r.name, r.placement, _ms(r.baseline_ms), _ms(r.time_ms), _x(speedup),
+                     r.bound or "cpu"])
+    return text_table(["layer", "placement", "baseline ms (PyTorch)", "plan ms",
+                       "speedup vs PyTorch", "bound"], rows)

@@ -1,0 +1,150 @@
+"""Plan files: a user-written YAML naming an engine design and the layers it runs.
+
+A plan file is how a person states a design by hand (and how ``dse project`` reproduces a plan
+that ``dse explore`` found). Layers are named by ``fnmatch`` globs over the profile's layer
+names, so one line covers every block. Everything is checked against the workload before
+anything is priced: a glob that matches nothing is almost always a typo that would otherwise
+silently project a plan offloading less than intended.
+
+::
+
+    name: my-plan
+    engine: {pe: 16, simd: 32, packing: base3, clock_mhz: 250, engines: 2}
+    offload: ["model.layers.*.mlp.*"]
+    resident: ["model.layers.0.mlp.down_proj"]   # optional, a subset of offload
+    fuse: true                                   # optional
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, fields
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import yaml
+
+from dse.errors import DseError, located
+from dse.model.engine import EngineDesign
+from dse.model.project import Plan
+from dse.model.workload import Layer, Workload
+
+TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note")
+ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign))
+_REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
+                         if f.default is MISSING and f.default_factory is MISSING)
+#: Integer engine fields that may be 0; EngineDesign.validate checks the >= 1 ones.
+_NON_NEG_INT = ("resident_bytes", "head_macs")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _engine(data: object, path: str, widest: Layer | None) -> EngineDesign:
+    """The ``engine:`` mapping as a validated EngineDesign."""
+    if not isinstance(data, dict):
+        raise located(path, "engine", "a mapping of engine fields (pe, simd, packing, ...)",
+                      None if data is None else type(data).__name__)
+    unknown = sorted(str(k) for k in data if k not in ENGINE_KEYS)
+    if unknown:
+        raise located(path, f"engine.{unknown[0]}",
+                      f"one of the engine fields ({', '.join(ENGINE_KEYS)})")
+    for name in _REQUIRED_ENGINE:
+        if name not in data:
+            raise located(path, f"engine.{name}", "a value (field is missing)")
+    for name in _NON_NEG_INT:
+        if name in data and not (_is_int(data[name]) and data[name] >= 0):
+            raise located(path, f"engine.{name}", "an integer >= 0", data[name])
+    kwargs = dict(data)
+    clock = kwargs.get("clock_mhz", 250.0)
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not math.isfinite(clock):
+        raise located(path, "engine.clock_mhz", "a number > 0", clock)
+    head = kwargs.get("head")
+    if isinstance(head, str) and head.lower() == "none":
+        kwargs["head"] = None
+    if "max_k" not in kwargs and widest is not None:
+        kwargs["max_k"] = widest.k
+    design = EngineDesign(**kwargs).validate(f"{path}: engine")
+    if widest is not None and design.max_k < widest.k:
+        raise located(path, "engine.max_k", f"an integer >= {widest.k} (K of {widest.name}, the "
+                      f"widest offloaded layer)", design.max_k)
+    return design
+
+
+def _select(patterns: object, names: list[str], path: str, field: str) -> list[str]:
+    """Layer names matched by a list of globs, in workload order; every glob must match."""
+    if not isinstance(patterns, list):
+        raise located(path, field, "a list of layer-name globs",
+                      None if patterns is None else type(patterns).__name__)
+    chosen: set[str] = set()
+    for i, pat in enumerate(patterns):
+        if not isinstance(pat, str) or not pat:
+            raise located(path, f"{field}[{i}]", "a layer-name glob (a non-empty string)", pat)
+        hits = [n for n in names if fnmatchcase(n, pat)]
+        if not hits:
+            raise located(path, f"{field}[{i}]", f"a glob matching at least one of the "
+                          f"workload's {len(names)} layer names (e.g. {names[0]})", pat)
+        chosen.update(hits)
+    return [n for n in names if n in chosen]
+
+
+def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -> Plan:
+    """Validate a parsed plan YAML against ``wl`` and build the Plan (pure)."""
+    path = str(path)
+    if not isinstance(data, dict):
+        raise located(path, "", "a YAML mapping with engine: and offload:",
+                      None if data is None else type(data).__name__)
+    unknown = sorted(str(k) for k in data if k not in TOP_KEYS)
+    if unknown:
+        raise located(path, unknown[0], f"one of the plan fields ({', '.join(TOP_KEYS)})")
+    for key in ("engine", "offload"):
+        if key not in data:
+            raise located(path, key, "a value (field is missing)")
+    name = data.get("name", Path(path).stem)
+    if not isinstance(name, str) or not name:
+        raise located(path, "name", "a non-empty string", name)
+    note = data.get("note", "")
+    if not isinstance(note, str):
+        raise located(path, "note", "a string", note)
+    fuse = data.get("fuse", True)
+    if not isinstance(fuse, bool):
+        raise located(path, "fuse", "true or false", fuse)
+    names = [layer.name for layer in wl.layers]
+    if not names:
+        raise located(path, "offload", "a workload with at least one layer")
+    offload = _select(data["offload"], names, path, "offload")
+    resident_globs = data.get("resident")
+    resident = _select([] if resident_globs is None else resident_globs, names, path,
+                       "resident")
+    off = set(offload)
+    stray = [n for n in resident if n not in off]
+    if stray:
+        raise located(path, "resident", "layers that are also in offload", stray[0])
+    chosen = [layer for layer in wl.layers if layer.name in off]
+    for layer in chosen:
+        if layer.n < 1 or layer.k < 1:
+            raise located(path, "offload", f"layers with N >= 1 and K >= 1 ({layer.name} has "
+                          f"N={layer.n}, K={layer.k})")
+    widest = max(chosen, key=lambda layer: layer.k, default=None)
+    design = _engine(data["engine"], path, widest)
+    return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note)
+
+
+def load_plan(path: str | Path, wl: Workload) -> Plan:
+    """Read a plan YAML (safe loader only) and validate it against ``wl``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DseError(f"{p}: no such plan file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DseError(f"{p}: cannot read plan file ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "document"
+        raise DseError(f"{p}: {where}: expected valid YAML "
+                       f"({getattr(exc, 'problem', exc)})") from None
+    return plan_from_mapping(data, wl, p)
