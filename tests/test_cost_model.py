@@ -355,7 +355,7 @@ def test_project_prints_tables(capsys, profile_json):
                         str(FFN_PLAN), "--layers")
     assert rc == 0, err
     for text in ("board: ZCU104", "view: on-board", "calibration: none",
-                 "engine design: 2x 16x32 base3 @250MHz", "speedup vs PyTorch",
+                 "engine design: 2x 16x32 base3 s128 @250MHz", "speedup vs PyTorch",
                  "speedup vs bitnet.cpp-class", "DDR floor ms", "BRAM36", "memory (DDR)",
                  "feasibility: feasible", "model.layers.29.mlp.down_proj"):
         assert text in out

@@ -9,7 +9,7 @@ import pytest
 
 from dse.model.board import load_board
 from dse.model.engine import EngineDesign
-from dse.model.project import CostContext, Plan, Scenario, project
+from dse.model.project import CostContext, project
 from dse.model.workload import HostSpec, Layer, Workload
 from dse.search.explore import ParetoPoint, explore, pareto
 from dse.search.optimize import Objective, brute_force, prepare, solve_plan
@@ -50,7 +50,7 @@ def test_milp_equals_brute_force(zcu104, uram, view):
     assert len(prep.groups) == 6  # qkv, o, down per block
     design = EngineDesign(pe=4, simd=8, packing="base3", clock_mhz=250, max_k=1000)
     sol = solve_plan(prep, design)
-    best_ms, best_off, best_res = brute_force(prep, design)
+    best_ms, _best_off, _best_res = brute_force(prep, design)
     assert sol.optimal
     assert sol.objective_ms == pytest.approx(best_ms, rel=1e-9)
     # The plan the MILP returns, projected independently, costs what the MILP said.
@@ -103,7 +103,7 @@ def test_explore_default_profile_zcu104(seed_result, zcu104):
 
 
 def test_naive_plan_falls_short(seed_result):
-    wl, r = seed_result
+    _wl, r = seed_result
     naive = r.naive
     assert "model.layers.0.self_attn.q_proj" in naive.plan.offload
     assert "lm_head" in naive.plan.offload

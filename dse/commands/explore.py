@@ -37,8 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
+    p.add_argument("--int8-head", action="store_true",
+                   help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
     p.add_argument("--top", type=int, default=12, help="designs refined exactly by the MILP")
     p.set_defaults(run=run)
+
+
+#: File stem of reports made from the embedded default profile.
+DEFAULT_STEM = "bitnet-2b4t"
 
 
 def _positive(name: str, value: int) -> None:
@@ -47,7 +53,7 @@ def _positive(name: str, value: int) -> None:
 
 
 def _load_profile(path: Path | None):
-    from dse.profile.default import DEFAULT_STEM, default_profile
+    from dse.profile.default import default_profile
     from dse.profile.format import load_profile
 
     if path is None:
@@ -58,11 +64,11 @@ def _load_profile(path: Path | None):
 
 def _report_text_for(profile, stem: str, lang: str) -> str:
     """The profiling report to start from when the report file does not exist yet."""
-    from dse.profile.default import DEFAULT_STEM, default_report_text
+    from dse.profile.default import DEFAULT_REPORT_NAME, data_file
     from dse.report.profile_md import render_profile_report
 
     if stem == DEFAULT_STEM and lang == "zh":
-        return default_report_text()
+        return data_file(DEFAULT_REPORT_NAME).read_text(encoding="utf-8")
     return render_profile_report(profile, lang)
 
 
@@ -91,10 +97,12 @@ def run(args: argparse.Namespace) -> int:
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           args.against)
     from dse.search.explore import explore
+    from dse.search.space import default_space
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
-        result = explore(wl, ctx, objective, top=args.top, progress=bar)
+        space = default_space(objective.kind, args.int8_head)
+        result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
     search_s = time.perf_counter() - t0
     print(_summary(result, source, search_s))
     if args.json:

@@ -62,8 +62,9 @@ class EngineDesign:
         return self.clock_mhz * 1e6
 
     def label(self) -> str:
-        """Compact description: ``2x 16x32 i2 @250MHz v4``."""
-        s = f"{self.engines}x {self.pe}x{self.simd} {self.packing} @{self.clock_mhz:g}MHz"
+        """Compact description: ``2x 16x32 i2 s128 @250MHz v4`` (s = stream bits per engine)."""
+        s = (f"{self.engines}x {self.pe}x{self.simd} {self.packing} s{self.stream_bits} "
+             f"@{self.clock_mhz:g}MHz")
         if self.vectors > 1:
             s += f" v{self.vectors}"
         if self.head:

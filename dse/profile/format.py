@@ -169,6 +169,9 @@ class Profile:
     provenance: Provenance
     prompt_tokens: int | None = None
     peak_memory_mb: float | None = None
+    #: When the run was measured, as the source wrote it (the seed's 生成时间); ``None`` if
+    #: unknown. Distinct from ``provenance.created``, which is when this Profile was made.
+    measured_at: str | None = None
     report_lang: str = "zh"
     format: int = FORMAT_VERSION
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from dse.errors import DseError
 from dse.model.board import Board
-from dse.model.project import CostContext, Plan, Projection, Scenario, project
+from dse.model.project import CostContext, Plan, Projection, project
 from dse.search.optimize import (
     DesignEval,
     Objective,

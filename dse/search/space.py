@@ -27,18 +27,20 @@ class DesignSpace:
     engines: tuple[int, ...] = (1, 2, 4)
     stream_bits: tuple[int, ...] = (64, 128, 256)
     vectors: tuple[int, ...] = (1,)
-    heads: tuple[str | None, ...] = (None, "int8", "bf16")
+    #: The lm_head is bf16 in BitNet; an int8 head re-quantizes it (accuracy unchecked), so it
+    #: is offered only when asked for (``dse explore --int8-head``).
+    heads: tuple[str | None, ...] = (None, "bf16")
 
     def size(self) -> int:
         return (len(self.packings) * len(self.pes) * len(self.simds) * len(self.engines)
                 * len(self.stream_bits) * len(self.vectors) * len(self.heads) * 2)
 
 
-def default_space(phase_kind: str) -> DesignSpace:
+def default_space(phase_kind: str, int8_head: bool = False) -> DesignSpace:
     """Vectors per pass only matter when M > 1 (prefill or a mix)."""
-    if phase_kind == "decode":
-        return DesignSpace()
-    return DesignSpace(vectors=(1, 8, 32))
+    heads: tuple[str | None, ...] = (None, "bf16", "int8") if int8_head else (None, "bf16")
+    vectors = (1,) if phase_kind == "decode" else (1, 8, 32)
+    return DesignSpace(vectors=vectors, heads=heads)
 
 
 def head_macs_for(board: Board, clock_mhz: float, head: str) -> int:

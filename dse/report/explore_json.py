@@ -1,0 +1,58 @@
+"""``dse explore --json``: the ranked plans, Pareto fronts and sensitivity as JSON.
+
+Each plan carries its projections in the same form as ``dse project --json``
+(``projection_to_dict``), so ``dse compare`` reads plans from either command alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from dse import __version__
+from dse.report.plan_json import _num, projection_to_dict
+from dse.search.explore import ExploreResult, RankedPlan
+
+FORMAT = "dse-explore"
+FORMAT_VERSION = 1
+
+
+def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "label": rp.label,
+        "why": rp.why,
+        "method": rp.method,
+        "objective_ms": rp.objective_ms,
+        "baseline_ms": rp.baseline_ms,
+        "speedup_vs_baseline": _num(rp.speedup),
+        "feasible": rp.feasible,
+        "projections": [projection_to_dict(p, board) for p in rp.projections],
+    }
+
+
+def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any]:
+    board = result.board
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dse_version": __version__,
+        "board": board.name,
+        "board_file": board.path,
+        "profile": profile_source,
+        "objective": {**asdict(result.objective), "describe": result.objective.describe()},
+        "calibration": result.calibration,
+        "designs_evaluated": result.designs_evaluated,
+        "designs_rejected": result.designs_rejected,
+        "plans": [ranked_to_dict(rp, i, board) for i, rp in enumerate(result.plans, 1)],
+        "naive": ranked_to_dict(result.naive, None, board),
+        "pareto_lut": [asdict(p) for p in result.pareto_lut],
+        "pareto_ddr": [asdict(p) for p in result.pareto_ddr],
+        "sensitivity": [{**asdict(s), "swing": s.swing} for s in result.sensitivity],
+        "notes": list(result.notes),
+    }
+
+
+def explore_to_json(result: ExploreResult, profile_source: str) -> str:
+    return json.dumps(explore_to_dict(result, profile_source), ensure_ascii=False, indent=1)

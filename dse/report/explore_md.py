@@ -1,0 +1,575 @@
+"""The report section "FPGA design-space exploration", in Chinese or English.
+
+``render_explore_section`` turns an ``ExploreResult`` into one Markdown section, fenced by
+HTML-comment markers that name the board, so ``upsert_section`` can replace exactly that
+board's section on a re-run and leave the rest of the report (the profiling report, other
+boards' sections) byte-identical. Both are pure: the CLI reads and writes the file.
+
+The strings live here, not in ``dse.report.i18n``: that table is shared with the seed
+importer, and nothing reads this section back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from dse.errors import DseError
+from dse.model.cost import CallCost
+from dse.model.project import VIEW_TEXT, LayerProjection, Projection
+from dse.report.table import md_table
+from dse.search.explore import ExploreResult, RankedPlan
+
+LANGS = ("zh", "en")
+
+#: key: (zh, en). Values may hold ``str.format`` fields.
+_S: dict[str, tuple[str, str]] = {
+    "title": ("## FPGA 设计空间探索 — {board}", "## FPGA design-space exploration — {board}"),
+    # -- board -------------------------------------------------------------------------------
+    "h.board": ("### 板卡", "### Board"),
+    "cols.kv": ("属性|值", "Property|Value"),
+    "b.part": ("器件", "Part"),
+    "b.pl": ("PL 资源", "PL resources"),
+    "b.pl_val": ("{lut} LUT · {ff} FF · {dsp} DSP · {bram} BRAM36 · {uram} URAM",
+                 "{lut} LUT · {ff} FF · {dsp} DSP · {bram} BRAM36 · {uram} URAM"),
+    "b.caps": ("利用率上限", "Utilization caps"),
+    "b.ddr": ("DDR", "DDR"),
+    "b.ddr_val": ("{type}，{cap} GiB，峰值 {peak:.2f} GB/s × PL 效率 {eff:.2f} = "
+                  "持续 {sus:.2f} GB/s",
+                  "{type}, {cap} GiB, {peak:.2f} GB/s peak × {eff:.2f} PL efficiency = "
+                  "{sus:.2f} GB/s sustained"),
+    "b.clock": ("PL 时钟", "PL clock"),
+    "b.clock_val": ("典型 {typ:g} MHz，最高 {max:g} MHz", "{typ:g} MHz typical, {max:g} MHz max"),
+    "b.cpu": ("PS CPU", "PS CPU"),
+    "b.cpu_val": ("{cores}× {model} @ {mhz:g} MHz（FP32 峰值 {gf:g} GFLOP/s，内存 {bw:g} GB/s）",
+                  "{cores}× {model} @ {mhz:g} MHz ({gf:g} GFLOP/s fp32 peak, {bw:g} GB/s memory)"),
+    "b.link": ("PS↔PL 链路", "PS↔PL link"),
+    "b.link_val": ("{ports} × {bits} 位 HP 端口，每次调用开销 {us:g} µs",
+                   "{ports} × {bits}-bit HP ports, {us:g} µs per call"),
+    # -- method ------------------------------------------------------------------------------
+    "h.method": ("### 基线、目标与搜索", "### Baseline, objective and search"),
+    "m.view": ("基线视角", "Baseline view"),
+    "m.objective": ("优化目标", "Objective"),
+    "view.on-board": ("板上：全部在板上运行；CPU 基线为 profile 实测时间按两颗 CPU 的屋顶线时间之比"
+                      "缩放到板卡 PS 上", VIEW_TEXT["on-board"]),
+    "view.host-attached": ("主机连接：FPGA 服务于被 profile 的主机，主机像 PS 一样驱动它"
+                           "（链路与每次调用开销相同）；CPU 基线为实测时间",
+                           VIEW_TEXT["host-attached"]),
+    "m.against": ("留在 CPU 上的层所用软件", "CPU software for the layers left on the CPU"),
+    "m.calibration": ("校准", "Calibration"),
+    "m.no_cal": ("无校准：使用模型默认常数", "no calibration: model defaults"),
+    "m.search": ("搜索", "Search"),
+    "m.search_val": ("评估了 {n:,} 个设计（{rej:,} 个因资源上限或链路宽度被排除）",
+                     "{n:,} designs evaluated ({rej:,} rejected by resource caps or link "
+                     "width)"),
+    "m.methods": ("各方案的求解方法", "How each plan was found"),
+    "obj.decode": ("每 token 解码时间 (ms)", "decode ms per token"),
+    "obj.prefill": ("预填充时间 (ms，{p} 个提示 token)", "prefill ms ({p} prompt tokens)"),
+    "obj.mix": ("整体负载时间 (ms，{p} 个提示 token + 生成 {g} 个 token)",
+                "workload ms ({p} prompt tokens + {g} generated tokens)"),
+    "sw.torch": ("PyTorch（即 profile 中实测的软件）", "PyTorch, as profiled"),
+    "sw.bitnetcpp": ("bitnet.cpp 类内核（2 位权重，按 CPU 内存带宽）",
+                     "a bitnet.cpp-class kernel (2-bit weights at the CPU's memory bandwidth)"),
+    "short.torch": ("PyTorch 基线", "PyTorch baseline"),
+    "short.bitnetcpp": ("bitnet.cpp 类基线", "bitnet.cpp-class baseline"),
+    # -- plans -------------------------------------------------------------------------------
+    "h.plans": ("### 方案对比", "### Plans compared"),
+    "plans.intro": ("目标时间与加速比均按优化目标计：{obj}；资源与内存取{scen}场景。"
+                    "最后一行是种子报告的“卸载最耗时的 5 个 Linear 层”建议，作为对照。",
+                    "Objective and speedups are over the objective, {obj}; resources and memory "
+                    "are those of the {scen} scenario. The last row is the seed report's "
+                    "'offload the top-5 Linear layers' suggestion, for reference."),
+    "cols.plans": ("排名|方案|引擎设计|权重打包|卸载层数|常驻层数|目标 (ms)|基线 (ms, {base})|"
+                   "加速比 (对 PyTorch 基线)|加速比 (对 bitnet.cpp 类基线)|LUT %|BRAM %|URAM %|"
+                   "DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
+                   "Rank|Plan|Engine design|Packing|Offloaded layers|Resident layers|"
+                   "Objective (ms)|Baseline (ms, {base})|Speedup vs PyTorch baseline|"
+                   "Speedup vs bitnet.cpp-class baseline|LUT %|BRAM %|URAM %|DSP %|"
+                   "DDR memory (MiB, needed/capacity)|Binding bound|Feasible"),
+    "yes": ("是", "yes"),
+    "no": ("否", "NO"),
+    "h.naive": ("#### 为何朴素的 Top-5 方案不够", "#### Why the naive top-5 plan falls short"),
+    "infeasible": ("不可行原因", "Infeasible because"),
+    # -- placement ---------------------------------------------------------------------------
+    "h.placement": ("### 最佳方案的逐层放置 — {scen}", "### Best plan: layer placement — {scen}"),
+    "placement.intro": ("方案 `{label}`：引擎 `{design}`。时间为每次前向的 ms；基线为 {base}。",
+                        "Plan `{label}` on `{design}`. Times are ms per forward; the baseline "
+                        "is the {base}."),
+    "cols.roles": ("角色|层数|FPGA (流式)|FPGA (常驻)|CPU|基线 (ms)|方案 (ms)|瓶颈",
+                   "Role|Layers|FPGA (streamed)|FPGA (resident)|CPU|Baseline (ms)|Plan (ms)|"
+                   "Bound"),
+    "role.nonlinear": ("(非 Linear：归一化、注意力、采样)",
+                       "(non-Linear: norms, attention, sampling)"),
+    "total": ("**总计**", "**Total**"),
+    "layers.expand": ("点击展开完整逐层列表 (共 {n} 层)",
+                      "Click to expand the full per-layer list ({n} layers)"),
+    "cols.layers": ("层名称|角色|N × K|放置|PyTorch 基线 (ms)|bitnet.cpp 类基线 (ms)|方案 (ms)|"
+                    "调用|瓶颈",
+                    "Layer|Role|N × K|Placement|PyTorch baseline (ms)|"
+                    "bitnet.cpp-class baseline (ms)|Plan (ms)|Call|Bound"),
+    # -- resources ---------------------------------------------------------------------------
+    "h.resources": ("### 最佳方案的资源利用", "### Resource utilization of the best plan"),
+    "cols.resources": ("资源|已用|可用|利用率|上限", "Resource|Used|Available|Utilization|Cap"),
+    # -- physical limit ----------------------------------------------------------------------
+    "h.limit": ("### 物理极限", "### Physical limit"),
+    "limit.text": ("{scen}：加速器时间 {acc} ms，其中从 DDR 读取权重 {mib:,.1f} MiB。"
+                   "按峰值带宽 {peak:.2f} GB/s 计，DDR 下限为 {floor} ms，即达到 DDR 下限的 "
+                   "{pct_peak}；按持续带宽 {sus:.2f} GB/s（峰值 × {eff:.2f}）计，下限为 "
+                   "{floor_sus} ms，即达到 DDR 下限的 {pct_sus}。时间构成如下：",
+                   "{scen}: the accelerator takes {acc} ms and reads {mib:,.1f} MiB of weights "
+                   "from DDR. The DDR floor at {peak:.2f} GB/s peak is {floor} ms, so it runs at "
+                   "{pct_peak} of the DDR-bound limit; at the sustained {sus:.2f} GB/s (peak × "
+                   "{eff:.2f}) the floor is {floor_sus} ms, {pct_sus} of the DDR-bound limit. "
+                   "Where the time goes:"),
+    "limit.none": ("最佳方案没有卸载任何层：加速器时间为 0。",
+                   "The best plan offloads nothing: no accelerator time."),
+    "cols.limit": ("组成|时间 (ms)|占方案时间", "Component|Time (ms)|Share of plan time"),
+    "lim.weights": ("以持续带宽从 DDR 读取权重", "weights over DDR at sustained bandwidth"),
+    "lim.actout": ("DDR 上的激活与输出", "activations and outputs over DDR"),
+    "lim.compute": ("计算或链路慢于 DDR 的部分", "compute or link slower than DDR"),
+    "lim.overhead": ("每次调用开销 ({calls} 次调用)", "per-call overhead ({calls} calls)"),
+    "lim.ps": ("PS 端工作 (量化、重缩放、缓存维护)",
+               "PS-side work (quantize, rescale, cache maintenance)"),
+    "lim.accel": ("**加速器小计**", "**accelerator subtotal**"),
+    "lim.cpu": ("留在 CPU 上的 Linear 层", "Linear layers left on the CPU"),
+    "lim.nonlinear": ("非 Linear 部分 (CPU)", "non-Linear work (CPU)"),
+    "lim.plan": ("**方案总计**", "**plan total**"),
+    # -- sensitivity -------------------------------------------------------------------------
+    "h.sens": ("### 敏感性", "### Sensitivity"),
+    "sens.intro": ("同一最佳方案在单个参数 ±20% 时重新估算的加速比（对 {base}）。",
+                   "Speedup (vs the {base}) of the same best plan, re-projected with one "
+                   "parameter at ±20%."),
+    "cols.sens": ("参数|−20% (加速比，对 {base})|基准 (加速比，对 {base})|"
+                  "+20% (加速比，对 {base})|摆幅",
+                  "Parameter|−20% (speedup vs {base})|Base (speedup vs {base})|"
+                  "+20% (speedup vs {base})|Swing"),
+    "sens.most": ("最敏感的参数是 **{p}**：加速比在 {lo} 与 {hi} 之间（摆幅 {swing}）。",
+                  "The most sensitive parameter is **{p}**: the speedup moves between {lo} and "
+                  "{hi} (swing {swing})."),
+    "param.DDR efficiency": ("DDR 效率", "DDR efficiency"),
+    "param.engine clock": ("引擎时钟", "engine clock"),
+    "param.per-call overhead": ("每次调用开销", "per-call overhead"),
+    # -- Pareto ------------------------------------------------------------------------------
+    "h.pareto": ("### 帕累托前沿", "### Pareto fronts"),
+    "pareto.intro": ("在评估过的 {n:,} 个设计中（每个设计的卸载集合精确最优，不含常驻权重），"
+                     "没有被其他设计以更少资源、更高加速比支配的点。",
+                     "Among the {n:,} designs evaluated (each with its exactly optimal offload "
+                     "set, without resident weights), the points no other design beats with "
+                     "fewer resources and a higher speedup."),
+    "h.pareto_lut": ("#### LUT 与加速比", "#### LUT vs speedup"),
+    "h.pareto_ddr": ("#### DDR 带宽与加速比", "#### DDR bandwidth vs speedup"),
+    "cols.pareto_lut": ("设计|LUT|LUT 占器件|加速比 (对 {base})",
+                        "Design|LUT|LUT of device|Speedup vs {base}"),
+    "cols.pareto_ddr": ("设计|DDR 带宽 (GB/s)|占持续带宽|加速比 (对 {base})",
+                        "Design|DDR bandwidth (GB/s)|Of sustained bandwidth|Speedup vs {base}"),
+    "pareto.expand": ("点击展开 ({n} 个点)", "Click to expand ({n} points)"),
+    "h.plots": ("### 图", "### Plots"),
+    "plot.roofline": ("最佳方案各加速器调用的屋顶线图", "Roofline of the best plan's accelerator "
+                      "calls"),
+    "plot.pareto": ("设计空间与帕累托前沿", "Design space and Pareto fronts"),
+    # -- notes -------------------------------------------------------------------------------
+    "h.notes": ("### 说明", "### Notes"),
+}
+
+_PHASE = {"decode": ("解码", "decode"), "prefill": ("预填充", "prefill")}
+_RES_KINDS = (("lut", "LUT"), ("ff", "FF"), ("bram36", "BRAM36"), ("uram", "URAM"),
+              ("dsp", "DSP"))
+#: Above this many rows a table goes into a collapsible block.
+_COLLAPSE_ROWS = 20
+
+
+def _t(key: str, lang: str, **fields: object) -> str:
+    if lang not in LANGS:
+        raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
+    text = _S[key][LANGS.index(lang)]
+    return text.format(**fields) if fields else text
+
+
+def _cols(key: str, lang: str, **fields: object) -> list[str]:
+    return _t(key, lang, **fields).split("|")
+
+
+# -- number formats --------------------------------------------------------------------------
+
+def _ms(x: float) -> str:
+    """Milliseconds: one decimal from 100 ms up, two below (0.17, 43.47, 780.3)."""
+    if not math.isfinite(x):
+        return "∞"
+    return f"{x:,.1f}" if abs(x) >= 100 else f"{x:.2f}"
+
+
+def _x(x: float) -> str:
+    return f"{x:.2f}x" if math.isfinite(x) else "∞"
+
+
+def _pct(x: float) -> str:
+    """A fraction as a percentage; an inf (a resource the part lacks, yet used) as n/a."""
+    return f"{x:.1%}" if math.isfinite(x) else "n/a"
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+# -- markers and upsert ----------------------------------------------------------------------
+
+def section_markers(board_stem: str) -> tuple[str, str]:
+    """The begin and end lines that fence one board's section."""
+    return (f"<!-- dse:explore board={board_stem} begin -->",
+            f"<!-- dse:explore board={board_stem} end -->")
+
+
+def upsert_section(report_text: str, board_stem: str, section: str) -> str:
+    """Replace this board's section (markers inclusive) or append it after a blank line.
+
+    Only the span from the begin marker to the end marker is replaced, so the profiling
+    report and other boards' sections stay byte-identical; re-running is idempotent.
+    """
+    begin, end = section_markers(board_stem)
+    body = section.strip("\n")
+    if not (body.startswith(begin) and body.endswith(end)):
+        raise ValueError(f"section: expected text fenced by {begin!r} and {end!r}")
+    start = report_text.find(begin)
+    if start >= 0:
+        stop = report_text.find(end, start)
+        if stop < 0:
+            raise DseError(f"report: the section for board {board_stem} has its begin marker "
+                           f"but no end marker; expected {end!r} (fix or remove it by hand)")
+        return report_text[:start] + body + report_text[stop + len(end):]
+    if not report_text or report_text.endswith("\n\n"):
+        sep = ""
+    elif report_text.endswith("\n"):
+        sep = "\n"
+    else:
+        sep = "\n\n"
+    return report_text + sep + body + "\n"
+
+
+# -- shared helpers --------------------------------------------------------------------------
+
+def _weights(result: ExploreResult) -> list[float]:
+    return [w for _, w in result.objective.scenarios()]
+
+
+def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> tuple[float, float]:
+    """(vs PyTorch, vs bitnet.cpp-class) over the objective's scenarios, whatever ``against``.
+
+    ``RankedPlan.speedup`` is against the objective's CPU software only; the report shows
+    both, weighted like the objective so they agree with the objective ms column.
+    """
+    ws = _weights(result)
+    pairs = list(zip(rp.projections, ws, strict=True))
+    base = sum(w * p.baseline_ms for p, w in pairs)
+    plan = sum(w * p.plan_ms for p, w in pairs)
+    base_bc = sum(w * p.bitnetcpp_ms for p, w in pairs)
+    plan_bc = sum(w * p.plan_bitnetcpp_ms for p, w in pairs)
+    return (base / plan if plan > 0 else math.inf,
+            base_bc / plan_bc if plan_bc > 0 else math.inf)
+
+
+def _scenario(proj: Projection, lang: str) -> str:
+    sc = proj.scenario
+    phase = _PHASE.get(sc.phase, (sc.phase, sc.phase))[LANGS.index(lang)]
+    return f"{phase} (M={sc.m})"
+
+
+def _objective_text(result: ExploreResult, lang: str, with_code: bool = True) -> str:
+    """The objective in ``lang``; in Chinese also ``Objective.describe()``, the CLI's words."""
+    obj = result.objective
+    own = _t(f"obj.{obj.kind}", lang, p=obj.prompt_tokens, g=obj.gen_tokens)
+    return own if lang == "en" or not with_code else f"{own}（`{obj.describe()}`）"
+
+
+def _view_text(view: str, lang: str) -> str:
+    """``VIEW_TEXT`` of the view; in Chinese a translation of it (unknown views verbatim)."""
+    key = f"view.{view}"
+    if lang == "zh" and key in _S:
+        return _t(key, lang)
+    return VIEW_TEXT.get(view, view)
+
+
+def _against(result: ExploreResult) -> str:
+    return "bitnetcpp" if result.objective.against == "bitnetcpp" else "torch"
+
+
+def _cpu_ms(against: str, baseline_ms: float, bitnetcpp_ms: float) -> float:
+    return bitnetcpp_ms if against == "bitnetcpp" else baseline_ms
+
+
+# -- blocks ----------------------------------------------------------------------------------
+
+def _board_block(result: ExploreResult, lang: str) -> list[str]:
+    b = result.board
+    caps = ", ".join(f"{name} {getattr(b.caps, kind):.0%}" for kind, name in _RES_KINDS)
+    rows = [
+        [_t("b.part", lang), f"`{b.part}` ({b.family})"],
+        [_t("b.pl", lang), _t("b.pl_val", lang, lut=f"{b.pl.lut:,}", ff=f"{b.pl.ff:,}",
+                               dsp=f"{b.pl.dsp:,}", bram=f"{b.pl.bram36:,}",
+                               uram=f"{b.pl.uram:,}")],
+        [_t("b.caps", lang), caps],
+        [_t("b.ddr", lang), _t("b.ddr_val", lang, type=b.ddr.type,
+                                cap=f"{b.ddr.capacity_bytes / 2**30:g}",
+                                peak=b.ddr.peak_bandwidth_gb_s, eff=b.ddr.pl_efficiency,
+                                sus=b.ddr_bytes_per_s / 1e9)],
+        [_t("b.clock", lang), _t("b.clock_val", lang, typ=b.clock.typical_mhz,
+                                  max=b.clock.max_mhz)],
+        [_t("b.cpu", lang), _t("b.cpu_val", lang, cores=b.ps_cpu.cores, model=b.ps_cpu.model,
+                                mhz=b.ps_cpu.clock_mhz, gf=b.ps_cpu.peak_fp32_gflops,
+                                bw=b.ps_cpu.memory_bandwidth_gb_s)],
+        [_t("b.link", lang), _t("b.link_val", lang, ports=b.link.hp_ports,
+                                 bits=b.link.port_width_bits, us=b.link.per_call_overhead_us)],
+    ]
+    return [_t("h.board", lang), "", md_table(_cols("cols.kv", lang), rows), ""]
+
+
+def _method_block(result: ExploreResult, lang: str) -> list[str]:
+    obj = result.objective
+    cal = result.calibration
+    cal_text = _t("m.no_cal", lang) if cal in ("", "none") else f"`{cal}`"
+    lines = [_t("h.method", lang), "",
+             f"- **{_t('m.view', lang)}**: {_view_text(obj.view, lang)}",
+             f"- **{_t('m.objective', lang)}**: {_objective_text(result, lang)}",
+             f"- **{_t('m.against', lang)}**: {_t(f'sw.{_against(result)}', lang)}",
+             f"- **{_t('m.calibration', lang)}**: {cal_text}",
+             f"- **{_t('m.search', lang)}**: " + _t("m.search_val", lang,
+                                                   n=result.designs_evaluated,
+                                                   rej=result.designs_rejected),
+             f"- **{_t('m.methods', lang)}**:"]
+    for rp in (*result.plans, result.naive):
+        lines.append(f"  - `{rp.label}`: {rp.method}" + (f" — {rp.why}" if rp is not
+                                                        result.naive and rp.why else ""))
+    return [*lines, ""]
+
+
+def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> list[str]:
+    d = rp.decode
+    util = d.utilization
+    vs_torch, vs_bc = weighted_speedups(result, rp)
+    return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
+            str(len(rp.plan.offload)), str(len(rp.plan.resident)), _ms(rp.objective_ms),
+            _ms(rp.baseline_ms), _x(vs_torch), _x(vs_bc), _pct(util["lut"]),
+            _pct(util["bram36"]), _pct(util["uram"]), _pct(util["dsp"]),
+            f"{d.memory_bytes / 2**20:,.0f} / {d.memory_capacity_bytes / 2**20:,.0f}",
+            d.bound, _t("yes" if rp.feasible else "no", lang)]
+
+
+def _plans_block(result: ExploreResult, lang: str) -> list[str]:
+    ranked = sorted(result.plans, key=lambda rp: rp.objective_ms)
+    rows = [_plan_row(result, str(i), rp, lang) for i, rp in enumerate(ranked, 1)]
+    rows.append(_plan_row(result, "—", result.naive, lang))
+    base = _t(f"short.{_against(result)}", lang)
+    lines = [_t("h.plans", lang), "",
+             _t("plans.intro", lang, obj=_objective_text(result, lang, with_code=False),
+                scen=_scenario(result.best.decode, lang)), "",
+             md_table(_cols("cols.plans", lang, base=base), rows), ""]
+    bad = [rp for rp in (*ranked, result.naive) if not rp.feasible]
+    for rp in bad:
+        reasons = "; ".join(r for p in rp.projections for r in p.infeasible)
+        lines += [f"- `{rp.label}` — {_t('infeasible', lang)}: {reasons}", ""]
+    why = result.naive.why
+    lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + ".") if why else "—", ""]
+    return lines
+
+
+def _dominant_bound(layers: Sequence[LayerProjection]) -> str:
+    """The bound holding the most FPGA time among ``layers``, or ``cpu`` if none is offloaded."""
+    time_by: dict[str, float] = {}
+    for lp in layers:
+        if lp.placement != "cpu" and lp.bound:
+            time_by[lp.bound] = time_by.get(lp.bound, 0.0) + lp.time_ms
+    return max(time_by, key=time_by.__getitem__) if time_by else "cpu"
+
+
+def _placement_block(result: ExploreResult, lang: str) -> list[str]:
+    best = result.best
+    proj = best.decode
+    against = _against(result)
+    roles: dict[str, list[LayerProjection]] = {}
+    for lp in proj.layers:
+        roles.setdefault(lp.role, []).append(lp)
+    rows = []
+    for role, lps in roles.items():
+        base = sum(_cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms) for lp in lps)
+        plan = sum(lp.time_ms if lp.placement != "cpu" else
+                   _cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms) for lp in lps)
+        counts = [sum(lp.placement == p for lp in lps) for p in ("fpga", "fpga-resident", "cpu")]
+        rows.append([f"`{role}`", str(len(lps)), *map(str, counts), _ms(base), _ms(plan),
+                     _dominant_bound(lps)])
+    rows.append([_t("role.nonlinear", lang), "", "", "", "", _ms(proj.nonlinear_ms),
+                 _ms(proj.nonlinear_ms), "cpu"])
+    base_total = proj.bitnetcpp_ms if against == "bitnetcpp" else proj.baseline_ms
+    plan_total = proj.plan_bitnetcpp_ms if against == "bitnetcpp" else proj.plan_ms
+    n_counts = [sum(lp.placement == p for lp in proj.layers)
+                for p in ("fpga", "fpga-resident", "cpu")]
+    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n_counts), _ms(base_total),
+                 _ms(plan_total), proj.bound])
+    full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.baseline_ms),
+             _ms(lp.bitnetcpp_ms),
+             _ms(lp.time_ms if lp.placement != "cpu"
+                 else _cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms)),
+             f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"] for lp in proj.layers]
+    return [_t("h.placement", lang, scen=_scenario(proj, lang)), "",
+            _t("placement.intro", lang, label=best.label, design=best.plan.design.label(),
+               base=_t(f"short.{against}", lang)), "",
+            md_table(_cols("cols.roles", lang), rows), "",
+            *_details(_t("layers.expand", lang, n=len(full)),
+                      md_table(_cols("cols.layers", lang), full)), ""]
+
+
+def _details(summary: str, body: str) -> list[str]:
+    return ["<details>", f"<summary>{summary}</summary>", "", body, "", "</details>"]
+
+
+def _resources_block(result: ExploreResult, lang: str) -> list[str]:
+    proj = result.best.decode
+    board = result.board
+    rows = []
+    for kind, name in _RES_KINDS:
+        used = getattr(proj.resources, kind)
+        rows.append([name, _num(used), f"{getattr(board.pl, kind):,}",
+                     _pct(proj.utilization[kind]), f"{getattr(board.caps, kind):.0%}"])
+    return [_t("h.resources", lang), "", md_table(_cols("cols.resources", lang), rows), ""]
+
+
+def time_breakdown_ms(calls: Mapping[str, CallCost], ddr_bytes_per_s: float
+                      ) -> dict[str, float]:
+    """Accelerator time split into parts that add up exactly to the sum of call times.
+
+    Per call, the overlapped part ``max(compute, DDR, link)`` is at least the DDR time, which
+    is at least the weight bytes at sustained bandwidth; the rest is serial overhead and PS
+    work. Summing these parts says what keeps the plan off its DDR floor.
+    """
+    parts = dict.fromkeys(("weights", "actout", "compute", "overhead", "ps"), 0.0)
+    for cc in calls.values():
+        w_s = cc.weight_bytes / ddr_bytes_per_s
+        parts["weights"] += w_s
+        parts["actout"] += cc.ddr_s - w_s
+        parts["compute"] += max(cc.compute_s, cc.ddr_s, cc.link_s) - cc.ddr_s
+        parts["overhead"] += cc.overhead_s
+        parts["ps"] += cc.ps_s
+    return {k: v * 1e3 for k, v in parts.items()}
+
+
+def _limit_block(result: ExploreResult, lang: str) -> list[str]:
+    proj = result.best.decode
+    board = result.board
+    lines = [_t("h.limit", lang), ""]
+    acc_ms = sum(cc.time_s for cc in proj.calls.values()) * 1e3
+    if not proj.calls or acc_ms <= 0:
+        return [*lines, _t("limit.none", lang), ""]
+    floor_sus = proj.ddr_weight_bytes / board.ddr_bytes_per_s * 1e3
+    lines += [_t("limit.text", lang, scen=_scenario(proj, lang), acc=_ms(acc_ms),
+                 mib=proj.ddr_weight_bytes / 2**20, peak=board.ddr.peak_bandwidth_gb_s,
+                 floor=_ms(proj.ddr_floor_ms), pct_peak=_pct(proj.ddr_floor_ms / acc_ms),
+                 eff=board.ddr.pl_efficiency, sus=board.ddr_bytes_per_s / 1e9,
+                 floor_sus=_ms(floor_sus), pct_sus=_pct(floor_sus / acc_ms)), ""]
+    parts = time_breakdown_ms(proj.calls, board.ddr_bytes_per_s)
+    against = _against(result)
+    plan_ms = proj.plan_bitnetcpp_ms if against == "bitnetcpp" else proj.plan_ms
+    cpu_linear = sum(_cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms)
+                     for lp in proj.layers if lp.placement == "cpu")
+    labels = {"weights": _t("lim.weights", lang), "actout": _t("lim.actout", lang),
+              "compute": _t("lim.compute", lang),
+              "overhead": _t("lim.overhead", lang, calls=len(proj.calls)),
+              "ps": _t("lim.ps", lang)}
+
+    def share(ms: float) -> str:
+        return _pct(ms / plan_ms) if plan_ms > 0 else "n/a"
+
+    rows = [[labels[k], _ms(v), share(v)] for k, v in parts.items()]
+    rows += [[_t("lim.accel", lang), _ms(acc_ms), share(acc_ms)],
+             [_t("lim.cpu", lang), _ms(cpu_linear), share(cpu_linear)],
+             [_t("lim.nonlinear", lang), _ms(proj.nonlinear_ms), share(proj.nonlinear_ms)],
+             [_t("lim.plan", lang), _ms(plan_ms), share(plan_ms)]]
+    return [*lines, md_table(_cols("cols.limit", lang), rows), ""]
+
+
+def _param(name: str, lang: str) -> str:
+    key = f"param.{name}"
+    return _t(key, lang) if key in _S else name
+
+
+def _sensitivity_block(result: ExploreResult, lang: str) -> list[str]:
+    if not result.sensitivity:
+        return []
+    base = _t(f"short.{_against(result)}", lang)
+    rows = [[_param(r.parameter, lang), _x(r.low_speedup), _x(r.base_speedup),
+             _x(r.high_speedup), _x(r.swing)] for r in result.sensitivity]
+    top = max(result.sensitivity, key=lambda r: r.swing)
+    return [_t("h.sens", lang), "", _t("sens.intro", lang, base=base), "",
+            md_table(_cols("cols.sens", lang, base=base), rows), "",
+            _t("sens.most", lang, p=_param(top.parameter, lang), lo=_x(top.low_speedup),
+               hi=_x(top.high_speedup), swing=_x(top.swing)), ""]
+
+
+def _unique_rows(rows: list[list[str]]) -> list[list[str]]:
+    """Rows as shown, each once: designs that differ only in what the label omits (the
+    stream width) and price the same would print as identical lines."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for row in rows:
+        if tuple(row) not in seen:
+            seen.add(tuple(row))
+            out.append(row)
+    return out
+
+
+def _pareto_table(headers: list[str], rows: list[list[str]], lang: str) -> list[str]:
+    rows = _unique_rows(rows)
+    table = md_table(headers, rows)
+    if len(rows) <= _COLLAPSE_ROWS:
+        return [table]
+    return _details(_t("pareto.expand", lang, n=len(rows)), table)
+
+
+def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) -> list[str]:
+    base = _t(f"short.{_against(result)}", lang)
+    board = result.board
+    lut_rows = [[f"`{p.design}`", f"{p.lut:,.0f}", _pct(p.lut / board.pl.lut), _x(p.speedup)]
+                for p in result.pareto_lut]
+    ddr_rows = [[f"`{p.design}`", f"{p.ddr_gb_s:.2f}", _pct(p.ddr_gb_s * 1e9 /
+                                                             board.ddr_bytes_per_s),
+                 _x(p.speedup)] for p in result.pareto_ddr]
+    lines = [_t("h.pareto", lang), "",
+             _t("pareto.intro", lang, n=result.designs_evaluated), "",
+             _t("h.pareto_lut", lang), "",
+             *_pareto_table(_cols("cols.pareto_lut", lang, base=base), lut_rows, lang), "",
+             _t("h.pareto_ddr", lang), "",
+             *_pareto_table(_cols("cols.pareto_ddr", lang, base=base), ddr_rows, lang), ""]
+    if plots:
+        lines += [_t("h.plots", lang), ""]
+        for key, fname in plots.items():
+            alt = _t(f"plot.{key}", lang) if f"plot.{key}" in _S else key
+            lines += [f"![{alt}]({fname})", ""]
+    return lines
+
+
+def _notes_block(result: ExploreResult, lang: str) -> list[str]:
+    if not result.notes:
+        return []
+    return [_t("h.notes", lang), "", *(f"- {n}" for n in result.notes), ""]
+
+
+def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str]) -> str:
+    """The whole section for ``result.board``, fenced by its markers, ending in a newline.
+
+    ``plots`` maps a plot kind ("roofline", "pareto") to a file name relative to the report.
+    """
+    _t("title", lang)  # reject an unknown language before doing any work
+    begin, end = section_markers(result.board.stem)
+    lines = [begin, _t("title", lang, board=result.board.name), ""]
+    lines += _board_block(result, lang)
+    lines += _method_block(result, lang)
+    lines += _plans_block(result, lang)
+    lines += _placement_block(result, lang)
+    lines += _resources_block(result, lang)
+    lines += _limit_block(result, lang)
+    lines += _sensitivity_block(result, lang)
+    lines += _pareto_block(result, lang, plots)
+    lines += _notes_block(result, lang)
+    lines.append(end)
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["LANGS", "render_explore_section", "section_markers",
+           "time_breakdown_ms", "upsert_section", "weighted_speedups"]

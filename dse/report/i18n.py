@@ -1,0 +1,190 @@
+"""The profile report's headings and labels, in Chinese (the seed's exact strings) and English.
+
+One table, read by both the Markdown writer (``dse.report.profile_md``) and the importer
+(``dse.profile.seed_import``): a label changed here changes both, so a report we write can
+always be read back. Each entry is ``key: (zh, en)``; table headers are whole Markdown header
+rows (split with ``columns``); labels shown as ``**label**: value`` are stored without the stars.
+The few cell conventions both sides share (pipes, code cells) live here too.
+"""
+
+from __future__ import annotations
+
+LANGS = ("zh", "en")
+
+_TABLE: dict[str, tuple[str, str]] = {
+    # -- header ------------------------------------------------------------------------------
+    "title": ("# BitNet b1.58 推理性能分析报告", "# BitNet b1.58 Inference Performance Report"),
+    "generated": ("生成时间", "Generated"),
+    "model_path": ("模型路径", "Model path"),
+    "dtype": ("数据类型", "Data type"),
+    # -- 1. system ---------------------------------------------------------------------------
+    "s1": ("## 1. 系统信息", "## 1. System information"),
+    "s1.cpu": ("### CPU 配置", "### CPU configuration"),
+    "cols.cpu": ("| 属性 | 值 |", "| Property | Value |"),
+    "cpu.model": ("CPU 型号", "CPU model"),
+    "cpu.arch": ("架构", "Architecture"),
+    "cpu.physical": ("物理核心数", "Physical cores"),
+    "cpu.logical": ("逻辑核心数", "Logical cores"),
+    "cpu.base_mhz": ("基准频率", "Base frequency"),
+    "cpu.current_mhz": ("当前频率", "Current frequency"),
+    "cpu.threads": ("PyTorch 线程数", "PyTorch threads"),
+    "s1.norm": ("### 频率归一化", "### Frequency normalization"),
+    "norm.reference": ("参考频率", "Reference frequency"),
+    "norm.factor": ("归一化系数", "Normalization factor"),
+    "norm.formula": ("计算公式", "Formula"),
+    "norm.formula_text": ("`归一化时间 = 实测时间 × (实际频率 / 参考频率)`",
+                          "`normalized time = measured time × (actual frequency / reference "
+                          "frequency)`"),
+    # -- 2. phases ---------------------------------------------------------------------------
+    "s2": ("## 2. 推理阶段分析", "## 2. Inference phases"),
+    "cols.phases": ("| 阶段 | 耗时 (ms) | 归一化耗时 (ms) | 占比 (%) | 内存变化 (MB) |",
+                    "| Phase | Time (ms) | Normalized time (ms) | Share (%) "
+                    "| Memory change (MB) |"),
+    "phase.tokenizer_load": ("Tokenizer 加载", "Tokenizer load"),
+    "phase.model_load": ("Model 加载", "Model load"),
+    "phase.encode": ("Tokenization (编码)", "Tokenization (encode)"),
+    "phase.prefill": ("Prefill (首次前向)", "Prefill (first forward)"),
+    "phase.decode": ("Decode (逐token生成)", "Decode (token by token)"),
+    "phase.detokenize": ("Detokenization (解码)", "Detokenization"),
+    "total": ("总计", "Total"),
+    "s2.summary": ("### 汇总统计", "### Summary"),
+    "sum.total_time": ("总推理时间", "Total inference time"),
+    "sum.normalized_total": ("归一化总时间", "Normalized total time"),
+    "sum.peak_memory": ("峰值内存占用", "Peak memory"),
+    "sum.tokens": ("生成 Token 数", "Generated tokens"),
+    "sum.ms_per_token": ("平均每 Token 耗时", "Mean time per token"),
+    "sum.throughput": ("推理吞吐量", "Throughput"),
+    # -- 3. Linear layers --------------------------------------------------------------------
+    "s3": ("## 3. 线性层 (Linear Layer) 详细分析", "## 3. Linear layers"),
+    "lin.count": ("总计 Linear 层数量", "Linear layers (count)"),
+    "lin.total": ("Linear 层总耗时", "Linear total time"),
+    "s3.top": ("### 3.1 最耗时的 Linear 层 (Top 20)",
+               "### 3.1 Most expensive Linear layers (top 20)"),
+    "cols.top": ("| 排名 | 层名称 | 调用次数 | 总耗时 (ms) | 归一化耗时 (ms) | 占比 (%) | 参数量 |",
+                 "| Rank | Layer | Calls | Total (ms) | Normalized (ms) | Share (%) | Params |"),
+    "s3.groups": ("### 3.2 按模块分组统计", "### 3.2 Grouped by role"),
+    "cols.groups": ("| 模块类型 | 层数量 | 总耗时 (ms) | 占比 (%) | 总参数量 |",
+                    "| Module type | Layers | Total (ms) | Share (%) | Total params |"),
+    "s3.full": ("### 3.3 完整 Linear 层列表", "### 3.3 Full Linear layer list"),
+    "lin.expand": ("点击展开完整列表 (共 {n} 层)", "Click to expand the full list ({n} layers)"),
+    "cols.full": ("| 层名称 | 调用次数 | 总耗时 (ms) | 占比 (%) | 输入形状 | 输出形状 | 参数量 |",
+                  "| Layer | Calls | Total (ms) | Share (%) | Input shape | Output shape "
+                  "| Params |"),
+    # -- 4. tokens ---------------------------------------------------------------------------
+    "s4": ("## 4. Token 生成详情", "## 4. Token generation"),
+    "s4.stats": ("### 4.1 统计信息", "### 4.1 Statistics"),
+    "tok.count": ("生成 Token 数", "Generated tokens"),
+    "tok.min": ("最小耗时", "Min time"),
+    "tok.max": ("最大耗时", "Max time"),
+    "tok.mean": ("平均耗时", "Mean time"),
+    "tok.std": ("标准差", "Standard deviation"),
+    "tok.median": ("中位数", "Median"),
+    "s4.list": ("### 4.2 Token 生成列表", "### 4.2 Token list"),
+    "tok.expand": ("点击展开完整列表 (共 {n} 个 Token)",
+                   "Click to expand the full list ({n} tokens)"),
+    "cols.tokens": ("| 序号 | Token ID | Token 文本 | 耗时 (ms) | 归一化耗时 (ms) | 内存 (MB) |",
+                    "| # | Token ID | Token text | Time (ms) | Normalized time (ms) "
+                    "| Memory (MB) |"),
+    # -- 5. memory ---------------------------------------------------------------------------
+    "s5": ("## 5. 内存占用时间线", "## 5. Memory timeline"),
+    "cols.memory": ("| 时间点 (s) | 进程 RSS (MB) | 虚拟内存 (MB) | 系统已用 (MB) "
+                    "| 系统总量 (MB) |",
+                    "| Time (s) | Process RSS (MB) | Virtual memory (MB) | System used (MB) | "
+                    "System total (MB) |"),
+    # -- 6. next step (ours; replaces the seed's naive "FPGA 加速建议") ------------------------
+    "s6": ("## 6. 下一步：设计空间探索", "## 6. Next step: design-space exploration"),
+    "next.text": ("本报告只记录 CPU 上的实测。要为 FPGA 评估加速方案，请对本 profile 运行 "
+                  "`dse explore`：它按板卡资源与带宽估算各层的加速效果，而不是只看 CPU 耗时排名。",
+                  "This report records CPU measurements only. To weigh FPGA acceleration, run "
+                  "`dse explore` on this profile: it estimates each layer against the board's "
+                  "resources and bandwidth instead of ranking by CPU time."),
+    "s6.outliers": ("### 异常值 (已标记)", "### Flagged outliers"),
+    "out.none": ("未发现异常值。", "No outliers flagged."),
+    "out.intro": ("以下模块的耗时远高于同角色模块；后续阶段使用稳态估计（同角色中位数）：",
+                  "These modules took far longer than their same-role siblings; later stages use "
+                  "the steady-state estimate (the siblings' median):"),
+    "out.item": ("`{name}`: 实测 {total} ms，稳态估计 {steady} ms（{ratio}×，超出 {excess} ms）"
+                 "— {reason}",
+                 "`{name}`: measured {total} ms, steady-state estimate {steady} ms ({ratio}×, "
+                 "excess {excess} ms) — {reason}"),
+    "out.warmup": ("首层首次调用的预热开销", "first-call warm-up artefact in the first layer"),
+    "out.other": ("相对同角色模块的异常值", "outlier vs its same-role siblings"),
+    "footer": ("*本报告由 dse 根据 profile 生成*", "*Generated by dse from a profile*"),
+}
+
+#: Shown for a value the profile does not hold.
+UNKNOWN = "—"
+
+
+def t(key: str, lang: str) -> str:
+    """The label ``key`` in ``lang`` (``zh`` or ``en``)."""
+    return _TABLE[key][LANGS.index(lang)]
+
+
+def columns(key: str, lang: str) -> tuple[str, ...]:
+    """The cells of a header row entry (``cols.*``)."""
+    return split_row(t(key, lang))
+
+
+def split_row(line: str) -> tuple[str, ...]:
+    """Cells of one Markdown table row; ``\\|`` is an escaped pipe inside a cell."""
+    body = line.strip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|") and not body.endswith("\\|"):
+        body = body[:-1]
+    cells, cur, i = [], [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] == "|":
+            cur.append("|")
+            i += 2
+            continue
+        if body[i] == "|":
+            cells.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(body[i])
+        i += 1
+    cells.append("".join(cur).strip())
+    return tuple(cells)
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
+
+
+def code_cell(text: str) -> str:
+    """``text`` as a one-line code cell: backslash, newline, CR and tab escaped C-style."""
+    return "`" + "".join(_ESCAPES.get(c, c) for c in text) + "`"
+
+
+def uncode_cell(cell: str) -> str:
+    """Inverse of ``code_cell`` (after ``split_row``): drop one backtick each side, unescape."""
+    body = cell[1:-1] if len(cell) >= 2 and cell[0] == cell[-1] == "`" else cell
+    out, i = [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in _UNESCAPES:
+            out.append(_UNESCAPES[body[i + 1]])
+            i += 2
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+def phase_label(phase: str, lang: str) -> str:
+    """The displayed name of a phase key from ``dse.profile.format.PHASES``."""
+    return t(f"phase.{phase}", lang)
+
+
+def detect_lang(text: str) -> str | None:
+    """The language whose section headings the text uses (most hits wins); None if neither."""
+    lines = {ln.rstrip() for ln in text.splitlines()}
+    heads = [k for k in _TABLE if k == "title" or (k[0] == "s" and k[1:2].isdigit())]
+    scores = {lang: sum(t(k, lang) in lines for k in heads) for lang in LANGS}
+    best = max(LANGS, key=lambda lang: scores[lang])
+    return best if scores[best] else None
+
+
+__all__ = ["LANGS", "UNKNOWN", "code_cell", "columns", "detect_lang", "phase_label", "split_row",
+           "t", "uncode_cell"]

@@ -1,0 +1,158 @@
+"""``dse explore`` and ``dse compare`` end to end through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dse.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ZCU104 = str(ROOT / "boards" / "zcu104.yaml")
+KV260 = str(ROOT / "boards" / "kv260.yaml")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def explored(tmp_path_factory):
+    """One explore of the default profile on ZCU104 with report and JSON, shared by tests."""
+    d = tmp_path_factory.mktemp("explore")
+    report = d / "report.md"
+    seed = (ROOT / "dse" / "data" / "bitnet-2b4t.zh.md").read_text(encoding="utf-8")
+    report.write_text(seed, encoding="utf-8")
+    rc = main(["explore", "--board", ZCU104, "--report", str(report), "--json",
+               str(d / "plans.json")])
+    assert rc == 0
+    return d, seed
+
+
+def test_report_gets_one_section_and_keeps_the_original(explored):
+    d, seed = explored
+    text = (d / "report.md").read_text(encoding="utf-8")
+    assert text.startswith(seed)  # the profiling report is never altered
+    assert text.count("<!-- dse:explore board=zcu104 begin -->") == 1
+    assert "## FPGA 设计空间探索 — ZCU104" in text  # Chinese report, Chinese headings
+    assert (d / "report-zcu104-roofline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (d / "report-zcu104-pareto.png").stat().st_size > 10_000
+
+
+def test_rerun_replaces_and_other_board_adds(explored, capsys):
+    d, seed = explored
+    report = d / "report.md"
+    before = report.read_text(encoding="utf-8")
+    rc, _, err = run(capsys, "explore", "--board", ZCU104, "--report", str(report))
+    assert rc == 0, err
+    again = report.read_text(encoding="utf-8")
+    assert again.count("dse:explore board=zcu104 begin") == 1
+    assert len(again) == len(before)  # same search, same section
+    rc, _, err = run(capsys, "explore", "--board", KV260, "--report", str(report))
+    assert rc == 0, err
+    both = report.read_text(encoding="utf-8")
+    assert both.count("dse:explore board=zcu104 begin") == 1
+    assert both.count("dse:explore board=kv260 begin") == 1
+    assert both.startswith(seed)
+
+
+def test_json_plans(explored):
+    d, _ = explored
+    data = json.loads((d / "plans.json").read_text(encoding="utf-8"))
+    assert data["format"] == "dse-explore" and data["board"] == "ZCU104"
+    assert data["calibration"] == "none"
+    best = data["plans"][0]
+    assert best["label"] == "best" and best["feasible"]
+    e2e = best["projections"][0]["end_to_end"]
+    assert e2e["speedup_vs_pytorch"] == pytest.approx(e2e["baseline_ms"] / e2e["plan_ms"])
+    assert e2e["speedup_vs_bitnetcpp"] > 1.0
+    assert data["naive"]["label"] == "naive top-5"
+    assert data["naive"]["speedup_vs_baseline"] < 1.07
+    assert {s["parameter"] for s in data["sensitivity"]} == {
+        "DDR efficiency", "engine clock", "per-call overhead"}
+
+
+def test_compare_side_by_side(explored, capsys):
+    d, _ = explored
+    rc, out, err = run(capsys, "compare", str(d / "plans.json"), str(d / "plans.json"))
+    assert rc == 0, err
+    assert out.count("plans.json: best") == 2 and "plans.json: naive top-5" in out
+    assert "speedup vs bitnet.cpp-class" in out
+
+
+def test_summary_on_terminal(capsys, tmp_path):
+    rc, out, err = run(capsys, "explore", "--board", "kv260", "--no-report")
+    assert rc == 0, err
+    assert "board: KV260" in out and "calibration: none" in out
+    assert "naive top-5" in out and "warm-up artefact" in out
+    assert "most sensitive:" in out
+
+
+def _one_line_error(err: str, *needles: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_missing_report_dir(capsys, tmp_path):
+    rc, _out, err = run(capsys, "explore", "--board", ZCU104, "--report",
+                       str(tmp_path / "nope" / "r.md"))
+    assert rc == 2
+    _one_line_error(err, "nope", "does not exist")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_unreadable_profile(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    rc, _, err = run(capsys, "explore", "--board", ZCU104, "--profile", str(bad), "--report",
+                     str(tmp_path / "r.md"))
+    assert rc == 2
+    _one_line_error(err, "bad.json", "expected JSON")
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_profile_without_linear_layers(capsys, tmp_path):
+    from dse.profile.default import default_profile
+    from dse.profile.format import profile_to_dict
+
+    data = profile_to_dict(default_profile())
+    data["modules"] = [m for m in data["modules"] if m["module_type"] != "Linear"]
+    p = tmp_path / "empty.profile.json"
+    p.write_text(json.dumps(data), encoding="utf-8")
+    rc, _, err = run(capsys, "explore", "--board", ZCU104, "--profile", str(p), "--report",
+                     str(tmp_path / "r.md"))
+    assert rc == 2
+    _one_line_error(err, "empty.profile.json", "Linear")
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_board_that_fits_no_engine(capsys, tmp_path):
+    board = yaml.safe_load(Path(ZCU104).read_text(encoding="utf-8"))
+    board["pl"]["lut"] = 2000
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(board), encoding="utf-8")
+    rc, _, err = run(capsys, "explore", "--board", str(path), "--report", str(tmp_path / "r.md"))
+    assert rc == 2
+    _one_line_error(err, "tiny.yaml", "pl", "at least one engine")
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_bad_option_values(capsys):
+    rc, _, err = run(capsys, "explore", "--board", ZCU104, "--prompt-tokens", "0", "--no-report")
+    assert rc == 2
+    _one_line_error(err, "--prompt-tokens", ">= 1")
+
+
+def test_compare_rejects_other_json(capsys, tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"format": "something"}', encoding="utf-8")
+    rc, _, err = run(capsys, "compare", str(p))
+    assert rc == 2
+    _one_line_error(err, "x.json", "format")
