@@ -2,7 +2,8 @@
 
 Records to bench/results/explore.json:
 - the search on the embedded 2B-4T profile for each board (in-process, excluding start-up),
-- the whole command ``dse explore --board boards/zcu104.yaml --no-report`` (wall, with start-up),
+- the whole command ``dse explore --board boards/zcu104.yaml`` (wall, with start-up), without
+  and with the report and its plots,
 - the search on synthetic BitNet shapes from 8 to 80 decoder blocks (hidden 8192 at 80 blocks:
   a 100B-class model), to show how search time scales with the number of layers.
 
@@ -16,6 +17,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +71,14 @@ def main() -> None:
                         "boards/zcu104.yaml", "--no-report"], cwd=ROOT, check=True,
                        capture_output=True)
         walls.append(time.perf_counter() - t)
+    with_report = []
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dse.cli", "explore", "--board",
+                            str(ROOT / "boards" / "zcu104.yaml"), "--report",
+                            str(Path(tmp) / "r.md")], cwd=tmp, check=True, capture_output=True)
+            with_report.append(time.perf_counter() - t)
     scaling = []
     for blocks, hidden, inter, kv in ((8, 2560, 6912, 640), (30, 2560, 6912, 640),
                                       (40, 5120, 13824, 1024), (80, 8192, 28672, 1024)):
@@ -81,6 +91,8 @@ def main() -> None:
                     "cpus": __import__("os").cpu_count()},
         "search_s_2b4t_by_board": per_board,
         "command_wall_s_zcu104_median": round(statistics.median(walls), 3),
+        "command_wall_s_zcu104_with_report_and_plots_median": round(
+            statistics.median(with_report), 3),
         "scaling_zcu104": scaling,
         "bars": {"search_s": 2.0, "command_s": 5.0, "search_100b_s": 30.0},
     }

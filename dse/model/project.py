@@ -252,4 +252,14 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = Sce
         plan_bitnetcpp_ms=cpu_bc + fpga_ms + nonlinear, resources=res,
         utilization=res.utilization(board), memory_bytes=mem,
         memory_capacity_bytes=board.ddr.capacity_bytes, ddr_weight_bytes=ddr_weight,
-        ddr_floor_ms=floor_ms, infeasible=tuple(infeasible), notes=wl.notes)
+        ddr_floor_ms=floor_ms, infeasible=tuple(infeasible), notes=_notes(wl, scenario))
+
+
+def _notes(wl: Workload, scenario: Scenario) -> tuple[str, ...]:
+    """The workload's assumptions, plus those a prefill projection adds."""
+    if scenario.phase != "prefill":
+        return wl.notes
+    return (*wl.notes,
+            f"prefill of {scenario.m} tokens: host Linear time = max(measured per-call time, "
+            f"GEMM at host_gemm_efficiency of peak); non-Linear time per forward taken as the "
+            f"decode step's (the profile does not split it), so prefill attention is understated")
