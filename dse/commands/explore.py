@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
+    p.add_argument("--calibration", default="auto",
+                   help="auto (boards/calibration/<board>.yaml if present), none, or a file")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_parent(args.json, "JSON")
     wl = workload_from_profile(profile, source)
-    ctx = CostContext.for_board(board)
+    ctx = CostContext.resolve(board, args.calibration)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           args.against)
     from dse.search.explore import explore

@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-tokens", type=int, default=None,
                    help=f"tokens of context held in the KV cache (default: prompt + "
                    f"{DEFAULT_GEN_TOKENS})")
+    p.add_argument("--calibration", default="auto",
+                   help="auto (boards/calibration/<board>.yaml if present), none, or a file")
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     wl, source = _load_workload(args.profile)
     plan = load_plan(args.plan, wl)
     scenario = scenario_for(args, wl)
-    ctx = CostContext.for_board(board)
+    ctx = CostContext.resolve(board, args.calibration)
     proj = project(wl, plan, ctx, scenario)
     print(render(proj, board, source, str(args.plan), args.layers))
     if args.json:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from dse.errors import DseError
 from dse.model.board import Board
+from dse.model.calibration import Calibration, calibration_path, load_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 from dse.model.cost import (
     CallCost,
@@ -67,13 +69,29 @@ class CostContext:
     calibration: str = "none"
 
     @classmethod
-    def for_board(cls, board: Board, calibration: str = "none",
-                  extra: dict[str, float] | None = None) -> CostContext:
+    def for_board(cls, board: Board, calibration: Calibration | None = None) -> CostContext:
+        """The board's constants (its ``cost_overrides`` applied), then ``calibration``'s."""
         c = DEFAULT_CONSTANTS.with_overrides(board.cost_overrides,
                                              f"{board.path or board.name}: cost_overrides")
-        if extra:
-            c = c.with_overrides(extra, "calibration")
-        return cls(board, c, calibration)
+        if calibration is None:
+            return cls(board, c, "none")
+        if calibration.board != board.name:
+            raise DseError(f"{calibration.path}: board: expected {board.name!r} (the board "
+                           f"being projected), got {calibration.board!r}")
+        b, c = calibration.apply(board, c)
+        return cls(b, c, calibration.label())
+
+    @classmethod
+    def resolve(cls, board: Board, option: str = "auto") -> CostContext:
+        """CLI helper: ``auto`` (the board's calibration file if any), ``none``, or a path."""
+        if option == "none":
+            return cls.for_board(board)
+        if option == "auto":
+            path = calibration_path(board)
+            if path is None or not path.exists():
+                return cls.for_board(board)
+            return cls.for_board(board, load_calibration(path))
+        return cls.for_board(board, load_calibration(option))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,122 @@
+"""Fitting: recover known parameters from synthetic measurements; calibration files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dse.errors import DseError
+from dse.model.board import load_board
+from dse.model.calibration import (
+    Calibration,
+    FittedParam,
+    apply_params,
+    calibration_from_dict,
+    calibration_to_dict,
+    load_calibration,
+)
+from dse.model.constants import DEFAULT_CONSTANTS
+from dse.model.engine import EngineDesign
+from dse.model.fit import Measurement, fit, predict_cycles, predict_s
+from dse.model.packing import get_packing
+from dse.model.project import CostContext
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = [(2560, 2560), (640, 2560), (6912, 2560), (2560, 6912), (3840, 2560), (13824, 2560),
+          (512, 512), (256, 1024)]
+
+
+@pytest.fixture(scope="module")
+def board():
+    return load_board(ROOT / "boards" / "zcu104.yaml")
+
+
+def synth(board, truth: dict[str, float], noise: float = 0.0, seed: int = 0):
+    """Measurements made by the model itself with ``truth`` in force (+ relative noise)."""
+    rng = np.random.default_rng(seed)
+    design = EngineDesign(pe=16, simd=32, packing="i2", stream_bits=512, max_k=8192)
+    tb, tc = apply_params(board, DEFAULT_CONSTANTS, truth)
+    out = []
+    for n, k in SHAPES:
+        for m in (1, 4):
+            base = Measurement(f"{n}x{k}", n, k, m, design,
+                               get_packing("i2").matrix_bytes(n, k), 1.0)
+            t = predict_s(base, tb, tc) * (1 + noise * rng.standard_normal())
+            cyc = predict_cycles(base, tc)
+            out.append(Measurement(base.layer, n, k, m, design, base.weight_bytes, t,
+                                   busy_cycles=cyc + 100, stall_cycles=100))
+    return out
+
+
+def test_fit_recovers_known_parameters(board):
+    truth = {"ddr_pl_efficiency": 0.62, "per_call_overhead_us": 95.0,
+             "pipeline_latency_cycles": 40.0}
+    res = fit(synth(board, truth), board, DEFAULT_CONSTANTS)
+    assert res.success
+    for name, value in truth.items():
+        assert res.params[name].value == pytest.approx(value, rel=1e-3)
+    assert max(abs(e) for e in res.after) < 1e-6
+    assert max(abs(e) for e in res.before) > 0.05  # defaults were wrong, and it showed
+
+
+def test_fit_with_noise_reports_uncertainty(board):
+    truth = {"ddr_pl_efficiency": 0.7, "per_call_overhead_us": 50.0,
+             "pipeline_latency_cycles": 30.0}
+    res = fit(synth(board, truth, noise=0.02, seed=3), board, DEFAULT_CONSTANTS)
+    eff = res.params["ddr_pl_efficiency"]
+    assert eff.stderr is not None and 0 < eff.stderr < 0.05
+    assert abs(eff.value - 0.7) < 4 * eff.stderr + 0.01
+    assert max(abs(e) for e in res.after) < 0.08
+
+
+def test_held_out_shapes(board):
+    """Fit on half the shapes, predict the other half."""
+    truth = {"ddr_pl_efficiency": 0.66, "per_call_overhead_us": 80.0,
+             "pipeline_latency_cycles": 24.0}
+    ms = synth(board, truth, noise=0.01, seed=5)
+    train = [m for i, m in enumerate(ms) if (i // 2) % 2 == 0]
+    test = [m for i, m in enumerate(ms) if (i // 2) % 2 == 1]
+    res = fit(train, board, DEFAULT_CONSTANTS)
+    b, c = apply_params(board, DEFAULT_CONSTANTS, {k: p.value for k, p in res.params.items()})
+    errs = [predict_s(m, b, c) / m.wall_s - 1 for m in test]
+    assert max(abs(e) for e in errs) < 0.10
+
+
+def test_calibration_file_round_trip_and_context(board, tmp_path):
+    cal = Calibration("ZCU104", "sim", "2026-11-25T00:00:00+00:00",
+                      {"ddr_pl_efficiency": FittedParam(0.6, 0.01, 0.75),
+                       "per_call_overhead_us": FittedParam(90.0, 2.0, 68.0)},
+                      {"bitstream_sha256": "abc"}, {"max_abs_rel_error": 0.2},
+                      {"max_abs_rel_error": 0.01})
+    data = calibration_to_dict(cal)
+    back = calibration_from_dict(data, "x.yaml")
+    assert back.params == cal.params
+    ctx = CostContext.for_board(board, back)
+    assert ctx.board.ddr.pl_efficiency == 0.6
+    assert ctx.board.link.per_call_overhead_us == 90.0
+    assert ctx.calibration.startswith("x.yaml (sim, 2026-11-25")
+    other = load_board(ROOT / "boards" / "kv260.yaml")
+    with pytest.raises(DseError, match="board: expected 'KV260'"):
+        CostContext.for_board(other, back)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(format=2), "format: expected 1"),
+    (lambda d: d["parameters"].update(bogus={"value": 1}), "parameters.bogus: expected one of"),
+    (lambda d: d["parameters"]["ddr_pl_efficiency"].update(value="high"),
+     "parameters.ddr_pl_efficiency.value: expected a number"),
+    (lambda d: d.pop("backend"), "backend: expected a value"),
+])
+def test_bad_calibration_files(tmp_path, mutate, message):
+    import yaml
+
+    data = {"format": 1, "board": "ZCU104", "backend": "sim", "created": "2026-11-25",
+            "parameters": {"ddr_pl_efficiency": {"value": 0.7, "stderr": 0.01}}}
+    mutate(data)
+    p = tmp_path / "cal.yaml"
+    p.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(DseError, match=message) as exc:
+        load_calibration(p)
+    assert str(p) in str(exc.value) and "\n" not in str(exc.value)
