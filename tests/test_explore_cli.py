@@ -156,3 +156,11 @@ def test_compare_rejects_other_json(capsys, tmp_path):
     rc, _, err = run(capsys, "compare", str(p))
     assert rc == 2
     _one_line_error(err, "x.json", "format")
+
+
+def test_model_that_does_not_fit_the_board(capsys):
+    """2B-4T (bf16 head, 2-bit weights, KV cache, runtime) does not fit a 512 MiB PYNQ-Z2."""
+    rc, out, err = run(capsys, "explore", "--board", "pynq-z2", "--no-report")
+    assert rc == 0, err
+    assert "NO FEASIBLE PLAN on PYNQ-Z2: memory: plan needs" in out
+    assert "board has 512 MiB" in out

@@ -183,6 +183,10 @@ def _summary(result, source: str, search_s: float) -> str:
         ["#", "plan", "engine design", "offload", "resident", "objective ms", "baseline ms",
          "speedup vs PyTorch", "speedup vs bitnet.cpp", "LUT", "bound", "feasible"], rows))
     lines.append("")
+    if not result.best.feasible:
+        reasons = "; ".join(dict.fromkeys(r for p in result.best.projections
+                                          for r in p.infeasible))
+        lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
     lines.append(f"naive top-5: {result.naive.why}")
     top = result.sensitivity[0] if result.sensitivity else None
     if top:
