@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from dse.errors import DseError
 from dse.model.cost import CallCost
 from dse.model.project import VIEW_TEXT, LayerProjection, Projection
+from dse.report import sections
 from dse.report.table import md_table
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -214,35 +214,13 @@ def _num(x: float) -> str:
 # -- markers and upsert ----------------------------------------------------------------------
 
 def section_markers(board_stem: str) -> tuple[str, str]:
-    """The begin and end lines that fence one board's section."""
-    return (f"<!-- dse:explore board={board_stem} begin -->",
-            f"<!-- dse:explore board={board_stem} end -->")
+    """The begin and end lines that fence one board's explore section."""
+    return sections.section_markers("explore", board_stem)
 
 
 def upsert_section(report_text: str, board_stem: str, section: str) -> str:
-    """Replace this board's section (markers inclusive) or append it after a blank line.
-
-    Only the span from the begin marker to the end marker is replaced, so the profiling
-    report and other boards' sections stay byte-identical; re-running is idempotent.
-    """
-    begin, end = section_markers(board_stem)
-    body = section.strip("\n")
-    if not (body.startswith(begin) and body.endswith(end)):
-        raise ValueError(f"section: expected text fenced by {begin!r} and {end!r}")
-    start = report_text.find(begin)
-    if start >= 0:
-        stop = report_text.find(end, start)
-        if stop < 0:
-            raise DseError(f"report: the section for board {board_stem} has its begin marker "
-                           f"but no end marker; expected {end!r} (fix or remove it by hand)")
-        return report_text[:start] + body + report_text[stop + len(end):]
-    if not report_text or report_text.endswith("\n\n"):
-        sep = ""
-    elif report_text.endswith("\n"):
-        sep = "\n"
-    else:
-        sep = "\n\n"
-    return report_text + sep + body + "\n"
+    """Replace this board's explore section or append it (see ``dse.report.sections``)."""
+    return sections.upsert_section(report_text, "explore", board_stem, section)
 
 
 # -- shared helpers --------------------------------------------------------------------------
