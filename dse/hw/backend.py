@@ -1,0 +1,72 @@
+"""The small interface every backend implements (PYNQ board, RTL simulation).
+
+The calibration flow hands a backend ``Job``s (one Linear: ternary weights, int8 activations,
+vectors per weight pass) and gets ``Run``s back (int32 results, wall time, PL cycle counters,
+PS-side times). The flow, not the backend, checks results against the golden model and fits
+the cost model, so both backends are held to the same standard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from dse.model.engine import EngineDesign
+
+
+@dataclass(frozen=True)
+class Job:
+    """One layer call: W (N x K, int8 in {-1,0,1}) times M int8 activation vectors."""
+
+    layer: str
+    w: np.ndarray
+    x: np.ndarray
+    vectors: int = 1
+
+    @property
+    def n(self) -> int:
+        return int(self.w.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.w.shape[1])
+
+    @property
+    def m(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one call returned and what it cost."""
+
+    y: np.ndarray
+    wall_s: float
+    busy_cycles: int
+    stall_cycles: int
+    ps_s: dict[str, float] = field(default_factory=dict)
+
+
+class BackendError(RuntimeError):
+    """A backend could not run a job (timeout, no device, overlay mismatch)."""
+
+
+class Backend(Protocol):
+    """A place that runs layers: the board's overlay, or its RTL in a simulator."""
+
+    name: str
+
+    def overlay_design(self) -> EngineDesign:
+        """The engine as built (read back from the IP's config registers)."""
+        ...
+
+    def provenance(self) -> dict[str, Any]:
+        """What was measured on: board, bitstream hash or simulator version, clock, versions."""
+        ...
+
+    def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
+        """Run every job ``repeats`` times; one list of runs per job, in order."""
+        ...

@@ -1,0 +1,143 @@
+"""The calibration flow against a Python stand-in backend (the RTL and PYNQ backends are
+tested in their own files): selection, bit-exact checking, fitting, end to end, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dse.errors import DseError
+from dse.hw import calibrate as flow
+from dse.hw.backend import Job, Run
+from dse.model.board import load_board
+from dse.model.calibration import apply_params
+from dse.model.constants import DEFAULT_CONSTANTS
+from dse.model.engine import EngineDesign
+from dse.model.fit import Measurement, predict_cycles, predict_s
+from dse.model.project import CostContext
+from dse.model.workload import workload_from_profile
+from dse.packing.quant import golden_gemv
+from dse.profile.default import default_profile
+from dse.report.calibrate_md import render_calibration_section
+from dse.report.sections import upsert_section
+from dse.search.explore import explore
+from dse.search.optimize import Objective
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUTH = {"ddr_pl_efficiency": 0.61, "per_call_overhead_us": 85.0, "pipeline_latency_cycles": 31}
+
+
+class ModelBackend:
+    """Computes results with the golden model and times with the cost model at TRUTH."""
+
+    name = "model"
+
+    def __init__(self, board, design, corrupt: str | None = None):
+        self.board, self.design, self.corrupt = board, design, corrupt
+        self.tb, self.tc = apply_params(board, DEFAULT_CONSTANTS, TRUTH)
+
+    def overlay_design(self):
+        return self.design
+
+    def provenance(self):
+        return {"backend": "python model (test stand-in)"}
+
+    def run(self, jobs, repeats):
+        out = []
+        for job in jobs:
+            meas = Measurement(job.layer, job.n, job.k, job.m, self.design,
+                               self.design.packing_spec.matrix_bytes(job.n, job.k), 1.0)
+            y = golden_gemv(job.w, job.x)
+            if job.layer == self.corrupt:
+                y = y.copy()
+                y[0, 3] += 1
+            cycles = predict_cycles(meas, self.tc)
+            out.append([Run(y, predict_s(meas, self.tb, self.tc), cycles + 7, 7)
+                        for _ in range(repeats)])
+        return out
+
+
+@pytest.fixture(scope="module")
+def setup():
+    board = load_board(ROOT / "boards" / "zcu104.yaml")
+    wl = workload_from_profile(default_profile())
+    design = EngineDesign(pe=16, simd=32, packing="i2", stream_bits=512, vectors=4)
+    return board, wl, design
+
+
+def test_select_layers(setup):
+    _, wl, _ = setup
+    assert len(flow.select_layers(wl, glob="model.layers.*.mlp.*")) == 90
+    shapes = flow.unique_shapes(flow.select_layers(wl))
+    assert {(s.n, s.k) for s in shapes} == {(2560, 2560), (640, 2560), (6912, 2560),
+                                            (2560, 6912)}
+    with pytest.raises(DseError, match=r"'nothing\.\*' matches none"):
+        flow.select_layers(wl, glob="nothing.*")
+
+
+def test_measure_fit_recovers_truth(setup):
+    board, wl, design = setup
+    shapes = flow.unique_shapes(flow.select_layers(wl))
+    jobs = flow.make_jobs(shapes, [1, 4], design.vectors)
+    ms = flow.measure(ModelBackend(board, design), jobs, 2, design)
+    assert len(ms) == 8 and all(m.repeats == 2 for m in ms)
+    cal, _ = flow.fit_calibration(ms, board, DEFAULT_CONSTANTS, "model", {})
+    for name, value in TRUTH.items():
+        assert cal.params[name].value == pytest.approx(value, rel=1e-3)
+    assert cal.error_after["max_abs_rel_error"] < 1e-6 < cal.error_before["max_abs_rel_error"]
+    held = flow.held_out_error(ms, board, DEFAULT_CONSTANTS)
+    assert held is not None and held["max_abs_rel_error"] < 0.10
+
+
+def test_result_mismatch_names_the_layer(setup):
+    board, wl, design = setup
+    shapes = flow.unique_shapes(flow.select_layers(wl, glob="model.layers.0.self_attn.o_proj"))
+    jobs = flow.make_jobs(shapes, [1], 1)
+    backend = ModelBackend(board, design, corrupt="model.layers.0.self_attn.o_proj")
+    with pytest.raises(DseError, match=r"model.layers.0.self_attn.o_proj \(M=1, repeat 1\): "
+                       r"expected results equal to the golden model, 1 of 2560 differ"):
+        flow.measure(backend, jobs, 1, design)
+
+
+def test_overlay_must_match_plan(setup):
+    _, _, design = setup
+    with pytest.raises(DseError, match="overlay: packing: expected 'base3'"):
+        flow.check_design(design, EngineDesign(pe=16, simd=32, packing="base3"))
+    flow.check_design(design, EngineDesign(pe=16, simd=32, packing="i2", engines=2))
+
+
+def test_end_to_end_and_report_section(setup):
+    board, wl, design = setup
+    ctx0 = CostContext.for_board(board)
+    shapes = flow.unique_shapes(flow.select_layers(wl))
+    ms = flow.measure(ModelBackend(board, design), flow.make_jobs(shapes, [1, 4], 4), 1,
+                      design)
+    cal, _ = flow.fit_calibration(ms, board, DEFAULT_CONSTANTS, "sim", {"clock_mhz": 250})
+    ctx1 = CostContext.for_board(board, cal)
+    before = explore(wl, ctx0, Objective())
+    after = explore(wl, ctx1, Objective())
+    e2e = flow.end_to_end(wl, before.best.plan, design, ms, ctx0, ctx1)
+    assert e2e.measured_layers == 210 and e2e.offloaded_layers == 210
+    # after calibration the projection of the same plan matches the measured composition
+    assert e2e.projected_after_ms == pytest.approx(e2e.measured_ms, rel=1e-6)
+    assert e2e.projected_before_ms != pytest.approx(e2e.measured_ms, rel=1e-3)
+    replans = [(b, after.plans[i]) for i, b in enumerate(before.plans[:3])]
+    for lang, title in (("zh", "## 预测与实测对比 — ZCU104"),
+                        ("en", "## Projected vs measured — ZCU104")):
+        sec = render_calibration_section(cal, "zcu104", lang, design_label=design.label(),
+                                         repeats=1, e2e=e2e, replans=replans, held_out=None)
+        assert title in sec and "`ddr_pl_efficiency`" in sec
+        text = upsert_section("# report\n", "calibrate", "zcu104", sec)
+        again = upsert_section(text, "calibrate", "zcu104", sec)
+        assert again == text and text.count("dse:calibrate board=zcu104 begin") == 1
+
+
+def test_make_jobs_uses_loaded_weights(setup):
+    _, wl, _ = setup
+    shapes = flow.unique_shapes(flow.select_layers(wl, glob="model.layers.0.self_attn.k_proj"))
+    w = np.ones((640, 2560), dtype=np.int8)
+    jobs = flow.make_jobs(shapes, [1, 3], 2, weights={"model.layers.0.self_attn.k_proj": w})
+    assert [j.m for j in jobs] == [1, 3] and all(j.w is w for j in jobs)
+    assert jobs[1].vectors == 2 and isinstance(jobs[0], Job)
