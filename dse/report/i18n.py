@@ -17,6 +17,8 @@ _TABLE: dict[str, tuple[str, str]] = {
     "generated": ("生成时间", "Generated"),
     "model_path": ("模型路径", "Model path"),
     "dtype": ("数据类型", "Data type"),
+    "prompt_tokens": ("提示词 Token 数", "Prompt tokens"),
+    "notes": ("测量说明", "Measurement notes"),
     # -- 1. system ---------------------------------------------------------------------------
     "s1": ("## 1. 系统信息", "## 1. System information"),
     "s1.cpu": ("### CPU 配置", "### CPU configuration"),
@@ -35,6 +37,12 @@ _TABLE: dict[str, tuple[str, str]] = {
     "norm.formula_text": ("`归一化时间 = 实测时间 × (实际频率 / 参考频率)`",
                           "`normalized time = measured time × (actual frequency / reference "
                           "frequency)`"),
+    "s1.roof": ("### 主机 Roofline (实测)", "### Host roofline (measured)"),
+    "cols.roof": ("| 指标 | 值 |", "| Metric | Value |"),
+    "roof.fp32": ("峰值 fp32 GEMM", "Peak fp32 GEMM"),
+    "roof.bf16": ("峰值 bf16 GEMM", "Peak bf16 GEMM"),
+    "roof.bw": ("内存带宽", "Memory bandwidth"),
+    "roof.method": ("测量方法", "Method"),
     # -- 2. phases ---------------------------------------------------------------------------
     "s2": ("## 2. 推理阶段分析", "## 2. Inference phases"),
     "cols.phases": ("| 阶段 | 耗时 (ms) | 归一化耗时 (ms) | 占比 (%) | 内存变化 (MB) |",
@@ -70,6 +78,29 @@ _TABLE: dict[str, tuple[str, str]] = {
     "cols.full": ("| 层名称 | 调用次数 | 总耗时 (ms) | 占比 (%) | 输入形状 | 输出形状 | 参数量 |",
                   "| Layer | Calls | Total (ms) | Share (%) | Input shape | Output shape "
                   "| Params |"),
+    "plot.roles": ("各模块类型耗时 (Prefill 与 Decode)", "Time per role (prefill vs decode)"),
+    "s3.phase": ("### 3.4 Prefill 与 Decode 对比 (按模块类型)",
+                 "### 3.4 Prefill vs decode by role"),
+    "split.text": ("Prefill 是对整个提示词的一次前向；Decode 每生成一个 Token 前向一次。"
+                   "“Decode 每次调用”是 FPGA 逐 Token 加速要对标的时间。",
+                   "Prefill is one forward over the whole prompt; decode is one forward per "
+                   "generated token. \"Decode per call\" is the time an FPGA would have to beat "
+                   "token by token."),
+    "cols.phase": ("| 模块类型 | 层数量 | Prefill 调用 | Prefill 耗时 (ms) | Decode 调用 "
+                   "| Decode 耗时 (ms) | Decode 每次调用 (ms) | Decode 占比 (%) |",
+                   "| Role | Layers | Prefill calls | Prefill (ms) | Decode calls | Decode (ms) "
+                   "| Decode per call (ms) | Decode share (%) |"),
+    "s3.other": ("### 3.5 非 Linear 模块", "### 3.5 Non-Linear modules"),
+    "other.text": ("注意力 (`self_attn`) 的时间不含其 q/k/v/o 投影与 `attn_sub_norm`，即注意力核心"
+                   "（RoPE、KV 缓存更新、softmax(QKᵀ)V）；其余模块为整次调用的时间。",
+                   "Attention (`self_attn`) time excludes its q/k/v/o projections and "
+                   "`attn_sub_norm`: it is the attention core (RoPE, KV-cache update, "
+                   "softmax(QKᵀ)V); other modules are timed over their whole call."),
+    "cols.other": ("| 模块类型 | 类别 | 模块数 | 调用次数 | Prefill 耗时 (ms) | Decode 耗时 (ms) "
+                   "| 总耗时 (ms) | Decode 每次调用 (ms) |",
+                   "| Role | Kind | Modules | Calls | Prefill (ms) | Decode (ms) | Total (ms) "
+                   "| Decode per call (ms) |"),
+    "other.total": ("非 Linear 模块总耗时", "Non-Linear total time"),
     # -- 4. tokens ---------------------------------------------------------------------------
     "s4": ("## 4. Token 生成详情", "## 4. Token generation"),
     "s4.stats": ("### 4.1 统计信息", "### 4.1 Statistics"),
@@ -91,6 +122,9 @@ _TABLE: dict[str, tuple[str, str]] = {
                     "| 系统总量 (MB) |",
                     "| Time (s) | Process RSS (MB) | Virtual memory (MB) | System used (MB) | "
                     "System total (MB) |"),
+    "mem.expand": ("点击展开完整时间线 (共 {n} 个采样点)",
+                   "Click to expand the full timeline ({n} samples)"),
+    "plot.memory": ("内存占用时间线", "Memory timeline"),
     # -- 6. next step (ours; replaces the seed's naive "FPGA 加速建议") ------------------------
     "s6": ("## 6. 下一步：设计空间探索", "## 6. Next step: design-space exploration"),
     "next.text": ("本报告只记录 CPU 上的实测。要为 FPGA 评估加速方案，请对本 profile 运行 "

@@ -5,19 +5,31 @@ both; labels come from ``dse.report.i18n``, the table the importer uses. Section
 purpose: the seed ranked layers by CPU time and called that FPGA advice, which the warm-up
 artefact of layer 0 turned upside down; we point to ``dse explore`` and list flagged outliers
 with their steady-state estimates instead. Unknown values print as ``—``.
+
+What the seed lacks, written only when the profile holds it (so a report made from an imported
+one is unchanged and round-trips): the prompt length and measurement notes of a ``dse profile``
+run in the header, the measured host roofline (1), prefill vs decode per Linear role (3.4) and
+the non-Linear modules (3.5), and links to the per-role and memory plots when their paths are
+given. The importer skips all of these (it reads what the seed has), so reports we write still
+import, with their count and sum cross-checks.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from statistics import median, pstdev
 
 from dse.profile.format import ModuleRecord, Profile
 from dse.report.i18n import LANGS, UNKNOWN, code_cell, columns, phase_label, t
+from dse.report.profile_plots import role_times
 from dse.report.table import md_table
 
 TOP_N = 20
+#: A memory timeline longer than this goes into a collapsed ``<details>`` block.
+MEMORY_ROWS_SHOWN = 30
+#: Provenance tool whose notes the header lists (a measured run; imports have their own).
+MEASURED_BY = "dse profile"
 
 
 def _f(x: float | None, digits: int = 2) -> str:
@@ -81,10 +93,16 @@ def _bullets(lang: str, items: Iterable[tuple[str, str]]) -> list[str]:
 # -- sections ----------------------------------------------------------------------------------
 
 def _header(p: Profile, lang: str) -> list[str]:
-    return [t("title", lang), "",
-            f"**{t('generated', lang)}**: {p.measured_at or UNKNOWN}", "",
-            f"**{t('model_path', lang)}**: {code_cell(p.model)}", "",
-            f"**{t('dtype', lang)}**: {code_cell(p.dtype)}", "", ""]
+    lines = [t("title", lang), "",
+             f"**{t('generated', lang)}**: {p.measured_at or UNKNOWN}", "",
+             f"**{t('model_path', lang)}**: {code_cell(p.model)}", "",
+             f"**{t('dtype', lang)}**: {code_cell(p.dtype)}", ""]
+    if p.prompt_tokens is not None:
+        lines += [f"**{t('prompt_tokens', lang)}**: {p.prompt_tokens}", ""]
+    if p.provenance.tool == MEASURED_BY and p.provenance.notes:
+        lines += [f"**{t('notes', lang)}**:", "",
+                  *(f"- {note}" for note in p.provenance.notes), ""]
+    return [*lines, ""]
 
 
 def _system(p: Profile, lang: str) -> list[str]:
@@ -99,7 +117,23 @@ def _system(p: Profile, lang: str) -> list[str]:
             md_table(columns("cols.cpu", lang), [(t(k, lang), v) for k, v in rows]), "",
             t("s1.norm", lang), "",
             *_bullets(lang, [("norm.reference", mhz(s.reference_mhz)), ("norm.factor", factor),
-                             ("norm.formula", t("norm.formula_text", lang))]), ""]
+                             ("norm.formula", t("norm.formula_text", lang))]), "",
+            *_roofline(p, lang)]
+
+
+def _roofline(p: Profile, lang: str) -> list[str]:
+    """The measured host roofline (only when there is one: imported reports have none)."""
+    r = p.system.roofline
+    if r.peak_fp32_gflops is None and r.peak_bf16_gflops is None and \
+            r.memory_bandwidth_gb_s is None:
+        return []
+    gf = lambda v: UNKNOWN if v is None else f"{v:.1f} GFLOP/s"  # noqa: E731
+    rows = [(t("roof.fp32", lang), gf(r.peak_fp32_gflops)),
+            (t("roof.bf16", lang), gf(r.peak_bf16_gflops)),
+            (t("roof.bw", lang), UNKNOWN if r.memory_bandwidth_gb_s is None
+             else f"{r.memory_bandwidth_gb_s:.1f} GB/s"),
+            (t("roof.method", lang), r.method.replace("|", "\\|") or UNKNOWN)]
+    return [t("s1.roof", lang), "", md_table(columns("cols.roof", lang), rows), ""]
 
 
 def _phases(p: Profile, lang: str) -> list[str]:
@@ -128,7 +162,40 @@ def _phases(p: Profile, lang: str) -> list[str]:
                 ("sum.throughput", throughput)]), ""]
 
 
-def _linears(p: Profile, lang: str) -> list[str]:
+def _image(key: str, lang: str, plots: Mapping[str, str], kind: str) -> list[str]:
+    return [f"![{t(key, lang)}]({plots[kind]})", ""] if kind in plots else []
+
+
+def _phase_split(p: Profile, lang: str, plots: Mapping[str, str]) -> list[str]:
+    """3.4: per Linear role, prefill vs decode (only when the profile has the split)."""
+    rows = role_times(p, linear=True)
+    if not rows:
+        return []
+    decode_total = sum(r.decode_ms for r in rows)
+    table = [(f"`{r.role}`", r.modules, r.prefill_calls, _f(r.prefill_ms), r.decode_calls,
+              _f(r.decode_ms), _f(r.decode_ms / r.decode_calls, 3) if r.decode_calls
+              else UNKNOWN, _share(r.decode_ms, decode_total, 2)) for r in rows]
+    return [t("s3.phase", lang), "", t("split.text", lang), "",
+            md_table(columns("cols.phase", lang), table), "",
+            *_image("plot.roles", lang, plots, "roles")]
+
+
+def _others(p: Profile, lang: str) -> list[str]:
+    """3.5: the timed modules that are not Linear (norms, attention core, ...), per role."""
+    rows = role_times(p, linear=False)
+    if not rows:
+        return []
+    table = [(f"`{r.role}`", r.module_type, r.modules, r.prefill_calls + r.decode_calls,
+              _f(r.prefill_ms), _f(r.decode_ms), _f(r.total_ms),
+              _f(r.decode_ms / r.decode_calls, 3) if r.decode_calls else UNKNOWN)
+             for r in sorted(rows, key=lambda r: -r.total_ms)]
+    total = sum(r.total_ms for r in rows)
+    return [t("s3.other", lang), "", t("other.text", lang), "",
+            f"**{t('other.total', lang)}**: {total:.2f} ms", "",
+            md_table(columns("cols.other", lang), table), ""]
+
+
+def _linears(p: Profile, lang: str, plots: Mapping[str, str]) -> list[str]:
     mods = sorted(p.linears, key=lambda m: -m.total_ms)  # stable: ties keep profile order
     total = round(sum(_row_ms(m) for m in mods), 2)
     norm = _factor(p)
@@ -156,7 +223,8 @@ def _linears(p: Profile, lang: str) -> list[str]:
             t("s3.groups", lang), "", md_table(columns("cols.groups", lang), grows), "",
             t("s3.full", lang), "", "<details>",
             f"<summary>{t('lin.expand', lang).format(n=len(mods))}</summary>", "",
-            md_table(columns("cols.full", lang), full), "", "</details>", ""]
+            md_table(columns("cols.full", lang), full), "", "</details>", "",
+            *_phase_split(p, lang, plots), *_others(p, lang)]
 
 
 def _tokens(p: Profile, lang: str) -> list[str]:
@@ -174,10 +242,14 @@ def _tokens(p: Profile, lang: str) -> list[str]:
             md_table(columns("cols.tokens", lang), rows), "", "</details>", ""]
 
 
-def _memory(p: Profile, lang: str) -> list[str]:
+def _memory(p: Profile, lang: str, plots: Mapping[str, str]) -> list[str]:
     rows = [(_f(s.t_s), _f(s.rss_mb), _f(s.vms_mb), _f(s.sys_used_mb), _f(s.sys_total_mb))
             for s in p.memory]
-    return [t("s5", lang), "", md_table(columns("cols.memory", lang), rows), ""]
+    table = [md_table(columns("cols.memory", lang), rows), ""]
+    if len(rows) > MEMORY_ROWS_SHOWN:
+        table = ["<details>", f"<summary>{t('mem.expand', lang).format(n=len(rows))}</summary>",
+                 "", *table, "</details>", ""]
+    return [t("s5", lang), "", *_image("plot.memory", lang, plots, "memory"), *table]
 
 
 def _next_step(p: Profile, lang: str) -> list[str]:
@@ -196,11 +268,18 @@ def _next_step(p: Profile, lang: str) -> list[str]:
     return [*lines, ""]
 
 
-def render_profile_report(profile: Profile, lang: str = "zh") -> str:
-    """The whole report as Markdown text (ends with a newline)."""
+def render_profile_report(profile: Profile, lang: str = "zh", *,
+                          plots: Mapping[str, str] | None = None) -> str:
+    """The whole report as Markdown text (ends with a newline).
+
+    ``plots`` maps ``roles``/``memory`` to image paths relative to the report (from
+    ``dse.report.profile_plots.write_profile_plots``); without it no image is linked.
+    """
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
-    parts = (_header, _system, _phases, _linears, _tokens, _memory, _next_step)
+    figs = dict(plots or {})
+    parts = (_header, _system, _phases, lambda p, lg: _linears(p, lg, figs), _tokens,
+             lambda p, lg: _memory(p, lg, figs), _next_step)
     lines = [line for part in parts for line in part(profile, lang)]
     return "\n".join([*lines, "---", "", t("footer", lang)]) + "\n"
 
