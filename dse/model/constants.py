@@ -37,7 +37,7 @@ class CostConstants:
     head_lut_per_mac: float = 12.0
     head_ff_per_mac: float = 20.0
     # -- timing ----------------------------------------------------------------------------
-    pipeline_latency_cycles: float = 24.0
+    pipeline_latency_cycles: float = 10.0
     dma_setup_us: float = 0.0
     #: Bytes per second the CPU flushes/invalidates for DMA buffers (cache maintenance).
     cache_maint_bytes_per_s: float = 1.0e9
@@ -75,8 +75,9 @@ class CostConstants:
         "interconnect_ff_per_port": "as interconnect_lut_per_port",
         "head_lut_per_mac": "int8 MAC in a DSP48E2 plus its accumulation glue (estimate)",
         "head_ff_per_mac": "pipeline registers around each DSP (estimate)",
-        "pipeline_latency_cycles": "fill + drain of decoder, adder tree (log2 SIMD) and "
-        "accumulator: held to the RTL by the overlay's cycle tests",
+        "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL "
+        "(overlays/rtl, dse.hw.regs.PIPELINE_LATENCY = 10, read back from its LATENCY "
+        "register); the RTL cycle tests hold engine_cycles to it",
         "dma_setup_us": "extra DMA setup per call beyond the board's per_call_overhead_us",
         "cache_maint_bytes_per_s": "ZU+ cached copy ~800 MB/s, uncached ~250 MB/s (udmabuf "
         "issue #16); flush of a cached buffer assumed ~1 GB/s",

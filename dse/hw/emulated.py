@@ -1,0 +1,315 @@
+"""An emulated PYNQ device: the overlay's AXI DMA and ternary_gemv engine, in Python.
+
+Why: the driver (``dse.hw.pynq_driver``) must be testable on x86 through the *unmodified*
+``pynq.lib.dma.DMA`` and ``pynq.DefaultIP`` code, which talk to registers through
+``pynq.MMIO`` and to memory through ``pynq.allocate``. This ``pynq.Device`` subclass answers
+both: register reads and writes of an AXI DMA in simple (direct register) mode (PG021
+offsets) and of the engine (``dse.hw.regs``), and buffers with fake physical addresses that
+the emulated DMA reads and writes. The engine decodes the input stream exactly as
+overlays/STREAM.md lays it out, computes with ``golden_gemv`` and counts busy cycles with
+``engine_cycles``, so a driver bug in packing, ordering or parsing shows up as wrong results.
+
+Importing this module needs pynq (and so numpy<2): only tests and ``--emulate`` runs do.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pynq
+from pynq.buffer import PynqBuffer
+from pynq.lib.dma import DMA
+
+from dse.hw import regs
+from dse.model.engine import engine_cycles
+from dse.packing.quant import golden_gemv
+from dse.packing.schemes import unpack_base3, unpack_i2
+from dse.packing.stream import (
+    expected_output_stream,
+    input_stream_beats,
+    output_stream_beats,
+    stream_bits,
+)
+
+DMA_BASE = 0x4040_0000
+ENGINE_BASE = 0xA000_0000
+DMA_SPAN = 0x1_0000
+DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"
+# AXI DMA registers (simple mode): MM2S at 0x00, S2MM at 0x30
+DMACR, DMASR, SA, SA_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
+S2MM = 0x30
+SR_HALTED, SR_IDLE, SR_IOC = 0x1, 0x2, 0x1000
+
+
+class _Memory:
+    """DDR seen by the DMA: buffers at fake, page-aligned physical addresses."""
+
+    def __init__(self, device: EmulatedDevice) -> None:
+        self.device = device
+        self.next_addr = 0x1000_0000
+        self.blocks: dict[int, np.ndarray] = {}
+
+    def allocate(self, shape, dtype, **kwargs) -> PynqBuffer:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        backing = np.zeros(max(nbytes, 1), dtype=np.uint8)
+        addr = self.next_addr
+        self.next_addr += (nbytes + 0xFFF) // 0x1000 * 0x1000 + 0x1000
+        self.blocks[addr] = backing
+        return PynqBuffer(shape, dtype, bo=addr, device=self.device, buffer=backing,
+                          device_address=addr, coherent=False)
+
+    def view(self, addr: int, nbytes: int) -> np.ndarray:
+        """The bytes [addr, addr + nbytes) of one buffer (DMA decode error otherwise)."""
+        for base, block in self.blocks.items():
+            if base <= addr and addr + nbytes <= base + block.size:
+                return block[addr - base:addr - base + nbytes]
+        raise ValueError(f"emulated DMA: {nbytes} bytes at {addr:#x} are not in any buffer")
+
+
+class _Engine:
+    """ternary_gemv's register file and behaviour (one whole call at a time)."""
+
+    def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int) -> None:
+        self.pe, self.simd, self.packing, self.vmax, self.kmax = pe, simd, packing, vmax, kmax
+        self.width = stream_bits(pe, simd, packing)
+        self.args = {regs.N: 0, regs.K: 0, regs.M: 0, regs.V: 1}
+        self.busy = self.stall_in = self.stall_out = 0
+        self.running = self.done = self.err = False
+        self.inbox = bytearray()        # bytes the MM2S stream delivered
+        self.outbox = bytearray()       # result bytes not yet taken by S2MM
+        self.hang = False               # fault injection: never finish a call
+        self.calls: list[dict] = []     # what each call decoded (for tests)
+
+    def config_word(self, off: int) -> int:
+        return {regs.ID: regs.ID_VALUE, regs.VERSION: regs.VERSION_VALUE, regs.PE: self.pe,
+                regs.SIMD: self.simd, regs.PACKING: regs.PACKING_CODES[self.packing],
+                regs.VMAX: self.vmax, regs.KMAX: self.kmax, regs.STREAM_BITS: self.width,
+                regs.LATENCY: regs.PIPELINE_LATENCY, regs.OUT_DEPTH: 32}[off]
+
+    def read(self, off: int) -> int:
+        if off == regs.CTRL:
+            idle = not self.running
+            return ((not idle) * regs.AP_START | self.done * regs.AP_DONE
+                    | idle * (regs.AP_IDLE | regs.AP_READY))
+        if off in self.args:
+            return self.args[off]
+        if off == regs.STATUS:
+            return int(self.err)
+        counters = {regs.BUSY_LO: self.busy, regs.STALL_IN_LO: self.stall_in,
+                    regs.STALL_OUT_LO: self.stall_out}
+        if off in counters:
+            return counters[off] & 0xFFFF_FFFF
+        if off - 4 in counters:
+            return counters[off - 4] >> 32
+        if off in regs.CONFIG_OFFSETS:
+            return self.config_word(off)
+        return 0
+
+    def write(self, off: int, value: int) -> None:
+        if off in self.args:
+            self.args[off] = value
+        elif off == regs.CTRL and value & regs.AP_START and not self.running:
+            n, k, m, v = (self.args[a] for a in (regs.N, regs.K, regs.M, regs.V))
+            self.done = self.err = False
+            if min(n, k, m, v) < 1 or k > self.kmax or v > self.vmax:
+                self.done = self.err = True
+            else:
+                self.running = True
+
+    def step(self) -> None:
+        """Run the started call once the input stream holds all of it."""
+        if not self.running or self.hang:
+            return
+        n, k, m, v = (self.args[a] for a in (regs.N, regs.K, regs.M, regs.V))
+        beat = self.width // 8
+        need = input_stream_beats(n, k, m, self.pe, self.simd, self.packing, v) * beat
+        if len(self.inbox) < need:
+            return
+        stream = np.frombuffer(bytes(self.inbox[:need]), dtype=np.uint8).reshape(-1, beat)
+        del self.inbox[:need]
+        w, x = self._decode(stream, n, k, m, v)
+        y = golden_gemv(w, x)
+        out = expected_output_stream(y, self.pe, v)
+        assert out.shape[0] == output_stream_beats(n, m, self.pe)
+        self.outbox += out.tobytes()
+        self.busy += engine_cycles(n, k, m, self.pe, self.simd, v, beat,
+                                   regs.PIPELINE_LATENCY)
+        self.calls.append({"n": n, "k": k, "m": m, "v": v, "w": w, "x": x})
+        self.running = False
+        self.done = True
+
+    def _decode(self, stream: np.ndarray, n: int, k: int, m: int, v: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Weights and activations back out of a call's input beats (STREAM.md)."""
+        beat = stream.shape[1]
+        rf, cf = math.ceil(n / self.pe), math.ceil(k / self.simd)
+        per_vec = math.ceil(k / beat)
+        unpack = unpack_i2 if self.packing == "i2" else unpack_base3
+        xs, w = [], None
+        at = 0
+        for p in range(0, m, v):
+            vp = min(v, m - p)
+            acts = stream[at:at + vp * per_vec].reshape(vp, per_vec * beat)
+            xs.append(acts[:, :k].view(np.int8))
+            at += vp * per_vec
+            tiles = unpack(stream[at:at + rf * cf], rf * cf, self.pe * self.simd)
+            at += rf * cf
+            full = tiles.reshape(rf, cf, self.pe, self.simd).transpose(0, 2, 1, 3)
+            wp = full.reshape(rf * self.pe, cf * self.simd)[:n, :k]
+            if w is not None and not np.array_equal(w, wp):
+                raise ValueError("emulated engine: the weights differ between passes")
+            w = wp
+        return w, np.concatenate(xs, axis=0)
+
+
+class _Dma:
+    """An AXI DMA in simple mode, wired MM2S -> engine -> S2MM."""
+
+    def __init__(self, memory: _Memory, engine: _Engine) -> None:
+        self.memory, self.engine = memory, engine
+        self.reg = {off: 0 for off in range(0, 0x60, 4)}
+        self.reg[DMASR] = self.reg[S2MM + DMASR] = SR_HALTED
+        self.s2mm_armed = 0
+
+    def read(self, off: int) -> int:
+        return self.reg.get(off, 0)
+
+    def write(self, off: int, value: int) -> None:
+        base = S2MM if off >= S2MM else 0
+        rel = off - base
+        if rel == DMASR:                        # write-1-to-clear interrupt bits
+            self.reg[off] &= ~(value & 0x7000)
+            return
+        self.reg[off] = value
+        if rel == DMACR:
+            status = self.reg[base + DMASR]
+            if value & 0x4:                      # soft reset
+                status = SR_HALTED
+            status = (status & ~SR_HALTED) if value & 0x1 else (status | SR_HALTED)
+            self.reg[base + DMASR] = status
+        elif rel == LENGTH:
+            if self.reg[base + DMASR] & SR_HALTED:
+                return
+            self.reg[base + DMASR] &= ~SR_IDLE
+            addr = self.reg[base + SA] | self.reg[base + SA_MSB] << 32
+            if base == 0:
+                self.engine.inbox += self.memory.view(addr, value).tobytes()
+                self.reg[DMASR] |= SR_IDLE | SR_IOC
+            else:
+                self.s2mm_armed = value
+        self.advance()
+
+    def advance(self) -> None:
+        self.engine.step()
+        if self.s2mm_armed and self.engine.outbox and not self.engine.running:
+            base = S2MM
+            addr = self.reg[base + SA] | self.reg[base + SA_MSB] << 32
+            nbytes = min(self.s2mm_armed, len(self.engine.outbox))
+            self.memory.view(addr, nbytes)[:] = np.frombuffer(
+                bytes(self.engine.outbox[:nbytes]), dtype=np.uint8)
+            del self.engine.outbox[:nbytes]
+            self.reg[base + LENGTH] = nbytes    # bytes received (ends at TLAST)
+            self.reg[base + DMASR] |= SR_IDLE | SR_IOC
+            self.s2mm_armed = 0
+
+
+class EmulatedDevice(pynq.Device):
+    """A pynq Device holding one AXI DMA and one ternary_gemv engine (see module doc)."""
+
+    _probe_priority_ = 1
+
+    @classmethod
+    def _probe_(cls) -> list[EmulatedDevice]:
+        # importing this module is the opt-in: its device then comes first
+        return [cls("emulated-tgemv")]
+
+    def __init__(self, tag: str = "emulated-tgemv", pe: int = 8, simd: int = 16,
+                 packing: str = "i2", vmax: int = 4, kmax: int = 8192,
+                 dma_length_bits: int = 26) -> None:
+        super().__init__(tag)
+        self.dma_length_bits = dma_length_bits
+        self.name = "emulated ternary_gemv overlay"
+        self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
+        self.default_memory = _Memory(self)
+        self.engine = _Engine(pe, simd, packing, vmax, kmax)
+        self.dma = _Dma(self.default_memory, self.engine)
+        self.flushes = self.invalidates = 0
+
+    # -- what pynq.MMIO calls (REGISTER_RW devices) -------------------------------------
+    def _target(self, address: int):
+        if DMA_BASE <= address < DMA_BASE + DMA_SPAN:
+            return self.dma, address - DMA_BASE
+        if ENGINE_BASE <= address < ENGINE_BASE + regs.SPAN:
+            return self.engine, address - ENGINE_BASE
+        raise ValueError(f"emulated device: nothing at {address:#x}")
+
+    def read_registers(self, address: int, length: int) -> bytes:
+        out = b""
+        for a in range(address, address + length, 4):
+            target, off = self._target(a)
+            out += struct.pack("<I", target.read(off) & 0xFFFF_FFFF)
+        return out[:length]
+
+    def write_registers(self, address: int, data: bytes) -> None:
+        data = bytes(data) + b"\0" * (-len(data) % 4)
+        for i in range(0, len(data), 4):
+            target, off = self._target(address + i)
+            target.write(off, struct.unpack("<I", data[i:i + 4])[0])
+
+    # -- what PynqBuffer calls ---------------------------------------------------------
+    def flush(self, bo, offset, ptr, size) -> None:
+        self.flushes += 1
+
+    def invalidate(self, bo, offset, ptr, size) -> None:
+        self.invalidates += 1
+
+    # -- what an Overlay would have parsed from the .hwh ---------------------------------
+    @property
+    def ip_dict(self) -> dict[str, dict]:
+        return {"axi_dma_0": self.dma_description(), "ternary_gemv_0": self.engine_description()}
+
+    @ip_dict.setter
+    def ip_dict(self, value) -> None:  # Device.__init__/reset assign it; ours is fixed
+        pass
+
+    def dma_description(self) -> dict:
+        """The AXI DMA as the hwh parser describes it (simple mode, no DRE)."""
+        width = self.engine.width
+        return {
+            "fullpath": "axi_dma_0", "type": DMA_VLNV, "phys_addr": DMA_BASE,
+            "addr_range": DMA_SPAN, "device": self, "interrupts": {}, "gpio": {},
+            "state": None, "driver": DMA,
+            "parameters": {
+                "c_include_sg": "0", "c_micro_dma": "0",
+                "c_sg_length_width": str(self.dma_length_bits),
+                "c_include_mm2s": "1", "c_include_s2mm": "1",
+                "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0",
+                "c_m_axi_mm2s_data_width": str(min(width, 1024)),
+                "c_m_axi_s2mm_data_width": str(min(32 * self.engine.pe, 1024)),
+                "c_m_axis_mm2s_tdata_width": str(width),
+                "c_s_axis_s2mm_tdata_width": str(32 * self.engine.pe),
+            },
+        }
+
+    def engine_description(self) -> dict:
+        from dse.hw.pynq_driver import VLNV
+
+        return {"fullpath": "ternary_gemv_0", "type": VLNV, "phys_addr": ENGINE_BASE,
+                "addr_range": regs.SPAN, "device": self, "interrupts": {}, "gpio": {},
+                "state": None, "parameters": {}}
+
+
+def open_emulated(**engine: object):
+    """An emulated overlay's engine driver wired to its (unmodified pynq) DMA driver.
+
+    ``engine`` takes EmulatedDevice's parameters (pe, simd, packing, vmax, kmax,
+    dma_length_bits). The device is returned as ``driver.device``.
+    """
+    from dse.hw.pynq_driver import driver_class
+
+    device = EmulatedDevice(**engine)
+    eng = driver_class()(device.engine_description())
+    eng.dma = DMA(device.dma_description())
+    return eng

@@ -1,0 +1,283 @@
+"""PYNQ driver of the ternary_gemv overlay: one Linear layer for M vectors, with its timings.
+
+On the board::
+
+    from dse.hw.pynq_driver import open_overlay
+    eng = open_overlay("tgemv_zcu104.bit")          # binds the IP and its AXI DMA
+    eng.check(pe=16, simd=32, packing="i2", vectors=4, max_k=6912)
+    layer = eng.load_layer(w_ternary, name="layers.0.mlp.down_proj")
+    y, timing = eng.run(layer, x_int8)               # y: int32 (M, N)
+
+Why it is built this way:
+
+- pynq is imported only when a driver is used (it pins numpy<2 and exists on the board, not
+  in dse's planning path). ``TernaryGemv`` is created on first use, which also registers it
+  with pynq's ``DefaultIP`` binding (``bindto``), so ``open_overlay`` defines it before
+  ``pynq.Overlay`` scans the design.
+- Weights are packed once into a DMA buffer (``load_layer``) and streamed again for every
+  pass of up to V vectors, as the engine expects (overlays/STREAM.md); activations go in a
+  second buffer. Both travel over one AXI DMA MM2S channel as consecutive transfers: the
+  engine ignores TLAST and only counts beats, so the split costs stall cycles, never results.
+- Every wait has a deadline, because ``DMA.wait()`` spins forever: a hung engine raises
+  ``OverlayTimeout`` naming the layer and the registers it saw.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dse.hw import regs
+from dse.packing.stream import activation_beats, parse_output_stream, weight_tiles
+
+#: The VLNV the Vivado flow packages the RTL under (overlays/vivado/package_ip.tcl).
+VLNV = "dse:hls:ternary_gemv:1.0"
+
+
+class OverlayError(RuntimeError):
+    """The overlay does not match the plan, or refused a call."""
+
+
+class OverlayTimeout(OverlayError):
+    """A layer did not finish in time (the message names the layer and what was seen)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long one call took: host wall time and the engine's own cycle counters."""
+
+    wall_s: float
+    busy_cycles: int
+    stall_in_cycles: int
+    stall_out_cycles: int
+    clock_mhz: float | None = None
+
+    @property
+    def pl_s(self) -> float | None:
+        """Busy time of the engine in seconds (None without a known PL clock)."""
+        return self.busy_cycles / (self.clock_mhz * 1e6) if self.clock_mhz else None
+
+    @property
+    def compute_cycles(self) -> int:
+        """Busy cycles less stalls: what ``engine_cycles`` predicts."""
+        return self.busy_cycles - self.stall_in_cycles - self.stall_out_cycles
+
+
+@dataclass
+class Layer:
+    """A layer's weights, packed into the engine's tile beats in a DMA buffer."""
+
+    name: str
+    n: int
+    k: int
+    buffer: Any            # pynq buffer of uint8, ceil(N/PE) * ceil(K/SIMD) beats
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.buffer.nbytes)
+
+
+def _pynq():
+    import pynq  # lazy on purpose: pynq is a board-only extra that pins numpy<2
+
+    return pynq
+
+
+_CLASS: type | None = None
+
+
+def driver_class() -> type:
+    """The ``pynq.DefaultIP`` subclass bound to the engine (defined on first call)."""
+    global _CLASS
+    if _CLASS is None:
+        _CLASS = _define(_pynq())
+    return _CLASS
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TernaryGemv":
+        return driver_class()
+    raise AttributeError(name)
+
+
+def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = True):
+    """Load an overlay built by overlays/vivado and return its engine, wired to its DMA."""
+    cls = driver_class()
+    pynq = _pynq()
+    ol = pynq.Overlay(bitfile, download=download)
+    engines = [getattr(ol, name) for name, ip in ol.ip_dict.items()
+               if ip.get("type") == VLNV]
+    if len(engines) != 1:
+        raise OverlayError(f"{bitfile}: expected one {VLNV} IP, found {len(engines)}")
+    eng = engines[0]
+    if not isinstance(eng, cls):
+        raise OverlayError(f"{bitfile}: the engine IP did not bind to {cls.__name__}")
+    dmas = [name for name, ip in ol.ip_dict.items() if "axi_dma" in str(ip.get("type", ""))]
+    name = dma_name or (dmas[0] if len(dmas) == 1 else None)
+    if name is None:
+        raise OverlayError(f"{bitfile}: expected one AXI DMA (or dma_name=), found {dmas}")
+    eng.dma = getattr(ol, name)
+    eng.overlay = ol
+    try:
+        eng.clock_mhz = float(pynq.Clocks.fclk0_mhz)
+    except Exception:  # no PS clock registers off the board
+        eng.clock_mhz = None
+    return eng
+
+
+def _define(pynq) -> type:
+    class TernaryGemv(pynq.DefaultIP):
+        """Driver of the ternary_gemv engine: config check, weight buffers, one layer per call.
+
+        ``dma`` must be the AXI DMA whose MM2S feeds the engine's input stream and whose
+        S2MM takes its results (``open_overlay`` sets it).
+        """
+
+        bindto = [VLNV]  # noqa: RUF012 - pynq reads this class attribute as a list
+
+        def __init__(self, description: dict) -> None:
+            super().__init__(description=description)
+            self.dma = None
+            self.overlay = None
+            self.clock_mhz: float | None = None
+            self._config: regs.EngineConfig | None = None
+            self._out = None
+            self._act = None
+
+        # -- configuration ---------------------------------------------------------------
+        @property
+        def config(self) -> regs.EngineConfig:
+            """The build parameters the engine reports (read once)."""
+            if self._config is None:
+                words = {off: self.read(off) for off in regs.CONFIG_OFFSETS}
+                try:
+                    self._config = regs.EngineConfig.from_words(words)
+                except ValueError as e:
+                    raise OverlayError(str(e)) from None
+            return self._config
+
+        def check(self, pe: int, simd: int, packing: str, vectors: int = 1, max_k: int = 1,
+                  stream_bits: int | None = None) -> regs.EngineConfig:
+            """Raise ``OverlayError`` unless this engine can run the planned design point."""
+            why = self.config.mismatches(pe, simd, packing, vectors, max_k, stream_bits)
+            if why:
+                raise OverlayError("overlay does not match the plan: " + "; ".join(why))
+            return self.config
+
+        def counters(self) -> tuple[int, int, int]:
+            """(busy, stall_in, stall_out) cycles since reset; read while the engine is idle."""
+            return tuple(self.read(lo) | self.read(lo + 4) << 32
+                         for lo in (regs.BUSY_LO, regs.STALL_IN_LO, regs.STALL_OUT_LO))
+
+        # -- buffers ---------------------------------------------------------------------
+        def _allocate(self, nbytes: int):
+            return pynq.allocate(shape=(max(nbytes, 1),), dtype=np.uint8,
+                                 target=self.device)
+
+        def load_layer(self, w_ternary: np.ndarray, name: str = "layer") -> Layer:
+            """Pack ternary weights (N x K int8) into the engine's tiles, in a DMA buffer."""
+            c = self.config
+            w = np.asarray(w_ternary)
+            if w.ndim != 2 or w.shape[1] > c.kmax:
+                raise OverlayError(f"{name}: weights {w.shape}: expected (N, K) with "
+                                   f"K <= {c.kmax} (the engine's KMAX)")
+            tiles = weight_tiles(w, c.pe, c.simd, c.packing)
+            buf = self._allocate(tiles.nbytes)
+            buf[:tiles.nbytes] = tiles.reshape(-1)
+            buf.flush()
+            return Layer(name, int(w.shape[0]), int(w.shape[1]), buf)
+
+        def _scratch(self, attr: str, nbytes: int):
+            buf = getattr(self, attr)
+            if buf is None or buf.nbytes < nbytes:
+                buf = self._allocate(nbytes)
+                setattr(self, attr, buf)
+            return buf
+
+        # -- one call --------------------------------------------------------------------
+        def run(self, layer: Layer, x_int8: np.ndarray, vectors: int | None = None,
+                timeout_s: float = 10.0) -> tuple[np.ndarray, Timing]:
+            """y = W x for M vectors: (int32 M x N results, Timing).
+
+            ``vectors`` (V, default: the engine's VMAX) vectors share each weight pass.
+            """
+            if self.dma is None:
+                raise OverlayError(f"{layer.name}: no DMA attached (use open_overlay)")
+            c = self.config
+            x = np.asarray(x_int8)
+            if x.ndim == 1:
+                x = x[None, :]
+            if x.dtype != np.int8 or x.ndim != 2 or x.shape[1] != layer.k:
+                raise OverlayError(f"{layer.name}: activations {x.dtype} {x.shape}: expected "
+                                   f"int8 (M, {layer.k})")
+            m = x.shape[0]
+            v = min(c.vmax, m) if vectors is None else vectors
+            if not 1 <= v <= c.vmax:
+                raise OverlayError(f"{layer.name}: vectors={v}: expected 1..{c.vmax}")
+            beat = c.stream_bits // 8
+            per_vec = math.ceil(layer.k / beat) * beat
+            acts = activation_beats(x, c.stream_bits).reshape(-1)
+            act_buf = self._scratch("_act", acts.nbytes)
+            act_buf[:acts.nbytes] = acts
+            act_buf.flush()
+            out_bytes = math.ceil(layer.n / c.pe) * m * 4 * c.pe
+            out_buf = self._scratch("_out", out_bytes)
+
+            for off, val in ((regs.N, layer.n), (regs.K, layer.k), (regs.M, m), (regs.V, v)):
+                self.write(off, val)
+            before = self.counters()
+            deadline = time.monotonic() + timeout_s
+            t0 = time.perf_counter()
+            recv = self.dma.recvchannel
+            recv.transfer(out_buf, 0, out_bytes)
+            self.write(regs.CTRL, regs.AP_START)
+            for p in range(0, m, v):
+                vp = min(v, m - p)
+                self._send(act_buf, p * per_vec, vp * per_vec, layer, deadline, "activations")
+                self._send(layer.buffer, 0, layer.nbytes, layer, deadline, "weights")
+            self._wait_idle(recv, layer, deadline, "results (S2MM)")
+            recv.wait()
+            while not self.read(regs.CTRL) & regs.AP_DONE:
+                self._check_deadline(layer, deadline, "ap_done")
+            wall = time.perf_counter() - t0
+            if self.read(regs.STATUS) & regs.STATUS_ERR:
+                raise OverlayError(f"{layer.name}: the engine refused N={layer.n} K={layer.k} "
+                                   f"M={m} V={v}")
+            after = self.counters()
+            busy, stall_in, stall_out = (a - b for a, b in zip(after, before, strict=True))
+            if recv.transferred != out_bytes:
+                raise OverlayError(f"{layer.name}: received {recv.transferred} result bytes, "
+                                   f"expected {out_bytes}")
+            y = parse_output_stream(np.asarray(out_buf[:out_bytes]), layer.n, m, c.pe, v)
+            return y, Timing(wall, busy, stall_in, stall_out, self.clock_mhz)
+
+        def _send(self, buf, start: int, nbytes: int, layer: Layer, deadline: float,
+                  what: str) -> None:
+            """MM2S ``nbytes`` from ``buf[start:]`` in chunks the DMA length register holds."""
+            send = self.dma.sendchannel
+            beat = self.config.stream_bits // 8
+            chunk = (self.dma.buffer_max_size // beat) * beat
+            for at in range(start, start + nbytes, chunk):
+                send.transfer(buf, at, min(chunk, start + nbytes - at))
+                self._wait_idle(send, layer, deadline, what + " (MM2S)")
+                send.wait()
+
+        def _wait_idle(self, channel, layer: Layer, deadline: float, what: str) -> None:
+            while not channel.idle:
+                if channel.error:
+                    channel.wait()   # raises pynq's description of the DMA error
+                self._check_deadline(layer, deadline, what)
+
+        def _check_deadline(self, layer: Layer, deadline: float, what: str) -> None:
+            if time.monotonic() > deadline:
+                ctrl = self.read(regs.CTRL)
+                raise OverlayTimeout(
+                    f"layer {layer.name}: timed out waiting for {what} (engine CTRL={ctrl:#x}, "
+                    f"MM2S status={self.dma.mmio.read(0x04):#x}, "
+                    f"S2MM status={self.dma.mmio.read(0x34):#x})")
+
+    return TernaryGemv

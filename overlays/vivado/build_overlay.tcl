@@ -1,0 +1,218 @@
+# Build a PYNQ overlay around ternary_gemv: <name>.bit and <name>.hwh, same base name.
+#
+# Target: Vivado 2022.1 (the release PYNQ v3.0 images and overlays were built with); IP
+# versions are looked up, not pinned, so later releases work too.
+#
+# Usage (the Makefile passes these; see overlays/README.md):
+#   vivado -mode batch -source build_overlay.tcl -tclargs \
+#       <board> <part> <clock_mhz> <name> <out_dir> <PE> <SIMD> <PACKING> <VMAX> <KMAX>
+#   board: zcu104 | kv260 | pynq-z2
+#
+# Block design: the PS (Zynq UltraScale+ MPSoC for zcu104 and kv260, Zynq-7000 for pynq-z2)
+# runs one PL clock at <clock_mhz>; its HPM0 master reaches the engine's AXI4-Lite control and
+# the AXI DMA's registers through a SmartConnect; the DMA (simple mode, 26-bit length register,
+# no scatter-gather) streams MM2S into the engine and the engine's results back through S2MM,
+# both reading and writing PS DDR through S_AXI_HP0.
+#
+# DSE_VIVADO_DRY_RUN=1 in the environment skips the output copies (tests run this script in
+# plain tclsh with Vivado's commands stubbed, to check the flow's Tcl beyond its syntax).
+
+set script_dir [file normalize [file dirname [info script]]]
+set ::tgemv_sourced 1
+source [file join $script_dir package_ip.tcl]
+
+if {[llength $::argv] != 10} {
+    error "usage: -tclargs board part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX"
+}
+lassign $::argv board part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX
+set out_dir [file normalize $out_dir]
+set dry_run [expr {[info exists ::env(DSE_VIVADO_DRY_RUN)] && $::env(DSE_VIVADO_DRY_RUN)}]
+
+# ---- stream widths: the AXI DMA takes 8..1024-bit power-of-two streams ---------------------
+proc stream_width {pe simd packing} {
+    if {$packing == 1} {
+        if {$simd % 5} { error "base3 needs SIMD a multiple of 5, got $simd" }
+        return [expr {$pe * 8 * $simd / 5}]
+    }
+    return [expr {$pe * 2 * $simd}]
+}
+proc check_dma_width {what bits} {
+    if {$bits < 8 || $bits > 1024 || ($bits & ($bits - 1))} {
+        error "$what stream is $bits bits: the AXI DMA needs a power of two in 8..1024"
+    }
+}
+set in_bits [stream_width $PE $SIMD $PACKING]
+set out_bits [expr {32 * $PE}]
+check_dma_width "input (weights/activations)" $in_bits
+check_dma_width "output (int32 results)" $out_bits
+
+# ---- board specifics --------------------------------------------------------------------------
+switch -- $board {
+    zcu104 {
+        set ps_kind zynqmp
+        set board_part "xilinx.com:zcu104:part0:1.1"
+        set board_conn {}
+    }
+    kv260 {
+        set ps_kind zynqmp
+        set board_part "xilinx.com:kv260_som:part0:1.4"
+        set board_conn {som240_1_connector xilinx.com:kv260_carrier:som240_1_connector:1.3}
+    }
+    pynq-z2 {
+        set ps_kind zynq7
+        set board_part "tul.com.tw:pynq-z2:part0:1.0"
+        set board_conn {}
+    }
+    default { error "unknown board '$board': expected zcu104, kv260 or pynq-z2" }
+}
+
+# Latest installed version of a Xilinx IP (so the script is not tied to one release).
+proc ipdef {name} {
+    set defs [lsort -dictionary [get_ipdefs -all "xilinx.com:ip:${name}:*"]]
+    if {![llength $defs]} { error "IP xilinx.com:ip:$name not found in this Vivado" }
+    return [lindex $defs end]
+}
+
+# ---- project ---------------------------------------------------------------------------------
+set proj_dir [file join $out_dir _vivado_$name]
+set ip_repo [file join $out_dir _ip_repo]
+package_ternary_gemv $ip_repo $part
+
+create_project -force $name $proj_dir -part $part
+if {[llength [get_board_parts -quiet $board_part]]} {
+    set_property board_part $board_part [current_project]
+    if {[llength $board_conn]} {
+        set_property board_connections $board_conn [current_project]
+    }
+    set have_board 1
+} else {
+    puts "WARNING: board files $board_part are not installed: building for part $part with the\
+          PS defaults (PYNQ's image configures the PS at boot; only the PL clock matters here)"
+    set have_board 0
+}
+set_property ip_repo_paths [list $ip_repo] [current_project]
+update_ip_catalog
+
+create_bd_design $name
+
+# ---- processing system -------------------------------------------------------------------------
+if {$ps_kind eq "zynqmp"} {
+    set ps [create_bd_cell -type ip -vlnv [ipdef zynq_ultra_ps_e] ps]
+    if {$have_board} {
+        apply_bd_automation -rule xilinx.com:bd_rule:zynq_ultra_ps_e \
+            -config {apply_board_preset "1"} $ps
+    }
+    set_property -dict [list \
+        CONFIG.PSU__USE__M_AXI_GP0 {1} \
+        CONFIG.PSU__USE__M_AXI_GP1 {0} \
+        CONFIG.PSU__USE__M_AXI_GP2 {0} \
+        CONFIG.PSU__USE__S_AXI_GP2 {1} \
+        CONFIG.PSU__SAXIGP2__DATA_WIDTH {128} \
+        CONFIG.PSU__FPGA_PL0_ENABLE {1} \
+        CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ $clock_mhz \
+    ] $ps
+    set ps_master [get_bd_intf_pins ps/M_AXI_HPM0_FPD]
+    set ps_slave [get_bd_intf_pins ps/S_AXI_HP0_FPD]
+    set ps_clk [get_bd_pins ps/pl_clk0]
+    set ps_rstn [get_bd_pins ps/pl_resetn0]
+    set ps_aclks [list ps/maxihpm0_fpd_aclk ps/saxihp0_fpd_aclk]
+} else {
+    set ps [create_bd_cell -type ip -vlnv [ipdef processing_system7] ps]
+    if {$have_board} {
+        apply_bd_automation -rule xilinx.com:bd_rule:processing_system7 \
+            -config {make_external "FIXED_IO, DDR" apply_board_preset "1"} $ps
+    }
+    set_property -dict [list \
+        CONFIG.PCW_USE_M_AXI_GP0 {1} \
+        CONFIG.PCW_USE_S_AXI_HP0 {1} \
+        CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {64} \
+        CONFIG.PCW_EN_CLK0_PORT {1} \
+        CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $clock_mhz \
+    ] $ps
+    set ps_master [get_bd_intf_pins ps/M_AXI_GP0]
+    set ps_slave [get_bd_intf_pins ps/S_AXI_HP0]
+    set ps_clk [get_bd_pins ps/FCLK_CLK0]
+    set ps_rstn [get_bd_pins ps/FCLK_RESET0_N]
+    set ps_aclks [list ps/M_AXI_GP0_ACLK ps/S_AXI_HP0_ACLK]
+}
+
+# ---- engine, DMA, interconnect, reset ----------------------------------------------------------
+set eng [create_bd_cell -type ip -vlnv dse:hls:ternary_gemv:1.0 ternary_gemv_0]
+set_property -dict [list CONFIG.PE $PE CONFIG.SIMD $SIMD CONFIG.PACKING $PACKING \
+    CONFIG.VMAX $VMAX CONFIG.KMAX $KMAX] $eng
+
+set dma [create_bd_cell -type ip -vlnv [ipdef axi_dma] axi_dma_0]
+set_property -dict [list \
+    CONFIG.c_include_sg {0} \
+    CONFIG.c_sg_length_width {26} \
+    CONFIG.c_sg_include_stscntrl_strm {0} \
+    CONFIG.c_include_mm2s {1} \
+    CONFIG.c_include_s2mm {1} \
+    CONFIG.c_include_mm2s_dre {0} \
+    CONFIG.c_include_s2mm_dre {0} \
+    CONFIG.c_m_axi_mm2s_data_width $in_bits \
+    CONFIG.c_m_axis_mm2s_tdata_width $in_bits \
+    CONFIG.c_m_axi_s2mm_data_width $out_bits \
+    CONFIG.c_s_axis_s2mm_tdata_width $out_bits \
+    CONFIG.c_mm2s_burst_size {64} \
+    CONFIG.c_s2mm_burst_size {64} \
+] $dma
+
+set ctrl_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] ctrl_ic]
+set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {2}] $ctrl_ic
+set data_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] data_ic]
+set_property -dict [list CONFIG.NUM_SI {2} CONFIG.NUM_MI {1}] $data_ic
+set rst [create_bd_cell -type ip -vlnv [ipdef proc_sys_reset] rst_pl]
+
+connect_bd_intf_net $ps_master [get_bd_intf_pins ctrl_ic/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins ctrl_ic/M00_AXI] [get_bd_intf_pins axi_dma_0/S_AXI_LITE]
+connect_bd_intf_net [get_bd_intf_pins ctrl_ic/M01_AXI] \
+    [get_bd_intf_pins ternary_gemv_0/s_axi_control]
+connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXI_MM2S] [get_bd_intf_pins data_ic/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXI_S2MM] [get_bd_intf_pins data_ic/S01_AXI]
+connect_bd_intf_net [get_bd_intf_pins data_ic/M00_AXI] $ps_slave
+connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXIS_MM2S] \
+    [get_bd_intf_pins ternary_gemv_0/s_axis]
+connect_bd_intf_net [get_bd_intf_pins ternary_gemv_0/m_axis] \
+    [get_bd_intf_pins axi_dma_0/S_AXIS_S2MM]
+
+set clk_pins [concat $ps_aclks {
+    ternary_gemv_0/ap_clk axi_dma_0/s_axi_lite_aclk axi_dma_0/m_axi_mm2s_aclk
+    axi_dma_0/m_axi_s2mm_aclk ctrl_ic/aclk data_ic/aclk rst_pl/slowest_sync_clk
+}]
+foreach pin $clk_pins { connect_bd_net $ps_clk [get_bd_pins $pin] }
+connect_bd_net $ps_rstn [get_bd_pins rst_pl/ext_reset_in]
+foreach pin {ternary_gemv_0/ap_rst_n axi_dma_0/axi_resetn ctrl_ic/aresetn data_ic/aresetn} {
+    connect_bd_net [get_bd_pins rst_pl/peripheral_aresetn] [get_bd_pins $pin]
+}
+
+assign_bd_address
+validate_bd_design
+save_bd_design
+
+# ---- implementation ----------------------------------------------------------------------------
+set bd_file [get_files $name.bd]
+make_wrapper -files $bd_file -top
+add_files -norecurse [file join $proj_dir $name.gen sources_1 bd $name hdl ${name}_wrapper.v]
+set_property top ${name}_wrapper [current_fileset]
+update_compile_order -fileset sources_1
+
+launch_runs impl_1 -to_step write_bitstream -jobs 4
+wait_on_run impl_1
+if {[get_property PROGRESS [get_runs impl_1]] ne "100%"} {
+    error "implementation of $name did not finish: see $proj_dir"
+}
+
+# ---- outputs: <name>.bit and <name>.hwh side by side (PYNQ's Overlay needs both) ---------------
+set bit [file join $proj_dir $name.runs impl_1 ${name}_wrapper.bit]
+set hwh [file join $proj_dir $name.gen sources_1 bd $name hw_handoff $name.hwh]
+file mkdir $out_dir
+foreach {src dst} [list $bit [file join $out_dir $name.bit] $hwh [file join $out_dir $name.hwh]] {
+    if {$dry_run} {
+        puts "dry run: would copy $src -> $dst"
+    } else {
+        file copy -force $src $dst
+    }
+}
+puts "overlay: [file join $out_dir $name.bit] + [file join $out_dir $name.hwh]\
+      (${in_bits}-bit in, ${out_bits}-bit out, PE=$PE SIMD=$SIMD @ $clock_mhz MHz)"
