@@ -64,3 +64,20 @@ def test_calibrate_rejects_bad_options(capsys, tmp_path):
     _, err = capsys.readouterr()
     assert rc == 2 and "--overlay: expected the overlay's .bit file" in err
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_overlay_must_match_the_plan(capsys, tmp_path):
+    """A plan whose engine the overlay cannot be (TL2 packing) is refused before any run."""
+    plans = tmp_path / "plans.json"
+    assert main(["explore", "--board", "zcu104", "--no-report", "--json", str(plans)]) == 0
+    capsys.readouterr()
+    import json
+
+    data = json.loads(plans.read_text(encoding="utf-8"))
+    data["plans"][0]["projections"][0]["plan"]["design"]["packing"] = "tl2"
+    plans.write_text(json.dumps(data), encoding="utf-8")
+    rc = main(["calibrate", "--board", "zcu104", "--backend", "sim", "--plan", str(plans),
+               "--no-report", "--output", str(tmp_path / "c.yaml")])
+    _, err = capsys.readouterr()
+    assert rc == 2 and "packing: expected i2 or base3" in err
+    assert not (tmp_path / "c.yaml").exists()

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pynq: the overlay on this board; sim: the RTL in Verilator")
     p.add_argument("--profile", type=Path, default=None, help="profile JSON (default: embedded)")
     p.add_argument("--plan", type=Path, default=None,
-                   help="dse explore --json file: calibrate its best plan's layers")
+                   help="dse explore --json file: calibrate its best plan's layers on its "
+                   "engine (the overlay must match it)")
     p.add_argument("--layers", default=None, help="glob of layer names instead of a plan")
     p.add_argument("--weights", type=Path, default=None,
                    help="HF checkpoint dir or GGUF file (default: random ternary weights)")
@@ -51,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _best_plan_names(path: Path) -> tuple[set[str], str]:
+def _best_plan(path: Path) -> tuple[set[str], str, dict]:
+    """(offloaded layer names, label, engine design fields) of an explore JSON's best plan."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -60,9 +62,10 @@ def _best_plan_names(path: Path) -> tuple[set[str], str]:
         raise DseError(f"{path}: expected a dse explore JSON file ({exc})") from None
     try:
         best = data["plans"][0]
-        return set(best["projections"][0]["plan"]["offload"]), best["label"]
+        plan = best["projections"][0]["plan"]
+        return set(plan["offload"]), best["label"], dict(plan["design"])
     except (KeyError, IndexError, TypeError):
-        raise DseError(f"{path}: plans.0.projections.0.plan.offload: expected a dse explore "
+        raise DseError(f"{path}: plans.0.projections.0.plan: expected a dse explore "
                        f"JSON file") from None
 
 
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from dse.hw import calibrate as flow
     from dse.model.board import resolve_board
     from dse.model.calibration import calibration_path, calibration_to_yaml
+    from dse.model.engine import EngineDesign
     from dse.model.project import CostContext
     from dse.model.workload import workload_from_profile
     from dse.search.explore import explore
@@ -113,18 +117,28 @@ def run(args: argparse.Namespace) -> int:
     objective = Objective()
     before = explore(wl, ctx0, objective)
     best_before = before.best
+    planned = None
     if args.layers:
         layers = flow.select_layers(wl, glob=args.layers)
         plan_label = f"--layers {args.layers}"
     elif args.plan:
-        names, plan_label = _best_plan_names(args.plan)
+        names, plan_label, fields = _best_plan(args.plan)
         layers = flow.select_layers(wl, names=names, where=str(args.plan))
+        planned = EngineDesign(pe=fields["pe"], simd=fields["simd"], packing=fields["packing"])
+        if args.backend == "sim":
+            # simulate the plan's own engine (the RTL builds i2 and base3 decoders)
+            args.sim_pe, args.sim_simd = planned.pe, planned.simd
+            if planned.packing not in ("i2", "base3"):
+                raise DseError(f"{args.plan}: packing: expected i2 or base3 (the overlay's "
+                               f"decoders), got {planned.packing!r}")
+            args.sim_packing = planned.packing
     else:
         layers = flow.select_layers(wl, names=best_before.plan.offload, where="best plan")
         plan_label = best_before.label
     weights = _load_weights(args.weights, {la.name for la in layers}) if args.weights else None
     backend = _make_backend(args, board)
     design = backend.overlay_design()
+    flow.check_design(design, planned)
     shapes = flow.unique_shapes(layers)
     jobs = flow.make_jobs(shapes, sorted({1, args.prefill_m}), design.vectors, args.seed,
                           weights)
