@@ -18,13 +18,13 @@ class CostConstants:
     """Resource and timing constants of the ternary engine and its surroundings."""
 
     # -- resources per lane (one weight x one int8 activation per cycle) --------------------
-    lane_lut: float = 14.5
+    lane_lut: float = 14.2
     lane_ff: float = 12.9
     # -- resources per PE (one output row in flight) ----------------------------------------
-    pe_lut: float = 103.0
-    pe_ff: float = 34.0
+    pe_lut: float = 85.0
+    pe_ff: float = 31.0
     # -- fixed resources per engine (control, AXI-Lite slave, stream FIFOs, counters) -------
-    engine_lut: float = 800.0
+    engine_lut: float = 1000.0
     engine_ff: float = 950.0
     engine_bram36: float = 2.0
     # -- fixed resources of the platform (AXI DMA per engine, SmartConnect per HP port) -----
@@ -59,13 +59,13 @@ class CostConstants:
     sources: ClassVar[dict[str, str]] = {
         "lane_lut": "Yosys synth_xilinx -family xcup of overlays/rtl, i2 builds 4x16..16x32, "
         "least-squares fit LUT = lane x lanes + pe x PE + fixed (bench/results/synth.json): "
-        "14.5 per lane (select/negate folded into the adder tree). The estimate before "
+        "14.2 per lane (select/negate folded into the adder tree). The estimate before "
         "synthesis was 10. Yosys LUT counts are upper bounds on Vivado's (no LUT6_2 packing). "
         "FINN-R costs the same lane as a generic 2x8-bit multiply (~30 LUT).",
         "lane_ff": "same fit: 12.9 FF per lane (adder-tree pipeline registers); estimate was 9",
-        "pe_lut": "same fit: 103 LUT per PE (32-bit accumulator, output packing); estimate 48",
-        "pe_ff": "same fit: 34 FF per PE; estimate was 72",
-        "engine_lut": "same fit: ~800 LUT fixed (AXI-Lite control, counters, FSM, FIFOs); "
+        "pe_lut": "same fit: 85 LUT per PE (32-bit accumulator, output packing); estimate 48",
+        "pe_ff": "same fit: 31 FF per PE; estimate was 72",
+        "engine_lut": "same fit: ~1000 LUT fixed (AXI-Lite control, counters, FSM, FIFOs); "
         "estimate was 1200",
         "engine_ff": "same fit: ~950 FF fixed; estimate was 1800",
         "engine_bram36": "weight-stream FIFO (1) + result FIFO (1)",

@@ -66,11 +66,11 @@ PACKINGS: dict[str, Packing] = {
             "bitnet.cpp I2_S. Decoding is wiring: the two code bits drive the lane's select.",
         ),
         Packing(
-            "base3", "pure base-3 (5 trits/byte)", 5, 8, 18.5, 3.0, 0, 0.0,
+            "base3", "pure base-3 (5 trits/byte)", 5, 8, 11.6, 0.0, 0, 0.0,
             "byte = sum (w_j+1)*3^j, j=0..4 (facts.md section 2). Decoder: a 256x10-bit LUT-ROM "
             "per 5 lanes. Yosys xcup synthesis of the overlay's base3 builds (4x20..16x40, "
-            "bench/results/synth.json) fits 33 LUT and 15.9 FF per lane against i2's 14.5 and "
-            "12.9: 18.5 LUT and 3 FF per lane of decoder (the estimate was 6 LUT, 2 FF).",
+            "bench/results/synth.json) fits 25.8 LUT per lane against i2's 14.2: 11.6 LUT per "
+            "lane of decoder, no extra FF (the estimate was 6 LUT, 2 FF).",
         ),
         Packing(
             "tl2", "TL2-style (5 bits per 3 weights)", 3, 5, 2.0, 2.0, 0, 0.0,
