@@ -167,7 +167,10 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
     lut = lanes * (c.lane_lut + p.decoder_lut_per_lane) + design.pe * (
         c.pe_lut + p.block_scale_lut_per_pe) + c.engine_lut
     ff = lanes * (c.lane_ff + p.decoder_ff_per_lane) + design.pe * c.pe_ff + c.engine_ff
-    act_buf = _bram_blocks(design.simd * 8, math.ceil(design.max_k * design.vectors / design.simd))
+    # The buffer is written a whole stream beat per cycle and read SIMD bytes per cycle, so it
+    # is as wide as the wider of the two (the RTL's is a beat wide: 14.5 BRAM36 at i2 16x32).
+    width = max(design.simd * 8, design.stream_bits)
+    act_buf = _bram_blocks(width, math.ceil(design.max_k * design.vectors * 8 / width))
     bram = act_buf + c.engine_bram36
     dsp = design.pe * p.block_scale_dsp_per_pe
     per_engine = Resources(lut, ff, bram, 0, dsp)
