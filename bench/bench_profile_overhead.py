@@ -16,17 +16,15 @@ Run: python bench/bench_profile_overhead.py [--quick]
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from _record import write_torch_result
 
 from dse.profile.runner import prepare_environment
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "results" / "profile_overhead.json"
 BAR_PCT = 5.0
 
 
@@ -96,8 +94,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny only; print, record nothing")
     args = parser.parse_args()
     prepare_environment()
-    import torch
-    import transformers
 
     runs = [("tiny", "float32", 1, 64, 31, 32), ("tiny", "float32", 2, 64, 31, 32)]
     if not args.quick:
@@ -114,16 +110,7 @@ def main() -> None:
         results.append(r)
     if args.quick:  # a smoke run: keep the recorded full results
         return
-    OUT.write_text(json.dumps({
-        "bench": "profile_overhead",
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": {"cpu": platform.processor() or platform.machine(),
-                 "python": platform.python_version(), "torch": torch.__version__,
-                 "transformers": transformers.__version__},
-        "method": __doc__.split("\n\n")[1].replace("\n", " "),
-        "results": results,
-    }, indent=1) + "\n", encoding="utf-8")
-    print(f"-> {OUT.relative_to(ROOT)}")
+    write_torch_result("profile_overhead", __doc__, results)
 
 
 if __name__ == "__main__":

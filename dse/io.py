@@ -38,3 +38,20 @@ def atomic_write_bytes(path: str | Path, data: bytes, what: str = "output") -> P
 
 def atomic_write_text(path: str | Path, text: str, what: str = "output") -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), what)
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """Read a UTF-8 input file, or raise the one-line error every loader gives.
+
+    ``what`` names the kind of file (``board``, ``profile``, ``plan`` ...):
+    ``FILE: no such board file``, ``FILE: cannot read board file (Is a directory)``.
+    """
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DseError(f"{p}: no such {what} file") from None
+    except UnicodeDecodeError:
+        raise DseError(f"{p}: cannot read {what} file (not UTF-8 text)") from None
+    except OSError as exc:
+        raise DseError(f"{p}: cannot read {what} file ({exc.strerror or exc})") from None

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dse.errors import DseError
-from dse.io import atomic_write_text, check_parent
+from dse.io import atomic_write_text, check_parent, read_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,11 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _best_plan(path: Path) -> tuple[set[str], str, dict]:
     """(offloaded layer names, label, engine design fields) of an explore JSON's best plan."""
+    text = read_text(path, "plan")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DseError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise DseError(f"{path}: expected a dse explore JSON file ({exc})") from None
     try:
         best = data["plans"][0]
@@ -83,7 +82,7 @@ def _make_backend(args, board):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dse.commands.explore import DEFAULT_STEM, _detect_lang, _load_profile
+    from dse.commands.common import default_report_path, load_profile_option, report_text
     from dse.hw import calibrate as flow
     from dse.model.board import resolve_board
     from dse.model.calibration import calibration_path, calibration_to_yaml
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             raise DseError(f"--{name.replace('_', '-')}: expected an integer >= 1, "
                            f"got {getattr(args, name)}")
     board = resolve_board(args.board)
-    profile, stem, source = _load_profile(args.profile)
+    profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
     out_path = args.output or calibration_path(board)
     if out_path is None:
@@ -109,10 +108,8 @@ def run(args: argparse.Namespace) -> int:
         check_parent(out_path, "calibration")
     report_path = None
     if not args.no_report:
-        report_path = args.report or Path("reports") / f"{stem}.{profile.report_lang or 'zh'}.md"
-        if args.report is None:
-            Path("reports").mkdir(exist_ok=True)
-        check_parent(report_path, "report")
+        report_path = (default_report_path(profile, stem) if args.report is None
+                       else check_parent(args.report, "report"))
     ctx0 = CostContext.for_board(board)
     objective = Objective()
     before = explore(wl, ctx0, objective)
@@ -161,15 +158,12 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out_path, calibration_to_yaml(cal), "calibration")
     print(f"calibration: {out_path}")
     if report_path is not None:
-        from dse.commands.explore import _report_text_for
         from dse.report.calibrate_md import render_calibration_section
         from dse.report.sections import upsert_section
 
-        text = (report_path.read_text(encoding="utf-8") if report_path.exists()
-                else _report_text_for(profile, stem if stem else DEFAULT_STEM,
-                                      profile.report_lang or "zh"))
+        text, lang = report_text(report_path, profile, stem)
         section = render_calibration_section(
-            cal, board.stem, _detect_lang(text), design_label=design.label(),
+            cal, board.stem, lang, design_label=design.label(),
             repeats=args.repeats, e2e=e2e, replans=replans, held_out=held)
         atomic_write_text(report_path, upsert_section(text, "calibrate", board.stem, section),
                           "report")

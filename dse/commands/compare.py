@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.errors import DseError
+from dse.io import read_text
 from dse.report.table import text_table
 
 
@@ -20,12 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    text = read_text(path, "plans JSON")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DseError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DseError(f"{path}: cannot read ({exc})") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DseError(f"{path}: line {exc.lineno}: expected JSON ({exc.msg})") from None
     if not isinstance(data, dict) or data.get("format") not in ("dse-explore", "dse-projection"):

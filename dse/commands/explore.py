@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
 
+from dse.commands.common import default_report_path, load_profile_option, report_text
 from dse.errors import DseError
 from dse.io import atomic_write_text, check_parent
 from dse.model.board import resolve_board
@@ -45,53 +45,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-#: File stem of reports made from the embedded default profile.
-DEFAULT_STEM = "bitnet-2b4t"
-
-
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise DseError(f"--{name}: expected an integer >= 1, got {value}")
-
-
-def _load_profile(path: Path | None):
-    from dse.profile.default import default_profile
-    from dse.profile.format import load_profile
-
-    if path is None:
-        return default_profile(), DEFAULT_STEM, "embedded default (BitNet-2B-4T, seed report)"
-    stem = re.sub(r"(\.profile)?$", "", path.stem)
-    return load_profile(path), stem, str(path)
-
-
-def _report_text_for(profile, stem: str, lang: str) -> str:
-    """The profiling report to start from when the report file does not exist yet."""
-    from dse.profile.default import DEFAULT_REPORT_NAME, data_file
-    from dse.report.profile_md import render_profile_report
-
-    if stem == DEFAULT_STEM and lang == "zh":
-        return data_file(DEFAULT_REPORT_NAME).read_text(encoding="utf-8")
-    return render_profile_report(profile, lang)
-
-
-def _detect_lang(text: str) -> str:
-    return "zh" if re.search(r"^## \d+\. .*[\u4e00-\u9fff]", text, re.M) else "en"
 
 
 def run(args: argparse.Namespace) -> int:
     for name in ("prompt_tokens", "gen_tokens", "top"):
         _positive(name.replace("_", "-"), getattr(args, name))
     board = resolve_board(args.board)
-    profile, stem, source = _load_profile(args.profile)
+    profile, stem, source = load_profile_option(args.profile)
     # Decide every output path before searching, so a bad path fails in a second, not after.
     report_path = None
     if not args.no_report:
-        lang = profile.report_lang or "zh"
-        if args.report is None:
-            Path("reports").mkdir(exist_ok=True)
-            report_path = Path("reports") / f"{stem}.{lang}.md"
-        else:
-            report_path = check_parent(args.report, "report")
+        report_path = (default_report_path(profile, stem) if args.report is None
+                       else check_parent(args.report, "report"))
     if args.json:
         check_parent(args.json, "JSON")
     wl = workload_from_profile(profile, source)
@@ -121,14 +89,7 @@ def _write_report(result, profile, stem: str, report_path: Path) -> None:
     from dse.report.explore_md import render_explore_section, upsert_section
     from dse.report.plots import write_plots
 
-    if report_path.exists():
-        try:
-            text = report_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DseError(f"{report_path}: cannot read the report ({exc})") from None
-    else:
-        text = _report_text_for(profile, stem, profile.report_lang or "zh")
-    lang = _detect_lang(text)
+    text, lang = report_text(report_path, profile, stem)
     plots = write_plots(result, report_path.parent, report_path.stem)
     section = render_explore_section(result, lang, plots)
     atomic_write_text(report_path, upsert_section(text, result.board.stem, section), "report")

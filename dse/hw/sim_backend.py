@@ -29,7 +29,7 @@ from dse.hw.backend import Job, Run
 from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 from dse.model.engine import EngineDesign
-from dse.packing.stream import parse_output_stream, stream_bits
+from dse.packing.stream import stream_bits
 
 OVERLAYS = Path(__file__).resolve().parents[2] / "overlays"
 #: One DDR transaction (a DMA burst train within one DRAM page), bytes.
@@ -145,8 +145,11 @@ class SimBackend:
                         raise DseError(f"{job.layer} (M={job.m}): the simulated call timed out "
                                        f"(no results or ap_done)")
                     y_path = Path(case["y_npy"])
-                    y = np.load(y_path) if y_path.exists() else parse_output_stream(
-                        b"", job.n, job.m, self.cfg.pe, job.vectors)
+                    if not y_path.exists():
+                        raise DseError(f"{job.layer} (M={job.m}): the simulated call returned "
+                                       f"no results (frames {case.get('frames')}, see "
+                                       f"{rec.get('log')})")
+                    y = np.load(y_path)
                     busy = int(case["busy"])
                     runs.append(Run(y, self._wall_s(job, busy), busy, int(case["stall_in"]),
                                     {"stall_out_cycles": float(case["stall_out"])}))

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dse.errors import DseError, located
+from dse.io import read_text
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
@@ -209,14 +210,7 @@ def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
 def load_board(path: str | Path) -> Board:
     """Read and validate one board YAML (safe loader only)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DseError(f"{p}: no such board file") from None
-    except OSError as exc:
-        raise DseError(f"{p}: cannot read board file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise DseError(f"{p}: cannot read board file (not UTF-8 text)") from None
+    text = read_text(p, "board")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from dse.errors import DseError, located
+from dse.io import read_text
 from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 
@@ -154,12 +155,7 @@ def calibration_from_dict(data: Any, path: str) -> Calibration:
 
 def load_calibration(path: str | Path) -> Calibration:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DseError(f"{p}: no such calibration file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DseError(f"{p}: cannot read calibration ({exc})") from None
+    text = read_text(p, "calibration")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from dse.errors import DseError, located
+from dse.io import read_text
 from dse.model.engine import EngineDesign
 from dse.model.project import Plan
 from dse.model.workload import Layer, Workload
@@ -134,12 +135,7 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
 def load_plan(path: str | Path, wl: Workload) -> Plan:
     """Read a plan YAML (safe loader only) and validate it against ``wl``."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DseError(f"{p}: no such plan file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DseError(f"{p}: cannot read plan file ({exc})") from None
+    text = read_text(p, "plan")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

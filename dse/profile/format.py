@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.errors import DseError, located
+from dse.io import read_text
 
 FORMAT_VERSION = 1
 
@@ -300,12 +301,7 @@ def profile_from_dict(data: Any, path: str = "<profile>") -> Profile:
 def load_profile(path: str | Path) -> Profile:
     """Read a profile JSON file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DseError(f"{p}: no such profile file") from None
-    except OSError as exc:
-        raise DseError(f"{p}: cannot read profile ({exc.strerror})") from None
+    text = read_text(p, "profile")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from dse import __version__
 from dse.errors import DseError, located
+from dse.io import read_text
 from dse.profile.format import (
     PHASES,
     MemorySample,
@@ -408,15 +409,7 @@ def parse_report(text: str, path: str = "<report>", *, created: str | None = Non
 def import_report(path: str | Path) -> Profile:
     """Read and parse a seed-format Markdown report file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DseError(f"{p}: no such report file") from None
-    except UnicodeDecodeError as exc:
-        raise DseError(f"{p}: expected UTF-8 Markdown ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DseError(f"{p}: cannot read report ({exc.strerror})") from None
-    return parse_report(text, str(p))
+    return parse_report(read_text(p, "report"), str(p))
 
 
 __all__ = ["NOTES", "SUM_TOLERANCE_MS", "import_report", "parse_report"]

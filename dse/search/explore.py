@@ -234,7 +234,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                          "every ternary Linear on the best design, no residency"))
     naive = naive_plan(prep, plans[0], board)
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
-    cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e, objective, prep),
+    cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
                          prep.baseline_ms / e.objective_ms) for e in evals]
     notes = list(wl.notes)
     notes.append(f"searched {len(designs)} designs ({rejected} rejected by resource caps or "
@@ -250,7 +250,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         notes=tuple(notes))
 
 
-def _ddr_gb_s(e: DesignEval, objective: Objective, prep: Prepared) -> float:
+def _ddr_gb_s(e: DesignEval) -> float:
     """Average DDR weight bandwidth the plan draws over its objective time, GB/s."""
     return e.ddr_bytes / (e.objective_ms * 1e-3) / 1e9 if e.objective_ms > 0 else 0.0
 

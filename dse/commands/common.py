@@ -1,0 +1,55 @@
+"""What several commands do alike at the edge: take the --profile option, open the report.
+
+Not a sub-command (it is not listed in ``dse.commands.COMMANDS``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dse.io import read_text
+from dse.profile.format import Profile
+
+#: File stem of reports made from the embedded default profile.
+DEFAULT_STEM = "bitnet-2b4t"
+
+
+def load_profile_option(path: Path | None) -> tuple[Profile, str, str]:
+    """(profile, report stem, where it came from) for ``--profile`` (None: the embedded one)."""
+    from dse.profile.default import default_profile
+    from dse.profile.format import load_profile
+
+    if path is None:
+        return default_profile(), DEFAULT_STEM, "embedded default (BitNet-2B-4T, seed report)"
+    stem = re.sub(r"(\.profile)?$", "", path.stem)
+    return load_profile(path), stem, str(path)
+
+
+def default_report_path(profile: Profile, stem: str) -> Path:
+    """``reports/<stem>.<lang>.md``, creating ``reports/`` (only this default folder)."""
+    Path("reports").mkdir(exist_ok=True)
+    return Path("reports") / f"{stem}.{profile.report_lang or 'zh'}.md"
+
+
+def report_text(report_path: Path, profile: Profile, stem: str) -> tuple[str, str]:
+    """(text, language) of the report to add a section to.
+
+    An existing report is read as it is (its text is never altered, only appended to); a new
+    one starts as the profiling report: the seed itself for the embedded default, else one
+    rendered from the profile.
+    """
+    from dse.report.i18n import detect_lang
+
+    if report_path.exists():
+        text = read_text(report_path, "report")
+    else:
+        from dse.profile.default import DEFAULT_REPORT_NAME, data_file
+        from dse.report.profile_md import render_profile_report
+
+        lang = profile.report_lang or "zh"
+        if stem == DEFAULT_STEM and lang == "zh":
+            text = data_file(DEFAULT_REPORT_NAME).read_text(encoding="utf-8")
+        else:
+            text = render_profile_report(profile, lang)
+    return text, detect_lang(text) or "en"
