@@ -46,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-tokens", type=int, default=None,
                    help=f"tokens of context held in the KV cache (default: prompt + "
                    f"{DEFAULT_GEN_TOKENS})")
-    p.add_argument("--calibration", default="auto",
-                   help="auto (boards/calibration/<board>.yaml if present), none, or a file")
+    p.add_argument("--calibration", default=None,
+                   help="calibration file to apply (default: the board file's calibration: "
+                   "field, else none; 'none' ignores that field)")
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from dse.errors import DseError
 from dse.model.board import Board
-from dse.model.calibration import Calibration, calibration_path, load_calibration
+from dse.model.calibration import Calibration, resolve_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 from dse.model.cost import (
     CallCost,
@@ -82,16 +82,10 @@ class CostContext:
         return cls(b, c, calibration.label())
 
     @classmethod
-    def resolve(cls, board: Board, option: str = "auto") -> CostContext:
-        """CLI helper: ``auto`` (the board's calibration file if any), ``none``, or a path."""
-        if option == "none":
-            return cls.for_board(board)
-        if option == "auto":
-            path = calibration_path(board)
-            if path is None or not path.exists():
-                return cls.for_board(board)
-            return cls.for_board(board, load_calibration(path))
-        return cls.for_board(board, load_calibration(option))
+    def resolve(cls, board: Board, option: str | None = None) -> CostContext:
+        """CLI helper: the calibration the user named (``--calibration FILE``, else the board
+        file's ``calibration:`` field), none otherwise; ``none`` ignores the board's field."""
+        return cls.for_board(board, resolve_calibration(board, option))
 
 
 @dataclass(frozen=True)

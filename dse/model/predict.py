@@ -1,0 +1,221 @@
+"""What the model predicts for one measurement-log entry (pure).
+
+One function, ``predict``, maps (entry, parameters in force) to the model's time for what the
+entry measured, so a fit, a held-out check and a report all compare the same thing. Each kind
+has its predictor: engine calls and layers through ``call_cost``; components of a token (the
+engines' weight stream, the per-run overhead, the sums read back) as sums over the token's
+engine calls; phases (a DDR read test, the PS's read bandwidth, a bitnet.cpp token) through
+the board's roofline figures. What the model cannot price yet (attention on the A53s, FFN
+glue in the fabric, power) comes back as ``Prediction(None, why)``: reported, never dropped,
+never faked. The operator model (issue 11) will add predictors here, entry kind by kind.
+
+Times are compared, whatever the entry's unit: a rate (tok/s) is one over a time, a
+bandwidth is bytes over a time, cycles are a time at the entry's clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dse.errors import DseError
+from dse.model.board import Board
+from dse.model.constants import CostConstants
+from dse.model.cost import (
+    CallCost,
+    CpuSpec,
+    bitnetcpp_layer_ms,
+    call_cost,
+    layer_weight_bytes,
+    scale_nonlinear_ms,
+)
+from dse.model.engine import EngineDesign, engine_cycles
+from dse.model.measurement_log import UNITS, LogEntry, MeasurementLog
+from dse.model.workload import FUSE_GROUPS, Workload
+
+NOT_PRICED = "not priced by this model yet"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's time for an entry (s), or None with the reason it is not priced."""
+
+    time_s: float | None
+    why: str = ""
+    #: (model, measured) stall-free engine cycles, where the entry has cycle counters.
+    free_cycles: tuple[float, float] | None = None
+
+    @property
+    def priced(self) -> bool:
+        return self.time_s is not None
+
+
+def not_priced(why: str) -> Prediction:
+    return Prediction(None, f"{NOT_PRICED}: {why}")
+
+
+def entry_design(e: LogEntry, where: str) -> EngineDesign:
+    """The engine an entry was measured on (its configuration's ``engine``)."""
+    eng = e.config.engine
+    if not eng:
+        raise DseError(f"{where}: entries ({e.id}): config.engine: expected the engine design "
+                       f"the value was measured on (pe, simd, packing, ...)")
+    fields = dict(eng)
+    if "clock_mhz" not in fields and e.config.pl_clock_mhz:
+        fields["clock_mhz"] = e.config.pl_clock_mhz
+    return EngineDesign(**fields).validate(f"{where}: entries ({e.id}): config.engine")
+
+
+def clock_hz(e: LogEntry, where: str) -> float:
+    eng = e.config.engine or {}
+    mhz = eng.get("clock_mhz") or e.config.pl_clock_mhz
+    if not mhz:
+        raise DseError(f"{where}: entries ({e.id}): config.pl_clock_mhz: expected the PL clock "
+                       f"(a value in cycles needs it)")
+    return float(mhz) * 1e6
+
+
+def entry_bytes(e: LogEntry) -> float:
+    """Bytes a bandwidth entry moved; without them, a nominal 1 GB (the ratio of predicted
+    to measured bandwidth does not depend on it)."""
+    return float(e.get("bytes") or e.get("weight_bytes") or 1e9)
+
+
+def measured_s(e: LogEntry, where: str) -> float | None:
+    """The entry as a time in seconds (None for power and energy)."""
+    dim = e.dimension
+    if dim == "time":
+        return e.si
+    if dim == "rate":
+        return 1.0 / e.si
+    if dim == "bandwidth":
+        return entry_bytes(e) / e.si
+    if dim == "cycles":
+        return e.si / clock_hz(e, where)
+    return None
+
+
+def in_unit(e: LogEntry, time_s: float, where: str) -> float:
+    """A time expressed in the entry's own unit (the inverse of ``measured_s``)."""
+    factor = UNITS[e.unit][1]
+    dim = e.dimension
+    if dim == "time":
+        return time_s / factor
+    if dim == "rate":
+        return 1.0 / time_s / factor
+    if dim == "bandwidth":
+        return entry_bytes(e) / time_s / factor
+    return time_s * clock_hz(e, where)
+
+
+def token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstants,
+                m: int = 1) -> list[CallCost]:
+    """The engine calls of one forward when every ternary Linear runs on the engine, layers
+    sharing an input fused (q/k/v, gate/up): 4 calls per decoder layer."""
+    groups: dict[str, list] = {}
+    for layer in wl.layers:
+        if layer.ternary:
+            key = layer.fuse_key if FUSE_GROUPS.get(layer.role) else layer.name
+            groups.setdefault(key, []).append(layer)
+    return [call_cost(design, board, c, n=sum(la.n for la in g), k=g[0].k, m=m,
+                      weight_bytes=sum(layer_weight_bytes(la, design) for la in g))
+            for g in groups.values()]
+
+
+def _stream_s(cc: CallCost) -> float:
+    """The overlapped part of a call: the engine, its DDR reads and its streams."""
+    return max(cc.compute_s, cc.ddr_s, cc.link_s)
+
+
+#: Components of a token the model prices today, as sums over the token's engine calls.
+PRICED_COMPONENTS = ("weight_stream", "run_overhead", "sums_readout", "quantize", "head_stream")
+
+
+def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+               ) -> Prediction:
+    if e.what == "head_stream":
+        return _call(e, board, c, where, span="busy")
+    if e.what not in PRICED_COMPONENTS:
+        return not_priced(f"component {e.what!r} needs the operator model (issue 11)")
+    design = entry_design(e, where)
+    m = e.get("m") or 1
+    calls = token_calls(wl, design, board, c, m)
+    if e.get("calls") is not None and e.get("calls") != len(calls):
+        raise DseError(f"{where}: entries ({e.id}): calls: expected {len(calls)} (the engine "
+                       f"calls of one forward of {wl.model} with fused q/k/v and gate/up), "
+                       f"got {e.get('calls')}")
+    if e.what == "weight_stream":
+        return Prediction(sum(_stream_s(cc) for cc in calls))
+    if e.what == "run_overhead":
+        return Prediction(sum(cc.overhead_s for cc in calls))
+    if e.what == "sums_readout":
+        return Prediction(sum(cc.m * cc.n for cc in calls) * c.rescale_ns_per_elem * 1e-9)
+    return Prediction(sum(cc.m * cc.k for cc in calls) * c.quant_ns_per_elem * 1e-9)
+
+
+def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | None = None
+          ) -> Prediction:
+    n, k = e.get("n"), e.get("k")
+    if n is None or k is None:
+        raise DseError(f"{where}: entries ({e.id}): n: expected the call's N and K (n, k)")
+    design = entry_design(e, where)
+    m = e.get("m") or 1
+    wbytes = e.get("weight_bytes")
+    if wbytes is None:
+        wbytes = design.packing_spec.matrix_bytes(n, k)
+    cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes)
+    per = (_stream_s(cc) if (span or e.span) == "busy" else cc.time_s) * (e.get("calls") or 1)
+    free = None
+    if e.get("busy_cycles") is not None and e.get("stall_cycles") is not None:
+        rows = math.ceil(n / design.engines)
+        model = (engine_cycles(rows, k, m, design.pe, design.simd, design.vectors,
+                               design.stream_bits // 8, 0)
+                 + math.ceil(m / design.vectors) * c.pipeline_latency_cycles)
+        free = (float(model), float(max(1, e.get("busy_cycles") - e.get("stall_cycles"))))
+    return Prediction(per, free_cycles=free)
+
+
+def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+           ) -> Prediction:
+    nbytes = entry_bytes(e)
+    if e.what == "ddr_read":
+        eng = e.config.engine
+        clock = clock_hz(e, where)
+        ports = board.link.hp_ports * board.link.port_width_bits / 8
+        width = ports if not eng else min(ports, (eng.get("engines") or 1)
+                                          * (eng.get("stream_bits") or 128) / 8)
+        rate = min(board.ddr_bytes_per_s, width * clock * c.mm2s_efficiency)
+        return Prediction(nbytes / rate)
+    if e.what == "ps_read":
+        return Prediction(nbytes / (board.ps_cpu.memory_bandwidth_gb_s * 1e9))
+    runtime = (e.config.runtime or "").lower()
+    if e.what == "decode" and runtime.startswith("bitnet.cpp"):
+        if e.config.threads not in (None, board.ps_cpu.cores):
+            return not_priced(f"the bitnet.cpp-class kernel assumes all {board.ps_cpu.cores} "
+                              f"cores; this run used {e.config.threads} threads")
+        cpu = CpuSpec.of_board(board)
+        host = CpuSpec.of_host(wl.host)
+        ms = sum(bitnetcpp_layer_ms(layer, 1, cpu) for layer in wl.layers)
+        ms += scale_nonlinear_ms(wl.nonlinear_ms, host, cpu, c)
+        return Prediction(ms * 1e-3)
+    return not_priced(f"phase {e.what!r} on runtime {e.config.runtime or '?'}")
+
+
+def predict(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+            ) -> Prediction:
+    """The model's time for what ``e`` measured, with ``board`` and ``c`` in force."""
+    if e.dimension in ("power", "energy"):
+        return not_priced("power and energy (no energy model yet)")
+    if e.kind == "component":
+        return _component(e, wl, board, c, where)
+    if e.kind == "phase":
+        return _phase(e, wl, board, c, where)
+    if e.device != "pl":
+        return not_priced(f"{e.kind} on the {e.device.upper()} (runtime "
+                          f"{e.config.runtime or '?'}): the model has no device for it yet")
+    return _call(e, board, c, where)
+
+
+def children(log: MeasurementLog, entry_id: str) -> list[LogEntry]:
+    """Entries that are parts of ``entry_id`` (a token's split into components)."""
+    return [e for e in log.entries if e.part_of == entry_id]
