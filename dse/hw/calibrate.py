@@ -15,6 +15,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,10 +24,12 @@ from dse.hw.backend import Backend, Job, PsMeasurement, Run
 from dse.model.board import Board
 from dse.model.calibration import Calibration
 from dse.model.engine import EngineDesign
-from dse.model.fit import LogFit, Measurement, source_params
-from dse.model.measurement_log import LogConfig, LogEntry, MeasurementLog
+from dse.model.measurement_log import LogConfig, LogEntry, Measurement, MeasurementLog
 from dse.model.workload import Layer, Workload
 from dse.packing.quant import golden_gemv
+
+if TYPE_CHECKING:
+    from dse.model.fit import LogFit
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,8 @@ def log_from_measurements(ms: Sequence[Measurement], backend: str, board: Board,
 def calibration_from_fit(res: LogFit, log: MeasurementLog, board: Board, provenance: dict
                          ) -> Calibration:
     """Package a log fit as a ``Calibration`` (per-entry errors included)."""
+    from dse.model.fit import source_params
+
     prov = dict(provenance)
     prov.setdefault("log", log.path or "(written by this run)")
     if log.sha256:

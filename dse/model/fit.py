@@ -1,10 +1,11 @@
-"""Fitting the cost model's free parameters to measured calls (pure; scipy least squares).
+"""Fitting the cost model's free parameters to a measurement log (pure; scipy least squares).
 
-Each ``Measurement`` is one layer run on an engine (the board, or its RTL in simulation): the
-median wall time per call, and where the backend reads them, the PL's busy and stall cycles.
-``fit`` adjusts named parameters (see ``dse.model.calibration``) so that the model's predicted
-call times match, in relative terms, and reports each parameter's standard error (from the
-Jacobian) and the model's error before and after.
+``fit_log`` adjusts named parameters (see ``dse.model.calibration``) so that the model's
+predictions of the log's entries (``dse.model.predict``) match, in relative terms, and
+reports each parameter's standard error (from the Jacobian), every entry's error before and
+after, and a held-out check. Which parameters a log may move depends on its source: a
+simulation informs only what it simulates. ``Measurement`` is the calibration flow's record
+of one layer run on an engine, before it becomes a log entry.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dse.model.board import Board
 from dse.model.calibration import FittedParam, apply_params, default_value
 from dse.model.constants import CostConstants
 from dse.model.cost import call_cost
-from dse.model.engine import EngineDesign, engine_cycles
+from dse.model.engine import engine_cycles
+from dse.model.measurement_log import Measurement
 
 #: Bounds of each fittable parameter (physical ranges, not guesses of the answer).
 BOUNDS = {
@@ -30,47 +32,16 @@ BOUNDS = {
     "quant_ns_per_elem": (0.0, 1e4),
     "rescale_ns_per_elem": (0.0, 1e4),
     "dma_setup_us": (0.0, 1e5),
+    "ps_memory_bandwidth_gb_s": (0.01, 1e3),
 }
-DEFAULT_PARAMS = ("ddr_pl_efficiency", "per_call_overhead_us", "pipeline_latency_cycles")
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One layer measured on an engine: median wall time per call and PL cycle counters."""
-
-    layer: str
-    n: int
-    k: int
-    m: int
-    design: EngineDesign
-    weight_bytes: int
-    wall_s: float
-    wall_spread_s: float = 0.0
-    busy_cycles: int | None = None
-    stall_cycles: int | None = None
-    repeats: int = 1
-    dense: str | None = None
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """Fitted values, their errors, and the per-measurement errors before and after."""
-
-    params: dict[str, FittedParam]
-    before: tuple[float, ...]
-    after: tuple[float, ...]
-    predicted_before_s: tuple[float, ...]
-    predicted_after_s: tuple[float, ...]
-    cost: float
-    success: bool
-    message: str
-
-    @staticmethod
-    def summary(errors: Sequence[float]) -> dict[str, float]:
-        a = np.abs(np.asarray(errors, dtype=float))
-        if not a.size:
-            return {"max_abs_rel_error": 0.0, "mean_abs_rel_error": 0.0}
-        return {"max_abs_rel_error": float(a.max()), "mean_abs_rel_error": float(a.mean())}
+def error_summary(errors: Sequence[float]) -> dict[str, float]:
+    """Max and mean absolute relative error (0 for none)."""
+    a = np.abs(np.asarray(errors, dtype=float))
+    if not a.size:
+        return {"max_abs_rel_error": 0.0, "mean_abs_rel_error": 0.0}
+    return {"max_abs_rel_error": float(a.max()), "mean_abs_rel_error": float(a.mean())}
 
 
 def predict_s(meas: Measurement, board: Board, c: CostConstants) -> float:
@@ -84,52 +55,6 @@ def predict_cycles(meas: Measurement, c: CostConstants) -> int:
     d = meas.design
     return engine_cycles(math.ceil(meas.n / d.engines), meas.k, meas.m, d.pe, d.simd,
                          d.vectors, d.stream_bits // 8, round(c.pipeline_latency_cycles))
-
-
-def rel_errors(ms: Sequence[Measurement], board: Board, c: CostConstants) -> list[float]:
-    """(predicted - measured) / measured wall time, per measurement."""
-    return [predict_s(m, board, c) / m.wall_s - 1.0 for m in ms]
-
-
-def fit(ms: Sequence[Measurement], board: Board, c: CostConstants,
-        params: Sequence[str] = DEFAULT_PARAMS) -> FitResult:
-    """Least-squares fit of ``params`` to the measurements' wall times and busy cycles."""
-    if not ms:
-        raise ValueError("fit: no measurements")
-    for name in params:
-        if name not in BOUNDS:
-            raise ValueError(f"fit: {name} is not a fittable parameter")
-    x0 = np.array([default_value(p, board, c) for p in params], dtype=float)
-    lo = np.array([BOUNDS[p][0] for p in params])
-    hi = np.array([BOUNDS[p][1] for p in params])
-    x0 = np.clip(x0, lo, hi)
-    with_cycles = [m for m in ms if m.busy_cycles is not None and m.stall_cycles is not None]
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        b, cc = apply_params(board, c, dict(zip(params, x, strict=True)))
-        r = [predict_s(m, b, cc) / m.wall_s - 1.0 for m in ms]
-        # Stall-free cycles pin the pipeline latency exactly where the RTL is simulated.
-        for m in with_cycles:
-            free = m.busy_cycles - m.stall_cycles
-            d = m.design
-            model = (engine_cycles(math.ceil(m.n / d.engines), m.k, m.m, d.pe, d.simd,
-                                   d.vectors, d.stream_bits // 8, 0)
-                     + math.ceil(m.m / d.vectors) * cc.pipeline_latency_cycles)
-            r.append(model / max(1, free) - 1.0)
-        return np.asarray(r)
-
-    # Parameters live on very different scales (0.75 vs 60 us vs 24 cycles): let scipy scale.
-    res = least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac", method="trf")
-    stderr = _stderr(res, len(params))
-    fitted = {p: FittedParam(float(v), s, float(d))
-              for p, v, s, d in zip(params, res.x, stderr, x0, strict=True)}
-    b1, c1 = apply_params(board, c, dict(zip(params, res.x, strict=True)))
-    return FitResult(
-        params=fitted,
-        before=tuple(rel_errors(ms, board, c)), after=tuple(rel_errors(ms, b1, c1)),
-        predicted_before_s=tuple(predict_s(m, board, c) for m in ms),
-        predicted_after_s=tuple(predict_s(m, b1, c1) for m in ms),
-        cost=float(res.cost), success=bool(res.success), message=str(res.message))
 
 
 def _stderr(res, nparams: int) -> list[float | None]:
@@ -162,7 +87,6 @@ SOURCE_PARAMS = {
     "board": ("ddr_pl_efficiency", "pipeline_latency_cycles", "per_call_overhead_us",
               "quant_ns_per_elem", "rescale_ns_per_elem", "ps_memory_bandwidth_gb_s"),
 }
-BOUNDS["ps_memory_bandwidth_gb_s"] = (0.01, 1e3)
 
 
 def source_params(backend: str) -> tuple[str, ...]:
@@ -215,7 +139,7 @@ class LogFit:
 
     def summary(self, which: str) -> dict[str, float]:
         errs = [getattr(r, f"error_{which}") for r in self.fitted()]
-        return FitResult.summary([e for e in errs if e is not None])
+        return error_summary([e for e in errs if e is not None])
 
 
 def _where(log, e) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 from dse.errors import DseError, located
 from dse.io import read_text
+from dse.model.engine import EngineDesign
 
 FORMAT = "dse-measurement-log"
 VERSION = 1
@@ -47,6 +48,24 @@ _INT_FIELDS = ("n", "k", "m", "calls", "weight_bytes", "bytes", "busy_cycles", "
 ENTRY_KEYS = ("id", "kind", "what", "value", "unit", "range", "per", "device", "span",
               "part_of", "fit", "config", "source", "note", "spread", *_INT_FIELDS)
 TOP_KEYS = ("format", "version", "title", "created", "config", "source", "entries")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One layer measured on an engine: median wall time per call and PL cycle counters."""
+
+    layer: str
+    n: int
+    k: int
+    m: int
+    design: EngineDesign
+    weight_bytes: int
+    wall_s: float
+    wall_spread_s: float = 0.0
+    busy_cycles: int | None = None
+    stall_cycles: int | None = None
+    repeats: int = 1
+    dense: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,8 +157,13 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
     for key in ("board", "backend", "bitstream", "bitstream_sha256", "runtime", "model",
                 "notes"):
         if key in data:
+            optional = key not in ("board", "backend")
+            if data[key] is None and optional:
+                merged[key] = "" if key == "notes" else None
+                continue
             if not isinstance(data[key], str) or (key != "notes" and not data[key].strip()):
-                raise located(path, f"{where}.{key}", "a non-empty string", data[key])
+                raise located(path, f"{where}.{key}", "a non-empty string"
+                              + (" or null" if optional else ""), data[key])
             merged[key] = data[key]
     for key in ("pl_clock_mhz", "ps_clock_mhz", "ddr_transfer_rate_mts"):
         if key in data:
@@ -316,7 +340,10 @@ def entry_to_dict(e: LogEntry, base: LogConfig | None = None) -> dict[str, Any]:
                          ("fit", True), ("note", "")):
         if getattr(e, key) != default:
             out[key] = getattr(e, key)
-    if base is None or e.config != base:
+    if base is not None and e.config != base:
+        out["config"] = {k: getattr(e.config, k) for k in CONFIG_KEYS
+                         if getattr(e.config, k) != getattr(base, k)}
+    elif base is None:
         out["config"] = e.config.to_dict()
     out["source"] = e.source
     return out
