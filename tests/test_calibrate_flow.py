@@ -3,6 +3,7 @@ tested in their own files): selection, bit-exact checking, fitting, end to end, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,32 @@ def test_make_jobs_uses_loaded_weights(setup):
     jobs = flow.make_jobs(shapes, [1, 3], 2, weights={"model.layers.0.self_attn.k_proj": w})
     assert [j.m for j in jobs] == [1, 3] and all(j.w is w for j in jobs)
     assert jobs[1].vectors == 2 and isinstance(jobs[0], Job)
+
+
+def test_calibrate_cli_board_backend_writes_only_where_told(setup, tmp_path, capsys,
+                                                            monkeypatch):
+    """``dse calibrate --backend pynq`` (here a stand-in board) writes its log and a dated
+    calibration under ./calibrations, never boards/, and leaves the checkout unchanged."""
+    from _tree import tree_state
+
+    from dse.cli import main
+    from dse.commands import calibrate as cmd
+    from dse.model.calibration import load_calibration
+    from dse.model.measurement_log import load_log
+
+    board, _, design = setup
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cmd, "_make_backend", lambda args, b: ModelBackend(b, design))
+    state = tree_state()
+    rc = main(["calibrate", "--board", str(ROOT / "boards" / "zcu104.yaml"), "--backend",
+               "pynq", "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "1",
+               "--no-report", "--log", "run.json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    written = list((tmp_path / "calibrations").glob("zcu104-*.yaml"))
+    assert len(written) == 1 and tree_state() == state
+    assert load_calibration(written[0]).provenance["log"] == "run.json"
+    assert len(load_log(tmp_path / "run.json").entries) == 4
+    # q/o share o's shape and v shares k's: 120 of the plan's layers took a measured time
+    assert re.search(r"composed [\d.]+ ms/token, of which \d+% measured \(120/210 offloaded "
+                     r"layers' shapes\) and the rest modelled", out), out

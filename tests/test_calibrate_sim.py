@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _tree import tree_state
 
 from dse.cli import main
 from dse.model.calibration import load_calibration
@@ -26,22 +27,10 @@ def _tools_or_skip() -> None:
         pytest.skip(f"RTL tools missing: {exc}")
 
 
-def _tree_state() -> tuple[str, dict[str, str]]:
-    """git status of the checkout and the hash of every file under boards/."""
-    import hashlib
-    import subprocess
-
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
-                            cwd=ROOT, capture_output=True, text=True, check=False).stdout
-    boards = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted((ROOT / "boards").rglob("*")) if p.is_file()}
-    return status, boards
-
-
 def test_calibrate_sim_two_shapes(tmp_path, capsys, monkeypatch):
     _tools_or_skip()
     monkeypatch.chdir(tmp_path)
-    state = _tree_state()
+    state = tree_state()
     report = tmp_path / "r.md"
     report.write_text((ROOT / "dse" / "data" / "bitnet-2b4t.zh.md").read_text(encoding="utf-8"),
                       encoding="utf-8")
@@ -68,7 +57,7 @@ def test_calibrate_sim_two_shapes(tmp_path, capsys, monkeypatch):
                str(ROOT / "boards" / "zcu104.yaml"), "--no-report"])
     capsys.readouterr()
     assert rc == 0 and len(list((tmp_path / "calibrations").glob("zcu104-*.yaml"))) == 1
-    assert _tree_state() == state
+    assert tree_state() == state
     assert "verilator" in str(cal.provenance.get("simulator", "")).lower()
     text = report.read_text(encoding="utf-8")
     assert text.count("<!-- dse:calibrate board=zcu104 begin -->") == 1

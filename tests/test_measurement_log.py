@@ -7,11 +7,11 @@ import copy
 import hashlib
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from _tree import tree_state
 
 from dse.cli import main
 from dse.errors import DseError
@@ -27,14 +27,6 @@ from dse.profile.default import default_profile
 ROOT = Path(__file__).resolve().parents[1]
 KV260_LOG = ROOT / "examples" / "measurements" / "bitnet-kv260.json"
 KV260 = ROOT / "boards" / "kv260.yaml"
-
-
-def _tree_state() -> tuple[str, dict[str, str]]:
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
-                            cwd=ROOT, capture_output=True, text=True, check=False).stdout
-    boards = {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted((ROOT / "boards").rglob("*")) if p.is_file()}
-    return status, boards
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +155,13 @@ def test_calibrate_from_writes_only_where_told(tmp_path, capsys, monkeypatch):
     """Default output is a dated file under ./calibrations; boards/ and the tree unchanged;
     explore applies it only when named, and says which file (with its sha256)."""
     monkeypatch.chdir(tmp_path)
-    state = _tree_state()
+    state = tree_state()
     rc = main(["calibrate", "--from", str(KV260_LOG), "--board", str(KV260),
                "--report", str(tmp_path / "r.md")])
     out, err = capsys.readouterr()
     assert rc == 0, err
     written = list((tmp_path / "calibrations").glob("kv260-*.yaml"))
-    assert len(written) == 1 and _tree_state() == state
+    assert len(written) == 1 and tree_state() == state
     assert "composed" in out and "taken from the measurement" in out
     section = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert "## 预测与实测对比 — KV260" in section and "`decode.weight_stream`" in section
