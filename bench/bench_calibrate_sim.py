@@ -40,7 +40,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "python": platform.python_version()},
         "command": "dse calibrate --board boards/zcu104.yaml --backend sim --repeats 3",
         "wall_s": round(wall, 1),
-        "measurements": len(data["per_layer"]),
+        "measurements": len(data["per_entry"]),
         "error_before": data["error_before"],
         "error_after": data["error_after"],
         "held_out": held,
