@@ -251,3 +251,26 @@ def test_yaml_nan_is_rejected_not_clamped(tmp_path):
     p.write_text(text, encoding="utf-8")
     with pytest.raises(DseError, match="value: expected a finite number"):
         load_calibration(p)
+
+
+def test_fit_that_does_not_converge_names_an_entry(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from dse.model import fit as fit_module
+
+    class Stopped:
+        success, message, cost = False, "the maximum number of evaluations is exceeded", 1.0
+
+        def __init__(self, fun, x0):
+            self.x, self.fun = np.asarray(x0, dtype=float), np.asarray(fun(x0))
+            self.jac = np.ones((self.fun.size, self.x.size))
+
+    monkeypatch.setattr(fit_module, "least_squares",
+                        lambda fun, x0, **kw: Stopped(fun, x0))
+    out = tmp_path / "cal.yaml"
+    rc = main(["calibrate", "--from", str(KV260_LOG), "--board", str(KV260), "-o", str(out),
+               "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"{KV260_LOG}: entries (decode.run_overhead): expected a fit that converges" in err
+    assert not out.exists()
