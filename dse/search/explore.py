@@ -109,7 +109,8 @@ class ExploreResult:
 
 
 def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], float]:
-    projs = tuple(project(prep.workload, plan, prep.ctx, sc) for sc, _ in prep.scenarios)
+    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=base)
+                  for (sc, _), base in zip(prep.scenarios, prep.baselines, strict=True))
     total = sum(w * proj.plan_ms for proj, (_, w) in zip(projs, prep.scenarios, strict=True))
     return projs, total
 
@@ -291,6 +292,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
                          prep.baseline_ms / e.objective_ms) for e in evals]
     notes = list(wl.notes)
+    if (check := host_check(wl, ctx)) is not None:
+        notes.append(check)
     notes.append(f"searched {len(designs)} designs ({rejected} rejected by resource caps or "
                  f"link width); offload sets exact per design; residency and DDR capacity by "
                  f"MILP on the {len(shortlist)} best designs")
@@ -311,6 +314,22 @@ def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
     cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime=proj.baseline.runtime)
     return dict(project(prep.workload, cpu, prep.ctx, proj.scenario,
                         with_baselines=False).components)
+
+
+def host_check(wl, ctx: CostContext) -> str | None:
+    """How much of the profiled decode token the torch runtime's operators account for on
+    the profiled host itself (the rest is time outside any module: Python, the generate loop).
+    """
+    if not wl.token_ms:
+        return None
+    dec = wl.measured_op("self_attn", "decode")
+    context = dec.context if dec is not None else (wl.prompt_tokens or 1)
+    sc = Scenario("host-attached", "decode", 1, min(context, wl.config.max_positions))
+    cpu = Plan("cpu torch", EngineDesign(1, 1), frozenset(), runtime="torch")
+    ms = project(wl, cpu, ctx, sc, with_baselines=False).plan_ms
+    return (f"check on the profiled host: the torch runtime's operators price a decode token at "
+            f"{ms:,.1f} ms, the profile measured {wl.token_ms:,.1f} ms "
+            f"({1 - ms / wl.token_ms:+.1%} outside any priced operator)")
 
 
 def _ddr_gb_s(e: DesignEval) -> float:

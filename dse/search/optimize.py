@@ -26,6 +26,7 @@ from dse.model.engine import (
     engine_resources,
 )
 from dse.model.project import (
+    Baseline,
     CostContext,
     Plan,
     Scenario,
@@ -144,6 +145,8 @@ class Prepared:
     sig_of: np.ndarray
     sigs: tuple[tuple[int, int, bool], ...]
     scenarios: tuple[tuple[Scenario, float], ...]
+    #: The CPU-only baselines of each scenario (they depend on no design).
+    baselines: tuple[tuple[Baseline, ...], ...] = ()
 
     def runtime(self, name: str) -> RuntimeCosts:
         return next(r for r in self.runtimes if r.runtime == name)
@@ -191,7 +194,7 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
     sig_of = np.array([sig_index.setdefault((g.n, g.k, g.ternary), len(sig_index))
                        for g in groups])
     return Prepared(wl, ctx, objective, groups, tuple(per_runtime), best.baseline_ms,
-                    best.runtime, sig_of, tuple(sig_index), tuple(scen))
+                    best.runtime, sig_of, tuple(sig_index), tuple(scen), tuple(base_by_sc))
 
 
 @dataclass(frozen=True)
