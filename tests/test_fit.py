@@ -60,7 +60,7 @@ def wl():
 
 def test_fit_recovers_known_parameters(board, wl):
     truth = {"ddr_pl_efficiency": 0.62, "per_call_overhead_us": 95.0,
-             "pipeline_latency_cycles": 40.0, "quant_ns_per_elem": 3.5}
+             "pipeline_latency_cycles": 40.0, "rescale_ns_per_elem": 1.7}
     res = fit_log(synth(board, truth), wl, board, DEFAULT_CONSTANTS)
     for name, value in truth.items():
         assert res.params[name].value == pytest.approx(value, rel=1e-3)

@@ -7,7 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from dse.commands.common import default_report_path, load_profile_option, report_text
+from dse.commands.common import (
+    add_scenario_options,
+    default_report_path,
+    load_profile_option,
+    report_text,
+    scenario_fields,
+)
 from dse.errors import DseError
 from dse.io import atomic_write_text, check_parent
 from dse.model.board import resolve_board
@@ -31,8 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gen-tokens", type=int, default=128, help="tokens generated (mix)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
-    p.add_argument("--against", choices=("torch", "bitnetcpp"), default="torch",
-                   help="CPU software for layers left on the CPU (what plans must beat)")
+    add_scenario_options(p)
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          args.against)
+                          **scenario_fields(args))
     from dse.search.explore import explore
     from dse.search.space import default_space
 
@@ -127,8 +132,11 @@ def _summary(result, source: str, search_s: float) -> str:
     obj = result.objective
     lines = [
         f"board: {result.board.name} ({result.board.part}); profile: {source}",
-        f"objective: {obj.describe()}; view: {obj.view}; CPU software left: {obj.against}; "
-        f"calibration: {result.calibration}",
+        f"objective: {obj.describe()}; view: {obj.view}; PS runtimes searched: "
+        f"{', '.join(obj.runtimes)}; KV cache {obj.kv_dtype}; calibration: {result.calibration}",
+        "CPU-only baselines: " + "; ".join(
+            f"{b.runtime} {b.ms:,.1f} ms" + ("" if b.feasible else f" (does not fit: {b.reason})")
+            for b in result.best.decode.baselines),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
         f"({result.designs_rejected} rejected by caps or link)",
         "",
@@ -137,13 +145,14 @@ def _summary(result, source: str, search_s: float) -> str:
     for i, rp in enumerate((*result.plans, result.naive), 1):
         d = rp.decode
         util = d.utilization
-        rows.append([i, rp.label, rp.plan.design.label(), len(rp.plan.offload),
-                     len(rp.plan.resident), f"{rp.objective_ms:.1f}", f"{rp.baseline_ms:.1f}",
-                     f"{rp.speedup:.2f}x", f"{d.speedup_vs_bitnetcpp:.2f}x",
-                     f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
+        rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
+                     len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.1f}",
+                     f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x", f"{util['lut']:.0%}",
+                     d.bound, "yes" if rp.feasible else "NO"])
+    base = result.best.decode.baseline
     lines.append(text_table(
-        ["#", "plan", "engine design", "offload", "resident", "objective ms", "baseline ms",
-         "speedup vs PyTorch", "speedup vs bitnet.cpp", "LUT", "bound", "feasible"], rows))
+        ["#", "plan", "engine design", "PS runtime", "offload", "resident", "objective ms",
+         "decode tok/s", f"speedup vs {base.runtime}", "LUT", "bound", "feasible"], rows))
     lines.append("")
     if not result.best.feasible:
         reasons = "; ".join(dict.fromkeys(r for p in result.best.projections

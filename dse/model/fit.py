@@ -29,10 +29,10 @@ BOUNDS = {
     "ddr_pl_efficiency": (0.05, 1.0),
     "per_call_overhead_us": (0.0, 1e5),
     "pipeline_latency_cycles": (0.0, 1e5),
-    "quant_ns_per_elem": (0.0, 1e4),
     "rescale_ns_per_elem": (0.0, 1e4),
     "dma_setup_us": (0.0, 1e5),
     "ps_memory_bandwidth_gb_s": (0.01, 1e3),
+    "cache_maint_bytes_per_s": (1e6, 1e12),
 }
 
 
@@ -85,7 +85,7 @@ def _stderr(res, nparams: int) -> list[float | None]:
 SOURCE_PARAMS = {
     "sim": ("ddr_pl_efficiency", "pipeline_latency_cycles"),
     "board": ("ddr_pl_efficiency", "pipeline_latency_cycles", "per_call_overhead_us",
-              "quant_ns_per_elem", "rescale_ns_per_elem", "ps_memory_bandwidth_gb_s"),
+              "rescale_ns_per_elem", "cache_maint_bytes_per_s", "ps_memory_bandwidth_gb_s"),
 }
 
 
@@ -162,6 +162,17 @@ def _residual_fn(log, entries, wl, board, c, params):
         return np.asarray(r, dtype=float)
 
     return residuals
+
+
+def _moved_by(log, e, wl, board, c, params: tuple[str, ...]) -> bool:
+    """Whether any of ``params`` moves the prediction of ``e``."""
+    if not params:
+        return False
+    x0 = np.clip(np.array([default_value(p, board, c) for p in params], dtype=float),
+                 [BOUNDS[p][0] for p in params], [BOUNDS[p][1] for p in params])
+    fn = _residual_fn(log, [e], wl, board, c, params)
+    return any(_sensitive(fn, params, x0, np.array([BOUNDS[p][0] for p in params]),
+                          np.array([BOUNDS[p][1] for p in params])))
 
 
 def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
@@ -257,6 +268,9 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
     params, cost, message = ({}, 0.0, "no entry to fit")
     if fit_entries:
         params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed)
+        for e in fit_entries:
+            if not _moved_by(log, e, wl, board, c, tuple(params)):
+                status[e.id] = ("checked", "no fitted parameter moves it")
     b1, c1 = apply_params(board, c, {k: p.value for k, p in params.items()})
 
     def pred_s(e, b, cc):
@@ -282,7 +296,9 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
         held = _held_out(log, fit_entries, wl, board, c, allowed, split=(train, test))
         if held is not None:
             held["alone"] = [e.id for e in alone]
-            held["leave_one_out"] = _leave_one_out(log, fit_entries, wl, board, c, allowed)
+            held["leave_one_out"] = _leave_one_out(
+                log, fit_entries, [e for e in fit_entries if e not in alone], wl, board, c,
+                allowed)
     return LogFit(params, tuple(results), held, cost, message)
 
 
@@ -330,12 +346,13 @@ def half_split(log, entries, wl, board, c, allowed):
     return train, test, alone
 
 
-def _leave_one_out(log, entries, wl, board, c, allowed) -> dict[str, dict]:
-    """Each fitted entry predicted by a fit to all the others (None where that fit failed):
-    an entry whose parameter no other entry constrains is predicted at the default."""
+def _leave_one_out(log, entries, targets, wl, board, c, allowed) -> dict[str, dict]:
+    """Each of ``targets`` predicted by a fit to all the other entries (None where that fit
+    failed). Entries that are the only evidence for their parameters are not targets: left
+    out, they would only be predicted at the defaults."""
     out = {}
-    for i, e in enumerate(entries):
-        rest = [x for j, x in enumerate(entries) if j != i]
+    for e in targets:
+        rest = [x for x in entries if x is not e]
         got = _held_out(log, [*rest, e], wl, board, c, allowed, split=(rest, [e]))
         out[e.id] = {"error": (got or {}).get("errors", {}).get(e.id),
                      "params": sorted((got or {}).get("params", {}))}

@@ -38,13 +38,14 @@ UNITS: dict[str, tuple[str, float]] = {
 DEVICES = ("pl", "ps", "board")
 SPANS = ("wall", "busy")
 CONFIG_KEYS = ("board", "backend", "engine", "bitstream", "bitstream_sha256", "pl_clock_mhz",
-               "ps_clock_mhz", "ddr_transfer_rate_mts", "threads", "runtime", "model", "notes")
+               "ps_clock_mhz", "ddr_transfer_rate_mts", "threads", "runtime", "kv_dtype", "model",
+               "notes")
 #: Where a log's measurements came from; a sim log's times are partly the model's own.
 BACKENDS = ("sim", "pynq", "board", "paper")
 ENGINE_KEYS = ("pe", "simd", "packing", "engines", "clock_mhz", "vectors", "stream_bits",
                "max_k")
-_INT_FIELDS = ("n", "k", "m", "calls", "weight_bytes", "bytes", "busy_cycles", "stall_cycles",
-               "repeats")
+_INT_FIELDS = ("n", "k", "m", "context", "calls", "weight_bytes", "bytes", "busy_cycles",
+               "stall_cycles", "repeats")
 ENTRY_KEYS = ("id", "kind", "what", "value", "unit", "range", "per", "device", "span",
               "part_of", "fit", "config", "source", "note", "spread", *_INT_FIELDS)
 TOP_KEYS = ("format", "version", "title", "created", "config", "source", "entries")
@@ -82,6 +83,7 @@ class LogConfig:
     ddr_transfer_rate_mts: float | None = None
     threads: int | None = None
     runtime: str | None = None
+    kv_dtype: str | None = None
     model: str | None = None
     notes: str = ""
 
@@ -154,8 +156,8 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
     if unknown:
         raise located(path, f"{where}.{unknown[0]}", "one of " + ", ".join(CONFIG_KEYS))
     merged: dict[str, Any] = {} if base is None else {k: getattr(base, k) for k in CONFIG_KEYS}
-    for key in ("board", "backend", "bitstream", "bitstream_sha256", "runtime", "model",
-                "notes"):
+    for key in ("board", "backend", "bitstream", "bitstream_sha256", "runtime", "kv_dtype",
+                "model", "notes"):
         if key in data:
             optional = key not in ("board", "backend")
             if data[key] is None and optional:

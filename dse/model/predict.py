@@ -4,10 +4,12 @@ One function, ``predict``, maps (entry, parameters in force) to the model's time
 entry measured, so a fit, a held-out check and a report all compare the same thing. Each kind
 has its predictor: engine calls and layers through ``call_cost``; components of a token (the
 engines' weight stream, the per-run overhead, the sums read back) as sums over the token's
-engine calls; phases (a DDR read test, the PS's read bandwidth, a bitnet.cpp token) through
-the board's roofline figures. What the model cannot price yet (attention on the A53s, FFN
-glue in the fabric, power) comes back as ``Prediction(None, why)``: reported, never dropped,
-never faked. The operator model (issue 11) will add predictors here, entry kind by kind.
+engine calls; PS-side components (attention, norms/quantization/RoPE/residuals) and
+bitnet.cpp runs through the operator model's projection (``dse.model.project``, native
+runtime); phases (a DDR read test, the PS's read bandwidth) through the board's roofline
+figures. What the model cannot price yet (FFN glue in the fabric, a two-stage head's top-k,
+power) comes back as ``Prediction(None, why)``: reported, never dropped, never faked. New
+devices add predictors here, entry kind by kind.
 
 Times are compared, whatever the entry's unit: a rate (tok/s) is one over a time, a
 bandwidth is bytes over a time, cycles are a time at the entry's clock.
@@ -21,14 +23,7 @@ from dataclasses import dataclass
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
-from dse.model.cost import (
-    CallCost,
-    CpuSpec,
-    bitnetcpp_layer_ms,
-    call_cost,
-    layer_weight_bytes,
-    scale_nonlinear_ms,
-)
+from dse.model.cost import CallCost, call_cost, layer_weight_bytes
 from dse.model.engine import EngineDesign, engine_cycles
 from dse.model.measurement_log import UNITS, LogEntry, MeasurementLog
 from dse.model.workload import FUSE_GROUPS, Workload
@@ -128,15 +123,53 @@ def _stream_s(cc: CallCost) -> float:
 
 
 #: Components of a token the model prices today, as sums over the token's engine calls.
-PRICED_COMPONENTS = ("weight_stream", "run_overhead", "sums_readout", "quantize", "head_stream")
+PRICED_COMPONENTS = ("weight_stream", "run_overhead", "sums_readout", "head_stream")
+
+
+#: Components of a token on the PS that the operator model prices (``Projection.components``).
+PS_COMPONENTS = ("attention", "norms_quant_rope_residual")
+
+
+def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+                  ) -> Prediction:
+    """A PS-side component of a token with every ternary Linear on the entry's engine: the
+    operator model's time for it (``dse.model.project``, the ``native`` runtime's kernels)."""
+    from dse.model.ops import KV_DTYPES
+    from dse.model.project import Plan, project
+    from dse.model.scenario import Scenario
+
+    context = e.get("context")
+    if context is None:
+        raise DseError(f"{where}: entries ({e.id}): context: expected the tokens of context "
+                       f"of the measured token (attention is priced at its context)")
+    kv = e.config.kv_dtype or "fp16"
+    if kv not in KV_DTYPES:
+        raise DseError(f"{where}: entries ({e.id}): config.kv_dtype: expected one of "
+                       f"{', '.join(KV_DTYPES)}, got {kv!r}")
+    design = entry_design(e, where)
+    offload = frozenset(layer.name for layer in wl.layers if layer.ternary)
+    sc = Scenario("on-board", "decode", 1, context, kv, 1, e.config.threads)
+    p = project(wl, Plan(e.id, design, offload, runtime="native"), _context(board, c), sc,
+                with_baselines=False)
+    return Prediction(p.components[e.what] * 1e-3)
+
+
+def _context(board: Board, c: CostConstants):
+    """A cost context holding exactly the board and constants in force (a fit's trial)."""
+    from dse.model.project import CostContext
+
+    return CostContext(board, c, "fit")
 
 
 def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
                ) -> Prediction:
     if e.what == "head_stream":
         return _call(e, board, c, where, span="busy")
+    if e.what in PS_COMPONENTS and e.device == "ps":
+        return _ps_component(e, wl, board, c, where)
     if e.what not in PRICED_COMPONENTS:
-        return not_priced(f"component {e.what!r} needs the operator model (issue 11)")
+        return not_priced(f"component {e.what!r} on the {e.device.upper()} has no unit in "
+                          f"the model yet")
     design = entry_design(e, where)
     m = e.get("m") or 1
     calls = token_calls(wl, design, board, c, m)
@@ -148,9 +181,7 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
         return Prediction(sum(_stream_s(cc) for cc in calls))
     if e.what == "run_overhead":
         return Prediction(sum(cc.overhead_s for cc in calls))
-    if e.what == "sums_readout":
-        return Prediction(sum(cc.m * cc.n for cc in calls) * c.rescale_ns_per_elem * 1e-9)
-    return Prediction(sum(cc.m * cc.k for cc in calls) * c.quant_ns_per_elem * 1e-9)
+    return Prediction(sum(cc.m * cc.n for cc in calls) * c.rescale_ns_per_elem * 1e-9)
 
 
 def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | None = None
@@ -189,16 +220,29 @@ def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
     if e.what == "ps_read":
         return Prediction(nbytes / (board.ps_cpu.memory_bandwidth_gb_s * 1e9))
     runtime = (e.config.runtime or "").lower()
-    if e.what == "decode" and runtime.startswith("bitnet.cpp"):
-        if e.config.threads not in (None, board.ps_cpu.cores):
-            return not_priced(f"the bitnet.cpp-class kernel assumes all {board.ps_cpu.cores} "
-                              f"cores; this run used {e.config.threads} threads")
-        cpu = CpuSpec.of_board(board)
-        host = CpuSpec.of_host(wl.host)
-        ms = sum(bitnetcpp_layer_ms(layer, 1, cpu) for layer in wl.layers)
-        ms += scale_nonlinear_ms(wl.nonlinear_ms, host, cpu, c)
-        return Prediction(ms * 1e-3)
+    if e.what in ("decode", "prefill") and runtime.startswith("bitnet.cpp"):
+        return _cpu_only(e, wl, board, c, where)
     return not_priced(f"phase {e.what!r} on runtime {e.config.runtime or '?'}")
+
+
+def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+              ) -> Prediction:
+    """A bitnet.cpp run: the model's whole token on the PS with its ``native`` runtime."""
+    from dse.model.project import Plan, project
+    from dse.model.scenario import Scenario
+
+    m = e.get("m") or 1
+    context = e.get("context")
+    if context is None:
+        raise DseError(f"{where}: entries ({e.id}): context: expected the tokens of context "
+                       f"the run attended over (a CPU token is priced at its context)")
+    if e.what == "decode" and m != 1:
+        raise DseError(f"{where}: entries ({e.id}): m: expected 1 for decode, got {m}")
+    sc = Scenario("on-board", e.what, m, context, e.config.kv_dtype or "fp16", 1,
+                  e.config.threads)
+    plan = Plan(e.id, EngineDesign(1, 1), frozenset(), runtime="native")
+    p = project(wl, plan, _context(board, c), sc, with_baselines=False)
+    return Prediction(p.plan_ms * 1e-3 / (m if e.dimension == "rate" else 1))
 
 
 def predict(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
