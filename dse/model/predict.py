@@ -26,7 +26,7 @@ from dse.model.constants import CostConstants
 from dse.model.cost import CallCost, call_cost, layer_weight_bytes
 from dse.model.engine import EngineDesign, engine_cycles
 from dse.model.measurement_log import UNITS, LogEntry, MeasurementLog
-from dse.model.workload import FUSE_GROUPS, Workload
+from dse.model.workload import Workload
 
 NOT_PRICED = "not priced by this model yet"
 
@@ -107,11 +107,9 @@ def token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstan
                 m: int = 1) -> list[CallCost]:
     """The engine calls of one forward when every ternary Linear runs on the engine, layers
     sharing an input fused (q/k/v, gate/up): 4 calls per decoder layer."""
-    groups: dict[str, list] = {}
-    for layer in wl.layers:
-        if layer.ternary:
-            key = layer.fuse_key if FUSE_GROUPS.get(layer.role) else layer.name
-            groups.setdefault(key, []).append(layer)
+    from dse.model.project import group_calls
+
+    groups = group_calls([layer for layer in wl.layers if layer.ternary], fuse=True)
     return [call_cost(design, board, c, n=sum(la.n for la in g), k=g[0].k, m=m,
                       weight_bytes=sum(layer_weight_bytes(la, design) for la in g))
             for g in groups.values()]
