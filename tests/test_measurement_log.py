@@ -117,6 +117,9 @@ BAD_LOGS = [
     pytest.param(lambda d: _entry(d, "decode.run_overhead").update(value=20000.0),
                  "(decode.run_overhead): expected a physically plausible fit, "
                  "per_call_overhead_us", id="implausible-fit"),
+    pytest.param(lambda d: _entry(d, "decode.attention").update(context=99999),
+                 "entries (decode.attention): --context-tokens: expected at most 4096",
+                 id="context-beyond-model"),
     pytest.param(lambda d: d.update(entries=[]), "entries: expected a non-empty list",
                  id="no-entries"),
     pytest.param(lambda d: _entry(d, "decode.attention").update(colour="red"),

@@ -133,7 +133,7 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
     """A PS-side component of a token with every ternary Linear on the entry's engine: the
     operator model's time for it (``dse.model.project``, the ``native`` runtime's kernels)."""
     from dse.model.ops import KV_DTYPES
-    from dse.model.project import Plan, project
+    from dse.model.project import Plan
     from dse.model.scenario import Scenario
 
     context = e.get("context")
@@ -147,9 +147,18 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
     design = entry_design(e, where)
     offload = frozenset(layer.name for layer in wl.layers if layer.ternary)
     sc = Scenario("on-board", "decode", 1, context, kv, 1, e.config.threads)
-    p = project(wl, Plan(e.id, design, offload, runtime="native"), _context(board, c), sc,
-                with_baselines=False)
+    p = _project(e, wl, Plan(e.id, design, offload, runtime="native"), board, c, sc, where)
     return Prediction(p.components[e.what] * 1e-3)
+
+
+def _project(e: LogEntry, wl: Workload, plan, board: Board, c: CostConstants, sc, where: str):
+    """``project`` for an entry; a scenario the model cannot run names the log and entry."""
+    from dse.model.project import project
+
+    try:
+        return project(wl, plan, _context(board, c), sc, with_baselines=False)
+    except DseError as exc:
+        raise DseError(f"{where}: entries ({e.id}): {exc}") from None
 
 
 def _context(board: Board, c: CostConstants):
@@ -226,7 +235,7 @@ def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
 def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
               ) -> Prediction:
     """A bitnet.cpp run: the model's whole token on the PS with its ``native`` runtime."""
-    from dse.model.project import Plan, project
+    from dse.model.project import Plan
     from dse.model.scenario import Scenario
 
     m = e.get("m") or 1
@@ -239,7 +248,7 @@ def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: 
     sc = Scenario("on-board", e.what, m, context, e.config.kv_dtype or "fp16", 1,
                   e.config.threads)
     plan = Plan(e.id, EngineDesign(1, 1), frozenset(), runtime="native")
-    p = project(wl, plan, _context(board, c), sc, with_baselines=False)
+    p = _project(e, wl, plan, board, c, sc, where)
     return Prediction(p.plan_ms * 1e-3 / (m if e.dimension == "rate" else 1))
 
 
