@@ -78,11 +78,15 @@ def _isa(model: str) -> str:
 
 @dataclass(frozen=True)
 class OpCost:
-    """Time of one operator class on a CPU for one forward, what binds it, and why."""
+    """Time of one operator class on a CPU for one forward, what binds it, and why; also the
+    cores it keeps busy and the DDR bytes it moves (weights and KV cache: the CPU's own
+    activations stay in its caches), for the energy model."""
 
     time_s: float
     bound: str
     basis: str
+    cores: int = 1
+    ddr_bytes: float = 0.0
 
 
 def roofline_s(flops: float, nbytes: float, cpu: CpuSpec, flops_scale: float = 1.0) -> float:
@@ -125,7 +129,8 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
     kind = "I2_S ternary GEMV" if ternary else "f16 GEMV"
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
                   f"native {kind}: {cpw:g} cycles/weight on {threads} thread(s), or "
-                  f"{wbytes / 1e6:.1f} MB at {cpu.memory_bandwidth_gb_s:g} GB/s")
+                  f"{wbytes / 1e6:.1f} MB at {cpu.memory_bandwidth_gb_s:g} GB/s", threads,
+                  wbytes)
 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
@@ -154,11 +159,12 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
     used = _native_threads(op, m, threads)
     cycles = op_elements(op, m, context) * _native_cycles(op, kv_dtype, c) / _simd_scale(cpu, c)
     compute = cycles / (used * cpu.clock_hz)
-    memory = op_bytes(op, m, context, 4.0, kv_elem_bytes).total / cpu.bytes_per_s
+    b = op_bytes(op, m, context, 4.0, kv_elem_bytes)
+    memory = b.total / cpu.bytes_per_s
     over = op.count * c.native_op_overhead_us * 1e-6
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
                   f"native kernel, {_native_cycles(op, kv_dtype, c):g} cycles/element on "
-                  f"{used} thread(s)")
+                  f"{used} thread(s)", used, b.weights + b.kv_read + b.kv_write)
 
 
 # -- torch runtime ---------------------------------------------------------------------------
@@ -191,6 +197,8 @@ def torch_ops(ops: tuple[Op, ...], m: int, context: int, host: CpuSpec, cpu: Cpu
     aten op PyTorch dispatches.
     """
     count = ops[0].count
+    dram = sum(b.weights + b.kv_read + b.kv_write
+               for b in (op_bytes(op, m, context, act_bytes, kv_elem_bytes) for op in ops))
     if measured is not None:
         at_host = _torch_roof(ops, measured.m, measured.context, host, act_bytes, kv_elem_bytes)
         at_target = _torch_roof(ops, measured.m, measured.context, cpu, act_bytes, kv_elem_bytes)
@@ -200,13 +208,13 @@ def torch_ops(ops: tuple[Op, ...], m: int, context: int, host: CpuSpec, cpu: Cpu
         where = "on the host" if cpu == host else f"on the host, moved to {cpu.name}"
         return OpCost(moved + extra, "measured",
                       f"measured ({measured.role}, {measured.call_ms * 1e3:.0f} us/call at "
-                      f"M={measured.m}, context {measured.context}) {where}")
+                      f"M={measured.m}, context {measured.context}) {where}", 1, dram)
     roof = _torch_roof(ops, m, context, cpu, act_bytes, kv_elem_bytes)
     aten = sum(_TORCH_ATEN_OPS[op.kind] * op.count for op in ops)
     over = aten * c.torch_aten_op_cycles / cpu.clock_hz
     return OpCost(roof + over, "overhead" if over > roof else "memory",
                   f"not measured: roofline + {aten // max(1, count)} aten op(s) per call at "
-                  f"{c.torch_aten_op_cycles:g} cycles each")
+                  f"{c.torch_aten_op_cycles:g} cycles each", 1, dram)
 
 
 def torch_linear_s(host_call_ms: float, n: int, k: int, m: int, host: CpuSpec, cpu: CpuSpec,

@@ -49,6 +49,7 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
         "naive": ranked_to_dict(result.naive, None, board),
         "pareto_lut": [asdict(p) for p in result.pareto_lut],
         "pareto_ddr": [asdict(p) for p in result.pareto_ddr],
+        "pareto_energy": [asdict(p) for p in result.pareto_energy],
         "sensitivity": [{**asdict(s), "swing": s.swing} for s in result.sensitivity],
         "decode_vs_context": [
             {"label": curve.label, "points": [{"context_tokens": c, "tokens_per_s": _num(t)}

@@ -68,6 +68,8 @@ _S: dict[str, tuple[str, str]] = {
                      "width)"),
     "m.methods": ("各方案的求解方法", "How each plan was found"),
     "obj.decode": ("每 token 解码时间 (ms)", "decode ms per token"),
+    "obj.energy": ("每个生成 token 的能量 (J)", "joules per generated token"),
+    "obj.edp": ("能量-延迟积 (J/token × s/token)", "energy-delay product (J/token × s/token)"),
     "obj.prefill": ("预填充时间 (ms，{p} 个提示 token)", "prefill ms ({p} prompt tokens)"),
     "obj.mix": ("整体负载时间 (ms，{p} 个提示 token + 生成 {g} 个 token)",
                 "workload ms ({p} prompt tokens + {g} generated tokens)"),
@@ -85,8 +87,14 @@ _S: dict[str, tuple[str, str]] = {
                         "Every operator on the CPU under each runtime ({scen}). A baseline that "
                         "does not fit the board's DDR cannot run there; the headline speedup is "
                         "against the fastest one that fits."),
-    "cols.baselines": ("运行时|每次前向 (ms)|tok/s|内存 (MiB)|能否装下",
-                       "Runtime|ms per forward|tok/s|Memory (MiB)|Fits the board"),
+    "cols.baselines": ("运行时|每次前向 (ms)|tok/s|板卡功耗 (W)|J/token|内存 (MiB)|能否装下",
+                       "Runtime|ms per forward|tok/s|Board W|J/token|Memory (MiB)|"
+                       "Fits the board"),
+    "nopower": ("板卡文件没有功耗模型（power:），不给出能量。",
+                "The board file has no power model (power:): no energy figures."),
+    "h.pareto_energy": ("#### 能量与速度 (J/token 与解码 tok/s)",
+                        "#### Energy vs speed (J/token vs decode tok/s)"),
+    "cols.pareto_energy": ("设计|J/token|解码 tok/s", "Design|J/token|Decode tok/s"),
     # -- plans -------------------------------------------------------------------------------
     "h.plans": ("### 方案对比", "### Plans compared"),
     "plans.intro": ("目标时间与加速比均按优化目标计：{obj}；资源与内存取{scen}场景。"
@@ -94,13 +102,13 @@ _S: dict[str, tuple[str, str]] = {
                     "Objective and speedups are over the objective, {obj}; resources and memory "
                     "are those of the {scen} scenario. The last row is the seed report's "
                     "'offload the top-5 Linear layers' suggestion, for reference."),
-    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|卸载层数|常驻层数|目标 (ms)|解码 tok/s|"
-                   "加速比 (对 {base})|加速比 (对仅 CPU 的 PyTorch)|LUT %|BRAM %|URAM %|"
-                   "DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
+    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|卸载层数|常驻层数|目标 ({unit})|"
+                   "解码 tok/s|加速比 (对 {base})|加速比 (对仅 CPU 的 PyTorch)|板卡功耗 (W)|"
+                   "J/token|LUT %|BRAM %|URAM %|DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
                    "Rank|Plan|Engine design|Packing|PS runtime|Offloaded layers|Resident layers|"
-                   "Objective (ms)|Decode tok/s|Speedup vs {base}|Speedup vs CPU-only PyTorch|"
-                   "LUT %|BRAM %|URAM %|DSP %|DDR memory (MiB, needed/capacity)|Binding bound|"
-                   "Feasible"),
+                   "Objective ({unit})|Decode tok/s|Speedup vs {base}|"
+                   "Speedup vs CPU-only PyTorch|Board W|J/token|LUT %|BRAM %|URAM %|DSP %|"
+                   "DDR memory (MiB, needed/capacity)|Binding bound|Feasible"),
     "nofit": ("（装不下）", " (does not fit)"),
     "yes": ("是", "yes"),
     "no": ("否", "NO"),
@@ -201,6 +209,7 @@ _S: dict[str, tuple[str, str]] = {
                       "calls"),
     "plot.pareto": ("设计空间与帕累托前沿", "Design space and Pareto fronts"),
     "plot.context": ("解码 tok/s 随上下文长度的变化", "Decode tok/s against context length"),
+    "plot.energy": ("速度与每 token 能量", "Speed against energy per token"),
     # -- notes -------------------------------------------------------------------------------
     "h.notes": ("### 说明", "### Notes"),
 }
@@ -365,8 +374,9 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
                 if "torch" in speed else "—")
     return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
             f"`{rp.plan.runtime}`", str(len(rp.plan.offload)), str(len(rp.plan.resident)),
-            _ms(rp.objective_ms), f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
-            _pct(util["lut"]), _pct(util["bram36"]), _pct(util["uram"]), _pct(util["dsp"]),
+            f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
+            *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
+            _pct(util["uram"]), _pct(util["dsp"]),
             f"{d.memory_bytes / 2**20:,.0f} / {d.memory_capacity_bytes / 2**20:,.0f}",
             d.bound, _t("yes" if rp.feasible else "no", lang)]
 
@@ -378,7 +388,10 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
     lines = [_t("h.plans", lang), "",
              _t("plans.intro", lang, obj=_objective_text(result, lang, with_code=False),
                 scen=_scenario(result.best.decode, lang)), "",
-             md_table(_cols("cols.plans", lang, base=_best_base(result, lang)), rows), ""]
+             md_table(_cols("cols.plans", lang, base=_best_base(result, lang),
+                            unit=result.objective.unit), rows), ""]
+    if result.best.decode.energy is None:
+        lines += [_t("nopower", lang), ""]
     bad = [rp for rp in (*ranked, result.naive) if not rp.feasible]
     for rp in bad:
         reasons = "; ".join(r for p in rp.projections for r in p.infeasible)
@@ -388,11 +401,16 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
     return lines
 
 
+def _energy_cells(e) -> list[str]:
+    """Board watts and J/token, or n/a without a power model."""
+    return ["n/a", "n/a"] if e is None else [f"{e.watts:.2f}", f"{e.j_per_token:.3f}"]
+
+
 def _baselines_block(result: ExploreResult, lang: str) -> list[str]:
     proj = result.best.decode
     rows = [[f"`{b.runtime}` — {_t(f'sw.{b.runtime}', lang)}", _ms(b.ms),
              f"{proj.tokens * 1e3 / b.ms:.2f}" if b.ms > 0 else "∞",
-             f"{b.memory_bytes / 2**20:,.0f}",
+             *_energy_cells(b.energy), f"{b.memory_bytes / 2**20:,.0f}",
              _t("yes", lang) if b.feasible else f"{_t('no', lang)}: {b.reason}"]
             for b in proj.baselines]
     return [_t("h.baselines", lang), "", _t("baselines.intro", lang,
@@ -581,6 +599,11 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) ->
              *_pareto_table(_cols("cols.pareto_lut", lang, base=base), lut_rows, lang), "",
              _t("h.pareto_ddr", lang), "",
              *_pareto_table(_cols("cols.pareto_ddr", lang, base=base), ddr_rows, lang), ""]
+    if result.pareto_energy:
+        e_rows = [[f"`{p.design}`", f"{p.j_per_token:.3f}", f"{p.tokens_per_s:.2f}"]
+                  for p in result.pareto_energy]
+        lines += [_t("h.pareto_energy", lang), "",
+                  *_pareto_table(_cols("cols.pareto_energy", lang), e_rows, lang), ""]
     if plots:
         lines += [_t("h.plots", lang), ""]
         for key, fname in plots.items():

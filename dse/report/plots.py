@@ -275,7 +275,43 @@ def context_plot(result: ExploreResult, path: str | Path) -> Path:
     return atomic_write_bytes(path, _render(fig), "plot")
 
 
-_PLOTS = ("roofline", "pareto", "context")
+def energy_plot(result: ExploreResult, path: str | Path) -> Path:
+    """Decode tok/s against J/token: every evaluated design, its Pareto front, the ranked
+    plans and the CPU-only baselines (the board's power model)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    pts = [p for p in result.cloud if p.j_per_token is not None]
+    ax.scatter([p.j_per_token for p in pts], [p.tokens_per_s for p in pts], s=6, color="0.75",
+               label=f"designs evaluated ({len(pts):,} shown)")
+    front = result.pareto_energy
+    ax.plot([p.j_per_token for p in front], [p.tokens_per_s for p in front], color="tab:blue",
+            marker="o", ms=4, lw=1.5, label="Pareto front (no residency)")
+    best = result.best.decode
+    if best.energy is not None:
+        ax.scatter([best.energy.j_per_token], [best.tokens_per_s], marker="*", s=260,
+                   color="tab:red", edgecolor="black", zorder=4,
+                   label=f"best plan: {best.tokens_per_s:.2f} tok/s, "
+                         f"{best.energy.j_per_token:.3f} J/token")
+    for b in best.baselines:
+        if b.energy is None:
+            continue
+        tok_s = best.tokens * 1e3 / b.ms
+        ax.scatter([b.energy.j_per_token], [tok_s], marker="s", s=70, color="0.3",
+                   edgecolor="black", zorder=4,
+                   label=f"CPU only, {b.runtime}" + ("" if b.feasible else " (does not fit)"))
+    ax.set_xscale("log")
+    ax.set_xlabel("joules per generated token (whole board)")
+    ax.set_ylabel("decode tokens per second")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    ax.set_title(f"{result.board.name}: speed vs energy per token", fontsize=10)
+    return atomic_write_bytes(path, _render(fig), "plot")
+
+
+_PLOTS = ("roofline", "pareto", "energy", "context")
 
 
 def plot_names(stem: str, board_stem: str) -> dict[str, str]:
@@ -289,6 +325,10 @@ def write_plots(result: ExploreResult, out_dir: str | Path, stem: str) -> dict[s
     out = Path(out_dir)
     roofline_plot(result, out / names["roofline"])
     pareto_plot(result, out / names["pareto"])
+    if result.pareto_energy:
+        energy_plot(result, out / names["energy"])
+    else:
+        names.pop("energy")
     if result.context_curves:
         context_plot(result, out / names["context"])
     else:

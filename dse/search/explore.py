@@ -24,6 +24,7 @@ from dse.search.optimize import (
     Solution,
     evaluate_design,
     prepare,
+    projection_units,
     solve_plan,
 )
 from dse.search.space import DesignSpace, default_space, enumerate_designs, head_macs_for
@@ -63,6 +64,8 @@ class ParetoPoint:
     lut: float
     ddr_gb_s: float
     speedup: float
+    tokens_per_s: float | None = None
+    j_per_token: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class ExploreResult:
     sensitivity: tuple[SensitivityRow, ...]
     notes: tuple[str, ...]
     context_curves: tuple[ContextCurve, ...] = ()
+    #: Designs not beaten on both decode tok/s and J/token (empty without a power model).
+    pareto_energy: tuple[ParetoPoint, ...] = ()
     #: Per-token components of the fastest CPU-only runtime that fits (decode scenario).
     base_breakdown: dict[str, float] | None = None
 
@@ -111,7 +116,8 @@ class ExploreResult:
 def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], float]:
     projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=base)
                   for (sc, _), base in zip(prep.scenarios, prep.baselines, strict=True))
-    total = sum(w * proj.plan_ms for proj, (_, w) in zip(projs, prep.scenarios, strict=True))
+    total = sum(w * projection_units(prep.objective, proj)
+                for proj, (_, w) in zip(projs, prep.scenarios, strict=True))
     return projs, total
 
 
@@ -120,12 +126,13 @@ def _ranked(prep: Prepared, sol: Solution, label: str, why: str = "") -> RankedP
     return RankedPlan(label, sol.plan, projs, total, prep.baseline_ms, sol.method, why)
 
 
-def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float]
+def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
+           benefit: Callable[[ParetoPoint], float] = lambda p: p.speedup
            ) -> tuple[ParetoPoint, ...]:
-    """Points not dominated in (lower cost, higher speedup), by increasing cost."""
+    """Points not dominated in (lower cost, higher benefit), by increasing cost."""
     front: list[ParetoPoint] = []
-    for p in sorted(points, key=lambda p: (cost(p), -p.speedup)):
-        if not front or p.speedup > front[-1].speedup + 1e-12:
+    for p in sorted(points, key=lambda p: (cost(p), -benefit(p))):
+        if not front or benefit(p) > benefit(front[-1]) + 1e-12:
             front.append(p)
     return tuple(front)
 
@@ -228,7 +235,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             top: int = 12, progress: Progress | None = None) -> ExploreResult:
     """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure)."""
     board = ctx.board
-    space = space or default_space(objective.kind)
+    space = space or default_space("prefill" if objective.batched else "decode")
     prep = prepare(wl, ctx, objective)
     max_k = max(layer.k for layer in wl.layers)
     designs, rejected = enumerate_designs(board, ctx.constants, space, max_k)
@@ -290,10 +297,17 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     naive = naive_plan(prep, plans[0], board)
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
-                         prep.baseline_ms / e.objective_ms) for e in evals]
+                         prep.baseline_ms / e.objective_ms, e.tokens_per_s, e.j_per_token)
+             for e in evals]
     notes = list(wl.notes)
     if (check := host_check(wl, ctx)) is not None:
         notes.append(check)
+    if objective.kind in ("energy", "edp"):
+        notes.append("energy objective: offload and residency chosen on joules per token with "
+                     "the engine's own URAM/BRAM leakage; a resident buffer's leakage is charged "
+                     "when each ranked plan is re-projected (its figures are exact), not inside "
+                     "the MILP" + ("; the energy-delay product places each group by energy and "
+                                   "ranks designs by J x s" if objective.kind == "edp" else ""))
     notes.append(f"searched {len(designs)} designs ({rejected} rejected by resource caps or "
                  f"link width); offload sets exact per design; residency and DDR capacity by "
                  f"MILP on the {len(shortlist)} best designs")
@@ -305,6 +319,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         pareto_ddr=pareto(cloud, lambda p: p.ddr_gb_s),
         cloud=tuple(_thin(cloud)), sensitivity=sensitivity(prep, plans[0]),
         notes=tuple(notes), context_curves=context_curves(prep, tuple(plans)),
+        pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
+                             lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=_base_breakdown(prep, plans[0]))
 
 
