@@ -300,6 +300,24 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []
 
 
+def test_report_goes_beside_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """-o DIR/x.json without --report: report and plots in DIR, nothing under ./reports."""
+    _needs_profile_extra()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "out" / "x.json"
+    out.parent.mkdir()
+    assert main(["profile", "--preset", "tiny", "--gen-tokens", "2", "--prompt-tokens", "4",
+                 "--threads", str(THREADS), "--lang", "en", "-o", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert (out.parent / "tiny.en.md").is_file()
+    assert (out.parent / "tiny.en-roles.png").is_file()
+    assert list(cwd.iterdir()) == []
+
+
 def _tiny_checkpoints(root: Path) -> tuple[Path, Path]:
     """A bf16 tiny checkpoint with a word-level tokenizer, and a packed-ternary one."""
     import torch

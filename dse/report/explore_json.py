@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dse import __version__
+from dse.report.explore_md import summary_of
 from dse.report.plan_json import _num, projection_to_dict
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -56,6 +57,7 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
                                               for c, t in curve.points]}
             for curve in result.context_curves],
         "notes": list(result.notes),
+        "summary": summary_of(result),
     }
 
 

@@ -107,6 +107,8 @@ class ExploreResult:
     pareto_energy: tuple[ParetoPoint, ...] = ()
     #: Per-token components of the fastest CPU-only runtime that fits (decode scenario).
     base_breakdown: dict[str, float] | None = None
+    #: Time to first token of the best plan: the prefill of the objective's prompt, ms.
+    ttft_ms: float | None = None
 
     @property
     def best(self) -> RankedPlan:
@@ -321,7 +323,18 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         notes=tuple(notes), context_curves=context_curves(prep, tuple(plans)),
         pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
-        base_breakdown=_base_breakdown(prep, plans[0]))
+        base_breakdown=_base_breakdown(prep, plans[0]), ttft_ms=_ttft_ms(prep, plans[0]))
+
+
+def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
+    """The best plan's prefill of the objective's prompt (the time to first token)."""
+    pre = next((p for p in best.projections if p.scenario.phase == "prefill"), None)
+    if pre is None:
+        obj = prep.objective
+        sc = Scenario(obj.view, "prefill", obj.prompt_tokens, obj.prompt_tokens, obj.kv_dtype,
+                      obj.sequences, obj.threads)
+        pre = project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
+    return pre.plan_ms
 
 
 def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
