@@ -163,10 +163,10 @@ def _summary(result, source: str, search_s: float) -> str:
                      f"model)")
     lines.append("")
     if not result.best.feasible:
-        reasons = "; ".join(dict.fromkeys(r for p in result.best.projections
+        reasons = "; ".join(dict.fromkeys(str(r) for p in result.best.projections
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
-    lines.append(f"naive top-5: {result.naive.why}")
+    lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     top = result.sensitivity[0] if result.sensitivity else None
     if top:
         lines.append(f"most sensitive: {top.parameter} (speedup {top.low_speedup:.2f}x at -20%, "

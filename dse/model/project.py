@@ -30,6 +30,7 @@ from dse.model.cpu import (
 )
 from dse.model.energy import Energy, Work, energy_of
 from dse.model.engine import EngineDesign, Resources, engine_resources, link_limit_error
+from dse.model.msg import Msg, msg
 from dse.model.ops import COMPONENT, QUANT_GROUP, Op, kv_bytes, op_bytes, op_flops
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
 from dse.model.scenario import Scenario
@@ -119,7 +120,7 @@ class OpProjection:
     device: str
     time_ms: float
     bound: str
-    basis: str
+    basis: Msg
     component: str
     work: Work = field(default_factory=Work)
 
@@ -132,7 +133,7 @@ class Baseline:
     ms: float
     memory_bytes: int
     feasible: bool
-    reason: str = ""
+    reason: Msg | None = None
     energy: Energy | None = None
 
 
@@ -158,8 +159,8 @@ class Projection:
     memory_capacity_bytes: int
     ddr_weight_bytes: int
     ddr_floor_ms: float
-    infeasible: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    infeasible: tuple[Msg, ...] = ()
+    notes: tuple[Msg | str, ...] = field(default=())
     #: What the forward keeps busy in total, and its energy (None: no power model).
     work: Work = field(default_factory=Work)
     energy: Energy | None = None
@@ -383,8 +384,9 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
         mem = p.memory_bytes
         cap = ctx.board.ddr.capacity_bytes
         fits = scenario.view == "host-attached" or mem <= cap
-        reason = "" if fits else (f"needs {mem / 2**20:,.0f} MiB of DDR, the board has "
-                                  f"{cap / 2**20:,.0f} MiB")
+        reason = None if fits else msg("reason.memory", "needs {need:,.0f} MiB of DDR, the "
+                                       "board has {have:,.0f} MiB", need=mem / 2**20,
+                                       have=cap / 2**20)
         out.append(Baseline(runtime, p.plan_ms, mem, fits, reason, p.energy))
     return tuple(out)
 
@@ -416,8 +418,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
     infeasible: list[str] = []
     if any(not layer.ternary for layer in offloaded) and not design.head:
-        infeasible.append("lm_head is bf16, not ternary: it needs a dense head unit (head: int8 "
-                          "or bf16)")
+        infeasible.append(msg("infeasible.head", "lm_head is bf16, not ternary: it needs a "
+                              "dense head unit (head: int8 or bf16)"))
     comp = dict.fromkeys(COMPONENTS, 0.0)
     calls: dict[str, CallCost] = {}
     call_of: dict[str, str] = {}
@@ -456,8 +458,9 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             w = op.work
             op = OpProjection(op.role, op.kind, op.count, op.device, op.time_ms * frac,
                               op.bound, op.basis if plan.runtime == "native" else
-                              f"{op.basis}; paid for {frac:.0%} of layers (inputs of offloaded "
-                              f"Linears)", op.component,
+                              msg("basis.quant_paid", "{basis}; paid for {frac:.0%} of layers "
+                                  "(inputs of offloaded Linears)", basis=op.basis, frac=frac),
+                              op.component,
                               Work(w.time_s * frac, w.core_s * frac, w.ddr_bytes * frac))
         ops.append(op)
         comp[op.component] += op.time_ms
@@ -468,16 +471,18 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     resident_bytes = sum(layer_weight_bytes(layer, design) for layer in offloaded
                          if layer.name in plan.resident)
     if resident_bytes > design.resident_bytes:
-        infeasible.append(f"resident weights {resident_bytes:,} B exceed the engine's on-chip "
-                          f"buffer {design.resident_bytes:,} B")
+        infeasible.append(msg("infeasible.resident", "resident weights {need:,} B exceed the "
+                              "engine's on-chip buffer {have:,} B", need=resident_bytes,
+                              have=design.resident_bytes))
     res = engine_resources(design, board, c) if offloaded else Resources()
-    infeasible += res.overflow(board)
+    infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     if offloaded and (err := link_limit_error(design, board)) is not None:
-        infeasible.append(err)
+        infeasible.append(msg("infeasible.link", "{what}", what=err))
     mem = memory_bytes(wl, plan, ctx, scenario)
     if scenario.view == "on-board" and mem > board.ddr.capacity_bytes:
-        infeasible.append(f"memory: plan needs {mem / 2**20:,.0f} MiB of DDR, board has "
-                          f"{board.ddr.capacity_bytes / 2**20:,.0f} MiB")
+        infeasible.append(msg("infeasible.memory", "memory: plan needs {need:,.0f} MiB of DDR, "
+                              "board has {have:,.0f} MiB", need=mem / 2**20,
+                              have=board.ddr.capacity_bytes / 2**20))
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
     work = Work()

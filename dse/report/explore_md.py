@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dse.model.cost import CallCost
 from dse.model.project import VIEW_TEXT, LayerProjection, Projection
 from dse.report import sections
+from dse.report.i18n import render_msg
 from dse.report.table import md_table
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -496,6 +497,11 @@ def _view_text(view: str, lang: str) -> str:
     return VIEW_TEXT.get(view, view)
 
 
+def _sep(lang: str) -> str:
+    """Separator between clauses of a sentence."""
+    return "；" if lang == "zh" else "; "
+
+
 def _best_base(result: ExploreResult, lang: str) -> str:
     """Name of the headline baseline: the fastest CPU-only runtime that fits."""
     return _t("short.best", lang, rt=result.best.decode.baseline.runtime)
@@ -550,8 +556,9 @@ def _method_block(result: ExploreResult, lang: str) -> list[str]:
                                                    rej=result.designs_rejected),
              f"- **{_t('m.methods', lang)}**:"]
     for rp in (*result.plans, result.naive):
-        lines.append(f"  - `{rp.label}`: {rp.method}" + (f" — {rp.why}" if rp is not
-                                                        result.naive and rp.why else ""))
+        why = _sep(lang).join(render_msg(w, lang) for w in rp.why)
+        lines.append(f"  - `{rp.label}`: {render_msg(rp.method, lang)}" + (
+            f" — {why}" if rp is not result.naive and why else ""))
     return [*lines, ""]
 
 
@@ -584,9 +591,10 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
         lines += [_t("nopower", lang), ""]
     bad = [rp for rp in (*ranked, result.naive) if not rp.feasible]
     for rp in bad:
-        reasons = "; ".join(r for p in rp.projections for r in p.infeasible)
+        reasons = _sep(lang).join(dict.fromkeys(render_msg(r, lang) for p in rp.projections
+                                                for r in p.infeasible))
         lines += [f"- `{rp.label}` — {_t('infeasible', lang)}: {reasons}", ""]
-    why = result.naive.why
+    why = _sep(lang).join(render_msg(w, lang) for w in result.naive.why)
     lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + ".") if why else "—", ""]
     return lines
 
@@ -601,7 +609,8 @@ def _baselines_block(result: ExploreResult, lang: str) -> list[str]:
     rows = [[f"`{b.runtime}` — {_t(f'sw.{b.runtime}', lang)}", _ms(b.ms),
              f"{proj.tokens * 1e3 / b.ms:.2f}" if b.ms > 0 else "∞",
              *_energy_cells(b.energy), f"{b.memory_bytes / 2**20:,.0f}",
-             _t("yes", lang) if b.feasible else f"{_t('no', lang)}: {b.reason}"]
+             _t("yes", lang) if b.feasible else f"{_t('no', lang)}: "
+                                                f"{render_msg(b.reason, lang)}"]
             for b in proj.baselines]
     return [_t("h.baselines", lang), "", _t("baselines.intro", lang,
                                             scen=_scenario(proj, lang)), "",
@@ -660,7 +669,8 @@ def _placement_block(result: ExploreResult, lang: str) -> list[str]:
     full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.cpu_ms),
              _ms(lp.time_ms), f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"]
             for lp in proj.layers]
-    ops = [[f"`{o.role}`", o.kind, str(o.count), o.device, _ms(o.time_ms), o.bound, o.basis]
+    ops = [[f"`{o.role}`", o.kind, str(o.count), o.device, _ms(o.time_ms), o.bound,
+            render_msg(o.basis, lang)]
            for o in proj.ops]
     return [_t("h.placement", lang, scen=_scenario(proj, lang)), "",
             _t("placement.intro", lang, label=best.label, design=best.plan.design.label(),
@@ -805,7 +815,7 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) ->
 def _notes_block(result: ExploreResult, lang: str) -> list[str]:
     if not result.notes:
         return []
-    return [_t("h.notes", lang), "", *(f"- {n}" for n in result.notes), ""]
+    return [_t("h.notes", lang), "", *(f"- {render_msg(n, lang)}" for n in result.notes), ""]
 
 
 def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str]) -> str:

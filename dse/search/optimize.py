@@ -26,6 +26,7 @@ from dse.model.engine import (
     EngineDesign,
     engine_resources,
 )
+from dse.model.msg import Msg, msg
 from dse.model.project import (
     Baseline,
     CostContext,
@@ -406,7 +407,7 @@ class Solution:
 
     plan: Plan
     objective_ms: float
-    method: str
+    method: Msg
     optimal: bool
 
 
@@ -470,7 +471,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     if res.status != 0 or res.x is None:
         # infeasible (e.g. the model does not fit DDR even on the CPU): offload nothing
         plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}", runtime=runtime)
-        return Solution(plan, rc.baseline_ms, f"MILP ({res.message})", False)
+        return Solution(plan, rc.baseline_ms, msg("method.milp_failed", "MILP ({message})",
+                                                  message=res.message), False)
     x = np.round(res.x).astype(bool)
     s, r = x[:ng], x[ng:]
     offload = frozenset(n for i, g in enumerate(groups) if s[i] or r[i] for n in g.names)
@@ -479,7 +481,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     d = design if res_bytes == design.resident_bytes else _with_resident(design, res_bytes)
     total = pr.total(s, r)
     gap = getattr(res, "mip_gap", 0.0) or 0.0
-    method = f"MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}"
+    method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
+                 gap=gap, runtime=runtime)
     return Solution(Plan(name, d, offload, resident, runtime=runtime), total, method, True)
 
 
