@@ -12,7 +12,7 @@ MILP (``scipy.optimize.milp``, HiGHS) and reports the solver's optimality status
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -24,6 +24,7 @@ from dse.model.engine import (
     BRAM36_BYTES,
     URAM_BYTES,
     EngineDesign,
+    Resources,
     engine_resources,
 )
 from dse.model.msg import Msg, msg
@@ -179,6 +180,15 @@ class Prepared:
     scenarios: tuple[tuple[Scenario, float], ...]
     #: The CPU-only baselines of each scenario (they depend on no design).
     baselines: tuple[tuple[Baseline, ...], ...] = ()
+    #: Resources of each design priced so far (a design is priced several times).
+    _resources: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def resources(self, design: EngineDesign) -> Resources:
+        res = self._resources.get(design)
+        if res is None:
+            res = self._resources[design] = engine_resources(design, self.ctx.board,
+                                                             self.ctx.constants)
+        return res
 
     def runtime(self, name: str) -> RuntimeCosts:
         return next(r for r in self.runtimes if r.runtime == name)
@@ -303,7 +313,7 @@ def pricing(prep: Prepared, design: EngineDesign, rc: RuntimeCosts,
         return Pricing(rc.cpu[:, _T] * 1e3, f_work[:, _T] * 1e3, r_work[:, _T] * 1e3,
                        float(rc.fixed[_T] * 1e3), None, None, None, 0.0, 1)
     power = prep.ctx.board.power
-    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    res = prep.resources(design)
     rest, dyn = static_w(power, res), pl_dynamic_w(power, res, design.clock_mhz)
     coef = np.array([rest, power.ps_core_active_w, power.ddr_pj_per_byte * 1e-12, dyn])
     tokens = prep.scenarios[0][0].sequences
@@ -376,7 +386,7 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
             best = (total, rc.runtime, offload)
     total, runtime, offload = best
     ddr_bytes = float(ddr[prep.sig_of][offload].sum())
-    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    res = prep.resources(design)
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
@@ -395,7 +405,7 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
 def onchip_capacity_bytes(prep: Prepared, design: EngineDesign) -> int:
     """Bytes of URAM and BRAM left within the caps after the engine itself."""
     board = prep.ctx.board
-    res = engine_resources(design, board, prep.ctx.constants)
+    res = prep.resources(design)
     uram = max(0, math.floor(board.pl.uram * board.caps.uram - res.uram))
     bram = max(0, math.floor(board.pl.bram36 * board.caps.bram36 - res.bram36))
     return uram * URAM_BYTES + bram * BRAM36_BYTES
