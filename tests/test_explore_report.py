@@ -191,8 +191,10 @@ def test_upsert_rejects_a_section_for_another_board(sections):
 
 def test_write_plots_writes_valid_pngs_atomically(result, tmp_path):
     names = write_plots(result, tmp_path, "report")
-    assert names == {"roofline": "report-zcu104-roofline.png",
+    assert names == {"breakdown": "report-zcu104-breakdown.png",
+                     "roofline": "report-zcu104-roofline.png",
                      "pareto": "report-zcu104-pareto.png",
+                     "energy": "report-zcu104-energy.png",
                      "context": "report-zcu104-context.png"}
     for name in names.values():
         data = (tmp_path / name).read_bytes()

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
-        space = default_space(objective.kind, args.int8_head)
+        space = default_space("prefill" if objective.batched else "decode", args.int8_head)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
     search_s = time.perf_counter() - t0
     print(_summary(result, source, search_s))
@@ -135,7 +135,10 @@ def _summary(result, source: str, search_s: float) -> str:
         f"objective: {obj.describe()}; view: {obj.view}; PS runtimes searched: "
         f"{', '.join(obj.runtimes)}; KV cache {obj.kv_dtype}; calibration: {result.calibration}",
         "CPU-only baselines: " + "; ".join(
-            f"{b.runtime} {b.ms:,.1f} ms" + ("" if b.feasible else f" (does not fit: {b.reason})")
+            f"{b.runtime} {b.ms:,.1f} ms"
+            + (f", {b.energy.watts:.2f} W, {b.energy.j_per_token:.3f} J/token" if b.energy
+               else "")
+            + ("" if b.feasible else f" (does not fit: {b.reason})")
             for b in result.best.decode.baselines),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
         f"({result.designs_rejected} rejected by caps or link)",
@@ -145,20 +148,26 @@ def _summary(result, source: str, search_s: float) -> str:
     for i, rp in enumerate((*result.plans, result.naive), 1):
         d = rp.decode
         util = d.utilization
+        e = d.energy
         rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
-                     len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.1f}",
-                     f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x", f"{util['lut']:.0%}",
-                     d.bound, "yes" if rp.feasible else "NO"])
+                     len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.4g}",
+                     f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
+                     f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
+                     f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
     base = result.best.decode.baseline
     lines.append(text_table(
-        ["#", "plan", "engine design", "PS runtime", "offload", "resident", "objective ms",
-         "decode tok/s", f"speedup vs {base.runtime}", "LUT", "bound", "feasible"], rows))
+        ["#", "plan", "engine design", "PS runtime", "offload", "resident",
+         f"objective {obj.unit}", "decode tok/s", f"vs {base.runtime} CPU-only", "W",
+         "J/token", "LUT", "bound", "feasible"], rows))
+    if result.best.decode.energy is None:
+        lines.append(f"energy: n/a ({result.board.path or result.board.name} has no power: "
+                     f"model)")
     lines.append("")
     if not result.best.feasible:
-        reasons = "; ".join(dict.fromkeys(r for p in result.best.projections
+        reasons = "; ".join(dict.fromkeys(str(r) for p in result.best.projections
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
-    lines.append(f"naive top-5: {result.naive.why}")
+    lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     top = result.sensitivity[0] if result.sensitivity else None
     if top:
         lines.append(f"most sensitive: {top.parameter} (speedup {top.low_speedup:.2f}x at -20%, "

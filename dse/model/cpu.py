@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
+from dse.model.msg import Msg, msg
 from dse.model.ops import Op, op_bytes, op_elements, op_flops
 
 RUNTIMES = ("torch", "native")
@@ -78,11 +79,15 @@ def _isa(model: str) -> str:
 
 @dataclass(frozen=True)
 class OpCost:
-    """Time of one operator class on a CPU for one forward, what binds it, and why."""
+    """Time of one operator class on a CPU for one forward, what binds it, and why; also the
+    cores it keeps busy and the DDR bytes it moves (weights and KV cache: the CPU's own
+    activations stay in its caches), for the energy model."""
 
     time_s: float
     bound: str
-    basis: str
+    basis: Msg
+    cores: int = 1
+    ddr_bytes: float = 0.0
 
 
 def roofline_s(flops: float, nbytes: float, cpu: CpuSpec, flops_scale: float = 1.0) -> float:
@@ -124,8 +129,10 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
     over = c.native_op_overhead_us * 1e-6
     kind = "I2_S ternary GEMV" if ternary else "f16 GEMV"
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
-                  f"native {kind}: {cpw:g} cycles/weight on {threads} thread(s), or "
-                  f"{wbytes / 1e6:.1f} MB at {cpu.memory_bandwidth_gb_s:g} GB/s")
+                  msg("basis.native_linear", "native {kind}: {cpw:g} cycles/weight on {threads} "
+                      "thread(s), or {mb:.1f} MB at {gbs:g} GB/s", kind=kind, cpw=cpw,
+                      threads=threads, mb=wbytes / 1e6, gbs=cpu.memory_bandwidth_gb_s),
+                  threads, wbytes)
 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
@@ -154,11 +161,13 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
     used = _native_threads(op, m, threads)
     cycles = op_elements(op, m, context) * _native_cycles(op, kv_dtype, c) / _simd_scale(cpu, c)
     compute = cycles / (used * cpu.clock_hz)
-    memory = op_bytes(op, m, context, 4.0, kv_elem_bytes).total / cpu.bytes_per_s
+    b = op_bytes(op, m, context, 4.0, kv_elem_bytes)
+    memory = b.total / cpu.bytes_per_s
     over = op.count * c.native_op_overhead_us * 1e-6
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
-                  f"native kernel, {_native_cycles(op, kv_dtype, c):g} cycles/element on "
-                  f"{used} thread(s)")
+                  msg("basis.native_op", "native kernel, {cycles:g} cycles/element on "
+                      "{threads} thread(s)", cycles=_native_cycles(op, kv_dtype, c),
+                      threads=used), used, b.weights + b.kv_read + b.kv_write)
 
 
 # -- torch runtime ---------------------------------------------------------------------------
@@ -191,22 +200,27 @@ def torch_ops(ops: tuple[Op, ...], m: int, context: int, host: CpuSpec, cpu: Cpu
     aten op PyTorch dispatches.
     """
     count = ops[0].count
+    dram = sum(b.weights + b.kv_read + b.kv_write
+               for b in (op_bytes(op, m, context, act_bytes, kv_elem_bytes) for op in ops))
     if measured is not None:
         at_host = _torch_roof(ops, measured.m, measured.context, host, act_bytes, kv_elem_bytes)
         at_target = _torch_roof(ops, measured.m, measured.context, cpu, act_bytes, kv_elem_bytes)
         moved = measured.call_ms * 1e-3 * count * (at_target / at_host if at_host > 0 else 1.0)
         grown = _torch_roof(ops, m, context, cpu, act_bytes, kv_elem_bytes)
         extra = max(0.0, grown - at_target)
-        where = "on the host" if cpu == host else f"on the host, moved to {cpu.name}"
+        key = "basis.measured" if cpu == host else "basis.measured_moved"
+        en = ("measured (`{role}`, {us:.0f} us/call at M={m}, context {context}) on the host"
+              + ("" if cpu == host else ", moved to {cpu} by roofline ratio"))
         return OpCost(moved + extra, "measured",
-                      f"measured ({measured.role}, {measured.call_ms * 1e3:.0f} us/call at "
-                      f"M={measured.m}, context {measured.context}) {where}")
+                      msg(key, en, role=measured.role, us=measured.call_ms * 1e3, m=measured.m,
+                          context=measured.context, cpu=cpu.name), 1, dram)
     roof = _torch_roof(ops, m, context, cpu, act_bytes, kv_elem_bytes)
     aten = sum(_TORCH_ATEN_OPS[op.kind] * op.count for op in ops)
     over = aten * c.torch_aten_op_cycles / cpu.clock_hz
     return OpCost(roof + over, "overhead" if over > roof else "memory",
-                  f"not measured: roofline + {aten // max(1, count)} aten op(s) per call at "
-                  f"{c.torch_aten_op_cycles:g} cycles each")
+                  msg("basis.unmeasured", "not measured: roofline + {aten} aten op(s) per call "
+                      "at {cycles:g} cycles each", aten=aten // max(1, count),
+                      cycles=c.torch_aten_op_cycles), 1, dram)
 
 
 def torch_linear_s(host_call_ms: float, n: int, k: int, m: int, host: CpuSpec, cpu: CpuSpec,

@@ -28,7 +28,9 @@ from dse.model.cpu import (
     torch_linear_s,
     torch_ops,
 )
+from dse.model.energy import Energy, Work, energy_of
 from dse.model.engine import EngineDesign, Resources, engine_resources, link_limit_error
+from dse.model.msg import Msg, msg
 from dse.model.ops import COMPONENT, QUANT_GROUP, Op, kv_bytes, op_bytes, op_flops
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
 from dse.model.scenario import Scenario
@@ -102,6 +104,8 @@ class LayerProjection:
     time_ms: float
     call: str | None = None
     bound: str | None = None
+    #: What the layer keeps busy where it runs on the CPU (calls carry their own).
+    work: Work = field(default_factory=Work)
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,9 @@ class OpProjection:
     device: str
     time_ms: float
     bound: str
-    basis: str
+    basis: Msg
     component: str
+    work: Work = field(default_factory=Work)
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,8 @@ class Baseline:
     ms: float
     memory_bytes: int
     feasible: bool
-    reason: str = ""
+    reason: Msg | None = None
+    energy: Energy | None = None
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,11 @@ class Projection:
     memory_capacity_bytes: int
     ddr_weight_bytes: int
     ddr_floor_ms: float
-    infeasible: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    infeasible: tuple[Msg, ...] = ()
+    notes: tuple[Msg | str, ...] = field(default=())
+    #: What the forward keeps busy in total, and its energy (None: no power model).
+    work: Work = field(default_factory=Work)
+    energy: Energy | None = None
 
     @property
     def baseline(self) -> Baseline:
@@ -230,14 +239,28 @@ def _linear_m(layer: Layer, scenario: Scenario) -> int:
     return scenario.sequences if not layer.ternary else scenario.m * scenario.sequences
 
 
+def layer_cpu(wl: Workload, layer: Layer, runtime: str, scenario: Scenario, host: CpuSpec,
+              cpu: CpuSpec, threads: int, c: CostConstants) -> Work:
+    """One Linear on the CPU under ``runtime``: its time, busy cores and weight bytes."""
+    m = _linear_m(layer, scenario)
+    if runtime == "torch":
+        t = torch_linear_s(layer.host_call_ms, layer.n, layer.k, m, host, cpu, wl.dtype_bytes, c)
+        return Work(t, t * threads, float(layer.weights * wl.dtype_bytes))
+    oc = native_linear(layer.n, layer.k, m, layer.ternary, cpu, threads, c)
+    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
+
+
 def layer_cpu_ms(wl: Workload, layer: Layer, runtime: str, scenario: Scenario,
                  host: CpuSpec, cpu: CpuSpec, threads: int, c: CostConstants) -> float:
     """One Linear on the CPU under ``runtime``, ms per forward."""
-    m = _linear_m(layer, scenario)
-    if runtime == "torch":
-        return torch_linear_s(layer.host_call_ms, layer.n, layer.k, m, host, cpu,
-                              wl.dtype_bytes, c) * 1e3
-    return native_linear(layer.n, layer.k, m, layer.ternary, cpu, threads, c).time_s * 1e3
+    return layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c).time_s * 1e3
+
+
+def call_work(cc: CallCost) -> Work:
+    """An accelerator call: one PS core polls for its whole time; the PL toggles while it
+    streams; DMA moves weights, activations and results through DDR."""
+    return Work(cc.time_s, cc.time_s, float(cc.weight_bytes + cc.act_bytes + cc.out_bytes),
+                max(cc.compute_s, cc.ddr_s, cc.link_s))
 
 
 def _op_m(op: Op, scenario: Scenario) -> tuple[int, int, int]:
@@ -266,8 +289,10 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
         for op in wl.ops:
             m, ctx, rep = _op_m(op, scenario)
             oc = native_op(op, m, ctx, cpu, threads, scenario.kv_dtype, kvb, c)
-            out.append(OpProjection(op.role, op.kind, op.count, "ps", oc.time_s * 1e3 * rep,
-                                    oc.bound, oc.basis, COMPONENT[op.kind]))
+            t = oc.time_s * rep
+            out.append(OpProjection(op.role, op.kind, op.count, "ps", t * 1e3, oc.bound,
+                                    oc.basis, COMPONENT[op.kind],
+                                    Work(t, t * oc.cores, oc.ddr_bytes * rep)))
         return tuple(out)
     phase = "prefill" if scenario.phase == "prefill" else "decode"
     groups: dict[str, list[Op]] = {}
@@ -288,9 +313,10 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
         total = sum(shares) or 1.0
         for op, s in zip(ops, shares, strict=True):
             frac = s / total if len(ops) > 1 else 1.0
-            out.append(OpProjection(op.role, op.kind, op.count, "ps",
-                                    oc.time_s * 1e3 * rep * frac, oc.bound, oc.basis,
-                                    COMPONENT[op.kind]))
+            t = oc.time_s * rep * frac
+            out.append(OpProjection(op.role, op.kind, op.count, "ps", t * 1e3, oc.bound,
+                                    oc.basis, COMPONENT[op.kind],
+                                    Work(t, t * oc.cores, oc.ddr_bytes * rep * frac)))
     return tuple(out)
 
 
@@ -357,9 +383,10 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
         mem = p.memory_bytes
         cap = ctx.board.ddr.capacity_bytes
         fits = scenario.view == "host-attached" or mem <= cap
-        reason = "" if fits else (f"needs {mem / 2**20:,.0f} MiB of DDR, the board has "
-                                  f"{cap / 2**20:,.0f} MiB")
-        out.append(Baseline(runtime, p.plan_ms, mem, fits, reason))
+        reason = None if fits else msg("reason.memory", "needs {need:,.0f} MiB of DDR, the "
+                                       "board has {have:,.0f} MiB", need=mem / 2**20,
+                                       have=cap / 2**20)
+        out.append(Baseline(runtime, p.plan_ms, mem, fits, reason, p.energy))
     return tuple(out)
 
 
@@ -390,8 +417,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
     infeasible: list[str] = []
     if any(not layer.ternary for layer in offloaded) and not design.head:
-        infeasible.append("lm_head is bf16, not ternary: it needs a dense head unit (head: int8 "
-                          "or bf16)")
+        infeasible.append(msg("infeasible.head", "lm_head is bf16, not ternary: it needs a "
+                              "dense head unit (head: int8 or bf16)"))
     comp = dict.fromkeys(COMPONENTS, 0.0)
     calls: dict[str, CallCost] = {}
     call_of: dict[str, str] = {}
@@ -409,7 +436,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             call_of[layer.name] = key
     rows = []
     for layer in wl.layers:
-        cpu_ms = layer_cpu_ms(wl, layer, plan.runtime, scenario, host, cpu, threads, c)
+        lw = layer_cpu(wl, layer, plan.runtime, scenario, host, cpu, threads, c)
+        cpu_ms = lw.time_s * 1e3
         if layer.name in call_of:
             key = call_of[layer.name]
             call = calls[key]
@@ -420,16 +448,19 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         else:
             comp["ternary_cpu" if layer.ternary else "head"] += cpu_ms
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, "cpu",
-                                        cpu_ms, cpu_ms))
+                                        cpu_ms, cpu_ms, work=lw))
     off = frozenset(plan.offload)
     ops = []
     for op in op_costs(wl, plan.runtime, scenario, host, cpu, threads, c):
         if op.kind == "quant":
             frac = quant_fraction(wl, plan, op, off)
+            w = op.work
             op = OpProjection(op.role, op.kind, op.count, op.device, op.time_ms * frac,
                               op.bound, op.basis if plan.runtime == "native" else
-                              f"{op.basis}; paid for {frac:.0%} of layers (inputs of offloaded "
-                              f"Linears)", op.component)
+                              msg("basis.quant_paid", "{basis}; paid for {frac:.0%} of layers "
+                                  "(inputs of offloaded Linears)", basis=op.basis, frac=frac),
+                              op.component,
+                              Work(w.time_s * frac, w.core_s * frac, w.ddr_bytes * frac))
         ops.append(op)
         comp[op.component] += op.time_ms
     fpga_ms = sum(call.time_s for call in calls.values()) * 1e3
@@ -439,18 +470,28 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     resident_bytes = sum(layer_weight_bytes(layer, design) for layer in offloaded
                          if layer.name in plan.resident)
     if resident_bytes > design.resident_bytes:
-        infeasible.append(f"resident weights {resident_bytes:,} B exceed the engine's on-chip "
-                          f"buffer {design.resident_bytes:,} B")
+        infeasible.append(msg("infeasible.resident", "resident weights {need:,} B exceed the "
+                              "engine's on-chip buffer {have:,} B", need=resident_bytes,
+                              have=design.resident_bytes))
     res = engine_resources(design, board, c) if offloaded else Resources()
-    infeasible += res.overflow(board)
+    infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     if offloaded and (err := link_limit_error(design, board)) is not None:
-        infeasible.append(err)
+        infeasible.append(msg("infeasible.link", "{what}", what=err))
     mem = memory_bytes(wl, plan, ctx, scenario)
     if scenario.view == "on-board" and mem > board.ddr.capacity_bytes:
-        infeasible.append(f"memory: plan needs {mem / 2**20:,.0f} MiB of DDR, board has "
-                          f"{board.ddr.capacity_bytes / 2**20:,.0f} MiB")
+        infeasible.append(msg("infeasible.memory", "memory: plan needs {need:,.0f} MiB of DDR, "
+                              "board has {have:,.0f} MiB", need=mem / 2**20,
+                              have=board.ddr.capacity_bytes / 2**20))
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
+    work = Work()
+    for part in [*(call_work(cc) for cc in calls.values()),
+                 *(r.work for r in rows if r.placement == "cpu"), *(o.work for o in ops)]:
+        work = work + part
+    energy = None
+    if board.power is not None:
+        energy = energy_of(board.power, work, res, design.clock_mhz,
+                           scenario.m * scenario.sequences)
     if with_baselines and base is None:
         base = baselines(wl, ctx, scenario)
     return Projection(
@@ -460,7 +501,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         utilization=res.utilization(board), memory_bytes=mem,
         memory_capacity_bytes=board.ddr.capacity_bytes, ddr_weight_bytes=ddr_weight,
         ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
-        notes=_notes(wl, plan, scenario))
+        notes=_notes(wl, plan, scenario), work=work, energy=energy)
 
 
 def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
@@ -478,6 +519,6 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
 
 __all__ = ["COMPONENTS", "DENSE_BYTES_PER_WEIGHT", "VIEWS", "VIEW_TEXT", "Baseline",
            "CostContext", "LayerProjection", "OpProjection", "Plan", "Projection", "Scenario",
-           "baselines", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
-           "layer_cpu_ms", "memory_bytes", "op_costs",
+           "baselines", "call_work", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
+           "layer_cpu", "layer_cpu_ms", "memory_bytes", "op_costs",
            "project", "quant_fraction"]

@@ -49,6 +49,15 @@ def _call(call: CallCost) -> dict[str, Any]:
     }
 
 
+def energy_to_dict(e) -> dict[str, Any] | None:
+    """An Energy as plain data (None: the board has no power model)."""
+    if e is None:
+        return None
+    return {"watts": _num(e.watts), "joules": _num(e.joules),
+            "j_per_token": _num(e.j_per_token), "tokens_per_j": _num(e.tokens_per_j),
+            "parts_j": {k: _num(v) for k, v in e.parts_j.items()}}
+
+
 def _resources(res: Resources) -> dict[str, float]:
     return {kind: float(getattr(res, kind)) for kind in Resources.KINDS}
 
@@ -84,8 +93,9 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         "runtime": {"name": plan.runtime, "text": RUNTIME_TEXT[plan.runtime]},
         "baselines": [
             {"runtime": b.runtime, "text": RUNTIME_TEXT[b.runtime], "ms": _num(b.ms),
-             "memory_bytes": b.memory_bytes, "feasible": b.feasible, "reason": b.reason,
-             "speedup": _ratio(b.ms, p.plan_ms)}
+             "memory_bytes": b.memory_bytes, "feasible": b.feasible,
+             "reason": None if b.reason is None else str(b.reason),
+             "speedup": _ratio(b.ms, p.plan_ms), "energy": energy_to_dict(b.energy)}
             for b in p.baselines
         ],
         "end_to_end": {
@@ -98,14 +108,17 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
             "ddr_weight_bytes": p.ddr_weight_bytes,
             "ddr_floor_ms": p.ddr_floor_ms,
         },
-        "breakdown_ms": {k: v for k, v in p.components.items()},
+        "breakdown_ms": dict(p.components),
+        "energy": energy_to_dict(p.energy),
+        "work": {"time_s": p.work.time_s, "core_s": p.work.core_s,
+                 "ddr_bytes": p.work.ddr_bytes, "pl_busy_s": p.work.pl_busy_s},
         "resources_used": _resources(p.resources),
         "utilization_fraction": {k: _num(v) for k, v in p.utilization.items()},
         "memory": {"memory_bytes": p.memory_bytes,
                    "memory_capacity_bytes": p.memory_capacity_bytes,
                    "memory_fraction": _ratio(p.memory_bytes, p.memory_capacity_bytes)},
         "feasible": p.feasible,
-        "infeasible": list(p.infeasible),
+        "infeasible": [str(r) for r in p.infeasible],
         "calls": {key: _call(call) for key, call in p.calls.items()},
         "layers": [
             {"name": r.name, "role": r.role, "n": r.n, "k": r.k, "placement": r.placement,
@@ -115,11 +128,11 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         ],
         "operators": [
             {"role": o.role, "kind": o.kind, "count": o.count, "device": o.device,
-             "time_ms": o.time_ms, "bound": o.bound, "basis": o.basis,
+             "time_ms": o.time_ms, "bound": o.bound, "basis": str(o.basis),
              "component": o.component}
             for o in p.ops
         ],
-        "notes": list(p.notes),
+        "notes": [str(n) for n in p.notes],
     }
     if board is not None:
         out["resources_available"] = {k: float(getattr(board.pl, k)) for k in Resources.KINDS}
