@@ -41,6 +41,7 @@ from dse.model.project import (
     layer_board_bytes,
     layer_cpu,
     op_costs,
+    two_stage_work,
 )
 from dse.model.workload import Layer, Workload
 
@@ -68,6 +69,9 @@ class Objective:
     kv_dtype: str = "fp16"
     sequences: int = 1
     threads: int | None = None
+    #: Whether the head may run two-stage on the engines (stage 2 rescoring top-K on the PS).
+    two_stage_head: bool = True
+    head_top_k: int = 256
 
     @property
     def context_tokens(self) -> int:
@@ -359,7 +363,7 @@ def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
     work = np.zeros((len(prep.sigs), 4))
     ddr = np.zeros(len(prep.sigs))
     for s, (n, k, ternary) in enumerate(prep.sigs):
-        if not ternary and not design.head:
+        if not ternary and not prep.objective.two_stage_head and not design.head:
             work[s] = math.inf
             continue
         wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
@@ -369,6 +373,11 @@ def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
             cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense)
             work[s] += w * _vec(call_work(cc))
             ddr[s] += w * cc.weight_bytes
+            if not ternary and not dense:  # two-stage head: stage 2 on the PS
+                _, cpu, threads = cpus(prep.workload, board, sc)
+                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
+                work[s] += w * _vec(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
+                                                   threads, c))
     return work, ddr
 
 
@@ -493,7 +502,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     gap = getattr(res, "mip_gap", 0.0) or 0.0
     method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
                  gap=gap, runtime=runtime)
-    return Solution(Plan(name, d, offload, resident, runtime=runtime), total, method, True)
+    return Solution(Plan(name, d, offload, resident, runtime=runtime,
+                         head_top_k=prep.objective.head_top_k), total, method, True)
 
 
 def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
