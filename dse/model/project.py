@@ -255,12 +255,6 @@ def layer_cpu(wl: Workload, layer: Layer, runtime: str, scenario: Scenario, host
     return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
-def layer_cpu_ms(wl: Workload, layer: Layer, runtime: str, scenario: Scenario,
-                 host: CpuSpec, cpu: CpuSpec, threads: int, c: CostConstants) -> float:
-    """One Linear on the CPU under ``runtime``, ms per forward."""
-    return layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c).time_s * 1e3
-
-
 def two_stage_work(head: Layer, top_k: int, scenario: Scenario, cpu: CpuSpec, threads: int,
                    c: CostConstants) -> Work:
     """What stage 2 of a two-stage head keeps busy on the PS (see ``cpu.head_rescore``)."""
@@ -543,5 +537,5 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
 __all__ = ["COMPONENTS", "DENSE_BYTES_PER_WEIGHT", "VIEWS", "VIEW_TEXT", "Baseline",
            "CostContext", "LayerProjection", "OpProjection", "Plan", "Projection", "Scenario",
            "baselines", "call_work", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
-           "layer_cpu", "layer_cpu_ms", "memory_bytes", "op_costs",
+           "layer_cpu", "memory_bytes", "op_costs",
            "project", "quant_fraction"]
