@@ -137,8 +137,9 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
     if op.kind in ("attn_score", "attn_v"):
-        return {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
-                }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
+        dot = {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
+               }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
+        return dot + (c.native_attn_v_acc_cycles_per_mac if op.kind == "attn_v" else 0.0)
     return {"rmsnorm": c.native_norm_cycles_per_elem, "quant": c.native_quant_cycles_per_elem,
             "softmax": c.native_softmax_cycles_per_elem,
             "sample": c.native_sample_cycles_per_elem}.get(op.kind,
@@ -168,6 +169,25 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
                   msg("basis.native_op", "native kernel, {cycles:g} cycles/element on "
                       "{threads} thread(s)", cycles=_native_cycles(op, kv_dtype, c),
                       threads=used), used, b.weights + b.kv_read + b.kv_write)
+
+
+def head_rescore(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, threads: int,
+                 c: CostConstants) -> OpCost:
+    """Stage 2 of a two-stage head on the PS: pick the top-K of the stage-1 scores, then
+    rescore those K rows exactly against an int8 copy of the head (native kernels)."""
+    select = rows * vocab * c.native_topk_cycles_per_elem / cpu.clock_hz
+    macs = rows * top_k * hidden
+    rescore = macs * c.native_int8_cycles_per_mac / (threads * cpu.clock_hz)
+    nbytes = float(top_k * hidden)  # K int8 rows, read from anywhere in the table
+    memory = nbytes / cpu.bytes_per_s
+    over = 2 * c.native_op_overhead_us * 1e-6
+    t = select + max(rescore, memory) + over
+    return OpCost(t, _bound(select + rescore, memory, over),
+                  msg("basis.head_rescore", "two-stage head, stage 2: top-{k} of {vocab} "
+                      "scores ({sel:g} cycles/score), then {k} int8 rows rescored exactly "
+                      "({mac:g} cycles/MAC on {threads} thread(s))", k=top_k, vocab=vocab,
+                      sel=c.native_topk_cycles_per_elem, mac=c.native_int8_cycles_per_mac,
+                      threads=threads), threads, nbytes)
 
 
 # -- torch runtime ---------------------------------------------------------------------------

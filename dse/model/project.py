@@ -18,11 +18,12 @@ from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.calibration import Calibration, resolve_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import CallCost, call_cost, layer_weight_bytes
+from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import (
     RUNTIME_TEXT,
     RUNTIMES,
     CpuSpec,
+    head_rescore,
     native_linear,
     native_op,
     torch_linear_s,
@@ -60,6 +61,9 @@ class Plan:
     fuse: bool = True
     note: str = ""
     runtime: str = "native"
+    #: Candidates stage 2 of a two-stage head rescores (an offloaded head without a dense
+    #: head unit runs two-stage).
+    head_top_k: int = 256
 
 
 @dataclass(frozen=True)
@@ -250,10 +254,11 @@ def layer_cpu(wl: Workload, layer: Layer, runtime: str, scenario: Scenario, host
     return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
-def layer_cpu_ms(wl: Workload, layer: Layer, runtime: str, scenario: Scenario,
-                 host: CpuSpec, cpu: CpuSpec, threads: int, c: CostConstants) -> float:
-    """One Linear on the CPU under ``runtime``, ms per forward."""
-    return layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c).time_s * 1e3
+def two_stage_work(head: Layer, top_k: int, scenario: Scenario, cpu: CpuSpec, threads: int,
+                   c: CostConstants) -> Work:
+    """What stage 2 of a two-stage head keeps busy on the PS (see ``cpu.head_rescore``)."""
+    oc = head_rescore(head.n, head.k, top_k, scenario.sequences, cpu, threads, c)
+    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
 def call_work(cc: CallCost) -> Work:
@@ -347,11 +352,16 @@ def layer_board_bytes(layer: Layer, on_fpga: bool, design: EngineDesign, runtime
 
 def embedding_bytes(wl: Workload, runtime: str, head_on_fpga: bool, design: EngineDesign) -> int:
     """The embedding table, unless it is tied to a head stored in the same format (held once:
-    the CPU's head, or a bf16 head unit reading the native runtime's 2-byte table)."""
+    the CPU's head, or a bf16 head unit reading the native runtime's 2-byte table). A
+    two-stage head adds the int8 copy its stage 2 rescores against, which a tied embedding
+    then looks tokens up in."""
     cfg = wl.config
+    table = cfg.vocab * cfg.hidden
     emb = 2 if runtime == "native" else wl.dtype_bytes
+    if head_on_fpga and not design.head:
+        return table + (0 if cfg.tied_embeddings else table * emb)
     shared = not head_on_fpga or (design.head == "bf16" and emb == 2)
-    return 0 if cfg.tied_embeddings and shared else cfg.vocab * cfg.hidden * emb
+    return 0 if cfg.tied_embeddings and shared else table * emb
 
 
 def memory_bytes(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario) -> int:
@@ -416,22 +426,26 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     host, cpu, threads = cpus(wl, board, scenario)
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
     infeasible: list[str] = []
-    if any(not layer.ternary for layer in offloaded) and not design.head:
-        infeasible.append(msg("infeasible.head", "lm_head is bf16, not ternary: it needs a "
-                              "dense head unit (head: int8 or bf16)"))
     comp = dict.fromkeys(COMPONENTS, 0.0)
     calls: dict[str, CallCost] = {}
     call_of: dict[str, str] = {}
+    rescore: list[tuple[str, Work]] = []
     for key, group in group_calls(offloaded, plan.fuse).items():
         n = sum(layer.n for layer in group)
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
                        for layer in group)
-        dense = None if group[0].ternary else (design.head or "bf16")
+        dense = None if group[0].ternary else design.head
         cc = call_cost(design, board, c, n=n, k=group[0].k, m=_linear_m(group[0], scenario),
-                       weight_bytes=streamed, dense=dense)
+                       weight_bytes=streamed, dense=dense,
+                       launch_us=launch_us(board, c, plan.runtime))
         calls[key] = cc
-        comp["head" if dense else "ternary_pl"] += max(cc.compute_s, cc.ddr_s, cc.link_s) * 1e3
+        head = not group[0].ternary
+        comp["head" if head else "ternary_pl"] += max(cc.compute_s, cc.ddr_s, cc.link_s) * 1e3
         comp["handoff"] += (cc.overhead_s + cc.ps_s) * 1e3
+        if head and not dense:
+            stage2 = two_stage_work(group[0], plan.head_top_k, scenario, cpu, threads, c)
+            comp["head"] += stage2.time_s * 1e3
+            rescore.append((group[0].name, stage2))
         for layer in group:
             call_of[layer.name] = key
     rows = []
@@ -442,9 +456,11 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             key = call_of[layer.name]
             call = calls[key]
             placement = "fpga-resident" if layer.name in plan.resident else "fpga"
+            extra = next((w for name, w in rescore if name == layer.name), Work())
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, placement,
-                                        cpu_ms, call.time_s * 1e3 * layer.n / call.n, key,
-                                        call.bound))
+                                        cpu_ms, (call.time_s * layer.n / call.n
+                                                 + extra.time_s) * 1e3, key, call.bound,
+                                        work=extra))
         else:
             comp["ternary_cpu" if layer.ternary else "head"] += cpu_ms
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, "cpu",
@@ -465,7 +481,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         comp[op.component] += op.time_ms
     fpga_ms = sum(call.time_s for call in calls.values()) * 1e3
     cpu_lin = sum(r.time_ms for r in rows if r.placement == "cpu")
-    plan_ms = fpga_ms + cpu_lin + sum(o.time_ms for o in ops)
+    stage2_ms = sum(w.time_s for _, w in rescore) * 1e3
+    plan_ms = fpga_ms + stage2_ms + cpu_lin + sum(o.time_ms for o in ops)
     # resources and fit
     resident_bytes = sum(layer_weight_bytes(layer, design) for layer in offloaded
                          if layer.name in plan.resident)
@@ -485,8 +502,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
     work = Work()
-    for part in [*(call_work(cc) for cc in calls.values()),
-                 *(r.work for r in rows if r.placement == "cpu"), *(o.work for o in ops)]:
+    for part in [*(call_work(cc) for cc in calls.values()), *(r.work for r in rows),
+                 *(o.work for o in ops)]:
         work = work + part
     energy = None
     if board.power is not None:
@@ -520,5 +537,5 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
 __all__ = ["COMPONENTS", "DENSE_BYTES_PER_WEIGHT", "VIEWS", "VIEW_TEXT", "Baseline",
            "CostContext", "LayerProjection", "OpProjection", "Plan", "Projection", "Scenario",
            "baselines", "call_work", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
-           "layer_cpu", "layer_cpu_ms", "memory_bytes", "op_costs",
+           "layer_cpu", "memory_bytes", "op_costs",
            "project", "quant_fraction"]

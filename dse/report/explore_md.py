@@ -595,7 +595,8 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
                                                 for r in p.infeasible))
         lines += [f"- `{rp.label}` — {_t('infeasible', lang)}: {reasons}", ""]
     why = _sep(lang).join(render_msg(w, lang) for w in result.naive.why)
-    lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + ".") if why else "—", ""]
+    end = "。" if lang == "zh" else "."
+    lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + end) if why else "—", ""]
     return lines
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from dse.model.cost import call_cost, layer_weight_bytes
+from dse.model.cost import call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import RUNTIMES
 from dse.model.energy import Work, pl_dynamic_w, require_power, static_w
 from dse.model.engine import (
@@ -41,6 +41,7 @@ from dse.model.project import (
     layer_board_bytes,
     layer_cpu,
     op_costs,
+    two_stage_work,
 )
 from dse.model.workload import Layer, Workload
 
@@ -68,6 +69,9 @@ class Objective:
     kv_dtype: str = "fp16"
     sequences: int = 1
     threads: int | None = None
+    #: Whether the head may run two-stage on the engines (stage 2 rescoring top-K on the PS).
+    two_stage_head: bool = True
+    head_top_k: int = 256
 
     @property
     def context_tokens(self) -> int:
@@ -229,7 +233,8 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
                 lin = sum((_vec(layer_cpu(wl, layer, runtime, sc, host, target, threads, c))
                            for layer in g.layers), np.zeros(4))
                 cpu[i] += w * (lin + (q if runtime == "native" else 0.0))
-                extra[i] += w * q
+                launch_s = launch_us(ctx.board, c, runtime) * 1e-6
+                extra[i] += w * (q + np.array([launch_s, launch_s, 0.0, 0.0]))
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
                    for (_, w), bs in zip(scen, base_by_sc, strict=True))
         fits = all(next(b.feasible for b in bs if b.runtime == runtime) for bs in base_by_sc)
@@ -359,16 +364,23 @@ def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
     work = np.zeros((len(prep.sigs), 4))
     ddr = np.zeros(len(prep.sigs))
     for s, (n, k, ternary) in enumerate(prep.sigs):
-        if not ternary and not design.head:
+        if not ternary and not prep.objective.two_stage_head and not design.head:
             work[s] = math.inf
             continue
         wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
         dense = None if ternary else design.head
         for sc, w in prep.scenarios:
             m = sc.m * sc.sequences if ternary else sc.sequences
-            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense)
+            # the launch is the runtime's: RuntimeCosts.offload_ps carries it
+            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense,
+                           launch_us=0.0)
             work[s] += w * _vec(call_work(cc))
             ddr[s] += w * cc.weight_bytes
+            if not ternary and not dense:  # two-stage head: stage 2 on the PS
+                _, cpu, threads = cpus(prep.workload, board, sc)
+                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
+                work[s] += w * _vec(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
+                                                   threads, c))
     return work, ddr
 
 
@@ -493,7 +505,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     gap = getattr(res, "mip_gap", 0.0) or 0.0
     method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
                  gap=gap, runtime=runtime)
-    return Solution(Plan(name, d, offload, resident, runtime=runtime), total, method, True)
+    return Solution(Plan(name, d, offload, resident, runtime=runtime,
+                         head_top_k=prep.objective.head_top_k), total, method, True)
 
 
 def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
