@@ -28,6 +28,7 @@ from dse.model.measurement_log import Measurement
 BOUNDS = {
     "ddr_pl_efficiency": (0.05, 1.0),
     "per_call_overhead_us": (0.0, 1e5),
+    "native_call_overhead_us": (0.0, 1e5),
     "pipeline_latency_cycles": (0.0, 1e5),
     "rescale_ns_per_elem": (0.0, 1e4),
     "dma_setup_us": (0.0, 1e5),
@@ -85,7 +86,8 @@ def _stderr(res, nparams: int) -> list[float | None]:
 SOURCE_PARAMS = {
     "sim": ("ddr_pl_efficiency", "pipeline_latency_cycles"),
     "board": ("ddr_pl_efficiency", "pipeline_latency_cycles", "per_call_overhead_us",
-              "rescale_ns_per_elem", "cache_maint_bytes_per_s", "ps_memory_bandwidth_gb_s"),
+              "native_call_overhead_us", "rescale_ns_per_elem", "cache_maint_bytes_per_s",
+              "ps_memory_bandwidth_gb_s"),
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from dse.errors import DseError, located
 from dse.io import read_text
+from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
 
 FORMAT = "dse-measurement-log"
@@ -38,8 +39,11 @@ UNITS: dict[str, tuple[str, float]] = {
 DEVICES = ("pl", "ps", "board")
 SPANS = ("wall", "busy")
 CONFIG_KEYS = ("board", "backend", "engine", "bitstream", "bitstream_sha256", "pl_clock_mhz",
-               "ps_clock_mhz", "ddr_transfer_rate_mts", "threads", "runtime", "kv_dtype", "model",
-               "notes")
+               "ps_clock_mhz", "ddr_transfer_rate_mts", "threads", "runtime", "ps_runtime",
+               "kv_dtype", "model", "notes")
+#: dse's PS runtimes a run's software may correspond to: it decides what launching an engine
+#: call costs (a C driver under ``native``, the Python PYNQ one otherwise).
+PS_RUNTIMES = RUNTIMES
 #: Where a log's measurements came from; a sim log's times are partly the model's own.
 BACKENDS = ("sim", "pynq", "board", "paper")
 ENGINE_KEYS = ("pe", "simd", "packing", "engines", "clock_mhz", "vectors", "stream_bits",
@@ -83,6 +87,7 @@ class LogConfig:
     ddr_transfer_rate_mts: float | None = None
     threads: int | None = None
     runtime: str | None = None
+    ps_runtime: str | None = None
     kv_dtype: str | None = None
     model: str | None = None
     notes: str = ""
@@ -156,8 +161,8 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
     if unknown:
         raise located(path, f"{where}.{unknown[0]}", "one of " + ", ".join(CONFIG_KEYS))
     merged: dict[str, Any] = {} if base is None else {k: getattr(base, k) for k in CONFIG_KEYS}
-    for key in ("board", "backend", "bitstream", "bitstream_sha256", "runtime", "kv_dtype",
-                "model", "notes"):
+    for key in ("board", "backend", "bitstream", "bitstream_sha256", "runtime", "ps_runtime",
+                "kv_dtype", "model", "notes"):
         if key in data:
             optional = key not in ("board", "backend")
             if data[key] is None and optional:
@@ -180,6 +185,10 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
         merged["threads"] = v
     if "engine" in data:
         merged["engine"] = _engine(data["engine"], path, f"{where}.engine")
+    if merged.get("ps_runtime") not in (None, *PS_RUNTIMES):
+        raise located(path, f"{where}.ps_runtime", "one of " + ", ".join(PS_RUNTIMES)
+                      + " (the dse runtime the run's PS software is: a C runtime is native)",
+                      merged["ps_runtime"])
     if "backend" in merged and merged["backend"] not in BACKENDS:
         raise located(path, f"{where}.backend", "one of " + ", ".join(BACKENDS),
                       merged["backend"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
-from dse.model.cost import CallCost, call_cost, layer_weight_bytes
+from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes
 from dse.model.engine import EngineDesign, engine_cycles
 from dse.model.measurement_log import UNITS, LogEntry, MeasurementLog
 from dse.model.workload import Workload
@@ -103,15 +103,22 @@ def in_unit(e: LogEntry, time_s: float, where: str) -> float:
     return time_s * clock_hz(e, where)
 
 
+def entry_launch_us(e: LogEntry, board: Board, c: CostConstants) -> float:
+    """What launching one engine call cost the entry's PS software: a C driver's figure when
+    the log says its runtime is dse's ``native``, else the board's (a Python PYNQ driver)."""
+    return launch_us(board, c, e.config.ps_runtime or "torch")
+
+
 def token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstants,
-                m: int = 1) -> list[CallCost]:
+                m: int = 1, launch: float | None = None) -> list[CallCost]:
     """The engine calls of one forward when every ternary Linear runs on the engine, layers
     sharing an input fused (q/k/v, gate/up): 4 calls per decoder layer."""
     from dse.model.project import group_calls
 
     groups = group_calls([layer for layer in wl.layers if layer.ternary], fuse=True)
     return [call_cost(design, board, c, n=sum(la.n for la in g), k=g[0].k, m=m,
-                      weight_bytes=sum(layer_weight_bytes(la, design) for la in g))
+                      weight_bytes=sum(layer_weight_bytes(la, design) for la in g),
+                      launch_us=launch)
             for g in groups.values()]
 
 
@@ -179,7 +186,7 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
                           f"the model yet")
     design = entry_design(e, where)
     m = e.get("m") or 1
-    calls = token_calls(wl, design, board, c, m)
+    calls = token_calls(wl, design, board, c, m, entry_launch_us(e, board, c))
     if e.get("calls") is not None and e.get("calls") != len(calls):
         raise DseError(f"{where}: entries ({e.id}): calls: expected {len(calls)} (the engine "
                        f"calls of one forward of {wl.model} with fused q/k/v and gate/up), "
@@ -201,7 +208,8 @@ def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | N
     wbytes = e.get("weight_bytes")
     if wbytes is None:
         wbytes = design.packing_spec.matrix_bytes(n, k)
-    cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes)
+    cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes,
+                   launch_us=entry_launch_us(e, board, c))
     per = (_stream_s(cc) if (span or e.span) == "busy" else cc.time_s) * (e.get("calls") or 1)
     free = None
     if e.get("busy_cycles") is not None and e.get("stall_cycles") is not None:
