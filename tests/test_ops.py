@@ -304,3 +304,48 @@ def test_best_kv260_plan_runs_the_head_two_stage(capsys):
     best = r.best
     assert "lm_head" in best.plan.offload and best.plan.design.head is None
     assert best.decode.tokens_per_s > 12
+
+
+# -- the FFN glue unit -----------------------------------------------------------------------
+
+def test_glue_unit_takes_the_ffn_elementwise_work(seed_wl, kv260):
+    from dataclasses import replace as dc_replace
+
+    from dse.model.project import GLUE_OPS, GlueUnit
+
+    design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=4)
+    everything = frozenset(la.name for la in seed_wl.layers)
+    plan = Plan("g", design, everything, runtime="native")
+    with_glue = dc_replace(plan, glue=GlueUnit(passes=2, cycles_per_elem=1.0))
+    sc = Scenario(context_tokens=65)
+    a, b = project(seed_wl, plan, kv260, sc), project(seed_wl, with_glue, kv260, sc)
+    ops_b = {o.role: o for o in b.ops}
+    assert all(ops_b[r].device == "pl" and ops_b[r].time_ms == 0 for r in GLUE_OPS)
+    # 2 passes x 30 layers x 6912 elements at 1 cycle each, 250 MHz
+    assert ops_b["ffn_glue"].time_ms == pytest.approx(2 * 30 * 6912 / 250e6 * 1e3)
+    moved = sum(o.time_ms for o in a.ops if o.role in GLUE_OPS)
+    assert b.plan_ms == pytest.approx(a.plan_ms - moved + ops_b["ffn_glue"].time_ms)
+    assert b.resources.lut == pytest.approx(a.resources.lut + 4700)
+    assert any("glue" in u for u in with_glue.units)
+    # without gate/up/down on the engines the glue has nothing to work on
+    half = dc_replace(with_glue, offload=frozenset(n for n in everything if "mlp" not in n))
+    assert not project(seed_wl, half, kv260, sc).feasible
+
+
+def test_search_with_glue_prices_what_it_projects(seed_wl, kv260):
+    from dse.search.optimize import Objective, prepare, solve_plan
+
+    prep = prepare(seed_wl, kv260, Objective(context=256))
+    design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=1, max_k=6912)
+    sol = solve_plan(prep, design, allow_resident=False, runtime="native", glue=True)
+    assert sol.plan.glue is not None
+    p = project(seed_wl, sol.plan, kv260, prep.scenarios[0][0])
+    assert p.feasible and p.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
+
+
+def test_plan_file_glue(capsys, tmp_path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+                    "glue: {passes: 0}\n")
+    rc = main(["project", "--board", "kv260", "--plan", str(plan)])
+    assert rc == 2 and f"{plan}: glue.passes: expected an integer >= 1" in capsys.readouterr().err

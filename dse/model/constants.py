@@ -36,6 +36,10 @@ class CostConstants:
     # -- dense lm_head unit: DSP48E2 MACs (2 int8 MACs or 1 bf16-ish MAC per DSP) ----------
     head_lut_per_mac: float = 12.0
     head_ff_per_mac: float = 20.0
+    # -- the FFN glue unit (a PL unit behind the engines) ------------------------------------
+    glue_lut: float = 4700.0
+    glue_ff: float = 6100.0
+    glue_bram36: float = 1.0
     # -- timing ----------------------------------------------------------------------------
     pipeline_latency_cycles: float = 10.0
     dma_setup_us: float = 0.0
@@ -104,6 +108,11 @@ class CostConstants:
         "interconnect_ff_per_port": "as interconnect_lut_per_port",
         "head_lut_per_mac": "int8 MAC in a DSP48E2 plus its accumulation glue (estimate)",
         "head_ff_per_mac": "pipeline registers around each DSP (estimate)",
+        "glue_lut": "estimate: the bitnet-kv260 FFN glue packed by yosys/nextpnr for an ECP5 "
+        "(hardware/reports/ecp5-85k.txt: 4,663 LUT, 6,116 FF, 1 DP16KD); not synthesized for "
+        "UltraScale+ here",
+        "glue_ff": "as glue_lut",
+        "glue_bram36": "as glue_lut (one block RAM for the running maxima)",
         "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL "
         "(overlays/rtl, dse.hw.regs.PIPELINE_LATENCY = 10, read back from its LATENCY "
         "register); the RTL cycle tests hold engine_cycles to it",

@@ -16,6 +16,7 @@ silently project a plan offloading less than intended.
     runtime: native                              # optional: PS runtime, torch or native
     head_top_k: 256                              # optional: an offloaded head without a dense
                                                  # unit runs two-stage, rescoring this many
+    glue: {passes: 2, cycles_per_elem: 1}        # optional: an FFN glue unit in the PL
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from dse.errors import DseError, located
 from dse.io import read_text
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
-from dse.model.project import Plan
+from dse.model.project import GlueUnit, Plan
 from dse.model.workload import Layer, Workload
 
-TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k")
+TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
+            "glue")
 ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign))
 _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
                          if f.default is MISSING and f.default_factory is MISSING)
@@ -140,8 +142,29 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
                           f"N={layer.n}, K={layer.k})")
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
+    glue = _glue(data.get("glue"), path)
     return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
-                top_k)
+                top_k, glue)
+
+
+def _glue(data: object, path: str) -> GlueUnit | None:
+    """The ``glue:`` mapping (absent or null: no glue unit)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise located(path, "glue", "a mapping {passes, cycles_per_elem} or null",
+                      type(data).__name__)
+    unknown = sorted(str(k) for k in data if k not in ("passes", "cycles_per_elem"))
+    if unknown:
+        raise located(path, f"glue.{unknown[0]}", "one of passes, cycles_per_elem")
+    passes = data.get("passes", 2)
+    if not _is_int(passes) or passes < 1:
+        raise located(path, "glue.passes", "an integer >= 1", passes)
+    cpe = data.get("cycles_per_elem", 1.0)
+    if isinstance(cpe, bool) or not isinstance(cpe, (int, float)) or not (
+            math.isfinite(cpe) and cpe > 0):
+        raise located(path, "glue.cycles_per_elem", "a number > 0", cpe)
+    return GlueUnit(passes, float(cpe))
 
 
 def load_plan(path: str | Path, wl: Workload) -> Plan:

@@ -49,6 +49,34 @@ COMPONENTS = ("ternary_pl", "ternary_cpu", "head", "attention", "norms_quant_rop
               "elementwise", "handoff", "sampling")
 
 
+#: What a glue unit takes off the PS: the element-wise work between gate/up and down.
+GLUE_OPS = ("act_fn", "gate_mul", "ffn_sub_norm", "quant_down")
+
+
+@dataclass(frozen=True)
+class GlueUnit:
+    """A PL unit fused behind the engines for the FFN's element-wise work (squared ReLU, gate
+    product, the sub-norm's scaling, re-quantization for down_proj): ``passes`` over the
+    intermediate vector per layer (a reduction, then the scaling), ``cycles_per_elem`` each,
+    at the engine's clock."""
+
+    passes: int = 2
+    cycles_per_elem: float = 1.0
+
+
+def glue_work(glue: GlueUnit, wl: Workload, m_tokens: int, clock_mhz: float) -> Work:
+    """The glue unit's time (the PS waits on it), PL busy time and DDR traffic per forward:
+    it reads the gate and up int32 results and writes down_proj's int8 input."""
+    cfg = wl.config
+    elems = cfg.layers * m_tokens * cfg.intermediate
+    t = glue.passes * elems * glue.cycles_per_elem / (clock_mhz * 1e6)
+    return Work(t, t, float(elems * (2 * 4 + 1)), t)
+
+
+def glue_resources(c: CostConstants) -> Resources:
+    return Resources(lut=c.glue_lut, ff=c.glue_ff, bram36=c.glue_bram36)
+
+
 @dataclass(frozen=True)
 class Plan:
     """An engine design and the layers it runs; ``resident`` layers keep weights on chip;
@@ -64,6 +92,20 @@ class Plan:
     #: Candidates stage 2 of a two-stage head rescores (an offloaded head without a dense
     #: head unit runs two-stage).
     head_top_k: int = 256
+    #: The FFN glue unit in the PL, if the plan has one.
+    glue: GlueUnit | None = None
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The PL units the plan needs besides the ternary engines."""
+        out = []
+        if self.design.head and "lm_head" in self.offload:
+            out.append(f"head:{self.design.head}x{self.design.head_macs}")
+        elif "lm_head" in self.offload:
+            out.append(f"head:two-stage top-{self.head_top_k}")
+        if self.glue is not None:
+            out.append(f"glue:{self.glue.passes}x{self.glue.cycles_per_elem:g}")
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -468,7 +510,10 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     off = frozenset(plan.offload)
     ops = []
     for op in op_costs(wl, plan.runtime, scenario, host, cpu, threads, c):
-        if op.kind == "quant":
+        if plan.glue is not None and op.role in GLUE_OPS:
+            op = OpProjection(op.role, op.kind, op.count, "pl", 0.0, "pl",
+                              msg("basis.in_glue", "in the FFN glue unit"), op.component)
+        elif op.kind == "quant":
             frac = quant_fraction(wl, plan, op, off)
             w = op.work
             op = OpProjection(op.role, op.kind, op.count, op.device, op.time_ms * frac,
@@ -479,6 +524,20 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                               Work(w.time_s * frac, w.core_s * frac, w.ddr_bytes * frac))
         ops.append(op)
         comp[op.component] += op.time_ms
+    if plan.glue is not None:
+        gw = glue_work(plan.glue, wl, scenario.m * scenario.sequences, design.clock_mhz)
+        ops.append(OpProjection("ffn_glue", "glue", wl.config.layers, "pl", gw.time_s * 1e3,
+                                "pl", msg("basis.glue", "PL glue unit: {passes} passes x "
+                                          "{cpe:g} cycles/element at {mhz:g} MHz",
+                                          passes=plan.glue.passes,
+                                          cpe=plan.glue.cycles_per_elem, mhz=design.clock_mhz),
+                                "elementwise", gw))
+        comp["elementwise"] += gw.time_s * 1e3
+        ffn = {layer.name for layer in wl.layers if layer.role in ("gate_proj", "up_proj",
+                                                                   "down_proj")}
+        if not ffn <= off:
+            infeasible.append(msg("infeasible.glue", "the FFN glue unit needs gate_proj, "
+                                  "up_proj and down_proj of every layer on the engines"))
     fpga_ms = sum(call.time_s for call in calls.values()) * 1e3
     cpu_lin = sum(r.time_ms for r in rows if r.placement == "cpu")
     stage2_ms = sum(w.time_s for _, w in rescore) * 1e3
@@ -491,6 +550,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                               "engine's on-chip buffer {have:,} B", need=resident_bytes,
                               have=design.resident_bytes))
     res = engine_resources(design, board, c) if offloaded else Resources()
+    if plan.glue is not None:
+        res = res + glue_resources(c)
     infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     if offloaded and (err := link_limit_error(design, board)) is not None:
         infeasible.append(msg("infeasible.link", "{what}", what=err))

@@ -37,6 +37,9 @@ _S: dict[str, tuple[str, str]] = {
                       "weights), lm_head on the {head}; every other operator on the PS ({rt} "
                       "runtime)"),
     "card.head.pl": ("PL 的稠密输出头单元", "PL's dense head unit"),
+    "card.head.two_stage": ("引擎上的两级输出头（PS 重算前 {k} 个）",
+                            "engines as a two-stage head (the PS rescores the top {k})"),
+    "card.units": ("引擎之外的 PL 单元", "PL units besides the engines"),
     "card.head.ps": ("PS 上", "PS"),
     "card.speed": ("解码速度", "Decode speed"),
     "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token，上下文 {ctx} 个 token）；首 token 时间 "
@@ -164,10 +167,11 @@ _S: dict[str, tuple[str, str]] = {
                     "Objective and speedups are over the objective, {obj}; resources and memory "
                     "are those of the {scen} scenario. The last row is the seed report's "
                     "'offload the top-5 Linear layers' suggestion, for reference."),
-    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|卸载层数|常驻层数|目标 ({unit})|"
+    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|PL 单元|卸载层数|常驻层数|目标 ({unit})|"
                    "解码 tok/s|加速比 (对 {base})|加速比 (对仅 CPU 的 PyTorch)|板卡功耗 (W)|"
                    "J/token|LUT %|BRAM %|URAM %|DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
-                   "Rank|Plan|Engine design|Packing|PS runtime|Offloaded layers|Resident layers|"
+                   "Rank|Plan|Engine design|Packing|PS runtime|PL units|Offloaded layers|"
+                   "Resident layers|"
                    "Objective ({unit})|Decode tok/s|Speedup vs {base}|"
                    "Speedup vs CPU-only PyTorch|Board W|J/token|LUT %|BRAM %|URAM %|DSP %|"
                    "DDR memory (MiB, needed/capacity)|Binding bound|Feasible"),
@@ -350,6 +354,8 @@ def summary_of(result: ExploreResult) -> dict:
         "n_linears": len(d.layers), "n_pl": sum(lp.placement != "cpu" for lp in d.layers),
         "n_resident": len(best.plan.resident),
         "head_on_pl": any(lp.role == "lm_head" and lp.placement != "cpu" for lp in d.layers),
+        "head_unit": best.plan.design.head, "head_top_k": best.plan.head_top_k,
+        "units": list(best.plan.units),
         "tokens_per_s": round(d.tokens_per_s, 4), "ms_per_token": round(d.plan_ms, 4),
         "context_tokens": d.scenario.context_tokens,
         "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
@@ -387,11 +393,15 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
-    head = _t("card.head.pl" if sm["head_on_pl"] else "card.head.ps", lang)
+    head = _t("card.head.ps", lang)
+    if sm["head_on_pl"]:
+        head = (_t("card.head.pl", lang) if sm["head_unit"]
+                else _t("card.head.two_stage", lang, k=sm["head_top_k"]))
     rows = [
         (_t("card.plan", lang), _t("card.plan_val", lang, design=sm["design"], n_pl=sm["n_pl"],
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
+        (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
                                     ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
@@ -570,7 +580,8 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
     vs_torch = (_x(speed["torch"]) + ("" if torch_fit else _t("nofit", lang))
                 if "torch" in speed else "—")
     return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
-            f"`{rp.plan.runtime}`", str(len(rp.plan.offload)), str(len(rp.plan.resident)),
+            f"`{rp.plan.runtime}`", " ".join(f"`{u}`" for u in rp.plan.units) or "—",
+            str(len(rp.plan.offload)), str(len(rp.plan.resident)),
             f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
             _pct(util["uram"]), _pct(util["dsp"]),

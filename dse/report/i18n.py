@@ -272,6 +272,12 @@ MESSAGES: dict[str, str] = {
     "basis.measured_moved": "实测（`{role}`，M={m}、上下文 {context} 时每次调用 {us:.0f} µs），"
                             "按屋顶线之比从主机移到 {cpu}",
     "basis.unmeasured": "未测量：屋顶线 + 每次调用 {aten} 个 aten 算子，每个 {cycles:g} 个周期",
+    "basis.in_glue": "在 FFN 胶合单元中",
+    "basis.glue": "PL 胶合单元：{passes} 遍 × 每个元素 {cpe:g} 个周期，{mhz:g} MHz",
+    "infeasible.glue": "FFN 胶合单元需要每层的 gate_proj、up_proj 和 down_proj 都在引擎上",
+    "basis.head_rescore": "两级输出头的第二级：从 {vocab} 个分数中取前 {k} 个"
+                          "（每个分数 {sel:g} 个周期），再用 int8 精确重算这 {k} 行"
+                          "（{threads} 个线程上每次乘加 {mac:g} 个周期）",
     "basis.quant_paid": "{basis}；只计入 {frac:.0%} 的层（卸载的 Linear 的输入）",
 }
 

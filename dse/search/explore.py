@@ -261,7 +261,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         if len(shortlist) < top or e.design.packing not in seen_pack:
             shortlist.append(e)
             seen_pack.add(e.design.packing)
-    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime)) for e in shortlist]
+    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime, glue=e.glue))
+            for e in shortlist]
     sols.sort(key=lambda es: (round(es[1].objective_ms, 9), es[0].lut))
     best_e, best_s = sols[0]
     plans = [_ranked(prep, replace(best_s, plan=replace(best_s.plan, name="best")), "best",
@@ -288,13 +289,15 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     if near:
         frugal = min(near, key=lambda e: e.lut)
         if frugal.design != best_e.design:
-            s = solve_plan(prep, frugal.design, "frugal", runtime=frugal.runtime)
+            s = solve_plan(prep, frugal.design, "frugal", runtime=frugal.runtime,
+                           glue=frugal.glue)
             plans.append(_ranked(prep, s, "frugal", msg("why.frugal", "fewest LUTs within 5% "
                                                         "of the best")))
     # Without a head unit (the lm_head stays on the CPU).
     nohead = next((e for e in evals if not e.design.head), None)
     if nohead and best_e.design.head:
-        s = solve_plan(prep, nohead.design, "no head unit", runtime=nohead.runtime)
+        s = solve_plan(prep, nohead.design, "no head unit", runtime=nohead.runtime,
+                       glue=nohead.glue)
         plans.append(_ranked(prep, s, "no head unit", msg("why.nohead", "best design without "
                                                           "a dense lm_head unit")))
     # All ternary layers offloaded on the best design (no selection).
