@@ -72,8 +72,11 @@ def test_kv260_fit(kv260_fit):
     assert res.params["native_call_overhead_us"].value == pytest.approx(15.0, rel=1e-3)
     assert "per_call_overhead_us" not in res.params
     # what the model cannot price is reported as such, not dropped
-    assert by_id["decode.ffn_glue"].status == "not priced"
-    assert by_id["decode.ffn_glue"].why.startswith(NOT_PRICED)
+    assert by_id["decode.shift_scan"].status == "not priced"
+    assert by_id["decode.shift_scan"].why.startswith(NOT_PRICED)
+    # the glue unit as the design states it: priced, but no fitted parameter moves it
+    assert by_id["decode.ffn_glue"].status == "checked"
+    assert abs(by_id["decode.ffn_glue"].error_after) < 0.05
     assert by_id["power.decode"].status == "not priced"
     assert by_id["bitnetcpp.decode.4t"].status == "checked"  # fit: false in the log
     assert by_id["bitnetcpp.decode.4t"].after is not None
@@ -119,6 +122,8 @@ BAD_LOGS = [
     pytest.param(lambda d: _entry(d, "decode.run_overhead").update(value=20000.0),
                  "(decode.run_overhead): expected a physically plausible fit, "
                  "native_call_overhead_us", id="implausible-fit"),
+    pytest.param(lambda d: d["config"].update(glue={"passes": 0, "cycles_per_elem": 4}),
+                 "config.glue.passes: expected an integer >= 1", id="glue"),
     pytest.param(lambda d: d["config"].update(ps_runtime="python"),
                  "config.ps_runtime: expected one of torch, native", id="ps-runtime"),
     pytest.param(lambda d: _entry(d, "decode.attention").update(context=99999),

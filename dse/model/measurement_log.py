@@ -38,9 +38,9 @@ UNITS: dict[str, tuple[str, float]] = {
 }
 DEVICES = ("pl", "ps", "board")
 SPANS = ("wall", "busy")
-CONFIG_KEYS = ("board", "backend", "engine", "bitstream", "bitstream_sha256", "pl_clock_mhz",
-               "ps_clock_mhz", "ddr_transfer_rate_mts", "threads", "runtime", "ps_runtime",
-               "kv_dtype", "model", "notes")
+CONFIG_KEYS = ("board", "backend", "engine", "glue", "bitstream", "bitstream_sha256",
+               "pl_clock_mhz", "ps_clock_mhz", "ddr_transfer_rate_mts", "threads", "runtime",
+               "ps_runtime", "kv_dtype", "model", "notes")
 #: dse's PS runtimes a run's software may correspond to: it decides what launching an engine
 #: call costs (a C driver under ``native``, the Python PYNQ one otherwise).
 PS_RUNTIMES = RUNTIMES
@@ -80,6 +80,8 @@ class LogConfig:
     board: str
     backend: str
     engine: dict[str, Any] | None = None
+    #: The design's FFN glue unit in the PL, as stated: {passes, cycles_per_elem}.
+    glue: dict[str, Any] | None = None
     bitstream: str | None = None
     bitstream_sha256: str | None = None
     pl_clock_mhz: float | None = None
@@ -185,6 +187,8 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
         merged["threads"] = v
     if "engine" in data:
         merged["engine"] = _engine(data["engine"], path, f"{where}.engine")
+    if "glue" in data:
+        merged["glue"] = _glue(data["glue"], path, f"{where}.glue")
     if merged.get("ps_runtime") not in (None, *PS_RUNTIMES):
         raise located(path, f"{where}.ps_runtime", "one of " + ", ".join(PS_RUNTIMES)
                       + " (the dse runtime the run's PS software is: a C runtime is native)",
@@ -196,6 +200,20 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
         if not merged.get(key):
             raise located(path, f"{where}.{key}", "a value (field is missing)")
     return LogConfig(**merged)
+
+
+def _glue(v: Any, path: str, where: str) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict) or sorted(v) != ["cycles_per_elem", "passes"]:
+        raise located(path, where, "a mapping {passes, cycles_per_elem} (the FFN glue unit)", v)
+    if not (isinstance(v["passes"], int) and not isinstance(v["passes"], bool)
+            and v["passes"] >= 1):
+        raise located(path, f"{where}.passes", "an integer >= 1", v["passes"])
+    c = v["cycles_per_elem"]
+    if not (_is_num(c) and math.isfinite(c) and c > 0):
+        raise located(path, f"{where}.cycles_per_elem", "a finite number > 0", c)
+    return dict(v)
 
 
 def _engine(v: Any, path: str, where: str) -> dict[str, Any] | None:

@@ -6,9 +6,10 @@ has its predictor: engine calls and layers through ``call_cost``; components of 
 engines' weight stream, the per-run overhead, the sums read back) as sums over the token's
 engine calls; PS-side components (attention, norms/quantization/RoPE/residuals) and
 bitnet.cpp runs through the operator model's projection (``dse.model.project``, native
-runtime); phases (a DDR read test, the PS's read bandwidth) through the board's roofline
-figures. What the model cannot price yet (FFN glue in the fabric, a two-stage head's top-k,
-power) comes back as ``Prediction(None, why)``: reported, never dropped, never faked. New
+runtime), the FFN glue unit through its PL unit (``glue_work``) where the log states one;
+phases (a DDR read test, the PS's read bandwidth) through the board's roofline figures. What
+the model cannot price yet (a two-stage head's top-k, the shift scan, power) comes back as
+``Prediction(None, why)``: reported, never dropped, never faked. New
 devices add predictors here, entry kind by kind.
 
 Times are compared, whatever the entry's unit: a rate (tok/s) is one over a time, a
@@ -181,6 +182,12 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
         return _call(e, board, c, where, span="busy")
     if e.what in PS_COMPONENTS and e.device == "ps":
         return _ps_component(e, wl, board, c, where)
+    if e.what == "ffn_glue" and e.device == "pl" and e.config.glue:
+        from dse.model.project import GlueUnit, glue_work
+
+        glue = GlueUnit(e.config.glue["passes"], float(e.config.glue["cycles_per_elem"]))
+        return Prediction(glue_work(glue, wl, e.get("m") or 1,
+                                    entry_design(e, where).clock_mhz).time_s)
     if e.what not in PRICED_COMPONENTS:
         return not_priced(f"component {e.what!r} on the {e.device.upper()} has no unit in "
                           f"the model yet")
