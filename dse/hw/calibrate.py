@@ -229,6 +229,8 @@ class EndToEnd:
     overhead and PS-side terms), and the calibrated projection for everything else.
     ``run_fraction`` is the share of ``composed_ms`` that came from those runs: the rest is
     the model's. ``kind`` says what the runs were: "measured" (a board) or "simulated".
+    A board's measured calls were launched by dse's Python PYNQ driver; a plan under the
+    ``native`` runtime projects a C driver's launch, so the two differ by that launch.
     """
 
     plan: str
