@@ -62,9 +62,10 @@ def test_kv260_fit(kv260_fit):
     # the PL side: the engines' stream, the head stream, the runs' overhead within 15%
     for eid in ("decode.weight_stream", "decode.head_stream", "decode.run_overhead"):
         assert by_id[eid].status == "fitted" and abs(by_id[eid].error_after) < 0.15, eid
-    # the A53 side through the operator model: priced, with its error shown
-    assert by_id["decode.norms"].status == "fitted" and abs(by_id["decode.norms"].error_after) < .05
-    assert by_id["decode.attention"].after is not None
+    # the A53 side through the operator model (the stated glue unit takes the FFN's
+    # element-wise work off the PS): priced, with its error shown
+    for eid in ("decode.norms", "decode.attention", "decode.attention.360"):
+        assert by_id[eid].status == "fitted" and by_id[eid].after is not None, eid
     for name, p in res.params.items():
         assert p.stderr is not None and 0 <= p.stderr < p.value, name
     assert 0 < res.params["ddr_pl_efficiency"].value <= 1

@@ -155,8 +155,18 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
     design = entry_design(e, where)
     offload = frozenset(layer.name for layer in wl.layers if layer.ternary)
     sc = Scenario("on-board", "decode", 1, context, kv, 1, e.config.threads)
-    p = _project(e, wl, Plan(e.id, design, offload, runtime="native"), board, c, sc, where)
+    # the design's glue unit, where the log states one, takes its element-wise work off the PS
+    plan = Plan(e.id, design, offload, runtime="native", glue=_glue(e))
+    p = _project(e, wl, plan, board, c, sc, where)
     return Prediction(p.components[e.what] * 1e-3)
+
+
+def _glue(e: LogEntry):
+    """The log's FFN glue unit as the model's ``GlueUnit`` (None without one)."""
+    from dse.model.project import GlueUnit
+
+    g = e.config.glue
+    return None if not g else GlueUnit(g["passes"], float(g["cycles_per_elem"]))
 
 
 def _project(e: LogEntry, wl: Workload, plan, board: Board, c: CostConstants, sc, where: str):
@@ -183,10 +193,9 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
     if e.what in PS_COMPONENTS and e.device == "ps":
         return _ps_component(e, wl, board, c, where)
     if e.what == "ffn_glue" and e.device == "pl" and e.config.glue:
-        from dse.model.project import GlueUnit, glue_work
+        from dse.model.project import glue_work
 
-        glue = GlueUnit(e.config.glue["passes"], float(e.config.glue["cycles_per_elem"]))
-        return Prediction(glue_work(glue, wl, e.get("m") or 1,
+        return Prediction(glue_work(_glue(e), wl, e.get("m") or 1,
                                     entry_design(e, where).clock_mhz).time_s)
     if e.what not in PRICED_COMPONENTS:
         return not_priced(f"component {e.what!r} on the {e.device.upper()} has no unit in "
