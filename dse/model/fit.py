@@ -294,13 +294,14 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
                                    after, frac))
     held = None
     if held_out:
-        train, test, alone = half_split(log, fit_entries, wl, board, c, allowed)
-        held = _held_out(log, fit_entries, wl, board, c, allowed, split=(train, test))
+        # what no fitted parameter moves says nothing held out: only fitted entries take part
+        moved = [e for e in fit_entries if status[e.id][0] == "fitted"]
+        train, test, alone = half_split(log, moved, wl, board, c, allowed)
+        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test))
         if held is not None:
             held["alone"] = [e.id for e in alone]
             held["leave_one_out"] = _leave_one_out(
-                log, fit_entries, [e for e in fit_entries if e not in alone], wl, board, c,
-                allowed)
+                log, moved, [e for e in moved if e not in alone], wl, board, c, allowed)
     return LogFit(params, tuple(results), held, cost, message)
 
 
