@@ -108,7 +108,7 @@ def test_engine_cycles_prefill_with_remainder_pass():
 
 def test_engine_cycles_rejects_zero():
     with pytest.raises(ValueError):
-        engine_cycles(0, 10, 1, 1, 1)
+        engine_cycles(0, 10, 1, 1, 1, 1, 16, 10)
 
 
 # -- roofline properties ---------------------------------------------------------------------

@@ -67,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           args.against)
     from dse.search.explore import explore
+    from dse.model.template import shipped_template
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
-        space = default_space(objective.kind, args.int8_head)
+        space = default_space(objective.kind, args.int8_head, shipped_template())
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
     search_s = time.perf_counter() - t0
     print(_summary(result, source, search_s))

@@ -221,6 +221,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     """
     groups = prep.groups
     ng = len(groups)
+    # the shipped overlay streams every weight from DDR: no resident set for its designs
+    allow_resident = allow_resident and not design.buildable
     f_ms, _ = fpga_sig_ms(prep, design)
     f = f_ms[prep.sig_of]
     cap = onchip_capacity_bytes(prep, design) if allow_resident else 0
