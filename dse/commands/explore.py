@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     ctx = CostContext.resolve(board, args.calibration)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           args.against)
-    from dse.search.explore import explore
     from dse.model.template import shipped_template
+    from dse.search.explore import explore
     from dse.search.space import default_space
 
     t0 = time.perf_counter()

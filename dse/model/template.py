@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dse.errors import DseError, located
-from dse.io import read_text
+from dse.errors import located
+from dse.io import read_yaml
 
 #: The shipped template: overlays/ in a checkout, else the copy packaged in dse/data.
 _REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "overlays" / "ternary_gemv.yaml"
@@ -337,16 +335,7 @@ def mark_buildable(t: EngineTemplate, design, board):
 
 def load_template(path: str | Path) -> EngineTemplate:
     """Read and validate a template YAML (safe loader only)."""
-    p = Path(path)
-    text = read_text(p, "engine template")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "document"
-        raise DseError(f"{p}: {where}: expected valid YAML "
-                       f"({getattr(exc, 'problem', exc)})") from None
-    return template_from_mapping(data, p)
+    return template_from_mapping(read_yaml(path, "engine template"), path)
 
 
 def shipped_template_path() -> Path:

@@ -26,6 +26,7 @@ import numpy as np
 from dse.errors import DseError
 from dse.packing.schemes import pack_base3, pack_i2
 
+
 def _positive(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise DseError(f"stream: {field}: expected an integer >= 1, got {value!r}")

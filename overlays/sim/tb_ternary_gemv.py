@@ -200,7 +200,7 @@ async def run_call(eng: Engine, cfg: regs.EngineConfig, w: np.ndarray, x: np.nda
 
 async def run_case(engines: list[Engine], cfg: regs.EngineConfig, case: dict) -> dict:
     """Run one call, its rows split across the engines as the driver splits them."""
-    n, m, v = case["n"], case["m"], case["v"]
+    n, v = case["n"], case["v"]
     if case.get("expect_error"):
         return await run_refused(engines[0], case)
     w, x = case_data(case)
