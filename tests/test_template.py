@@ -254,3 +254,56 @@ def test_vectors_answered_per_clock():
     assert [tiles(m, 2) for m in (1, 2, 3, 4)] == [folds, folds, 2 * folds, 2 * folds]
     assert [tiles(m, 1) for m in (1, 2, 3, 4)] == [folds * m for m in (1, 2, 3, 4)]
     assert tiles(5, 2) == 2 * folds + folds        # a pass of 4, then a pass of 1
+
+
+# -- bad input: a plan naming what the RTL cannot build ---------------------------------------
+
+@pytest.fixture(scope="module")
+def kv260_plans(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plans") / "plans.json"
+    assert main(["explore", "--board", str(ROOT / "boards" / "kv260.yaml"), "--no-report",
+                 "--json", str(path)]) == 0
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("edit", "rule"), [
+    ({"packing": "base3", "simd": 24}, "base3 needs SIMD a multiple of 5"),
+    ({"packing": "i2", "pe": 8, "simd": 16, "stream_bits": 512},
+     "stream_bits=512: the RTL's stream is PE x row chunk = 256 bits"),
+    ({"engines": 5}, "engines=5: one engine per HP port"),
+    ({"packing": "i2", "pe": 16, "simd": 64, "stream_bits": 2048}, "the AXI DMA takes"),
+])
+def test_calibrate_refuses_a_plan_the_rtl_cannot_build(tmp_path, capsys, kv260_plans, edit,
+                                                       rule):
+    capsys.readouterr()
+    data = json.loads(json.dumps(kv260_plans))
+    data["plans"][0]["projections"][0]["plan"]["design"].update(edit)
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps(data))
+    out = tmp_path / "c.yaml"
+    rc = main(["calibrate", "--board", "kv260", "--backend", "sim", "--plan", str(plans),
+               "--no-report", "--output", str(out)])
+    _, err = capsys.readouterr()
+    assert rc == 2 and rule in err and err.count("\n") == 1, err
+    assert "cannot build the plan's engine" in err and not out.exists()
+
+
+def test_project_labels_a_what_if_plan(tmp_path, capsys):
+    """A hand-written plan the overlay cannot build is projected, and labelled a what-if."""
+    rc = main(["project", "--board", "zcu104", "--plan",
+               str(ROOT / "examples" / "plans" / "zcu104-ffn.yaml"), "--json",
+               str(tmp_path / "p.json")])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    assert "overlay: what-if: SIMD=32: base3 needs SIMD a multiple of 5" in out
+    design = json.loads((tmp_path / "p.json").read_text())["plan"]["design"]
+    assert design["buildable"] is False and design["build_note"].startswith("what-if")
+
+
+def test_plan_file_cannot_claim_buildable(tmp_path, capsys):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("engine: {pe: 8, simd: 16, packing: i2, stream_bits: 256, buildable: true}\n"
+                    "offload: ['model.layers.0.mlp.*']\n")
+    rc = main(["project", "--board", "zcu104", "--plan", str(plan)])
+    _, err = capsys.readouterr()
+    assert rc == 2 and f"{plan}: engine.buildable: expected one of the engine fields" in err

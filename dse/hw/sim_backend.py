@@ -113,7 +113,8 @@ class SimBackend:
         why = template.violations(
             pe=design.pe, simd=design.simd, packing=design.packing, engines=design.engines,
             vectors=design.vectors, max_k=design.max_k, family=board.family,
-            board_hp_ports=board.link.hp_ports, vectors_per_clock=design.vectors_per_clock)
+            board_hp_ports=board.link.hp_ports, stream_bits=design.stream_bits,
+            vectors_per_clock=design.vectors_per_clock)
         if why:
             raise DseError(f"--backend sim: cannot build the plan's engine {design.label()}: "
                            f"{why[0]}")
