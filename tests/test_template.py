@@ -52,6 +52,7 @@ def test_template_matches_the_rtl():
     ts = int(re.search(r"localparam integer TS\s*=\s*(\d+);", top).group(1))
     lat = int(re.search(r"localparam integer LATENCY = TS \+ (\d+);", top).group(1))
     assert t.latency_cycles == ts + lat == regs.PIPELINE_LATENCY
+    assert DEFAULT_CONSTANTS.pipeline_latency_cycles == t.latency_cycles   # the model's default
     # the RTL decodes PACKING != 0 as base3: 8 bits per 5 trits; 0 is i2, 2 bits a trit
     assert "RB    = (PACKING != 0) ? (8*SIMD)/5 : 2*SIMD" in top
     assert t.packing_codes == {"i2": 0, "base3": 1} == regs.PACKING_CODES

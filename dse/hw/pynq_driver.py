@@ -174,6 +174,10 @@ class EngineGroup:
         self.engines = engines
 
     @property
+    def clock_mhz(self) -> float | None:
+        return self.engines[0].clock_mhz
+
+    @property
     def config(self) -> regs.EngineConfig:
         configs = [e.config for e in self.engines]
         if any(c != configs[0] for c in configs):
