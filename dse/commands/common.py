@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dse.errors import DseError
 from dse.io import read_text
 from dse.profile.format import Profile
 
@@ -53,3 +54,37 @@ def report_text(report_path: Path, profile: Profile, stem: str) -> tuple[str, st
         else:
             text = render_profile_report(profile, lang)
     return text, detect_lang(text) or "en"
+
+
+def add_scenario_options(p) -> None:
+    """The serving scenario options shared by explore and project."""
+    from dse.model.cpu import RUNTIMES
+    from dse.model.ops import KV_DTYPES
+
+    p.add_argument("--runtime", default="any",
+                   help=f"PS runtime for what stays on the CPU: any (searched), "
+                   f"{' or '.join(RUNTIMES)}")
+    p.add_argument("--context-tokens", type=int, default=None,
+                   help="context decode attends over (default: prompt + generated tokens)")
+    p.add_argument("--kv-dtype", default="fp16",
+                   help=f"KV-cache element type: {', '.join(KV_DTYPES)}")
+    p.add_argument("--sequences", type=int, default=1,
+                   help="independent sequences sharing each weight pass (batched decode)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the runtime (default: every core)")
+
+
+def scenario_fields(args) -> dict:
+    """Objective fields from the scenario options, each checked with a one-line error."""
+    from dse.model.cpu import RUNTIMES, check_runtime
+    from dse.model.ops import kv_bytes
+
+    runtime = args.runtime
+    runtimes = RUNTIMES if runtime == "any" else (check_runtime(runtime, "--runtime"),)
+    kv_bytes(args.kv_dtype, "--kv-dtype")
+    for name in ("context_tokens", "sequences", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise DseError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {v}")
+    return {"runtimes": runtimes, "context": args.context_tokens, "kv_dtype": args.kv_dtype,
+            "sequences": args.sequences, "threads": args.threads}

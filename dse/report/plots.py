@@ -19,7 +19,6 @@ from dse.search.explore import ExploreResult, RankedPlan
 _BOUND_COLORS = {"compute": "tab:blue", "ddr": "tab:red", "link": "tab:purple",
                  "overhead": "tab:orange"}
 _PHASE_MARKERS = {"decode": "o", "prefill": "s"}
-_AGAINST = {"torch": "PyTorch baseline", "bitnetcpp": "bitnet.cpp-class baseline"}
 _DPI = 130
 
 
@@ -206,7 +205,7 @@ def pareto_plot(result: ExploreResult, path: str | Path) -> Path:
     from matplotlib.figure import Figure
 
     board = result.board
-    against = _AGAINST.get(result.objective.against, result.objective.against)
+    against = f"the fastest CPU runtime that fits ({result.best.decode.baseline.runtime})"
     fig = Figure(figsize=(12, 5.8), dpi=_DPI, layout="constrained")
     ax_lut, ax_ddr = fig.subplots(1, 2, sharey=True)
     panels = (
@@ -250,15 +249,88 @@ def pareto_plot(result: ExploreResult, path: str | Path) -> Path:
     return atomic_write_bytes(path, _render(fig), "plot")
 
 
+def context_plot(result: ExploreResult, path: str | Path) -> Path:
+    """Decode tok/s against context length for the top plans and the CPU-only baselines."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    for i, curve in enumerate(result.context_curves):
+        xs = [c for c, _ in curve.points]
+        ys = [t for _, t in curve.points]
+        cpu = curve.label.startswith("CPU only")
+        ax.plot(xs, ys, marker="o", ms=4, lw=1.6, ls="--" if cpu else "-",
+                color="0.35" if cpu else f"C{i}", label=curve.label)
+    obj = result.objective
+    ax.axvline(obj.context_tokens, color="black", lw=0.8, ls=":",
+               label=f"objective's context ({obj.context_tokens})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context length (tokens in the KV cache)")
+    ax.set_ylabel("decode tokens per second")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    ax.set_title(f"{result.board.name}: decode tok/s vs context (KV cache {obj.kv_dtype}, "
+                 f"{obj.sequences} sequence(s))", fontsize=10)
+    return atomic_write_bytes(path, _render(fig), "plot")
+
+
+def energy_plot(result: ExploreResult, path: str | Path) -> Path:
+    """Decode tok/s against J/token: every evaluated design, its Pareto front, the ranked
+    plans and the CPU-only baselines (the board's power model)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    pts = [p for p in result.cloud if p.j_per_token is not None]
+    ax.scatter([p.j_per_token for p in pts], [p.tokens_per_s for p in pts], s=6, color="0.75",
+               label=f"designs evaluated ({len(pts):,} shown)")
+    front = result.pareto_energy
+    ax.plot([p.j_per_token for p in front], [p.tokens_per_s for p in front], color="tab:blue",
+            marker="o", ms=4, lw=1.5, label="Pareto front (no residency)")
+    best = result.best.decode
+    if best.energy is not None:
+        ax.scatter([best.energy.j_per_token], [best.tokens_per_s], marker="*", s=260,
+                   color="tab:red", edgecolor="black", zorder=4,
+                   label=f"best plan: {best.tokens_per_s:.2f} tok/s, "
+                         f"{best.energy.j_per_token:.3f} J/token")
+    for b in best.baselines:
+        if b.energy is None:
+            continue
+        tok_s = best.tokens * 1e3 / b.ms
+        ax.scatter([b.energy.j_per_token], [tok_s], marker="s", s=70, color="0.3",
+                   edgecolor="black", zorder=4,
+                   label=f"CPU only, {b.runtime}" + ("" if b.feasible else " (does not fit)"))
+    ax.set_xscale("log")
+    ax.set_xlabel("joules per generated token (whole board)")
+    ax.set_ylabel("decode tokens per second")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    ax.set_title(f"{result.board.name}: speed vs energy per token", fontsize=10)
+    return atomic_write_bytes(path, _render(fig), "plot")
+
+
+_PLOTS = ("roofline", "pareto", "energy", "context")
+
+
 def plot_names(stem: str, board_stem: str) -> dict[str, str]:
     """File names of the plots of one report and board (relative to the report's folder)."""
-    return {kind: f"{stem}-{board_stem}-{kind}.png" for kind in ("roofline", "pareto")}
+    return {kind: f"{stem}-{board_stem}-{kind}.png" for kind in _PLOTS}
 
 
 def write_plots(result: ExploreResult, out_dir: str | Path, stem: str) -> dict[str, str]:
-    """Write both plots into ``out_dir``; return {"roofline": name, "pareto": name}."""
+    """Write the plots into ``out_dir``; return {kind: file name}."""
     names = plot_names(stem, result.board.stem)
     out = Path(out_dir)
     roofline_plot(result, out / names["roofline"])
     pareto_plot(result, out / names["pareto"])
+    if result.pareto_energy:
+        energy_plot(result, out / names["energy"])
+    else:
+        names.pop("energy")
+    if result.context_curves:
+        context_plot(result, out / names["context"])
+    else:
+        names.pop("context")
     return names
