@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -198,7 +202,7 @@ def test_every_explore_plan_is_buildable(tmp_path, capsys, board_path):
     out = tmp_path / "plans.json"
     assert main(["explore", "--board", str(board_path), "--no-report", "--json",
                  str(out)]) == 0
-    capsys.readouterr()
+    text, _ = capsys.readouterr()
     data = json.loads(out.read_text())
     board = load_board(board_path)
     t = shipped_template()
@@ -218,6 +222,13 @@ def test_every_explore_plan_is_buildable(tmp_path, capsys, board_path):
     best = ranked[0]["projections"][0]["plan"]["design"]
     assert best["buildable"] and best["stream_bits"] == t.stream_bits(
         best["pe"], best["simd"], best["packing"])
+    assert f"build the best plan: {best['build_note']}" in text
+    # the make line it prints passes the Vivado flow's own template check
+    if shutil.which("make"):
+        line = [*shlex.split(best["build_note"]), f"PYTHON={sys.executable}", "VIVADO=echo",
+                f"OUT={tmp_path / 'build'}"]
+        res = subprocess.run(line, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert res.returncode == 0 and "-tclargs" in res.stdout, res.stderr
 
 
 # -- the split and the cycle formula ---------------------------------------------------------

@@ -169,6 +169,9 @@ def _summary(result, source: str, search_s: float) -> str:
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
     lines.append(f"naive top-5: {result.naive.why}")
+    best = result.best.plan.design
+    lines.append(f"{'build the best plan' if best.buildable else 'best plan'}: "
+                 f"{best.build_note or 'not checked against the engine template (what-if)'}")
     top = result.sensitivity[0] if result.sensitivity else None
     if top:
         lines.append(f"most sensitive: {top.parameter} (speedup {top.low_speedup:.2f}x at -20%, "

@@ -86,7 +86,7 @@ class _Engine:
         return {regs.ID: regs.ID_VALUE, regs.VERSION: regs.VERSION_VALUE, regs.PE: self.pe,
                 regs.SIMD: self.simd, regs.PACKING: regs.PACKING_CODES[self.packing],
                 regs.VMAX: self.vmax, regs.KMAX: self.kmax, regs.STREAM_BITS: self.width,
-                regs.LATENCY: regs.PIPELINE_LATENCY, regs.OUT_DEPTH: 32}[off]
+                regs.LATENCY: regs.PIPELINE_LATENCY, regs.OUT_DEPTH: regs.RESULT_FIFO_DEPTH}[off]
 
     def read(self, off: int) -> int:
         if off == regs.CTRL:

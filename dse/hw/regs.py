@@ -59,6 +59,8 @@ ID_VALUE = 0x54474D56
 VERSION_VALUE = _TEMPLATE.register_map_version
 PACKING_CODES = _TEMPLATE.packing_codes
 PIPELINE_LATENCY = _TEMPLATE.latency_cycles
+#: Result FIFO depth (the RTL's OUT_DEPTH default, read back from the OUT_DEPTH register).
+RESULT_FIFO_DEPTH = _TEMPLATE.out_depth
 
 #: Every ADDR_* offset by its Verilog name suffix (for the RTL consistency test).
 OFFSETS = {
@@ -81,7 +83,7 @@ class EngineConfig:
     kmax: int
     stream_bits: int
     latency: int = PIPELINE_LATENCY
-    out_depth: int = 32
+    out_depth: int = RESULT_FIFO_DEPTH
 
     @property
     def lanes(self) -> int:

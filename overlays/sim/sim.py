@@ -265,7 +265,9 @@ def parse_case(text: str, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--packing", default="i2", choices=("i2", "base3"))
+    from dse.model.template import shipped_template
+
+    ap.add_argument("--packing", default="i2", choices=tuple(shipped_template().packing_codes))
     ap.add_argument("--pe", type=int, default=8)
     ap.add_argument("--simd", type=int, default=16)
     ap.add_argument("--vmax", type=int, default=4)
