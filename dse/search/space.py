@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
@@ -139,3 +139,24 @@ def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k:
         out.append(d)
     return out, rejected
 
+
+
+#: What the shipped overlay lacks that the model can price: each what-if plan is the best
+#: buildable design plus one of these, labelled as such and never ranked first.
+WHAT_IFS = (
+    ("what-if: head unit", "the best buildable design plus a dense bf16 lm_head unit (DSP "
+     "MACs), which the overlay does not have"),
+    ("what-if: on-chip weights", "the best buildable design plus an on-chip weight buffer "
+     "(URAM/BRAM residency), which the overlay does not have"),
+)
+
+
+def what_if_designs(design: EngineDesign, board: Board) -> list[tuple[str, EngineDesign, str]]:
+    """(label, design, why) of each what-if of ``design`` (marked not buildable, with the
+    rule it breaks)."""
+    head = replace(design, head="bf16",
+                   head_macs=head_macs_for(board, design.clock_mhz, "bf16"))
+    resident = replace(design, buildable=False, build_note="what-if: resident weights: the "
+                       "overlay has no on-chip weight buffer")
+    return [(label, d, why) for (label, why), d in zip(WHAT_IFS, (head, resident),
+                                                          strict=True)]
