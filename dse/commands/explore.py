@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
     p.add_argument("--top", type=int, default=12, help="designs refined exactly by the MILP")
+    p.add_argument("--template", type=Path, default=None,
+                   help="engine template YAML: what the overlay can build (default: the "
+                   "shipped overlays/ternary_gemv.yaml)")
     p.set_defaults(run=run)
 
 
@@ -71,14 +74,15 @@ def run(args: argparse.Namespace) -> int:
     ctx = CostContext.resolve(board, args.calibration)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           **scenario_fields(args))
-    from dse.model.template import shipped_template
+    from dse.model.template import load_template, shipped_template
     from dse.search.explore import explore
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
+        template = load_template(args.template) if args.template else shipped_template()
         space = default_space("prefill" if objective.batched else "decode", args.int8_head,
-                              shipped_template())
+                              template)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
     search_s = time.perf_counter() - t0
     print(_summary(result, source, search_s))

@@ -316,11 +316,15 @@ def design_violations(t: EngineTemplate, design, board=None) -> list[str]:
     return out
 
 
-def make_command(design, board) -> str:
-    """The overlays/vivado command that builds ``design`` for ``board``."""
-    return (f"make -C overlays/vivado overlay BOARD={board.stem} PE={design.pe} "
+def make_command(design, board, t: EngineTemplate | None = None) -> str:
+    """The overlays/vivado command that builds ``design`` for ``board`` (naming the template
+    when it is not the shipped one)."""
+    line = (f"make -C overlays/vivado overlay BOARD={board.stem} PE={design.pe} "
             f"SIMD={design.simd} PACKING={design.packing} VMAX={design.vectors} "
             f"KMAX={design.max_k} ENGINES={design.engines} CLOCK_MHZ={design.clock_mhz:g}")
+    if t is not None and t.path and Path(t.path).resolve() != shipped_template_path().resolve():
+        line += f" TEMPLATE={Path(t.path).resolve()}"
+    return line
 
 
 def mark_buildable(t: EngineTemplate, design, board):
@@ -330,7 +334,7 @@ def mark_buildable(t: EngineTemplate, design, board):
     why = design_violations(t, design, board)
     if why:
         return replace(design, buildable=False, build_note="what-if: " + why[0])
-    return replace(design, buildable=True, build_note=make_command(design, board))
+    return replace(design, buildable=True, build_note=make_command(design, board, t))
 
 
 def load_template(path: str | Path) -> EngineTemplate:
