@@ -90,4 +90,21 @@ def run(args: argparse.Namespace) -> int:
         except (KeyError, TypeError) as exc:
             raise DseError(f"{columns[0][0]}: expected field {exc} in every plan") from None
     print(text_table(["", *[t for t, _ in columns]], rows))
+    summaries = boards_of([_load(f) for f in args.files])
+    if len(summaries) > 1:
+        from dse.report.explore_md import boards_table
+
+        print("\nboards compared (best plan of each):")
+        print(boards_table(summaries, "en"))
     return 0
+
+
+def boards_of(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The best-plan summary of each board among explore JSON files, in file order (the same
+    rows as a report's "Boards compared" table)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for data in files:
+        sm = data.get("summary") if data.get("format") == "dse-explore" else None
+        if isinstance(sm, dict) and sm.get("board") not in seen:
+            seen[sm["board"]] = sm
+    return list(seen.values())

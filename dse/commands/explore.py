@@ -169,10 +169,10 @@ def _summary(result, source: str, search_s: float) -> str:
                      f"model)")
     lines.append("")
     if not result.best.feasible:
-        reasons = "; ".join(dict.fromkeys(r for p in result.best.projections
+        reasons = "; ".join(dict.fromkeys(str(r) for p in result.best.projections
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
-    lines.append(f"naive top-5: {result.naive.why}")
+    lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan.design
     lines.append(f"{'build the best plan' if best.buildable else 'best plan'}: "
                  f"{best.build_note or 'not checked against the engine template (what-if)'}")

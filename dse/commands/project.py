@@ -187,7 +187,7 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
     if p.feasible:
         lines.append("feasibility: feasible")
     else:
-        lines.append("feasibility: INFEASIBLE: " + "; ".join(p.infeasible))
+        lines.append("feasibility: INFEASIBLE: " + "; ".join(map(str, p.infeasible)))
     if layers:
         lines += ["", "per layer:", _layer_table(p)]
     for note in p.notes:

@@ -64,6 +64,10 @@ class CostConstants:
     native_attn_cycles_per_mac_fp32: float = 1.5
     native_attn_cycles_per_mac_f16: float = 2.0
     native_attn_cycles_per_mac_int8: float = 1.0
+    #: int8 x int8 dot product (no dotprod), cycles per MAC on one NEON core.
+    native_int8_cycles_per_mac: float = 0.5
+    #: Top-K selection over scores (one compare per score, rare heap inserts), cycles each.
+    native_topk_cycles_per_elem: float = 2.0
     #: Per graph node: the thread-pool barrier every ggml node ends with, us.
     native_op_overhead_us: float = 2.0
     #: How many times fewer cycles per element an x86 core needs than one NEON core.
@@ -137,6 +141,10 @@ class CostConstants:
         "per_weight, converts then FMLA = 2.0",
         "native_attn_cycles_per_mac_int8": "int8 cache: vmlal_s8 path as the I2_S kernel "
         "without the unpacking, plus per-row dequantization (estimate)",
+        "native_int8_cycles_per_mac": "vmlal_s8 path as the I2_S kernel without unpacking: per "
+        "16 MACs 2 128-bit loads + 2 vmlal_s8, 8 cycles under the A53 issue rules = 0.5",
+        "native_topk_cycles_per_elem": "estimate: one load + compare per score against the "
+        "running K-th largest, inserts rare once the heap fills (~2 cycles per score)",
         "native_op_overhead_us": "ggml ends every graph node with a spin barrier of the thread "
         "pool: a few cross-core cache-line round trips, ~2 us on an A53 cluster (estimate)",
         "x86_simd_speedup": "estimate: 256-bit AVX2 with 2+ vector ports against one 64-bit "

@@ -102,7 +102,12 @@ def handoff_ps_s(c: CostConstants, *, n: int, k: int, m: int) -> float:
 
 
 def layer_weight_bytes(layer: Layer, design: EngineDesign) -> int:
-    """Bytes of one pass over the layer's weights in the engine's format."""
-    if not layer.ternary:
-        return layer.weights * DENSE_BYTES_PER_WEIGHT[design.head or "bf16"]
+    """Bytes of one pass over the layer's weights in the engine's format.
+
+    The dense head runs on the design's head unit in its format; without one it runs
+    two-stage: stage 1 streams a ternary copy of the head through the engines (see
+    ``dse.model.cpu.head_rescore`` for stage 2).
+    """
+    if not layer.ternary and design.head:
+        return layer.weights * DENSE_BYTES_PER_WEIGHT[design.head]
     return design.packing_spec.matrix_bytes(layer.n, layer.k)

@@ -14,6 +14,8 @@ silently project a plan offloading less than intended.
     resident: ["model.layers.0.mlp.down_proj"]   # optional, a subset of offload
     fuse: true                                   # optional
     runtime: native                              # optional: PS runtime, torch or native
+    head_top_k: 256                              # optional: an offloaded head without a dense
+                                                 # unit runs two-stage, rescoring this many
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dse.model.engine import EngineDesign
 from dse.model.project import Plan
 from dse.model.workload import Layer, Workload
 
-TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime")
+TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k")
 #: Engine fields a plan may set (buildable/build_note are the engine template's to say).
 ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign)
                     if f.name not in ("buildable", "build_note"))
@@ -118,6 +120,10 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
     runtime = data.get("runtime", "native")
     if runtime not in RUNTIMES:
         raise located(path, "runtime", f"one of {', '.join(RUNTIMES)}", runtime)
+    top_k = data.get("head_top_k", 256)
+    if not _is_int(top_k) or not 1 <= top_k <= wl.config.vocab:
+        raise located(path, "head_top_k", f"an integer from 1 to {wl.config.vocab} (the "
+                      f"vocabulary)", top_k)
     names = [layer.name for layer in wl.layers]
     if not names:
         raise located(path, "offload", "a workload with at least one layer")
@@ -136,7 +142,8 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
                           f"N={layer.n}, K={layer.k})")
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
-    return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime)
+    return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
+                top_k)
 
 
 def load_plan(path: str | Path, wl: Workload) -> Plan:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dse import __version__
+from dse.report.explore_md import summary_of
 from dse.report.plan_json import _num, projection_to_dict
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -22,8 +23,8 @@ def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
     return {
         "rank": rank,
         "label": rp.label,
-        "why": rp.why,
-        "method": rp.method,
+        "why": "; ".join(map(str, rp.why)),
+        "method": str(rp.method),
         "objective_ms": rp.objective_ms,
         "baseline_ms": rp.baseline_ms,
         "speedup_vs_baseline": _num(rp.speedup),
@@ -55,7 +56,8 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
             {"label": curve.label, "points": [{"context_tokens": c, "tokens_per_s": _num(t)}
                                               for c, t in curve.points]}
             for curve in result.context_curves],
-        "notes": list(result.notes),
+        "notes": [str(n) for n in result.notes],
+        "summary": summary_of(result),
     }
 
 

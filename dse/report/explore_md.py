@@ -11,12 +11,15 @@ importer, and nothing reads this section back.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 from dse.model.cost import CallCost
 from dse.model.project import VIEW_TEXT, LayerProjection, Projection
 from dse.report import sections
+from dse.report.i18n import render_msg
 from dse.report.table import md_table
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -25,6 +28,65 @@ LANGS = ("zh", "en")
 #: key: (zh, en). Values may hold ``str.format`` fields.
 _S: dict[str, tuple[str, str]] = {
     "title": ("## FPGA 设计空间探索 — {board}", "## FPGA design-space exploration — {board}"),
+    # -- summary card ------------------------------------------------------------------------
+    "h.card": ("### 结论", "### The answer"),
+    "card.plan": ("推荐方案", "Recommended plan"),
+    "card.plan_val": ("`{design}`：{n_pl}/{n_lin} 个 Linear 在 PL 上（{n_res} 个权重常驻），"
+                      "lm_head 在{head}；其余算子在 PS 上（{rt} 运行时）",
+                      "`{design}`: {n_pl} of {n_lin} Linears in the PL ({n_res} with resident "
+                      "weights), lm_head on the {head}; every other operator on the PS ({rt} "
+                      "runtime)"),
+    "card.head.pl": ("PL 的稠密输出头单元", "PL's dense head unit"),
+    "card.head.ps": ("PS 上", "PS"),
+    "card.speed": ("解码速度", "Decode speed"),
+    "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token，上下文 {ctx} 个 token）；首 token 时间 "
+                       "{ttft} ms（{p} 个提示 token 的预填充）",
+                       "**{tok:.2f} tok/s** ({ms} ms/token at {ctx} tokens of context); time to "
+                       "first token {ttft} ms (prefill of {p} prompt tokens)"),
+    "card.vs": ("对比", "Against"),
+    "card.vs_val": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；{spt} 对仅 CPU 的 "
+                    "PyTorch{fit}",
+                    "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
+                    "{spt} over CPU-only PyTorch{fit}"),
+    "card.fit_no": ("（它装不下这块板卡）", " (which does not fit this board)"),
+    "card.res": ("资源与内存", "Resources and memory"),
+    "card.res_val": ("LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}；"
+                     "DDR {mem:,.0f} / {cap:,.0f} MiB",
+                     "LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}; DDR {mem:,.0f} / "
+                     "{cap:,.0f} MiB"),
+    "card.energy": ("能量", "Energy"),
+    "card.energy_val": ("板卡 {w:.2f} W，{j:.3f} J/token（仅 CPU：{bj:.3f} J/token）",
+                        "board {w:.2f} W, {j:.3f} J/token (CPU only: {bj:.3f} J/token)"),
+    "card.limit": ("限制因素", "What limits it"),
+    "card.cal": ("校准", "Calibration"),
+    "card.build": ("能否用附带的 overlay 构建", "Buildable by the shipped overlay"),
+    "build.yes": ("是", "yes"),
+    "build.no": ("否（仅作假设分析）", "no (a what-if)"),
+    "build.unknown": ("未检查", "not checked"),
+    "limit.ddr": ("DDR 带宽：PL 读取权重的速度已到持续带宽，更快只能靠更少的字节（打包、常驻）"
+                  "或更高的 DDR 效率",
+                  "DDR bandwidth: the PL reads weights at the sustained rate; faster needs fewer "
+                  "bytes (packing, residency) or better DDR efficiency"),
+    "limit.compute": ("PL 计算：引擎的 lane 数不够，加 PE/SIMD 或时钟",
+                      "PL compute: the engines have too few lanes; add PE/SIMD or clock"),
+    "limit.link": ("PS↔PL 链路：HP 端口的流宽度不够", "PS↔PL link: the HP ports' stream width"),
+    "limit.overhead": ("每次调用开销：调用太多、太短", "per-call overhead: too many short calls"),
+    "limit.ps": ("PS：留在 CPU 上的 {part} 占时最多", "the PS: {part} left on the CPU takes the "
+                 "most time"),
+    "short.ddr": ("DDR 带宽", "DDR bandwidth"),
+    "short.compute": ("PL 计算", "PL compute"),
+    "short.link": ("PS↔PL 链路", "PS↔PL link"),
+    "short.overhead": ("每次调用开销", "per-call overhead"),
+    "short.ps": ("PS：{part}", "PS: {part}"),
+    # -- boards compared ---------------------------------------------------------------------
+    "h.boards": ("## 板卡对比", "## Boards compared"),
+    "boards.intro": ("本报告中每块板卡的最佳方案（每次 `dse explore` 运行时更新）。",
+                     "The best plan of each board explored into this report (kept in step by "
+                     "every `dse explore` run)."),
+    "cols.boards": ("板卡|最佳方案|解码 tok/s|加速比 (对能装下的最快 CPU 运行时)|LUT|BRAM|URAM|"
+                    "J/token|限制因素",
+                    "Board|Best plan|Decode tok/s|Speedup vs fastest CPU runtime that fits|LUT|"
+                    "BRAM|URAM|J/token|Limit"),
     # -- board -------------------------------------------------------------------------------
     "h.board": ("### 板卡", "### Board"),
     "cols.kv": ("属性|值", "Property|Value"),
@@ -210,6 +272,7 @@ _S: dict[str, tuple[str, str]] = {
     "plot.pareto": ("设计空间与帕累托前沿", "Design space and Pareto fronts"),
     "plot.context": ("解码 tok/s 随上下文长度的变化", "Decode tok/s against context length"),
     "plot.energy": ("速度与每 token 能量", "Speed against energy per token"),
+    "plot.breakdown": ("每个解码 token 的时间构成", "Where a decode token goes"),
     # -- notes -------------------------------------------------------------------------------
     "h.notes": ("### 说明", "### Notes"),
 }
@@ -262,8 +325,136 @@ def section_markers(board_stem: str) -> tuple[str, str]:
 
 
 def upsert_section(report_text: str, board_stem: str, section: str) -> str:
-    """Replace this board's explore section or append it (see ``dse.report.sections``)."""
-    return sections.upsert_section(report_text, "explore", board_stem, section)
+    """Replace this board's explore section or append it (see ``dse.report.sections``), then
+    bring the "Boards compared" table in step with every board section the report holds."""
+    text = sections.upsert_section(report_text, "explore", board_stem, section)
+    return upsert_comparison(text)
+
+
+_SUMMARY_RE = re.compile(r"<!-- dse:summary (\{.*?\}) -->")
+_BOARDS_BEGIN, _BOARDS_END = "<!-- dse:boards begin -->", "<!-- dse:boards end -->"
+
+
+def summary_of(result: ExploreResult) -> dict:
+    """The best plan in a few numbers: the card, the boards table and ``dse compare`` read it."""
+    best = result.best
+    d = best.decode
+    util = d.utilization
+    e = d.energy
+    base = d.baseline
+    torch = next((b for b in d.baselines if b.runtime == "torch"), None)
+    return {
+        "board": result.board.name, "board_stem": result.board.stem,
+        "plan": best.label, "design": best.plan.design.label(),
+        "packing": best.plan.design.packing, "runtime": best.plan.runtime,
+        "n_linears": len(d.layers), "n_pl": sum(lp.placement != "cpu" for lp in d.layers),
+        "n_resident": len(best.plan.resident),
+        "head_on_pl": any(lp.role == "lm_head" and lp.placement != "cpu" for lp in d.layers),
+        "tokens_per_s": round(d.tokens_per_s, 4), "ms_per_token": round(d.plan_ms, 4),
+        "context_tokens": d.scenario.context_tokens,
+        "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
+        "prompt_tokens": result.objective.prompt_tokens,
+        "speedup": round(d.speedup, 4), "baseline_runtime": base.runtime,
+        "baseline_ms": round(base.ms, 3),
+        "speedup_vs_torch": None if torch is None else round(d.speedup_vs("torch"), 4),
+        "torch_fits": None if torch is None else torch.feasible,
+        "lut": round(util["lut"], 4), "bram36": round(util["bram36"], 4),
+        "uram": round(util["uram"], 4) if math.isfinite(util["uram"]) else None,
+        "dsp": round(util["dsp"], 4),
+        "memory_mib": round(d.memory_bytes / 2**20, 1),
+        "capacity_mib": round(d.memory_capacity_bytes / 2**20, 1),
+        "watts": None if e is None else round(e.watts, 3),
+        "j_per_token": None if e is None else round(e.j_per_token, 4),
+        "baseline_j_per_token": (None if base.energy is None
+                                 else round(base.energy.j_per_token, 4)),
+        "bound": d.bound, "calibration": result.calibration,
+        "buildable": getattr(best.plan.design, "buildable", None),
+    }
+
+
+def _limit_text(bound: str, lang: str, short: bool = False) -> str:
+    """What a binding bound means, in ``lang`` (``short``: a few words for a table)."""
+    kind = "short" if short else "limit"
+    if bound.startswith("ps"):
+        part = bound[bound.find("(") + 1:-1] if "(" in bound else "ps"
+        name = _t(f"comp.{part}", lang) if f"comp.{part}" in _S else part
+        return _t(f"{kind}.ps", lang, part=name)
+    key = f"{kind}.{bound}"
+    return _t(key, lang) if key in _S else bound
+
+
+def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    head = _t("card.head.pl" if sm["head_on_pl"] else "card.head.ps", lang)
+    rows = [
+        (_t("card.plan", lang), _t("card.plan_val", lang, design=sm["design"], n_pl=sm["n_pl"],
+                                   n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
+                                   rt=f"`{sm['runtime']}`")),
+        (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
+                                    ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
+                                    ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
+                                    p=sm["prompt_tokens"])),
+        (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
+                                 rt=sm["baseline_runtime"], bms=_ms(sm["baseline_ms"]),
+                                 spt=_x(sm["speedup_vs_torch"] or math.inf),
+                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))),
+        (_t("card.res", lang), _t("card.res_val", lang, lut=pct(sm["lut"]),
+                                  bram=pct(sm["bram36"]), uram=pct(sm["uram"]),
+                                  dsp=pct(sm["dsp"]), mem=sm["memory_mib"],
+                                  cap=sm["capacity_mib"])),
+        (_t("card.energy", lang), _t("nopower", lang) if sm["watts"] is None else _t(
+            "card.energy_val", lang, w=sm["watts"], j=sm["j_per_token"],
+            bj=sm["baseline_j_per_token"] or 0.0)),
+        (_t("card.limit", lang), _limit_text(sm["bound"], lang)),
+        (_t("card.cal", lang), _t("m.no_cal", lang) if sm["calibration"] in ("", "none")
+         else f"`{sm['calibration']}`"),
+        (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
+            sm["buildable"], "build.unknown"), lang)),
+    ]
+    return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
+            f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
+
+
+def boards_table(summaries: list[dict], lang: str) -> str:
+    """One row per board: best plan, tok/s, speedup, LUT/BRAM/URAM use, J/token, limit."""
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    rows = [[sm["board"], f"`{sm['design']}`", f"{sm['tokens_per_s']:.2f}",
+             f"{_x(sm['speedup'])} (`{sm['baseline_runtime']}`)", pct(sm["lut"]),
+             pct(sm["bram36"]), pct(sm["uram"]),
+             "n/a" if sm["j_per_token"] is None else f"{sm['j_per_token']:.3f}",
+             _limit_text(sm["bound"], lang, short=True)] for sm in summaries]
+    return md_table(_cols("cols.boards", lang), rows)
+
+
+def upsert_comparison(report_text: str) -> str:
+    """Place (or refresh, or drop) the boards table before the first board section: present
+    when the report holds sections for two or more boards, in the report's language."""
+    text = _drop_block(report_text)
+    sums = [json.loads(m.group(1)) for m in _SUMMARY_RE.finditer(text)]
+    if len(sums) < 2:
+        return text
+    lang = "zh" if "## FPGA 设计空间探索" in text else "en"
+    block = "\n".join([_BOARDS_BEGIN, _t("h.boards", lang), "", _t("boards.intro", lang), "",
+                       boards_table(sums, lang), _BOARDS_END, ""])
+    first = text.find("<!-- dse:explore board=")
+    return text[:first] + block + "\n" + text[first:]
+
+
+def _drop_block(text: str) -> str:
+    start = text.find(_BOARDS_BEGIN)
+    if start < 0:
+        return text
+    stop = text.find(_BOARDS_END, start)
+    if stop < 0:
+        return text
+    stop += len(_BOARDS_END)
+    while stop < len(text) and text[stop] == "\n":
+        stop += 1
+    return text[:start] + text[stop:]
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -304,6 +495,11 @@ def _view_text(view: str, lang: str) -> str:
     if lang == "zh" and key in _S:
         return _t(key, lang)
     return VIEW_TEXT.get(view, view)
+
+
+def _sep(lang: str) -> str:
+    """Separator between clauses of a sentence."""
+    return "；" if lang == "zh" else "; "
 
 
 def _best_base(result: ExploreResult, lang: str) -> str:
@@ -360,8 +556,9 @@ def _method_block(result: ExploreResult, lang: str) -> list[str]:
                                                    rej=result.designs_rejected),
              f"- **{_t('m.methods', lang)}**:"]
     for rp in (*result.plans, result.naive):
-        lines.append(f"  - `{rp.label}`: {rp.method}" + (f" — {rp.why}" if rp is not
-                                                        result.naive and rp.why else ""))
+        why = _sep(lang).join(render_msg(w, lang) for w in rp.why)
+        lines.append(f"  - `{rp.label}`: {render_msg(rp.method, lang)}" + (
+            f" — {why}" if rp is not result.naive and why else ""))
     return [*lines, ""]
 
 
@@ -378,7 +575,7 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
             _pct(util["uram"]), _pct(util["dsp"]),
             f"{d.memory_bytes / 2**20:,.0f} / {d.memory_capacity_bytes / 2**20:,.0f}",
-            d.bound, _t("yes" if rp.feasible else "no", lang)]
+            _limit_text(d.bound, lang, short=True), _t("yes" if rp.feasible else "no", lang)]
 
 
 def _plans_block(result: ExploreResult, lang: str) -> list[str]:
@@ -394,10 +591,12 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
         lines += [_t("nopower", lang), ""]
     bad = [rp for rp in (*ranked, result.naive) if not rp.feasible]
     for rp in bad:
-        reasons = "; ".join(r for p in rp.projections for r in p.infeasible)
+        reasons = _sep(lang).join(dict.fromkeys(render_msg(r, lang) for p in rp.projections
+                                                for r in p.infeasible))
         lines += [f"- `{rp.label}` — {_t('infeasible', lang)}: {reasons}", ""]
-    why = result.naive.why
-    lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + ".") if why else "—", ""]
+    why = _sep(lang).join(render_msg(w, lang) for w in result.naive.why)
+    end = "。" if lang == "zh" else "."
+    lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + end) if why else "—", ""]
     return lines
 
 
@@ -411,7 +610,8 @@ def _baselines_block(result: ExploreResult, lang: str) -> list[str]:
     rows = [[f"`{b.runtime}` — {_t(f'sw.{b.runtime}', lang)}", _ms(b.ms),
              f"{proj.tokens * 1e3 / b.ms:.2f}" if b.ms > 0 else "∞",
              *_energy_cells(b.energy), f"{b.memory_bytes / 2**20:,.0f}",
-             _t("yes", lang) if b.feasible else f"{_t('no', lang)}: {b.reason}"]
+             _t("yes", lang) if b.feasible else f"{_t('no', lang)}: "
+                                                f"{render_msg(b.reason, lang)}"]
             for b in proj.baselines]
     return [_t("h.baselines", lang), "", _t("baselines.intro", lang,
                                             scen=_scenario(proj, lang)), "",
@@ -470,7 +670,8 @@ def _placement_block(result: ExploreResult, lang: str) -> list[str]:
     full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.cpu_ms),
              _ms(lp.time_ms), f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"]
             for lp in proj.layers]
-    ops = [[f"`{o.role}`", o.kind, str(o.count), o.device, _ms(o.time_ms), o.bound, o.basis]
+    ops = [[f"`{o.role}`", o.kind, str(o.count), o.device, _ms(o.time_ms), o.bound,
+            render_msg(o.basis, lang)]
            for o in proj.ops]
     return [_t("h.placement", lang, scen=_scenario(proj, lang)), "",
             _t("placement.intro", lang, label=best.label, design=best.plan.design.label(),
@@ -615,7 +816,7 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) ->
 def _notes_block(result: ExploreResult, lang: str) -> list[str]:
     if not result.notes:
         return []
-    return [_t("h.notes", lang), "", *(f"- {n}" for n in result.notes), ""]
+    return [_t("h.notes", lang), "", *(f"- {render_msg(n, lang)}" for n in result.notes), ""]
 
 
 def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str]) -> str:
@@ -626,6 +827,7 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     _t("title", lang)  # reject an unknown language before doing any work
     begin, end = section_markers(result.board.stem)
     lines = [begin, _t("title", lang, board=result.board.name), ""]
+    lines += _card_block(result, lang, summary_of(result))
     lines += _board_block(result, lang)
     lines += _method_block(result, lang)
     lines += _plans_block(result, lang)
@@ -641,5 +843,5 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["LANGS", "render_explore_section", "section_markers",
-           "time_breakdown_ms", "upsert_section", "weighted_speedups"]
+__all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
+           "time_breakdown_ms", "upsert_comparison", "upsert_section", "weighted_speedups"]

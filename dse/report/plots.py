@@ -311,7 +311,48 @@ def energy_plot(result: ExploreResult, path: str | Path) -> Path:
     return atomic_write_bytes(path, _render(fig), "plot")
 
 
-_PLOTS = ("roofline", "pareto", "energy", "context")
+_COMPONENT_LABELS = {
+    "ternary_pl": "ternary matmuls (PL)", "ternary_cpu": "ternary matmuls (CPU)",
+    "head": "output head", "attention": "attention", "norms_quant_rope_residual":
+    "norms, quant, RoPE, residuals", "elementwise": "FFN element-wise",
+    "handoff": "hand-offs + per-call overhead", "sampling": "sampling"}
+
+
+def breakdown_plot(result: ExploreResult, path: str | Path) -> Path:
+    """Where a decode token goes: stacked bars for the top plans and the best CPU baseline."""
+    from matplotlib.figure import Figure
+
+    from dse.model.project import COMPONENTS
+
+    bars = [(f"{rp.label}\n{rp.decode.tokens_per_s:.1f} tok/s", rp.decode.components)
+            for rp in [p for p in result.plans if p.feasible][:3]]
+    if result.base_breakdown:
+        base = result.best.decode.baseline
+        bars.append((f"CPU only ({base.runtime})\n{result.best.decode.tokens * 1e3 / base.ms:.1f} "
+                     f"tok/s", result.base_breakdown))
+    fig = Figure(figsize=(9, 5.5), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    x = range(len(bars))
+    bottom = [0.0] * len(bars)
+    for i, key in enumerate(COMPONENTS):
+        vals = [comp.get(key, 0.0) for _, comp in bars]
+        if max(vals, default=0.0) <= 0:
+            continue
+        ax.bar(x, vals, bottom=bottom, color=f"C{i}", edgecolor="white", width=0.6,
+               label=_COMPONENT_LABELS.get(key, key))
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    for xi, total in zip(x, bottom, strict=True):
+        ax.text(xi, total, f"{total:,.1f} ms", ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(list(x), [label for label, _ in bars], fontsize=9)
+    ax.set_ylabel("ms per decode token")
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8.5, loc="upper left", framealpha=0.9)
+    ax.set_title(f"{result.board.name}: where a decode token goes "
+                 f"({result.objective.context_tokens} tokens of context)", fontsize=10)
+    return atomic_write_bytes(path, _render(fig), "plot")
+
+
+_PLOTS = ("breakdown", "roofline", "pareto", "energy", "context")
 
 
 def plot_names(stem: str, board_stem: str) -> dict[str, str]:
@@ -323,6 +364,7 @@ def write_plots(result: ExploreResult, out_dir: str | Path, stem: str) -> dict[s
     """Write the plots into ``out_dir``; return {kind: file name}."""
     names = plot_names(stem, result.board.stem)
     out = Path(out_dir)
+    breakdown_plot(result, out / names["breakdown"])
     roofline_plot(result, out / names["roofline"])
     pareto_plot(result, out / names["pareto"])
     if result.pareto_energy:

@@ -12,7 +12,7 @@ MILP (``scipy.optimize.milp``, HiGHS) and reports the solver's optimality status
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -24,8 +24,10 @@ from dse.model.engine import (
     BRAM36_BYTES,
     URAM_BYTES,
     EngineDesign,
+    Resources,
     engine_resources,
 )
+from dse.model.msg import Msg, msg
 from dse.model.project import (
     Baseline,
     CostContext,
@@ -39,6 +41,7 @@ from dse.model.project import (
     layer_board_bytes,
     layer_cpu,
     op_costs,
+    two_stage_work,
 )
 from dse.model.workload import Layer, Workload
 
@@ -66,6 +69,9 @@ class Objective:
     kv_dtype: str = "fp16"
     sequences: int = 1
     threads: int | None = None
+    #: Whether the head may run two-stage on the engines (stage 2 rescoring top-K on the PS).
+    two_stage_head: bool = True
+    head_top_k: int = 256
 
     @property
     def context_tokens(self) -> int:
@@ -178,6 +184,15 @@ class Prepared:
     scenarios: tuple[tuple[Scenario, float], ...]
     #: The CPU-only baselines of each scenario (they depend on no design).
     baselines: tuple[tuple[Baseline, ...], ...] = ()
+    #: Resources of each design priced so far (a design is priced several times).
+    _resources: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def resources(self, design: EngineDesign) -> Resources:
+        res = self._resources.get(design)
+        if res is None:
+            res = self._resources[design] = engine_resources(design, self.ctx.board,
+                                                             self.ctx.constants)
+        return res
 
     def runtime(self, name: str) -> RuntimeCosts:
         return next(r for r in self.runtimes if r.runtime == name)
@@ -302,7 +317,7 @@ def pricing(prep: Prepared, design: EngineDesign, rc: RuntimeCosts,
         return Pricing(rc.cpu[:, _T] * 1e3, f_work[:, _T] * 1e3, r_work[:, _T] * 1e3,
                        float(rc.fixed[_T] * 1e3), None, None, None, 0.0, 1)
     power = prep.ctx.board.power
-    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    res = prep.resources(design)
     rest, dyn = static_w(power, res), pl_dynamic_w(power, res, design.clock_mhz)
     coef = np.array([rest, power.ps_core_active_w, power.ddr_pj_per_byte * 1e-12, dyn])
     tokens = prep.scenarios[0][0].sequences
@@ -348,7 +363,7 @@ def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
     work = np.zeros((len(prep.sigs), 4))
     ddr = np.zeros(len(prep.sigs))
     for s, (n, k, ternary) in enumerate(prep.sigs):
-        if not ternary and not design.head:
+        if not ternary and not prep.objective.two_stage_head and not design.head:
             work[s] = math.inf
             continue
         wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
@@ -358,6 +373,11 @@ def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
             cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense)
             work[s] += w * _vec(call_work(cc))
             ddr[s] += w * cc.weight_bytes
+            if not ternary and not dense:  # two-stage head: stage 2 on the PS
+                _, cpu, threads = cpus(prep.workload, board, sc)
+                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
+                work[s] += w * _vec(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
+                                                   threads, c))
     return work, ddr
 
 
@@ -375,7 +395,7 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
             best = (total, rc.runtime, offload)
     total, runtime, offload = best
     ddr_bytes = float(ddr[prep.sig_of][offload].sum())
-    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    res = prep.resources(design)
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
@@ -394,7 +414,7 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
 def onchip_capacity_bytes(prep: Prepared, design: EngineDesign) -> int:
     """Bytes of URAM and BRAM left within the caps after the engine itself."""
     board = prep.ctx.board
-    res = engine_resources(design, board, prep.ctx.constants)
+    res = prep.resources(design)
     uram = max(0, math.floor(board.pl.uram * board.caps.uram - res.uram))
     bram = max(0, math.floor(board.pl.bram36 * board.caps.bram36 - res.bram36))
     return uram * URAM_BYTES + bram * BRAM36_BYTES
@@ -406,7 +426,7 @@ class Solution:
 
     plan: Plan
     objective_ms: float
-    method: str
+    method: Msg
     optimal: bool
 
 
@@ -472,7 +492,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     if res.status != 0 or res.x is None:
         # infeasible (e.g. the model does not fit DDR even on the CPU): offload nothing
         plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}", runtime=runtime)
-        return Solution(plan, rc.baseline_ms, f"MILP ({res.message})", False)
+        return Solution(plan, rc.baseline_ms, msg("method.milp_failed", "MILP ({message})",
+                                                  message=res.message), False)
     x = np.round(res.x).astype(bool)
     s, r = x[:ng], x[ng:]
     offload = frozenset(n for i, g in enumerate(groups) if s[i] or r[i] for n in g.names)
@@ -481,8 +502,10 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     d = design if res_bytes == design.resident_bytes else _with_resident(design, res_bytes)
     total = pr.total(s, r)
     gap = getattr(res, "mip_gap", 0.0) or 0.0
-    method = f"MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}"
-    return Solution(Plan(name, d, offload, resident, runtime=runtime), total, method, True)
+    method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
+                 gap=gap, runtime=runtime)
+    return Solution(Plan(name, d, offload, resident, runtime=runtime,
+                         head_top_k=prep.objective.head_top_k), total, method, True)
 
 
 def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:

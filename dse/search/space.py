@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, engine_resources, link_limit_error
+from dse.model.msg import Msg, msg
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, PACKINGS
 from dse.model.template import EngineTemplate, mark_buildable
 
@@ -144,14 +145,15 @@ def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k:
 #: What the shipped overlay lacks that the model can price: each what-if plan is the best
 #: buildable design plus one of these, labelled as such and never ranked first.
 WHAT_IFS = (
-    ("what-if: head unit", "the best buildable design plus a dense bf16 lm_head unit (DSP "
-     "MACs), which the overlay does not have"),
-    ("what-if: on-chip weights", "the best buildable design plus an on-chip weight buffer "
-     "(URAM/BRAM residency), which the overlay does not have"),
+    ("what-if: head unit", msg("why.whatif.head", "the best buildable design plus a dense "
+                               "bf16 lm_head unit (DSP MACs), which the overlay does not have")),
+    ("what-if: on-chip weights", msg("why.whatif.resident", "the best buildable design plus "
+                                     "an on-chip weight buffer (URAM/BRAM residency), which "
+                                     "the overlay does not have")),
 )
 
 
-def what_if_designs(design: EngineDesign, board: Board) -> list[tuple[str, EngineDesign, str]]:
+def what_if_designs(design: EngineDesign, board: Board) -> list[tuple[str, EngineDesign, Msg]]:
     """(label, design, why) of each what-if of ``design`` (marked not buildable, with the
     rule it breaks)."""
     head = replace(design, head="bf16",
