@@ -64,6 +64,10 @@ class CostConstants:
     native_attn_cycles_per_mac_fp32: float = 1.5
     native_attn_cycles_per_mac_f16: float = 2.0
     native_attn_cycles_per_mac_int8: float = 1.0
+    #: attention x V also loads and stores its accumulator every step, cycles per MAC.
+    native_attn_v_acc_cycles_per_mac: float = 1.0
+    #: Launching one accelerator call from a C driver (native runtime), us.
+    native_call_overhead_us: float = 10.0
     #: int8 x int8 dot product (no dotprod), cycles per MAC on one NEON core.
     native_int8_cycles_per_mac: float = 0.5
     #: Top-K selection over scores (one compare per score, rare heap inserts), cycles each.
@@ -139,8 +143,17 @@ class CostConstants:
         "6 cycles = 1.5 (A53 issue rules)",
         "native_attn_cycles_per_mac_f16": "f16 cache (ggml's default): as native_dense_cycles_"
         "per_weight, converts then FMLA = 2.0",
+        "native_attn_v_acc_cycles_per_mac": "attention x V accumulates a head_dim-wide output "
+        "(128 fp32 = all 32 NEON registers), so each step reloads and stores it: a 128-bit "
+        "load and store (2 cycles each) per 4 MACs = 1.0 more than the scores' dot product "
+        "(derived from register pressure; added after comparing with the bitnet-kv260 "
+        "attention split, not fitted to it)",
         "native_attn_cycles_per_mac_int8": "int8 cache: vmlal_s8 path as the I2_S kernel "
         "without the unpacking, plus per-row dequantization (estimate)",
+        "native_call_overhead_us": "estimate: a C driver writes ~8 registers (DMA MM2S and "
+        "S2MM address/length, engine N/K/M/start) and polls completion, device-memory accesses "
+        "of ~0.2-0.5 us each on Zynq UltraScale+, plus DMA descriptor setup: ~10 us. The "
+        "board's per_call_overhead_us is a Python PYNQ launch (facts.md section 4)",
         "native_int8_cycles_per_mac": "vmlal_s8 path as the I2_S kernel without unpacking: per "
         "16 MACs 2 128-bit loads + 2 vmlal_s8, 8 cycles under the A53 issue rules = 0.5",
         "native_topk_cycles_per_elem": "estimate: one load + compare per score against the "

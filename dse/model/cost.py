@@ -51,12 +51,15 @@ class CallCost:
 
 
 def call_cost(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k: int, m: int,
-              weight_bytes: int, dense: str | None = None) -> CallCost:
+              weight_bytes: int, dense: str | None = None, launch_us: float | None = None
+              ) -> CallCost:
     """Roofline cost of one call computing an N x K layer for M vectors.
 
     ``weight_bytes`` are the bytes of one pass over the weights read from DDR (0 when they
     are resident on chip); they are read once per pass of ``design.vectors`` tokens.
     ``dense`` ("int8"/"bf16") runs the call on the DSP head unit instead of ternary lanes.
+    ``launch_us`` is what launching the call costs the PS software (default: the board's
+    ``per_call_overhead_us``, a Python PYNQ driver; see ``launch_us``).
     """
     if min(n, k, m) < 1:
         raise ValueError("call_cost: N, K and M must be >= 1")
@@ -88,10 +91,17 @@ def call_cost(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k
     link_s = max((w_bytes * share + m * k) / (lane_rate * c.mm2s_efficiency),
                  out_bytes * share / (lane_rate * c.s2mm_efficiency))
     ddr_s = (w_bytes + act_bytes + out_bytes) / board.ddr_bytes_per_s
-    overhead_s = (board.link.per_call_overhead_us + c.dma_setup_us) * 1e-6
+    launch = board.link.per_call_overhead_us if launch_us is None else launch_us
+    overhead_s = (launch + c.dma_setup_us) * 1e-6
     ps_s = handoff_ps_s(c, n=n, k=k, m=m)
     return CallCost(n, k, m, cycles, w_bytes, act_bytes, out_bytes, cycles / design.clock_hz,
                     ddr_s, link_s, overhead_s, ps_s)
+
+
+def launch_us(board: Board, c: CostConstants, runtime: str) -> float:
+    """Launching one accelerator call from the PS runtime: the board's figure for a Python
+    (PYNQ) driver under ``torch``; a C driver's under ``native``."""
+    return c.native_call_overhead_us if runtime == "native" else board.link.per_call_overhead_us
 
 
 def handoff_ps_s(c: CostConstants, *, n: int, k: int, m: int) -> float:

@@ -137,8 +137,9 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
     if op.kind in ("attn_score", "attn_v"):
-        return {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
-                }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
+        dot = {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
+               }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
+        return dot + (c.native_attn_v_acc_cycles_per_mac if op.kind == "attn_v" else 0.0)
     return {"rmsnorm": c.native_norm_cycles_per_elem, "quant": c.native_quant_cycles_per_elem,
             "softmax": c.native_softmax_cycles_per_elem,
             "sample": c.native_sample_cycles_per_elem}.get(op.kind,

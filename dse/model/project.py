@@ -18,7 +18,7 @@ from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import CallCost, call_cost, layer_weight_bytes
+from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import (
     RUNTIME_TEXT,
     RUNTIMES,
@@ -437,7 +437,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                        for layer in group)
         dense = None if group[0].ternary else design.head
         cc = call_cost(design, board, c, n=n, k=group[0].k, m=_linear_m(group[0], scenario),
-                       weight_bytes=streamed, dense=dense)
+                       weight_bytes=streamed, dense=dense,
+                       launch_us=launch_us(board, c, plan.runtime))
         calls[key] = cc
         head = not group[0].ternary
         comp["head" if head else "ternary_pl"] += max(cc.compute_s, cc.ddr_s, cc.link_s) * 1e3

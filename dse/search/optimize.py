@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from dse.model.cost import call_cost, layer_weight_bytes
+from dse.model.cost import call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import RUNTIMES
 from dse.model.energy import Work, pl_dynamic_w, require_power, static_w
 from dse.model.engine import (
@@ -233,7 +233,8 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
                 lin = sum((_vec(layer_cpu(wl, layer, runtime, sc, host, target, threads, c))
                            for layer in g.layers), np.zeros(4))
                 cpu[i] += w * (lin + (q if runtime == "native" else 0.0))
-                extra[i] += w * q
+                launch_s = launch_us(ctx.board, c, runtime) * 1e-6
+                extra[i] += w * (q + np.array([launch_s, launch_s, 0.0, 0.0]))
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
                    for (_, w), bs in zip(scen, base_by_sc, strict=True))
         fits = all(next(b.feasible for b in bs if b.runtime == runtime) for bs in base_by_sc)
@@ -370,7 +371,9 @@ def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
         dense = None if ternary else design.head
         for sc, w in prep.scenarios:
             m = sc.m * sc.sequences if ternary else sc.sequences
-            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense)
+            # the launch is the runtime's: RuntimeCosts.offload_ps carries it
+            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense,
+                           launch_us=0.0)
             work[s] += w * _vec(call_work(cc))
             ddr[s] += w * cc.weight_bytes
             if not ternary and not dense:  # two-stage head: stage 2 on the PS
