@@ -374,7 +374,7 @@ def summary_of(result: ExploreResult) -> dict:
         "baseline_j_per_token": (None if base.energy is None
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
-        "buildable": getattr(best.plan.design, "buildable", None),
+        "buildable": best.plan.design.buildable and best.plan.glue is None,
     }
 
 

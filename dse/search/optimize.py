@@ -474,7 +474,9 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
 def glue_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts) -> tuple[bool, ...]:
     """Whether to try the design without and with a glue unit (where the model has an FFN,
     the objective allows it and the unit fits beside the engines)."""
-    if rc.glue_needs is None or not prep.objective.glue_unit or not glue_fits(prep, design):
+    # The shipped overlay builds no glue unit: a design it builds stays without one.
+    if (rc.glue_needs is None or not prep.objective.glue_unit or design.buildable
+            or not glue_fits(prep, design)):
         return (False,)
     return (False, True)
 
@@ -533,6 +535,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     rc = prep.runtime(runtime)
     groups = prep.groups
     ng = len(groups)
+    # the shipped overlay streams every weight from DDR: no resident set for its designs
+    allow_resident = allow_resident and not design.buildable
     cap = onchip_capacity_bytes(prep, design, glue) if allow_resident else 0
     pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
                  fpga_sig(prep, design, resident=True)[0] if cap else None, glue=glue)
