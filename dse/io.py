@@ -55,3 +55,18 @@ def read_text(path: str | Path, what: str) -> str:
         raise DseError(f"{p}: cannot read {what} file (not UTF-8 text)") from None
     except OSError as exc:
         raise DseError(f"{p}: cannot read {what} file ({exc.strerror or exc})") from None
+
+
+def read_yaml(path: str | Path, what: str) -> object:
+    """Read and parse a YAML input file (safe loader only), with the one-line error."""
+    import yaml
+
+    p = Path(path)
+    text = read_text(p, what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "document"
+        raise DseError(f"{p}: {where}: expected valid YAML "
+                       f"({getattr(exc, 'problem', exc)})") from None

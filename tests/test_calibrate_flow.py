@@ -64,7 +64,8 @@ class ModelBackend:
 def setup():
     board = load_board(ROOT / "boards" / "zcu104.yaml")
     wl = workload_from_profile(default_profile())
-    design = EngineDesign(pe=16, simd=32, packing="i2", stream_bits=512, vectors=4)
+    # four 128-bit engines (one per HP port): DDR-bound, so DDR efficiency is identifiable
+    design = EngineDesign(pe=8, simd=8, packing="i2", stream_bits=128, engines=4, vectors=4)
     return board, wl, design
 
 
@@ -112,7 +113,9 @@ def test_sim_log_fits_only_ddr_and_latency(setup):
     assert {e.unit for e in log.entries} == {"cycles"} and log.config.backend == "sim"
     res = fit_log(log, wl, board, DEFAULT_CONSTANTS)
     assert set(res.params) <= {"ddr_pl_efficiency", "pipeline_latency_cycles"}
-    assert res.params["pipeline_latency_cycles"].value == pytest.approx(31, abs=1)
+    # the stand-in's busy cycles carry no DDR stalls, so its busy times pull against the
+    # stall-free counts a little: the latency lands near TRUTH's 31, not on it
+    assert res.params["pipeline_latency_cycles"].value == pytest.approx(31, abs=3)
 
 
 def test_result_mismatch_names_the_layer(setup):
@@ -128,8 +131,8 @@ def test_result_mismatch_names_the_layer(setup):
 def test_overlay_must_match_plan(setup):
     _, _, design = setup
     with pytest.raises(DseError, match="overlay: packing: expected 'base3'"):
-        flow.check_design(design, EngineDesign(pe=16, simd=32, packing="base3"))
-    flow.check_design(design, EngineDesign(pe=16, simd=32, packing="i2", engines=2))
+        flow.check_design(design, EngineDesign(pe=8, simd=8, packing="base3"))
+    flow.check_design(design, EngineDesign(pe=8, simd=8, packing="i2", engines=2))
 
 
 def test_end_to_end_and_report_section(setup):
@@ -191,7 +194,7 @@ def test_calibrate_cli_board_backend_writes_only_where_told(setup, tmp_path, cap
 
     _, _, design = setup
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cmd, "_make_backend", lambda args, b: ModelBackend(b, design))
+    monkeypatch.setattr(cmd, "_make_backend", lambda args, b, d: ModelBackend(b, design))
     state = tree_state()
     rc = main(["calibrate", "--board", str(ROOT / "boards" / "zcu104.yaml"), "--backend",
                "pynq", "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "1",

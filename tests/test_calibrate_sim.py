@@ -36,15 +36,19 @@ def test_calibrate_sim_two_shapes(tmp_path, capsys, monkeypatch):
                       encoding="utf-8")
     cal_path = tmp_path / "zcu104.yaml"
     rc = main(["calibrate", "--board", str(ROOT / "boards" / "zcu104.yaml"), "--backend", "sim",
-               "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "2",
+               "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "1",
+               "--prefill-m", "2",
                "--output", str(cal_path), "--report", str(report),
                "--log", str(tmp_path / "sim-log.json")])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "verified bit-exactly" in out and "measured" not in out.split("calibration:")[0]
+    # it simulated exactly the best plan's engine (PE, SIMD, packing, engines) and says so
+    assert "simulating RTL build " in out and "x ternary_gemv PE=" in out
     cal = load_calibration(cal_path)
+    assert "rtl_engine" in cal.provenance and "rtl_build" in cal.provenance
     assert cal.backend == "sim" and cal.board == "ZCU104"
-    assert len(cal.per_entry) == 4  # 2 shapes x (M=1, M=4)
+    assert len(cal.per_entry) == 4  # 2 shapes x (M=1, M=2)
     assert all(abs(r["error_after"]) < 0.05 for r in cal.per_entry)
     # a simulation informs the DDR supply and the pipeline latency, not the overheads
     assert set(cal.params) <= {"ddr_pl_efficiency", "pipeline_latency_cycles"}

@@ -49,10 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs per layer and M")
     p.add_argument("--overlay", type=Path, default=None,
                    help="pynq: the .bit (with .hwh beside it); sim: ignored")
-    p.add_argument("--sim-pe", type=int, default=16, help="sim: PE of the RTL build")
-    p.add_argument("--sim-simd", type=int, default=32, help="sim: SIMD of the RTL build")
-    p.add_argument("--sim-packing", choices=("i2", "base3"), default="i2",
-                   help="sim: packing of the RTL build")
+    p.add_argument("--sim-pe", type=int, default=None,
+                   help="sim: PE of the RTL build (default: the plan's engine)")
+    p.add_argument("--sim-simd", type=int, default=None,
+                   help="sim: SIMD of the RTL build (default: the plan's engine)")
+    p.add_argument("--sim-packing", choices=("i2", "base3"), default=None,
+                   help="sim: packing of the RTL build (default: the plan's engine)")
     p.add_argument("--timeout", type=float, default=10.0, help="pynq: seconds per DMA call")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="calibration file (default: calibrations/<board>-<UTC time>.yaml in "
@@ -80,17 +82,52 @@ def _best_plan(path: Path) -> tuple[set[str], str, dict]:
                        f"JSON file") from None
 
 
-def _make_backend(args, board):
+def _plan_design(fields: dict, path: Path):
+    """The plan's whole engine design (PE, SIMD, packing, engines, vectors, ...)."""
+    from dataclasses import fields as dc_fields
+
+    from dse.model.engine import EngineDesign
+
+    known = {f.name for f in dc_fields(EngineDesign)}
+    try:
+        return EngineDesign(**{k: v for k, v in fields.items() if k in known}).validate(
+            f"{path}: plans.0.projections.0.plan.design")
+    except TypeError as exc:
+        raise DseError(f"{path}: plans.0.projections.0.plan.design: expected engine design "
+                       f"fields ({exc})") from None
+
+
+def _make_backend(args, board, design):
+    """sim: the RTL build of exactly ``design`` (the plan's engine; --sim-* override it)."""
     if args.backend == "sim":
         from dse.hw.sim_backend import SimBackend
+        from dse.model.template import shipped_template
 
-        return SimBackend(board, pe=args.sim_pe, simd=args.sim_simd, packing=args.sim_packing,
-                          vmax=max(1, args.prefill_m))
+        over = {k: v for k, v in (("pe", args.sim_pe), ("simd", args.sim_simd),
+                                  ("packing", args.sim_packing)) if v is not None}
+        if over:
+            from dse.packing.stream import stream_bits
+
+            design = replace(design, **over)
+            design = replace(design, stream_bits=stream_bits(design.pe, design.simd,
+                                                             design.packing))
+        return SimBackend.for_design(board, design, shipped_template())
     from dse.hw.pynq_backend import PynqBackend
 
     if args.overlay is None:
         raise DseError("--overlay: expected the overlay's .bit file for --backend pynq")
     return PynqBackend(board, args.overlay, timeout_s=args.timeout)
+
+
+def _search():
+    """(objective, space) the calibration re-projects with: decode over what the shipped
+    overlay template builds."""
+    from dse.model.template import shipped_template
+    from dse.search.optimize import Objective
+    from dse.search.space import default_space
+
+    objective = Objective()
+    return objective, default_space(objective.kind, template=shipped_template())
 
 
 def default_output(board_stem: str) -> Path:
@@ -116,15 +153,12 @@ def _outputs(args, profile, stem) -> tuple[Path | None, Path | None]:
     return out, report_path
 
 
-def _plan_design(path: Path | None):
+def _log_plan_design(path: Path | None):
     """The engine design of ``--plan``'s best plan (for the log's configuration check)."""
     if path is None:
         return None
-    from dse.model.engine import EngineDesign
-
     _, _, fields = _best_plan(path)
-    keys = ("pe", "simd", "packing", "engines", "clock_mhz")
-    return EngineDesign(**{k: fields[k] for k in keys if k in fields})
+    return _plan_design(fields, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,7 +184,7 @@ def _run_from_log(args: argparse.Namespace) -> int:
 
     log = load_log(args.from_log)
     board = resolve_board(args.board or log.config.board)
-    check_config(log, board, _plan_design(args.plan))
+    check_config(log, board, _log_plan_design(args.plan))
     profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
     out_path, report_path = _outputs(args, profile, stem)
@@ -168,20 +202,18 @@ def _run_backend(args: argparse.Namespace) -> int:
     from dse.hw import calibrate as flow
     from dse.io import atomic_write_text as write
     from dse.model.board import resolve_board
-    from dse.model.engine import EngineDesign
     from dse.model.fit import fit_log
     from dse.model.measurement_log import log_to_json
     from dse.model.project import CostContext
     from dse.model.workload import workload_from_profile
     from dse.search.explore import explore
-    from dse.search.optimize import Objective
 
     board = resolve_board(args.board)
     profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
     out_path, report_path = _outputs(args, profile, stem)
     ctx0 = CostContext.for_board(board)
-    best_before = explore(wl, ctx0, Objective()).best
+    best_before = explore(wl, ctx0, *_search()).best
     planned = None
     if args.layers:
         layers = flow.select_layers(wl, glob=args.layers)
@@ -189,19 +221,16 @@ def _run_backend(args: argparse.Namespace) -> int:
     elif args.plan:
         names, plan_label, fields = _best_plan(args.plan)
         layers = flow.select_layers(wl, names=names, where=str(args.plan))
-        planned = EngineDesign(pe=fields["pe"], simd=fields["simd"], packing=fields["packing"])
-        if args.backend == "sim":
-            # simulate the plan's own engine (the RTL builds i2 and base3 decoders)
-            args.sim_pe, args.sim_simd = planned.pe, planned.simd
-            if planned.packing not in ("i2", "base3"):
-                raise DseError(f"{args.plan}: packing: expected i2 or base3 (the overlay's "
-                               f"decoders), got {planned.packing!r}")
-            args.sim_packing = planned.packing
+        if fields.get("packing") not in ("i2", "base3"):
+            raise DseError(f"{args.plan}: packing: expected i2 or base3 (the overlay's "
+                           f"decoders), got {fields.get('packing')!r}")
+        planned = _plan_design(fields, args.plan)
     else:
         layers = flow.select_layers(wl, names=best_before.plan.offload, where="best plan")
         plan_label = best_before.label
     weights = _load_weights(args.weights, {la.name for la in layers}) if args.weights else None
-    backend = _make_backend(args, board)
+    # the build to measure: the plan's engine (the best plan's by default)
+    backend = _make_backend(args, board, planned or best_before.plan.design)
     design = backend.overlay_design()
     flow.check_design(design, planned)
     shapes = flow.unique_shapes(layers)
@@ -210,6 +239,8 @@ def _run_backend(args: argparse.Namespace) -> int:
     print(f"calibrating {board.name} on {backend.name}: {len(shapes)} shapes x "
           f"{len({1, args.prefill_m})} M x {args.repeats} repeats, overlay {design.label()} "
           f"(layers of {plan_label})")
+    if "rtl_engine" in (prov := backend.provenance()):
+        print(f"simulating RTL build {prov['rtl_build']}: {prov['rtl_engine']}")
     t0 = time.perf_counter()
     measurements = flow.measure(backend, jobs, args.repeats, design)
     ps = backend.ps_baseline(jobs, args.repeats) if hasattr(backend, "ps_baseline") else ()
@@ -236,7 +267,6 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out_path, report_pat
     from dse.model.calibration import calibration_to_yaml
     from dse.model.project import CostContext
     from dse.search.explore import explore
-    from dse.search.optimize import Objective
 
     cal = flow.calibration_from_fit(res, log, board, provenance)
     if not cal.params:
@@ -251,7 +281,7 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out_path, report_pat
     if run_info is not None:
         plan, design, measurements, kind, _ = run_info
         e2e = flow.end_to_end(wl, plan, design, measurements, ctx0, ctx1, kind)
-    before, after = explore(wl, ctx0, Objective()), explore(wl, ctx1, Objective())
+    before, after = explore(wl, ctx0, *_search()), explore(wl, ctx1, *_search())
     replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
                for b in before.plans[:4]]
     _print_summary(cal, res, e2e)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from dse.errors import DseError
@@ -20,6 +21,7 @@ from dse.model.engine import Resources
 from dse.model.ops import kv_bytes
 from dse.model.plan_file import load_plan
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
+from dse.model.template import mark_buildable, shipped_template
 from dse.model.workload import Workload, workload_from_profile
 from dse.report.table import text_table
 
@@ -109,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
     wl, source = _load_workload(args.profile)
     plan = load_plan(args.plan, wl)
     if args.runtime is not None:
-        from dataclasses import replace
-
         plan = replace(plan, runtime=check_runtime(args.runtime, "--runtime"))
+    # say whether the shipped overlay builds the plan's engine (or which rule it breaks)
+    plan = replace(plan, design=mark_buildable(shipped_template(), plan.design, board))
     scenario = scenario_for(args, wl)
     ctx = CostContext.resolve(board, args.calibration)
     proj = project(wl, plan, ctx, scenario)
@@ -155,6 +157,7 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         f"phase: {_phase_text(sc)}",
         f"calibration: {p.calibration}",
         f"engine design: {d.label()} (stream {d.stream_bits} bit, max K {d.max_k})",
+        f"overlay: {d.build_note or 'not checked against the engine template'}",
         "",
         f"PS runtime: {RUNTIME_TEXT[plan.runtime]}; CPU {p.cpu}, {p.threads} thread(s)",
         "",

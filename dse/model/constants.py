@@ -113,9 +113,10 @@ class CostConstants:
         "UltraScale+ here",
         "glue_ff": "as glue_lut",
         "glue_bram36": "as glue_lut (one block RAM for the running maxima)",
-        "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL "
-        "(overlays/rtl, dse.hw.regs.PIPELINE_LATENCY = 10, read back from its LATENCY "
-        "register); the RTL cycle tests hold engine_cycles to it",
+        "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL: the engine "
+        "template's pipeline.latency_cycles (overlays/ternary_gemv.yaml, = the RTL's "
+        "LATENCY localparam, read back from its LATENCY register; tests/test_template.py "
+        "holds all three equal); calibration may refit it",
         "dma_setup_us": "extra DMA setup per call beyond the board's per_call_overhead_us",
         "cache_maint_bytes_per_s": "ZU+ cached copy ~800 MB/s, uncached ~250 MB/s (udmabuf "
         "issue #16); flush of a cached buffer assumed ~1 GB/s",

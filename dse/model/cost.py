@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
-from dse.model.engine import EngineDesign, engine_cycles
+from dse.model.engine import EngineDesign, row_split, split_cycles
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT
 from dse.model.workload import Layer
 
@@ -65,21 +65,31 @@ def call_cost(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k
         raise ValueError("call_cost: N, K and M must be >= 1")
     act_w = design.stream_bits // 8
     latency = int(c.pipeline_latency_cycles)
+    port_bytes = board.link.port_width_bits / 8
     if dense:
         macs = max(1, design.head_macs)
         cycles = math.ceil(k * m / act_w) + math.ceil(n * k * m / macs) + latency
         passes = 1
+        rows = ((0, n),)
     else:
-        rows = math.ceil(n / design.engines)
-        cycles = engine_cycles(rows, k, m, design.pe, design.simd, design.vectors, act_w, latency)
+        # The driver's split (row_split): the call takes as long as its busiest engine.
+        cycles = max(split_cycles(design, n, k, m, latency))
         passes = math.ceil(m / design.vectors)
+        rows = row_split(n, design.pe, design.engines)
     w_bytes = weight_bytes * passes
-    act_bytes = m * k
+    # every engine that runs reads the whole activation vectors through its own DMA
+    act_bytes = m * k * len(rows)
     out_bytes = m * n * 4
-    ports_bytes = board.link.hp_ports * board.link.port_width_bits / 8
-    in_rate = min(design.engines * act_w, ports_bytes) * design.clock_hz * c.mm2s_efficiency
-    out_rate = min(design.engines * act_w, ports_bytes) * design.clock_hz * c.s2mm_efficiency
-    link_s = max((w_bytes + act_bytes) / in_rate, out_bytes / out_rate)
+    # one HP port per engine: each stream at the narrower of its width and its port; the
+    # busiest engine (most rows) binds
+    lane_rate = min(act_w, port_bytes) * design.clock_hz
+    if dense:
+        # a dense head unit (a what-if: the shipped overlay has none) reads over all ports
+        lane_rate = min(design.engines * act_w, board.link.hp_ports * port_bytes
+                        ) * design.clock_hz
+    share = max(stop - start for start, stop in rows) / n
+    link_s = max((w_bytes * share + m * k) / (lane_rate * c.mm2s_efficiency),
+                 out_bytes * share / (lane_rate * c.s2mm_efficiency))
     ddr_s = (w_bytes + act_bytes + out_bytes) / board.ddr_bytes_per_s
     launch = board.link.per_call_overhead_us if launch_us is None else launch_us
     overhead_s = (launch + c.dma_setup_us) * 1e-6

@@ -37,7 +37,9 @@ from dse.model.workload import Layer, Workload
 
 TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
             "glue")
-ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign))
+#: Engine fields a plan may set (buildable/build_note are the engine template's to say).
+ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign)
+                    if f.name not in ("buildable", "build_note"))
 _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
                          if f.default is MISSING and f.default_factory is MISSING)
 #: Integer engine fields that may be 0; EngineDesign.validate checks the >= 1 ones.

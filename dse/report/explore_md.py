@@ -374,7 +374,7 @@ def summary_of(result: ExploreResult) -> dict:
         "baseline_j_per_token": (None if base.energy is None
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
-        "buildable": getattr(best.plan.design, "buildable", None),
+        "buildable": best.plan.design.buildable and best.plan.glue is None,
     }
 
 
@@ -590,7 +590,9 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
 
 
 def _plans_block(result: ExploreResult, lang: str) -> list[str]:
-    ranked = sorted(result.plans, key=lambda rp: rp.objective_ms)
+    # What-ifs (designs the shipped overlay cannot build) come after every buildable plan.
+    ranked = sorted(result.plans, key=lambda rp: (rp.label.startswith("what-if"),
+                                                  rp.objective_ms))
     rows = [_plan_row(result, str(i), rp, lang) for i, rp in enumerate(ranked, 1)]
     rows.append(_plan_row(result, "—", result.naive, lang))
     lines = [_t("h.plans", lang), "",

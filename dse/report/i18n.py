@@ -251,6 +251,9 @@ MESSAGES: dict[str, str] = {
     "why.frugal": "目标值在最佳方案 5% 以内、LUT 最少的设计",
     "why.nohead": "没有稠密 lm_head 单元的最佳设计",
     "why.all_ternary": "最佳设计上卸载全部三值 Linear，不常驻",
+    "why.whatif.head": "可构建的最佳设计加上一个稠密 bf16 lm_head 单元（DSP MAC），"
+    "本覆盖层没有该单元",
+    "why.whatif.resident": "可构建的最佳设计加上片上权重缓冲（URAM/BRAM 常驻），本覆盖层没有该缓冲",
     "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
                        "Amdahl 上限也只有 {cap:.2f}x）",
     "why.naive.warm": "`{name}` 是预热造成的假象（实测 {measured:.0f} ms，稳态 {steady:.0f} ms）",

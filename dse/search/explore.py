@@ -28,7 +28,13 @@ from dse.search.optimize import (
     projection_units,
     solve_plan,
 )
-from dse.search.space import DesignSpace, default_space, enumerate_designs, head_macs_for
+from dse.search.space import (
+    DesignSpace,
+    default_space,
+    enumerate_designs,
+    head_macs_for,
+    what_if_designs,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -307,6 +313,12 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     plans.append(_ranked(prep, Solution(all_t, 0.0, msg("method.fixed_set", "fixed set"), False),
                          "all ternary", msg("why.all_ternary", "every ternary Linear on the best "
                                             "design, no residency")))
+    # What-ifs: the best buildable design with what the overlay lacks (never ranked first).
+    if best_s.plan.design.buildable:
+        for label, design, why in what_if_designs(best_s.plan.design, board):
+            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime)
+            if s.plan.design.head or s.plan.design.resident_bytes:  # else it adds nothing
+                plans.append(_ranked(prep, s, label, why))
     naive = naive_plan(prep, plans[0], board)
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from dse.errors import DseError
 from dse.model.cost import call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import RUNTIMES
 from dse.model.energy import Work, pl_dynamic_w, require_power, static_w
@@ -232,6 +233,14 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
     """Group the layers and price every group on the CPU under each runtime once (pure)."""
     if objective.kind in ENERGY_OBJECTIVES:
         require_power(ctx.board, f"--objective {objective.kind}")
+    limit = wl.config.max_positions
+    if objective.prompt_tokens > limit:
+        raise DseError(f"--prompt-tokens: expected at most {limit} (the model's "
+                       f"max_position_embeddings), got {objective.prompt_tokens}")
+    if objective.context is None and objective.context_tokens > limit:
+        raise DseError(f"--prompt-tokens + --gen-tokens: expected at most {limit} (the "
+                       f"model's max_position_embeddings; or give --context-tokens), got "
+                       f"{objective.context_tokens}")
     scen = objective.scenarios()
     for sc, _ in scen:
         sc.validate(wl.config)
@@ -474,7 +483,9 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
 def glue_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts) -> tuple[bool, ...]:
     """Whether to try the design without and with a glue unit (where the model has an FFN,
     the objective allows it and the unit fits beside the engines)."""
-    if rc.glue_needs is None or not prep.objective.glue_unit or not glue_fits(prep, design):
+    # The shipped overlay builds no glue unit: a design it builds stays without one.
+    if (rc.glue_needs is None or not prep.objective.glue_unit or design.buildable
+            or not glue_fits(prep, design)):
         return (False,)
     return (False, True)
 
@@ -533,6 +544,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     rc = prep.runtime(runtime)
     groups = prep.groups
     ng = len(groups)
+    # the shipped overlay streams every weight from DDR: no resident set for its designs
+    allow_resident = allow_resident and not design.buildable
     cap = onchip_capacity_bytes(prep, design, glue) if allow_resident else 0
     pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
                  fpga_sig(prep, design, resident=True)[0] if cap else None, glue=glue)
