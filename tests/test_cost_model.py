@@ -309,7 +309,7 @@ def test_plan_zero_shape_layer_rejected(seed):
     ("", r"expected a YAML mapping with engine: and offload:"),
     ("engine: {pe: 1, simd: 1\noffload: []\n", r"line \d+: expected valid YAML"),
     ("engine: {pe: 4, simd: 4, clock_mhz: .inf}\noffload: []\n",
-     r"engine\.clock_mhz: expected a number > 0"),
+     r"engine\.clock_mhz: expected a finite number > 0"),
     ("engine: {pe: 4, simd: 4, head: int8}\noffload: [lm_head]\n",
      r"engine\.head_macs: expected >= 1 with a head unit"),
     ("engine: {pe: 4, simd: 4, resident_bytes: lots}\noffload: []\n",

@@ -119,7 +119,7 @@ def _label_points(ax, points: list[CallPoint], gap_px: float = 15.0) -> None:
                                 "shrinkA": 0, "shrinkB": 4})
 
 
-def roofline_plot(result: ExploreResult, path: str | Path) -> Path:
+def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Log-log roofline of the best plan's calls against the engine, DDR and link roofs."""
     import numpy as np
     from matplotlib.figure import Figure
@@ -186,7 +186,7 @@ def roofline_plot(result: ExploreResult, path: str | Path) -> Path:
     fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     fig.draw_without_rendering()  # settle the layout so data -> pixel transforms are final
     _label_points(ax, points)
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
 def plan_lut(plan: RankedPlan) -> float:
@@ -201,7 +201,7 @@ def plan_ddr_gb_s(result: ExploreResult, plan: RankedPlan) -> float:
     return nbytes / (plan.objective_ms * 1e-3) / 1e9 if plan.objective_ms > 0 else 0.0
 
 
-def pareto_plot(result: ExploreResult, path: str | Path) -> Path:
+def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Every evaluated design (grey), the Pareto fronts, and the best and naive plans."""
     from matplotlib.figure import Figure
 
@@ -247,7 +247,7 @@ def pareto_plot(result: ExploreResult, path: str | Path) -> Path:
     keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if "cap" not in lab]
     fig.legend(*zip(*keep, strict=True), fontsize=8.5, loc="outside lower center", ncols=4,
                frameon=False)
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
 def plot_names(stem: str, board_stem: str) -> dict[str, str]:
@@ -255,10 +255,15 @@ def plot_names(stem: str, board_stem: str) -> dict[str, str]:
     return {kind: f"{stem}-{board_stem}-{kind}.png" for kind in ("roofline", "pareto")}
 
 
-def write_plots(result: ExploreResult, out_dir: str | Path, stem: str) -> dict[str, str]:
-    """Write both plots into ``out_dir``; return {"roofline": name, "pareto": name}."""
+def write_plots(result: ExploreResult, out_dir: str | Path, stem: str,
+                write=atomic_write_bytes) -> dict[str, str]:
+    """Write both plots into ``out_dir``; return {"roofline": name, "pareto": name}.
+
+    ``write(path, data, what)`` puts each PNG in place (default: at once; a command passes
+    its ``dse.io.Outputs.add`` to commit them with its other outputs).
+    """
     names = plot_names(stem, result.board.stem)
     out = Path(out_dir)
-    roofline_plot(result, out / names["roofline"])
-    pareto_plot(result, out / names["pareto"])
+    roofline_plot(result, out / names["roofline"], write)
+    pareto_plot(result, out / names["pareto"], write)
     return names

@@ -1,0 +1,105 @@
+"""Benchmark: the long robustness run, every class of bad input over every command.
+
+Runs N random cases of each class of ``tests/fuzzkit.py`` (mutated boards, cost overrides,
+profiles, plans, calibration files, imported reports, option values, output paths, deep
+nesting), each in a fresh folder, and counts per class the cases tried, accepted (exit 0),
+rejected (exit 2), and the four failures: tracebacks, altered inputs, orphan outputs and
+non-finite (or negative) numbers in a successful run's output. Bar: zero of all four.
+
+Records to bench/results/fuzz.json (counts, the first few examples of each failure, the
+commit) and prints a table; ``--out`` names another file (for a run on an older commit).
+
+Run: python bench/bench_fuzz.py [--per-class N] [--seed S] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import fuzzkit  # noqa: E402
+
+FAILURES = ("traceback", "altered_input", "orphan_output", "non_finite")
+
+
+def _commit(repo: Path) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(per_class: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    counts: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="dse-fuzz-") as tmp:
+        n = 0
+        for name, make in fuzzkit.CLASSES.items():
+            c = {"tried": 0, "accepted": 0, "rejected": 0, **{f: 0 for f in FAILURES},
+                 "examples": []}
+            t0 = time.perf_counter()
+            for _ in range(per_class):
+                case = make(rng)
+                n += 1
+                out = fuzzkit.try_case(case, Path(tmp) / f"c{n}")
+                c["tried"] += 1
+                c["accepted" if out.code == 0 else "rejected"] += out.code in (0, 2)
+                for kind, detail in out.problems.items():
+                    c[kind] += 1
+                    if len(c["examples"]) < 6:
+                        c["examples"].append({"case": case.what, "argv": case.argv,
+                                              "failure": kind, "detail": detail[:3]})
+            c["seconds"] = round(time.perf_counter() - t0, 1)
+            counts[name] = c
+            print(f"{name:15s} tried {c['tried']:4d} accepted {c['accepted']:4d} rejected "
+                  f"{c['rejected']:4d} | " + " ".join(f"{f} {c[f]}" for f in FAILURES),
+                  flush=True)
+    return counts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-class", type=int, default=120)
+    ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
+    args = ap.parse_args()
+    import dse
+
+    t0 = time.perf_counter()
+    counts = run(args.per_class, args.seed)
+    totals = {k: sum(c[k] for c in counts.values())
+              for k in ("tried", "accepted", "rejected", *FAILURES)}
+    doc = {
+        "bench": "fuzz",
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _commit(Path(dse.__file__).resolve().parents[1]),
+        "host": {"cpu": platform.processor() or platform.machine(),
+                 "python": platform.python_version()},
+        "method": __doc__.split("\n\n")[1].replace("\n", " "),
+        "per_class": args.per_class,
+        "seed": args.seed,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "totals": totals,
+        "bar_met": all(totals[f] == 0 for f in FAILURES),
+        "classes": counts,
+    }
+    args.out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    print(f"-> {args.out}")
+    return 0 if doc["bar_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
