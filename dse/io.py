@@ -59,12 +59,22 @@ def _too_deep(path: object, kind: str) -> DseError:
                     f"(the document is nested too deeply to read)")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_json(text: str, path: object) -> Any:
-    """Parse JSON text: ``FILE: line N: expected JSON (...)`` on a syntax error."""
+    """Parse strict JSON text: ``FILE: line N: expected JSON (...)`` on a syntax error.
+
+    ``NaN`` and ``Infinity`` (which Python's json module reads by default) are refused: they
+    are not JSON, and dse never writes them.
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise DseError(f"{path}: line {exc.lineno}: expected JSON ({exc.msg})") from None
+    except ValueError as exc:
+        raise DseError(f"{path}: expected strict JSON ({exc})") from None
     except RecursionError:
         raise _too_deep(path, "JSON") from None
 

@@ -41,10 +41,10 @@ FiniteFloat = Annotated[float, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY, strict=T
 Fraction = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
 
 _EXPECTED = {
-    "greater_than": "a value > {gt}",
-    "greater_than_equal": "a value >= {ge}",
-    "less_than": "a value < {lt}",
-    "less_than_equal": "a value <= {le}",
+    "greater_than": "a value > {gt:g}",
+    "greater_than_equal": "a value >= {ge:g}",
+    "less_than": "a value < {lt:g}",
+    "less_than_equal": "a value <= {le:g}",
 }
 
 

@@ -237,6 +237,17 @@ def mutate_tree(tree: Any, rng: random.Random) -> tuple[Any, str]:
     return tree, f"{where} = {value!r}"
 
 
+def set_at(tree: Any, index: int, value: Any) -> tuple[Any, str]:
+    """A copy of ``tree`` with the node at ``paths_of(tree)[index % n]`` replaced by ``value``
+    (hypothesis draws both)."""
+    tree = copy.deepcopy(tree)
+    paths = paths_of(tree)
+    path = paths[index % len(paths)]
+    parent, key = _get_parent(tree, path)
+    parent[key] = value
+    return tree, f"{'.'.join(str(p) for p in path)} = {value!r}"
+
+
 def yaml_text(tree: Any) -> str:
     return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True, width=10**6)
 
@@ -373,6 +384,27 @@ def calibration_case(rng: random.Random) -> Case:
                  "cal.yaml": yaml_text(tree)}, argv, ("out.json",), f"calibration: {what}")
 
 
+def projection_text() -> str:
+    """A valid ``dse project --json`` file (made once per process, in a scratch folder)."""
+    if "projection" not in _CACHE:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dse-fuzz-") as tmp:
+            folder = Path(tmp)
+            Case({"board.yaml": BOARD_YAML.read_text(encoding="utf-8"),
+                  "p.json": json_text(_small_profile()), "plan.yaml": yaml_text(_plan())},
+                 PROJECT).materialize(folder)
+            code, _, err, tb = run_dse(PROJECT, folder)
+            assert code == 0 and not tb, err + tb
+            _CACHE["projection"] = (folder / "out.json").read_text(encoding="utf-8")
+    return _CACHE["projection"]
+
+
+def compare_case(rng: random.Random) -> Case:
+    tree, what = mutate_tree(json.loads(projection_text()), rng)
+    return Case({"a.json": json_text(tree)}, ["compare", "a.json"], (), f"compare: {what}")
+
+
 def import_case(rng: random.Random) -> Case:
     text, what = mutate_text(_base("report"), rng)
     return Case({"r.md": text}, ["import", "r.md", "-o", "p.json"], ("p.json",),
@@ -437,14 +469,21 @@ def output_case(rng: random.Random) -> Case:
         (["calibrate", "--board", "board.yaml", "--backend", "pynq", "--profile", "p.json",
           "--output", "p.json", "--no-report"], (), "calibrate --output onto its profile"),
     ]
+    # A report whose section for this board lost its end marker: explore must fail (exit 2)
+    # without leaving its JSON or plots behind.
+    broken = _base("report") + "\n<!-- dse:explore board=board begin -->\nhalf a section\n"
+    choices.append(([*explore, "--report", "r.md", "--json", "e.json"], (),
+                    "explore onto a report with a section cut short"))
     argv, outputs, what = rng.choice(choices)
+    if what.startswith("explore onto a report"):
+        files = {**files, "r.md": broken}
     return Case(files, argv, outputs, what)
 
 
 def nesting_case(rng: random.Random) -> Case:
     """A deeply nested document for each loader."""
-    deep_json = "[" * 100000 + "]" * 100000
-    deep_yaml = "[" * 100000 + "]" * 100000
+    deep_json = "[" * 3000 + "]" * 3000
+    deep_yaml = "[" * 3000 + "]" * 3000
     which = rng.choice(("board", "profile", "plan", "calibration", "compare", "import"))
     files = {"board.yaml": BOARD_YAML.read_text(encoding="utf-8"),
              "p.json": json_text(_small_profile()), "plan.yaml": yaml_text(_plan())}
@@ -464,7 +503,7 @@ def nesting_case(rng: random.Random) -> Case:
         files["e.json"] = deep_json
         argv = ["compare", "e.json"]
     else:
-        files["r.md"] = "# " + "> " * 100000
+        files["r.md"] = "# " + "> " * 3000
         argv = ["import", "r.md", "-o", "q.json"]
     return Case(files, argv, (), f"deep nesting: {which}")
 
@@ -476,6 +515,7 @@ CLASSES: dict[str, Callable[[random.Random], Case]] = {
     "plan": plan_case,
     "calibration": calibration_case,
     "import": import_case,
+    "compare": compare_case,
     "options": option_case,
     "outputs": output_case,
     "nesting": nesting_case,

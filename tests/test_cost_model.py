@@ -21,16 +21,12 @@ from dse.model.engine import EngineDesign, engine_cycles, engine_resources
 from dse.model.packing import PACKINGS, get_packing
 from dse.model.plan_file import load_plan, plan_from_mapping
 from dse.model.project import CostContext, Plan, Scenario, project
-from dse.model.workload import Workload, workload_from_profile
-from dse.profile.format import Profile, profile_to_json
+from dse.model.workload import Workload
+from dse.profile.format import profile_to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "boards"
 FFN_PLAN = ROOT / "examples" / "plans" / "zcu104-ffn.yaml"
-#: Used only while dse.profile.default (the embedded profile) is not in this checkout.
-SEED_REPORT = Path("/work/shared/reference/seed-profile-report-bitnet-2b4t.zh.md")
-
-
 def board(name: str) -> Board:
     path = BOARDS / f"{name}.yaml"
     if not path.exists():
@@ -39,21 +35,8 @@ def board(name: str) -> Board:
 
 
 @pytest.fixture(scope="module")
-def seed_profile() -> Profile:
-    try:
-        from dse.profile.default import default_profile
-    except ImportError:
-        if not SEED_REPORT.exists():
-            pytest.skip("no embedded default profile and no seed report to import")
-        from dse.profile.seed_import import import_report
-
-        return import_report(SEED_REPORT)
-    return default_profile()
-
-
-@pytest.fixture(scope="module")
-def seed(seed_profile) -> Workload:
-    return workload_from_profile(seed_profile)
+def seed(seed_workload) -> Workload:
+    return seed_workload
 
 
 @pytest.fixture(scope="module")

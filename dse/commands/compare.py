@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from dse.errors import DseError
-from dse.io import read_text
+from dse.io import load_json
 from dse.report.table import text_table
 
 
@@ -21,11 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    text = read_text(path, "plans JSON")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DseError(f"{path}: line {exc.lineno}: expected JSON ({exc.msg})") from None
+    data = load_json(path, "plans JSON")
     if not isinstance(data, dict) or data.get("format") not in ("dse-explore", "dse-projection"):
         raise DseError(f"{path}: format: expected a dse explore or dse project JSON file")
     return data

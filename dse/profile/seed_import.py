@@ -105,19 +105,20 @@ def _opt_time(cell: str) -> float | None:
     return None if cell.strip() in _EMPTY else _time(cell)
 
 
-def _int(cell: str) -> int:
-    value = _time(cell)
-    if value != int(value):
-        raise ValueError("an integer >= 0")
+def _int_at_least(cell: str, low: int) -> int:
+    value = _float(cell)
+    if value != int(value) or value < low:
+        raise ValueError(f"an integer >= {low}")
     return int(value)
+
+
+def _int(cell: str) -> int:
+    return _int_at_least(cell, 0)
 
 
 def _count(cell: str) -> int:
     """A call count: an integer >= 1 (a recorded module was called)."""
-    value = _int(cell)
-    if value < 1:
-        raise ValueError("an integer >= 1")
-    return value
+    return _int_at_least(cell, 1)
 
 
 def _opt_int(cell: str) -> int | None:
