@@ -9,7 +9,10 @@ non-finite (or negative) numbers in a successful run's output. Bar: zero of all 
 Records to bench/results/fuzz.json (counts, the first few examples of each failure, the
 commit) and prints a table; ``--out`` names another file (for a run on an older commit).
 
-Run: python bench/bench_fuzz.py [--per-class N] [--seed S] [--out FILE]
+``--compare OLD.json`` also counts, per class, the cases OLD accepted (exit 0) that this run
+rejects: absurd inputs the older code let through (the same seed draws the same cases).
+
+Run: python bench/bench_fuzz.py [--per-class N] [--seed S] [--out FILE] [--compare OLD]
 """
 
 from __future__ import annotations
@@ -48,13 +51,16 @@ def run(per_class: int, seed: int) -> dict:
         n = 0
         for name, make in fuzzkit.CLASSES.items():
             c = {"tried": 0, "accepted": 0, "rejected": 0, **{f: 0 for f in FAILURES},
-                 "examples": []}
+                 "examples": [], "codes": ""}
             t0 = time.perf_counter()
             for _ in range(per_class):
                 case = make(rng)
                 n += 1
                 out = fuzzkit.try_case(case, Path(tmp) / f"c{n}")
                 c["tried"] += 1
+                # one character per case, in order (same seed, same cases): 0 accepted,
+                # 2 rejected, T traceback; lets two runs be compared case by case.
+                c["codes"] += "T" if out.traceback else str(out.code)[-1]
                 c["accepted" if out.code == 0 else "rejected"] += out.code in (0, 2)
                 for kind, detail in out.problems.items():
                     c[kind] += 1
@@ -74,6 +80,8 @@ def main() -> int:
     ap.add_argument("--per-class", type=int, default=120)
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="an earlier run's JSON (same seed and per-class) to compare with")
     args = ap.parse_args()
     import dse
 
@@ -95,6 +103,17 @@ def main() -> int:
         "bar_met": all(totals[f] == 0 for f in FAILURES),
         "classes": counts,
     }
+    if args.compare is not None:
+        old = json.loads(args.compare.read_text(encoding="utf-8"))
+        doc["compared_with"] = {"file": str(args.compare.name), "commit": old["commit"]}
+        for name, c in counts.items():
+            was = old["classes"].get(name, {}).get("codes", "")
+            c["accepted_before_rejected_now"] = sum(
+                1 for a, b in zip(was, c["codes"], strict=False) if a == "0" and b == "2")
+            c["rejected_before_accepted_now"] = sum(
+                1 for a, b in zip(was, c["codes"], strict=False) if a == "2" and b == "0")
+        for key in ("accepted_before_rejected_now", "rejected_before_accepted_now"):
+            totals[key] = sum(c[key] for c in counts.values())
     args.out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
     print(f"-> {args.out}")

@@ -219,11 +219,12 @@ class Outputs:
         return DseError(f"{out}: {what} output is also an input of this run ({inp}); expected "
                         f"a different file, so the input is not overwritten")
 
-    def claim(self, path: str | Path, what: str = "output") -> Path:
+    def claim(self, path: str | Path, what: str = "output", *, rewrite: bool = False) -> Path:
         """Check an output path before the work starts; return it.
 
         Refused: a folder, a file that is also an input of this run or another output of
-        it, a folder that does not exist or cannot be written.
+        it, a folder that does not exist or cannot be written, and (``rewrite``: a report
+        the run will add to) an existing file that cannot be read as UTF-8 text.
         """
         p = Path(path)
         target = _resolve(p)
@@ -247,6 +248,8 @@ class Outputs:
             shown = p.parent if str(p.parent) else Path(".")
             raise DseError(f"{p}: {what} folder {shown} does not exist")
         _check_writable(folder, p, what)
+        if rewrite and target.exists():
+            read_text(target, what)
         self._pending[target] = _Pending(p, target, what)
         return p
 

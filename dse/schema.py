@@ -41,11 +41,16 @@ FiniteFloat = Annotated[float, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY, strict=T
 Fraction = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
 
 _EXPECTED = {
-    "greater_than": "a value > {gt:g}",
-    "greater_than_equal": "a value >= {ge:g}",
-    "less_than": "a value < {lt:g}",
-    "less_than_equal": "a value <= {le:g}",
+    "greater_than": "a value > {gt}",
+    "greater_than_equal": "a value >= {ge}",
+    "less_than": "a value < {lt}",
+    "less_than_equal": "a value <= {le}",
 }
+
+
+def _bound(x: Any) -> str:
+    """A range bound as a person reads it: ``1.0``, ``0``, ``1e+15`` (not 1000000000000000.0)."""
+    return f"{x:g}" if isinstance(x, float) and abs(x) >= 1e6 else str(x)
 
 
 def _unwrap(ann: Any) -> Any:
@@ -108,7 +113,7 @@ def describe(err: dict, root: Any = None) -> str:
         n = ctx.get("min_length", 1)
         return "a non-empty string" if n == 1 else f"a string of at least {n} characters"
     if kind in _EXPECTED:
-        return _EXPECTED[kind].format(**ctx)
+        return _EXPECTED[kind].format(**{k: _bound(v) for k, v in ctx.items()})
     if kind.startswith("int"):
         return "an integer"
     if kind.startswith("float"):

@@ -407,3 +407,13 @@ def test_nan_literal_in_an_input_json_is_refused(capsys, files):
     rc, _, err = project(capsys, files)
     assert rc == 2
     one_line(err, "p.json", "NaN is not a JSON number")
+
+
+def test_unreadable_report_fails_before_the_search(capsys, files):
+    report = files / "r.md"
+    report.write_bytes(b"\xff\xfe binary \x00")
+    rc, out, err = run(capsys, "explore", "--board", str(files / "board.yaml"), "--profile",
+                       str(files / "p.json"), "--calibration", "none", "--report", str(report))
+    assert rc == 2 and out == ""  # no search summary: it failed before searching
+    one_line(err, "r.md", "not UTF-8")
+    assert report.read_bytes() == b"\xff\xfe binary \x00"

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     report_path = None
     if not args.no_report:
         report_path = out.claim(default_report_path(profile, stem) if args.report is None
-                                else args.report, "report")
+                                else args.report, "report", rewrite=True)
     ctx0 = CostContext.for_board(board)
     objective = Objective()
     before = explore(wl, ctx0, objective)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     report_path = None
     if not args.no_report:
         report_path = out.claim(default_report_path(profile, stem) if args.report is None
-                                else args.report, "report")
+                                else args.report, "report", rewrite=True)
         for name in plot_names(report_path.stem, board.stem).values():
             out.claim(report_path.parent / name, "plot")
     if args.json:

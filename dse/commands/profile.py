@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     require_profile_extra()
 
     from dse.profile.assemble import build_profile
-    from dse.profile.format import profile_to_json
+    from dse.profile.format import profile_from_dict, profile_to_dict, profile_to_json
     from dse.profile.runner import run as run_model
     from dse.profile.system import measure_roofline, system_info
     from dse.report.profile_md import render_profile_report
@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     roofline = None if args.no_roofline else measure_roofline(data.threads)
     profile = build_profile(data, system_info(data.threads, reference, roofline),
                             lang=args.lang)
+    # What dse writes, dse must read back: the profile passes the loader's schema first.
+    profile = profile_from_dict(profile_to_dict(profile), str(json_path))
     out.add(json_path, profile_to_json(profile) + "\n", "profile")
     plots: dict[str, str] = {}
     if not args.no_plots:
