@@ -25,6 +25,7 @@ import json
 import math
 import os
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -154,6 +155,21 @@ def _resolve(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _is_stream(path: Path) -> bool:
+    """True for an existing output that is not a regular file: ``/dev/stdout``, a FIFO."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _target(path: Path) -> Path:
+    """Where an output lands: the file a path names through symlinks, or for a stream the
+    path as given (``/dev/stdout`` must not resolve to a ``/proc`` magic link)."""
+    return path.absolute() if _is_stream(path) else _resolve(path)
+
+
 def _same_file(a: Path, b: Path) -> bool:
     """True if two paths name one file: equal once resolved, or one inode (a hard link)."""
     ra, rb = _resolve(a), _resolve(b)
@@ -182,6 +198,8 @@ class _Pending:
     data: bytes | None = None
     #: For a report rewrite: current text (None if no file yet) -> new text, run in the lock.
     update: Callable[[str | None], str] | None = None
+    #: A device or FIFO (``--json /dev/stdout``): written in place, last, never renamed over.
+    stream: bool = False
 
 
 class Outputs:
@@ -227,7 +245,7 @@ class Outputs:
         the run will add to) an existing file that cannot be read as UTF-8 text.
         """
         p = Path(path)
-        target = _resolve(p)
+        target = _target(p)
         if target in self._pending:
             prev = self._pending[target]
             if prev.what == what and prev.path == p:
@@ -236,6 +254,12 @@ class Outputs:
                            f"expected different files")
         if target.is_dir():
             raise DseError(f"{p}: {what} path is a folder; expected a file name")
+        if _is_stream(p):
+            if rewrite:
+                raise DseError(f"{p}: {what} is not a regular file; expected a file to add a "
+                               f"section to")
+            self._pending[target] = _Pending(p, target, what, stream=True)
+            return p
         for inp in self._inputs:
             if _same_file(inp, target):
                 raise self._clash(p, what, inp)
@@ -257,7 +281,7 @@ class Outputs:
     def add(self, path: str | Path, data: str | bytes, what: str = "output") -> Path:
         """Stage the full contents of an output (claimed now if it was not yet)."""
         p = Path(path)
-        pend = self._pending.get(_resolve(p)) or self._pending[_resolve(self.claim(p, what))]
+        pend = self._pending.get(_target(p)) or self._pending[_target(self.claim(p, what))]
         pend.data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         return p
 
@@ -269,7 +293,8 @@ class Outputs:
         no file yet) and returns the new text; it may raise ``DseError`` to abort the commit.
         """
         p = Path(path)
-        pend = self._pending.get(_resolve(p)) or self._pending[_resolve(self.claim(p, what))]
+        pend = self._pending.get(_target(p)) or self._pending[
+            _target(self.claim(p, what, rewrite=True))]
         pend.update = update
         return p
 
@@ -287,11 +312,16 @@ class Outputs:
                         current = (read_text(pend.target, pend.what)
                                    if pend.target.exists() else None)
                         pend.data = pend.update(current).encode("utf-8")
-                for pend in todo:
+                files = [pend for pend in todo if not pend.stream]
+                for pend in files:
                     temps[pend.target] = _stage(pend)
                 with _sigint_deferred():
-                    for pend in todo:
+                    for pend in files:
                         _install(pend, temps.pop(pend.target))
+                for pend in todo:
+                    if pend.stream:
+                        with open(pend.target, "wb") as fh:
+                            fh.write(pend.data or b"")
         except OSError as exc:
             raise os_error(exc, exc.filename) from None
         finally:

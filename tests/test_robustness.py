@@ -417,3 +417,21 @@ def test_unreadable_report_fails_before_the_search(capsys, files):
     assert rc == 2 and out == ""  # no search summary: it failed before searching
     one_line(err, "r.md", "not UTF-8")
     assert report.read_bytes() == b"\xff\xfe binary \x00"
+
+
+def test_stream_output_is_written_in_place(tmp_path):
+    """``--json /dev/stdout`` style: a FIFO is written to, never renamed over."""
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    out = Outputs()
+    out.add(fifo, '{"a": 1}\n', "JSON")
+    out.commit()
+    reader.join(10)
+    assert got == [b'{"a": 1}\n']
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
