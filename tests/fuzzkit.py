@@ -352,10 +352,41 @@ def override_case(rng: random.Random) -> Case:
                 f"cost_overrides.{name} = {value!r}")
 
 
+#: ``dse project`` in each phase and view: a profile feeds decode, prefill and both baselines.
+PROJECT_VARIANTS = (PROJECT, [*PROJECT, "--phase", "prefill"],
+                    [*PROJECT, "--view", "host-attached", "--phase", "prefill"],
+                    [*PROJECT, "--view", "host-attached"])
+
+
 def profile_case(rng: random.Random) -> Case:
     tree, what = mutate_tree(_small_profile(), rng)
     return Case({"board.yaml": BOARD_YAML.read_text(encoding="utf-8"), "p.json": json_text(tree),
-                 "plan.yaml": yaml_text(_plan())}, PROJECT, ("out.json",), f"profile: {what}")
+                 "plan.yaml": yaml_text(_plan())}, rng.choice(PROJECT_VARIANTS), ("out.json",),
+                f"profile: {what}")
+
+
+def explore_case(rng: random.Random) -> Case:
+    """A mutated profile or board through the whole of ``dse explore`` (search, report,
+    plots, JSON) with a random objective, view and baseline: slow, so the bench runs it."""
+    files = {"board.yaml": BOARD_YAML.read_text(encoding="utf-8"),
+             "p.json": json_text(_small_profile()), "r.md": _base("report")}
+    kind = rng.random()
+    what = "valid inputs"
+    if kind < 0.3:
+        pass  # valid files: the objective, view, baseline and prompt length vary
+    elif kind < 0.65:
+        tree, what = mutate_tree(_small_profile(), rng)
+        files["p.json"], what = json_text(tree), f"profile: {what}"
+    else:
+        tree, what = mutate_tree(_base("board"), rng)
+        files["board.yaml"], what = yaml_text(tree), f"board: {what}"
+    opts = ["--objective", rng.choice(("decode", "prefill", "mix")), "--view",
+            rng.choice(("on-board", "host-attached")), "--against",
+            rng.choice(("torch", "bitnetcpp")), "--prompt-tokens", str(rng.choice((1, 7, 512)))]
+    argv = ["explore", "--board", "board.yaml", "--profile", "p.json", "--calibration", "none",
+            "--top", "1", "--report", "r.md", "--json", "e.json", *opts]
+    return Case(files, argv, ("r.md", "e.json", "r-board-roofline.png", "r-board-pareto.png"),
+                f"explore {' '.join(opts)}; {what}")
 
 
 def plan_case(rng: random.Random) -> Case:
@@ -509,7 +540,9 @@ def nesting_case(rng: random.Random) -> Case:
     return Case(files, argv, (), f"deep nesting: {which}")
 
 
+#: Every class, as the bench runs them (``explore`` runs the whole search per case).
 CLASSES: dict[str, Callable[[random.Random], Case]] = {
+    "explore": explore_case,
     "board": board_case,
     "cost_overrides": override_case,
     "profile": profile_case,

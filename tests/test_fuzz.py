@@ -56,6 +56,8 @@ LOADERS = {
     "board": (lambda: fuzzkit._base("board"), "board.yaml", fuzzkit.yaml_text,
               fuzzkit.PROJECT),
     "profile": (fuzzkit._small_profile, "p.json", fuzzkit.json_text, fuzzkit.PROJECT),
+    "profile-prefill": (fuzzkit._small_profile, "p.json", fuzzkit.json_text,
+                        fuzzkit.PROJECT_VARIANTS[2]),
     "plan": (fuzzkit._plan, "plan.yaml", fuzzkit.yaml_text, fuzzkit.PROJECT),
     "calibration": (lambda: yaml.safe_load(fuzzkit.calibration_text()), "cal.yaml",
                     fuzzkit.yaml_text, _CAL_ARGV),

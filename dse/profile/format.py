@@ -144,7 +144,8 @@ class Token:
     index: NonNegInt
     token_id: NonNegInt | None
     text: str
-    ms: NonNegFloat
+    #: A decode step always takes time (the workload divides by the mean token time).
+    ms: PosFloat
     normalized_ms: NonNegFloat | None = None
     mem_mb: NonNegFloat | None = None
 
