@@ -22,7 +22,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dse.model.arch import ModelConfig
 from dse.model.board import load_board
+from dse.model.ops import decoder_ops
 from dse.model.project import CostContext
 from dse.model.workload import HostSpec, Layer, Workload, workload_from_profile
 from dse.profile.default import default_profile
@@ -44,10 +46,12 @@ def synthetic(blocks: int, hidden: int, inter: int, kv: int, vocab: int = 128256
             layers.append(Layer(f"model.layers.{i}.{role}", role, i, n, k, True, ms, 51, ms * 51))
     ms = vocab * hidden * 4 / 60e9 * 1e3
     layers.append(Layer("lm_head", "lm_head", None, vocab, hidden, False, ms, 51, ms * 51))
-    host = HostSpec("synthetic", 1945.6, 62.7, 3800.0, "bench")
+    host = HostSpec("synthetic", 1945.6, 62.7, 3800.0, "bench", 8)
     linear = sum(layer.host_call_ms for layer in layers)
-    return Workload(f"synthetic-{blocks}", 4, tuple(layers), host, linear * 1.06, linear * 0.06,
-                    None, None, 2 * blocks * kv * 2, ())
+    cfg = ModelConfig(f"synthetic-{blocks}", "bitnet", hidden=hidden, intermediate=inter,
+                      layers=blocks, heads=hidden // 128, kv_heads=kv // 128, vocab=vocab)
+    return Workload(f"synthetic-{blocks}", cfg, 4, tuple(layers), decoder_ops(cfg), (), host,
+                    linear * 1.06, None, None, ())
 
 
 def time_search(wl: Workload, board_file: str, repeats: int = 3) -> float:

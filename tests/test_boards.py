@@ -136,7 +136,8 @@ def _mutated(base: dict, section: str | None, key: str, value: object = ...) -> 
     return data
 
 
-TOP_KEYS = "name, part, family, pl, clock, ddr, ps_cpu, link, caps, cost_overrides, sources, notes"
+TOP_KEYS = ("name, part, family, pl, clock, ddr, ps_cpu, link, caps, power, cost_overrides, "
+            "sources, notes")
 MISSING = ...  # sentinel: delete the key instead of setting it
 
 

@@ -192,6 +192,29 @@ def test_other_modules(profile: Profile) -> None:
     assert others["model.layers.1.mlp.act_fn"].output_shape == (1, 1, INTER)
 
 
+def test_measured_operators_attach_to_the_workload(profile: Profile) -> None:
+    """The profile carries the config; its measured modules price the torch runtime's ops."""
+    from dse.model.board import load_board
+    from dse.model.engine import EngineDesign
+    from dse.model.project import CostContext, Plan, Scenario, project
+    from dse.model.workload import workload_from_profile
+
+    assert profile.model_config["hidden_size"] == 256
+    assert profile.model_config["num_key_value_heads"] == 2
+    wl = workload_from_profile(profile)
+    assert wl.config.source == "profile: model_config"
+    norm = wl.measured_op("input_layernorm", "decode")
+    mods = [m for m in profile.modules if m.role == "input_layernorm"]
+    assert norm.call_ms == pytest.approx(sum(m.decode_ms for m in mods) / (len(mods) * GEN))
+    board = load_board(Path(__file__).resolve().parents[1] / "boards" / "kv260.yaml")
+    plan = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime="torch")
+    p = project(wl, plan, CostContext.for_board(board), Scenario(context_tokens=PROMPT + GEN))
+    ops = {o.role: o for o in p.ops}
+    assert ops["input_layernorm"].basis.startswith("measured (input_layernorm")
+    assert ops["attn_score"].basis.startswith("measured (self_attn")
+    assert ops["residual_attn"].basis.startswith("not measured")
+
+
 def test_recorder_detaches(run_data) -> None:
     _needs_profile_extra()
     import torch
@@ -275,6 +298,24 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["explore", "--profile", str(out), "--board",
                  str(ROOT / "boards" / "zcu104.yaml"), "--no-report"]) == 0
     assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []
+
+
+def test_report_goes_beside_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """-o DIR/x.json without --report: report and plots in DIR, nothing under ./reports."""
+    _needs_profile_extra()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "out" / "x.json"
+    out.parent.mkdir()
+    assert main(["profile", "--preset", "tiny", "--gen-tokens", "2", "--prompt-tokens", "4",
+                 "--threads", str(THREADS), "--lang", "en", "-o", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert (out.parent / "tiny.en.md").is_file()
+    assert (out.parent / "tiny.en-roles.png").is_file()
+    assert list(cwd.iterdir()) == []
 
 
 def _tiny_checkpoints(root: Path) -> tuple[Path, Path]:

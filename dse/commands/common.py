@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+from dse.errors import DseError
 from dse.io import read_text
 from dse.profile.format import Profile
 
@@ -112,3 +113,37 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and 0 < value <= 1e9):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
+
+
+def add_scenario_options(p) -> None:
+    """The serving scenario options shared by explore and project."""
+    from dse.model.cpu import RUNTIMES
+    from dse.model.ops import KV_DTYPES
+
+    p.add_argument("--runtime", default="any",
+                   help=f"PS runtime for what stays on the CPU: any (searched), "
+                   f"{' or '.join(RUNTIMES)}")
+    p.add_argument("--context-tokens", type=positive_int, default=None,
+                   help="context decode attends over (default: prompt + generated tokens)")
+    p.add_argument("--kv-dtype", default="fp16",
+                   help=f"KV-cache element type: {', '.join(KV_DTYPES)}")
+    p.add_argument("--sequences", type=positive_int, default=1,
+                   help="independent sequences sharing each weight pass (batched decode)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads of the runtime (default: every core)")
+
+
+def scenario_fields(args) -> dict:
+    """Objective fields from the scenario options, each checked with a one-line error."""
+    from dse.model.cpu import RUNTIMES, check_runtime
+    from dse.model.ops import kv_bytes
+
+    runtime = args.runtime
+    runtimes = RUNTIMES if runtime == "any" else (check_runtime(runtime, "--runtime"),)
+    kv_bytes(args.kv_dtype, "--kv-dtype")
+    for name in ("context_tokens", "sequences", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise DseError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {v}")
+    return {"runtimes": runtimes, "context": args.context_tokens, "kv_dtype": args.kv_dtype,
+            "sequences": args.sequences, "threads": args.threads}

@@ -74,7 +74,7 @@ def _fmt(v: float | None, suffix: str = "", scale: float = 1.0) -> str:
 
 
 #: (row title, field of a projection, type, how to show it).
-ROWS: tuple[tuple[str, str, type, Any], ...] = (
+ROWS: tuple[tuple[str, str, type | tuple, Any], ...] = (
     ("board", "board", str, str),
     ("view", "scenario.view", str, str),
     ("phase", "scenario.phase", str, str),
@@ -84,12 +84,13 @@ ROWS: tuple[tuple[str, str, type, Any], ...] = (
     ("packing", "plan.design.packing", str, str),
     ("layers offloaded", "plan.offload", list, len),
     ("layers resident", "plan.resident", list, len),
-    ("baseline ms (PyTorch)", "end_to_end.baseline_ms", float, _fmt),
+    ("PS runtime", "plan.runtime", str, str),
     ("plan ms", "end_to_end.plan_ms", float, _fmt),
-    ("speedup vs PyTorch", "end_to_end.speedup_vs_pytorch", float, lambda v: _fmt(v, "x")),
-    ("baseline ms (bitnet.cpp-class)", "end_to_end.bitnetcpp_ms", float, _fmt),
-    ("speedup vs bitnet.cpp-class", "end_to_end.speedup_vs_bitnetcpp", float,
-     lambda v: _fmt(v, "x")),
+    ("tok/s", "end_to_end.tokens_per_s", float, _fmt),
+    ("best CPU runtime that fits", "end_to_end.baseline_runtime", (str, type(None)),
+     lambda v: v or "none"),
+    ("baseline ms", "end_to_end.baseline_ms", float, _fmt),
+    ("speedup", "end_to_end.speedup", float, lambda v: _fmt(v, "x")),
     ("bound", "end_to_end.bound", str, str),
     ("DDR floor ms", "end_to_end.ddr_floor_ms", float, _fmt),
     ("LUT %", "utilization_fraction.lut", float, lambda v: _fmt(v, scale=100)),
@@ -110,4 +111,21 @@ def run(args: argparse.Namespace) -> int:
             columns.append((title, [str(c) for c in cells]))
     rows = [[title, *[cells[i] for _, cells in columns]] for i, (title, *_) in enumerate(ROWS)]
     print(text_table(["", *[t for t, _ in columns]], rows))
+    summaries = boards_of([_load(f) for f in args.files])
+    if len(summaries) > 1:
+        from dse.report.explore_md import boards_table
+
+        print("\nboards compared (best plan of each):")
+        print(boards_table(summaries, "en"))
     return 0
+
+
+def boards_of(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The best-plan summary of each board among explore JSON files, in file order (the same
+    rows as a report's "Boards compared" table)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for data in files:
+        sm = data.get("summary") if data.get("format") == "dse-explore" else None
+        if isinstance(sm, dict) and sm.get("board") not in seen:
+            seen[sm["board"]] = sm
+    return list(seen.values())

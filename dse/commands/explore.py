@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 from dse.commands.common import (
+    add_scenario_options,
     base_report_text,
     calibration_input,
     default_report_path,
     load_profile_option,
     positive_int,
+    scenario_fields,
 )
 from dse.io import Outputs
 from dse.model.board import resolve_board
@@ -37,13 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gen-tokens", type=positive_int, default=128, help="tokens generated (mix)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
-    p.add_argument("--against", choices=("torch", "bitnetcpp"), default="torch",
-                   help="CPU software for layers left on the CPU (what plans must beat)")
+    add_scenario_options(p)
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
-    p.add_argument("--calibration", default="auto",
-                   help="auto (boards/calibration/<board>.yaml if present), none, or a file")
+    p.add_argument("--calibration", default="none",
+                   help="a calibration file to apply (default none: the model's constants)")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
@@ -72,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
     wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          args.against)
+                          **scenario_fields(args))
     from dse.search.explore import explore
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
-        space = default_space(objective.kind, args.int8_head)
+        space = default_space("prefill" if objective.batched else "decode", args.int8_head)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
     search_s = time.perf_counter() - t0
     print(_summary(result, source, search_s))
@@ -144,8 +145,14 @@ def _summary(result, source: str, search_s: float) -> str:
     obj = result.objective
     lines = [
         f"board: {result.board.name} ({result.board.part}); profile: {source}",
-        f"objective: {obj.describe()}; view: {obj.view}; CPU software left: {obj.against}; "
-        f"calibration: {result.calibration}",
+        f"objective: {obj.describe()}; view: {obj.view}; PS runtimes searched: "
+        f"{', '.join(obj.runtimes)}; KV cache {obj.kv_dtype}; calibration: {result.calibration}",
+        "CPU-only baselines: " + "; ".join(
+            f"{b.runtime} {b.ms:,.1f} ms"
+            + (f", {b.energy.watts:.2f} W, {b.energy.j_per_token:.3f} J/token" if b.energy
+               else "")
+            + ("" if b.feasible else f" (does not fit: {b.reason})")
+            for b in result.best.decode.baselines),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
         f"({result.designs_rejected} rejected by caps or link)",
         "",
@@ -154,13 +161,20 @@ def _summary(result, source: str, search_s: float) -> str:
     for i, rp in enumerate((*result.plans, result.naive), 1):
         d = rp.decode
         util = d.utilization
-        rows.append([i, rp.label, rp.plan.design.label(), len(rp.plan.offload),
-                     len(rp.plan.resident), f"{rp.objective_ms:.1f}", f"{rp.baseline_ms:.1f}",
-                     f"{rp.speedup:.2f}x", f"{d.speedup_vs_bitnetcpp:.2f}x",
+        e = d.energy
+        rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
+                     len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.4g}",
+                     f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
+                     f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
                      f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
+    base = result.best.decode.baseline
     lines.append(text_table(
-        ["#", "plan", "engine design", "offload", "resident", "objective ms", "baseline ms",
-         "speedup vs PyTorch", "speedup vs bitnet.cpp", "LUT", "bound", "feasible"], rows))
+        ["#", "plan", "engine design", "PS runtime", "offload", "resident",
+         f"objective {obj.unit}", "decode tok/s", f"vs {base.runtime} CPU-only", "W",
+         "J/token", "LUT", "bound", "feasible"], rows))
+    if result.best.decode.energy is None:
+        lines.append(f"energy: n/a ({result.board.path or result.board.name} has no power: "
+                     f"model)")
     lines.append("")
     if not result.best.feasible:
         reasons = "; ".join(dict.fromkeys(r for p in result.best.projections

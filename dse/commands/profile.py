@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="profile JSON (default: reports/<model>.profile.json)")
     p.add_argument("--report", type=Path, default=None,
-                   help="Markdown report (default: reports/<model>.<lang>.md); PNGs beside it")
+                   help="Markdown report (default: <model>.<lang>.md beside the JSON); PNGs "
+                   "beside it")
     p.add_argument("--reference-mhz", type=positive_float, default=None,
                    help="clock that normalized times refer to (default 3000, as the seed)")
     p.add_argument("--no-roofline", action="store_true",
@@ -84,7 +85,9 @@ def output_paths(args: argparse.Namespace, opts: RunOptions, out: Outputs | None
     out = out or Outputs()
     stem = stem_of(opts)
     json_path = args.output or REPORTS_DIR / f"{stem}.profile.json"
-    report = args.report or REPORTS_DIR / f"{stem}.{args.lang}.md"
+    # Without --report the report (and its plots) go beside the JSON: -o DIR/x.json puts
+    # them in DIR, not under a reports/ folder of the current directory.
+    report = args.report or json_path.parent / f"{stem}.{args.lang}.md"
     json_path, report = out.claim(json_path, "profile"), out.claim(report, "report")
     if not args.no_plots:
         for name in plot_names(report.stem).values():

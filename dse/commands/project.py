@@ -15,7 +15,9 @@ from dse.commands.common import calibration_input, positive_int
 from dse.errors import DseError
 from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
+from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
+from dse.model.ops import kv_bytes
 from dse.model.plan_file import load_plan
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
 from dse.model.workload import Workload, workload_from_profile
@@ -30,8 +32,9 @@ DEFAULT_PROMPT_TOKENS = 128
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("project", help="project one plan file on a board",
                        description="Price a plan (engine design + offloaded layers, from a YAML "
-                       "file) on a board: end-to-end time against the PyTorch and "
-                       "bitnet.cpp-class CPU baselines, resources, memory and feasibility.")
+                       "file) on a board: every operator of a token on its device, end-to-end "
+                       "time against the CPU-only runtimes, resources, memory and "
+                       "feasibility.")
     p.add_argument("--board", required=True, help="board YAML (boards/zcu104.yaml) or name")
     p.add_argument("--profile", type=Path, default=None,
                    help="profile JSON (default: the embedded BitNet-2B-4T profile)")
@@ -46,8 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-tokens", type=positive_int, default=None,
                    help=f"tokens of context held in the KV cache (default: prompt + "
                    f"{DEFAULT_GEN_TOKENS})")
-    p.add_argument("--calibration", default="auto",
-                   help="auto (boards/calibration/<board>.yaml if present), none, or a file")
+    p.add_argument("--runtime", default=None,
+                   help="PS runtime for what stays on the CPU: torch or native (default: the "
+                   "plan's, else native)")
+    p.add_argument("--kv-dtype", default="fp16", help="KV-cache element type: fp32, bf16, "
+                   "fp16 or int8")
+    p.add_argument("--sequences", type=int, default=1,
+                   help="independent sequences sharing each weight pass (batched decode)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the runtime (default: every core)")
+    p.add_argument("--calibration", default="none",
+                   help="a calibration file to apply (default none: the model's constants)")
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)
@@ -67,7 +79,15 @@ def scenario_for(args: argparse.Namespace, wl: Workload) -> Scenario:
         raise DseError(f"--context-tokens: expected >= --prompt-tokens ({prompt}): the context "
                        f"holds the prompt, got {context}")
     m = prompt if args.phase == "prefill" else 1
-    return Scenario(args.view, args.phase, m, context)
+    if args.phase == "prefill" and args.context_tokens is None:
+        context = prompt
+    for name in ("sequences", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise DseError(f"--{name}: expected an integer >= 1, got {v}")
+    kv_bytes(args.kv_dtype, "--kv-dtype")
+    return Scenario(args.view, args.phase, m, context, args.kv_dtype, args.sequences,
+                    args.threads)
 
 
 def _load_workload(path: Path | None) -> tuple[Workload, str]:
@@ -89,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         out.claim(args.json, "JSON")
     wl, source = _load_workload(args.profile)
     plan = load_plan(args.plan, wl)
+    if args.runtime is not None:
+        from dataclasses import replace
+
+        plan = replace(plan, runtime=check_runtime(args.runtime, "--runtime"))
     scenario = scenario_for(args, wl)
     ctx = CostContext.resolve(board, args.calibration)
     proj = project(wl, plan, ctx, scenario)
@@ -134,18 +158,23 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         f"calibration: {p.calibration}",
         f"engine design: {d.label()} (stream {d.stream_bits} bit, max K {d.max_k})",
         "",
+        f"PS runtime: {RUNTIME_TEXT[plan.runtime]}; CPU {p.cpu}, {p.threads} thread(s)",
+        "",
         "end to end (ms per " + ("token" if sc.phase == "decode" else "prefill") + "):",
-        text_table(
-            ["baseline ms (PyTorch)", "plan ms", "speedup vs PyTorch",
-             "baseline ms (bitnet.cpp-class)", "plan ms (bitnet.cpp CPU)",
-             "speedup vs bitnet.cpp-class", "bound", "DDR floor ms"],
-            [[_ms(p.baseline_ms), _ms(p.plan_ms), _x(p.speedup), _ms(p.bitnetcpp_ms),
-              _ms(p.plan_bitnetcpp_ms), _x(p.speedup_vs_bitnetcpp), p.bound,
-              _ms(p.ddr_floor_ms)]]),
-        "plan ms (bitnet.cpp CPU): this plan with the layers left on the CPU run by a "
-        "bitnet.cpp-class kernel",
+        text_table(["plan ms", "tok/s", "bound", "DDR floor ms"],
+                   [[_ms(p.plan_ms), f"{p.tokens_per_s:.2f}", p.bound, _ms(p.ddr_floor_ms)]]),
         f"DDR floor: {p.ddr_weight_bytes:,} streamed weight bytes / "
         f"{board.ddr.peak_bandwidth_gb_s:g} GB/s peak DDR bandwidth",
+        "",
+        "CPU-only baselines (everything on the CPU):",
+        text_table(["runtime", "ms", "speedup of the plan", "memory MiB", "fits the board"],
+                   [[b.runtime, _ms(b.ms), _x(b.ms / p.plan_ms), f"{b.memory_bytes / 2**20:,.0f}",
+                     "yes" if b.feasible else f"NO ({b.reason})"] for b in p.baselines]),
+        "",
+        "where a token goes (ms per forward):",
+        text_table(["component", "ms", "share"],
+                   [[k, _ms(v), f"{v / p.plan_ms:.1%}"] for k, v in p.components.items()
+                    if v > 0]),
         "",
         "resources:",
         text_table(["resource", "used", "available", "utilization", "cap", "status"],
@@ -179,8 +208,9 @@ def _resource_row(p: Projection, board: Board, kind: str) -> list[str]:
 def _layer_table(p: Projection) -> str:
     rows = []
     for r in p.layers:
-        speedup = r.baseline_ms / r.time_ms if r.time_ms > 0 else float("inf")
-        rows.append([r.name, r.placement, _ms(r.baseline_ms), _ms(r.time_ms), _x(speedup),
+        speedup = r.cpu_ms / r.time_ms if r.time_ms > 0 else float("inf")
+        rows.append([r.name, r.placement, _ms(r.cpu_ms), _ms(r.time_ms), _x(speedup),
                      r.bound or "cpu"])
-    return text_table(["layer", "placement", "baseline ms (PyTorch)", "plan ms",
-                       "speedup vs PyTorch", "bound"], rows)
+    ops = [[o.role, o.device, "", _ms(o.time_ms), "", f"{o.bound}: {o.basis}"] for o in p.ops]
+    return text_table(["layer / operator", "placement", "CPU ms", "plan ms",
+                       "speedup vs CPU", "bound"], rows + ops)

@@ -221,7 +221,7 @@ def end_to_end(wl: Workload, plan, built: EngineDesign, ms: Sequence[Measurement
     before = project(wl, as_built, ctx_before, sc)
     after = project(wl, as_built, ctx_after, sc)
     measured = {(m.n, m.k): m.wall_s * 1e3 for m in ms if m.m == 1}
-    total = after.nonlinear_ms
+    total = after.ops_ms
     hit = 0
     for row in after.layers:
         if row.placement == "cpu":

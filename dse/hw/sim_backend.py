@@ -28,6 +28,7 @@ from dse.errors import DseError
 from dse.hw.backend import Job, Run
 from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
+from dse.model.cost import handoff_ps_s
 from dse.model.engine import EngineDesign
 from dse.packing.stream import stream_bits
 
@@ -113,8 +114,7 @@ class SimBackend:
 
     def _wall_s(self, job: Job, busy: int) -> float:
         c = self.constants
-        ps = (job.m * job.k * c.quant_ns_per_elem + job.m * job.n * c.rescale_ns_per_elem
-              ) * 1e-9 + (job.m * job.k + job.m * job.n * 4) / c.cache_maint_bytes_per_s
+        ps = handoff_ps_s(c, n=job.n, k=job.k, m=job.m)
         overhead = (self.board.link.per_call_overhead_us + c.dma_setup_us) * 1e-6
         return busy / (self.clock_mhz * 1e6) + overhead + ps
 

@@ -68,6 +68,24 @@ class Link(_Strict):
     per_call_overhead_us: NonNegFloat
 
 
+class Power(_Strict):
+    """The board's power model: what it draws idle and what each unit of work adds.
+
+    ``idle_w`` is the whole board with Linux up and the PS idle (PL configured, not
+    toggling); the rest are increments: a busy CPU core, a byte moved to or from DDR, PL
+    resources at rest (URAM and BRAM leak whether used or not) and PL logic toggling at
+    the engine's clock.
+    """
+
+    idle_w: PosFloat
+    ps_core_active_w: NonNegFloat
+    ddr_pj_per_byte: NonNegFloat
+    pl_static_w_per_uram: NonNegFloat = 0.0
+    pl_static_w_per_bram36: NonNegFloat = 0.0
+    pl_dynamic_w_per_klut_100mhz: NonNegFloat = 0.0
+    pl_dynamic_w_per_dsp_100mhz: NonNegFloat = 0.0
+
+
 class Caps(_Strict):
     """Utilization caps for timing closure (FINN's DEFAULT_RES_LIMITS by default)."""
 
@@ -97,6 +115,7 @@ class Board(_Strict):
     ps_cpu: PSCPU
     link: Link
     caps: Caps = Caps()
+    power: Power | None = None
     cost_overrides: dict[str, FiniteFloat] = Field(default_factory=dict)
     sources: list[Source] = Field(min_length=1)
     notes: str = ""

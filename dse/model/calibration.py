@@ -9,7 +9,7 @@ Free parameters and where they act:
 
 - ``ddr_pl_efficiency`` -> ``board.ddr.pl_efficiency``
 - ``per_call_overhead_us`` -> ``board.link.per_call_overhead_us``
-- any name of ``CostConstants`` (``pipeline_latency_cycles``, ``quant_ns_per_elem``, ...)
+- any name of ``CostConstants`` (``pipeline_latency_cycles``, ``rescale_ns_per_elem``, ...)
 """
 
 from __future__ import annotations

@@ -42,17 +42,36 @@ class CostConstants:
     dma_setup_us: float = 0.0
     #: Bytes per second the CPU flushes/invalidates for DMA buffers (cache maintenance).
     cache_maint_bytes_per_s: float = 1.0e9
-    #: CPU ns per activation element to quantize (absmax, scale, round, clamp) before a call.
-    quant_ns_per_elem: float = 2.0
     #: CPU ns per output element to rescale int32 results to floats after a call.
     rescale_ns_per_elem: float = 1.0
     #: Fraction of the host's peak FLOP/s that PyTorch reaches on a GEMM (prefill estimate).
     host_gemm_efficiency: float = 0.5
     #: Runtime memory (OS, Python, buffers) a plan must leave room for on the board, bytes.
     runtime_bytes: float = 256 * 2**20
-    #: Single-thread speed of a desktop out-of-order core over an in-order A53/A9 at equal
-    #: clock; scales non-Linear (overhead-bound) time from the host to the PS.
-    ps_ipc_ratio: float = 3.0
+    # -- the native CPU runtime (bitnet.cpp class), per kernel, on a 64-bit NEON datapath ---
+    #: I2_S ternary GEMV, cycles per weight per token on one core (NEON without dotprod).
+    native_ternary_cycles_per_weight: float = 0.625
+    #: The same kernel on an x86 core (AVX2); such cores are DDR-bound on it anyway.
+    native_ternary_cycles_per_weight_x86: float = 0.06
+    #: f16 GEMV (the output head), cycles per weight per token on one NEON core.
+    native_dense_cycles_per_weight: float = 2.0
+    #: Element-wise kernels, cycles per element on one NEON core.
+    native_norm_cycles_per_elem: float = 3.0
+    native_quant_cycles_per_elem: float = 4.0
+    native_elementwise_cycles_per_elem: float = 2.0
+    native_softmax_cycles_per_elem: float = 6.0
+    native_sample_cycles_per_elem: float = 1.0
+    #: Attention matmuls over the KV cache, cycles per multiply-accumulate on one NEON core.
+    native_attn_cycles_per_mac_fp32: float = 1.5
+    native_attn_cycles_per_mac_f16: float = 2.0
+    native_attn_cycles_per_mac_int8: float = 1.0
+    #: Per graph node: the thread-pool barrier every ggml node ends with, us.
+    native_op_overhead_us: float = 2.0
+    #: How many times fewer cycles per element an x86 core needs than one NEON core.
+    x86_simd_speedup: float = 4.0
+    # -- the torch runtime ------------------------------------------------------------------
+    #: CPU cycles PyTorch eager spends dispatching one aten op (unmeasured operators).
+    torch_aten_op_cycles: float = 20000.0
     #: AXI DMA efficiency of the result (S2MM) and weight (MM2S) streams (PG021).
     s2mm_efficiency: float = 0.746
     mm2s_efficiency: float = 0.998
@@ -84,13 +103,49 @@ class CostConstants:
         "dma_setup_us": "extra DMA setup per call beyond the board's per_call_overhead_us",
         "cache_maint_bytes_per_s": "ZU+ cached copy ~800 MB/s, uncached ~250 MB/s (udmabuf "
         "issue #16); flush of a cached buffer assumed ~1 GB/s",
-        "quant_ns_per_elem": "numpy absmax + scale + round + clamp, A53-class core (estimate)",
         "rescale_ns_per_elem": "numpy int32 -> float multiply (estimate)",
         "host_gemm_efficiency": "PyTorch fp32 GEMM reaches ~50% of peak on desktop CPUs "
         "(estimate; used only when the profile has no prefill split)",
         "runtime_bytes": "Linux + Python + PYNQ runtime resident set (estimate)",
-        "ps_ipc_ratio": "Zen/Core-class vs Cortex-A53 per-clock single-thread speed, ~3x "
-        "(SPECint-per-GHz class ratios; estimate)",
+        "native_ternary_cycles_per_weight": "instruction count of bitnet.cpp's I2_S kernel "
+        "(microsoft/BitNet src/ggml-bitnet-mad.cpp, ggml_vec_dot_i2_i8_s, ARM NEON path without "
+        "dotprod): per 64 weights 5 128-bit loads, 3 vshrq + 4 vandq and 8 vmlal_s8 (128-bit "
+        "accumulator), each 2 cycles under the Cortex-A53 issue rules: Q-form (128-bit) ASIMD "
+        "ops take 2 cycles on its 64-bit datapath (llvm-project llvm/lib/Target/AArch64/"
+        "AArch64SchedA53.td) and 128-bit vector loads do not dual-issue with ASIMD ops "
+        "(Tencent/ncnn docs/developer-guide/arm-a53-a55-dual-issue.md): 40 cycles / 64 weights "
+        "= 0.625. Derived, not fitted to any measurement",
+        "native_ternary_cycles_per_weight_x86": "estimate: bitnet.cpp's AVX2 I2_S kernel, ~24 "
+        "uops per 128 weights at ~3 uops/cycle; x86 hosts are DDR-bound on it",
+        "native_dense_cycles_per_weight": "ggml_vec_dot_f16 on ARMv8.0 without FP16 arithmetic "
+        "(the A53): per 4 weights 2 64-bit loads (1 cycle each), 2 FCVTL and 1 FMLA, Q-form, 2 "
+        "cycles each: 8 cycles / 4 weights = 2.0 (same A53 issue rules)",
+        "native_norm_cycles_per_elem": "RMSNorm in fp32, two passes: load + FMLA, then load + 2 "
+        "FMUL + store, per 4 elements 12 cycles under the A53 issue rules = 3.0",
+        "native_quant_cycles_per_elem": "per-token int8 quantization (bitnet.cpp "
+        "quantize_row_i8_s): absmax pass (load, FABS, FMAX) + scale pass (load, FMUL, FCVTNS, 2 "
+        "narrows, store), ~16 cycles per 4 elements = 4.0 (A53 issue rules; derived)",
+        "native_elementwise_cycles_per_elem": "residual add, activation, gate product, RoPE, "
+        "cache write: 2 loads + 1 op + 1 store per 4 elements, 8 cycles = 2.0 (A53 issue rules)",
+        "native_softmax_cycles_per_elem": "max, vectorised expf (~10 Q-form ops per 4 lanes) and "
+        "sum passes, ~24 cycles per 4 scores = 6.0 (estimate from ggml_vec_soft_max_f32)",
+        "native_sample_cycles_per_elem": "greedy argmax over fp32 logits: load + FMAX per 4 "
+        "elements, 4 cycles = 1.0",
+        "native_attn_cycles_per_mac_fp32": "fp32 dot product: 2 128-bit loads + FMLA per 4 MACs, "
+        "6 cycles = 1.5 (A53 issue rules)",
+        "native_attn_cycles_per_mac_f16": "f16 cache (ggml's default): as native_dense_cycles_"
+        "per_weight, converts then FMLA = 2.0",
+        "native_attn_cycles_per_mac_int8": "int8 cache: vmlal_s8 path as the I2_S kernel "
+        "without the unpacking, plus per-row dequantization (estimate)",
+        "native_op_overhead_us": "ggml ends every graph node with a spin barrier of the thread "
+        "pool: a few cross-core cache-line round trips, ~2 us on an A53 cluster (estimate)",
+        "x86_simd_speedup": "estimate: 256-bit AVX2 with 2+ vector ports against one 64-bit "
+        "NEON datapath is 8x per cycle; halved for real issue limits",
+        "torch_aten_op_cycles": "derived from dse's own measured profile "
+        "(bench/results/bitnet-b1.58-2B-4T.bfloat16.profile.json): the 2560-wide RMSNorm modules "
+        "take 51.7-68.0 us per decode call (median per role) on the 2.6 GHz Xeon at 1 thread, "
+        "over 8 aten ops each: ~7.5 us = ~20,000 cycles per op. The same cycle count is assumed "
+        "on the target CPU (understates an in-order core)",
         "s2mm_efficiency": "AMD PG021: S2MM 74.6% of stream rate (100 MHz, 10 KB transfers)",
         "mm2s_efficiency": "AMD PG021: MM2S 99.8% of stream rate",
     }

@@ -1,8 +1,9 @@
-"""Cost of one accelerator call and of the CPU baselines, as rooflines.
+"""Cost of one accelerator call (the ternary engine as a device), as a roofline.
 
 An accelerator call runs one Linear (or a fused group sharing one input) for M vectors. Its
 time is ``max(compute, DDR, link) + overhead + PS-side work``: the engine, the DDR reads and
-the AXI streams overlap; the per-call launch and the CPU's quantize/rescale/cache work do not.
+the AXI streams overlap; the per-call launch and the CPU's rescale and cache work (the
+hand-off) do not.
 The largest term names the bound. All functions here are pure.
 """
 
@@ -15,7 +16,7 @@ from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, engine_cycles
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT
-from dse.model.workload import HostSpec, Layer
+from dse.model.workload import Layer
 
 BOUNDS = ("compute", "ddr", "link", "overhead")
 
@@ -78,10 +79,16 @@ def call_cost(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k
     link_s = max((w_bytes + act_bytes) / in_rate, out_bytes / out_rate)
     ddr_s = (w_bytes + act_bytes + out_bytes) / board.ddr_bytes_per_s
     overhead_s = (board.link.per_call_overhead_us + c.dma_setup_us) * 1e-6
-    ps_s = (m * k * c.quant_ns_per_elem + m * n * c.rescale_ns_per_elem) * 1e-9 + (
-        act_bytes + out_bytes) / c.cache_maint_bytes_per_s
+    ps_s = handoff_ps_s(c, n=n, k=k, m=m)
     return CallCost(n, k, m, cycles, w_bytes, act_bytes, out_bytes, cycles / design.clock_hz,
                     ddr_s, link_s, overhead_s, ps_s)
+
+
+def handoff_ps_s(c: CostConstants, *, n: int, k: int, m: int) -> float:
+    """PS-side work of handing one call's data to the PL and back: flush the int8 inputs,
+    invalidate the int32 results, rescale them to floats. (Quantizing the input is an operator
+    of the workload, priced on the PS by ``dse.model.cpu``.)"""
+    return m * n * c.rescale_ns_per_elem * 1e-9 + (m * k + m * n * 4) / c.cache_maint_bytes_per_s
 
 
 def layer_weight_bytes(layer: Layer, design: EngineDesign) -> int:
@@ -89,68 +96,3 @@ def layer_weight_bytes(layer: Layer, design: EngineDesign) -> int:
     if not layer.ternary:
         return layer.weights * DENSE_BYTES_PER_WEIGHT[design.head or "bf16"]
     return design.packing_spec.matrix_bytes(layer.n, layer.k)
-
-
-# -- CPU baselines ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CpuSpec:
-    """A CPU as a roofline: the profiled host, or the board's PS."""
-
-    name: str
-    peak_fp32_gflops: float
-    memory_bandwidth_gb_s: float
-    clock_mhz: float
-
-    @classmethod
-    def of_host(cls, host: HostSpec) -> CpuSpec:
-        return cls(host.name, host.peak_fp32_gflops, host.memory_bandwidth_gb_s, host.clock_mhz)
-
-    @classmethod
-    def of_board(cls, board: Board) -> CpuSpec:
-        ps = board.ps_cpu
-        return cls(f"{board.name} PS ({ps.cores}x {ps.model})", ps.peak_fp32_gflops,
-                   ps.memory_bandwidth_gb_s, ps.clock_mhz)
-
-
-def roofline_s(flops: float, nbytes: float, cpu: CpuSpec, flops_scale: float = 1.0) -> float:
-    """max(compute, memory) time of a kernel on a CPU at its peaks."""
-    return max(flops / (cpu.peak_fp32_gflops * 1e9 * flops_scale),
-               nbytes / (cpu.memory_bandwidth_gb_s * 1e9))
-
-
-def torch_layer_ms(layer: Layer, m: int, host: CpuSpec, target: CpuSpec, dtype_bytes: int,
-                   c: CostConstants) -> float:
-    """Time of the layer in PyTorch (the profiled dtype) on ``target``.
-
-    On the host it is the measured per-call time (M=1) or, for M tokens, the larger of that and
-    the GEMM at ``host_gemm_efficiency`` of peak. On another CPU it is scaled by the ratio of
-    the two CPUs' roofline times for the same kernel, which keeps PyTorch's measured
-    efficiency: ``t_target = t_host x roof_target / roof_host``.
-    """
-    flops = 2.0 * layer.weights * m
-    nbytes = float(layer.weights * dtype_bytes)
-    t_host = layer.host_call_ms
-    if m > 1:
-        t_host = max(t_host, flops / (host.peak_fp32_gflops * 1e9 * c.host_gemm_efficiency) * 1e3)
-    if target == host:
-        return t_host
-    return t_host * roofline_s(flops, nbytes, target) / roofline_s(flops, nbytes, host)
-
-
-def bitnetcpp_layer_ms(layer: Layer, m: int, cpu: CpuSpec) -> float:
-    """A bitnet.cpp-class kernel on ``cpu``: 2-bit weights at memory bandwidth, int8 math.
-
-    Ternary layers stream 2 bits per weight and do int8 work at 4x the fp32 peak (16 int8 vs
-    4 fp32 lanes per 128-bit vector); the lm_head streams bf16 at the fp32 peak.
-    """
-    if layer.ternary:
-        return roofline_s(2.0 * layer.weights * m, layer.weights * 2 / 8, cpu, 4.0) * 1e3
-    return roofline_s(2.0 * layer.weights * m, layer.weights * 2, cpu) * 1e3
-
-
-def scale_nonlinear_ms(ms: float, host: CpuSpec, target: CpuSpec, c: CostConstants) -> float:
-    """Non-Linear time (overhead-bound, single-threaded) moved from host to ``target``."""
-    if target == host:
-        return ms
-    return ms * (host.clock_mhz / target.clock_mhz) * c.ps_ipc_ratio

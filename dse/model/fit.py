@@ -27,7 +27,6 @@ BOUNDS = {
     "ddr_pl_efficiency": (0.05, 1.0),
     "per_call_overhead_us": (0.0, 1e5),
     "pipeline_latency_cycles": (0.0, 1e5),
-    "quant_ns_per_elem": (0.0, 1e4),
     "rescale_ns_per_elem": (0.0, 1e4),
     "dma_setup_us": (0.0, 1e5),
 }

@@ -13,6 +13,7 @@ silently project a plan offloading less than intended.
     offload: ["model.layers.*.mlp.*"]
     resident: ["model.layers.0.mlp.down_proj"]   # optional, a subset of offload
     fuse: true                                   # optional
+    runtime: native                              # optional: PS runtime, torch or native
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from pathlib import Path
 
 from dse.errors import located
 from dse.io import load_yaml
+from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
 from dse.model.project import Plan
 from dse.model.workload import Layer, Workload
 from dse.schema import MAX_COUNT, MAX_QUANTITY
 
-TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note")
+TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime")
 ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign))
 _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
                          if f.default is MISSING and f.default_factory is MISSING)
@@ -118,6 +120,9 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
     fuse = data.get("fuse", True)
     if not isinstance(fuse, bool):
         raise located(path, "fuse", "true or false", fuse)
+    runtime = data.get("runtime", "native")
+    if runtime not in RUNTIMES:
+        raise located(path, "runtime", f"one of {', '.join(RUNTIMES)}", runtime)
     names = [layer.name for layer in wl.layers]
     if not names:
         raise located(path, "offload", "a workload with at least one layer")
@@ -136,7 +141,7 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
                           f"N={layer.n}, K={layer.k})")
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
-    return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note)
+    return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime)
 
 
 def load_plan(path: str | Path, wl: Workload) -> Plan:

@@ -1,10 +1,12 @@
-"""Projecting a plan: which layers run where, and the end-to-end time that results.
+"""Projecting a plan: where every operator of a forward runs, and what the token costs.
 
-A ``Plan`` is an engine design plus the set of layers it runs (offload) and the subset whose
-weights stay on chip (resident). ``project`` prices it for one ``Scenario`` (view, phase, M)
-and returns a ``Projection``: per-layer placement and times, end-to-end baseline and plan
-times against two CPU baselines (PyTorch as profiled, and a bitnet.cpp-class kernel on the
-same CPU), resources, memory fit and what binds. Pure: no I/O.
+A ``Plan`` is an engine design, the Linears it runs (offload), the subset whose weights stay
+on chip (resident), and the software runtime of the PS (``torch`` or ``native``) for all that
+stays on the CPU. ``project`` prices it for one ``Scenario`` (view, phase, tokens, context,
+KV-cache type, sequences, threads) and returns a ``Projection``: per-Linear placement and
+times, every other operator on its device with the assumption its time rests on, the per-token
+breakdown by component, the CPU-only baselines of every runtime (with whether they fit the
+board), resources, memory fit and what binds. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,33 +16,41 @@ from dataclasses import dataclass, field
 
 from dse.errors import DseError
 from dse.model.board import Board
-from dse.model.calibration import Calibration, calibration_path, load_calibration
+from dse.model.calibration import Calibration, load_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import (
-    CallCost,
+from dse.model.cost import CallCost, call_cost, layer_weight_bytes
+from dse.model.cpu import (
+    RUNTIME_TEXT,
+    RUNTIMES,
     CpuSpec,
-    bitnetcpp_layer_ms,
-    call_cost,
-    layer_weight_bytes,
-    scale_nonlinear_ms,
-    torch_layer_ms,
+    native_linear,
+    native_op,
+    torch_linear_s,
+    torch_ops,
 )
+from dse.model.energy import Energy, Work, energy_of
 from dse.model.engine import EngineDesign, Resources, engine_resources, link_limit_error
-from dse.model.packing import get_packing
+from dse.model.ops import COMPONENT, QUANT_GROUP, Op, kv_bytes, op_bytes, op_flops
+from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
+from dse.model.scenario import Scenario
 from dse.model.workload import Layer, Workload
 
 VIEWS = ("on-board", "host-attached")
 VIEW_TEXT = {
-    "on-board": "on-board: everything runs on the board; the CPU baseline is the profiled time "
-    "scaled to the board's PS by the ratio of the two CPUs' roofline times",
+    "on-board": "on-board: everything runs on the board; the CPU is the board's PS, profiled "
+    "times moved to it by the ratio of the two CPUs' roofline times",
     "host-attached": "host-attached: the FPGA serves the profiled host, which drives it like "
-    "the PS would (same link and per-call cost); the CPU baseline is the measured time",
+    "the PS would (same link and per-call cost); the CPU is the profiled host",
 }
+#: Per-token components of the breakdown, in report order.
+COMPONENTS = ("ternary_pl", "ternary_cpu", "head", "attention", "norms_quant_rope_residual",
+              "elementwise", "handoff", "sampling")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """An engine design and the layers it runs; ``resident`` layers keep weights on chip."""
+    """An engine design and the layers it runs; ``resident`` layers keep weights on chip;
+    ``runtime`` is the PS software for everything left on the CPU."""
 
     name: str
     design: EngineDesign
@@ -48,16 +58,7 @@ class Plan:
     resident: frozenset[str] = frozenset()
     fuse: bool = True
     note: str = ""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """What is projected: the view, the phase and its token count, the context held."""
-
-    view: str = "on-board"
-    phase: str = "decode"
-    m: int = 1
-    context_tokens: int = 256
+    runtime: str = "native"
 
 
 @dataclass(frozen=True)
@@ -82,32 +83,57 @@ class CostContext:
         return cls(b, c, calibration.label())
 
     @classmethod
-    def resolve(cls, board: Board, option: str = "auto") -> CostContext:
-        """CLI helper: ``auto`` (the board's calibration file if any), ``none``, or a path."""
-        if option == "none":
+    def resolve(cls, board: Board, option: str = "none") -> CostContext:
+        """CLI helper: ``none`` (the default) or the path of a calibration file."""
+        if option in ("none", "", None):
             return cls.for_board(board)
-        if option == "auto":
-            path = calibration_path(board)
-            if path is None or not path.exists():
-                return cls.for_board(board)
-            return cls.for_board(board, load_calibration(path))
         return cls.for_board(board, load_calibration(option))
 
 
 @dataclass(frozen=True)
 class LayerProjection:
-    """Where one layer runs and what it costs there (ms per forward of the scenario)."""
+    """Where one Linear runs and what it costs there (ms per forward of the scenario)."""
 
     name: str
     role: str
     n: int
     k: int
     placement: str
-    baseline_ms: float
-    bitnetcpp_ms: float
+    #: Time of this layer on the CPU under the plan's runtime (what offloading saves).
+    cpu_ms: float
     time_ms: float
     call: str | None = None
     bound: str | None = None
+    #: What the layer keeps busy where it runs on the CPU (calls carry their own).
+    work: Work = field(default_factory=Work)
+
+
+@dataclass(frozen=True)
+class OpProjection:
+    """One non-Linear operator class on its device (ms per forward), and what its time rests
+    on: measured and moved, or a roofline / kernel model."""
+
+    role: str
+    kind: str
+    count: int
+    device: str
+    time_ms: float
+    bound: str
+    basis: str
+    component: str
+    work: Work = field(default_factory=Work)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Everything on the CPU under one runtime, and whether its memory fits the board."""
+
+    runtime: str
+    ms: float
+    memory_bytes: int
+    feasible: bool
+    reason: str = ""
+    energy: Energy | None = None
 
 
 @dataclass(frozen=True)
@@ -118,13 +144,14 @@ class Projection:
     board: str
     scenario: Scenario
     calibration: str
+    cpu: str
+    threads: int
     layers: tuple[LayerProjection, ...]
+    ops: tuple[OpProjection, ...]
     calls: dict[str, CallCost]
-    nonlinear_ms: float
-    baseline_ms: float
+    components: dict[str, float]
     plan_ms: float
-    bitnetcpp_ms: float
-    plan_bitnetcpp_ms: float
+    baselines: tuple[Baseline, ...]
     resources: Resources
     utilization: dict[str, float]
     memory_bytes: int
@@ -133,16 +160,44 @@ class Projection:
     ddr_floor_ms: float
     infeasible: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: What the forward keeps busy in total, and its energy (None: no power model).
+    work: Work = field(default_factory=Work)
+    energy: Energy | None = None
+
+    @property
+    def baseline(self) -> Baseline:
+        """The fastest CPU-only runtime that fits the board (the fastest of all if none fits)."""
+        fits = [b for b in self.baselines if b.feasible] or list(self.baselines)
+        return min(fits, key=lambda b: b.ms)
+
+    @property
+    def baseline_ms(self) -> float:
+        return self.baseline.ms
+
+    def baseline_of(self, runtime: str) -> Baseline:
+        return next(b for b in self.baselines if b.runtime == runtime)
 
     @property
     def speedup(self) -> float:
-        """Speedup over the PyTorch baseline (measured, or scaled to the PS)."""
+        """Speedup over the best CPU runtime that fits the board."""
         return self.baseline_ms / self.plan_ms if self.plan_ms > 0 else math.inf
 
+    def speedup_vs(self, runtime: str) -> float:
+        b = self.baseline_of(runtime)
+        return b.ms / self.plan_ms if self.plan_ms > 0 else math.inf
+
     @property
-    def speedup_vs_bitnetcpp(self) -> float:
-        """Speedup over a bitnet.cpp-class kernel running every layer on the same CPU."""
-        return self.bitnetcpp_ms / self.plan_bitnetcpp_ms if self.plan_bitnetcpp_ms else math.inf
+    def ops_ms(self) -> float:
+        return sum(o.time_ms for o in self.ops)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens one forward produces or consumes (all sequences)."""
+        return self.scenario.m * self.scenario.sequences
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens * 1e3 / self.plan_ms if self.plan_ms > 0 else math.inf
 
     @property
     def feasible(self) -> bool:
@@ -150,29 +205,191 @@ class Projection:
 
     @property
     def bound(self) -> str:
-        """What limits the plan: the bound holding the most accelerator time, or 'cpu'."""
-        fpga_ms = {b: 0.0 for b in ("compute", "ddr", "link", "overhead")}
+        """What limits the plan: the PS (and its largest part) or the PL's binding term."""
+        fpga_ms = dict.fromkeys(("compute", "ddr", "link", "overhead"), 0.0)
         for call in self.calls.values():
             fpga_ms[call.bound] += call.time_s * 1e3
-        cpu_ms = self.nonlinear_ms + sum(p.time_ms for p in self.layers if p.placement == "cpu")
+        ps_ms = self.ops_ms + sum(p.time_ms for p in self.layers if p.placement == "cpu")
         top = max(fpga_ms, key=fpga_ms.__getitem__)
-        return "cpu (Amdahl)" if cpu_ms >= fpga_ms[top] else top
+        if ps_ms >= fpga_ms[top]:
+            ps_parts = {k: v for k, v in self.components.items() if k not in ("ternary_pl",
+                                                                              "handoff")}
+            if any(lp.placement != "cpu" and lp.role == "lm_head" for lp in self.layers):
+                ps_parts.pop("head", None)
+            return f"ps ({max(ps_parts, key=ps_parts.__getitem__)})" if ps_parts else "ps"
+        return top
 
 
-def _cpus(wl: Workload, board: Board, view: str) -> tuple[CpuSpec, CpuSpec]:
+# -- the CPU side ----------------------------------------------------------------------------
+
+def cpus(wl: Workload, board: Board, scenario: Scenario) -> tuple[CpuSpec, CpuSpec, int]:
+    """(profiled host, CPU of the scenario's view, threads it runs with)."""
     host = CpuSpec.of_host(wl.host)
-    return host, (host if view == "host-attached" else CpuSpec.of_board(board))
+    cpu = host if scenario.view == "host-attached" else CpuSpec.of_board(board)
+    threads = scenario.threads or cpu.cores
+    if threads > cpu.cores:
+        raise DseError(f"--threads: expected at most {cpu.cores} (the cores of {cpu.name}), "
+                       f"got {threads}")
+    return host, cpu, threads
 
 
-def baseline_layer_ms(wl: Workload, board: Board, ctx: CostContext, scenario: Scenario
-                      ) -> dict[str, tuple[float, float]]:
-    """Per layer: (PyTorch ms, bitnet.cpp-class ms) on the CPU of the scenario's view."""
-    host, cpu = _cpus(wl, board, scenario.view)
-    c, m = ctx.constants, scenario.m
-    return {layer.name: (torch_layer_ms(layer, m, host, cpu, wl.dtype_bytes, c),
-                         bitnetcpp_layer_ms(layer, m, cpu))
-            for layer in wl.layers}
+def _linear_m(layer: Layer, scenario: Scenario) -> int:
+    """Tokens a Linear sees per forward: the head only scores the last token of each
+    sequence (llama.cpp and transformers' generate compute no other logits)."""
+    return scenario.sequences if not layer.ternary else scenario.m * scenario.sequences
 
+
+def layer_cpu(wl: Workload, layer: Layer, runtime: str, scenario: Scenario, host: CpuSpec,
+              cpu: CpuSpec, threads: int, c: CostConstants) -> Work:
+    """One Linear on the CPU under ``runtime``: its time, busy cores and weight bytes."""
+    m = _linear_m(layer, scenario)
+    if runtime == "torch":
+        t = torch_linear_s(layer.host_call_ms, layer.n, layer.k, m, host, cpu, wl.dtype_bytes, c)
+        return Work(t, t * threads, float(layer.weights * wl.dtype_bytes))
+    oc = native_linear(layer.n, layer.k, m, layer.ternary, cpu, threads, c)
+    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
+
+
+def layer_cpu_ms(wl: Workload, layer: Layer, runtime: str, scenario: Scenario,
+                 host: CpuSpec, cpu: CpuSpec, threads: int, c: CostConstants) -> float:
+    """One Linear on the CPU under ``runtime``, ms per forward."""
+    return layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c).time_s * 1e3
+
+
+def call_work(cc: CallCost) -> Work:
+    """An accelerator call: one PS core polls for its whole time; the PL toggles while it
+    streams; DMA moves weights, activations and results through DDR."""
+    return Work(cc.time_s, cc.time_s, float(cc.weight_bytes + cc.act_bytes + cc.out_bytes),
+                max(cc.compute_s, cc.ddr_s, cc.link_s))
+
+
+def _op_m(op: Op, scenario: Scenario) -> tuple[int, int, int]:
+    """(tokens, context, repeats) an operator runs with: attention per sequence, its own
+    cache; sampling once per sequence; the rest over every token of the forward."""
+    if op.kind in ("rope", "kv_write", "attn_score", "softmax", "attn_v"):
+        return scenario.m, scenario.context_tokens, scenario.sequences
+    if op.kind == "sample":
+        return scenario.sequences, scenario.sequences, 1
+    m = scenario.m * scenario.sequences
+    return m, max(m, scenario.context_tokens), 1
+
+
+def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu: CpuSpec,
+             threads: int, c: CostConstants) -> tuple[OpProjection, ...]:
+    """Every non-Linear operator on the CPU under ``runtime``, ms per forward.
+
+    Quantization ops are priced whole here; ``project`` keeps the share whose consumer
+    needs it (all under ``native``; under ``torch`` only inputs of offloaded Linears, since
+    the profiled PyTorch Linears take float inputs).
+    """
+    kvb = kv_bytes(scenario.kv_dtype, "kv_dtype")
+    act_bytes = float(wl.dtype_bytes)
+    out: list[OpProjection] = []
+    if runtime == "native":
+        for op in wl.ops:
+            m, ctx, rep = _op_m(op, scenario)
+            oc = native_op(op, m, ctx, cpu, threads, scenario.kv_dtype, kvb, c)
+            t = oc.time_s * rep
+            out.append(OpProjection(op.role, op.kind, op.count, "ps", t * 1e3, oc.bound,
+                                    oc.basis, COMPONENT[op.kind],
+                                    Work(t, t * oc.cores, oc.ddr_bytes * rep)))
+        return tuple(out)
+    phase = "prefill" if scenario.phase == "prefill" else "decode"
+    groups: dict[str, list[Op]] = {}
+    for op in wl.ops:
+        meas = wl.measured_op(op.measured_as, phase) or wl.measured_op(op.measured_as, "decode")
+        key = op.measured_as if op.measured_as and meas is not None else op.role
+        groups.setdefault(key, []).append(op)
+    for key, ops in groups.items():
+        meas = None
+        if ops[0].measured_as == key:
+            meas = wl.measured_op(key, phase) or wl.measured_op(key, "decode")
+        m, ctx, rep = _op_m(ops[0], scenario)
+        oc = torch_ops(tuple(ops), m, ctx, host, cpu, act_bytes, kvb, meas, c)
+        # A module covering several operators: split its time by their roofline shares.
+        shares = [max(op_flops(op, m, ctx) / (cpu.peak_fp32_gflops * 1e9),
+                      op_bytes(op, m, ctx, act_bytes, kvb).total / cpu.bytes_per_s)
+                  for op in ops]
+        total = sum(shares) or 1.0
+        for op, s in zip(ops, shares, strict=True):
+            frac = s / total if len(ops) > 1 else 1.0
+            t = oc.time_s * rep * frac
+            out.append(OpProjection(op.role, op.kind, op.count, "ps", t * 1e3, oc.bound,
+                                    oc.basis, COMPONENT[op.kind],
+                                    Work(t, t * oc.cores, oc.ddr_bytes * rep * frac)))
+    return tuple(out)
+
+
+def quant_fraction(wl: Workload, plan: Plan, op: OpProjection, offloaded: frozenset[str]
+                   ) -> float:
+    """Share of a quantization op's instances the plan pays for (see ``op_costs``)."""
+    if plan.runtime == "native":
+        return 1.0
+    group = next((g for g in ("qkv", "o", "gateup", "down") if op.role == f"quant_{g}"), None)
+    blocks = {layer.layer_index for layer in wl.layers
+              if layer.name in offloaded and QUANT_GROUP.get(layer.role) == group}
+    return len(blocks) / op.count if op.count else 0.0
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+def layer_board_bytes(layer: Layer, on_fpga: bool, design: EngineDesign, runtime: str,
+                      dtype_bytes: int) -> int:
+    """DDR bytes of one Linear's weights: the engine's format if offloaded, else the
+    runtime's (2-bit ternary and an f16 head for ``native``, the profiled dtype for
+    ``torch``)."""
+    if on_fpga:
+        return layer_weight_bytes(layer, design)
+    if runtime == "torch":
+        return layer.weights * dtype_bytes
+    return get_packing("i2").matrix_bytes(layer.n, layer.k) if layer.ternary else layer.weights * 2
+
+
+def embedding_bytes(wl: Workload, runtime: str, head_on_fpga: bool, design: EngineDesign) -> int:
+    """The embedding table, unless it is tied to a head stored in the same format (held once:
+    the CPU's head, or a bf16 head unit reading the native runtime's 2-byte table)."""
+    cfg = wl.config
+    emb = 2 if runtime == "native" else wl.dtype_bytes
+    shared = not head_on_fpga or (design.head == "bf16" and emb == 2)
+    return 0 if cfg.tied_embeddings and shared else cfg.vocab * cfg.hidden * emb
+
+
+def memory_bytes(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario) -> int:
+    """DDR bytes the plan needs on the board.
+
+    On-board: every Linear (``layer_board_bytes``), the embedding (``embedding_bytes``), the
+    KV cache of every sequence and the runtime. Host-attached: only what the FPGA reads.
+    """
+    design = plan.design
+    if scenario.view != "on-board":
+        return int(sum(layer_weight_bytes(layer, design) for layer in wl.layers
+                       if layer.name in plan.offload))
+    total = sum(layer_board_bytes(layer, layer.name in plan.offload, design, plan.runtime,
+                                  wl.dtype_bytes) for layer in wl.layers)
+    head_on_fpga = any(not layer.ternary and layer.name in plan.offload for layer in wl.layers)
+    total += embedding_bytes(wl, plan.runtime, head_on_fpga, design)
+    total += wl.config.kv_bytes_per_token(kv_bytes(scenario.kv_dtype)) * (
+        scenario.context_tokens * scenario.sequences)
+    return int(total + ctx.constants.runtime_bytes)
+
+
+def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Baseline, ...]:
+    """Every runtime with everything on the CPU; on board, whether its memory fits."""
+    out = []
+    empty = EngineDesign(1, 1)
+    for runtime in RUNTIMES:
+        plan = Plan(f"cpu {runtime}", empty, frozenset(), runtime=runtime)
+        p = project(wl, plan, ctx, scenario, with_baselines=False)
+        mem = p.memory_bytes
+        cap = ctx.board.ddr.capacity_bytes
+        fits = scenario.view == "host-attached" or mem <= cap
+        reason = "" if fits else (f"needs {mem / 2**20:,.0f} MiB of DDR, the board has "
+                                  f"{cap / 2**20:,.0f} MiB")
+        out.append(Baseline(runtime, p.plan_ms, mem, fits, reason, p.energy))
+    return tuple(out)
+
+
+# -- the plan --------------------------------------------------------------------------------
 
 def group_calls(layers: list[Layer], fuse: bool) -> dict[str, list[Layer]]:
     """Offloaded layers grouped into accelerator calls (fused groups share one input)."""
@@ -183,39 +400,25 @@ def group_calls(layers: list[Layer], fuse: bool) -> dict[str, list[Layer]]:
     return calls
 
 
-def memory_bytes(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario) -> int:
-    """DDR bytes the plan needs on the board.
-
-    On-board: every ternary layer (offloaded ones in the engine's packing, the rest in 2-bit
-    for the CPU kernel), the lm_head in bf16 (tied to the embedding, so held once), the KV
-    cache for the context, and the runtime. Host-attached: only what the FPGA reads.
-    """
-    design = plan.design
-    i2 = get_packing("i2")
-    total = 0
-    for layer in wl.layers:
-        if layer.name in plan.offload:
-            total += layer_weight_bytes(layer, design)
-            if not layer.ternary and design.head == "int8" and scenario.view == "on-board":
-                total += layer.weights * 2  # the bf16 embedding stays for the lookup
-        elif scenario.view == "on-board":
-            total += i2.matrix_bytes(layer.n, layer.k) if layer.ternary else layer.weights * 2
-    if scenario.view == "on-board":
-        total += wl.kv_bytes_per_token * scenario.context_tokens + int(ctx.constants.runtime_bytes)
-    return int(total)
+DEFAULT_SCENARIO = Scenario()
 
 
-def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = Scenario(),
-            baselines: dict[str, tuple[float, float]] | None = None) -> Projection:
-    """Price ``plan`` for ``scenario`` (pure). ``baselines`` may be passed in to save time."""
+def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEFAULT_SCENARIO,
+            *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None
+            ) -> Projection:
+    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time."""
     board, c, design = ctx.board, ctx.constants, plan.design
-    base = baselines or baseline_layer_ms(wl, board, ctx, scenario)
-    m = scenario.m
+    if plan.runtime not in RUNTIMES:
+        raise DseError(f"plan {plan.name}: runtime: expected one of {', '.join(RUNTIMES)}, "
+                       f"got {plan.runtime!r}")
+    scenario.validate(wl.config)
+    host, cpu, threads = cpus(wl, board, scenario)
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
     infeasible: list[str] = []
     if any(not layer.ternary for layer in offloaded) and not design.head:
         infeasible.append("lm_head is bf16, not ternary: it needs a dense head unit (head: int8 "
                           "or bf16)")
+    comp = dict.fromkeys(COMPONENTS, 0.0)
     calls: dict[str, CallCost] = {}
     call_of: dict[str, str] = {}
     for key, group in group_calls(offloaded, plan.fuse).items():
@@ -223,61 +426,95 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = Sce
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
                        for layer in group)
         dense = None if group[0].ternary else (design.head or "bf16")
-        calls[key] = call_cost(design, board, c, n=n, k=group[0].k, m=m,
-                               weight_bytes=streamed, dense=dense)
+        cc = call_cost(design, board, c, n=n, k=group[0].k, m=_linear_m(group[0], scenario),
+                       weight_bytes=streamed, dense=dense)
+        calls[key] = cc
+        comp["head" if dense else "ternary_pl"] += max(cc.compute_s, cc.ddr_s, cc.link_s) * 1e3
+        comp["handoff"] += (cc.overhead_s + cc.ps_s) * 1e3
         for layer in group:
             call_of[layer.name] = key
     rows = []
     for layer in wl.layers:
-        b_ms, bc_ms = base[layer.name]
+        lw = layer_cpu(wl, layer, plan.runtime, scenario, host, cpu, threads, c)
+        cpu_ms = lw.time_s * 1e3
         if layer.name in call_of:
             key = call_of[layer.name]
             call = calls[key]
-            share = layer.n / call.n
             placement = "fpga-resident" if layer.name in plan.resident else "fpga"
-            rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, placement, b_ms,
-                                        bc_ms, call.time_s * 1e3 * share, key, call.bound))
+            rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, placement,
+                                        cpu_ms, call.time_s * 1e3 * layer.n / call.n, key,
+                                        call.bound))
         else:
-            rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, "cpu", b_ms,
-                                        bc_ms, b_ms))
-    host, cpu = _cpus(wl, board, scenario.view)
-    nonlinear = scale_nonlinear_ms(wl.nonlinear_ms, host, cpu, c)
+            comp["ternary_cpu" if layer.ternary else "head"] += cpu_ms
+            rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, "cpu",
+                                        cpu_ms, cpu_ms, work=lw))
+    off = frozenset(plan.offload)
+    ops = []
+    for op in op_costs(wl, plan.runtime, scenario, host, cpu, threads, c):
+        if op.kind == "quant":
+            frac = quant_fraction(wl, plan, op, off)
+            w = op.work
+            op = OpProjection(op.role, op.kind, op.count, op.device, op.time_ms * frac,
+                              op.bound, op.basis if plan.runtime == "native" else
+                              f"{op.basis}; paid for {frac:.0%} of layers (inputs of offloaded "
+                              f"Linears)", op.component,
+                              Work(w.time_s * frac, w.core_s * frac, w.ddr_bytes * frac))
+        ops.append(op)
+        comp[op.component] += op.time_ms
     fpga_ms = sum(call.time_s for call in calls.values()) * 1e3
-    cpu_torch = sum(r.baseline_ms for r in rows if r.placement == "cpu")
-    cpu_bc = sum(r.bitnetcpp_ms for r in rows if r.placement == "cpu")
-    baseline_ms = sum(r.baseline_ms for r in rows) + nonlinear
-    bitnetcpp_ms = sum(r.bitnetcpp_ms for r in rows) + nonlinear
+    cpu_lin = sum(r.time_ms for r in rows if r.placement == "cpu")
+    plan_ms = fpga_ms + cpu_lin + sum(o.time_ms for o in ops)
     # resources and fit
     resident_bytes = sum(layer_weight_bytes(layer, design) for layer in offloaded
                          if layer.name in plan.resident)
     if resident_bytes > design.resident_bytes:
         infeasible.append(f"resident weights {resident_bytes:,} B exceed the engine's on-chip "
                           f"buffer {design.resident_bytes:,} B")
-    res = engine_resources(design, board, c)
+    res = engine_resources(design, board, c) if offloaded else Resources()
     infeasible += res.overflow(board)
-    if (err := link_limit_error(design, board)) is not None:
+    if offloaded and (err := link_limit_error(design, board)) is not None:
         infeasible.append(err)
     mem = memory_bytes(wl, plan, ctx, scenario)
-    if mem > board.ddr.capacity_bytes:
+    if scenario.view == "on-board" and mem > board.ddr.capacity_bytes:
         infeasible.append(f"memory: plan needs {mem / 2**20:,.0f} MiB of DDR, board has "
                           f"{board.ddr.capacity_bytes / 2**20:,.0f} MiB")
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
+    work = Work()
+    for part in [*(call_work(cc) for cc in calls.values()),
+                 *(r.work for r in rows if r.placement == "cpu"), *(o.work for o in ops)]:
+        work = work + part
+    energy = None
+    if board.power is not None:
+        energy = energy_of(board.power, work, res, design.clock_mhz,
+                           scenario.m * scenario.sequences)
+    if with_baselines and base is None:
+        base = baselines(wl, ctx, scenario)
     return Projection(
         plan=plan, board=board.name, scenario=scenario, calibration=ctx.calibration,
-        layers=tuple(rows), calls=calls, nonlinear_ms=nonlinear, baseline_ms=baseline_ms,
-        plan_ms=cpu_torch + fpga_ms + nonlinear, bitnetcpp_ms=bitnetcpp_ms,
-        plan_bitnetcpp_ms=cpu_bc + fpga_ms + nonlinear, resources=res,
+        cpu=cpu.name, threads=threads, layers=tuple(rows), ops=tuple(ops), calls=calls,
+        components=comp, plan_ms=plan_ms, baselines=base or (), resources=res,
         utilization=res.utilization(board), memory_bytes=mem,
         memory_capacity_bytes=board.ddr.capacity_bytes, ddr_weight_bytes=ddr_weight,
-        ddr_floor_ms=floor_ms, infeasible=tuple(infeasible), notes=_notes(wl, scenario))
+        ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
+        notes=_notes(wl, plan, scenario), work=work, energy=energy)
 
 
-def _notes(wl: Workload, scenario: Scenario) -> tuple[str, ...]:
-    """The workload's assumptions, plus those a prefill projection adds."""
-    if scenario.phase != "prefill":
-        return wl.notes
-    return (*wl.notes,
-            f"prefill of {scenario.m} tokens: host Linear time = max(measured per-call time, "
-            f"GEMM at host_gemm_efficiency of peak); non-Linear time per forward taken as the "
-            f"decode step's (the profile does not split it), so prefill attention is understated")
+def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
+    """The workload's assumptions, plus the runtime's and the scenario's."""
+    notes = [*wl.notes, f"PS runtime: {RUNTIME_TEXT[plan.runtime]}",
+             f"KV cache {scenario.kv_dtype}, context {scenario.context_tokens} tokens, "
+             f"{scenario.sequences} sequence(s)"]
+    if scenario.phase == "prefill":
+        notes.append(f"prefill of {scenario.m} tokens: attention over {scenario.m} x "
+                     f"{scenario.context_tokens} causal pairs; the head scores only the last "
+                     f"token; PyTorch Linears take max(measured per-call time, GEMM at "
+                     f"host_gemm_efficiency of peak)")
+    return tuple(notes)
+
+
+__all__ = ["COMPONENTS", "DENSE_BYTES_PER_WEIGHT", "VIEWS", "VIEW_TEXT", "Baseline",
+           "CostContext", "LayerProjection", "OpProjection", "Plan", "Projection", "Scenario",
+           "baselines", "call_work", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
+           "layer_cpu", "layer_cpu_ms", "memory_bytes", "op_costs",
+           "project", "quant_fraction"]

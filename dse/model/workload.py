@@ -3,8 +3,9 @@
 A ``Layer`` is one Linear (N outputs, K inputs) with its measured host time per call (a
 flagged warm-up excess removed), whether its weights are ternary (the lm_head is not), and the
 group of layers that share its input (q/k/v, gate/up) and may be fused into one accelerator
-call. A ``Workload`` adds what is not Linear: measured token time, non-Linear time and the
-host's compute and memory figures, each with a note on where it came from.
+call. A ``Workload`` adds the model's other operators (``dse.model.ops``, built from its config),
+the profile's measurements of them where it has any, and the host's compute and memory
+figures, each with a note on where it came from.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from pathlib import Path
 import yaml
 
 from dse.errors import DseError
-from dse.profile.format import Profile
+from dse.model.arch import ModelConfig, config_from_linears, config_from_mapping
+from dse.model.cpu import Measured
+from dse.model.ops import Op, decoder_ops
+from dse.profile.format import ModuleRecord, Profile
 
 #: Roles sharing one quantized input (facts.md section 1: q/k/v and gate/up).
 FUSE_GROUPS = {"q_proj": "qkv", "k_proj": "qkv", "v_proj": "qkv",
@@ -34,6 +38,7 @@ class HostSpec:
     memory_bandwidth_gb_s: float
     clock_mhz: float
     source: str
+    cores: int = 1
 
 
 @dataclass(frozen=True)
@@ -65,21 +70,23 @@ class Layer:
 
 @dataclass(frozen=True)
 class Workload:
-    """Everything the cost model needs from a profile."""
+    """Everything the cost model needs from a profile: the Linears, the other operators of a
+    forward (from the model's config), and what the profile measured of them on the host."""
 
     model: str
+    config: ModelConfig
     dtype_bytes: int
     layers: tuple[Layer, ...]
+    ops: tuple[Op, ...]
+    #: Measured host time per call of profiled non-Linear modules, by role:
+    #: (role, decode measurement, prefill measurement or None).
+    measured: tuple[tuple[str, Measured | None, Measured | None], ...]
     host: HostSpec
-    #: Measured mean time of one generated token, ms.
-    token_ms: float
-    #: Token time not spent in Linear layers (norms, attention core, sampling, overhead), ms.
-    nonlinear_ms: float
+    #: Measured mean time of one generated token, ms (None if the profile has no tokens).
+    token_ms: float | None
     #: Prefill phase as measured, warm-up excess removed, ms (None if unknown).
     prefill_steady_ms: float | None
     prompt_tokens: int | None
-    #: KV-cache bytes per token of context (bf16 K and V of every layer).
-    kv_bytes_per_token: int
     notes: tuple[str, ...]
 
     def layer(self, name: str) -> Layer:
@@ -87,6 +94,13 @@ class Workload:
             if layer.name == name:
                 return layer
         raise KeyError(name)
+
+    def measured_op(self, role: str, phase: str) -> Measured | None:
+        """The profile's measurement of module ``role`` in ``phase`` (decode/prefill), if any."""
+        for r, dec, pre in self.measured:
+            if r == role:
+                return pre if phase == "prefill" else dec
+        return None
 
     @property
     def linear_call_ms(self) -> float:
@@ -103,7 +117,7 @@ def known_host(cpu_model: str) -> HostSpec | None:
         if entry["match"].lower() in cpu_model.lower():
             return HostSpec(entry["name"], float(entry["peak_fp32_gflops"]),
                             float(entry["memory_bandwidth_gb_s"]), float(entry["clock_mhz"]),
-                            entry["source"])
+                            entry["source"], int(entry.get("cores", 1)))
     return None
 
 
@@ -114,13 +128,62 @@ def host_spec(profile: Profile) -> HostSpec:
     if roof.peak_fp32_gflops and roof.memory_bandwidth_gb_s:
         return HostSpec(sysinfo.cpu_model, roof.peak_fp32_gflops, roof.memory_bandwidth_gb_s,
                         sysinfo.current_mhz or sysinfo.base_mhz or 0.0,
-                        f"measured by dse profile ({roof.method or 'host roofline'})")
+                        f"measured by dse profile ({roof.method or 'host roofline'})",
+                        sysinfo.physical_cores or 1)
     spec = known_host(sysinfo.cpu_model)
     if spec is None:
         raise DseError(f"{profile.provenance.source or 'profile'}: system.roofline: expected "
                        f"measured host peaks (run dse profile) or a CPU listed in "
                        f"dse/data/hosts.yaml, got {sysinfo.cpu_model!r}")
     return spec
+
+
+def _config(profile: Profile, linears: tuple[ModuleRecord, ...], where: str) -> ModelConfig:
+    """The model's config: the one the profile carries, else one built from its Linears."""
+    blocks = {m.layer_index for m in linears if m.layer_index is not None}
+    shapes = {}
+    for m in linears:
+        shapes.setdefault(m.role, (m.out_features, m.in_features))
+    if profile.model_config is not None:
+        cfg = config_from_mapping(profile.model_config, f"{where}: model_config")
+        q = shapes.get("q_proj")
+        if q is not None and (q[1] != cfg.hidden or len(blocks) != cfg.layers):
+            raise DseError(f"{where}: model_config: expected hidden_size {q[1]} and "
+                           f"{len(blocks)} layers (the profile's Linears), got "
+                           f"{cfg.hidden} and {cfg.layers}")
+        return cfg
+    return config_from_linears(profile.model, shapes, len(blocks), where)
+
+
+def _measured(profile: Profile, cfg: ModelConfig
+              ) -> tuple[tuple[str, Measured | None, Measured | None], ...]:
+    """Mean host time per call of each profiled non-Linear module role, per phase.
+
+    Decode calls attend over the prompt plus, on average, half the generated tokens; the
+    prefill call runs the whole prompt (M = context = prompt tokens).
+    """
+    prompt = profile.prompt_tokens or 1
+    dec_ctx = prompt + (profile.generated_tokens + 1) // 2
+    by_role: dict[str, list[ModuleRecord]] = {}
+    for m in profile.modules:
+        if not m.is_linear:
+            by_role.setdefault(m.role, []).append(m)
+    out = []
+    for role, mods in by_role.items():
+        dec = pre = None
+        if all(m.decode_ms is not None and m.decode_calls for m in mods):
+            calls = sum(m.decode_calls for m in mods)
+            dec = Measured(role, sum(m.decode_ms for m in mods) / calls, 1, min(
+                dec_ctx, cfg.max_positions))
+        elif all(m.calls for m in mods):
+            dec = Measured(role, sum(m.steady_total_ms for m in mods) / sum(m.calls for m in mods),
+                           1, min(dec_ctx, cfg.max_positions))
+        if profile.prompt_tokens and all(m.prefill_ms is not None and m.prefill_calls
+                                         for m in mods):
+            calls = sum(m.prefill_calls for m in mods)
+            pre = Measured(role, sum(m.prefill_ms for m in mods) / calls, prompt, prompt)
+        out.append((role, dec, pre))
+    return tuple(out)
 
 
 def workload_from_profile(profile: Profile, where: str = "profile") -> Workload:
@@ -150,23 +213,22 @@ def workload_from_profile(profile: Profile, where: str = "profile") -> Workload:
         notes.append("warm-up outliers replaced by their siblings' median: " + ", ".join(
             f"{m.name} ({m.total_ms:.0f} -> {m.outlier.steady_total_ms:.0f} ms)"
             for m in flagged))
-    linear_ms = sum(layer.host_call_ms for layer in layers)
+    cfg = _config(profile, linears, where)
+    notes.append(f"operators from the model config: {cfg.source}")
+    measured = _measured(profile, cfg)
+    if not measured:
+        notes.append("the profile measured Linear layers only: every other operator under the "
+                     "torch runtime is priced by roofline plus PyTorch's per-op dispatch cost")
     token_ms = profile.decode_ms_per_token
     if token_ms is None:
         dec = profile.phase("decode")
-        if dec is None or not profile.generated_tokens:
-            token_ms = linear_ms
-            notes.append("token time unknown: non-Linear time taken as 0")
-        else:
-            token_ms = dec.ms / max(1, profile.generated_tokens)
-    nonlinear = max(0.0, token_ms - linear_ms)
+        if dec is not None and profile.generated_tokens:
+            token_ms = dec.ms / profile.generated_tokens
     pre = profile.phase("prefill")
     prefill_steady = None
     if pre is not None:
         prefill_steady = max(0.0, pre.ms - sum(layer.warmup_excess_ms for layer in layers))
-    kv_dim = next((layer.n for layer in layers if layer.role == "k_proj"), 0)
-    n_blocks = len({layer.layer_index for layer in layers if layer.layer_index is not None})
-    kv_bytes = 2 * n_blocks * kv_dim * 2
     dtype_bytes = DTYPE_BYTES.get(profile.dtype, 4)
-    return Workload(profile.model, dtype_bytes, tuple(layers), host_spec(profile), token_ms,
-                    nonlinear, prefill_steady, profile.prompt_tokens, kv_bytes, tuple(notes))
+    return Workload(profile.model, cfg, dtype_bytes, tuple(layers), decoder_ops(cfg), measured,
+                    host_spec(profile), token_ms, prefill_steady, profile.prompt_tokens,
+                    tuple(notes))

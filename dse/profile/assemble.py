@@ -67,7 +67,7 @@ def build_profile(data: RunData, system: SystemInfo, *, lang: str = "zh",
                               notes=tuple(data.notes)),
         prompt_tokens=data.prompt_len, peak_memory_mb=_mb(data.peak_rss_mb),
         measured_at=measured_at or now.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-        report_lang=lang,
+        report_lang=lang, model_config=data.model_config,
     )
 
 

@@ -193,6 +193,9 @@ class Profile:
     #: unknown. Distinct from ``provenance.created``, which is when this Profile was made.
     measured_at: str | None = None
     report_lang: Literal["zh", "en"] = "zh"
+    #: The model's transformers config fields (hidden_size, num_attention_heads, ...), which
+    #: the operator list is built from; ``None`` when the source had none (the seed import).
+    model_config: dict[str, Any] | None = None
     format: Literal[1] = FORMAT_VERSION
 
     # -- views used by the cost model and the reports ---------------------------------------

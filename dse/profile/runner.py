@@ -87,6 +87,8 @@ class RunData:
     memory: tuple = ()
     peak_rss_mb: float | None = None
     model_bytes: int = 0
+    #: The config fields the operator list is built from (``dse.model.arch``).
+    model_config: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -97,6 +99,19 @@ def _positive(option: str, value: int | None, *, zero_ok: bool = False) -> None:
     low = 0 if zero_ok else 1
     if value is not None and value < low:
         raise DseError(f"{option}: expected an integer >= {low}, got {value}")
+
+
+#: Config fields a profile keeps (what ``dse.model.arch.config_from_mapping`` reads).
+CONFIG_FIELDS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+                 "num_attention_heads", "num_key_value_heads", "vocab_size", "hidden_act",
+                 "tie_word_embeddings", "max_position_embeddings")
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    """The fields of a transformers config that size the model's operators."""
+    out = {k: getattr(config, k) for k in CONFIG_FIELDS if getattr(config, k, None) is not None}
+    out["_name_or_path"] = str(getattr(config, "name_or_path", "") or "")
+    return out
 
 
 def _read_config(model: Path) -> dict[str, Any]:
@@ -319,6 +334,7 @@ def run(opts: RunOptions, source: Source) -> RunData:
             data.synthesized_prompt = True
         data.prompt_len = len(prompt_ids)
         data.model_bytes = model_bytes(model)
+        data.model_config = config_fields(model.config)
         ids = torch.tensor([prompt_ids], dtype=torch.long)
         cache_key, new_cache = cache_factory(model)
         recorder = CallRecorder(model)

@@ -11,11 +11,12 @@ from typing import Any
 
 from dse import __version__
 from dse.io import json_text
+from dse.report.explore_md import summary_of
 from dse.report.plan_json import _num, projection_to_dict
 from dse.search.explore import ExploreResult, RankedPlan
 
 FORMAT = "dse-explore"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
@@ -49,8 +50,14 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
         "naive": ranked_to_dict(result.naive, None, board),
         "pareto_lut": [asdict(p) for p in result.pareto_lut],
         "pareto_ddr": [asdict(p) for p in result.pareto_ddr],
+        "pareto_energy": [asdict(p) for p in result.pareto_energy],
         "sensitivity": [{**asdict(s), "swing": s.swing} for s in result.sensitivity],
+        "decode_vs_context": [
+            {"label": curve.label, "points": [{"context_tokens": c, "tokens_per_s": _num(t)}
+                                              for c, t in curve.points]}
+            for curve in result.context_curves],
         "notes": list(result.notes),
+        "summary": summary_of(result),
     }
 
 

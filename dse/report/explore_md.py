@@ -11,7 +11,9 @@ importer, and nothing reads this section back.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 from dse.model.cost import CallCost
@@ -25,6 +27,65 @@ LANGS = ("zh", "en")
 #: key: (zh, en). Values may hold ``str.format`` fields.
 _S: dict[str, tuple[str, str]] = {
     "title": ("## FPGA 设计空间探索 — {board}", "## FPGA design-space exploration — {board}"),
+    # -- summary card ------------------------------------------------------------------------
+    "h.card": ("### 结论", "### The answer"),
+    "card.plan": ("推荐方案", "Recommended plan"),
+    "card.plan_val": ("`{design}`：{n_pl}/{n_lin} 个 Linear 在 PL 上（{n_res} 个权重常驻），"
+                      "lm_head 在{head}；其余算子在 PS 上（{rt} 运行时）",
+                      "`{design}`: {n_pl} of {n_lin} Linears in the PL ({n_res} with resident "
+                      "weights), lm_head on the {head}; every other operator on the PS ({rt} "
+                      "runtime)"),
+    "card.head.pl": ("PL 的稠密输出头单元", "PL's dense head unit"),
+    "card.head.ps": ("PS 上", "PS"),
+    "card.speed": ("解码速度", "Decode speed"),
+    "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token，上下文 {ctx} 个 token）；首 token 时间 "
+                       "{ttft} ms（{p} 个提示 token 的预填充）",
+                       "**{tok:.2f} tok/s** ({ms} ms/token at {ctx} tokens of context); time to "
+                       "first token {ttft} ms (prefill of {p} prompt tokens)"),
+    "card.vs": ("对比", "Against"),
+    "card.vs_val": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；{spt} 对仅 CPU 的 "
+                    "PyTorch{fit}",
+                    "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
+                    "{spt} over CPU-only PyTorch{fit}"),
+    "card.fit_no": ("（它装不下这块板卡）", " (which does not fit this board)"),
+    "card.res": ("资源与内存", "Resources and memory"),
+    "card.res_val": ("LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}；"
+                     "DDR {mem:,.0f} / {cap:,.0f} MiB",
+                     "LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}; DDR {mem:,.0f} / "
+                     "{cap:,.0f} MiB"),
+    "card.energy": ("能量", "Energy"),
+    "card.energy_val": ("板卡 {w:.2f} W，{j:.3f} J/token（仅 CPU：{bj:.3f} J/token）",
+                        "board {w:.2f} W, {j:.3f} J/token (CPU only: {bj:.3f} J/token)"),
+    "card.limit": ("限制因素", "What limits it"),
+    "card.cal": ("校准", "Calibration"),
+    "card.build": ("能否用附带的 overlay 构建", "Buildable by the shipped overlay"),
+    "build.yes": ("是", "yes"),
+    "build.no": ("否（仅作假设分析）", "no (a what-if)"),
+    "build.unknown": ("未检查", "not checked"),
+    "limit.ddr": ("DDR 带宽：PL 读取权重的速度已到持续带宽，更快只能靠更少的字节（打包、常驻）"
+                  "或更高的 DDR 效率",
+                  "DDR bandwidth: the PL reads weights at the sustained rate; faster needs fewer "
+                  "bytes (packing, residency) or better DDR efficiency"),
+    "limit.compute": ("PL 计算：引擎的 lane 数不够，加 PE/SIMD 或时钟",
+                      "PL compute: the engines have too few lanes; add PE/SIMD or clock"),
+    "limit.link": ("PS↔PL 链路：HP 端口的流宽度不够", "PS↔PL link: the HP ports' stream width"),
+    "limit.overhead": ("每次调用开销：调用太多、太短", "per-call overhead: too many short calls"),
+    "limit.ps": ("PS：留在 CPU 上的 {part} 占时最多", "the PS: {part} left on the CPU takes the "
+                 "most time"),
+    "short.ddr": ("DDR 带宽", "DDR bandwidth"),
+    "short.compute": ("PL 计算", "PL compute"),
+    "short.link": ("PS↔PL 链路", "PS↔PL link"),
+    "short.overhead": ("每次调用开销", "per-call overhead"),
+    "short.ps": ("PS：{part}", "PS: {part}"),
+    # -- boards compared ---------------------------------------------------------------------
+    "h.boards": ("## 板卡对比", "## Boards compared"),
+    "boards.intro": ("本报告中每块板卡的最佳方案（每次 `dse explore` 运行时更新）。",
+                     "The best plan of each board explored into this report (kept in step by "
+                     "every `dse explore` run)."),
+    "cols.boards": ("板卡|最佳方案|解码 tok/s|加速比 (对能装下的最快 CPU 运行时)|LUT|BRAM|URAM|"
+                    "J/token|限制因素",
+                    "Board|Best plan|Decode tok/s|Speedup vs fastest CPU runtime that fits|LUT|"
+                    "BRAM|URAM|J/token|Limit"),
     # -- board -------------------------------------------------------------------------------
     "h.board": ("### 板卡", "### Board"),
     "cols.kv": ("属性|值", "Property|Value"),
@@ -55,7 +116,11 @@ _S: dict[str, tuple[str, str]] = {
     "view.host-attached": ("主机连接：FPGA 服务于被 profile 的主机，主机像 PS 一样驱动它"
                            "（链路与每次调用开销相同）；CPU 基线为实测时间",
                            VIEW_TEXT["host-attached"]),
-    "m.against": ("留在 CPU 上的层所用软件", "CPU software for the layers left on the CPU"),
+    "m.runtimes": ("搜索的 PS 运行时", "PS runtimes searched"),
+    "m.scenario": ("场景", "Scenario"),
+    "m.scenario_val": ("KV 缓存 {kv}，上下文 {ctx} 个 token，{seq} 个序列，CPU {cpu}，{thr} 个线程",
+                       "KV cache {kv}, {ctx} tokens of context, {seq} sequence(s), CPU {cpu}, "
+                       "{thr} thread(s)"),
     "m.calibration": ("校准", "Calibration"),
     "m.no_cal": ("无校准：使用模型默认常数", "no calibration: model defaults"),
     "m.search": ("搜索", "Search"),
@@ -64,14 +129,33 @@ _S: dict[str, tuple[str, str]] = {
                      "width)"),
     "m.methods": ("各方案的求解方法", "How each plan was found"),
     "obj.decode": ("每 token 解码时间 (ms)", "decode ms per token"),
+    "obj.energy": ("每个生成 token 的能量 (J)", "joules per generated token"),
+    "obj.edp": ("能量-延迟积 (J/token × s/token)", "energy-delay product (J/token × s/token)"),
     "obj.prefill": ("预填充时间 (ms，{p} 个提示 token)", "prefill ms ({p} prompt tokens)"),
     "obj.mix": ("整体负载时间 (ms，{p} 个提示 token + 生成 {g} 个 token)",
                 "workload ms ({p} prompt tokens + {g} generated tokens)"),
-    "sw.torch": ("PyTorch（即 profile 中实测的软件）", "PyTorch, as profiled"),
-    "sw.bitnetcpp": ("bitnet.cpp 类内核（2 位权重，按 CPU 内存带宽）",
-                     "a bitnet.cpp-class kernel (2-bit weights at the CPU's memory bandwidth)"),
-    "short.torch": ("PyTorch 基线", "PyTorch baseline"),
-    "short.bitnetcpp": ("bitnet.cpp 类基线", "bitnet.cpp-class baseline"),
+    "sw.torch": ("PyTorch eager（按 profile 实测，按屋顶线之比移到目标 CPU）",
+                 "PyTorch eager as profiled (measured times moved by roofline ratio)"),
+    "sw.native": ("bitnet.cpp 类原生运行时（I2_S 三值内核，f16 输出头）",
+                  "native runtime of the bitnet.cpp class (I2_S ternary kernel, f16 head)"),
+    "short.torch": ("仅 CPU 的 PyTorch", "CPU-only PyTorch"),
+    "short.native": ("仅 CPU 的原生运行时", "CPU-only native runtime"),
+    "short.best": ("能装下的最快 CPU 运行时（{rt}）", "fastest CPU runtime that fits ({rt})"),
+    # -- baselines ---------------------------------------------------------------------------
+    "h.baselines": ("### 仅 CPU 的基线", "### CPU-only baselines"),
+    "baselines.intro": ("每个运行时把全部算子留在 CPU 上（{scen}）。装不下板卡 DDR 的基线不能作为"
+                        "板上对照，标题加速比取能装下的最快基线。",
+                        "Every operator on the CPU under each runtime ({scen}). A baseline that "
+                        "does not fit the board's DDR cannot run there; the headline speedup is "
+                        "against the fastest one that fits."),
+    "cols.baselines": ("运行时|每次前向 (ms)|tok/s|板卡功耗 (W)|J/token|内存 (MiB)|能否装下",
+                       "Runtime|ms per forward|tok/s|Board W|J/token|Memory (MiB)|"
+                       "Fits the board"),
+    "nopower": ("板卡文件没有功耗模型（power:），不给出能量。",
+                "The board file has no power model (power:): no energy figures."),
+    "h.pareto_energy": ("#### 能量与速度 (J/token 与解码 tok/s)",
+                        "#### Energy vs speed (J/token vs decode tok/s)"),
+    "cols.pareto_energy": ("设计|J/token|解码 tok/s", "Design|J/token|Decode tok/s"),
     # -- plans -------------------------------------------------------------------------------
     "h.plans": ("### 方案对比", "### Plans compared"),
     "plans.intro": ("目标时间与加速比均按优化目标计：{obj}；资源与内存取{scen}场景。"
@@ -79,34 +163,53 @@ _S: dict[str, tuple[str, str]] = {
                     "Objective and speedups are over the objective, {obj}; resources and memory "
                     "are those of the {scen} scenario. The last row is the seed report's "
                     "'offload the top-5 Linear layers' suggestion, for reference."),
-    "cols.plans": ("排名|方案|引擎设计|权重打包|卸载层数|常驻层数|目标 (ms)|基线 (ms, {base})|"
-                   "加速比 (对 PyTorch 基线)|加速比 (对 bitnet.cpp 类基线)|LUT %|BRAM %|URAM %|"
-                   "DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
-                   "Rank|Plan|Engine design|Packing|Offloaded layers|Resident layers|"
-                   "Objective (ms)|Baseline (ms, {base})|Speedup vs PyTorch baseline|"
-                   "Speedup vs bitnet.cpp-class baseline|LUT %|BRAM %|URAM %|DSP %|"
+    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|卸载层数|常驻层数|目标 ({unit})|"
+                   "解码 tok/s|加速比 (对 {base})|加速比 (对仅 CPU 的 PyTorch)|板卡功耗 (W)|"
+                   "J/token|LUT %|BRAM %|URAM %|DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
+                   "Rank|Plan|Engine design|Packing|PS runtime|Offloaded layers|Resident layers|"
+                   "Objective ({unit})|Decode tok/s|Speedup vs {base}|"
+                   "Speedup vs CPU-only PyTorch|Board W|J/token|LUT %|BRAM %|URAM %|DSP %|"
                    "DDR memory (MiB, needed/capacity)|Binding bound|Feasible"),
+    "nofit": ("（装不下）", " (does not fit)"),
     "yes": ("是", "yes"),
     "no": ("否", "NO"),
     "h.naive": ("#### 为何朴素的 Top-5 方案不够", "#### Why the naive top-5 plan falls short"),
     "infeasible": ("不可行原因", "Infeasible because"),
     # -- placement ---------------------------------------------------------------------------
     "h.placement": ("### 最佳方案的逐层放置 — {scen}", "### Best plan: layer placement — {scen}"),
-    "placement.intro": ("方案 `{label}`：引擎 `{design}`。时间为每次前向的 ms；基线为 {base}。",
-                        "Plan `{label}` on `{design}`. Times are ms per forward; the baseline "
-                        "is the {base}."),
-    "cols.roles": ("角色|层数|FPGA (流式)|FPGA (常驻)|CPU|基线 (ms)|方案 (ms)|瓶颈",
-                   "Role|Layers|FPGA (streamed)|FPGA (resident)|CPU|Baseline (ms)|Plan (ms)|"
+    "placement.intro": ("方案 `{label}`：引擎 `{design}`，PS 运行时 {rt}。时间为每次前向的 ms；"
+                        "“CPU”列为该层在同一运行时下留在 CPU 上的时间。",
+                        "Plan `{label}` on `{design}`, PS runtime {rt}. Times are ms per "
+                        "forward; the CPU column is the layer's time left on the CPU under the "
+                        "same runtime."),
+    "cols.roles": ("角色|层数|FPGA (流式)|FPGA (常驻)|CPU|CPU 上 (ms)|方案 (ms)|瓶颈",
+                   "Role|Layers|FPGA (streamed)|FPGA (resident)|CPU|On the CPU (ms)|Plan (ms)|"
                    "Bound"),
-    "role.nonlinear": ("(非 Linear：归一化、注意力、采样)",
-                       "(non-Linear: norms, attention, sampling)"),
+    "role.ops": ("(其他算子，见下表)", "(other operators, table below)"),
+    "h.ops": ("#### 其他算子的位置与依据", "#### Other operators: where they run and why"),
+    "cols.ops": ("算子|类别|次数|设备|时间 (ms)|瓶颈|依据",
+                 "Operator|Kind|Count|Device|Time (ms)|Bound|Basis"),
+    # -- breakdown ---------------------------------------------------------------------------
+    "h.breakdown": ("### 每个 token 的时间构成 — {scen}", "### Where a token goes — {scen}"),
+    "breakdown.intro": ("前几名方案与能装下的最快仅 CPU 基线，按组成部分（ms/次前向）。",
+                        "The top plans and the fastest CPU-only baseline that fits, by component "
+                        "(ms per forward)."),
+    "cols.breakdown": ("组成", "Component"),
+    "comp.ternary_pl": ("三值矩阵乘 (PL 权重流)", "ternary matmuls (PL weight stream)"),
+    "comp.ternary_cpu": ("三值矩阵乘 (CPU)", "ternary matmuls (CPU)"),
+    "comp.head": ("输出头 (lm_head)", "output head (lm_head)"),
+    "comp.attention": ("注意力 (KV 缓存)", "attention (KV cache)"),
+    "comp.norms_quant_rope_residual": ("归一化、量化、RoPE、残差", "norms, quantization, RoPE, "
+                                       "residuals"),
+    "comp.elementwise": ("FFN 逐元素 (激活、门控乘)", "FFN element-wise (activation, gate)"),
+    "comp.handoff": ("交接与每次调用开销", "hand-offs and per-call overhead"),
+    "comp.sampling": ("采样", "sampling"),
+    "comp.total": ("**总计**", "**total**"),
     "total": ("**总计**", "**Total**"),
     "layers.expand": ("点击展开完整逐层列表 (共 {n} 层)",
                       "Click to expand the full per-layer list ({n} layers)"),
-    "cols.layers": ("层名称|角色|N × K|放置|PyTorch 基线 (ms)|bitnet.cpp 类基线 (ms)|方案 (ms)|"
-                    "调用|瓶颈",
-                    "Layer|Role|N × K|Placement|PyTorch baseline (ms)|"
-                    "bitnet.cpp-class baseline (ms)|Plan (ms)|Call|Bound"),
+    "cols.layers": ("层名称|角色|N × K|放置|CPU 上 (ms)|方案 (ms)|调用|瓶颈",
+                    "Layer|Role|N × K|Placement|On the CPU (ms)|Plan (ms)|Call|Bound"),
     # -- resources ---------------------------------------------------------------------------
     "h.resources": ("### 最佳方案的资源利用", "### Resource utilization of the best plan"),
     "cols.resources": ("资源|已用|可用|利用率|上限", "Resource|Used|Available|Utilization|Cap"),
@@ -128,11 +231,10 @@ _S: dict[str, tuple[str, str]] = {
     "lim.actout": ("DDR 上的激活与输出", "activations and outputs over DDR"),
     "lim.compute": ("计算或链路慢于 DDR 的部分", "compute or link slower than DDR"),
     "lim.overhead": ("每次调用开销 ({calls} 次调用)", "per-call overhead ({calls} calls)"),
-    "lim.ps": ("PS 端工作 (量化、重缩放、缓存维护)",
-               "PS-side work (quantize, rescale, cache maintenance)"),
+    "lim.ps": ("PS 端交接 (重缩放、缓存维护)", "PS-side hand-off (rescale, cache maintenance)"),
     "lim.accel": ("**加速器小计**", "**accelerator subtotal**"),
     "lim.cpu": ("留在 CPU 上的 Linear 层", "Linear layers left on the CPU"),
-    "lim.nonlinear": ("非 Linear 部分 (CPU)", "non-Linear work (CPU)"),
+    "lim.ops": ("其他算子 (PS)", "other operators (PS)"),
     "lim.plan": ("**方案总计**", "**plan total**"),
     # -- sensitivity -------------------------------------------------------------------------
     "h.sens": ("### 敏感性", "### Sensitivity"),
@@ -167,6 +269,9 @@ _S: dict[str, tuple[str, str]] = {
     "plot.roofline": ("最佳方案各加速器调用的屋顶线图", "Roofline of the best plan's accelerator "
                       "calls"),
     "plot.pareto": ("设计空间与帕累托前沿", "Design space and Pareto fronts"),
+    "plot.context": ("解码 tok/s 随上下文长度的变化", "Decode tok/s against context length"),
+    "plot.energy": ("速度与每 token 能量", "Speed against energy per token"),
+    "plot.breakdown": ("每个解码 token 的时间构成", "Where a decode token goes"),
     # -- notes -------------------------------------------------------------------------------
     "h.notes": ("### 说明", "### Notes"),
 }
@@ -219,8 +324,136 @@ def section_markers(board_stem: str) -> tuple[str, str]:
 
 
 def upsert_section(report_text: str, board_stem: str, section: str) -> str:
-    """Replace this board's explore section or append it (see ``dse.report.sections``)."""
-    return sections.upsert_section(report_text, "explore", board_stem, section)
+    """Replace this board's explore section or append it (see ``dse.report.sections``), then
+    bring the "Boards compared" table in step with every board section the report holds."""
+    text = sections.upsert_section(report_text, "explore", board_stem, section)
+    return upsert_comparison(text)
+
+
+_SUMMARY_RE = re.compile(r"<!-- dse:summary (\{.*?\}) -->")
+_BOARDS_BEGIN, _BOARDS_END = "<!-- dse:boards begin -->", "<!-- dse:boards end -->"
+
+
+def summary_of(result: ExploreResult) -> dict:
+    """The best plan in a few numbers: the card, the boards table and ``dse compare`` read it."""
+    best = result.best
+    d = best.decode
+    util = d.utilization
+    e = d.energy
+    base = d.baseline
+    torch = next((b for b in d.baselines if b.runtime == "torch"), None)
+    return {
+        "board": result.board.name, "board_stem": result.board.stem,
+        "plan": best.label, "design": best.plan.design.label(),
+        "packing": best.plan.design.packing, "runtime": best.plan.runtime,
+        "n_linears": len(d.layers), "n_pl": sum(lp.placement != "cpu" for lp in d.layers),
+        "n_resident": len(best.plan.resident),
+        "head_on_pl": any(lp.role == "lm_head" and lp.placement != "cpu" for lp in d.layers),
+        "tokens_per_s": round(d.tokens_per_s, 4), "ms_per_token": round(d.plan_ms, 4),
+        "context_tokens": d.scenario.context_tokens,
+        "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
+        "prompt_tokens": result.objective.prompt_tokens,
+        "speedup": round(d.speedup, 4), "baseline_runtime": base.runtime,
+        "baseline_ms": round(base.ms, 3),
+        "speedup_vs_torch": None if torch is None else round(d.speedup_vs("torch"), 4),
+        "torch_fits": None if torch is None else torch.feasible,
+        "lut": round(util["lut"], 4), "bram36": round(util["bram36"], 4),
+        "uram": round(util["uram"], 4) if math.isfinite(util["uram"]) else None,
+        "dsp": round(util["dsp"], 4),
+        "memory_mib": round(d.memory_bytes / 2**20, 1),
+        "capacity_mib": round(d.memory_capacity_bytes / 2**20, 1),
+        "watts": None if e is None else round(e.watts, 3),
+        "j_per_token": None if e is None else round(e.j_per_token, 4),
+        "baseline_j_per_token": (None if base.energy is None
+                                 else round(base.energy.j_per_token, 4)),
+        "bound": d.bound, "calibration": result.calibration,
+        "buildable": getattr(best.plan.design, "buildable", None),
+    }
+
+
+def _limit_text(bound: str, lang: str, short: bool = False) -> str:
+    """What a binding bound means, in ``lang`` (``short``: a few words for a table)."""
+    kind = "short" if short else "limit"
+    if bound.startswith("ps"):
+        part = bound[bound.find("(") + 1:-1] if "(" in bound else "ps"
+        name = _t(f"comp.{part}", lang) if f"comp.{part}" in _S else part
+        return _t(f"{kind}.ps", lang, part=name)
+    key = f"{kind}.{bound}"
+    return _t(key, lang) if key in _S else bound
+
+
+def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    head = _t("card.head.pl" if sm["head_on_pl"] else "card.head.ps", lang)
+    rows = [
+        (_t("card.plan", lang), _t("card.plan_val", lang, design=sm["design"], n_pl=sm["n_pl"],
+                                   n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
+                                   rt=f"`{sm['runtime']}`")),
+        (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
+                                    ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
+                                    ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
+                                    p=sm["prompt_tokens"])),
+        (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
+                                 rt=sm["baseline_runtime"], bms=_ms(sm["baseline_ms"]),
+                                 spt=_x(sm["speedup_vs_torch"] or math.inf),
+                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))),
+        (_t("card.res", lang), _t("card.res_val", lang, lut=pct(sm["lut"]),
+                                  bram=pct(sm["bram36"]), uram=pct(sm["uram"]),
+                                  dsp=pct(sm["dsp"]), mem=sm["memory_mib"],
+                                  cap=sm["capacity_mib"])),
+        (_t("card.energy", lang), _t("nopower", lang) if sm["watts"] is None else _t(
+            "card.energy_val", lang, w=sm["watts"], j=sm["j_per_token"],
+            bj=sm["baseline_j_per_token"] or 0.0)),
+        (_t("card.limit", lang), _limit_text(sm["bound"], lang)),
+        (_t("card.cal", lang), _t("m.no_cal", lang) if sm["calibration"] in ("", "none")
+         else f"`{sm['calibration']}`"),
+        (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
+            sm["buildable"], "build.unknown"), lang)),
+    ]
+    return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
+            f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
+
+
+def boards_table(summaries: list[dict], lang: str) -> str:
+    """One row per board: best plan, tok/s, speedup, LUT/BRAM/URAM use, J/token, limit."""
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    rows = [[sm["board"], f"`{sm['design']}`", f"{sm['tokens_per_s']:.2f}",
+             f"{_x(sm['speedup'])} (`{sm['baseline_runtime']}`)", pct(sm["lut"]),
+             pct(sm["bram36"]), pct(sm["uram"]),
+             "n/a" if sm["j_per_token"] is None else f"{sm['j_per_token']:.3f}",
+             _limit_text(sm["bound"], lang, short=True)] for sm in summaries]
+    return md_table(_cols("cols.boards", lang), rows)
+
+
+def upsert_comparison(report_text: str) -> str:
+    """Place (or refresh, or drop) the boards table before the first board section: present
+    when the report holds sections for two or more boards, in the report's language."""
+    text = _drop_block(report_text)
+    sums = [json.loads(m.group(1)) for m in _SUMMARY_RE.finditer(text)]
+    if len(sums) < 2:
+        return text
+    lang = "zh" if "## FPGA 设计空间探索" in text else "en"
+    block = "\n".join([_BOARDS_BEGIN, _t("h.boards", lang), "", _t("boards.intro", lang), "",
+                       boards_table(sums, lang), _BOARDS_END, ""])
+    first = text.find("<!-- dse:explore board=")
+    return text[:first] + block + "\n" + text[first:]
+
+
+def _drop_block(text: str) -> str:
+    start = text.find(_BOARDS_BEGIN)
+    if start < 0:
+        return text
+    stop = text.find(_BOARDS_END, start)
+    if stop < 0:
+        return text
+    stop += len(_BOARDS_END)
+    while stop < len(text) and text[stop] == "\n":
+        stop += 1
+    return text[:start] + text[stop:]
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -229,20 +462,17 @@ def _weights(result: ExploreResult) -> list[float]:
     return [w for _, w in result.objective.scenarios()]
 
 
-def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> tuple[float, float]:
-    """(vs PyTorch, vs bitnet.cpp-class) over the objective's scenarios, whatever ``against``.
-
-    ``RankedPlan.speedup`` is against the objective's CPU software only; the report shows
-    both, weighted like the objective so they agree with the objective ms column.
-    """
+def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> dict[str, float]:
+    """Speedup over each CPU-only runtime, weighted over the objective's scenarios like the
+    objective itself (so they agree with the objective ms column)."""
     ws = _weights(result)
     pairs = list(zip(rp.projections, ws, strict=True))
-    base = sum(w * p.baseline_ms for p, w in pairs)
     plan = sum(w * p.plan_ms for p, w in pairs)
-    base_bc = sum(w * p.bitnetcpp_ms for p, w in pairs)
-    plan_bc = sum(w * p.plan_bitnetcpp_ms for p, w in pairs)
-    return (base / plan if plan > 0 else math.inf,
-            base_bc / plan_bc if plan_bc > 0 else math.inf)
+    out = {}
+    for b in rp.projections[0].baselines:
+        base = sum(w * p.baseline_of(b.runtime).ms for p, w in pairs)
+        out[b.runtime] = base / plan if plan > 0 else math.inf
+    return out
 
 
 def _scenario(proj: Projection, lang: str) -> str:
@@ -266,12 +496,13 @@ def _view_text(view: str, lang: str) -> str:
     return VIEW_TEXT.get(view, view)
 
 
-def _against(result: ExploreResult) -> str:
-    return "bitnetcpp" if result.objective.against == "bitnetcpp" else "torch"
+def _best_base(result: ExploreResult, lang: str) -> str:
+    """Name of the headline baseline: the fastest CPU-only runtime that fits."""
+    return _t("short.best", lang, rt=result.best.decode.baseline.runtime)
 
 
-def _cpu_ms(against: str, baseline_ms: float, bitnetcpp_ms: float) -> float:
-    return bitnetcpp_ms if against == "bitnetcpp" else baseline_ms
+def _comp(key: str, lang: str) -> str:
+    return _t(f"comp.{key}", lang)
 
 
 # -- blocks ----------------------------------------------------------------------------------
@@ -307,7 +538,12 @@ def _method_block(result: ExploreResult, lang: str) -> list[str]:
     lines = [_t("h.method", lang), "",
              f"- **{_t('m.view', lang)}**: {_view_text(obj.view, lang)}",
              f"- **{_t('m.objective', lang)}**: {_objective_text(result, lang)}",
-             f"- **{_t('m.against', lang)}**: {_t(f'sw.{_against(result)}', lang)}",
+             f"- **{_t('m.runtimes', lang)}**: " + "; ".join(
+                 f"`{r}` — {_t(f'sw.{r}', lang)}" for r in obj.runtimes),
+             f"- **{_t('m.scenario', lang)}**: " + _t(
+                 "m.scenario_val", lang, kv=obj.kv_dtype, ctx=obj.context_tokens,
+                 seq=obj.sequences, cpu=result.best.decode.cpu,
+                 thr=result.best.decode.threads),
              f"- **{_t('m.calibration', lang)}**: {cal_text}",
              f"- **{_t('m.search', lang)}**: " + _t("m.search_val", lang,
                                                    n=result.designs_evaluated,
@@ -322,24 +558,30 @@ def _method_block(result: ExploreResult, lang: str) -> list[str]:
 def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> list[str]:
     d = rp.decode
     util = d.utilization
-    vs_torch, vs_bc = weighted_speedups(result, rp)
+    speed = weighted_speedups(result, rp)
+    torch_fit = d.baseline_of("torch").feasible if "torch" in speed else False
+    vs_torch = (_x(speed["torch"]) + ("" if torch_fit else _t("nofit", lang))
+                if "torch" in speed else "—")
     return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
-            str(len(rp.plan.offload)), str(len(rp.plan.resident)), _ms(rp.objective_ms),
-            _ms(rp.baseline_ms), _x(vs_torch), _x(vs_bc), _pct(util["lut"]),
-            _pct(util["bram36"]), _pct(util["uram"]), _pct(util["dsp"]),
+            f"`{rp.plan.runtime}`", str(len(rp.plan.offload)), str(len(rp.plan.resident)),
+            f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
+            *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
+            _pct(util["uram"]), _pct(util["dsp"]),
             f"{d.memory_bytes / 2**20:,.0f} / {d.memory_capacity_bytes / 2**20:,.0f}",
-            d.bound, _t("yes" if rp.feasible else "no", lang)]
+            _limit_text(d.bound, lang, short=True), _t("yes" if rp.feasible else "no", lang)]
 
 
 def _plans_block(result: ExploreResult, lang: str) -> list[str]:
     ranked = sorted(result.plans, key=lambda rp: rp.objective_ms)
     rows = [_plan_row(result, str(i), rp, lang) for i, rp in enumerate(ranked, 1)]
     rows.append(_plan_row(result, "—", result.naive, lang))
-    base = _t(f"short.{_against(result)}", lang)
     lines = [_t("h.plans", lang), "",
              _t("plans.intro", lang, obj=_objective_text(result, lang, with_code=False),
                 scen=_scenario(result.best.decode, lang)), "",
-             md_table(_cols("cols.plans", lang, base=base), rows), ""]
+             md_table(_cols("cols.plans", lang, base=_best_base(result, lang),
+                            unit=result.objective.unit), rows), ""]
+    if result.best.decode.energy is None:
+        lines += [_t("nopower", lang), ""]
     bad = [rp for rp in (*ranked, result.naive) if not rp.feasible]
     for rp in bad:
         reasons = "; ".join(r for p in rp.projections for r in p.infeasible)
@@ -347,6 +589,46 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
     why = result.naive.why
     lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + ".") if why else "—", ""]
     return lines
+
+
+def _energy_cells(e) -> list[str]:
+    """Board watts and J/token, or n/a without a power model."""
+    return ["n/a", "n/a"] if e is None else [f"{e.watts:.2f}", f"{e.j_per_token:.3f}"]
+
+
+def _baselines_block(result: ExploreResult, lang: str) -> list[str]:
+    proj = result.best.decode
+    rows = [[f"`{b.runtime}` — {_t(f'sw.{b.runtime}', lang)}", _ms(b.ms),
+             f"{proj.tokens * 1e3 / b.ms:.2f}" if b.ms > 0 else "∞",
+             *_energy_cells(b.energy), f"{b.memory_bytes / 2**20:,.0f}",
+             _t("yes", lang) if b.feasible else f"{_t('no', lang)}: {b.reason}"]
+            for b in proj.baselines]
+    return [_t("h.baselines", lang), "", _t("baselines.intro", lang,
+                                            scen=_scenario(proj, lang)), "",
+            md_table(_cols("cols.baselines", lang), rows), ""]
+
+
+def _breakdown_block(result: ExploreResult, lang: str) -> list[str]:
+    """Per-token components of the top plans next to the best CPU-only baseline."""
+    plans = [rp for rp in result.plans if rp.feasible][:3] or [result.best]
+    decs = [rp.decode for rp in plans]
+    from dse.model.project import COMPONENTS
+
+    base = result.base_breakdown
+    headers = [_t("cols.breakdown", lang), *(f"`{rp.label}` (ms)" for rp in plans)]
+    if base:
+        headers.append(f"{_best_base(result, lang)} (ms)")
+    rows = []
+    for key in COMPONENTS:
+        vals = [d.components.get(key, 0.0) for d in decs]
+        bval = base.get(key, 0.0) if base else 0.0
+        if max([*vals, bval]) <= 0:
+            continue
+        rows.append([_comp(key, lang), *(_ms(v) for v in vals), *([_ms(bval)] if base else [])])
+    rows.append([_comp("total", lang), *(_ms(d.plan_ms) for d in decs),
+                 *([_ms(sum(base.values()))] if base else [])])
+    return [_t("h.breakdown", lang, scen=_scenario(decs[0], lang)), "",
+            _t("breakdown.intro", lang), "", md_table(headers, rows), ""]
 
 
 def _dominant_bound(layers: Sequence[LayerProjection]) -> str:
@@ -361,37 +643,32 @@ def _dominant_bound(layers: Sequence[LayerProjection]) -> str:
 def _placement_block(result: ExploreResult, lang: str) -> list[str]:
     best = result.best
     proj = best.decode
-    against = _against(result)
     roles: dict[str, list[LayerProjection]] = {}
     for lp in proj.layers:
         roles.setdefault(lp.role, []).append(lp)
     rows = []
     for role, lps in roles.items():
-        base = sum(_cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms) for lp in lps)
-        plan = sum(lp.time_ms if lp.placement != "cpu" else
-                   _cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms) for lp in lps)
         counts = [sum(lp.placement == p for lp in lps) for p in ("fpga", "fpga-resident", "cpu")]
-        rows.append([f"`{role}`", str(len(lps)), *map(str, counts), _ms(base), _ms(plan),
+        rows.append([f"`{role}`", str(len(lps)), *map(str, counts),
+                     _ms(sum(lp.cpu_ms for lp in lps)), _ms(sum(lp.time_ms for lp in lps)),
                      _dominant_bound(lps)])
-    rows.append([_t("role.nonlinear", lang), "", "", "", "", _ms(proj.nonlinear_ms),
-                 _ms(proj.nonlinear_ms), "cpu"])
-    base_total = proj.bitnetcpp_ms if against == "bitnetcpp" else proj.baseline_ms
-    plan_total = proj.plan_bitnetcpp_ms if against == "bitnetcpp" else proj.plan_ms
+    rows.append([_t("role.ops", lang), "", "", "", "", "", _ms(proj.ops_ms), "ps"])
     n_counts = [sum(lp.placement == p for lp in proj.layers)
                 for p in ("fpga", "fpga-resident", "cpu")]
-    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n_counts), _ms(base_total),
-                 _ms(plan_total), proj.bound])
-    full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.baseline_ms),
-             _ms(lp.bitnetcpp_ms),
-             _ms(lp.time_ms if lp.placement != "cpu"
-                 else _cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms)),
-             f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"] for lp in proj.layers]
+    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n_counts), "",
+                 _ms(proj.plan_ms), proj.bound])
+    full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.cpu_ms),
+             _ms(lp.time_ms), f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"]
+            for lp in proj.layers]
+    ops = [[f"`{o.role}`", o.kind, str(o.count), o.device, _ms(o.time_ms), o.bound, o.basis]
+           for o in proj.ops]
     return [_t("h.placement", lang, scen=_scenario(proj, lang)), "",
             _t("placement.intro", lang, label=best.label, design=best.plan.design.label(),
-               base=_t(f"short.{against}", lang)), "",
+               rt=f"`{best.plan.runtime}`"), "",
             md_table(_cols("cols.roles", lang), rows), "",
             *_details(_t("layers.expand", lang, n=len(full)),
-                      md_table(_cols("cols.layers", lang), full)), ""]
+                      md_table(_cols("cols.layers", lang), full)), "",
+            _t("h.ops", lang), "", md_table(_cols("cols.ops", lang), ops), ""]
 
 
 def _details(summary: str, body: str) -> list[str]:
@@ -442,10 +719,8 @@ def _limit_block(result: ExploreResult, lang: str) -> list[str]:
                  eff=board.ddr.pl_efficiency, sus=board.ddr_bytes_per_s / 1e9,
                  floor_sus=_ms(floor_sus), pct_sus=_pct(floor_sus / acc_ms)), ""]
     parts = time_breakdown_ms(proj.calls, board.ddr_bytes_per_s)
-    against = _against(result)
-    plan_ms = proj.plan_bitnetcpp_ms if against == "bitnetcpp" else proj.plan_ms
-    cpu_linear = sum(_cpu_ms(against, lp.baseline_ms, lp.bitnetcpp_ms)
-                     for lp in proj.layers if lp.placement == "cpu")
+    plan_ms = proj.plan_ms
+    cpu_linear = sum(lp.time_ms for lp in proj.layers if lp.placement == "cpu")
     labels = {"weights": _t("lim.weights", lang), "actout": _t("lim.actout", lang),
               "compute": _t("lim.compute", lang),
               "overhead": _t("lim.overhead", lang, calls=len(proj.calls)),
@@ -457,7 +732,7 @@ def _limit_block(result: ExploreResult, lang: str) -> list[str]:
     rows = [[labels[k], _ms(v), share(v)] for k, v in parts.items()]
     rows += [[_t("lim.accel", lang), _ms(acc_ms), share(acc_ms)],
              [_t("lim.cpu", lang), _ms(cpu_linear), share(cpu_linear)],
-             [_t("lim.nonlinear", lang), _ms(proj.nonlinear_ms), share(proj.nonlinear_ms)],
+             [_t("lim.ops", lang), _ms(proj.ops_ms), share(proj.ops_ms)],
              [_t("lim.plan", lang), _ms(plan_ms), share(plan_ms)]]
     return [*lines, md_table(_cols("cols.limit", lang), rows), ""]
 
@@ -470,7 +745,7 @@ def _param(name: str, lang: str) -> str:
 def _sensitivity_block(result: ExploreResult, lang: str) -> list[str]:
     if not result.sensitivity:
         return []
-    base = _t(f"short.{_against(result)}", lang)
+    base = _best_base(result, lang)
     rows = [[_param(r.parameter, lang), _x(r.low_speedup), _x(r.base_speedup),
              _x(r.high_speedup), _x(r.swing)] for r in result.sensitivity]
     top = max(result.sensitivity, key=lambda r: r.swing)
@@ -501,7 +776,7 @@ def _pareto_table(headers: list[str], rows: list[list[str]], lang: str) -> list[
 
 
 def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) -> list[str]:
-    base = _t(f"short.{_against(result)}", lang)
+    base = _best_base(result, lang)
     board = result.board
     lut_rows = [[f"`{p.design}`", f"{p.lut:,.0f}", _pct(p.lut / board.pl.lut), _x(p.speedup)]
                 for p in result.pareto_lut]
@@ -514,6 +789,11 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) ->
              *_pareto_table(_cols("cols.pareto_lut", lang, base=base), lut_rows, lang), "",
              _t("h.pareto_ddr", lang), "",
              *_pareto_table(_cols("cols.pareto_ddr", lang, base=base), ddr_rows, lang), ""]
+    if result.pareto_energy:
+        e_rows = [[f"`{p.design}`", f"{p.j_per_token:.3f}", f"{p.tokens_per_s:.2f}"]
+                  for p in result.pareto_energy]
+        lines += [_t("h.pareto_energy", lang), "",
+                  *_pareto_table(_cols("cols.pareto_energy", lang), e_rows, lang), ""]
     if plots:
         lines += [_t("h.plots", lang), ""]
         for key, fname in plots.items():
@@ -536,9 +816,12 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     _t("title", lang)  # reject an unknown language before doing any work
     begin, end = section_markers(result.board.stem)
     lines = [begin, _t("title", lang, board=result.board.name), ""]
+    lines += _card_block(result, lang, summary_of(result))
     lines += _board_block(result, lang)
     lines += _method_block(result, lang)
     lines += _plans_block(result, lang)
+    lines += _baselines_block(result, lang)
+    lines += _breakdown_block(result, lang)
     lines += _placement_block(result, lang)
     lines += _resources_block(result, lang)
     lines += _limit_block(result, lang)
@@ -549,5 +832,5 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["LANGS", "render_explore_section", "section_markers",
-           "time_breakdown_ms", "upsert_section", "weighted_speedups"]
+__all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
+           "time_breakdown_ms", "upsert_comparison", "upsert_section", "weighted_speedups"]

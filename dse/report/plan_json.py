@@ -16,19 +16,12 @@ from typing import Any
 
 from dse.model.board import Board
 from dse.model.cost import CallCost
+from dse.model.cpu import RUNTIME_TEXT
 from dse.model.engine import Resources
 from dse.model.project import VIEW_TEXT, Projection
 
 FORMAT = "dse-projection"
-FORMAT_VERSION = 1
-
-#: What each baseline is; the keys match the ``speedup_vs_*`` suffixes.
-BASELINES = {
-    "pytorch": "PyTorch as profiled (on-board view: scaled to the board's PS by the ratio of "
-    "the two CPUs' roofline times)",
-    "bitnetcpp": "a bitnet.cpp-class kernel (2-bit weights at memory bandwidth, int8 math) on "
-    "the same CPU, for every layer",
-}
+FORMAT_VERSION = 2
 
 
 def _natural(name: str) -> list[object]:
@@ -56,6 +49,15 @@ def _call(call: CallCost) -> dict[str, Any]:
     }
 
 
+def energy_to_dict(e) -> dict[str, Any] | None:
+    """An Energy as plain data (None: the board has no power model)."""
+    if e is None:
+        return None
+    return {"watts": _num(e.watts), "joules": _num(e.joules),
+            "j_per_token": _num(e.j_per_token), "tokens_per_j": _num(e.tokens_per_j),
+            "parts_j": {k: _num(v) for k, v in e.parts_j.items()}}
+
+
 def _resources(res: Resources) -> dict[str, float]:
     return {kind: float(getattr(res, kind)) for kind in Resources.KINDS}
 
@@ -80,24 +82,35 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
             "offload": sorted(plan.offload, key=_natural),
             "resident": sorted(plan.resident, key=_natural),
             "fuse": plan.fuse,
+            "runtime": plan.runtime,
         },
         "board": p.board,
         "scenario": {"view": sc.view, "view_text": VIEW_TEXT.get(sc.view, sc.view),
-                     "phase": sc.phase, "m_tokens": sc.m, "context_tokens": sc.context_tokens},
+                     "phase": sc.phase, "m_tokens": sc.m, "context_tokens": sc.context_tokens,
+                     "kv_dtype": sc.kv_dtype, "sequences": sc.sequences,
+                     "cpu": p.cpu, "threads": p.threads},
         "calibration": p.calibration,
-        "baselines": dict(BASELINES),
+        "runtime": {"name": plan.runtime, "text": RUNTIME_TEXT[plan.runtime]},
+        "baselines": [
+            {"runtime": b.runtime, "text": RUNTIME_TEXT[b.runtime], "ms": _num(b.ms),
+             "memory_bytes": b.memory_bytes, "feasible": b.feasible, "reason": b.reason,
+             "speedup": _ratio(b.ms, p.plan_ms), "energy": energy_to_dict(b.energy)}
+            for b in p.baselines
+        ],
         "end_to_end": {
-            "baseline_ms": p.baseline_ms,
             "plan_ms": p.plan_ms,
-            "speedup_vs_pytorch": _num(p.speedup),
-            "bitnetcpp_ms": p.bitnetcpp_ms,
-            "plan_bitnetcpp_ms": p.plan_bitnetcpp_ms,
-            "speedup_vs_bitnetcpp": _num(p.speedup_vs_bitnetcpp),
-            "nonlinear_ms": p.nonlinear_ms,
+            "tokens_per_s": _num(p.tokens_per_s),
+            "baseline_runtime": p.baseline.runtime if p.baselines else None,
+            "baseline_ms": _num(p.baseline_ms) if p.baselines else None,
+            "speedup": _num(p.speedup) if p.baselines else None,
             "bound": p.bound,
             "ddr_weight_bytes": p.ddr_weight_bytes,
             "ddr_floor_ms": p.ddr_floor_ms,
         },
+        "breakdown_ms": dict(p.components),
+        "energy": energy_to_dict(p.energy),
+        "work": {"time_s": p.work.time_s, "core_s": p.work.core_s,
+                 "ddr_bytes": p.work.ddr_bytes, "pl_busy_s": p.work.pl_busy_s},
         "resources_used": _resources(p.resources),
         "utilization_fraction": {k: _num(v) for k, v in p.utilization.items()},
         "memory": {"memory_bytes": p.memory_bytes,
@@ -108,10 +121,15 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         "calls": {key: _call(call) for key, call in p.calls.items()},
         "layers": [
             {"name": r.name, "role": r.role, "n": r.n, "k": r.k, "placement": r.placement,
-             "call": r.call, "baseline_ms": r.baseline_ms, "bitnetcpp_ms": r.bitnetcpp_ms,
-             "plan_ms": r.time_ms, "speedup_vs_pytorch": _ratio(r.baseline_ms, r.time_ms),
-             "bound": r.bound or "cpu"}
+             "call": r.call, "cpu_ms": r.cpu_ms, "plan_ms": r.time_ms,
+             "speedup_vs_cpu": _ratio(r.cpu_ms, r.time_ms), "bound": r.bound or "cpu"}
             for r in p.layers
+        ],
+        "operators": [
+            {"role": o.role, "kind": o.kind, "count": o.count, "device": o.device,
+             "time_ms": o.time_ms, "bound": o.bound, "basis": o.basis,
+             "component": o.component}
+            for o in p.ops
         ],
         "notes": list(p.notes),
     }

@@ -19,7 +19,6 @@ from dse.search.explore import ExploreResult, RankedPlan
 _BOUND_COLORS = {"compute": "tab:blue", "ddr": "tab:red", "link": "tab:purple",
                  "overhead": "tab:orange"}
 _PHASE_MARKERS = {"decode": "o", "prefill": "s"}
-_AGAINST = {"torch": "PyTorch baseline", "bitnetcpp": "bitnet.cpp-class baseline"}
 _DPI = 130
 
 
@@ -206,7 +205,7 @@ def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
     from matplotlib.figure import Figure
 
     board = result.board
-    against = _AGAINST.get(result.objective.against, result.objective.against)
+    against = f"the fastest CPU runtime that fits ({result.best.decode.baseline.runtime})"
     fig = Figure(figsize=(12, 5.8), dpi=_DPI, layout="constrained")
     ax_lut, ax_ddr = fig.subplots(1, 2, sharey=True)
     panels = (
@@ -250,20 +249,136 @@ def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
     return write(path, _render(fig), "plot")
 
 
+def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+    """Decode tok/s against context length for the top plans and the CPU-only baselines."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    for i, curve in enumerate(result.context_curves):
+        xs = [c for c, _ in curve.points]
+        ys = [t for _, t in curve.points]
+        cpu = curve.label.startswith("CPU only")
+        ax.plot(xs, ys, marker="o", ms=4, lw=1.6, ls="--" if cpu else "-",
+                color="0.35" if cpu else f"C{i}", label=curve.label)
+    obj = result.objective
+    ax.axvline(obj.context_tokens, color="black", lw=0.8, ls=":",
+               label=f"objective's context ({obj.context_tokens})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context length (tokens in the KV cache)")
+    ax.set_ylabel("decode tokens per second")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    ax.set_title(f"{result.board.name}: decode tok/s vs context (KV cache {obj.kv_dtype}, "
+                 f"{obj.sequences} sequence(s))", fontsize=10)
+    return write(path, _render(fig), "plot")
+
+
+def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+    """Decode tok/s against J/token: every evaluated design, its Pareto front, the ranked
+    plans and the CPU-only baselines (the board's power model)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    pts = [p for p in result.cloud if p.j_per_token is not None]
+    ax.scatter([p.j_per_token for p in pts], [p.tokens_per_s for p in pts], s=6, color="0.75",
+               label=f"designs evaluated ({len(pts):,} shown)")
+    front = result.pareto_energy
+    ax.plot([p.j_per_token for p in front], [p.tokens_per_s for p in front], color="tab:blue",
+            marker="o", ms=4, lw=1.5, label="Pareto front (no residency)")
+    best = result.best.decode
+    if best.energy is not None:
+        ax.scatter([best.energy.j_per_token], [best.tokens_per_s], marker="*", s=260,
+                   color="tab:red", edgecolor="black", zorder=4,
+                   label=f"best plan: {best.tokens_per_s:.2f} tok/s, "
+                         f"{best.energy.j_per_token:.3f} J/token")
+    for b in best.baselines:
+        if b.energy is None:
+            continue
+        tok_s = best.tokens * 1e3 / b.ms
+        ax.scatter([b.energy.j_per_token], [tok_s], marker="s", s=70, color="0.3",
+                   edgecolor="black", zorder=4,
+                   label=f"CPU only, {b.runtime}" + ("" if b.feasible else " (does not fit)"))
+    ax.set_xscale("log")
+    ax.set_xlabel("joules per generated token (whole board)")
+    ax.set_ylabel("decode tokens per second")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    ax.set_title(f"{result.board.name}: speed vs energy per token", fontsize=10)
+    return write(path, _render(fig), "plot")
+
+
+_COMPONENT_LABELS = {
+    "ternary_pl": "ternary matmuls (PL)", "ternary_cpu": "ternary matmuls (CPU)",
+    "head": "output head", "attention": "attention", "norms_quant_rope_residual":
+    "norms, quant, RoPE, residuals", "elementwise": "FFN element-wise",
+    "handoff": "hand-offs + per-call overhead", "sampling": "sampling"}
+
+
+def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+    """Where a decode token goes: stacked bars for the top plans and the best CPU baseline."""
+    from matplotlib.figure import Figure
+
+    from dse.model.project import COMPONENTS
+
+    bars = [(f"{rp.label}\n{rp.decode.tokens_per_s:.1f} tok/s", rp.decode.components)
+            for rp in [p for p in result.plans if p.feasible][:3]]
+    if result.base_breakdown:
+        base = result.best.decode.baseline
+        bars.append((f"CPU only ({base.runtime})\n{result.best.decode.tokens * 1e3 / base.ms:.1f} "
+                     f"tok/s", result.base_breakdown))
+    fig = Figure(figsize=(9, 5.5), dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    x = range(len(bars))
+    bottom = [0.0] * len(bars)
+    for i, key in enumerate(COMPONENTS):
+        vals = [comp.get(key, 0.0) for _, comp in bars]
+        if max(vals, default=0.0) <= 0:
+            continue
+        ax.bar(x, vals, bottom=bottom, color=f"C{i}", edgecolor="white", width=0.6,
+               label=_COMPONENT_LABELS.get(key, key))
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    for xi, total in zip(x, bottom, strict=True):
+        ax.text(xi, total, f"{total:,.1f} ms", ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(list(x), [label for label, _ in bars], fontsize=9)
+    ax.set_ylabel("ms per decode token")
+    ax.grid(True, axis="y", alpha=0.25)
+    ax.legend(fontsize=8.5, loc="upper left", framealpha=0.9)
+    ax.set_title(f"{result.board.name}: where a decode token goes "
+                 f"({result.objective.context_tokens} tokens of context)", fontsize=10)
+    return write(path, _render(fig), "plot")
+
+
+_PLOTS = ("breakdown", "roofline", "pareto", "energy", "context")
+
+
 def plot_names(stem: str, board_stem: str) -> dict[str, str]:
     """File names of the plots of one report and board (relative to the report's folder)."""
-    return {kind: f"{stem}-{board_stem}-{kind}.png" for kind in ("roofline", "pareto")}
+    return {kind: f"{stem}-{board_stem}-{kind}.png" for kind in _PLOTS}
 
 
 def write_plots(result: ExploreResult, out_dir: str | Path, stem: str,
                 write=atomic_write_bytes) -> dict[str, str]:
-    """Write both plots into ``out_dir``; return {"roofline": name, "pareto": name}.
+    """Write the plots into ``out_dir``; return {kind: file name}.
 
     ``write(path, data, what)`` puts each PNG in place (default: at once; a command passes
     its ``dse.io.Outputs.add`` to commit them with its other outputs).
     """
     names = plot_names(stem, result.board.stem)
     out = Path(out_dir)
+    breakdown_plot(result, out / names["breakdown"], write)
     roofline_plot(result, out / names["roofline"], write)
     pareto_plot(result, out / names["pareto"], write)
+    if result.pareto_energy:
+        energy_plot(result, out / names["energy"], write)
+    else:
+        names.pop("energy")
+    if result.context_curves:
+        context_plot(result, out / names["context"], write)
+    else:
+        names.pop("context")
+    return names
     return names

@@ -15,7 +15,8 @@ import numpy as np
 
 from dse.errors import DseError
 from dse.model.board import Board
-from dse.model.project import CostContext, Plan, Projection, project
+from dse.model.engine import EngineDesign
+from dse.model.project import CostContext, Plan, Projection, Scenario, project
 from dse.search.optimize import (
     DesignEval,
     Objective,
@@ -23,6 +24,7 @@ from dse.search.optimize import (
     Solution,
     evaluate_design,
     prepare,
+    projection_units,
     solve_plan,
 )
 from dse.search.space import DesignSpace, default_space, enumerate_designs, head_macs_for
@@ -62,6 +64,8 @@ class ParetoPoint:
     lut: float
     ddr_gb_s: float
     speedup: float
+    tokens_per_s: float | None = None
+    j_per_token: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,14 @@ class SensitivityRow:
     @property
     def swing(self) -> float:
         return abs(self.high_speedup - self.low_speedup)
+
+
+@dataclass(frozen=True)
+class ContextCurve:
+    """Decode tokens per second of one plan (or CPU baseline) against the context length."""
+
+    label: str
+    points: tuple[tuple[int, float], ...]
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,13 @@ class ExploreResult:
     cloud: tuple[ParetoPoint, ...]
     sensitivity: tuple[SensitivityRow, ...]
     notes: tuple[str, ...]
+    context_curves: tuple[ContextCurve, ...] = ()
+    #: Designs not beaten on both decode tok/s and J/token (empty without a power model).
+    pareto_energy: tuple[ParetoPoint, ...] = ()
+    #: Per-token components of the fastest CPU-only runtime that fits (decode scenario).
+    base_breakdown: dict[str, float] | None = None
+    #: Time to first token of the best plan: the prefill of the objective's prompt, ms.
+    ttft_ms: float | None = None
 
     @property
     def best(self) -> RankedPlan:
@@ -97,11 +116,10 @@ class ExploreResult:
 
 
 def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], float]:
-    projs = tuple(project(prep.workload, plan, prep.ctx, sc) for sc, _ in prep.scenarios)
-    total = 0.0
-    for proj, (_, w) in zip(projs, prep.scenarios, strict=True):
-        total += w * (proj.plan_ms if prep.objective.against == "torch"
-                      else proj.plan_bitnetcpp_ms)
+    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=base)
+                  for (sc, _), base in zip(prep.scenarios, prep.baselines, strict=True))
+    total = sum(w * projection_units(prep.objective, proj)
+                for proj, (_, w) in zip(projs, prep.scenarios, strict=True))
     return projs, total
 
 
@@ -110,12 +128,13 @@ def _ranked(prep: Prepared, sol: Solution, label: str, why: str = "") -> RankedP
     return RankedPlan(label, sol.plan, projs, total, prep.baseline_ms, sol.method, why)
 
 
-def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float]
+def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
+           benefit: Callable[[ParetoPoint], float] = lambda p: p.speedup
            ) -> tuple[ParetoPoint, ...]:
-    """Points not dominated in (lower cost, higher speedup), by increasing cost."""
+    """Points not dominated in (lower cost, higher benefit), by increasing cost."""
     front: list[ParetoPoint] = []
-    for p in sorted(points, key=lambda p: (cost(p), -p.speedup)):
-        if not front or p.speedup > front[-1].speedup + 1e-12:
+    for p in sorted(points, key=lambda p: (cost(p), -benefit(p))):
+        if not front or benefit(p) > benefit(front[-1]) + 1e-12:
             front.append(p)
     return tuple(front)
 
@@ -130,11 +149,12 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
         design = replace(design, head="bf16",
                          head_macs=head_macs_for(board, design.clock_mhz, "bf16"))
     design = replace(design, resident_bytes=0)
-    plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list")
+    plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list",
+                runtime=base_design_head.plan.runtime)
     projs, total = _project_all(prep, plan)
     measured_all = sum(layer.measured_total_ms for layer in wl.layers)
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
-    steady_share = sum(layer.host_call_ms for layer in top) / wl.token_ms
+    steady_share = sum(layer.host_call_ms for layer in top) / (wl.token_ms or wl.linear_call_ms)
     warm = [layer for layer in top if layer.warmup_excess_ms > 0]
     parts = [f"the seed credits these 5 layers with {measured_share:.1%} of Linear time "
              f"(Amdahl cap {1 / (1 - measured_share):.2f}x even at zero cost)"]
@@ -178,11 +198,46 @@ def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
     return tuple(sorted(rows, key=lambda r: r.swing, reverse=True))
 
 
+def context_grid(max_positions: int, start: int = 64) -> tuple[int, ...]:
+    """Context lengths for the tok/s-vs-context curves: powers of two up to the model's max."""
+    grid = []
+    c = start
+    while c < max_positions:
+        grid.append(c)
+        c *= 2
+    return (*grid, max_positions)
+
+
+def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
+                   ) -> tuple[ContextCurve, ...]:
+    """Decode tok/s against context for the ``top`` plans and each CPU-only runtime that fits
+    (the same objective scenario with only the context changed)."""
+    wl = prep.workload
+    dec = next((s for s, _ in prep.scenarios if s.phase == "decode"), None)
+    if dec is None:
+        dec = Scenario(prep.objective.view, "decode", 1, prep.objective.context_tokens,
+                       prep.objective.kv_dtype, prep.objective.sequences, prep.objective.threads)
+    grid = context_grid(wl.config.max_positions)
+    curves = []
+    for rp in [p for p in plans if p.feasible][:top]:
+        pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
+                                with_baselines=False).tokens_per_s) for c in grid)
+        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}", pts))
+    for rc in prep.runtimes:
+        if not rc.baseline_feasible:
+            continue
+        cpu = Plan(f"cpu {rc.runtime}", EngineDesign(1, 1), frozenset(), runtime=rc.runtime)
+        pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
+                                with_baselines=False).tokens_per_s) for c in grid)
+        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime", pts))
+    return tuple(curves)
+
+
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
             top: int = 12, progress: Progress | None = None) -> ExploreResult:
     """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure)."""
     board = ctx.board
-    space = space or default_space(objective.kind)
+    space = space or default_space("prefill" if objective.batched else "decode")
     prep = prepare(wl, ctx, objective)
     max_k = max(layer.k for layer in wl.layers)
     designs, rejected = enumerate_designs(board, ctx.constants, space, max_k)
@@ -203,7 +258,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         if len(shortlist) < top or e.design.packing not in seen_pack:
             shortlist.append(e)
             seen_pack.add(e.design.packing)
-    sols = [(e, solve_plan(prep, e.design, "")) for e in shortlist]
+    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime)) for e in shortlist]
     sols.sort(key=lambda es: (round(es[1].objective_ms, 9), es[0].lut))
     best_e, best_s = sols[0]
     plans = [_ranked(prep, replace(best_s, plan=replace(best_s.plan, name="best")), "best",
@@ -215,28 +270,46 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             e, s = cand[0]
             plans.append(_ranked(prep, replace(s, plan=replace(s.plan, name=f"best {packing}")),
                                  f"best {packing}", f"best design with {packing} packing"))
+    # The best plan under each other PS runtime.
+    for rc in prep.runtimes:
+        if rc.runtime == best_s.plan.runtime:
+            continue
+        e = next((e for e in evals if e.runtime == rc.runtime), evals[0])
+        s = solve_plan(prep, e.design, f"best {rc.runtime}", runtime=rc.runtime)
+        plans.append(_ranked(prep, s, f"best {rc.runtime}",
+                             f"best plan with the {rc.runtime} runtime on the PS"))
     # Frugal: fewest LUTs within 5% of the best objective.
     near = [e for e in evals if e.objective_ms <= best_s.objective_ms * 1.05]
     if near:
         frugal = min(near, key=lambda e: e.lut)
         if frugal.design != best_e.design:
-            s = solve_plan(prep, frugal.design, "frugal")
+            s = solve_plan(prep, frugal.design, "frugal", runtime=frugal.runtime)
             plans.append(_ranked(prep, s, "frugal", "fewest LUTs within 5% of the best"))
     # Without a head unit (the lm_head stays on the CPU).
     nohead = next((e for e in evals if not e.design.head), None)
     if nohead and best_e.design.head:
-        s = solve_plan(prep, nohead.design, "no head unit")
+        s = solve_plan(prep, nohead.design, "no head unit", runtime=nohead.runtime)
         plans.append(_ranked(prep, s, "no head unit", "best design without a dense lm_head unit"))
     # All ternary layers offloaded on the best design (no selection).
     all_t = Plan("all ternary", replace(best_s.plan.design, resident_bytes=0),
-                 frozenset(layer.name for layer in wl.layers if layer.ternary))
+                 frozenset(layer.name for layer in wl.layers if layer.ternary),
+                 runtime=best_s.plan.runtime)
     plans.append(_ranked(prep, Solution(all_t, 0.0, "fixed set", False), "all ternary",
                          "every ternary Linear on the best design, no residency"))
     naive = naive_plan(prep, plans[0], board)
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
-                         prep.baseline_ms / e.objective_ms) for e in evals]
+                         prep.baseline_ms / e.objective_ms, e.tokens_per_s, e.j_per_token)
+             for e in evals]
     notes = list(wl.notes)
+    if (check := host_check(wl, ctx)) is not None:
+        notes.append(check)
+    if objective.kind in ("energy", "edp"):
+        notes.append("energy objective: offload and residency chosen on joules per token with "
+                     "the engine's own URAM/BRAM leakage; a resident buffer's leakage is charged "
+                     "when each ranked plan is re-projected (its figures are exact), not inside "
+                     "the MILP" + ("; the energy-delay product places each group by energy and "
+                                   "ranks designs by J x s" if objective.kind == "edp" else ""))
     notes.append(f"searched {len(designs)} designs ({rejected} rejected by resource caps or "
                  f"link width); offload sets exact per design; residency and DDR capacity by "
                  f"MILP on the {len(shortlist)} best designs")
@@ -247,7 +320,45 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         pareto_lut=pareto(cloud, lambda p: p.lut),
         pareto_ddr=pareto(cloud, lambda p: p.ddr_gb_s),
         cloud=tuple(_thin(cloud)), sensitivity=sensitivity(prep, plans[0]),
-        notes=tuple(notes))
+        notes=tuple(notes), context_curves=context_curves(prep, tuple(plans)),
+        pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
+                             lambda p: p.j_per_token, lambda p: p.tokens_per_s),
+        base_breakdown=_base_breakdown(prep, plans[0]), ttft_ms=_ttft_ms(prep, plans[0]))
+
+
+def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
+    """The best plan's prefill of the objective's prompt (the time to first token)."""
+    pre = next((p for p in best.projections if p.scenario.phase == "prefill"), None)
+    if pre is None:
+        obj = prep.objective
+        sc = Scenario(obj.view, "prefill", obj.prompt_tokens, obj.prompt_tokens, obj.kv_dtype,
+                      obj.sequences, obj.threads)
+        pre = project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
+    return pre.plan_ms
+
+
+def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
+    """Components of the headline CPU-only baseline in the best plan's decode scenario."""
+    proj = best.decode
+    cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime=proj.baseline.runtime)
+    return dict(project(prep.workload, cpu, prep.ctx, proj.scenario,
+                        with_baselines=False).components)
+
+
+def host_check(wl, ctx: CostContext) -> str | None:
+    """How much of the profiled decode token the torch runtime's operators account for on
+    the profiled host itself (the rest is time outside any module: Python, the generate loop).
+    """
+    if not wl.token_ms:
+        return None
+    dec = wl.measured_op("self_attn", "decode")
+    context = dec.context if dec is not None else (wl.prompt_tokens or 1)
+    sc = Scenario("host-attached", "decode", 1, min(context, wl.config.max_positions))
+    cpu = Plan("cpu torch", EngineDesign(1, 1), frozenset(), runtime="torch")
+    ms = project(wl, cpu, ctx, sc, with_baselines=False).plan_ms
+    return (f"check on the profiled host: the torch runtime's operators price a decode token at "
+            f"{ms:,.1f} ms, the profile measured {wl.token_ms:,.1f} ms "
+            f"({1 - ms / wl.token_ms:+.1%} outside any priced operator)")
 
 
 def _ddr_gb_s(e: DesignEval) -> float:

@@ -18,57 +18,88 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from dse.model.cost import call_cost, layer_weight_bytes
+from dse.model.cpu import RUNTIMES
+from dse.model.energy import Work, pl_dynamic_w, require_power, static_w
 from dse.model.engine import (
     BRAM36_BYTES,
     URAM_BYTES,
     EngineDesign,
     engine_resources,
 )
-from dse.model.packing import get_packing
 from dse.model.project import (
+    Baseline,
     CostContext,
     Plan,
     Scenario,
-    baseline_layer_ms,
+    baselines,
+    call_work,
+    cpus,
+    embedding_bytes,
     group_calls,
-    memory_bytes,
+    layer_board_bytes,
+    layer_cpu,
+    op_costs,
 )
 from dse.model.workload import Layer, Workload
 
-OBJECTIVES = ("decode", "prefill", "mix")
+OBJECTIVES = ("decode", "prefill", "mix", "energy", "edp")
+#: Objectives priced in joules (per generated token) rather than milliseconds.
+ENERGY_OBJECTIVES = ("energy", "edp")
 
 
 @dataclass(frozen=True)
 class Objective:
     """What the search minimises: decode ms/token, prefill ms, or a prompt+generate mix.
 
-    ``against`` is the CPU software the layers left on the CPU run: the profiled PyTorch
-    ("torch") or a bitnet.cpp-class kernel ("bitnetcpp").
+    Decode is priced at ``context_tokens`` of context (default: prompt + generated tokens, the
+    longest the cache gets), with a ``kv_dtype`` cache, ``sequences`` sharing each weight pass
+    and ``threads`` CPU threads (None: every core). ``runtimes`` are the PS runtimes the
+    search may choose for what stays on the CPU.
     """
 
     kind: str = "decode"
     prompt_tokens: int = 128
     gen_tokens: int = 128
     view: str = "on-board"
-    against: str = "torch"
+    runtimes: tuple[str, ...] = RUNTIMES
+    context: int | None = None
+    kv_dtype: str = "fp16"
+    sequences: int = 1
+    threads: int | None = None
 
     @property
     def context_tokens(self) -> int:
-        return self.prompt_tokens + self.gen_tokens
+        return self.context or self.prompt_tokens + self.gen_tokens
 
     def scenarios(self) -> list[tuple[Scenario, float]]:
         """(scenario, weight) pairs whose weighted sum is the objective, in ms."""
-        dec = Scenario(self.view, "decode", 1, self.context_tokens)
-        pre = Scenario(self.view, "prefill", self.prompt_tokens, self.context_tokens)
-        if self.kind == "decode":
+        dec = Scenario(self.view, "decode", 1, self.context_tokens, self.kv_dtype,
+                       self.sequences, self.threads)
+        pre = Scenario(self.view, "prefill", self.prompt_tokens, self.prompt_tokens,
+                       self.kv_dtype, self.sequences, self.threads)
+        if self.kind in ("decode", *ENERGY_OBJECTIVES):
             return [(dec, 1.0)]
         if self.kind == "prefill":
             return [(pre, 1.0)]
         return [(pre, 1.0), (dec, float(self.gen_tokens))]
 
+    @property
+    def batched(self) -> bool:
+        """Whether any forward carries more than one token per weight pass (M > 1)."""
+        return any(sc.m * sc.sequences > 1 for sc, _ in self.scenarios())
+
+    @property
+    def unit(self) -> str:
+        return {"energy": "J", "edp": "J·s"}.get(self.kind, "ms")
+
     def describe(self) -> str:
+        if self.kind == "energy":
+            return f"decode joules per token at {self.context_tokens} tokens of context"
+        if self.kind == "edp":
+            return (f"decode energy-delay product (J per token x s per token) at "
+                    f"{self.context_tokens} tokens of context")
         if self.kind == "decode":
-            return "decode ms per token"
+            return f"decode ms per token at {self.context_tokens} tokens of context"
         if self.kind == "prefill":
             return f"prefill ms ({self.prompt_tokens} prompt tokens)"
         return (f"workload ms ({self.prompt_tokens} prompt tokens + {self.gen_tokens} generated "
@@ -99,58 +130,205 @@ class Group:
         return tuple(layer.name for layer in self.layers)
 
 
+#: Columns of a work vector: seconds, core-seconds, DDR bytes, PL busy seconds.
+_T, _CORE, _DDR, _PL = range(4)
+
+
+def _vec(w: Work) -> np.ndarray:
+    return np.array([w.time_s, w.core_s, w.ddr_bytes, w.pl_busy_s])
+
+
+@dataclass(frozen=True)
+class RuntimeCosts:
+    """Design-independent work of one PS runtime, weighted over the objective's scenarios:
+    rows of [seconds, core-seconds, DDR bytes, PL seconds]."""
+
+    runtime: str
+    #: Each group on the CPU (its input quantization included where the runtime quantizes
+    #: for its own kernel).
+    cpu: np.ndarray
+    #: What each group adds on the PS when offloaded (quantizing its input).
+    offload_ps: np.ndarray
+    #: Every other operator (norms, attention, sampling, ...).
+    fixed: np.ndarray
+    #: Objective (ms or J) with everything on the CPU, and whether that fits the board's DDR.
+    baseline_ms: float
+    baseline_feasible: bool
+
+    @property
+    def cpu_ms(self) -> np.ndarray:
+        return self.cpu[:, _T] * 1e3
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """Design-independent data of a search: groups and their CPU cost under the objective."""
+    """Design-independent data of a search: groups and their CPU cost per runtime."""
 
     workload: Workload
     ctx: CostContext
     objective: Objective
     groups: tuple[Group, ...]
-    #: Objective ms of each group on the CPU (weighted over the objective's scenarios).
-    cpu_ms: np.ndarray
-    #: Objective ms of everything that is not a Linear, and of the whole baseline.
-    nonlinear_ms: float
+    runtimes: tuple[RuntimeCosts, ...]
+    #: Objective ms of the best CPU-only runtime that fits (the fastest if none fits).
     baseline_ms: float
+    baseline_runtime: str
     #: Signature index of each group (groups with equal N, K and kind cost the same).
     sig_of: np.ndarray
     sigs: tuple[tuple[int, int, bool], ...]
     scenarios: tuple[tuple[Scenario, float], ...]
+    #: The CPU-only baselines of each scenario (they depend on no design).
+    baselines: tuple[tuple[Baseline, ...], ...] = ()
+
+    def runtime(self, name: str) -> RuntimeCosts:
+        return next(r for r in self.runtimes if r.runtime == name)
+
+
+def _quant_per_instance(ops, role: str) -> float:
+    """ms of one layer's instance of the quantization feeding ``role``'s group."""
+    from dse.model.ops import QUANT_GROUP
+
+    feed = QUANT_GROUP.get(role)
+    op = next((o for o in ops if o.kind == "quant" and o.role == f"quant_{feed}"), None)
+    return op.time_ms / op.count if op is not None and op.count else 0.0
 
 
 def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = True) -> Prepared:
-    """Group the layers and price every group on the CPU once (pure)."""
-    from dse.model.project import project  # local: only for the non-Linear share
-
+    """Group the layers and price every group on the CPU under each runtime once (pure)."""
+    if objective.kind in ENERGY_OBJECTIVES:
+        require_power(ctx.board, f"--objective {objective.kind}")
     scen = objective.scenarios()
+    for sc, _ in scen:
+        sc.validate(wl.config)
     groups = tuple(Group(key, tuple(ls)) for key, ls in group_calls(list(wl.layers), fuse).items())
-    cpu = np.zeros(len(groups))
-    nonlinear = 0.0
-    base_total = 0.0
-    idx = 2 if objective.against == "bitnetcpp" else 1
-    for sc, w in scen:
-        base = baseline_layer_ms(wl, ctx.board, ctx, sc)
-        for i, g in enumerate(groups):
-            cpu[i] += w * sum(base[name][idx - 1] for name in g.names)
-        empty = project(wl, Plan("cpu", EngineDesign(1, 1), frozenset()), ctx, sc, base)
-        nonlinear += w * empty.nonlinear_ms
-        base_total += w * (empty.baseline_ms if idx == 1 else empty.bitnetcpp_ms)
+    c = ctx.constants
+    per_runtime = []
+    base_by_sc = [baselines(wl, ctx, sc) for sc, _ in scen]
+    for runtime in objective.runtimes:
+        cpu = np.zeros((len(groups), 4))
+        extra = np.zeros((len(groups), 4))
+        fixed = np.zeros(4)
+        for sc, w in scen:
+            host, target, threads = cpus(wl, ctx.board, sc)
+            ops = op_costs(wl, runtime, sc, host, target, threads, c)
+            for o in ops:
+                if o.kind != "quant":
+                    fixed += w * _vec(o.work)
+            for i, g in enumerate(groups):
+                q = _quant_per_instance(ops, g.layers[0].role) if g.ternary else np.zeros(4)
+                lin = sum((_vec(layer_cpu(wl, layer, runtime, sc, host, target, threads, c))
+                           for layer in g.layers), np.zeros(4))
+                cpu[i] += w * (lin + (q if runtime == "native" else 0.0))
+                extra[i] += w * q
+        base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
+                   for (_, w), bs in zip(scen, base_by_sc, strict=True))
+        fits = all(next(b.feasible for b in bs if b.runtime == runtime) for bs in base_by_sc)
+        per_runtime.append(RuntimeCosts(runtime, cpu, extra, fixed, base, fits))
+    fitting = [r for r in per_runtime if r.baseline_feasible] or per_runtime
+    best = min(fitting, key=lambda r: r.baseline_ms)
     sig_index: dict[tuple[int, int, bool], int] = {}
     sig_of = np.array([sig_index.setdefault((g.n, g.k, g.ternary), len(sig_index))
                        for g in groups])
-    return Prepared(wl, ctx, objective, groups, cpu, nonlinear, base_total, sig_of,
-                    tuple(sig_index), tuple(scen))
+    return Prepared(wl, ctx, objective, groups, tuple(per_runtime), best.baseline_ms,
+                    best.runtime, sig_of, tuple(sig_index), tuple(scen), tuple(base_by_sc))
+
+
+def projection_units(objective: Objective, p) -> float:
+    """One projection in the objective's units (ms, J per token, or J/token x s/token)."""
+    if objective.kind not in ENERGY_OBJECTIVES:
+        return p.plan_ms
+    e = p.energy
+    return e.j_per_token if objective.kind == "energy" else e.j_per_token * e.time_s / e.tokens
+
+
+def _baseline_units(objective: Objective, b: Baseline) -> float:
+    """A CPU-only baseline in the objective's units."""
+    if objective.kind in ENERGY_OBJECTIVES:
+        e = b.energy
+        if objective.kind == "energy":
+            return e.j_per_token
+        return e.j_per_token * e.time_s / e.tokens
+    return b.ms
+
+
+def _quant_per_instance(ops, role: str) -> np.ndarray:
+    """Work of one layer's instance of the quantization feeding ``role``'s group."""
+    from dse.model.ops import QUANT_GROUP
+
+    feed = QUANT_GROUP.get(role)
+    op = next((o for o in ops if o.kind == "quant" and o.role == f"quant_{feed}"), None)
+    return _vec(op.work) / op.count if op is not None and op.count else np.zeros(4)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """One design under one runtime, in the objective's units: each group on the CPU,
+    streamed, resident; and the fixed rest. Times in ms, or joules for energy objectives."""
+
+    cpu: np.ndarray
+    stream: np.ndarray
+    resident: np.ndarray
+    fixed: float
+    #: Seconds of each option, for the energy-delay product (None for other objectives).
+    cpu_s: np.ndarray | None
+    stream_s: np.ndarray | None
+    resident_s: np.ndarray | None
+    fixed_s: float
+    tokens: int
+
+    def total(self, stream: np.ndarray, resident: np.ndarray) -> float:
+        """The objective of a choice of streamed and resident groups (the rest on the CPU)."""
+        units = self.fixed + float(np.where(stream, self.stream, np.where(
+            resident, self.resident, self.cpu)).sum())
+        if self.cpu_s is None:
+            return units
+        secs = self.fixed_s + float(np.where(stream, self.stream_s, np.where(
+            resident, self.resident_s, self.cpu_s)).sum())
+        return units / self.tokens * (secs / self.tokens)
+
+
+def pricing(prep: Prepared, design: EngineDesign, rc: RuntimeCosts,
+            sig: np.ndarray | None = None, sig_resident: np.ndarray | None = None) -> Pricing:
+    """Objective units of every option of every group for ``design`` under ``rc``.
+
+    ``sig`` / ``sig_resident``: the designs' call work per signature (``fpga_sig``), if
+    already computed; without ``sig_resident`` residency is not an option (inf).
+    """
+    sig = fpga_sig(prep, design)[0] if sig is None else sig
+    f_work = sig[prep.sig_of] + rc.offload_ps
+    r_work = (sig_resident[prep.sig_of] + rc.offload_ps if sig_resident is not None
+              else np.full_like(f_work, np.inf))
+    kind = prep.objective.kind
+    if kind not in ENERGY_OBJECTIVES:
+        return Pricing(rc.cpu[:, _T] * 1e3, f_work[:, _T] * 1e3, r_work[:, _T] * 1e3,
+                       float(rc.fixed[_T] * 1e3), None, None, None, 0.0, 1)
+    power = prep.ctx.board.power
+    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    rest, dyn = static_w(power, res), pl_dynamic_w(power, res, design.clock_mhz)
+    coef = np.array([rest, power.ps_core_active_w, power.ddr_pj_per_byte * 1e-12, dyn])
+    tokens = prep.scenarios[0][0].sequences
+    per_token = 1.0 / tokens if kind == "energy" else 1.0
+    cpu, stream, res_j = (w @ coef * per_token for w in (rc.cpu, f_work, r_work))
+    fixed = float(rc.fixed @ coef) * per_token
+    if kind == "energy":
+        return Pricing(cpu, stream, res_j, fixed, None, None, None, 0.0, tokens)
+    return Pricing(cpu, stream, res_j, fixed, rc.cpu[:, _T], f_work[:, _T], r_work[:, _T],
+                   float(rc.fixed[_T]), tokens)
 
 
 @dataclass(frozen=True)
 class DesignEval:
-    """A design priced with the exactly optimal offload set (no residency)."""
+    """A design priced with the exactly optimal offload set and runtime (no residency)."""
 
     design: EngineDesign
+    runtime: str
     objective_ms: float
     offload: np.ndarray
     lut: float
     ddr_bytes: float
+    #: Decode tokens per second and joules per token of the chosen placement, where the
+    #: objective is one decode scenario and the board has a power model (else None).
+    tokens_per_s: float | None = None
+    j_per_token: float | None = None
 
     def speedup(self, baseline_ms: float) -> float:
         return baseline_ms / self.objective_ms
@@ -162,34 +340,55 @@ def _group_bytes(design: EngineDesign, n: int, k: int, ternary: bool) -> int:
     return layer_weight_bytes(Layer("", "lm_head", None, n, k, False, 0.0, 1, 0.0), design)
 
 
-def fpga_sig_ms(prep: Prepared, design: EngineDesign, resident: bool = False
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Objective ms and DDR bytes of one call of each signature on ``design``."""
+def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Work of one call of each signature on ``design`` (inf where it cannot run there),
+    and the weight bytes it streams from DDR."""
     board, c = prep.ctx.board, prep.ctx.constants
-    ms = np.zeros(len(prep.sigs))
+    work = np.zeros((len(prep.sigs), 4))
     ddr = np.zeros(len(prep.sigs))
     for s, (n, k, ternary) in enumerate(prep.sigs):
         if not ternary and not design.head:
-            ms[s] = math.inf
+            work[s] = math.inf
             continue
         wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
         dense = None if ternary else design.head
         for sc, w in prep.scenarios:
-            cc = call_cost(design, board, c, n=n, k=k, m=sc.m, weight_bytes=wbytes, dense=dense)
-            ms[s] += w * cc.time_s * 1e3
+            m = sc.m * sc.sequences if ternary else sc.sequences
+            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense)
+            work[s] += w * _vec(call_work(cc))
             ddr[s] += w * cc.weight_bytes
-    return ms, ddr
+    return work, ddr
 
 
 def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
-    """Best objective of ``design`` with every group placed where it is faster (exact)."""
-    ms, ddr = fpga_sig_ms(prep, design)
-    f = ms[prep.sig_of]
-    offload = f < prep.cpu_ms
-    total = prep.nonlinear_ms + float(np.where(offload, f, prep.cpu_ms).sum())
+    """Best objective of ``design``: every group placed where it costs less, under the best
+    runtime (exact for time and energy: given the runtime the groups are independent; for
+    the energy-delay product the groups are placed by energy)."""
+    sig, ddr = fpga_sig(prep, design)
+    best = None
+    for rc in prep.runtimes:
+        pr = pricing(prep, design, rc, sig)
+        offload = pr.stream < pr.cpu
+        total = pr.total(offload, np.zeros_like(offload))
+        if best is None or total < best[0]:
+            best = (total, rc.runtime, offload)
+    total, runtime, offload = best
     ddr_bytes = float(ddr[prep.sig_of][offload].sum())
-    lut = engine_resources(design, prep.ctx.board, prep.ctx.constants).lut
-    return DesignEval(design, total, offload, lut, ddr_bytes)
+    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    tok_s = j_tok = None
+    power = prep.ctx.board.power
+    if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
+        rc = prep.runtime(runtime)
+        work = rc.fixed + np.where(offload[:, None], sig[prep.sig_of] + rc.offload_ps,
+                                   rc.cpu).sum(axis=0)
+        tokens = prep.scenarios[0][0].sequences
+        coef = np.array([static_w(power, res), power.ps_core_active_w,
+                         power.ddr_pj_per_byte * 1e-12,
+                         pl_dynamic_w(power, res, design.clock_mhz)])
+        tok_s = tokens / work[_T] if work[_T] > 0 else None
+        j_tok = float(work @ coef) / tokens
+    return DesignEval(design, runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok)
 
 
 def onchip_capacity_bytes(prep: Prepared, design: EngineDesign) -> int:
@@ -211,25 +410,45 @@ class Solution:
     optimal: bool
 
 
+def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndarray:
+    """DDR bytes each group adds on the board when offloaded (engine format - runtime's)."""
+    wl = prep.workload
+    out = []
+    for g in prep.groups:
+        d = sum(layer_board_bytes(layer, True, design, runtime, wl.dtype_bytes)
+                - layer_board_bytes(layer, False, design, runtime, wl.dtype_bytes)
+                for layer in g.layers)
+        if not g.ternary:
+            d += (embedding_bytes(wl, runtime, True, design)
+                  - embedding_bytes(wl, runtime, False, design))
+        out.append(d)
+    return np.array(out, dtype=float)
+
+
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
-               allow_resident: bool = True) -> Solution:
-    """Optimal offload and resident sets for ``design`` (MILP; exact up to HiGHS's tolerance).
+               allow_resident: bool = True, runtime: str | None = None) -> Solution:
+    """Optimal offload and resident sets for ``design`` under ``runtime`` (the best runtime
+    when None): a MILP, exact up to HiGHS's tolerance.
 
     Variables per group: s (streamed on the FPGA) and r (resident), s + r <= 1. Minimise
     sum (f - cpu) s + (f_res - cpu) r subject to resident bytes <= on-chip capacity and, on
     the board, the plan's DDR footprint <= DDR capacity.
     """
+    if runtime is None:
+        sols = [solve_plan(prep, design, name, allow_resident, rc.runtime)
+                for rc in prep.runtimes]
+        return min(sols, key=lambda s: (not s.optimal, s.objective_ms))
+    rc = prep.runtime(runtime)
     groups = prep.groups
     ng = len(groups)
-    f_ms, _ = fpga_sig_ms(prep, design)
-    f = f_ms[prep.sig_of]
     cap = onchip_capacity_bytes(prep, design) if allow_resident else 0
-    fr = fpga_sig_ms(prep, design, resident=True)[0][prep.sig_of] if cap else np.full(ng, np.inf)
+    pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
+                 fpga_sig(prep, design, resident=True)[0] if cap else None)
     big = 1e12
-    f = np.where(np.isfinite(f), f, big)
-    fr = np.where(np.isfinite(fr), fr, big)
+    f = np.where(np.isfinite(pr.stream), pr.stream, big)
+    fr = np.where(np.isfinite(pr.resident), pr.resident, big)
     wbytes = np.array([_group_bytes(design, g.n, g.k, g.ternary) for g in groups], dtype=float)
-    cost = np.concatenate([f - prep.cpu_ms, fr - prep.cpu_ms])
+    cost = np.concatenate([f - pr.cpu, fr - pr.cpu])
     rows = [np.concatenate([np.eye(ng), np.eye(ng)], axis=1)]
     lo, hi = [np.zeros(ng)], [np.ones(ng)]
     rows.append(np.concatenate([np.zeros(ng), wbytes])[None, :])
@@ -237,14 +456,12 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     hi.append(np.array([float(cap)]))
     board = prep.ctx.board
     if prep.objective.view == "on-board":
-        sc = prep.scenarios[0][0]
-        base_mem = memory_bytes(prep.workload, Plan("cpu", design, frozenset()), prep.ctx, sc)
-        i2 = get_packing("i2")
-        delta = np.array([
-            sum((layer_weight_bytes(layer, design) - (i2.matrix_bytes(layer.n, layer.k)
-                 if layer.ternary else layer.weights * 2)
-                 + (layer.weights * 2 if not layer.ternary and design.head == "int8" else 0))
-                for layer in g.layers) for g in groups], dtype=float)
+        from dse.model.project import memory_bytes
+
+        sc = max((s for s, _ in prep.scenarios), key=lambda s: s.context_tokens)
+        base_mem = memory_bytes(prep.workload, Plan("cpu", design, frozenset(), runtime=runtime),
+                                prep.ctx, sc)
+        delta = _memory_delta(prep, design, runtime)
         rows.append(np.concatenate([delta, delta])[None, :])
         lo.append(np.array([-np.inf]))
         hi.append(np.array([float(board.ddr.capacity_bytes - base_mem)]))
@@ -252,18 +469,18 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     res = milp(cost, constraints=cons, integrality=np.ones(2 * ng), bounds=Bounds(0, 1))
     if res.status != 0 or res.x is None:
         # infeasible (e.g. the model does not fit DDR even on the CPU): offload nothing
-        plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}")
-        return Solution(plan, prep.baseline_ms, f"MILP ({res.message})", False)
+        plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}", runtime=runtime)
+        return Solution(plan, rc.baseline_ms, f"MILP ({res.message})", False)
     x = np.round(res.x).astype(bool)
     s, r = x[:ng], x[ng:]
     offload = frozenset(n for i, g in enumerate(groups) if s[i] or r[i] for n in g.names)
     resident = frozenset(n for i, g in enumerate(groups) if r[i] for n in g.names)
     res_bytes = int(wbytes[r].sum())
     d = design if res_bytes == design.resident_bytes else _with_resident(design, res_bytes)
-    total = prep.nonlinear_ms + float(np.where(s, f, np.where(r, fr, prep.cpu_ms)).sum())
+    total = pr.total(s, r)
     gap = getattr(res, "mip_gap", 0.0) or 0.0
-    method = f"MILP (HiGHS), optimal, gap {gap:.1e}"
-    return Solution(Plan(name, d, offload, resident), total, method, True)
+    method = f"MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}"
+    return Solution(Plan(name, d, offload, resident, runtime=runtime), total, method, True)
 
 
 def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
@@ -272,30 +489,25 @@ def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
     return replace(design, resident_bytes=nbytes)
 
 
-def brute_force(prep: Prepared, design: EngineDesign) -> tuple[float, frozenset[str],
-                                                               frozenset[str]]:
+def brute_force(prep: Prepared, design: EngineDesign, runtime: str
+                ) -> tuple[float, frozenset[str], frozenset[str]]:
     """Exhaustive search over every group's three options (tests only: 3**groups plans)."""
     import itertools
 
-    f_ms, _ = fpga_sig_ms(prep, design)
-    fr_ms, _ = fpga_sig_ms(prep, design, resident=True)
+    rc = prep.runtime(runtime)
+    pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
+                 fpga_sig(prep, design, resident=True)[0])
     cap = onchip_capacity_bytes(prep, design)
     best = (math.inf, frozenset(), frozenset())
     for choice in itertools.product((0, 1, 2), repeat=len(prep.groups)):
-        used = 0
-        total = prep.nonlinear_ms
-        for g, sig, cpu, ch in zip(prep.groups, prep.sig_of, prep.cpu_ms, choice, strict=True):
-            if ch == 0:
-                total += cpu
-            elif ch == 1:
-                total += f_ms[sig]
-            else:
-                used += _group_bytes(design, g.n, g.k, g.ternary)
-                total += fr_ms[sig]
+        ch = np.array(choice)
+        used = sum(_group_bytes(design, g.n, g.k, g.ternary)
+                   for g, c in zip(prep.groups, choice, strict=True) if c == 2)
+        total = pr.total(ch == 1, ch == 2)
         if used <= cap and total < best[0]:
-            off = frozenset(n for g, ch in zip(prep.groups, choice, strict=True) if ch
+            off = frozenset(n for g, c in zip(prep.groups, choice, strict=True) if c
                             for n in g.names)
-            res = frozenset(n for g, ch in zip(prep.groups, choice, strict=True) if ch == 2
+            res = frozenset(n for g, c in zip(prep.groups, choice, strict=True) if c == 2
                             for n in g.names)
             best = (total, off, res)
     return best

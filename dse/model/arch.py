@@ -1,0 +1,154 @@
+"""The model's architecture: the few config fields the operator list is built from.
+
+A ``ModelConfig`` comes from a transformers ``config.json`` mapping (``--model DIR``, or the
+``model_config`` a profile carries), from a preset's fields, or, for a profile that holds
+neither (the seed import has Linear shapes only), from the Linear shapes themselves. Only the
+decoder families dse prices are accepted: BitNet (``model_type: bitnet``) and the Llama-shaped
+BitNet reproductions (``llama``); anything else is rejected with a one-line error rather than
+priced as if it were a BitNet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from dse.errors import DseError, located
+
+#: model_type values whose decoder is q/k/v/o + gate/up/down around RMSNorms, as priced here.
+KNOWN_MODEL_TYPES = ("bitnet", "llama")
+#: Activations of the gate projection dse knows how to price.
+KNOWN_ACTS = ("relu2", "silu")
+#: head_dim assumed when only Linear shapes are known (BitNet 2B-4T, Llama 3: 128).
+DEFAULT_HEAD_DIM = 128
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shapes of a BitNet-style decoder, with where they came from."""
+
+    name: str
+    model_type: str
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    act: str = "relu2"
+    tied_embeddings: bool = True
+    max_positions: int = 4096
+    #: BitNet's extra RMSNorms before o_proj and down_proj (attn_sub_norm, ffn_sub_norm).
+    sub_norms: bool = True
+    source: str = ""
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of K (and of V) per token per layer: kv_heads x head_dim."""
+        return self.kv_heads * self.head_dim
+
+    def kv_bytes_per_token(self, elem_bytes: float) -> float:
+        """KV-cache bytes one token of context holds: K and V of every layer."""
+        return 2 * self.layers * self.kv_dim * elem_bytes
+
+
+def _int(data: dict, key: str, where: str, default: int | None = None) -> int:
+    v = data.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise located(where, key, "an integer >= 1", v)
+    return v
+
+
+def config_from_mapping(data: object, where: str = "config.json") -> ModelConfig:
+    """Validate a transformers config mapping of a known decoder family (pure)."""
+    if not isinstance(data, dict):
+        raise located(where, "", "a JSON object with the model's config", type(data).__name__)
+    mtype = str(data.get("model_type", "")).lower()
+    if mtype not in KNOWN_MODEL_TYPES:
+        archs = data.get("architectures")
+        got = mtype or (archs[0] if isinstance(archs, list) and archs else None)
+        raise located(where, "model_type", f"one of {', '.join(KNOWN_MODEL_TYPES)} (a BitNet "
+                      f"or Llama-shaped decoder dse can price)", got)
+    hidden = _int(data, "hidden_size", where)
+    heads = _int(data, "num_attention_heads", where)
+    if hidden % heads:
+        raise located(where, "num_attention_heads", f"a divisor of hidden_size ({hidden})", heads)
+    kv_heads = _int(data, "num_key_value_heads", where, heads)
+    if heads % kv_heads:
+        raise located(where, "num_key_value_heads", f"a divisor of num_attention_heads ({heads})",
+                      kv_heads)
+    act = str(data.get("hidden_act", "relu2" if mtype == "bitnet" else "silu"))
+    if act not in KNOWN_ACTS:
+        raise located(where, "hidden_act", f"one of {', '.join(KNOWN_ACTS)}", act)
+    tied = data.get("tie_word_embeddings", mtype == "bitnet")
+    if not isinstance(tied, bool):
+        raise located(where, "tie_word_embeddings", "true or false", tied)
+    name = str(data.get("_name_or_path") or data.get("name_or_path") or mtype)
+    return ModelConfig(
+        name=name, model_type=mtype, hidden=hidden,
+        intermediate=_int(data, "intermediate_size", where),
+        layers=_int(data, "num_hidden_layers", where), heads=heads, kv_heads=kv_heads,
+        vocab=_int(data, "vocab_size", where), act=act, tied_embeddings=tied,
+        max_positions=_int(data, "max_position_embeddings", where, 2048),
+        sub_norms=mtype == "bitnet", source=where)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def preset_for(model_name: str) -> str | None:
+    """The preset whose name a model name contains (``../models/...2B-4T-bf16`` -> 2B-4T)."""
+    from dse.profile.presets import PRESETS
+
+    key = _norm(model_name)
+    hits = [p for p in PRESETS if _norm(p) in key]
+    return max(hits, key=len) if hits else None
+
+
+def preset_config(name: str) -> ModelConfig:
+    """A preset's shapes as a ModelConfig (the preset table is plain data, no torch)."""
+    from dse.profile.presets import PRESETS
+
+    fields = dict(PRESETS[name])
+    fields.setdefault("model_type", "bitnet" if fields.get("hidden_act") == "relu2" else "llama")
+    cfg = config_from_mapping(fields, f"preset {name}")
+    return replace(cfg, name=name, source=f"preset {name}")
+
+
+def config_from_linears(model_name: str, shapes: dict[str, tuple[int, int]], layers: int,
+                        where: str) -> ModelConfig:
+    """Shapes from the Linears alone: ``shapes`` maps role -> (N, K) of one block (+ lm_head).
+
+    A preset whose name the model's name contains and whose shapes agree is used as it is;
+    otherwise heads follow from hidden / 128 (``DEFAULT_HEAD_DIM``), stated in ``source``.
+    """
+    need = ("q_proj", "k_proj", "gate_proj")
+    missing = [r for r in need if r not in shapes]
+    if missing:
+        raise DseError(f"{where}: modules: expected Linear layers {', '.join(need)} of a "
+                       f"BitNet/Llama decoder to build the operator list, missing "
+                       f"{', '.join(missing)}")
+    hidden = shapes["q_proj"][1]
+    kv_dim = shapes["k_proj"][0]
+    inter = shapes["gate_proj"][0]
+    vocab = shapes.get("lm_head", (0, 0))[0]
+    preset = preset_for(model_name)
+    if preset is not None:
+        cfg = preset_config(preset)
+        if (cfg.hidden, cfg.kv_dim, cfg.intermediate, cfg.layers) == (hidden, kv_dim, inter,
+                                                                       layers) and (
+                not vocab or vocab == cfg.vocab):
+            return replace(cfg, source=f"preset {preset} (its name and Linear shapes match "
+                           f"the profile's)")
+    head_dim = DEFAULT_HEAD_DIM if hidden % DEFAULT_HEAD_DIM == 0 else hidden
+    if kv_dim % head_dim:
+        head_dim = hidden
+    return ModelConfig(
+        name=model_name, model_type="bitnet", hidden=hidden, intermediate=inter, layers=layers,
+        heads=hidden // head_dim, kv_heads=max(1, kv_dim // head_dim), vocab=vocab or 1,
+        source=f"inferred from the profile's Linear shapes (head_dim {head_dim} assumed)")

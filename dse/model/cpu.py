@@ -1,0 +1,235 @@
+"""The CPU as a device: the profiled host or the board's PS, under a software runtime.
+
+Two runtimes price the same operators differently:
+
+- ``torch``: PyTorch eager, as profiled. A Linear or operator the profile measured keeps its
+  measured time, moved to another CPU by the ratio of the two CPUs' roofline times (which keeps
+  PyTorch's measured efficiency); an operator it did not measure is priced by roofline plus
+  PyTorch's per-op dispatch cost.
+- ``native``: a compiled C/NEON runtime of the bitnet.cpp class (ggml graph, I2_S ternary
+  kernel, f16 output head, f16 KV cache by default). Every operator is priced from instruction
+  counts of its kernel on the CPU's SIMD unit (``CostConstants`` names each and its source),
+  against the CPU's memory bandwidth, plus the graph's per-node synchronisation.
+
+Every function returns an ``OpCost`` naming its bound and the assumption it rests on. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dse.errors import DseError
+from dse.model.board import Board
+from dse.model.constants import CostConstants
+from dse.model.ops import Op, op_bytes, op_elements, op_flops
+
+RUNTIMES = ("torch", "native")
+RUNTIME_TEXT = {
+    "torch": "PyTorch eager as profiled (measured times moved by roofline ratio)",
+    "native": "native C/NEON runtime of the bitnet.cpp class (I2_S ternary kernel, f16 head)",
+}
+#: Aten ops PyTorch eager runs per operator (HF BitNet modules), for its dispatch cost.
+_TORCH_ATEN_OPS = {"embed": 1, "rmsnorm": 8, "quant": 6, "rope": 10, "kv_write": 4,
+                   "attn_score": 2, "softmax": 2, "attn_v": 2, "residual": 1, "act": 2,
+                   "gate_mul": 1, "sample": 1}
+
+
+def check_runtime(name: str, where: str = "--runtime") -> str:
+    if name not in RUNTIMES:
+        raise DseError(f"{where}: expected one of {', '.join(RUNTIMES)}, got {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class CpuSpec:
+    """A CPU as a roofline: the profiled host, or the board's PS."""
+
+    name: str
+    peak_fp32_gflops: float
+    memory_bandwidth_gb_s: float
+    clock_mhz: float
+    cores: int = 1
+    #: SIMD family the native kernels are counted for: "neon" (64-bit datapath) or "x86".
+    isa: str = "x86"
+
+    @classmethod
+    def of_host(cls, host) -> CpuSpec:
+        return cls(host.name, host.peak_fp32_gflops, host.memory_bandwidth_gb_s,
+                   host.clock_mhz, max(1, host.cores), _isa(host.name))
+
+    @classmethod
+    def of_board(cls, board: Board) -> CpuSpec:
+        ps = board.ps_cpu
+        return cls(f"{board.name} PS ({ps.cores}x {ps.model})", ps.peak_fp32_gflops,
+                   ps.memory_bandwidth_gb_s, ps.clock_mhz, ps.cores, _isa(ps.model))
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.memory_bandwidth_gb_s * 1e9
+
+
+def _isa(model: str) -> str:
+    return "neon" if "cortex-a" in model.lower() or "arm" in model.lower() else "x86"
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """Time of one operator class on a CPU for one forward, what binds it, and why; also the
+    cores it keeps busy and the DDR bytes it moves (weights and KV cache: the CPU's own
+    activations stay in its caches), for the energy model."""
+
+    time_s: float
+    bound: str
+    basis: str
+    cores: int = 1
+    ddr_bytes: float = 0.0
+
+
+def roofline_s(flops: float, nbytes: float, cpu: CpuSpec, flops_scale: float = 1.0) -> float:
+    """max(compute, memory) time of a kernel on a CPU at its peaks."""
+    return max(flops / (cpu.peak_fp32_gflops * 1e9 * flops_scale), nbytes / cpu.bytes_per_s)
+
+
+def _bound(compute_s: float, memory_s: float, overhead_s: float) -> str:
+    top = max(compute_s, memory_s)
+    if overhead_s > top:
+        return "overhead"
+    return "compute" if compute_s >= memory_s else "memory"
+
+
+# -- native runtime --------------------------------------------------------------------------
+
+def _simd_scale(cpu: CpuSpec, c: CostConstants) -> float:
+    """Per-element cycle counts are for a 64-bit NEON datapath; wider SIMD divides them."""
+    return 1.0 if cpu.isa == "neon" else c.x86_simd_speedup
+
+
+def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: int,
+                  c: CostConstants) -> OpCost:
+    """A Linear of N x K over M tokens in the native runtime, rows split over ``threads``.
+
+    Ternary: the I2_S kernel (2-bit weights, int8 activations); dense (the output head): f16
+    weights against f16-converted activations. Compute is the kernel's cycles per weight per
+    token; memory is one read of the packed weights per forward.
+    """
+    if ternary:
+        cpw = (c.native_ternary_cycles_per_weight if cpu.isa == "neon"
+               else c.native_ternary_cycles_per_weight_x86)
+        wbytes = n * k / 4
+    else:
+        cpw = c.native_dense_cycles_per_weight / _simd_scale(cpu, c)
+        wbytes = n * k * 2.0
+    compute = n * k * m * cpw / (threads * cpu.clock_hz)
+    memory = (wbytes + m * k * (1 if ternary else 4)) / cpu.bytes_per_s
+    over = c.native_op_overhead_us * 1e-6
+    kind = "I2_S ternary GEMV" if ternary else "f16 GEMV"
+    return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
+                  f"native {kind}: {cpw:g} cycles/weight on {threads} thread(s), or "
+                  f"{wbytes / 1e6:.1f} MB at {cpu.memory_bandwidth_gb_s:g} GB/s", threads,
+                  wbytes)
+
+
+def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
+    if op.kind in ("attn_score", "attn_v"):
+        return {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
+                }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
+    return {"rmsnorm": c.native_norm_cycles_per_elem, "quant": c.native_quant_cycles_per_elem,
+            "softmax": c.native_softmax_cycles_per_elem,
+            "sample": c.native_sample_cycles_per_elem}.get(op.kind,
+                                                           c.native_elementwise_cycles_per_elem)
+
+
+def _native_threads(op: Op, m: int, threads: int) -> int:
+    """Threads ggml gives an operator: rows are split, so one token row runs on one core,
+    while the attention matmuls split over cached positions and softmax over heads."""
+    if op.kind in ("attn_score", "attn_v"):
+        return threads
+    if op.kind == "softmax":
+        return max(1, min(threads, op.heads * m))
+    return max(1, min(threads, m))
+
+
+def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype: str,
+              kv_elem_bytes: float, c: CostConstants) -> OpCost:
+    """One operator class in the native runtime: kernel cycles vs bytes, plus per-node sync."""
+    used = _native_threads(op, m, threads)
+    cycles = op_elements(op, m, context) * _native_cycles(op, kv_dtype, c) / _simd_scale(cpu, c)
+    compute = cycles / (used * cpu.clock_hz)
+    b = op_bytes(op, m, context, 4.0, kv_elem_bytes)
+    memory = b.total / cpu.bytes_per_s
+    over = op.count * c.native_op_overhead_us * 1e-6
+    return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
+                  f"native kernel, {_native_cycles(op, kv_dtype, c):g} cycles/element on "
+                  f"{used} thread(s)", used, b.weights + b.kv_read + b.kv_write)
+
+
+# -- torch runtime ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Measured:
+    """A profiled module's host time per call at a known size (tokens M0, context C0)."""
+
+    role: str
+    call_ms: float
+    m: int
+    context: int
+
+
+def _torch_roof(ops: tuple[Op, ...], m: int, context: int, cpu: CpuSpec, act_bytes: float,
+                kv_elem_bytes: float) -> float:
+    flops = sum(op_flops(op, m, context) for op in ops)
+    nbytes = sum(op_bytes(op, m, context, act_bytes, kv_elem_bytes).total for op in ops)
+    return roofline_s(flops, nbytes, cpu)
+
+
+def torch_ops(ops: tuple[Op, ...], m: int, context: int, host: CpuSpec, cpu: CpuSpec,
+              act_bytes: float, kv_elem_bytes: float, measured: Measured | None,
+              c: CostConstants) -> OpCost:
+    """Operators that one profiled module covers (or one unmeasured operator) in PyTorch.
+
+    Measured: the host time per call x calls, moved by the roofline ratio at the measured size;
+    work beyond the measured size (a longer context, more tokens) is added at the target's
+    roofline. Unmeasured: roofline at the target's peaks plus ``torch_aten_op_cycles`` per
+    aten op PyTorch dispatches.
+    """
+    count = ops[0].count
+    dram = sum(b.weights + b.kv_read + b.kv_write
+               for b in (op_bytes(op, m, context, act_bytes, kv_elem_bytes) for op in ops))
+    if measured is not None:
+        at_host = _torch_roof(ops, measured.m, measured.context, host, act_bytes, kv_elem_bytes)
+        at_target = _torch_roof(ops, measured.m, measured.context, cpu, act_bytes, kv_elem_bytes)
+        moved = measured.call_ms * 1e-3 * count * (at_target / at_host if at_host > 0 else 1.0)
+        grown = _torch_roof(ops, m, context, cpu, act_bytes, kv_elem_bytes)
+        extra = max(0.0, grown - at_target)
+        where = "on the host" if cpu == host else f"on the host, moved to {cpu.name}"
+        return OpCost(moved + extra, "measured",
+                      f"measured ({measured.role}, {measured.call_ms * 1e3:.0f} us/call at "
+                      f"M={measured.m}, context {measured.context}) {where}", 1, dram)
+    roof = _torch_roof(ops, m, context, cpu, act_bytes, kv_elem_bytes)
+    aten = sum(_TORCH_ATEN_OPS[op.kind] * op.count for op in ops)
+    over = aten * c.torch_aten_op_cycles / cpu.clock_hz
+    return OpCost(roof + over, "overhead" if over > roof else "memory",
+                  f"not measured: roofline + {aten // max(1, count)} aten op(s) per call at "
+                  f"{c.torch_aten_op_cycles:g} cycles each", 1, dram)
+
+
+def torch_linear_s(host_call_ms: float, n: int, k: int, m: int, host: CpuSpec, cpu: CpuSpec,
+                   dtype_bytes: int, c: CostConstants) -> float:
+    """A profiled Linear in PyTorch for M tokens on ``cpu``.
+
+    On the host it is the measured per-call time (M=1) or, for M tokens, the larger of that and
+    the GEMM at ``host_gemm_efficiency`` of peak. On another CPU it is scaled by the ratio of the
+    two CPUs' roofline times for the same kernel: ``t_target = t_host x roof_target/roof_host``.
+    """
+    flops = 2.0 * n * k * m
+    nbytes = float(n * k * dtype_bytes)
+    t_host = host_call_ms * 1e-3
+    if m > 1:
+        t_host = max(t_host, flops / (host.peak_fp32_gflops * 1e9 * c.host_gemm_efficiency))
+    if cpu == host:
+        return t_host
+    return t_host * roofline_s(flops, nbytes, cpu) / roofline_s(flops, nbytes, host)

@@ -1,0 +1,258 @@
+"""The operator workload: configs, operators' FLOPs and bytes, the PS runtimes, context."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dse.cli import main
+from dse.errors import DseError
+from dse.model.arch import config_from_linears, config_from_mapping, preset_config
+from dse.model.board import load_board
+from dse.model.engine import EngineDesign
+from dse.model.ops import decoder_ops, kv_bytes, op_bytes, op_elements, op_flops, positions
+from dse.model.project import COMPONENTS, CostContext, Plan, Scenario, project
+from dse.model.workload import workload_from_profile
+from dse.profile.default import default_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def seed_wl():
+    return workload_from_profile(default_profile())
+
+
+@pytest.fixture(scope="module")
+def kv260():
+    return CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
+
+
+def cpu_plan(runtime: str = "native") -> Plan:
+    return Plan(f"cpu {runtime}", EngineDesign(1, 1), frozenset(), runtime=runtime)
+
+
+# -- configs ---------------------------------------------------------------------------------
+
+def test_seed_gets_the_2b4t_config(seed_wl):
+    cfg = seed_wl.config
+    assert (cfg.hidden, cfg.intermediate, cfg.layers, cfg.heads, cfg.kv_heads, cfg.vocab) == (
+        2560, 6912, 30, 20, 5, 128256)
+    assert cfg.head_dim == 128 and cfg.kv_dim == 640 and cfg.tied_embeddings
+    assert "preset bitnet-b1.58-2B-4T" in cfg.source
+
+
+def test_config_from_shapes_without_a_preset():
+    cfg = config_from_linears("my-model", {"q_proj": (1024, 1024), "k_proj": (256, 1024),
+                                           "gate_proj": (2816, 1024), "lm_head": (5000, 1024)},
+                              4, "p.json")
+    assert (cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.vocab) == (8, 2, 128, 5000)
+    assert "head_dim 128 assumed" in cfg.source
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"model_type": "gpt2", "hidden_size": 64}, "model_type"),
+    ({"model_type": "bitnet", "hidden_size": 100, "num_attention_heads": 3,
+      "intermediate_size": 8, "num_hidden_layers": 1, "vocab_size": 9}, "num_attention_heads"),
+    ({"model_type": "bitnet", "hidden_size": 64, "num_attention_heads": 4,
+      "num_key_value_heads": 3, "intermediate_size": 8, "num_hidden_layers": 1,
+      "vocab_size": 9}, "num_key_value_heads"),
+    ({"model_type": "bitnet", "hidden_size": 64, "num_attention_heads": 4,
+      "intermediate_size": 8, "num_hidden_layers": 1, "vocab_size": 9, "hidden_act": "gelu"},
+     "hidden_act"),
+])
+def test_unknown_architecture_is_one_line(data, field):
+    with pytest.raises(DseError) as exc:
+        config_from_mapping(data, "cfg.json")
+    assert str(exc.value).startswith(f"cfg.json: {field}: expected")
+    assert "\n" not in str(exc.value)
+
+
+def test_operator_list_follows_the_config():
+    tiny = preset_config("tiny")
+    large = preset_config("bitnet_b1_58-large")  # Llama-shaped: no sub-norms
+    roles = [op.role for op in decoder_ops(tiny)]
+    assert roles.count("attn_sub_norm") == 1 and roles.count("ffn_sub_norm") == 1
+    assert "attn_sub_norm" not in [op.role for op in decoder_ops(large)]
+    ops = {op.role: op for op in decoder_ops(tiny)}
+    assert ops["input_layernorm"].count == tiny.layers and ops["norm"].count == 1
+    assert ops["sample"].width == tiny.vocab
+    assert ops["act_fn"].width == tiny.intermediate
+    assert ops["rope"].width == (tiny.heads + tiny.kv_heads) * tiny.head_dim
+
+
+# -- FLOPs and bytes -------------------------------------------------------------------------
+
+def test_positions_decode_and_prefill():
+    assert positions(1, 300) == 300
+    assert positions(32, 32) == 32 * 33 // 2          # causal prefill from an empty cache
+    assert positions(4, 100) == 97 + 98 + 99 + 100    # 4 tokens appended to 96 cached
+    with pytest.raises(ValueError):
+        positions(5, 4)
+
+
+def test_attention_flops_and_kv_bytes_2b4t(seed_wl):
+    ops = {op.role: op for op in seed_wl.ops}
+    score = ops["attn_score"]
+    # 30 layers x 20 heads x 128 x context MACs, 2 FLOPs each
+    assert op_flops(score, 1, 256) == 2 * 30 * 20 * 128 * 256
+    # K of 5 kv heads x 128 x context per layer, read once (GQA shares it across 4 q heads)
+    b = op_bytes(score, 1, 256, 4.0, kv_bytes("int8"))
+    assert b.kv_read == 30 * 5 * 128 * 256 * 1
+    assert seed_wl.config.kv_bytes_per_token(2) == 2 * 30 * 640 * 2
+    with pytest.raises(DseError, match="kv_dtype: expected one of fp32, bf16, fp16, int8"):
+        kv_bytes("fp8")
+
+
+def test_quant_writes_one_byte_per_element(seed_wl):
+    q = next(op for op in seed_wl.ops if op.role == "quant_down")
+    b = op_bytes(q, 1, 1, 4.0, 2.0)
+    assert b.act_out == 30 * 6912 and b.act_in == 30 * 6912 * 4
+    assert op_elements(q, 3, 3) == 3 * 30 * 6912
+
+
+# -- the native runtime on the KV260's A53s -----------------------------------------------------
+
+def test_native_decode_is_ternary_gemv_plus_f16_head(seed_wl, kv260):
+    p = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=80))
+    c = p.components
+    # 2,084 M ternary weights x 0.625 cycles / (4 cores x 1,333 MHz), compute-bound
+    assert c["ternary_cpu"] == pytest.approx(2_084_044_800 * 0.625 / (4 * 1333e6) * 1e3
+                                             + 210 * 2e-3, rel=1e-3)
+    # the head: 328 M f16 weights x 2 cycles / 4 cores (compute) against 657 MB at 5.7 GB/s
+    assert c["head"] == pytest.approx(max(128256 * 2560 * 2.0 / (4 * 1333e6),
+                                          (128256 * 2560 * 2 + 2560 * 4) / 5.7e9) * 1e3 + 2e-3,
+                                      rel=1e-3)
+    assert sum(c.values()) == pytest.approx(p.plan_ms)
+    assert set(c) == set(COMPONENTS)
+
+
+def test_native_runtime_within_the_validation_bars():
+    """bench/bench_validate.py's rows: every bar it states holds (before any calibration)."""
+    spec = importlib.util.spec_from_file_location("bench_validate",
+                                                  ROOT / "bench" / "bench_validate.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    rows = mod.cases()
+    assert len([c for c in rows if c.bar is not None]) == 4
+    for c in rows:
+        if c.bar is not None:
+            assert abs(c.error) <= c.bar, (c.name, c.predicted, c.measured)
+
+
+def test_prefill_scores_only_the_last_token(seed_wl, kv260):
+    dec = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=32))
+    pre = project(seed_wl, cpu_plan(), kv260, Scenario(phase="prefill", m=32, context_tokens=32))
+    assert pre.components["head"] == pytest.approx(dec.components["head"])
+    assert pre.components["ternary_cpu"] > 30 * dec.components["ternary_cpu"]
+
+
+def test_torch_fp32_does_not_fit_the_kv260(seed_wl, kv260):
+    p = project(seed_wl, cpu_plan(), kv260, Scenario())
+    torch = p.baseline_of("torch")
+    assert not torch.feasible and "needs" in torch.reason
+    assert torch.memory_bytes > 2_084_044_800 * 4
+    assert p.baseline.runtime == "native"
+    native = p.baseline_of("native")
+    # 2-bit ternary + f16 embedding/head (tied, held once) + KV + runtime: ~1.4 GB
+    assert 1.3e9 < native.memory_bytes < 1.6e9
+
+
+def test_batched_decode_shares_the_weight_pass(seed_wl, kv260):
+    design = EngineDesign(4, 64, "base3", 300, engines=2, vectors=4, stream_bits=256,
+                          head="bf16", head_macs=32)
+    plan = Plan("pl", design, frozenset(la.name for la in seed_wl.layers), runtime="native")
+    one = project(seed_wl, plan, kv260, Scenario(context_tokens=256))
+    four = project(seed_wl, plan, kv260, Scenario(context_tokens=256, sequences=4))
+    assert four.tokens == 4
+    assert four.ddr_weight_bytes == one.ddr_weight_bytes  # one pass of the weights for all 4
+    assert four.tokens_per_s > 1.4 * one.tokens_per_s
+    assert four.components["attention"] == pytest.approx(4 * one.components["attention"])
+
+
+# -- context ---------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(c1=st.integers(1, 4095), dc=st.integers(1, 4000),
+       runtime=st.sampled_from(["native", "torch"]), kv=st.sampled_from(["fp32", "fp16", "int8"]))
+def test_decode_time_grows_with_context_as_attention_says(c1, dc, runtime, kv):
+    wl = workload_from_profile(default_profile())
+    ctx = CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
+    c2 = min(4096, c1 + dc)
+    a = project(wl, cpu_plan(runtime), ctx, Scenario(context_tokens=c1, kv_dtype=kv),
+                with_baselines=False)
+    b = project(wl, cpu_plan(runtime), ctx, Scenario(context_tokens=c2, kv_dtype=kv),
+                with_baselines=False)
+    assert b.plan_ms >= a.plan_ms
+    # only the attention over the cache changes, and the KV bytes grow with the context
+    for key in COMPONENTS:
+        if key != "attention":
+            assert b.components[key] == pytest.approx(a.components[key], rel=1e-12)
+    score = next(op for op in wl.ops if op.kind == "attn_score")
+    assert (op_bytes(score, 1, c2, 4.0, kv_bytes(kv)).kv_read
+            - op_bytes(score, 1, c1, 4.0, kv_bytes(kv)).kv_read) == pytest.approx(
+        30 * 5 * 128 * (c2 - c1) * kv_bytes(kv))
+    # memory holds the cache of the longer context
+    assert b.memory_bytes - a.memory_bytes == pytest.approx(
+        wl.config.kv_bytes_per_token(kv_bytes(kv)) * (c2 - c1), abs=2)
+
+
+def test_int8_cache_is_cheaper_at_long_context(seed_wl, kv260):
+    f32 = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=2048, kv_dtype="fp32"))
+    i8 = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=2048, kv_dtype="int8"))
+    assert i8.components["attention"] < f32.components["attention"]
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+def _cli(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (("--context-tokens", "5000"), "--context-tokens: expected at most 4096"),
+    (("--kv-dtype", "fp8"), "--kv-dtype: expected one of fp32, bf16, fp16, int8, got 'fp8'"),
+    (("--runtime", "onnx"), "--runtime: expected one of torch, native, got 'onnx'"),
+    (("--threads", "9"), "--threads: expected at most 4"),
+    (("--sequences", "0"), "--sequences: expected an integer >= 1"),
+])
+def test_explore_bad_scenario_is_one_line(capsys, argv, needle):
+    rc, _out, err = _cli(capsys, "explore", "--board", "kv260", "--no-report", *argv)
+    assert rc == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], err
+
+
+def test_profile_with_an_unknown_architecture(capsys, tmp_path):
+    data = json.loads((ROOT / "dse" / "data" / "bitnet-2b4t.profile.json").read_text())
+    data["model_config"] = {"model_type": "mamba", "hidden_size": 2560}
+    p = tmp_path / "mamba.json"
+    p.write_text(json.dumps(data))
+    rc, _out, err = _cli(capsys, "explore", "--board", "kv260", "--no-report",
+                         "--profile", str(p))
+    assert rc == 2
+    assert err.strip() == (f"dse: error: {p}: model_config: model_type: expected one of "
+                           f"bitnet, llama (a BitNet or Llama-shaped decoder dse can price), "
+                           f"got 'mamba'")
+
+
+def test_plan_file_runtime(capsys, tmp_path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("engine: {pe: 16, simd: 32}\noffload: ['model.layers.*.mlp.*']\n"
+                    "runtime: tvm\n")
+    rc, _out, err = _cli(capsys, "project", "--board", "kv260", "--plan", str(plan))
+    assert rc == 2 and f"{plan}: runtime: expected one of torch, native" in err
+    plan.write_text("engine: {pe: 16, simd: 32}\noffload: ['model.layers.*.mlp.*']\n"
+                    "runtime: torch\n")
+    rc, out, err = _cli(capsys, "project", "--board", "kv260", "--plan", str(plan))
+    assert rc == 0, err
+    assert "PS runtime: PyTorch eager" in out
