@@ -381,8 +381,8 @@ def explore_case(rng: random.Random) -> Case:
         tree, what = mutate_tree(_base("board"), rng)
         files["board.yaml"], what = yaml_text(tree), f"board: {what}"
     opts = ["--objective", rng.choice(("decode", "prefill", "mix")), "--view",
-            rng.choice(("on-board", "host-attached")), "--against",
-            rng.choice(("torch", "bitnetcpp")), "--prompt-tokens", str(rng.choice((1, 7, 512)))]
+            rng.choice(("on-board", "host-attached")), "--prompt-tokens",
+            str(rng.choice((1, 7, 512)))]
     argv = ["explore", "--board", "board.yaml", "--profile", "p.json", "--calibration", "none",
             "--top", "1", "--report", "r.md", "--json", "e.json", *opts]
     return Case(files, argv, ("r.md", "e.json", "r-board-roofline.png", "r-board-pareto.png"),
@@ -446,8 +446,9 @@ def import_case(rng: random.Random) -> Case:
 OPTION_VALUES = ("inf", "nan", "-inf", "-1", "0", "1e30", "abc", "", "99999999999999999999",
                  "3", "0.5")
 OPTIONS = {
-    "explore": ("--prompt-tokens", "--gen-tokens", "--top"),
-    "project": ("--prompt-tokens", "--context-tokens"),
+    "explore": ("--prompt-tokens", "--gen-tokens", "--top", "--context-tokens", "--sequences",
+                "--threads"),
+    "project": ("--prompt-tokens", "--context-tokens", "--sequences"),
     "profile": ("--memory-interval", "--reference-mhz", "--threads", "--gen-tokens",
                 "--prompt-tokens", "--warmup"),
     "calibrate": ("--prefill-m", "--repeats", "--timeout", "--sim-pe", "--sim-simd"),
