@@ -79,7 +79,12 @@ def _make_backend(args, board):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dse.commands.common import base_report_text, default_report_path, load_profile_option
+    from dse.commands.common import (
+        base_report_text,
+        default_report_path,
+        load_profile_option,
+        profile_inputs,
+    )
     from dse.hw import calibrate as flow
     from dse.model.board import resolve_board
     from dse.model.calibration import calibration_path, calibration_to_yaml
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         raise DseError("--output: expected a path (the board has no file location)")
     if args.output is None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-    out = Outputs([args.profile, board.path or None, args.plan, args.weights, args.overlay])
+    out = Outputs([*profile_inputs(args.profile), board.path or None, args.plan, args.weights,
+                   args.overlay])
     out.claim(out_path, "calibration")
     report_path = None
     if not args.no_report:

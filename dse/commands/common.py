@@ -64,6 +64,16 @@ def base_report_text(current: str | None, profile: Profile, stem: str) -> tuple[
     return text, detect_lang(text) or "en"
 
 
+def profile_inputs(path: Path | None) -> list[Path]:
+    """The files ``--profile`` makes the run read: the named one, or (the embedded default)
+    the shipped profile and seed report, which no output may overwrite either."""
+    if path is not None:
+        return [path]
+    from dse.profile.default import DEFAULT_PROFILE_NAME, DEFAULT_REPORT_NAME, data_file
+
+    return [Path(str(data_file(name))) for name in (DEFAULT_PROFILE_NAME, DEFAULT_REPORT_NAME)]
+
+
 def calibration_input(board, option: str) -> Path | None:
     """The calibration file ``--calibration`` makes the run read (an input), if any."""
     if option == "none":

@@ -14,6 +14,7 @@ from dse.commands.common import (
     default_report_path,
     load_profile_option,
     positive_int,
+    profile_inputs,
     scenario_fields,
 )
 from dse.io import Outputs
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     profile, stem, source = load_profile_option(args.profile)
     # Claim every output path before searching, so a bad path fails in a second, not after,
     # and no output can overwrite an input of this run.
-    out = Outputs([args.profile, board.path or None,
+    out = Outputs([*profile_inputs(args.profile), board.path or None,
                    calibration_input(board, args.calibration)])
     report_path = None
     if not args.no_report:

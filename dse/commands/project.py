@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dse.commands.common import calibration_input, positive_int
+from dse.commands.common import calibration_input, positive_int, profile_inputs
 from dse.errors import DseError
 from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
@@ -103,7 +103,7 @@ def _load_workload(path: Path | None) -> tuple[Workload, str]:
 
 def run(args: argparse.Namespace) -> int:
     board = resolve_board(args.board)
-    out = Outputs([args.profile, args.plan, board.path or None,
+    out = Outputs([*profile_inputs(args.profile), args.plan, board.path or None,
                    calibration_input(board, args.calibration)])
     if args.json:
         out.claim(args.json, "JSON")
