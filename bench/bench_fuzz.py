@@ -10,7 +10,8 @@ Records to bench/results/fuzz.json (counts, the first few examples of each failu
 commit) and prints a table; ``--out`` names another file (for a run on an older commit).
 
 ``--compare OLD.json`` also counts, per class, the cases OLD accepted (exit 0) that this run
-rejects: absurd inputs the older code let through (the same seed draws the same cases).
+rejects: absurd inputs the older code let through. The same seed draws the same cases when
+both runs start from the same valid files: set ``DSE_FUZZ_FILES`` to the older checkout.
 
 Run: python bench/bench_fuzz.py [--per-class N] [--seed S] [--out FILE] [--compare OLD]
 """
@@ -97,6 +98,7 @@ def main() -> int:
         "host": {"cpu": platform.processor() or platform.machine(),
                  "python": platform.python_version()},
         "method": __doc__.split("\n\n")[1].replace("\n", " "),
+        "files_from": str(fuzzkit.ROOT),
         "per_class": args.per_class,
         "seed": args.seed,
         "seconds": round(time.perf_counter() - t0, 1),

@@ -36,7 +36,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+#: Where the valid inputs the cases start from come from: this checkout, or (``DSE_FUZZ_FILES``)
+#: another one, so that two versions of dse can be fuzzed with exactly the same cases.
+ROOT = Path(os.environ.get("DSE_FUZZ_FILES") or Path(__file__).resolve().parents[1])
 BOARD_YAML = ROOT / "boards" / "zcu104.yaml"
 PLAN_YAML = ROOT / "examples" / "plans" / "zcu104-ffn.yaml"
 PROFILE_JSON = ROOT / "dse" / "data" / "bitnet-2b4t.profile.json"
