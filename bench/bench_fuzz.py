@@ -46,7 +46,6 @@ def _commit(repo: Path) -> str:
 
 
 def run(per_class: int, seed: int) -> dict:
-    rng = random.Random(seed)
     counts: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="dse-fuzz-") as tmp:
         n = 0
@@ -55,8 +54,10 @@ def run(per_class: int, seed: int) -> dict:
                  "examples": [], "codes": ""}
             t0 = time.perf_counter()
             # explore runs the whole search per case (seconds): a quarter as many cases
-            for _ in range(per_class // 4 if name == "explore" else per_class):
-                case = make(rng)
+            for i in range(per_class // 4 if name == "explore" else per_class):
+                # one generator per case: case i of a class is the same whatever the other
+                # cases drew (and whichever version of dse runs them)
+                case = make(random.Random(f"{seed}-{name}-{i}"))
                 n += 1
                 out = fuzzkit.try_case(case, Path(tmp) / f"c{n}")
                 c["tried"] += 1
