@@ -85,7 +85,16 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
     ap.add_argument("--compare", type=Path, default=None,
                     help="an earlier run's JSON (same seed and per-class) to compare with")
+    ap.add_argument("--from", dest="done", type=Path, default=None,
+                    help="with --compare: take this run's results from a finished run's JSON "
+                    "instead of running again (two runs can then go in parallel)")
     args = ap.parse_args()
+    if args.done is not None:
+        doc = json.loads(args.done.read_text(encoding="utf-8"))
+        if args.compare is not None:
+            compare_runs(doc, json.loads(args.compare.read_text(encoding="utf-8")),
+                         args.compare.name)
+        return _write(doc, args.out)
     import dse
 
     t0 = time.perf_counter()
@@ -108,19 +117,29 @@ def main() -> int:
         "classes": counts,
     }
     if args.compare is not None:
-        old = json.loads(args.compare.read_text(encoding="utf-8"))
-        doc["compared_with"] = {"file": str(args.compare.name), "commit": old["commit"]}
-        for name, c in counts.items():
-            was = old["classes"].get(name, {}).get("codes", "")
-            c["accepted_before_rejected_now"] = sum(
-                1 for a, b in zip(was, c["codes"], strict=False) if a == "0" and b == "2")
-            c["rejected_before_accepted_now"] = sum(
-                1 for a, b in zip(was, c["codes"], strict=False) if a == "2" and b == "0")
-        for key in ("accepted_before_rejected_now", "rejected_before_accepted_now"):
-            totals[key] = sum(c[key] for c in counts.values())
-    args.out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
-    print(f"-> {args.out}")
+        compare_runs(doc, json.loads(args.compare.read_text(encoding="utf-8")),
+                     args.compare.name)
+    return _write(doc, args.out)
+
+
+def compare_runs(doc: dict, old: dict, old_name: str) -> None:
+    """Add to ``doc`` the per-class counts of cases ``old`` accepted and ``doc`` rejects (and
+    the reverse), case by case."""
+    doc["compared_with"] = {"file": old_name, "commit": old["commit"]}
+    for name, c in doc["classes"].items():
+        was = old["classes"].get(name, {}).get("codes", "")
+        c["accepted_before_rejected_now"] = sum(
+            1 for a, b in zip(was, c["codes"], strict=False) if a == "0" and b == "2")
+        c["rejected_before_accepted_now"] = sum(
+            1 for a, b in zip(was, c["codes"], strict=False) if a == "2" and b == "0")
+    for key in ("accepted_before_rejected_now", "rejected_before_accepted_now"):
+        doc["totals"][key] = sum(c[key] for c in doc["classes"].values())
+
+
+def _write(doc: dict, out: Path) -> int:
+    out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print("totals: " + ", ".join(f"{k} {v}" for k, v in doc["totals"].items()))
+    print(f"-> {out}")
     return 0 if doc["bar_met"] else 1
 
 
