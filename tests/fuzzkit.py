@@ -5,7 +5,8 @@ One *case* is a folder of input files plus a ``dse`` command line. ``run_case`` 
 process (``dse.cli.main``) inside that folder and judges the outcome by what the README
 promises, whatever the input:
 
-- ``traceback``: an exception escaped ``main``, or it exited with a code other than 0, 2, 130;
+- ``traceback``: an exception escaped ``main``, it exited with a code other than 0, 2, 130,
+  or it hung (still running after ``HANG_S``);
 - ``altered_input``: a file that existed before the run (every input) changed or vanished,
   other than the outputs the command was asked to write;
 - ``orphan_output``: the run failed (exit != 0) yet left a new or changed file behind;
@@ -28,6 +29,7 @@ import math
 import os
 import random
 import re
+import signal
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -110,13 +112,28 @@ def _cwd(folder: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+#: A run longer than this is a hang (the slowest legitimate case, an explore, takes seconds).
+HANG_S = 120.0
+
+
+class Hang(BaseException):
+    """Raised in a run that outlived ``HANG_S`` (by SIGALRM)."""
+
+
+def _alarm(signum, frame):
+    raise Hang(f"still running after {HANG_S:g} s")
+
+
 def run_dse(argv: list[str], folder: Path) -> tuple[int | None, str, str, str]:
-    """(exit code, stdout, stderr, traceback text or '') of ``dse ARGV`` run in ``folder``."""
+    """(exit code, stdout, stderr, traceback text or '') of ``dse ARGV`` run in ``folder``;
+    a run that hangs is stopped after ``HANG_S`` and reported as ``Hang`` in the traceback."""
     from dse.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     tb = ""
     code: int | None = None
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, HANG_S)
     with _cwd(folder), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
@@ -124,6 +141,9 @@ def run_dse(argv: list[str], folder: Path) -> tuple[int | None, str, str, str]:
             code = exc.code if isinstance(exc.code, int) else 2
         except BaseException:
             tb = traceback.format_exc()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
     if code not in (0, 2, 130) and not tb:
         tb = f"exit code {code}"
     return code, out.getvalue(), err.getvalue(), tb

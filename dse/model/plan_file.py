@@ -37,6 +37,9 @@ _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
                          if f.default is MISSING and f.default_factory is MISSING)
 #: Integer engine fields that may be 0; EngineDesign.validate checks the >= 1 ones.
 _NON_NEG_INT = ("resident_bytes", "head_macs")
+#: More engines than any part has DMA channels and HP-port shares for (a ZU19EG has 4 HP
+#: ports); the cost model sums engines one by one, so an absurd count must stop here.
+MAX_ENGINES = 4096
 #: Integer engine fields (checked here for type and the sanity ceiling ``MAX_COUNT``).
 _INT_FIELDS = ("pe", "simd", "engines", "vectors", "stream_bits", "max_k", *_NON_NEG_INT)
 
@@ -63,6 +66,8 @@ def _engine(data: object, path: str, widest: Layer | None) -> EngineDesign:
             raise located(path, f"engine.{name}", f"an integer >= {low}", data[name])
         if name in data and data[name] > MAX_COUNT:
             raise located(path, f"engine.{name}", "an integer <= 2**53", data[name])
+    if _is_int(data.get("engines")) and data["engines"] > MAX_ENGINES:
+        raise located(path, "engine.engines", f"an integer <= {MAX_ENGINES}", data["engines"])
     if "packing" in data and not isinstance(data["packing"], str):
         raise located(path, "engine.packing", "a packing name (a string)", data["packing"])
     kwargs = dict(data)
