@@ -113,7 +113,7 @@ def _cwd(folder: Path) -> Iterator[None]:
 
 
 #: A run longer than this is a hang (the slowest legitimate case, an explore, takes seconds).
-HANG_S = 120.0
+HANG_S = 30.0
 
 
 class Hang(BaseException):
