@@ -437,3 +437,17 @@ def test_stream_output_is_written_in_place(tmp_path):
     assert got == [b'{"a": 1}\n']
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("engines", 2**53, "<= 4096"),  # the cost model sums engines one by one: this hung
+    ("pe", 10**30, "<= 2**53"),
+    ("clock_mhz", float("inf"), "a finite number > 0"),
+])
+def test_absurd_engine_fields_are_refused(capsys, files, field, value, expected):
+    plan = yaml.safe_load((files / "plan.yaml").read_text(encoding="utf-8"))
+    plan["engine"][field] = value
+    (files / "plan.yaml").write_text(yaml.safe_dump(plan), encoding="utf-8")
+    rc, _, err = project(capsys, files)
+    assert rc == 2
+    one_line(err, "plan.yaml", f"engine.{field}", expected)
