@@ -99,8 +99,57 @@ def cases() -> list[Case]:
     return out
 
 
+#: The published design's measured split (docs/measurements.md "Where a generated token
+#: goes", 59.6 ms at the bench prompts' mean position of about 65), against dse's components.
+PUBLISHED_SPLIT = (
+    ("engines' weight stream", 32.80, ("ternary_pl",)),
+    ("FFN glue (fabric)", 6.85, ("elementwise",)),
+    ("output head (two-stage)", 5.43, ("head",)),
+    ("attention (A53, fp32 KV)", 4.78, ("attention",)),
+    ("norms, quantization, RoPE, residuals (A53)", 3.50, ("norms_quant_rope_residual",)),
+    ("shift scan (A53)", 2.50, ()),
+    ("activation loads + sums out of the DMA buffer", 0.88 + 0.28, ("handoff",)),
+)
+PUBLISHED_MS = 59.6
+
+
+def published_design() -> dict:
+    """examples/plans/bitnet-kv260.yaml projected on the KV260 at the bench's mean context,
+    per component against the measured split (bars of the PL-units issue: 15% end to end,
+    30% or 1 ms per component). Reported, not gated: the shift scan is not modelled, the
+    glue's rate is the design's own stated (measured) one, and the split between the A53's
+    norms and the fabric glue is not the same cut as dse's operators."""
+    from dse.model.plan_file import load_plan
+
+    wl = workload_from_profile(default_profile())
+    ctx = CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
+    plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", wl)
+    p = project(wl, plan, ctx, Scenario("on-board", "decode", 1, 65, "fp32", 1, 4),
+                with_baselines=False)
+    rows = []
+    for name, measured, keys in PUBLISHED_SPLIT:
+        predicted = sum(p.components[k] for k in keys)
+        err = predicted - measured
+        rows.append({"component": name, "measured_ms": measured,
+                     "predicted_ms": round(predicted, 3), "dse_components": list(keys),
+                     "error_ms": round(err, 3), "error": round(err / measured, 4),
+                     "within_bar": abs(err) <= max(1.0, 0.3 * measured)})
+    return {"plan": "examples/plans/bitnet-kv260.yaml", "context_tokens": 65,
+            "kv_dtype": "fp32", "measured_ms": PUBLISHED_MS, "predicted_ms": round(p.plan_ms, 3),
+            "error": round(p.plan_ms / PUBLISHED_MS - 1, 4),
+            "within_bar": abs(p.plan_ms / PUBLISHED_MS - 1) <= 0.15,
+            "components": rows,
+            "note": "the end-to-end figure is close partly by compensation: the shift scan "
+                    "(2.5 ms) is not modelled and dse's norms lose the sub-norm and down "
+                    "quantization to the glue unit, while the hand-off (cache maintenance at "
+                    "1 GB/s, rescale, a 10 us C launch per call) prices more than the measured "
+                    "activation loads and sums; the glue's 4 cycles/element is the design's "
+                    "stated rate, not dse's derivation"}
+
+
 def main() -> int:
     rows = cases()
+    pub = published_design()
     spread = {c: round(_project("decode", 4, c).plan_ms, 2) for c in (40, 80, 160)}
     result = {
         "bench": "validate",
@@ -114,6 +163,7 @@ def main() -> int:
                    "predicted": round(c.predicted, 3), "error": round(c.error, 4),
                    "bar": c.bar, "within_bar": None if c.bar is None else abs(c.error) <= c.bar,
                    "components_ms": c.components_ms} for c in rows],
+        "published_design": pub,
     }
     out = ROOT / "bench" / "results" / "validate.json"
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -123,6 +173,11 @@ def main() -> int:
         print(f"{c.name:50s} measured {m:>9s} {c.unit:8s} predicted {c.predicted:8.3f}  "
               f"error {c.error:+.1%}")
     print(f"decode ms at context 40/80/160: {spread}")
+    print(f"published bitnet-kv260 design: measured {PUBLISHED_MS} ms, predicted "
+          f"{pub['predicted_ms']:.1f} ms ({pub['error']:+.1%})")
+    for r in pub["components"]:
+        print(f"  {r['component']:48s} measured {r['measured_ms']:6.2f} predicted "
+              f"{r['predicted_ms']:6.2f} ms  {'ok' if r['within_bar'] else 'OUT'}")
     print(f"-> {out.relative_to(ROOT)}")
     return 0 if all(c.bar is None or abs(c.error) <= c.bar for c in rows) else 1
 

@@ -63,7 +63,8 @@ class ModelBackend:
 def setup():
     board = load_board(ROOT / "boards" / "zcu104.yaml")
     wl = workload_from_profile(default_profile())
-    design = EngineDesign(pe=16, simd=32, packing="i2", stream_bits=512, vectors=4)
+    # four 128-bit engines (one per HP port): DDR-bound, so DDR efficiency is identifiable
+    design = EngineDesign(pe=8, simd=8, packing="i2", stream_bits=128, engines=4, vectors=4)
     return board, wl, design
 
 
@@ -104,8 +105,8 @@ def test_result_mismatch_names_the_layer(setup):
 def test_overlay_must_match_plan(setup):
     _, _, design = setup
     with pytest.raises(DseError, match="overlay: packing: expected 'base3'"):
-        flow.check_design(design, EngineDesign(pe=16, simd=32, packing="base3"))
-    flow.check_design(design, EngineDesign(pe=16, simd=32, packing="i2", engines=2))
+        flow.check_design(design, EngineDesign(pe=8, simd=8, packing="base3"))
+    flow.check_design(design, EngineDesign(pe=8, simd=8, packing="i2", engines=2))
 
 
 def test_end_to_end_and_report_section(setup):

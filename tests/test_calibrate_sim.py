@@ -32,14 +32,18 @@ def test_calibrate_sim_two_shapes(tmp_path, capsys):
                       encoding="utf-8")
     cal_path = tmp_path / "zcu104.yaml"
     rc = main(["calibrate", "--board", "zcu104", "--backend", "sim",
-               "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "2",
+               "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "1",
+               "--prefill-m", "2",
                "--output", str(cal_path), "--report", str(report)])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "verified bit-exactly" in out
+    # it simulated exactly the best plan's engine (PE, SIMD, packing, engines) and says so
+    assert "simulating RTL build " in out and "x ternary_gemv PE=" in out
     cal = load_calibration(cal_path)
+    assert "rtl_engine" in cal.provenance and "rtl_build" in cal.provenance
     assert cal.backend == "sim" and cal.board == "ZCU104"
-    assert len(cal.per_layer) == 4  # 2 shapes x (M=1, M=4)
+    assert len(cal.per_layer) == 4  # 2 shapes x (M=1, M=2)
     assert all(abs(r["error_after"]) < 0.05 for r in cal.per_layer)
     # the RTL's real fill/drain is pinned by the stall-free cycle counts
     assert cal.params["pipeline_latency_cycles"].value == pytest.approx(10, abs=1)

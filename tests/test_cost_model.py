@@ -17,7 +17,7 @@ from dse.errors import DseError
 from dse.model.board import Board, load_board
 from dse.model.constants import DEFAULT_CONSTANTS
 from dse.model.cost import call_cost, layer_weight_bytes
-from dse.model.engine import EngineDesign, engine_cycles, engine_resources
+from dse.model.engine import EngineDesign, engine_cycles, engine_resources, row_split
 from dse.model.packing import PACKINGS, get_packing
 from dse.model.plan_file import load_plan, plan_from_mapping
 from dse.model.project import CostContext, Plan, Scenario, project
@@ -91,7 +91,7 @@ def test_engine_cycles_prefill_with_remainder_pass():
 
 def test_engine_cycles_rejects_zero():
     with pytest.raises(ValueError):
-        engine_cycles(0, 10, 1, 1, 1)
+        engine_cycles(0, 10, 1, 1, 1, 1, 16, 10)
 
 
 # -- roofline properties ---------------------------------------------------------------------
@@ -143,8 +143,15 @@ def test_more_bandwidth_or_clock_never_slower(zcu104, design, shape, resident, d
 def test_more_lanes_never_slower_never_fewer_luts(zcu104, design, shape, which):
     n, k, m = shape
     wider = replace(design, **{which: getattr(design, which) * 2})
-    assert _cost(wider, zcu104, n, k, m).time_s <= _cost(design, zcu104, n, k, m).time_s * (
-        1 + 1e-12)
+    # Wider PE deals coarser row folds to the engines (the driver's split, row_split): the
+    # busiest engine may get more rows, or an engine none, and its stream may bind harder.
+    # Where the busiest engine gets no more rows, more lanes are never slower.
+    def busiest(d):
+        return max(b - a for a, b in row_split(n, d.pe, d.engines))
+
+    if busiest(wider) <= busiest(design):
+        assert _cost(wider, zcu104, n, k, m).time_s <= _cost(
+            design, zcu104, n, k, m).time_s * (1 + 1e-12)
     c = DEFAULT_CONSTANTS
     assert engine_resources(wider, zcu104, c).lut >= engine_resources(design, zcu104, c).lut
 
@@ -196,15 +203,17 @@ def test_decode_never_beats_ddr_floor(seed, name):
     check()
 
 
-def test_lm_head_without_head_unit_is_infeasible(seed, zcu104):
+def test_lm_head_without_head_unit_runs_two_stage(seed, zcu104):
     ctx = CostContext.for_board(zcu104)
     design = EngineDesign(16, 32, "base3", 250, 1, max_k=6912)
     p = project(seed, Plan("head", design, frozenset({"lm_head"})), ctx)
-    assert not p.feasible
-    assert any("lm_head" in why for why in p.infeasible)
+    assert p.feasible
+    # stage 1 streams a base-3 copy of the 128256 x 2560 head through the ternary engines
+    assert p.calls["lm_head"].weight_bytes == 128256 * 512
     with_head = replace(design, head="int8", head_macs=64)
     p2 = project(seed, Plan("head", with_head, frozenset({"lm_head"})), ctx)
-    assert not any("lm_head" in why for why in p2.infeasible)
+    assert p2.calls["lm_head"].weight_bytes == 128256 * 2560  # int8 on the dense unit
+    assert p2.feasible
 
 
 def test_2b4t_on_board_pynq_z2_out_of_memory(seed):
@@ -212,7 +221,7 @@ def test_2b4t_on_board_pynq_z2_out_of_memory(seed):
     design = EngineDesign(4, 8, "i2", b.clock.typical_mhz, 1, max_k=6912)
     p = project(seed, Plan("cpu", design, frozenset()), CostContext.for_board(b), Scenario())
     assert p.memory_bytes > p.memory_capacity_bytes
-    assert any(why.startswith("memory") for why in p.infeasible)
+    assert any(str(why).startswith("memory") for why in p.infeasible)
 
 
 def test_small_ddr_is_out_of_memory(seed, zcu104):
@@ -220,14 +229,14 @@ def test_small_ddr_is_out_of_memory(seed, zcu104):
     b = zcu104.model_copy(update={"ddr": zcu104.ddr.model_copy(
         update={"capacity_bytes": 512 * 2**20})})
     p = project(seed, Plan("cpu", EngineDesign(4, 8), frozenset()), CostContext.for_board(b))
-    assert any(why.startswith("memory") for why in p.infeasible)
+    assert any(str(why).startswith("memory") for why in p.infeasible)
 
 
 def test_engine_over_board_names_resource(seed, zcu104):
     design = EngineDesign(64, 128, "base3", 250, 4, stream_bits=128, max_k=6912)
     p = project(seed, Plan("big", design, _all_ternary(seed)), CostContext.for_board(zcu104))
     assert not p.feasible
-    assert any(why.startswith("lut") for why in p.infeasible)
+    assert any(str(why).startswith("lut") for why in p.infeasible)
 
 
 # -- plan files ------------------------------------------------------------------------------

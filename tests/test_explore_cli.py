@@ -82,7 +82,9 @@ def test_json_plans(explored):
     curves = data["decode_vs_context"]
     assert curves and all(len(c["points"]) >= 3 for c in curves)
     assert data["naive"]["label"] == "naive top-5"
-    assert data["naive"]["speedup_vs_baseline"] < best["speedup_vs_baseline"] / 2
+    # the best plan is one the overlay builds (no dense head unit: lm_head on the PS); the
+    # naive list gets a what-if head unit for its lm_head and is still clearly worse
+    assert data["naive"]["speedup_vs_baseline"] < best["speedup_vs_baseline"] / 1.5
     assert {s["parameter"] for s in data["sensitivity"]} == {
         "DDR efficiency", "engine clock", "per-call overhead"}
 

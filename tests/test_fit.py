@@ -36,7 +36,8 @@ def board():
 def synth(board, truth: dict[str, float], noise: float = 0.0, seed: int = 0):
     """Measurements made by the model itself with ``truth`` in force (+ relative noise)."""
     rng = np.random.default_rng(seed)
-    design = EngineDesign(pe=16, simd=32, packing="i2", stream_bits=512, max_k=8192)
+    # four 128-bit engines (one per HP port): DDR-bound, so DDR efficiency is identifiable
+    design = EngineDesign(pe=8, simd=8, packing="i2", stream_bits=128, engines=4, max_k=8192)
     tb, tc = apply_params(board, DEFAULT_CONSTANTS, truth)
     out = []
     for n, k in SHAPES:

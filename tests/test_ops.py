@@ -157,7 +157,7 @@ def test_prefill_scores_only_the_last_token(seed_wl, kv260):
 def test_torch_fp32_does_not_fit_the_kv260(seed_wl, kv260):
     p = project(seed_wl, cpu_plan(), kv260, Scenario())
     torch = p.baseline_of("torch")
-    assert not torch.feasible and "needs" in torch.reason
+    assert not torch.feasible and "needs" in str(torch.reason)
     assert torch.memory_bytes > 2_084_044_800 * 4
     assert p.baseline.runtime == "native"
     native = p.baseline_of("native")
@@ -256,3 +256,96 @@ def test_plan_file_runtime(capsys, tmp_path):
     rc, out, err = _cli(capsys, "project", "--board", "kv260", "--plan", str(plan))
     assert rc == 0, err
     assert "PS runtime: PyTorch eager" in out
+
+
+# -- two-stage head --------------------------------------------------------------------------
+
+def test_two_stage_head_streams_a_ternary_copy(seed_wl, kv260):
+    """An offloaded head without a dense unit: stage 1 on the engines, stage 2 on the PS."""
+    from dse.model.plan_file import load_plan
+
+    plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", seed_wl)
+    p = project(seed_wl, plan, kv260, Scenario(context_tokens=65, kv_dtype="fp32"))
+    head = p.calls["lm_head"]
+    # base-3: 128,256 rows of ceil(2560 / 5) bytes, the published head stream exactly
+    assert head.weight_bytes == 65_667_072
+    # every decoder layer's base-3 weights, rows padded to whole bytes; the published
+    # 417,546,240 B pads down_proj's 6912-weight rows to whole 80-weight beats instead
+    # (87 x 16 = 1392 B against ceil(6912 / 5) = 1383 B): 2560 rows x 30 layers x 9 B more
+    layers = sum(cc.weight_bytes for k, cc in p.calls.items() if k != "lm_head")
+    assert layers + 2560 * 30 * 9 == 417_546_240
+    row = next(lp for lp in p.layers if lp.role == "lm_head")
+    stage2 = row.work.time_s * 1e3
+    assert 0 < stage2 < 1.0 and row.time_ms == pytest.approx(head.time_s * 1e3 + stage2)
+    assert p.components["head"] == pytest.approx(
+        max(head.compute_s, head.ddr_s, head.link_s) * 1e3 + stage2)
+    assert p.feasible
+    # the int8 copy stage 2 rescores against doubles as the tied embedding
+    assert p.memory_bytes < 1.2e9
+
+
+def test_head_top_k_beyond_the_vocabulary(capsys, tmp_path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['lm_head']\n"
+                    "head_top_k: 200000\n")
+    rc = main(["project", "--board", "kv260", "--plan", str(plan)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{plan}: head_top_k: expected an integer from 1 to 128256 (the vocabulary)" in err
+
+
+def test_best_kv260_plan_runs_the_head_two_stage(capsys):
+    from dse.search.explore import explore
+    from dse.search.optimize import Objective
+
+    wl = workload_from_profile(default_profile())
+    ctx = CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
+    r = explore(wl, ctx, Objective())
+    best = r.best
+    assert "lm_head" in best.plan.offload and best.plan.design.head is None
+    assert best.decode.tokens_per_s > 12
+
+
+# -- the FFN glue unit -----------------------------------------------------------------------
+
+def test_glue_unit_takes_the_ffn_elementwise_work(seed_wl, kv260):
+    from dataclasses import replace as dc_replace
+
+    from dse.model.project import GLUE_OPS, GlueUnit
+
+    design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=4)
+    everything = frozenset(la.name for la in seed_wl.layers)
+    plan = Plan("g", design, everything, runtime="native")
+    with_glue = dc_replace(plan, glue=GlueUnit(passes=2, cycles_per_elem=1.0))
+    sc = Scenario(context_tokens=65)
+    a, b = project(seed_wl, plan, kv260, sc), project(seed_wl, with_glue, kv260, sc)
+    ops_b = {o.role: o for o in b.ops}
+    assert all(ops_b[r].device == "pl" and ops_b[r].time_ms == 0 for r in GLUE_OPS)
+    # 2 passes x 30 layers x 6912 elements at 1 cycle each, 250 MHz
+    assert ops_b["ffn_glue"].time_ms == pytest.approx(2 * 30 * 6912 / 250e6 * 1e3)
+    moved = sum(o.time_ms for o in a.ops if o.role in GLUE_OPS)
+    assert b.plan_ms == pytest.approx(a.plan_ms - moved + ops_b["ffn_glue"].time_ms)
+    assert b.resources.lut == pytest.approx(a.resources.lut + 4700)
+    assert any("glue" in u for u in with_glue.units)
+    # without gate/up/down on the engines the glue has nothing to work on
+    half = dc_replace(with_glue, offload=frozenset(n for n in everything if "mlp" not in n))
+    assert not project(seed_wl, half, kv260, sc).feasible
+
+
+def test_search_with_glue_prices_what_it_projects(seed_wl, kv260):
+    from dse.search.optimize import Objective, prepare, solve_plan
+
+    prep = prepare(seed_wl, kv260, Objective(context=256))
+    design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=1, max_k=6912)
+    sol = solve_plan(prep, design, allow_resident=False, runtime="native", glue=True)
+    assert sol.plan.glue is not None
+    p = project(seed_wl, sol.plan, kv260, prep.scenarios[0][0])
+    assert p.feasible and p.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
+
+
+def test_plan_file_glue(capsys, tmp_path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+                    "glue: {passes: 0}\n")
+    rc = main(["project", "--board", "kv260", "--plan", str(plan)])
+    assert rc == 2 and f"{plan}: glue.passes: expected an integer >= 1" in capsys.readouterr().err

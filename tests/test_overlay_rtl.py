@@ -1,8 +1,11 @@
 """RTL simulation of the overlay's ternary_gemv engine (Verilator + cocotb 2 + cocotbext-axi).
 
-Three builds: i2 (PE=8, SIMD=16) and base3 (PE=8, SIMD=20), both 256-bit streams as a
-ZCU104 plan would use, and a small odd one (base3, PE=2, SIMD=20, VMAX=3) whose 32-bit beats
-are narrower than a SIMD window (the activation buffer's multi-bank path). Each build runs
+Four builds: i2 (PE=8, SIMD=16) and base3 (PE=8, SIMD=20), both 256-bit streams as a
+ZCU104 plan would use; a small odd one (base3, PE=2, SIMD=20, VMAX=3) whose 32-bit beats
+are narrower than a SIMD window (the activation buffer's multi-bank path); and the
+multi-engine overlay, two base3 PE=4 x SIMD=20 engines (128-bit streams, one per HP port as
+on a KV260) on one clock, each call's rows split across them by ``row_split`` as the driver
+splits them, each engine's busy cycles held to ``engine_cycles`` of its own rows. Each build runs
 all its cases in one simulator process (overlays/sim/sim.py, builds cached in
 overlays/sim/sim_build); the tests below judge the records.
 
@@ -30,7 +33,7 @@ import numpy as np
 import pytest
 
 from dse.hw import regs
-from dse.model.engine import engine_cycles
+from dse.model.engine import engine_cycles, row_split
 from dse.packing.stream import stream_bits
 
 pytestmark = pytest.mark.rtl
@@ -45,6 +48,7 @@ BUILDS = {
     "i2": sim.Build(pe=8, simd=16, packing="i2", vmax=4, kmax=8192),
     "base3": sim.Build(pe=8, simd=20, packing="base3", vmax=4, kmax=8192),
     "narrow": sim.Build(pe=2, simd=20, packing="base3", vmax=3, kmax=400),
+    "x2": sim.Build(pe=4, simd=20, packing="base3", vmax=4, kmax=8192, engines=2),
 }
 
 #: BitNet-2B-4T Linear layers as (N, K) = (out_features, in_features).
@@ -93,7 +97,10 @@ def cases_for(key: str) -> list[dict]:
     out.append(_case("refused_v", b.pe, b.simd, 1, b.vmax + 1, 41, expect_error=True))
     out.append(_case("refused_k", b.pe, b.kmax + 1, 1, 1, 42, expect_error=True))
     if key != "narrow":
-        for i, (name, (n, k)) in enumerate(BITNET_2B4T.items()):
+        # the 2-engine build runs two of the shapes (the bench runs all seven on it)
+        shapes = BITNET_2B4T if key != "x2" else {
+            name: BITNET_2B4T[name] for name in ("k_proj", "down_proj")}
+        for i, (name, (n, k)) in enumerate(shapes.items()):
             out.append(_case(f"decode_{name}", n, k, 1, 1, 200 + i))
         out.append(_case("prefill_7v4", 200, 2560, 7, 4, 300))
         out.append(_case("prefill_7v4_bp", 200, 2560, 7, 4, 301, BACKPRESSURE))
@@ -137,10 +144,10 @@ def _record(records: dict, key: str, name: str) -> dict:
     return by_name[name]
 
 
-def _model(key: str, rec: dict) -> int:
+def _model(key: str, rec: dict, rows: int) -> int:
     b = BUILDS[key]
     w = stream_bits(b.pe, b.simd, b.packing)
-    return engine_cycles(rec["n"], rec["k"], rec["m"], b.pe, b.simd, rec["v"], w // 8,
+    return engine_cycles(rows, rec["k"], rec["m"], b.pe, b.simd, rec["v"], w // 8,
                          regs.PIPELINE_LATENCY)
 
 
@@ -162,17 +169,28 @@ def test_results_bit_exact(records, key, name):
 
 @pytest.mark.parametrize(("key", "name"), [a for a in ALL if not a[1].startswith("refused")])
 def test_busy_cycles_match_model(records, key, name):
-    """No backpressure: busy = engine_cycles within max(15, 1%), and no stall counted.
-    With backpressure: busy = engine_cycles + stall_in + stall_out (same tolerance)."""
+    """Per engine, no backpressure: busy = engine_cycles of its rows within max(15, 1%), and
+    no stall counted. With backpressure: busy = engine_cycles + stall_in + stall_out."""
     rec = _record(records, key, name)
-    model = _model(key, rec)
-    stalls = rec["stall_in"] + rec["stall_out"]
-    if not rec["backpressure"]:
-        assert stalls == 0, f"{key}/{name}: stalls without backpressure: {rec}"
-    err = rec["busy"] - stalls - model
-    assert abs(err) <= _tolerance(model), (
-        f"{key}/{name}: busy {rec['busy']} - stalls {stalls} vs engine_cycles {model} "
-        f"(latency {regs.PIPELINE_LATENCY}): off by {err}")
+    split = row_split(rec["n"], BUILDS[key].pe, BUILDS[key].engines)
+    assert [e["rows"] for e in rec["engines"]] == [b - a for a, b in split], rec["engines"]
+    for i, eng in enumerate(rec["engines"]):
+        model = _model(key, rec, eng["rows"])
+        stalls = eng["stall_in"] + eng["stall_out"]
+        if not rec["backpressure"]:
+            assert stalls == 0, f"{key}/{name} engine {i}: stalls without backpressure: {eng}"
+        err = eng["busy"] - stalls - model
+        assert abs(err) <= _tolerance(model), (
+            f"{key}/{name} engine {i}: busy {eng['busy']} - stalls {stalls} vs engine_cycles "
+            f"{model} (latency {regs.PIPELINE_LATENCY}): off by {err}")
+
+
+def test_two_engines_both_ran(records):
+    """The 2-engine build split real work: both engines busy on every multi-fold case."""
+    multi = [r for r in records["x2"]["cases"]
+             if not r.get("expect_error") and r["n"] > BUILDS["x2"].pe]
+    assert multi and all(len(r["engines"]) == 2 and min(e["busy"] for e in r["engines"]) > 0
+                         for r in multi)
 
 
 def test_backpressure_reaches_both_counters(records):
@@ -200,6 +218,7 @@ def test_config_words_and_latency(records):
             b.pe, b.simd, b.packing, b.vmax, b.kmax)
         assert cfg["stream_bits"] == stream_bits(b.pe, b.simd, b.packing)
         assert cfg["latency"] == regs.PIPELINE_LATENCY
+        assert cfg["engines"] == b.engines
 
 
 def test_cocotb_reported_no_failures(records):

@@ -6,7 +6,10 @@
   and the log shows the block design each board gets (PS type, PL clock from the board file,
   AXI DMA with a 26-bit length register, the engine's VLNV) and that the .bit and .hwh land
   side by side with the same base name;
-- the Makefile has one target per board and passes the board file's part and clock.
+- the Makefile has one target per board, checks the engine parameters against the engine
+  template (dse.hw.overlay_build) and passes the board file's part and clock; a
+  configuration the RTL cannot build stops it with one line and exit 2;
+- N engines get N DMAs, each on its own HP port.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dse.hw.overlay_build import main as overlay_build_main
+from dse.hw.overlay_build import tcl_args
 from dse.hw.pynq_driver import VLNV
+from dse.model.board import load_board
+from dse.model.template import shipped_template
 
 ROOT = Path(__file__).resolve().parent.parent
 VIVADO_DIR = ROOT / "overlays" / "vivado"
@@ -71,11 +78,13 @@ def _tcl(tmp_path: Path, script: str, env: dict) -> subprocess.CompletedProcess:
                           env=env, cwd=tmp_path)
 
 
-def _dry_run(tmp_path: Path, board: str, board_files: bool) -> tuple[list[str], str]:
-    cfg = yaml.safe_load((ROOT / "boards" / f"{board}.yaml").read_text())
+def _dry_run(tmp_path: Path, board: str, board_files: bool, engines: int = 1,
+             pe: int = 8, simd: int = 16, packing: str = "i2") -> tuple[list[str], str]:
+    b = load_board(ROOT / "boards" / f"{board}.yaml")
     name = f"tgemv_{board.replace('-', '_')}_test"
-    args = [board, cfg["part"], str(cfg["clock"]["typical_mhz"]), name, str(tmp_path / "out"),
-            "8", "16", "0", "4", "8192"]
+    args = tcl_args(shipped_template(), b, pe=pe, simd=simd, packing=packing, vmax=4,
+                    kmax=8192, engines=engines, clock_mhz=b.clock.typical_mhz, name=name,
+                    out_dir=str(tmp_path / "out"))
     log = tmp_path / f"{board}.log"
     script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
               f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")
@@ -92,7 +101,7 @@ def test_build_overlay_dry_run(tmp_path, board, board_files):
     calls, out = _dry_run(tmp_path, board, board_files)
     text = "\n".join(calls)
     cfg = yaml.safe_load((ROOT / "boards" / f"{board}.yaml").read_text())
-    clock = str(cfg["clock"]["typical_mhz"])
+    clock = f"{cfg['clock']['typical_mhz']:g}"
     assert f"create_project -force tgemv_{board.replace('-', '_')}_test" in text
     assert cfg["part"] in text
     assert re.search(rf"create_bd_cell -type ip -vlnv xilinx.com:ip:{BOARDS[board]}:9.9 ps", text)
@@ -105,6 +114,7 @@ def test_build_overlay_dry_run(tmp_path, board, board_files):
                     "CONFIG.c_s_axis_s2mm_tdata_width 256"):
         assert setting in text, setting
     assert f"create_bd_cell -type ip -vlnv {VLNV} ternary_gemv_0" in text
+    assert "axi_dma_1" not in text
     assert "ipx::package_project" in text and "-vendor dse -library hls" in text
     assert "set_property name ternary_gemv core" in text
     assert "set_property version 1.0 core" in text
@@ -116,30 +126,88 @@ def test_build_overlay_dry_run(tmp_path, board, board_files):
     assert len({Path(c).parent for c in copies}) == 1
 
 
-@pytest.mark.parametrize(("params", "why"), [
-    ("8 24 1 4", "multiple of 5"),                    # base3 needs SIMD % 5 == 0
-    ("16 64 0 4", "2048 bits"),                        # i2 16x64: wider than the DMA's 1024
-    ("3 16 0 4", "96 bits"),                           # not a power of two
+@pytest.mark.parametrize(("board", "engines"), [("kv260", 4), ("zcu104", 2), ("pynq-z2", 2)])
+def test_build_overlay_one_dma_per_engine_on_its_own_hp_port(tmp_path, board, engines):
+    calls, _ = _dry_run(tmp_path, board, False, engines, pe=4, simd=20, packing="base3")
+    text = "\n".join(calls)
+    b = load_board(ROOT / "boards" / f"{board}.yaml")
+    ports = shipped_template().ports_for(b.family)[:engines]
+    for e, port in enumerate(ports):
+        assert f"create_bd_cell -type ip -vlnv {VLNV} ternary_gemv_{e}" in text
+        assert f"axi_dma:9.9 axi_dma_{e}" in text
+        assert f"connect_bd_intf_net data_ic_{e}/M00_AXI ps/{port}" in text
+        assert f"connect_bd_intf_net axi_dma_{e}/M_AXIS_MM2S ternary_gemv_{e}/s_axis" in text
+    assert f"ternary_gemv_{engines}" not in text
+    assert f"CONFIG.NUM_MI {2 * engines}" in text           # control: a DMA + an engine each
+    assert "CONFIG.c_m_axis_mm2s_tdata_width 128" in text    # base3 4x20: 4*8*20/5
+    if b.family == "zynqmp":
+        for e in range(engines):
+            assert f"CONFIG.PSU__USE__S_AXI_GP{e + 2} 1" in text
+    else:
+        for e in range(engines):
+            assert f"CONFIG.PCW_USE_S_AXI_HP{e} 1" in text
+
+
+@pytest.mark.parametrize(("argv", "why"), [
+    (["--pe", "8", "--simd", "24", "--packing", "base3"], "needs SIMD a multiple of 5"),
+    (["--pe", "16", "--simd", "64", "--packing", "i2"], "the AXI DMA takes"),   # 2048 bits
+    (["--pe", "3", "--simd", "16", "--packing", "i2"], "PE=3"),                 # 96-bit results
+    (["--pe", "8", "--simd", "16", "--packing", "tl2"], "the RTL decodes only"),
+    (["--pe", "8", "--simd", "16", "--packing", "i2", "--engines", "5"], "engines=5"),
 ])
-def test_build_overlay_rejects_bad_engine_parameters(tmp_path, params, why):
-    env = dict(os.environ, STUB_LOG=str(tmp_path / "log"), STUB_BOARD_FILES="0",
-               DSE_VIVADO_DRY_RUN="1")
-    script = (STUBS + f"set ::argv {{zcu104 xczu7ev-ffvc1156-2-e 250 x out {params} 8192}}\n"
-              f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")
-    res = _tcl(tmp_path, script, env)
-    assert res.returncode != 0 and why in res.stderr, res.stderr
+def test_build_args_reject_what_the_rtl_cannot_build(capsys, argv, why):
+    base = {"--vmax": "4", "--kmax": "8192", "--engines": "1"}
+    for k, v in base.items():
+        if k not in argv:
+            argv = [*argv, k, v]
+    assert overlay_build_main(["--board", str(ROOT / "boards" / "zcu104.yaml"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and why in err and "ternary_gemv.yaml" in err, err
+
+
+def test_build_args_engines_limited_by_the_board(tmp_path, capsys):
+    """A board file with 2 HP ports gets at most 2 engines, whatever the template allows."""
+    text = (ROOT / "boards" / "kv260.yaml").read_text().replace("hp_ports: 4", "hp_ports: 2")
+    board = tmp_path / "two-ports.yaml"
+    board.write_text(text)
+    rc = overlay_build_main(["--board", str(board), "--pe", "8", "--simd", "16", "--packing",
+                             "i2", "--vmax", "4", "--kmax", "8192", "--engines", "3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "engines=3" in err and "the board has 2 HP ports" in err, err
+
+
+def _make(*args: str) -> subprocess.CompletedProcess:
+    if shutil.which("make") is None:
+        pytest.skip("make not installed")
+    return subprocess.run(["make", "-C", str(VIVADO_DIR), f"PYTHON={sys.executable}", *args],
+                          capture_output=True, text=True, check=False)
 
 
 @pytest.mark.parametrize("board", list(BOARDS))
-def test_makefile_target_per_board(board):
-    if shutil.which("make") is None:
-        pytest.skip("make not installed")
-    res = subprocess.run(["make", "-n", "-C", str(VIVADO_DIR), board, f"PYTHON={sys.executable}"],
-                         capture_output=True, text=True, check=False)
+def test_makefile_target_per_board(tmp_path, board):
+    """The board target runs the template check, then Vivado with its arguments (echoed)."""
+    res = _make(board, "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
     cfg = yaml.safe_load((ROOT / "boards" / f"{board}.yaml").read_text())
     line = " ".join(res.stdout.replace("\\\n", " ").split())
-    want = (f"-source build_overlay.tcl -tclargs {board} {cfg['part']} "
-            f"{cfg['clock']['typical_mhz']} tgemv_{board.replace('-', '_')}_i2_8x16_v4 build "
-            "8 16 0 4 8192")
+    family = "zynq7" if cfg["family"] == "zynq7000" else "zynqmp"
+    want = (f"-source build_overlay.tcl -tclargs {board} {family} {cfg['part']} "
+            f"{cfg['clock']['typical_mhz']:g} tgemv_{board.replace('-', '_')}_i2_8x16_v4 "
+            f"{tmp_path} 8 16 0 4 8192 1 256 256 ")
     assert want in line, line
+
+
+def test_makefile_stops_on_a_configuration_the_rtl_cannot_build(tmp_path):
+    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "SIMD=16", "VIVADO=echo",
+                f"OUT={tmp_path}")
+    assert res.returncode != 0
+    assert "needs SIMD a multiple of 5" in res.stderr, res.stderr
+    assert "-tclargs" not in res.stdout
+
+
+def test_makefile_four_engines_on_kv260(tmp_path):
+    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ENGINES=4",
+                "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 0, res.stderr
+    assert ("4 128 128 S_AXI_HP0_FPD,S_AXI_HP1_FPD,S_AXI_HP2_FPD,S_AXI_HP3_FPD"
+            in res.stdout), res.stdout

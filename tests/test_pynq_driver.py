@@ -182,6 +182,48 @@ def test_emulated_rejects_bad_calls():
         eng.load_layer(np.zeros((4, 65), np.int8), name="wide")
 
 
+@needs_pynq
+@pytest.mark.parametrize(("engines", "n", "k", "m", "v"), [
+    (2, 640, 2560, 1, None),     # k_proj at decode on two engines
+    (4, 37, 300, 7, 4),          # ragged rows over four, prefill with a remainder pass
+    (3, 8, 50, 2, 2),            # two row folds: the third engine gets none and stays idle
+])
+def test_emulated_engines_split_rows(engines, n, k, m, v):
+    """The driver splits a layer's rows as row_split says, every engine computes exactly its
+    rows, and each engine's busy cycles are engine_cycles of its rows (what the cost model's
+    split_cycles prices)."""
+    from dse.model.engine import EngineDesign, row_split, split_cycles
+
+    grp = _open(pe=4, simd=20, packing="base3", vmax=4, engines=engines)
+    w, x = _layer_data(n + k + m + engines, n, k, m)
+    layer = grp.load_layer(w, name="split.layer")
+    y, t = grp.run(layer, x, vectors=v)
+    np.testing.assert_array_equal(y, golden_gemv(w, x))
+    split = row_split(n, 4, engines)
+    assert [(a, b) for a, b, _ in layer.parts] == list(split)
+    used_v = v or min(4, m)
+    per = [engine_cycles(b - a, k, m, 4, 20, used_v, 16, regs.PIPELINE_LATENCY)
+           for a, b in split]
+    assert [e.busy_cycles for e in t.per_engine] == per and t.busy_cycles == max(per)
+    design = EngineDesign(4, 20, "base3", engines=engines, vectors=used_v, stream_bits=128)
+    assert split_cycles(design, n, k, m, regs.PIPELINE_LATENCY) == tuple(per)
+    for i, (a, b) in enumerate(split):
+        call = grp.device.engines[i].calls[-1]
+        np.testing.assert_array_equal(call["w"], w[a:b])
+        np.testing.assert_array_equal(call["x"], x)
+    assert all(not e.calls for e in grp.device.engines[len(split):])
+
+
+@needs_pynq
+def test_emulated_group_checks_the_engine_count():
+    from dse.hw.pynq_driver import OverlayError
+
+    grp = _open(pe=4, simd=20, packing="base3", vmax=4, engines=2)
+    grp.check(pe=4, simd=20, packing="base3", vectors=4, engines=2)
+    with pytest.raises(OverlayError, match="2 engines, plan wants 4"):
+        grp.check(pe=4, simd=20, packing="base3", vectors=4, engines=4)
+
+
 def test_driver_module_imports_without_pynq():
     """dse.hw.pynq_driver imports pynq only when a driver is used."""
     code = ("import sys; sys.modules['pynq'] = None; import dse.hw.pynq_driver as d; "

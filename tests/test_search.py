@@ -121,8 +121,9 @@ def test_naive_plan_falls_short(seed_result):
     # the five layers are 4 ternary matmuls and the head: most of the token stays on the PS
     assert naive.decode.components["ternary_cpu"] > naive.decode.components["ternary_pl"]
     assert naive.speedup < r.best.speedup / 2
-    assert "warm-up artefact" in naive.why
-    assert "1.17x" in naive.why  # the cap the seed's own 14.6% implies
+    why = "; ".join(map(str, naive.why))
+    assert "warm-up artefact" in why
+    assert "1.17x" in why  # the cap the seed's own 14.6% implies
 
 
 def test_sensitivity_names_parameters(seed_result):

@@ -38,10 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=positive_int, default=3, help="runs per layer and M")
     p.add_argument("--overlay", type=Path, default=None,
                    help="pynq: the .bit (with .hwh beside it); sim: ignored")
-    p.add_argument("--sim-pe", type=positive_int, default=16, help="sim: PE of the RTL build")
-    p.add_argument("--sim-simd", type=positive_int, default=32, help="sim: SIMD of the RTL build")
-    p.add_argument("--sim-packing", choices=("i2", "base3"), default="i2",
-                   help="sim: packing of the RTL build")
+    p.add_argument("--sim-pe", type=positive_int, default=None,
+                   help="sim: PE of the RTL build (default: the plan's engine)")
+    p.add_argument("--sim-simd", type=positive_int, default=None,
+                   help="sim: SIMD of the RTL build (default: the plan's engine)")
+    p.add_argument("--sim-packing", choices=("i2", "base3"), default=None,
+                   help="sim: packing of the RTL build (default: the plan's engine)")
     p.add_argument("--timeout", type=positive_float, default=10.0,
                    help="pynq: seconds per DMA call")
     p.add_argument("--output", type=Path, default=None,
@@ -65,12 +67,36 @@ def _best_plan(path: Path) -> tuple[set[str], str, dict]:
                        f"JSON file") from None
 
 
-def _make_backend(args, board):
+def _plan_design(fields: dict, path: Path):
+    """The plan's whole engine design (PE, SIMD, packing, engines, vectors, ...)."""
+    from dataclasses import fields as dc_fields
+
+    from dse.model.engine import EngineDesign
+
+    known = {f.name for f in dc_fields(EngineDesign)}
+    try:
+        return EngineDesign(**{k: v for k, v in fields.items() if k in known}).validate(
+            f"{path}: plans.0.projections.0.plan.design")
+    except TypeError as exc:
+        raise DseError(f"{path}: plans.0.projections.0.plan.design: expected engine design "
+                       f"fields ({exc})") from None
+
+
+def _make_backend(args, board, design):
+    """sim: the RTL build of exactly ``design`` (the plan's engine; --sim-* override it)."""
     if args.backend == "sim":
         from dse.hw.sim_backend import SimBackend
+        from dse.model.template import shipped_template
 
-        return SimBackend(board, pe=args.sim_pe, simd=args.sim_simd, packing=args.sim_packing,
-                          vmax=max(1, args.prefill_m))
+        over = {k: v for k, v in (("pe", args.sim_pe), ("simd", args.sim_simd),
+                                  ("packing", args.sim_packing)) if v is not None}
+        if over:
+            from dse.packing.stream import stream_bits
+
+            design = replace(design, **over)
+            design = replace(design, stream_bits=stream_bits(design.pe, design.simd,
+                                                             design.packing))
+        return SimBackend.for_design(board, design, shipped_template())
     from dse.hw.pynq_backend import PynqBackend
 
     if args.overlay is None:
@@ -88,11 +114,12 @@ def run(args: argparse.Namespace) -> int:
     from dse.hw import calibrate as flow
     from dse.model.board import resolve_board
     from dse.model.calibration import calibration_path, calibration_to_yaml
-    from dse.model.engine import EngineDesign
     from dse.model.project import CostContext
+    from dse.model.template import shipped_template
     from dse.model.workload import workload_from_profile
     from dse.search.explore import explore
     from dse.search.optimize import Objective
+    from dse.search.space import default_space
 
     board = resolve_board(args.board)
     profile, stem, source = load_profile_option(args.profile)
@@ -111,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
                                 else args.report, "report", rewrite=True)
     ctx0 = CostContext.for_board(board)
     objective = Objective()
-    before = explore(wl, ctx0, objective)
+    space = default_space(objective.kind, template=shipped_template())
+    before = explore(wl, ctx0, objective, space=space)
     best_before = before.best
     planned = None
     if args.layers:
@@ -120,19 +148,16 @@ def run(args: argparse.Namespace) -> int:
     elif args.plan:
         names, plan_label, fields = _best_plan(args.plan)
         layers = flow.select_layers(wl, names=names, where=str(args.plan))
-        planned = EngineDesign(pe=fields["pe"], simd=fields["simd"], packing=fields["packing"])
-        if args.backend == "sim":
-            # simulate the plan's own engine (the RTL builds i2 and base3 decoders)
-            args.sim_pe, args.sim_simd = planned.pe, planned.simd
-            if planned.packing not in ("i2", "base3"):
-                raise DseError(f"{args.plan}: packing: expected i2 or base3 (the overlay's "
-                               f"decoders), got {planned.packing!r}")
-            args.sim_packing = planned.packing
+        if fields.get("packing") not in ("i2", "base3"):
+            raise DseError(f"{args.plan}: packing: expected i2 or base3 (the overlay's "
+                           f"decoders), got {fields.get('packing')!r}")
+        planned = _plan_design(fields, args.plan)
     else:
         layers = flow.select_layers(wl, names=best_before.plan.offload, where="best plan")
         plan_label = best_before.label
     weights = _load_weights(args.weights, {la.name for la in layers}) if args.weights else None
-    backend = _make_backend(args, board)
+    # the build to measure: the plan's engine (the best plan's by default)
+    backend = _make_backend(args, board, planned or best_before.plan.design)
     design = backend.overlay_design()
     flow.check_design(design, planned)
     shapes = flow.unique_shapes(layers)
@@ -141,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"calibrating {board.name} on {backend.name}: {len(shapes)} shapes x "
           f"{len({1, args.prefill_m})} M x {args.repeats} repeats, overlay {design.label()} "
           f"(layers of {plan_label})")
+    if "rtl_engine" in (prov := backend.provenance()):
+        print(f"simulating RTL build {prov['rtl_build']}: {prov['rtl_engine']}")
     t0 = time.perf_counter()
     measurements = flow.measure(backend, jobs, args.repeats, design)
     print(f"measured and verified bit-exactly in {time.perf_counter() - t0:.1f} s")
@@ -150,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     cal = replace(cal, path=str(out_path))
     ctx1 = CostContext.for_board(board, cal)
     e2e = flow.end_to_end(wl, best_before.plan, design, measurements, ctx0, ctx1)
-    after = explore(wl, ctx1, objective)
+    after = explore(wl, ctx1, objective, space=space)
     replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
                for b in before.plans[:4]]
     _print_summary(cal, held, e2e)

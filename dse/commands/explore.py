@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
     p.add_argument("--top", type=positive_int, default=12,
                    help="designs refined exactly by the MILP")
+    p.add_argument("--template", type=Path, default=None,
+                   help="engine template YAML: what the overlay can build (default: the "
+                   "shipped overlays/ternary_gemv.yaml)")
     p.set_defaults(run=run)
 
 
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     profile, stem, source = load_profile_option(args.profile)
     # Claim every output path before searching, so a bad path fails in a second, not after,
     # and no output can overwrite an input of this run.
-    out = Outputs([*profile_inputs(args.profile), board.path or None,
+    out = Outputs([*profile_inputs(args.profile), board.path or None, args.template,
                    calibration_input(board, args.calibration)])
     report_path = None
     if not args.no_report:
@@ -75,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
     ctx = CostContext.resolve(board, args.calibration)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           **scenario_fields(args))
+    from dse.model.template import load_template, shipped_template
     from dse.search.explore import explore
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
-        space = default_space("prefill" if objective.batched else "decode", args.int8_head)
+        template = load_template(args.template) if args.template else shipped_template()
+        space = default_space("prefill" if objective.batched else "decode", args.int8_head,
+                              template)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
     search_s = time.perf_counter() - t0
     print(_summary(result, source, search_s))
@@ -178,10 +184,13 @@ def _summary(result, source: str, search_s: float) -> str:
                      f"model)")
     lines.append("")
     if not result.best.feasible:
-        reasons = "; ".join(dict.fromkeys(r for p in result.best.projections
+        reasons = "; ".join(dict.fromkeys(str(r) for p in result.best.projections
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
-    lines.append(f"naive top-5: {result.naive.why}")
+    lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
+    best = result.best.plan.design
+    lines.append(f"{'build the best plan' if best.buildable else 'best plan'}: "
+                 f"{best.build_note or 'not checked against the engine template (what-if)'}")
     top = result.sensitivity[0] if result.sensitivity else None
     if top:
         lines.append(f"most sensitive: {top.parameter} (speedup {top.low_speedup:.2f}x at -20%, "

@@ -9,6 +9,7 @@ printed as INFEASIBLE with the reason and the command exits 0.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import calibration_input, positive_int, profile_inputs
@@ -20,6 +21,7 @@ from dse.model.engine import Resources
 from dse.model.ops import kv_bytes
 from dse.model.plan_file import load_plan
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
+from dse.model.template import mark_buildable, shipped_template
 from dse.model.workload import Workload, workload_from_profile
 from dse.report.table import text_table
 
@@ -110,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
     wl, source = _load_workload(args.profile)
     plan = load_plan(args.plan, wl)
     if args.runtime is not None:
-        from dataclasses import replace
-
         plan = replace(plan, runtime=check_runtime(args.runtime, "--runtime"))
+    # say whether the shipped overlay builds the plan's engine (or which rule it breaks)
+    plan = replace(plan, design=mark_buildable(shipped_template(), plan.design, board))
     scenario = scenario_for(args, wl)
     ctx = CostContext.resolve(board, args.calibration)
     proj = project(wl, plan, ctx, scenario)
@@ -157,6 +159,7 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         f"phase: {_phase_text(sc)}",
         f"calibration: {p.calibration}",
         f"engine design: {d.label()} (stream {d.stream_bits} bit, max K {d.max_k})",
+        f"overlay: {d.build_note or 'not checked against the engine template'}",
         "",
         f"PS runtime: {RUNTIME_TEXT[plan.runtime]}; CPU {p.cpu}, {p.threads} thread(s)",
         "",
@@ -187,7 +190,7 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
     if p.feasible:
         lines.append("feasibility: feasible")
     else:
-        lines.append("feasibility: INFEASIBLE: " + "; ".join(p.infeasible))
+        lines.append("feasibility: INFEASIBLE: " + "; ".join(map(str, p.infeasible)))
     if layers:
         lines += ["", "per layer:", _layer_table(p)]
     for note in p.notes:

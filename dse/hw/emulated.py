@@ -86,7 +86,7 @@ class _Engine:
         return {regs.ID: regs.ID_VALUE, regs.VERSION: regs.VERSION_VALUE, regs.PE: self.pe,
                 regs.SIMD: self.simd, regs.PACKING: regs.PACKING_CODES[self.packing],
                 regs.VMAX: self.vmax, regs.KMAX: self.kmax, regs.STREAM_BITS: self.width,
-                regs.LATENCY: regs.PIPELINE_LATENCY, regs.OUT_DEPTH: 32}[off]
+                regs.LATENCY: regs.PIPELINE_LATENCY, regs.OUT_DEPTH: regs.RESULT_FIFO_DEPTH}[off]
 
     def read(self, off: int) -> int:
         if off == regs.CTRL:
@@ -216,7 +216,8 @@ class _Dma:
 
 
 class EmulatedDevice(pynq.Device):
-    """A pynq Device holding one AXI DMA and one ternary_gemv engine (see module doc)."""
+    """A pynq Device holding ``engines`` ternary_gemv engines, each with its own AXI DMA
+    (``ternary_gemv_<i>`` fed by ``axi_dma_<i>``, as the Vivado flow builds them)."""
 
     _probe_priority_ = 1
 
@@ -227,22 +228,32 @@ class EmulatedDevice(pynq.Device):
 
     def __init__(self, tag: str = "emulated-tgemv", pe: int = 8, simd: int = 16,
                  packing: str = "i2", vmax: int = 4, kmax: int = 8192,
-                 dma_length_bits: int = 26) -> None:
+                 dma_length_bits: int = 26, engines: int = 1) -> None:
         super().__init__(tag)
         self.dma_length_bits = dma_length_bits
         self.name = "emulated ternary_gemv overlay"
         self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
         self.default_memory = _Memory(self)
-        self.engine = _Engine(pe, simd, packing, vmax, kmax)
-        self.dma = _Dma(self.default_memory, self.engine)
+        self.engines = [_Engine(pe, simd, packing, vmax, kmax) for _ in range(engines)]
+        self.dmas = [_Dma(self.default_memory, e) for e in self.engines]
         self.flushes = self.invalidates = 0
+
+    @property
+    def engine(self) -> _Engine:
+        return self.engines[0]
+
+    @property
+    def dma(self) -> _Dma:
+        return self.dmas[0]
 
     # -- what pynq.MMIO calls (REGISTER_RW devices) -------------------------------------
     def _target(self, address: int):
-        if DMA_BASE <= address < DMA_BASE + DMA_SPAN:
-            return self.dma, address - DMA_BASE
-        if ENGINE_BASE <= address < ENGINE_BASE + regs.SPAN:
-            return self.engine, address - ENGINE_BASE
+        for i in range(len(self.engines)):
+            dma_base, eng_base = DMA_BASE + i * DMA_SPAN, ENGINE_BASE + i * regs.SPAN
+            if dma_base <= address < dma_base + DMA_SPAN:
+                return self.dmas[i], address - dma_base
+            if eng_base <= address < eng_base + regs.SPAN:
+                return self.engines[i], address - eng_base
         raise ValueError(f"emulated device: nothing at {address:#x}")
 
     def read_registers(self, address: int, length: int) -> bytes:
@@ -268,17 +279,21 @@ class EmulatedDevice(pynq.Device):
     # -- what an Overlay would have parsed from the .hwh ---------------------------------
     @property
     def ip_dict(self) -> dict[str, dict]:
-        return {"axi_dma_0": self.dma_description(), "ternary_gemv_0": self.engine_description()}
+        out = {}
+        for i in range(len(self.engines)):
+            out[f"axi_dma_{i}"] = self.dma_description(i)
+            out[f"ternary_gemv_{i}"] = self.engine_description(i)
+        return out
 
     @ip_dict.setter
     def ip_dict(self, value) -> None:  # Device.__init__/reset assign it; ours is fixed
         pass
 
-    def dma_description(self) -> dict:
+    def dma_description(self, i: int = 0) -> dict:
         """The AXI DMA as the hwh parser describes it (simple mode, no DRE)."""
-        width = self.engine.width
+        width = self.engines[i].width
         return {
-            "fullpath": "axi_dma_0", "type": DMA_VLNV, "phys_addr": DMA_BASE,
+            "fullpath": f"axi_dma_{i}", "type": DMA_VLNV, "phys_addr": DMA_BASE + i * DMA_SPAN,
             "addr_range": DMA_SPAN, "device": self, "interrupts": {}, "gpio": {},
             "state": None, "driver": DMA,
             "parameters": {
@@ -287,29 +302,37 @@ class EmulatedDevice(pynq.Device):
                 "c_include_mm2s": "1", "c_include_s2mm": "1",
                 "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0",
                 "c_m_axi_mm2s_data_width": str(min(width, 1024)),
-                "c_m_axi_s2mm_data_width": str(min(32 * self.engine.pe, 1024)),
+                "c_m_axi_s2mm_data_width": str(min(32 * self.engines[i].pe, 1024)),
                 "c_m_axis_mm2s_tdata_width": str(width),
-                "c_s_axis_s2mm_tdata_width": str(32 * self.engine.pe),
+                "c_s_axis_s2mm_tdata_width": str(32 * self.engines[i].pe),
             },
         }
 
-    def engine_description(self) -> dict:
+    def engine_description(self, i: int = 0) -> dict:
         from dse.hw.pynq_driver import VLNV
 
-        return {"fullpath": "ternary_gemv_0", "type": VLNV, "phys_addr": ENGINE_BASE,
-                "addr_range": regs.SPAN, "device": self, "interrupts": {}, "gpio": {},
-                "state": None, "parameters": {}}
+        return {"fullpath": f"ternary_gemv_{i}", "type": VLNV,
+                "phys_addr": ENGINE_BASE + i * regs.SPAN, "addr_range": regs.SPAN,
+                "device": self, "interrupts": {}, "gpio": {}, "state": None, "parameters": {}}
 
 
 def open_emulated(**engine: object):
-    """An emulated overlay's engine driver wired to its (unmodified pynq) DMA driver.
+    """An emulated overlay's engine driver(s) wired to the (unmodified pynq) DMA drivers.
 
     ``engine`` takes EmulatedDevice's parameters (pe, simd, packing, vmax, kmax,
-    dma_length_bits). The device is returned as ``driver.device``.
+    dma_length_bits, engines). One engine: its driver; several: an ``EngineGroup``, as
+    ``open_overlay`` returns them. The device is ``driver.device``.
     """
-    from dse.hw.pynq_driver import driver_class
+    from dse.hw.pynq_driver import EngineGroup, driver_class
 
     device = EmulatedDevice(**engine)
-    eng = driver_class()(device.engine_description())
-    eng.dma = DMA(device.dma_description())
-    return eng
+    drivers = []
+    for i in range(len(device.engines)):
+        eng = driver_class()(device.engine_description(i))
+        eng.dma = DMA(device.dma_description(i))
+        drivers.append(eng)
+    if len(drivers) == 1:
+        return drivers[0]
+    group = EngineGroup(drivers)
+    group.device = device
+    return group

@@ -50,8 +50,10 @@ class PynqBackend:
     def overlay_design(self) -> EngineDesign:
         c = self.engine.config
         clock = self.engine.clock_mhz or self.board.clock.typical_mhz
+        engines = len(getattr(self.engine, "engines", (self.engine,)))   # an EngineGroup
         return EngineDesign(pe=c.pe, simd=c.simd, packing=c.packing, clock_mhz=clock,
-                            vectors=c.vmax, stream_bits=c.stream_bits, max_k=c.kmax)
+                            engines=engines, vectors=c.vmax, stream_bits=c.stream_bits,
+                            max_k=c.kmax)
 
     def provenance(self) -> dict[str, Any]:
         import pynq

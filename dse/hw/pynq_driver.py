@@ -24,6 +24,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from dse.hw import regs
+from dse.model.engine import row_split
 from dse.packing.stream import activation_beats, parse_output_stream, weight_tiles
 
 #: The VLNV the Vivado flow packages the RTL under (overlays/vivado/package_ip.tcl).
@@ -55,6 +57,8 @@ class Timing:
     stall_in_cycles: int
     stall_out_cycles: int
     clock_mhz: float | None = None
+    #: Each engine's own timing when the call ran on several (``EngineGroup``).
+    per_engine: tuple[Timing, ...] = ()
 
     @property
     def pl_s(self) -> float | None:
@@ -105,28 +109,155 @@ def __getattr__(name: str) -> Any:
 
 
 def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = True):
-    """Load an overlay built by overlays/vivado and return its engine, wired to its DMA."""
+    """Load an overlay built by overlays/vivado and return its engine(s), wired to the DMAs.
+
+    One engine: its driver. Several (``ternary_gemv_<i>``, each fed by ``axi_dma_<i>`` on
+    its own HP port): an ``EngineGroup`` that splits every layer's rows across them.
+    """
     cls = driver_class()
     pynq = _pynq()
     ol = pynq.Overlay(bitfile, download=download)
-    engines = [getattr(ol, name) for name, ip in ol.ip_dict.items()
-               if ip.get("type") == VLNV]
-    if len(engines) != 1:
-        raise OverlayError(f"{bitfile}: expected one {VLNV} IP, found {len(engines)}")
-    eng = engines[0]
-    if not isinstance(eng, cls):
-        raise OverlayError(f"{bitfile}: the engine IP did not bind to {cls.__name__}")
-    dmas = [name for name, ip in ol.ip_dict.items() if "axi_dma" in str(ip.get("type", ""))]
-    name = dma_name or (dmas[0] if len(dmas) == 1 else None)
-    if name is None:
-        raise OverlayError(f"{bitfile}: expected one AXI DMA (or dma_name=), found {dmas}")
-    eng.dma = getattr(ol, name)
-    eng.overlay = ol
+    names = sorted((name for name, ip in ol.ip_dict.items() if ip.get("type") == VLNV),
+                   key=_index)
+    if not names:
+        raise OverlayError(f"{bitfile}: expected a {VLNV} IP, found none")
+    dmas = sorted((name for name, ip in ol.ip_dict.items()
+                   if "axi_dma" in str(ip.get("type", ""))), key=_index)
     try:
-        eng.clock_mhz = float(pynq.Clocks.fclk0_mhz)
+        clock_mhz = float(pynq.Clocks.fclk0_mhz)
     except Exception:  # no PS clock registers off the board
-        eng.clock_mhz = None
-    return eng
+        clock_mhz = None
+    engines = []
+    for name in names:
+        eng = getattr(ol, name)
+        if not isinstance(eng, cls):
+            raise OverlayError(f"{bitfile}: the engine IP {name} did not bind to {cls.__name__}")
+        if len(names) == 1:
+            dma = dma_name or (dmas[0] if len(dmas) == 1 else None)
+            if dma is None:
+                raise OverlayError(f"{bitfile}: expected one AXI DMA (or dma_name=), found "
+                                   f"{dmas}")
+        else:
+            dma = f"axi_dma_{_index(name)}"
+            if dma not in dmas:
+                raise OverlayError(f"{bitfile}: engine {name} has no {dma} (found {dmas})")
+        eng.dma = getattr(ol, dma)
+        eng.overlay = ol
+        eng.clock_mhz = clock_mhz
+        engines.append(eng)
+    return engines[0] if len(engines) == 1 else EngineGroup(engines)
+
+
+def _index(name: str) -> int:
+    """The instance number of ``ternary_gemv_3`` / ``axi_dma_3`` (0 without one)."""
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+@dataclass
+class GroupLayer:
+    """A layer split across engines: rows [start, stop) of each part, part i on engine i."""
+
+    name: str
+    n: int
+    k: int
+    parts: list[tuple[int, int, Layer]]
+
+
+class EngineGroup:
+    """Several engines as one: each layer's rows split by ``row_split`` (the cost model's own
+    split), every engine streaming the whole activations and its rows' weights through its
+    own DMA, all in flight at once; the call lasts as long as its busiest engine.
+    """
+
+    def __init__(self, engines: list) -> None:
+        self.engines = engines
+
+    @property
+    def clock_mhz(self) -> float | None:
+        return self.engines[0].clock_mhz
+
+    @property
+    def config(self) -> regs.EngineConfig:
+        configs = [e.config for e in self.engines]
+        if any(c != configs[0] for c in configs):
+            raise OverlayError(f"engines report different builds: {configs}")
+        return configs[0]
+
+    def check(self, pe: int, simd: int, packing: str, vectors: int = 1, max_k: int = 1,
+              stream_bits: int | None = None, engines: int | None = None) -> regs.EngineConfig:
+        """Raise ``OverlayError`` unless these engines can run the planned design point."""
+        why = self.config.mismatches(pe, simd, packing, vectors, max_k, stream_bits)
+        if engines is not None and engines != len(self.engines):
+            why.append(f"{len(self.engines)} engines, plan wants {engines}")
+        if why:
+            raise OverlayError("overlay does not match the plan: " + "; ".join(why))
+        return self.config
+
+    def load_layer(self, w_ternary: np.ndarray, name: str = "layer") -> GroupLayer:
+        """Each engine packs its rows (``row_split``) into its own DMA buffer."""
+        w = np.asarray(w_ternary)
+        if w.ndim != 2:
+            raise OverlayError(f"{name}: weights {w.shape}: expected (N, K)")
+        split = row_split(w.shape[0], self.config.pe, len(self.engines))
+        parts = [(a, b, eng.load_layer(w[a:b], name=f"{name}[{a}:{b}]"))
+                 for eng, (a, b) in zip(self.engines, split, strict=False)]
+        return GroupLayer(name, int(w.shape[0]), int(w.shape[1]), parts)
+
+    def run(self, layer: GroupLayer, x_int8: np.ndarray, vectors: int | None = None,
+            timeout_s: float = 10.0) -> tuple[np.ndarray, Timing]:
+        """y = W x over all engines: (int32 M x N results, Timing of the busiest engine,
+        with every engine's in ``Timing.per_engine``)."""
+        deadline = time.monotonic() + timeout_s
+        t0 = time.perf_counter()
+        calls = [self.engines[i]._begin(part, x_int8, vectors, deadline)
+                 for i, (_, _, part) in enumerate(layer.parts)]
+        # lockstep: every engine's next transfer is issued before any is waited on
+        for group in itertools.zip_longest(*(c.steps() for c in calls)):
+            started = [(c, step) for c, step in zip(calls, group, strict=True) if step]
+            for c, step in started:
+                c.engine._transfer(c, step)
+            for c, step in started:
+                c.engine._await(c, step)
+        results = [c.engine._end(c) for c in calls]
+        wall = time.perf_counter() - t0
+        y = np.concatenate([r[0] for r in results], axis=1)
+        timings = tuple(r[1] for r in results)
+        top = max(timings, key=lambda t: t.busy_cycles)
+        return y, Timing(wall, top.busy_cycles, top.stall_in_cycles, top.stall_out_cycles,
+                         top.clock_mhz, timings)
+
+
+@dataclass
+class _Call:
+    """One started call on one engine: what is left to send and where results go."""
+
+    engine: Any
+    layer: Layer
+    m: int
+    v: int
+    per_vec: int
+    act_buf: Any
+    out_buf: Any
+    out_bytes: int
+    deadline: float
+    before: tuple[int, int, int]
+    t0: float
+
+    def steps(self) -> list[tuple[Any, int, int, str]]:
+        """MM2S transfers in order: per pass, its activations, then the weights, each cut
+        into chunks the DMA length register holds (buffer, offset, bytes, what)."""
+        beat = self.engine.config.stream_bits // 8
+        chunk = (self.engine.dma.buffer_max_size // beat) * beat
+        out = []
+        for p in range(0, self.m, self.v):
+            vp = min(self.v, self.m - p)
+            for buf, start, nbytes, what in (
+                    (self.act_buf, p * self.per_vec, vp * self.per_vec, "activations"),
+                    (self.layer.buffer, 0, self.layer.nbytes, "weights")):
+                for at in range(start, start + nbytes, chunk):
+                    out.append((buf, at, min(chunk, start + nbytes - at), what))
+        return out
 
 
 def _define(pynq) -> type:
@@ -205,6 +336,15 @@ def _define(pynq) -> type:
 
             ``vectors`` (V, default: the engine's VMAX) vectors share each weight pass.
             """
+            call = self._begin(layer, x_int8, vectors, time.monotonic() + timeout_s)
+            for step in call.steps():
+                self._transfer(call, step)
+                self._await(call, step)
+            return self._end(call)
+
+        def _begin(self, layer: Layer, x_int8: np.ndarray, vectors: int | None,
+                   deadline: float) -> _Call:
+            """Check the call, stage the activations, write N/K/M/V, arm S2MM, start."""
             if self.dma is None:
                 raise OverlayError(f"{layer.name}: no DMA attached (use open_overlay)")
             c = self.config
@@ -229,42 +369,42 @@ def _define(pynq) -> type:
 
             for off, val in ((regs.N, layer.n), (regs.K, layer.k), (regs.M, m), (regs.V, v)):
                 self.write(off, val)
-            before = self.counters()
-            deadline = time.monotonic() + timeout_s
-            t0 = time.perf_counter()
-            recv = self.dma.recvchannel
-            recv.transfer(out_buf, 0, out_bytes)
+            call = _Call(self, layer, m, v, per_vec, act_buf, out_buf, out_bytes, deadline,
+                         self.counters(), time.perf_counter())
+            self.dma.recvchannel.transfer(out_buf, 0, out_bytes)
             self.write(regs.CTRL, regs.AP_START)
-            for p in range(0, m, v):
-                vp = min(v, m - p)
-                self._send(act_buf, p * per_vec, vp * per_vec, layer, deadline, "activations")
-                self._send(layer.buffer, 0, layer.nbytes, layer, deadline, "weights")
-            self._wait_idle(recv, layer, deadline, "results (S2MM)")
+            return call
+
+        def _transfer(self, call: _Call, step: tuple) -> None:
+            buf, start, nbytes, _ = step
+            self.dma.sendchannel.transfer(buf, start, nbytes)
+
+        def _await(self, call: _Call, step: tuple) -> None:
+            send = self.dma.sendchannel
+            self._wait_idle(send, call.layer, call.deadline, step[3] + " (MM2S)")
+            send.wait()
+
+        def _end(self, call: _Call) -> tuple[np.ndarray, Timing]:
+            """Wait for the results and ap_done; parse; read the counters."""
+            layer, m, v, c = call.layer, call.m, call.v, self.config
+            recv = self.dma.recvchannel
+            self._wait_idle(recv, layer, call.deadline, "results (S2MM)")
             recv.wait()
             while not self.read(regs.CTRL) & regs.AP_DONE:
-                self._check_deadline(layer, deadline, "ap_done")
-            wall = time.perf_counter() - t0
+                self._check_deadline(layer, call.deadline, "ap_done")
+            wall = time.perf_counter() - call.t0
             if self.read(regs.STATUS) & regs.STATUS_ERR:
                 raise OverlayError(f"{layer.name}: the engine refused N={layer.n} K={layer.k} "
                                    f"M={m} V={v}")
             after = self.counters()
-            busy, stall_in, stall_out = (a - b for a, b in zip(after, before, strict=True))
-            if recv.transferred != out_bytes:
+            busy, stall_in, stall_out = (a - b for a, b in zip(after, call.before,
+                                                                 strict=True))
+            if recv.transferred != call.out_bytes:
                 raise OverlayError(f"{layer.name}: received {recv.transferred} result bytes, "
-                                   f"expected {out_bytes}")
-            y = parse_output_stream(np.asarray(out_buf[:out_bytes]), layer.n, m, c.pe, v)
+                                   f"expected {call.out_bytes}")
+            y = parse_output_stream(np.asarray(call.out_buf[:call.out_bytes]), layer.n, m,
+                                    c.pe, v)
             return y, Timing(wall, busy, stall_in, stall_out, self.clock_mhz)
-
-        def _send(self, buf, start: int, nbytes: int, layer: Layer, deadline: float,
-                  what: str) -> None:
-            """MM2S ``nbytes`` from ``buf[start:]`` in chunks the DMA length register holds."""
-            send = self.dma.sendchannel
-            beat = self.config.stream_bits // 8
-            chunk = (self.dma.buffer_max_size // beat) * beat
-            for at in range(start, start + nbytes, chunk):
-                send.transfer(buf, at, min(chunk, start + nbytes - at))
-                self._wait_idle(send, layer, deadline, what + " (MM2S)")
-                send.wait()
 
         def _wait_idle(self, channel, layer: Layer, deadline: float, what: str) -> None:
             while not channel.idle:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dse.model.template import shipped_template
+
+_TEMPLATE = shipped_template()
+
 # -- control and arguments -----------------------------------------------------------------
 CTRL = 0x00
 N = 0x10
@@ -49,15 +53,14 @@ STATUS_ERR = 1 << 0
 
 #: ID register value: ASCII "TGMV".
 ID_VALUE = 0x54474D56
-VERSION_VALUE = 1
-
-#: The PACKING register's encoding (the RTL's PACKING parameter).
-PACKING_CODES = {"i2": 0, "base3": 1}
-
-#: Per-pass fill/drain of the RTL in cycles: the ``latency`` argument of
-#: ``dse.model.engine.engine_cycles`` that makes it count this engine's busy cycles exactly.
-#: The LATENCY register reads it back; tests hold the two equal.
-PIPELINE_LATENCY = 10
+#: The register map's version, the packing codes (the RTL's PACKING parameter) and the
+#: per-pass fill/drain (the ``latency`` of ``engine_cycles``, read back from the LATENCY
+#: register) come from the engine template (overlays/ternary_gemv.yaml), their one home.
+VERSION_VALUE = _TEMPLATE.register_map_version
+PACKING_CODES = _TEMPLATE.packing_codes
+PIPELINE_LATENCY = _TEMPLATE.latency_cycles
+#: Result FIFO depth (the RTL's OUT_DEPTH default, read back from the OUT_DEPTH register).
+RESULT_FIFO_DEPTH = _TEMPLATE.out_depth
 
 #: Every ADDR_* offset by its Verilog name suffix (for the RTL consistency test).
 OFFSETS = {
@@ -80,7 +83,7 @@ class EngineConfig:
     kmax: int
     stream_bits: int
     latency: int = PIPELINE_LATENCY
-    out_depth: int = 32
+    out_depth: int = RESULT_FIFO_DEPTH
 
     @property
     def lanes(self) -> int:

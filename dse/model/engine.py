@@ -43,6 +43,25 @@ class EngineDesign:
     #: Dense unit for the non-ternary lm_head: None, "int8" or "bf16", with its MAC count.
     head: str | None = None
     head_macs: int = 0
+    #: Vectors answered per clock (of the ``vectors`` held per pass): the template's
+    #: ``pipeline.vectors_per_clock`` for the shipped RTL (1); a published design answers 2.
+    vectors_per_clock: int = 1
+    #: True when the engine template says the shipped overlay builds this design (set by the
+    #: design space generated from the template, or by ``dse.model.buildable.mark``).
+    buildable: bool = False
+    #: How to build it (``make kv260 PE=8 SIMD=40 PACKING=base3 VMAX=1 ENGINES=4``) or, for a
+    #: what-if, the first rule of the template it breaks.
+    build_note: str = ""
+
+    def __post_init__(self) -> None:
+        # The template-free rules of the shipped overlay: a copy of a buildable design given a
+        # dense head unit or an on-chip weight buffer (dataclasses.replace) stops claiming
+        # to be buildable. (Rules that need the template are checked where it is known.)
+        if self.buildable and (self.head or self.resident_bytes):
+            what = (f"head {self.head}: the overlay has no dense lm_head unit" if self.head
+                    else "resident weights: the overlay has no on-chip weight buffer")
+            object.__setattr__(self, "buildable", False)
+            object.__setattr__(self, "build_note", "what-if: " + what)
 
     @property
     def lanes(self) -> int:
@@ -67,6 +86,8 @@ class EngineDesign:
              f"@{self.clock_mhz:g}MHz")
         if self.vectors > 1:
             s += f" v{self.vectors}"
+        if self.vectors_per_clock > 1:
+            s += f"/{self.vectors_per_clock}"
         if self.head:
             s += f" +head {self.head}x{self.head_macs}"
         if self.resident_bytes:
@@ -75,7 +96,8 @@ class EngineDesign:
 
     def validate(self, where: str = "engine") -> EngineDesign:
         """Reject impossible design points with a one-line error naming the field."""
-        for name in ("pe", "simd", "engines", "vectors", "stream_bits", "max_k"):
+        for name in ("pe", "simd", "engines", "vectors", "stream_bits", "max_k",
+                     "vectors_per_clock"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise DseError(f"{where}.{name}: expected an integer >= 1, got {v!r}")
@@ -90,26 +112,66 @@ class EngineDesign:
         if self.head and self.head_macs < 1:
             raise DseError(f"{where}.head_macs: expected >= 1 with a head unit, "
                            f"got {self.head_macs}")
+        if self.vectors_per_clock > self.vectors:
+            raise DseError(f"{where}.vectors_per_clock: expected at most vectors "
+                           f"({self.vectors}), got {self.vectors_per_clock}")
         get_packing(self.packing, f"{where}.packing")
         return self
 
 
-def engine_cycles(n: int, k: int, m: int, pe: int, simd: int, vectors: int = 1,
-                  act_bytes_per_cycle: int = 16, latency: int = 24) -> int:
+def engine_cycles(n: int, k: int, m: int, pe: int, simd: int, vectors: int,
+                  act_bytes_per_cycle: int, latency: int, vectors_per_clock: int = 1) -> int:
     """Busy cycles of one engine computing y = W x for M vectors (W is N x K).
 
     Per pass of the weights (up to ``vectors`` tokens): load the pass's activations (each
     vector's K int8 padded to whole stream beats of ``act_bytes_per_cycle``), then for each of
-    ceil(N/PE) row folds and ceil(K/SIMD) column folds one cycle per vector held, then drain
-    the pipeline (``latency``). Stalls on the weight stream are not counted here: the roofline
-    adds them as the DDR or link bound, and the RTL's stall counter measures them.
+    ceil(N/PE) row folds and ceil(K/SIMD) column folds ceil(V_pass / vectors_per_clock)
+    cycles, then drain the pipeline (``latency``: the template's ``pipeline.latency_cycles``
+    for the shipped RTL). The shipped RTL answers one vector per clock, so a pass of V
+    vectors costs V cycles per tile; a design answering 2 per clock costs ceil(V/2). Stalls
+    on the streams are not counted here: the roofline adds them as the DDR or link bound,
+    and the RTL's stall counters measure them.
     """
-    if min(n, k, m, pe, simd, vectors, act_bytes_per_cycle) < 1:
+    if min(n, k, m, pe, simd, vectors, act_bytes_per_cycle, vectors_per_clock) < 1:
         raise ValueError("engine_cycles: all sizes must be >= 1")
     folds = math.ceil(n / pe) * math.ceil(k / simd)
     act = m * math.ceil(k / act_bytes_per_cycle)
-    passes = math.ceil(m / vectors)
-    return act + folds * m + passes * int(latency)
+    full, rest = divmod(m, vectors)
+    per_tile = full * math.ceil(vectors / vectors_per_clock) + math.ceil(rest / vectors_per_clock)
+    passes = full + (1 if rest else 0)
+    return act + folds * per_tile + passes * int(latency)
+
+
+def row_split(n: int, pe: int, engines: int) -> tuple[tuple[int, int], ...]:
+    """Rows [start, stop) of an N-row layer each engine computes, as the driver splits them.
+
+    Whole PE-row folds are dealt out as evenly as possible, the first engines taking one
+    fold more; an engine left without a fold is not started (so fewer ranges than engines
+    when N < engines x PE). One home for the split: the PYNQ driver, the RTL simulation and
+    the cost model all call it.
+    """
+    if min(n, pe, engines) < 1:
+        raise ValueError("row_split: N, PE and engines must be >= 1")
+    folds = math.ceil(n / pe)
+    base, extra = divmod(folds, engines)
+    out = []
+    start = 0
+    for i in range(engines):
+        f = base + (1 if i < extra else 0)
+        if f == 0:
+            break
+        stop = min(n, start + f * pe)
+        out.append((start, stop))
+        start = stop
+    return tuple(out)
+
+
+def split_cycles(design: EngineDesign, n: int, k: int, m: int, latency: int
+                 ) -> tuple[int, ...]:
+    """Busy cycles of each engine that runs when ``design`` computes an N x K layer."""
+    return tuple(engine_cycles(stop - start, k, m, design.pe, design.simd, design.vectors,
+                               design.stream_bits // 8, latency, design.vectors_per_clock)
+                 for start, stop in row_split(n, design.pe, design.engines))
 
 
 @dataclass(frozen=True)
@@ -197,12 +259,14 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
 
 
 def link_limit_error(design: EngineDesign, board: Board) -> str | None:
-    """Why the engines' streams cannot be fed by the board's HP ports, or None."""
-    have = board.link.hp_ports * board.link.port_width_bits
-    need = design.engines * design.stream_bits
-    if need > have:
-        return (f"link: {design.engines} x {design.stream_bits}-bit streams need {need} bits of "
-                f"HP ports, board has {board.link.hp_ports} x {board.link.port_width_bits}")
+    """Why the board cannot host the design's engines (one per HP port) or clock, or None.
+
+    Each engine has its own AXI DMA on its own HP port; a stream wider than the port is
+    narrowed by the SmartConnect and priced as port-bound by the link term, not refused.
+    """
+    if design.engines > board.link.hp_ports:
+        return (f"link: {design.engines} engines need one HP port each, board has "
+                f"{board.link.hp_ports}")
     if design.clock_mhz > board.clock.max_mhz:
         return f"clock: {design.clock_mhz:g} MHz > board max {board.clock.max_mhz:g} MHz"
     return None

@@ -181,4 +181,5 @@ COMPONENT = {"embed": "norms_quant_rope_residual", "rmsnorm": "norms_quant_rope_
              "quant": "norms_quant_rope_residual", "rope": "norms_quant_rope_residual",
              "residual": "norms_quant_rope_residual", "kv_write": "attention",
              "attn_score": "attention", "softmax": "attention", "attn_v": "attention",
-             "act": "elementwise", "gate_mul": "elementwise", "sample": "sampling"}
+             "act": "elementwise", "gate_mul": "elementwise", "sample": "sampling",
+             "glue": "elementwise"}

@@ -14,6 +14,9 @@ silently project a plan offloading less than intended.
     resident: ["model.layers.0.mlp.down_proj"]   # optional, a subset of offload
     fuse: true                                   # optional
     runtime: native                              # optional: PS runtime, torch or native
+    head_top_k: 256                              # optional: an offloaded head without a dense
+                                                 # unit runs two-stage, rescoring this many
+    glue: {passes: 2, cycles_per_elem: 1}        # optional: an FFN glue unit in the PL
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from dse.errors import located
 from dse.io import load_yaml
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
-from dse.model.project import Plan
+from dse.model.project import GlueUnit, Plan
 from dse.model.workload import Layer, Workload
 from dse.schema import MAX_COUNT, MAX_QUANTITY
 
-TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime")
-ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign))
+TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
+            "glue")
+#: Engine fields a plan may set (buildable/build_note are the engine template's to say).
+ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign)
+                    if f.name not in ("buildable", "build_note"))
 _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
                          if f.default is MISSING and f.default_factory is MISSING)
 #: Integer engine fields that may be 0; EngineDesign.validate checks the >= 1 ones.
@@ -128,6 +134,10 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
     runtime = data.get("runtime", "native")
     if runtime not in RUNTIMES:
         raise located(path, "runtime", f"one of {', '.join(RUNTIMES)}", runtime)
+    top_k = data.get("head_top_k", 256)
+    if not _is_int(top_k) or not 1 <= top_k <= wl.config.vocab:
+        raise located(path, "head_top_k", f"an integer from 1 to {wl.config.vocab} (the "
+                      f"vocabulary)", top_k)
     names = [layer.name for layer in wl.layers]
     if not names:
         raise located(path, "offload", "a workload with at least one layer")
@@ -146,7 +156,29 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
                           f"N={layer.n}, K={layer.k})")
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
-    return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime)
+    glue = _glue(data.get("glue"), path)
+    return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
+                top_k, glue)
+
+
+def _glue(data: object, path: str) -> GlueUnit | None:
+    """The ``glue:`` mapping (absent or null: no glue unit)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise located(path, "glue", "a mapping {passes, cycles_per_elem} or null",
+                      type(data).__name__)
+    unknown = sorted(str(k) for k in data if k not in ("passes", "cycles_per_elem"))
+    if unknown:
+        raise located(path, f"glue.{unknown[0]}", "one of passes, cycles_per_elem")
+    passes = data.get("passes", 2)
+    if not _is_int(passes) or passes < 1:
+        raise located(path, "glue.passes", "an integer >= 1", passes)
+    cpe = data.get("cycles_per_elem", 1.0)
+    if isinstance(cpe, bool) or not isinstance(cpe, (int, float)) or not (
+            math.isfinite(cpe) and cpe > 0):
+        raise located(path, "glue.cycles_per_elem", "a number > 0", cpe)
+    return GlueUnit(passes, float(cpe))
 
 
 def load_plan(path: str | Path, wl: Workload) -> Plan:

@@ -18,11 +18,12 @@ from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.calibration import Calibration, load_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import CallCost, call_cost, layer_weight_bytes
+from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import (
     RUNTIME_TEXT,
     RUNTIMES,
     CpuSpec,
+    head_rescore,
     native_linear,
     native_op,
     torch_linear_s,
@@ -30,6 +31,7 @@ from dse.model.cpu import (
 )
 from dse.model.energy import Energy, Work, energy_of
 from dse.model.engine import EngineDesign, Resources, engine_resources, link_limit_error
+from dse.model.msg import Msg, msg
 from dse.model.ops import COMPONENT, QUANT_GROUP, Op, kv_bytes, op_bytes, op_flops
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
 from dse.model.scenario import Scenario
@@ -47,6 +49,34 @@ COMPONENTS = ("ternary_pl", "ternary_cpu", "head", "attention", "norms_quant_rop
               "elementwise", "handoff", "sampling")
 
 
+#: What a glue unit takes off the PS: the element-wise work between gate/up and down.
+GLUE_OPS = ("act_fn", "gate_mul", "ffn_sub_norm", "quant_down")
+
+
+@dataclass(frozen=True)
+class GlueUnit:
+    """A PL unit fused behind the engines for the FFN's element-wise work (squared ReLU, gate
+    product, the sub-norm's scaling, re-quantization for down_proj): ``passes`` over the
+    intermediate vector per layer (a reduction, then the scaling), ``cycles_per_elem`` each,
+    at the engine's clock."""
+
+    passes: int = 2
+    cycles_per_elem: float = 1.0
+
+
+def glue_work(glue: GlueUnit, wl: Workload, m_tokens: int, clock_mhz: float) -> Work:
+    """The glue unit's time (the PS waits on it), PL busy time and DDR traffic per forward:
+    it reads the gate and up int32 results and writes down_proj's int8 input."""
+    cfg = wl.config
+    elems = cfg.layers * m_tokens * cfg.intermediate
+    t = glue.passes * elems * glue.cycles_per_elem / (clock_mhz * 1e6)
+    return Work(t, t, float(elems * (2 * 4 + 1)), t)
+
+
+def glue_resources(c: CostConstants) -> Resources:
+    return Resources(lut=c.glue_lut, ff=c.glue_ff, bram36=c.glue_bram36)
+
+
 @dataclass(frozen=True)
 class Plan:
     """An engine design and the layers it runs; ``resident`` layers keep weights on chip;
@@ -59,6 +89,23 @@ class Plan:
     fuse: bool = True
     note: str = ""
     runtime: str = "native"
+    #: Candidates stage 2 of a two-stage head rescores (an offloaded head without a dense
+    #: head unit runs two-stage).
+    head_top_k: int = 256
+    #: The FFN glue unit in the PL, if the plan has one.
+    glue: GlueUnit | None = None
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The PL units the plan needs besides the ternary engines."""
+        out = []
+        if self.design.head and "lm_head" in self.offload:
+            out.append(f"head:{self.design.head}x{self.design.head_macs}")
+        elif "lm_head" in self.offload:
+            out.append(f"head:two-stage top-{self.head_top_k}")
+        if self.glue is not None:
+            out.append(f"glue:{self.glue.passes}x{self.glue.cycles_per_elem:g}")
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -119,7 +166,7 @@ class OpProjection:
     device: str
     time_ms: float
     bound: str
-    basis: str
+    basis: Msg
     component: str
     work: Work = field(default_factory=Work)
 
@@ -132,7 +179,7 @@ class Baseline:
     ms: float
     memory_bytes: int
     feasible: bool
-    reason: str = ""
+    reason: Msg | None = None
     energy: Energy | None = None
 
 
@@ -158,8 +205,8 @@ class Projection:
     memory_capacity_bytes: int
     ddr_weight_bytes: int
     ddr_floor_ms: float
-    infeasible: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    infeasible: tuple[Msg, ...] = ()
+    notes: tuple[Msg | str, ...] = field(default=())
     #: What the forward keeps busy in total, and its energy (None: no power model).
     work: Work = field(default_factory=Work)
     energy: Energy | None = None
@@ -250,10 +297,11 @@ def layer_cpu(wl: Workload, layer: Layer, runtime: str, scenario: Scenario, host
     return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
-def layer_cpu_ms(wl: Workload, layer: Layer, runtime: str, scenario: Scenario,
-                 host: CpuSpec, cpu: CpuSpec, threads: int, c: CostConstants) -> float:
-    """One Linear on the CPU under ``runtime``, ms per forward."""
-    return layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c).time_s * 1e3
+def two_stage_work(head: Layer, top_k: int, scenario: Scenario, cpu: CpuSpec, threads: int,
+                   c: CostConstants) -> Work:
+    """What stage 2 of a two-stage head keeps busy on the PS (see ``cpu.head_rescore``)."""
+    oc = head_rescore(head.n, head.k, top_k, scenario.sequences, cpu, threads, c)
+    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
 def call_work(cc: CallCost) -> Work:
@@ -347,11 +395,16 @@ def layer_board_bytes(layer: Layer, on_fpga: bool, design: EngineDesign, runtime
 
 def embedding_bytes(wl: Workload, runtime: str, head_on_fpga: bool, design: EngineDesign) -> int:
     """The embedding table, unless it is tied to a head stored in the same format (held once:
-    the CPU's head, or a bf16 head unit reading the native runtime's 2-byte table)."""
+    the CPU's head, or a bf16 head unit reading the native runtime's 2-byte table). A
+    two-stage head adds the int8 copy its stage 2 rescores against, which a tied embedding
+    then looks tokens up in."""
     cfg = wl.config
+    table = cfg.vocab * cfg.hidden
     emb = 2 if runtime == "native" else wl.dtype_bytes
+    if head_on_fpga and not design.head:
+        return table + (0 if cfg.tied_embeddings else table * emb)
     shared = not head_on_fpga or (design.head == "bf16" and emb == 2)
-    return 0 if cfg.tied_embeddings and shared else cfg.vocab * cfg.hidden * emb
+    return 0 if cfg.tied_embeddings and shared else table * emb
 
 
 def memory_bytes(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario) -> int:
@@ -383,8 +436,9 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
         mem = p.memory_bytes
         cap = ctx.board.ddr.capacity_bytes
         fits = scenario.view == "host-attached" or mem <= cap
-        reason = "" if fits else (f"needs {mem / 2**20:,.0f} MiB of DDR, the board has "
-                                  f"{cap / 2**20:,.0f} MiB")
+        reason = None if fits else msg("reason.memory", "needs {need:,.0f} MiB of DDR, the "
+                                       "board has {have:,.0f} MiB", need=mem / 2**20,
+                                       have=cap / 2**20)
         out.append(Baseline(runtime, p.plan_ms, mem, fits, reason, p.energy))
     return tuple(out)
 
@@ -415,22 +469,26 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     host, cpu, threads = cpus(wl, board, scenario)
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
     infeasible: list[str] = []
-    if any(not layer.ternary for layer in offloaded) and not design.head:
-        infeasible.append("lm_head is bf16, not ternary: it needs a dense head unit (head: int8 "
-                          "or bf16)")
     comp = dict.fromkeys(COMPONENTS, 0.0)
     calls: dict[str, CallCost] = {}
     call_of: dict[str, str] = {}
+    rescore: list[tuple[str, Work]] = []
     for key, group in group_calls(offloaded, plan.fuse).items():
         n = sum(layer.n for layer in group)
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
                        for layer in group)
-        dense = None if group[0].ternary else (design.head or "bf16")
+        dense = None if group[0].ternary else design.head
         cc = call_cost(design, board, c, n=n, k=group[0].k, m=_linear_m(group[0], scenario),
-                       weight_bytes=streamed, dense=dense)
+                       weight_bytes=streamed, dense=dense,
+                       launch_us=launch_us(board, c, plan.runtime))
         calls[key] = cc
-        comp["head" if dense else "ternary_pl"] += max(cc.compute_s, cc.ddr_s, cc.link_s) * 1e3
+        head = not group[0].ternary
+        comp["head" if head else "ternary_pl"] += max(cc.compute_s, cc.ddr_s, cc.link_s) * 1e3
         comp["handoff"] += (cc.overhead_s + cc.ps_s) * 1e3
+        if head and not dense:
+            stage2 = two_stage_work(group[0], plan.head_top_k, scenario, cpu, threads, c)
+            comp["head"] += stage2.time_s * 1e3
+            rescore.append((group[0].name, stage2))
         for layer in group:
             call_of[layer.name] = key
     rows = []
@@ -441,9 +499,11 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             key = call_of[layer.name]
             call = calls[key]
             placement = "fpga-resident" if layer.name in plan.resident else "fpga"
+            extra = next((w for name, w in rescore if name == layer.name), Work())
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, placement,
-                                        cpu_ms, call.time_s * 1e3 * layer.n / call.n, key,
-                                        call.bound))
+                                        cpu_ms, (call.time_s * layer.n / call.n
+                                                 + extra.time_s) * 1e3, key, call.bound,
+                                        work=extra))
         else:
             comp["ternary_cpu" if layer.ternary else "head"] += cpu_ms
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, "cpu",
@@ -451,38 +511,61 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     off = frozenset(plan.offload)
     ops = []
     for op in op_costs(wl, plan.runtime, scenario, host, cpu, threads, c):
-        if op.kind == "quant":
+        if plan.glue is not None and op.role in GLUE_OPS:
+            op = OpProjection(op.role, op.kind, op.count, "pl", 0.0, "pl",
+                              msg("basis.in_glue", "in the FFN glue unit"), op.component)
+        elif op.kind == "quant":
             frac = quant_fraction(wl, plan, op, off)
             w = op.work
             op = OpProjection(op.role, op.kind, op.count, op.device, op.time_ms * frac,
                               op.bound, op.basis if plan.runtime == "native" else
-                              f"{op.basis}; paid for {frac:.0%} of layers (inputs of offloaded "
-                              f"Linears)", op.component,
+                              msg("basis.quant_paid", "{basis}; paid for {frac:.0%} of layers "
+                                  "(inputs of offloaded Linears)", basis=op.basis, frac=frac),
+                              op.component,
                               Work(w.time_s * frac, w.core_s * frac, w.ddr_bytes * frac))
         ops.append(op)
         comp[op.component] += op.time_ms
+    if plan.glue is not None:
+        gw = glue_work(plan.glue, wl, scenario.m * scenario.sequences, design.clock_mhz)
+        ops.append(OpProjection("ffn_glue", "glue", wl.config.layers, "pl", gw.time_s * 1e3,
+                                "pl", msg("basis.glue", "PL glue unit: {passes} passes x "
+                                          "{cpe:g} cycles/element at {mhz:g} MHz",
+                                          passes=plan.glue.passes,
+                                          cpe=plan.glue.cycles_per_elem, mhz=design.clock_mhz),
+                                "elementwise", gw))
+        comp["elementwise"] += gw.time_s * 1e3
+        ffn = {layer.name for layer in wl.layers if layer.role in ("gate_proj", "up_proj",
+                                                                   "down_proj")}
+        if not ffn <= off:
+            infeasible.append(msg("infeasible.glue", "the FFN glue unit needs gate_proj, "
+                                  "up_proj and down_proj of every layer on the engines"))
     fpga_ms = sum(call.time_s for call in calls.values()) * 1e3
     cpu_lin = sum(r.time_ms for r in rows if r.placement == "cpu")
-    plan_ms = fpga_ms + cpu_lin + sum(o.time_ms for o in ops)
+    stage2_ms = sum(w.time_s for _, w in rescore) * 1e3
+    plan_ms = fpga_ms + stage2_ms + cpu_lin + sum(o.time_ms for o in ops)
     # resources and fit
     resident_bytes = sum(layer_weight_bytes(layer, design) for layer in offloaded
                          if layer.name in plan.resident)
     if resident_bytes > design.resident_bytes:
-        infeasible.append(f"resident weights {resident_bytes:,} B exceed the engine's on-chip "
-                          f"buffer {design.resident_bytes:,} B")
+        infeasible.append(msg("infeasible.resident", "resident weights {need:,} B exceed the "
+                              "engine's on-chip buffer {have:,} B", need=resident_bytes,
+                              have=design.resident_bytes))
     res = engine_resources(design, board, c) if offloaded else Resources()
-    infeasible += res.overflow(board)
+    if plan.glue is not None:
+        res = res + glue_resources(c)
+    infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     if offloaded and (err := link_limit_error(design, board)) is not None:
-        infeasible.append(err)
+        infeasible.append(msg("infeasible.link", "{what}", what=err))
     mem = memory_bytes(wl, plan, ctx, scenario)
     if scenario.view == "on-board" and mem > board.ddr.capacity_bytes:
-        infeasible.append(f"memory: plan needs {mem / 2**20:,.0f} MiB of DDR, board has "
-                          f"{board.ddr.capacity_bytes / 2**20:,.0f} MiB")
+        infeasible.append(msg("infeasible.memory", "memory: plan needs {need:,.0f} MiB of DDR, "
+                              "board has {have:,.0f} MiB", need=mem / 2**20,
+                              have=board.ddr.capacity_bytes / 2**20))
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
     work = Work()
-    for part in [*(call_work(cc) for cc in calls.values()),
-                 *(r.work for r in rows if r.placement == "cpu"), *(o.work for o in ops)]:
+    for part in [*(call_work(cc) for cc in calls.values()), *(r.work for r in rows),
+                 *(o.work for o in ops)]:
         work = work + part
     energy = None
     if board.power is not None:
@@ -516,5 +599,5 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
 __all__ = ["COMPONENTS", "DENSE_BYTES_PER_WEIGHT", "VIEWS", "VIEW_TEXT", "Baseline",
            "CostContext", "LayerProjection", "OpProjection", "Plan", "Projection", "Scenario",
            "baselines", "call_work", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
-           "layer_cpu", "layer_cpu_ms", "memory_bytes", "op_costs",
+           "layer_cpu", "memory_bytes", "op_costs",
            "project", "quant_fraction"]

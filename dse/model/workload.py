@@ -18,6 +18,7 @@ import yaml
 from dse.errors import DseError
 from dse.model.arch import ModelConfig, config_from_linears, config_from_mapping
 from dse.model.cpu import Measured
+from dse.model.msg import Msg, msg
 from dse.model.ops import Op, decoder_ops
 from dse.profile.format import ModuleRecord, Profile
 
@@ -87,7 +88,7 @@ class Workload:
     #: Prefill phase as measured, warm-up excess removed, ms (None if unknown).
     prefill_steady_ms: float | None
     prompt_tokens: int | None
-    notes: tuple[str, ...]
+    notes: tuple[Msg, ...]
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -206,19 +207,22 @@ def workload_from_profile(profile: Profile, where: str = "profile") -> Workload:
             k=m.in_features, ternary=m.role != "lm_head", host_call_ms=call_ms, calls=m.calls,
             measured_total_ms=m.total_ms, warmup_excess_ms=excess))
     if all(m.decode_ms is None for m in linears):
-        notes.append("per-call host time = mean over all calls (the profile has no "
-                     "prefill/decode split)")
+        notes.append(msg("note.no_split", "per-call host time = mean over all calls (the "
+                         "profile has no prefill/decode split)"))
     flagged = [m for m in linears if m.outlier]
     if flagged:
-        notes.append("warm-up outliers replaced by their siblings' median: " + ", ".join(
-            f"{m.name} ({m.total_ms:.0f} -> {m.outlier.steady_total_ms:.0f} ms)"
-            for m in flagged))
+        notes.append(msg("note.outliers", "warm-up outliers replaced by their siblings' "
+                         "median: {items}", items=", ".join(
+                             f"`{m.name}` ({m.total_ms:.0f} -> {m.outlier.steady_total_ms:.0f} "
+                             f"ms)" for m in flagged)))
     cfg = _config(profile, linears, where)
-    notes.append(f"operators from the model config: {cfg.source}")
+    notes.append(msg("note.config", "operators from the model config: {source}",
+                     source=cfg.source))
     measured = _measured(profile, cfg)
     if not measured:
-        notes.append("the profile measured Linear layers only: every other operator under the "
-                     "torch runtime is priced by roofline plus PyTorch's per-op dispatch cost")
+        notes.append(msg("note.linears_only", "the profile measured Linear layers only: "
+                         "every other operator under the torch runtime is priced by roofline "
+                         "plus PyTorch's per-op dispatch cost"))
     token_ms = profile.decode_ms_per_token
     if token_ms is None:
         dec = profile.phase("decode")

@@ -26,9 +26,6 @@ import numpy as np
 from dse.errors import DseError
 from dse.packing.schemes import pack_base3, pack_i2
 
-#: Packings the engine decodes, with their build-time PACKING parameter value.
-ENGINE_PACKINGS = {"i2": 0, "base3": 1}
-
 
 def _positive(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -37,16 +34,24 @@ def _positive(value: object, field: str) -> int:
 
 
 def row_chunk_bits(simd: int, packing: str) -> int:
-    """Bits of one row chunk RB: ``2*simd`` for i2, ``8*simd/5`` for base3."""
+    """Bits of one row chunk RB: ``2*simd`` for i2, ``8*simd/5`` for base3.
+
+    The widths are the engine template's (overlays/ternary_gemv.yaml ``packings``): one home
+    for what the RTL decodes; this module lays the bits out.
+    """
+    from dse.model.template import shipped_template
+
     simd = _positive(simd, "simd")
-    if packing == "i2":
-        return 2 * simd
-    if packing == "base3":
-        if simd % 5:
-            raise DseError(f"stream: simd: expected a multiple of 5 for base3, got {simd}")
-        return 8 * simd // 5
-    raise DseError(f"stream: packing: expected one of {', '.join(ENGINE_PACKINGS)} (the "
-                   f"engine's decoders), got {packing!r}")
+    t = shipped_template()
+    spec = t.packing(packing) if isinstance(packing, str) else None
+    if spec is None:
+        raise DseError(f"stream: packing: expected one of {', '.join(t.packing_codes)} (the "
+                       f"engine's decoders), got {packing!r}")
+    rb = t.row_chunk_bits(simd, packing)
+    if rb is None:
+        raise DseError(f"stream: simd: expected a multiple of {spec.group_weights} for "
+                       f"{packing}, got {simd}")
+    return rb
 
 
 def stream_bits(pe: int, simd: int, packing: str) -> int:

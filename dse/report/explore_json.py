@@ -23,8 +23,8 @@ def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
     return {
         "rank": rank,
         "label": rp.label,
-        "why": rp.why,
-        "method": rp.method,
+        "why": "; ".join(map(str, rp.why)),
+        "method": str(rp.method),
         "objective_ms": rp.objective_ms,
         "baseline_ms": rp.baseline_ms,
         "speedup_vs_baseline": _num(rp.speedup),
@@ -56,7 +56,7 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
             {"label": curve.label, "points": [{"context_tokens": c, "tokens_per_s": _num(t)}
                                               for c, t in curve.points]}
             for curve in result.context_curves],
-        "notes": list(result.notes),
+        "notes": [str(n) for n in result.notes],
         "summary": summary_of(result),
     }
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dse.model.cost import CallCost
 from dse.model.project import VIEW_TEXT, LayerProjection, Projection
 from dse.report import sections
+from dse.report.i18n import render_msg
 from dse.report.table import md_table
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -36,6 +37,9 @@ _S: dict[str, tuple[str, str]] = {
                       "weights), lm_head on the {head}; every other operator on the PS ({rt} "
                       "runtime)"),
     "card.head.pl": ("PL 的稠密输出头单元", "PL's dense head unit"),
+    "card.head.two_stage": ("引擎上的两级输出头（PS 重算前 {k} 个）",
+                            "engines as a two-stage head (the PS rescores the top {k})"),
+    "card.units": ("引擎之外的 PL 单元", "PL units besides the engines"),
     "card.head.ps": ("PS 上", "PS"),
     "card.speed": ("解码速度", "Decode speed"),
     "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token，上下文 {ctx} 个 token）；首 token 时间 "
@@ -163,10 +167,11 @@ _S: dict[str, tuple[str, str]] = {
                     "Objective and speedups are over the objective, {obj}; resources and memory "
                     "are those of the {scen} scenario. The last row is the seed report's "
                     "'offload the top-5 Linear layers' suggestion, for reference."),
-    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|卸载层数|常驻层数|目标 ({unit})|"
+    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|PL 单元|卸载层数|常驻层数|目标 ({unit})|"
                    "解码 tok/s|加速比 (对 {base})|加速比 (对仅 CPU 的 PyTorch)|板卡功耗 (W)|"
                    "J/token|LUT %|BRAM %|URAM %|DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
-                   "Rank|Plan|Engine design|Packing|PS runtime|Offloaded layers|Resident layers|"
+                   "Rank|Plan|Engine design|Packing|PS runtime|PL units|Offloaded layers|"
+                   "Resident layers|"
                    "Objective ({unit})|Decode tok/s|Speedup vs {base}|"
                    "Speedup vs CPU-only PyTorch|Board W|J/token|LUT %|BRAM %|URAM %|DSP %|"
                    "DDR memory (MiB, needed/capacity)|Binding bound|Feasible"),
@@ -349,6 +354,8 @@ def summary_of(result: ExploreResult) -> dict:
         "n_linears": len(d.layers), "n_pl": sum(lp.placement != "cpu" for lp in d.layers),
         "n_resident": len(best.plan.resident),
         "head_on_pl": any(lp.role == "lm_head" and lp.placement != "cpu" for lp in d.layers),
+        "head_unit": best.plan.design.head, "head_top_k": best.plan.head_top_k,
+        "units": list(best.plan.units),
         "tokens_per_s": round(d.tokens_per_s, 4), "ms_per_token": round(d.plan_ms, 4),
         "context_tokens": d.scenario.context_tokens,
         "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
@@ -367,7 +374,7 @@ def summary_of(result: ExploreResult) -> dict:
         "baseline_j_per_token": (None if base.energy is None
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
-        "buildable": getattr(best.plan.design, "buildable", None),
+        "buildable": best.plan.design.buildable and best.plan.glue is None,
     }
 
 
@@ -386,11 +393,15 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
-    head = _t("card.head.pl" if sm["head_on_pl"] else "card.head.ps", lang)
+    head = _t("card.head.ps", lang)
+    if sm["head_on_pl"]:
+        head = (_t("card.head.pl", lang) if sm["head_unit"]
+                else _t("card.head.two_stage", lang, k=sm["head_top_k"]))
     rows = [
         (_t("card.plan", lang), _t("card.plan_val", lang, design=sm["design"], n_pl=sm["n_pl"],
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
+        (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
                                     ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
@@ -496,6 +507,11 @@ def _view_text(view: str, lang: str) -> str:
     return VIEW_TEXT.get(view, view)
 
 
+def _sep(lang: str) -> str:
+    """Separator between clauses of a sentence."""
+    return "；" if lang == "zh" else "; "
+
+
 def _best_base(result: ExploreResult, lang: str) -> str:
     """Name of the headline baseline: the fastest CPU-only runtime that fits."""
     return _t("short.best", lang, rt=result.best.decode.baseline.runtime)
@@ -550,8 +566,9 @@ def _method_block(result: ExploreResult, lang: str) -> list[str]:
                                                    rej=result.designs_rejected),
              f"- **{_t('m.methods', lang)}**:"]
     for rp in (*result.plans, result.naive):
-        lines.append(f"  - `{rp.label}`: {rp.method}" + (f" — {rp.why}" if rp is not
-                                                        result.naive and rp.why else ""))
+        why = _sep(lang).join(render_msg(w, lang) for w in rp.why)
+        lines.append(f"  - `{rp.label}`: {render_msg(rp.method, lang)}" + (
+            f" — {why}" if rp is not result.naive and why else ""))
     return [*lines, ""]
 
 
@@ -563,7 +580,8 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
     vs_torch = (_x(speed["torch"]) + ("" if torch_fit else _t("nofit", lang))
                 if "torch" in speed else "—")
     return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
-            f"`{rp.plan.runtime}`", str(len(rp.plan.offload)), str(len(rp.plan.resident)),
+            f"`{rp.plan.runtime}`", " ".join(f"`{u}`" for u in rp.plan.units) or "—",
+            str(len(rp.plan.offload)), str(len(rp.plan.resident)),
             f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
             _pct(util["uram"]), _pct(util["dsp"]),
@@ -584,10 +602,12 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
         lines += [_t("nopower", lang), ""]
     bad = [rp for rp in (*ranked, result.naive) if not rp.feasible]
     for rp in bad:
-        reasons = "; ".join(r for p in rp.projections for r in p.infeasible)
+        reasons = _sep(lang).join(dict.fromkeys(render_msg(r, lang) for p in rp.projections
+                                                for r in p.infeasible))
         lines += [f"- `{rp.label}` — {_t('infeasible', lang)}: {reasons}", ""]
-    why = result.naive.why
-    lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + ".") if why else "—", ""]
+    why = _sep(lang).join(render_msg(w, lang) for w in result.naive.why)
+    end = "。" if lang == "zh" else "."
+    lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + end) if why else "—", ""]
     return lines
 
 
@@ -601,7 +621,8 @@ def _baselines_block(result: ExploreResult, lang: str) -> list[str]:
     rows = [[f"`{b.runtime}` — {_t(f'sw.{b.runtime}', lang)}", _ms(b.ms),
              f"{proj.tokens * 1e3 / b.ms:.2f}" if b.ms > 0 else "∞",
              *_energy_cells(b.energy), f"{b.memory_bytes / 2**20:,.0f}",
-             _t("yes", lang) if b.feasible else f"{_t('no', lang)}: {b.reason}"]
+             _t("yes", lang) if b.feasible else f"{_t('no', lang)}: "
+                                                f"{render_msg(b.reason, lang)}"]
             for b in proj.baselines]
     return [_t("h.baselines", lang), "", _t("baselines.intro", lang,
                                             scen=_scenario(proj, lang)), "",
@@ -660,7 +681,8 @@ def _placement_block(result: ExploreResult, lang: str) -> list[str]:
     full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.cpu_ms),
              _ms(lp.time_ms), f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"]
             for lp in proj.layers]
-    ops = [[f"`{o.role}`", o.kind, str(o.count), o.device, _ms(o.time_ms), o.bound, o.basis]
+    ops = [[f"`{o.role}`", o.kind, str(o.count), o.device, _ms(o.time_ms), o.bound,
+            render_msg(o.basis, lang)]
            for o in proj.ops]
     return [_t("h.placement", lang, scen=_scenario(proj, lang)), "",
             _t("placement.intro", lang, label=best.label, design=best.plan.design.label(),
@@ -805,7 +827,7 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) ->
 def _notes_block(result: ExploreResult, lang: str) -> list[str]:
     if not result.notes:
         return []
-    return [_t("h.notes", lang), "", *(f"- {n}" for n in result.notes), ""]
+    return [_t("h.notes", lang), "", *(f"- {render_msg(n, lang)}" for n in result.notes), ""]
 
 
 def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str]) -> str:

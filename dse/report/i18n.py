@@ -222,3 +222,74 @@ def detect_lang(text: str) -> str | None:
 
 __all__ = ["LANGS", "UNKNOWN", "code_cell", "columns", "detect_lang", "phase_label", "split_row",
            "t", "uncode_cell"]
+
+
+# -- generated messages (dse.model.msg.Msg): key -> Chinese template ---------------------------
+# The English template travels with each message; a key missing here renders in English, which
+# the language test of the explore report catches.
+MESSAGES: dict[str, str] = {
+    "note.no_split": "每次调用的主机时间取所有调用的平均值（该 profile 没有预填充/解码拆分）",
+    "note.outliers": "预热离群值已替换为同角色层的中位数：{items}",
+    "note.config": "算子列表按模型配置生成：`{source}`",
+    "note.linears_only": "该 profile 只测量了 Linear 层：torch 运行时下其余算子按屋顶线加上 "
+                         "PyTorch 每个算子的调度开销估算",
+    "note.host_check": "在被 profile 的主机上核对：torch 运行时各算子合计每个解码 token "
+                       "{priced:,.1f} ms，profile 实测 {measured:,.1f} ms（{outside:+.1%} "
+                       "不在任何已计价的算子内）",
+    "note.searched": "共搜索 {n} 个设计（{rejected} 个因资源上限或链路宽度被排除）；"
+                     "每个设计的卸载集合精确最优；常驻权重与 DDR 容量由 MILP 在最好的 "
+                     "{shortlist} 个设计上求解",
+    "note.energy": "能量目标：卸载与常驻按每 token 焦耳数选择，计入引擎自身的 "
+                   "URAM/BRAM 静态功耗；常驻缓冲区的静态功耗在重新估算每个排名方案时计入"
+                   "（其数字是精确的），不在 MILP 内",
+    "note.edp": "能量目标：卸载与常驻按每 token 焦耳数选择，计入引擎自身的 URAM/BRAM "
+                "静态功耗；常驻缓冲区的静态功耗在重新估算每个排名方案时计入（其数字是"
+                "精确的），不在 MILP 内；能量-延迟积按能量放置每个组，按焦耳 × 秒给设计排名",
+    "why.best": "所有设计中目标值最低",
+    "why.packing": "使用 {packing} 打包的最佳设计",
+    "why.runtime": "PS 上使用 {runtime} 运行时的最佳方案",
+    "why.frugal": "目标值在最佳方案 5% 以内、LUT 最少的设计",
+    "why.nohead": "没有稠密 lm_head 单元的最佳设计",
+    "why.all_ternary": "最佳设计上卸载全部三值 Linear，不常驻",
+    "why.whatif.head": "可构建的最佳设计加上一个稠密 bf16 lm_head 单元（DSP MAC），"
+    "本覆盖层没有该单元",
+    "why.whatif.resident": "可构建的最佳设计加上片上权重缓冲（URAM/BRAM 常驻），本覆盖层没有该缓冲",
+    "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
+                       "Amdahl 上限也只有 {cap:.2f}x）",
+    "why.naive.warm": "`{name}` 是预热造成的假象（实测 {measured:.0f} ms，稳态 {steady:.0f} ms）",
+    "why.naive.steady": "稳态下它们只占一个 token 的 {share:.1%}，所以上限是 {cap:.3f}x",
+    "method.milp": "MILP（HiGHS），最优，间隙 {gap:.1e}；PS 运行时 {runtime}",
+    "method.milp_failed": "MILP 无解：`{message}`",
+    "method.fixed_list": "固定列表",
+    "method.fixed_set": "固定集合",
+    "reason.memory": "需要 {need:,.0f} MiB DDR，板卡只有 {have:,.0f} MiB",
+    "infeasible.head": "lm_head 是 bf16 而不是三值：需要稠密输出头单元（head: int8 或 bf16）",
+    "infeasible.resident": "常驻权重 {need:,} B 超出引擎片上缓冲区 {have:,} B",
+    "infeasible.cap": "资源超出上限：`{what}`",
+    "infeasible.link": "链路或时钟超出板卡能力：`{what}`",
+    "infeasible.memory": "内存：方案需要 {need:,.0f} MiB DDR，板卡只有 {have:,.0f} MiB",
+    "basis.native_linear": "原生 {kind} 内核：{threads} 个线程上每个权重 {cpw:g} 个周期，"
+                           "或 {mb:.1f} MB 按 {gbs:g} GB/s",
+    "basis.native_op": "原生内核，{threads} 个线程上每个元素 {cycles:g} 个周期",
+    "basis.measured": "实测（`{role}`，M={m}、上下文 {context} 时每次调用 {us:.0f} µs），在主机上",
+    "basis.measured_moved": "实测（`{role}`，M={m}、上下文 {context} 时每次调用 {us:.0f} µs），"
+                            "按屋顶线之比从主机移到 {cpu}",
+    "basis.unmeasured": "未测量：屋顶线 + 每次调用 {aten} 个 aten 算子，每个 {cycles:g} 个周期",
+    "basis.in_glue": "在 FFN 胶合单元中",
+    "basis.glue": "PL 胶合单元：{passes} 遍 × 每个元素 {cpe:g} 个周期，{mhz:g} MHz",
+    "infeasible.glue": "FFN 胶合单元需要每层的 gate_proj、up_proj 和 down_proj 都在引擎上",
+    "basis.head_rescore": "两级输出头的第二级：从 {vocab} 个分数中取前 {k} 个"
+                          "（每个分数 {sel:g} 个周期），再用 int8 精确重算这 {k} 行"
+                          "（{threads} 个线程上每次乘加 {mac:g} 个周期）",
+    "basis.quant_paid": "{basis}；只计入 {frac:.0%} 的层（卸载的 Linear 的输入）",
+}
+
+
+def render_msg(m: object, lang: str) -> str:
+    """A ``Msg`` in ``lang`` (fields that are messages rendered too); other objects as str."""
+    key = getattr(m, "key", None)
+    if key is None:
+        return str(m)
+    fields = {k: render_msg(v, lang) if hasattr(v, "key") else v for k, v in m.fields}
+    template = MESSAGES.get(key, m.en) if lang == "zh" else m.en
+    return template.format(**fields)

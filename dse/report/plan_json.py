@@ -93,7 +93,8 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         "runtime": {"name": plan.runtime, "text": RUNTIME_TEXT[plan.runtime]},
         "baselines": [
             {"runtime": b.runtime, "text": RUNTIME_TEXT[b.runtime], "ms": _num(b.ms),
-             "memory_bytes": b.memory_bytes, "feasible": b.feasible, "reason": b.reason,
+             "memory_bytes": b.memory_bytes, "feasible": b.feasible,
+             "reason": None if b.reason is None else str(b.reason),
              "speedup": _ratio(b.ms, p.plan_ms), "energy": energy_to_dict(b.energy)}
             for b in p.baselines
         ],
@@ -117,7 +118,7 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
                    "memory_capacity_bytes": p.memory_capacity_bytes,
                    "memory_fraction": _ratio(p.memory_bytes, p.memory_capacity_bytes)},
         "feasible": p.feasible,
-        "infeasible": list(p.infeasible),
+        "infeasible": [str(r) for r in p.infeasible],
         "calls": {key: _call(call) for key, call in p.calls.items()},
         "layers": [
             {"name": r.name, "role": r.role, "n": r.n, "k": r.k, "placement": r.placement,
@@ -127,11 +128,11 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         ],
         "operators": [
             {"role": o.role, "kind": o.kind, "count": o.count, "device": o.device,
-             "time_ms": o.time_ms, "bound": o.bound, "basis": o.basis,
+             "time_ms": o.time_ms, "bound": o.bound, "basis": str(o.basis),
              "component": o.component}
             for o in p.ops
         ],
-        "notes": list(p.notes),
+        "notes": [str(n) for n in p.notes],
     }
     if board is not None:
         out["resources_available"] = {k: float(getattr(board.pl, k)) for k in Resources.KINDS}

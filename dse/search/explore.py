@@ -16,6 +16,7 @@ import numpy as np
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
+from dse.model.msg import Msg, msg
 from dse.model.project import CostContext, Plan, Projection, Scenario, project
 from dse.search.optimize import (
     DesignEval,
@@ -27,7 +28,13 @@ from dse.search.optimize import (
     projection_units,
     solve_plan,
 )
-from dse.search.space import DesignSpace, default_space, enumerate_designs, head_macs_for
+from dse.search.space import (
+    DesignSpace,
+    default_space,
+    enumerate_designs,
+    head_macs_for,
+    what_if_designs,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -41,8 +48,8 @@ class RankedPlan:
     projections: tuple[Projection, ...]
     objective_ms: float
     baseline_ms: float
-    method: str
-    why: str = ""
+    method: Msg
+    why: tuple[Msg, ...] = ()
 
     @property
     def speedup(self) -> float:
@@ -123,9 +130,10 @@ def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], fl
     return projs, total
 
 
-def _ranked(prep: Prepared, sol: Solution, label: str, why: str = "") -> RankedPlan:
+def _ranked(prep: Prepared, sol: Solution, label: str, why: Msg | None = None) -> RankedPlan:
     projs, total = _project_all(prep, sol.plan)
-    return RankedPlan(label, sol.plan, projs, total, prep.baseline_ms, sol.method, why)
+    return RankedPlan(label, sol.plan, projs, total, prep.baseline_ms, sol.method,
+                      () if why is None else (why,))
 
 
 def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
@@ -156,16 +164,17 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
     steady_share = sum(layer.host_call_ms for layer in top) / (wl.token_ms or wl.linear_call_ms)
     warm = [layer for layer in top if layer.warmup_excess_ms > 0]
-    parts = [f"the seed credits these 5 layers with {measured_share:.1%} of Linear time "
-             f"(Amdahl cap {1 / (1 - measured_share):.2f}x even at zero cost)"]
-    if warm:
-        parts.append(", ".join(f"{layer.name} is a warm-up artefact ({layer.measured_total_ms:.0f}"
-                               f" ms measured, {layer.host_call_ms * layer.calls:.0f} ms steady)"
-                               for layer in warm))
-    parts.append(f"at steady state they are {steady_share:.1%} of a token, so the cap is "
-                 f"{1 / (1 - steady_share):.3f}x")
-    return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms, "fixed list",
-                      "; ".join(parts))
+    parts = [msg("why.naive.share", "the seed credits these 5 layers with {share:.1%} of "
+                 "Linear time (Amdahl cap {cap:.2f}x even at zero cost)", share=measured_share,
+                 cap=1 / (1 - measured_share))]
+    parts += [msg("why.naive.warm", "`{name}` is a warm-up artefact ({measured:.0f} ms "
+                  "measured, {steady:.0f} ms steady)", name=layer.name,
+                  measured=layer.measured_total_ms, steady=layer.host_call_ms * layer.calls)
+              for layer in warm]
+    parts.append(msg("why.naive.steady", "at steady state they are {share:.1%} of a token, so "
+                     "the cap is {cap:.3f}x", share=steady_share, cap=1 / (1 - steady_share)))
+    return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
+                      msg("method.fixed_list", "fixed list"), tuple(parts))
 
 
 def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
@@ -258,18 +267,20 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         if len(shortlist) < top or e.design.packing not in seen_pack:
             shortlist.append(e)
             seen_pack.add(e.design.packing)
-    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime)) for e in shortlist]
+    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime, glue=e.glue))
+            for e in shortlist]
     sols.sort(key=lambda es: (round(es[1].objective_ms, 9), es[0].lut))
     best_e, best_s = sols[0]
     plans = [_ranked(prep, replace(best_s, plan=replace(best_s.plan, name="best")), "best",
-                     "lowest objective over all designs")]
+                     msg("why.best", "lowest objective over all designs"))]
     # Per packing: the best design using each scheme.
     for packing in space.packings:
         cand = [es for es in sols if es[0].design.packing == packing and es[1] is not best_s]
         if cand and packing != best_e.design.packing:
             e, s = cand[0]
             plans.append(_ranked(prep, replace(s, plan=replace(s.plan, name=f"best {packing}")),
-                                 f"best {packing}", f"best design with {packing} packing"))
+                                 f"best {packing}", msg("why.packing", "best design with "
+                                                        "{packing} packing", packing=packing)))
     # The best plan under each other PS runtime.
     for rc in prep.runtimes:
         if rc.runtime == best_s.plan.runtime:
@@ -277,25 +288,37 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         e = next((e for e in evals if e.runtime == rc.runtime), evals[0])
         s = solve_plan(prep, e.design, f"best {rc.runtime}", runtime=rc.runtime)
         plans.append(_ranked(prep, s, f"best {rc.runtime}",
-                             f"best plan with the {rc.runtime} runtime on the PS"))
+                             msg("why.runtime", "best plan with the {runtime} runtime on the PS",
+                                 runtime=rc.runtime)))
     # Frugal: fewest LUTs within 5% of the best objective.
     near = [e for e in evals if e.objective_ms <= best_s.objective_ms * 1.05]
     if near:
         frugal = min(near, key=lambda e: e.lut)
         if frugal.design != best_e.design:
-            s = solve_plan(prep, frugal.design, "frugal", runtime=frugal.runtime)
-            plans.append(_ranked(prep, s, "frugal", "fewest LUTs within 5% of the best"))
+            s = solve_plan(prep, frugal.design, "frugal", runtime=frugal.runtime,
+                           glue=frugal.glue)
+            plans.append(_ranked(prep, s, "frugal", msg("why.frugal", "fewest LUTs within 5% "
+                                                        "of the best")))
     # Without a head unit (the lm_head stays on the CPU).
     nohead = next((e for e in evals if not e.design.head), None)
     if nohead and best_e.design.head:
-        s = solve_plan(prep, nohead.design, "no head unit", runtime=nohead.runtime)
-        plans.append(_ranked(prep, s, "no head unit", "best design without a dense lm_head unit"))
+        s = solve_plan(prep, nohead.design, "no head unit", runtime=nohead.runtime,
+                       glue=nohead.glue)
+        plans.append(_ranked(prep, s, "no head unit", msg("why.nohead", "best design without "
+                                                          "a dense lm_head unit")))
     # All ternary layers offloaded on the best design (no selection).
     all_t = Plan("all ternary", replace(best_s.plan.design, resident_bytes=0),
                  frozenset(layer.name for layer in wl.layers if layer.ternary),
                  runtime=best_s.plan.runtime)
-    plans.append(_ranked(prep, Solution(all_t, 0.0, "fixed set", False), "all ternary",
-                         "every ternary Linear on the best design, no residency"))
+    plans.append(_ranked(prep, Solution(all_t, 0.0, msg("method.fixed_set", "fixed set"), False),
+                         "all ternary", msg("why.all_ternary", "every ternary Linear on the best "
+                                            "design, no residency")))
+    # What-ifs: the best buildable design with what the overlay lacks (never ranked first).
+    if best_s.plan.design.buildable:
+        for label, design, why in what_if_designs(best_s.plan.design, board):
+            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime)
+            if s.plan.design.head or s.plan.design.resident_bytes:  # else it adds nothing
+                plans.append(_ranked(prep, s, label, why))
     naive = naive_plan(prep, plans[0], board)
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
@@ -305,14 +328,16 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     if (check := host_check(wl, ctx)) is not None:
         notes.append(check)
     if objective.kind in ("energy", "edp"):
-        notes.append("energy objective: offload and residency chosen on joules per token with "
-                     "the engine's own URAM/BRAM leakage; a resident buffer's leakage is charged "
-                     "when each ranked plan is re-projected (its figures are exact), not inside "
-                     "the MILP" + ("; the energy-delay product places each group by energy and "
-                                   "ranks designs by J x s" if objective.kind == "edp" else ""))
-    notes.append(f"searched {len(designs)} designs ({rejected} rejected by resource caps or "
-                 f"link width); offload sets exact per design; residency and DDR capacity by "
-                 f"MILP on the {len(shortlist)} best designs")
+        notes.append(msg(f"note.{objective.kind}", "energy objective: offload and residency "
+                         "chosen on joules per token with the engine's own URAM/BRAM leakage; a "
+                         "resident buffer's leakage is charged when each ranked plan is "
+                         "re-projected (its figures are exact), not inside the MILP" + (
+                             "; the energy-delay product places each group by energy and ranks "
+                             "designs by J x s" if objective.kind == "edp" else "")))
+    notes.append(msg("note.searched", "searched {n} designs ({rejected} rejected by resource "
+                     "caps or link width); offload sets exact per design; residency and DDR "
+                     "capacity by MILP on the {shortlist} best designs", n=len(designs),
+                     rejected=rejected, shortlist=len(shortlist)))
     return ExploreResult(
         board=board, objective=objective, calibration=ctx.calibration,
         designs_evaluated=len(designs), designs_rejected=rejected,
@@ -345,7 +370,7 @@ def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
                         with_baselines=False).components)
 
 
-def host_check(wl, ctx: CostContext) -> str | None:
+def host_check(wl, ctx: CostContext) -> Msg | None:
     """How much of the profiled decode token the torch runtime's operators account for on
     the profiled host itself (the rest is time outside any module: Python, the generate loop).
     """
@@ -356,9 +381,10 @@ def host_check(wl, ctx: CostContext) -> str | None:
     sc = Scenario("host-attached", "decode", 1, min(context, wl.config.max_positions))
     cpu = Plan("cpu torch", EngineDesign(1, 1), frozenset(), runtime="torch")
     ms = project(wl, cpu, ctx, sc, with_baselines=False).plan_ms
-    return (f"check on the profiled host: the torch runtime's operators price a decode token at "
-            f"{ms:,.1f} ms, the profile measured {wl.token_ms:,.1f} ms "
-            f"({1 - ms / wl.token_ms:+.1%} outside any priced operator)")
+    return msg("note.host_check", "check on the profiled host: the torch runtime's operators "
+               "price a decode token at {priced:,.1f} ms, the profile measured {measured:,.1f} "
+               "ms ({outside:+.1%} outside any priced operator)", priced=ms,
+               measured=wl.token_ms, outside=1 - ms / wl.token_ms)
 
 
 def _ddr_gb_s(e: DesignEval) -> float:

@@ -12,33 +12,40 @@ MILP (``scipy.optimize.milp``, HiGHS) and reports the solver's optimality status
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from dse.model.cost import call_cost, layer_weight_bytes
+from dse.model.cost import call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import RUNTIMES
 from dse.model.energy import Work, pl_dynamic_w, require_power, static_w
 from dse.model.engine import (
     BRAM36_BYTES,
     URAM_BYTES,
     EngineDesign,
+    Resources,
     engine_resources,
 )
+from dse.model.msg import Msg, msg
 from dse.model.project import (
+    GLUE_OPS,
     Baseline,
     CostContext,
+    GlueUnit,
     Plan,
     Scenario,
     baselines,
     call_work,
     cpus,
     embedding_bytes,
+    glue_resources,
+    glue_work,
     group_calls,
     layer_board_bytes,
     layer_cpu,
     op_costs,
+    two_stage_work,
 )
 from dse.model.workload import Layer, Workload
 
@@ -66,6 +73,11 @@ class Objective:
     kv_dtype: str = "fp16"
     sequences: int = 1
     threads: int | None = None
+    #: Whether the head may run two-stage on the engines (stage 2 rescoring top-K on the PS).
+    two_stage_head: bool = True
+    head_top_k: int = 256
+    #: Whether plans may add an FFN glue unit beside the engines.
+    glue_unit: bool = True
 
     @property
     def context_tokens(self) -> int:
@@ -154,6 +166,12 @@ class RuntimeCosts:
     #: Objective (ms or J) with everything on the CPU, and whether that fits the board's DDR.
     baseline_ms: float
     baseline_feasible: bool
+    #: What a glue unit takes off the PS: from ``fixed`` (activation, gate product, sub-norm)
+    #: and from each group's ``offload_ps`` (down_proj's input quantization); and the groups
+    #: it needs on the engines (gate/up and down). None where the model has no such FFN.
+    glue_fixed: np.ndarray | None = None
+    glue_offload_ps: np.ndarray | None = None
+    glue_needs: np.ndarray | None = None
 
     @property
     def cpu_ms(self) -> np.ndarray:
@@ -178,6 +196,24 @@ class Prepared:
     scenarios: tuple[tuple[Scenario, float], ...]
     #: The CPU-only baselines of each scenario (they depend on no design).
     baselines: tuple[tuple[Baseline, ...], ...] = ()
+    #: Resources of each design priced so far (a design is priced several times).
+    _resources: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def glue_fixed(self, clock_mhz: float) -> np.ndarray:
+        """The glue unit's own work over the objective's scenarios at an engine clock."""
+        key = ("glue", clock_mhz)
+        if key not in self._resources:
+            self._resources[key] = sum(
+                w * _vec(glue_work(GlueUnit(), self.workload, sc.m * sc.sequences, clock_mhz))
+                for sc, w in self.scenarios)
+        return self._resources[key]
+
+    def resources(self, design: EngineDesign) -> Resources:
+        res = self._resources.get(design)
+        if res is None:
+            res = self._resources[design] = engine_resources(design, self.ctx.board,
+                                                             self.ctx.constants)
+        return res
 
     def runtime(self, name: str) -> RuntimeCosts:
         return next(r for r in self.runtimes if r.runtime == name)
@@ -207,22 +243,35 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
         cpu = np.zeros((len(groups), 4))
         extra = np.zeros((len(groups), 4))
         fixed = np.zeros(4)
+        g_fixed = np.zeros(4)
+        g_extra = np.zeros((len(groups), 4))
         for sc, w in scen:
             host, target, threads = cpus(wl, ctx.board, sc)
             ops = op_costs(wl, runtime, sc, host, target, threads, c)
             for o in ops:
                 if o.kind != "quant":
                     fixed += w * _vec(o.work)
+                    if o.role in GLUE_OPS:
+                        g_fixed += w * _vec(o.work)
             for i, g in enumerate(groups):
                 q = _quant_per_instance(ops, g.layers[0].role) if g.ternary else np.zeros(4)
                 lin = sum((_vec(layer_cpu(wl, layer, runtime, sc, host, target, threads, c))
                            for layer in g.layers), np.zeros(4))
                 cpu[i] += w * (lin + (q if runtime == "native" else 0.0))
-                extra[i] += w * q
+                launch_s = launch_us(ctx.board, c, runtime) * 1e-6
+                extra[i] += w * (q + np.array([launch_s, launch_s, 0.0, 0.0]))
+                if g.layers[0].role == "down_proj":
+                    g_extra[i] += w * q
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
                    for (_, w), bs in zip(scen, base_by_sc, strict=True))
         fits = all(next(b.feasible for b in bs if b.runtime == runtime) for bs in base_by_sc)
-        per_runtime.append(RuntimeCosts(runtime, cpu, extra, fixed, base, fits))
+        needs = np.array([g.layers[0].role in ("gate_proj", "up_proj", "down_proj")
+                          for g in groups])
+        has_ffn = any(g.layers[0].role == "gate_proj" for g in groups)
+        per_runtime.append(RuntimeCosts(runtime, cpu, extra, fixed, base, fits,
+                                        g_fixed if has_ffn else None,
+                                        g_extra if has_ffn else None,
+                                        needs if has_ffn else None))
     fitting = [r for r in per_runtime if r.baseline_feasible] or per_runtime
     best = min(fitting, key=lambda r: r.baseline_ms)
     sig_index: dict[tuple[int, int, bool], int] = {}
@@ -286,33 +335,54 @@ class Pricing:
         return units / self.tokens * (secs / self.tokens)
 
 
+def glue_fits(prep: Prepared, design: EngineDesign) -> bool:
+    """Whether the design still fits the board's caps with a glue unit beside it."""
+    res = prep.resources(design) + glue_resources(prep.ctx.constants)
+    return not res.overflow(prep.ctx.board)
+
+
+def variant_work(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(CPU work per group, PS work an offloaded group adds, fixed work) with or without a
+    glue unit, whose own time joins the fixed work."""
+    if not glue:
+        return rc.cpu, rc.offload_ps, rc.fixed
+    fixed = rc.fixed - rc.glue_fixed + prep.glue_fixed(design.clock_mhz)
+    return (np.where(rc.glue_needs[:, None], np.inf, rc.cpu), rc.offload_ps - rc.glue_offload_ps,
+            fixed)
+
+
 def pricing(prep: Prepared, design: EngineDesign, rc: RuntimeCosts,
-            sig: np.ndarray | None = None, sig_resident: np.ndarray | None = None) -> Pricing:
+            sig: np.ndarray | None = None, sig_resident: np.ndarray | None = None,
+            glue: bool = False) -> Pricing:
     """Objective units of every option of every group for ``design`` under ``rc``.
 
     ``sig`` / ``sig_resident``: the designs' call work per signature (``fpga_sig``), if
-    already computed; without ``sig_resident`` residency is not an option (inf).
+    already computed; without ``sig_resident`` residency is not an option (inf). ``glue``:
+    with an FFN glue unit (its ops leave the PS, gate/up and down must be on the engines).
     """
     sig = fpga_sig(prep, design)[0] if sig is None else sig
-    f_work = sig[prep.sig_of] + rc.offload_ps
-    r_work = (sig_resident[prep.sig_of] + rc.offload_ps if sig_resident is not None
+    cpu_w, offload_ps, fixed_w = variant_work(prep, design, rc, glue)
+    f_work = sig[prep.sig_of] + offload_ps
+    r_work = (sig_resident[prep.sig_of] + offload_ps if sig_resident is not None
               else np.full_like(f_work, np.inf))
     kind = prep.objective.kind
     if kind not in ENERGY_OBJECTIVES:
-        return Pricing(rc.cpu[:, _T] * 1e3, f_work[:, _T] * 1e3, r_work[:, _T] * 1e3,
-                       float(rc.fixed[_T] * 1e3), None, None, None, 0.0, 1)
+        return Pricing(cpu_w[:, _T] * 1e3, f_work[:, _T] * 1e3, r_work[:, _T] * 1e3,
+                       float(fixed_w[_T] * 1e3), None, None, None, 0.0, 1)
     power = prep.ctx.board.power
-    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    res = prep.resources(design) + (glue_resources(prep.ctx.constants) if glue
+                                    else Resources())
     rest, dyn = static_w(power, res), pl_dynamic_w(power, res, design.clock_mhz)
     coef = np.array([rest, power.ps_core_active_w, power.ddr_pj_per_byte * 1e-12, dyn])
     tokens = prep.scenarios[0][0].sequences
     per_token = 1.0 / tokens if kind == "energy" else 1.0
-    cpu, stream, res_j = (w @ coef * per_token for w in (rc.cpu, f_work, r_work))
-    fixed = float(rc.fixed @ coef) * per_token
+    cpu, stream, res_j = (w @ coef * per_token for w in (cpu_w, f_work, r_work))
+    fixed = float(fixed_w @ coef) * per_token
     if kind == "energy":
         return Pricing(cpu, stream, res_j, fixed, None, None, None, 0.0, tokens)
-    return Pricing(cpu, stream, res_j, fixed, rc.cpu[:, _T], f_work[:, _T], r_work[:, _T],
-                   float(rc.fixed[_T]), tokens)
+    return Pricing(cpu, stream, res_j, fixed, cpu_w[:, _T], f_work[:, _T], r_work[:, _T],
+                   float(fixed_w[_T]), tokens)
 
 
 @dataclass(frozen=True)
@@ -329,6 +399,8 @@ class DesignEval:
     #: objective is one decode scenario and the board has a power model (else None).
     tokens_per_s: float | None = None
     j_per_token: float | None = None
+    #: Whether the FFN glue unit is part of the design's best placement.
+    glue: bool = False
 
     def speedup(self, baseline_ms: float) -> float:
         return baseline_ms / self.objective_ms
@@ -348,16 +420,23 @@ def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
     work = np.zeros((len(prep.sigs), 4))
     ddr = np.zeros(len(prep.sigs))
     for s, (n, k, ternary) in enumerate(prep.sigs):
-        if not ternary and not design.head:
+        if not ternary and not prep.objective.two_stage_head and not design.head:
             work[s] = math.inf
             continue
         wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
         dense = None if ternary else design.head
         for sc, w in prep.scenarios:
             m = sc.m * sc.sequences if ternary else sc.sequences
-            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense)
+            # the launch is the runtime's: RuntimeCosts.offload_ps carries it
+            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense,
+                           launch_us=0.0)
             work[s] += w * _vec(call_work(cc))
             ddr[s] += w * cc.weight_bytes
+            if not ternary and not dense:  # two-stage head: stage 2 on the PS
+                _, cpu, threads = cpus(prep.workload, board, sc)
+                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
+                work[s] += w * _vec(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
+                                                   threads, c))
     return work, ddr
 
 
@@ -368,33 +447,46 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     sig, ddr = fpga_sig(prep, design)
     best = None
     for rc in prep.runtimes:
-        pr = pricing(prep, design, rc, sig)
-        offload = pr.stream < pr.cpu
-        total = pr.total(offload, np.zeros_like(offload))
-        if best is None or total < best[0]:
-            best = (total, rc.runtime, offload)
-    total, runtime, offload = best
+        for glue in glue_options(prep, design, rc):
+            pr = pricing(prep, design, rc, sig, glue=glue)
+            offload = pr.stream < pr.cpu
+            total = pr.total(offload, np.zeros_like(offload))
+            if best is None or total < best[0]:
+                best = (total, rc.runtime, offload, glue)
+    total, runtime, offload, glue = best
     ddr_bytes = float(ddr[prep.sig_of][offload].sum())
-    res = engine_resources(design, prep.ctx.board, prep.ctx.constants)
+    res = prep.resources(design) + (glue_resources(prep.ctx.constants) if glue else Resources())
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
-        rc = prep.runtime(runtime)
-        work = rc.fixed + np.where(offload[:, None], sig[prep.sig_of] + rc.offload_ps,
-                                   rc.cpu).sum(axis=0)
+        cpu_w, offload_ps, fixed_w = variant_work(prep, design, prep.runtime(runtime), glue)
+        work = fixed_w + np.where(offload[:, None], sig[prep.sig_of] + offload_ps,
+                                  cpu_w).sum(axis=0)
         tokens = prep.scenarios[0][0].sequences
         coef = np.array([static_w(power, res), power.ps_core_active_w,
                          power.ddr_pj_per_byte * 1e-12,
                          pl_dynamic_w(power, res, design.clock_mhz)])
         tok_s = tokens / work[_T] if work[_T] > 0 else None
         j_tok = float(work @ coef) / tokens
-    return DesignEval(design, runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok)
+    return DesignEval(design, runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok, glue)
 
 
-def onchip_capacity_bytes(prep: Prepared, design: EngineDesign) -> int:
-    """Bytes of URAM and BRAM left within the caps after the engine itself."""
+def glue_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts) -> tuple[bool, ...]:
+    """Whether to try the design without and with a glue unit (where the model has an FFN,
+    the objective allows it and the unit fits beside the engines)."""
+    # The shipped overlay builds no glue unit: a design it builds stays without one.
+    if (rc.glue_needs is None or not prep.objective.glue_unit or design.buildable
+            or not glue_fits(prep, design)):
+        return (False,)
+    return (False, True)
+
+
+def onchip_capacity_bytes(prep: Prepared, design: EngineDesign, glue: bool = False) -> int:
+    """Bytes of URAM and BRAM left within the caps after the engine itself (and a glue
+    unit)."""
     board = prep.ctx.board
-    res = engine_resources(design, board, prep.ctx.constants)
+    res = prep.resources(design) + (glue_resources(prep.ctx.constants) if glue
+                                    else Resources())
     uram = max(0, math.floor(board.pl.uram * board.caps.uram - res.uram))
     bram = max(0, math.floor(board.pl.bram36 * board.caps.bram36 - res.bram36))
     return uram * URAM_BYTES + bram * BRAM36_BYTES
@@ -406,7 +498,7 @@ class Solution:
 
     plan: Plan
     objective_ms: float
-    method: str
+    method: Msg
     optimal: bool
 
 
@@ -426,7 +518,8 @@ def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndar
 
 
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
-               allow_resident: bool = True, runtime: str | None = None) -> Solution:
+               allow_resident: bool = True, runtime: str | None = None,
+               glue: bool | None = None) -> Solution:
     """Optimal offload and resident sets for ``design`` under ``runtime`` (the best runtime
     when None): a MILP, exact up to HiGHS's tolerance.
 
@@ -434,21 +527,25 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     sum (f - cpu) s + (f_res - cpu) r subject to resident bytes <= on-chip capacity and, on
     the board, the plan's DDR footprint <= DDR capacity.
     """
-    if runtime is None:
-        sols = [solve_plan(prep, design, name, allow_resident, rc.runtime)
-                for rc in prep.runtimes]
+    if runtime is None or glue is None:
+        sols = [solve_plan(prep, design, name, allow_resident, rc.runtime, g)
+                for rc in prep.runtimes if runtime in (None, rc.runtime)
+                for g in (glue_options(prep, design, rc) if glue is None else (glue,))]
         return min(sols, key=lambda s: (not s.optimal, s.objective_ms))
     rc = prep.runtime(runtime)
     groups = prep.groups
     ng = len(groups)
-    cap = onchip_capacity_bytes(prep, design) if allow_resident else 0
+    # the shipped overlay streams every weight from DDR: no resident set for its designs
+    allow_resident = allow_resident and not design.buildable
+    cap = onchip_capacity_bytes(prep, design, glue) if allow_resident else 0
     pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
-                 fpga_sig(prep, design, resident=True)[0] if cap else None)
+                 fpga_sig(prep, design, resident=True)[0] if cap else None, glue=glue)
     big = 1e12
     f = np.where(np.isfinite(pr.stream), pr.stream, big)
     fr = np.where(np.isfinite(pr.resident), pr.resident, big)
+    cpu = np.where(np.isfinite(pr.cpu), pr.cpu, big)  # a glue unit's groups must offload
     wbytes = np.array([_group_bytes(design, g.n, g.k, g.ternary) for g in groups], dtype=float)
-    cost = np.concatenate([f - pr.cpu, fr - pr.cpu])
+    cost = np.concatenate([f - cpu, fr - cpu])
     rows = [np.concatenate([np.eye(ng), np.eye(ng)], axis=1)]
     lo, hi = [np.zeros(ng)], [np.ones(ng)]
     rows.append(np.concatenate([np.zeros(ng), wbytes])[None, :])
@@ -470,7 +567,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     if res.status != 0 or res.x is None:
         # infeasible (e.g. the model does not fit DDR even on the CPU): offload nothing
         plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}", runtime=runtime)
-        return Solution(plan, rc.baseline_ms, f"MILP ({res.message})", False)
+        return Solution(plan, rc.baseline_ms, msg("method.milp_failed", "MILP ({message})",
+                                                  message=res.message), False)
     x = np.round(res.x).astype(bool)
     s, r = x[:ng], x[ng:]
     offload = frozenset(n for i, g in enumerate(groups) if s[i] or r[i] for n in g.names)
@@ -479,8 +577,11 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     d = design if res_bytes == design.resident_bytes else _with_resident(design, res_bytes)
     total = pr.total(s, r)
     gap = getattr(res, "mip_gap", 0.0) or 0.0
-    method = f"MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}"
-    return Solution(Plan(name, d, offload, resident, runtime=runtime), total, method, True)
+    method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
+                 gap=gap, runtime=runtime)
+    return Solution(Plan(name, d, offload, resident, runtime=runtime,
+                         head_top_k=prep.objective.head_top_k,
+                         glue=GlueUnit() if glue else None), total, method, True)
 
 
 def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
@@ -489,15 +590,15 @@ def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
     return replace(design, resident_bytes=nbytes)
 
 
-def brute_force(prep: Prepared, design: EngineDesign, runtime: str
+def brute_force(prep: Prepared, design: EngineDesign, runtime: str, glue: bool = False
                 ) -> tuple[float, frozenset[str], frozenset[str]]:
     """Exhaustive search over every group's three options (tests only: 3**groups plans)."""
     import itertools
 
     rc = prep.runtime(runtime)
     pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
-                 fpga_sig(prep, design, resident=True)[0])
-    cap = onchip_capacity_bytes(prep, design)
+                 fpga_sig(prep, design, resident=True)[0], glue=glue)
+    cap = onchip_capacity_bytes(prep, design, glue)
     best = (math.inf, frozenset(), frozenset())
     for choice in itertools.product((0, 1, 2), repeat=len(prep.groups)):
         ch = np.array(choice)

@@ -1,25 +1,39 @@
-"""The engine design space of a board.
+"""The engine design space of a board: generated from the overlay's template x the board.
 
-Enumerates design points (packing, PE x SIMD, engines, stream width, vectors per pass, clock,
-optional dense head unit) and keeps those whose resources fit the board's utilization caps and
-whose streams the board's HP ports can feed. Small enough to enumerate exhaustively: a few
-thousand points, priced in microseconds each by the search.
+With an engine template (``overlays/ternary_gemv.yaml``, loaded at the edge and carried by the
+``DesignSpace``), every design point is one the shipped RTL and Vivado flow build: a packing
+the RTL decodes, a (PE, SIMD) whose derived stream width the AXI DMA takes, one engine per HP
+port up to the flow's and the board's count, a clock within both limits. Each point is
+marked ``buildable`` with the ``make`` line that builds it. Without a template the space is
+the model's free grid (any packing, free stream widths, a dense head unit): every point is
+then a what-if the overlay cannot build, labelled so. Both are kept only if their resources
+fit the board's caps and the board can host their engines. Small enough to enumerate
+exhaustively: a few thousand points, priced in microseconds each by the search.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, engine_resources, link_limit_error
+from dse.model.msg import Msg, msg
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, PACKINGS
+from dse.model.template import EngineTemplate, mark_buildable
 
 
 @dataclass(frozen=True)
 class DesignSpace:
-    """The values each design parameter may take."""
+    """The values each design parameter may take.
+
+    With ``template`` set, ``stream_bits`` is derived (PE x row chunk bits), ``simds`` are the
+    template's legal SIMDs for each PE and packing (``simds`` here filters them when given),
+    ``engines`` is 1..the most the flow builds on the board, and packings and PEs are
+    intersected with the template's.
+    """
 
     packings: tuple[str, ...] = tuple(PACKINGS)
     pes: tuple[int, ...] = (4, 8, 16, 32, 64)
@@ -30,16 +44,32 @@ class DesignSpace:
     #: The lm_head is bf16 in BitNet; an int8 head re-quantizes it (accuracy unchecked), so it
     #: is offered only when asked for (``dse explore --int8-head``).
     heads: tuple[str | None, ...] = (None, "bf16")
+    template: EngineTemplate | None = None
 
     def size(self) -> int:
+        if self.template is not None:
+            shapes = sum(len(self.template.lane_shapes(p)) for p in self.packings)
+            return (shapes * self.template.max_engines * len(self.vectors) * len(self.heads)
+                    * 2)
         return (len(self.packings) * len(self.pes) * len(self.simds) * len(self.engines)
                 * len(self.stream_bits) * len(self.vectors) * len(self.heads) * 2)
 
 
-def default_space(phase_kind: str, int8_head: bool = False) -> DesignSpace:
-    """Vectors per pass only matter when M > 1 (prefill or a mix)."""
-    heads: tuple[str | None, ...] = (None, "bf16", "int8") if int8_head else (None, "bf16")
+def default_space(phase_kind: str, int8_head: bool = False,
+                  template: EngineTemplate | None = None) -> DesignSpace:
+    """Vectors per pass only matter when M > 1 (prefill or a mix).
+
+    With a template: only what the overlay builds (its packings and PEs, no dense head unit:
+    the shipped overlay has none, so the lm_head stays on the CPU).
+    """
     vectors = (1,) if phase_kind == "decode" else (1, 8, 32)
+    if template is not None:
+        vectors = tuple(v for v in vectors
+                        if template.vmax_range[0] <= v <= template.vmax_range[1])
+        return DesignSpace(packings=tuple(p.name for p in template.packings),
+                           pes=template.pe_values, simds=(), engines=(),
+                           stream_bits=(), vectors=vectors, heads=(None,), template=template)
+    heads: tuple[str | None, ...] = (None, "bf16", "int8") if int8_head else (None, "bf16")
     return DesignSpace(vectors=vectors, heads=heads)
 
 
@@ -49,12 +79,37 @@ def head_macs_for(board: Board, clock_mhz: float, head: str) -> int:
     return max(16, 2 ** math.ceil(math.log2(max(1.0, per_cycle))))
 
 
-def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: int
-                      ) -> tuple[list[EngineDesign], int]:
-    """Every design of ``space`` that fits ``board``; also the count rejected."""
+def _template_points(board: Board, space: DesignSpace, max_k: int) -> Iterator[EngineDesign]:
+    """Every buildable point of template x board (marked buildable, with its make line)."""
+    t = space.template
+    assert t is not None
+    top = t.clock_limit_mhz(board.clock.max_mhz)
+    clocks = sorted({min(board.clock.typical_mhz, top), top})
+    most = t.engines_for(board.family, board.link.hp_ports)
+    engines = [e for e in range(1, most + 1) if not space.engines or e in space.engines]
+    for packing in space.packings:
+        if t.packing(packing) is None:
+            continue
+        for pe, simd in t.lane_shapes(packing):
+            if pe not in space.pes or (space.simds and simd not in space.simds):
+                continue
+            bits = t.stream_bits(pe, simd, packing)
+            for clock in clocks:
+                for n_eng in engines:
+                    for vectors in space.vectors:
+                        for head in space.heads:
+                            d = EngineDesign(
+                                pe=pe, simd=simd, packing=packing, clock_mhz=clock,
+                                engines=n_eng, vectors=vectors, stream_bits=bits, max_k=max_k,
+                                head=head,
+                                head_macs=head_macs_for(board, clock, head) if head else 0,
+                                vectors_per_clock=t.vectors_per_clock)
+                            yield mark_buildable(t, d, board)
+
+
+def _free_points(board: Board, space: DesignSpace, max_k: int) -> Iterator[EngineDesign]:
+    """The model's free grid: what-ifs (nothing says the overlay builds them)."""
     clocks = sorted({board.clock.typical_mhz, board.clock.max_mhz})
-    out: list[EngineDesign] = []
-    rejected = 0
     for packing in space.packings:
         for clock in clocks:
             for engines in space.engines:
@@ -63,14 +118,47 @@ def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k:
                         for simd in space.simds:
                             for vectors in space.vectors:
                                 for head in space.heads:
-                                    d = EngineDesign(
+                                    yield EngineDesign(
                                         pe=pe, simd=simd, packing=packing, clock_mhz=clock,
                                         engines=engines, vectors=vectors, stream_bits=bits,
                                         max_k=max_k, head=head,
-                                        head_macs=head_macs_for(board, clock, head) if head else 0)
-                                    if link_limit_error(d, board) or engine_resources(
-                                            d, board, c).overflow(board):
-                                        rejected += 1
-                                        continue
-                                    out.append(d)
+                                        head_macs=head_macs_for(board, clock, head) if head else 0,
+                                        build_note="what-if: no engine template checked it")
+
+
+def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: int
+                      ) -> tuple[list[EngineDesign], int]:
+    """Every design of ``space`` that fits ``board``; also the count rejected."""
+    points = (_template_points if space.template is not None else _free_points)(
+        board, space, max_k)
+    out: list[EngineDesign] = []
+    rejected = 0
+    for d in points:
+        if link_limit_error(d, board) or engine_resources(d, board, c).overflow(board):
+            rejected += 1
+            continue
+        out.append(d)
     return out, rejected
+
+
+
+#: What the shipped overlay lacks that the model can price: each what-if plan is the best
+#: buildable design plus one of these, labelled as such and never ranked first.
+WHAT_IFS = (
+    ("what-if: head unit", msg("why.whatif.head", "the best buildable design plus a dense "
+                               "bf16 lm_head unit (DSP MACs), which the overlay does not have")),
+    ("what-if: on-chip weights", msg("why.whatif.resident", "the best buildable design plus "
+                                     "an on-chip weight buffer (URAM/BRAM residency), which "
+                                     "the overlay does not have")),
+)
+
+
+def what_if_designs(design: EngineDesign, board: Board) -> list[tuple[str, EngineDesign, Msg]]:
+    """(label, design, why) of each what-if of ``design`` (marked not buildable, with the
+    rule it breaks)."""
+    head = replace(design, head="bf16",
+                   head_macs=head_macs_for(board, design.clock_mhz, "bf16"))
+    resident = replace(design, buildable=False, build_note="what-if: resident weights: the "
+                       "overlay has no on-chip weight buffer")
+    return [(label, d, why) for (label, why), d in zip(WHAT_IFS, (head, resident),
+                                                          strict=True)]

@@ -34,6 +34,7 @@ from cocotbext.axi import (
 )
 
 from dse.hw import regs
+from dse.model.engine import row_split
 from dse.packing.quant import golden_gemv
 from dse.packing.stream import call_input_stream, parse_output_stream
 
@@ -77,7 +78,7 @@ def ddr_arrivals(supply: dict):
         yield from itertools.repeat(0, gap)
 
 
-def supply_pauses(supply: dict, dut):
+def supply_pauses(supply: dict, eng):
     """Source pauses (True = no beat offered) for DDR behind a DMA FIFO of ``fifo_beats``.
 
     DDR fills the FIFO at its own pace whether or not the engine takes beats; the source
@@ -87,7 +88,7 @@ def supply_pauses(supply: dict, dut):
     depth = int(supply.get("fifo_beats", 64))
     level = 0
     for arrived in ddr_arrivals(supply):
-        if int(dut.s_axis_tvalid.value) and int(dut.s_axis_tready.value):
+        if int(eng.tvalid.value) and int(eng.tready.value):
             level = max(0, level - 1)
         level = min(depth, level + arrived)
         yield level < 1
@@ -100,22 +101,19 @@ def pause_pattern(seed: int, busy_fraction: float) -> itertools.cycle:
 
 
 class Engine:
-    """The DUT with its AXI agents."""
+    """One engine of the DUT with its AXI agents (``prefix``: ``e<i>_`` in a multi-engine top)."""
 
-    def __init__(self, dut) -> None:
+    def __init__(self, dut, prefix: str = "", index: int = 0) -> None:
         self.dut = dut
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk,
-                                  dut.ap_rst_n, reset_active_level=False)
-        self.src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.ap_clk,
-                                   dut.ap_rst_n, reset_active_level=False)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.ap_clk,
-                                  dut.ap_rst_n, reset_active_level=False)
-
-    async def reset(self) -> None:
-        self.dut.ap_rst_n.value = 0
-        await ClockCycles(self.dut.ap_clk, 8)
-        self.dut.ap_rst_n.value = 1
-        await ClockCycles(self.dut.ap_clk, 4)
+        self.index = index
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, prefix + "s_axi_control"),
+                                  dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
+        self.src = AxiStreamSource(AxiStreamBus.from_prefix(dut, prefix + "s_axis"),
+                                   dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, prefix + "m_axis"),
+                                  dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
+        self.tvalid = getattr(dut, prefix + "s_axis_tvalid")
+        self.tready = getattr(dut, prefix + "s_axis_tready")
 
     async def read(self, offset: int) -> int:
         return await self.axil.read_dword(offset)
@@ -132,31 +130,40 @@ class Engine:
         return regs.EngineConfig.from_words(words)
 
 
-async def run_case(eng: Engine, cfg: regs.EngineConfig, case: dict) -> dict:
-    """Run one call; return its record (results check, counters, timings)."""
-    n, k, m, v = case["n"], case["k"], case["m"], case["v"]
-    if case.get("expect_error"):
-        return await run_refused(eng, case)
-    w, x = case_data(case)
-    stream = call_input_stream(w, x, cfg.pe, cfg.simd, cfg.packing, v)
+async def reset(dut) -> None:
+    dut.ap_rst_n.value = 0
+    await ClockCycles(dut.ap_clk, 8)
+    dut.ap_rst_n.value = 1
+    await ClockCycles(dut.ap_clk, 4)
+
+
+def set_pauses(eng: Engine, case: dict) -> None:
+    """DDR supply pattern, random backpressure, or none, on this engine's streams."""
     bp = case.get("backpressure", 0.0)
+    seed = case["seed"] * 2 + 7919 * eng.index
     if case.get("supply"):
-        eng.src.set_pause_generator(supply_pauses(case["supply"], eng.dut))
+        eng.src.set_pause_generator(supply_pauses(case["supply"], eng))
         eng.sink.clear_pause_generator()
         eng.sink.pause = False
     elif bp:
-        eng.src.set_pause_generator(pause_pattern(case["seed"] * 2 + 1, bp))
-        eng.sink.set_pause_generator(pause_pattern(case["seed"] * 2 + 2, bp))
+        eng.src.set_pause_generator(pause_pattern(seed + 1, bp))
+        eng.sink.set_pause_generator(pause_pattern(seed + 2, bp))
     else:
         eng.src.clear_pause_generator()
         eng.sink.clear_pause_generator()
         eng.src.pause = False
         eng.sink.pause = False
 
-    for off, val in ((regs.N, n), (regs.K, k), (regs.M, m), (regs.V, v)):
+
+async def run_call(eng: Engine, cfg: regs.EngineConfig, w: np.ndarray, x: np.ndarray,
+                   v: int, case: dict) -> dict:
+    """One engine computes its rows ``w`` for ``x``: results, counters, TLAST framing."""
+    n, m = w.shape[0], x.shape[0]
+    stream = call_input_stream(w, x, cfg.pe, cfg.simd, cfg.packing, v)
+    set_pauses(eng, case)
+    for off, val in ((regs.N, n), (regs.K, x.shape[1]), (regs.M, m), (regs.V, v)):
         await eng.axil.write_dword(off, val)
     before = await eng.counters()
-    t0 = time.perf_counter()
     # queue the stream first, as a DMA started before ap_start would: the engine's first busy
     # cycle then has data (an idle engine holds TREADY low)
     for at in range(0, stream.shape[0], FRAME_BEATS):
@@ -179,22 +186,47 @@ async def run_case(eng: Engine, cfg: regs.EngineConfig, case: dict) -> dict:
         timed_out = False
     except TimeoutError:
         timed_out = True
-    wall = time.perf_counter() - t0
     after = await eng.counters()
     busy, stall_in, stall_out = (a - b for a, b in zip(after, before, strict=True))
+    out = {"busy": busy, "stall_in": stall_in, "stall_out": stall_out,
+           "in_beats": int(stream.shape[0]), "timed_out": timed_out, "frames": len(frames),
+           "rows": n, "y": None}
+    if not timed_out:
+        data = b"".join(bytes(f.tdata) for f in frames)
+        out["y"] = parse_output_stream(data, n, m, cfg.pe, v)
+        out["err"] = bool(await eng.read(regs.STATUS) & regs.STATUS_ERR)
+    return out
 
-    record = dict(case, busy=busy, stall_in=stall_in, stall_out=stall_out, wall_s=wall,
-                  in_beats=int(stream.shape[0]), timed_out=timed_out)
-    if timed_out:
+
+async def run_case(engines: list[Engine], cfg: regs.EngineConfig, case: dict) -> dict:
+    """Run one call, its rows split across the engines as the driver splits them."""
+    n, v = case["n"], case["v"]
+    if case.get("expect_error"):
+        return await run_refused(engines[0], case)
+    w, x = case_data(case)
+    parts = row_split(n, cfg.pe, len(engines))
+    t0 = time.perf_counter()
+    tasks = [cocotb.start_soon(run_call(eng, cfg, w[a:b], x, v, case))
+             for eng, (a, b) in zip(engines, parts, strict=False)]
+    runs = [await t for t in tasks]
+    wall = time.perf_counter() - t0
+    busiest = max(range(len(runs)), key=lambda i: runs[i]["busy"])
+    record = dict(case, busy=runs[busiest]["busy"], stall_in=runs[busiest]["stall_in"],
+                  stall_out=runs[busiest]["stall_out"], wall_s=wall,
+                  in_beats=sum(r["in_beats"] for r in runs),
+                  timed_out=any(r["timed_out"] for r in runs),
+                  engines=[{k: r[k] for k in ("rows", "busy", "stall_in", "stall_out",
+                                              "frames", "in_beats")} for r in runs])
+    if record["timed_out"]:
         record.update(ok=False, why="timed out waiting for results or ap_done")
         # flush what is left so the next case starts clean
-        await eng.reset()
-        eng.src.clear()
+        await reset(engines[0].dut)
+        for eng in engines:
+            eng.src.clear()
         return record
-    data = b"".join(bytes(f.tdata) for f in frames)
-    # TLAST exactly once, on the call's last beat: one frame ending at the last byte.
-    record["frames"] = len(frames)
-    y = parse_output_stream(data, n, m, cfg.pe, v)
+    # TLAST exactly once per engine, on its call's last beat: one frame ending at the last byte.
+    record["frames"] = max(r["frames"] for r in runs)
+    y = np.concatenate([r["y"] for r in runs], axis=1)
     if case.get("y_npy"):
         np.save(case["y_npy"], y)
     gold = golden_gemv(w, x)
@@ -204,9 +236,8 @@ async def run_case(eng: Engine, cfg: regs.EngineConfig, case: dict) -> dict:
         i, j = (int(t) for t in bad[0])
         record["first_mismatch"] = {"m": i, "n": j, "got": int(y[i, j]),
                                     "want": int(gold[i, j])}
-    status = await eng.read(regs.STATUS)
-    record["err"] = bool(status & regs.STATUS_ERR)
-    record["ok"] = (not len(bad)) and len(frames) == 1 and not record["err"]
+    record["err"] = any(r["err"] for r in runs)
+    record["ok"] = (not len(bad)) and all(r["frames"] == 1 for r in runs) and not record["err"]
     return record
 
 
@@ -232,14 +263,18 @@ async def run_refused(eng: Engine, case: dict) -> dict:
 async def run_cases(dut) -> None:
     """Every case of TGEMV_CASES on one build; records to TGEMV_RESULTS."""
     cases = json.loads(Path(os.environ["TGEMV_CASES"]).read_text())
+    n_eng = int(os.environ.get("TGEMV_ENGINES", "1"))
     Clock(dut.ap_clk, CLOCK_NS, unit="ns").start()
-    eng = Engine(dut)
-    await eng.reset()
-    cfg = await eng.config()
-    records = {"config": cfg.__dict__ | {"lanes": cfg.lanes}, "cases": []}
+    engines = ([Engine(dut)] if n_eng == 1
+               else [Engine(dut, f"e{i}_", i) for i in range(n_eng)])
+    await reset(dut)
+    configs = [await eng.config() for eng in engines]
+    cfg = configs[0]
+    assert all(c == cfg for c in configs), f"engines report different builds: {configs}"
+    records = {"config": cfg.__dict__ | {"lanes": cfg.lanes, "engines": n_eng}, "cases": []}
     for case in cases:
         t0 = time.perf_counter()
-        rec = await run_case(eng, cfg, case)
+        rec = await run_case(engines, cfg, case)
         rec["host_s"] = time.perf_counter() - t0
         records["cases"].append(rec)
         dut._log.info("case %s: ok=%s busy=%d stall_in=%d stall_out=%d (%.1fs)",

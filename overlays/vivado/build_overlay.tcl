@@ -3,16 +3,22 @@
 # Target: Vivado 2022.1 (the release PYNQ v3.0 images and overlays were built with); IP
 # versions are looked up, not pinned, so later releases work too.
 #
-# Usage (the Makefile passes these; see overlays/README.md):
+# Usage (the Makefile passes these, from dse.hw.overlay_build; see overlays/README.md):
 #   vivado -mode batch -source build_overlay.tcl -tclargs \
-#       <board> <part> <clock_mhz> <name> <out_dir> <PE> <SIMD> <PACKING> <VMAX> <KMAX>
-#   board: zcu104 | kv260 | pynq-z2
+#       <board> <ps_kind> <part> <clock_mhz> <name> <out_dir> <PE> <SIMD> <PACKING> <VMAX> \
+#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports>
+#   ps_kind: zynqmp | zynq7; hp_ports: comma-separated PS slave ports, one per engine.
 #
-# Block design: the PS (Zynq UltraScale+ MPSoC for zcu104 and kv260, Zynq-7000 for pynq-z2)
-# runs one PL clock at <clock_mhz>; its HPM0 master reaches the engine's AXI4-Lite control and
-# the AXI DMA's registers through a SmartConnect; the DMA (simple mode, 26-bit length register,
-# no scatter-gather) streams MM2S into the engine and the engine's results back through S2MM,
-# both reading and writing PS DDR through S_AXI_HP0.
+# Why the widths come in as arguments: what the RTL and the DMA can build is the engine
+# template's to say (overlays/ternary_gemv.yaml); dse.hw.overlay_build checks a configuration
+# against it and derives the stream widths and ports, so this script keeps no copy of the rules.
+#
+# Block design: the PS (Zynq UltraScale+ MPSoC or Zynq-7000) runs one PL clock at
+# <clock_mhz>; its HPM0 master reaches every engine's AXI4-Lite control and every AXI DMA's
+# registers through one SmartConnect. Engine i has its own AXI DMA (simple mode, 26-bit length
+# register, no scatter-gather): MM2S streams weights and activations into the engine, S2MM
+# takes its results back, both through a SmartConnect of its own onto its own HP port
+# (the i-th of <hp_ports>), so the engines never share a port.
 #
 # DSE_VIVADO_DRY_RUN=1 in the environment skips the output copies (tests run this script in
 # plain tclsh with Vivado's commands stubbed, to check the flow's Tcl beyond its syntax).
@@ -21,49 +27,38 @@ set script_dir [file normalize [file dirname [info script]]]
 set ::tgemv_sourced 1
 source [file join $script_dir package_ip.tcl]
 
-if {[llength $::argv] != 10} {
-    error "usage: -tclargs board part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX"
+if {[llength $::argv] != 15} {
+    error "usage: -tclargs board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX\
+           ENGINES in_bits out_bits hp_ports (see overlays/vivado/Makefile)"
 }
-lassign $::argv board part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX
+lassign $::argv board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX \
+    ENGINES in_bits out_bits hp_ports
 set out_dir [file normalize $out_dir]
 set dry_run [expr {[info exists ::env(DSE_VIVADO_DRY_RUN)] && $::env(DSE_VIVADO_DRY_RUN)}]
-
-# ---- stream widths: the AXI DMA takes 8..1024-bit power-of-two streams ---------------------
-proc stream_width {pe simd packing} {
-    if {$packing == 1} {
-        if {$simd % 5} { error "base3 needs SIMD a multiple of 5, got $simd" }
-        return [expr {$pe * 8 * $simd / 5}]
-    }
-    return [expr {$pe * 2 * $simd}]
+set ports [split $hp_ports ,]
+if {[llength $ports] != $ENGINES} {
+    error "ENGINES=$ENGINES but [llength $ports] HP ports given ($hp_ports): one port per engine"
 }
-proc check_dma_width {what bits} {
-    if {$bits < 8 || $bits > 1024 || ($bits & ($bits - 1))} {
-        error "$what stream is $bits bits: the AXI DMA needs a power of two in 8..1024"
-    }
-}
-set in_bits [stream_width $PE $SIMD $PACKING]
-set out_bits [expr {32 * $PE}]
-check_dma_width "input (weights/activations)" $in_bits
-check_dma_width "output (int32 results)" $out_bits
 
-# ---- board specifics --------------------------------------------------------------------------
+# ---- board presets (Vivado board files; any other board builds for its bare part) ----------
 switch -- $board {
-    zcu104 {
-        set ps_kind zynqmp
-        set board_part "xilinx.com:zcu104:part0:1.1"
-        set board_conn {}
-    }
+    zcu104 { set board_part "xilinx.com:zcu104:part0:1.1"; set board_conn {} }
     kv260 {
-        set ps_kind zynqmp
         set board_part "xilinx.com:kv260_som:part0:1.4"
         set board_conn {som240_1_connector xilinx.com:kv260_carrier:som240_1_connector:1.3}
     }
-    pynq-z2 {
-        set ps_kind zynq7
-        set board_part "tul.com.tw:pynq-z2:part0:1.0"
-        set board_conn {}
+    pynq-z2 { set board_part "tul.com.tw:pynq-z2:part0:1.0"; set board_conn {} }
+    default { set board_part ""; set board_conn {} }
+}
+if {$ps_kind ni {zynqmp zynq7}} { error "ps_kind '$ps_kind': expected zynqmp or zynq7" }
+
+# HP port index of each engine's port (S_AXI_HP<i>_FPD or S_AXI_HP<i>).
+set port_idx {}
+foreach port $ports {
+    if {![regexp {^S_AXI_HP([0-3])(_FPD)?$} $port -> i]} {
+        error "HP port '$port': expected S_AXI_HP0..3 (_FPD on Zynq UltraScale+)"
     }
-    default { error "unknown board '$board': expected zcu104, kv260 or pynq-z2" }
+    lappend port_idx $i
 }
 
 # Latest installed version of a Xilinx IP (so the script is not tied to one release).
@@ -79,7 +74,7 @@ set ip_repo [file join $out_dir _ip_repo]
 package_ternary_gemv $ip_repo $part
 
 create_project -force $name $proj_dir -part $part
-if {[llength [get_board_parts -quiet $board_part]]} {
+if {$board_part ne "" && [llength [get_board_parts -quiet $board_part]]} {
     set_property board_part $board_part [current_project]
     if {[llength $board_conn]} {
         set_property board_connections $board_conn [current_project]
@@ -102,87 +97,100 @@ if {$ps_kind eq "zynqmp"} {
         apply_bd_automation -rule xilinx.com:bd_rule:zynq_ultra_ps_e \
             -config {apply_board_preset "1"} $ps
     }
-    set_property -dict [list \
+    set cfg [list \
         CONFIG.PSU__USE__M_AXI_GP0 {1} \
         CONFIG.PSU__USE__M_AXI_GP1 {0} \
         CONFIG.PSU__USE__M_AXI_GP2 {0} \
-        CONFIG.PSU__USE__S_AXI_GP2 {1} \
-        CONFIG.PSU__SAXIGP2__DATA_WIDTH {128} \
         CONFIG.PSU__FPGA_PL0_ENABLE {1} \
-        CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ $clock_mhz \
-    ] $ps
+        CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ $clock_mhz]
+    # S_AXI_HP<i>_FPD is the PS's S_AXI_GP<i+2>
+    foreach i $port_idx {
+        set gp [expr {$i + 2}]
+        lappend cfg CONFIG.PSU__USE__S_AXI_GP$gp {1} CONFIG.PSU__SAXIGP${gp}__DATA_WIDTH {128}
+    }
+    set_property -dict $cfg $ps
     set ps_master [get_bd_intf_pins ps/M_AXI_HPM0_FPD]
-    set ps_slave [get_bd_intf_pins ps/S_AXI_HP0_FPD]
     set ps_clk [get_bd_pins ps/pl_clk0]
     set ps_rstn [get_bd_pins ps/pl_resetn0]
-    set ps_aclks [list ps/maxihpm0_fpd_aclk ps/saxihp0_fpd_aclk]
+    set ps_aclks [list ps/maxihpm0_fpd_aclk]
+    foreach i $port_idx { lappend ps_aclks ps/saxihp${i}_fpd_aclk }
 } else {
     set ps [create_bd_cell -type ip -vlnv [ipdef processing_system7] ps]
     if {$have_board} {
         apply_bd_automation -rule xilinx.com:bd_rule:processing_system7 \
             -config {make_external "FIXED_IO, DDR" apply_board_preset "1"} $ps
     }
-    set_property -dict [list \
+    set cfg [list \
         CONFIG.PCW_USE_M_AXI_GP0 {1} \
-        CONFIG.PCW_USE_S_AXI_HP0 {1} \
-        CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {64} \
         CONFIG.PCW_EN_CLK0_PORT {1} \
-        CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $clock_mhz \
-    ] $ps
+        CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $clock_mhz]
+    foreach i $port_idx {
+        lappend cfg CONFIG.PCW_USE_S_AXI_HP$i {1} CONFIG.PCW_S_AXI_HP${i}_DATA_WIDTH {64}
+    }
+    set_property -dict $cfg $ps
     set ps_master [get_bd_intf_pins ps/M_AXI_GP0]
-    set ps_slave [get_bd_intf_pins ps/S_AXI_HP0]
     set ps_clk [get_bd_pins ps/FCLK_CLK0]
     set ps_rstn [get_bd_pins ps/FCLK_RESET0_N]
-    set ps_aclks [list ps/M_AXI_GP0_ACLK ps/S_AXI_HP0_ACLK]
+    set ps_aclks [list ps/M_AXI_GP0_ACLK]
+    foreach i $port_idx { lappend ps_aclks ps/S_AXI_HP${i}_ACLK }
 }
 
-# ---- engine, DMA, interconnect, reset ----------------------------------------------------------
-set eng [create_bd_cell -type ip -vlnv dse:hls:ternary_gemv:1.0 ternary_gemv_0]
-set_property -dict [list CONFIG.PE $PE CONFIG.SIMD $SIMD CONFIG.PACKING $PACKING \
-    CONFIG.VMAX $VMAX CONFIG.KMAX $KMAX] $eng
-
-set dma [create_bd_cell -type ip -vlnv [ipdef axi_dma] axi_dma_0]
-set_property -dict [list \
-    CONFIG.c_include_sg {0} \
-    CONFIG.c_sg_length_width {26} \
-    CONFIG.c_sg_include_stscntrl_strm {0} \
-    CONFIG.c_include_mm2s {1} \
-    CONFIG.c_include_s2mm {1} \
-    CONFIG.c_include_mm2s_dre {0} \
-    CONFIG.c_include_s2mm_dre {0} \
-    CONFIG.c_m_axi_mm2s_data_width $in_bits \
-    CONFIG.c_m_axis_mm2s_tdata_width $in_bits \
-    CONFIG.c_m_axi_s2mm_data_width $out_bits \
-    CONFIG.c_s_axis_s2mm_tdata_width $out_bits \
-    CONFIG.c_mm2s_burst_size {64} \
-    CONFIG.c_s2mm_burst_size {64} \
-] $dma
-
-set ctrl_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] ctrl_ic]
-set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI {2}] $ctrl_ic
-set data_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] data_ic]
-set_property -dict [list CONFIG.NUM_SI {2} CONFIG.NUM_MI {1}] $data_ic
+# ---- engines, their DMAs and data paths, the control interconnect, reset ----------------------
 set rst [create_bd_cell -type ip -vlnv [ipdef proc_sys_reset] rst_pl]
-
+set ctrl_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] ctrl_ic]
+set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI [expr {2 * $ENGINES}]] $ctrl_ic
 connect_bd_intf_net $ps_master [get_bd_intf_pins ctrl_ic/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins ctrl_ic/M00_AXI] [get_bd_intf_pins axi_dma_0/S_AXI_LITE]
-connect_bd_intf_net [get_bd_intf_pins ctrl_ic/M01_AXI] \
-    [get_bd_intf_pins ternary_gemv_0/s_axi_control]
-connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXI_MM2S] [get_bd_intf_pins data_ic/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXI_S2MM] [get_bd_intf_pins data_ic/S01_AXI]
-connect_bd_intf_net [get_bd_intf_pins data_ic/M00_AXI] $ps_slave
-connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXIS_MM2S] \
-    [get_bd_intf_pins ternary_gemv_0/s_axis]
-connect_bd_intf_net [get_bd_intf_pins ternary_gemv_0/m_axis] \
-    [get_bd_intf_pins axi_dma_0/S_AXIS_S2MM]
+set clk_pins [concat $ps_aclks {ctrl_ic/aclk rst_pl/slowest_sync_clk}]
+set rst_pins {ctrl_ic/aresetn}
 
-set clk_pins [concat $ps_aclks {
-    ternary_gemv_0/ap_clk axi_dma_0/s_axi_lite_aclk axi_dma_0/m_axi_mm2s_aclk
-    axi_dma_0/m_axi_s2mm_aclk ctrl_ic/aclk data_ic/aclk rst_pl/slowest_sync_clk
-}]
+for {set e 0} {$e < $ENGINES} {incr e} {
+    set port [lindex $ports $e]
+    set eng [create_bd_cell -type ip -vlnv dse:hls:ternary_gemv:1.0 ternary_gemv_$e]
+    set_property -dict [list CONFIG.PE $PE CONFIG.SIMD $SIMD CONFIG.PACKING $PACKING \
+        CONFIG.VMAX $VMAX CONFIG.KMAX $KMAX] $eng
+
+    set dma [create_bd_cell -type ip -vlnv [ipdef axi_dma] axi_dma_$e]
+    set_property -dict [list \
+        CONFIG.c_include_sg {0} \
+        CONFIG.c_sg_length_width {26} \
+        CONFIG.c_sg_include_stscntrl_strm {0} \
+        CONFIG.c_include_mm2s {1} \
+        CONFIG.c_include_s2mm {1} \
+        CONFIG.c_include_mm2s_dre {0} \
+        CONFIG.c_include_s2mm_dre {0} \
+        CONFIG.c_m_axi_mm2s_data_width $in_bits \
+        CONFIG.c_m_axis_mm2s_tdata_width $in_bits \
+        CONFIG.c_m_axi_s2mm_data_width $out_bits \
+        CONFIG.c_s_axis_s2mm_tdata_width $out_bits \
+        CONFIG.c_mm2s_burst_size {64} \
+        CONFIG.c_s2mm_burst_size {64} \
+    ] $dma
+
+    set data_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] data_ic_$e]
+    set_property -dict [list CONFIG.NUM_SI {2} CONFIG.NUM_MI {1}] $data_ic
+
+    set mi_dma [format "ctrl_ic/M%02d_AXI" [expr {2 * $e}]]
+    set mi_eng [format "ctrl_ic/M%02d_AXI" [expr {2 * $e + 1}]]
+    connect_bd_intf_net [get_bd_intf_pins $mi_dma] [get_bd_intf_pins axi_dma_$e/S_AXI_LITE]
+    connect_bd_intf_net [get_bd_intf_pins $mi_eng] \
+        [get_bd_intf_pins ternary_gemv_$e/s_axi_control]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_$e/M_AXI_MM2S] \
+        [get_bd_intf_pins data_ic_$e/S00_AXI]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_$e/M_AXI_S2MM] \
+        [get_bd_intf_pins data_ic_$e/S01_AXI]
+    connect_bd_intf_net [get_bd_intf_pins data_ic_$e/M00_AXI] [get_bd_intf_pins ps/$port]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_$e/M_AXIS_MM2S] \
+        [get_bd_intf_pins ternary_gemv_$e/s_axis]
+    connect_bd_intf_net [get_bd_intf_pins ternary_gemv_$e/m_axis] \
+        [get_bd_intf_pins axi_dma_$e/S_AXIS_S2MM]
+    lappend clk_pins ternary_gemv_$e/ap_clk axi_dma_$e/s_axi_lite_aclk \
+        axi_dma_$e/m_axi_mm2s_aclk axi_dma_$e/m_axi_s2mm_aclk data_ic_$e/aclk
+    lappend rst_pins ternary_gemv_$e/ap_rst_n axi_dma_$e/axi_resetn data_ic_$e/aresetn
+}
+
 foreach pin $clk_pins { connect_bd_net $ps_clk [get_bd_pins $pin] }
 connect_bd_net $ps_rstn [get_bd_pins rst_pl/ext_reset_in]
-foreach pin {ternary_gemv_0/ap_rst_n axi_dma_0/axi_resetn ctrl_ic/aresetn data_ic/aresetn} {
+foreach pin $rst_pins {
     connect_bd_net [get_bd_pins rst_pl/peripheral_aresetn] [get_bd_pins $pin]
 }
 
@@ -215,4 +223,5 @@ foreach {src dst} [list $bit [file join $out_dir $name.bit] $hwh [file join $out
     }
 }
 puts "overlay: [file join $out_dir $name.bit] + [file join $out_dir $name.hwh]\
-      (${in_bits}-bit in, ${out_bits}-bit out, PE=$PE SIMD=$SIMD @ $clock_mhz MHz)"
+      ($ENGINES x ${in_bits}-bit in, ${out_bits}-bit out on $hp_ports,\
+      PE=$PE SIMD=$SIMD @ $clock_mhz MHz)"

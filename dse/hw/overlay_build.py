@@ -1,0 +1,74 @@
+"""The Vivado flow's arguments, checked against the engine template (run by the Makefile).
+
+``overlays/vivado/Makefile`` calls ``python -m dse.hw.overlay_build`` with the board and a
+plan's engine parameters; this prints the ``-tclargs`` of ``build_overlay.tcl`` (the packing
+code, the derived stream widths and the HP port of each engine, all from
+``overlays/ternary_gemv.yaml``), or one line naming the template rule the configuration
+breaks and exits with status 2. So the Tcl keeps no copy of the build rules: it builds what
+it is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dse.errors import DseError
+from dse.model.board import Board, resolve_board
+from dse.model.template import EngineTemplate, load_template, shipped_template_path
+
+#: build_overlay.tcl's PS kind per board family (the MPSoC PS on ZU+ and RFSoC).
+PS_KIND = {"zynqmp": "zynqmp", "rfsoc": "zynqmp", "zynq7000": "zynq7"}
+
+
+def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: str, vmax: int,
+             kmax: int, engines: int, clock_mhz: float, name: str, out_dir: str
+             ) -> list[str]:
+    """The build's ``-tclargs``; a ``DseError`` naming the first rule broken (pure)."""
+    why = t.violations(pe=pe, simd=simd, packing=packing, engines=engines, vectors=vmax,
+                       max_k=kmax, clock_mhz=clock_mhz, family=board.family,
+                       board_hp_ports=board.link.hp_ports)
+    if clock_mhz > board.clock.max_mhz:
+        why.append(f"clock {clock_mhz:g} MHz: the board file allows up to "
+                   f"{board.clock.max_mhz:g} MHz")
+    if why:
+        raise DseError(f"{t.path}: cannot build PE={pe} SIMD={simd} {packing} VMAX={vmax} "
+                       f"KMAX={kmax} ENGINES={engines} for {board.stem}: {why[0]}")
+    in_bits = t.stream_bits(pe, simd, packing)
+    ports = t.ports_for(board.family)[:engines]
+    return [board.stem, PS_KIND[board.family], board.part, f"{clock_mhz:g}", name, out_dir,
+            str(pe), str(simd), str(t.packing_codes[packing]), str(vmax), str(kmax),
+            str(engines), str(in_bits), str(32 * pe), ",".join(ports)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--board", required=True, help="board YAML or name")
+    ap.add_argument("--template", default=None, help="engine template (default: the shipped)")
+    for name in ("pe", "simd", "vmax", "kmax", "engines"):
+        ap.add_argument(f"--{name}", type=int, required=True)
+    ap.add_argument("--packing", required=True)
+    ap.add_argument("--clock-mhz", type=float, default=None,
+                    help="PL clock (default: the board file's clock.typical_mhz)")
+    ap.add_argument("--name", default=None, help="output base name")
+    ap.add_argument("--out", default="build")
+    args = ap.parse_args(argv)
+    try:
+        board = resolve_board(args.board)
+        t = load_template(args.template or shipped_template_path())
+        clock = args.clock_mhz if args.clock_mhz is not None else board.clock.typical_mhz
+        name = args.name or (f"tgemv_{board.stem.replace('-', '_')}_{args.packing}_"
+                             f"{args.pe}x{args.simd}_v{args.vmax}"
+                             + (f"_x{args.engines}" if args.engines > 1 else ""))
+        out = tcl_args(t, board, pe=args.pe, simd=args.simd, packing=args.packing,
+                       vmax=args.vmax, kmax=args.kmax, engines=args.engines, clock_mhz=clock,
+                       name=name, out_dir=args.out)
+    except DseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(" ".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
