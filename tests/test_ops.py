@@ -349,3 +349,14 @@ def test_plan_file_glue(capsys, tmp_path):
                     "glue: {passes: 0}\n")
     rc = main(["project", "--board", "kv260", "--plan", str(plan)])
     assert rc == 2 and f"{plan}: glue.passes: expected an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (("--objective", "prefill", "--prompt-tokens", "5000"), "--prompt-tokens: expected at most "
+                                                            "4096"),
+    (("--objective", "mix", "--gen-tokens", "4000"), "--prompt-tokens + --gen-tokens: expected "
+                                                     "at most 4096"),
+])
+def test_explore_token_counts_beyond_the_model(capsys, argv, needle):
+    rc, _out, err = _cli(capsys, "explore", "--board", "kv260", "--no-report", *argv)
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1

@@ -116,3 +116,17 @@ def test_compare_prints_the_boards_table(tmp_path, capsys):
     out = capsys.readouterr().out
     table = out.split("boards compared (best plan of each):", 1)[1]
     assert "| KV260 |" in table and "| ZCU104 |" in table and "DDR bandwidth" in table
+
+
+def test_what_ifs_never_rank_first(reports):
+    section = reports["en"].split("<!-- dse:explore board=kv260 begin -->", 1)[1]
+    lines = section.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("| Rank |"))
+    rows = []
+    for ln in lines[start + 2:]:
+        if not ln.startswith("|"):
+            break
+        rows.append(ln.split("|")[2].strip())
+    assert rows[0] == "`best`"
+    kinds = [r.startswith("`what-if") for r in rows[:-1]]  # the naive plan closes the table
+    assert kinds == sorted(kinds)  # every what-if after every buildable plan

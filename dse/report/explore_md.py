@@ -590,7 +590,9 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
 
 
 def _plans_block(result: ExploreResult, lang: str) -> list[str]:
-    ranked = sorted(result.plans, key=lambda rp: rp.objective_ms)
+    # What-ifs (designs the shipped overlay cannot build) come after every buildable plan.
+    ranked = sorted(result.plans, key=lambda rp: (rp.label.startswith("what-if"),
+                                                  rp.objective_ms))
     rows = [_plan_row(result, str(i), rp, lang) for i, rp in enumerate(ranked, 1)]
     rows.append(_plan_row(result, "—", result.naive, lang))
     lines = [_t("h.plans", lang), "",

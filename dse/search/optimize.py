@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from dse.errors import DseError
 from dse.model.cost import call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import RUNTIMES
 from dse.model.energy import Work, pl_dynamic_w, require_power, static_w
@@ -232,6 +233,14 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
     """Group the layers and price every group on the CPU under each runtime once (pure)."""
     if objective.kind in ENERGY_OBJECTIVES:
         require_power(ctx.board, f"--objective {objective.kind}")
+    limit = wl.config.max_positions
+    if objective.prompt_tokens > limit:
+        raise DseError(f"--prompt-tokens: expected at most {limit} (the model's "
+                       f"max_position_embeddings), got {objective.prompt_tokens}")
+    if objective.context is None and objective.context_tokens > limit:
+        raise DseError(f"--prompt-tokens + --gen-tokens: expected at most {limit} (the "
+                       f"model's max_position_embeddings; or give --context-tokens), got "
+                       f"{objective.context_tokens}")
     scen = objective.scenarios()
     for sc, _ in scen:
         sc.validate(wl.config)
