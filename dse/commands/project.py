@@ -56,9 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "plan's, else native)")
     p.add_argument("--kv-dtype", default="fp16", help="KV-cache element type: fp32, bf16, "
                    "fp16 or int8")
-    p.add_argument("--sequences", type=int, default=1,
+    p.add_argument("--sequences", type=positive_int, default=1,
                    help="independent sequences sharing each weight pass (batched decode)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
     p.add_argument("--calibration", default="none",
                    help="a calibration file to apply (default none: the model's constants)")
