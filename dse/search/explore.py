@@ -320,26 +320,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             s = solve_plan(prep, design, label, runtime=best_s.plan.runtime, glue=False)
             if s.plan.design.head or s.plan.design.resident_bytes:  # else it adds nothing
                 plans.append(_ranked(prep, s, label, why))
-        glue_design = replace(best_s.plan.design, buildable=False,
-                              build_note="what-if: FFN glue unit: the overlay has none")
-        rc = prep.runtime(best_s.plan.runtime)
-        if True in glue_options(prep, glue_design, rc):
-            s = solve_plan(prep, glue_design, "what-if: glue unit", allow_resident=False,
-                           runtime=best_s.plan.runtime, glue=True)
-            plans.append(_ranked(prep, s, "what-if: glue unit", msg(
-                "why.whatif.glue", "the best buildable design plus an FFN glue unit behind "
-                "the engines (activation, gate product, sub-norm, re-quantization), which the "
-                "overlay does not have")))
-            units = replace(s.plan, name="what-if: glue + attention units",
-                            attention=AttentionUnit())
-            if not project(wl, units, ctx, prep.scenarios[0][0], with_baselines=False
-                           ).infeasible:
-                plans.append(_ranked(prep, Solution(units, 0.0, msg(
-                    "method.fixed_set", "fixed set"), False), "what-if: glue + attention units",
-                    msg("why.whatif.attention", "the best buildable design plus an FFN glue "
-                        "unit and an attention unit reading the KV cache from DDR ({macs} DSP "
-                        "MACs), which the overlay does not have",
-                        macs=AttentionUnit().macs_per_clock)))
+        plans += _unit_what_ifs(prep, best_s)
     naive = naive_plan(prep, plans[0], board)
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
@@ -381,6 +362,33 @@ def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
                       obj.sequences, obj.threads)
         pre = project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
     return pre.plan_ms
+
+
+def _unit_what_ifs(prep: Prepared, best: Solution) -> list[RankedPlan]:
+    """The best buildable design with the PL units the overlay lacks: an FFN glue unit, then
+    glue and an attention unit (each kept only if it solves and fits the board)."""
+    design = replace(best.plan.design, buildable=False,
+                     build_note="what-if: FFN glue unit: the overlay has none")
+    if True not in glue_options(prep, design, prep.runtime(best.plan.runtime)):
+        return []
+    s = solve_plan(prep, design, "what-if: glue unit", allow_resident=False,
+                   runtime=best.plan.runtime, glue=True)
+    if s.plan.glue is None:  # the MILP found no plan
+        return []
+    out = [_ranked(prep, s, "what-if: glue unit", msg(
+        "why.whatif.glue", "the best buildable design plus an FFN glue unit behind the engines "
+        "(activation, gate product, sub-norm, re-quantization), which the overlay does not "
+        "have"))]
+    units = replace(s.plan, name="what-if: glue + attention units", attention=AttentionUnit())
+    if not project(prep.workload, units, prep.ctx, prep.scenarios[0][0],
+                   with_baselines=False).infeasible:
+        out.append(_ranked(prep, Solution(units, 0.0, msg("method.fixed_set", "fixed set"),
+                                          False), "what-if: glue + attention units",
+                           msg("why.whatif.attention", "the best buildable design plus an FFN "
+                               "glue unit and an attention unit reading the KV cache from DDR "
+                               "({macs} DSP MACs), which the overlay does not have",
+                               macs=AttentionUnit().macs_per_clock)))
+    return out
 
 
 def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
