@@ -360,3 +360,28 @@ def test_plan_file_glue(capsys, tmp_path):
 def test_explore_token_counts_beyond_the_model(capsys, argv, needle):
     rc, _out, err = _cli(capsys, "explore", "--board", "kv260", "--no-report", *argv)
     assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_attention_unit_streams_the_kv_cache(seed_wl, kv260, capsys, tmp_path):
+    from dataclasses import replace as dc_replace
+
+    from dse.model.project import ATTENTION_OPS, AttentionUnit
+
+    design = EngineDesign(1, 80, "base3", 300, engines=3, vectors=1)
+    plan = Plan("a", design, frozenset(la.name for la in seed_wl.layers), runtime="native")
+    unit = dc_replace(plan, attention=AttentionUnit(64))
+    sc = Scenario(context_tokens=256, kv_dtype="fp16")
+    a, b = project(seed_wl, plan, kv260, sc), project(seed_wl, unit, kv260, sc)
+    ops = {o.role: o for o in b.ops}
+    assert all(ops[r].device == "pl" and ops[r].time_ms == 0 for r in ATTENTION_OPS)
+    kv = 2 * 30 * 640 * 256 * 2  # K and V of 30 layers, 5 x 128 wide, fp16
+    macs = 2 * 30 * 20 * 128 * 256
+    expect = max(kv / kv260.board.ddr_bytes_per_s, macs / (64 * 300e6)) * 1e3
+    assert ops["attention_unit"].time_ms == pytest.approx(expect)
+    assert b.resources.dsp == a.resources.dsp + 64
+    assert b.components["attention"] < a.components["attention"]
+    p = tmp_path / "p.yaml"
+    p.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+                 "attention: {macs_per_clock: 0}\n")
+    assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
+    assert "attention.macs_per_clock: expected an integer from 1 to 4096" in capsys.readouterr().err

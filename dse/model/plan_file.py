@@ -17,6 +17,7 @@ silently project a plan offloading less than intended.
     head_top_k: 256                              # optional: an offloaded head without a dense
                                                  # unit runs two-stage, rescoring this many
     glue: {passes: 2, cycles_per_elem: 1}        # optional: an FFN glue unit in the PL
+    attention: {macs_per_clock: 64}              # optional: an attention unit in the PL
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from dse.errors import located
 from dse.io import load_yaml
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
-from dse.model.project import GlueUnit, Plan
+from dse.model.project import AttentionUnit, GlueUnit, Plan
 from dse.model.workload import Layer, Workload
 from dse.schema import MAX_COUNT, MAX_QUANTITY
 
 TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
-            "glue")
+            "glue", "attention")
 #: Engine fields a plan may set (buildable/build_note are the engine template's to say).
 ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign)
                     if f.name not in ("buildable", "build_note"))
@@ -157,8 +158,16 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
     glue = _glue(data.get("glue"), path)
+    attention = data.get("attention")
+    if attention is not None:
+        if not isinstance(attention, dict) or sorted(attention) not in ([], ["macs_per_clock"]):
+            raise located(path, "attention", "a mapping {macs_per_clock} or null", attention)
+        macs = attention.get("macs_per_clock", 64)
+        if not _is_int(macs) or not 1 <= macs <= 4096:
+            raise located(path, "attention.macs_per_clock", "an integer from 1 to 4096", macs)
+        attention = AttentionUnit(macs)
     return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
-                top_k, glue)
+                top_k, glue, attention)
 
 
 def _glue(data: object, path: str) -> GlueUnit | None:
