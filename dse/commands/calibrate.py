@@ -9,13 +9,13 @@ calibration file and the report section are written atomically, only at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from dse.commands.common import non_negative_int, positive_float, positive_int
 from dse.errors import DseError
-from dse.io import atomic_write_text, check_parent, read_text
+from dse.io import Outputs, load_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,33 +34,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", default=None, help="glob of layer names instead of a plan")
     p.add_argument("--weights", type=Path, default=None,
                    help="HF checkpoint dir or GGUF file (default: random ternary weights)")
-    p.add_argument("--prefill-m", type=int, default=4, help="M of the prefill measurement")
-    p.add_argument("--repeats", type=int, default=3, help="runs per layer and M")
+    p.add_argument("--prefill-m", type=positive_int, default=4, help="M of the prefill measurement")
+    p.add_argument("--repeats", type=positive_int, default=3, help="runs per layer and M")
     p.add_argument("--overlay", type=Path, default=None,
                    help="pynq: the .bit (with .hwh beside it); sim: ignored")
-    p.add_argument("--sim-pe", type=int, default=None,
+    p.add_argument("--sim-pe", type=positive_int, default=None,
                    help="sim: PE of the RTL build (default: the plan's engine)")
-    p.add_argument("--sim-simd", type=int, default=None,
+    p.add_argument("--sim-simd", type=positive_int, default=None,
                    help="sim: SIMD of the RTL build (default: the plan's engine)")
     p.add_argument("--sim-packing", choices=("i2", "base3"), default=None,
                    help="sim: packing of the RTL build (default: the plan's engine)")
-    p.add_argument("--timeout", type=float, default=10.0, help="pynq: seconds per DMA call")
+    p.add_argument("--timeout", type=positive_float, default=10.0,
+                   help="pynq: seconds per DMA call")
     p.add_argument("--output", type=Path, default=None,
                    help="calibration file (default: boards/calibration/<board>.yaml)")
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(run=run)
 
 
 def _best_plan(path: Path) -> tuple[set[str], str, dict]:
     """(offloaded layer names, label, engine design fields) of an explore JSON's best plan."""
-    text = read_text(path, "plan")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DseError(f"{path}: expected a dse explore JSON file ({exc})") from None
+    data = load_json(path, "plan")
     try:
         best = data["plans"][0]
         plan = best["projections"][0]["plan"]
@@ -108,7 +105,12 @@ def _make_backend(args, board, design):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dse.commands.common import default_report_path, load_profile_option, report_text
+    from dse.commands.common import (
+        base_report_text,
+        default_report_path,
+        load_profile_option,
+        profile_inputs,
+    )
     from dse.hw import calibrate as flow
     from dse.model.board import resolve_board
     from dse.model.calibration import calibration_path, calibration_to_yaml
@@ -119,10 +121,6 @@ def run(args: argparse.Namespace) -> int:
     from dse.search.optimize import Objective
     from dse.search.space import default_space
 
-    for name in ("prefill_m", "repeats"):
-        if getattr(args, name) < 1:
-            raise DseError(f"--{name.replace('_', '-')}: expected an integer >= 1, "
-                           f"got {getattr(args, name)}")
     board = resolve_board(args.board)
     profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
@@ -131,12 +129,13 @@ def run(args: argparse.Namespace) -> int:
         raise DseError("--output: expected a path (the board has no file location)")
     if args.output is None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        check_parent(out_path, "calibration")
+    out = Outputs([*profile_inputs(args.profile), board.path or None, args.plan, args.weights,
+                   args.overlay])
+    out.claim(out_path, "calibration")
     report_path = None
     if not args.no_report:
-        report_path = (default_report_path(profile, stem) if args.report is None
-                       else check_parent(args.report, "report"))
+        report_path = out.claim(default_report_path(profile, stem) if args.report is None
+                                else args.report, "report", rewrite=True)
     ctx0 = CostContext.for_board(board)
     objective = Objective()
     space = default_space(objective.kind, template=shipped_template())
@@ -182,18 +181,22 @@ def run(args: argparse.Namespace) -> int:
     replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
                for b in before.plans[:4]]
     _print_summary(cal, held, e2e)
-    atomic_write_text(out_path, calibration_to_yaml(cal), "calibration")
-    print(f"calibration: {out_path}")
+    out.add(out_path, calibration_to_yaml(cal), "calibration")
     if report_path is not None:
         from dse.report.calibrate_md import render_calibration_section
         from dse.report.sections import upsert_section
 
-        text, lang = report_text(report_path, profile, stem)
-        section = render_calibration_section(
-            cal, board.stem, lang, design_label=design.label(),
-            repeats=args.repeats, e2e=e2e, replans=replans, held_out=held)
-        atomic_write_text(report_path, upsert_section(text, "calibrate", board.stem, section),
-                          "report")
+        def update(current: str | None) -> str:
+            text, lang = base_report_text(current, profile, stem)
+            section = render_calibration_section(
+                cal, board.stem, lang, design_label=design.label(),
+                repeats=args.repeats, e2e=e2e, replans=replans, held_out=held)
+            return upsert_section(text, "calibrate", board.stem, section)
+
+        out.rewrite(report_path, update)
+    out.commit()
+    print(f"calibration: {out_path}")
+    if report_path is not None:
         print(f"report: {report_path} (Projected vs measured for {board.name})")
     return 0
 

@@ -14,6 +14,7 @@ Free parameters and where they act:
 
 from __future__ import annotations
 
+import datetime
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,10 +142,29 @@ def calibration_from_dict(data: Any, path: str) -> Calibration:
         if not isinstance(p, dict) or not isinstance(p.get("value"), (int, float)) or isinstance(
                 p.get("value"), bool):
             raise located(path, f"parameters.{name}.value", "a number", p)
-        if p["value"] < 0:
-            raise located(path, f"parameters.{name}.value", "a number >= 0", p["value"])
+        if not math.isfinite(p["value"]) or p["value"] < 0:
+            raise located(path, f"parameters.{name}.value", "a finite number >= 0", p["value"])
+        for key in ("stderr", "default"):  # issue 16: finite numbers or absent
+            v = p.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(v) or v < 0):
+                raise located(path, f"parameters.{name}.{key}", "a finite number >= 0", v)
         params[name] = FittedParam(float(p["value"]), p.get("stderr"),
                                    float(p.get("default") or 0.0))
+    for key in ("board", "backend"):  # issue 16: names are strings, not numbers
+        if not isinstance(data[key], str) or not data[key]:
+            raise located(path, key, "a non-empty string", data[key])
+    if not isinstance(data["created"], (str, datetime.date)):
+        raise located(path, "created", "a date or time (ISO 8601)", data["created"])
+    # issue 16: the optional sections must have their shapes (a mapping, a list of mappings).
+    for key, kind in (("provenance", dict), ("error_before", dict), ("error_after", dict),
+                      ("per_layer", list)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise located(path, key, "a mapping" if kind is dict else "a list", data[key])
+    for key in ("error_before", "error_after"):
+        for k, v in (data.get(key) or {}).items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise located(path, f"{key}.{k}", "a finite number", v)
     return Calibration(
         board=str(data["board"]), backend=str(data["backend"]), created=str(data["created"]),
         params=params, provenance=dict(data.get("provenance") or {}),

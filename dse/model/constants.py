@@ -7,6 +7,7 @@ why each default has the value it has.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
@@ -188,20 +189,37 @@ class CostConstants:
         "mm2s_efficiency": "AMD PG021: MM2S 99.8% of stream rate",
     }
 
+    #: Constants the model divides by (a rate, an efficiency) or scales a CPU time by: > 0.
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({
+        "cache_maint_bytes_per_s", "host_gemm_efficiency", "ps_ipc_ratio", "s2mm_efficiency",
+        "mm2s_efficiency"})
+    #: Efficiencies: a fraction of a peak, at most 1.
+    FRACTIONS: ClassVar[frozenset[str]] = frozenset({
+        "host_gemm_efficiency", "s2mm_efficiency", "mm2s_efficiency"})
+    #: Sanity ceiling of any constant (as ``dse.schema.MAX_QUANTITY``): no product overflows.
+    MAX_VALUE: ClassVar[float] = 1e15
+
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 
     def with_overrides(self, overrides: dict[str, float], where: str = "cost_overrides"
                        ) -> CostConstants:
-        """Apply ``name: value`` overrides, rejecting unknown names and negative values."""
+        """Apply ``name: value`` overrides, rejecting unknown names and values out of range
+        (non-finite, negative, zero where the model divides by it, an efficiency above 1)."""
         known = set(self.names())
         for name, value in overrides.items():
             if name not in known:
                 raise DseError(f"{where}.{name}: expected one of the cost-model constants "
                                f"({', '.join(sorted(known))})")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise DseError(f"{where}.{name}: expected a number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value)):
+                raise DseError(f"{where}.{name}: expected a finite number, got {value!r}")
+            low = "> 0" if name in self.POSITIVE else ">= 0"
+            high = 1.0 if name in self.FRACTIONS else self.MAX_VALUE
+            if value < 0 or (name in self.POSITIVE and value == 0) or value > high:
+                raise DseError(f"{where}.{name}: expected a number {low} and <= {high:g}, "
+                               f"got {value!r}")
         return replace(self, **{k: float(v) for k, v in overrides.items()})
 
 
