@@ -69,3 +69,13 @@ def seed_workload(seed_profile):
     from dse.model.workload import workload_from_profile
 
     return workload_from_profile(seed_profile)
+
+
+@pytest.fixture(scope="session")
+def kv260_ctx():
+    """The KV260 board (as shipped) with the model's default constants."""
+    from dse.model.board import load_board
+    from dse.model.project import CostContext
+
+    return CostContext.for_board(load_board(Path(__file__).resolve().parents[1] / "boards"
+                                            / "kv260.yaml"))
