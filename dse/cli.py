@@ -1,24 +1,46 @@
 """The ``dse`` command line.
 
 Each sub-command lives in ``dse/commands/<name>.py``; a missing module (a command not built
-yet in this checkout) is simply not offered. User errors (``DseError``) print one line on
-stderr and exit 2; nothing else is caught, so a bug still shows its traceback.
+yet in this checkout) is simply not offered.
+
+Whatever happens, the user sees one line, never a traceback, for what is not a bug in dse:
+a ``DseError`` (bad input: exit 2), an ``OSError`` (a disk full, a file that vanished: exit 2),
+a document nested too deeply to parse (exit 2), Ctrl-C (exit 130), a closed pipe (exit 0).
+The guard is the first instruction of ``main``, and everything else is imported inside it,
+so an interrupt during the imports is caught as well. Anything else escaping is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import contextlib
 import sys
-from collections.abc import Sequence
 
-from dse import __version__
-from dse.commands import COMMANDS
-from dse.errors import DseError
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+EXIT_USER_ERROR = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser():
+    """The argparse parser with every sub-command this checkout has.
+
+    A usage error (an unknown option, a bad option value) is a ``DseError`` like any other:
+    one line, exit 2, instead of argparse's usage block.
+    """
+    import argparse
+    import importlib
+
+    from dse import __version__
+    from dse.commands import COMMANDS
+    from dse.errors import DseError
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            command = self.prog.removeprefix("dse").strip()
+            raise DseError(f"{command + ': ' if command else ''}{message} (see {self.prog} "
+                           f"--help)")
+
+    parser = Parser(
         prog="dse",
         description="Design-space explorer for ternary-weight LLMs (BitNet b1.58) on FPGAs.",
     )
@@ -35,24 +57,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(message: str) -> None:
+    """One line on stderr (and nothing, not even a traceback, if stderr is gone too)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"dse: {message}", file=sys.stderr, flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _run(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
-        return 2
+        return EXIT_USER_ERROR
+    return int(args.run(args) or 0)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe (``dse ... | head``): no second error when Python flushes stdout."""
+    import os
+
     try:
-        return int(args.run(args) or 0)
-    except DseError as exc:
-        print(f"dse: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv=None) -> int:
+    try:
+        return _run(argv)
     except KeyboardInterrupt:
-        print("dse: interrupted", file=sys.stderr)
-        return 130
+        _say("interrupted")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
+        _quiet_stdout()
         return 0
+    except RecursionError:
+        _say("error: input nested too deeply (expected at most a few hundred levels of "
+             "nesting)")
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(f"error: {where}{exc.strerror or exc}")
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        from dse.errors import DseError
+
+        if isinstance(exc, DseError):
+            _say(f"error: {exc}")
+            return exc.exit_code
+        raise
 
 
 if __name__ == "__main__":

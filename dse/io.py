@@ -1,43 +1,41 @@
-"""File output at the edge: atomic writes, so no reader ever sees half a report."""
+"""Files at the edge: reading inputs, and the one output layer every command writes through.
+
+Reading: ``read_text``, ``parse_json``, ``parse_yaml`` give the one-line error every loader
+gives (a missing file, not UTF-8, bad syntax, a document nested too deeply to parse).
+
+Writing: an ``Outputs`` transaction. A command *claims* every output path before it starts
+working (a path that is a folder, that is also an input of the run, whose folder is missing or
+not writable fails in a second, not after a 20-minute run), *stages* the bytes as it produces
+them, and *commits* at the end: every staged file is written to a temporary file beside its
+target, then all are renamed into place together, or none is written. A report that a command
+adds a section to is re-read and rewritten under a lock (``flock`` on a sidecar file), so two
+runs adding sections for different boards keep both. Rewrites keep the file's mode (and owner,
+when run as root), write through a symlink to its target, and write a hard-linked file in place
+so its other names see the new text. Every ``OSError`` becomes a one-line ``DseError``.
+
+JSON out is strict (``json_text``): a NaN or infinity is refused, naming where it is, and
+nothing is written.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import math
 import os
+import signal
+import stat
 import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dse.errors import DseError
 
-
-def check_parent(path: str | Path, what: str = "output") -> Path:
-    """Fail early (before any work) when the folder to write into does not exist."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise DseError(f"{p}: {what} folder {parent} does not exist")
-    return p
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, what: str = "output") -> Path:
-    """Write to a temporary file beside ``path``, then rename it over ``path``."""
-    p = check_parent(path, what)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
-
-
-def atomic_write_text(path: str | Path, text: str, what: str = "output") -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"), what)
+# -- reading -----------------------------------------------------------------------------------
 
 
 def read_text(path: str | Path, what: str) -> str:
@@ -57,16 +55,405 @@ def read_text(path: str | Path, what: str) -> str:
         raise DseError(f"{p}: cannot read {what} file ({exc.strerror or exc})") from None
 
 
-def read_yaml(path: str | Path, what: str) -> object:
-    """Read and parse a YAML input file (safe loader only), with the one-line error."""
+def _too_deep(path: object, kind: str) -> DseError:
+    return DseError(f"{path}: expected {kind} nested at most a few hundred levels deep "
+                    f"(the document is nested too deeply to read)")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str, path: object) -> Any:
+    """Parse strict JSON text: ``FILE: line N: expected JSON (...)`` on a syntax error.
+
+    ``NaN`` and ``Infinity`` (which Python's json module reads by default) are refused: they
+    are not JSON, and dse never writes them.
+    """
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise DseError(f"{path}: line {exc.lineno}: expected JSON ({exc.msg})") from None
+    except ValueError as exc:
+        raise DseError(f"{path}: expected strict JSON ({exc})") from None
+    except RecursionError:
+        raise _too_deep(path, "JSON") from None
+
+
+def parse_yaml(text: str, path: object) -> Any:
+    """Parse YAML with the safe loader: ``FILE: line N: expected valid YAML (...)``."""
     import yaml
 
-    p = Path(path)
-    text = read_text(p, what)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "document"
-        raise DseError(f"{p}: {where}: expected valid YAML "
-                       f"({getattr(exc, 'problem', exc)})") from None
+        raise DseError(f"{path}: {where}: expected valid YAML "
+                       f"({getattr(exc, 'problem', None) or exc})") from None
+    except RecursionError:
+        raise _too_deep(path, "YAML") from None
+
+
+def load_json(path: str | Path, what: str) -> Any:
+    """``read_text`` + ``parse_json``."""
+    return parse_json(read_text(path, what), path)
+
+
+def load_yaml(path: str | Path, what: str) -> Any:
+    """``read_text`` + ``parse_yaml``."""
+    return parse_yaml(read_text(path, what), path)
+
+
+# -- strict JSON out ---------------------------------------------------------------------------
+
+
+def _non_finite(obj: Any, where: str = "") -> tuple[str, float] | None:
+    """(dotted path, value) of the first NaN or infinity in a JSON-ready tree, if any."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "(top level)", obj
+    if isinstance(obj, dict):
+        items: Iterable = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for k, v in items:
+        hit = _non_finite(v, f"{where}.{k}".lstrip("."))
+        if hit:
+            return hit
+    return None
+
+
+def json_text(obj: Any, what: str = "JSON", *, indent: int = 1) -> str:
+    """Strict JSON (no NaN, no Infinity) ending in a newline.
+
+    A non-finite number is a result no accepted input should produce, so it is refused with
+    its location instead of being written as the non-JSON ``NaN``.
+    """
+    try:
+        return json.dumps(obj, ensure_ascii=False, indent=indent, allow_nan=False) + "\n"
+    except ValueError:
+        hit = _non_finite(obj)
+        if hit is None:
+            raise
+        raise DseError(f"{what}: {hit[0]}: expected a finite number, got {hit[1]} (nothing "
+                       f"was written; the inputs led to a non-finite result)") from None
+
+
+# -- the output layer --------------------------------------------------------------------------
+
+
+def os_error(exc: OSError, path: object = None, doing: str = "write") -> DseError:
+    """``FILE: cannot write (No space left on device)``: an OSError as one line."""
+    where = path if path is not None else (exc.filename or "dse")
+    return DseError(f"{where}: cannot {doing} ({exc.strerror or exc})")
+
+
+def _resolve(path: Path) -> Path:
+    """The file a path names, through symlinks (a dangling link names its target)."""
+    return Path(os.path.realpath(path))
+
+
+def _is_stream(path: Path) -> bool:
+    """True for an existing output that is not a regular file: ``/dev/stdout``, a FIFO."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _target(path: Path) -> Path:
+    """Where an output lands: the file a path names through symlinks, or for a stream the
+    path as given (``/dev/stdout`` must not resolve to a ``/proc`` magic link)."""
+    return path.absolute() if _is_stream(path) else _resolve(path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True if two paths name one file: equal once resolved, or one inode (a hard link)."""
+    ra, rb = _resolve(a), _resolve(b)
+    if ra == rb:
+        return True
+    try:
+        return os.path.samefile(ra, rb)
+    except OSError:
+        return False
+
+
+def _default_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: 0o666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@dataclass
+class _Pending:
+    """One output of a command: where, what kind, and its bytes once staged."""
+
+    path: Path
+    target: Path
+    what: str
+    data: bytes | None = None
+    #: For a report rewrite: current text (None if no file yet) -> new text, run in the lock.
+    update: Callable[[str | None], str] | None = None
+    #: A device or FIFO (``--json /dev/stdout``): written in place, last, never renamed over.
+    stream: bool = False
+
+
+class Outputs:
+    """Every file one command writes, checked up front and written together or not at all.
+
+    ::
+
+        out = Outputs(inputs=[args.profile, args.board])
+        out.claim(args.json, "JSON")                     # before the work: fails fast
+        ...                                              # the work
+        out.add(args.json, json_text(data))              # stage
+        out.rewrite(report, lambda old: new_text(old))   # re-read and rewritten in the lock
+        out.commit()                                     # all or nothing
+    """
+
+    def __init__(self, inputs: Iterable[str | Path | None] = ()) -> None:
+        self._inputs: list[Path] = []
+        self._pending: dict[Path, _Pending] = {}
+        for p in inputs:
+            self.input(p)
+
+    # -- declaring -------------------------------------------------------------------------
+    def input(self, path: str | Path | None) -> None:
+        """Name a file this run reads: no output of the run may be the same file."""
+        if path is None:
+            return
+        p = Path(path)
+        for pend in self._pending.values():
+            if _same_file(p, pend.target):
+                raise self._clash(pend.path, pend.what, p)
+        self._inputs.append(p)
+
+    @staticmethod
+    def _clash(out: Path, what: str, inp: Path) -> DseError:
+        return DseError(f"{out}: {what} output is also an input of this run ({inp}); expected "
+                        f"a different file, so the input is not overwritten")
+
+    def claim(self, path: str | Path, what: str = "output", *, rewrite: bool = False) -> Path:
+        """Check an output path before the work starts; return it.
+
+        Refused: a folder, a file that is also an input of this run or another output of
+        it, a folder that does not exist or cannot be written, and (``rewrite``: a report
+        the run will add to) an existing file that cannot be read as UTF-8 text.
+        """
+        p = Path(path)
+        target = _target(p)
+        if target in self._pending:
+            prev = self._pending[target]
+            if prev.what == what and prev.path == p:
+                return p
+            raise DseError(f"{p}: written twice by this run (as {prev.what} and as {what}); "
+                           f"expected different files")
+        if target.is_dir():
+            raise DseError(f"{p}: {what} path is a folder; expected a file name")
+        if _is_stream(p):
+            if rewrite:
+                raise DseError(f"{p}: {what} is not a regular file; expected a file to add a "
+                               f"section to")
+            self._pending[target] = _Pending(p, target, what, stream=True)
+            return p
+        for inp in self._inputs:
+            if _same_file(inp, target):
+                raise self._clash(p, what, inp)
+        for pend in self._pending.values():
+            if _same_file(pend.target, target):
+                raise DseError(f"{p}: written twice by this run (as {pend.what} and as "
+                               f"{what}); expected different files")
+        folder = target.parent
+        if not folder.is_dir():
+            shown = p.parent if str(p.parent) else Path(".")
+            raise DseError(f"{p}: {what} folder {shown} does not exist")
+        _check_writable(folder, p, what)
+        if rewrite and target.exists():
+            read_text(target, what)
+        self._pending[target] = _Pending(p, target, what)
+        return p
+
+    # -- staging ---------------------------------------------------------------------------
+    def add(self, path: str | Path, data: str | bytes, what: str = "output") -> Path:
+        """Stage the full contents of an output (claimed now if it was not yet)."""
+        p = Path(path)
+        pend = self._pending.get(_target(p)) or self._pending[_target(self.claim(p, what))]
+        pend.data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        return p
+
+    def rewrite(self, path: str | Path, update: Callable[[str | None], str],
+                what: str = "report") -> Path:
+        """Stage a rewrite of a text file that may already exist (a report gaining a section).
+
+        ``update(current)`` gets the file's text as it is inside the lock (None if there is
+        no file yet) and returns the new text; it may raise ``DseError`` to abort the commit.
+        """
+        p = Path(path)
+        pend = self._pending.get(_target(p)) or self._pending[
+            _target(self.claim(p, what, rewrite=True))]
+        pend.update = update
+        return p
+
+    # -- committing ------------------------------------------------------------------------
+    def commit(self) -> list[Path]:
+        """Write every staged output, or none; return the paths written."""
+        todo = [pend for pend in self._pending.values()
+                if pend.data is not None or pend.update is not None]
+        locks = [pend.target for pend in todo if pend.update is not None]
+        temps: dict[Path, str] = {}
+        try:
+            with _locked(sorted(locks)):
+                for pend in todo:
+                    if pend.update is not None:
+                        current = (read_text(pend.target, pend.what)
+                                   if pend.target.exists() else None)
+                        pend.data = pend.update(current).encode("utf-8")
+                files = [pend for pend in todo if not pend.stream]
+                for pend in files:
+                    temps[pend.target] = _stage(pend)
+                with _sigint_deferred():
+                    for pend in files:
+                        _install(pend, temps.pop(pend.target))
+                for pend in todo:
+                    if pend.stream:
+                        with open(pend.target, "wb") as fh:
+                            fh.write(pend.data or b"")
+        except OSError as exc:
+            raise os_error(exc, exc.filename) from None
+        finally:
+            for tmp in temps.values():
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        self._pending.clear()
+        return [pend.path for pend in todo]
+
+
+def _check_writable(folder: Path, p: Path, what: str) -> None:
+    """Create and remove a scratch file in ``folder``: the only test that also holds for root
+    and for read-only mounts."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".check", dir=folder)
+    except OSError as exc:
+        raise DseError(f"{p}: cannot write {what} into {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _stage(pend: _Pending) -> str:
+    """Write the bytes to a temporary file beside the target, with the mode it should have."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{pend.target.name}.", suffix=".tmp",
+                               dir=pend.target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pend.data or b"")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            st = os.stat(pend.target)
+        except FileNotFoundError:
+            os.chmod(tmp, _default_mode())
+        else:
+            os.chmod(tmp, st.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                with contextlib.suppress(OSError):
+                    os.chown(tmp, st.st_uid, st.st_gid)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _install(pend: _Pending, tmp: str) -> None:
+    """Put a staged file in place: rename over the target, or copy into a hard-linked one."""
+    try:
+        links = os.stat(pend.target).st_nlink
+    except FileNotFoundError:
+        links = 1
+    if links > 1:
+        # Renaming would cut this name off from the file's other names: write in place.
+        with open(pend.target, "r+b") as fh:
+            fh.truncate(0)
+            fh.write(pend.data or b"")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.unlink(tmp)
+    else:
+        os.replace(tmp, pend.target)
+
+
+def lock_path(target: Path) -> Path:
+    """The sidecar lock file of ``target`` (it exists only while a run holds the lock)."""
+    return target.parent / f".{target.name}.lock"
+
+
+@contextlib.contextmanager
+def _locked(targets: list[Path]) -> Iterator[None]:
+    """Hold an exclusive lock on each target (in path order, so two runs never deadlock)."""
+    held: list[tuple[int, Path]] = []
+    try:
+        for target in targets:
+            held.append(_acquire(lock_path(target)))
+        yield
+    finally:
+        for fd, path in reversed(held):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            os.close(fd)
+
+
+def _acquire(path: Path) -> tuple[int, Path]:
+    """flock a sidecar file, retrying if the holder before us removed it meanwhile.
+
+    The holder unlinks the sidecar before it unlocks, so a waiter that wakes holding a lock
+    on a file that is no longer at ``path`` must start again on the new one.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd, path
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C while the renames run, so an interrupt never leaves half the outputs."""
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+# -- single writes (a command with one output) ---------------------------------------------------
+
+
+def check_parent(path: str | Path, what: str = "output") -> Path:
+    """Check one output path up front (see ``Outputs.claim``)."""
+    return Outputs().claim(path, what)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, what: str = "output") -> Path:
+    """Write one file atomically through the output layer (mode, symlink, links kept)."""
+    out = Outputs()
+    out.add(path, data, what)
+    out.commit()
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str, what: str = "output") -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), what)

@@ -33,6 +33,7 @@ def _ids(paths: list[Path]) -> list[str]:
 # --------------------------------------------------------------------------- shipped boards
 
 
+@pytest.mark.real_boards_dir
 def test_library_has_every_expected_board():
     assert boards_dir() == BOARDS_DIR
     stems = {p.stem for p in SHIPPED}

@@ -35,7 +35,7 @@ def test_calibrate_sim_two_shapes(tmp_path, capsys, monkeypatch):
     report.write_text((ROOT / "dse" / "data" / "bitnet-2b4t.zh.md").read_text(encoding="utf-8"),
                       encoding="utf-8")
     cal_path = tmp_path / "zcu104.yaml"
-    rc = main(["calibrate", "--board", str(ROOT / "boards" / "zcu104.yaml"), "--backend", "sim",
+    rc = main(["calibrate", "--board", "zcu104", "--backend", "sim",
                "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "1",
                "--prefill-m", "2",
                "--output", str(cal_path), "--report", str(report),
@@ -67,7 +67,7 @@ def test_calibrate_sim_two_shapes(tmp_path, capsys, monkeypatch):
     assert text.count("<!-- dse:calibrate board=zcu104 begin -->") == 1
     assert "## 预测与实测对比 — ZCU104" in text
     # explore and project use the calibration and say so
-    rc = main(["explore", "--board", str(ROOT / "boards" / "zcu104.yaml"), "--calibration",
+    rc = main(["explore", "--board", "zcu104", "--calibration",
                str(cal_path), "--no-report"])
     out, _ = capsys.readouterr()
     assert rc == 0 and f"calibration: {cal_path} (sha256 " in out and ", sim, " in out

@@ -13,9 +13,7 @@ from dse.errors import DseError
 from dse.model.board import Power, board_from_mapping, load_board
 from dse.model.energy import Work, energy_j, energy_of, pl_dynamic_w, require_power, static_w
 from dse.model.engine import EngineDesign, Resources
-from dse.model.project import CostContext, Plan, Scenario, project
-from dse.model.workload import workload_from_profile
-from dse.profile.default import default_profile
+from dse.model.project import Plan, Scenario, project
 from dse.search.optimize import Objective, brute_force, prepare, solve_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,19 +37,9 @@ def test_more_work_never_costs_less_energy(w, res, clock, extra):
     assert energy_j(POWER, w + extra, rest, dyn) >= energy_j(POWER, w, rest, dyn) - 1e-9
 
 
-@pytest.fixture(scope="module")
-def seed_wl():
-    return workload_from_profile(default_profile())
-
-
-@pytest.fixture(scope="module")
-def kv260():
-    return CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
-
-
-def test_bitnetcpp_energy_parts(seed_wl, kv260):
+def test_bitnetcpp_energy_parts(seed_workload, kv260_ctx):
     cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime="native")
-    p = project(seed_wl, cpu, kv260, Scenario(context_tokens=80))
+    p = project(seed_workload, cpu, kv260_ctx, Scenario(context_tokens=80))
     e = p.energy
     assert e.parts_j["idle"] == pytest.approx(3.79 * p.plan_ms / 1e3)
     # 4 cores busy on the ternary kernel and the head, one on the element-wise ops
@@ -63,12 +51,12 @@ def test_bitnetcpp_energy_parts(seed_wl, kv260):
     assert e.watts == pytest.approx(e.joules / (p.plan_ms / 1e3))
 
 
-def test_fabric_plan_pays_for_its_urams(seed_wl, kv260):
+def test_fabric_plan_pays_for_its_urams(seed_workload, kv260_ctx):
     design = EngineDesign(4, 64, "base3", 300, engines=2, stream_bits=256, head="bf16",
                           head_macs=32, resident_bytes=2 * 2**20)
-    plan = Plan("pl", design, frozenset(la.name for la in seed_wl.layers),
+    plan = Plan("pl", design, frozenset(la.name for la in seed_workload.layers),
                 frozenset({"model.layers.0.self_attn.k_proj"}), runtime="native")
-    p = project(seed_wl, plan, kv260, Scenario(context_tokens=256))
+    p = project(seed_workload, plan, kv260_ctx, Scenario(context_tokens=256))
     assert p.resources.uram > 0
     assert p.energy.parts_j["pl_static"] == pytest.approx(
         (p.resources.uram * 0.0069 + p.resources.bram36 * 0.001) * p.plan_ms / 1e3)
@@ -77,12 +65,12 @@ def test_fabric_plan_pays_for_its_urams(seed_wl, kv260):
     assert p.energy.j_per_token < p.baseline_of("native").energy.j_per_token
 
 
-def test_energy_objective_milp_equals_brute_force(kv260):
+def test_energy_objective_milp_equals_brute_force(kv260_ctx):
     from test_search import small_workload
 
     wl = small_workload()
     for kind in ("energy", "edp"):
-        prep = prepare(wl, kv260, Objective(kind=kind, runtimes=("torch",), context=64))
+        prep = prepare(wl, kv260_ctx, Objective(kind=kind, runtimes=("torch",), context=64))
         design = EngineDesign(pe=4, simd=8, packing="base3", clock_mhz=250, max_k=1000)
         sol = solve_plan(prep, design)
         best = brute_force(prep, design, "torch")[0]
@@ -91,7 +79,7 @@ def test_energy_objective_milp_equals_brute_force(kv260):
         # Without residency the search's joules are the projection's exactly (a resident
         # buffer's URAM leakage over the token is charged only when the plan is projected).
         sol = solve_plan(prep, design, allow_resident=False)
-        proj = project(wl, sol.plan, kv260, prep.scenarios[0][0])
+        proj = project(wl, sol.plan, kv260_ctx, prep.scenarios[0][0])
         j = proj.energy.j_per_token
         expect = j if kind == "energy" else j * proj.energy.time_s
         assert sol.objective_ms == pytest.approx(expect, rel=1e-9)

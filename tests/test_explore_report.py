@@ -10,8 +10,6 @@ import pytest
 from dse.errors import DseError
 from dse.model.board import load_board
 from dse.model.project import CostContext
-from dse.model.workload import workload_from_profile
-from dse.profile.seed_import import import_report
 from dse.report.explore_md import (
     render_explore_section,
     section_markers,
@@ -23,21 +21,18 @@ from dse.search.explore import ExploreResult, explore
 from dse.search.optimize import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = Path("/work/shared/reference/seed-profile-report-bitnet-2b4t.zh.md")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = {"roofline": "r-zcu104-roofline.png", "pareto": "r-zcu104-pareto.png"}
 
 
 @pytest.fixture(scope="module")
-def seed_text() -> str:
-    if not SEED.exists():
-        pytest.skip(f"{SEED}: seed report not available")
-    return SEED.read_text(encoding="utf-8")
+def seed_text(seed_report_text: str) -> str:
+    return seed_report_text
 
 
 @pytest.fixture(scope="module")
-def result(seed_text: str) -> ExploreResult:
-    wl = workload_from_profile(import_report(str(SEED)))
+def result(seed_workload) -> ExploreResult:
+    wl = seed_workload
     ctx = CostContext.for_board(load_board(ROOT / "boards" / "zcu104.yaml"))
     return explore(wl, ctx, Objective())
 

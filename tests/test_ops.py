@@ -24,24 +24,14 @@ from dse.profile.default import default_profile
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def seed_wl():
-    return workload_from_profile(default_profile())
-
-
-@pytest.fixture(scope="module")
-def kv260():
-    return CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
-
-
 def cpu_plan(runtime: str = "native") -> Plan:
     return Plan(f"cpu {runtime}", EngineDesign(1, 1), frozenset(), runtime=runtime)
 
 
 # -- configs ---------------------------------------------------------------------------------
 
-def test_seed_gets_the_2b4t_config(seed_wl):
-    cfg = seed_wl.config
+def test_seed_gets_the_2b4t_config(seed_workload):
+    cfg = seed_workload.config
     assert (cfg.hidden, cfg.intermediate, cfg.layers, cfg.heads, cfg.kv_heads, cfg.vocab) == (
         2560, 6912, 30, 20, 5, 128256)
     assert cfg.head_dim == 128 and cfg.kv_dim == 640 and cfg.tied_embeddings
@@ -97,21 +87,21 @@ def test_positions_decode_and_prefill():
         positions(5, 4)
 
 
-def test_attention_flops_and_kv_bytes_2b4t(seed_wl):
-    ops = {op.role: op for op in seed_wl.ops}
+def test_attention_flops_and_kv_bytes_2b4t(seed_workload):
+    ops = {op.role: op for op in seed_workload.ops}
     score = ops["attn_score"]
     # 30 layers x 20 heads x 128 x context MACs, 2 FLOPs each
     assert op_flops(score, 1, 256) == 2 * 30 * 20 * 128 * 256
     # K of 5 kv heads x 128 x context per layer, read once (GQA shares it across 4 q heads)
     b = op_bytes(score, 1, 256, 4.0, kv_bytes("int8"))
     assert b.kv_read == 30 * 5 * 128 * 256 * 1
-    assert seed_wl.config.kv_bytes_per_token(2) == 2 * 30 * 640 * 2
+    assert seed_workload.config.kv_bytes_per_token(2) == 2 * 30 * 640 * 2
     with pytest.raises(DseError, match="kv_dtype: expected one of fp32, bf16, fp16, int8"):
         kv_bytes("fp8")
 
 
-def test_quant_writes_one_byte_per_element(seed_wl):
-    q = next(op for op in seed_wl.ops if op.role == "quant_down")
+def test_quant_writes_one_byte_per_element(seed_workload):
+    q = next(op for op in seed_workload.ops if op.role == "quant_down")
     b = op_bytes(q, 1, 1, 4.0, 2.0)
     assert b.act_out == 30 * 6912 and b.act_in == 30 * 6912 * 4
     assert op_elements(q, 3, 3) == 3 * 30 * 6912
@@ -119,8 +109,8 @@ def test_quant_writes_one_byte_per_element(seed_wl):
 
 # -- the native runtime on the KV260's A53s -----------------------------------------------------
 
-def test_native_decode_is_ternary_gemv_plus_f16_head(seed_wl, kv260):
-    p = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=80))
+def test_native_decode_is_ternary_gemv_plus_f16_head(seed_workload, kv260_ctx):
+    p = project(seed_workload, cpu_plan(), kv260_ctx, Scenario(context_tokens=80))
     c = p.components
     # 2,084 M ternary weights x 0.625 cycles / (4 cores x 1,333 MHz), compute-bound
     assert c["ternary_cpu"] == pytest.approx(2_084_044_800 * 0.625 / (4 * 1333e6) * 1e3
@@ -147,15 +137,16 @@ def test_native_runtime_within_the_validation_bars():
             assert abs(c.error) <= c.bar, (c.name, c.predicted, c.measured)
 
 
-def test_prefill_scores_only_the_last_token(seed_wl, kv260):
-    dec = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=32))
-    pre = project(seed_wl, cpu_plan(), kv260, Scenario(phase="prefill", m=32, context_tokens=32))
+def test_prefill_scores_only_the_last_token(seed_workload, kv260_ctx):
+    dec = project(seed_workload, cpu_plan(), kv260_ctx, Scenario(context_tokens=32))
+    pre = project(seed_workload, cpu_plan(), kv260_ctx,
+                  Scenario(phase="prefill", m=32, context_tokens=32))
     assert pre.components["head"] == pytest.approx(dec.components["head"])
     assert pre.components["ternary_cpu"] > 30 * dec.components["ternary_cpu"]
 
 
-def test_torch_fp32_does_not_fit_the_kv260(seed_wl, kv260):
-    p = project(seed_wl, cpu_plan(), kv260, Scenario())
+def test_torch_fp32_does_not_fit_the_kv260(seed_workload, kv260_ctx):
+    p = project(seed_workload, cpu_plan(), kv260_ctx, Scenario())
     torch = p.baseline_of("torch")
     assert not torch.feasible and "needs" in str(torch.reason)
     assert torch.memory_bytes > 2_084_044_800 * 4
@@ -165,12 +156,12 @@ def test_torch_fp32_does_not_fit_the_kv260(seed_wl, kv260):
     assert 1.3e9 < native.memory_bytes < 1.6e9
 
 
-def test_batched_decode_shares_the_weight_pass(seed_wl, kv260):
+def test_batched_decode_shares_the_weight_pass(seed_workload, kv260_ctx):
     design = EngineDesign(4, 64, "base3", 300, engines=2, vectors=4, stream_bits=256,
                           head="bf16", head_macs=32)
-    plan = Plan("pl", design, frozenset(la.name for la in seed_wl.layers), runtime="native")
-    one = project(seed_wl, plan, kv260, Scenario(context_tokens=256))
-    four = project(seed_wl, plan, kv260, Scenario(context_tokens=256, sequences=4))
+    plan = Plan("pl", design, frozenset(la.name for la in seed_workload.layers), runtime="native")
+    one = project(seed_workload, plan, kv260_ctx, Scenario(context_tokens=256))
+    four = project(seed_workload, plan, kv260_ctx, Scenario(context_tokens=256, sequences=4))
     assert four.tokens == 4
     assert four.ddr_weight_bytes == one.ddr_weight_bytes  # one pass of the weights for all 4
     assert four.tokens_per_s > 1.4 * one.tokens_per_s
@@ -204,9 +195,11 @@ def test_decode_time_grows_with_context_as_attention_says(c1, dc, runtime, kv):
         wl.config.kv_bytes_per_token(kv_bytes(kv)) * (c2 - c1), abs=2)
 
 
-def test_int8_cache_is_cheaper_at_long_context(seed_wl, kv260):
-    f32 = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=2048, kv_dtype="fp32"))
-    i8 = project(seed_wl, cpu_plan(), kv260, Scenario(context_tokens=2048, kv_dtype="int8"))
+def test_int8_cache_is_cheaper_at_long_context(seed_workload, kv260_ctx):
+    f32 = project(seed_workload, cpu_plan(), kv260_ctx,
+                  Scenario(context_tokens=2048, kv_dtype="fp32"))
+    i8 = project(seed_workload, cpu_plan(), kv260_ctx,
+                 Scenario(context_tokens=2048, kv_dtype="int8"))
     assert i8.components["attention"] < f32.components["attention"]
 
 
@@ -260,12 +253,12 @@ def test_plan_file_runtime(capsys, tmp_path):
 
 # -- two-stage head --------------------------------------------------------------------------
 
-def test_two_stage_head_streams_a_ternary_copy(seed_wl, kv260):
+def test_two_stage_head_streams_a_ternary_copy(seed_workload, kv260_ctx):
     """An offloaded head without a dense unit: stage 1 on the engines, stage 2 on the PS."""
     from dse.model.plan_file import load_plan
 
-    plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", seed_wl)
-    p = project(seed_wl, plan, kv260, Scenario(context_tokens=65, kv_dtype="fp32"))
+    plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", seed_workload)
+    p = project(seed_workload, plan, kv260_ctx, Scenario(context_tokens=65, kv_dtype="fp32"))
     head = p.calls["lm_head"]
     # base-3: 128,256 rows of ceil(2560 / 5) bytes, the published head stream exactly
     assert head.weight_bytes == 65_667_072
@@ -308,17 +301,18 @@ def test_best_kv260_plan_runs_the_head_two_stage(capsys):
 
 # -- the FFN glue unit -----------------------------------------------------------------------
 
-def test_glue_unit_takes_the_ffn_elementwise_work(seed_wl, kv260):
+def test_glue_unit_takes_the_ffn_elementwise_work(seed_workload, kv260_ctx):
     from dataclasses import replace as dc_replace
 
     from dse.model.project import GLUE_OPS, GlueUnit
 
     design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=4)
-    everything = frozenset(la.name for la in seed_wl.layers)
+    everything = frozenset(la.name for la in seed_workload.layers)
     plan = Plan("g", design, everything, runtime="native")
     with_glue = dc_replace(plan, glue=GlueUnit(passes=2, cycles_per_elem=1.0))
     sc = Scenario(context_tokens=65)
-    a, b = project(seed_wl, plan, kv260, sc), project(seed_wl, with_glue, kv260, sc)
+    a = project(seed_workload, plan, kv260_ctx, sc)
+    b = project(seed_workload, with_glue, kv260_ctx, sc)
     ops_b = {o.role: o for o in b.ops}
     assert all(ops_b[r].device == "pl" and ops_b[r].time_ms == 0 for r in GLUE_OPS)
     # 2 passes x 30 layers x 6912 elements at 1 cycle each, 250 MHz
@@ -329,17 +323,17 @@ def test_glue_unit_takes_the_ffn_elementwise_work(seed_wl, kv260):
     assert any("glue" in u for u in with_glue.units)
     # without gate/up/down on the engines the glue has nothing to work on
     half = dc_replace(with_glue, offload=frozenset(n for n in everything if "mlp" not in n))
-    assert not project(seed_wl, half, kv260, sc).feasible
+    assert not project(seed_workload, half, kv260_ctx, sc).feasible
 
 
-def test_search_with_glue_prices_what_it_projects(seed_wl, kv260):
+def test_search_with_glue_prices_what_it_projects(seed_workload, kv260_ctx):
     from dse.search.optimize import Objective, prepare, solve_plan
 
-    prep = prepare(seed_wl, kv260, Objective(context=256))
+    prep = prepare(seed_workload, kv260_ctx, Objective(context=256))
     design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=1, max_k=6912)
     sol = solve_plan(prep, design, allow_resident=False, runtime="native", glue=True)
     assert sol.plan.glue is not None
-    p = project(seed_wl, sol.plan, kv260, prep.scenarios[0][0])
+    p = project(seed_workload, sol.plan, kv260_ctx, prep.scenarios[0][0])
     assert p.feasible and p.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
 
 
@@ -360,3 +354,28 @@ def test_plan_file_glue(capsys, tmp_path):
 def test_explore_token_counts_beyond_the_model(capsys, argv, needle):
     rc, _out, err = _cli(capsys, "explore", "--board", "kv260", "--no-report", *argv)
     assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_attention_unit_streams_the_kv_cache(seed_workload, kv260_ctx, capsys, tmp_path):
+    from dataclasses import replace as dc_replace
+
+    from dse.model.project import ATTENTION_OPS, AttentionUnit
+
+    design = EngineDesign(1, 80, "base3", 300, engines=3, vectors=1)
+    plan = Plan("a", design, frozenset(la.name for la in seed_workload.layers), runtime="native")
+    unit = dc_replace(plan, attention=AttentionUnit(64))
+    sc = Scenario(context_tokens=256, kv_dtype="fp16")
+    a, b = project(seed_workload, plan, kv260_ctx, sc), project(seed_workload, unit, kv260_ctx, sc)
+    ops = {o.role: o for o in b.ops}
+    assert all(ops[r].device == "pl" and ops[r].time_ms == 0 for r in ATTENTION_OPS)
+    kv = 2 * 30 * 640 * 256 * 2  # K and V of 30 layers, 5 x 128 wide, fp16
+    macs = 2 * 30 * 20 * 128 * 256
+    expect = max(kv / kv260_ctx.board.ddr_bytes_per_s, macs / (64 * 300e6)) * 1e3
+    assert ops["attention_unit"].time_ms == pytest.approx(expect)
+    assert b.resources.dsp == a.resources.dsp + 64
+    assert b.components["attention"] < a.components["attention"]
+    p = tmp_path / "p.yaml"
+    p.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+                 "attention: {macs_per_clock: 0}\n")
+    assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
+    assert "attention.macs_per_clock: expected an integer from 1 to 4096" in capsys.readouterr().err

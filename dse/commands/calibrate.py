@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from dse.commands.common import non_negative_int, positive_float, positive_int
 from dse.errors import DseError
-from dse.io import atomic_write_text, check_parent, read_text
+from dse.io import Outputs, load_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,34 +45,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", default=None, help="glob of layer names instead of a plan")
     p.add_argument("--weights", type=Path, default=None,
                    help="HF checkpoint dir or GGUF file (default: random ternary weights)")
-    p.add_argument("--prefill-m", type=int, default=4, help="M of the prefill measurement")
-    p.add_argument("--repeats", type=int, default=3, help="runs per layer and M")
+    p.add_argument("--prefill-m", type=positive_int, default=4, help="M of the prefill measurement")
+    p.add_argument("--repeats", type=positive_int, default=3, help="runs per layer and M")
     p.add_argument("--overlay", type=Path, default=None,
                    help="pynq: the .bit (with .hwh beside it); sim: ignored")
-    p.add_argument("--sim-pe", type=int, default=None,
+    p.add_argument("--sim-pe", type=positive_int, default=None,
                    help="sim: PE of the RTL build (default: the plan's engine)")
-    p.add_argument("--sim-simd", type=int, default=None,
+    p.add_argument("--sim-simd", type=positive_int, default=None,
                    help="sim: SIMD of the RTL build (default: the plan's engine)")
     p.add_argument("--sim-packing", choices=("i2", "base3"), default=None,
                    help="sim: packing of the RTL build (default: the plan's engine)")
-    p.add_argument("--timeout", type=float, default=10.0, help="pynq: seconds per DMA call")
+    p.add_argument("--timeout", type=positive_float, default=10.0,
+                   help="pynq: seconds per DMA call")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="calibration file (default: calibrations/<board>-<UTC time>.yaml in "
                    "the current directory)")
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(run=run)
 
 
 def _best_plan(path: Path) -> tuple[set[str], str, dict]:
     """(offloaded layer names, label, engine design fields) of an explore JSON's best plan."""
-    text = read_text(path, "plan")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DseError(f"{path}: expected a dse explore JSON file ({exc})") from None
+    data = load_json(path, "plan")
     try:
         best = data["plans"][0]
         plan = best["projections"][0]["plan"]
@@ -139,18 +136,21 @@ def default_output(board_stem: str) -> Path:
     return Path("calibrations") / f"{board_stem}-{stamp}.yaml"
 
 
-def _outputs(args, profile, stem) -> tuple[Path | None, Path | None]:
-    """(calibration path or None for the default, report path or None): checked up front."""
-    from dse.commands.common import default_report_path
+def _outputs(args, profile, stem, inputs) -> tuple[Outputs, Path | None, Path | None]:
+    """The run's outputs claimed up front (none may be one of its inputs): (outputs,
+    calibration path or None for the dated default, report path or None)."""
+    from dse.commands.common import default_report_path, profile_inputs
 
-    out = None if args.output is None else check_parent(args.output, "calibration")
+    out = Outputs([*profile_inputs(args.profile), args.plan, args.weights, args.overlay,
+                   *inputs])
+    cal = None if args.output is None else out.claim(args.output, "calibration")
     if args.log is not None:
-        check_parent(args.log, "measurement log")
+        out.claim(args.log, "measurement log")
     report_path = None
     if not args.no_report:
-        report_path = (default_report_path(profile, stem) if args.report is None
-                       else check_parent(args.report, "report"))
-    return out, report_path
+        report_path = out.claim(default_report_path(profile, stem) if args.report is None
+                                else args.report, "report", rewrite=True)
+    return out, cal, report_path
 
 
 def _log_plan_design(path: Path | None):
@@ -162,10 +162,6 @@ def _log_plan_design(path: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("prefill_m", "repeats"):
-        if getattr(args, name) < 1:
-            raise DseError(f"--{name.replace('_', '-')}: expected an integer >= 1, "
-                           f"got {getattr(args, name)}")
     if args.from_log is not None:
         return _run_from_log(args)
     if args.board is None:
@@ -187,12 +183,12 @@ def _run_from_log(args: argparse.Namespace) -> int:
     check_config(log, board, _log_plan_design(args.plan))
     profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
-    out_path, report_path = _outputs(args, profile, stem)
+    out, out_path, report_path = _outputs(args, profile, stem, [args.from_log, board.path])
     ctx0 = CostContext.for_board(board)
     res = fit_log(log, wl, ctx0.board, ctx0.constants)
     print(f"fitting {log.path} ({len(log.entries)} entries, {log.config.backend} log) for "
           f"{board.name}")
-    return _finish(args, res, log, board, ctx0, wl, profile, stem, out_path, report_path,
+    return _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
                    {"log": log.path, "log_sha256": log.sha256, "log_title": log.title,
                     "board_file": board.path}, None)
 
@@ -200,7 +196,6 @@ def _run_from_log(args: argparse.Namespace) -> int:
 def _run_backend(args: argparse.Namespace) -> int:
     from dse.commands.common import load_profile_option
     from dse.hw import calibrate as flow
-    from dse.io import atomic_write_text as write
     from dse.model.board import resolve_board
     from dse.model.fit import fit_log
     from dse.model.measurement_log import log_to_json
@@ -211,7 +206,7 @@ def _run_backend(args: argparse.Namespace) -> int:
     board = resolve_board(args.board)
     profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
-    out_path, report_path = _outputs(args, profile, stem)
+    out, out_path, report_path = _outputs(args, profile, stem, [board.path])
     ctx0 = CostContext.for_board(board)
     best_before = explore(wl, ctx0, *_search()).best
     planned = None
@@ -250,19 +245,22 @@ def _run_backend(args: argparse.Namespace) -> int:
     log = flow.log_from_measurements(measurements, backend.name, board, design, provenance,
                                      ps)
     if args.log is not None:
+        # what was measured is kept even if the fit then fails (it is the run's only record)
         log = replace(log, path=str(args.log))
-        write(args.log, log_to_json(log), "measurement log")
+        logged = Outputs([])
+        logged.add(args.log, log_to_json(log), "measurement log")
+        logged.commit()
         print(f"measurement log: {args.log}")
     res = fit_log(log, wl, ctx0.board, ctx0.constants)
     kind = "simulated" if backend.name == "sim" else "measured"
-    return _finish(args, res, log, board, ctx0, wl, profile, stem, out_path, report_path,
+    return _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
                    provenance, (best_before.plan, design, measurements, kind, args.repeats))
 
 
-def _finish(args, res, log, board, ctx0, wl, profile, stem, out_path, report_path,
+def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
             provenance, run_info) -> int:
     """Package, print, write the calibration and the report section (atomically, at the end)."""
-    from dse.commands.common import report_text
+    from dse.commands.common import base_report_text
     from dse.hw import calibrate as flow
     from dse.model.calibration import calibration_to_yaml
     from dse.model.project import CostContext
@@ -285,18 +283,22 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out_path, report_pat
     replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
                for b in before.plans[:4]]
     _print_summary(cal, res, e2e)
-    atomic_write_text(out_path, text_yaml, "calibration")
-    print(f"calibration: {out_path} (used only where named: --calibration {out_path})")
+    out.add(out_path, text_yaml, "calibration")
     if report_path is not None:
         from dse.report.calibrate_md import render_calibration_section
         from dse.report.sections import upsert_section
 
-        text, lang = report_text(report_path, profile, stem)
-        section = render_calibration_section(
-            cal, res, board.stem, lang, log=log, e2e=e2e, replans=replans,
-            repeats=None if run_info is None else run_info[4])
-        atomic_write_text(report_path, upsert_section(text, "calibrate", board.stem, section),
-                          "report")
+        def update(current: str | None) -> str:
+            text, lang = base_report_text(current, profile, stem)
+            section = render_calibration_section(
+                cal, res, board.stem, lang, log=log, e2e=e2e, replans=replans,
+                repeats=None if run_info is None else run_info[4])
+            return upsert_section(text, "calibrate", board.stem, section)
+
+        out.rewrite(report_path, update)
+    out.commit()
+    print(f"calibration: {out_path} (used only where named: --calibration {out_path})")
+    if report_path is not None:
         print(f"report: {report_path} (Projected vs measured for {board.name})")
     return 0
 

@@ -5,6 +5,8 @@ Not a sub-command (it is not listed in ``dse.commands.COMMANDS``).
 
 from __future__ import annotations
 
+import argparse
+import math
 import re
 from pathlib import Path
 
@@ -34,16 +36,22 @@ def default_report_path(profile: Profile, stem: str) -> Path:
 
 
 def report_text(report_path: Path, profile: Profile, stem: str) -> tuple[str, str]:
-    """(text, language) of the report to add a section to.
+    """(text, language) of the report at ``report_path`` to add a section to."""
+    current = read_text(report_path, "report") if report_path.exists() else None
+    return base_report_text(current, profile, stem)
 
-    An existing report is read as it is (its text is never altered, only appended to); a new
-    one starts as the profiling report: the seed itself for the embedded default, else one
-    rendered from the profile.
+
+def base_report_text(current: str | None, profile: Profile, stem: str) -> tuple[str, str]:
+    """(text, language) of the report to add a section to, given its current text.
+
+    An existing report is taken as it is (its text is never altered, only appended to); a new
+    one (``current`` None) starts as the profiling report: the seed itself for the embedded
+    default, else one rendered from the profile.
     """
     from dse.report.i18n import detect_lang
 
-    if report_path.exists():
-        text = read_text(report_path, "report")
+    if current is not None:
+        text = current
     else:
         from dse.profile.default import DEFAULT_REPORT_NAME, data_file
         from dse.report.profile_md import render_profile_report
@@ -56,6 +64,63 @@ def report_text(report_path: Path, profile: Profile, stem: str) -> tuple[str, st
     return text, detect_lang(text) or "en"
 
 
+def profile_inputs(path: Path | None) -> list[Path]:
+    """The files ``--profile`` makes the run read: the named one, or (the embedded default)
+    the shipped profile and seed report, which no output may overwrite either."""
+    if path is not None:
+        return [path]
+    from dse.profile.default import DEFAULT_PROFILE_NAME, DEFAULT_REPORT_NAME, data_file
+
+    return [Path(str(data_file(name))) for name in (DEFAULT_PROFILE_NAME, DEFAULT_REPORT_NAME)]
+
+
+def calibration_input(board, option: str | None) -> Path | None:
+    """The calibration file the run reads (an input), if any: ``--calibration FILE``, else
+    the board file's ``calibration:`` field, else none."""
+    from dse.model.calibration import calibration_file
+
+    return calibration_file(board, option)
+
+
+# -- option types: bad values fail in argparse, before anything is loaded ----------------------
+
+#: Sanity ceiling of integer options (tokens, repeats, lanes): far above any real run.
+MAX_INT_OPTION = 10**7
+
+
+def _int_option(low: int):
+    """argparse type: an integer from ``low`` to MAX_INT_OPTION."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}"
+                                             ) from None
+        if not low <= value <= MAX_INT_OPTION:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {low} and <= {MAX_INT_OPTION:,}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+positive_int = _int_option(1)
+non_negative_int = _int_option(0)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1e9):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def add_scenario_options(p) -> None:
     """The serving scenario options shared by explore and project."""
     from dse.model.cpu import RUNTIMES
@@ -64,13 +129,13 @@ def add_scenario_options(p) -> None:
     p.add_argument("--runtime", default="any",
                    help=f"PS runtime for what stays on the CPU: any (searched), "
                    f"{' or '.join(RUNTIMES)}")
-    p.add_argument("--context-tokens", type=int, default=None,
+    p.add_argument("--context-tokens", type=positive_int, default=None,
                    help="context decode attends over (default: prompt + generated tokens)")
     p.add_argument("--kv-dtype", default="fp16",
                    help=f"KV-cache element type: {', '.join(KV_DTYPES)}")
-    p.add_argument("--sequences", type=int, default=1,
+    p.add_argument("--sequences", type=positive_int, default=1,
                    help="independent sequences sharing each weight pass (batched decode)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
 
 

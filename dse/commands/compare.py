@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 from pathlib import Path
 from typing import Any
 
-from dse.errors import DseError
-from dse.io import read_text
+from dse.errors import DseError, located
+from dse.io import load_json
 from dse.report.table import text_table
 
 
@@ -21,74 +21,95 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    text = read_text(path, "plans JSON")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DseError(f"{path}: line {exc.lineno}: expected JSON ({exc.msg})") from None
+    data = load_json(path, "plans JSON")
     if not isinstance(data, dict) or data.get("format") not in ("dse-explore", "dse-projection"):
         raise DseError(f"{path}: format: expected a dse explore or dse project JSON file")
     return data
 
 
-def plans_of(path: Path, data: dict[str, Any], every: bool) -> list[tuple[str, dict]]:
-    """(column title, projection dict) for each plan the file holds."""
+def plans_of(path: Path, data: dict[str, Any], every: bool) -> list[tuple[str, str, dict]]:
+    """(column title, field path of the projection, projection dict) for each plan."""
     if data["format"] == "dse-projection":
-        return [(f"{path.name}: {data['plan']['name']}", data)]
-    chosen = data["plans"] if every else data["plans"][:1]
+        return [(f"{path.name}: {_get(path, data, '', 'plan.name', str)}", "", data)]
+    plans = _get(path, data, "", "plans", list)
+    chosen = list(enumerate(plans if every else plans[:1]))
     out = []
-    for rp in [*chosen, data["naive"]]:
-        proj = next((p for p in rp["projections"] if p["scenario"]["phase"] == "decode"),
-                    rp["projections"][0])
-        out.append((f"{path.name}: {rp['label']}", proj))
+    for where, rp in [*[(f"plans.{i}", rp) for i, rp in chosen],
+                      ("naive", _get(path, data, "", "naive", dict))]:
+        projs = _get(path, rp, where, "projections", list)
+        if not projs:
+            raise located(path, f"{where}.projections", "a non-empty list")
+        j = next((j for j, p in enumerate(projs) if isinstance(p, dict) and isinstance(
+            p.get("scenario"), dict) and p["scenario"].get("phase") == "decode"), 0)
+        proj = _get(path, rp, where, f"projections.{j}", dict)
+        out.append((f"{path.name}: {_get(path, rp, where, 'label', str)}",
+                    f"{where}.projections.{j}", proj))
     return out
 
 
-def _fmt(v: Any, suffix: str = "") -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:,.2f}{suffix}"
-    return f"{v}{suffix}"
+def _get(path: Path, obj: Any, where: str, dotted: str, kind: type | tuple) -> Any:
+    """The value at ``dotted`` under ``obj``, of type ``kind``, or the one-line error
+    ``FILE: where.dotted: expected ...``."""
+    field = f"{where}.{dotted}".lstrip(".")
+    for part in dotted.split("."):
+        if isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
+            obj = obj[int(part)]
+        elif isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        else:
+            raise located(path, field, "a value (field is missing)")
+    if kind is float:
+        if obj is not None and (isinstance(obj, bool) or not isinstance(obj, (int, float))
+                                or not math.isfinite(obj) or obj < 0):
+            raise located(path, field, "a finite number >= 0 or null", obj)
+    elif not isinstance(obj, kind) or (isinstance(obj, bool) and kind is not bool):
+        names = {str: "a string", list: "a list", dict: "a mapping", bool: "true or false",
+                 int: "an integer"}
+        raise located(path, field, names.get(kind, "a value of the right type"), obj)
+    return obj
 
 
-ROWS = (
-    ("board", lambda p: p["board"]),
-    ("view", lambda p: p["scenario"]["view"]),
-    ("phase (M tokens)", lambda p: f"{p['scenario']['phase']} ({p['scenario']['m_tokens']})"),
-    ("calibration", lambda p: p["calibration"]),
-    ("engine design", lambda p: p["plan"]["design_label"]),
-    ("packing", lambda p: p["plan"]["design"]["packing"]),
-    ("layers offloaded", lambda p: len(p["plan"]["offload"])),
-    ("layers resident", lambda p: len(p["plan"]["resident"])),
-    ("PS runtime", lambda p: p["plan"]["runtime"]),
-    ("plan ms", lambda p: _fmt(p["end_to_end"]["plan_ms"])),
-    ("tok/s", lambda p: _fmt(p["end_to_end"]["tokens_per_s"])),
-    ("best CPU runtime that fits", lambda p: p["end_to_end"]["baseline_runtime"] or "none"),
-    ("baseline ms", lambda p: _fmt(p["end_to_end"]["baseline_ms"])),
-    ("speedup", lambda p: _fmt(p["end_to_end"]["speedup"], "x")),
-    ("bound", lambda p: p["end_to_end"]["bound"]),
-    ("DDR floor ms", lambda p: _fmt(p["end_to_end"]["ddr_floor_ms"])),
-    ("LUT %", lambda p: _fmt(100 * (p["utilization_fraction"]["lut"] or 0.0))),
-    ("memory MiB", lambda p: _fmt(p["memory"]["memory_bytes"] / 2**20)),
-    ("feasible", lambda p: "yes" if p["feasible"] else "NO: " + "; ".join(p["infeasible"])),
+def _fmt(v: float | None, suffix: str = "", scale: float = 1.0) -> str:
+    return "—" if v is None else f"{v * scale:,.2f}{suffix}"
+
+
+#: (row title, field of a projection, type, how to show it).
+ROWS: tuple[tuple[str, str, type | tuple, Any], ...] = (
+    ("board", "board", str, str),
+    ("view", "scenario.view", str, str),
+    ("phase", "scenario.phase", str, str),
+    ("M tokens", "scenario.m_tokens", int, str),
+    ("calibration", "calibration", str, str),
+    ("engine design", "plan.design_label", str, str),
+    ("packing", "plan.design.packing", str, str),
+    ("layers offloaded", "plan.offload", list, len),
+    ("layers resident", "plan.resident", list, len),
+    ("PS runtime", "plan.runtime", str, str),
+    ("plan ms", "end_to_end.plan_ms", float, _fmt),
+    ("tok/s", "end_to_end.tokens_per_s", float, _fmt),
+    ("best CPU runtime that fits", "end_to_end.baseline_runtime", (str, type(None)),
+     lambda v: v or "none"),
+    ("baseline ms", "end_to_end.baseline_ms", float, _fmt),
+    ("speedup", "end_to_end.speedup", float, lambda v: _fmt(v, "x")),
+    ("bound", "end_to_end.bound", str, str),
+    ("DDR floor ms", "end_to_end.ddr_floor_ms", float, _fmt),
+    ("LUT %", "utilization_fraction.lut", float, lambda v: _fmt(v, scale=100)),
+    ("memory MiB", "memory.memory_bytes", float, lambda v: _fmt(v, scale=2**-20)),
+    ("feasible", "feasible", bool, lambda v: "yes" if v else "NO"),
 )
 
 
 def run(args: argparse.Namespace) -> int:
-    columns: list[tuple[str, dict]] = []
+    columns: list[tuple[str, list[str]]] = []
     for f in args.files:
         data = _load(f)
-        try:
-            columns += plans_of(f, data, args.all)
-        except (KeyError, TypeError, IndexError) as exc:
-            raise DseError(f"{f}: expected a complete dse plan file (missing {exc})") from None
-    rows = []
-    for title, get in ROWS:
-        try:
-            rows.append([title, *[str(get(p)) for _, p in columns]])
-        except (KeyError, TypeError) as exc:
-            raise DseError(f"{columns[0][0]}: expected field {exc} in every plan") from None
+        for title, where, proj in plans_of(f, data, args.all):
+            cells = [show(_get(f, proj, where, field, kind)) for _, field, kind, show in ROWS]
+            if not _get(f, proj, where, "feasible", bool):
+                why = _get(f, proj, where, "infeasible", list)
+                cells[-1] = "NO: " + "; ".join(str(r) for r in why)
+            columns.append((title, [str(c) for c in cells]))
+    rows = [[title, *[cells[i] for _, cells in columns]] for i, (title, *_) in enumerate(ROWS)]
     print(text_table(["", *[t for t, _ in columns]], rows))
     summaries = boards_of([_load(f) for f in args.files])
     if len(summaries) > 1:

@@ -9,13 +9,15 @@ from pathlib import Path
 
 from dse.commands.common import (
     add_scenario_options,
+    base_report_text,
+    calibration_input,
     default_report_path,
     load_profile_option,
-    report_text,
+    positive_int,
+    profile_inputs,
     scenario_fields,
 )
-from dse.errors import DseError
-from dse.io import atomic_write_text, check_parent
+from dse.io import Outputs
 from dse.model.board import resolve_board
 from dse.model.project import VIEWS, CostContext
 from dse.model.workload import workload_from_profile
@@ -33,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="profile JSON (default: the embedded BitNet-2B-4T profile)")
     p.add_argument("--objective", choices=OBJECTIVES, default="decode",
                    help="decode ms/token, prefill ms, or a prompt+generate mix")
-    p.add_argument("--prompt-tokens", type=int, default=128, help="prompt length (prefill M)")
-    p.add_argument("--gen-tokens", type=int, default=128, help="tokens generated (mix)")
+    p.add_argument("--prompt-tokens", type=positive_int, default=128,
+                   help="prompt length (prefill M)")
+    p.add_argument("--gen-tokens", type=positive_int, default=128, help="tokens generated (mix)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
     add_scenario_options(p)
@@ -47,30 +50,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
-    p.add_argument("--top", type=int, default=12, help="designs refined exactly by the MILP")
+    p.add_argument("--top", type=positive_int, default=12,
+                   help="designs refined exactly by the MILP")
     p.add_argument("--template", type=Path, default=None,
                    help="engine template YAML: what the overlay can build (default: the "
                    "shipped overlays/ternary_gemv.yaml)")
     p.set_defaults(run=run)
 
 
-def _positive(name: str, value: int) -> None:
-    if value < 1:
-        raise DseError(f"--{name}: expected an integer >= 1, got {value}")
-
-
 def run(args: argparse.Namespace) -> int:
-    for name in ("prompt_tokens", "gen_tokens", "top"):
-        _positive(name.replace("_", "-"), getattr(args, name))
+    from dse.report.plots import plot_names
+
     board = resolve_board(args.board)
     profile, stem, source = load_profile_option(args.profile)
-    # Decide every output path before searching, so a bad path fails in a second, not after.
+    # Claim every output path before searching, so a bad path fails in a second, not after,
+    # and no output can overwrite an input of this run.
+    out = Outputs([*profile_inputs(args.profile), board.path or None, args.template,
+                   calibration_input(board, args.calibration)])
     report_path = None
     if not args.no_report:
-        report_path = (default_report_path(profile, stem) if args.report is None
-                       else check_parent(args.report, "report"))
+        report_path = out.claim(default_report_path(profile, stem) if args.report is None
+                                else args.report, "report", rewrite=True)
+        for name in plot_names(report_path.stem, board.stem).values():
+            out.claim(report_path.parent / name, "plot")
     if args.json:
-        check_parent(args.json, "JSON")
+        out.claim(args.json, "JSON")
     wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
@@ -90,23 +94,34 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from dse.report.explore_json import explore_to_json
 
-        atomic_write_text(args.json, explore_to_json(result, source), "JSON")
+        out.add(args.json, explore_to_json(result, source), "JSON")
+    plots = None if report_path is None else _stage_report(result, profile, stem, report_path,
+                                                           out)
+    out.commit()
+    if args.json:
         print(f"plans written to {args.json}")
-    if report_path is not None:
-        _write_report(result, profile, stem, report_path)
+    if plots is not None:
+        print(f"report: {report_path} (section for {result.board.name}; plots "
+              f"{', '.join(plots.values())})")
     return 0
 
 
-def _write_report(result, profile, stem: str, report_path: Path) -> None:
+def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs
+                  ) -> dict[str, str]:
+    """Stage the plots and the report's new section (added to the report as it is when the
+    outputs are committed, under its lock); return the plots' names."""
     from dse.report.explore_md import render_explore_section, upsert_section
     from dse.report.plots import write_plots
 
-    text, lang = report_text(report_path, profile, stem)
-    plots = write_plots(result, report_path.parent, report_path.stem)
-    section = render_explore_section(result, lang, plots)
-    atomic_write_text(report_path, upsert_section(text, result.board.stem, section), "report")
-    print(f"report: {report_path} (section for {result.board.name}; plots "
-          f"{', '.join(plots.values())})")
+    plots = write_plots(result, report_path.parent, report_path.stem, write=out.add)
+
+    def update(current: str | None) -> str:
+        text, lang = base_report_text(current, profile, stem)
+        return upsert_section(text, result.board.stem, render_explore_section(result, lang,
+                                                                              plots))
+
+    out.rewrite(report_path, update)
+    return plots
 
 
 class _progress:

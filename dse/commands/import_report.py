@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
-from dse.errors import DseError
+from dse.io import Outputs
 from dse.profile.format import Profile, profile_to_json
 from dse.profile.seed_import import import_report
 
@@ -20,33 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``, so a
-    reader never sees half a profile and a failed write leaves the old file intact."""
-    folder = path.parent
-    if not folder.is_dir():
-        raise DseError(f"{path}: output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise DseError(f"{path}: cannot write profile ({exc.strerror})") from None
-
-
-def _mode_for(path: Path) -> int:
-    """Keep an existing file's mode; a new file gets the usual 0o666 minus the umask (mkstemp
-    alone would leave it private, 0o600)."""
-    if path.exists():
-        return path.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def summary(profile: Profile) -> str:
     """One line: what was imported."""
     lin = profile.linears
@@ -57,7 +28,10 @@ def summary(profile: Profile) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = Outputs([args.report])
+    out.claim(args.output, "profile")
     profile = import_report(args.report)
-    write_atomic(args.output, profile_to_json(profile) + "\n")
+    out.add(args.output, profile_to_json(profile) + "\n")
+    out.commit()
     print(f"{args.report} -> {args.output}: {summary(profile)}")
     return 0

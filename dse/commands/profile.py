@@ -12,8 +12,9 @@ import argparse
 import re
 from pathlib import Path
 
+from dse.commands.common import non_negative_int, positive_float, positive_int
 from dse.errors import DseError
-from dse.io import atomic_write_text, check_parent
+from dse.io import Outputs
 from dse.profile.runner import DEFAULT_GEN_TOKENS, DTYPES, RunOptions
 from dse.report.i18n import LANGS
 
@@ -34,25 +35,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--preset", default=None,
                      help="bitnet-b1.58-2B-4T, bitnet_b1_58-large, bitnet_b1_58-3B or tiny")
     p.add_argument("--dtype", default="float32", help=f"one of {', '.join(DTYPES)}")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads (default: torch's)")
     p.add_argument("--prompt", default=None, help="prompt text (needs a tokenizer in --model)")
-    p.add_argument("--prompt-tokens", type=int, default=None,
+    p.add_argument("--prompt-tokens", type=positive_int, default=None,
                    help="synthesize N prompt ids instead (default 32 without --prompt)")
-    p.add_argument("--gen-tokens", type=int, default=DEFAULT_GEN_TOKENS,
+    p.add_argument("--gen-tokens", type=positive_int, default=DEFAULT_GEN_TOKENS,
                    help="decode steps = tokens generated and timed")
-    p.add_argument("--warmup", type=int, default=1, help="unrecorded warm-up runs first")
+    p.add_argument("--warmup", type=non_negative_int, default=1,
+                   help="unrecorded warm-up runs first")
     p.add_argument("--lang", default="zh", help="report language: zh or en")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="profile JSON (default: reports/<model>.profile.json)")
     p.add_argument("--report", type=Path, default=None,
                    help="Markdown report (default: <model>.<lang>.md beside the JSON); PNGs "
                    "beside it")
-    p.add_argument("--reference-mhz", type=float, default=None,
+    p.add_argument("--reference-mhz", type=positive_float, default=None,
                    help="clock that normalized times refer to (default 3000, as the seed)")
     p.add_argument("--no-roofline", action="store_true",
                    help="skip measuring the host's GEMM and bandwidth peaks")
     p.add_argument("--no-plots", action="store_true", help="write no PNGs")
-    p.add_argument("--memory-interval", type=float, default=0.25,
+    p.add_argument("--memory-interval", type=positive_float, default=0.25,
                    help="seconds between memory samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(run=run)
@@ -74,13 +77,22 @@ def stem_of(opts: RunOptions) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "model"
 
 
-def output_paths(args: argparse.Namespace, opts: RunOptions) -> tuple[Path, Path]:
+def output_paths(args: argparse.Namespace, opts: RunOptions, out: Outputs | None = None
+                 ) -> tuple[Path, Path]:
+    """The profile JSON, the report and (unless --no-plots) its plots, claimed in ``out``."""
+    from dse.report.profile_plots import plot_names
+
+    out = out or Outputs()
     stem = stem_of(opts)
     json_path = args.output or REPORTS_DIR / f"{stem}.profile.json"
     # Without --report the report (and its plots) go beside the JSON: -o DIR/x.json puts
     # them in DIR, not under a reports/ folder of the current directory.
     report = args.report or json_path.parent / f"{stem}.{args.lang}.md"
-    return check_parent(json_path, "profile"), check_parent(report, "report")
+    json_path, report = out.claim(json_path, "profile"), out.claim(report, "report")
+    if not args.no_plots:
+        for name in plot_names(report.stem).values():
+            out.claim(report.parent / name, "plot")
+    return json_path, report
 
 
 #: Packages of the ``[profile]`` extra that ``dse profile`` imports.
@@ -108,11 +120,12 @@ def run(args: argparse.Namespace) -> int:
         raise DseError(f"--reference-mhz: expected a clock > 0, got {args.reference_mhz}")
     opts = options_from_args(args)
     source = check_options(opts)
-    json_path, report_path = output_paths(args, opts)
+    out = Outputs([args.model])
+    json_path, report_path = output_paths(args, opts, out)
     require_profile_extra()
 
     from dse.profile.assemble import build_profile
-    from dse.profile.format import profile_to_json
+    from dse.profile.format import profile_from_dict, profile_to_dict, profile_to_json
     from dse.profile.runner import run as run_model
     from dse.profile.system import measure_roofline, system_info
     from dse.report.profile_md import render_profile_report
@@ -121,14 +134,17 @@ def run(args: argparse.Namespace) -> int:
     roofline = None if args.no_roofline else measure_roofline(data.threads)
     profile = build_profile(data, system_info(data.threads, reference, roofline),
                             lang=args.lang)
-    atomic_write_text(json_path, profile_to_json(profile) + "\n", "profile")
+    # What dse writes, dse must read back: the profile passes the loader's schema first.
+    profile = profile_from_dict(profile_to_dict(profile), str(json_path))
+    out.add(json_path, profile_to_json(profile) + "\n", "profile")
     plots: dict[str, str] = {}
     if not args.no_plots:
         from dse.report.profile_plots import write_profile_plots
 
-        plots = write_profile_plots(profile, report_path.parent, report_path.stem)
-    atomic_write_text(report_path, render_profile_report(profile, args.lang, plots=plots),
-                      "report")
+        plots = write_profile_plots(profile, report_path.parent, report_path.stem,
+                                    write=out.add)
+    out.add(report_path, render_profile_report(profile, args.lang, plots=plots), "report")
+    out.commit()
     print(summary(profile, data.model_bytes, json_path, report_path))
     return 0
 

@@ -9,12 +9,12 @@ printed as INFEASIBLE with the reason and the command exits 0.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
+from dse.commands.common import calibration_input, positive_int, profile_inputs
 from dse.errors import DseError
-from dse.io import atomic_write_text, check_parent
+from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
 from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
@@ -45,10 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="baseline view: CPU = the board's PS, or the profiled host")
     p.add_argument("--phase", choices=PHASES, default="decode",
                    help="decode (one token, M=1) or prefill (M = --prompt-tokens)")
-    p.add_argument("--prompt-tokens", type=int, default=None,
+    p.add_argument("--prompt-tokens", type=positive_int, default=None,
                    help=f"prompt length, the prefill M (default: the profile's, else "
                    f"{DEFAULT_PROMPT_TOKENS})")
-    p.add_argument("--context-tokens", type=int, default=None,
+    p.add_argument("--context-tokens", type=positive_int, default=None,
                    help=f"tokens of context held in the KV cache (default: prompt + "
                    f"{DEFAULT_GEN_TOKENS})")
     p.add_argument("--runtime", default=None,
@@ -56,9 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "plan's, else native)")
     p.add_argument("--kv-dtype", default="fp16", help="KV-cache element type: fp32, bf16, "
                    "fp16 or int8")
-    p.add_argument("--sequences", type=int, default=1,
+    p.add_argument("--sequences", type=positive_int, default=1,
                    help="independent sequences sharing each weight pass (batched decode)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
@@ -106,8 +106,10 @@ def _load_workload(path: Path | None) -> tuple[Workload, str]:
 
 def run(args: argparse.Namespace) -> int:
     board = resolve_board(args.board)
+    out = Outputs([*profile_inputs(args.profile), args.plan, board.path or None,
+                   calibration_input(board, args.calibration)])
     if args.json:
-        check_parent(args.json, "JSON")
+        out.claim(args.json, "JSON")
     wl, source = _load_workload(args.profile)
     plan = load_plan(args.plan, wl)
     if args.runtime is not None:
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         data = projection_to_dict(proj, board)
         data["profile"] = source
         data["plan_file"] = str(args.plan)
-        atomic_write_text(args.json, json.dumps(data, indent=1, allow_nan=False) + "\n", "JSON")
+        out.add(args.json, json_text(data, "projection JSON"), "JSON")
+        out.commit()
         print(f"projection written to {args.json}")
     return 0
 

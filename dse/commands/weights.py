@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from dse.commands.common import positive_int
 from dse.errors import DseError
 from dse.model.packing import PACKINGS
 from dse.report.table import text_table
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ip = wsub.add_parser("inspect", help="per-layer shape, zero fraction, scale and bytes per "
                          "packing scheme of an HF BitNet checkpoint dir or a .gguf file")
     ip.add_argument("path", metavar="PATH", help="HF checkpoint directory or .gguf file")
-    ip.add_argument("--limit", type=int, default=None, metavar="N",
+    ip.add_argument("--limit", type=positive_int, default=None, metavar="N",
                     help="inspect only the first N ternary layers")
     ip.set_defaults(run=run_inspect)
 

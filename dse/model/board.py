@@ -7,27 +7,19 @@ errors are one line naming the file, the dotted field path and what was expected
 
 from __future__ import annotations
 
-import difflib
-import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from dse.errors import DseError, located
-from dse.io import read_text
-
-PosInt = Annotated[int, Field(gt=0, strict=True)]
-NonNegInt = Annotated[int, Field(ge=0, strict=True)]
-# strict: a YAML ``true`` must not pass as 1.0 (ints are still accepted as floats).
-PosFloat = Annotated[float, Field(gt=0, strict=True)]
-NonNegFloat = Annotated[float, Field(ge=0, strict=True)]
-Fraction = Annotated[float, Field(gt=0, le=1, strict=True)]
+from dse.io import load_yaml
+from dse.schema import STRICT, FiniteFloat, Fraction, NonNegFloat, NonNegInt, PosFloat, PosInt
+from dse.schema import validate as validate_schema
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class PLResources(_Strict):
@@ -124,7 +116,7 @@ class Board(_Strict):
     link: Link
     caps: Caps = Caps()
     power: Power | None = None
-    cost_overrides: dict[str, float] = Field(default_factory=dict)
+    cost_overrides: dict[str, FiniteFloat] = Field(default_factory=dict)
     sources: list[Source] = Field(min_length=1)
     notes: str = ""
     #: A calibration file the user chose for this board (relative to the board file); applied
@@ -143,73 +135,6 @@ class Board(_Strict):
         return Path(self.path).stem if self.path else self.name.lower().replace(" ", "-")
 
 
-_EXPECTED = {
-    "greater_than": "a value > {gt}",
-    "greater_than_equal": "a value >= {ge}",
-    "less_than_equal": "a value <= {le}",
-}
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The schema model that holds the mapping at ``loc`` (list indices skipped), if any."""
-    model: type[BaseModel] = Board
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        ann = field.annotation
-        if typing.get_origin(ann) is list and typing.get_args(ann):
-            ann = typing.get_args(ann)[0]
-        elif typing.get_args(ann):  # Optional[Model]: the model
-            ann = next((a for a in typing.get_args(ann) if isinstance(a, type)
-                        and issubclass(a, BaseModel)), ann)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return model
-
-
-def _unknown_key(loc: tuple) -> str:
-    """'one of a, b, c (unknown key; did you mean 'b'?)' for an extra key at ``loc``."""
-    model = _model_at(loc[:-1])
-    if model is None:
-        return "no such field (unknown key)"
-    allowed = [k for k, f in model.model_fields.items() if not f.exclude]
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"one of {', '.join(allowed)} (unknown key{hint})"
-
-
-def _describe(err: dict) -> str:
-    """Turn one pydantic error into 'expected ...' text a person can act on."""
-    kind = err["type"]
-    ctx = err.get("ctx", {})
-    if kind == "missing":
-        return "a value (field is missing)"
-    if kind == "extra_forbidden":
-        return _unknown_key(tuple(err["loc"]))
-    if kind == "string_too_short":
-        n = ctx.get("min_length", 1)
-        return "a non-empty string" if n == 1 else f"a string of at least {n} characters"
-    if kind in _EXPECTED:
-        return _EXPECTED[kind].format(**ctx)
-    if kind.startswith("int"):
-        return "an integer"
-    if kind.startswith("float"):
-        return "a number"
-    if kind.startswith("string"):
-        return "a string" if kind == "string_type" else err["msg"].lower()
-    if kind == "literal_error":
-        return f"one of {ctx.get('expected')}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return "a mapping"
-    if kind in ("list_type", "too_short"):
-        return "a non-empty list" if kind == "too_short" else "a list"
-    return err["msg"].lower()
-
-
 def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
     """Validate a parsed YAML mapping as a Board, raising a one-line DseError on the first fault."""
     if not isinstance(data, dict):
@@ -217,33 +142,23 @@ def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
                  bool: "a boolean"}
         got = "an empty document" if data is None else kinds.get(type(data), type(data).__name__)
         raise DseError(f"{path}: expected a YAML mapping of board fields, got {got}")
-    try:
-        board = Board.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        got = err.get("input") if err["type"] not in ("missing", "extra_forbidden") else None
-        if isinstance(got, dict):
-            got = None
-        raise located(path, field, _describe(err), got) from None
+    board = validate_schema(Board, data, path)
     if board.clock.max_mhz < board.clock.typical_mhz:
         raise located(path, "clock.max_mhz", f">= clock.typical_mhz ({board.clock.typical_mhz})",
                       board.clock.max_mhz)
+    from dse.model.constants import DEFAULT_CONSTANTS
+
+    try:
+        DEFAULT_CONSTANTS.with_overrides(board.cost_overrides)
+    except DseError as exc:
+        raise DseError(f"{path}: {exc}") from None
     return board.model_copy(update={"path": str(path)})
 
 
 def load_board(path: str | Path) -> Board:
     """Read and validate one board YAML (safe loader only)."""
     p = Path(path)
-    text = read_text(p, "board")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "document"
-        problem = getattr(exc, "problem", exc)
-        raise DseError(f"{p}: {where}: expected valid YAML ({problem})") from None
-    return board_from_mapping(data, p)
+    return board_from_mapping(load_yaml(p, "board"), p)
 
 
 def boards_dir() -> Path:

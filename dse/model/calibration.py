@@ -18,6 +18,7 @@ Free parameters and where they act:
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -201,9 +202,13 @@ def calibration_from_dict(data: Any, path: str, sha256: str = "") -> Calibration
     for key in ("board", "backend", "created", "parameters"):
         if key not in data:
             raise located(path, key, "a value (field is missing)")
-    for key in ("board", "backend", "created"):
+    for key in ("board", "backend"):
         if not isinstance(data[key], str) or not data[key].strip():
             raise located(path, key, "a non-empty string", data[key])
+    if isinstance(data["created"], datetime.date):  # YAML reads an unquoted date as one
+        data = {**data, "created": data["created"].isoformat()}
+    if not isinstance(data["created"], str) or not data["created"].strip():
+        raise located(path, "created", "a date or time (ISO 8601)", data["created"])
     params = {}
     if not isinstance(data["parameters"], dict) or not data["parameters"]:
         raise located(path, "parameters", "a mapping of parameter name to {value, stderr}",
@@ -245,13 +250,13 @@ def load_calibration(path: str | Path) -> Calibration:
     return calibration_from_dict(data, str(p), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
-def resolve_calibration(board: Board, option: str | None) -> Calibration | None:
-    """The calibration the user named: ``--calibration FILE``, else the board file's
-    ``calibration:`` field (relative to the board file), else none. ``none`` ignores both."""
+def calibration_file(board: Board, option: str | None) -> Path | None:
+    """The calibration file the user named: ``--calibration FILE``, else the board file's
+    ``calibration:`` field (relative to the board file), else none; ``none`` ignores both."""
     if option == "none":
         return None
     if option is not None:
-        return load_calibration(option)
+        return Path(option)
     named = getattr(board, "calibration", None)
     if not named:
         return None
@@ -260,4 +265,10 @@ def resolve_calibration(board: Board, option: str | None) -> Calibration | None:
     if not target.exists():
         raise DseError(f"{board.path or board.name}: calibration: expected an existing "
                        f"calibration file (relative to the board file), {target} does not exist")
-    return load_calibration(target)
+    return target
+
+
+def resolve_calibration(board: Board, option: str | None) -> Calibration | None:
+    """The calibration :func:`calibration_file` names, loaded (None: none named)."""
+    path = calibration_file(board, option)
+    return None if path is None else load_calibration(path)

@@ -7,6 +7,7 @@ why each default has the value it has.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
@@ -40,6 +41,10 @@ class CostConstants:
     glue_lut: float = 4700.0
     glue_ff: float = 6100.0
     glue_bram36: float = 1.0
+    # -- the attention unit (a what-if: DSP MACs reading the KV cache) -------------------------
+    attn_lut_fixed: float = 3000.0
+    attn_ff_fixed: float = 4000.0
+    attn_bram36: float = 8.0
     # -- timing ----------------------------------------------------------------------------
     pipeline_latency_cycles: float = 10.0
     dma_setup_us: float = 0.0
@@ -112,6 +117,10 @@ class CostConstants:
         "(hardware/reports/ecp5-85k.txt: 4,663 LUT, 6,116 FF, 1 DP16KD); not synthesized for "
         "UltraScale+ here",
         "glue_ff": "as glue_lut",
+        "attn_lut_fixed": "estimate: control, softmax (exp LUT, running max and sum) and the "
+        "KV-stream DMA of an attention unit; per MAC it costs as the dense head unit's MACs",
+        "attn_ff_fixed": "as attn_lut_fixed",
+        "attn_bram36": "estimate: score and probability buffers for one head's context",
         "glue_bram36": "as glue_lut (one block RAM for the running maxima)",
         "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL: the engine "
         "template's pipeline.latency_cycles (overlays/ternary_gemv.yaml, = the RTL's "
@@ -180,20 +189,37 @@ class CostConstants:
         "mm2s_efficiency": "AMD PG021: MM2S 99.8% of stream rate",
     }
 
+    #: Constants the model divides by (a rate, an efficiency) or scales a CPU time by: > 0.
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({
+        "cache_maint_bytes_per_s", "host_gemm_efficiency", "ps_ipc_ratio", "s2mm_efficiency",
+        "mm2s_efficiency"})
+    #: Efficiencies: a fraction of a peak, at most 1.
+    FRACTIONS: ClassVar[frozenset[str]] = frozenset({
+        "host_gemm_efficiency", "s2mm_efficiency", "mm2s_efficiency"})
+    #: Sanity ceiling of any constant (as ``dse.schema.MAX_QUANTITY``): no product overflows.
+    MAX_VALUE: ClassVar[float] = 1e15
+
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 
     def with_overrides(self, overrides: dict[str, float], where: str = "cost_overrides"
                        ) -> CostConstants:
-        """Apply ``name: value`` overrides, rejecting unknown names and negative values."""
+        """Apply ``name: value`` overrides, rejecting unknown names and values out of range
+        (non-finite, negative, zero where the model divides by it, an efficiency above 1)."""
         known = set(self.names())
         for name, value in overrides.items():
             if name not in known:
                 raise DseError(f"{where}.{name}: expected one of the cost-model constants "
                                f"({', '.join(sorted(known))})")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise DseError(f"{where}.{name}: expected a number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value)):
+                raise DseError(f"{where}.{name}: expected a finite number, got {value!r}")
+            low = "> 0" if name in self.POSITIVE else ">= 0"
+            high = 1.0 if name in self.FRACTIONS else self.MAX_VALUE
+            if value < 0 or (name in self.POSITIVE and value == 0) or value > high:
+                raise DseError(f"{where}.{name}: expected a number {low} and <= {high:g}, "
+                               f"got {value!r}")
         return replace(self, **{k: float(v) for k, v in overrides.items()})
 
 

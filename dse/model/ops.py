@@ -182,4 +182,4 @@ COMPONENT = {"embed": "norms_quant_rope_residual", "rmsnorm": "norms_quant_rope_
              "residual": "norms_quant_rope_residual", "kv_write": "attention",
              "attn_score": "attention", "softmax": "attention", "attn_v": "attention",
              "act": "elementwise", "gate_mul": "elementwise", "sample": "sampling",
-             "glue": "elementwise"}
+             "glue": "elementwise", "attention": "attention"}

@@ -17,6 +17,7 @@ silently project a plan offloading less than intended.
     head_top_k: 256                              # optional: an offloaded head without a dense
                                                  # unit runs two-stage, rescoring this many
     glue: {passes: 2, cycles_per_elem: 1}        # optional: an FFN glue unit in the PL
+    attention: {macs_per_clock: 64}              # optional: an attention unit in the PL
 """
 
 from __future__ import annotations
@@ -26,17 +27,16 @@ from dataclasses import MISSING, fields
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-import yaml
-
-from dse.errors import DseError, located
-from dse.io import read_text
+from dse.errors import located
+from dse.io import load_yaml
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
-from dse.model.project import GlueUnit, Plan
+from dse.model.project import AttentionUnit, GlueUnit, Plan
 from dse.model.workload import Layer, Workload
+from dse.schema import MAX_COUNT, MAX_QUANTITY
 
 TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
-            "glue")
+            "glue", "attention")
 #: Engine fields a plan may set (buildable/build_note are the engine template's to say).
 ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign)
                     if f.name not in ("buildable", "build_note"))
@@ -44,6 +44,11 @@ _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
                          if f.default is MISSING and f.default_factory is MISSING)
 #: Integer engine fields that may be 0; EngineDesign.validate checks the >= 1 ones.
 _NON_NEG_INT = ("resident_bytes", "head_macs")
+#: More engines than any part has DMA channels and HP-port shares for (a ZU19EG has 4 HP
+#: ports); the cost model sums engines one by one, so an absurd count must stop here.
+MAX_ENGINES = 4096
+#: Integer engine fields (checked here for type and the sanity ceiling ``MAX_COUNT``).
+_INT_FIELDS = ("pe", "simd", "engines", "vectors", "stream_bits", "max_k", *_NON_NEG_INT)
 
 
 def _is_int(v: object) -> bool:
@@ -62,13 +67,21 @@ def _engine(data: object, path: str, widest: Layer | None) -> EngineDesign:
     for name in _REQUIRED_ENGINE:
         if name not in data:
             raise located(path, f"engine.{name}", "a value (field is missing)")
-    for name in _NON_NEG_INT:
-        if name in data and not (_is_int(data[name]) and data[name] >= 0):
-            raise located(path, f"engine.{name}", "an integer >= 0", data[name])
+    for name in _INT_FIELDS:
+        low = 0 if name in _NON_NEG_INT else 1
+        if name in data and not (_is_int(data[name]) and data[name] >= low):
+            raise located(path, f"engine.{name}", f"an integer >= {low}", data[name])
+        if name in data and data[name] > MAX_COUNT:
+            raise located(path, f"engine.{name}", "an integer <= 2**53", data[name])
+    if _is_int(data.get("engines")) and data["engines"] > MAX_ENGINES:
+        raise located(path, "engine.engines", f"an integer <= {MAX_ENGINES}", data["engines"])
+    if "packing" in data and not isinstance(data["packing"], str):
+        raise located(path, "engine.packing", "a packing name (a string)", data["packing"])
     kwargs = dict(data)
     clock = kwargs.get("clock_mhz", 250.0)
-    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not math.isfinite(clock):
-        raise located(path, "engine.clock_mhz", "a number > 0", clock)
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
+            math.isfinite(clock) and 0 < clock <= MAX_QUANTITY):
+        raise located(path, "engine.clock_mhz", "a finite number > 0", clock)
     head = kwargs.get("head")
     if isinstance(head, str) and head.lower() == "none":
         kwargs["head"] = None
@@ -145,8 +158,16 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
     glue = _glue(data.get("glue"), path)
+    attention = data.get("attention")
+    if attention is not None:
+        if not isinstance(attention, dict) or sorted(attention) not in ([], ["macs_per_clock"]):
+            raise located(path, "attention", "a mapping {macs_per_clock} or null", attention)
+        macs = attention.get("macs_per_clock", 64)
+        if not _is_int(macs) or not 1 <= macs <= 4096:
+            raise located(path, "attention.macs_per_clock", "an integer from 1 to 4096", macs)
+        attention = AttentionUnit(macs)
     return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
-                top_k, glue)
+                top_k, glue, attention)
 
 
 def _glue(data: object, path: str) -> GlueUnit | None:
@@ -172,12 +193,4 @@ def _glue(data: object, path: str) -> GlueUnit | None:
 def load_plan(path: str | Path, wl: Workload) -> Plan:
     """Read a plan YAML (safe loader only) and validate it against ``wl``."""
     p = Path(path)
-    text = read_text(p, "plan")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "document"
-        raise DseError(f"{p}: {where}: expected valid YAML "
-                       f"({getattr(exc, 'problem', exc)})") from None
-    return plan_from_mapping(data, wl, p)
+    return plan_from_mapping(load_yaml(p, "plan"), wl, p)

@@ -77,6 +77,40 @@ def glue_resources(c: CostConstants) -> Resources:
     return Resources(lut=c.glue_lut, ff=c.glue_ff, bram36=c.glue_bram36)
 
 
+#: What an attention unit takes off the PS: scores, softmax and x V over the KV cache.
+ATTENTION_OPS = ("attn_score", "softmax", "attn_v")
+
+
+@dataclass(frozen=True)
+class AttentionUnit:
+    """A PL unit that reads the KV cache from DDR and computes scores, softmax and x V with
+    ``macs_per_clock`` DSP multiply-accumulators at the engine's clock."""
+
+    macs_per_clock: int = 64
+
+
+def attention_work(unit: AttentionUnit, wl: Workload, scenario: Scenario, clock_mhz: float,
+                   board: Board) -> Work:
+    """Per forward: the larger of the KV-cache stream at the PL's DDR rate and the MACs at
+    the unit's rate, per sequence; the PS waits on it."""
+    from dse.model.ops import op_bytes, op_elements
+
+    ops = [op for op in wl.ops if op.kind in ("attn_score", "attn_v")]
+    kvb = kv_bytes(scenario.kv_dtype)
+    macs = sum(op_elements(op, scenario.m, scenario.context_tokens) for op in ops)
+    nbytes = sum(op_bytes(op, scenario.m, scenario.context_tokens, 2.0, kvb).kv_read
+                 for op in ops)
+    t = max(nbytes / board.ddr_bytes_per_s, macs / (unit.macs_per_clock * clock_mhz * 1e6))
+    t *= scenario.sequences
+    return Work(t, t, nbytes * scenario.sequences, t)
+
+
+def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:
+    return Resources(lut=c.attn_lut_fixed + unit.macs_per_clock * c.head_lut_per_mac,
+                     ff=c.attn_ff_fixed + unit.macs_per_clock * c.head_ff_per_mac,
+                     bram36=c.attn_bram36, dsp=unit.macs_per_clock)
+
+
 @dataclass(frozen=True)
 class Plan:
     """An engine design and the layers it runs; ``resident`` layers keep weights on chip;
@@ -94,6 +128,8 @@ class Plan:
     head_top_k: int = 256
     #: The FFN glue unit in the PL, if the plan has one.
     glue: GlueUnit | None = None
+    #: The attention unit in the PL, if the plan has one.
+    attention: AttentionUnit | None = None
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -105,6 +141,8 @@ class Plan:
             out.append(f"head:two-stage top-{self.head_top_k}")
         if self.glue is not None:
             out.append(f"glue:{self.glue.passes}x{self.glue.cycles_per_elem:g}")
+        if self.attention is not None:
+            out.append(f"attention:{self.attention.macs_per_clock}mac")
         return tuple(out)
 
 
@@ -513,6 +551,10 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         if plan.glue is not None and op.role in GLUE_OPS:
             op = OpProjection(op.role, op.kind, op.count, "pl", 0.0, "pl",
                               msg("basis.in_glue", "in the FFN glue unit"), op.component)
+        elif plan.attention is not None and op.kind in ATTENTION_OPS:
+            op = OpProjection(op.role, op.kind, op.count, "pl", 0.0, "pl",
+                              msg("basis.in_attention", "in the attention unit"),
+                              op.component)
         elif op.kind == "quant":
             frac = quant_fraction(wl, plan, op, off)
             w = op.work
@@ -538,6 +580,15 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         if not ffn <= off:
             infeasible.append(msg("infeasible.glue", "the FFN glue unit needs gate_proj, "
                                   "up_proj and down_proj of every layer on the engines"))
+    if plan.attention is not None:
+        aw = attention_work(plan.attention, wl, scenario, design.clock_mhz, board)
+        ops.append(OpProjection("attention_unit", "attention", wl.config.layers, "pl",
+                                aw.time_s * 1e3, "pl",
+                                msg("basis.attention", "PL attention unit: {macs} MACs/clock "
+                                    "at {mhz:g} MHz, KV cache streamed at {gbs:.2f} GB/s",
+                                    macs=plan.attention.macs_per_clock, mhz=design.clock_mhz,
+                                    gbs=board.ddr_bytes_per_s / 1e9), "attention", aw))
+        comp["attention"] += aw.time_s * 1e3
     fpga_ms = sum(call.time_s for call in calls.values()) * 1e3
     cpu_lin = sum(r.time_ms for r in rows if r.placement == "cpu")
     stage2_ms = sum(w.time_s for _, w in rescore) * 1e3
@@ -552,6 +603,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     res = engine_resources(design, board, c) if offloaded else Resources()
     if plan.glue is not None:
         res = res + glue_resources(c)
+    if plan.attention is not None:
+        res = res + attention_resources(plan.attention, c)
     infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     if offloaded and (err := link_limit_error(design, board)) is not None:
         infeasible.append(msg("infeasible.link", "{what}", what=err))

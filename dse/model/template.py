@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.errors import located
-from dse.io import read_yaml
+from dse.io import load_yaml
 
 #: The shipped template: overlays/ in a checkout, else the copy packaged in dse/data.
 _REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "overlays" / "ternary_gemv.yaml"
@@ -339,7 +339,7 @@ def mark_buildable(t: EngineTemplate, design, board):
 
 def load_template(path: str | Path) -> EngineTemplate:
     """Read and validate a template YAML (safe loader only)."""
-    return template_from_mapping(read_yaml(path, "engine template"), path)
+    return template_from_mapping(load_yaml(path, "engine template"), path)
 
 
 def shipped_template_path() -> Path:

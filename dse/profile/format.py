@@ -8,15 +8,18 @@ the memory timeline and where it all came from. Values the source did not hold a
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from dse.errors import DseError, located
-from dse.io import read_text
+from pydantic import Field, with_config
+
+from dse.errors import located
+from dse.io import json_text, load_json
+from dse.schema import STRICT, FiniteFloat, NonNegFloat, NonNegInt, PosFloat, PosInt
+from dse.schema import validate as validate_schema
 
 FORMAT_VERSION = 1
 
@@ -27,29 +30,35 @@ PHASES = ("tokenizer_load", "model_load", "encode", "prefill", "decode", "detoke
 LINEAR_ROLES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
                 "lm_head")
 
+#: A tensor shape: at least one dimension, each >= 1.
+Shape = Annotated[tuple[PosInt, ...], Field(min_length=1)]
+Name = Annotated[str, Field(min_length=1)]
 
+
+@with_config(STRICT)
 @dataclass(frozen=True)
 class HostRoofline:
     """Measured peaks of the profiling host, used to scale host times to another CPU."""
 
-    peak_fp32_gflops: float | None = None
-    peak_bf16_gflops: float | None = None
-    memory_bandwidth_gb_s: float | None = None
+    peak_fp32_gflops: PosFloat | None = None
+    peak_bf16_gflops: PosFloat | None = None
+    memory_bandwidth_gb_s: PosFloat | None = None
     method: str = ""
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class SystemInfo:
     """The host the profile was measured on."""
 
     cpu_model: str
     arch: str = ""
-    physical_cores: int | None = None
-    logical_cores: int | None = None
-    torch_threads: int | None = None
-    base_mhz: float | None = None
-    current_mhz: float | None = None
-    reference_mhz: float | None = None
+    physical_cores: PosInt | None = None
+    logical_cores: PosInt | None = None
+    torch_threads: PosInt | None = None
+    base_mhz: PosFloat | None = None
+    current_mhz: PosFloat | None = None
+    reference_mhz: PosFloat | None = None
     roofline: HostRoofline = field(default_factory=HostRoofline)
 
     @property
@@ -60,16 +69,19 @@ class SystemInfo:
         return 1.0
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class Phase:
     """One phase of the run (see ``PHASES``)."""
 
-    name: str
-    ms: float
-    normalized_ms: float | None = None
-    mem_delta_mb: float | None = None
+    name: Literal[PHASES]  # type: ignore[valid-type]
+    ms: NonNegFloat
+    normalized_ms: NonNegFloat | None = None
+    #: Memory freed during a phase makes this negative.
+    mem_delta_mb: FiniteFloat | None = None
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class Outlier:
     """A module whose time is far above its same-role siblings.
@@ -78,30 +90,32 @@ class Outlier:
     stages use ``steady_total_ms`` (the siblings' median) instead of the measured total.
     """
 
-    kind: str
-    ratio: float
-    steady_total_ms: float
-    excess_ms: float
+    kind: Name
+    ratio: NonNegFloat
+    steady_total_ms: NonNegFloat
+    excess_ms: FiniteFloat
     reason: str
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class ModuleRecord:
     """One module's measurements, summed over all its calls."""
 
-    name: str
-    module_type: str
+    name: Name
+    module_type: Name
     role: str
-    layer_index: int | None
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    params: int | None
-    calls: int
-    total_ms: float
-    prefill_ms: float | None = None
-    decode_ms: float | None = None
-    prefill_calls: int | None = None
-    decode_calls: int | None = None
+    layer_index: NonNegInt | None
+    input_shape: Shape
+    output_shape: Shape
+    params: NonNegInt | None
+    #: Modules never called are not recorded: every record has at least one call.
+    calls: PosInt
+    total_ms: NonNegFloat
+    prefill_ms: NonNegFloat | None = None
+    decode_ms: NonNegFloat | None = None
+    prefill_calls: NonNegInt | None = None
+    decode_calls: NonNegInt | None = None
     outlier: Outlier | None = None
 
     @property
@@ -122,29 +136,33 @@ class ModuleRecord:
         return self.module_type == "Linear"
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class Token:
     """One generated token and the time its decode step took."""
 
-    index: int
-    token_id: int | None
+    index: NonNegInt
+    token_id: NonNegInt | None
     text: str
-    ms: float
-    normalized_ms: float | None = None
-    mem_mb: float | None = None
+    #: A decode step always takes time (the workload divides by the mean token time).
+    ms: PosFloat
+    normalized_ms: NonNegFloat | None = None
+    mem_mb: NonNegFloat | None = None
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class MemorySample:
     """One point of the memory timeline (process and system, MB = 2**20 bytes)."""
 
-    t_s: float
-    rss_mb: float
-    vms_mb: float | None = None
-    sys_used_mb: float | None = None
-    sys_total_mb: float | None = None
+    t_s: NonNegFloat
+    rss_mb: NonNegFloat
+    vms_mb: NonNegFloat | None = None
+    sys_used_mb: NonNegFloat | None = None
+    sys_total_mb: NonNegFloat | None = None
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class Provenance:
     """What produced the profile, from what, when, with which versions."""
@@ -156,28 +174,29 @@ class Provenance:
     notes: tuple[str, ...] = ()
 
 
+@with_config(STRICT)
 @dataclass(frozen=True)
 class Profile:
     """A model's measured run on one host."""
 
-    model: str
-    dtype: str
+    model: Name
+    dtype: Name
     system: SystemInfo
     phases: tuple[Phase, ...]
     modules: tuple[ModuleRecord, ...]
     tokens: tuple[Token, ...]
     memory: tuple[MemorySample, ...]
     provenance: Provenance
-    prompt_tokens: int | None = None
-    peak_memory_mb: float | None = None
+    prompt_tokens: PosInt | None = None
+    peak_memory_mb: NonNegFloat | None = None
     #: When the run was measured, as the source wrote it (the seed's 生成时间); ``None`` if
     #: unknown. Distinct from ``provenance.created``, which is when this Profile was made.
     measured_at: str | None = None
-    report_lang: str = "zh"
+    report_lang: Literal["zh", "en"] = "zh"
     #: The model's transformers config fields (hidden_size, num_attention_heads, ...), which
     #: the operator list is built from; ``None`` when the source had none (the seed import).
     model_config: dict[str, Any] | None = None
-    format: int = FORMAT_VERSION
+    format: Literal[1] = FORMAT_VERSION
 
     # -- views used by the cost model and the reports ---------------------------------------
     @property
@@ -219,97 +238,43 @@ def profile_to_dict(profile: Profile) -> dict[str, Any]:
 
 
 def profile_to_json(profile: Profile) -> str:
-    return json.dumps(profile_to_dict(profile), ensure_ascii=False, indent=1)
-
-
-def _build(cls: type, data: Any, path: str, where: str) -> Any:
-    """Construct dataclass ``cls`` from a JSON mapping, naming the field on any mismatch."""
-    if not isinstance(data, dict):
-        raise located(path, where or "(top level)", f"an object for {cls.__name__}",
-                      type(data).__name__)
-    names = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise located(path, f"{where}.{unknown[0]}".lstrip("."), "no such field (unknown key)")
-    kwargs: dict[str, Any] = {}
-    for name, f in names.items():
-        sub = f"{where}.{name}".lstrip(".")
-        if name not in data:
-            if f.default is not MISSING or f.default_factory is not MISSING:
-                continue
-            raise located(path, sub, "a value (field is missing)")
-        kwargs[name] = data[name]
-    return cls(**kwargs)
-
-
-_NESTED = {
-    "system": SystemInfo,
-    "provenance": Provenance,
-}
-
-
-def _num(path: str, where: str, value: Any, *, allow_none: bool = True) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise located(path, where, "a number", value)
-    if not math.isfinite(value) or value < 0:
-        raise located(path, where, "a finite number >= 0", value)
-    return float(value)
+    return json_text(profile_to_dict(profile), "profile").rstrip("\n")
 
 
 def profile_from_dict(data: Any, path: str = "<profile>") -> Profile:
-    """Validate and build a Profile from its JSON form."""
+    """Validate and build a Profile from its JSON form (every field typed, finite, in range)."""
     if not isinstance(data, dict):
         raise located(path, "", "a JSON object holding a dse profile", type(data).__name__)
     fmt = data.get("format")
     if fmt != FORMAT_VERSION:
         raise located(path, "format", f"{FORMAT_VERSION} (a dse profile)", fmt)
-    try:
-        sysd = dict(data["system"])
-        sysd["roofline"] = _build(HostRoofline, sysd.get("roofline", {}), path, "system.roofline")
-        system = _build(SystemInfo, sysd, path, "system")
-        prov = dict(data["provenance"])
-        prov["notes"] = tuple(prov.get("notes", ()))
-        provenance = _build(Provenance, prov, path, "provenance")
-        phases = tuple(_build(Phase, p, path, f"phases.{i}") for i, p in enumerate(data["phases"]))
-        modules = []
-        for i, m in enumerate(data["modules"]):
-            m = dict(m)
-            where = f"modules.{i}"
-            for key in ("input_shape", "output_shape"):
-                shape = m.get(key)
-                if not isinstance(shape, list) or not shape or not all(
-                        isinstance(d, int) and d > 0 for d in shape):
-                    raise located(path, f"{where}.{key}", "a list of positive integers", shape)
-                m[key] = tuple(shape)
-            _num(path, f"{where}.total_ms", m.get("total_ms"), allow_none=False)
-            if m.get("outlier") is not None:
-                m["outlier"] = _build(Outlier, m["outlier"], path, f"{where}.outlier")
-            modules.append(_build(ModuleRecord, m, path, where))
-        tokens = tuple(_build(Token, t, path, f"tokens.{i}") for i, t in enumerate(data["tokens"]))
-        memory = tuple(_build(MemorySample, s, path, f"memory.{i}")
-                       for i, s in enumerate(data["memory"]))
-    except KeyError as exc:
-        raise located(path, str(exc.args[0]), "a value (field is missing)") from None
-    except TypeError as exc:
-        raise located(path, "", f"a dse profile ({exc})") from None
-    rest = {k: v for k, v in data.items()
-            if k not in ("system", "provenance", "phases", "modules", "tokens", "memory")}
-    top = {"system": system, "provenance": provenance, "phases": phases,
-           "modules": tuple(modules), "tokens": tokens, "memory": memory, **rest}
-    return _build(Profile, top, path, "")
+    profile = validate_schema(Profile, data, path)
+    _check_consistent(profile, path)
+    return profile
+
+
+def _check_consistent(profile: Profile, path: str) -> None:
+    """What no single field says: a Linear layer takes time, a split never exceeds its sum."""
+    for i, m in enumerate(profile.modules):
+        where = f"modules.{i}"
+        if m.is_linear and not m.total_ms > 0:
+            raise located(path, f"{where}.total_ms", f"a time > 0 ({m.name} is a Linear layer "
+                          f"called {m.calls} times)", m.total_ms)
+        for part in ("prefill_calls", "decode_calls"):
+            n = getattr(m, part)
+            if n is not None and n > m.calls:
+                raise located(path, f"{where}.{part}", f"at most calls ({m.calls})", n)
+        if m.decode_ms is not None and m.decode_calls == 0 and m.decode_ms > 0:
+            raise located(path, f"{where}.decode_ms", "0 (decode_calls is 0)", m.decode_ms)
+        if m.outlier is not None and m.outlier.steady_total_ms > m.total_ms:
+            raise located(path, f"{where}.outlier.steady_total_ms",
+                          f"at most total_ms ({m.total_ms})", m.outlier.steady_total_ms)
 
 
 def load_profile(path: str | Path) -> Profile:
     """Read a profile JSON file."""
     p = Path(path)
-    text = read_text(p, "profile")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DseError(f"{p}: line {exc.lineno}: expected JSON ({exc.msg})") from None
-    return profile_from_dict(data, str(p))
+    return profile_from_dict(load_json(p, "profile"), str(p))
 
 
 _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")

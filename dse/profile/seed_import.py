@@ -34,6 +34,8 @@ from dse.profile.format import (
     SystemInfo,
     Token,
     layer_index_of,
+    profile_from_dict,
+    profile_to_dict,
     role_of,
 )
 from dse.profile.outliers import flag_warmup_outliers
@@ -91,11 +93,32 @@ def _opt_float(cell: str) -> float | None:
     return None if cell.strip() in _EMPTY else _float(cell)
 
 
-def _int(cell: str) -> int:
+def _time(cell: str) -> float:
+    """A time, size or count: a finite number >= 0 (a negative one is a corrupt report)."""
     value = _float(cell)
-    if value != int(value):
-        raise ValueError("an integer")
+    if value < 0:
+        raise ValueError("a number >= 0")
+    return value
+
+
+def _opt_time(cell: str) -> float | None:
+    return None if cell.strip() in _EMPTY else _time(cell)
+
+
+def _int_at_least(cell: str, low: int) -> int:
+    value = _float(cell)
+    if value != int(value) or value < low:
+        raise ValueError(f"an integer >= {low}")
     return int(value)
+
+
+def _int(cell: str) -> int:
+    return _int_at_least(cell, 0)
+
+
+def _count(cell: str) -> int:
+    """A call count: an integer >= 1 (a recorded module was called)."""
+    return _int_at_least(cell, 1)
 
 
 def _opt_int(cell: str) -> int | None:
@@ -280,8 +303,8 @@ def _phases(doc: _Doc) -> tuple[Phase, ...]:
             raise doc.err(f"line {lineno} ({where})", "each phase once", label)
         found[name] = Phase(
             name=name,
-            ms=_cell(doc, lineno, where, cols[1], _float, cells[1]),
-            normalized_ms=_cell(doc, lineno, where, cols[2], _opt_float, cells[2]),
+            ms=_cell(doc, lineno, where, cols[1], _time, cells[1]),
+            normalized_ms=_cell(doc, lineno, where, cols[2], _opt_time, cells[2]),
             mem_delta_mb=_cell(doc, lineno, where, cols[4], _opt_float, cells[4]),
         )
     if not found:
@@ -312,8 +335,8 @@ def _module(doc: _Doc, lineno: int, cells: tuple[str, ...], where: str) -> Modul
     return ModuleRecord(
         name=name, module_type="Linear", role=role_of(name), layer_index=layer_index_of(name),
         input_shape=in_shape, output_shape=out_shape, params=params,
-        calls=_cell(doc, lineno, where, cols[1], _int, cells[1]),
-        total_ms=_cell(doc, lineno, where, cols[2], _float, cells[2]),
+        calls=_cell(doc, lineno, where, cols[1], _count, cells[1]),
+        total_ms=_cell(doc, lineno, where, cols[2], _time, cells[2]),
     )
 
 
@@ -349,19 +372,39 @@ def _tokens(doc: _Doc) -> tuple[Token, ...]:
         index=_cell(doc, n, where, cols[0], _int, c[0]),
         token_id=_cell(doc, n, where, cols[1], _opt_int, c[1]),
         text=_cell(doc, n, where, cols[2], _code, c[2]),
-        ms=_cell(doc, n, where, cols[3], _float, c[3]),
-        normalized_ms=_cell(doc, n, where, cols[4], _opt_float, c[4]),
-        mem_mb=_cell(doc, n, where, cols[5], _opt_float, c[5]),
+        ms=_cell(doc, n, where, cols[3], _time, c[3]),
+        normalized_ms=_cell(doc, n, where, cols[4], _opt_time, c[4]),
+        mem_mb=_cell(doc, n, where, cols[5], _opt_time, c[5]),
     ) for n, c in rows)
-    stats = _section(doc, "s4.stats", required=False)
-    if stats:
-        count = _field(doc, _fields(doc, stats), "tok.count", _title(doc, "s4.stats"), _int,
-                       required=False)
-        if count is not None and count != len(tokens):
-            raise doc.err(f"section '{where}'",
-                          f"{count} rows ('{doc.label('tok.count')}'; table truncated?)",
-                          f"{len(tokens)} rows")
+    _check_token_count(doc, tokens, where)
     return tokens
+
+
+def _check_token_count(doc: _Doc, tokens: tuple[Token, ...], where: str) -> None:
+    """A token list cut short is caught by any count the report states and by a gap in the
+    token numbers: every '**Generated tokens**: N' line, the '(N tokens)' of the list's
+    fold, and indices running 1, 2, 3 ... without a hole."""
+    counts = []
+    label = doc.label("tok.count")
+    expand = re.compile(re.escape(doc.label("tok.expand")).replace(r"\{n\}", r"(\d+)"))
+    for i, line in enumerate(doc.lines):
+        m = _BOLD_FIELD.match(line)
+        if m and m.group("key").strip() == label:
+            try:
+                counts.append((i + 1, _int(m.group("val"))))
+            except ValueError as exc:
+                raise doc.err(f"line {i + 1} ('{label}')", str(exc), m.group("val")) from None
+        m = expand.search(line)
+        if m:
+            counts.append((i + 1, int(m.group(1))))
+    for lineno, count in counts:
+        if count != len(tokens):
+            raise doc.err(f"section '{where}'", f"{count} rows (line {lineno} says {count} "
+                          f"tokens; table truncated?)", f"{len(tokens)} rows")
+    for want, tok in enumerate(tokens, start=tokens[0].index if tokens else 0):
+        if tok.index != want:
+            raise doc.err(f"section '{where}'", f"token {want} after token {want - 1} (a row "
+                          f"is missing or out of order)", f"token {tok.index}")
 
 
 def _memory(doc: _Doc) -> tuple[MemorySample, ...]:
@@ -369,11 +412,11 @@ def _memory(doc: _Doc) -> tuple[MemorySample, ...]:
     cols = columns("cols.memory", doc.lang)
     rows = _table(doc, _section(doc, "s5"), "cols.memory", where)
     return tuple(MemorySample(
-        t_s=_cell(doc, n, where, cols[0], _float, c[0]),
-        rss_mb=_cell(doc, n, where, cols[1], _float, c[1]),
-        vms_mb=_cell(doc, n, where, cols[2], _opt_float, c[2]),
-        sys_used_mb=_cell(doc, n, where, cols[3], _opt_float, c[3]),
-        sys_total_mb=_cell(doc, n, where, cols[4], _opt_float, c[4]),
+        t_s=_cell(doc, n, where, cols[0], _time, c[0]),
+        rss_mb=_cell(doc, n, where, cols[1], _time, c[1]),
+        vms_mb=_cell(doc, n, where, cols[2], _opt_time, c[2]),
+        sys_used_mb=_cell(doc, n, where, cols[3], _opt_time, c[3]),
+        sys_total_mb=_cell(doc, n, where, cols[4], _opt_time, c[4]),
     ) for n, c in rows)
 
 
@@ -394,7 +437,7 @@ def parse_report(text: str, path: str = "<report>", *, created: str | None = Non
         raise doc.err(f"section '{doc.label('s1')}'", "this heading (section is missing)")
     model, dtype, measured = _header(doc, s1)
     modules = flag_warmup_outliers(_linears(doc))
-    return Profile(
+    profile = Profile(
         model=model, dtype=dtype, system=_system(doc), phases=_phases(doc), modules=modules,
         tokens=_tokens(doc), memory=_memory(doc),
         provenance=Provenance(
@@ -404,6 +447,9 @@ def parse_report(text: str, path: str = "<report>", *, created: str | None = Non
         prompt_tokens=None, peak_memory_mb=_peak_memory(doc), measured_at=measured,
         report_lang=lang,
     )
+    # The net under the cell parsers: what the profile loader would refuse later (a value
+    # out of range, a Linear layer that took no time) is refused now, by the same schema.
+    return profile_from_dict(profile_to_dict(profile), path)
 
 
 def import_report(path: str | Path) -> Profile:

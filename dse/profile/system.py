@@ -121,7 +121,8 @@ def measure_roofline(threads: int) -> HostRoofline:
 
 
 def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 2)
+    """Two decimals; a clock, peak or bandwidth the host reports as 0 is unknown (None)."""
+    return None if x is None or not x > 0 else round(x, 2)
 
 
 def system_info(threads: int, reference_mhz: float = DEFAULT_REFERENCE_MHZ,

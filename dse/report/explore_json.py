@@ -6,11 +6,11 @@ Each plan carries its projections in the same form as ``dse project --json``
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
 from dse import __version__
+from dse.io import json_text
 from dse.report.explore_md import summary_of
 from dse.report.plan_json import _num, projection_to_dict
 from dse.search.explore import ExploreResult, RankedPlan
@@ -62,4 +62,5 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
 
 
 def explore_to_json(result: ExploreResult, profile_source: str) -> str:
-    return json.dumps(explore_to_dict(result, profile_source), ensure_ascii=False, indent=1)
+    """Strict JSON (``dse.io.json_text``: a non-finite number is an error, never ``NaN``)."""
+    return json_text(explore_to_dict(result, profile_source), "explore JSON")

@@ -276,6 +276,13 @@ MESSAGES: dict[str, str] = {
                             "按屋顶线之比从主机移到 {cpu}",
     "basis.unmeasured": "未测量：屋顶线 + 每次调用 {aten} 个 aten 算子，每个 {cycles:g} 个周期",
     "basis.in_glue": "在 FFN 胶合单元中",
+    "basis.in_attention": "在注意力单元中",
+    "basis.attention": "PL 注意力单元：每个时钟 {macs} 次乘加，{mhz:g} MHz，KV 缓存按 "
+                       "{gbs:.2f} GB/s 读取",
+    "why.whatif.attention": "最佳可构建设计加上 FFN 胶合单元和从 DDR 读取 KV 缓存的注意力单元"
+                            "（{macs} 个 DSP 乘加），附带的 overlay 没有这些单元",
+    "why.whatif.glue": "最佳可构建设计加上引擎后的 FFN 胶合单元（激活、门控乘、子归一化、"
+                       "重新量化），附带的 overlay 没有这个单元",
     "basis.glue": "PL 胶合单元：{passes} 遍 × 每个元素 {cpe:g} 个周期，{mhz:g} MHz",
     "infeasible.glue": "FFN 胶合单元需要每层的 gate_proj、up_proj 和 down_proj 都在引擎上",
     "basis.head_rescore": "两级输出头的第二级：从 {vocab} 个分数中取前 {k} 个"

@@ -118,7 +118,7 @@ def _label_points(ax, points: list[CallPoint], gap_px: float = 15.0) -> None:
                                 "shrinkA": 0, "shrinkB": 4})
 
 
-def roofline_plot(result: ExploreResult, path: str | Path) -> Path:
+def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Log-log roofline of the best plan's calls against the engine, DDR and link roofs."""
     import numpy as np
     from matplotlib.figure import Figure
@@ -185,7 +185,7 @@ def roofline_plot(result: ExploreResult, path: str | Path) -> Path:
     fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     fig.draw_without_rendering()  # settle the layout so data -> pixel transforms are final
     _label_points(ax, points)
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
 def plan_lut(plan: RankedPlan) -> float:
@@ -200,7 +200,7 @@ def plan_ddr_gb_s(result: ExploreResult, plan: RankedPlan) -> float:
     return nbytes / (plan.objective_ms * 1e-3) / 1e9 if plan.objective_ms > 0 else 0.0
 
 
-def pareto_plot(result: ExploreResult, path: str | Path) -> Path:
+def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Every evaluated design (grey), the Pareto fronts, and the best and naive plans."""
     from matplotlib.figure import Figure
 
@@ -246,10 +246,10 @@ def pareto_plot(result: ExploreResult, path: str | Path) -> Path:
     keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if "cap" not in lab]
     fig.legend(*zip(*keep, strict=True), fontsize=8.5, loc="outside lower center", ncols=4,
                frameon=False)
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
-def context_plot(result: ExploreResult, path: str | Path) -> Path:
+def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Decode tok/s against context length for the top plans and the CPU-only baselines."""
     from matplotlib.figure import Figure
 
@@ -272,10 +272,10 @@ def context_plot(result: ExploreResult, path: str | Path) -> Path:
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
     ax.set_title(f"{result.board.name}: decode tok/s vs context (KV cache {obj.kv_dtype}, "
                  f"{obj.sequences} sequence(s))", fontsize=10)
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
-def energy_plot(result: ExploreResult, path: str | Path) -> Path:
+def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Decode tok/s against J/token: every evaluated design, its Pareto front, the ranked
     plans and the CPU-only baselines (the board's power model)."""
     from matplotlib.figure import Figure
@@ -308,7 +308,7 @@ def energy_plot(result: ExploreResult, path: str | Path) -> Path:
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
     ax.set_title(f"{result.board.name}: speed vs energy per token", fontsize=10)
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
 _COMPONENT_LABELS = {
@@ -318,7 +318,7 @@ _COMPONENT_LABELS = {
     "handoff": "hand-offs + per-call overhead", "sampling": "sampling"}
 
 
-def breakdown_plot(result: ExploreResult, path: str | Path) -> Path:
+def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Where a decode token goes: stacked bars for the top plans and the best CPU baseline."""
     from matplotlib.figure import Figure
 
@@ -349,7 +349,7 @@ def breakdown_plot(result: ExploreResult, path: str | Path) -> Path:
     ax.legend(fontsize=8.5, loc="upper left", framealpha=0.9)
     ax.set_title(f"{result.board.name}: where a decode token goes "
                  f"({result.objective.context_tokens} tokens of context)", fontsize=10)
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
 _PLOTS = ("breakdown", "roofline", "pareto", "energy", "context")
@@ -360,19 +360,25 @@ def plot_names(stem: str, board_stem: str) -> dict[str, str]:
     return {kind: f"{stem}-{board_stem}-{kind}.png" for kind in _PLOTS}
 
 
-def write_plots(result: ExploreResult, out_dir: str | Path, stem: str) -> dict[str, str]:
-    """Write the plots into ``out_dir``; return {kind: file name}."""
+def write_plots(result: ExploreResult, out_dir: str | Path, stem: str,
+                write=atomic_write_bytes) -> dict[str, str]:
+    """Write the plots into ``out_dir``; return {kind: file name}.
+
+    ``write(path, data, what)`` puts each PNG in place (default: at once; a command passes
+    its ``dse.io.Outputs.add`` to commit them with its other outputs).
+    """
     names = plot_names(stem, result.board.stem)
     out = Path(out_dir)
-    breakdown_plot(result, out / names["breakdown"])
-    roofline_plot(result, out / names["roofline"])
-    pareto_plot(result, out / names["pareto"])
+    breakdown_plot(result, out / names["breakdown"], write)
+    roofline_plot(result, out / names["roofline"], write)
+    pareto_plot(result, out / names["pareto"], write)
     if result.pareto_energy:
-        energy_plot(result, out / names["energy"])
+        energy_plot(result, out / names["energy"], write)
     else:
         names.pop("energy")
     if result.context_curves:
-        context_plot(result, out / names["context"])
+        context_plot(result, out / names["context"], write)
     else:
         names.pop("context")
+    return names
     return names

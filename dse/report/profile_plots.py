@@ -65,7 +65,7 @@ def _render(fig) -> bytes:
     return buf.getvalue()
 
 
-def role_time_plot(profile: Profile, path: str | Path) -> Path:
+def role_time_plot(profile: Profile, path: str | Path, write=atomic_write_bytes) -> Path:
     """Horizontal bars per role: prefill and decode time, ms (all calls of all its modules)."""
     from matplotlib.figure import Figure
 
@@ -87,10 +87,10 @@ def role_time_plot(profile: Profile, path: str | Path) -> Path:
         ax.text(0.5, 0.5, "no per-phase module times in this profile", transform=ax.transAxes,
                 ha="center", va="center")
     ax.legend(fontsize=8, loc="lower right")
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
-def memory_plot(profile: Profile, path: str | Path) -> Path:
+def memory_plot(profile: Profile, path: str | Path, write=atomic_write_bytes) -> Path:
     """Process RSS and system memory in use over the run, with the peak marked."""
     from matplotlib.figure import Figure
 
@@ -112,7 +112,7 @@ def memory_plot(profile: Profile, path: str | Path) -> Path:
     ax.set_title(f"{profile.model} ({profile.dtype}): memory", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return atomic_write_bytes(path, _render(fig), "plot")
+    return write(path, _render(fig), "plot")
 
 
 def plot_names(stem: str) -> dict[str, str]:
@@ -120,12 +120,17 @@ def plot_names(stem: str) -> dict[str, str]:
     return {kind: f"{stem}-{kind}.png" for kind in ("roles", "memory")}
 
 
-def write_profile_plots(profile: Profile, out_dir: str | Path, stem: str) -> dict[str, str]:
-    """Write both plots into ``out_dir``; return {"roles": name, "memory": name}."""
+def write_profile_plots(profile: Profile, out_dir: str | Path, stem: str,
+                        write=atomic_write_bytes) -> dict[str, str]:
+    """Write both plots into ``out_dir``; return {"roles": name, "memory": name}.
+
+    ``write(path, data, what)`` puts each PNG in place (default: at once; a command passes
+    its ``dse.io.Outputs.add`` to commit them with its other outputs).
+    """
     names = plot_names(stem)
     out = Path(out_dir)
-    role_time_plot(profile, out / names["roles"])
-    memory_plot(profile, out / names["memory"])
+    role_time_plot(profile, out / names["roles"], write)
+    memory_plot(profile, out / names["memory"], write)
     return names
 
 

@@ -17,13 +17,14 @@ from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.msg import Msg, msg
-from dse.model.project import CostContext, Plan, Projection, Scenario, project
+from dse.model.project import AttentionUnit, CostContext, Plan, Projection, Scenario, project
 from dse.search.optimize import (
     DesignEval,
     Objective,
     Prepared,
     Solution,
     evaluate_design,
+    glue_options,
     prepare,
     projection_units,
     solve_plan,
@@ -316,9 +317,10 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     # What-ifs: the best buildable design with what the overlay lacks (never ranked first).
     if best_s.plan.design.buildable:
         for label, design, why in what_if_designs(best_s.plan.design, board):
-            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime)
+            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime, glue=False)
             if s.plan.design.head or s.plan.design.resident_bytes:  # else it adds nothing
                 plans.append(_ranked(prep, s, label, why))
+        plans += _unit_what_ifs(prep, best_s)
     naive = naive_plan(prep, plans[0], board)
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
@@ -360,6 +362,33 @@ def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
                       obj.sequences, obj.threads)
         pre = project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
     return pre.plan_ms
+
+
+def _unit_what_ifs(prep: Prepared, best: Solution) -> list[RankedPlan]:
+    """The best buildable design with the PL units the overlay lacks: an FFN glue unit, then
+    glue and an attention unit (each kept only if it solves and fits the board)."""
+    design = replace(best.plan.design, buildable=False,
+                     build_note="what-if: FFN glue unit: the overlay has none")
+    if True not in glue_options(prep, design, prep.runtime(best.plan.runtime)):
+        return []
+    s = solve_plan(prep, design, "what-if: glue unit", allow_resident=False,
+                   runtime=best.plan.runtime, glue=True)
+    if s.plan.glue is None:  # the MILP found no plan
+        return []
+    out = [_ranked(prep, s, "what-if: glue unit", msg(
+        "why.whatif.glue", "the best buildable design plus an FFN glue unit behind the engines "
+        "(activation, gate product, sub-norm, re-quantization), which the overlay does not "
+        "have"))]
+    units = replace(s.plan, name="what-if: glue + attention units", attention=AttentionUnit())
+    if not project(prep.workload, units, prep.ctx, prep.scenarios[0][0],
+                   with_baselines=False).infeasible:
+        out.append(_ranked(prep, Solution(units, 0.0, msg("method.fixed_set", "fixed set"),
+                                          False), "what-if: glue + attention units",
+                           msg("why.whatif.attention", "the best buildable design plus an FFN "
+                               "glue unit and an attention unit reading the KV cache from DDR "
+                               "({macs} DSP MACs), which the overlay does not have",
+                               macs=AttentionUnit().macs_per_clock)))
+    return out
 
 
 def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
