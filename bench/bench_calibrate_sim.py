@@ -53,7 +53,7 @@ def main() -> None:
         "report_names_the_build": bool(prov.get("rtl_build"))
         and str(prov.get("rtl_build")) in section,
         "wall_s": round(wall, 1),
-        "measurements": len(data["per_layer"]),
+        "measurements": len(data["per_entry"]),
         "error_before": data["error_before"],
         "error_after": data["error_after"],
         "held_out": held,

@@ -137,7 +137,7 @@ def _mutated(base: dict, section: str | None, key: str, value: object = ...) -> 
 
 
 TOP_KEYS = ("name, part, family, pl, clock, ddr, ps_cpu, link, caps, power, cost_overrides, "
-            "sources, notes")
+            "sources, notes, calibration")
 MISSING = ...  # sentinel: delete the key instead of setting it
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dse.errors import DseError
+from dse.hw.calibrate import log_from_measurements
 from dse.model.board import load_board
 from dse.model.calibration import (
     Calibration,
@@ -19,9 +20,11 @@ from dse.model.calibration import (
 )
 from dse.model.constants import DEFAULT_CONSTANTS
 from dse.model.engine import EngineDesign
-from dse.model.fit import Measurement, fit, predict_cycles, predict_s
+from dse.model.fit import Measurement, fit_log, predict_cycles, predict_s
 from dse.model.packing import get_packing
 from dse.model.project import CostContext
+from dse.model.workload import workload_from_profile
+from dse.profile.default import default_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = [(2560, 2560), (640, 2560), (6912, 2560), (2560, 6912), (3840, 2560), (13824, 2560),
@@ -34,7 +37,7 @@ def board():
 
 
 def synth(board, truth: dict[str, float], noise: float = 0.0, seed: int = 0):
-    """Measurements made by the model itself with ``truth`` in force (+ relative noise)."""
+    """A board log made by the model itself with ``truth`` in force (+ relative noise)."""
     rng = np.random.default_rng(seed)
     # four 128-bit engines (one per HP port): DDR-bound, so DDR efficiency is identifiable
     design = EngineDesign(pe=8, simd=8, packing="i2", stream_bits=128, engines=4, max_k=8192)
@@ -48,41 +51,44 @@ def synth(board, truth: dict[str, float], noise: float = 0.0, seed: int = 0):
             cyc = predict_cycles(base, tc)
             out.append(Measurement(base.layer, n, k, m, design, base.weight_bytes, t,
                                    busy_cycles=cyc + 100, stall_cycles=100))
-    return out
+    return log_from_measurements(out, "pynq", board, design, {})
 
 
-def test_fit_recovers_known_parameters(board):
+@pytest.fixture(scope="module")
+def wl():
+    return workload_from_profile(default_profile())
+
+
+def test_fit_recovers_known_parameters(board, wl):
     truth = {"ddr_pl_efficiency": 0.62, "per_call_overhead_us": 95.0,
-             "pipeline_latency_cycles": 40.0}
-    res = fit(synth(board, truth), board, DEFAULT_CONSTANTS)
-    assert res.success
+             "pipeline_latency_cycles": 40.0, "rescale_ns_per_elem": 1.7}
+    res = fit_log(synth(board, truth), wl, board, DEFAULT_CONSTANTS)
     for name, value in truth.items():
         assert res.params[name].value == pytest.approx(value, rel=1e-3)
-    assert max(abs(e) for e in res.after) < 1e-6
-    assert max(abs(e) for e in res.before) > 0.05  # defaults were wrong, and it showed
+    assert res.summary("after")["max_abs_rel_error"] < 1e-6
+    assert res.summary("before")["max_abs_rel_error"] > 0.05  # defaults were wrong, and it showed
+    # what no entry measures is not fitted
+    assert "ps_memory_bandwidth_gb_s" not in res.params
 
 
-def test_fit_with_noise_reports_uncertainty(board):
+def test_fit_with_noise_reports_uncertainty(board, wl):
     truth = {"ddr_pl_efficiency": 0.7, "per_call_overhead_us": 50.0,
              "pipeline_latency_cycles": 30.0}
-    res = fit(synth(board, truth, noise=0.02, seed=3), board, DEFAULT_CONSTANTS)
+    res = fit_log(synth(board, truth, noise=0.02, seed=3), wl, board, DEFAULT_CONSTANTS)
     eff = res.params["ddr_pl_efficiency"]
     assert eff.stderr is not None and 0 < eff.stderr < 0.05
     assert abs(eff.value - 0.7) < 4 * eff.stderr + 0.01
-    assert max(abs(e) for e in res.after) < 0.08
+    assert res.summary("after")["max_abs_rel_error"] < 0.08
 
 
-def test_held_out_shapes(board):
-    """Fit on half the shapes, predict the other half."""
+def test_held_out_entries(board, wl):
+    """Fit on half of each group of alike entries, predict the other half."""
     truth = {"ddr_pl_efficiency": 0.66, "per_call_overhead_us": 80.0,
              "pipeline_latency_cycles": 24.0}
-    ms = synth(board, truth, noise=0.01, seed=5)
-    train = [m for i, m in enumerate(ms) if (i // 2) % 2 == 0]
-    test = [m for i, m in enumerate(ms) if (i // 2) % 2 == 1]
-    res = fit(train, board, DEFAULT_CONSTANTS)
-    b, c = apply_params(board, DEFAULT_CONSTANTS, {k: p.value for k, p in res.params.items()})
-    errs = [predict_s(m, b, c) / m.wall_s - 1 for m in test]
-    assert max(abs(e) for e in errs) < 0.10
+    res = fit_log(synth(board, truth, noise=0.01, seed=5), wl, board, DEFAULT_CONSTANTS)
+    held = res.held_out
+    assert len(held["train"]) == len(held["test"]) == 8
+    assert held["max_abs_rel_error"] < 0.10
 
 
 def test_calibration_file_round_trip_and_context(board, tmp_path):

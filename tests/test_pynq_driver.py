@@ -183,6 +183,48 @@ def test_emulated_rejects_bad_calls():
 
 
 @needs_pynq
+def test_emulated_pynq_backend_times_the_ps_and_logs_it(tmp_path):
+    """The pynq backend runs a layer on the (emulated) overlay and the same layer on the PS
+    with numpy, and its log holds both: engine calls and PS layers, with units and config."""
+    from dse.hw import calibrate as flow
+    from dse.hw.backend import Job
+    from dse.hw.pynq_backend import PynqBackend
+    from dse.model.board import load_board
+    from dse.model.measurement_log import load_log, log_to_json
+
+    board = load_board(ROOT / "boards" / "kv260.yaml")
+    backend = PynqBackend(board, tmp_path / "emulated.bit", engine=_open(pe=8, simd=16,
+                                                                          packing="i2", vmax=4))
+    design = backend.overlay_design()
+    w, x = _layer_data(11, 96, 320, 3)
+    jobs = [Job("model.layers.0.self_attn.k_proj", w, x[:1], 1),
+            Job("model.layers.0.self_attn.k_proj", w, x, 3)]
+    ms = flow.measure(backend, jobs, 2, design)
+    ps = backend.ps_baseline(jobs, 3)
+    assert [p.m for p in ps] == [1, 3] and all(p.wall_s > 0 and p.repeats == 3 for p in ps)
+    assert "numpy" in ps[0].runtime and "float32 BLAS" in ps[0].runtime
+    log = flow.log_from_measurements(ms, backend.name, board, design, backend.provenance(), ps)
+    path = tmp_path / "log.json"
+    path.write_text(log_to_json(log), encoding="utf-8")
+    back = load_log(path)
+    kinds = [(e.kind, e.device, e.unit) for e in back.entries]
+    assert kinds == [("call", "pl", "ms")] * 2 + [("layer", "ps", "ms")] * 2
+    ps_entry = back.entries[2]
+    assert ps_entry.config.engine is None and ps_entry.config.runtime == ps[0].runtime
+    assert back.config.backend == "pynq" and back.config.engine["pe"] == 8
+    assert back.entries[0].get("busy_cycles") >= back.entries[0].get("stall_cycles") >= 0
+
+
+def test_ps_gemv_is_exact():
+    """The PS baseline's float32 GEMV gives the golden int32 results (sums < 2^24)."""
+    from dse.hw.backend import ps_gemv
+
+    w, x = _layer_data(4, 64, 6912, 2)
+    x[:] = -128
+    np.testing.assert_array_equal(ps_gemv(w.astype(np.float32), x), golden_gemv(w, x))
+
+
+@needs_pynq
 @pytest.mark.parametrize(("engines", "n", "k", "m", "v"), [
     (2, 640, 2560, 1, None),     # k_proj at decode on two engines
     (4, 37, 300, 7, 4),          # ragged rows over four, prefill with a remainder pass

@@ -1,14 +1,19 @@
-"""``dse calibrate``: run the chosen layers on the overlay, fit the model, report the result.
+"""``dse calibrate``: fit the model to measurements, write a calibration where the user says.
 
-``--backend pynq`` runs on the board's overlay; ``--backend sim`` runs the overlay's RTL in
-Verilator with the board file's DDR/link timing for what the RTL does not simulate. Every
-result is checked bit-exactly against the golden model before anything is written; the
-calibration file and the report section are written atomically, only at the end.
+``--from LOG`` fits a measurement log (a board run, a paper's figures) with no board or
+simulator at hand. ``--backend pynq`` runs the plan's layers on the board's overlay (and the
+same layers on its PS); ``--backend sim`` runs the overlay's RTL in Verilator with the board
+file's DDR timing at the stream. Either backend writes what it measured as a log
+(``--log FILE``) and fits it exactly like ``--from``. Every result is checked bit-exactly
+before anything is written; the calibration (``-o FILE``, default a dated file under
+``calibrations/`` of the current directory, never ``boards/``) and the report section are
+written atomically, only at the end, and nothing reads them unless the user names them.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,9 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run the best plan's layers (or --layers GLOB) on the "
                        "overlay, verify them bit-exactly, fit the model's free parameters and "
                        "append 'Projected vs measured' to the report.")
-    p.add_argument("--board", required=True, help="board YAML or name")
+    p.add_argument("--board", default=None,
+                   help="board YAML or name (with --from: default the log's board by name)")
+    p.add_argument("--from", dest="from_log", type=Path, default=None, metavar="LOG",
+                   help="fit a measurement log (docs/measurement-log.md); no board or "
+                   "simulator needed")
     p.add_argument("--backend", choices=("sim", "pynq"), default="pynq",
                    help="pynq: the overlay on this board; sim: the RTL in Verilator")
+    p.add_argument("--log", type=Path, default=None,
+                   help="also write what the backend measured as a measurement log")
     p.add_argument("--profile", type=Path, default=None, help="profile JSON (default: embedded)")
     p.add_argument("--plan", type=Path, default=None,
                    help="dse explore --json file: calibrate its best plan's layers on its "
@@ -46,8 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sim: packing of the RTL build (default: the plan's engine)")
     p.add_argument("--timeout", type=positive_float, default=10.0,
                    help="pynq: seconds per DMA call")
-    p.add_argument("--output", type=Path, default=None,
-                   help="calibration file (default: boards/calibration/<board>.yaml)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="calibration file (default: calibrations/<board>-<UTC time>.yaml in "
+                   "the current directory)")
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true")
@@ -104,43 +116,99 @@ def _make_backend(args, board, design):
     return PynqBackend(board, args.overlay, timeout_s=args.timeout)
 
 
-def run(args: argparse.Namespace) -> int:
-    from dse.commands.common import (
-        base_report_text,
-        default_report_path,
-        load_profile_option,
-        profile_inputs,
-    )
-    from dse.hw import calibrate as flow
-    from dse.model.board import resolve_board
-    from dse.model.calibration import calibration_path, calibration_to_yaml
-    from dse.model.project import CostContext
+def _search():
+    """(objective, space) the calibration re-projects with: decode over what the shipped
+    overlay template builds."""
     from dse.model.template import shipped_template
-    from dse.model.workload import workload_from_profile
-    from dse.search.explore import explore
     from dse.search.optimize import Objective
     from dse.search.space import default_space
 
-    board = resolve_board(args.board)
-    profile, stem, source = load_profile_option(args.profile)
-    wl = workload_from_profile(profile, source)
-    out_path = args.output or calibration_path(board)
-    if out_path is None:
-        raise DseError("--output: expected a path (the board has no file location)")
-    if args.output is None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    out = Outputs([*profile_inputs(args.profile), board.path or None, args.plan, args.weights,
-                   args.overlay])
-    out.claim(out_path, "calibration")
+    objective = Objective()
+    return objective, default_space(objective.kind, template=shipped_template())
+
+
+def default_output(board_stem: str) -> Path:
+    """``calibrations/<board>-<UTC time>.yaml`` under the current directory (created)."""
+    from datetime import datetime, timezone
+
+    Path("calibrations").mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("calibrations") / f"{board_stem}-{stamp}.yaml"
+
+
+def _outputs(args, profile, stem, inputs) -> tuple[Outputs, Path | None, Path | None]:
+    """The run's outputs claimed up front (none may be one of its inputs): (outputs,
+    calibration path or None for the dated default, report path or None)."""
+    from dse.commands.common import default_report_path, profile_inputs
+
+    out = Outputs([*profile_inputs(args.profile), args.plan, args.weights, args.overlay,
+                   *inputs])
+    cal = None if args.output is None else out.claim(args.output, "calibration")
+    if args.log is not None:
+        out.claim(args.log, "measurement log")
     report_path = None
     if not args.no_report:
         report_path = out.claim(default_report_path(profile, stem) if args.report is None
                                 else args.report, "report", rewrite=True)
+    return out, cal, report_path
+
+
+def _log_plan_design(path: Path | None):
+    """The engine design of ``--plan``'s best plan (for the log's configuration check)."""
+    if path is None:
+        return None
+    _, _, fields = _best_plan(path)
+    return _plan_design(fields, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.from_log is not None:
+        return _run_from_log(args)
+    if args.board is None:
+        raise DseError("--board: expected a board YAML or name (or --from LOG)")
+    return _run_backend(args)
+
+
+def _run_from_log(args: argparse.Namespace) -> int:
+    """Fit a measurement log: no board, no simulator, only the log and the model."""
+    from dse.commands.common import load_profile_option
+    from dse.model.board import resolve_board
+    from dse.model.fit import fit_log
+    from dse.model.measurement_log import check_config, load_log
+    from dse.model.project import CostContext
+    from dse.model.workload import workload_from_profile
+
+    log = load_log(args.from_log)
+    board = resolve_board(args.board or log.config.board)
+    check_config(log, board, _log_plan_design(args.plan))
+    profile, stem, source = load_profile_option(args.profile)
+    wl = workload_from_profile(profile, source)
+    out, out_path, report_path = _outputs(args, profile, stem, [args.from_log, board.path])
     ctx0 = CostContext.for_board(board)
-    objective = Objective()
-    space = default_space(objective.kind, template=shipped_template())
-    before = explore(wl, ctx0, objective, space=space)
-    best_before = before.best
+    res = fit_log(log, wl, ctx0.board, ctx0.constants)
+    print(f"fitting {log.path} ({len(log.entries)} entries, {log.config.backend} log) for "
+          f"{board.name}")
+    return _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
+                   {"log": log.path, "log_sha256": log.sha256, "log_title": log.title,
+                    "board_file": board.path}, None)
+
+
+def _run_backend(args: argparse.Namespace) -> int:
+    from dse.commands.common import load_profile_option
+    from dse.hw import calibrate as flow
+    from dse.model.board import resolve_board
+    from dse.model.fit import fit_log
+    from dse.model.measurement_log import log_to_json
+    from dse.model.project import CostContext
+    from dse.model.workload import workload_from_profile
+    from dse.search.explore import explore
+
+    board = resolve_board(args.board)
+    profile, stem, source = load_profile_option(args.profile)
+    wl = workload_from_profile(profile, source)
+    out, out_path, report_path = _outputs(args, profile, stem, [board.path])
+    ctx0 = CostContext.for_board(board)
+    best_before = explore(wl, ctx0, *_search()).best
     planned = None
     if args.layers:
         layers = flow.select_layers(wl, glob=args.layers)
@@ -170,18 +238,52 @@ def run(args: argparse.Namespace) -> int:
         print(f"simulating RTL build {prov['rtl_build']}: {prov['rtl_engine']}")
     t0 = time.perf_counter()
     measurements = flow.measure(backend, jobs, args.repeats, design)
-    print(f"measured and verified bit-exactly in {time.perf_counter() - t0:.1f} s")
-    cal, _ = flow.fit_calibration(measurements, board, ctx0.constants, backend.name,
-                                    backend.provenance())
-    held = flow.held_out_error(measurements, board, ctx0.constants)
+    ps = backend.ps_baseline(jobs, args.repeats) if hasattr(backend, "ps_baseline") else ()
+    print(f"ran and verified bit-exactly in {time.perf_counter() - t0:.1f} s"
+          + (f" (and the same layers on the PS: {len(ps)} timings)" if ps else ""))
+    provenance = backend.provenance()
+    log = flow.log_from_measurements(measurements, backend.name, board, design, provenance,
+                                     ps)
+    if args.log is not None:
+        # what was measured is kept even if the fit then fails (it is the run's only record)
+        log = replace(log, path=str(args.log))
+        logged = Outputs([])
+        logged.add(args.log, log_to_json(log), "measurement log")
+        logged.commit()
+        print(f"measurement log: {args.log}")
+    res = fit_log(log, wl, ctx0.board, ctx0.constants)
+    kind = "simulated" if backend.name == "sim" else "measured"
+    return _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
+                   provenance, (best_before.plan, design, measurements, kind, args.repeats))
+
+
+def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
+            provenance, run_info) -> int:
+    """Package, print, write the calibration and the report section (atomically, at the end)."""
+    from dse.commands.common import base_report_text
+    from dse.hw import calibrate as flow
+    from dse.model.calibration import calibration_to_yaml
+    from dse.model.project import CostContext
+    from dse.search.explore import explore
+
+    cal = flow.calibration_from_fit(res, log, board, provenance)
+    if not cal.params:
+        raise DseError(f"{log.path or 'the measurements'}: expected entries the model prices "
+                       f"and can fit ({res.message}); no calibration written")
+    out_path = out_path or default_output(board.stem)
     cal = replace(cal, path=str(out_path))
+    text_yaml = calibration_to_yaml(cal)
+    cal = replace(cal, sha256=hashlib.sha256(text_yaml.encode("utf-8")).hexdigest())
     ctx1 = CostContext.for_board(board, cal)
-    e2e = flow.end_to_end(wl, best_before.plan, design, measurements, ctx0, ctx1)
-    after = explore(wl, ctx1, objective, space=space)
+    e2e = None
+    if run_info is not None:
+        plan, design, measurements, kind, _ = run_info
+        e2e = flow.end_to_end(wl, plan, design, measurements, ctx0, ctx1, kind)
+    before, after = explore(wl, ctx0, *_search()), explore(wl, ctx1, *_search())
     replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
                for b in before.plans[:4]]
-    _print_summary(cal, held, e2e)
-    out.add(out_path, calibration_to_yaml(cal), "calibration")
+    _print_summary(cal, res, e2e)
+    out.add(out_path, text_yaml, "calibration")
     if report_path is not None:
         from dse.report.calibrate_md import render_calibration_section
         from dse.report.sections import upsert_section
@@ -189,13 +291,13 @@ def run(args: argparse.Namespace) -> int:
         def update(current: str | None) -> str:
             text, lang = base_report_text(current, profile, stem)
             section = render_calibration_section(
-                cal, board.stem, lang, design_label=design.label(),
-                repeats=args.repeats, e2e=e2e, replans=replans, held_out=held)
+                cal, res, board.stem, lang, log=log, e2e=e2e, replans=replans,
+                repeats=None if run_info is None else run_info[4])
             return upsert_section(text, "calibrate", board.stem, section)
 
         out.rewrite(report_path, update)
     out.commit()
-    print(f"calibration: {out_path}")
+    print(f"calibration: {out_path} (used only where named: --calibration {out_path})")
     if report_path is not None:
         print(f"report: {report_path} (Projected vs measured for {board.name})")
     return 0
@@ -207,16 +309,30 @@ def _load_weights(path: Path, names: set[str]):
     return {layer.name: layer.w for layer in load_weights(path) if layer.name in names}
 
 
-def _print_summary(cal, held, e2e) -> None:
+def _print_summary(cal, res, e2e) -> None:
     b, a = cal.error_before, cal.error_after
-    print(f"model error per measurement: before max {b['max_abs_rel_error']:.1%} "
-          f"(mean {b['mean_abs_rel_error']:.1%}), after max {a['max_abs_rel_error']:.1%} "
-          f"(mean {a['mean_abs_rel_error']:.1%})")
+    print(f"model error over {len(res.fitted())} fitted entries: before max "
+          f"{b['max_abs_rel_error']:.1%} (mean {b['mean_abs_rel_error']:.1%}), after max "
+          f"{a['max_abs_rel_error']:.1%} (mean {a['mean_abs_rel_error']:.1%})")
     for name, p in cal.params.items():
         err = "unconstrained" if p.stderr is None else f"± {p.stderr:.2g}"
         print(f"  {name}: {p.default:g} -> {p.value:.4g} ({err})")
-    if held:
-        print(f"held-out shapes: max error {held['max_abs_rel_error']:.1%}")
-    print(f"end to end ({e2e.plan} on {e2e.design}): projected {e2e.projected_before_ms:.1f} -> "
-          f"{e2e.projected_after_ms:.1f} ms/token, measured {e2e.measured_ms:.1f} ms/token "
-          f"(speedup {e2e.speedup(e2e.measured_ms):.2f}x vs PyTorch)")
+    for r in res.entries:
+        if r.status == "composed":
+            print(f"{r.id}: measured {r.measured:g} {r.unit}; composed {r.before:.4g} -> "
+                  f"{r.after:.4g} {r.unit} ({r.error_after:+.1%}), of which "
+                  f"{r.measured_fraction:.0%} is taken from the measurement and "
+                  f"{1 - r.measured_fraction:.0%} is modelled")
+    unpriced = [r.id for r in res.entries if r.status == "not priced"]
+    if unpriced:
+        print(f"not priced by this model yet ({len(unpriced)}): {', '.join(unpriced)}")
+    held = res.held_out
+    if held and "max_abs_rel_error" in held:
+        print(f"held-out: fitted on {len(held['train'])} entries, predicting the other "
+              f"{len(held['test'])}: max error {held['max_abs_rel_error']:.1%}")
+    if e2e:
+        print(f"end to end ({e2e.plan} on {e2e.design}): projected "
+              f"{e2e.projected_before_ms:.1f} -> {e2e.projected_after_ms:.1f} ms/token; "
+              f"composed {e2e.composed_ms:.1f} ms/token, of which {e2e.run_fraction:.0%} "
+              f"{e2e.kind} ({e2e.run_layers}/{e2e.offloaded_layers} offloaded layers' "
+              f"shapes) and the rest modelled")

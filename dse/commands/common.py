@@ -74,16 +74,12 @@ def profile_inputs(path: Path | None) -> list[Path]:
     return [Path(str(data_file(name))) for name in (DEFAULT_PROFILE_NAME, DEFAULT_REPORT_NAME)]
 
 
-def calibration_input(board, option: str) -> Path | None:
-    """The calibration file ``--calibration`` makes the run read (an input), if any."""
-    if option == "none":
-        return None
-    if option == "auto":
-        from dse.model.calibration import calibration_path
+def calibration_input(board, option: str | None) -> Path | None:
+    """The calibration file the run reads (an input), if any: ``--calibration FILE``, else
+    the board file's ``calibration:`` field, else none."""
+    from dse.model.calibration import calibration_file
 
-        path = calibration_path(board)
-        return path if path is not None and path.exists() else None
-    return Path(option)
+    return calibration_file(board, option)
 
 
 # -- option types: bad values fail in argparse, before anything is loaded ----------------------

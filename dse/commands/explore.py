@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
-    p.add_argument("--calibration", default="none",
-                   help="a calibration file to apply (default none: the model's constants)")
+    p.add_argument("--calibration", default=None,
+                   help="calibration file to apply (default: the board file's calibration: "
+                   "field, else none; 'none' ignores that field)")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")

@@ -60,8 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="independent sequences sharing each weight pass (batched decode)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
-    p.add_argument("--calibration", default="none",
-                   help="a calibration file to apply (default none: the model's constants)")
+    p.add_argument("--calibration", default=None,
+                   help="calibration file to apply (default: the board file's calibration: "
+                   "field, else none; 'none' ignores that field)")
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)

@@ -50,6 +50,21 @@ class Run:
     ps_s: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PsMeasurement:
+    """One layer timed on the PS (the on-board CPU baseline)."""
+
+    layer: str
+    n: int
+    k: int
+    m: int
+    wall_s: float
+    spread_s: float
+    repeats: int
+    runtime: str
+    threads: int | None = None
+
+
 class BackendError(RuntimeError):
     """A backend could not run a job (timeout, no device, overlay mismatch)."""
 
@@ -70,3 +85,14 @@ class Backend(Protocol):
     def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
         """Run every job ``repeats`` times; one list of runs per job, in order."""
         ...
+
+
+def ps_gemv(w_f32: np.ndarray, x_int8: np.ndarray) -> np.ndarray:
+    """The same layer on the PS with numpy: x (M x K) times W^T, as int32.
+
+    Why float32 BLAS: numpy has no int8 GEMV kernel (an int matmul runs a slow generic loop),
+    and the A53s' NEON float32 BLAS is what a numpy runtime would use. It is exact here:
+    every sum is an integer of magnitude <= K x 128 < 2^24. ``w_f32`` is prepared once per
+    layer (as a runtime holds its weights), so only the GEMV is timed.
+    """
+    return np.rint(x_int8.astype(np.float32) @ w_f32.T).astype(np.int32)

@@ -2,8 +2,9 @@
 
 pick layers -> get weights (loaded, or random ternary of the right shapes) -> run each unique
 shape for decode (M=1) and a prefill M, ``repeats`` times -> check every result bit-exactly
-against the golden model -> ``Measurement``s (median wall time, spread, PL cycles) -> fit the
-cost model -> a ``Calibration``. Nothing here writes files: the command does, atomically,
+against the golden model -> ``Measurement``s (median wall time, spread, PL cycles) -> a
+measurement log holding only what the backend measured -> the same log fit ``dse calibrate
+--from`` runs -> a ``Calibration``. Nothing here writes files: the command does, atomically,
 only after every step has succeeded.
 """
 
@@ -12,20 +13,23 @@ from __future__ import annotations
 import fnmatch
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dse.errors import DseError
-from dse.hw.backend import Backend, Job, Run
+from dse.hw.backend import Backend, Job, PsMeasurement, Run
 from dse.model.board import Board
 from dse.model.calibration import Calibration
-from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign
-from dse.model.fit import DEFAULT_PARAMS, FitResult, Measurement, fit
+from dse.model.measurement_log import LogConfig, LogEntry, Measurement, MeasurementLog
 from dse.model.workload import Layer, Workload
 from dse.packing.quant import golden_gemv
+
+if TYPE_CHECKING:
+    from dse.model.fit import LogFit
 
 
 @dataclass(frozen=True)
@@ -144,53 +148,89 @@ def measure(backend: Backend, jobs: Sequence[Job], repeats: int, design: EngineD
     return out
 
 
-def fit_calibration(ms: Sequence[Measurement], board: Board, constants: CostConstants,
-                    backend: str, provenance: dict, params: Sequence[str] = DEFAULT_PARAMS
-                    ) -> tuple[Calibration, FitResult]:
-    """Fit and package the result as a ``Calibration`` (with per-measurement errors)."""
-    res = fit(ms, board, constants, params)
-    per_layer = tuple(
-        {"layer": m.layer, "n": m.n, "k": m.k, "m_tokens": m.m, "measured_ms": m.wall_s * 1e3,
-         "spread_ms": m.wall_spread_s * 1e3, "busy_cycles": m.busy_cycles,
-         "stall_cycles": m.stall_cycles, "projected_before_ms": b * 1e3,
-         "projected_after_ms": a * 1e3, "error_before": eb, "error_after": ea}
-        for m, b, a, eb, ea in zip(ms, res.predicted_before_s, res.predicted_after_s,
-                                   res.before, res.after, strict=True))
-    cal = Calibration(
-        board=board.name, backend=backend,
+def log_from_measurements(ms: Sequence[Measurement], backend: str, board: Board,
+                          design: EngineDesign, provenance: dict,
+                          ps: Sequence[PsMeasurement] = ()) -> MeasurementLog:
+    """The measurement log of a backend run: what it measured, and only that.
+
+    The sim backend measured the RTL's busy and stall cycles (with the board's DDR modelled
+    at the stream), not a wall time: its entries are cycles of the PL's busy span. A board
+    measured wall time per call (with the cycle counters) and, on its PS, the same layers.
+    """
+    sim = backend == "sim"
+    cfg = LogConfig(
+        board=board.name, backend="sim" if sim else "pynq",
+        engine={"pe": design.pe, "simd": design.simd, "packing": design.packing,
+                "engines": design.engines, "clock_mhz": design.clock_mhz,
+                "vectors": design.vectors, "stream_bits": design.stream_bits,
+                "max_k": design.max_k},
+        bitstream=provenance.get("bitstream") or provenance.get("rtl_build"),
+        bitstream_sha256=provenance.get("bitstream_sha256"),
+        pl_clock_mhz=design.clock_mhz, ps_clock_mhz=board.ps_cpu.clock_mhz,
+        runtime="dse.hw " + ("sim_backend (Verilator)" if sim else "pynq_driver"),
+        notes="; ".join(f"{k}: {v}" for k, v in provenance.items()
+                        if isinstance(v, (str, int, float)) and k not in (
+                            "bitstream", "bitstream_sha256")))
+    source = f"dse calibrate --backend {backend}"
+    entries = []
+    for meas in ms:
+        ints = {"n": meas.n, "k": meas.k, "m": meas.m, "weight_bytes": meas.weight_bytes,
+                "repeats": meas.repeats}
+        if meas.busy_cycles is not None and meas.stall_cycles is not None:
+            ints.update(busy_cycles=meas.busy_cycles, stall_cycles=meas.stall_cycles)
+        eid = f"{meas.layer} M={meas.m}"
+        if sim:
+            entries.append(LogEntry(eid, "call", meas.layer, float(max(1, meas.busy_cycles)),
+                                    "cycles", source, cfg, span="busy", per="call", ints=ints,
+                                    note="simulated: RTL busy cycles, DDR supply modelled"))
+        else:
+            entries.append(LogEntry(eid, "call", meas.layer, meas.wall_s * 1e3, "ms", source,
+                                    cfg, per="call", ints=ints,
+                                    spread=meas.wall_spread_s * 1e3 or None,
+                                    note="median wall time of the call, quantize included"))
+    for p in ps:
+        entries.append(LogEntry(
+            f"ps {p.layer} M={p.m}", "layer", p.layer, p.wall_s * 1e3, "ms", source,
+            replace(cfg, engine=None, runtime=p.runtime, threads=p.threads), device="ps",
+            per="call", spread=p.spread_s * 1e3 or None,
+            ints={"n": p.n, "k": p.k, "m": p.m, "repeats": p.repeats},
+            note="the same layer on the PS (the on-board CPU baseline), checked bit-exactly"))
+    return MeasurementLog(f"dse calibrate --backend {backend} on {board.name}", cfg,
+                          tuple(entries), source=source,
+                          created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def calibration_from_fit(res: LogFit, log: MeasurementLog, board: Board, provenance: dict
+                         ) -> Calibration:
+    """Package a log fit as a ``Calibration`` (per-entry errors included)."""
+    from dse.model.fit import source_params
+
+    prov = dict(provenance)
+    prov.setdefault("log", log.path or "(written by this run)")
+    if log.sha256:
+        prov.setdefault("log_sha256", log.sha256)
+    prov["fitted_from"] = (f"{len(res.fitted())} {log.config.backend} entries; parameters a "
+                           f"{log.config.backend} log can inform: "
+                           + ", ".join(source_params(log.config.backend)))
+    return Calibration(
+        board=board.name, backend=log.config.backend,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        params=res.params, provenance=provenance,
-        error_before=FitResult.summary(res.before), error_after=FitResult.summary(res.after),
-        per_layer=per_layer)
-    return cal, res
-
-
-def held_out_error(ms: Sequence[Measurement], board: Board, constants: CostConstants,
-                   params: Sequence[str] = DEFAULT_PARAMS) -> dict[str, float] | None:
-    """Fit on every other shape, predict the rest: the worst relative error on held-out shapes."""
-    from dse.model.calibration import apply_params
-    from dse.model.fit import predict_s
-
-    shapes = list(dict.fromkeys((m.n, m.k) for m in ms))
-    if len(shapes) < 4:
-        return None
-    train_shapes = set(shapes[::2])
-    train = [m for m in ms if (m.n, m.k) in train_shapes]
-    test = [m for m in ms if (m.n, m.k) not in train_shapes]
-    res = fit(train, board, constants, params)
-    b, c = apply_params(board, constants, {k: p.value for k, p in res.params.items()})
-    errs = [abs(predict_s(m, b, c) / m.wall_s - 1) for m in test]
-    return {"train_shapes": len(train_shapes), "test_shapes": len(shapes) - len(train_shapes),
-            "max_abs_rel_error": max(errs), "mean_abs_rel_error": sum(errs) / len(errs)}
+        params=res.params, provenance=prov, error_before=res.summary("before"),
+        error_after=res.summary("after"),
+        per_entry=tuple(r.to_dict() for r in res.entries))
 
 
 @dataclass(frozen=True)
 class EndToEnd:
-    """A plan run on the measured overlay: projected (before/after calibration) vs measured.
+    """A plan on the overlay as built: projected before/after, and a composed token time.
 
-    ``measured_ms`` composes the token time from measured calls: each offloaded layer whose
-    shape was measured at M=1 takes its measured median, the others their calibrated
-    projection; CPU layers and non-Linear time are the baseline's.
+    ``composed_ms`` takes, for each offloaded layer whose shape was run at M=1, what the run
+    produced (a board's measured wall time, or a simulation's busy time plus the model's
+    overhead and PS-side terms), and the calibrated projection for everything else.
+    ``run_fraction`` is the share of ``composed_ms`` that came from those runs: the rest is
+    the model's. ``kind`` says what the runs were: "measured" (a board) or "simulated".
+    A board's measured calls were launched by dse's Python PYNQ driver; a plan under the
+    ``native`` runtime projects a C driver's launch, so the two differ by that launch.
     """
 
     plan: str
@@ -198,19 +238,23 @@ class EndToEnd:
     baseline_ms: float
     projected_before_ms: float
     projected_after_ms: float
-    measured_ms: float
-    measured_layers: int
+    composed_ms: float
+    run_ms: float
+    run_layers: int
     offloaded_layers: int
+    kind: str
+
+    @property
+    def run_fraction(self) -> float:
+        return self.run_ms / self.composed_ms if self.composed_ms > 0 else 0.0
 
     def speedup(self, ms: float) -> float:
         return self.baseline_ms / ms if ms > 0 else float("inf")
 
 
 def end_to_end(wl: Workload, plan, built: EngineDesign, ms: Sequence[Measurement],
-               ctx_before, ctx_after) -> EndToEnd:
-    """Project ``plan``'s offload set on the overlay as built, and compose the measured time."""
-    from dataclasses import replace
-
+               ctx_before, ctx_after, kind: str = "measured") -> EndToEnd:
+    """Project ``plan``'s offload set on the overlay as built, and compose the token time."""
     from dse.model.project import Scenario, project
 
     # The overlay's drivers launch calls from Python (the board's per-call figure), which the
@@ -222,16 +266,21 @@ def end_to_end(wl: Workload, plan, built: EngineDesign, ms: Sequence[Measurement
     sc = Scenario()
     before = project(wl, as_built, ctx_before, sc)
     after = project(wl, as_built, ctx_after, sc)
-    measured = {(m.n, m.k): m.wall_s * 1e3 for m in ms if m.m == 1}
+    ran = {(m.n, m.k): m.wall_s * 1e3 for m in ms if m.m == 1}
     total = after.ops_ms
+    run_ms = 0.0
     hit = 0
     for row in after.layers:
-        if row.placement == "cpu":
-            total += row.time_ms
-        elif (row.n, row.k) in measured:
-            total += measured[(row.n, row.k)]
+        if row.placement != "cpu" and (row.n, row.k) in ran:
+            # a simulation ran the PL's busy span only: the call's overhead and PS-side work
+            # stay the (calibrated) model's
+            call = after.calls[row.call]
+            modelled = ((call.overhead_s + call.ps_s) * 1e3 * row.n / call.n
+                        if kind == "simulated" else 0.0)
+            total += ran[(row.n, row.k)] + modelled
+            run_ms += ran[(row.n, row.k)]
             hit += 1
         else:
             total += row.time_ms
     return EndToEnd(plan.name, as_built.design.label(), after.baseline_ms, before.plan_ms,
-                    after.plan_ms, total, hit, len(as_built.offload))
+                    after.plan_ms, total, run_ms, hit, len(as_built.offload), kind)

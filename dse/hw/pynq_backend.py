@@ -3,6 +3,9 @@
 Wall time per call is what the driver measures around the DMA transfers and the engine; the
 PS-side work a real offload adds (quantizing the float activations) is measured here on the
 board's CPU and added, so a measurement is what an offloaded layer really costs the PS.
+
+``ps_baseline`` times the same layers on the PS itself (numpy on the A53s, checked against
+the golden model), so the on-board CPU baseline is measured, not only scaled from a host.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from dse.errors import DseError
-from dse.hw.backend import Job, Run
+from dse.hw.backend import Job, PsMeasurement, Run, ps_gemv
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
-from dse.packing.quant import quantize_activations
+from dse.packing.quant import golden_gemv, quantize_activations
 
 
 class PynqBackend:
@@ -27,7 +30,18 @@ class PynqBackend:
 
     name = "pynq"
 
-    def __init__(self, board: Board, bitfile: Path, timeout_s: float = 10.0) -> None:
+    def __init__(self, board: Board, bitfile: Path, timeout_s: float = 10.0,
+                 engine: Any = None) -> None:
+        """Open ``bitfile``'s overlay; ``engine`` passes an opened driver instead (tests hand
+        in the emulated device's)."""
+        self.board = board
+        self.bitfile = bitfile
+        self.timeout_s = timeout_s
+        if engine is not None:
+            from dse.hw import pynq_driver
+
+            self.driver, self.engine = pynq_driver, engine
+            return
         if not bitfile.exists():
             raise DseError(f"{bitfile}: no such overlay bitstream")
         if not bitfile.with_suffix(".hwh").exists():
@@ -43,9 +57,6 @@ class PynqBackend:
             self.engine = pynq_driver.open_overlay(str(bitfile))
         except (RuntimeError, OSError) as exc:  # pynq: "No Devices Found" off the board
             raise DseError(f"{bitfile}: cannot open the overlay ({exc})") from None
-        self.board = board
-        self.bitfile = bitfile
-        self.timeout_s = timeout_s
 
     def overlay_design(self) -> EngineDesign:
         c = self.engine.config
@@ -58,7 +69,8 @@ class PynqBackend:
     def provenance(self) -> dict[str, Any]:
         import pynq
 
-        digest = hashlib.sha256(self.bitfile.read_bytes()).hexdigest()
+        digest = (hashlib.sha256(self.bitfile.read_bytes()).hexdigest()
+                  if self.bitfile.exists() else None)
         return {"backend": "pynq", "bitstream": self.bitfile.name, "bitstream_sha256": digest,
                 "clock_mhz_set": self.engine.clock_mhz, "pynq_version": pynq.__version__,
                 "board_file": self.board.path}
@@ -84,3 +96,37 @@ class PynqBackend:
                                  "stall_out_cycles": float(timing.stall_out_cycles)}))
             out.append(runs)
         return out
+
+    def ps_baseline(self, jobs: Sequence[Job], repeats: int) -> list[PsMeasurement]:
+        """Time every job's layer on the PS (numpy float32 BLAS GEMV), verified bit-exactly."""
+        out = []
+        for job in jobs:
+            w = job.w.astype(np.float32)
+            walls = []
+            for r in range(repeats):
+                t0 = time.perf_counter()
+                y = ps_gemv(w, job.x)
+                walls.append(time.perf_counter() - t0)
+                if not np.array_equal(y, golden_gemv(job.w, job.x)):
+                    raise DseError(f"{job.layer} (M={job.m}, repeat {r + 1}): the PS GEMV "
+                                   f"differs from the golden model")
+            walls.sort()
+            out.append(PsMeasurement(job.layer, job.n, job.k, job.m, walls[len(walls) // 2],
+                                     walls[-1] - walls[0], repeats, _ps_runtime(),
+                                     _blas_threads()))
+        return out
+
+
+def _ps_runtime() -> str:
+    return f"numpy {np.__version__} float32 BLAS GEMV (exact for int8 x ternary)"
+
+
+def _blas_threads() -> int | None:
+    """Threads the BLAS may use, as far as the environment says (None: its default)."""
+    import os
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        v = os.environ.get(var, "")
+        if v.isdigit() and int(v) >= 1:
+            return int(v)
+    return None

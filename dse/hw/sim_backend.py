@@ -8,9 +8,9 @@ long-run rate is the board's sustained bandwidth, after a first-access latency. 
 deliberately not the cost model's formula (a bandwidth division): calibration then has
 something real to fit. The engine's busy and stall counters measure what that supply costs.
 
-A call's wall time = busy cycles / clock + the board's per-call overhead + the PS-side work of
-the cost model's constants (quantize, rescale, cache maintenance): the parts software adds on
-a board, which a simulator cannot measure.
+A simulated call's time is its busy cycles at the clock, and nothing else: the per-call
+overhead and the PS-side work software adds on a board are not simulated, so they are not
+reported as if they were (a fit to them would only recover the model's own inputs).
 
 Which build: exactly the engine of the plan being calibrated (``SimBackend.for_design``):
 its PE, SIMD, packing, vectors per pass, KMAX and engine count. A multi-engine design runs
@@ -37,7 +37,6 @@ from dse.errors import DseError
 from dse.hw.backend import Job, Run
 from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import handoff_ps_s
 from dse.model.engine import EngineDesign, row_split
 from dse.model.template import EngineTemplate
 from dse.packing.stream import stream_bits
@@ -150,10 +149,8 @@ class SimBackend:
                 "board_file": self.board.path}
 
     def _wall_s(self, job: Job, busy: int) -> float:
-        c = self.constants
-        ps = handoff_ps_s(c, n=job.n, k=job.k, m=job.m)
-        overhead = (self.board.link.per_call_overhead_us + c.dma_setup_us) * 1e-6
-        return busy / (self.clock_mhz * 1e6) + overhead + ps
+        """The PL busy span: all a simulation measures of a call's time."""
+        return busy / (self.clock_mhz * 1e6)
 
     def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
         with tempfile.TemporaryDirectory(prefix="dse-sim-") as tmp:

@@ -119,6 +119,9 @@ class Board(_Strict):
     cost_overrides: dict[str, FiniteFloat] = Field(default_factory=dict)
     sources: list[Source] = Field(min_length=1)
     notes: str = ""
+    #: A calibration file the user chose for this board (relative to the board file); applied
+    #: by explore/project unless --calibration says otherwise. dse never writes this field.
+    calibration: str | None = None
     path: str = Field(default="", exclude=True)
 
     @property

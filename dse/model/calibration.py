@@ -1,20 +1,25 @@
 """Calibrations: cost-model parameters fitted from measurements on one board.
 
-A calibration file (``boards/calibration/<board>.yaml``) holds fitted values of the model's free
-parameters, their uncertainty, where the measurements came from and the model's error before
-and after fitting. ``CostContext.for_board`` applies the board's calibration when present, and
-every projection names the calibration it used (or "none").
+A calibration file holds fitted values of the model's free parameters, their uncertainty,
+where the measurements came from and the model's error before and after fitting. It is an
+explicit input: ``dse calibrate`` writes it where the user says (``-o``, default a dated file
+under ``calibrations/`` of the current directory), and ``explore`` / ``project`` apply one only
+when it is named (``--calibration FILE``, or a ``calibration:`` field the user puts in a board
+file). Every projection names the file it used and its sha256, or "none", so no command's
+result changes through a file the user did not name.
 
 Free parameters and where they act:
 
 - ``ddr_pl_efficiency`` -> ``board.ddr.pl_efficiency``
 - ``per_call_overhead_us`` -> ``board.link.per_call_overhead_us``
+- ``ps_memory_bandwidth_gb_s`` -> ``board.ps_cpu.memory_bandwidth_gb_s``
 - any name of ``CostConstants`` (``pipeline_latency_cycles``, ``rescale_ns_per_elem``, ...)
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +33,29 @@ from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 
 FORMAT_VERSION = 1
-BOARD_PARAMS = ("ddr_pl_efficiency", "per_call_overhead_us")
+BOARD_PARAMS = ("ddr_pl_efficiency", "per_call_overhead_us", "ps_memory_bandwidth_gb_s")
+#: Parameters that are fractions of a peak: a value must lie in (0, 1].
+FRACTION_PARAMS = ("ddr_pl_efficiency", "host_gemm_efficiency", "s2mm_efficiency",
+                   "mm2s_efficiency")
+#: Parameters that divide (rates, ratios): a value must be > 0.
+POSITIVE_PARAMS = ("ps_memory_bandwidth_gb_s", "cache_maint_bytes_per_s", "ps_ipc_ratio")
+TOP_KEYS = ("format", "board", "backend", "created", "parameters", "provenance",
+            "error_before", "error_after", "per_layer", "per_entry")
 
 
 def known_params() -> tuple[str, ...]:
     return BOARD_PARAMS + CostConstants.names()
+
+
+def param_range_error(name: str, value: float) -> str | None:
+    """What a value of ``name`` must be, when ``value`` is not that (None when it is)."""
+    if not math.isfinite(value):
+        return "a finite number"
+    if name in FRACTION_PARAMS:
+        return None if 0 < value <= 1 else "a number in (0, 1] (a fraction of a peak)"
+    if name in POSITIVE_PARAMS:
+        return None if value > 0 else "a number > 0"
+    return None if value >= 0 else "a number >= 0"
 
 
 @dataclass(frozen=True)
@@ -56,11 +79,15 @@ class Calibration:
     error_before: dict[str, float] = field(default_factory=dict)
     error_after: dict[str, float] = field(default_factory=dict)
     per_layer: tuple[dict[str, Any], ...] = ()
+    per_entry: tuple[dict[str, Any], ...] = ()
     path: str = ""
+    sha256: str = ""
 
     def label(self) -> str:
+        """``FILE (sha256 1a2b3c4d5e6f, BACKEND, DATE)``: what reports and JSON print."""
         where = self.path or f"{self.board} calibration"
-        return f"{where} ({self.backend}, {self.created[:10]})"
+        digest = f"sha256 {self.sha256[:12]}, " if self.sha256 else ""
+        return f"{where} ({digest}{self.backend}, {self.created[:10]})"
 
     def apply(self, board: Board, constants: CostConstants = DEFAULT_CONSTANTS
               ) -> tuple[Board, CostConstants]:
@@ -73,6 +100,10 @@ def apply_params(board: Board, constants: CostConstants, values: dict[str, float
     """Set free parameters by name on a board and its constants (pure)."""
     ddr_eff = values.get("ddr_pl_efficiency")
     overhead = values.get("per_call_overhead_us")
+    ps_bw = values.get("ps_memory_bandwidth_gb_s")
+    if ps_bw is not None:
+        board = board.model_copy(update={"ps_cpu": board.ps_cpu.model_copy(
+            update={"memory_bandwidth_gb_s": float(max(1e-6, ps_bw))})})
     if ddr_eff is not None:
         board = board.model_copy(update={"ddr": board.ddr.model_copy(
             update={"pl_efficiency": float(min(1.0, max(1e-6, ddr_eff)))})})
@@ -91,14 +122,9 @@ def default_value(name: str, board: Board, constants: CostConstants = DEFAULT_CO
         return board.ddr.pl_efficiency
     if name == "per_call_overhead_us":
         return board.link.per_call_overhead_us
+    if name == "ps_memory_bandwidth_gb_s":
+        return board.ps_cpu.memory_bandwidth_gb_s
     return float(getattr(constants, name))
-
-
-def calibration_path(board: Board) -> Path | None:
-    """Where a board's calibration lives: ``calibration/<stem>.yaml`` beside its YAML."""
-    if not board.path:
-        return None
-    return Path(board.path).resolve().parent / "calibration" / f"{board.stem}.yaml"
 
 
 def calibration_to_dict(cal: Calibration) -> dict[str, Any]:
@@ -116,68 +142,133 @@ def calibration_to_dict(cal: Calibration) -> dict[str, Any]:
         "error_before": {k: num(v) for k, v in cal.error_before.items()},
         "error_after": {k: num(v) for k, v in cal.error_after.items()},
         "per_layer": list(cal.per_layer),
+        "per_entry": list(cal.per_entry),
     }
 
 
 def calibration_to_yaml(cal: Calibration) -> str:
     head = ("# dse calibration: cost-model parameters fitted from measurements.\n"
-            "# Written by `dse calibrate`; explore and project apply it and say so.\n")
+            "# Written by `dse calibrate`; explore and project apply it only when named\n"
+            "# (--calibration FILE, or a board file's calibration: field) and print its sha256.\n")
     return head + yaml.safe_dump(calibration_to_dict(cal), sort_keys=False, allow_unicode=True)
 
 
-def calibration_from_dict(data: Any, path: str) -> Calibration:
+def _number(path: str, field: str, v: Any, *, allow_none: bool = False) -> float | None:
+    """A finite int/float (not a bool, not .nan/.inf), or the one-line error."""
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise located(path, field, "a number" + (" or null" if allow_none else ""), v)
+    if not math.isfinite(v):
+        raise located(path, field, "a finite number", v)
+    return float(v)
+
+
+def _mapping(path: str, field: str, v: Any) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise located(path, field, "a mapping", v)
+    return v
+
+
+def _errors(path: str, field: str, v: Any) -> dict[str, float]:
+    out = {}
+    for k, x in _mapping(path, field, v).items():
+        out[str(k)] = _number(path, f"{field}.{k}", x)
+        if out[str(k)] < 0:
+            raise located(path, f"{field}.{k}", "a number >= 0 (an absolute error)", x)
+    return out
+
+
+def _rows(path: str, field: str, v: Any) -> tuple[dict[str, Any], ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
+        raise located(path, field, "a list of mappings", v)
+    return tuple(v)
+
+
+def calibration_from_dict(data: Any, path: str, sha256: str = "") -> Calibration:
+    """A validated Calibration: every field typed, finite and in its range, or one line."""
     if not isinstance(data, dict):
         raise located(path, "", "a YAML mapping (a dse calibration)")
-    if data.get("format") != FORMAT_VERSION:
+    if data.get("format") != FORMAT_VERSION or isinstance(data.get("format"), bool):
         raise located(path, "format", f"{FORMAT_VERSION} (a dse calibration)", data.get("format"))
+    unknown = sorted(str(k) for k in data if k not in TOP_KEYS)
+    if unknown:
+        raise located(path, unknown[0], "one of the calibration fields (" + ", ".join(TOP_KEYS)
+                      + ")")
     for key in ("board", "backend", "created", "parameters"):
         if key not in data:
             raise located(path, key, "a value (field is missing)")
-    params = {}
-    if not isinstance(data["parameters"], dict):
-        raise located(path, "parameters", "a mapping of parameter name to {value, stderr}")
-    for name, p in data["parameters"].items():
-        if name not in known_params():
-            raise located(path, f"parameters.{name}", "one of " + ", ".join(known_params()))
-        if not isinstance(p, dict) or not isinstance(p.get("value"), (int, float)) or isinstance(
-                p.get("value"), bool):
-            raise located(path, f"parameters.{name}.value", "a number", p)
-        if not math.isfinite(p["value"]) or p["value"] < 0:
-            raise located(path, f"parameters.{name}.value", "a finite number >= 0", p["value"])
-        for key in ("stderr", "default"):  # issue 16: finite numbers or absent
-            v = p.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
-                                  or not math.isfinite(v) or v < 0):
-                raise located(path, f"parameters.{name}.{key}", "a finite number >= 0", v)
-        params[name] = FittedParam(float(p["value"]), p.get("stderr"),
-                                   float(p.get("default") or 0.0))
-    for key in ("board", "backend"):  # issue 16: names are strings, not numbers
-        if not isinstance(data[key], str) or not data[key]:
+    for key in ("board", "backend"):
+        if not isinstance(data[key], str) or not data[key].strip():
             raise located(path, key, "a non-empty string", data[key])
-    if not isinstance(data["created"], (str, datetime.date)):
+    if isinstance(data["created"], datetime.date):  # YAML reads an unquoted date as one
+        data = {**data, "created": data["created"].isoformat()}
+    if not isinstance(data["created"], str) or not data["created"].strip():
         raise located(path, "created", "a date or time (ISO 8601)", data["created"])
-    # issue 16: the optional sections must have their shapes (a mapping, a list of mappings).
-    for key, kind in (("provenance", dict), ("error_before", dict), ("error_after", dict),
-                      ("per_layer", list)):
-        if data.get(key) is not None and not isinstance(data[key], kind):
-            raise located(path, key, "a mapping" if kind is dict else "a list", data[key])
-    for key in ("error_before", "error_after"):
-        for k, v in (data.get(key) or {}).items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise located(path, f"{key}.{k}", "a finite number", v)
+    params = {}
+    if not isinstance(data["parameters"], dict) or not data["parameters"]:
+        raise located(path, "parameters", "a mapping of parameter name to {value, stderr}",
+                      data["parameters"])
+    for name, p in data["parameters"].items():
+        where = f"parameters.{name}"
+        if name not in known_params():
+            raise located(path, where, "one of " + ", ".join(known_params()))
+        if not isinstance(p, dict) or "value" not in p:
+            raise located(path, f"{where}.value", "a number", p)
+        extra = sorted(str(k) for k in p if k not in ("value", "stderr", "default"))
+        if extra:
+            raise located(path, f"{where}.{extra[0]}", "one of value, stderr, default")
+        value = _number(path, f"{where}.value", p["value"])
+        if (why := param_range_error(name, value)) is not None:
+            raise located(path, f"{where}.value", why, p["value"])
+        stderr = _number(path, f"{where}.stderr", p.get("stderr"), allow_none=True)
+        if stderr is not None and stderr < 0:
+            raise located(path, f"{where}.stderr", "a number >= 0 or null", p["stderr"])
+        default = _number(path, f"{where}.default", p.get("default"), allow_none=True)
+        params[name] = FittedParam(value, stderr, 0.0 if default is None else default)
     return Calibration(
-        board=str(data["board"]), backend=str(data["backend"]), created=str(data["created"]),
-        params=params, provenance=dict(data.get("provenance") or {}),
-        error_before=dict(data.get("error_before") or {}),
-        error_after=dict(data.get("error_after") or {}),
-        per_layer=tuple(data.get("per_layer") or ()), path=path)
+        board=data["board"], backend=data["backend"], created=data["created"],
+        params=params, provenance=dict(_mapping(path, "provenance", data.get("provenance"))),
+        error_before=_errors(path, "error_before", data.get("error_before")),
+        error_after=_errors(path, "error_after", data.get("error_after")),
+        per_layer=_rows(path, "per_layer", data.get("per_layer")),
+        per_entry=_rows(path, "per_entry", data.get("per_entry")), path=path, sha256=sha256)
 
 
 def load_calibration(path: str | Path) -> Calibration:
+    """Read and validate a calibration file; its sha256 goes into every label it makes."""
     p = Path(path)
     text = read_text(p, "calibration")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DseError(f"{p}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return calibration_from_dict(data, str(p))
+    return calibration_from_dict(data, str(p), hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def calibration_file(board: Board, option: str | None) -> Path | None:
+    """The calibration file the user named: ``--calibration FILE``, else the board file's
+    ``calibration:`` field (relative to the board file), else none; ``none`` ignores both."""
+    if option == "none":
+        return None
+    if option is not None:
+        return Path(option)
+    named = getattr(board, "calibration", None)
+    if not named:
+        return None
+    base = Path(board.path).parent if board.path else Path(".")
+    target = Path(named) if Path(named).is_absolute() else base / named
+    if not target.exists():
+        raise DseError(f"{board.path or board.name}: calibration: expected an existing "
+                       f"calibration file (relative to the board file), {target} does not exist")
+    return target
+
+
+def resolve_calibration(board: Board, option: str | None) -> Calibration | None:
+    """The calibration :func:`calibration_file` names, loaded (None: none named)."""
+    path = calibration_file(board, option)
+    return None if path is None else load_calibration(path)

@@ -1,10 +1,11 @@
-"""Fitting the cost model's free parameters to measured calls (pure; scipy least squares).
+"""Fitting the cost model's free parameters to a measurement log (pure; scipy least squares).
 
-Each ``Measurement`` is one layer run on an engine (the board, or its RTL in simulation): the
-median wall time per call, and where the backend reads them, the PL's busy and stall cycles.
-``fit`` adjusts named parameters (see ``dse.model.calibration``) so that the model's predicted
-call times match, in relative terms, and reports each parameter's standard error (from the
-Jacobian) and the model's error before and after.
+``fit_log`` adjusts named parameters (see ``dse.model.calibration``) so that the model's
+predictions of the log's entries (``dse.model.predict``) match, in relative terms, and
+reports each parameter's standard error (from the Jacobian), every entry's error before and
+after, and a held-out check. Which parameters a log may move depends on its source: a
+simulation informs only what it simulates. ``Measurement`` is the calibration flow's record
+of one layer run on an engine, before it becomes a log entry.
 """
 
 from __future__ import annotations
@@ -20,56 +21,28 @@ from dse.model.board import Board
 from dse.model.calibration import FittedParam, apply_params, default_value
 from dse.model.constants import CostConstants
 from dse.model.cost import call_cost
-from dse.model.engine import EngineDesign, engine_cycles
+from dse.model.engine import engine_cycles
+from dse.model.measurement_log import Measurement
 
 #: Bounds of each fittable parameter (physical ranges, not guesses of the answer).
 BOUNDS = {
     "ddr_pl_efficiency": (0.05, 1.0),
     "per_call_overhead_us": (0.0, 1e5),
+    "native_call_overhead_us": (0.0, 1e5),
     "pipeline_latency_cycles": (0.0, 1e5),
     "rescale_ns_per_elem": (0.0, 1e4),
     "dma_setup_us": (0.0, 1e5),
+    "ps_memory_bandwidth_gb_s": (0.01, 1e3),
+    "cache_maint_bytes_per_s": (1e6, 1e12),
 }
-DEFAULT_PARAMS = ("ddr_pl_efficiency", "per_call_overhead_us", "pipeline_latency_cycles")
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One layer measured on an engine: median wall time per call and PL cycle counters."""
-
-    layer: str
-    n: int
-    k: int
-    m: int
-    design: EngineDesign
-    weight_bytes: int
-    wall_s: float
-    wall_spread_s: float = 0.0
-    busy_cycles: int | None = None
-    stall_cycles: int | None = None
-    repeats: int = 1
-    dense: str | None = None
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """Fitted values, their errors, and the per-measurement errors before and after."""
-
-    params: dict[str, FittedParam]
-    before: tuple[float, ...]
-    after: tuple[float, ...]
-    predicted_before_s: tuple[float, ...]
-    predicted_after_s: tuple[float, ...]
-    cost: float
-    success: bool
-    message: str
-
-    @staticmethod
-    def summary(errors: Sequence[float]) -> dict[str, float]:
-        a = np.abs(np.asarray(errors, dtype=float))
-        if not a.size:
-            return {"max_abs_rel_error": 0.0, "mean_abs_rel_error": 0.0}
-        return {"max_abs_rel_error": float(a.max()), "mean_abs_rel_error": float(a.mean())}
+def error_summary(errors: Sequence[float]) -> dict[str, float]:
+    """Max and mean absolute relative error (0 for none)."""
+    a = np.abs(np.asarray(errors, dtype=float))
+    if not a.size:
+        return {"max_abs_rel_error": 0.0, "mean_abs_rel_error": 0.0}
+    return {"max_abs_rel_error": float(a.max()), "mean_abs_rel_error": float(a.mean())}
 
 
 def predict_s(meas: Measurement, board: Board, c: CostConstants) -> float:
@@ -83,52 +56,6 @@ def predict_cycles(meas: Measurement, c: CostConstants) -> int:
     d = meas.design
     return engine_cycles(math.ceil(meas.n / d.engines), meas.k, meas.m, d.pe, d.simd,
                          d.vectors, d.stream_bits // 8, round(c.pipeline_latency_cycles))
-
-
-def rel_errors(ms: Sequence[Measurement], board: Board, c: CostConstants) -> list[float]:
-    """(predicted - measured) / measured wall time, per measurement."""
-    return [predict_s(m, board, c) / m.wall_s - 1.0 for m in ms]
-
-
-def fit(ms: Sequence[Measurement], board: Board, c: CostConstants,
-        params: Sequence[str] = DEFAULT_PARAMS) -> FitResult:
-    """Least-squares fit of ``params`` to the measurements' wall times and busy cycles."""
-    if not ms:
-        raise ValueError("fit: no measurements")
-    for name in params:
-        if name not in BOUNDS:
-            raise ValueError(f"fit: {name} is not a fittable parameter")
-    x0 = np.array([default_value(p, board, c) for p in params], dtype=float)
-    lo = np.array([BOUNDS[p][0] for p in params])
-    hi = np.array([BOUNDS[p][1] for p in params])
-    x0 = np.clip(x0, lo, hi)
-    with_cycles = [m for m in ms if m.busy_cycles is not None and m.stall_cycles is not None]
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        b, cc = apply_params(board, c, dict(zip(params, x, strict=True)))
-        r = [predict_s(m, b, cc) / m.wall_s - 1.0 for m in ms]
-        # Stall-free cycles pin the pipeline latency exactly where the RTL is simulated.
-        for m in with_cycles:
-            free = m.busy_cycles - m.stall_cycles
-            d = m.design
-            model = (engine_cycles(math.ceil(m.n / d.engines), m.k, m.m, d.pe, d.simd,
-                                   d.vectors, d.stream_bits // 8, 0)
-                     + math.ceil(m.m / d.vectors) * cc.pipeline_latency_cycles)
-            r.append(model / max(1, free) - 1.0)
-        return np.asarray(r)
-
-    # Parameters live on very different scales (0.75 vs 60 us vs 24 cycles): let scipy scale.
-    res = least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac", method="trf")
-    stderr = _stderr(res, len(params))
-    fitted = {p: FittedParam(float(v), s, float(d))
-              for p, v, s, d in zip(params, res.x, stderr, x0, strict=True)}
-    b1, c1 = apply_params(board, c, dict(zip(params, res.x, strict=True)))
-    return FitResult(
-        params=fitted,
-        before=tuple(rel_errors(ms, board, c)), after=tuple(rel_errors(ms, b1, c1)),
-        predicted_before_s=tuple(predict_s(m, board, c) for m in ms),
-        predicted_after_s=tuple(predict_s(m, b1, c1) for m in ms),
-        cost=float(res.cost), success=bool(res.success), message=str(res.message))
 
 
 def _stderr(res, nparams: int) -> list[float | None]:
@@ -148,3 +75,310 @@ def _stderr(res, nparams: int) -> list[float | None]:
         else:
             out.append(float(math.sqrt(max(0.0, cov[i, i]))))
     return out
+
+
+# -- fitting a measurement log -----------------------------------------------------------------
+
+#: What each kind of source can inform. A simulator's wall time is the RTL's busy cycles plus
+#: the model's own per-call overhead and PS-side formula, so from a sim log only the DDR supply
+#: (efficiency) and the pipeline latency carry information; a board (or paper) log measured
+#: the overheads and the PS-side costs too.
+SOURCE_PARAMS = {
+    "sim": ("ddr_pl_efficiency", "pipeline_latency_cycles"),
+    "board": ("ddr_pl_efficiency", "pipeline_latency_cycles", "per_call_overhead_us",
+              "native_call_overhead_us", "rescale_ns_per_elem", "cache_maint_bytes_per_s",
+              "ps_memory_bandwidth_gb_s"),
+}
+
+
+def source_params(backend: str) -> tuple[str, ...]:
+    return SOURCE_PARAMS["sim" if backend == "sim" else "board"]
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """One log entry: measured, predicted before and after the fit, in the entry's unit."""
+
+    id: str
+    kind: str
+    what: str
+    unit: str
+    measured: float
+    status: str  # fitted | checked | not priced | composed
+    why: str = ""
+    before: float | None = None
+    after: float | None = None
+    measured_fraction: float | None = None
+
+    @property
+    def error_before(self) -> float | None:
+        return None if self.before is None else self.before / self.measured - 1.0
+
+    @property
+    def error_after(self) -> float | None:
+        return None if self.after is None else self.after / self.measured - 1.0
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "what": self.what, "unit": self.unit,
+                "measured": self.measured, "status": self.status, "why": self.why,
+                "predicted_before": self.before, "predicted_after": self.after,
+                "error_before": self.error_before, "error_after": self.error_after,
+                "measured_fraction": self.measured_fraction}
+
+
+@dataclass(frozen=True)
+class LogFit:
+    """What a fit made of a log: parameters with standard errors, and every entry's errors."""
+
+    params: dict[str, FittedParam]
+    entries: tuple[EntryResult, ...]
+    held_out: dict | None
+    cost: float
+    message: str
+
+    def fitted(self) -> list[EntryResult]:
+        return [r for r in self.entries if r.status == "fitted"]
+
+    def summary(self, which: str) -> dict[str, float]:
+        errs = [getattr(r, f"error_{which}") for r in self.fitted()]
+        return error_summary([e for e in errs if e is not None])
+
+
+def _where(log, e) -> str:
+    return f"{log.path or 'log'}: entries ({e.id})"
+
+
+def _residual_fn(log, entries, wl, board, c, params):
+    from dse.model.predict import measured_s, predict
+
+    meas = [measured_s(e, log.path) for e in entries]
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        b, cc = apply_params(board, c, dict(zip(params, x, strict=True)))
+        r = []
+        for e, t in zip(entries, meas, strict=True):
+            p = predict(e, wl, b, cc, log.path)
+            r.append(p.time_s / t - 1.0)
+            if p.free_cycles is not None:
+                r.append(p.free_cycles[0] / p.free_cycles[1] - 1.0)
+        return np.asarray(r, dtype=float)
+
+    return residuals
+
+
+def _moved_by(log, e, wl, board, c, params: tuple[str, ...]) -> bool:
+    """Whether any of ``params`` moves the prediction of ``e``."""
+    if not params:
+        return False
+    x0 = np.clip(np.array([default_value(p, board, c) for p in params], dtype=float),
+                 [BOUNDS[p][0] for p in params], [BOUNDS[p][1] for p in params])
+    fn = _residual_fn(log, [e], wl, board, c, params)
+    return any(_sensitive(fn, params, x0, np.array([BOUNDS[p][0] for p in params]),
+                          np.array([BOUNDS[p][1] for p in params])))
+
+
+def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
+    """Which parameters move any residual anywhere in their range (not only at x0: a max()
+    of roofline terms is flat where another term binds)."""
+    r0 = residuals(x0)
+    out = []
+    for i in range(len(params)):
+        moved = False
+        for probe in (x0[i] * 0.5, x0[i] * 2 + 1e-3, lo[i] + 0.1 * (min(hi[i], 10 * x0[i] + 1)
+                                                                      - lo[i])):
+            x = x0.copy()
+            x[i] = float(np.clip(probe, lo[i], hi[i]))
+            if np.any(np.abs(residuals(x) - r0) > 1e-12):
+                moved = True
+                break
+        out.append(moved)
+    return out
+
+
+def _least_squares(log, entries, wl, board, c, allowed):
+    """Fit the allowed parameters that the entries constrain; check the result is plausible."""
+    from dse.errors import DseError
+    from dse.model.calibration import param_range_error
+
+    x_all = np.array([default_value(p, board, c) for p in allowed], dtype=float)
+    lo_all = np.array([BOUNDS[p][0] for p in allowed])
+    hi_all = np.array([BOUNDS[p][1] for p in allowed])
+    x_all = np.clip(x_all, lo_all, hi_all)
+    probe = _residual_fn(log, entries, wl, board, c, allowed)
+    keep = _sensitive(probe, allowed, x_all, lo_all, hi_all)
+    params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
+    if not params:
+        return {}, 0.0, "no parameter is constrained by these entries"
+    idx = [allowed.index(p) for p in params]
+    x0, lo, hi = x_all[idx], lo_all[idx], hi_all[idx]
+    residuals = _residual_fn(log, entries, wl, board, c, params)
+    res = least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac", method="trf")
+    jac = np.asarray(res.jac, dtype=float)
+    # the entry that pulls each parameter hardest (rows with cycle residuals map to entries)
+    from dse.model.predict import predict
+
+    rows = []
+    for e in entries:
+        rows.append(e)
+        if predict(e, wl, board, c, log.path).free_cycles is not None:
+            rows.append(e)
+    if not res.success:
+        worst = rows[int(np.argmax(np.abs(res.fun)))]
+        raise DseError(f"{_where(log, worst)}: expected a fit that converges, least squares "
+                       f"stopped: {res.message}")
+    for i, name in enumerate(params):
+        v = float(res.x[i])
+        at_bound = math.isclose(v, lo[i], rel_tol=1e-6, abs_tol=1e-9) or math.isclose(
+            v, hi[i], rel_tol=1e-6, abs_tol=1e-9)
+        why = param_range_error(name, v)
+        if at_bound or why:
+            worst = rows[int(np.argmax(np.abs(jac[:, i])))]
+            raise DseError(f"{_where(log, worst)}: expected a physically plausible fit, "
+                           f"{name} went to {v:.4g} (its bound: {lo[i]:g}..{hi[i]:g}); the "
+                           f"model cannot explain this entry with that parameter, no "
+                           f"calibration written")
+    stderr = _stderr(res, len(params))
+    fitted = {p: FittedParam(float(v), s, float(d))
+              for p, v, s, d in zip(params, res.x, stderr, x0, strict=True)}
+    return fitted, float(res.cost), str(res.message)
+
+
+def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> LogFit:
+    """Fit the model's free parameters to a measurement log (pure; see dse.model.predict).
+
+    Entries the model prices and that are marked ``fit`` are fitted; priced entries with
+    ``fit: false`` are checked only; entries with parts (``part_of``) are composed from their
+    parts, modelled where priced and measured where not, with the measured fraction stated.
+    """
+    from dse.model.predict import children, in_unit, predict
+
+    allowed = source_params(log.config.backend)
+    status: dict[str, tuple[str, str]] = {}
+    fit_entries = []
+    for e in log.entries:
+        if children(log, e.id):
+            status[e.id] = ("composed", "")
+            continue
+        p = predict(e, wl, board, c, log.path)
+        if not p.priced:
+            status[e.id] = ("not priced", p.why)
+        elif e.fit:
+            status[e.id] = ("fitted", "")
+            fit_entries.append(e)
+        else:
+            status[e.id] = ("checked", "fit: false in the log")
+    params, cost, message = ({}, 0.0, "no entry to fit")
+    if fit_entries:
+        params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed)
+        for e in fit_entries:
+            if not _moved_by(log, e, wl, board, c, tuple(params)):
+                status[e.id] = ("checked", "no fitted parameter moves it")
+    b1, c1 = apply_params(board, c, {k: p.value for k, p in params.items()})
+
+    def pred_s(e, b, cc):
+        return predict(e, wl, b, cc, log.path).time_s
+
+    results = []
+    for e in log.entries:
+        st, why = status[e.id]
+        before = after = frac = None
+        if st in ("fitted", "checked"):
+            before = in_unit(e, pred_s(e, board, c), log.path)
+            after = in_unit(e, pred_s(e, b1, c1), log.path)
+        elif st == "composed":
+            before, _ = _compose(log, e, wl, board, c)
+            after, frac = _compose(log, e, wl, b1, c1)
+            before, after = in_unit(e, before, log.path), in_unit(e, after, log.path)
+            why = f"parts: {', '.join(x.id for x in children(log, e.id))}"
+        results.append(EntryResult(e.id, e.kind, e.what, e.unit, e.value, st, why, before,
+                                   after, frac))
+    held = None
+    if held_out:
+        # what no fitted parameter moves says nothing held out: only fitted entries take part
+        moved = [e for e in fit_entries if status[e.id][0] == "fitted"]
+        train, test, alone = half_split(log, moved, wl, board, c, allowed)
+        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test))
+        if held is not None:
+            held["alone"] = [e.id for e in alone]
+            held["leave_one_out"] = _leave_one_out(
+                log, moved, [e for e in moved if e not in alone], wl, board, c, allowed)
+    return LogFit(params, tuple(results), held, cost, message)
+
+
+def _compose(log, total, wl, board, c) -> tuple[float, float]:
+    """A composed time for ``total`` (s) and the fraction of it taken from measurements.
+
+    Parts the model prices take its prediction; parts it does not, and the remainder the
+    parts do not account for, take the measured values.
+    """
+    from dse.model.predict import children, measured_s, predict
+
+    modelled = priced_measured = 0.0
+    for part in children(log, total.id):
+        p = predict(part, wl, board, c, log.path)
+        if p.priced:
+            modelled += p.time_s
+            priced_measured += measured_s(part, log.path)
+    from_measurement = measured_s(total, log.path) - priced_measured
+    composed = modelled + from_measurement
+    return composed, from_measurement / composed
+
+
+def half_split(log, entries, wl, board, c, allowed):
+    """(train, test, alone): entries that constrain the same parameters alternate between
+    the halves; an entry whose parameters no other entry constrains cannot be held out (it
+    is the only evidence for them), so it trains and is listed as ``alone``."""
+    x0 = np.clip(np.array([default_value(p, board, c) for p in allowed], dtype=float),
+                 [BOUNDS[p][0] for p in allowed], [BOUNDS[p][1] for p in allowed])
+    lo = np.array([BOUNDS[p][0] for p in allowed])
+    hi = np.array([BOUNDS[p][1] for p in allowed])
+    groups: dict[tuple[str, ...], list] = {}
+    for e in entries:
+        fn = _residual_fn(log, [e], wl, board, c, allowed)
+        key = tuple(p for p, k in zip(allowed, _sensitive(fn, allowed, x0, lo, hi),
+                                      strict=True) if k)
+        groups.setdefault(key, []).append(e)
+    train, test, alone = [], [], []
+    for group in groups.values():
+        if len(group) < 2:
+            train += group
+            alone += group
+        else:
+            train += group[0::2]
+            test += group[1::2]
+    return train, test, alone
+
+
+def _leave_one_out(log, entries, targets, wl, board, c, allowed) -> dict[str, dict]:
+    """Each of ``targets`` predicted by a fit to all the other entries (None where that fit
+    failed). Entries that are the only evidence for their parameters are not targets: left
+    out, they would only be predicted at the defaults."""
+    out = {}
+    for e in targets:
+        rest = [x for x in entries if x is not e]
+        got = _held_out(log, [*rest, e], wl, board, c, allowed, split=(rest, [e]))
+        out[e.id] = {"error": (got or {}).get("errors", {}).get(e.id),
+                     "params": sorted((got or {}).get("params", {}))}
+    return out
+
+
+def _held_out(log, entries, wl, board, c, allowed, split=None) -> dict | None:
+    """Fit on every other fitted entry, predict the rest with what that fit learned."""
+    from dse.errors import DseError
+    from dse.model.predict import in_unit, predict
+
+    train, test = split or (list(entries[0::2]), list(entries[1::2]))
+    if not train or not test:
+        return None
+    try:
+        params, _, _ = _least_squares(log, train, wl, board, c, allowed)
+    except DseError as exc:
+        return {"train": [e.id for e in train], "test": [e.id for e in test],
+                "failed": str(exc)}
+    b, cc = apply_params(board, c, {k: p.value for k, p in params.items()})
+    errors = {e.id: in_unit(e, predict(e, wl, b, cc, log.path).time_s, log.path) / e.value - 1
+              for e in test}
+    a = [abs(v) for v in errors.values()]
+    return {"train": [e.id for e in train], "test": [e.id for e in test],
+            "params": {k: p.value for k, p in params.items()}, "errors": errors,
+            "max_abs_rel_error": max(a), "mean_abs_rel_error": sum(a) / len(a)}

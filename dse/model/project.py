@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from dse.errors import DseError
 from dse.model.board import Board
-from dse.model.calibration import Calibration, load_calibration
+from dse.model.calibration import Calibration, resolve_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes
 from dse.model.cpu import (
@@ -168,11 +168,10 @@ class CostContext:
         return cls(b, c, calibration.label())
 
     @classmethod
-    def resolve(cls, board: Board, option: str = "none") -> CostContext:
-        """CLI helper: ``none`` (the default) or the path of a calibration file."""
-        if option in ("none", "", None):
-            return cls.for_board(board)
-        return cls.for_board(board, load_calibration(option))
+    def resolve(cls, board: Board, option: str | None = None) -> CostContext:
+        """CLI helper: the calibration the user named (``--calibration FILE``, else the board
+        file's ``calibration:`` field), none otherwise; ``none`` ignores the board's field."""
+        return cls.for_board(board, resolve_calibration(board, option))
 
 
 @dataclass(frozen=True)

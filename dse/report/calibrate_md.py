@@ -1,9 +1,11 @@
 """The report section "Projected vs measured", in Chinese or English.
 
-What ``dse calibrate`` found: where the measurements came from, the fitted parameters with
-their uncertainty, per-layer measured against projected time before and after fitting, the
-held-out check, and end to end: the plan on the measured overlay, projected and measured, and
-the best plans re-projected with the calibration.
+What ``dse calibrate`` found: where the measurements came from (the log, its configuration
+and hash), the fitted parameters with their uncertainty, every log entry measured against
+projected before and after the fit (and which ones the model cannot price yet), the
+held-out check, composed end-to-end figures with the share taken from measurement stated,
+and the best plans re-projected with the calibration. "Measured" is only said of what a
+measurement produced: a simulation's figures are "simulated", a composition says its parts.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 
 from dse.hw.calibrate import EndToEnd
 from dse.model.calibration import Calibration
+from dse.model.fit import LogFit
+from dse.model.measurement_log import MeasurementLog
 from dse.report import sections
 from dse.report.table import md_table
 from dse.search.explore import RankedPlan
@@ -20,42 +24,70 @@ _S: dict[str, tuple[str, str]] = {
     "title": ("## 预测与实测对比 — {board}", "## Projected vs measured — {board}"),
     "h.source": ("### 测量来源", "### Where the measurements came from"),
     "cols.kv": ("属性|值", "Property|Value"),
-    "backend": ("后端", "Backend"),
-    "backend.sim": ("RTL 仿真 (Verilator)；DDR/链路时序按板卡文件建模",
-                    "RTL simulation (Verilator); DDR/link timing modelled from the board file"),
+    "backend": ("来源", "Source"),
+    "backend.sim": ("RTL 仿真 (Verilator)：只有 PL 忙周期是仿真结果，DDR 供给按板卡文件建模",
+                    "RTL simulation (Verilator): only the PL's busy cycles are simulated, the "
+                    "DDR supply is modelled from the board file"),
     "backend.pynq": ("PYNQ 板上实测", "measured on the PYNQ board"),
-    "overlay": ("覆盖层引擎", "Overlay engine"),
+    "backend.paper": ("已发表的板上测量（逐条注明出处）",
+                      "published board measurements (each entry cites its source)"),
+    "backend.board": ("板上实测", "measured on a board"),
+    "log": ("测量日志", "Measurement log"),
+    "config": ("配置", "Configuration"),
     "created": ("时间", "Date"),
     "repeats": ("每层重复次数", "Repeats per layer"),
     "file": ("校准文件", "Calibration file"),
     "h.params": ("### 拟合参数", "### Fitted parameters"),
     "cols.params": ("参数|默认值|拟合值|标准误差", "Parameter|Default|Fitted|Std. error"),
-    "h.layers": ("### 逐层：预测与实测", "### Per layer: projected vs measured"),
-    "cols.layers": ("层 (形状)|M|实测 (ms，中位数 ± 极差)|校准前预测 (ms)|误差|"
-                    "校准后预测 (ms)|误差|忙周期|停顿周期",
-                    "Layer (shape)|M|Measured (ms, median ± range)|Projected before (ms)|Error|"
-                    "Projected after (ms)|Error|Busy cycles|Stall cycles"),
-    "errors": ("模型误差：校准前最大 {b_max:.1%}（平均 {b_mean:.1%}），校准后最大 {a_max:.1%}"
-               "（平均 {a_mean:.1%}）。",
-               "Model error: before calibration max {b_max:.1%} (mean {b_mean:.1%}), after "
-               "max {a_max:.1%} (mean {a_mean:.1%})."),
-    "heldout": ("留出检验：在 {tr} 个形状上拟合，预测其余 {te} 个形状，最大误差 {mx:.1%}"
+    "params.note": ("只拟合该来源能提供信息的参数：{allowed}。",
+                    "Only parameters this kind of source informs are fitted: {allowed}."),
+    "h.entries": ("### 逐条：预测与实测", "### Entry by entry: projected vs measured"),
+    "cols.entries": ("条目|类别|内容|实测|校准前预测|误差|校准后预测|误差|状态",
+                     "Entry|Kind|What|Measured|Projected before|Error|Projected after|Error|"
+                     "Status"),
+    "st.fitted": ("已拟合", "fitted"),
+    "st.checked": ("仅检验", "checked only"),
+    "st.not priced": ("模型尚未定价", "not priced by this model yet"),
+    "st.composed": ("组合值", "composed"),
+    "errors": ("已拟合条目的模型误差：校准前最大 {b_max:.1%}（平均 {b_mean:.1%}），校准后最大 "
+               "{a_max:.1%}（平均 {a_mean:.1%}）。",
+               "Model error over the fitted entries: before calibration max {b_max:.1%} "
+               "(mean {b_mean:.1%}), after max {a_max:.1%} (mean {a_mean:.1%})."),
+    "composed": ("`{id}`：实测 {meas:g} {unit}；组合值 {after:.4g} {unit}（{err:+.1%}），其中 "
+                 "{frac:.0%} 取自测量（模型尚未定价的部分及余项），{mod:.0%} 为模型预测。",
+                 "`{id}`: measured {meas:g} {unit}; composed {after:.4g} {unit} ({err:+.1%}), "
+                 "of which {frac:.0%} is taken from the measurement (the parts the model does "
+                 "not price, and the remainder) and {mod:.0%} is modelled."),
+    "unpriced": ("模型尚未定价（{n} 条，保留并列出，不丢弃、不伪造）：{ids}。",
+                 "Not priced by this model yet ({n} entries, listed, not dropped and not "
+                 "faked): {ids}."),
+    "heldout": ("留出检验：在 {tr} 条上拟合（{train}），预测其余 {te} 条：最大误差 {mx:.1%}"
                 "（平均 {mean:.1%}）。",
-                "Held-out check: fitted on {tr} shapes, predicting the other {te}: max error "
-                "{mx:.1%} (mean {mean:.1%})."),
+                "Held-out check: fitted on {tr} entries ({train}), predicting the other {te}: "
+                "max error {mx:.1%} (mean {mean:.1%})."),
+    "heldout.failed": ("留出检验：半数条目的拟合失败（{why}）。",
+                       "Held-out check: the fit to half the entries failed ({why})."),
+    "alone": ("不能留出（各自是其参数的唯一依据）：{ids}。",
+              "Cannot be held out (each is the only evidence for its parameters): {ids}."),
+    "loo": ("逐条留一：{rows}。", "Leave-one-out (each entry predicted by a fit to all the "
+            "others): {rows}."),
     "h.e2e": ("### 端到端", "### End to end"),
-    "e2e.intro": ("方案 `{plan}` 的卸载集合运行在实测的覆盖层引擎 `{design}` 上"
-                  "（不融合、无常驻），每 token 解码时间；基线为 PyTorch 基线 {base:.1f} ms。"
-                  "实测时间：已测形状的层用实测中位数（{hit}/{off} 层），其余用校准后的预测。",
-                  "Plan `{plan}`'s offload set on the measured overlay engine `{design}` (no "
-                  "fusion, no residency), decode ms per token; baseline: PyTorch, {base:.1f} "
-                  "ms. Measured time uses the measured median for layers whose shape was "
-                  "measured ({hit}/{off} layers) and the calibrated projection for the rest."),
-    "cols.e2e": ("|ms/token|加速比 (对 PyTorch 基线)|相对实测的误差",
-                 "|ms/token|Speedup (vs PyTorch baseline)|Error vs measured"),
+    "e2e.intro": ("方案 `{plan}` 的卸载集合运行在覆盖层引擎 `{design}` 上（不融合、无常驻），"
+                  "每 token 解码时间；基线为 PyTorch {base:.1f} ms。组合值：已运行形状的层"
+                  "（{hit}/{off} 层）取{kind}值，其余取校准后的预测；组合值中 {frac:.0%} 为{kind}，"
+                  "其余为模型。",
+                  "Plan `{plan}`'s offload set on the overlay engine `{design}` (no fusion, no "
+                  "residency), decode ms per token; baseline: PyTorch, {base:.1f} ms. Composed: "
+                  "layers whose shape was run ({hit}/{off} layers) take the {kind} time, the "
+                  "rest the calibrated projection; {frac:.0%} of the composed figure is "
+                  "{kind}, the rest modelled."),
+    "cols.e2e": ("|ms/token|加速比 (对 PyTorch 基线)|相对组合值",
+                 "|ms/token|Speedup (vs PyTorch baseline)|vs composed"),
     "row.before": ("校准前预测", "Projected, before calibration"),
     "row.after": ("校准后预测", "Projected, after calibration"),
-    "row.measured": ("实测", "Measured"),
+    "row.composed": ("组合值（{frac:.0%} {kind}）", "Composed ({frac:.0%} {kind})"),
+    "kind.measured": ("实测", "measured"),
+    "kind.simulated": ("仿真", "simulated"),
     "h.replan": ("### 用校准重新估算的最佳方案",
                  "### Best plans re-projected with the calibration"),
     "cols.replan": ("方案|引擎设计|校准前 (ms)|校准前加速比|校准后 (ms)|校准后加速比",
@@ -72,48 +104,99 @@ def _cols(key: str, lang: str) -> list[str]:
     return _t(key, lang).split("|")
 
 
-def render_calibration_section(cal: Calibration, board_stem: str, lang: str, *,
-                               design_label: str, repeats: int, e2e: EndToEnd,
+def _num(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.4g}" if abs(x) < 1e5 else f"{x:,.0f}"
+
+
+def _err(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.1%}"
+
+
+def _config_text(log: MeasurementLog) -> str:
+    cfg = log.config
+    parts = [f"board {cfg.board}"]
+    if cfg.engine:
+        parts.append("engine " + ", ".join(f"{k} {v}" for k, v in cfg.engine.items()))
+    for key in ("bitstream", "pl_clock_mhz", "ps_clock_mhz", "ddr_transfer_rate_mts",
+                "threads", "runtime"):
+        v = getattr(cfg, key)
+        if v is not None:
+            parts.append(f"{key} {v:g}" if isinstance(v, float) else f"{key} {v}")
+    return "; ".join(parts)
+
+
+def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, lang: str, *,
+                               log: MeasurementLog, e2e: EndToEnd | None,
                                replans: Sequence[tuple[RankedPlan, RankedPlan]],
-                               held_out: dict[str, float] | None) -> str:
+                               repeats: int | None = None) -> str:
     """The whole section, fenced by this board's calibrate markers (pure)."""
+    from dse.model.fit import source_params
+
     begin, end = sections.section_markers("calibrate", board_stem)
     out = [begin, _t("title", lang, board=cal.board), "", _t("h.source", lang), ""]
-    backend = _t(f"backend.{cal.backend}", lang) if f"backend.{cal.backend}" in _S else cal.backend
-    rows = [[_t("backend", lang), backend], [_t("overlay", lang), f"`{design_label}`"],
-            [_t("created", lang), cal.created], [_t("repeats", lang), repeats],
-            [_t("file", lang), f"`{cal.path}`" if cal.path else "—"]]
-    rows += [[k, f"`{v}`"] for k, v in cal.provenance.items() if not isinstance(v, dict)]
+    key = f"backend.{cal.backend}"
+    rows = [[_t("backend", lang), _t(key, lang) if key in _S else cal.backend],
+            [_t("log", lang), (f"`{log.path}` (sha256 {log.sha256[:12]})" if log.path
+                               else "—") + (f": {log.title}" if log.title else "")],
+            [_t("config", lang), _config_text(log)],
+            [_t("created", lang), cal.created]]
+    if repeats is not None:
+        rows.append([_t("repeats", lang), repeats])
+    rows.append([_t("file", lang), f"`{cal.label()}`" if cal.path else "—"])
     out += [md_table(_cols("cols.kv", lang), rows), "", _t("h.params", lang), ""]
     out.append(md_table(_cols("cols.params", lang), [
         [f"`{name}`", f"{p.default:g}", f"{p.value:.4g}",
          "—" if p.stderr is None else f"{p.stderr:.2g}"] for name, p in cal.params.items()]))
-    out += ["", _t("h.layers", lang), ""]
-    lrows = []
-    for r in cal.per_layer:
-        lrows.append([f"`{r['layer']}` ({r['n']}×{r['k']})", r["m_tokens"],
-                      f"{r['measured_ms']:.4f} ± {r['spread_ms']:.4f}",
-                      f"{r['projected_before_ms']:.4f}", f"{r['error_before']:+.1%}",
-                      f"{r['projected_after_ms']:.4f}", f"{r['error_after']:+.1%}",
-                      f"{r['busy_cycles']:,}" if r.get("busy_cycles") is not None else "—",
-                      f"{r['stall_cycles']:,}" if r.get("stall_cycles") is not None else "—"])
-    out.append(md_table(_cols("cols.layers", lang), lrows))
-    out += ["", _t("errors", lang, b_max=cal.error_before.get("max_abs_rel_error", 0.0),
-                   b_mean=cal.error_before.get("mean_abs_rel_error", 0.0),
-                   a_max=cal.error_after.get("max_abs_rel_error", 0.0),
-                   a_mean=cal.error_after.get("mean_abs_rel_error", 0.0))]
-    if held_out:
-        out.append(_t("heldout", lang, tr=held_out["train_shapes"], te=held_out["test_shapes"],
-                      mx=held_out["max_abs_rel_error"], mean=held_out["mean_abs_rel_error"]))
-    out += ["", _t("h.e2e", lang), "",
-            _t("e2e.intro", lang, plan=e2e.plan, design=e2e.design, base=e2e.baseline_ms,
-               hit=e2e.measured_layers, off=e2e.offloaded_layers), ""]
+    out += ["", _t("params.note", lang, allowed=", ".join(
+        f"`{p}`" for p in source_params(cal.backend))), "", _t("h.entries", lang), ""]
     erows = []
-    for key, ms in (("row.before", e2e.projected_before_ms), ("row.after", e2e.projected_after_ms),
-                    ("row.measured", e2e.measured_ms)):
-        err = "—" if key == "row.measured" else f"{ms / e2e.measured_ms - 1:+.1%}"
-        erows.append([_t(key, lang), f"{ms:,.1f}", f"{e2e.speedup(ms):.2f}x", err])
-    out.append(md_table(_cols("cols.e2e", lang), erows))
+    for r in res.entries:
+        erows.append([f"`{r.id}`", r.kind, r.what, f"{_num(r.measured)} {r.unit}",
+                      _num(r.before), _err(r.error_before), _num(r.after), _err(r.error_after),
+                      _t(f"st.{r.status}", lang)])
+    out.append(md_table(_cols("cols.entries", lang), erows))
+    b, a = cal.error_before, cal.error_after
+    out += ["", _t("errors", lang, b_max=b.get("max_abs_rel_error", 0.0),
+                   b_mean=b.get("mean_abs_rel_error", 0.0),
+                   a_max=a.get("max_abs_rel_error", 0.0),
+                   a_mean=a.get("mean_abs_rel_error", 0.0))]
+    for r in res.entries:
+        if r.status == "composed" and r.after is not None:
+            out.append(_t("composed", lang, id=r.id, meas=r.measured, unit=r.unit,
+                          after=r.after, err=r.error_after, frac=r.measured_fraction,
+                          mod=1 - r.measured_fraction))
+    unpriced = [f"`{r.id}`" for r in res.entries if r.status == "not priced"]
+    if unpriced:
+        out.append(_t("unpriced", lang, n=len(unpriced), ids=", ".join(unpriced)))
+    held = res.held_out
+    if held and "failed" in held:
+        out.append(_t("heldout.failed", lang, why=held["failed"]))
+    elif held:
+        out.append(_t("heldout", lang, tr=len(held["train"]), te=len(held["test"]),
+                      train=", ".join(f"`{x}`" for x in held["train"]),
+                      mx=held["max_abs_rel_error"], mean=held["mean_abs_rel_error"]))
+        if held.get("alone"):
+            out.append(_t("alone", lang, ids=", ".join(f"`{x}`" for x in held["alone"])))
+        loo = held.get("leave_one_out") or {}
+        if loo:
+            out.append(_t("loo", lang, rows="; ".join(
+                f"`{k}` {_err(v['error'])}" for k, v in loo.items())))
+    if e2e is not None:
+        kind = _t(f"kind.{e2e.kind}", lang)
+        out += ["", _t("h.e2e", lang), "",
+                _t("e2e.intro", lang, plan=e2e.plan, design=e2e.design, base=e2e.baseline_ms,
+                   hit=e2e.run_layers, off=e2e.offloaded_layers, kind=kind,
+                   frac=e2e.run_fraction), ""]
+        trows = []
+        for label, ms in ((_t("row.before", lang), e2e.projected_before_ms),
+                          (_t("row.after", lang), e2e.projected_after_ms),
+                          (_t("row.composed", lang, frac=e2e.run_fraction, kind=kind),
+                           e2e.composed_ms)):
+            err = "—" if ms is e2e.composed_ms else f"{ms / e2e.composed_ms - 1:+.1%}"
+            trows.append([label, f"{ms:,.1f}", f"{e2e.speedup(ms):.2f}x", err])
+        out.append(md_table(_cols("cols.e2e", lang), trows))
     if replans:
         out += ["", _t("h.replan", lang), ""]
         out.append(md_table(_cols("cols.replan", lang), [

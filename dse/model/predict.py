@@ -1,0 +1,296 @@
+"""What the model predicts for one measurement-log entry (pure).
+
+One function, ``predict``, maps (entry, parameters in force) to the model's time for what the
+entry measured, so a fit, a held-out check and a report all compare the same thing. Each kind
+has its predictor: engine calls and layers through ``call_cost``; components of a token (the
+engines' weight stream, the per-run overhead, the sums read back) as sums over the token's
+engine calls; PS-side components (attention, norms/quantization/RoPE/residuals) and
+bitnet.cpp runs through the operator model's projection (``dse.model.project``, native
+runtime), the FFN glue unit through its PL unit (``glue_work``) where the log states one;
+phases (a DDR read test, the PS's read bandwidth) through the board's roofline figures. What
+the model cannot price yet (a two-stage head's top-k, the shift scan, power) comes back as
+``Prediction(None, why)``: reported, never dropped, never faked. New
+devices add predictors here, entry kind by kind.
+
+Times are compared, whatever the entry's unit: a rate (tok/s) is one over a time, a
+bandwidth is bytes over a time, cycles are a time at the entry's clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dse.errors import DseError
+from dse.model.board import Board
+from dse.model.constants import CostConstants
+from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes
+from dse.model.engine import EngineDesign, engine_cycles
+from dse.model.measurement_log import UNITS, LogEntry, MeasurementLog
+from dse.model.workload import Workload
+
+NOT_PRICED = "not priced by this model yet"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's time for an entry (s), or None with the reason it is not priced."""
+
+    time_s: float | None
+    why: str = ""
+    #: (model, measured) stall-free engine cycles, where the entry has cycle counters.
+    free_cycles: tuple[float, float] | None = None
+
+    @property
+    def priced(self) -> bool:
+        return self.time_s is not None
+
+
+def not_priced(why: str) -> Prediction:
+    return Prediction(None, f"{NOT_PRICED}: {why}")
+
+
+def entry_design(e: LogEntry, where: str) -> EngineDesign:
+    """The engine an entry was measured on (its configuration's ``engine``)."""
+    eng = e.config.engine
+    if not eng:
+        raise DseError(f"{where}: entries ({e.id}): config.engine: expected the engine design "
+                       f"the value was measured on (pe, simd, packing, ...)")
+    fields = dict(eng)
+    if "clock_mhz" not in fields and e.config.pl_clock_mhz:
+        fields["clock_mhz"] = e.config.pl_clock_mhz
+    return EngineDesign(**fields).validate(f"{where}: entries ({e.id}): config.engine")
+
+
+def clock_hz(e: LogEntry, where: str) -> float:
+    eng = e.config.engine or {}
+    mhz = eng.get("clock_mhz") or e.config.pl_clock_mhz
+    if not mhz:
+        raise DseError(f"{where}: entries ({e.id}): config.pl_clock_mhz: expected the PL clock "
+                       f"(a value in cycles needs it)")
+    return float(mhz) * 1e6
+
+
+def entry_bytes(e: LogEntry) -> float:
+    """Bytes a bandwidth entry moved; without them, a nominal 1 GB (the ratio of predicted
+    to measured bandwidth does not depend on it)."""
+    return float(e.get("bytes") or e.get("weight_bytes") or 1e9)
+
+
+def measured_s(e: LogEntry, where: str) -> float | None:
+    """The entry as a time in seconds (None for power and energy)."""
+    dim = e.dimension
+    if dim == "time":
+        return e.si
+    if dim == "rate":
+        return 1.0 / e.si
+    if dim == "bandwidth":
+        return entry_bytes(e) / e.si
+    if dim == "cycles":
+        return e.si / clock_hz(e, where)
+    return None
+
+
+def in_unit(e: LogEntry, time_s: float, where: str) -> float:
+    """A time expressed in the entry's own unit (the inverse of ``measured_s``)."""
+    factor = UNITS[e.unit][1]
+    dim = e.dimension
+    if dim == "time":
+        return time_s / factor
+    if dim == "rate":
+        return 1.0 / time_s / factor
+    if dim == "bandwidth":
+        return entry_bytes(e) / time_s / factor
+    return time_s * clock_hz(e, where)
+
+
+def entry_launch_us(e: LogEntry, board: Board, c: CostConstants) -> float:
+    """What launching one engine call cost the entry's PS software: a C driver's figure when
+    the log says its runtime is dse's ``native``, else the board's (a Python PYNQ driver)."""
+    return launch_us(board, c, e.config.ps_runtime or "torch")
+
+
+def token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstants,
+                m: int = 1, launch: float | None = None) -> list[CallCost]:
+    """The engine calls of one forward when every ternary Linear runs on the engine, layers
+    sharing an input fused (q/k/v, gate/up): 4 calls per decoder layer."""
+    from dse.model.project import group_calls
+
+    groups = group_calls([layer for layer in wl.layers if layer.ternary], fuse=True)
+    return [call_cost(design, board, c, n=sum(la.n for la in g), k=g[0].k, m=m,
+                      weight_bytes=sum(layer_weight_bytes(la, design) for la in g),
+                      launch_us=launch)
+            for g in groups.values()]
+
+
+def _stream_s(cc: CallCost) -> float:
+    """The overlapped part of a call: the engine, its DDR reads and its streams."""
+    return max(cc.compute_s, cc.ddr_s, cc.link_s)
+
+
+#: Components of a token the model prices today, as sums over the token's engine calls.
+PRICED_COMPONENTS = ("weight_stream", "run_overhead", "sums_readout", "head_stream")
+
+
+#: Components of a token on the PS that the operator model prices (``Projection.components``).
+PS_COMPONENTS = ("attention", "norms_quant_rope_residual")
+
+
+def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+                  ) -> Prediction:
+    """A PS-side component of a token with every ternary Linear on the entry's engine: the
+    operator model's time for it (``dse.model.project``, the ``native`` runtime's kernels)."""
+    from dse.model.ops import KV_DTYPES
+    from dse.model.project import Plan
+    from dse.model.scenario import Scenario
+
+    context = e.get("context")
+    if context is None:
+        raise DseError(f"{where}: entries ({e.id}): context: expected the tokens of context "
+                       f"of the measured token (attention is priced at its context)")
+    kv = e.config.kv_dtype or "fp16"
+    if kv not in KV_DTYPES:
+        raise DseError(f"{where}: entries ({e.id}): config.kv_dtype: expected one of "
+                       f"{', '.join(KV_DTYPES)}, got {kv!r}")
+    design = entry_design(e, where)
+    offload = frozenset(layer.name for layer in wl.layers if layer.ternary)
+    sc = Scenario("on-board", "decode", 1, context, kv, 1, e.config.threads)
+    # the design's glue unit, where the log states one, takes its element-wise work off the PS
+    plan = Plan(e.id, design, offload, runtime="native", glue=_glue(e))
+    p = _project(e, wl, plan, board, c, sc, where)
+    return Prediction(p.components[e.what] * 1e-3)
+
+
+def _glue(e: LogEntry):
+    """The log's FFN glue unit as the model's ``GlueUnit`` (None without one)."""
+    from dse.model.project import GlueUnit
+
+    g = e.config.glue
+    return None if not g else GlueUnit(g["passes"], float(g["cycles_per_elem"]))
+
+
+def _project(e: LogEntry, wl: Workload, plan, board: Board, c: CostConstants, sc, where: str):
+    """``project`` for an entry; a scenario the model cannot run names the log and entry."""
+    from dse.model.project import project
+
+    try:
+        return project(wl, plan, _context(board, c), sc, with_baselines=False)
+    except DseError as exc:
+        raise DseError(f"{where}: entries ({e.id}): {exc}") from None
+
+
+def _context(board: Board, c: CostConstants):
+    """A cost context holding exactly the board and constants in force (a fit's trial)."""
+    from dse.model.project import CostContext
+
+    return CostContext(board, c, "fit")
+
+
+def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+               ) -> Prediction:
+    if e.what == "head_stream":
+        return _call(e, board, c, where, span="busy")
+    if e.what in PS_COMPONENTS and e.device == "ps":
+        return _ps_component(e, wl, board, c, where)
+    if e.what == "ffn_glue" and e.device == "pl" and e.config.glue:
+        from dse.model.project import glue_work
+
+        return Prediction(glue_work(_glue(e), wl, e.get("m") or 1,
+                                    entry_design(e, where).clock_mhz).time_s)
+    if e.what not in PRICED_COMPONENTS:
+        return not_priced(f"component {e.what!r} on the {e.device.upper()} has no unit in "
+                          f"the model yet")
+    design = entry_design(e, where)
+    m = e.get("m") or 1
+    calls = token_calls(wl, design, board, c, m, entry_launch_us(e, board, c))
+    if e.get("calls") is not None and e.get("calls") != len(calls):
+        raise DseError(f"{where}: entries ({e.id}): calls: expected {len(calls)} (the engine "
+                       f"calls of one forward of {wl.model} with fused q/k/v and gate/up), "
+                       f"got {e.get('calls')}")
+    if e.what == "weight_stream":
+        return Prediction(sum(_stream_s(cc) for cc in calls))
+    if e.what == "run_overhead":
+        return Prediction(sum(cc.overhead_s for cc in calls))
+    return Prediction(sum(cc.m * cc.n for cc in calls) * c.rescale_ns_per_elem * 1e-9)
+
+
+def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | None = None
+          ) -> Prediction:
+    n, k = e.get("n"), e.get("k")
+    if n is None or k is None:
+        raise DseError(f"{where}: entries ({e.id}): n: expected the call's N and K (n, k)")
+    design = entry_design(e, where)
+    m = e.get("m") or 1
+    wbytes = e.get("weight_bytes")
+    if wbytes is None:
+        wbytes = design.packing_spec.matrix_bytes(n, k)
+    cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes,
+                   launch_us=entry_launch_us(e, board, c))
+    per = (_stream_s(cc) if (span or e.span) == "busy" else cc.time_s) * (e.get("calls") or 1)
+    free = None
+    if e.get("busy_cycles") is not None and e.get("stall_cycles") is not None:
+        rows = math.ceil(n / design.engines)
+        model = (engine_cycles(rows, k, m, design.pe, design.simd, design.vectors,
+                               design.stream_bits // 8, 0)
+                 + math.ceil(m / design.vectors) * c.pipeline_latency_cycles)
+        free = (float(model), float(max(1, e.get("busy_cycles") - e.get("stall_cycles"))))
+    return Prediction(per, free_cycles=free)
+
+
+def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+           ) -> Prediction:
+    nbytes = entry_bytes(e)
+    if e.what == "ddr_read":
+        eng = e.config.engine
+        clock = clock_hz(e, where)
+        ports = board.link.hp_ports * board.link.port_width_bits / 8
+        width = ports if not eng else min(ports, (eng.get("engines") or 1)
+                                          * (eng.get("stream_bits") or 128) / 8)
+        rate = min(board.ddr_bytes_per_s, width * clock * c.mm2s_efficiency)
+        return Prediction(nbytes / rate)
+    if e.what == "ps_read":
+        return Prediction(nbytes / (board.ps_cpu.memory_bandwidth_gb_s * 1e9))
+    runtime = (e.config.runtime or "").lower()
+    if e.what in ("decode", "prefill") and runtime.startswith("bitnet.cpp"):
+        return _cpu_only(e, wl, board, c, where)
+    return not_priced(f"phase {e.what!r} on runtime {e.config.runtime or '?'}")
+
+
+def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+              ) -> Prediction:
+    """A bitnet.cpp run: the model's whole token on the PS with its ``native`` runtime."""
+    from dse.model.project import Plan
+    from dse.model.scenario import Scenario
+
+    m = e.get("m") or 1
+    context = e.get("context")
+    if context is None:
+        raise DseError(f"{where}: entries ({e.id}): context: expected the tokens of context "
+                       f"the run attended over (a CPU token is priced at its context)")
+    if e.what == "decode" and m != 1:
+        raise DseError(f"{where}: entries ({e.id}): m: expected 1 for decode, got {m}")
+    sc = Scenario("on-board", e.what, m, context, e.config.kv_dtype or "fp16", 1,
+                  e.config.threads)
+    plan = Plan(e.id, EngineDesign(1, 1), frozenset(), runtime="native")
+    p = _project(e, wl, plan, board, c, sc, where)
+    return Prediction(p.plan_ms * 1e-3 / (m if e.dimension == "rate" else 1))
+
+
+def predict(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+            ) -> Prediction:
+    """The model's time for what ``e`` measured, with ``board`` and ``c`` in force."""
+    if e.dimension in ("power", "energy"):
+        return not_priced("power and energy (no energy model yet)")
+    if e.kind == "component":
+        return _component(e, wl, board, c, where)
+    if e.kind == "phase":
+        return _phase(e, wl, board, c, where)
+    if e.device != "pl":
+        return not_priced(f"{e.kind} on the {e.device.upper()} (runtime "
+                          f"{e.config.runtime or '?'}): the model has no device for it yet")
+    return _call(e, board, c, where)
+
+
+def children(log: MeasurementLog, entry_id: str) -> list[LogEntry]:
+    """Entries that are parts of ``entry_id`` (a token's split into components)."""
+    return [e for e in log.entries if e.part_of == entry_id]
