@@ -139,17 +139,23 @@ def add_scenario_options(p) -> None:
                    help="CPU threads of the runtime (default: every core)")
 
 
-def scenario_fields(args) -> dict:
-    """Objective fields from the scenario options, each checked with a one-line error."""
-    from dse.model.cpu import RUNTIMES, check_runtime
+def check_serving(args, counts: tuple[str, ...] = ("sequences", "threads")) -> None:
+    """The KV-cache type and the counting options (>= 1 where given), one line each."""
     from dse.model.ops import kv_bytes
 
-    runtime = args.runtime
-    runtimes = RUNTIMES if runtime == "any" else (check_runtime(runtime, "--runtime"),)
     kv_bytes(args.kv_dtype, "--kv-dtype")
-    for name in ("context_tokens", "sequences", "threads"):
+    for name in counts:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise DseError(f"--{name.replace('_', '-')}: expected an integer >= 1, got {v}")
+
+
+def scenario_fields(args) -> dict:
+    """Objective fields from the scenario options, each checked with a one-line error."""
+    from dse.model.cpu import RUNTIMES, check_runtime
+
+    runtime = args.runtime
+    runtimes = RUNTIMES if runtime == "any" else (check_runtime(runtime, "--runtime"),)
+    check_serving(args, ("context_tokens", "sequences", "threads"))
     return {"runtimes": runtimes, "context": args.context_tokens, "kv_dtype": args.kv_dtype,
             "sequences": args.sequences, "threads": args.threads}

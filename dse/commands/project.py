@@ -12,13 +12,12 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from dse.commands.common import calibration_input, positive_int, profile_inputs
+from dse.commands.common import calibration_input, check_serving, positive_int, profile_inputs
 from dse.errors import DseError
 from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
 from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
-from dse.model.ops import kv_bytes
 from dse.model.plan_file import load_plan
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
 from dse.model.template import mark_buildable, shipped_template
@@ -84,11 +83,7 @@ def scenario_for(args: argparse.Namespace, wl: Workload) -> Scenario:
     m = prompt if args.phase == "prefill" else 1
     if args.phase == "prefill" and args.context_tokens is None:
         context = prompt
-    for name in ("sequences", "threads"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise DseError(f"--{name}: expected an integer >= 1, got {v}")
-    kv_bytes(args.kv_dtype, "--kv-dtype")
+    check_serving(args)
     return Scenario(args.view, args.phase, m, context, args.kv_dtype, args.sequences,
                     args.threads)
 

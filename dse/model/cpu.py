@@ -160,14 +160,15 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
               kv_elem_bytes: float, c: CostConstants) -> OpCost:
     """One operator class in the native runtime: kernel cycles vs bytes, plus per-node sync."""
     used = _native_threads(op, m, threads)
-    cycles = op_elements(op, m, context) * _native_cycles(op, kv_dtype, c) / _simd_scale(cpu, c)
+    per_elem = _native_cycles(op, kv_dtype, c)
+    cycles = op_elements(op, m, context) * per_elem / _simd_scale(cpu, c)
     compute = cycles / (used * cpu.clock_hz)
     b = op_bytes(op, m, context, 4.0, kv_elem_bytes)
     memory = b.total / cpu.bytes_per_s
     over = op.count * c.native_op_overhead_us * 1e-6
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
                   msg("basis.native_op", "native kernel, {cycles:g} cycles/element on "
-                      "{threads} thread(s)", cycles=_native_cycles(op, kv_dtype, c),
+                      "{threads} thread(s)", cycles=per_elem,
                       threads=used), used, b.weights + b.kv_read + b.kv_write)
 
 

@@ -23,8 +23,6 @@ from dse.errors import DseError
 from dse.model.board import Board, Power
 from dse.model.engine import Resources
 
-PARTS = ("idle", "pl_static", "ps_cores", "ddr", "pl_dynamic")
-
 
 @dataclass(frozen=True)
 class Work:

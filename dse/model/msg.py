@@ -19,15 +19,7 @@ class Msg:
     def __str__(self) -> str:
         return self.en.format(**dict(self.fields))
 
-    def get(self, name: str) -> object:
-        return dict(self.fields)[name]
-
 
 def msg(key: str, en: str, **fields: object) -> Msg:
     """A message: ``msg("note.x", "{n} layers", n=3)``."""
     return Msg(key, en, tuple(fields.items()))
-
-
-def text(m: object) -> str:
-    """The English text of a message or a plain string."""
-    return str(m)

@@ -53,10 +53,6 @@ class Op:
     measured_as: str = ""
     feeds: str = ""
 
-    @property
-    def name(self) -> str:
-        return self.role
-
 
 @dataclass(frozen=True)
 class OpBytes:

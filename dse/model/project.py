@@ -32,7 +32,16 @@ from dse.model.cpu import (
 from dse.model.energy import Energy, Work, energy_of
 from dse.model.engine import EngineDesign, Resources, engine_resources, link_limit_error
 from dse.model.msg import Msg, msg
-from dse.model.ops import COMPONENT, QUANT_GROUP, Op, kv_bytes, op_bytes, op_flops
+from dse.model.ops import (
+    ATTENTION_KINDS,
+    COMPONENT,
+    QUANT_GROUP,
+    Op,
+    kv_bytes,
+    op_bytes,
+    op_elements,
+    op_flops,
+)
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
 from dse.model.scenario import Scenario
 from dse.model.workload import Layer, Workload
@@ -78,7 +87,7 @@ def glue_resources(c: CostConstants) -> Resources:
 
 
 #: What an attention unit takes off the PS: scores, softmax and x V over the KV cache.
-ATTENTION_OPS = ("attn_score", "softmax", "attn_v")
+ATTENTION_OPS = ATTENTION_KINDS
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,6 @@ def attention_work(unit: AttentionUnit, wl: Workload, scenario: Scenario, clock_
                    board: Board) -> Work:
     """Per forward: the larger of the KV-cache stream at the PL's DDR rate and the MACs at
     the unit's rate, per sequence; the PS waits on it."""
-    from dse.model.ops import op_bytes, op_elements
-
     ops = [op for op in wl.ops if op.kind in ("attn_score", "attn_v")]
     kvb = kv_bytes(scenario.kv_dtype)
     macs = sum(op_elements(op, scenario.m, scenario.context_tokens) for op in ops)

@@ -174,10 +174,6 @@ class RuntimeCosts:
     glue_offload_ps: np.ndarray | None = None
     glue_needs: np.ndarray | None = None
 
-    @property
-    def cpu_ms(self) -> np.ndarray:
-        return self.cpu[:, _T] * 1e3
-
 
 @dataclass(frozen=True)
 class Prepared:
