@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -337,6 +338,35 @@ def test_search_with_glue_prices_what_it_projects(seed_workload, kv260_ctx):
     assert p.feasible and p.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
 
 
+def test_search_with_attention_unit_and_kv_formats(seed_workload, kv260_ctx):
+    """The search picks the KV format and the attention unit per design, and what it prices is
+    what the projection of its plan says; the MILP equals brute force with the unit."""
+    from dse.model.project import AttentionUnit
+    from dse.search.optimize import Objective, evaluate_design, prepare, solve_plan
+
+    obj = Objective(context=256, kv_dtypes=("fp16", "int8"), attention=AttentionUnit())
+    prep = prepare(seed_workload, kv260_ctx, obj)
+    assert {(r.runtime, r.kv_dtype) for r in prep.runtimes} == {
+        (rt, kv) for rt in ("torch", "native") for kv in ("fp16", "int8")}
+    design = EngineDesign(1, 80, "base3", 300, engines=3, vectors=1, max_k=6912)
+    sol = solve_plan(prep, design, allow_resident=False)
+    assert sol.plan.attention is not None and sol.plan.kv_dtype == "int8"
+    p = project(seed_workload, sol.plan, kv260_ctx, prep.scenarios[0][0])
+    assert p.feasible and p.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
+    assert p.scenario.kv_dtype == "int8"
+    ev = evaluate_design(prep, design)
+    assert ev.attn and ev.kv_dtype == "int8" and ev.objective_ms == pytest.approx(
+        sol.objective_ms, rel=1e-9)
+    # fp16 KV never gets the unit (it reads int8 only), and costs more here
+    fp16 = solve_plan(prep, design, allow_resident=False, runtime="native", kv_dtype="fp16")
+    assert fp16.plan.attention is None and fp16.objective_ms > sol.objective_ms
+    # a design the overlay builds gets the unit only where the template builds it too
+    built = replace(design, buildable=True, build_note="make ...")
+    assert solve_plan(prep, built, allow_resident=False).plan.attention is None
+    prep_b = prepare(seed_workload, kv260_ctx, replace(obj, attention_buildable=True))
+    assert solve_plan(prep_b, built, allow_resident=False).plan.attention is not None
+
+
 def test_plan_file_glue(capsys, tmp_path):
     plan = tmp_path / "p.yaml"
     plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
@@ -357,25 +387,52 @@ def test_explore_token_counts_beyond_the_model(capsys, argv, needle):
 
 
 def test_attention_unit_streams_the_kv_cache(seed_workload, kv260_ctx, capsys, tmp_path):
+    """The unit's time is its two calls per layer at the RTL's cycle formula (or the DDR
+    rate), the launches and the PS hand-off around them; it needs an int8 KV cache."""
     from dataclasses import replace as dc_replace
 
+    from dse.model.cost import handoff_ps_s, launch_us
+    from dse.model.kv_attn import kv_attn_cycles
     from dse.model.project import ATTENTION_OPS, AttentionUnit
 
     design = EngineDesign(1, 80, "base3", 300, engines=3, vectors=1)
     plan = Plan("a", design, frozenset(la.name for la in seed_workload.layers), runtime="native")
-    unit = dc_replace(plan, attention=AttentionUnit(64))
-    sc = Scenario(context_tokens=256, kv_dtype="fp16")
+    unit = dc_replace(plan, attention=AttentionUnit())
+    sc = Scenario(context_tokens=256, kv_dtype="int8")
     a, b = project(seed_workload, plan, kv260_ctx, sc), project(seed_workload, unit, kv260_ctx, sc)
     ops = {o.role: o for o in b.ops}
     assert all(ops[r].device == "pl" and ops[r].time_ms == 0 for r in ATTENTION_OPS)
-    kv = 2 * 30 * 640 * 256 * 2  # K and V of 30 layers, 5 x 128 wide, fp16
-    macs = 2 * 30 * 20 * 128 * 256
-    expect = max(kv / kv260_ctx.board.ddr_bytes_per_s, macs / (64 * 300e6)) * 1e3
-    assert ops["attention_unit"].time_ms == pytest.approx(expect)
+    assert ops["softmax"].device == "ps" and ops["softmax"].time_ms > 0
+    board, c = kv260_ctx.board, kv260_ctx.constants
+    t, h, g, d = 256, 5, 4, 128
+    bytes_in = (h * g * d + t * h * d, t * h * g + t * h * d)  # q + K; p (whole beats) + V
+    pl = sum(max(kv_attn_cycles(mode, t, h, g, d, 10) / 300e6, n / board.ddr_bytes_per_s)
+             for mode, n in enumerate(bytes_in))
+    ps = (handoff_ps_s(c, n=t * h * g, k=h * g * d + 2 * h * d, m=1)
+          + handoff_ps_s(c, n=h * g * d, k=t * h * g, m=1)
+          + t * h * g * c.rescale_ns_per_elem * 1e-9)
+    per_layer = pl + 2 * launch_us(board, c, "native") * 1e-6 + ps
+    assert ops["attention_unit"].time_ms == pytest.approx(30 * per_layer * 1e3)
+    assert 2.0 < ops["attention_unit"].time_ms < 6.0  # 30 layers of 70-200 us
     assert b.resources.dsp == a.resources.dsp + 64
-    assert b.components["attention"] < a.components["attention"]
+    assert b.components["attention"] < a.components["attention"] / 2
+    assert not b.infeasible
+    # the unit reads an int8 cache only, and holds TMAX positions
+    fp16 = project(seed_workload, unit, kv260_ctx, Scenario(context_tokens=256, kv_dtype="fp16"))
+    assert any("int8 KV cache" in str(r) for r in fp16.infeasible)
+    small = dc_replace(unit, attention=AttentionUnit(max_positions=128))
+    assert any("holds 128 positions" in str(r)
+               for r in project(seed_workload, small, kv260_ctx, sc).infeasible)
+    # a plan's own KV format overrides the scenario's
+    kv8 = project(seed_workload, dc_replace(unit, kv_dtype="int8"), kv260_ctx,
+                  Scenario(context_tokens=256, kv_dtype="fp16"))
+    assert kv8.scenario.kv_dtype == "int8" and not kv8.infeasible
     p = tmp_path / "p.yaml"
     p.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
-                 "attention: {macs_per_clock: 0}\n")
+                 "attention: {max_positions: 0}\n")
     assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
-    assert "attention.macs_per_clock: expected an integer from 1 to 4096" in capsys.readouterr().err
+    assert "attention.max_positions: expected an integer from 1 to" in capsys.readouterr().err
+    p.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+                 "attention: {}\nkv_dtype: int4\n")
+    assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
+    assert "kv_dtype: expected one of fp32, bf16, fp16, int8" in capsys.readouterr().err

@@ -121,8 +121,15 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_scenario_options(p) -> None:
-    """The serving scenario options shared by explore and project."""
+#: KV-cache formats ``dse explore`` chooses among by default: fp16 (llama.cpp's and
+#: bitnet.cpp's default cache) and int8 with a scale per cached row (the class of llama.cpp's
+#: q8_0 cache, and what the attention unit reads).
+SEARCHED_KV = "fp16,int8"
+
+
+def add_scenario_options(p, search: bool = False) -> None:
+    """The serving scenario options shared by explore and project (``search``: explore,
+    where ``--kv-dtype`` may list several formats for the search to choose among)."""
     from dse.model.cpu import RUNTIMES
     from dse.model.ops import KV_DTYPES
 
@@ -131,12 +138,28 @@ def add_scenario_options(p) -> None:
                    f"{' or '.join(RUNTIMES)}")
     p.add_argument("--context-tokens", type=positive_int, default=None,
                    help="context decode attends over (default: prompt + generated tokens)")
-    p.add_argument("--kv-dtype", default="fp16",
-                   help=f"KV-cache element type: {', '.join(KV_DTYPES)}")
+    if search:
+        p.add_argument("--kv-dtype", default=SEARCHED_KV,
+                       help=f"KV-cache element type, or a comma-separated list the search "
+                       f"chooses among per plan ({', '.join(KV_DTYPES)}; default "
+                       f"{SEARCHED_KV})")
+    else:
+        p.add_argument("--kv-dtype", default="fp16",
+                       help=f"KV-cache element type: {', '.join(KV_DTYPES)}")
     p.add_argument("--sequences", type=positive_int, default=1,
                    help="independent sequences sharing each weight pass (batched decode)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
+
+
+def kv_formats(text: str) -> tuple[str, ...]:
+    """``--kv-dtype``'s formats, in order, each checked (one line naming a bad one)."""
+    from dse.model.ops import kv_bytes
+
+    formats = tuple(dict.fromkeys(f.strip() for f in str(text).split(",")))
+    for f in formats:
+        kv_bytes(f, "--kv-dtype")
+    return formats
 
 
 def check_serving(args, counts: tuple[str, ...] = ("sequences", "threads")) -> None:
@@ -156,6 +179,9 @@ def scenario_fields(args) -> dict:
 
     runtime = args.runtime
     runtimes = RUNTIMES if runtime == "any" else (check_runtime(runtime, "--runtime"),)
+    kvs = kv_formats(args.kv_dtype)
+    args = argparse.Namespace(**{**vars(args), "kv_dtype": kvs[0]})
     check_serving(args, ("context_tokens", "sequences", "threads"))
-    return {"runtimes": runtimes, "context": args.context_tokens, "kv_dtype": args.kv_dtype,
-            "sequences": args.sequences, "threads": args.threads}
+    return {"runtimes": runtimes, "context": args.context_tokens, "kv_dtype": kvs[0],
+            "kv_dtypes": kvs if len(kvs) > 1 else (), "sequences": args.sequences,
+            "threads": args.threads}

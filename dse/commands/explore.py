@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gen-tokens", type=positive_int, default=128, help="tokens generated (mix)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
-    add_scenario_options(p)
+    add_scenario_options(p, search=True)
     p.add_argument("--report", type=Path, default=None,
                    help="report to append to (default: reports/<profile>.<lang>.md)")
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
@@ -77,15 +77,18 @@ def run(args: argparse.Namespace) -> int:
         out.claim(args.json, "JSON")
     wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
-    objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          **scenario_fields(args))
+    from dse.model.project import AttentionUnit
     from dse.model.template import load_template, shipped_template
+
+    template = load_template(args.template) if args.template else shipped_template()
+    objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
+                          **scenario_fields(args), attention=AttentionUnit(),
+                          attention_buildable=False)
     from dse.search.explore import explore
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
-        template = load_template(args.template) if args.template else shipped_template()
         space = default_space("prefill" if objective.batched else "decode", args.int8_head,
                               template)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
@@ -154,9 +157,10 @@ def _summary(result, source: str, search_s: float) -> str:
     lines = [
         f"board: {result.board.name} ({result.board.part}); profile: {source}",
         f"objective: {obj.describe()}; view: {obj.view}; PS runtimes searched: "
-        f"{', '.join(obj.runtimes)}; KV cache {obj.kv_dtype}; calibration: {result.calibration}",
+        f"{', '.join(obj.runtimes)}; KV cache {' or '.join(obj.kv_formats)}"
+        f"{' (searched)' if len(obj.kv_formats) > 1 else ''}; calibration: {result.calibration}",
         "CPU-only baselines: " + "; ".join(
-            f"{b.runtime} {b.ms:,.1f} ms"
+            f"{b.runtime} (KV {b.kv_dtype}) {b.ms:,.1f} ms"
             + (f", {b.energy.watts:.2f} W, {b.energy.j_per_token:.3f} J/token" if b.energy
                else "")
             + ("" if b.feasible else f" (does not fit: {b.reason})")
@@ -171,13 +175,14 @@ def _summary(result, source: str, search_s: float) -> str:
         util = d.utilization
         e = d.energy
         rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
+                     d.scenario.kv_dtype, " ".join(rp.plan.units) or "-",
                      len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.4g}",
                      f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
                      f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
                      f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
     base = result.best.decode.baseline
     lines.append(text_table(
-        ["#", "plan", "engine design", "PS runtime", "offload", "resident",
+        ["#", "plan", "engine design", "PS runtime", "KV", "PL units", "offload", "resident",
          f"objective {obj.unit}", "decode tok/s", f"vs {base.runtime} CPU-only", "W",
          "J/token", "LUT", "bound", "feasible"], rows))
     if result.best.decode.energy is None:

@@ -17,7 +17,10 @@ silently project a plan offloading less than intended.
     head_top_k: 256                              # optional: an offloaded head without a dense
                                                  # unit runs two-stage, rescoring this many
     glue: {passes: 2, cycles_per_elem: 1}        # optional: an FFN glue unit in the PL
-    attention: {macs_per_clock: 64}              # optional: an attention unit in the PL
+    attention: {max_positions: 4096}             # optional: the attention unit (kv_attn) in
+                                                 # the PL: group, head_dim, max_kv_heads,
+                                                 # max_positions, latency_cycles
+    kv_dtype: int8                               # optional: the KV cache the plan keeps
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from dse.errors import located
 from dse.io import load_yaml
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
+from dse.model.ops import KV_DTYPES
 from dse.model.project import AttentionUnit, GlueUnit, Plan
 from dse.model.workload import Layer, Workload
 from dse.schema import MAX_COUNT, MAX_QUANTITY
 
 TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
-            "glue", "attention")
+            "glue", "attention", "kv_dtype")
+#: The attention unit's build parameters a plan may set.
+ATTENTION_KEYS = tuple(f.name for f in fields(AttentionUnit))
 #: Engine fields a plan may set (buildable/build_note are the engine template's to say).
 ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign)
                     if f.name not in ("buildable", "build_note"))
@@ -158,16 +164,29 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
     glue = _glue(data.get("glue"), path)
-    attention = data.get("attention")
-    if attention is not None:
-        if not isinstance(attention, dict) or sorted(attention) not in ([], ["macs_per_clock"]):
-            raise located(path, "attention", "a mapping {macs_per_clock} or null", attention)
-        macs = attention.get("macs_per_clock", 64)
-        if not _is_int(macs) or not 1 <= macs <= 4096:
-            raise located(path, "attention.macs_per_clock", "an integer from 1 to 4096", macs)
-        attention = AttentionUnit(macs)
+    attention = _attention(data.get("attention"), path)
+    kv = data.get("kv_dtype")
+    if kv is not None and kv not in KV_DTYPES:
+        raise located(path, "kv_dtype", f"one of {', '.join(KV_DTYPES)}", kv)
     return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
-                top_k, glue, attention)
+                top_k, glue, attention, kv)
+
+
+def _attention(data: object, path: str) -> AttentionUnit | None:
+    """The ``attention:`` mapping (absent or null: no attention unit; {} the default build)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise located(path, "attention", "a mapping {" + ", ".join(ATTENTION_KEYS)
+                      + "} or null", type(data).__name__)
+    unknown = sorted(str(k) for k in data if k not in ATTENTION_KEYS)
+    if unknown:
+        raise located(path, f"attention.{unknown[0]}", f"one of {', '.join(ATTENTION_KEYS)}")
+    for key, v in data.items():
+        lo = 0 if key == "latency_cycles" else 1
+        if not _is_int(v) or not lo <= v <= MAX_COUNT:
+            raise located(path, f"attention.{key}", f"an integer from {lo} to {MAX_COUNT}", v)
+    return AttentionUnit(**data)
 
 
 def _glue(data: object, path: str) -> GlueUnit | None:

@@ -12,13 +12,14 @@ board), resources, memory fit and what binds. Pure: no I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dse.errors import DseError
+from dse.model.arch import ModelConfig
 from dse.model.board import Board
 from dse.model.calibration import Calibration, resolve_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes
+from dse.model.cost import CallCost, call_cost, handoff_ps_s, launch_us, layer_weight_bytes
 from dse.model.cpu import (
     RUNTIME_TEXT,
     RUNTIMES,
@@ -30,16 +31,21 @@ from dse.model.cpu import (
     torch_ops,
 )
 from dse.model.energy import Energy, Work, energy_of
-from dse.model.engine import EngineDesign, Resources, engine_resources, link_limit_error
+from dse.model.engine import (
+    BRAM36_BYTES,
+    EngineDesign,
+    Resources,
+    engine_resources,
+    link_limit_error,
+)
+from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, MODE_XV, kv_attn_cycles
 from dse.model.msg import Msg, msg
 from dse.model.ops import (
-    ATTENTION_KINDS,
     COMPONENT,
     QUANT_GROUP,
     Op,
     kv_bytes,
     op_bytes,
-    op_elements,
     op_flops,
 )
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
@@ -86,36 +92,94 @@ def glue_resources(c: CostConstants) -> Resources:
     return Resources(lut=c.glue_lut, ff=c.glue_ff, bram36=c.glue_bram36)
 
 
-#: What an attention unit takes off the PS: scores, softmax and x V over the KV cache.
-ATTENTION_OPS = ATTENTION_KINDS
+#: What the attention unit takes off the PS: the two passes over the KV cache. The softmax
+#: between them stays on the PS (dse.model.kv_attn says why).
+ATTENTION_OPS = ("attn_score", "attn_v")
 
 
 @dataclass(frozen=True)
 class AttentionUnit:
-    """A PL unit that reads the KV cache from DDR and computes scores, softmax and x V with
-    ``macs_per_clock`` DSP multiply-accumulators at the engine's clock."""
+    """The attention unit (overlays/rtl/kv_attn.v, priced by ``dse.model.kv_attn``): scores
+    and x V over an int8 KV cache in DDR at the engine's clock, two calls per decoder layer.
+    The fields are the build's parameters: G query heads per kv head, head dimension D, up to
+    HMAX kv heads and TMAX positions (the p block it holds), and its pipeline fill/drain."""
 
-    macs_per_clock: int = 64
+    group: int = 4
+    head_dim: int = 128
+    max_kv_heads: int = 5
+    max_positions: int = 4096
+    latency_cycles: int = 10
+
+    @property
+    def macs_per_clock(self) -> int:
+        """int8 MACs per clock: 16 lanes of a 128-bit beat x the G query heads of a group."""
+        return KV_ATTN_BEAT_BYTES * self.group
+
+    @property
+    def label(self) -> str:
+        return f"kv_attn G{self.group} D{self.head_dim} T{self.max_positions}"
+
+    def violations(self, cfg: ModelConfig, scenario: Scenario) -> list[Msg]:
+        """Why this unit cannot run the scenario's attention (empty when it can)."""
+        out = []
+        if scenario.kv_dtype != "int8":
+            out.append(msg("infeasible.attn_kv", "the attention unit reads an int8 KV cache; "
+                           "the scenario's is {kv} (--kv-dtype int8)", kv=scenario.kv_dtype))
+        shape = (cfg.heads // cfg.kv_heads, cfg.head_dim)
+        if shape != (self.group, self.head_dim) or cfg.kv_heads > self.max_kv_heads:
+            out.append(msg("infeasible.attn_shape", "the attention unit is built for {g} query "
+                           "heads per kv head, head dimension {d} and up to {h} kv heads; the "
+                           "model has {mg}, {md} and {mh}", g=self.group, d=self.head_dim,
+                           h=self.max_kv_heads, mg=shape[0], md=shape[1], mh=cfg.kv_heads))
+        if scenario.context_tokens > self.max_positions:
+            out.append(msg("infeasible.attn_tmax", "the attention unit holds {tmax} positions, "
+                           "the scenario attends over {ctx}", tmax=self.max_positions,
+                           ctx=scenario.context_tokens))
+        return out
 
 
 def attention_work(unit: AttentionUnit, wl: Workload, scenario: Scenario, clock_mhz: float,
-                   board: Board) -> Work:
-    """Per forward: the larger of the KV-cache stream at the PL's DDR rate and the MACs at
-    the unit's rate, per sequence; the PS waits on it."""
-    ops = [op for op in wl.ops if op.kind in ("attn_score", "attn_v")]
-    kvb = kv_bytes(scenario.kv_dtype)
-    macs = sum(op_elements(op, scenario.m, scenario.context_tokens) for op in ops)
-    nbytes = sum(op_bytes(op, scenario.m, scenario.context_tokens, 2.0, kvb).kv_read
-                 for op in ops)
-    t = max(nbytes / board.ddr_bytes_per_s, macs / (unit.macs_per_clock * clock_mhz * 1e6))
-    t *= scenario.sequences
-    return Work(t, t, nbytes * scenario.sequences, t)
+                   board: Board, c: CostConstants, runtime: str) -> Work:
+    """Per forward, every layer's two unit calls and the PS work around them; the PS waits.
+
+    A call takes the larger of its cycles (``kv_attn_cycles``) and its bytes at the PL's DDR
+    rate, plus the runtime's launch. Around the calls the PS hands data over as for an engine
+    call (``handoff_ps_s``: flush q and p and the token's new K/V rows, invalidate and rescale
+    the sums) and folds the softmax's probabilities with the V scales into uint8 p, priced as
+    one rescale per element; the softmax itself stays an operator on the PS. Prefill runs one
+    query position per call pair, at each position's own context (the mean, as the cycle
+    count is linear in it).
+    """
+    cfg = wl.config
+    h, g, d = cfg.kv_heads, cfg.heads // cfg.kv_heads, cfg.head_dim
+    t = max(1, round(scenario.context_tokens - (scenario.m - 1) / 2))
+    lat = unit.latency_cycles
+    clock_hz = clock_mhz * 1e6
+    launch_s = (launch_us(board, c, runtime) + c.dma_setup_us) * 1e-6
+    rows = t * h * d
+    score_in, xv_in = h * g * d + rows, math.ceil(t * h * g / KV_ATTN_BEAT_BYTES) \
+        * KV_ATTN_BEAT_BYTES + rows
+    pl = 0.0
+    for mode, nbytes in ((MODE_SCORES, score_in), (MODE_XV, xv_in)):
+        cyc = kv_attn_cycles(mode, t, h, g, d, lat)
+        pl += max(cyc / clock_hz, nbytes / board.ddr_bytes_per_s)
+    ps = (handoff_ps_s(c, n=t * h * g, k=h * g * d + 2 * h * d, m=1)
+          + handoff_ps_s(c, n=h * g * d, k=t * h * g, m=1)
+          + t * h * g * c.rescale_ns_per_elem * 1e-9)
+    reps = cfg.layers * scenario.m * scenario.sequences
+    per_call_pair = pl + 2 * launch_s + ps
+    return Work(reps * per_call_pair, reps * (2 * launch_s + ps), reps * (score_in + xv_in),
+                reps * pl)
 
 
 def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:
+    """The unit's fabric: fixed control and DMA, one DSP per int8 MAC, block RAM for the p
+    block (TMAX x HMAX x G bytes) and the q block."""
+    p_bytes = unit.max_positions * unit.max_kv_heads * unit.group
     return Resources(lut=c.attn_lut_fixed + unit.macs_per_clock * c.head_lut_per_mac,
                      ff=c.attn_ff_fixed + unit.macs_per_clock * c.head_ff_per_mac,
-                     bram36=c.attn_bram36, dsp=unit.macs_per_clock)
+                     bram36=c.attn_bram36 + math.ceil(p_bytes / BRAM36_BYTES),
+                     dsp=unit.macs_per_clock)
 
 
 @dataclass(frozen=True)
@@ -137,6 +201,9 @@ class Plan:
     glue: GlueUnit | None = None
     #: The attention unit in the PL, if the plan has one.
     attention: AttentionUnit | None = None
+    #: The KV-cache element type the plan keeps (None: the scenario's); the search chooses
+    #: it among the formats the objective allows.
+    kv_dtype: str | None = None
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -149,7 +216,7 @@ class Plan:
         if self.glue is not None:
             out.append(f"glue:{self.glue.passes}x{self.glue.cycles_per_elem:g}")
         if self.attention is not None:
-            out.append(f"attention:{self.attention.macs_per_clock}mac")
+            out.append(f"attention:{self.attention.label}")
         return tuple(out)
 
 
@@ -225,6 +292,8 @@ class Baseline:
     feasible: bool
     reason: Msg | None = None
     energy: Energy | None = None
+    #: The KV-cache format it keeps.
+    kv_dtype: str = "fp16"
 
 
 @dataclass(frozen=True)
@@ -483,7 +552,7 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
         reason = None if fits else msg("reason.memory", "needs {need:,.0f} MiB of DDR, the "
                                        "board has {have:,.0f} MiB", need=mem / 2**20,
                                        have=cap / 2**20)
-        out.append(Baseline(runtime, p.plan_ms, mem, fits, reason, p.energy))
+        out.append(Baseline(runtime, p.plan_ms, mem, fits, reason, p.energy, scenario.kv_dtype))
     return tuple(out)
 
 
@@ -509,6 +578,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     if plan.runtime not in RUNTIMES:
         raise DseError(f"plan {plan.name}: runtime: expected one of {', '.join(RUNTIMES)}, "
                        f"got {plan.runtime!r}")
+    if plan.kv_dtype is not None and plan.kv_dtype != scenario.kv_dtype:
+        scenario = replace(scenario, kv_dtype=plan.kv_dtype)
     scenario.validate(wl.config)
     host, cpu, threads = cpus(wl, board, scenario)
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
@@ -588,14 +659,18 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             infeasible.append(msg("infeasible.glue", "the FFN glue unit needs gate_proj, "
                                   "up_proj and down_proj of every layer on the engines"))
     if plan.attention is not None:
-        aw = attention_work(plan.attention, wl, scenario, design.clock_mhz, board)
+        aw = attention_work(plan.attention, wl, scenario, design.clock_mhz, board, c,
+                            plan.runtime)
         ops.append(OpProjection("attention_unit", "attention", wl.config.layers, "pl",
                                 aw.time_s * 1e3, "pl",
-                                msg("basis.attention", "PL attention unit: {macs} MACs/clock "
-                                    "at {mhz:g} MHz, KV cache streamed at {gbs:.2f} GB/s",
+                                msg("basis.attention", "PL attention unit ({unit}): 2 calls "
+                                    "per layer, {macs} int8 MACs/clock at {mhz:g} MHz, the "
+                                    "KV cache streamed at up to {gbs:.2f} GB/s; softmax on "
+                                    "the PS", unit=plan.attention.label,
                                     macs=plan.attention.macs_per_clock, mhz=design.clock_mhz,
                                     gbs=board.ddr_bytes_per_s / 1e9), "attention", aw))
         comp["attention"] += aw.time_s * 1e3
+        infeasible += plan.attention.violations(wl.config, scenario)
     fpga_ms = sum(call.time_s for call in calls.values()) * 1e3
     cpu_lin = sum(r.time_ms for r in rows if r.placement == "cpu")
     stage2_ms = sum(w.time_s for _, w in rescore) * 1e3

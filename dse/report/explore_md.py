@@ -557,7 +557,7 @@ def _method_block(result: ExploreResult, lang: str) -> list[str]:
              f"- **{_t('m.runtimes', lang)}**: " + "; ".join(
                  f"`{r}` — {_t(f'sw.{r}', lang)}" for r in obj.runtimes),
              f"- **{_t('m.scenario', lang)}**: " + _t(
-                 "m.scenario_val", lang, kv=obj.kv_dtype, ctx=obj.context_tokens,
+                 "m.scenario_val", lang, kv=" / ".join(obj.kv_formats), ctx=obj.context_tokens,
                  seq=obj.sequences, cpu=result.best.decode.cpu,
                  thr=result.best.decode.threads),
              f"- **{_t('m.calibration', lang)}**: {cal_text}",
@@ -580,7 +580,8 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
     vs_torch = (_x(speed["torch"]) + ("" if torch_fit else _t("nofit", lang))
                 if "torch" in speed else "—")
     return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
-            f"`{rp.plan.runtime}`", " ".join(f"`{u}`" for u in rp.plan.units) or "—",
+            f"`{rp.plan.runtime}`, KV {rp.decode.scenario.kv_dtype}",
+            " ".join(f"`{u}`" for u in rp.plan.units) or "—",
             str(len(rp.plan.offload)), str(len(rp.plan.resident)),
             f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
@@ -620,7 +621,7 @@ def _energy_cells(e) -> list[str]:
 
 def _baselines_block(result: ExploreResult, lang: str) -> list[str]:
     proj = result.best.decode
-    rows = [[f"`{b.runtime}` — {_t(f'sw.{b.runtime}', lang)}", _ms(b.ms),
+    rows = [[f"`{b.runtime}` — {_t(f'sw.{b.runtime}', lang)}, KV {b.kv_dtype}", _ms(b.ms),
              f"{proj.tokens * 1e3 / b.ms:.2f}" if b.ms > 0 else "∞",
              *_energy_cells(b.energy), f"{b.memory_bytes / 2**20:,.0f}",
              _t("yes", lang) if b.feasible else f"{_t('no', lang)}: "

@@ -233,10 +233,11 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
         pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
         curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}", pts))
-    for rc in prep.runtimes:
+    for rc in prep.baseline_runtimes():
         if not rc.baseline_feasible:
             continue
-        cpu = Plan(f"cpu {rc.runtime}", EngineDesign(1, 1), frozenset(), runtime=rc.runtime)
+        cpu = Plan(f"cpu {rc.runtime}", EngineDesign(1, 1), frozenset(), runtime=rc.runtime,
+                   kv_dtype=rc.kv_dtype)
         pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
         curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime", pts))
@@ -268,7 +269,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         if len(shortlist) < top or e.design.packing not in seen_pack:
             shortlist.append(e)
             seen_pack.add(e.design.packing)
-    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime, glue=e.glue))
+    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime, glue=e.glue, attn=e.attn,
+                           kv_dtype=e.kv_dtype))
             for e in shortlist]
     sols.sort(key=lambda es: (round(es[1].objective_ms, 9), es[0].lut))
     best_e, best_s = sols[0]
@@ -283,7 +285,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                                  f"best {packing}", msg("why.packing", "best design with "
                                                         "{packing} packing", packing=packing)))
     # The best plan under each other PS runtime.
-    for rc in prep.runtimes:
+    for rc in prep.baseline_runtimes():
         if rc.runtime == best_s.plan.runtime:
             continue
         e = next((e for e in evals if e.runtime == rc.runtime), evals[0])
@@ -297,27 +299,29 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         frugal = min(near, key=lambda e: e.lut)
         if frugal.design != best_e.design:
             s = solve_plan(prep, frugal.design, "frugal", runtime=frugal.runtime,
-                           glue=frugal.glue)
+                           glue=frugal.glue, attn=frugal.attn, kv_dtype=frugal.kv_dtype)
             plans.append(_ranked(prep, s, "frugal", msg("why.frugal", "fewest LUTs within 5% "
                                                         "of the best")))
     # Without a head unit (the lm_head stays on the CPU).
     nohead = next((e for e in evals if not e.design.head), None)
     if nohead and best_e.design.head:
         s = solve_plan(prep, nohead.design, "no head unit", runtime=nohead.runtime,
-                       glue=nohead.glue)
+                       glue=nohead.glue, attn=nohead.attn, kv_dtype=nohead.kv_dtype)
         plans.append(_ranked(prep, s, "no head unit", msg("why.nohead", "best design without "
                                                           "a dense lm_head unit")))
     # All ternary layers offloaded on the best design (no selection).
     all_t = Plan("all ternary", replace(best_s.plan.design, resident_bytes=0),
                  frozenset(layer.name for layer in wl.layers if layer.ternary),
-                 runtime=best_s.plan.runtime)
+                 runtime=best_s.plan.runtime, kv_dtype=best_s.plan.kv_dtype)
     plans.append(_ranked(prep, Solution(all_t, 0.0, msg("method.fixed_set", "fixed set"), False),
                          "all ternary", msg("why.all_ternary", "every ternary Linear on the best "
                                             "design, no residency")))
     # What-ifs: the best buildable design with what the overlay lacks (never ranked first).
     if best_s.plan.design.buildable:
         for label, design, why in what_if_designs(best_s.plan.design, board):
-            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime, glue=False)
+            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime, glue=False,
+                           attn=best_s.plan.attention is not None,
+                           kv_dtype=best_s.plan.kv_dtype)
             if s.plan.design.head or s.plan.design.resident_bytes:  # else it adds nothing
                 plans.append(_ranked(prep, s, label, why))
         plans += _unit_what_ifs(prep, best_s)
@@ -366,35 +370,48 @@ def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
 
 def _unit_what_ifs(prep: Prepared, best: Solution) -> list[RankedPlan]:
     """The best buildable design with the PL units the overlay lacks: an FFN glue unit, then
-    glue and an attention unit (each kept only if it solves and fits the board)."""
-    design = replace(best.plan.design, buildable=False,
+    (if the best plan has none) an attention unit beside it, with the int8 KV cache the unit
+    reads (each kept only if it solves and fits the board)."""
+    bp = best.plan
+    design = replace(bp.design, buildable=False,
                      build_note="what-if: FFN glue unit: the overlay has none")
-    if True not in glue_options(prep, design, prep.runtime(best.plan.runtime)):
-        return []
-    s = solve_plan(prep, design, "what-if: glue unit", allow_resident=False,
-                   runtime=best.plan.runtime, glue=True)
-    if s.plan.glue is None:  # the MILP found no plan
-        return []
-    out = [_ranked(prep, s, "what-if: glue unit", msg(
-        "why.whatif.glue", "the best buildable design plus an FFN glue unit behind the engines "
-        "(activation, gate product, sub-norm, re-quantization), which the overlay does not "
-        "have"))]
-    units = replace(s.plan, name="what-if: glue + attention units", attention=AttentionUnit())
+    rc = prep.runtime(bp.runtime, bp.kv_dtype)
+    out: list[RankedPlan] = []
+    base = bp
+    if True in glue_options(prep, design, rc):
+        s = solve_plan(prep, design, "what-if: glue unit", allow_resident=False,
+                       runtime=bp.runtime, glue=True, attn=bp.attention is not None,
+                       kv_dtype=bp.kv_dtype)
+        if s.plan.glue is not None:  # else the MILP found no plan
+            base = s.plan
+            out.append(_ranked(prep, s, "what-if: glue unit", msg(
+                "why.whatif.glue", "the best buildable design plus an FFN glue unit behind "
+                "the engines (activation, gate product, sub-norm, re-quantization), which the "
+                "overlay does not have")))
+    if bp.attention is not None:
+        return out
+    unit = prep.objective.attention or AttentionUnit()
+    label = ("what-if: glue + attention units" if base.glue is not None
+             else "what-if: attention unit")
+    units = replace(base, name=label, attention=unit, kv_dtype="int8",
+                    design=replace(base.design, buildable=False, build_note=(
+                        "what-if: attention unit: the overlay has none"
+                        if not prep.objective.attention_buildable else base.design.build_note)))
     if not project(prep.workload, units, prep.ctx, prep.scenarios[0][0],
                    with_baselines=False).infeasible:
         out.append(_ranked(prep, Solution(units, 0.0, msg("method.fixed_set", "fixed set"),
-                                          False), "what-if: glue + attention units",
-                           msg("why.whatif.attention", "the best buildable design plus an FFN "
-                               "glue unit and an attention unit reading the KV cache from DDR "
-                               "({macs} DSP MACs), which the overlay does not have",
-                               macs=AttentionUnit().macs_per_clock)))
+                                          False), label,
+                           msg("why.whatif.attention", "the plan above plus the attention unit "
+                               "({unit}) reading an int8 KV cache from DDR, {macs} int8 MACs "
+                               "per clock", unit=unit.label, macs=unit.macs_per_clock)))
     return out
 
 
 def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
     """Components of the headline CPU-only baseline in the best plan's decode scenario."""
     proj = best.decode
-    cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime=proj.baseline.runtime)
+    cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime=proj.baseline.runtime,
+               kv_dtype=proj.baseline.kv_dtype)
     return dict(project(prep.workload, cpu, prep.ctx, proj.scenario,
                         with_baselines=False).components)
 

@@ -12,7 +12,7 @@ MILP (``scipy.optimize.milp``, HiGHS) and reports the solver's optimality status
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -30,12 +30,16 @@ from dse.model.engine import (
 )
 from dse.model.msg import Msg, msg
 from dse.model.project import (
+    ATTENTION_OPS,
     GLUE_OPS,
+    AttentionUnit,
     Baseline,
     CostContext,
     GlueUnit,
     Plan,
     Scenario,
+    attention_resources,
+    attention_work,
     baselines,
     call_work,
     cpus,
@@ -79,17 +83,30 @@ class Objective:
     head_top_k: int = 256
     #: Whether plans may add an FFN glue unit beside the engines.
     glue_unit: bool = True
+    #: KV-cache formats the search may choose per plan (empty: ``kv_dtype`` only).
+    kv_dtypes: tuple[str, ...] = ()
+    #: The attention unit plans may add (None: none), and whether the overlay builds it (the
+    #: engine template has one): without, only designs the overlay cannot build may add it.
+    attention: AttentionUnit | None = None
+    attention_buildable: bool = False
 
     @property
     def context_tokens(self) -> int:
         return self.context or self.prompt_tokens + self.gen_tokens
 
-    def scenarios(self) -> list[tuple[Scenario, float]]:
-        """(scenario, weight) pairs whose weighted sum is the objective, in ms."""
-        dec = Scenario(self.view, "decode", 1, self.context_tokens, self.kv_dtype,
+    @property
+    def kv_formats(self) -> tuple[str, ...]:
+        """The KV-cache formats plans and baselines may keep."""
+        return self.kv_dtypes or (self.kv_dtype,)
+
+    def scenarios(self, kv_dtype: str | None = None) -> list[tuple[Scenario, float]]:
+        """(scenario, weight) pairs whose weighted sum is the objective, in ms (with the KV
+        cache in ``kv_dtype``, default the first format allowed)."""
+        kv = kv_dtype or self.kv_formats[0]
+        dec = Scenario(self.view, "decode", 1, self.context_tokens, kv,
                        self.sequences, self.threads)
         pre = Scenario(self.view, "prefill", self.prompt_tokens, self.prompt_tokens,
-                       self.kv_dtype, self.sequences, self.threads)
+                       kv, self.sequences, self.threads)
         if self.kind in ("decode", *ENERGY_OBJECTIVES):
             return [(dec, 1.0)]
         if self.kind == "prefill":
@@ -157,6 +174,8 @@ class RuntimeCosts:
     rows of [seconds, core-seconds, DDR bytes, PL seconds]."""
 
     runtime: str
+    #: The KV-cache format these costs keep.
+    kv_dtype: str
     #: Each group on the CPU (its input quantization included where the runtime quantizes
     #: for its own kernel).
     cpu: np.ndarray
@@ -173,6 +192,8 @@ class RuntimeCosts:
     glue_fixed: np.ndarray | None = None
     glue_offload_ps: np.ndarray | None = None
     glue_needs: np.ndarray | None = None
+    #: What an attention unit takes off the PS (the passes over the KV cache), from ``fixed``.
+    attn_ps: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +212,8 @@ class Prepared:
     sig_of: np.ndarray
     sigs: tuple[tuple[int, int, bool], ...]
     scenarios: tuple[tuple[Scenario, float], ...]
-    #: The CPU-only baselines of each scenario (they depend on no design).
+    #: The CPU-only baselines of each scenario (they depend on no design): each runtime with
+    #: the allowed KV format that serves it best.
     baselines: tuple[tuple[Baseline, ...], ...] = ()
     #: Resources of each design priced so far (a design is priced several times).
     _resources: dict = field(default_factory=dict, compare=False, repr=False)
@@ -205,15 +227,47 @@ class Prepared:
                 for sc, w in self.scenarios)
         return self._resources[key]
 
-    def resources(self, design: EngineDesign) -> Resources:
+    def attn_fixed(self, clock_mhz: float, runtime: str) -> np.ndarray:
+        """The attention unit's work (and the PS work around its calls) over the objective's
+        scenarios with an int8 KV cache, at an engine clock."""
+        key = ("attn", clock_mhz, runtime)
+        if key not in self._resources:
+            unit = self.objective.attention or AttentionUnit()
+            self._resources[key] = sum(
+                w * _vec(attention_work(unit, self.workload, sc, clock_mhz, self.ctx.board,
+                                        self.ctx.constants, runtime))
+                for sc, w in self.objective.scenarios("int8"))
+        return self._resources[key]
+
+    def resources(self, design: EngineDesign, glue: bool = False, attn: bool = False
+                  ) -> Resources:
+        """The design's fabric, with a glue unit and an attention unit beside it if asked."""
         res = self._resources.get(design)
         if res is None:
             res = self._resources[design] = engine_resources(design, self.ctx.board,
                                                              self.ctx.constants)
+        if glue:
+            res = res + glue_resources(self.ctx.constants)
+        if attn:
+            res = res + attention_resources(self.objective.attention or AttentionUnit(),
+                                            self.ctx.constants)
         return res
 
-    def runtime(self, name: str) -> RuntimeCosts:
-        return next(r for r in self.runtimes if r.runtime == name)
+    def runtime(self, name: str, kv_dtype: str | None = None) -> RuntimeCosts:
+        """A runtime's costs with a KV format (default: the one its baseline keeps)."""
+        if kv_dtype is None:
+            return next(r for r in self.baseline_runtimes() if r.runtime == name)
+        return next(r for r in self.runtimes if r.runtime == name and r.kv_dtype == kv_dtype)
+
+    def baseline_runtimes(self) -> tuple[RuntimeCosts, ...]:
+        """One costs entry per runtime: the KV format whose CPU-only baseline is fastest
+        among those that fit (of all, if none fits)."""
+        out = []
+        for name in dict.fromkeys(r.runtime for r in self.runtimes):
+            mine = [r for r in self.runtimes if r.runtime == name]
+            fit = [r for r in mine if r.baseline_feasible] or mine
+            out.append(min(fit, key=lambda r: r.baseline_ms))
+        return tuple(out)
 
 
 def _quant_per_instance(ops, role: str) -> float:
@@ -237,19 +291,23 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
         raise DseError(f"--prompt-tokens + --gen-tokens: expected at most {limit} (the "
                        f"model's max_position_embeddings; or give --context-tokens), got "
                        f"{objective.context_tokens}")
-    scen = objective.scenarios()
-    for sc, _ in scen:
-        sc.validate(wl.config)
+    for kv in objective.kv_formats:
+        for sc, _ in objective.scenarios(kv):
+            sc.validate(wl.config)
     groups = tuple(Group(key, tuple(ls)) for key, ls in group_calls(list(wl.layers), fuse).items())
     c = ctx.constants
     per_runtime = []
-    base_by_sc = [baselines(wl, ctx, sc) for sc, _ in scen]
-    for runtime in objective.runtimes:
+    base_of_kv = {kv: [baselines(wl, ctx, sc) for sc, _ in objective.scenarios(kv)]
+                  for kv in objective.kv_formats}
+    for runtime, kv in ((r, kv) for r in objective.runtimes for kv in objective.kv_formats):
+        scen = objective.scenarios(kv)
+        base_by_sc = base_of_kv[kv]
         cpu = np.zeros((len(groups), 4))
         extra = np.zeros((len(groups), 4))
         fixed = np.zeros(4)
         g_fixed = np.zeros(4)
         g_extra = np.zeros((len(groups), 4))
+        a_ps = np.zeros(4)
         for sc, w in scen:
             host, target, threads = cpus(wl, ctx.board, sc)
             ops = op_costs(wl, runtime, sc, host, target, threads, c)
@@ -258,6 +316,8 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
                     fixed += w * _vec(o.work)
                     if o.role in GLUE_OPS:
                         g_fixed += w * _vec(o.work)
+                    if o.kind in ATTENTION_OPS:
+                        a_ps += w * _vec(o.work)
             for i, g in enumerate(groups):
                 q = _quant_per_instance(ops, g.layers[0].role) if g.ternary else np.zeros(4)
                 lin = sum((_vec(layer_cpu(wl, layer, runtime, sc, host, target, threads, c))
@@ -273,12 +333,25 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
         needs = np.array([g.layers[0].role in ("gate_proj", "up_proj", "down_proj")
                           for g in groups])
         has_ffn = any(g.layers[0].role == "gate_proj" for g in groups)
-        per_runtime.append(RuntimeCosts(runtime, cpu, extra, fixed, base, fits,
+        per_runtime.append(RuntimeCosts(runtime, kv, cpu, extra, fixed, base, fits,
                                         g_fixed if has_ffn else None,
                                         g_extra if has_ffn else None,
-                                        needs if has_ffn else None))
+                                        needs if has_ffn else None, a_ps))
     fitting = [r for r in per_runtime if r.baseline_feasible] or per_runtime
     best = min(fitting, key=lambda r: r.baseline_ms)
+    # Each runtime's baseline keeps the KV format that serves it best (as plans choose theirs).
+    chosen = {}
+    for r in per_runtime:
+        old = chosen.get(r.runtime)
+        if old is None or (r.baseline_feasible, -r.baseline_ms) > (old.baseline_feasible,
+                                                                    -old.baseline_ms):
+            chosen[r.runtime] = r
+    base_by_sc = [tuple(next(b for b in base_of_kv[chosen[name].kv_dtype][i]
+                             if b.runtime == name) for name in RUNTIMES if name in chosen)
+                  + tuple(b for b in base_of_kv[objective.kv_formats[0]][i]
+                          if b.runtime not in chosen)
+                  for i in range(len(objective.scenarios()))]
+    scen = objective.scenarios(best.kv_dtype)
     sig_index: dict[tuple[int, int, bool], int] = {}
     sig_of = np.array([sig_index.setdefault((g.n, g.k, g.ternary), len(sig_index))
                        for g in groups])
@@ -340,34 +413,37 @@ class Pricing:
         return units / self.tokens * (secs / self.tokens)
 
 
-def glue_fits(prep: Prepared, design: EngineDesign) -> bool:
+def glue_fits(prep: Prepared, design: EngineDesign, attn: bool = False) -> bool:
     """Whether the design still fits the board's caps with a glue unit beside it."""
-    res = prep.resources(design) + glue_resources(prep.ctx.constants)
-    return not res.overflow(prep.ctx.board)
+    return not prep.resources(design, True, attn).overflow(prep.ctx.board)
 
 
-def variant_work(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: bool
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def variant_work(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: bool,
+                 attn: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(CPU work per group, PS work an offloaded group adds, fixed work) with or without a
-    glue unit, whose own time joins the fixed work."""
-    if not glue:
-        return rc.cpu, rc.offload_ps, rc.fixed
-    fixed = rc.fixed - rc.glue_fixed + prep.glue_fixed(design.clock_mhz)
-    return (np.where(rc.glue_needs[:, None], np.inf, rc.cpu), rc.offload_ps - rc.glue_offload_ps,
-            fixed)
+    glue unit and an attention unit, whose own time joins the fixed work."""
+    cpu, offload_ps, fixed = rc.cpu, rc.offload_ps, rc.fixed
+    if attn:
+        fixed = fixed - rc.attn_ps + prep.attn_fixed(design.clock_mhz, rc.runtime)
+    if glue:
+        fixed = fixed - rc.glue_fixed + prep.glue_fixed(design.clock_mhz)
+        cpu = np.where(rc.glue_needs[:, None], np.inf, rc.cpu)
+        offload_ps = rc.offload_ps - rc.glue_offload_ps
+    return cpu, offload_ps, fixed
 
 
 def pricing(prep: Prepared, design: EngineDesign, rc: RuntimeCosts,
             sig: np.ndarray | None = None, sig_resident: np.ndarray | None = None,
-            glue: bool = False) -> Pricing:
+            glue: bool = False, attn: bool = False) -> Pricing:
     """Objective units of every option of every group for ``design`` under ``rc``.
 
     ``sig`` / ``sig_resident``: the designs' call work per signature (``fpga_sig``), if
     already computed; without ``sig_resident`` residency is not an option (inf). ``glue``:
-    with an FFN glue unit (its ops leave the PS, gate/up and down must be on the engines).
+    with an FFN glue unit (its ops leave the PS, gate/up and down must be on the engines);
+    ``attn``: with the attention unit (the passes over the KV cache leave the PS).
     """
     sig = fpga_sig(prep, design)[0] if sig is None else sig
-    cpu_w, offload_ps, fixed_w = variant_work(prep, design, rc, glue)
+    cpu_w, offload_ps, fixed_w = variant_work(prep, design, rc, glue, attn)
     f_work = sig[prep.sig_of] + offload_ps
     r_work = (sig_resident[prep.sig_of] + offload_ps if sig_resident is not None
               else np.full_like(f_work, np.inf))
@@ -376,8 +452,7 @@ def pricing(prep: Prepared, design: EngineDesign, rc: RuntimeCosts,
         return Pricing(cpu_w[:, _T] * 1e3, f_work[:, _T] * 1e3, r_work[:, _T] * 1e3,
                        float(fixed_w[_T] * 1e3), None, None, None, 0.0, 1)
     power = prep.ctx.board.power
-    res = prep.resources(design) + (glue_resources(prep.ctx.constants) if glue
-                                    else Resources())
+    res = prep.resources(design, glue, attn)
     rest, dyn = static_w(power, res), pl_dynamic_w(power, res, design.clock_mhz)
     coef = np.array([rest, power.ps_core_active_w, power.ddr_pj_per_byte * 1e-12, dyn])
     tokens = prep.scenarios[0][0].sequences
@@ -406,6 +481,9 @@ class DesignEval:
     j_per_token: float | None = None
     #: Whether the FFN glue unit is part of the design's best placement.
     glue: bool = False
+    #: Whether the attention unit is, and the KV-cache format chosen.
+    attn: bool = False
+    kv_dtype: str = "fp16"
 
     def speedup(self, baseline_ms: float) -> float:
         return baseline_ms / self.objective_ms
@@ -452,19 +530,19 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     sig, ddr = fpga_sig(prep, design)
     best = None
     for rc in prep.runtimes:
-        for glue in glue_options(prep, design, rc):
-            pr = pricing(prep, design, rc, sig, glue=glue)
+        for glue, attn in unit_options(prep, design, rc):
+            pr = pricing(prep, design, rc, sig, glue=glue, attn=attn)
             offload = pr.stream < pr.cpu
             total = pr.total(offload, np.zeros_like(offload))
             if best is None or total < best[0]:
-                best = (total, rc.runtime, offload, glue)
-    total, runtime, offload, glue = best
+                best = (total, rc, offload, glue, attn)
+    total, rc, offload, glue, attn = best
     ddr_bytes = float(ddr[prep.sig_of][offload].sum())
-    res = prep.resources(design) + (glue_resources(prep.ctx.constants) if glue else Resources())
+    res = prep.resources(design, glue, attn)
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
-        cpu_w, offload_ps, fixed_w = variant_work(prep, design, prep.runtime(runtime), glue)
+        cpu_w, offload_ps, fixed_w = variant_work(prep, design, rc, glue, attn)
         work = fixed_w + np.where(offload[:, None], sig[prep.sig_of] + offload_ps,
                                   cpu_w).sum(axis=0)
         tokens = prep.scenarios[0][0].sequences
@@ -473,7 +551,8 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
                          pl_dynamic_w(power, res, design.clock_mhz)])
         tok_s = tokens / work[_T] if work[_T] > 0 else None
         j_tok = float(work @ coef) / tokens
-    return DesignEval(design, runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok, glue)
+    return DesignEval(design, rc.runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok,
+                      glue, attn, rc.kv_dtype)
 
 
 def glue_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts) -> tuple[bool, ...]:
@@ -486,12 +565,41 @@ def glue_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts) -> tupl
     return (False, True)
 
 
-def onchip_capacity_bytes(prep: Prepared, design: EngineDesign, glue: bool = False) -> int:
-    """Bytes of URAM and BRAM left within the caps after the engine itself (and a glue
-    unit)."""
+def attention_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts
+                      ) -> tuple[bool, ...]:
+    """Whether to try the design without and with the attention unit: where the objective
+    offers one, the costs keep an int8 KV cache (the unit reads no other), the unit serves
+    the model and the scenario, it fits beside the engines, and (for a design the overlay
+    builds) the overlay builds the unit too."""
+    obj = prep.objective
+    unit = obj.attention
+    if (unit is None or rc.kv_dtype != "int8" or rc.attn_ps is None
+            or (design.buildable and not obj.attention_buildable)
+            or prep.resources(design, False, True).overflow(prep.ctx.board)):
+        return (False,)
+    if any(unit.violations(prep.workload.config, sc) for sc, _ in obj.scenarios("int8")):
+        return (False,)
+    return (False, True)
+
+
+def unit_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts
+                 ) -> list[tuple[bool, bool]]:
+    """Every (glue, attention) combination to try for the design under ``rc``."""
+    out = []
+    for attn in attention_options(prep, design, rc):
+        for glue in glue_options(prep, design, rc):
+            if glue and attn and not glue_fits(prep, design, attn=True):
+                continue
+            out.append((glue, attn))
+    return out
+
+
+def onchip_capacity_bytes(prep: Prepared, design: EngineDesign, glue: bool = False,
+                          attn: bool = False) -> int:
+    """Bytes of URAM and BRAM left within the caps after the engine itself (and its PL
+    units)."""
     board = prep.ctx.board
-    res = prep.resources(design) + (glue_resources(prep.ctx.constants) if glue
-                                    else Resources())
+    res = prep.resources(design, glue, attn)
     uram = max(0, math.floor(board.pl.uram * board.caps.uram - res.uram))
     bram = max(0, math.floor(board.pl.bram36 * board.caps.bram36 - res.bram36))
     return uram * URAM_BYTES + bram * BRAM36_BYTES
@@ -524,7 +632,8 @@ def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndar
 
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
                allow_resident: bool = True, runtime: str | None = None,
-               glue: bool | None = None) -> Solution:
+               glue: bool | None = None, attn: bool | None = None,
+               kv_dtype: str | None = None) -> Solution:
     """Optimal offload and resident sets for ``design`` under ``runtime`` (the best runtime
     when None): a MILP, exact up to HiGHS's tolerance.
 
@@ -532,19 +641,25 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     sum (f - cpu) s + (f_res - cpu) r subject to resident bytes <= on-chip capacity and, on
     the board, the plan's DDR footprint <= DDR capacity.
     """
-    if runtime is None or glue is None:
-        sols = [solve_plan(prep, design, name, allow_resident, rc.runtime, g)
+    if runtime is None or glue is None or attn is None or kv_dtype is None:
+        sols = [solve_plan(prep, design, name, allow_resident, rc.runtime, g, a, rc.kv_dtype)
                 for rc in prep.runtimes if runtime in (None, rc.runtime)
-                for g in (glue_options(prep, design, rc) if glue is None else (glue,))]
+                and kv_dtype in (None, rc.kv_dtype)
+                for g, a in unit_options(prep, design, rc)
+                if glue in (None, g) and attn in (None, a)]
+        if not sols:
+            raise DseError(f"no plan for {design.label()} with runtime {runtime}, glue {glue}, "
+                           f"attention {attn}, KV {kv_dtype}: not among the options")
         return min(sols, key=lambda s: (not s.optimal, s.objective_ms))
-    rc = prep.runtime(runtime)
+    rc = prep.runtime(runtime, kv_dtype)
     groups = prep.groups
     ng = len(groups)
     # the shipped overlay streams every weight from DDR: no resident set for its designs
     allow_resident = allow_resident and not design.buildable
-    cap = onchip_capacity_bytes(prep, design, glue) if allow_resident else 0
+    cap = onchip_capacity_bytes(prep, design, glue, attn) if allow_resident else 0
     pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
-                 fpga_sig(prep, design, resident=True)[0] if cap else None, glue=glue)
+                 fpga_sig(prep, design, resident=True)[0] if cap else None, glue=glue,
+                 attn=attn)
     big = 1e12
     f = np.where(np.isfinite(pr.stream), pr.stream, big)
     fr = np.where(np.isfinite(pr.resident), pr.resident, big)
@@ -562,7 +677,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
 
         sc = max((s for s, _ in prep.scenarios), key=lambda s: s.context_tokens)
         base_mem = memory_bytes(prep.workload, Plan("cpu", design, frozenset(), runtime=runtime),
-                                prep.ctx, sc)
+                                prep.ctx, replace(sc, kv_dtype=kv_dtype))
         delta = _memory_delta(prep, design, runtime)
         rows.append(np.concatenate([delta, delta])[None, :])
         lo.append(np.array([-np.inf]))
@@ -571,7 +686,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     res = milp(cost, constraints=cons, integrality=np.ones(2 * ng), bounds=Bounds(0, 1))
     if res.status != 0 or res.x is None:
         # infeasible (e.g. the model does not fit DDR even on the CPU): offload nothing
-        plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}", runtime=runtime)
+        plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}", runtime=runtime,
+                    kv_dtype=kv_dtype)
         return Solution(plan, rc.baseline_ms, msg("method.milp_failed", "MILP ({message})",
                                                   message=res.message), False)
     x = np.round(res.x).astype(bool)
@@ -584,26 +700,27 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     gap = getattr(res, "mip_gap", 0.0) or 0.0
     method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
                  gap=gap, runtime=runtime)
+    unit = (prep.objective.attention or AttentionUnit()) if attn else None
     return Solution(Plan(name, d, offload, resident, runtime=runtime,
                          head_top_k=prep.objective.head_top_k,
-                         glue=GlueUnit() if glue else None), total, method, True)
+                         glue=GlueUnit() if glue else None, attention=unit, kv_dtype=kv_dtype),
+                    total, method, True)
 
 
 def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
-    from dataclasses import replace
-
     return replace(design, resident_bytes=nbytes)
 
 
-def brute_force(prep: Prepared, design: EngineDesign, runtime: str, glue: bool = False
+def brute_force(prep: Prepared, design: EngineDesign, runtime: str, glue: bool = False,
+                attn: bool = False, kv_dtype: str | None = None
                 ) -> tuple[float, frozenset[str], frozenset[str]]:
     """Exhaustive search over every group's three options (tests only: 3**groups plans)."""
     import itertools
 
-    rc = prep.runtime(runtime)
+    rc = prep.runtime(runtime, kv_dtype)
     pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
-                 fpga_sig(prep, design, resident=True)[0], glue=glue)
-    cap = onchip_capacity_bytes(prep, design, glue)
+                 fpga_sig(prep, design, resident=True)[0], glue=glue, attn=attn)
+    cap = onchip_capacity_bytes(prep, design, glue, attn)
     best = (math.inf, frozenset(), frozenset())
     for choice in itertools.product((0, 1, 2), repeat=len(prep.groups)):
         ch = np.array(choice)
