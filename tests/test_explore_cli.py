@@ -176,3 +176,35 @@ def test_model_that_does_not_fit_the_board(capsys):
     assert rc == 0, err
     assert "NO FEASIBLE PLAN on PYNQ-Z2: memory: plan needs" in out
     assert "board has 512 MiB" in out
+
+
+def test_reference_sets_the_best_plan_beside_a_measured_split(capsys, tmp_path):
+    """``--reference LOG``: the report and JSON put the best plan's components beside the
+    published KV260 design's measured split, at the measurement's context and the objective's;
+    the KV format and PL units the search chose are in the table; a bad log is one line."""
+    log = ROOT / "examples" / "measurements" / "bitnet-kv260.json"
+    report, js = tmp_path / "r.en.md", tmp_path / "r.json"
+    report.write_text("# profile\n", encoding="utf-8")
+    rc, out, err = run(capsys, "explore", "--board", KV260, "--context-tokens", "256",
+                       "--reference", str(log), "--report", str(report), "--json", str(js))
+    assert rc == 0, err
+    assert "KV cache fp16 or int8 (searched)" in out
+    ref = json.loads(js.read_text())["reference"]
+    assert ref["context_tokens"] == 65 and ref["objective_context_tokens"] == 256
+    assert ref["measured_token_ms"] == pytest.approx(59.599)
+    rows = {r["component"]: r for r in ref["rows"]}
+    assert rows["ternary_pl"]["measured_ms"] == pytest.approx(32.80)
+    assert rows["head"]["measured_ms"] == pytest.approx(4.12 + 1.07 + 0.20)
+    assert rows["head"]["parts"] == ["head_stream", "head_sync_topk", "head_rescore"]
+    # attention grows with the context: the 256-token column prices more of it
+    assert rows["attention"]["best_objective_ms"] > rows["attention"]["best_ms"] > 0
+    assert dict(map(tuple, ref["unmodelled"])) == {"shift_scan": 2.5}
+    listed = sum(r["measured_ms"] or 0 for r in ref["rows"]) + 2.5
+    assert ref["unattributed_ms"] == pytest.approx(59.599 - listed)
+    text = report.read_text(encoding="utf-8")
+    assert "### Against a measured design" in text and "| 32.80 | 32.88 |" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "dse-measurement-log", "version": 99}', encoding="utf-8")
+    rc, out, err = run(capsys, "explore", "--board", KV260, "--reference", str(bad),
+                       "--no-report")
+    assert rc == 2 and str(bad) in err and len(err.strip().splitlines()) == 1

@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
     p.add_argument("--top", type=positive_int, default=12,
                    help="designs refined exactly by the MILP")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="measurement log (dse-measurement-log JSON) of a measured design: the "
+                   "report sets the best plan's per-token breakdown beside its measured split "
+                   "(e.g. examples/measurements/bitnet-kv260.json)")
     p.add_argument("--template", type=Path, default=None,
                    help="engine template YAML: what the overlay can build (default: the "
                    "shipped overlays/ternary_gemv.yaml)")
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     # Claim every output path before searching, so a bad path fails in a second, not after,
     # and no output can overwrite an input of this run.
     out = Outputs([*profile_inputs(args.profile), board.path or None, args.template,
-                   calibration_input(board, args.calibration)])
+                   calibration_input(board, args.calibration), args.reference])
     report_path = None
     if not args.no_report:
         report_path = out.claim(default_report_path(profile, stem) if args.report is None
@@ -75,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
             out.claim(report_path.parent / name, "plot")
     if args.json:
         out.claim(args.json, "JSON")
+    reference = None
+    if args.reference is not None:
+        from dse.model.measurement_log import load_log
+
+        reference = load_log(args.reference)
     wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
     from dse.model.project import AttentionUnit
@@ -91,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     with _progress(f"search {board.name}") as bar:
         space = default_space("prefill" if objective.batched else "decode", args.int8_head,
                               template)
-        result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar)
+        result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
+                         reference=reference)
     search_s = time.perf_counter() - t0
     print(_summary(result, source, search_s))
     if args.json:

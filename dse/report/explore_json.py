@@ -58,6 +58,8 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
             for curve in result.context_curves],
         "notes": [str(n) for n in result.notes],
         "summary": summary_of(result),
+        "reference": None if result.reference is None else {
+            **asdict(result.reference), "unattributed_ms": result.reference.unattributed_ms},
     }
 
 

@@ -196,6 +196,19 @@ _S: dict[str, tuple[str, str]] = {
                  "Operator|Kind|Count|Device|Time (ms)|Bound|Basis"),
     # -- breakdown ---------------------------------------------------------------------------
     "h.breakdown": ("### 每个 token 的时间构成 — {scen}", "### Where a token goes — {scen}"),
+    "h.reference": ("### 与实测设计对比", "### Against a measured design"),
+    "ref.intro": ("实测：`{title}`（`{path}`，sha256 `{sha}`），解码一个 token 的实测拆分"
+                  "（上下文 {ctx}，{speed:.2f} tok/s），与最佳方案的投影并列；"
+                  "最佳方案投影 {mine:.2f} tok/s。"
+                  "实测列来自日志，方案列是模型（未校准，除非上面写明校准）。",
+                  "Measured: `{title}` (`{path}`, sha256 `{sha}`), its split of one decode token "
+                  "(context {ctx}, {speed:.2f} tok/s), beside the best plan's projection at the "
+                  "same context ({mine:.2f} tok/s). The measured column is the log's; the plan "
+                  "columns are the model's (uncalibrated unless a calibration is named above)."),
+    "ref.measured": ("实测 (ms)", "measured (ms)"),
+    "ref.best": ("`{label}` 上下文 {ctx} (ms)", "`{label}` at context {ctx} (ms)"),
+    "ref.unmodelled": ("（模型中没有对应项）", "(no counterpart in the model)"),
+    "ref.unattributed": ("实测总时间中未列出的部分", "measured total not in the listed parts"),
     "breakdown.intro": ("前几名方案与能装下的最快仅 CPU 基线，按组成部分（ms/次前向）。",
                         "The top plans and the fastest CPU-only baseline that fits, by component "
                         "(ms per forward)."),
@@ -655,6 +668,38 @@ def _breakdown_block(result: ExploreResult, lang: str) -> list[str]:
             _t("breakdown.intro", lang), "", md_table(headers, rows), ""]
 
 
+def _reference_block(result: ExploreResult, lang: str) -> list[str]:
+    """The best plan's breakdown beside a measured design's split (``--reference``)."""
+    ref = result.reference
+    if ref is None:
+        return []
+    same = ref.context_tokens == ref.objective_context_tokens
+    headers = [_t("cols.breakdown", lang), _t("ref.measured", lang),
+               _t("ref.best", lang, label=ref.plan_label, ctx=ref.context_tokens)]
+    if not same:
+        headers.append(_t("ref.best", lang, label=ref.plan_label,
+                          ctx=ref.objective_context_tokens))
+    rows = []
+    for r in ref.rows:
+        measured = "—" if r.measured_ms is None else (
+            _ms(r.measured_ms) + (f" ({', '.join(f'`{p}`' for p in r.parts)})"
+                                  if len(r.parts) > 1 else ""))
+        rows.append([_comp(r.component, lang), measured, _ms(r.best_ms),
+                     *([] if same else [_ms(r.best_objective_ms)])])
+    for what, ms in ref.unmodelled:
+        rows.append([f"`{what}` {_t('ref.unmodelled', lang)}", _ms(ms), "—",
+                     *([] if same else ["—"])])
+    if abs(ref.unattributed_ms) > 0.005:
+        rows.append([_t("ref.unattributed", lang), _ms(ref.unattributed_ms), "—",
+                     *([] if same else ["—"])])
+    rows.append([_comp("total", lang), _ms(ref.measured_token_ms), _ms(ref.best_token_ms),
+                 *([] if same else [_ms(ref.best_objective_token_ms)])])
+    return [_t("h.reference", lang), "",
+            _t("ref.intro", lang, title=ref.title, path=ref.path, sha=ref.sha256[:12],
+               ctx=ref.context_tokens, speed=1e3 / ref.measured_token_ms,
+               mine=1e3 / ref.best_token_ms), "", md_table(headers, rows), ""]
+
+
 def _dominant_bound(layers: Sequence[LayerProjection]) -> str:
     """The bound holding the most FPGA time among ``layers``, or ``cpu`` if none is offloaded."""
     time_by: dict[str, float] = {}
@@ -847,6 +892,7 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _plans_block(result, lang)
     lines += _baselines_block(result, lang)
     lines += _breakdown_block(result, lang)
+    lines += _reference_block(result, lang)
     lines += _placement_block(result, lang)
     lines += _resources_block(result, lang)
     lines += _limit_block(result, lang)

@@ -16,6 +16,7 @@ import numpy as np
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
+from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
 from dse.model.project import AttentionUnit, CostContext, Plan, Projection, Scenario, project
 from dse.search.optimize import (
@@ -29,6 +30,7 @@ from dse.search.optimize import (
     projection_units,
     solve_plan,
 )
+from dse.search.reference import ReferenceSplit, reference_split
 from dse.search.space import (
     DesignSpace,
     default_space,
@@ -117,6 +119,8 @@ class ExploreResult:
     base_breakdown: dict[str, float] | None = None
     #: Time to first token of the best plan: the prefill of the objective's prompt, ms.
     ttft_ms: float | None = None
+    #: The best plan next to a measured design's split (``--reference LOG``), if asked.
+    reference: ReferenceSplit | None = None
 
     @property
     def best(self) -> RankedPlan:
@@ -245,8 +249,10 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
 
 
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
-            top: int = 12, progress: Progress | None = None) -> ExploreResult:
-    """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure)."""
+            top: int = 12, progress: Progress | None = None,
+            reference: MeasurementLog | None = None) -> ExploreResult:
+    """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure);
+    ``reference``: a measurement log whose decode split the best plan is set beside."""
     board = ctx.board
     space = space or default_space("prefill" if objective.batched else "decode")
     prep = prepare(wl, ctx, objective)
@@ -354,7 +360,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         notes=tuple(notes), context_curves=context_curves(prep, tuple(plans)),
         pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
-        base_breakdown=_base_breakdown(prep, plans[0]), ttft_ms=_ttft_ms(prep, plans[0]))
+        base_breakdown=_base_breakdown(prep, plans[0]), ttft_ms=_ttft_ms(prep, plans[0]),
+        reference=None if reference is None else reference_split(
+            wl, ctx, plans[0].decode, reference, plans[0].label))
 
 
 def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
