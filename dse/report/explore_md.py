@@ -61,6 +61,10 @@ _S: dict[str, tuple[str, str]] = {
     "card.energy_val": ("板卡 {w:.2f} W，{j:.3f} J/token（仅 CPU：{bj:.3f} J/token）",
                         "board {w:.2f} W, {j:.3f} J/token (CPU only: {bj:.3f} J/token)"),
     "card.limit": ("限制因素", "What limits it"),
+    "card.split": ("；这 {ms} ms 中最大的几项：{parts}",
+                   "; of the {ms} ms, the largest parts: {parts}"),
+    "card.split_part": ("{what} {ms} ms（{share:.0%}）", "{what} {ms} ms ({share:.0%})"),
+    "list.sep": ("，", ", "),
     "card.cal": ("校准", "Calibration"),
     "card.build": ("能否用附带的 overlay 构建", "Buildable by the shipped overlay"),
     "build.yes": ("是", "yes"),
@@ -388,6 +392,10 @@ def summary_of(result: ExploreResult) -> dict:
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
         "buildable": best.plan.design.buildable and best.plan.glue is None,
+        "kv_dtype": d.scenario.kv_dtype,
+        # the token's three largest components, ms: what the limit means in time
+        "split_ms": {k: round(v, 3) for k, v in sorted(
+            d.components.items(), key=lambda kv: -kv[1])[:3] if v > 0},
     }
 
 
@@ -400,6 +408,17 @@ def _limit_text(bound: str, lang: str, short: bool = False) -> str:
         return _t(f"{kind}.ps", lang, part=name)
     key = f"{kind}.{bound}"
     return _t(key, lang) if key in _S else bound
+
+
+def _split_text(sm: dict, lang: str) -> str:
+    """Where the best plan's token goes, its largest components with their shares."""
+    split = sm.get("split_ms") or {}
+    total = sm["ms_per_token"]
+    if not split or total <= 0:
+        return ""
+    parts = [_t("card.split_part", lang, what=_comp(k, lang), ms=_ms(v), share=v / total)
+             for k, v in split.items()]
+    return _t("card.split", lang, ms=_ms(total), parts=_t("list.sep", lang).join(parts))
 
 
 def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
@@ -430,7 +449,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         (_t("card.energy", lang), _t("nopower", lang) if sm["watts"] is None else _t(
             "card.energy_val", lang, w=sm["watts"], j=sm["j_per_token"],
             bj=sm["baseline_j_per_token"] or 0.0)),
-        (_t("card.limit", lang), _limit_text(sm["bound"], lang)),
+        (_t("card.limit", lang), _limit_text(sm["bound"], lang) + _split_text(sm, lang)),
         (_t("card.cal", lang), _t("m.no_cal", lang) if sm["calibration"] in ("", "none")
          else f"`{sm['calibration']}`"),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
