@@ -86,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
         reference = load_log(args.reference)
     wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
-    from dse.model.project import AttentionUnit
     from dse.model.template import load_template, shipped_template
+    from dse.search.space import attention_unit_for
 
     template = load_template(args.template) if args.template else shipped_template()
+    unit, unit_built = attention_unit_for(template, wl.config)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          **scenario_fields(args), attention=AttentionUnit(),
-                          attention_buildable=False)
+                          **scenario_fields(args), attention=unit,
+                          attention_buildable=unit_built)
     from dse.search.explore import explore
     from dse.search.space import default_space
 
@@ -204,8 +205,8 @@ def _summary(result, source: str, search_s: float) -> str:
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
-    best = result.best.plan.design
-    lines.append(f"{'build the best plan' if best.buildable else 'best plan'}: "
+    best = result.best.plan
+    lines.append(f"{'build the best plan' if best.design.buildable else 'best plan'}: "
                  f"{best.build_note or 'not checked against the engine template (what-if)'}")
     top = result.sensitivity[0] if result.sensitivity else None
     if top:

@@ -155,7 +155,7 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         f"phase: {_phase_text(sc)}",
         f"calibration: {p.calibration}",
         f"engine design: {d.label()} (stream {d.stream_bits} bit, max K {d.max_k})",
-        f"overlay: {d.build_note or 'not checked against the engine template'}",
+        f"overlay: {plan.build_note or 'not checked against the engine template'}",
         "",
         f"PS runtime: {RUNTIME_TEXT[plan.runtime]}; CPU {p.cpu}, {p.threads} thread(s)",
         "",

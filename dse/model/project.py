@@ -206,6 +206,17 @@ class Plan:
     kv_dtype: str | None = None
 
     @property
+    def build_note(self) -> str:
+        """How to build the plan's overlay: the engines' ``make`` line, plus the attention
+        unit's build parameters when the plan has one (or the design's what-if note)."""
+        note = self.design.build_note
+        a = self.attention
+        if a is None or not self.design.buildable:
+            return note
+        return (f"{note} ATTN=1 ATTN_G={a.group} ATTN_D={a.head_dim} ATTN_HMAX={a.max_kv_heads} "
+                f"ATTN_TMAX={a.max_positions}")
+
+    @property
     def units(self) -> tuple[str, ...]:
         """The PL units the plan needs besides the ternary engines."""
         out = []

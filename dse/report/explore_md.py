@@ -392,7 +392,7 @@ def summary_of(result: ExploreResult) -> dict:
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
         "buildable": best.plan.design.buildable and best.plan.glue is None,
-        "kv_dtype": d.scenario.kv_dtype,
+        "kv_dtype": d.scenario.kv_dtype, "build_note": best.plan.build_note,
         # the token's three largest components, ms: what the limit means in time
         "split_ms": {k: round(v, 3) for k, v in sorted(
             d.components.items(), key=lambda kv: -kv[1])[:3] if v > 0},
@@ -453,7 +453,8 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         (_t("card.cal", lang), _t("m.no_cal", lang) if sm["calibration"] in ("", "none")
          else f"`{sm['calibration']}`"),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
-            sm["buildable"], "build.unknown"), lang)),
+            sm["buildable"], "build.unknown"), lang) + (
+                f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")),
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
             f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]

@@ -22,6 +22,7 @@ from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, engine_resources, link_limit_error
 from dse.model.msg import Msg, msg
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, PACKINGS
+from dse.model.project import AttentionUnit
 from dse.model.template import EngineTemplate, mark_buildable
 
 
@@ -162,3 +163,20 @@ def what_if_designs(design: EngineDesign, board: Board) -> list[tuple[str, Engin
                        "overlay has no on-chip weight buffer")
     return [(label, d, why) for (label, why), d in zip(WHAT_IFS, (head, resident),
                                                           strict=True)]
+
+
+def attention_unit_for(template: EngineTemplate | None, cfg) -> tuple[AttentionUnit, bool]:
+    """The attention unit plans may add for a model, and whether the overlay builds it.
+
+    With a template that has an ``attention`` section, the unit is the build that serves the
+    model (G = its query heads per kv head, D its head dimension, HMAX its kv heads, TMAX its
+    context) when the template's rules allow it: buildable. Otherwise the default unit, a
+    what-if only designs the overlay cannot build may add.
+    """
+    at = getattr(template, "attention", None)
+    want = {"g": cfg.heads // cfg.kv_heads, "d": cfg.head_dim, "hmax": cfg.kv_heads,
+            "tmax": cfg.max_positions}
+    if at is None or at.violations(**want):
+        return AttentionUnit(), False
+    return AttentionUnit(group=want["g"], head_dim=want["d"], max_kv_heads=want["hmax"],
+                         max_positions=want["tmax"], latency_cycles=at.latency_cycles), True
