@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dse.hw.regs import AP_DONE, AP_IDLE, AP_READY, AP_START, STATUS_ERR  # noqa: F401
+from dse.model.template import shipped_template
+
+_ATTENTION = shipped_template().attention
 
 CTRL = 0x00
 MODE = 0x10
@@ -36,7 +39,12 @@ OUT_DEPTH = 0x80
 SPAN = 0x100
 #: ID register value: ASCII "KVAT".
 ID_VALUE = 0x4B564154
-VERSION_VALUE = 1
+#: The register map's version and the per-call fill/drain (the ``latency`` of
+#: ``kv_attn_cycles``, read back from the LATENCY register) come from the engine template's
+#: ``attention:`` section (overlays/ternary_gemv.yaml), their one home (None: the shipped
+#: template has no attention unit).
+VERSION_VALUE: int | None = _ATTENTION.register_map_version if _ATTENTION else None
+PIPELINE_LATENCY: int | None = _ATTENTION.latency_cycles if _ATTENTION else None
 
 #: Every ADDR_* offset by its Verilog name suffix (for the RTL consistency test).
 OFFSETS = {

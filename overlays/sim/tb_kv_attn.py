@@ -98,15 +98,16 @@ class Unit:
         return regs.AttnConfig.from_words(words)
 
     def set_pauses(self, case: dict) -> None:
+        """``backpressure`` pauses both streams at random; ``sink_only`` just the sink (the
+        source always ready, so results pile up in the FIFO and the issue stage waits)."""
         bp = case.get("backpressure", 0.0)
-        if bp:
-            self.src.set_pause_generator(pause_pattern(case["seed"] * 2 + 1, bp))
-            self.sink.set_pause_generator(pause_pattern(case["seed"] * 2 + 2, bp))
-        else:
-            self.src.clear_pause_generator()
-            self.sink.clear_pause_generator()
-            self.src.pause = False
-            self.sink.pause = False
+        for agent, seed, on in ((self.src, 1, bp and not case.get("sink_only")),
+                                (self.sink, 2, bp)):
+            if on:
+                agent.set_pause_generator(pause_pattern(case["seed"] * 2 + seed, bp))
+            else:
+                agent.clear_pause_generator()
+                agent.pause = False
 
 
 async def reset(dut) -> None:
