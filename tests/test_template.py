@@ -274,10 +274,14 @@ def test_every_explore_plan_is_buildable(tmp_path, capsys, board_path):
     best = ranked[0]["projections"][0]["plan"]["design"]
     assert best["buildable"] and best["stream_bits"] == t.stream_bits(
         best["pe"], best["simd"], best["packing"])
-    assert f"build the best plan: {best['build_note']}" in text
-    # the make line it prints passes the Vivado flow's own template check
+    note = ranked[0]["projections"][0]["plan"]["build_note"]
+    assert note.startswith(best["build_note"])
+    assert ("ATTN=1" in note) == (ranked[0]["projections"][0]["plan"]["attention"] is not None)
+    assert f"build the best plan: {note}" in text
+    # the make line it prints (the attention unit's ATTN_* too) passes the Vivado flow's own
+    # template check
     if shutil.which("make"):
-        line = [*shlex.split(best["build_note"]), f"PYTHON={sys.executable}", "VIVADO=echo",
+        line = [*shlex.split(note), f"PYTHON={sys.executable}", "VIVADO=echo",
                 f"OUT={tmp_path / 'build'}"]
         res = subprocess.run(line, cwd=ROOT, capture_output=True, text=True, check=False)
         assert res.returncode == 0 and "-tclargs" in res.stdout, res.stderr

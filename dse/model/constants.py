@@ -41,10 +41,9 @@ class CostConstants:
     glue_lut: float = 4700.0
     glue_ff: float = 6100.0
     glue_bram36: float = 1.0
-    # -- the attention unit (a what-if: DSP MACs reading the KV cache) -------------------------
-    attn_lut_fixed: float = 3000.0
-    attn_ff_fixed: float = 4000.0
-    attn_bram36: float = 8.0
+    # -- the attention unit kv_attn (overlays/rtl/kv_attn.v, overlays/KV_ATTN.md) -------------
+    attn_lut_fixed: float = 2100.0
+    attn_ff_fixed: float = 1200.0
     # -- timing ----------------------------------------------------------------------------
     pipeline_latency_cycles: float = 10.0
     dma_setup_us: float = 0.0
@@ -117,10 +116,10 @@ class CostConstants:
         "(hardware/reports/ecp5-85k.txt: 4,663 LUT, 6,116 FF, 1 DP16KD); not synthesized for "
         "UltraScale+ here",
         "glue_ff": "as glue_lut",
-        "attn_lut_fixed": "estimate: control, softmax (exp LUT, running max and sum) and the "
-        "KV-stream DMA of an attention unit; per MAC it costs as the dense head unit's MACs",
-        "attn_ff_fixed": "as attn_lut_fixed",
-        "attn_bram36": "estimate: score and probability buffers for one head's context",
+        "attn_lut_fixed": "overlays/KV_ATTN.md resource table (counted from the RTL, not "
+        "synthesised): ~2k LUTs of adder tree, MODE 0 sums and drain mux, ~100 of result FIFO",
+        "attn_ff_fixed": "overlays/KV_ATTN.md: control registers and 64-bit counters (~1.2k FF) "
+        "beside the three product stages and the q read counted per MAC",
         "glue_bram36": "as glue_lut (one block RAM for the running maxima)",
         "pipeline_latency_cycles": "per-pass fill + drain of the overlay's RTL: the engine "
         "template's pipeline.latency_cycles (overlays/ternary_gemv.yaml, = the RTL's "

@@ -32,7 +32,6 @@ from dse.model.cpu import (
 )
 from dse.model.energy import Energy, Work, energy_of
 from dse.model.engine import (
-    BRAM36_BYTES,
     EngineDesign,
     Resources,
     engine_resources,
@@ -173,12 +172,18 @@ def attention_work(unit: AttentionUnit, wl: Workload, scenario: Scenario, clock_
 
 
 def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:
-    """The unit's fabric: fixed control and DMA, one DSP per int8 MAC, block RAM for the p
-    block (TMAX x HMAX x G bytes) and the q block."""
-    p_bytes = unit.max_positions * unit.max_kv_heads * unit.group
-    return Resources(lut=c.attn_lut_fixed + unit.macs_per_clock * c.head_lut_per_mac,
-                     ff=c.attn_ff_fixed + unit.macs_per_clock * c.head_ff_per_mac,
-                     bram36=c.attn_bram36 + math.ceil(p_bytes / BRAM36_BYTES),
+    """The unit's fabric, counted from what overlays/rtl/kv_attn.v infers (overlays/KV_ATTN.md
+    "Resources"; no synthesis): one DSP48E2 per int8 MAC, the p block in 128-bit wide block
+    RAM (4 BRAM36 columns per 1,024 words), the accumulator and q banks in LUT RAM (one LUT
+    per bit per 64 words), a 32-bit adder per MAC, fixed control, adder tree and result FIFO,
+    and its own AXI DMA."""
+    g = unit.group
+    words = unit.max_kv_heads * unit.head_dim // KV_ATTN_BEAT_BYTES  # q / accumulator depth
+    lutram = (512 * g + 128 * g) * math.ceil(words / 64)
+    p_words = math.ceil(unit.max_positions * unit.max_kv_heads * g / KV_ATTN_BEAT_BYTES)
+    return Resources(lut=c.attn_lut_fixed + lutram + unit.macs_per_clock * 32 + c.dma_lut,
+                     ff=c.attn_ff_fixed + unit.macs_per_clock * 17 * 3 + 128 * g + c.dma_ff,
+                     bram36=4 * math.ceil(p_words / 1024) + c.dma_bram36,
                      dsp=unit.macs_per_clock)
 
 

@@ -87,6 +87,7 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
             "glue": None if plan.glue is None else asdict(plan.glue),
             "attention": None if plan.attention is None else asdict(plan.attention),
             "kv_dtype": plan.kv_dtype,
+            "build_note": plan.build_note,
         },
         "board": p.board,
         "scenario": {"view": sc.view, "view_text": VIEW_TEXT.get(sc.view, sc.view),
