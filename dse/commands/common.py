@@ -121,12 +121,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-#: KV-cache formats ``dse explore`` chooses among by default: fp16 (llama.cpp's and
-#: bitnet.cpp's default cache) and int8 with a scale per cached row (the class of llama.cpp's
-#: q8_0 cache, and what the attention unit reads).
-SEARCHED_KV = "fp16,int8"
-
-
 def add_scenario_options(p, search: bool = False) -> None:
     """The serving scenario options shared by explore and project (``search``: explore,
     where ``--kv-dtype`` may list several formats for the search to choose among)."""
@@ -139,10 +133,13 @@ def add_scenario_options(p, search: bool = False) -> None:
     p.add_argument("--context-tokens", type=positive_int, default=None,
                    help="context decode attends over (default: prompt + generated tokens)")
     if search:
-        p.add_argument("--kv-dtype", default=SEARCHED_KV,
+        from dse.search.optimize import SEARCHED_KV_DTYPES
+
+        searched = ",".join(SEARCHED_KV_DTYPES)
+        p.add_argument("--kv-dtype", default=searched,
                        help=f"KV-cache element type, or a comma-separated list the search "
                        f"chooses among per plan ({', '.join(KV_DTYPES)}; default "
-                       f"{SEARCHED_KV})")
+                       f"{searched})")
     else:
         p.add_argument("--kv-dtype", default="fp16",
                        help=f"KV-cache element type: {', '.join(KV_DTYPES)}")

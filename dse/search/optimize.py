@@ -55,6 +55,10 @@ from dse.model.project import (
 from dse.model.workload import Layer, Workload
 
 OBJECTIVES = ("decode", "prefill", "mix", "energy", "edp")
+#: KV-cache formats ``dse explore`` chooses among by default: fp16 (llama.cpp's and
+#: bitnet.cpp's default cache) and int8 with a scale per cached row (the class of llama.cpp's
+#: q8_0 cache, and what the attention unit reads).
+SEARCHED_KV_DTYPES = ("fp16", "int8")
 #: Objectives priced in joules (per generated token) rather than milliseconds.
 ENERGY_OBJECTIVES = ("energy", "edp")
 
