@@ -246,16 +246,27 @@ class Prepared:
     def resources(self, design: EngineDesign, glue: bool = False, attn: bool = False
                   ) -> Resources:
         """The design's fabric, with a glue unit and an attention unit beside it if asked."""
-        res = self._resources.get(design)
+        key = (design, glue, attn)
+        res = self._resources.get(key)
         if res is None:
-            res = self._resources[design] = engine_resources(design, self.ctx.board,
-                                                             self.ctx.constants)
-        if glue:
-            res = res + glue_resources(self.ctx.constants)
-        if attn:
-            res = res + attention_resources(self.objective.attention or AttentionUnit(),
-                                            self.ctx.constants)
+            res = (self.resources(design) if glue or attn
+                   else engine_resources(design, self.ctx.board, self.ctx.constants))
+            if glue:
+                res = res + glue_resources(self.ctx.constants)
+            if attn:
+                res = res + attention_resources(self.objective.attention or AttentionUnit(),
+                                                self.ctx.constants)
+            self._resources[key] = res
         return res
+
+    def fits(self, design: EngineDesign, glue: bool = False, attn: bool = False) -> bool:
+        """Whether the design with those units stays within the board's caps (cached)."""
+        key = ("fits", design, glue, attn)
+        ok = self._resources.get(key)
+        if ok is None:
+            ok = self._resources[key] = not self.resources(design, glue, attn).overflow(
+                self.ctx.board)
+        return ok
 
     def runtime(self, name: str, kv_dtype: str | None = None) -> RuntimeCosts:
         """A runtime's costs with a KV format (default: the one its baseline keeps)."""
@@ -419,7 +430,7 @@ class Pricing:
 
 def glue_fits(prep: Prepared, design: EngineDesign, attn: bool = False) -> bool:
     """Whether the design still fits the board's caps with a glue unit beside it."""
-    return not prep.resources(design, True, attn).overflow(prep.ctx.board)
+    return prep.fits(design, True, attn)
 
 
 def variant_work(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: bool,
@@ -533,11 +544,29 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     the energy-delay product the groups are placed by energy)."""
     sig, ddr = fpga_sig(prep, design)
     best = None
+    kind = prep.objective.kind
+    # The KV format and (in time) the attention unit change only the fixed work: the groups'
+    # prices and so the offload choice do not depend on them, and an additive objective
+    # reuses one pricing per runtime and glue choice (in energy, per attention choice too:
+    # the unit's leakage is paid every second, so it changes the groups' prices).
+    additive = kind != "edp"
+    groups_part: dict[tuple, tuple[float, np.ndarray]] = {}
+    options: dict[str, list[tuple[bool, bool]]] = {}  # by KV format: the rest is the design's
     for rc in prep.runtimes:
-        for glue, attn in unit_options(prep, design, rc):
-            pr = pricing(prep, design, rc, sig, glue=glue, attn=attn)
-            offload = pr.stream < pr.cpu
-            total = pr.total(offload, np.zeros_like(offload))
+        if rc.kv_dtype not in options:
+            options[rc.kv_dtype] = unit_options(prep, design, rc)
+        for glue, attn in options[rc.kv_dtype]:
+            key = (rc.runtime, glue) if kind not in ENERGY_OBJECTIVES else (rc.runtime, glue,
+                                                                            attn)
+            if additive and key in groups_part:
+                part, offload = groups_part[key]
+                total = part + _fixed_units(prep, design, rc, glue, attn)
+            else:
+                pr = pricing(prep, design, rc, sig, glue=glue, attn=attn)
+                offload = pr.stream < pr.cpu
+                total = pr.total(offload, np.zeros_like(offload))
+                if additive:
+                    groups_part[key] = (total - pr.fixed, offload)
             if best is None or total < best[0]:
                 best = (total, rc, offload, glue, attn)
     total, rc, offload, glue, attn = best
@@ -557,6 +586,20 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
         j_tok = float(work @ coef) / tokens
     return DesignEval(design, rc.runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok,
                       glue, attn, rc.kv_dtype)
+
+
+def _fixed_units(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: bool,
+                 attn: bool) -> float:
+    """The fixed work of one variant in the objective's units (ms, or J per token), as
+    ``pricing`` prices it (time and energy objectives)."""
+    fixed_w = variant_work(prep, design, rc, glue, attn)[2]
+    if prep.objective.kind not in ENERGY_OBJECTIVES:
+        return float(fixed_w[_T] * 1e3)
+    power = prep.ctx.board.power
+    res = prep.resources(design, glue, attn)
+    coef = np.array([static_w(power, res), power.ps_core_active_w,
+                     power.ddr_pj_per_byte * 1e-12, pl_dynamic_w(power, res, design.clock_mhz)])
+    return float(fixed_w @ coef) / prep.scenarios[0][0].sequences
 
 
 def glue_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts) -> tuple[bool, ...]:
@@ -579,9 +622,13 @@ def attention_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts
     unit = obj.attention
     if (unit is None or rc.kv_dtype != "int8" or rc.attn_ps is None
             or (design.buildable and not obj.attention_buildable)
-            or prep.resources(design, False, True).overflow(prep.ctx.board)):
+            or not prep.fits(design, False, True)):
         return (False,)
-    if any(unit.violations(prep.workload.config, sc) for sc, _ in obj.scenarios("int8")):
+    serves = prep._resources.get("attn_serves")
+    if serves is None:
+        serves = prep._resources["attn_serves"] = not any(
+            unit.violations(prep.workload.config, sc) for sc, _ in obj.scenarios("int8"))
+    if not serves:
         return (False,)
     return (False, True)
 
