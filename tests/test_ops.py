@@ -357,6 +357,12 @@ def test_search_with_attention_unit_and_kv_formats(seed_workload, kv260_ctx):
     ev = evaluate_design(prep, design)
     assert ev.attn and ev.kv_dtype == "int8" and ev.objective_ms == pytest.approx(
         sol.objective_ms, rel=1e-9)
+    # the per-design shortcut (one pricing reused across KV formats and, in time, the unit)
+    # equals pricing every option on its own, in energy too
+    prep_e = prepare(seed_workload, kv260_ctx, replace(obj, kind="energy"))
+    ev_e = evaluate_design(prep_e, design)
+    sol_e = solve_plan(prep_e, design, allow_resident=False)
+    assert ev_e.objective_ms == pytest.approx(sol_e.objective_ms, rel=1e-9)
     # fp16 KV never gets the unit (it reads int8 only), and costs more here
     fp16 = solve_plan(prep, design, allow_resident=False, runtime="native", kv_dtype="fp16")
     assert fp16.plan.attention is None and fp16.objective_ms > sol.objective_ms
