@@ -137,6 +137,31 @@ def test_native_runtime_within_the_validation_bars():
             assert abs(c.error) <= c.bar, (c.name, c.predicted, c.measured)
 
 
+def test_published_design_split_priced_item_by_item():
+    """The published bitnet-kv260 design before any calibration (bench_validate's
+    published_design): end to end within 15%, each row of its split within 30% or 1 ms, except
+    the two rows the first-principles model leaves out of the bar (held at today's figures)."""
+    spec = importlib.util.spec_from_file_location("bench_validate",
+                                                  ROOT / "bench" / "bench_validate.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    pub = mod.published_design()
+    assert pub["within_bar"] and abs(pub["error"]) < 0.15
+    rows = {r["component"].strip(): r for r in pub["components"]}
+    out = {name for name, r in rows.items() if not r["within_bar"]}
+    assert out == {"attention (A53, fp32 KV)", "shift scan (A53)"}
+    assert rows["attention (A53, fp32 KV)"]["predicted_ms"] == pytest.approx(2.48, abs=0.05)
+    assert rows["shift scan (A53)"]["predicted_ms"] == pytest.approx(1.16, abs=0.05)
+    # the hand-off is itemised and priced from the driver's operations, not 5.7 ms in one lump
+    assert rows["activation loads (DMA)"]["predicted_ms"] == pytest.approx(1.19, abs=0.05)
+    assert rows["sums out of the DMA buffer (A53)"]["predicted_ms"] == pytest.approx(0.52,
+                                                                                    abs=0.05)
+    for item in ("head_stream", "head_topk", "head_rescore", "shift_scan", "ffn_glue",
+                 "weight_stream", "activation_loads", "run_overhead", "sums_readout"):
+        assert pub["items_ms"][item] > 0, item
+
+
 def test_prefill_scores_only_the_last_token(seed_workload, kv260_ctx):
     dec = project(seed_workload, cpu_plan(), kv260_ctx, Scenario(context_tokens=32))
     pre = project(seed_workload, cpu_plan(), kv260_ctx,

@@ -83,7 +83,9 @@ class CostConstants:
     native_softmax_cycles_per_elem: float = 6.0
     native_sample_cycles_per_elem: float = 1.0
     #: Attention matmuls over the KV cache, cycles per multiply-accumulate on one NEON core.
-    native_attn_cycles_per_mac_fp32: float = 1.5
+    native_attn_cycles_per_mac_fp32: float = 0.6875
+    #: fp32 attention x V (probabilities times the V rows, accumulated per head), per MAC.
+    native_attn_v_cycles_per_mac_fp32: float = 1.25
     native_attn_cycles_per_mac_f16: float = 2.0
     native_attn_cycles_per_mac_int8: float = 1.0
     #: attention x V also loads and stores its accumulator every step, cycles per MAC.
@@ -200,8 +202,16 @@ class CostConstants:
         "sum passes, ~24 cycles per 4 scores = 6.0 (estimate from ggml_vec_soft_max_f32)",
         "native_sample_cycles_per_elem": "greedy argmax over fp32 logits: load + FMAX per 4 "
         "elements, 4 cycles = 1.0",
-        "native_attn_cycles_per_mac_fp32": "fp32 dot product: 2 128-bit loads + FMLA per 4 MACs, "
-        "6 cycles = 1.5 (A53 issue rules)",
+        "native_attn_cycles_per_mac_fp32": "fp32 scores with the keys stored transposed in "
+        "tiles of positions, as the bitnet-kv260 host code lays out its float32 cache "
+        "(runtime/bitnet_kria.c scores_kt16x4): per head dimension, 4 Q-form loads of 16 "
+        "positions' keys and 4 LD1R of the 4 query heads sharing them (GQA), 16 FMLA (GCC "
+        "contracts the intrinsics' multiply-add under its default -ffp-contract=fast): 8 + 4 + "
+        "32 = 44 cycles per 64 MACs = 0.6875 (A53 issue rules). Replaces 1.5 (a dot product "
+        "reloading K for every head), after comparing with the design's 360-position attention",
+        "native_attn_v_cycles_per_mac_fp32": "fp32 x V as the same code accumulates it "
+        "(accum_f32): per 4 positions x 8 dimensions, 2 Q loads of the accumulator, 8 Q loads "
+        "of V, 8 FMLA by element, 2 Q stores: 20 + 16 + 4 = 40 cycles per 32 MACs = 1.25",
         "native_attn_cycles_per_mac_f16": "f16 cache (ggml's default): as native_dense_cycles_"
         "per_weight, converts then FMLA = 2.0",
         "native_attn_v_acc_cycles_per_mac": "attention x V accumulates a head_dim-wide output "

@@ -137,7 +137,11 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
     if op.kind in ("attn_score", "attn_v"):
-        dot = {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
+        if kv_dtype == "fp32":
+            # the K-transposed fp32 kernel: its own count for each of the two matmuls
+            return (c.native_attn_v_cycles_per_mac_fp32 if op.kind == "attn_v"
+                    else c.native_attn_cycles_per_mac_fp32)
+        dot = {"int8": c.native_attn_cycles_per_mac_int8
                }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
         return dot + (c.native_attn_v_acc_cycles_per_mac if op.kind == "attn_v" else 0.0)
     return {"rmsnorm": c.native_norm_cycles_per_elem, "quant": c.native_quant_cycles_per_elem,

@@ -703,8 +703,28 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
     return tuple(notes)
 
 
-__all__ = ["COMPONENTS", "DENSE_BYTES_PER_WEIGHT", "VIEWS", "VIEW_TEXT", "Baseline",
-           "CostContext", "ITEMS", "LayerProjection", "OpProjection", "Plan", "Projection", "Scenario",
-           "baselines", "call_work", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
-           "layer_cpu", "memory_bytes", "op_costs",
-           "project", "quant_fraction"]
+__all__ = [
+    "COMPONENTS",
+    "DENSE_BYTES_PER_WEIGHT",
+    "ITEMS",
+    "VIEWS",
+    "VIEW_TEXT",
+    "Baseline",
+    "CostContext",
+    "LayerProjection",
+    "OpProjection",
+    "Plan",
+    "Projection",
+    "Scenario",
+    "baselines",
+    "call_work",
+    "cpus",
+    "embedding_bytes",
+    "group_calls",
+    "layer_board_bytes",
+    "layer_cpu",
+    "memory_bytes",
+    "op_costs",
+    "project",
+    "quant_fraction",
+]
