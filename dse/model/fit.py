@@ -266,7 +266,10 @@ def _least_squares(log, entries, wl, board, c, allowed):
                        f"stopped: {res.message}")
     for i, name in enumerate(params):
         v = float(res.x[i])
-        at_bound = math.isclose(v, lo[i], rel_tol=1e-6, abs_tol=1e-9) or math.isclose(
+        # a parameter whose default is its lower bound (a term not modelled by default, such
+        # as run_burst_us = 0) may stay there: the data say the term is absent
+        at_lo = math.isclose(v, lo[i], rel_tol=1e-6, abs_tol=1e-9)
+        at_bound = (at_lo and not math.isclose(x0[i], lo[i], abs_tol=1e-12)) or math.isclose(
             v, hi[i], rel_tol=1e-6, abs_tol=1e-9)
         why = param_range_error(name, v)
         if at_bound or why:
