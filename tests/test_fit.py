@@ -61,11 +61,11 @@ def wl():
 
 def test_fit_recovers_known_parameters(board, wl):
     truth = {"ddr_pl_efficiency": 0.62, "per_call_overhead_us": 95.0,
-             "pipeline_latency_cycles": 40.0, "rescale_ns_per_elem": 1.7}
+             "pipeline_latency_cycles": 40.0}
     res = fit_log(synth(board, truth), wl, board, DEFAULT_CONSTANTS)
     for name, value in truth.items():
         assert res.params[name].value == pytest.approx(value, rel=1e-3)
-    assert res.summary("after")["max_abs_rel_error"] < 1e-6
+    assert res.summary("after")["max_abs_rel_error"] < 1e-5
     assert res.summary("before")["max_abs_rel_error"] > 0.05  # defaults were wrong, and it showed
     # what no entry measures is not fitted
     assert "ps_memory_bandwidth_gb_s" not in res.params

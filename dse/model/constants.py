@@ -47,10 +47,23 @@ class CostConstants:
     # -- timing ----------------------------------------------------------------------------
     pipeline_latency_cycles: float = 10.0
     dma_setup_us: float = 0.0
-    #: Bytes per second the CPU flushes/invalidates for DMA buffers (cache maintenance).
-    cache_maint_bytes_per_s: float = 1.0e9
+    #: One AXI-Lite register access from the PS to a PL slave (DMA or engine control), us.
+    axi_lite_access_us: float = 0.2
+    #: Register accesses per engine to load its activations: arm the result DMA (3) and the
+    #: activation DMA (3), the engine's control word (1), poll both completions (2), clear (1).
+    regs_act_load_per_engine: float = 10.0
+    #: Register accesses per engine to run its weight stream: control word (1), arm the weight
+    #: DMA (3), poll the two DMA completions and the engine's status (3), clear (1).
+    regs_run_per_engine: float = 8.0
+    #: A DMA's latency from its length write to the first beat arriving from DDR, us.
+    dma_first_beat_us: float = 1.0
+    #: Start of every engine run's weight bursts beyond the streaming rate, us (0 by default:
+    #: no source prices it; a calibration may fit it, see dse.model.fit).
+    run_burst_us: float = 0.0
+    #: Bytes per second the CPU invalidates for DMA result buffers (cache maintenance).
+    cache_maint_bytes_per_s: float = 5.3e9
     #: CPU ns per output element to rescale int32 results to floats after a call.
-    rescale_ns_per_elem: float = 1.0
+    rescale_ns_per_elem: float = 1.5
     #: Fraction of the host's peak FLOP/s that PyTorch reaches on a GEMM (prefill estimate).
     host_gemm_efficiency: float = 0.5
     #: Runtime memory (OS, Python, buffers) a plan must leave room for on the board, bytes.
@@ -69,13 +82,21 @@ class CostConstants:
     native_softmax_cycles_per_elem: float = 6.0
     native_sample_cycles_per_elem: float = 1.0
     #: Attention matmuls over the KV cache, cycles per multiply-accumulate on one NEON core.
-    native_attn_cycles_per_mac_fp32: float = 1.5
+    native_attn_cycles_per_mac_fp32: float = 0.6875
+    #: fp32 attention x V (probabilities times the V rows, accumulated per head), per MAC.
+    native_attn_v_cycles_per_mac_fp32: float = 1.25
     native_attn_cycles_per_mac_f16: float = 2.0
     native_attn_cycles_per_mac_int8: float = 1.0
     #: attention x V also loads and stores its accumulator every step, cycles per MAC.
     native_attn_v_acc_cycles_per_mac: float = 1.0
-    #: Launching one accelerator call from a C driver (native runtime), us.
-    native_call_overhead_us: float = 10.0
+    #: A C driver's own software per accelerator call beyond its register accesses (native
+    #: runtime), us.
+    native_call_overhead_us: float = 1.0
+    #: The A53's choice of the glue unit's fixed-point shifts, cycles per intermediate element
+    #: on one core (the "shift scan" a PL glue unit needs; see its source).
+    native_shift_scan_cycles_per_elem: float = 22.0
+    #: Thread-pool dispatches and barriers of the shift scan per layer.
+    shift_scan_syncs_per_layer: float = 5.0
     #: int8 x int8 dot product (no dotprod), cycles per MAC on one NEON core.
     native_int8_cycles_per_mac: float = 0.5
     #: Top-K selection over scores (one compare per score, rare heap inserts), cycles each.
@@ -126,9 +147,33 @@ class CostConstants:
         "LATENCY localparam, read back from its LATENCY register; tests/test_template.py "
         "holds all three equal); calibration may refit it",
         "dma_setup_us": "extra DMA setup per call beyond the board's per_call_overhead_us",
-        "cache_maint_bytes_per_s": "ZU+ cached copy ~800 MB/s, uncached ~250 MB/s (udmabuf "
-        "issue #16); flush of a cached buffer assumed ~1 GB/s",
-        "rescale_ns_per_elem": "numpy int32 -> float multiply (estimate)",
+        "axi_lite_access_us": "estimate: a strongly-ordered device access from an A53 through "
+        "the FPD interconnect and M_AXI_HPM0 into a PL AXI-Lite slave and back (clock crossing "
+        "plus the slave's few PL clocks), each preceded by a DSB in a C driver: the low end of "
+        "the ~0.2-0.5 us per device access that native_call_overhead_us was estimated from "
+        "before the accesses were counted (UG1085 PS-PL interfaces for the path)",
+        "regs_act_load_per_engine": "counted from the operations of a C driver of an AXI DMA "
+        "in simple mode (PG021 register map: DMASR clear, address, length per channel) and an "
+        "AXI GPIO control/status pair per engine, as the bitnet-kv260 host code "
+        "(runtime/bitnet_kria.c engine_phase) sequences them: S2MM 3 writes, control 1, MM2S 3 "
+        "writes, 1 MM2S status poll, 1 engine status poll, 1 control clear",
+        "regs_run_per_engine": "counted as regs_act_load_per_engine for the weight phase: "
+        "control 1, MM2S 3 writes, MM2S and S2MM status polls and the engine's done poll (3), "
+        "control clear 1",
+        "dma_first_beat_us": "estimate: AXI DMA MM2S start-up (PG021: descriptor-less simple "
+        "mode, a few hundred ns to issue) plus one DDR read latency through the HP port "
+        "(~0.3-0.5 us loaded, UG1085 AFI FIFO interface): ~1 us",
+        "run_burst_us": "not modelled by default (0); the published KV260 design's weight "
+        "stream (120 runs) and head stream (one run) disagree with any single DDR efficiency, "
+        "and a per-run burst start is the term a calibration fits to separate them",
+        "cache_maint_bytes_per_s": "estimate: DC CIVAC by virtual address, one 64-byte line "
+        "per ~16 A53 cycles (an L2 tag and SCU duplicate-tag lookup each, UG1085 'L2 Memory "
+        "Subsystem'; the line is clean, so nothing is written back) at 1.333 GHz = 5.3 GB/s. "
+        "The earlier 1 GB/s guess came from cached copies (udmabuf issue #16), a different "
+        "operation",
+        "rescale_ns_per_elem": "scale_i32-style NEON loop: per 8 int32 elements 2 loads, 2 "
+        "SCVTF, 2 FMUL, 2 stores, all Q-form at 2 cycles on the A53 = 2 cycles/element, "
+        "1.5 ns at 1.333 GHz (A53 issue rules as native_ternary_cycles_per_weight)",
         "host_gemm_efficiency": "PyTorch fp32 GEMM reaches ~50% of peak on desktop CPUs "
         "(estimate; used only when the profile has no prefill split)",
         "runtime_bytes": "Linux + Python + PYNQ runtime resident set (estimate)",
@@ -156,8 +201,16 @@ class CostConstants:
         "sum passes, ~24 cycles per 4 scores = 6.0 (estimate from ggml_vec_soft_max_f32)",
         "native_sample_cycles_per_elem": "greedy argmax over fp32 logits: load + FMAX per 4 "
         "elements, 4 cycles = 1.0",
-        "native_attn_cycles_per_mac_fp32": "fp32 dot product: 2 128-bit loads + FMLA per 4 MACs, "
-        "6 cycles = 1.5 (A53 issue rules)",
+        "native_attn_cycles_per_mac_fp32": "fp32 scores with the keys stored transposed in "
+        "tiles of positions, as the bitnet-kv260 host code lays out its float32 cache "
+        "(runtime/bitnet_kria.c scores_kt16x4): per head dimension, 4 Q-form loads of 16 "
+        "positions' keys and 4 LD1R of the 4 query heads sharing them (GQA), 16 FMLA (GCC "
+        "contracts the intrinsics' multiply-add under its default -ffp-contract=fast): 8 + 4 + "
+        "32 = 44 cycles per 64 MACs = 0.6875 (A53 issue rules). Replaces 1.5 (a dot product "
+        "reloading K for every head), after comparing with the design's 360-position attention",
+        "native_attn_v_cycles_per_mac_fp32": "fp32 x V as the same code accumulates it "
+        "(accum_f32): per 4 positions x 8 dimensions, 2 Q loads of the accumulator, 8 Q loads "
+        "of V, 8 FMLA by element, 2 Q stores: 20 + 16 + 4 = 40 cycles per 32 MACs = 1.25",
         "native_attn_cycles_per_mac_f16": "f16 cache (ggml's default): as native_dense_cycles_"
         "per_weight, converts then FMLA = 2.0",
         "native_attn_v_acc_cycles_per_mac": "attention x V accumulates a head_dim-wide output "
@@ -167,10 +220,20 @@ class CostConstants:
         "attention split, not fitted to it)",
         "native_attn_cycles_per_mac_int8": "int8 cache: vmlal_s8 path as the I2_S kernel "
         "without the unpacking, plus per-row dequantization (estimate)",
-        "native_call_overhead_us": "estimate: a C driver writes ~8 registers (DMA MM2S and "
-        "S2MM address/length, engine N/K/M/start) and polls completion, device-memory accesses "
-        "of ~0.2-0.5 us each on Zynq UltraScale+, plus DMA descriptor setup: ~10 us. The "
-        "board's per_call_overhead_us is a Python PYNQ launch (facts.md section 4)",
+        "native_call_overhead_us": "estimate: the C driver's own instructions per call beyond "
+        "its register accesses (now counted: axi_lite_access_us x regs_*_per_engine): the call, "
+        "loop bookkeeping and a few vDSO clock reads (~0.1-0.2 us each): ~1 us. The board's "
+        "per_call_overhead_us is a Python PYNQ launch (facts.md section 4)",
+        "native_shift_scan_cycles_per_elem": "instruction count of the shift scan a fixed-point "
+        "glue needs, as the bitnet-kv260 host code does it (runtime/bitnet_kria.c "
+        "ffn_prep_a_worker, ffn_prep_worker): per intermediate element, write its 16-byte beat "
+        "(2 loads, combine, 2 stores, ~4 cycles), the NEON max of ReLU(gate) and |up| (~3 "
+        "cycles), then three scalar passes each followed by a max reduction: shift, square "
+        "(~7 cycles), shift x up (~4), shift x |gamma| (~4) under the A53's dual-issue limits "
+        "(one load/store and one multiply a cycle): 22 cycles. Derived, not fitted",
+        "shift_scan_syncs_per_layer": "counted in the same code: one pool dispatch for the beats "
+        "and maxima, one for the passes and three barriers between them; each costs "
+        "native_op_overhead_us",
         "native_int8_cycles_per_mac": "vmlal_s8 path as the I2_S kernel without unpacking: per "
         "16 MACs 2 128-bit loads + 2 vmlal_s8, 8 cycles under the A53 issue rules = 0.5",
         "native_topk_cycles_per_elem": "estimate: one load + compare per score against the "

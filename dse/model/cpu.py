@@ -137,7 +137,11 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
     if op.kind in ("attn_score", "attn_v"):
-        dot = {"fp32": c.native_attn_cycles_per_mac_fp32, "int8": c.native_attn_cycles_per_mac_int8
+        if kv_dtype == "fp32":
+            # the K-transposed fp32 kernel: its own count for each of the two matmuls
+            return (c.native_attn_v_cycles_per_mac_fp32 if op.kind == "attn_v"
+                    else c.native_attn_cycles_per_mac_fp32)
+        dot = {"int8": c.native_attn_cycles_per_mac_int8
                }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
         return dot + (c.native_attn_v_acc_cycles_per_mac if op.kind == "attn_v" else 0.0)
     return {"rmsnorm": c.native_norm_cycles_per_elem, "quant": c.native_quant_cycles_per_elem,
@@ -172,23 +176,59 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
                       threads=used), used, b.weights + b.kv_read + b.kv_write)
 
 
-def head_rescore(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, threads: int,
-                 c: CostConstants) -> OpCost:
-    """Stage 2 of a two-stage head on the PS: pick the top-K of the stage-1 scores, then
-    rescore those K rows exactly against an int8 copy of the head (native kernels)."""
-    select = rows * vocab * c.native_topk_cycles_per_elem / cpu.clock_hz
+def head_stage2(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, threads: int,
+                c: CostConstants) -> tuple[OpCost, OpCost]:
+    """Stage 2 of a two-stage head on the PS, as (select, rescore): pick the top-K of the
+    stage-1 scores (each scaled by its row's scale as it is compared; the scores split over
+    ``threads``, then their K-best lists merged), then rescore those K rows exactly against an
+    int8 copy of the head (native kernels). Reading the stage-1 sums out of the DMA buffer is
+    the head call's hand-off (``dse.model.cost.handoff``)."""
+    over = c.native_op_overhead_us * 1e-6
+    select = (rows * vocab * c.native_topk_cycles_per_elem / threads
+              + rows * threads * top_k * c.native_topk_cycles_per_elem) / cpu.clock_hz + over
     macs = rows * top_k * hidden
     rescore = macs * c.native_int8_cycles_per_mac / (threads * cpu.clock_hz)
     nbytes = float(top_k * hidden)  # K int8 rows, read from anywhere in the table
     memory = nbytes / cpu.bytes_per_s
-    over = 2 * c.native_op_overhead_us * 1e-6
-    t = select + max(rescore, memory) + over
-    return OpCost(t, _bound(select + rescore, memory, over),
+    sel = OpCost(select, "compute",
+                 msg("basis.head_topk", "two-stage head: top-{k} of {vocab} scores ({sel:g} "
+                     "cycles/score on {threads} thread(s))", k=top_k, vocab=vocab,
+                     sel=c.native_topk_cycles_per_elem, threads=threads), threads, 0.0)
+    res = OpCost(max(rescore, memory) + over, _bound(rescore, memory, over),
+                 msg("basis.head_rescore_rows", "two-stage head: {k} int8 rows rescored "
+                     "exactly ({mac:g} cycles/MAC on {threads} thread(s))", k=top_k,
+                     mac=c.native_int8_cycles_per_mac, threads=threads), threads, nbytes)
+    return sel, res
+
+
+def head_rescore(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, threads: int,
+                 c: CostConstants) -> OpCost:
+    """Stage 2 of a two-stage head on the PS, whole (see ``head_stage2`` for its parts)."""
+    sel, res = head_stage2(vocab, hidden, top_k, rows, cpu, threads, c)
+    return OpCost(sel.time_s + res.time_s, res.bound if res.time_s > sel.time_s else "compute",
                   msg("basis.head_rescore", "two-stage head, stage 2: top-{k} of {vocab} "
                       "scores ({sel:g} cycles/score), then {k} int8 rows rescored exactly "
                       "({mac:g} cycles/MAC on {threads} thread(s))", k=top_k, vocab=vocab,
                       sel=c.native_topk_cycles_per_elem, mac=c.native_int8_cycles_per_mac,
-                      threads=threads), threads, nbytes)
+                      threads=threads), threads, res.ddr_bytes)
+
+
+def shift_scan(intermediate: int, layers: int, m: int, cpu: CpuSpec, threads: int,
+               c: CostConstants) -> OpCost:
+    """The PS's share of a fixed-point FFN glue unit: per layer and token, choose the glue's
+    shifts from the gate/up results (maxima, then three scaled passes, each reduced to its
+    maximum) and write the beats the unit reads, split over ``threads``, with
+    ``shift_scan_syncs_per_layer`` pool synchronisations per layer (native kernels)."""
+    elems = layers * m * intermediate
+    compute = elems * c.native_shift_scan_cycles_per_elem / (threads * cpu.clock_hz)
+    beats = float(elems * 16)  # one 16-byte beat per element, written for the glue's DMA
+    memory = beats / cpu.bytes_per_s
+    over = layers * m * c.shift_scan_syncs_per_layer * c.native_op_overhead_us * 1e-6
+    return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
+                  msg("basis.shift_scan", "shift scan for the glue unit: {cycles:g} cycles/"
+                      "element on {threads} thread(s), {syncs:g} syncs per layer",
+                      cycles=c.native_shift_scan_cycles_per_elem, threads=threads,
+                      syncs=c.shift_scan_syncs_per_layer), threads, beats)
 
 
 # -- torch runtime ---------------------------------------------------------------------------

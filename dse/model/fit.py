@@ -34,6 +34,10 @@ BOUNDS = {
     "dma_setup_us": (0.0, 1e5),
     "ps_memory_bandwidth_gb_s": (0.01, 1e3),
     "cache_maint_bytes_per_s": (1e6, 1e12),
+    "run_burst_us": (0.0, 1e4),
+    "axi_lite_access_us": (0.0, 100.0),
+    "native_op_overhead_us": (0.0, 1e4),
+    "native_topk_cycles_per_elem": (0.0, 1e4),
 }
 
 
@@ -86,8 +90,9 @@ def _stderr(res, nparams: int) -> list[float | None]:
 SOURCE_PARAMS = {
     "sim": ("ddr_pl_efficiency", "pipeline_latency_cycles"),
     "board": ("ddr_pl_efficiency", "pipeline_latency_cycles", "per_call_overhead_us",
-              "native_call_overhead_us", "rescale_ns_per_elem", "cache_maint_bytes_per_s",
-              "ps_memory_bandwidth_gb_s"),
+              "native_call_overhead_us", "run_burst_us", "axi_lite_access_us",
+              "cache_maint_bytes_per_s", "ps_memory_bandwidth_gb_s",
+              "native_op_overhead_us", "native_topk_cycles_per_elem"),
 }
 
 
@@ -195,6 +200,38 @@ def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
     return out
 
 
+def _identifiable(residuals, x0, lo, hi, keep: list[bool]) -> list[bool]:
+    """Of the parameters that move the residuals (``keep``), those the entries can tell
+    apart: in ``allowed`` order, a parameter is kept only if its Jacobian column (finite
+    differences at ``x0``, normalised) is not a combination of the columns kept before it.
+    Two parameters that move every entry alike (a per-run burst start and a per-call launch
+    when every call is one run) cannot both be fitted; the first one named is."""
+    r0 = residuals(x0)
+    cols = []
+    for i, k in enumerate(keep):
+        if not k:
+            cols.append(None)
+            continue
+        h = max(abs(x0[i]) * 1e-3, 1e-3)
+        x = x0.copy()
+        x[i] = x0[i] + h if x0[i] + h <= hi[i] else x0[i] - h
+        col = (residuals(x) - r0) / (x[i] - x0[i])
+        norm = float(np.linalg.norm(col))
+        cols.append(col / norm if norm > 0 else None)
+    out, chosen = [], []
+    for col in cols:
+        if col is None:
+            out.append(False)
+            continue
+        trial = np.column_stack([*chosen, col])
+        sv = np.linalg.svd(trial, compute_uv=False)
+        ok = sv[-1] > 1e-6 * sv[0]
+        out.append(bool(ok))
+        if ok:
+            chosen.append(col)
+    return out
+
+
 def _least_squares(log, entries, wl, board, c, allowed):
     """Fit the allowed parameters that the entries constrain; check the result is plausible."""
     from dse.errors import DseError
@@ -206,6 +243,7 @@ def _least_squares(log, entries, wl, board, c, allowed):
     x_all = np.clip(x_all, lo_all, hi_all)
     probe = _residual_fn(log, entries, wl, board, c, allowed)
     keep = _sensitive(probe, allowed, x_all, lo_all, hi_all)
+    keep = _identifiable(probe, x_all, lo_all, hi_all, keep)
     params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
     if not params:
         return {}, 0.0, "no parameter is constrained by these entries"
@@ -228,7 +266,10 @@ def _least_squares(log, entries, wl, board, c, allowed):
                        f"stopped: {res.message}")
     for i, name in enumerate(params):
         v = float(res.x[i])
-        at_bound = math.isclose(v, lo[i], rel_tol=1e-6, abs_tol=1e-9) or math.isclose(
+        # a parameter whose default is its lower bound (a term not modelled by default, such
+        # as run_burst_us = 0) may stay there: the data say the term is absent
+        at_lo = math.isclose(v, lo[i], rel_tol=1e-6, abs_tol=1e-9)
+        at_bound = (at_lo and not math.isclose(x0[i], lo[i], abs_tol=1e-12)) or math.isclose(
             v, hi[i], rel_tol=1e-6, abs_tol=1e-9)
         why = param_range_error(name, v)
         if at_bound or why:

@@ -7,8 +7,10 @@ engines' weight stream, the per-run overhead, the sums read back) as sums over t
 engine calls; PS-side components (attention, norms/quantization/RoPE/residuals) and
 bitnet.cpp runs through the operator model's projection (``dse.model.project``, native
 runtime), the FFN glue unit through its PL unit (``glue_work``) where the log states one;
-phases (a DDR read test, the PS's read bandwidth) through the board's roofline figures. What
-the model cannot price yet (a two-stage head's top-k, the shift scan, power) comes back as
+phases (a DDR read test, the PS's read bandwidth) through the board's roofline figures; a
+two-stage head's sync + top-K and rescore through ``cpu.head_stage2`` and the stage-1 call's
+hand-off, the glue unit's shift scan through ``project.glue_scan_work``. What the model cannot
+price yet (power, a prefill token of the published design) comes back as
 ``Prediction(None, why)``: reported, never dropped, never faked. New
 devices add predictors here, entry kind by kind.
 
@@ -124,12 +126,19 @@ def token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstan
 
 
 def _stream_s(cc: CallCost) -> float:
-    """The overlapped part of a call: the engine, its DDR reads and its streams."""
-    return max(cc.compute_s, cc.ddr_s, cc.link_s)
+    """The stream part of a call: the engine, its DDR reads and its streams overlapped, plus
+    its runs' burst starts (``CallCost.stream_s``)."""
+    return cc.stream_s
 
 
-#: Components of a token the model prices today, as sums over the token's engine calls.
-PRICED_COMPONENTS = ("weight_stream", "run_overhead", "sums_readout", "head_stream")
+#: Components of a token priced as sums over the token's engine calls (``cost.handoff``):
+#: the weight stream, everything outside the weight bursts (activation loads and run control),
+#: the activation loads alone, and the results' read-out (cache invalidation).
+PRICED_COMPONENTS = ("weight_stream", "run_overhead", "sums_readout", "activation_loads",
+                     "head_stream")
+
+#: Components of the two-stage head's stage 2 and the glue unit's PS share.
+HEAD_COMPONENTS = ("head_sync_topk", "head_rescore")
 
 
 #: Components of a token on the PS that the operator model prices (``Projection.components``).
@@ -158,7 +167,10 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
     # the design's glue unit, where the log states one, takes its element-wise work off the PS
     plan = Plan(e.id, design, offload, runtime="native", glue=_glue(e))
     p = _project(e, wl, plan, board, c, sc, where)
-    return Prediction(p.components[e.what] * 1e-3)
+    # the results' int32 -> float scaling is done by the norms/residual code on the PS (the
+    # published design's split counts it there; bench/bench_validate.py compares it so)
+    extra = p.items.get("rescale", 0.0) if e.what == "norms_quant_rope_residual" else 0.0
+    return Prediction((p.components[e.what] + extra) * 1e-3)
 
 
 def _glue(e: LogEntry):
@@ -186,10 +198,56 @@ def _context(board: Board, c: CostConstants):
     return CostContext(board, c, "fit")
 
 
+def _head_call(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+               ) -> CallCost:
+    """The two-stage head's stage-1 call on the entry's engine (the workload's head)."""
+    head = next(la for la in wl.layers if not la.ternary)
+    design = entry_design(e, where)
+    return call_cost(design, board, c, n=head.n, k=head.k, m=1,
+                     weight_bytes=design.packing_spec.matrix_bytes(head.n, head.k),
+                     launch_us=entry_launch_us(e, board, c))
+
+
+def _ps_spec(e: LogEntry, wl: Workload, board: Board):
+    from dse.model.cpu import CpuSpec
+
+    cpu = CpuSpec.of_board(board)
+    return cpu, e.config.threads or cpu.cores
+
+
+def _head_part(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
+               ) -> Prediction:
+    """Stage 2 of a two-stage head (``cpu.head_stage2``): its sync + top-K (with the stage-1
+    call's hand-off: activation load, run control, the sums read out) or its rescore."""
+    from dse.model.cpu import head_stage2
+
+    top_k = e.get("top_k") or 256
+    head = next(la for la in wl.layers if not la.ternary)
+    cpu, threads = _ps_spec(e, wl, board)
+    sel, res = head_stage2(head.n, head.k, top_k, 1, cpu, threads, c)
+    if e.what == "head_rescore":
+        return Prediction(res.time_s)
+    return Prediction(sel.time_s + _head_call(e, wl, board, c, where).handoff_s)
+
+
+def _shift_scan(e: LogEntry, wl: Workload, board: Board, c: CostConstants) -> Prediction:
+    """The PS's shift scan for the log's glue unit (``project.glue_scan_work``)."""
+    from dse.model.project import glue_scan_work
+    from dse.model.scenario import Scenario
+
+    sc = Scenario("on-board", "decode", e.get("m") or 1, e.get("context") or 1, "fp32", 1,
+                  e.config.threads)
+    return Prediction(glue_scan_work(wl, board, sc, c).time_s)
+
+
 def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
                ) -> Prediction:
     if e.what == "head_stream":
         return _call(e, board, c, where, span="busy")
+    if e.what in HEAD_COMPONENTS and e.device == "ps":
+        return _head_part(e, wl, board, c, where)
+    if e.what == "shift_scan" and e.device == "ps" and e.config.glue:
+        return _shift_scan(e, wl, board, c)
     if e.what in PS_COMPONENTS and e.device == "ps":
         return _ps_component(e, wl, board, c, where)
     if e.what == "ffn_glue" and e.device == "pl" and e.config.glue:
@@ -210,8 +268,10 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
     if e.what == "weight_stream":
         return Prediction(sum(_stream_s(cc) for cc in calls))
     if e.what == "run_overhead":
-        return Prediction(sum(cc.overhead_s for cc in calls))
-    return Prediction(sum(cc.m * cc.n for cc in calls) * c.rescale_ns_per_elem * 1e-9)
+        return Prediction(sum(cc.act_s + cc.overhead_s for cc in calls))
+    if e.what == "activation_loads":
+        return Prediction(sum(cc.act_s for cc in calls))
+    return Prediction(sum(cc.readout_s for cc in calls))
 
 
 def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | None = None

@@ -25,8 +25,10 @@ from dse.model.cpu import (
     RUNTIMES,
     CpuSpec,
     head_rescore,
+    head_stage2,
     native_linear,
     native_op,
+    shift_scan,
     torch_linear_s,
     torch_ops,
 )
@@ -61,6 +63,23 @@ VIEW_TEXT = {
 #: Per-token components of the breakdown, in report order.
 COMPONENTS = ("ternary_pl", "ternary_cpu", "head", "attention", "norms_quant_rope_residual",
               "elementwise", "handoff", "sampling")
+#: Finer items of the breakdown, each inside one component (``Projection.items``): the
+#: engines' weight stream; the head's stream, its sync + top-K (the head call's hand-off and
+#: the selection) and exact rescore; every other call's hand-off by part; the glue unit and the
+#: PS's shift scan for it.
+ITEMS = {"weight_stream": "ternary_pl", "head_stream": "head", "head_topk": "head",
+         "head_rescore": "head", "activation_loads": "handoff", "run_overhead": "handoff",
+         "sums_readout": "handoff", "rescale": "handoff", "ffn_glue": "elementwise",
+         "shift_scan": "elementwise"}
+
+
+def call_items(cc: CallCost, head: bool) -> dict[str, float]:
+    """One call's share of ``ITEMS``, ms: a head call's hand-off is the head's sync."""
+    if head:
+        return {"head_stream": cc.stream_s * 1e3, "head_topk": cc.handoff_s * 1e3}
+    return {"weight_stream": cc.stream_s * 1e3, "activation_loads": cc.act_s * 1e3,
+            "run_overhead": cc.overhead_s * 1e3, "sums_readout": cc.readout_s * 1e3,
+            "rescale": cc.rescale_s * 1e3}
 
 
 #: What a glue unit takes off the PS: the element-wise work between gate/up and down.
@@ -85,6 +104,15 @@ def glue_work(glue: GlueUnit, wl: Workload, m_tokens: int, clock_mhz: float) -> 
     elems = cfg.layers * m_tokens * cfg.intermediate
     t = glue.passes * elems * glue.cycles_per_elem / (clock_mhz * 1e6)
     return Work(t, t, float(elems * (2 * 4 + 1)), t)
+
+
+def glue_scan_work(wl: Workload, board: Board, scenario: Scenario, c: CostConstants) -> Work:
+    """What a fixed-point glue unit needs from the PS per forward: the shift scan
+    (``dse.model.cpu.shift_scan``), on the PS of the scenario's view, busy and waited for."""
+    _, cpu, threads = cpus(wl, board, scenario)
+    oc = shift_scan(wl.config.intermediate, wl.config.layers, scenario.m * scenario.sequences,
+                    cpu, threads, c)
+    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
 def glue_resources(c: CostConstants) -> Resources:
@@ -339,6 +367,8 @@ class Projection:
     #: What the forward keeps busy in total, and its energy (None: no power model).
     work: Work = field(default_factory=Work)
     energy: Energy | None = None
+    #: The breakdown's finer items (``ITEMS``), ms per forward.
+    items: dict[str, float] = field(default_factory=dict)
 
     @property
     def baseline(self) -> Baseline:
@@ -601,6 +631,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
     infeasible: list[str] = []
     comp = dict.fromkeys(COMPONENTS, 0.0)
+    items = dict.fromkeys(ITEMS, 0.0)
     calls: dict[str, CallCost] = {}
     call_of: dict[str, str] = {}
     rescore: list[tuple[str, Work]] = []
@@ -609,16 +640,22 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
                        for layer in group)
         dense = None if group[0].ternary else design.head
+        head = not group[0].ternary
         cc = call_cost(design, board, c, n=n, k=group[0].k, m=_linear_m(group[0], scenario),
                        weight_bytes=streamed, dense=dense,
                        launch_us=launch_us(board, c, plan.runtime))
         calls[key] = cc
-        head = not group[0].ternary
-        comp["head" if head else "ternary_pl"] += max(cc.compute_s, cc.ddr_s, cc.link_s) * 1e3
-        comp["handoff"] += (cc.overhead_s + cc.ps_s) * 1e3
+        comp["head" if head else "ternary_pl"] += cc.stream_s * 1e3
+        comp["head" if head else "handoff"] += cc.handoff_s * 1e3
+        for item, ms in call_items(cc, head).items():
+            items[item] += ms
         if head and not dense:
             stage2 = two_stage_work(group[0], plan.head_top_k, scenario, cpu, threads, c)
             comp["head"] += stage2.time_s * 1e3
+            sel, res = head_stage2(group[0].n, group[0].k, plan.head_top_k, scenario.sequences,
+                                   cpu, threads, c)
+            items["head_topk"] += sel.time_s * 1e3
+            items["head_rescore"] += res.time_s * 1e3
             rescore.append((group[0].name, stage2))
         for layer in group:
             call_of[layer.name] = key
@@ -669,6 +706,16 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                                           cpe=plan.glue.cycles_per_elem, mhz=design.clock_mhz),
                                 "elementwise", gw))
         comp["elementwise"] += gw.time_s * 1e3
+        items["ffn_glue"] += gw.time_s * 1e3
+        sw = glue_scan_work(wl, board, scenario, c)
+        ops.append(OpProjection("shift_scan", "shift_scan", wl.config.layers, "ps",
+                                sw.time_s * 1e3, "compute",
+                                msg("basis.shift_scan_op", "the PS chooses the glue unit's "
+                                    "fixed-point shifts: {cycles:g} cycles/element",
+                                    cycles=c.native_shift_scan_cycles_per_elem),
+                                "elementwise", sw))
+        comp["elementwise"] += sw.time_s * 1e3
+        items["shift_scan"] += sw.time_s * 1e3
         ffn = {layer.name for layer in wl.layers if layer.role in ("gate_proj", "up_proj",
                                                                    "down_proj")}
         if not ffn <= off:
@@ -730,7 +777,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         utilization=res.utilization(board), memory_bytes=mem,
         memory_capacity_bytes=board.ddr.capacity_bytes, ddr_weight_bytes=ddr_weight,
         ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
-        notes=_notes(wl, plan, scenario), work=work, energy=energy)
+        notes=_notes(wl, plan, scenario), work=work, energy=energy,
+        items={k: v for k, v in items.items() if v})
 
 
 def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
@@ -746,8 +794,28 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
     return tuple(notes)
 
 
-__all__ = ["COMPONENTS", "DENSE_BYTES_PER_WEIGHT", "VIEWS", "VIEW_TEXT", "Baseline",
-           "CostContext", "LayerProjection", "OpProjection", "Plan", "Projection", "Scenario",
-           "baselines", "call_work", "cpus", "embedding_bytes", "group_calls", "layer_board_bytes",
-           "layer_cpu", "memory_bytes", "op_costs",
-           "project", "quant_fraction"]
+__all__ = [
+    "COMPONENTS",
+    "DENSE_BYTES_PER_WEIGHT",
+    "ITEMS",
+    "VIEWS",
+    "VIEW_TEXT",
+    "Baseline",
+    "CostContext",
+    "LayerProjection",
+    "OpProjection",
+    "Plan",
+    "Projection",
+    "Scenario",
+    "baselines",
+    "call_work",
+    "cpus",
+    "embedding_bytes",
+    "group_calls",
+    "layer_board_bytes",
+    "layer_cpu",
+    "memory_bytes",
+    "op_costs",
+    "project",
+    "quant_fraction",
+]

@@ -114,16 +114,30 @@ def _err(x: float | None) -> str:
     return "—" if x is None else f"{x:+.1%}"
 
 
-def _config_text(log: MeasurementLog) -> str:
+#: Labels of the log's configuration fields (zh, en).
+_CFG = {"board": ("板卡", "board"), "engine": ("引擎", "engine"),
+        "bitstream": ("比特流", "bitstream"), "pl_clock_mhz": ("PL 时钟 MHz", "pl_clock_mhz"),
+        "ps_clock_mhz": ("PS 时钟 MHz", "ps_clock_mhz"),
+        "ddr_transfer_rate_mts": ("DDR 速率 MT/s", "ddr_transfer_rate_mts"),
+        "threads": ("线程", "threads"), "runtime": ("运行时", "runtime")}
+
+
+def _config_text(log: MeasurementLog, lang: str = "en") -> str:
+    """The log's configuration in the report's language: labels translated, the log's own
+    free-text values quoted verbatim as code (they are data, not the report's prose)."""
     cfg = log.config
-    parts = [f"board {cfg.board}"]
+    i = 0 if lang == "zh" else 1
+    parts = [f"{_CFG['board'][i]} {cfg.board}"]
     if cfg.engine:
-        parts.append("engine " + ", ".join(f"{k} {v}" for k, v in cfg.engine.items()))
+        parts.append(f"{_CFG['engine'][i]} " + ", ".join(f"{k} {v}" for k, v in
+                                                        cfg.engine.items()))
     for key in ("bitstream", "pl_clock_mhz", "ps_clock_mhz", "ddr_transfer_rate_mts",
                 "threads", "runtime"):
         v = getattr(cfg, key)
         if v is not None:
-            parts.append(f"{key} {v:g}" if isinstance(v, float) else f"{key} {v}")
+            text = f"{v:g}" if isinstance(v, float) else (f"`{v}`" if isinstance(v, str)
+                                                           else f"{v}")
+            parts.append(f"{_CFG[key][i]} {text}")
     return "; ".join(parts)
 
 
@@ -139,8 +153,8 @@ def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, l
     key = f"backend.{cal.backend}"
     rows = [[_t("backend", lang), _t(key, lang) if key in _S else cal.backend],
             [_t("log", lang), (f"`{log.path}` (sha256 {log.sha256[:12]})" if log.path
-                               else "—") + (f": {log.title}" if log.title else "")],
-            [_t("config", lang), _config_text(log)],
+                               else "—") + (f": `{log.title}`" if log.title else "")],
+            [_t("config", lang), _config_text(log, lang)],
             [_t("created", lang), cal.created]]
     if repeats is not None:
         rows.append([_t("repeats", lang), repeats])

@@ -790,7 +790,7 @@ def time_breakdown_ms(calls: Mapping[str, CallCost], ddr_bytes_per_s: float
         parts["weights"] += w_s
         parts["actout"] += cc.ddr_s - w_s
         parts["compute"] += max(cc.compute_s, cc.ddr_s, cc.link_s) - cc.ddr_s
-        parts["overhead"] += cc.overhead_s
+        parts["overhead"] += cc.overhead_s + cc.act_s + cc.burst_s
         parts["ps"] += cc.ps_s
     return {k: v * 1e3 for k, v in parts.items()}
 

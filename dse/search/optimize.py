@@ -45,6 +45,7 @@ from dse.model.project import (
     cpus,
     embedding_bytes,
     glue_resources,
+    glue_scan_work,
     glue_work,
     group_calls,
     layer_board_bytes,
@@ -227,7 +228,9 @@ class Prepared:
         key = ("glue", clock_mhz)
         if key not in self._resources:
             self._resources[key] = sum(
-                w * _vec(glue_work(GlueUnit(), self.workload, sc.m * sc.sequences, clock_mhz))
+                w * (_vec(glue_work(GlueUnit(), self.workload, sc.m * sc.sequences, clock_mhz))
+                     + _vec(glue_scan_work(self.workload, self.ctx.board, sc,
+                                           self.ctx.constants)))
                 for sc, w in self.scenarios)
         return self._resources[key]
 
