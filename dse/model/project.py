@@ -19,7 +19,7 @@ from dse.model.arch import ModelConfig
 from dse.model.board import Board
 from dse.model.calibration import Calibration, resolve_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import CallCost, call_cost, handoff_ps_s, launch_us, layer_weight_bytes
+from dse.model.cost import CallCost, call_cost, handoff, launch_us, layer_weight_bytes
 from dse.model.cpu import (
     RUNTIME_TEXT,
     RUNTIMES,
@@ -165,38 +165,38 @@ class AttentionUnit:
         return out
 
 
-def attention_work(unit: AttentionUnit, wl: Workload, scenario: Scenario, clock_mhz: float,
+def attention_work(unit: AttentionUnit, design: EngineDesign, wl: Workload, scenario: Scenario,
                    board: Board, c: CostConstants, runtime: str) -> Work:
     """Per forward, every layer's two unit calls and the PS work around them; the PS waits.
 
-    A call takes the larger of its cycles (``kv_attn_cycles``) and its bytes at the PL's DDR
-    rate, plus the runtime's launch. Around the calls the PS hands data over as for an engine
-    call (``handoff_ps_s``: flush q and p and the token's new K/V rows, invalidate and rescale
-    the sums) and folds the softmax's probabilities with the V scales into uint8 p, priced as
-    one rescale per element; the softmax itself stays an operator on the PS. Prefill runs one
-    query position per call pair, at each position's own context (the mean, as the cycle
-    count is linear in it).
+    A call takes the larger of its cycles (``kv_attn_cycles``, q or p block and cache rows
+    included) and its bytes at the PL's DDR rate, plus the hand-off an engine call pays
+    (``dse.model.cost.handoff`` for one unit: register accesses, the runtime's launch, the
+    results' cache invalidation; the rescale only for the x V sums, as the softmax scales the
+    scores itself). The inputs the PS writes (q, p, the token's new K/V rows) go through the
+    uncached mapping as an engine's activations do. The PS folds the softmax's probabilities
+    with the V scales into uint8 p, one multiply and convert per element, priced as a rescale;
+    the softmax stays an operator on the PS. Prefill runs one query position per call pair,
+    at each position's own context (the mean, as the cycle count is linear in it).
     """
     cfg = wl.config
     h, g, d = cfg.kv_heads, cfg.heads // cfg.kv_heads, cfg.head_dim
     t = max(1, round(scenario.context_tokens - (scenario.m - 1) / 2))
     lat = unit.latency_cycles
-    clock_hz = clock_mhz * 1e6
-    launch_s = (launch_us(board, c, runtime) + c.dma_setup_us) * 1e-6
+    launch = launch_us(board, c, runtime)
     rows = t * h * d
-    score_in, xv_in = h * g * d + rows, math.ceil(t * h * g / KV_ATTN_BEAT_BYTES) \
-        * KV_ATTN_BEAT_BYTES + rows
-    pl = 0.0
-    for mode, nbytes in ((MODE_SCORES, score_in), (MODE_XV, xv_in)):
-        cyc = kv_attn_cycles(mode, t, h, g, d, lat)
-        pl += max(cyc / clock_hz, nbytes / board.ddr_bytes_per_s)
-    ps = (handoff_ps_s(c, n=t * h * g, k=h * g * d + 2 * h * d, m=1)
-          + handoff_ps_s(c, n=h * g * d, k=t * h * g, m=1)
-          + t * h * g * c.rescale_ns_per_elem * 1e-9)
+    score_in = h * g * d + rows
+    xv_in = math.ceil(t * h * g / KV_ATTN_BEAT_BYTES) * KV_ATTN_BEAT_BYTES + rows
+    pl = sum(max(kv_attn_cycles(mode, t, h, g, d, lat) / design.clock_hz,
+                 nbytes / board.ddr_bytes_per_s)
+             for mode, nbytes in ((MODE_SCORES, score_in), (MODE_XV, xv_in)))
+    ps = t * h * g * c.rescale_ns_per_elem * 1e-9
+    for n, rescale in ((t * h * g, False), (h * g * d, True)):
+        ho = handoff(design, board, c, n=n, k=0, m=1, launch_us=launch, rescale=rescale,
+                     engines=1)
+        ps += ho.act_load_s + ho.run_s + ho.readout_s + ho.rescale_s
     reps = cfg.layers * scenario.m * scenario.sequences
-    per_call_pair = pl + 2 * launch_s + ps
-    return Work(reps * per_call_pair, reps * (2 * launch_s + ps), reps * (score_in + xv_in),
-                reps * pl)
+    return Work(reps * (pl + ps), reps * ps, reps * (score_in + xv_in), reps * pl)
 
 
 def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:
@@ -722,8 +722,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             infeasible.append(msg("infeasible.glue", "the FFN glue unit needs gate_proj, "
                                   "up_proj and down_proj of every layer on the engines"))
     if plan.attention is not None:
-        aw = attention_work(plan.attention, wl, scenario, design.clock_mhz, board, c,
-                            plan.runtime)
+        aw = attention_work(plan.attention, design, wl, scenario, board, c, plan.runtime)
         ops.append(OpProjection("attention_unit", "attention", wl.config.layers, "pl",
                                 aw.time_s * 1e3, "pl",
                                 msg("basis.attention", "PL attention unit ({unit}): 2 calls "

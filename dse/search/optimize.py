@@ -234,14 +234,14 @@ class Prepared:
                 for sc, w in self.scenarios)
         return self._resources[key]
 
-    def attn_fixed(self, clock_mhz: float, runtime: str) -> np.ndarray:
+    def attn_fixed(self, design: EngineDesign, runtime: str) -> np.ndarray:
         """The attention unit's work (and the PS work around its calls) over the objective's
-        scenarios with an int8 KV cache, at an engine clock."""
-        key = ("attn", clock_mhz, runtime)
+        scenarios with an int8 KV cache, beside ``design`` (its clock and port)."""
+        key = ("attn", design.clock_mhz, design.stream_bits, runtime)
         if key not in self._resources:
             unit = self.objective.attention or AttentionUnit()
             self._resources[key] = sum(
-                w * _vec(attention_work(unit, self.workload, sc, clock_mhz, self.ctx.board,
+                w * _vec(attention_work(unit, design, self.workload, sc, self.ctx.board,
                                         self.ctx.constants, runtime))
                 for sc, w in self.objective.scenarios("int8"))
         return self._resources[key]
@@ -442,7 +442,7 @@ def variant_work(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: b
     glue unit and an attention unit, whose own time joins the fixed work."""
     cpu, offload_ps, fixed = rc.cpu, rc.offload_ps, rc.fixed
     if attn:
-        fixed = fixed - rc.attn_ps + prep.attn_fixed(design.clock_mhz, rc.runtime)
+        fixed = fixed - rc.attn_ps + prep.attn_fixed(design, rc.runtime)
     if glue:
         fixed = fixed - rc.glue_fixed + prep.glue_fixed(design.clock_mhz)
         cpu = np.where(rc.glue_needs[:, None], np.inf, rc.cpu)
