@@ -13,24 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dse.model.measurement_log import MeasurementLog
-from dse.model.project import COMPONENTS, CostContext, Projection, project
+from dse.model.project import COMPONENTS, ITEMS, CostContext, Projection, project
 from dse.model.workload import Workload
 
 #: The projection's component each measured part of a token belongs to (``what`` of a log's
-#: component entries); a part not listed has no counterpart in the model.
-COMPONENT_OF = {
-    "weight_stream": "ternary_pl",
-    "ffn_glue": "elementwise",
-    "head_stream": "head",
-    "head_sync_topk": "head",
-    "head_rescore": "head",
-    "attention": "attention",
-    "norms_quant_rope_residual": "norms_quant_rope_residual",
-    "activation_loads": "handoff",
-    "sums_readout": "handoff",
-    "run_overhead": "handoff",
-    "sampling": "sampling",
-}
+#: component entries): the breakdown's items (``dse.model.project.ITEMS``), the components
+#: themselves, and the log's name for the head's sync + top-K; a part not listed has no
+#: counterpart in the model.
+COMPONENT_OF = {**ITEMS, **{c: c for c in COMPONENTS}, "head_sync_topk": "head"}
 
 
 @dataclass(frozen=True)
