@@ -217,7 +217,7 @@ def test_kv260_best_plan_beats_the_measured_design(capsys, tmp_path):
     """Issue 12's bar, on the uncalibrated model: the plan ``dse explore`` ranks first on the
     KV260 at 256 tokens of context is one the shipped overlay builds (engines plus the
     attention unit, int8 KV cache) and projects above the published design's measured
-    16.78 tok/s; the card says what limits it."""
+    16.78 tok/s."""
     js = tmp_path / "k.json"
     rc, out, err = run(capsys, "explore", "--board", KV260, "--context-tokens", "256",
                        "--no-report", "--json", str(js))
