@@ -103,6 +103,10 @@ class CostConstants:
     native_topk_cycles_per_elem: float = 2.0
     #: Per graph node: the thread-pool barrier every ggml node ends with, us.
     native_op_overhead_us: float = 2.0
+    #: Per layer and attention operator, beyond the kernel and the node barrier, us: 0 (no
+    #: such cost is derived); free for a board log's fit, where a context-independent part of
+    #: the attention shows up.
+    native_attn_layer_overhead_us: float = 0.0
     #: How many times fewer cycles per element an x86 core needs than one NEON core.
     x86_simd_speedup: float = 4.0
     # -- the torch runtime ------------------------------------------------------------------
@@ -238,6 +242,9 @@ class CostConstants:
         "16 MACs 2 128-bit loads + 2 vmlal_s8, 8 cycles under the A53 issue rules = 0.5",
         "native_topk_cycles_per_elem": "estimate: one load + compare per score against the "
         "running K-th largest, inserts rare once the heap fills (~2 cycles per score)",
+        "native_attn_layer_overhead_us": "none derived (0): a calibration parameter only; the "
+        "published design's attention at 65 and 360 positions implies ~2.6 ms per token that "
+        "does not grow with the context (../shared/reference/published-designs.md)",
         "native_op_overhead_us": "ggml ends every graph node with a spin barrier of the thread "
         "pool: a few cross-core cache-line round trips, ~2 us on an A53 cluster (estimate)",
         "x86_simd_speedup": "estimate: 256-bit AVX2 with 2+ vector ports against one 64-bit "

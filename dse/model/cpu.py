@@ -169,7 +169,8 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
     compute = cycles / (used * cpu.clock_hz)
     b = op_bytes(op, m, context, 4.0, kv_elem_bytes)
     memory = b.total / cpu.bytes_per_s
-    over = op.count * c.native_op_overhead_us * 1e-6
+    over = op.count * (c.native_op_overhead_us + (
+        c.native_attn_layer_overhead_us if op.kind in ("attn_score", "attn_v") else 0.0)) * 1e-6
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
                   msg("basis.native_op", "native kernel, {cycles:g} cycles/element on "
                       "{threads} thread(s)", cycles=per_elem,

@@ -38,6 +38,7 @@ BOUNDS = {
     "axi_lite_access_us": (0.0, 100.0),
     "native_op_overhead_us": (0.0, 1e4),
     "native_topk_cycles_per_elem": (0.0, 1e4),
+    "native_attn_layer_overhead_us": (0.0, 1e4),
 }
 
 
@@ -92,7 +93,8 @@ SOURCE_PARAMS = {
     "board": ("ddr_pl_efficiency", "pipeline_latency_cycles", "per_call_overhead_us",
               "native_call_overhead_us", "run_burst_us", "axi_lite_access_us",
               "cache_maint_bytes_per_s", "ps_memory_bandwidth_gb_s",
-              "native_op_overhead_us", "native_topk_cycles_per_elem"),
+              "native_op_overhead_us", "native_topk_cycles_per_elem",
+              "native_attn_layer_overhead_us"),
 }
 
 
