@@ -272,3 +272,133 @@ def test_driver_module_imports_without_pynq():
             "print(d.VLNV)")
     res = _run([sys.executable, "-c", code])
     assert res.returncode == 0 and "dse:hls:ternary_gemv:1.0" in res.stdout, res.stderr
+
+
+# -- the attention unit kv_attn (dse.hw.pynq_driver.KvAttn) ---------------------------------------
+
+def _attn_data(seed: int, t: int, h: int, g: int, d: int):
+    """Float q [H*G, D] and K, V [T, H, D], K with a few outlier channels."""
+    rng = np.random.default_rng(seed)
+    k = rng.normal(size=(t, h, d)).astype(np.float32)
+    k[:, :, :3] *= 8.0
+    return (rng.normal(size=(h * g, d)).astype(np.float32), k,
+            rng.normal(size=(t, h, d)).astype(np.float32))
+
+
+def _open_attn(**kw):
+    from dse.hw.emulated import open_emulated_attention
+
+    return open_emulated_attention(**kw)
+
+
+@needs_pynq
+@pytest.mark.parametrize(("t", "h", "g", "d", "tmax", "hmax", "chunks"), [
+    (37, 5, 4, 128, 64, 5, (36, 1)),     # 2B-4T's shape: a prompt, then one decoded token
+    (64, 5, 4, 128, 64, 5, (64,)),       # a full cache: T = TMAX
+    (3, 1, 8, 16, 8, 2, (1, 1, 1)),      # G=8, one beat a row, H < HMAX, 3 appends
+])
+def test_emulated_attn_step_bit_exact(t, h, g, d, tmax, hmax, chunks):
+    """The driver's step equals the pure step bit for bit, both calls run as one MM2S transfer
+    each (slot + rows), registers MODE/T/H written before each start, busy = kv_attn_cycles."""
+    from dse.hw import kv_attn_regs as kr
+    from dse.model.kv_attn import kv_attn_cycles
+    from dse.packing.kv_attn_step import attention_step_reference
+
+    unit = _open_attn(g=g, d=d, hmax=hmax, tmax=tmax)
+    cfg = unit.check(group=g, head_dim=d, kv_heads=h, positions=tmax)
+    assert (cfg.g, cfg.d, cfg.hmax, cfg.tmax, cfg.stream_bits) == (g, d, hmax, tmax, 128)
+    q, k, v = _attn_data(t * 31 + h * g, t, h, g, d)
+    cache = unit.new_cache(kv_heads=h, capacity=tmax, name="layers.0")
+    at = 0
+    for n in chunks:
+        unit.append(cache, k[at:at + n], v[at:at + n])
+        at += n
+    assert cache.length == t
+    step, (t0, t1) = unit.attention_step(cache, q)
+    want = attention_step_reference(q, k, v)
+    for field in ("q8", "q_scale", "scores", "probs", "p8", "p_scale", "sums", "out"):
+        got, ref = getattr(step, field), getattr(want, field)
+        assert got.dtype == ref.dtype and got.tobytes() == ref.tobytes(), field
+    assert step.out.shape == (h * g, d) and step.out.dtype == np.float32
+    assert t0.busy_cycles == kv_attn_cycles(0, t, h, g, d, kr.PIPELINE_LATENCY)
+    assert t1.busy_cycles == kv_attn_cycles(1, t, h, g, d, kr.PIPELINE_LATENCY)
+    assert t0.compute_cycles == t0.busy_cycles and t1.wall_s > 0
+
+    dev = unit.device
+    scores_call, xv_call = dev.attn.calls
+    np.testing.assert_array_equal(scores_call["block"], want.q8)
+    np.testing.assert_array_equal(scores_call["cache"], want.rows.k8)
+    np.testing.assert_array_equal(xv_call["block"], want.p8)
+    np.testing.assert_array_equal(xv_call["cache"], want.rows.v8)
+    assert not xv_call["pad"].any()                       # the p block's last beat zero-padded
+    # one transfer per call, ending where the rows end: block right before the rows
+    pblk = -(-t * h * g // 16) * 16
+    assert dev.attn_dma.mm2s == [
+        (cache.k_buf.physical_address + cache.q_slot - h * g * d, h * g * d + t * h * d),
+        (cache.v_buf.physical_address + cache.p_slot - pblk, pblk + t * h * d)]
+    starts = [i for i, w in enumerate(dev.attn.writes) if w == (kr.CTRL, kr.AP_START)]
+    assert len(starts) == 2
+    for mode, s in zip((0, 1), starts, strict=True):
+        assert dev.attn.writes[s - 3:s] == [(kr.MODE, mode), (kr.T, t), (kr.H, h)]
+
+
+@needs_pynq
+def test_emulated_attn_wrong_build_is_one_line():
+    """A build parameter the model does not match, or a foreign ID, is a one-line
+    OverlayError before any call."""
+    from dse.hw import kv_attn_regs as kr
+    from dse.hw.pynq_driver import OverlayError
+
+    unit = _open_attn(g=4, d=128, hmax=5, tmax=64)
+    unit.device.attn.config_override = {kr.D: 64}
+    with pytest.raises(OverlayError) as e:
+        unit.check(group=4, head_dim=128, kv_heads=5, positions=64)
+    assert str(e.value) == "kv_attn does not match the model: G=4 D=64, model wants G=4 D=128"
+    unit = _open_attn(g=4, d=128, hmax=5, tmax=64)
+    with pytest.raises(OverlayError, match=r"^kv_attn does not match the model: holds 5 kv "
+                       r"heads, model has 6; holds 64 positions per call, wants 65$"):
+        unit.check(group=4, head_dim=128, kv_heads=6, positions=65)
+    unit = _open_attn()
+    unit.device.attn.config_override = {kr.ID: 0x54474D56}
+    with pytest.raises(OverlayError, match=r"^not a kv_attn unit: ID reads 0x54474d56"):
+        unit.new_cache(kv_heads=5, capacity=8)
+    assert not unit.device.attn.calls
+
+
+@needs_pynq
+def test_emulated_attn_timeout_and_bad_calls():
+    from dse.hw.pynq_driver import OverlayError, OverlayTimeout
+
+    unit = _open_attn(g=2, d=32, hmax=2, tmax=16)
+    cache = unit.new_cache(kv_heads=2, capacity=16, name="layers.7")
+    with pytest.raises(OverlayError, match="the cache is empty"):
+        unit.run(0, cache, np.zeros((2, 2, 32), np.int8))
+    q, k, v = _attn_data(5, 9, 2, 2, 32)
+    unit.append(cache, k, v)
+    with pytest.raises(OverlayError, match=r"block int8 \(2, 2, 16\), expected int8 \(2, 2, 32\)"):
+        unit.run(0, cache, np.zeros((2, 2, 16), np.int8))
+    with pytest.raises(OverlayError, match="exceed the cache's 16"):
+        unit.append(cache, *_attn_data(6, 8, 2, 2, 32)[1:])
+    unit.device.attn.hang = True
+    with pytest.raises(OverlayTimeout, match=r"^kv_attn layers\.7 MODE 0 T=9 H=2: timed out "
+                       r"waiting for results \(S2MM\)"):
+        unit.attention_step(cache, q, timeout_s=0.2)
+
+
+@needs_pynq
+def test_emulated_open_attention_finds_the_unit_and_its_dma():
+    """open_attention picks kv_attn_0 and axi_dma_attn out of an overlay's IP dict."""
+    from types import SimpleNamespace
+
+    from pynq.lib.dma import DMA
+
+    from dse.hw.emulated import EmulatedDevice
+    from dse.hw.pynq_driver import OverlayError, attn_driver_class, open_attention
+
+    dev = EmulatedDevice(attn=(4, 128, 5, 64))
+    ol = SimpleNamespace(ip_dict=dev.ip_dict, kv_attn_0=attn_driver_class()(
+        dev.attn_description()), axi_dma_attn=DMA(dev.attn_dma_description()))
+    unit = open_attention(ol, clock_mhz=250.0)
+    assert unit is ol.kv_attn_0 and unit.dma is ol.axi_dma_attn and unit.clock_mhz == 250.0
+    with pytest.raises(OverlayError, match=r"expected one dse:hls:kv_attn:1\.0 IP"):
+        open_attention(SimpleNamespace(ip_dict=EmulatedDevice().ip_dict))

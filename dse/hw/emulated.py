@@ -8,6 +8,9 @@ offsets) and of the engine (``dse.hw.regs``), and buffers with fake physical add
 the emulated DMA reads and writes. The engine decodes the input stream exactly as
 overlays/STREAM.md lays it out, computes with ``golden_gemv`` and counts busy cycles with
 ``engine_cycles``, so a driver bug in packing, ordering or parsing shows up as wrong results.
+With ``attn=(G, D, HMAX, TMAX)`` the device also holds the attention unit ``kv_attn_0`` and
+its ``axi_dma_attn`` (overlays/KV_ATTN.md): it decodes each call's stream, answers with
+``kv_attn_reference`` and counts ``kv_attn_cycles`` busy cycles.
 
 Importing this module needs pynq (and so numpy<2): only tests and ``--emulate`` runs do.
 """
@@ -22,8 +25,9 @@ import pynq
 from pynq.buffer import PynqBuffer
 from pynq.lib.dma import DMA
 
-from dse.hw import regs
+from dse.hw import kv_attn_regs, regs
 from dse.model.engine import engine_cycles
+from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, kv_attn_cycles, kv_attn_reference
 from dse.packing.quant import golden_gemv
 from dse.packing.schemes import unpack_base3, unpack_i2
 from dse.packing.stream import (
@@ -35,6 +39,8 @@ from dse.packing.stream import (
 
 DMA_BASE = 0x4040_0000
 ENGINE_BASE = 0xA000_0000
+ATTN_DMA_BASE = 0x4080_0000
+ATTN_BASE = 0xA010_0000
 DMA_SPAN = 0x1_0000
 DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"
 # AXI DMA registers (simple mode): MM2S at 0x00, S2MM at 0x30
@@ -164,14 +170,99 @@ class _Engine:
         return w, np.concatenate(xs, axis=0)
 
 
+class _AttnUnit:
+    """kv_attn's register file and behaviour (one whole call at a time), as _Engine's."""
+
+    def __init__(self, g: int, d: int, hmax: int, tmax: int, out_depth: int = 32) -> None:
+        self.g, self.d, self.hmax, self.tmax, self.out_depth = g, d, hmax, tmax, out_depth
+        r = kv_attn_regs
+        self.args = {r.MODE: 0, r.T: 0, r.H: 0}
+        self.busy = self.stall_in = self.stall_out = 0
+        self.running = self.done = self.err = False
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+        self.hang = False                   # fault injection: never finish a call
+        self.config_override: dict[int, int] = {}   # fault injection: a config word lies
+        self.writes: list[tuple[int, int]] = []     # every register write (for tests)
+        self.calls: list[dict] = []
+
+    def config_word(self, off: int) -> int:
+        r = kv_attn_regs
+        words = {r.ID: r.ID_VALUE, r.VERSION: r.VERSION_VALUE, r.G: self.g, r.D: self.d,
+                 r.HMAX: self.hmax, r.TMAX: self.tmax, r.STREAM_BITS: 8 * KV_ATTN_BEAT_BYTES,
+                 r.LATENCY: r.PIPELINE_LATENCY, r.OUT_DEPTH: self.out_depth}
+        return self.config_override.get(off, words[off])
+
+    def read(self, off: int) -> int:
+        r = kv_attn_regs
+        if off == r.CTRL:
+            idle = not self.running
+            return ((not idle) * r.AP_START | self.done * r.AP_DONE
+                    | idle * (r.AP_IDLE | r.AP_READY))
+        if off in self.args:
+            return self.args[off]
+        if off == r.STATUS:
+            return int(self.err)
+        counters = {r.BUSY_LO: self.busy, r.STALL_IN_LO: self.stall_in,
+                    r.STALL_OUT_LO: self.stall_out}
+        if off in counters:
+            return counters[off] & 0xFFFF_FFFF
+        if off - 4 in counters:
+            return counters[off - 4] >> 32
+        if off in r.CONFIG_OFFSETS:
+            return self.config_word(off)
+        return 0
+
+    def write(self, off: int, value: int) -> None:
+        r = kv_attn_regs
+        self.writes.append((off, value))
+        if off in self.args:
+            self.args[off] = value
+        elif off == r.CTRL and value & r.AP_START and not self.running:
+            mode, t, h = (self.args[a] for a in (r.MODE, r.T, r.H))
+            self.done = self.err = False
+            if mode not in (0, 1) or not 1 <= t <= self.tmax or not 1 <= h <= self.hmax:
+                self.done = self.err = True
+            else:
+                self.running = True
+
+    def step(self) -> None:
+        """Run the started call once the input stream holds all of it (KV_ATTN.md)."""
+        if not self.running or self.hang:
+            return
+        r = kv_attn_regs
+        mode, t, h = (self.args[a] for a in (r.MODE, r.T, r.H))
+        beat, g, d = KV_ATTN_BEAT_BYTES, self.g, self.d
+        nblk = h * g * d if mode == MODE_SCORES else math.ceil(t * h * g / beat) * beat
+        need = nblk + t * h * d
+        if len(self.inbox) < need:
+            return
+        raw = np.frombuffer(bytes(self.inbox[:need]), dtype=np.uint8)
+        del self.inbox[:need]
+        cache = raw[nblk:].view(np.int8).reshape(t, h, d)
+        if mode == MODE_SCORES:
+            block = raw[:nblk].view(np.int8).reshape(h, g, d)
+        else:
+            block = raw[:t * h * g].reshape(t, h, g)
+        y = kv_attn_reference(mode, block, cache)
+        self.outbox += y.astype("<i4").tobytes()   # MODE 0 (t, h, g), MODE 1 (h, d, g)
+        self.busy += kv_attn_cycles(mode, t, h, g, d, r.PIPELINE_LATENCY)
+        self.calls.append({"mode": mode, "t": t, "h": h, "block": block.copy(),
+                           "cache": cache.copy(), "pad": raw[t * h * g:nblk].copy()
+                           if mode != MODE_SCORES else raw[:0].copy()})
+        self.running = False
+        self.done = True
+
+
 class _Dma:
     """An AXI DMA in simple mode, wired MM2S -> engine -> S2MM."""
 
-    def __init__(self, memory: _Memory, engine: _Engine) -> None:
+    def __init__(self, memory: _Memory, engine: _Engine | _AttnUnit) -> None:
         self.memory, self.engine = memory, engine
         self.reg = {off: 0 for off in range(0, 0x60, 4)}
         self.reg[DMASR] = self.reg[S2MM + DMASR] = SR_HALTED
         self.s2mm_armed = 0
+        self.mm2s: list[tuple[int, int]] = []   # every MM2S transfer (address, bytes)
 
     def read(self, off: int) -> int:
         return self.reg.get(off, 0)
@@ -195,6 +286,7 @@ class _Dma:
             self.reg[base + DMASR] &= ~SR_IDLE
             addr = self.reg[base + SA] | self.reg[base + SA_MSB] << 32
             if base == 0:
+                self.mm2s.append((addr, value))
                 self.engine.inbox += self.memory.view(addr, value).tobytes()
                 self.reg[DMASR] |= SR_IDLE | SR_IOC
             else:
@@ -217,7 +309,8 @@ class _Dma:
 
 class EmulatedDevice(pynq.Device):
     """A pynq Device holding ``engines`` ternary_gemv engines, each with its own AXI DMA
-    (``ternary_gemv_<i>`` fed by ``axi_dma_<i>``, as the Vivado flow builds them)."""
+    (``ternary_gemv_<i>`` fed by ``axi_dma_<i>``, as the Vivado flow builds them), and with
+    ``attn=(G, D, HMAX, TMAX)`` the attention unit ``kv_attn_0`` fed by ``axi_dma_attn``."""
 
     _probe_priority_ = 1
 
@@ -228,7 +321,8 @@ class EmulatedDevice(pynq.Device):
 
     def __init__(self, tag: str = "emulated-tgemv", pe: int = 8, simd: int = 16,
                  packing: str = "i2", vmax: int = 4, kmax: int = 8192,
-                 dma_length_bits: int = 26, engines: int = 1) -> None:
+                 dma_length_bits: int = 26, engines: int = 1,
+                 attn: tuple[int, int, int, int] | None = None) -> None:
         super().__init__(tag)
         self.dma_length_bits = dma_length_bits
         self.name = "emulated ternary_gemv overlay"
@@ -236,6 +330,8 @@ class EmulatedDevice(pynq.Device):
         self.default_memory = _Memory(self)
         self.engines = [_Engine(pe, simd, packing, vmax, kmax) for _ in range(engines)]
         self.dmas = [_Dma(self.default_memory, e) for e in self.engines]
+        self.attn = _AttnUnit(*attn) if attn else None
+        self.attn_dma = _Dma(self.default_memory, self.attn) if self.attn else None
         self.flushes = self.invalidates = 0
 
     @property
@@ -254,6 +350,11 @@ class EmulatedDevice(pynq.Device):
                 return self.dmas[i], address - dma_base
             if eng_base <= address < eng_base + regs.SPAN:
                 return self.engines[i], address - eng_base
+        if self.attn is not None:
+            if ATTN_DMA_BASE <= address < ATTN_DMA_BASE + DMA_SPAN:
+                return self.attn_dma, address - ATTN_DMA_BASE
+            if ATTN_BASE <= address < ATTN_BASE + kv_attn_regs.SPAN:
+                return self.attn, address - ATTN_BASE
         raise ValueError(f"emulated device: nothing at {address:#x}")
 
     def read_registers(self, address: int, length: int) -> bytes:
@@ -283,6 +384,11 @@ class EmulatedDevice(pynq.Device):
         for i in range(len(self.engines)):
             out[f"axi_dma_{i}"] = self.dma_description(i)
             out[f"ternary_gemv_{i}"] = self.engine_description(i)
+        if self.attn is not None:
+            from dse.hw.pynq_driver import KV_ATTN_DMA
+
+            out[KV_ATTN_DMA] = self.attn_dma_description()
+            out["kv_attn_0"] = self.attn_description()
         return out
 
     @ip_dict.setter
@@ -291,9 +397,26 @@ class EmulatedDevice(pynq.Device):
 
     def dma_description(self, i: int = 0) -> dict:
         """The AXI DMA as the hwh parser describes it (simple mode, no DRE)."""
-        width = self.engines[i].width
+        return self._dma_description(f"axi_dma_{i}", DMA_BASE + i * DMA_SPAN,
+                                     self.engines[i].width, 32 * self.engines[i].pe)
+
+    def attn_dma_description(self) -> dict:
+        """``axi_dma_attn``: 128-bit MM2S, 32*G-bit S2MM (build_overlay.tcl)."""
+        from dse.hw.pynq_driver import KV_ATTN_DMA
+
+        return self._dma_description(KV_ATTN_DMA, ATTN_DMA_BASE, 8 * KV_ATTN_BEAT_BYTES,
+                                     32 * self.attn.g)
+
+    def attn_description(self) -> dict:
+        from dse.hw.pynq_driver import KV_ATTN_VLNV
+
+        return {"fullpath": "kv_attn_0", "type": KV_ATTN_VLNV, "phys_addr": ATTN_BASE,
+                "addr_range": kv_attn_regs.SPAN, "device": self, "interrupts": {}, "gpio": {},
+                "state": None, "parameters": {}}
+
+    def _dma_description(self, name: str, base: int, width: int, out_width: int) -> dict:
         return {
-            "fullpath": f"axi_dma_{i}", "type": DMA_VLNV, "phys_addr": DMA_BASE + i * DMA_SPAN,
+            "fullpath": name, "type": DMA_VLNV, "phys_addr": base,
             "addr_range": DMA_SPAN, "device": self, "interrupts": {}, "gpio": {},
             "state": None, "driver": DMA,
             "parameters": {
@@ -302,9 +425,9 @@ class EmulatedDevice(pynq.Device):
                 "c_include_mm2s": "1", "c_include_s2mm": "1",
                 "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0",
                 "c_m_axi_mm2s_data_width": str(min(width, 1024)),
-                "c_m_axi_s2mm_data_width": str(min(32 * self.engines[i].pe, 1024)),
+                "c_m_axi_s2mm_data_width": str(min(out_width, 1024)),
                 "c_m_axis_mm2s_tdata_width": str(width),
-                "c_s_axis_s2mm_tdata_width": str(32 * self.engines[i].pe),
+                "c_s_axis_s2mm_tdata_width": str(out_width),
             },
         }
 
@@ -336,3 +459,15 @@ def open_emulated(**engine: object):
     group = EngineGroup(drivers)
     group.device = device
     return group
+
+
+def open_emulated_attention(g: int = 4, d: int = 128, hmax: int = 5, tmax: int = 64,
+                            **device: object):
+    """An emulated overlay's kv_attn driver wired to its (unmodified pynq) ``axi_dma_attn``;
+    ``device`` takes EmulatedDevice's other parameters. The device is ``driver.device``."""
+    from dse.hw.pynq_driver import attn_driver_class
+
+    dev = EmulatedDevice(attn=(g, d, hmax, tmax), **device)
+    unit = attn_driver_class()(dev.attn_description())
+    unit.dma = DMA(dev.attn_dma_description())
+    return unit

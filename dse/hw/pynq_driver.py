@@ -20,6 +20,18 @@ Why it is built this way:
   engine ignores TLAST and only counts beats, so the split costs stall cycles, never results.
 - Every wait has a deadline, because ``DMA.wait()`` spins forever: a hung engine raises
   ``OverlayTimeout`` naming the layer and the registers it saw.
+
+The attention unit (``kv_attn_0`` with its own ``axi_dma_attn``, overlays/KV_ATTN.md)::
+
+    attn = open_attention(eng.overlay)               # the same overlay's kv_attn
+    attn.check(group=4, head_dim=128, kv_heads=5, positions=4096)
+    cache = attn.new_cache(kv_heads=5, capacity=4096, name="layers.0")
+    attn.append(cache, k_new, v_new)                 # float [n, 5, 128]: int8 rows + scales
+    step, (t0, t1) = attn.attention_step(cache, q)   # q float [20, 128]; step.out float32
+
+A layer's cache lives in two DMA buffers, each a slot followed by the int8 rows in (t, h)
+order; a call writes its q (or p) block into the end of the slot, so the block and the
+first T positions' rows are one contiguous range: one simple-mode MM2S transfer per call.
 """
 
 from __future__ import annotations
@@ -32,12 +44,18 @@ from typing import Any
 
 import numpy as np
 
-from dse.hw import regs
+from dse.hw import kv_attn_regs, regs
 from dse.model.engine import row_split
+from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, MODE_XV
+from dse.packing.kv_attn_step import AttnStep, KvRows, quantize_kv, run_step
+from dse.packing.kv_attn_stream import kv_attn_output_beats, parse_kv_attn_output
 from dse.packing.stream import activation_beats, parse_output_stream, weight_tiles
 
 #: The VLNV the Vivado flow packages the RTL under (overlays/vivado/package_ip.tcl).
 VLNV = "dse:hls:ternary_gemv:1.0"
+#: The attention unit's VLNV and its DMA's instance (overlays/vivado/build_overlay.tcl).
+KV_ATTN_VLNV = "dse:hls:kv_attn:1.0"
+KV_ATTN_DMA = "axi_dma_attn"
 
 
 class OverlayError(RuntimeError):
@@ -105,6 +123,8 @@ def driver_class() -> type:
 def __getattr__(name: str) -> Any:
     if name == "TernaryGemv":
         return driver_class()
+    if name == "KvAttn":
+        return attn_driver_class()
     raise AttributeError(name)
 
 
@@ -122,7 +142,8 @@ def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = Tru
     if not names:
         raise OverlayError(f"{bitfile}: expected a {VLNV} IP, found none")
     dmas = sorted((name for name, ip in ol.ip_dict.items()
-                   if "axi_dma" in str(ip.get("type", ""))), key=_index)
+                   if "axi_dma" in str(ip.get("type", "")) and name != KV_ATTN_DMA),
+                  key=_index)   # the attention unit's DMA is not an engine's
     try:
         clock_mhz = float(pynq.Clocks.fclk0_mhz)
     except Exception:  # no PS clock registers off the board
@@ -421,3 +442,257 @@ def _define(pynq) -> type:
                     f"S2MM status={self.dma.mmio.read(0x34):#x})")
 
     return TernaryGemv
+
+
+# -- the attention unit kv_attn ---------------------------------------------------------------
+
+@dataclass
+class AttnCache:
+    """One decoder layer's int8 KV cache, in the two DMA buffers the unit streams.
+
+    Each buffer is ``slot`` bytes then ``capacity`` positions of rows ``[H, D]`` int8 in (t, h)
+    order (the order both calls stream them). The K buffer's slot holds the largest q block
+    (``H*G*D`` bytes), the V buffer's the largest p block (``ceil(capacity*H*G/16)`` beats):
+    a call writes its block into the end of the slot, so block and rows are one contiguous,
+    beat-aligned range (the DMA has no realignment engine). Scales stay on the PS.
+    """
+
+    name: str
+    kv_heads: int
+    head_dim: int
+    capacity: int
+    q_slot: int
+    p_slot: int
+    k_buf: Any
+    v_buf: Any
+    k_scale: np.ndarray      # float32 [capacity, H]
+    v_scale: np.ndarray
+    length: int = 0
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes one position adds to each buffer."""
+        return self.kv_heads * self.head_dim
+
+    def rows(self) -> KvRows:
+        """The cached rows as the unit sees them (read back from the buffers)."""
+        n, shape = self.length * self.row_bytes, (self.length, self.kv_heads, self.head_dim)
+        k8 = np.asarray(self.k_buf[self.q_slot:self.q_slot + n]).view(np.int8).reshape(shape)
+        v8 = np.asarray(self.v_buf[self.p_slot:self.p_slot + n]).view(np.int8).reshape(shape)
+        return KvRows(k8, self.k_scale[:self.length], v8, self.v_scale[:self.length])
+
+
+def attn_slots(group: int, head_dim: int, kv_heads: int, capacity: int) -> tuple[int, int]:
+    """(q slot, p slot) in bytes: the largest block of each mode, in whole 16-byte beats."""
+    beat = KV_ATTN_BEAT_BYTES
+    return (kv_heads * group * head_dim,
+            math.ceil(capacity * kv_heads * group / beat) * beat)
+
+
+_ATTN_CLASS: type | None = None
+
+
+def attn_driver_class() -> type:
+    """The ``pynq.DefaultIP`` subclass bound to kv_attn (defined on first call)."""
+    global _ATTN_CLASS
+    if _ATTN_CLASS is None:
+        _ATTN_CLASS = _define_attn(_pynq())
+    return _ATTN_CLASS
+
+
+def open_attention(ol: Any, clock_mhz: float | None = None):
+    """The overlay's kv_attn driver wired to ``axi_dma_attn`` (``ol``: a ``pynq.Overlay``,
+    e.g. ``open_overlay(...).overlay``). ``attn_driver_class`` must have run before the
+    overlay was loaded for the IP to bind to it; ``open_overlay`` does not, so this checks."""
+    cls = attn_driver_class()
+    names = [n for n, ip in ol.ip_dict.items() if ip.get("type") == KV_ATTN_VLNV]
+    if len(names) != 1:
+        raise OverlayError(f"expected one {KV_ATTN_VLNV} IP (built with ATTN=1), found "
+                           f"{names or 'none'}")
+    if KV_ATTN_DMA not in ol.ip_dict:
+        raise OverlayError(f"the attention unit {names[0]} has no {KV_ATTN_DMA}")
+    unit = getattr(ol, names[0])
+    if not isinstance(unit, cls):
+        raise OverlayError(f"the attention IP {names[0]} did not bind to {cls.__name__}")
+    unit.dma = getattr(ol, KV_ATTN_DMA)
+    unit.clock_mhz = clock_mhz
+    return unit
+
+
+def _define_attn(pynq) -> type:
+    class KvAttn(pynq.DefaultIP):
+        """Driver of kv_attn: config check, KV cache buffers, the two calls of a step.
+
+        ``dma`` must be the AXI DMA feeding the unit (``axi_dma_attn``; ``open_attention``
+        sets it). The step's PS arithmetic is ``dse.packing.kv_attn_step``'s, so a board run
+        computes the same floats as the reference and the RTL from the same integers.
+        """
+
+        bindto = [KV_ATTN_VLNV]  # noqa: RUF012 - pynq reads this class attribute as a list
+
+        def __init__(self, description: dict) -> None:
+            super().__init__(description=description)
+            self.dma = None
+            self.clock_mhz: float | None = None
+            self._config: kv_attn_regs.AttnConfig | None = None
+            self._out = None
+
+        @property
+        def config(self) -> kv_attn_regs.AttnConfig:
+            """The build parameters the unit reports (read once; ID and version checked)."""
+            if self._config is None:
+                words = {off: self.read(off) for off in kv_attn_regs.CONFIG_OFFSETS}
+                try:
+                    self._config = kv_attn_regs.AttnConfig.from_words(words)
+                except ValueError as e:
+                    raise OverlayError(str(e)) from None
+                if self._config.stream_bits != KV_ATTN_BEAT_BYTES * 8:
+                    raise OverlayError(f"kv_attn stream is {self._config.stream_bits} bits, "
+                                       f"this driver streams {KV_ATTN_BEAT_BYTES * 8}")
+            return self._config
+
+        def check(self, group: int, head_dim: int, kv_heads: int,
+                  positions: int = 1) -> kv_attn_regs.AttnConfig:
+            """Raise ``OverlayError`` (one line) unless the unit can run this attention."""
+            why = self.config.mismatches(group, head_dim, kv_heads, positions)
+            if why:
+                raise OverlayError("kv_attn does not match the model: " + "; ".join(why))
+            return self.config
+
+        def counters(self) -> tuple[int, int, int]:
+            """(busy, stall_in, stall_out) cycles since reset; read while the unit is idle."""
+            r = kv_attn_regs
+            return tuple(self.read(lo) | self.read(lo + 4) << 32
+                         for lo in (r.BUSY_LO, r.STALL_IN_LO, r.STALL_OUT_LO))
+
+        def _allocate(self, nbytes: int):
+            return pynq.allocate(shape=(max(nbytes, 1),), dtype=np.uint8, target=self.device)
+
+        # -- the cache ---------------------------------------------------------------------
+        def new_cache(self, kv_heads: int, capacity: int, name: str = "layer") -> AttnCache:
+            """Empty cache buffers for one layer (``capacity`` <= TMAX: one call covers it)."""
+            c = self.config
+            self.check(c.g, c.d, kv_heads, capacity)
+            if capacity < 1:
+                raise OverlayError(f"{name}: cache capacity {capacity}: expected >= 1")
+            q_slot, p_slot = attn_slots(c.g, c.d, kv_heads, capacity)
+            rows = capacity * kv_heads * c.d
+            return AttnCache(name, kv_heads, c.d, capacity, q_slot, p_slot,
+                             self._allocate(q_slot + rows), self._allocate(p_slot + rows),
+                             np.zeros((capacity, kv_heads), np.float32),
+                             np.zeros((capacity, kv_heads), np.float32))
+
+        def append(self, cache: AttnCache, k: np.ndarray, v: np.ndarray) -> None:
+            """Quantize new tokens' K and V (float ``[n, H, D]``) into the cache's next rows."""
+            rows = quantize_kv(k, v)
+            n = rows.positions
+            if rows.k8.shape[1:] != (cache.kv_heads, cache.head_dim):
+                raise OverlayError(f"{cache.name}: K/V rows {rows.k8.shape[1:]}, cache holds "
+                                   f"({cache.kv_heads}, {cache.head_dim})")
+            if cache.length + n > cache.capacity:
+                raise OverlayError(f"{cache.name}: {cache.length} + {n} positions exceed the "
+                                   f"cache's {cache.capacity}")
+            at, nb = cache.length * cache.row_bytes, n * cache.row_bytes
+            cache.k_buf[cache.q_slot + at:cache.q_slot + at + nb] = rows.k8.reshape(-1).view(
+                np.uint8)
+            cache.v_buf[cache.p_slot + at:cache.p_slot + at + nb] = rows.v8.reshape(-1).view(
+                np.uint8)
+            cache.k_scale[cache.length:cache.length + n] = rows.k_scale
+            cache.v_scale[cache.length:cache.length + n] = rows.v_scale
+            cache.k_buf.flush()
+            cache.v_buf.flush()
+            cache.length += n
+
+        # -- one call ----------------------------------------------------------------------
+        def run(self, mode: int, cache: AttnCache, block: np.ndarray,
+                timeout_s: float = 10.0) -> tuple[np.ndarray, Timing]:
+            """One call over the cache's ``length`` positions: int32 ``[T, H, G]`` (MODE 0,
+            ``block`` q int8 ``[H, G, D]``) or ``[H, D, G]`` (MODE 1, ``block`` p uint8
+            ``[T, H, G]``), and its Timing."""
+            if self.dma is None:
+                raise OverlayError(f"{cache.name}: no DMA attached (use open_attention)")
+            c = self.config
+            t, h = cache.length, cache.kv_heads
+            what = f"kv_attn {cache.name} MODE {mode} T={t} H={h}"
+            if t < 1:
+                raise OverlayError(f"{what}: the cache is empty")
+            blk = np.asarray(block)
+            if mode == MODE_SCORES:
+                want, dtype, buf, slot = (h, c.g, c.d), np.int8, cache.k_buf, cache.q_slot
+            elif mode == MODE_XV:
+                want, dtype, buf, slot = (t, h, c.g), np.uint8, cache.v_buf, cache.p_slot
+            else:
+                raise OverlayError(f"{what}: mode must be 0 (scores) or 1 (x V)")
+            if blk.dtype != dtype or blk.shape != want:
+                raise OverlayError(f"{what}: block {blk.dtype} {blk.shape}, expected "
+                                   f"{np.dtype(dtype)} {want}")
+            beat = KV_ATTN_BEAT_BYTES
+            nblk = math.ceil(blk.size / beat) * beat
+            start = slot - nblk
+            padded = np.zeros(nblk, np.uint8)
+            padded[:blk.size] = blk.reshape(-1).view(np.uint8)
+            buf[start:slot] = padded
+            buf.flush()
+            nbytes = nblk + t * cache.row_bytes
+            out_bytes = kv_attn_output_beats(mode, t, h, c.d) * 4 * c.g
+            if self._out is None or self._out.nbytes < out_bytes:
+                self._out = self._allocate(out_bytes)
+            deadline = time.monotonic() + timeout_s
+            r = kv_attn_regs
+            for off, val in ((r.MODE, mode), (r.T, t), (r.H, h)):
+                self.write(off, val)
+            before = self.counters()
+            t0 = time.perf_counter()
+            recv, send = self.dma.recvchannel, self.dma.sendchannel
+            recv.transfer(self._out, 0, out_bytes)
+            self.write(r.CTRL, r.AP_START)
+            chunk = (self.dma.buffer_max_size // beat) * beat
+            for at in range(start, start + nbytes, chunk):
+                send.transfer(buf, at, min(chunk, start + nbytes - at))
+                self._wait_idle(send, what, deadline, "the input stream (MM2S)")
+                send.wait()
+            self._wait_idle(recv, what, deadline, "results (S2MM)")
+            recv.wait()
+            while not self.read(r.CTRL) & r.AP_DONE:
+                self._check_deadline(what, deadline, "ap_done")
+            wall = time.perf_counter() - t0
+            if self.read(r.STATUS) & r.STATUS_ERR:
+                raise OverlayError(f"{what}: the unit refused the call (TMAX {c.tmax}, "
+                                   f"HMAX {c.hmax})")
+            busy, stall_in, stall_out = (a - b for a, b in zip(self.counters(), before,
+                                                                 strict=True))
+            if recv.transferred != out_bytes:
+                raise OverlayError(f"{what}: received {recv.transferred} result bytes, "
+                                   f"expected {out_bytes}")
+            y = parse_kv_attn_output(mode, np.asarray(self._out[:out_bytes]), t, h, c.g, c.d)
+            return y, Timing(wall, busy, stall_in, stall_out, self.clock_mhz)
+
+        def attention_step(self, cache: AttnCache, q: np.ndarray, timeout_s: float = 10.0
+                           ) -> tuple[AttnStep, tuple[Timing, Timing]]:
+            """Both calls of one step with the PS softmax between (``run_step``): the step's
+            every number, and the two calls' Timings (MODE 0, MODE 1)."""
+            timings: list[Timing] = []
+
+            def call(mode: int, block: np.ndarray, _rows: np.ndarray) -> np.ndarray:
+                y, tm = self.run(mode, cache, block, timeout_s)
+                timings.append(tm)
+                return y
+
+            step = run_step(np.asarray(q, dtype=np.float32), cache.rows(), call)
+            return step, (timings[0], timings[1])
+
+        def _wait_idle(self, channel, what: str, deadline: float, waiting: str) -> None:
+            while not channel.idle:
+                if channel.error:
+                    channel.wait()   # raises pynq's description of the DMA error
+                self._check_deadline(what, deadline, waiting)
+
+        def _check_deadline(self, what: str, deadline: float, waiting: str) -> None:
+            if time.monotonic() > deadline:
+                ctrl = self.read(kv_attn_regs.CTRL)
+                raise OverlayTimeout(
+                    f"{what}: timed out waiting for {waiting} (kv_attn CTRL={ctrl:#x}, "
+                    f"MM2S status={self.dma.mmio.read(0x04):#x}, "
+                    f"S2MM status={self.dma.mmio.read(0x34):#x})")
+
+    return KvAttn

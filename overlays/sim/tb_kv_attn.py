@@ -53,7 +53,11 @@ def pause_pattern(seed: int, busy_fraction: float) -> itertools.cycle:
 
 
 def case_data(case: dict, g: int, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """The case's block (q or p) and cache (K or V), random from its seed."""
+    """The case's block (q or p) and cache (K or V): given (``data``, an .npz with ``block``
+    and ``cache``, e.g. one call of a PS-driven attention step), else random from its seed."""
+    if case.get("data"):
+        with np.load(case["data"]) as z:
+            return z["block"], z["cache"]
     rng = np.random.default_rng(case["seed"])
     t, h = case["t"], case["h"]
     cache = rng.integers(-128, 128, size=(t, h, d), dtype=np.int8)
@@ -160,6 +164,8 @@ async def run_call(unit: Unit, cfg: regs.AttnConfig, case: dict) -> dict:
         return rec
     got = parse_kv_attn_output(mode, b"".join(bytes(f.tdata) for f in frames), t, h,
                                cfg.g, cfg.d)
+    if case.get("out"):
+        np.save(case["out"], got)   # the results themselves, for a caller that goes on with them
     want = kv_attn_reference(mode, block, cache)
     bad = np.argwhere(got != want)
     rec["mismatches"] = len(bad)
