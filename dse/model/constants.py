@@ -234,7 +234,8 @@ class CostConstants:
         "(2 loads, combine, 2 stores, ~4 cycles), the NEON max of ReLU(gate) and |up| (~3 "
         "cycles), then three scalar passes each followed by a max reduction: shift, square "
         "(~7 cycles), shift x up (~4), shift x |gamma| (~4) under the A53's dual-issue limits "
-        "(one load/store and one multiply a cycle): 22 cycles. Derived, not fitted",
+        "(one load/store and one multiply a cycle): 22 cycles. Derived, not fitted; a board log's "
+        "fit may free it (an effective rate with the stalls the source reports there)",
         "shift_scan_syncs_per_layer": "counted in the same code: one pool dispatch for the beats "
         "and maxima, one for the passes and three barriers between them; each costs "
         "native_op_overhead_us",

@@ -39,6 +39,7 @@ BOUNDS = {
     "native_op_overhead_us": (0.0, 1e4),
     "native_topk_cycles_per_elem": (0.0, 1e4),
     "native_attn_layer_overhead_us": (0.0, 1e4),
+    "native_shift_scan_cycles_per_elem": (0.0, 1e4),
 }
 
 
@@ -94,7 +95,7 @@ SOURCE_PARAMS = {
               "native_call_overhead_us", "run_burst_us", "axi_lite_access_us",
               "cache_maint_bytes_per_s", "ps_memory_bandwidth_gb_s",
               "native_op_overhead_us", "native_topk_cycles_per_elem",
-              "native_attn_layer_overhead_us"),
+              "native_attn_layer_overhead_us", "native_shift_scan_cycles_per_elem"),
 }
 
 
