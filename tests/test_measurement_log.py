@@ -57,21 +57,22 @@ def test_kv260_fit(kv260_fit):
     _, res = kv260_fit
     by_id = {r.id: r for r in res.entries}
     token = by_id["decode.token"]
-    # bar of the calibration issue: the composed token within 5% after the fit (today -1.9%)
+    # bar of the calibration issue: the composed token within 5% after the fit (today -0.0%)
     assert token.status == "composed" and abs(token.error_after) < 0.05
     assert 0 < token.measured_fraction < 0.1  # 96% of the composed token is modelled
     # within 15% after the fit: the PL side, the head's stage 2, the hand-off items and the
-    # 360-position attention (the K-transposed fp32 kernel's slope)
+    # attention at 65 and 360 positions (the K-transposed fp32 kernel's slope plus a per-layer
+    # overhead that does not grow with the context)
     for eid in ("decode.weight_stream", "decode.head_stream", "decode.run_overhead",
                 "decode.head_topk", "decode.activation_loads", "decode.sums_readout",
-                "decode.attention.360"):
+                "decode.attention", "decode.attention.360"):
         assert by_id[eid].status == "fitted" and abs(by_id[eid].error_after) < 0.15, eid
+    assert res.params["native_attn_layer_overhead_us"].value > 0
     # what stays outside 15% after the fit, held at today's figures so a change shows: one
-    # per-node overhead cannot serve both the norms (too high) and the attention at 65
-    # positions (too low); the shift scan is under its instruction count
-    assert by_id["decode.attention"].error_after == pytest.approx(-0.317, abs=0.02)
-    assert by_id["decode.norms"].error_after == pytest.approx(0.322, abs=0.02)
-    assert by_id["decode.shift_scan"].error_after == pytest.approx(-0.254, abs=0.02)
+    # per-node overhead serves the norms (too high) and the shift scan's pool syncs (too
+    # low); the shift scan is under its instruction count
+    assert by_id["decode.norms"].error_after == pytest.approx(0.253, abs=0.02)
+    assert by_id["decode.shift_scan"].error_after == pytest.approx(-0.301, abs=0.02)
     for name, p in res.params.items():
         assert p.stderr is not None and p.stderr >= 0, name
         assert p.value >= 0, name
