@@ -1,16 +1,17 @@
 """Benchmark: how far kv_attn's integer attention is from float32 attention, by context.
 
-The unit computes decode attention from an int8 KV cache (one scale per position and kv
-head), int8 q (one scale per query head) and uint8 probabilities folded with the V scales
-(one scale per query head), with the softmax in float on the PS (dse/packing/kv_attn_step.py,
+The unit computes decode attention from an int8 KV cache (one scale per position and kv head),
+int8 q (one scale per query head) and uint16 probabilities folded with the V scales (one scale
+per query head, sum / 65535), with the softmax in float on the PS (dse/packing/kv_attn_step.py,
 bit-exact with the RTL and the driver). This measures the output's relative L2 error per query
-head, ``|o - o_ref| / |o_ref|`` against float32 attention on the same float q, K, V, over random
-cases at contexts 16..4096 with BitNet-2B-4T's shape (20 query heads, 5 kv heads, D = 128),
-for four arithmetics: ``unit`` (what the unit does), ``kv_int8`` (int8 KV cache only: float q,
-softmax and p; the cache's own error), ``kv_q_int8`` (int8 KV and q, float p: the unit without
-the p quantization) and ``whatif_uint16_p`` (the unit with 16-bit p, computed in numpy: the
-RTL contract is uint8 and is not changed). Per context: median, p95 and max over all heads of
-all cases, and the probability mass uint8 p rounds to zero.
+head, ``|o - o_ref| / |o_ref|`` against float32 attention on the same float q, K, V, over
+random cases at contexts 16..4096 with BitNet-2B-4T's shape (20 query heads, 5 kv heads, D =
+128), for four arithmetics: ``unit`` (what the unit does: register map version 2, uint16 p),
+``kv_int8`` (int8 KV cache only: float q, softmax and p; the cache's own error), ``kv_q_int8``
+(int8 KV and q, float p: the unit without the p quantization) and ``v1_uint8_p`` (the version-1
+contract, uint8 p with max / 255 scaling, computed in numpy for comparison). Per context:
+median, p95 and max over all heads of all cases, and the probability mass each p quantization
+rounds to zero.
 
 No model weights are available here (none may be downloaded), so q, K and V are synthetic:
 Gaussian channels, plus what K caches show in real models: a few outlier channels (4 of 128
@@ -39,7 +40,6 @@ from dse.packing.kv_attn_step import (
     attention_output,
     attention_step_reference,
     float_attention,
-    fold_p,
     quantize_q,
     softmax_probs,
 )
@@ -50,7 +50,7 @@ CONTEXTS = (16, 64, 256, 1024, 4096)
 OUTLIER_CHANNELS = 4
 #: (logit std target, attention sink): the regimes each context cycles through.
 REGIMES = ((1.0, False), (3.0, False), (6.0, False), (1.0, True), (3.0, True), (6.0, True))
-VARIANTS = ("unit", "kv_int8", "kv_q_int8", "whatif_uint16_p")
+VARIANTS = ("unit", "kv_int8", "kv_q_int8", "v1_uint8_p")
 
 
 def make_case(rng: np.random.Generator, t: int, logit_std: float, sink: bool
@@ -82,9 +82,19 @@ def make_case(rng: np.random.Generator, t: int, logit_std: float, sink: bool
     return q, k, v
 
 
+def fold_p_uint8(probs: np.ndarray, v_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The version-1 p quantization, kept here for the comparison: folded weights over
+    0..255 with each query head's max at 255 (so a weight under max/510 becomes 0)."""
+    w = (probs * v_scale[:, :, None]).astype(np.float32)
+    scale = (w.max(axis=0) / np.float32(255)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
+    return np.clip(np.rint(w / safe[None]), 0, 255).astype(np.uint8), scale
+
+
 def variants(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple[dict[str, np.ndarray],
-                                                                      float]:
-    """Each arithmetic's output [20, 128], and the share of p mass uint8 rounds to zero."""
+                                                                      dict[str, float]]:
+    """Each arithmetic's output [20, 128], and the share of p mass each p quantization (the
+    unit's uint16, version 1's uint8) rounds to zero."""
     step = attention_step_reference(q, k, v)
     rows = step.rows
     kd = rows.k8 * rows.k_scale[..., None]
@@ -95,10 +105,11 @@ def variants(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple[dict[str, np.
     exact = np.einsum("thg,thd->hgd", probs.astype(np.float64),
                       vd.astype(np.float64)).reshape(HEADS, D)
     out["kv_q_int8"] = exact.astype(np.float32)
-    p16, ps16 = fold_p(probs, rows.v_scale, levels=65535)
-    sums16 = np.einsum("thg,thd->hdg", p16.astype(np.int64), rows.v8.astype(np.int64))
-    out["whatif_uint16_p"] = attention_output(sums16, ps16)
-    zeroed = float((probs * (step.p8 == 0)).sum(axis=0).mean())
+    p8, ps8 = fold_p_uint8(probs, rows.v_scale)
+    sums8 = np.einsum("thg,thd->hdg", p8.astype(np.int64), rows.v8.astype(np.int64))
+    out["v1_uint8_p"] = attention_output(sums8, ps8)
+    zeroed = {"unit": float((step.probs * (step.p16 == 0)).sum(axis=0).mean()),
+              "v1_uint8_p": float((probs * (p8 == 0)).sum(axis=0).mean())}
     return out, zeroed
 
 
@@ -118,13 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     for t in CONTEXTS:
         errs: dict[str, list[float]] = {name: [] for name in VARIANTS}
         by_regime: dict[str, list[float]] = {}
-        zeroed = []
+        zeroed: dict[str, list[float]] = {"unit": [], "v1_uint8_p": []}
         for i in range(args.cases_per_context):
             logit_std, sink = REGIMES[i % len(REGIMES)]
             q, k, v = make_case(rng, t, logit_std, sink)
             ref = float_attention(q, k, v).astype(np.float64)
             outs, z = variants(q, k, v)
-            zeroed.append(z)
+            for name, mass in z.items():
+                zeroed[name].append(mass)
             norm = np.linalg.norm(ref, axis=1)
             for name, o in outs.items():
                 rel = np.linalg.norm(o.astype(np.float64) - ref, axis=1) / norm
@@ -136,15 +148,17 @@ def main(argv: list[str] | None = None) -> int:
                "heads": args.cases_per_context * HEADS,
                "rel_l2": {name: stats(e) for name, e in errs.items()},
                "unit_by_regime_median": {k: float(np.median(v)) for k, v in by_regime.items()},
-               "p_mass_zeroed_by_uint8": stats(zeroed)}
+               "p_mass_zeroed": {name: stats(m) for name, m in zeroed.items()}}
         results.append(row)
         r = row["rel_l2"]
         print(f"T={t:5d}  unit median {r['unit']['median']:.4f} p95 {r['unit']['p95']:.4f} "
               f"max {r['unit']['max']:.4f} | kv_int8 median {r['kv_int8']['median']:.4f} "
               f"p95 {r['kv_int8']['p95']:.4f} | kv_q_int8 median "
-              f"{r['kv_q_int8']['median']:.4f} | uint16 p median "
-              f"{r['whatif_uint16_p']['median']:.4f} p95 {r['whatif_uint16_p']['p95']:.4f} | "
-              f"p mass zeroed median {row['p_mass_zeroed_by_uint8']['median']:.4f}")
+              f"{r['kv_q_int8']['median']:.4f} | v1 uint8 p median "
+              f"{r['v1_uint8_p']['median']:.4f} p95 {r['v1_uint8_p']['p95']:.4f} max "
+              f"{r['v1_uint8_p']['max']:.4f} | p mass zeroed max: unit "
+              f"{row['p_mass_zeroed']['unit']['max']:.2e}, uint8 "
+              f"{row['p_mass_zeroed']['v1_uint8_p']['max']:.4f}")
     doc = __doc__.split("\n\n")
     out = ROOT / "bench" / "results" / "kv_attn_accuracy.json"
     out.write_text(json.dumps({

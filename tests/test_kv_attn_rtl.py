@@ -3,12 +3,13 @@
 Four builds: a small one (G=4, D=32, HMAX=2, TMAX=64); BitNet-2B-4T's shape (G=4, D=128,
 HMAX=5, TMAX=64: the real q banks and 2048-bit accumulator words, few positions so it builds
 and runs fast); G=1 with D=16 (one beat a row: with H=1 every V beat read-modify-writes the
-same accumulator word as the one before it, and every K beat is a result); G=8 with D=16
-(two p rows a beat). Each build runs all its cases in one simulator process
-(overlays/sim/sim.py, builds cached in overlays/sim/sim_build); the tests judge the records.
+same accumulator word as the one before it, and every K beat is a result; eight p rows a beat);
+G=8 with D=16 (one p row a beat: a new p word every V row). Each build runs all its cases in
+one simulator process (overlays/sim/sim.py, builds cached in overlays/sim/sim_build); the tests
+judge the records.
 
 Checked, for both modes: every result bit-exact against ``kv_attn_reference`` (random data
-over the full int8/uint8 ranges, and all-extreme data for the largest sums), TLAST only on
+over the full int8/uint16 ranges, and all-extreme data for the largest sums), TLAST only on
 the call's last beat; busy cycles exactly ``kv_attn_cycles(...)`` with the template's
 latency and no stall counted when nothing pauses; under random backpressure on both streams
 results still exact and busy exactly ``kv_attn_cycles + stall_in + stall_out``; edge shapes
@@ -166,8 +167,9 @@ def test_busy_cycles_are_the_formula(records, key, name):
 def test_2b4t_decode_cycles(records):
     """The 2B-4T shape at T=64: the numbers the model prices a decode step's attention with."""
     b = BUILDS["2b4t"]
+    # MODE 1's p block: 64 x 5 x 4 uint16 = 2560 bytes = 160 beats
     for mode, want in ((MODE_SCORES, 5 * 4 * 8 + 64 * 5 * 8 + LATENCY),
-                       (MODE_XV, 80 + 64 * 5 * 8 + LATENCY + 5 * 128)):
+                       (MODE_XV, 160 + 64 * 5 * 8 + LATENCY + 5 * 128)):
         rec = _record(records, "2b4t", f"m{mode}_tmax_hmax")
         assert rec["busy"] == want == kv_attn_cycles(mode, 64, 5, b.g, b.d, LATENCY), rec
 
@@ -196,12 +198,14 @@ def test_sink_only_backpressure_fills_the_fifo(records):
 
 
 def test_extreme_sums_are_large(records):
-    """The all-extreme cases reach sums beyond 2**20 (the 21-bit tree sum carried into 32)."""
+    """The all-extreme cases reach sums beyond 2**20 (the 21-bit tree sum carried into 32);
+    in MODE 1 65535 x -128 over TMAX positions, beyond 2**28 for TMAX=64 (the 25-bit
+    uint16 x int8 products sign-extended into the 32-bit accumulators)."""
     for key in BUILDS:
         for mode in (MODE_SCORES, MODE_XV):
             rec = _record(records, key, f"m{mode}_extreme")
             b = BUILDS[key]
-            want = 128 * 128 * b.d if mode == MODE_SCORES else 255 * 128 * b.tmax
+            want = 128 * 128 * b.d if mode == MODE_SCORES else 65535 * 128 * b.tmax
             assert rec["max_abs"] == want and rec["mismatches"] == 0, rec
 
 
@@ -260,14 +264,19 @@ def test_stream_beats_are_the_formula_terms(mode, t, h, g, d):
     rng = np.random.default_rng(t * h * g)
     cache = rng.integers(-128, 128, size=(t, h, d), dtype=np.int8)
     block = (rng.integers(-128, 128, size=(h, g, d), dtype=np.int8) if mode == MODE_SCORES
-             else rng.integers(0, 256, size=(t, h, g), dtype=np.uint8))
+             else rng.integers(0, 65536, size=(t, h, g), dtype=np.uint16))
     beats = kv_attn_input_stream(mode, block, cache)
     extra = kv_attn_output_beats(mode, t, h, d) if mode == MODE_XV else 0
     assert beats.shape[0] + 9 + extra == kv_attn_cycles(mode, t, h, g, d, 9)
     # the first beats are the block's bytes, then K/V rows in (t, h) order
     nblk = beats.shape[0] - t * h * d // 16
     assert bytes(beats[nblk:].ravel()) == cache.tobytes()
-    assert bytes(beats[:nblk].ravel())[:block.size] == block.tobytes()
+    blk = bytes(beats[:nblk].ravel())
+    assert blk[:block.nbytes] == block.astype(block.dtype.newbyteorder("<")).tobytes()
+    assert not any(blk[block.nbytes:])                    # the last block beat zero-padded
+    if mode == MODE_XV:   # uint16 p, 8 a beat, little-endian
+        assert nblk == -(-t * h * g // 8)
+        assert int(beats[0, 0]) | int(beats[0, 1]) << 8 == int(block.reshape(-1)[0])
     want = kv_attn_reference(mode, block, cache)
     assert np.array_equal(parse_kv_attn_output(mode, want.astype("<i4").tobytes(), t, h, g, d),
                           want)

@@ -17,10 +17,12 @@ from dse.packing.kv_attn_step import (
     attention_step_reference,
     float_attention,
     fold_p,
+    p_code_sum_bound,
     quantize_kv,
     quantize_q,
     quantize_rows,
     softmax_probs,
+    xv_sum_bound,
 )
 
 
@@ -71,23 +73,61 @@ def test_softmax_is_the_dequantized_float_softmax():
 
 
 def test_folded_p_integer_sum_is_the_float_sum_within_the_rounding_bound():
-    """sum_t p8 * V8 * p_scale equals sum_t p * v_scale * V8 up to half a p step per term,
-    and each query head's largest folded weight is code 255."""
+    """sum_t p16 * V8 * p_scale equals sum_t p * v_scale * V8 up to half a p step per term;
+    each query head's codes sum to 65535 within the rounding bound (scale = sum / 65535)."""
     _, k, v = _data(4, 300, 2, 4, 32)
     rows = quantize_kv(k, v)
     rng = np.random.default_rng(5)
     probs = rng.dirichlet(np.ones(300), size=(2, 4)).transpose(2, 0, 1).astype(np.float32)
-    p8, ps = fold_p(probs, rows.v_scale)
-    assert p8.dtype == np.uint8 and (p8.max(axis=0) == 255).all()
-    sums = kv_attn_reference(1, p8, rows.v8)
+    p16, ps = fold_p(probs, rows.v_scale)
+    assert p16.dtype == np.uint16 and ps.shape == (2, 4)
+    total = p16.sum(axis=0, dtype=np.int64)
+    assert (np.abs(total - 65535) <= 300 / 2 + 1).all() and (total <= p_code_sum_bound(300)).all()
+    sums = kv_attn_reference(1, p16, rows.v8)
     out = attention_output(sums, ps)
     exact = np.einsum("thg,thd->hgd", probs.astype(np.float64) * rows.v_scale[..., None],
                       rows.v8.astype(np.float64)).reshape(8, 32)
     bound = (ps.reshape(8, 1) * 0.5 * np.abs(rows.v8).sum(axis=0).repeat(4, axis=0)
              .reshape(2, 32, 4).transpose(0, 2, 1).reshape(8, 32)) * 1.001 + 1e-6
     assert (np.abs(out - exact) <= bound).all()
-    p16, _ = fold_p(probs, rows.v_scale, levels=65535)
-    assert p16.dtype == np.uint16 and p16.max() == 65535
+
+
+def test_one_position_takes_the_whole_code_range():
+    """A query head with all its mass on one position gets code 65535 there (no clamp)."""
+    probs = np.zeros((5, 1, 2), np.float32)
+    probs[3, 0, :] = 1.0
+    p16, ps = fold_p(probs, np.full((5, 1), 0.02, np.float32))
+    assert p16[3, 0].tolist() == [65535, 65535] and not p16[[0, 1, 2, 4]].any()
+    np.testing.assert_allclose(ps, 0.02 / 65535, rtol=1e-6)
+
+
+def test_adversarial_p_stays_inside_the_int32_bound():
+    """The worst case for the MODE 1 sums: T = 16384 (the template's largest TMAX), one
+    position holding most of the mass and every other one folded to just above half a code,
+    so each rounds up (+0.5 a position: the codes sum to ~65535 + T/2), and V all -128. The
+    codes stay within ``p_code_sum_bound``, the exact sums within ``xv_sum_bound`` and far
+    inside int32, and the unit's int32 result equals the exact int64 sum (no wrap)."""
+    t = 16384
+    half = 0.5 + 1e-3
+    tail = half / 65535                                 # a tail weight's share of the sum
+    probs = np.full((t, 1, 1), tail, np.float32)
+    probs[0] = 1.0 - tail * (t - 1)
+    p16, _ = fold_p(probs, np.ones((t, 1), np.float32))
+    total = int(p16.sum(dtype=np.int64))
+    assert (p16[1:] == 1).all()                         # every tail weight rounded up
+    assert 65535 + t / 2 - 200 < total <= p_code_sum_bound(t)
+    v8 = np.full((t, 1, 16), -128, np.int8)
+    exact = np.einsum("thg,thd->hdg", p16.astype(np.int64), v8.astype(np.int64))
+    assert np.abs(exact).max() == 128 * total <= xv_sum_bound(t) < 0.005 * (2**31 - 1)
+    assert np.array_equal(kv_attn_reference(1, p16, v8), exact)
+
+
+def test_fold_p_refuses_codes_out_of_bound():
+    """The bound is asserted, not clamped: a NaN probability (a broken softmax) is refused."""
+    probs = np.full((4, 1, 1), 0.25, np.float32)
+    probs[2] = np.nan
+    with pytest.raises(DseError, match="p codes out of their bound"):
+        fold_p(probs, np.ones((4, 1), np.float32))
 
 
 def test_output_layout():

@@ -316,7 +316,7 @@ def test_emulated_attn_step_bit_exact(t, h, g, d, tmax, hmax, chunks):
     assert cache.length == t
     step, (t0, t1) = unit.attention_step(cache, q)
     want = attention_step_reference(q, k, v)
-    for field in ("q8", "q_scale", "scores", "probs", "p8", "p_scale", "sums", "out"):
+    for field in ("q8", "q_scale", "scores", "probs", "p16", "p_scale", "sums", "out"):
         got, ref = getattr(step, field), getattr(want, field)
         assert got.dtype == ref.dtype and got.tobytes() == ref.tobytes(), field
     assert step.out.shape == (h * g, d) and step.out.dtype == np.float32
@@ -328,11 +328,12 @@ def test_emulated_attn_step_bit_exact(t, h, g, d, tmax, hmax, chunks):
     scores_call, xv_call = dev.attn.calls
     np.testing.assert_array_equal(scores_call["block"], want.q8)
     np.testing.assert_array_equal(scores_call["cache"], want.rows.k8)
-    np.testing.assert_array_equal(xv_call["block"], want.p8)
+    np.testing.assert_array_equal(xv_call["block"], want.p16)
+    assert xv_call["block"].dtype == np.uint16
     np.testing.assert_array_equal(xv_call["cache"], want.rows.v8)
     assert not xv_call["pad"].any()                       # the p block's last beat zero-padded
     # one transfer per call, ending where the rows end: block right before the rows
-    pblk = -(-t * h * g // 16) * 16
+    pblk = -(-t * h * g * 2 // 16) * 16                   # uint16 p: 2 bytes each
     assert dev.attn_dma.mm2s == [
         (cache.k_buf.physical_address + cache.q_slot - h * g * d, h * g * d + t * h * d),
         (cache.v_buf.physical_address + cache.p_slot - pblk, pblk + t * h * d)]
@@ -363,6 +364,25 @@ def test_emulated_attn_wrong_build_is_one_line():
     with pytest.raises(OverlayError, match=r"^not a kv_attn unit: ID reads 0x54474d56"):
         unit.new_cache(kv_heads=5, capacity=8)
     assert not unit.device.attn.calls
+
+
+@needs_pynq
+def test_emulated_attn_refuses_a_version_1_bitstream():
+    """A version-1 bitstream (uint8 p) would take the uint16 p block as twice as many uint8
+    and return wrong sums: the driver refuses it, one line, before any cache or call."""
+    from dse.hw import kv_attn_regs as kr
+    from dse.hw.pynq_driver import OverlayError
+
+    assert kr.VERSION_VALUE == 2
+    unit = _open_attn(g=4, d=128, hmax=5, tmax=64)
+    unit.device.attn.config_override = {kr.VERSION: 1}
+    with pytest.raises(OverlayError) as e:
+        unit.new_cache(kv_heads=5, capacity=8)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("kv_attn register map version 1, this driver "
+                                               "speaks 2 (uint16 p in MODE 1"), msg
+    assert "rebuild the overlay" in msg
+    assert not unit.device.attn.calls and not unit.device.attn_dma.mm2s
 
 
 @needs_pynq

@@ -27,7 +27,13 @@ from pynq.lib.dma import DMA
 
 from dse.hw import kv_attn_regs, regs
 from dse.model.engine import engine_cycles
-from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, kv_attn_cycles, kv_attn_reference
+from dse.model.kv_attn import (
+    KV_ATTN_BEAT_BYTES,
+    MODE_SCORES,
+    kv_attn_cycles,
+    kv_attn_p_beats,
+    kv_attn_reference,
+)
 from dse.packing.quant import golden_gemv
 from dse.packing.schemes import unpack_base3, unpack_i2
 from dse.packing.stream import (
@@ -233,7 +239,7 @@ class _AttnUnit:
         r = kv_attn_regs
         mode, t, h = (self.args[a] for a in (r.MODE, r.T, r.H))
         beat, g, d = KV_ATTN_BEAT_BYTES, self.g, self.d
-        nblk = h * g * d if mode == MODE_SCORES else math.ceil(t * h * g / beat) * beat
+        nblk = h * g * d if mode == MODE_SCORES else kv_attn_p_beats(t, h, g) * beat
         need = nblk + t * h * d
         if len(self.inbox) < need:
             return
@@ -243,12 +249,12 @@ class _AttnUnit:
         if mode == MODE_SCORES:
             block = raw[:nblk].view(np.int8).reshape(h, g, d)
         else:
-            block = raw[:t * h * g].reshape(t, h, g)
+            block = raw[:2 * t * h * g].view("<u2").astype(np.uint16).reshape(t, h, g)
         y = kv_attn_reference(mode, block, cache)
         self.outbox += y.astype("<i4").tobytes()   # MODE 0 (t, h, g), MODE 1 (h, d, g)
         self.busy += kv_attn_cycles(mode, t, h, g, d, r.PIPELINE_LATENCY)
         self.calls.append({"mode": mode, "t": t, "h": h, "block": block.copy(),
-                           "cache": cache.copy(), "pad": raw[t * h * g:nblk].copy()
+                           "cache": cache.copy(), "pad": raw[2 * t * h * g:nblk].copy()
                            if mode != MODE_SCORES else raw[:0].copy()})
         self.running = False
         self.done = True

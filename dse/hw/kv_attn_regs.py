@@ -45,6 +45,8 @@ ID_VALUE = 0x4B564154
 #: template has no attention unit).
 VERSION_VALUE: int | None = _ATTENTION.register_map_version if _ATTENTION else None
 PIPELINE_LATENCY: int | None = _ATTENTION.latency_cycles if _ATTENTION else None
+#: What the version this driver speaks changed (for the one-line refusal of another one).
+VERSION_NOTE = "uint16 p in MODE 1; version 1 streamed uint8 p"
 
 #: Every ADDR_* offset by its Verilog name suffix (for the RTL consistency test).
 OFFSETS = {
@@ -76,8 +78,10 @@ class AttnConfig:
             raise ValueError(f"not a kv_attn unit: ID reads {words.get(ID, 0):#010x}, "
                              f"expected {ID_VALUE:#010x}")
         if words.get(VERSION) != VERSION_VALUE:
+            # one line: a version-1 bitstream takes uint8 p and would return wrong sums
             raise ValueError(f"kv_attn register map version {words.get(VERSION)}, this "
-                             f"driver speaks {VERSION_VALUE}")
+                             f"driver speaks {VERSION_VALUE} ({VERSION_NOTE}): rebuild the "
+                             f"overlay (make ... ATTN=1)")
         return cls(g=words[G], d=words[D], hmax=words[HMAX], tmax=words[TMAX],
                    stream_bits=words[STREAM_BITS], latency=words[LATENCY],
                    out_depth=words[OUT_DEPTH])

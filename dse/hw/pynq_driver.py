@@ -46,7 +46,7 @@ import numpy as np
 
 from dse.hw import kv_attn_regs, regs
 from dse.model.engine import row_split
-from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, MODE_XV
+from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, MODE_XV, kv_attn_p_beats
 from dse.packing.kv_attn_step import AttnStep, KvRows, quantize_kv, run_step
 from dse.packing.kv_attn_stream import kv_attn_output_beats, parse_kv_attn_output
 from dse.packing.stream import activation_beats, parse_output_stream, weight_tiles
@@ -452,7 +452,8 @@ class AttnCache:
 
     Each buffer is ``slot`` bytes then ``capacity`` positions of rows ``[H, D]`` int8 in (t, h)
     order (the order both calls stream them). The K buffer's slot holds the largest q block
-    (``H*G*D`` bytes), the V buffer's the largest p block (``ceil(capacity*H*G/16)`` beats):
+    (``H*G*D`` bytes), the V buffer's the largest p block (``ceil(capacity*H*G/8)`` beats of
+    uint16):
     a call writes its block into the end of the slot, so block and rows are one contiguous,
     beat-aligned range (the DMA has no realignment engine). Scales stay on the PS.
     """
@@ -483,10 +484,10 @@ class AttnCache:
 
 
 def attn_slots(group: int, head_dim: int, kv_heads: int, capacity: int) -> tuple[int, int]:
-    """(q slot, p slot) in bytes: the largest block of each mode, in whole 16-byte beats."""
-    beat = KV_ATTN_BEAT_BYTES
+    """(q slot, p slot) in bytes: the largest block of each mode, in whole 16-byte beats
+    (the p block holds 2 bytes per probability)."""
     return (kv_heads * group * head_dim,
-            math.ceil(capacity * kv_heads * group / beat) * beat)
+            kv_attn_p_beats(capacity, kv_heads, group) * KV_ATTN_BEAT_BYTES)
 
 
 _ATTN_CLASS: type | None = None
@@ -607,8 +608,8 @@ def _define_attn(pynq) -> type:
         def run(self, mode: int, cache: AttnCache, block: np.ndarray,
                 timeout_s: float = 10.0) -> tuple[np.ndarray, Timing]:
             """One call over the cache's ``length`` positions: int32 ``[T, H, G]`` (MODE 0,
-            ``block`` q int8 ``[H, G, D]``) or ``[H, D, G]`` (MODE 1, ``block`` p uint8
-            ``[T, H, G]``), and its Timing."""
+            ``block`` q int8 ``[H, G, D]``) or ``[H, D, G]`` (MODE 1, ``block`` p uint16
+            ``[T, H, G]``, streamed little-endian), and its Timing."""
             if self.dma is None:
                 raise OverlayError(f"{cache.name}: no DMA attached (use open_attention)")
             c = self.config
@@ -620,17 +621,18 @@ def _define_attn(pynq) -> type:
             if mode == MODE_SCORES:
                 want, dtype, buf, slot = (h, c.g, c.d), np.int8, cache.k_buf, cache.q_slot
             elif mode == MODE_XV:
-                want, dtype, buf, slot = (t, h, c.g), np.uint8, cache.v_buf, cache.p_slot
+                want, dtype, buf, slot = (t, h, c.g), np.uint16, cache.v_buf, cache.p_slot
             else:
                 raise OverlayError(f"{what}: mode must be 0 (scores) or 1 (x V)")
             if blk.dtype != dtype or blk.shape != want:
                 raise OverlayError(f"{what}: block {blk.dtype} {blk.shape}, expected "
                                    f"{np.dtype(dtype)} {want}")
             beat = KV_ATTN_BEAT_BYTES
-            nblk = math.ceil(blk.size / beat) * beat
+            raw = blk.astype(blk.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+            nblk = math.ceil(raw.size / beat) * beat
             start = slot - nblk
             padded = np.zeros(nblk, np.uint8)
-            padded[:blk.size] = blk.reshape(-1).view(np.uint8)
+            padded[:raw.size] = raw
             buf[start:slot] = padded
             buf.flush()
             nbytes = nblk + t * cache.row_bytes

@@ -39,7 +39,13 @@ from dse.model.engine import (
     engine_resources,
     link_limit_error,
 )
-from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, MODE_XV, kv_attn_cycles
+from dse.model.kv_attn import (
+    KV_ATTN_BEAT_BYTES,
+    MODE_SCORES,
+    MODE_XV,
+    kv_attn_cycles,
+    kv_attn_p_beats,
+)
 from dse.model.msg import Msg, msg
 from dse.model.ops import (
     COMPONENT,
@@ -175,7 +181,8 @@ def attention_work(unit: AttentionUnit, design: EngineDesign, wl: Workload, scen
     results' cache invalidation; the rescale only for the x V sums, as the softmax scales the
     scores itself). The inputs the PS writes (q, p, the token's new K/V rows) go through the
     uncached mapping as an engine's activations do. The PS folds the softmax's probabilities
-    with the V scales into uint8 p, one multiply and convert per element, priced as a rescale;
+    with the V scales into uint16 p (2 bytes each in the p block), one multiply and convert
+    per element, priced as a rescale;
     the softmax stays an operator on the PS. Prefill runs one query position per call pair,
     at each position's own context (the mean, as the cycle count is linear in it).
     """
@@ -186,7 +193,7 @@ def attention_work(unit: AttentionUnit, design: EngineDesign, wl: Workload, scen
     launch = launch_us(board, c, runtime)
     rows = t * h * d
     score_in = h * g * d + rows
-    xv_in = math.ceil(t * h * g / KV_ATTN_BEAT_BYTES) * KV_ATTN_BEAT_BYTES + rows
+    xv_in = kv_attn_p_beats(t, h, g) * KV_ATTN_BEAT_BYTES + rows
     pl = sum(max(kv_attn_cycles(mode, t, h, g, d, lat) / design.clock_hz,
                  nbytes / board.ddr_bytes_per_s)
              for mode, nbytes in ((MODE_SCORES, score_in), (MODE_XV, xv_in)))
@@ -201,16 +208,16 @@ def attention_work(unit: AttentionUnit, design: EngineDesign, wl: Workload, scen
 
 def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:
     """The unit's fabric, counted from what overlays/rtl/kv_attn.v infers (overlays/KV_ATTN.md
-    "Resources"; no synthesis): one DSP48E2 per int8 MAC, the p block in 128-bit wide block
-    RAM (4 BRAM36 columns per 1,024 words), the accumulator and q banks in LUT RAM (one LUT
-    per bit per 64 words), a 32-bit adder per MAC, fixed control, adder tree and result FIFO,
-    and its own AXI DMA."""
+    "Resources"; no synthesis): one DSP48E2 per MAC, the p block (2 bytes per uint16 p) in
+    128-bit wide block RAM (4 BRAM36 columns per 1,024 words), the accumulator and q banks in
+    LUT RAM (one LUT per bit per 64 words), a 32-bit adder per MAC, fixed control, adder tree
+    and result FIFO, and its own AXI DMA."""
     g = unit.group
     words = unit.max_kv_heads * unit.head_dim // KV_ATTN_BEAT_BYTES  # q / accumulator depth
     lutram = (512 * g + 128 * g) * math.ceil(words / 64)
-    p_words = math.ceil(unit.max_positions * unit.max_kv_heads * g / KV_ATTN_BEAT_BYTES)
+    p_words = kv_attn_p_beats(unit.max_positions, unit.max_kv_heads, g)
     return Resources(lut=c.attn_lut_fixed + lutram + unit.macs_per_clock * 32 + c.dma_lut,
-                     ff=c.attn_ff_fixed + unit.macs_per_clock * 17 * 3 + 128 * g + c.dma_ff,
+                     ff=c.attn_ff_fixed + unit.macs_per_clock * 25 * 3 + 128 * g + c.dma_ff,
                      bram36=4 * math.ceil(p_words / 1024) + c.dma_bram36,
                      dsp=unit.macs_per_clock)
 

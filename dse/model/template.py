@@ -42,7 +42,8 @@ class AttentionTemplate:
 
     ``latency_cycles`` is the ``latency`` of ``dse.model.kv_attn.kv_attn_cycles`` (the RTL's
     LATENCY localparam, a test holds them equal). The unit's input stream is one HP-port beat
-    of 16 int8 (``stream_bits``); its result stream is 32*G bits. It is attached with its own
+    of 16 int8 (``stream_bits``; 8 uint16 in MODE 1's p block, the layout of
+    ``register_map_version`` 2); its result stream is 32*G bits. It is attached with its own
     AXI DMA sharing engine 0's HP port through that engine's data SmartConnect: in a decode
     step the engines and the unit never run at the same time, so they need no port of their
     own (``attach_dma``, ``attach_port``).

@@ -9,9 +9,9 @@ kv heads (GQA group ``G = heads / kv_heads``), head dim ``D`` and ``T`` cached p
 2. q is quantized to int8 with one scale per query head (``quantize_q``);
 3. MODE 0 returns int32 scores ``q8 . K8`` per (t, kv head, query head);
 4. the PS turns them into probabilities in float (``softmax_probs``);
-5. it folds each row's V scale into the probabilities and quantizes them to uint8 with one
+5. it folds each row's V scale into the probabilities and quantizes them to uint16 with one
    scale per query head (``fold_p``), so MODE 1's integer sums are the float ``p . V``;
-6. MODE 1 returns int32 ``sum_t p8 * V8`` per (kv head, d, query head);
+6. MODE 1 returns int32 ``sum_t p16 * V8`` per (kv head, d, query head);
 7. the PS rescales them into the float output (``attention_output``).
 
 ``run_step`` composes them around any implementation of the unit's two calls (the bit-exact
@@ -34,8 +34,26 @@ from dse.model.kv_attn import MODE_SCORES, MODE_XV, kv_attn_reference
 #: Largest int8 magnitude used: symmetric [-127, 127], so -x is always representable and the
 #: products' range is symmetric (no -128 * -128 corner).
 INT8_MAX = 127
-#: Largest uint8 probability code of MODE 1's p block.
-UINT8_MAX = 255
+#: What each query head's uint16 p codes of MODE 1's p block sum to (before rounding).
+P_SUM = 65535
+#: Largest int8 magnitude the unit accepts in a V row (the PS's own rows stop at 127).
+V_ABS_MAX = 128
+INT32_MAX = 2**31 - 1
+
+
+def p_code_sum_bound(positions: int) -> float:
+    """The most a query head's p codes can sum to (``fold_p``): 65535 before rounding, plus at
+    most half a code per position from round-to-nearest, plus 1 for float32 rounding of the
+    scale and the quotients (relative errors of ~1e-7 on a sum of 65535: far below 1)."""
+    return P_SUM + positions / 2 + 1
+
+
+def xv_sum_bound(positions: int) -> float:
+    """The largest |MODE 1 sum| a PS-made p can give: ``128 * p_code_sum_bound(T)``. At the
+    template's largest TMAX (16384) that is 9.44e6, 0.44% of int32's 2**31 - 1 and below 2**24
+    (so the sums also convert to float32 exactly); int32 would only be reached at
+    T ~ 3.3e7."""
+    return V_ABS_MAX * p_code_sum_bound(positions)
 
 #: One call of the unit: (mode, block, cache int8 [T, H, D]) -> int32 results, as
 #: ``kv_attn_reference`` defines them.
@@ -123,23 +141,34 @@ def softmax_probs(scores: np.ndarray, q_scale: np.ndarray, k_scale: np.ndarray,
     return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
-def fold_p(probs: np.ndarray, v_scale: np.ndarray, levels: int = UINT8_MAX
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """MODE 1's p block: (codes ``[T, H, G]``, float32 scale per query head ``[H, G]``).
+def fold_p(probs: np.ndarray, v_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MODE 1's p block: (uint16 codes ``[T, H, G]``, float32 scale per query head ``[H, G]``).
 
     Each position's V row is ``v_scale[t, h] * V8[t, h]``, so ``sum_t p * V`` equals
     ``sum_t (p * v_scale) * V8``: folding the row's V scale into its probability leaves one
-    integer sum over t per output, which is what the unit computes. The folded weights are
-    quantized over ``0..levels`` with one scale per query head (their max maps to ``levels``),
-    round to nearest: a weight below half a step becomes 0, which is what loses accuracy when
-    a peaked distribution leaves a long tail of tiny weights. ``levels`` is 255 (uint8) for the
-    unit; the accuracy bench also asks what 65535 (uint16) would give.
+    integer sum over t per output, which is what the unit computes. The folded weights ``w``
+    are quantized with one scale per query head, ``sum_t w / 65535``, round to nearest.
+
+    Why the sum and not the max sets the scale: the codes of a query head then sum to
+    ``65535 + (at most half a code per position)``, whatever the distribution, so every MODE 1
+    sum is bounded by ``128 * (65535 + T/2 + 1)`` (``xv_sum_bound``, 9.4e6 at T=16384): int32
+    never overflows and no clamp is needed (asserted here, not clamped). Each code is at most
+    65535 because no weight exceeds the sum. A weight is lost to rounding only below half a
+    step, 1/131070 of the head's folded mass, where uint8 max-scaling (register map version
+    1) lost everything below max/510: at T=4096 that dropped up to 20% of the mass.
     """
     w = (probs * v_scale[:, :, None]).astype(np.float32)
-    scale = (w.max(axis=0) / np.float32(levels)).astype(np.float32)
-    codes = np.clip(np.rint(w / _safe(scale)[None]), 0, levels)
-    dtype = np.uint8 if levels <= UINT8_MAX else np.uint16
-    return codes.astype(dtype), scale
+    scale = (w.sum(axis=0) / np.float32(P_SUM)).astype(np.float32)
+    codes = np.rint(w / _safe(scale)[None])
+    t = w.shape[0]
+    total = codes.sum(axis=0, dtype=np.float64)
+    if not (codes.min(initial=0.0) >= 0 and codes.max(initial=0.0) <= np.iinfo(np.uint16).max
+            and total.max(initial=0.0) <= p_code_sum_bound(t)):
+        raise DseError(f"kv_attn step: p codes out of their bound (max {codes.max()}, largest "
+                       f"head sum {total.max()}, bound {p_code_sum_bound(t)} at T={t})")
+    if xv_sum_bound(t) > INT32_MAX:
+        raise DseError(f"kv_attn step: T={t} positions could overflow MODE 1's int32 sums")
+    return codes.astype(np.uint16), scale
 
 
 def attention_output(sums: np.ndarray, p_scale: np.ndarray) -> np.ndarray:
@@ -159,7 +188,7 @@ class AttnStep:
     rows: KvRows            # the cache rows both calls stream
     scores: np.ndarray      # int32 [T, H, G]: MODE 0's results
     probs: np.ndarray       # float32 [T, H, G]
-    p8: np.ndarray          # uint8 [T, H, G]: MODE 1's block
+    p16: np.ndarray         # uint16 [T, H, G]: MODE 1's block
     p_scale: np.ndarray     # float32 [H, G]
     sums: np.ndarray        # int32 [H, D, G]: MODE 1's results
     out: np.ndarray         # float32 [heads, D]
@@ -177,13 +206,13 @@ def run_step(q: np.ndarray, rows: KvRows, call: UnitCall) -> AttnStep:
         raise DseError(f"kv_attn step: MODE 0 returned {scores.dtype} {scores.shape}, "
                        f"expected int32 {want}")
     probs = softmax_probs(scores, qs, rows.k_scale, rows.head_dim)
-    p8, ps = fold_p(probs, rows.v_scale)
-    sums = np.asarray(call(MODE_XV, p8, rows.v8))
+    p16, ps = fold_p(probs, rows.v_scale)
+    sums = np.asarray(call(MODE_XV, p16, rows.v8))
     want = (rows.kv_heads, rows.head_dim, q8.shape[1])
     if sums.dtype != np.int32 or sums.shape != want:
         raise DseError(f"kv_attn step: MODE 1 returned {sums.dtype} {sums.shape}, "
                        f"expected int32 {want}")
-    return AttnStep(q8, qs, rows, scores, probs, p8, ps, sums, attention_output(sums, ps))
+    return AttnStep(q8, qs, rows, scores, probs, p16, ps, sums, attention_output(sums, ps))
 
 
 def attention_step_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> AttnStep:

@@ -20,16 +20,19 @@ BEAT = KV_ATTN_BEAT_BYTES
 
 
 def _beats(flat: np.ndarray) -> np.ndarray:
-    """Bytes -> (beats, 16), zero-padded to whole beats."""
-    raw = np.ascontiguousarray(flat).view(np.uint8).ravel()
+    """Bytes -> (beats, 16), zero-padded to whole beats; multi-byte elements little-endian
+    (the unit's byte order whatever the host's)."""
+    a = np.ascontiguousarray(flat)
+    raw = a.astype(a.dtype.newbyteorder("<"), copy=False).view(np.uint8).ravel()
     out = np.zeros((math.ceil(raw.size / BEAT), BEAT), dtype=np.uint8)
     out.ravel()[:raw.size] = raw
     return out
 
 
 def kv_attn_input_stream(mode: int, block: np.ndarray, cache: np.ndarray) -> np.ndarray:
-    """One call's input beats: the block (q int8 [H, G, D] or p uint8 [T, H, G]) then the
-    cache rows (K or V int8 [T, H, D]) in (t, h) order, as ``kv_attn_reference`` takes them."""
+    """One call's input beats: the block (q int8 [H, G, D], or p uint16 [T, H, G] at two
+    bytes each, 8 a beat) then the cache rows (K or V int8 [T, H, D]) in (t, h) order, as
+    ``kv_attn_reference`` takes them."""
     if cache.dtype != np.int8 or cache.ndim != 3 or cache.shape[2] % BEAT:
         raise DseError(f"kv_attn stream: cache must be int8 [T, H, D] with D a multiple of "
                        f"{BEAT}, got {cache.dtype} {cache.shape}")
@@ -40,8 +43,8 @@ def kv_attn_input_stream(mode: int, block: np.ndarray, cache: np.ndarray) -> np.
             raise DseError(f"kv_attn stream: q must be int8 [H={h}, G, D={d}], got "
                            f"{block.dtype} {block.shape}")
     elif mode == MODE_XV:
-        if block.dtype != np.uint8 or block.ndim != 3 or block.shape[:2] != (t, h):
-            raise DseError(f"kv_attn stream: p must be uint8 [T={t}, H={h}, G], got "
+        if block.dtype != np.uint16 or block.ndim != 3 or block.shape[:2] != (t, h):
+            raise DseError(f"kv_attn stream: p must be uint16 [T={t}, H={h}, G], got "
                            f"{block.dtype} {block.shape}")
     else:
         raise DseError(f"kv_attn stream: mode {mode}: 0 (scores) or 1 (x V)")

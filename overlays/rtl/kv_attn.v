@@ -7,10 +7,13 @@
 //   banks, bank g holding query head g of every kv head, so a K beat (16 int8 of K[t, h])
 //   reads G x 16 q bytes in one cycle: 16*G int8 x int8 MACs per beat. After the D/16 beats of
 //   a row, one output beat of G int32 (lane g = q[h*G+g] . K[t, h]).
-// MODE 1 (x V): the p block (uint8 p[t, h*G+g], 16 per beat) goes to block RAM; each V beat
-//   (16 int8 of V[t, h]) meets the G bytes p[t, h, :]: 16*G uint8 x int8 MACs accumulated into
-//   acc[h][d][g] (int32, zeroed by the first position's write). After the last V beat the
-//   H*D sums leave in (h, d) order, one beat of G int32 per cycle.
+// MODE 1 (x V): the p block (uint16 p[t, h*G+g] little-endian, 8 per beat; register map
+//   version 2, version 1 took uint8) goes to block RAM; each V beat (16 int8 of V[t, h]) meets
+//   the G x 16 bits p[t, h, :]: 16*G uint16 x int8 MACs accumulated into acc[h][d][g] (int32,
+//   zeroed by the first position's write). After the last V beat the H*D sums leave in (h, d)
+//   order, one beat of G int32 per cycle. The PS scales p so that a query head's codes sum to
+//   about 65535 (dse/packing/kv_attn_step.py fold_p): |sum| <= 128 * (65535 + T/2 + 1), far
+//   inside int32, so the 32-bit accumulators never wrap for a PS-made p.
 //
 // Why the structure is this simple: kv_attn_cycles is checked against this RTL, so every cycle
 // is accounted for. Each input beat takes one cycle; a MODE 1 call adds one cycle per output
@@ -28,7 +31,7 @@ module kv_attn #(
     parameter integer G         = 4,      // query heads per kv head: 1, 2, 4, 8
     parameter integer D         = 128,    // head dim: a multiple of 16, <= 256
     parameter integer HMAX      = 5,      // kv heads held
-    parameter integer TMAX      = 4096,   // positions held (the p block: TMAX*HMAX*G bytes)
+    parameter integer TMAX      = 4096,   // positions held (the p block: TMAX*HMAX*G*2 bytes)
     parameter integer OUT_DEPTH = 32      // result FIFO depth (power of two)
 ) (
     input  wire        ap_clk,
@@ -52,7 +55,7 @@ module kv_attn #(
     output wire        s_axi_control_rvalid,
     input  wire        s_axi_control_rready,
 
-    // Input stream: 16 int8 (or uint8 in the p block) per beat.
+    // Input stream: 16 int8 per beat (8 uint16 in the p block).
     input  wire [127:0] s_axis_tdata,
     input  wire [15:0]  s_axis_tkeep,
     input  wire         s_axis_tlast,
@@ -67,8 +70,8 @@ module kv_attn #(
 );
     localparam integer DB    = D / 16;                         // beats per row (K, V or q)
     localparam integer LG    = (G > 1) ? $clog2(G) : 1;        // bank index width
-    localparam integer PG    = 16 / G;                         // (t, h) rows of p per beat
-    localparam integer LPG   = $clog2(PG);                     // G <= 8: PG >= 2
+    localparam integer PG    = 8 / G;                          // (t, h) rows of p per beat
+    localparam integer LPG   = (PG > 1) ? $clog2(PG) : 1;      // G = 8: one row, PG = 1
     localparam integer QROWS = HMAX * DB;                      // words per q bank = acc words
     localparam integer PROWS = (TMAX * HMAX + PG - 1) / PG;    // p block words
     localparam integer TW    = $clog2(TMAX + 1);
@@ -78,7 +81,8 @@ module kv_attn #(
     localparam integer PA    = (PROWS > 1) ? $clog2(PROWS) : 1;
     localparam integer PW    = $clog2(OUT_DEPTH) + 1;
     localparam integer NM    = 16 * G;                         // MACs per beat
-    localparam integer MW    = 17;                             // 9-bit x 8-bit signed product
+    localparam integer MW    = 25;                             // 17-bit x 8-bit signed product
+    localparam integer QW    = 17;                             // MODE 0's product: int8 x int8
     localparam integer AW    = 32 * NM;                        // accumulator word: [d%16][g]
     // Per-call fill/drain, in cycles, after the last input beat (MODE 0) or the last
     // accumulate (MODE 1): 1 (q/p RAM read) + 1 (multiply) + 2 (adder tree, or the products
@@ -94,6 +98,7 @@ module kv_attn #(
     localparam [QA-1:0] DB_LAST = DB_L32[QA-1:0];
     localparam [LG-1:0] G_LAST  = G_L32[LG-1:0];
     localparam [RW:0]   PG_ROWS = PG_32[RW:0];
+    localparam [0:0]    P_ONE   = (PG == 1) ? 1'b1 : 1'b0;     // a new p word every row
 
     generate
         if ((G != 1 && G != 2 && G != 4 && G != 8) || D % 16 != 0 || D < 16 || D > 256
@@ -158,7 +163,7 @@ module kv_attn #(
     reg [RW-1:0] th;              // t * H + h
     reg          t0;              // t == 0: MODE 1's first write of each accumulator word
     reg [PA-1:0] prw;             // p word of row th ...
-    reg [LPG-1:0] prs;            // ... and its G-byte group
+    reg [LPG-1:0] prs;            // ... and its group of G uint16 (0 when PG = 1)
     // drain phase (MODE 1): accumulator word and its lane d % 16
     reg [QA-1:0] dw;
     reg [3:0]    di;
@@ -263,8 +268,8 @@ module kv_attn #(
                     if (rj_last) begin
                         rj  <= {QA{1'b0}};
                         th  <= th + 1'b1;
-                        prs <= prs + 1'b1;
-                        if (&prs) prw <= prw + 1'b1;
+                        prs <= P_ONE ? {LPG{1'b0}} : prs + 1'b1;
+                        if (P_ONE || &prs) prw <= prw + 1'b1;
                         if (rh == h_last) begin
                             rh    <= {HW{1'b0}};
                             rbase <= {QA{1'b0}};
@@ -317,7 +322,8 @@ module kv_attn #(
         end
     endgenerate
 
-    // p word w holds rows 16/G*w .. of the (t, h) order, G bytes each: block RAM, registered.
+    // p word w holds rows 8/G*w .. of the (t, h) order, G uint16 each: block RAM, registered
+    // (PROWS = TMAX*HMAX*G/8 words of 128 bits: TMAX*HMAX*G*2 bytes).
     (* ram_style = "block" *) reg [127:0] pmem [0:PROWS-1];
     reg [127:0] p_rd;
     always @(posedge clk) begin
@@ -339,15 +345,15 @@ module kv_attn #(
         s1_psel  <= prs;
     end
 
-    // 16*G products: MODE 0 q (int8) x K, MODE 1 p (uint8) x V; one 9 x 8 signed multiplier
-    // each (a DSP48E2 or LUTs), shared by the two modes.
+    // 16*G products: MODE 0 q (int8) x K, MODE 1 p (uint16) x V; one 17 x 8 signed multiplier
+    // each (a DSP48E2's 27 x 18 holds it), shared by the two modes.
     wire [NM*MW-1:0] prod1;
     generate
         for (g = 0; g < G; g = g + 1) begin : g_mg
-            wire [7:0] pb = p_rd[8*(s1_psel*G + g) +: 8];
+            wire [15:0] pb = p_rd[16*(s1_psel*G + g) +: 16];
             for (i = 0; i < 16; i = i + 1) begin : g_mi
-                wire [7:0]        qb = q_rd[128*g + 8*i +: 8];
-                wire signed [8:0] a  = mode_r ? $signed({1'b0, pb}) : $signed({qb[7], qb});
+                wire [7:0]         qb = q_rd[128*g + 8*i +: 8];
+                wire signed [16:0] a  = mode_r ? $signed({1'b0, pb}) : $signed({{9{qb[7]}}, qb});
                 wire signed [7:0] b  = $signed(s1_dat[8*i +: 8]);
                 wire signed [MW-1:0] m = a * b;
                 assign prod1[MW*(16*g + i) +: MW] = m;
@@ -366,17 +372,18 @@ module kv_attn #(
         s2_addr  <= s1_addr;
     end
 
-    // MODE 0 tree: per query head, 4 sums of 4 (19 bits), then their sum (21 bits).
+    // MODE 0 tree: per query head, 4 sums of 4 (19 bits), then their sum (21 bits). An int8 x
+    // int8 product fits the low QW bits of the MW-bit one, so the tree takes just those.
     wire [4*G*19-1:0] part2;
     generate
         for (g = 0; g < G; g = g + 1) begin : g_t2
             for (i = 0; i < 4; i = i + 1) begin : g_p
-                wire signed [MW-1:0] p0 = s2_prod[MW*(16*g + 4*i + 0) +: MW];
-                wire signed [MW-1:0] p1 = s2_prod[MW*(16*g + 4*i + 1) +: MW];
-                wire signed [MW-1:0] p2 = s2_prod[MW*(16*g + 4*i + 2) +: MW];
-                wire signed [MW-1:0] p3 = s2_prod[MW*(16*g + 4*i + 3) +: MW];
-                wire signed [18:0] s = {{2{p0[MW-1]}}, p0} + {{2{p1[MW-1]}}, p1}
-                                      + {{2{p2[MW-1]}}, p2} + {{2{p3[MW-1]}}, p3};
+                wire signed [QW-1:0] p0 = s2_prod[MW*(16*g + 4*i + 0) +: QW];
+                wire signed [QW-1:0] p1 = s2_prod[MW*(16*g + 4*i + 1) +: QW];
+                wire signed [QW-1:0] p2 = s2_prod[MW*(16*g + 4*i + 2) +: QW];
+                wire signed [QW-1:0] p3 = s2_prod[MW*(16*g + 4*i + 3) +: QW];
+                wire signed [18:0] s = {{2{p0[QW-1]}}, p0} + {{2{p1[QW-1]}}, p1}
+                                      + {{2{p2[QW-1]}}, p2} + {{2{p3[QW-1]}}, p3};
                 assign part2[19*(4*g + i) +: 19] = s;
             end
         end

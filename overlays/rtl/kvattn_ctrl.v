@@ -73,7 +73,7 @@ module kvattn_ctrl #(
     localparam [7:0] ADDR_OUT_DEPTH     = 8'h80;
 
     localparam [31:0] ID_VALUE      = 32'h4b56_4154;   // "KVAT"
-    localparam [31:0] VERSION_VALUE = 32'd1;
+    localparam [31:0] VERSION_VALUE = 32'd2;
 
     assign bresp = 2'b00;
     assign rresp = 2'b00;

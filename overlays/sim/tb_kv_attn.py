@@ -6,8 +6,8 @@ simulator process runs every case of a build, and pytest judges each record with
 in its message. The cocotb test still fails if any case is wrong.
 
 Per case (mode, T positions, H kv heads, seed): random q int8 [H, G, D] and K int8 [T, H, D]
-(MODE 0) or p uint8 [T, H, G] and V int8 [T, H, D] (MODE 1) from the seed, over the full
-ranges (-128..127, 0..255) so sums reach their extremes; the input stream from
+(MODE 0) or p uint16 [T, H, G] and V int8 [T, H, D] (MODE 1) from the seed, over the full
+ranges (-128..127, 0..65535) so sums reach their extremes; the input stream from
 ``dse.packing.kv_attn_stream`` through an AXI4-Stream source, results through a sink
 (optionally both paused at random), arguments and counters over AXI4-Lite, and the results
 against ``kv_attn_reference``.
@@ -69,9 +69,9 @@ def case_data(case: dict, g: int, d: int) -> tuple[np.ndarray, np.ndarray]:
         if case.get("extreme"):
             block[:] = -128
     else:
-        block = rng.integers(0, 256, size=(t, h, g), dtype=np.uint8)
+        block = rng.integers(0, 65536, size=(t, h, g), dtype=np.uint16)
         if case.get("extreme"):
-            block[:] = 255
+            block[:] = 65535
     return block, cache
 
 
