@@ -145,7 +145,8 @@ class AttentionUnit:
 
     @property
     def macs_per_clock(self) -> int:
-        """int8 MACs per clock: 16 lanes of a 128-bit beat x the G query heads of a group."""
+        """MACs per clock (int8 x int8 scores, uint16 x int8 for x V): 16 lanes of a 128-bit beat
+        x the G query heads of a group."""
         return KV_ATTN_BEAT_BYTES * self.group
 
     @property
@@ -733,7 +734,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         ops.append(OpProjection("attention_unit", "attention", wl.config.layers, "pl",
                                 aw.time_s * 1e3, "pl",
                                 msg("basis.attention", "PL attention unit ({unit}): 2 calls "
-                                    "per layer, {macs} int8 MACs/clock at {mhz:g} MHz, the "
+                                    "per layer, {macs} MACs/clock at {mhz:g} MHz, the "
                                     "KV cache streamed at up to {gbs:.2f} GB/s; softmax on "
                                     "the PS", unit=plan.attention.label,
                                     macs=plan.attention.macs_per_clock, mhz=design.clock_mhz,

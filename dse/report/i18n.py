@@ -277,10 +277,10 @@ MESSAGES: dict[str, str] = {
     "basis.unmeasured": "未测量：屋顶线 + 每次调用 {aten} 个 aten 算子，每个 {cycles:g} 个周期",
     "basis.in_glue": "在 FFN 胶合单元中",
     "basis.in_attention": "在注意力单元中",
-    "basis.attention": "PL 注意力单元（{unit}）：每层 2 次调用，每个时钟 {macs} 次 int8 乘加，"
+    "basis.attention": "PL 注意力单元（{unit}）：每层 2 次调用，每个时钟 {macs} 次乘加，"
                        "{mhz:g} MHz，KV 缓存最高按 {gbs:.2f} GB/s 读取；softmax 在 PS 上",
     "why.whatif.attention": "上面的方案加上注意力单元（{unit}），从 DDR 读取 int8 KV 缓存，"
-                            "每个时钟 {macs} 次 int8 乘加",
+                            "每个时钟 {macs} 次乘加",
     "infeasible.attn_kv": "注意力单元读取 int8 KV 缓存；该场景的 KV 缓存是 {kv}（--kv-dtype int8）",
     "infeasible.attn_shape": "注意力单元按每个 KV 头 {g} 个查询头、头维度 {d}、最多 {h} 个 KV 头"
                              "构建；模型是 {mg}、{md} 和 {mh}",

@@ -410,7 +410,7 @@ def _unit_what_ifs(prep: Prepared, best: Solution) -> list[RankedPlan]:
         out.append(_ranked(prep, Solution(units, 0.0, msg("method.fixed_set", "fixed set"),
                                           False), label,
                            msg("why.whatif.attention", "the plan above plus the attention unit "
-                               "({unit}) reading an int8 KV cache from DDR, {macs} int8 MACs "
+                               "({unit}) reading an int8 KV cache from DDR, {macs} MACs "
                                "per clock", unit=unit.label, macs=unit.macs_per_clock)))
     return out
 
