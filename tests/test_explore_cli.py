@@ -206,6 +206,14 @@ def test_reference_sets_the_best_plan_beside_a_measured_split(capsys, tmp_path):
     assert ref["unattributed_ms"] == pytest.approx(59.599 - listed)
     text = report.read_text(encoding="utf-8")
     assert "### Against a measured design" in text and "| 32.80 | 32.88 |" in text
+    # a prefill objective still compares a decode token with the measured one
+    rc, out, err = run(capsys, "explore", "--board", KV260, "--objective", "prefill",
+                       "--prompt-tokens", "128", "--reference", str(log), "--no-report",
+                       "--json", str(js))
+    assert rc == 0, err
+    pre = json.loads(js.read_text())["reference"]
+    assert pre["context_tokens"] == 65 and 5 < pre["best_tokens_per_s"] < 100
+    assert pre["best_token_ms"] == pytest.approx(1e3 / pre["best_tokens_per_s"])
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "dse-measurement-log", "version": 99}', encoding="utf-8")
     rc, out, err = run(capsys, "explore", "--board", KV260, "--reference", str(bad),

@@ -476,3 +476,8 @@ def test_attention_unit_streams_the_kv_cache(seed_workload, kv260_ctx, capsys, t
                  "attention: {}\nkv_dtype: int4\n")
     assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
     assert "kv_dtype: expected one of fp32, bf16, fp16, int8" in capsys.readouterr().err
+    p.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+                 "kv_dtype: [int8]\n")
+    assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "kv_dtype: expected one of" in err and "Traceback" not in err

@@ -166,7 +166,7 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
     glue = _glue(data.get("glue"), path)
     attention = _attention(data.get("attention"), path)
     kv = data.get("kv_dtype")
-    if kv is not None and kv not in KV_DTYPES:
+    if kv is not None and (not isinstance(kv, str) or kv not in KV_DTYPES):
         raise located(path, "kv_dtype", f"one of {', '.join(KV_DTYPES)}", kv)
     return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
                 top_k, glue, attention, kv)
@@ -181,7 +181,8 @@ def _attention(data: object, path: str) -> AttentionUnit | None:
                       + "} or null", type(data).__name__)
     unknown = sorted(str(k) for k in data if k not in ATTENTION_KEYS)
     if unknown:
-        raise located(path, f"attention.{unknown[0]}", f"one of {', '.join(ATTENTION_KEYS)}")
+        raise located(path, f"attention.{unknown[0]}", f"one of {', '.join(ATTENTION_KEYS)}",
+                      unknown[0])
     for key, v in data.items():
         lo = 0 if key == "latency_cycles" else 1
         if not _is_int(v) or not lo <= v <= MAX_COUNT:

@@ -791,8 +791,9 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
 def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
     """The workload's assumptions, plus the runtime's and the scenario's."""
     notes = [*wl.notes, f"PS runtime: {RUNTIME_TEXT[plan.runtime]}",
-             f"KV cache {scenario.kv_dtype}, context {scenario.context_tokens} tokens, "
-             f"{scenario.sequences} sequence(s)"]
+             f"KV cache {scenario.kv_dtype}"
+             + (" (the plan's kv_dtype)" if plan.kv_dtype is not None else "")
+             + f", context {scenario.context_tokens} tokens, {scenario.sequences} sequence(s)"]
     if scenario.phase == "prefill":
         notes.append(f"prefill of {scenario.m} tokens: attention over {scenario.m} x "
                      f"{scenario.context_tokens} causal pairs; the head scores only the last "

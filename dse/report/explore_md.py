@@ -202,8 +202,8 @@ _S: dict[str, tuple[str, str]] = {
     "h.breakdown": ("### 每个 token 的时间构成 — {scen}", "### Where a token goes — {scen}"),
     "h.reference": ("### 与实测设计对比", "### Against a measured design"),
     "ref.intro": ("实测：`{title}`（`{path}`，sha256 `{sha}`），解码一个 token 的实测拆分"
-                  "（上下文 {ctx}，{speed:.2f} tok/s），与最佳方案的投影并列；"
-                  "最佳方案投影 {mine:.2f} tok/s。"
+                  "（上下文 {ctx}，{speed:.2f} tok/s），与最佳方案在同一上下文的投影并列"
+                  "（{mine:.2f} tok/s）。"
                   "实测列来自日志，方案列是模型（未校准，除非上面写明校准）。",
                   "Measured: `{title}` (`{path}`, sha256 `{sha}`), its split of one decode token "
                   "(context {ctx}, {speed:.2f} tok/s), beside the best plan's projection at the "
@@ -717,7 +717,7 @@ def _reference_block(result: ExploreResult, lang: str) -> list[str]:
     return [_t("h.reference", lang), "",
             _t("ref.intro", lang, title=ref.title, path=ref.path, sha=ref.sha256[:12],
                ctx=ref.context_tokens, speed=1e3 / ref.measured_token_ms,
-               mine=1e3 / ref.best_token_ms), "", md_table(headers, rows), ""]
+               mine=ref.best_tokens_per_s), "", md_table(headers, rows), ""]
 
 
 def _dominant_bound(layers: Sequence[LayerProjection]) -> str:

@@ -281,6 +281,9 @@ MESSAGES: dict[str, str] = {
                        "{mhz:g} MHz，KV 缓存最高按 {gbs:.2f} GB/s 读取；softmax 在 PS 上",
     "why.whatif.attention": "上面的方案加上注意力单元（{unit}），从 DDR 读取 int8 KV 缓存，"
                             "每个时钟 {macs} 次乘加",
+    "basis.shift_scan_op": "PS 为胶合单元选择定点移位：每个元素 {cycles:g} 个周期",
+    "basis.shift_scan": "胶合单元的移位扫描：{threads} 个线程上每个元素 {cycles:g} 个周期，"
+                        "每层同步 {syncs:g} 次",
     "infeasible.attn_kv": "注意力单元读取 int8 KV 缓存；该场景的 KV 缓存是 {kv}（--kv-dtype int8）",
     "infeasible.attn_shape": "注意力单元按每个 KV 头 {g} 个查询头、头维度 {d}、最多 {h} 个 KV 头"
                              "构建；模型是 {mg}、{md} 和 {mh}",

@@ -163,7 +163,7 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
                          head_macs=head_macs_for(board, design.clock_mhz, "bf16"))
     design = replace(design, resident_bytes=0)
     plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list",
-                runtime=base_design_head.plan.runtime)
+                runtime=base_design_head.plan.runtime, kv_dtype=base_design_head.plan.kv_dtype)
     projs, total = _project_all(prep, plan)
     measured_all = sum(layer.measured_total_ms for layer in wl.layers)
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
@@ -325,9 +325,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     # What-ifs: the best buildable design with what the overlay lacks (never ranked first).
     if best_s.plan.design.buildable:
         for label, design, why in what_if_designs(best_s.plan.design, board):
-            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime, glue=False,
-                           attn=best_s.plan.attention is not None,
-                           kv_dtype=best_s.plan.kv_dtype)
+            # the KV format and the attention unit chosen again: the what-if's own fabric
+            # may leave no room for the unit
+            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime, glue=False)
             if s.plan.design.head or s.plan.design.resident_bytes:  # else it adds nothing
                 plans.append(_ranked(prep, s, label, why))
         plans += _unit_what_ifs(prep, best_s)
@@ -362,7 +362,19 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=_base_breakdown(prep, plans[0]), ttft_ms=_ttft_ms(prep, plans[0]),
         reference=None if reference is None else reference_split(
-            wl, ctx, plans[0].decode, reference, plans[0].label))
+            wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
+
+
+def _decode_projection(prep: Prepared, best: RankedPlan) -> Projection:
+    """The best plan's decode projection: the objective's own, or (for a prefill objective)
+    one decode step at the objective's context, with the plan's KV format."""
+    dec = next((p for p in best.projections if p.scenario.phase == "decode"), None)
+    if dec is not None:
+        return dec
+    obj = prep.objective
+    sc = Scenario(obj.view, "decode", 1, obj.context_tokens, obj.kv_dtype, obj.sequences,
+                  obj.threads)
+    return project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
 
 
 def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
@@ -388,23 +400,25 @@ def _unit_what_ifs(prep: Prepared, best: Solution) -> list[RankedPlan]:
     base = bp
     if True in glue_options(prep, design, rc):
         s = solve_plan(prep, design, "what-if: glue unit", allow_resident=False,
-                       runtime=bp.runtime, glue=True, attn=bp.attention is not None,
-                       kv_dtype=bp.kv_dtype)
+                       runtime=bp.runtime, glue=True)
         if s.plan.glue is not None:  # else the MILP found no plan
             base = s.plan
             out.append(_ranked(prep, s, "what-if: glue unit", msg(
                 "why.whatif.glue", "the best buildable design plus an FFN glue unit behind "
                 "the engines (activation, gate product, sub-norm, re-quantization), which the "
                 "overlay does not have")))
-    if bp.attention is not None:
+    if bp.attention is not None or base.attention is not None:
         return out
     unit = prep.objective.attention or AttentionUnit()
     label = ("what-if: glue + attention units" if base.glue is not None
              else "what-if: attention unit")
+    if prep.objective.attention_buildable:  # the overlay builds it; the KV format is the what-if
+        note = (f"what-if: an int8 KV cache (--kv-dtype int8): "
+                f"{replace(bp, attention=unit).build_note}")
+    else:
+        note = "what-if: attention unit: the overlay has none"
     units = replace(base, name=label, attention=unit, kv_dtype="int8",
-                    design=replace(base.design, buildable=False, build_note=(
-                        "what-if: attention unit: the overlay has none"
-                        if not prep.objective.attention_buildable else base.design.build_note)))
+                    design=replace(base.design, buildable=False, build_note=note))
     if not project(prep.workload, units, prep.ctx, prep.scenarios[0][0],
                    with_baselines=False).infeasible:
         out.append(_ranked(prep, Solution(units, 0.0, msg("method.fixed_set", "fixed set"),

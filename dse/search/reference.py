@@ -51,6 +51,9 @@ class ReferenceSplit:
     best_token_ms: float
     best_objective_token_ms: float
     plan_label: str
+    #: The best plan's decode tokens per second at the measurement's context (every sequence
+    #: of a batched decode counts).
+    best_tokens_per_s: float = 0.0
 
     @property
     def unattributed_ms(self) -> float:
@@ -75,7 +78,8 @@ def _ms(value: float, unit: str) -> float:
 def reference_split(wl: Workload, ctx: CostContext, best: Projection, log: MeasurementLog,
                     label: str) -> ReferenceSplit | None:
     """The best plan (its decode projection ``best``) next to the log's measured decode
-    token and its parts; None when the log holds no split of a decode token."""
+    token and its parts; None when the log holds no split of a decode token. The plan is
+    re-projected at the context the measurement ran at, clipped to the model's."""
     token = next((e for e in log.entries if e.kind == "phase" and e.what == "decode"
                   and e.per == "token" and e.unit in ("ms", "s", "us", "tok/s")), None)
     if token is None:
@@ -86,6 +90,7 @@ def reference_split(wl: Workload, ctx: CostContext, best: Projection, log: Measu
         return None
     contexts = [e.ints["context"] for e in parts if "context" in e.ints]
     context = max(set(contexts), key=contexts.count) if contexts else best.scenario.context_tokens
+    context = min(context, wl.config.max_positions)
     at_ref = project(wl, best.plan, ctx, replace(best.scenario, context_tokens=context),
                      with_baselines=False)
     measured: dict[str, list[tuple[str, float]]] = {}
@@ -106,4 +111,5 @@ def reference_split(wl: Workload, ctx: CostContext, best: Projection, log: Measu
                                  tuple(w for w, _ in got or ()), mine, objective))
     return ReferenceSplit(log.title, log.path, log.sha256, token.source, context,
                           best.scenario.context_tokens, _ms(token.value, token.unit),
-                          tuple(rows), tuple(unmodelled), at_ref.plan_ms, best.plan_ms, label)
+                          tuple(rows), tuple(unmodelled), at_ref.plan_ms, best.plan_ms, label,
+                          at_ref.tokens_per_s)
