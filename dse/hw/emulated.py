@@ -80,6 +80,28 @@ class _Memory:
         raise ValueError(f"emulated DMA: {nbytes} bytes at {addr:#x} are not in any buffer")
 
 
+def _read_control(ip, r, off: int) -> int:
+    """An IP's AXI-Lite read as both RTL control slaves answer it (the engine's and kv_attn's
+    share CTRL, STATUS and the 64-bit counters; ``r`` is the register map module): the
+    control word, an argument, the error flag, a counter half, or a build parameter."""
+    if off == r.CTRL:
+        idle = not ip.running
+        return ((not idle) * r.AP_START | ip.done * r.AP_DONE
+                | idle * (r.AP_IDLE | r.AP_READY))
+    if off in ip.args:
+        return ip.args[off]
+    if off == r.STATUS:
+        return int(ip.err)
+    counters = {r.BUSY_LO: ip.busy, r.STALL_IN_LO: ip.stall_in, r.STALL_OUT_LO: ip.stall_out}
+    if off in counters:
+        return counters[off] & 0xFFFF_FFFF
+    if off - 4 in counters:
+        return counters[off - 4] >> 32
+    if off in r.CONFIG_OFFSETS:
+        return ip.config_word(off)
+    return 0
+
+
 class _Engine:
     """ternary_gemv's register file and behaviour (one whole call at a time)."""
 
@@ -101,23 +123,7 @@ class _Engine:
                 regs.LATENCY: regs.PIPELINE_LATENCY, regs.OUT_DEPTH: regs.RESULT_FIFO_DEPTH}[off]
 
     def read(self, off: int) -> int:
-        if off == regs.CTRL:
-            idle = not self.running
-            return ((not idle) * regs.AP_START | self.done * regs.AP_DONE
-                    | idle * (regs.AP_IDLE | regs.AP_READY))
-        if off in self.args:
-            return self.args[off]
-        if off == regs.STATUS:
-            return int(self.err)
-        counters = {regs.BUSY_LO: self.busy, regs.STALL_IN_LO: self.stall_in,
-                    regs.STALL_OUT_LO: self.stall_out}
-        if off in counters:
-            return counters[off] & 0xFFFF_FFFF
-        if off - 4 in counters:
-            return counters[off - 4] >> 32
-        if off in regs.CONFIG_OFFSETS:
-            return self.config_word(off)
-        return 0
+        return _read_control(self, regs, off)
 
     def write(self, off: int, value: int) -> None:
         if off in self.args:
@@ -200,24 +206,7 @@ class _AttnUnit:
         return self.config_override.get(off, words[off])
 
     def read(self, off: int) -> int:
-        r = kv_attn_regs
-        if off == r.CTRL:
-            idle = not self.running
-            return ((not idle) * r.AP_START | self.done * r.AP_DONE
-                    | idle * (r.AP_IDLE | r.AP_READY))
-        if off in self.args:
-            return self.args[off]
-        if off == r.STATUS:
-            return int(self.err)
-        counters = {r.BUSY_LO: self.busy, r.STALL_IN_LO: self.stall_in,
-                    r.STALL_OUT_LO: self.stall_out}
-        if off in counters:
-            return counters[off] & 0xFFFF_FFFF
-        if off - 4 in counters:
-            return counters[off - 4] >> 32
-        if off in r.CONFIG_OFFSETS:
-            return self.config_word(off)
-        return 0
+        return _read_control(self, kv_attn_regs, off)
 
     def write(self, off: int, value: int) -> None:
         r = kv_attn_regs

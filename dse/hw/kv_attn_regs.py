@@ -10,24 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dse.hw.regs import AP_DONE, AP_IDLE, AP_READY, AP_START, STATUS_ERR  # noqa: F401
+# The control word, status, counters and identity registers sit where the engine's do (the
+# same driver and emulator code polls and reads both): taken from its map, not restated.
+from dse.hw.regs import (  # noqa: F401
+    AP_DONE,
+    AP_IDLE,
+    AP_READY,
+    AP_START,
+    BUSY_HI,
+    BUSY_LO,
+    CTRL,
+    ID,
+    STALL_IN_HI,
+    STALL_IN_LO,
+    STALL_OUT_HI,
+    STALL_OUT_LO,
+    STATUS,
+    STATUS_ERR,
+    VERSION,
+)
 from dse.model.template import shipped_template
 
 _ATTENTION = shipped_template().attention
 
-CTRL = 0x00
 MODE = 0x10
 T = 0x18
 H = 0x20
-STATUS = 0x30
-BUSY_LO = 0x40
-BUSY_HI = 0x44
-STALL_IN_LO = 0x48
-STALL_IN_HI = 0x4C
-STALL_OUT_LO = 0x50
-STALL_OUT_HI = 0x54
-ID = 0x60
-VERSION = 0x64
 G = 0x68
 D = 0x6C
 HMAX = 0x70

@@ -175,6 +175,26 @@ def _index(name: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def _wait_idle(ip, channel, deadline: float, who: str, waiting: str, ip_name: str) -> None:
+    """Poll a DMA channel of ``ip`` (an engine or kv_attn driver) until idle: pynq's own error
+    on a DMA fault, OverlayTimeout past ``deadline``."""
+    while not channel.idle:
+        if channel.error:
+            channel.wait()   # raises pynq's description of the DMA error
+        _check_deadline(ip, deadline, who, waiting, ip_name)
+
+
+def _check_deadline(ip, deadline: float, who: str, waiting: str, ip_name: str) -> None:
+    """OverlayTimeout naming what was awaited, with the IP's CTRL and both DMA statuses (both
+    control slaves keep CTRL at offset 0)."""
+    if time.monotonic() > deadline:
+        ctrl = ip.read(regs.CTRL)
+        raise OverlayTimeout(
+            f"{who}: timed out waiting for {waiting} ({ip_name} CTRL={ctrl:#x}, "
+            f"MM2S status={ip.dma.mmio.read(0x04):#x}, "
+            f"S2MM status={ip.dma.mmio.read(0x34):#x})")
+
+
 @dataclass
 class GroupLayer:
     """A layer split across engines: rows [start, stop) of each part, part i on engine i."""
@@ -428,18 +448,10 @@ def _define(pynq) -> type:
             return y, Timing(wall, busy, stall_in, stall_out, self.clock_mhz)
 
         def _wait_idle(self, channel, layer: Layer, deadline: float, what: str) -> None:
-            while not channel.idle:
-                if channel.error:
-                    channel.wait()   # raises pynq's description of the DMA error
-                self._check_deadline(layer, deadline, what)
+            _wait_idle(self, channel, deadline, f"layer {layer.name}", what, "engine")
 
         def _check_deadline(self, layer: Layer, deadline: float, what: str) -> None:
-            if time.monotonic() > deadline:
-                ctrl = self.read(regs.CTRL)
-                raise OverlayTimeout(
-                    f"layer {layer.name}: timed out waiting for {what} (engine CTRL={ctrl:#x}, "
-                    f"MM2S status={self.dma.mmio.read(0x04):#x}, "
-                    f"S2MM status={self.dma.mmio.read(0x34):#x})")
+            _check_deadline(self, deadline, f"layer {layer.name}", what, "engine")
 
     return TernaryGemv
 
@@ -684,17 +696,9 @@ def _define_attn(pynq) -> type:
             return step, (timings[0], timings[1])
 
         def _wait_idle(self, channel, what: str, deadline: float, waiting: str) -> None:
-            while not channel.idle:
-                if channel.error:
-                    channel.wait()   # raises pynq's description of the DMA error
-                self._check_deadline(what, deadline, waiting)
+            _wait_idle(self, channel, deadline, what, waiting, "kv_attn")
 
         def _check_deadline(self, what: str, deadline: float, waiting: str) -> None:
-            if time.monotonic() > deadline:
-                ctrl = self.read(kv_attn_regs.CTRL)
-                raise OverlayTimeout(
-                    f"{what}: timed out waiting for {waiting} (kv_attn CTRL={ctrl:#x}, "
-                    f"MM2S status={self.dma.mmio.read(0x04):#x}, "
-                    f"S2MM status={self.dma.mmio.read(0x34):#x})")
+            _check_deadline(self, deadline, what, waiting, "kv_attn")
 
     return KvAttn
