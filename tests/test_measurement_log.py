@@ -301,6 +301,6 @@ def test_fit_that_does_not_converge_names_an_entry(tmp_path, capsys, monkeypatch
                "--no-report"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1, err
-    # the entry named is the one furthest off where the fit stopped (sums_readout, +144%)
-    assert f"{KV260_LOG}: entries (decode.sums_readout): expected a fit that converges" in err
+    # the entry named is the one furthest off where the fit stopped (the head's top-K, -66%)
+    assert f"{KV260_LOG}: entries (decode.head_topk): expected a fit that converges" in err
     assert not out.exists()

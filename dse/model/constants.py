@@ -82,7 +82,11 @@ class CostConstants:
     native_softmax_cycles_per_elem: float = 6.0
     native_sample_cycles_per_elem: float = 1.0
     #: Attention matmuls over the KV cache, cycles per multiply-accumulate on one NEON core.
-    native_attn_cycles_per_mac_fp32: float = 0.6875
+    #: fp32 scores (K stored transposed in tiles of positions): per 16 positions and head
+    #: dimension, the cycles of loading the keys once per pass ...
+    native_attn_fp32_tile_cycles: float = 8.0
+    #: ... and of each query head of the pass (its broadcast query and FMLAs).
+    native_attn_fp32_head_cycles: float = 9.0
     #: fp32 attention x V (probabilities times the V rows, accumulated per head), per MAC.
     native_attn_v_cycles_per_mac_fp32: float = 1.25
     native_attn_cycles_per_mac_f16: float = 2.0
@@ -205,13 +209,17 @@ class CostConstants:
         "sum passes, ~24 cycles per 4 scores = 6.0 (estimate from ggml_vec_soft_max_f32)",
         "native_sample_cycles_per_elem": "greedy argmax over fp32 logits: load + FMAX per 4 "
         "elements, 4 cycles = 1.0",
-        "native_attn_cycles_per_mac_fp32": "fp32 scores with the keys stored transposed in "
-        "tiles of positions, as the bitnet-kv260 host code lays out its float32 cache "
-        "(runtime/bitnet_kria.c scores_kt16x4): per head dimension, 4 Q-form loads of 16 "
-        "positions' keys and 4 LD1R of the 4 query heads sharing them (GQA), 16 FMLA (GCC "
-        "contracts the intrinsics' multiply-add under its default -ffp-contract=fast): 8 + 4 + "
-        "32 = 44 cycles per 64 MACs = 0.6875 (A53 issue rules). Replaces 1.5 (a dot product "
-        "reloading K for every head), after comparing with the design's 360-position attention",
+        "native_attn_fp32_tile_cycles": "fp32 scores with the keys stored transposed in "
+        "tiles of 32 positions, as the bitnet-kv260 host code lays out its float32 cache "
+        "(runtime/bitnet_kria.c scores_kt16x4 / x2 / scores_kt16): per head dimension a pass "
+        "loads 16 positions' keys as 4 Q-form loads, 2 cycles each on the A53's 64-bit load "
+        "path = 8 cycles, shared by the 4, 2 or 1 query heads of the pass",
+        "native_attn_fp32_head_cycles": "the same kernels, per query head of a pass and head "
+        "dimension: 1 LD1R of its query element and 4 Q-form FMLA of 2 cycles (GCC contracts "
+        "the intrinsics' multiply-add under its default -ffp-contract=fast) = 9 cycles. A pass "
+        "of 4 heads is 8 + 36 = 44 cycles per 64 MACs (0.6875 a MAC), of 1 head 17 per 16 "
+        "(1.06): how the runtime's threads cut the groups decides which passes run (dse.model."
+        "cpu.head_split)",
         "native_attn_v_cycles_per_mac_fp32": "fp32 x V as the same code accumulates it "
         "(accum_f32): per 4 positions x 8 dimensions, 2 Q loads of the accumulator, 8 Q loads "
         "of V, 8 FMLA by element, 2 Q stores: 20 + 16 + 4 = 40 cycles per 32 MACs = 1.25",

@@ -16,13 +16,14 @@ Every function returns an ``OpCost`` naming its bound and the assumption it rest
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.msg import Msg, msg
-from dse.model.ops import Op, op_bytes, op_elements, op_flops
+from dse.model.ops import Op, op_bytes, op_elements, op_flops, positions
 
 RUNTIMES = ("torch", "native")
 RUNTIME_TEXT = {
@@ -52,17 +53,22 @@ class CpuSpec:
     cores: int = 1
     #: SIMD family the native kernels are counted for: "neon" (64-bit datapath) or "x86".
     isa: str = "x86"
+    #: An in-order pipeline (Cortex-A53 class): a load that misses stalls issue until its line
+    #: arrives, so a kernel's DDR time adds to its instruction time where its loads are not
+    #: covered (see ``native_attention``).
+    in_order: bool = False
 
     @classmethod
     def of_host(cls, host) -> CpuSpec:
         return cls(host.name, host.peak_fp32_gflops, host.memory_bandwidth_gb_s,
-                   host.clock_mhz, max(1, host.cores), _isa(host.name))
+                   host.clock_mhz, max(1, host.cores), _isa(host.name), _in_order(host.name))
 
     @classmethod
     def of_board(cls, board: Board) -> CpuSpec:
         ps = board.ps_cpu
         return cls(f"{board.name} PS ({ps.cores}x {ps.model})", ps.peak_fp32_gflops,
-                   ps.memory_bandwidth_gb_s, ps.clock_mhz, ps.cores, _isa(ps.model))
+                   ps.memory_bandwidth_gb_s, ps.clock_mhz, ps.cores, _isa(ps.model),
+                   _in_order(ps.model))
 
     @property
     def clock_hz(self) -> float:
@@ -75,6 +81,16 @@ class CpuSpec:
 
 def _isa(model: str) -> str:
     return "neon" if "cortex-a" in model.lower() or "arm" in model.lower() else "x86"
+
+
+#: Arm application cores with an in-order pipeline (Arm's technical reference manuals: the
+#: Cortex-A53, A55, A35, A7 and A5 are in-order; the A9 and the later big cores issue out of
+#: order).
+_IN_ORDER_CORE = re.compile(r"cortex-a(53|55|35|7|5)(?!\d)", re.IGNORECASE)
+
+
+def _in_order(model: str) -> bool:
+    return _IN_ORDER_CORE.search(model) is not None
 
 
 @dataclass(frozen=True)
@@ -137,10 +153,6 @@ def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: 
 
 def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
     if op.kind in ("attn_score", "attn_v"):
-        if kv_dtype == "fp32":
-            # the K-transposed fp32 kernel: its own count for each of the two matmuls
-            return (c.native_attn_v_cycles_per_mac_fp32 if op.kind == "attn_v"
-                    else c.native_attn_cycles_per_mac_fp32)
         dot = {"int8": c.native_attn_cycles_per_mac_int8
                }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
         return dot + (c.native_attn_v_acc_cycles_per_mac if op.kind == "attn_v" else 0.0)
@@ -160,17 +172,99 @@ def _native_threads(op: Op, m: int, threads: int) -> int:
     return max(1, min(threads, m))
 
 
+def head_split(heads: int, kv_heads: int, threads: int) -> tuple[tuple[int, ...], ...]:
+    """Per thread, how many query heads it takes from each KV group it touches, when the
+    query heads are cut into ``threads`` contiguous ranges (heads x t / n up to heads x (t+1)
+    / n) and each range is worked group by group, as the bitnet-kv260 runtime's ``attn_worker``
+    does. 20 heads in 5 groups of 4 over 4 threads give (4, 1), (3, 2), (2, 3), (1, 4): every
+    thread reads two groups' keys and values, so the cache is read 8 times over, not 5."""
+    group = max(1, heads // max(1, kv_heads))
+    out: list[tuple[int, ...]] = []
+    for t in range(threads):
+        h, hi = heads * t // threads, heads * (t + 1) // threads
+        chunks: list[int] = []
+        while h < hi:
+            end = min((h // group + 1) * group, hi)
+            chunks.append(end - h)
+            h = end
+        out.append(tuple(chunks))
+    return tuple(out)
+
+
+def _fp32_score_cycles(heads: int, c: CostConstants) -> float:
+    """Cycles per cached position and head dimension of the K-transposed fp32 score kernels
+    for ``heads`` query heads of one group: passes of 4, 2 and 1 heads, each pass loading the
+    16 positions' keys once and every head adding its broadcast query and its FMLAs."""
+    passes = heads // 4 + (heads % 4) // 2 + heads % 2
+    return (passes * c.native_attn_fp32_tile_cycles
+            + heads * c.native_attn_fp32_head_cycles) / 16.0
+
+
+def native_attention(op: Op, m: int, context: int, cpu: CpuSpec, threads: int,
+                     kv_dtype: str, kv_elem_bytes: float, c: CostConstants) -> tuple[float, float,
+                                                                                     float]:
+    """(compute s, memory s, DDR bytes) of one attention matmul (scores or x V) per forward.
+
+    fp32 is the bitnet-kv260 runtime's kernel: query heads split over the threads as
+    ``head_split`` gives, each position attended on its own (the cache read once per query
+    position), compute taken by the slowest thread. The other formats are ggml's: the matmul
+    split evenly over cached positions, the cache read once per forward.
+    """
+    pos = positions(m, context)
+    act = op_bytes(op, m, context, 4.0, kv_elem_bytes)
+    if kv_dtype == "fp32":
+        split = head_split(op.heads, op.kv_heads, threads)
+        if op.kind == "attn_score":
+            per = [sum(_fp32_score_cycles(nh, c) for nh in chunks) for chunks in split]
+        else:
+            per = [sum(chunks) * c.native_attn_v_cycles_per_mac_fp32 for chunks in split]
+        cycles = op.count * pos * op.head_dim * max(per)
+        reads = sum(len(chunks) for chunks in split)
+        kv = op.count * reads * op.head_dim * pos * kv_elem_bytes
+        compute = cycles / cpu.clock_hz
+    else:
+        per_elem = _native_cycles(op, kv_dtype, c)
+        cycles = op_elements(op, m, context) * per_elem / _simd_scale(cpu, c)
+        compute = cycles / (threads * cpu.clock_hz)
+        kv = act.kv_read
+    nbytes = kv + act.act_in + act.act_out
+    return compute, nbytes / cpu.bytes_per_s, kv
+
+
 def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype: str,
               kv_elem_bytes: float, c: CostConstants) -> OpCost:
-    """One operator class in the native runtime: kernel cycles vs bytes, plus per-node sync."""
+    """One operator class in the native runtime: kernel cycles vs bytes, plus per-node sync.
+
+    The attention matmuls read the KV cache from DDR once a token with a few cycles of work
+    per line; on an in-order core those stalls add to the instructions (compute + memory),
+    elsewhere the two overlap (the larger). Every other kernel overlaps its streaming reads.
+    """
     used = _native_threads(op, m, threads)
+    if op.kind in ("attn_score", "attn_v"):
+        compute, memory, kv = native_attention(op, m, context, cpu, threads, kv_dtype,
+                                               kv_elem_bytes, c)
+        per_elem = (c.native_attn_v_cycles_per_mac_fp32 if op.kind == "attn_v"
+                    else _fp32_score_cycles(4, c) / 4) if kv_dtype == "fp32" else (
+            _native_cycles(op, kv_dtype, c))
+        over = op.count * (c.native_op_overhead_us + c.native_attn_layer_overhead_us) * 1e-6
+        stalls = cpu.in_order
+        busy = compute + memory if stalls else max(compute, memory)
+        split = (msg("basis.attn_by_heads", " split by query heads") if kv_dtype == "fp32"
+                 else msg("basis.attn_by_positions", " split by cached positions"))
+        stall = (msg("basis.attn_stalls", ", whose DDR stalls add (in-order core)") if stalls
+                 else msg("basis.attn_overlap", ", overlapped with the reads"))
+        return OpCost(busy + over, _bound(compute, memory, over),
+                      msg("basis.native_attn", "native attention kernel, {cycles:g} cycles/MAC "
+                          "on {threads} thread(s){split}; {mb:.2f} MB of cache{stall}",
+                          cycles=round(per_elem, 4), threads=used, split=split, mb=kv / 1e6,
+                          stall=stall),
+                      used, kv)
     per_elem = _native_cycles(op, kv_dtype, c)
     cycles = op_elements(op, m, context) * per_elem / _simd_scale(cpu, c)
     compute = cycles / (used * cpu.clock_hz)
     b = op_bytes(op, m, context, 4.0, kv_elem_bytes)
     memory = b.total / cpu.bytes_per_s
-    over = op.count * (c.native_op_overhead_us + (
-        c.native_attn_layer_overhead_us if op.kind in ("attn_score", "attn_v") else 0.0)) * 1e-6
+    over = op.count * c.native_op_overhead_us * 1e-6
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
                   msg("basis.native_op", "native kernel, {cycles:g} cycles/element on "
                       "{threads} thread(s)", cycles=per_elem,
@@ -219,17 +313,27 @@ def shift_scan(intermediate: int, layers: int, m: int, cpu: CpuSpec, threads: in
     """The PS's share of a fixed-point FFN glue unit: per layer and token, choose the glue's
     shifts from the gate/up results (maxima, then three scaled passes, each reduced to its
     maximum) and write the beats the unit reads, split over ``threads``, with
-    ``shift_scan_syncs_per_layer`` pool synchronisations per layer (native kernels)."""
+    ``shift_scan_syncs_per_layer`` pool synchronisations per layer (native kernels).
+
+    As the bitnet-kv260 runtime does it (``gu_chunk``, ``ffn_prep_a_worker``): the gate/up
+    int32 results' cache lines are invalidated first (so this call's results are read out
+    here, not in its hand-off), read from DDR, and each element's 16-byte beat is stored to the
+    DMA buffer's write-combining (uncached) mapping. Uncached stores drain to DDR through the
+    store buffer; on an in-order core, once it is full, they stall the instructions, so their
+    DDR time adds (elsewhere they overlap like the reads)."""
     elems = layers * m * intermediate
     compute = elems * c.native_shift_scan_cycles_per_elem / (threads * cpu.clock_hz)
+    results = float(elems * 2 * 4)  # the gate and up int32 results, just written by the DMA
     beats = float(elems * 16)  # one 16-byte beat per element, written for the glue's DMA
-    memory = beats / cpu.bytes_per_s
+    reads, writes = results / cpu.bytes_per_s, beats / cpu.bytes_per_s
+    busy = max(compute, reads) + writes if cpu.in_order else max(compute, reads + writes)
+    inval = results / c.cache_maint_bytes_per_s
     over = layers * m * c.shift_scan_syncs_per_layer * c.native_op_overhead_us * 1e-6
-    return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
+    return OpCost(busy + inval + over, _bound(compute, reads + writes, over + inval),
                   msg("basis.shift_scan", "shift scan for the glue unit: {cycles:g} cycles/"
                       "element on {threads} thread(s), {syncs:g} syncs per layer",
                       cycles=c.native_shift_scan_cycles_per_elem, threads=threads,
-                      syncs=c.shift_scan_syncs_per_layer), threads, beats)
+                      syncs=c.shift_scan_syncs_per_layer), threads, results + beats)
 
 
 # -- torch runtime ---------------------------------------------------------------------------

@@ -90,6 +90,8 @@ def call_items(cc: CallCost, head: bool) -> dict[str, float]:
 
 #: What a glue unit takes off the PS: the element-wise work between gate/up and down.
 GLUE_OPS = ("act_fn", "gate_mul", "ffn_sub_norm", "quant_down")
+#: The calls whose results the glue's shift scan reads out (``dse.model.cpu.shift_scan``).
+SCANNED_ROLES = frozenset({"gate_proj", "up_proj"})
 
 
 @dataclass(frozen=True)
@@ -643,6 +645,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     calls: dict[str, CallCost] = {}
     call_of: dict[str, str] = {}
     rescore: list[tuple[str, Work]] = []
+    #: gate/up calls: with a glue unit the shift scan reads their results out (see shift_scan)
+    scanned: list[str] = []
     for key, group in group_calls(offloaded, plan.fuse).items():
         n = sum(layer.n for layer in group)
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
@@ -667,6 +671,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             rescore.append((group[0].name, stage2))
         for layer in group:
             call_of[layer.name] = key
+        if {layer.role for layer in group} <= SCANNED_ROLES:
+            scanned.append(key)
     rows = []
     for layer in wl.layers:
         lw = layer_cpu(wl, layer, plan.runtime, scenario, host, cpu, threads, c)
@@ -724,6 +730,10 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                                 "elementwise", sw))
         comp["elementwise"] += sw.time_s * 1e3
         items["shift_scan"] += sw.time_s * 1e3
+        # the scan invalidates and reads the gate/up results itself: not in their hand-off
+        moved = sum(calls[key].readout_s for key in scanned) * 1e3
+        comp["handoff"] -= moved
+        items["sums_readout"] -= moved
         ffn = {layer.name for layer in wl.layers if layer.role in ("gate_proj", "up_proj",
                                                                    "down_proj")}
         if not ffn <= off:

@@ -271,6 +271,12 @@ MESSAGES: dict[str, str] = {
     "basis.native_linear": "原生 {kind} 内核：{threads} 个线程上每个权重 {cpw:g} 个周期，"
                            "或 {mb:.1f} MB 按 {gbs:g} GB/s",
     "basis.native_op": "原生内核，{threads} 个线程上每个元素 {cycles:g} 个周期",
+    "basis.native_attn": "原生注意力内核，{threads} 个线程上每个乘加 {cycles:g} 个周期{split}；"
+                         "缓存 {mb:.2f} MB{stall}",
+    "basis.attn_by_heads": "，按查询头划分",
+    "basis.attn_by_positions": "，按缓存位置划分",
+    "basis.attn_stalls": "，其 DDR 停顿叠加在指令之上（顺序执行核）",
+    "basis.attn_overlap": "，与读取重叠",
     "basis.measured": "实测（`{role}`，M={m}、上下文 {context} 时每次调用 {us:.0f} µs），在主机上",
     "basis.measured_moved": "实测（`{role}`，M={m}、上下文 {context} 时每次调用 {us:.0f} µs），"
                             "按屋顶线之比从主机移到 {cpu}",

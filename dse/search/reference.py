@@ -88,8 +88,11 @@ def reference_split(wl: Workload, ctx: CostContext, best: Projection, log: Measu
              and e.unit in ("ms", "s", "us")]
     if not parts:
         return None
+    # the token's own context; else the one most of its parts ran at (ties: the largest)
     contexts = [e.ints["context"] for e in parts if "context" in e.ints]
-    context = max(set(contexts), key=contexts.count) if contexts else best.scenario.context_tokens
+    context = token.ints.get("context") or (
+        max(sorted(set(contexts)), key=contexts.count) if contexts
+        else best.scenario.context_tokens)
     context = min(context, wl.config.max_positions)
     at_ref = project(wl, best.plan, ctx, replace(best.scenario, context_tokens=context),
                      with_baselines=False)
