@@ -390,10 +390,14 @@ def test_glue_unit_takes_the_ffn_elementwise_work(seed_workload, kv260_ctx):
     # 2 passes x 30 layers x 6912 elements at 1 cycle each, 250 MHz
     assert ops_b["ffn_glue"].time_ms == pytest.approx(2 * 30 * 6912 / 250e6 * 1e3)
     moved = sum(o.time_ms for o in a.ops if o.role in GLUE_OPS)
-    # the glue unit adds its PL time and the PS's shift scan for it
+    # the glue unit adds its PL time and the PS's shift scan for it, which reads the gate/up
+    # results out in place of their calls' hand-off
+    from dse.model.project import scan_readout_work
+
+    readout = scan_readout_work(seed_workload, sc, kv260_ctx.constants).time_s * 1e3
     assert ops_b["shift_scan"].device == "ps" and ops_b["shift_scan"].time_ms > 0
     assert b.plan_ms == pytest.approx(a.plan_ms - moved + ops_b["ffn_glue"].time_ms
-                                      + ops_b["shift_scan"].time_ms)
+                                      + ops_b["shift_scan"].time_ms - readout)
     assert b.resources.lut == pytest.approx(a.resources.lut + 4700)
     assert any("glue" in u for u in with_glue.units)
     # without gate/up/down on the engines the glue has nothing to work on
@@ -523,3 +527,23 @@ def test_attention_unit_streams_the_kv_cache(seed_workload, kv260_ctx, capsys, t
     assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
     err = capsys.readouterr().err
     assert "kv_dtype: expected one of" in err and "Traceback" not in err
+
+
+def test_a_glue_plan_pays_the_gate_up_read_out_once(seed_workload, kv260_ctx):
+    """With a glue unit the shift scan invalidates and reads the gate/up results itself, so
+    their calls' hand-off leaves it out: the token, its components and its busy time agree."""
+    from dse.model.plan_file import load_plan
+    from dse.model.project import scan_readout_work
+
+    plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", seed_workload)
+    sc = Scenario("on-board", "decode", 1, 65, "fp32", 1, 4)
+    p = project(seed_workload, plan, kv260_ctx, sc, with_baselines=False)
+    assert sum(p.components.values()) == pytest.approx(p.plan_ms)
+    assert p.work.time_s * 1e3 == pytest.approx(p.plan_ms)
+    moved = scan_readout_work(seed_workload, sc, kv260_ctx.constants).time_s * 1e3
+    # 30 layers x 13,824 int32 results at 5.3 GB/s
+    assert moved == pytest.approx(30 * 13824 * 4 / 5.3e9 * 1e3)
+    # every call's read-out but the head's (its sync) and the gate/up calls'
+    head_n = next(la.n for la in seed_workload.layers if not la.ternary)
+    calls = sum(cc.readout_s for cc in p.calls.values() if cc.n != head_n) * 1e3
+    assert p.items["sums_readout"] == pytest.approx(calls - moved)

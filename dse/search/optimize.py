@@ -51,6 +51,7 @@ from dse.model.project import (
     layer_board_bytes,
     layer_cpu,
     op_costs,
+    scan_readout_work,
     two_stage_work,
 )
 from dse.model.workload import Layer, Workload
@@ -227,10 +228,12 @@ class Prepared:
         """The glue unit's own work over the objective's scenarios at an engine clock."""
         key = ("glue", clock_mhz)
         if key not in self._resources:
+            # the scan reads the gate/up results out, so their calls' hand-off does not
             self._resources[key] = sum(
                 w * (_vec(glue_work(GlueUnit(), self.workload, sc.m * sc.sequences, clock_mhz))
                      + _vec(glue_scan_work(self.workload, self.ctx.board, sc,
-                                           self.ctx.constants)))
+                                           self.ctx.constants))
+                     - _vec(scan_readout_work(self.workload, sc, self.ctx.constants)))
                 for sc, w in self.scenarios)
         return self._resources[key]
 
