@@ -394,7 +394,7 @@ def test_glue_unit_takes_the_ffn_elementwise_work(seed_workload, kv260_ctx):
     # results out in place of their calls' hand-off
     from dse.model.project import scan_readout_work
 
-    readout = scan_readout_work(seed_workload, sc, kv260_ctx.constants).time_s * 1e3
+    readout = scan_readout_work(seed_workload, 1, kv260_ctx.constants).time_s * 1e3
     assert ops_b["shift_scan"].device == "ps" and ops_b["shift_scan"].time_ms > 0
     assert b.plan_ms == pytest.approx(a.plan_ms - moved + ops_b["ffn_glue"].time_ms
                                       + ops_b["shift_scan"].time_ms - readout)
@@ -540,7 +540,7 @@ def test_a_glue_plan_pays_the_gate_up_read_out_once(seed_workload, kv260_ctx):
     p = project(seed_workload, plan, kv260_ctx, sc, with_baselines=False)
     assert sum(p.components.values()) == pytest.approx(p.plan_ms)
     assert p.work.time_s * 1e3 == pytest.approx(p.plan_ms)
-    moved = scan_readout_work(seed_workload, sc, kv260_ctx.constants).time_s * 1e3
+    moved = scan_readout_work(seed_workload, 1, kv260_ctx.constants).time_s * 1e3
     # 30 layers x 13,824 int32 results at 5.3 GB/s
     assert moved == pytest.approx(30 * 13824 * 4 / 5.3e9 * 1e3)
     # every call's read-out but the head's (its sync) and the gate/up calls'

@@ -243,9 +243,12 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
     if op.kind in ("attn_score", "attn_v"):
         compute, memory, kv = native_attention(op, m, context, cpu, threads, kv_dtype,
                                                kv_elem_bytes, c)
-        per_elem = (c.native_attn_v_cycles_per_mac_fp32 if op.kind == "attn_v"
-                    else _fp32_score_cycles(4, c) / 4) if kv_dtype == "fp32" else (
-            _native_cycles(op, kv_dtype, c))
+        if kv_dtype != "fp32":
+            per_elem = _native_cycles(op, kv_dtype, c)
+        elif op.kind == "attn_v":
+            per_elem = c.native_attn_v_cycles_per_mac_fp32
+        else:
+            per_elem = _fp32_score_cycles(4, c) / 4  # a pass of 4 heads, per MAC
         over = op.count * (c.native_op_overhead_us + c.native_attn_layer_overhead_us) * 1e-6
         stalls = cpu.in_order
         busy = compute + memory if stalls else max(compute, memory)

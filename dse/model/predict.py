@@ -116,19 +116,12 @@ def token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstan
                 m: int = 1, launch: float | None = None) -> list[CallCost]:
     """The engine calls of one forward when every ternary Linear runs on the engine, layers
     sharing an input fused (q/k/v, gate/up): 4 calls per decoder layer."""
-
-    return [cc for cc, _ in _token_calls(wl, design, board, c, m, launch)]
-
-
-def _token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstants,
-                 m: int, launch: float | None) -> list[tuple[CallCost, frozenset[str]]]:
-    """``token_calls`` with the roles of each call's layers."""
     from dse.model.project import group_calls
 
     groups = group_calls([layer for layer in wl.layers if layer.ternary], fuse=True)
-    return [(call_cost(design, board, c, n=sum(la.n for la in g), k=g[0].k, m=m,
-                       weight_bytes=sum(layer_weight_bytes(la, design) for la in g),
-                       launch_us=launch), frozenset(la.role for la in g))
+    return [call_cost(design, board, c, n=sum(la.n for la in g), k=g[0].k, m=m,
+                      weight_bytes=sum(layer_weight_bytes(la, design) for la in g),
+                      launch_us=launch)
             for g in groups.values()]
 
 
@@ -279,12 +272,10 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
     if e.what == "activation_loads":
         return Prediction(sum(cc.act_s for cc in calls))
     # with a glue unit the shift scan reads the gate/up results out, not their hand-off
-    from dse.model.project import SCANNED_ROLES
+    from dse.model.project import scan_readout_work
 
-    scanned = e.config.glue is not None
-    return Prediction(sum(cc.readout_s for cc, roles in
-                          _token_calls(wl, design, board, c, m, entry_launch_us(e, board, c))
-                          if not (scanned and roles <= SCANNED_ROLES)))
+    scanned = scan_readout_work(wl, m, c).time_s if e.config.glue is not None else 0.0
+    return Prediction(sum(cc.readout_s for cc in calls) - scanned)
 
 
 def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | None = None

@@ -123,12 +123,12 @@ def glue_scan_work(wl: Workload, board: Board, scenario: Scenario, c: CostConsta
     return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
-def scan_readout_work(wl: Workload, scenario: Scenario, c: CostConstants) -> Work:
-    """The gate/up results' cache invalidation, which a glue unit's shift scan does itself
-    (``dse.model.cpu.shift_scan``): taken out of those calls' hand-off, so a plan with a glue
-    unit pays it once. A PS core does it: busy and waited for."""
+def scan_readout_work(wl: Workload, m_tokens: int, c: CostConstants) -> Work:
+    """The gate/up results' cache invalidation for ``m_tokens`` tokens, which a glue unit's
+    shift scan does itself (``dse.model.cpu.shift_scan``): taken out of those calls' hand-off,
+    so a plan with a glue unit pays it once. A PS core does it: busy and waited for."""
     n = sum(layer.n for layer in wl.layers if layer.role in SCANNED_ROLES)
-    t = scenario.m * scenario.sequences * n * 4 / c.cache_maint_bytes_per_s
+    t = m_tokens * n * 4 / c.cache_maint_bytes_per_s
     return Work(t, t)
 
 
@@ -742,7 +742,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         items["shift_scan"] += sw.time_s * 1e3
         # the scan invalidates and reads the gate/up results itself: not in their hand-off
         if scanned:
-            moved = scan_readout_work(wl, scenario, c)
+            moved = scan_readout_work(wl, scenario.m * scenario.sequences, c)
             comp["handoff"] -= moved.time_s * 1e3
             items["sums_readout"] -= moved.time_s * 1e3
         ffn = {layer.name for layer in wl.layers if layer.role in ("gate_proj", "up_proj",

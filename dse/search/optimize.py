@@ -233,7 +233,8 @@ class Prepared:
                 w * (_vec(glue_work(GlueUnit(), self.workload, sc.m * sc.sequences, clock_mhz))
                      + _vec(glue_scan_work(self.workload, self.ctx.board, sc,
                                            self.ctx.constants))
-                     - _vec(scan_readout_work(self.workload, sc, self.ctx.constants)))
+                     - _vec(scan_readout_work(self.workload, sc.m * sc.sequences,
+                                              self.ctx.constants)))
                 for sc, w in self.scenarios)
         return self._resources[key]
 
