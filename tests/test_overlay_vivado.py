@@ -224,48 +224,60 @@ ATTN_DEFAULT = dict(shipped_template().attention.default)
 
 
 @pytest.mark.parametrize(("board", "engines", "attn"), [
-    ("kv260", 1, ATTN_DEFAULT),
-    ("zcu104", 2, dict(ATTN_DEFAULT, g=8, tmax=512)),
-    ("pynq-z2", 1, dict(ATTN_DEFAULT, g=1, d=64, hmax=2)),
+    ("kv260", 1, dict(ATTN_DEFAULT, count=1)),
+    ("zcu104", 2, dict(ATTN_DEFAULT, g=8, tmax=512, count=1)),
+    ("pynq-z2", 1, dict(ATTN_DEFAULT, g=1, d=64, hmax=2, count=1)),
+    ("kv260", 3, dict(ATTN_DEFAULT, hmax=2, count=3)),
+    ("kv260", 2, dict(ATTN_DEFAULT, hmax=2, count=3)),   # units 0 and 2 share engine 0's port
+    ("zcu104", 4, dict(ATTN_DEFAULT, hmax=2, count=4)),  # 16 control ports: the most there is
 ])
-def test_build_overlay_with_the_attention_unit(tmp_path, board, engines, attn):
-    """ATTN=1: kv_attn_0 and axi_dma_attn, whose masters join data_ic_0 (engine 0's port)."""
+def test_build_overlay_with_attention_units(tmp_path, board, engines, attn):
+    """ATTN=N: kv_attn_<a> and axi_dma_attn_<a>, whose masters join the data SmartConnect of
+    engine (a mod ENGINES), so unit a is on that engine's HP port."""
     calls, out = _dry_run(tmp_path, board, False, engines, pe=4, simd=20, packing="base3",
                           attn=attn)
     text = "\n".join(calls)
     b = load_board(ROOT / "boards" / f"{board}.yaml")
-    port0 = shipped_template().ports_for(b.family)[0]
+    ports = shipped_template().ports_for(b.family)
     at = shipped_template().attention
-    # packaged as its own IP, then instantiated with the requested parameters
+    n = attn["count"]
+    # packaged once as its own IP, then instantiated N times with the requested parameters
     assert "set_property name kv_attn core" in text
     assert "add_files -norecurse " in text and text.count("kv_attn.v") == 1
-    assert f"create_bd_cell -type ip -vlnv {at.vlnv} kv_attn_0" in text
-    assert (f"{{CONFIG.G {attn['g']} CONFIG.D {attn['d']} CONFIG.HMAX {attn['hmax']} "
-            f"CONFIG.TMAX {attn['tmax']}}} kv_attn_0") in text
-    # its own simple-mode DMA: 128-bit in, 32*G-bit out
-    dma = next(c for c in calls if c.startswith("set_property -dict") and "axi_dma_attn" in c)
-    for setting in ("CONFIG.c_include_sg 0", "CONFIG.c_sg_length_width 26",
-                    "CONFIG.c_m_axis_mm2s_tdata_width 128",
-                    f"CONFIG.c_s_axis_s2mm_tdata_width {32 * attn['g']}"):
-        assert setting in dma, setting
-    # on engine 0's port, through its data SmartConnect (4 slaves there, 2 on the others)
-    assert "connect_bd_intf_net axi_dma_attn/M_AXI_MM2S data_ic_0/S02_AXI" in text
-    assert "connect_bd_intf_net axi_dma_attn/M_AXI_S2MM data_ic_0/S03_AXI" in text
-    assert f"connect_bd_intf_net data_ic_0/M00_AXI ps/{port0}" in text
-    assert "{CONFIG.NUM_SI 4 CONFIG.NUM_MI 1} data_ic_0" in text
-    assert text.count("{CONFIG.NUM_SI 2 CONFIG.NUM_MI 1}") == engines - 1
-    assert "connect_bd_intf_net axi_dma_attn/M_AXIS_MM2S kv_attn_0/s_axis" in text
-    assert "connect_bd_intf_net kv_attn_0/m_axis axi_dma_attn/S_AXIS_S2MM" in text
-    # control: the last two SmartConnect outputs
-    assert f"CONFIG.NUM_MI {2 * engines + 2}" in text
-    assert (f"connect_bd_intf_net ctrl_ic/M{2 * engines:02d}_AXI axi_dma_attn/S_AXI_LITE"
-            in text)
-    assert (f"connect_bd_intf_net ctrl_ic/M{2 * engines + 1:02d}_AXI kv_attn_0/s_axi_control"
-            in text)
-    for pin in ("kv_attn_0/ap_clk", "axi_dma_attn/m_axi_mm2s_aclk", "kv_attn_0/ap_rst_n",
-                "axi_dma_attn/axi_resetn"):
-        assert re.search(rf"connect_bd_net \S+ {re.escape(pin)}$", text, re.M), pin
-    assert f"+ kv_attn G={attn['g']} D={attn['d']}" in out
+    on = {e: [a for a in range(n) if a % engines == e] for e in range(engines)}
+    for a in range(n):
+        e, slot = a % engines, on[a % engines].index(a)
+        assert f"create_bd_cell -type ip -vlnv {at.vlnv} kv_attn_{a}" in text
+        assert (f"{{CONFIG.G {attn['g']} CONFIG.D {attn['d']} CONFIG.HMAX {attn['hmax']} "
+                f"CONFIG.TMAX {attn['tmax']}}} kv_attn_{a}") in text
+        # its own simple-mode DMA: 128-bit in, 32*G-bit out
+        dma = next(c for c in calls if c.startswith("set_property -dict")
+                   and c.endswith(f"axi_dma_attn_{a}"))
+        for setting in ("CONFIG.c_include_sg 0", "CONFIG.c_sg_length_width 26",
+                        "CONFIG.c_m_axis_mm2s_tdata_width 128",
+                        f"CONFIG.c_s_axis_s2mm_tdata_width {32 * attn['g']}"):
+            assert setting in dma, setting
+        # on engine e's port, through its data SmartConnect
+        assert (f"connect_bd_intf_net axi_dma_attn_{a}/M_AXI_MM2S "
+                f"data_ic_{e}/S{2 + 2 * slot:02d}_AXI") in text
+        assert (f"connect_bd_intf_net axi_dma_attn_{a}/M_AXI_S2MM "
+                f"data_ic_{e}/S{3 + 2 * slot:02d}_AXI") in text
+        assert f"connect_bd_intf_net axi_dma_attn_{a}/M_AXIS_MM2S kv_attn_{a}/s_axis" in text
+        assert f"connect_bd_intf_net kv_attn_{a}/m_axis axi_dma_attn_{a}/S_AXIS_S2MM" in text
+        # control: two SmartConnect outputs per unit after the engines'
+        mi = 2 * engines + 2 * a
+        assert f"connect_bd_intf_net ctrl_ic/M{mi:02d}_AXI axi_dma_attn_{a}/S_AXI_LITE" in text
+        assert f"connect_bd_intf_net ctrl_ic/M{mi + 1:02d}_AXI kv_attn_{a}/s_axi_control" in text
+        for pin in (f"kv_attn_{a}/ap_clk", f"axi_dma_attn_{a}/m_axi_mm2s_aclk",
+                    f"kv_attn_{a}/ap_rst_n", f"axi_dma_attn_{a}/axi_resetn"):
+            assert re.search(rf"connect_bd_net \S+ {re.escape(pin)}$", text, re.M), pin
+        assert f"+ kv_attn_{a} G={attn['g']} D={attn['d']}" in out
+        assert f"on {ports[e]} with engine {e}" in out
+    assert f"kv_attn_{n}" not in text
+    for e in range(engines):
+        assert f"{{CONFIG.NUM_SI {2 + 2 * len(on[e])} CONFIG.NUM_MI 1}} data_ic_{e}" in text
+        assert f"connect_bd_intf_net data_ic_{e}/M00_AXI ps/{ports[e]}" in text
+    assert f"CONFIG.NUM_MI {2 * engines + 2 * n}" in text
 
 
 def test_makefile_attn_defaults_from_the_template(tmp_path):
@@ -273,13 +285,13 @@ def test_makefile_attn_defaults_from_the_template(tmp_path):
                 "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
     d = ATTN_DEFAULT
-    assert (f" S_AXI_HP0_FPD {d['g']},{d['d']},{d['hmax']},{d['tmax']},128,{32 * d['g']}"
+    assert (f" S_AXI_HP0_FPD 1,{d['g']},{d['d']},{d['hmax']},{d['tmax']},128,{32 * d['g']}"
             in res.stdout), res.stdout
-    assert "tgemv_kv260_base3_4x20_v4_attn" in res.stdout
-    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ATTN=1",
-                "ATTN_TMAX=1024", "ATTN_G=2", "VIVADO=echo", f"OUT={tmp_path}")
+    assert "tgemv_kv260_base3_4x20_v4_attn1" in res.stdout
+    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ATTN=3",
+                "ATTN_TMAX=1024", "ATTN_G=2", "ATTN_HMAX=2", "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
-    assert f" 2,{d['d']},{d['hmax']},1024,128,64" in res.stdout, res.stdout
+    assert f" 3,2,{d['d']},2,1024,128,64" in res.stdout, res.stdout
 
 
 def test_makefile_without_attn_passes_none(tmp_path):
@@ -289,13 +301,14 @@ def test_makefile_without_attn_passes_none(tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    (["--attn", "2"], "ATTN=2: expected 0"),
+    (["--attn", "5"], "ATTN=5: expected 0 (no attention unit) to 4"),
     (["--attn", "yes"], "ATTN=yes: expected 0"),
+    (["--attn", "-1"], "ATTN=-1: expected 0"),
     (["--attn", "1", "--attn-g", "3"], "G=3"),
     (["--attn", "1", "--attn-d", "100"], "D=100"),
     (["--attn", "1", "--attn-tmax", "100000"], "TMAX=100000"),
     (["--attn", "1", "--attn-hmax", "five"], "ATTN_HMAX=five: expected a positive integer"),
-    (["--attn", "0", "--attn-g", "4"], "ATTN_G given without ATTN=1"),
+    (["--attn", "0", "--attn-g", "4"], "ATTN_G given without ATTN=1..4"),
 ])
 def test_bad_attn_argument_is_one_line_exit_2(capsys, extra, why):
     argv = ["--board", str(ROOT / "boards" / "kv260.yaml"), "--pe", "4", "--simd", "20",
@@ -306,9 +319,10 @@ def test_bad_attn_argument_is_one_line_exit_2(capsys, extra, why):
 
 
 def test_makefile_stops_on_a_bad_attn(tmp_path):
-    res = _make("overlay", "BOARD=kv260", "ATTN=2", "VIVADO=echo", f"OUT={tmp_path}")
+    res = _make("overlay", "BOARD=kv260", "ATTN=5", "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 2
-    assert "error: ATTN=2: expected 0 (no attention unit) or 1 (add kv_attn)" in res.stderr
+    assert ("error: ATTN=5: expected 0 (no attention unit) to 4 (that many kv_attn instances)"
+            in res.stderr)
     assert "-tclargs" not in res.stdout
 
 
@@ -323,4 +337,4 @@ def test_tcl_rejects_a_malformed_attn_argument(tmp_path):
     env = dict(os.environ, STUB_LOG=str(tmp_path / "log"), STUB_BOARD_FILES="0",
                DSE_VIVADO_DRY_RUN="1")
     res = _tcl(tmp_path, script, env)
-    assert res.returncode != 0 and "attn '4,128': expected none or G,D,HMAX,TMAX" in res.stderr
+    assert res.returncode != 0 and "attn '4,128': expected none or N,G,D,HMAX,TMAX" in res.stderr

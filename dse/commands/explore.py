@@ -87,13 +87,11 @@ def run(args: argparse.Namespace) -> int:
     wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
     from dse.model.template import load_template, shipped_template
-    from dse.search.space import attention_unit_for
 
     template = load_template(args.template) if args.template else shipped_template()
-    unit, unit_built = attention_unit_for(template, wl.config)
+    # the PL units plans may add come from the template x the board (dse.search.space)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          **scenario_fields(args), attention=unit,
-                          attention_buildable=unit_built)
+                          **scenario_fields(args))
     from dse.search.explore import explore
     from dse.search.space import default_space
 
@@ -186,7 +184,7 @@ def _summary(result, source: str, search_s: float) -> str:
         util = d.utilization
         e = d.energy
         rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
-                     d.scenario.kv_dtype, " ".join(rp.plan.units) or "-",
+                     d.scenario.kv_dtype, " ".join(rp.plan.unit_labels) or "-",
                      len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.4g}",
                      f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
                      f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
@@ -206,7 +204,7 @@ def _summary(result, source: str, search_s: float) -> str:
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan
-    lines.append(f"{'build the best plan' if best.design.buildable else 'best plan'}: "
+    lines.append(f"{'build the best plan' if best.buildable else 'best plan'}: "
                  f"{best.build_note or 'not checked against the engine template (what-if)'}")
     top = result.sensitivity[0] if result.sensitivity else None
     if top:

@@ -18,7 +18,7 @@ from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
 from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
-from dse.model.plan_file import load_plan
+from dse.model.plan_file import check_units_fit, load_plan
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
 from dse.model.template import mark_buildable, shipped_template
 from dse.model.workload import Workload, workload_from_profile
@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     plan = replace(plan, design=mark_buildable(shipped_template(), plan.design, board))
     scenario = scenario_for(args, wl)
     ctx = CostContext.resolve(board, args.calibration)
+    check_units_fit(plan, ctx.board, ctx.constants, args.plan)
     proj = project(wl, plan, ctx, scenario)
     print(render(proj, board, source, str(args.plan), args.layers))
     if args.json:

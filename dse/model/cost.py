@@ -129,6 +129,15 @@ def call_cost(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k
                     passes * c.run_burst_us * 1e-6, h.readout_s)
 
 
+def with_launch(cc: CallCost, launch_s: float) -> CallCost:
+    """``cc`` with the PS runtime's launch added to its run overhead: what ``call_cost`` gives
+    with ``launch_us`` set (its run term is register accesses plus the launch), so a call
+    priced once without a launch serves every runtime."""
+    return CallCost(cc.n, cc.k, cc.m, cc.cycles, cc.weight_bytes, cc.act_bytes, cc.out_bytes,
+                    cc.compute_s, cc.ddr_s, cc.link_s, cc.overhead_s + launch_s, cc.ps_s,
+                    cc.act_s, cc.burst_s, cc.readout_s)
+
+
 def launch_us(board: Board, c: CostConstants, runtime: str) -> float:
     """Launching one accelerator call from the PS runtime: the board's figure for a Python
     (PYNQ) driver under ``torch``; a C driver's under ``native``."""

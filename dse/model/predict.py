@@ -6,10 +6,11 @@ has its predictor: engine calls and layers through ``call_cost``; components of 
 engines' weight stream, the per-run overhead, the sums read back) as sums over the token's
 engine calls; PS-side components (attention, norms/quantization/RoPE/residuals) and
 bitnet.cpp runs through the operator model's projection (``dse.model.project``, native
-runtime), the FFN glue unit through its PL unit (``glue_work``) where the log states one;
+runtime), the FFN glue unit through its PL unit (``units.glue.glue_work``) where the log
+states one;
 phases (a DDR read test, the PS's read bandwidth) through the board's roofline figures; a
 two-stage head's sync + top-K and rescore through ``cpu.head_stage2`` and the stage-1 call's
-hand-off, the glue unit's shift scan through ``project.glue_scan_work``. What the model cannot
+hand-off, the glue unit's shift scan through ``units.glue.scan_work``. What the model cannot
 price yet (power, a prefill token of the published design) comes back as
 ``Prediction(None, why)``: reported, never dropped, never faked. New
 devices add predictors here, entry kind by kind.
@@ -165,7 +166,8 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
     offload = frozenset(layer.name for layer in wl.layers if layer.ternary)
     sc = Scenario("on-board", "decode", 1, context, kv, 1, e.config.threads)
     # the design's glue unit, where the log states one, takes its element-wise work off the PS
-    plan = Plan(e.id, design, offload, runtime="native", glue=_glue(e))
+    glue = _glue(e)
+    plan = Plan(e.id, design, offload, runtime="native", units=() if glue is None else (glue,))
     p = _project(e, wl, plan, board, c, sc, where)
     # the results' int32 -> float scaling is done by the norms/residual code on the PS (the
     # published design's split counts it there; bench/bench_validate.py compares it so)
@@ -175,7 +177,7 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
 
 def _glue(e: LogEntry):
     """The log's FFN glue unit as the model's ``GlueUnit`` (None without one)."""
-    from dse.model.project import GlueUnit
+    from dse.model.units import GlueUnit
 
     g = e.config.glue
     return None if not g else GlueUnit(g["passes"], float(g["cycles_per_elem"]))
@@ -231,13 +233,11 @@ def _head_part(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
 
 
 def _shift_scan(e: LogEntry, wl: Workload, board: Board, c: CostConstants) -> Prediction:
-    """The PS's shift scan for the log's glue unit (``project.glue_scan_work``)."""
-    from dse.model.project import glue_scan_work
-    from dse.model.scenario import Scenario
+    """The PS's shift scan for the log's glue unit (``units.glue.scan_work``)."""
+    from dse.model.units.glue import scan_work
 
-    sc = Scenario("on-board", "decode", e.get("m") or 1, e.get("context") or 1, "fp32", 1,
-                  e.config.threads)
-    return Prediction(glue_scan_work(wl, board, sc, c).time_s)
+    cpu, threads = _ps_spec(e, wl, board)
+    return Prediction(scan_work(wl, e.get("m") or 1, cpu, threads, c).time_s)
 
 
 def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
@@ -251,7 +251,7 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
     if e.what in PS_COMPONENTS and e.device == "ps":
         return _ps_component(e, wl, board, c, where)
     if e.what == "ffn_glue" and e.device == "pl" and e.config.glue:
-        from dse.model.project import glue_work
+        from dse.model.units.glue import glue_work
 
         return Prediction(glue_work(_glue(e), wl, e.get("m") or 1,
                                     entry_design(e, where).clock_mhz).time_s)
@@ -272,7 +272,7 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
     if e.what == "activation_loads":
         return Prediction(sum(cc.act_s for cc in calls))
     # with a glue unit the shift scan reads the gate/up results out, not their hand-off
-    from dse.model.project import scan_readout_work
+    from dse.model.units.glue import scan_readout_work
 
     scanned = scan_readout_work(wl, m, c).time_s if e.config.glue is not None else 0.0
     return Prediction(sum(cc.readout_s for cc in calls) - scanned)

@@ -16,7 +16,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from dse.model.cost import CallCost
 from dse.model.project import VIEW_TEXT, LayerProjection, Projection
 from dse.report import sections
 from dse.report.i18n import render_msg
@@ -85,6 +84,10 @@ _S: dict[str, tuple[str, str]] = {
     "short.link": ("PS↔PL 链路", "PS↔PL link"),
     "short.overhead": ("每次调用开销", "per-call overhead"),
     "short.ps": ("PS：{part}", "PS: {part}"),
+    "limit.unit": ("PL 单元 `{unit}`：它的调用占时最多，增加实例数或提高时钟",
+                   "the PL unit `{unit}`: its calls take the longest; more instances or a "
+                   "faster clock"),
+    "short.unit": ("PL 单元 `{unit}`", "PL unit `{unit}`"),
     # -- boards compared ---------------------------------------------------------------------
     "h.boards": ("## 板卡对比", "## Boards compared"),
     "boards.intro": ("本报告中每块板卡的最佳方案（每次 `dse explore` 运行时更新）。",
@@ -235,6 +238,22 @@ _S: dict[str, tuple[str, str]] = {
     # -- resources ---------------------------------------------------------------------------
     "h.resources": ("### 最佳方案的资源利用", "### Resource utilization of the best plan"),
     "cols.resources": ("资源|已用|可用|利用率|上限", "Resource|Used|Available|Utilization|Cap"),
+    # -- PL units by count ---------------------------------------------------------------------
+    "h.unit_counts": ("#### PL 单元：构建与实例数", "#### PL units: builds and counts"),
+    "units.intro": ("最佳方案的设计（{design}）配上每种 PL 单元的每个构建与实例数（其他单元不变），"
+                    "重新求解：最佳方案的单元数由此而来。",
+                    "The best plan's design ({design}) with every build and instance count of "
+                    "each PL unit kind the search offered (its other units kept), solved again: "
+                    "why the best plan has as many as it has."),
+    "cols.unit_counts": ("种类|构建|实例数|目标 ({unit})|相对所选|说明",
+                         "Kind|Build|Instances|Objective ({unit})|vs chosen|Note"),
+    "units.chosen": ("**所选**", "**chosen**"),
+    "card.unit_counts": ("单元数", "How many units"),
+    "card.unit_count_val": ("{kind}：{n} 个（搜索了 {opts}；{why}）",
+                            "{kind}: {n} (searched {opts}; {why})"),
+    "card.count_best": ("目标最低", "the lowest objective"),
+    "card.count_more": ("{m} 个时 {ms} ms（{d:+.1%}）", "{m} would take {ms} ms ({d:+.1%})"),
+    "card.count_cannot": ("{m} 个不可用：{why}", "{m} cannot: {why}"),
     # -- physical limit ----------------------------------------------------------------------
     "h.limit": ("### 物理极限", "### Physical limit"),
     "limit.text": ("{scen}：加速器时间 {acc} ms，其中从 DDR 读取权重 {mib:,.1f} MiB。"
@@ -254,9 +273,13 @@ _S: dict[str, tuple[str, str]] = {
     "lim.compute": ("计算或链路慢于 DDR 的部分", "compute or link slower than DDR"),
     "lim.overhead": ("每次调用开销 ({calls} 次调用)", "per-call overhead ({calls} calls)"),
     "lim.ps": ("PS 端交接 (重缩放、缓存维护)", "PS-side hand-off (rescale, cache maintenance)"),
+    "lim.credits": ("PL 单元的 PS 工作代为完成的交接（读出）",
+                    "hand-off a PL unit's PS work does instead (read-out)"),
     "lim.accel": ("**加速器小计**", "**accelerator subtotal**"),
-    "lim.cpu": ("留在 CPU 上的 Linear 层", "Linear layers left on the CPU"),
-    "lim.ops": ("其他算子 (PS)", "other operators (PS)"),
+    "lim.head_stage2": ("两阶段输出头的第二阶段 (PS)", "two-stage head, stage 2 (PS)"),
+    "lim.cpu_linears": ("留在 CPU 上的 Linear 层", "Linear layers left on the CPU"),
+    "lim.ps_ops": ("其他算子 (PS)", "other operators (PS)"),
+    "lim.unit": ("PL 单元 `{unit}`（含其交接）", "PL unit `{unit}` (with its hand-offs)"),
     "lim.plan": ("**方案总计**", "**plan total**"),
     # -- sensitivity -------------------------------------------------------------------------
     "h.sens": ("### 敏感性", "### Sensitivity"),
@@ -372,7 +395,11 @@ def summary_of(result: ExploreResult) -> dict:
         "n_resident": len(best.plan.resident),
         "head_on_pl": any(lp.role == "lm_head" and lp.placement != "cpu" for lp in d.layers),
         "head_unit": best.plan.design.head, "head_top_k": best.plan.head_top_k,
-        "units": list(best.plan.units),
+        "units": list(best.plan.unit_labels),
+        "unit_counts": [{"kind": u.kind, "label": u.label, "count": u.count,
+                         "ms": None if u.objective_ms is None else round(u.objective_ms, 4),
+                         "why_not": None if u.why_not is None else str(u.why_not),
+                         "chosen": u.chosen} for u in result.unit_counts],
         "tokens_per_s": round(d.tokens_per_s, 4), "ms_per_token": round(d.plan_ms, 4),
         "context_tokens": d.scenario.context_tokens,
         "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
@@ -391,7 +418,7 @@ def summary_of(result: ExploreResult) -> dict:
         "baseline_j_per_token": (None if base.energy is None
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
-        "buildable": best.plan.design.buildable and best.plan.glue is None,
+        "buildable": best.plan.buildable,
         "kv_dtype": d.scenario.kv_dtype, "build_note": best.plan.build_note,
         # the token's three largest components, ms: what the limit means in time
         "split_ms": {k: round(v, 3) for k, v in sorted(
@@ -402,6 +429,8 @@ def summary_of(result: ExploreResult) -> dict:
 def _limit_text(bound: str, lang: str, short: bool = False) -> str:
     """What a binding bound means, in ``lang`` (``short``: a few words for a table)."""
     kind = "short" if short else "limit"
+    if bound.startswith("pl unit ("):
+        return _t(f"{kind}.unit", lang, unit=bound[len("pl unit ("):-1])
     if bound.startswith("ps"):
         part = bound[bound.find("(") + 1:-1] if "(" in bound else "ps"
         name = _t(f"comp.{part}", lang) if f"comp.{part}" in _S else part
@@ -434,6 +463,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
         (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
+        *_count_rows(result, lang),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
                                     ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
@@ -458,6 +488,30 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
             f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
+
+
+def _count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
+    """The card's line on how many instances of each unit kind the best plan has, and why:
+    the next count's objective, or why it cannot be used."""
+    out = []
+    for kind in dict.fromkeys(u.kind for u in result.unit_counts):
+        opts = [u for u in result.unit_counts if u.kind == kind]
+        chosen = next((u for u in opts if u.chosen), None)
+        counts = sorted({u.count for u in opts})
+        if chosen is None or chosen.objective_ms is None or len(counts) < 3:
+            continue
+        nxt = next((u for u in opts if u.count == chosen.count + 1), None)
+        if nxt is None:
+            why = _t("card.count_best", lang)
+        elif nxt.objective_ms is None:
+            why = _t("card.count_cannot", lang, m=nxt.count, why=render_msg(nxt.why_not, lang))
+        else:
+            why = _t("card.count_more", lang, m=nxt.count, ms=_ms(nxt.objective_ms),
+                     d=nxt.objective_ms / chosen.objective_ms - 1)
+        out.append((_t("card.unit_counts", lang), _t(
+            "card.unit_count_val", lang, kind=kind, n=chosen.count,
+            opts=f"{counts[0]}–{counts[-1]}", why=why)))
+    return out
 
 
 def boards_table(summaries: list[dict], lang: str) -> str:
@@ -614,7 +668,7 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
                 if "torch" in speed else "—")
     return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
             f"`{rp.plan.runtime}`, KV {rp.decode.scenario.kv_dtype}",
-            " ".join(f"`{u}`" for u in rp.plan.units) or "—",
+            " ".join(f"`{u}`" for u in rp.plan.unit_labels) or "—",
             str(len(rp.plan.offload)), str(len(rp.plan.resident)),
             f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
@@ -645,6 +699,30 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
     end = "。" if lang == "zh" else "."
     lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + end) if why else "—", ""]
     return lines
+
+
+def _unit_counts_block(result: ExploreResult, lang: str) -> list[str]:
+    """Every build and count of each PL unit kind the search offered, beside the best plan's
+    design: why the best plan has as many as it has."""
+    kinds = [k for k in dict.fromkeys(u.kind for u in result.unit_counts)
+             if sum(u.objective_ms is not None for u in result.unit_counts if u.kind == k) > 1]
+    if not kinds:
+        return []
+    rows = []
+    for u in result.unit_counts:
+        if u.kind not in kinds:
+            continue
+        chosen = next(c for c in result.unit_counts if c.kind == u.kind and c.chosen)
+        ms = "—" if u.objective_ms is None else _ms(u.objective_ms)
+        vs = ("—" if u.objective_ms is None or chosen.objective_ms is None
+              else f"{u.objective_ms / chosen.objective_ms - 1:+.1%}")
+        note = (_t("units.chosen", lang) if u.chosen else
+                "" if u.why_not is None else render_msg(u.why_not, lang))
+        rows.append([u.kind, f"`{u.label}`", str(u.count), ms, vs, note])
+    return [_t("h.unit_counts", lang), "",
+            _t("units.intro", lang, design=result.best.plan.design.label(),
+               unit=result.objective.unit), "",
+            md_table(_cols("cols.unit_counts", lang, unit=result.objective.unit), rows), ""]
 
 
 def _energy_cells(e) -> list[str]:
@@ -683,7 +761,7 @@ def _breakdown_block(result: ExploreResult, lang: str) -> list[str]:
             continue
         rows.append([_comp(key, lang), *(_ms(v) for v in vals), *([_ms(bval)] if base else [])])
     rows.append([_comp("total", lang), *(_ms(d.plan_ms) for d in decs),
-                 *([_ms(sum(base.values()))] if base else [])])
+                 *([_ms(result.base_total_ms)] if base else [])])
     return [_t("h.breakdown", lang, scen=_scenario(decs[0], lang)), "",
             _t("breakdown.intro", lang), "", md_table(headers, rows), ""]
 
@@ -776,30 +854,11 @@ def _resources_block(result: ExploreResult, lang: str) -> list[str]:
     return [_t("h.resources", lang), "", md_table(_cols("cols.resources", lang), rows), ""]
 
 
-def time_breakdown_ms(calls: Mapping[str, CallCost], ddr_bytes_per_s: float
-                      ) -> dict[str, float]:
-    """Accelerator time split into parts that add up exactly to the sum of call times.
-
-    Per call, the overlapped part ``max(compute, DDR, link)`` is at least the DDR time, which
-    is at least the weight bytes at sustained bandwidth; the rest is serial overhead and PS
-    work. Summing these parts says what keeps the plan off its DDR floor.
-    """
-    parts = dict.fromkeys(("weights", "actout", "compute", "overhead", "ps"), 0.0)
-    for cc in calls.values():
-        w_s = cc.weight_bytes / ddr_bytes_per_s
-        parts["weights"] += w_s
-        parts["actout"] += cc.ddr_s - w_s
-        parts["compute"] += max(cc.compute_s, cc.ddr_s, cc.link_s) - cc.ddr_s
-        parts["overhead"] += cc.overhead_s + cc.act_s + cc.burst_s
-        parts["ps"] += cc.ps_s
-    return {k: v * 1e3 for k, v in parts.items()}
-
-
 def _limit_block(result: ExploreResult, lang: str) -> list[str]:
     proj = result.best.decode
     board = result.board
     lines = [_t("h.limit", lang), ""]
-    acc_ms = sum(cc.time_s for cc in proj.calls.values()) * 1e3
+    acc_ms = proj.fpga_ms
     if not proj.calls or acc_ms <= 0:
         return [*lines, _t("limit.none", lang), ""]
     floor_sus = proj.ddr_weight_bytes / board.ddr_bytes_per_s * 1e3
@@ -808,22 +867,25 @@ def _limit_block(result: ExploreResult, lang: str) -> list[str]:
                  floor=_ms(proj.ddr_floor_ms), pct_peak=_pct(proj.ddr_floor_ms / acc_ms),
                  eff=board.ddr.pl_efficiency, sus=board.ddr_bytes_per_s / 1e9,
                  floor_sus=_ms(floor_sus), pct_sus=_pct(floor_sus / acc_ms)), ""]
-    parts = time_breakdown_ms(proj.calls, board.ddr_bytes_per_s)
+    parts = proj.limit_parts(board.ddr_bytes_per_s)
     plan_ms = proj.plan_ms
-    cpu_linear = sum(lp.time_ms for lp in proj.layers if lp.placement == "cpu")
-    labels = {"weights": _t("lim.weights", lang), "actout": _t("lim.actout", lang),
-              "compute": _t("lim.compute", lang),
-              "overhead": _t("lim.overhead", lang, calls=len(proj.calls)),
-              "ps": _t("lim.ps", lang)}
 
     def share(ms: float) -> str:
         return _pct(ms / plan_ms) if plan_ms > 0 else "n/a"
 
-    rows = [[labels[k], _ms(v), share(v)] for k, v in parts.items()]
-    rows += [[_t("lim.accel", lang), _ms(acc_ms), share(acc_ms)],
-             [_t("lim.cpu", lang), _ms(cpu_linear), share(cpu_linear)],
-             [_t("lim.ops", lang), _ms(proj.ops_ms), share(proj.ops_ms)],
-             [_t("lim.plan", lang), _ms(plan_ms), share(plan_ms)]]
+    def label(key: str) -> str:
+        if key == "overhead":
+            return _t("lim.overhead", lang, calls=len(proj.calls))
+        if key.startswith("unit:"):
+            return _t("lim.unit", lang, unit=key[5:])
+        return _t(f"lim.{key}", lang)
+
+    calls = [k for k in ("weights", "actout", "compute", "overhead", "ps", "credits")
+             if k in parts]
+    rows = [[label(k), _ms(parts[k]), share(parts[k])] for k in calls]
+    rows.append([_t("lim.accel", lang), _ms(acc_ms), share(acc_ms)])
+    rows += [[label(k), _ms(v), share(v)] for k, v in parts.items() if k not in calls]
+    rows.append([_t("lim.plan", lang), _ms(plan_ms), share(plan_ms)])
     return [*lines, md_table(_cols("cols.limit", lang), rows), ""]
 
 
@@ -910,6 +972,7 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _board_block(result, lang)
     lines += _method_block(result, lang)
     lines += _plans_block(result, lang)
+    lines += _unit_counts_block(result, lang)
     lines += _baselines_block(result, lang)
     lines += _breakdown_block(result, lang)
     lines += _reference_block(result, lang)
@@ -924,4 +987,4 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
 
 
 __all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
-           "time_breakdown_ms", "upsert_comparison", "upsert_section", "weighted_speedups"]
+           "upsert_comparison", "upsert_section", "weighted_speedups"]

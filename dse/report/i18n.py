@@ -281,12 +281,16 @@ MESSAGES: dict[str, str] = {
     "basis.measured_moved": "实测（`{role}`，M={m}、上下文 {context} 时每次调用 {us:.0f} µs），"
                             "按屋顶线之比从主机移到 {cpu}",
     "basis.unmeasured": "未测量：屋顶线 + 每次调用 {aten} 个 aten 算子，每个 {cycles:g} 个周期",
-    "basis.in_glue": "在 FFN 胶合单元中",
-    "basis.in_attention": "在注意力单元中",
+    "basis.in_unit": "在 PL 单元 `{unit}` 中",
+    "basis.scan_readout": "移位扫描自己使 gate/up 结果的缓存失效并读取它们：这些调用的交接不再读出",
     "basis.attention": "PL 注意力单元（{unit}）：每层 2 次调用，每个时钟 {macs} 次乘加，"
                        "{mhz:g} MHz，KV 缓存最高按 {gbs:.2f} GB/s 读取；softmax 在 PS 上",
-    "why.whatif.attention": "上面的方案加上注意力单元（{unit}），从 DDR 读取 int8 KV 缓存，"
-                            "每个时钟 {macs} 次乘加",
+    "why.whatif.unit": "上面的方案加上 {unit}，附带的 overlay 不构建它（{rule}）",
+    "why.with_unit": "上面的方案加上 {unit}，附带的 overlay 可以构建它；搜索没有为该目标选择它",
+    "why_not.whatif": "附带的 overlay 不构建它（{rule}）",
+    "why_not.serves": "它不能运行该模型或该场景",
+    "why_not.fits": "加上它，设计超出开发板的上限：{over}",
+    "why_not.solve": "加上它没有可解的方案",
     "basis.shift_scan_op": "PS 为胶合单元选择定点移位：每个元素 {cycles:g} 个周期",
     "basis.shift_scan": "胶合单元的移位扫描：{threads} 个线程上每个元素 {cycles:g} 个周期，"
                         "每层同步 {syncs:g} 次",
@@ -294,10 +298,9 @@ MESSAGES: dict[str, str] = {
     "infeasible.attn_shape": "注意力单元按每个 KV 头 {g} 个查询头、头维度 {d}、最多 {h} 个 KV 头"
                              "构建；模型是 {mg}、{md} 和 {mh}",
     "infeasible.attn_tmax": "注意力单元最多容纳 {tmax} 个位置，该场景要关注 {ctx} 个",
-    "why.whatif.glue": "最佳可构建设计加上引擎后的 FFN 胶合单元（激活、门控乘、子归一化、"
-                       "重新量化），附带的 overlay 没有这个单元",
     "basis.glue": "PL 胶合单元：{passes} 遍 × 每个元素 {cpe:g} 个周期，{mhz:g} MHz",
-    "infeasible.glue": "FFN 胶合单元需要每层的 gate_proj、up_proj 和 down_proj 都在引擎上",
+    "infeasible.glue_model": "FFN 胶合单元位于 gate/up 与 down 之间；该模型没有门控 FFN",
+    "infeasible.unit_needs": "{kind} 单元需要每层的 {roles} 都在引擎上",
     "basis.head_rescore": "两级输出头的第二级：从 {vocab} 个分数中取前 {k} 个"
                           "（每个分数 {sel:g} 个周期），再用 int8 精确重算这 {k} 行"
                           "（{threads} 个线程上每次乘加 {mac:g} 个周期）",
