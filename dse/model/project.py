@@ -220,6 +220,20 @@ class LayerProjection:
 
 
 @dataclass(frozen=True)
+class RoleRow:
+    """The Linears of one role in a projection (``Projection.by_role``)."""
+
+    role: str
+    layers: int
+    fpga: int
+    resident: int
+    cpu: int
+    cpu_ms: float
+    time_ms: float
+    bound: str
+
+
+@dataclass(frozen=True)
 class Account:
     """One line of where a forward's time goes, by device; a projection's ``accounts`` sum to
     its ``plan_ms`` exactly. ``device``: ``engines`` (the accelerator calls, hand-offs
@@ -277,6 +291,8 @@ class Projection:
     accounts: tuple[Account, ...] = ()
     #: The components of the PS's own time (its share of ``components``), ms.
     ps_components: dict[str, float] = field(default_factory=dict)
+    #: The PL's sustained DDR rate the plan streams at, bytes/s.
+    ddr_bytes_per_s: float = 0.0
 
     @property
     def baseline(self) -> Baseline:
@@ -316,6 +332,31 @@ class Projection:
     @property
     def feasible(self) -> bool:
         return not self.infeasible
+
+    def by_role(self) -> tuple[RoleRow, ...]:
+        """The Linears by role, in the forward's order: how many, where, their time on the CPU
+        and in the plan, and the bound holding most of their accelerator time."""
+        roles: dict[str, list[LayerProjection]] = {}
+        for lp in self.layers:
+            roles.setdefault(lp.role, []).append(lp)
+        out = []
+        for role, lps in roles.items():
+            by_bound: dict[str, float] = {}
+            for lp in lps:
+                if lp.placement != "cpu" and lp.bound:
+                    by_bound[lp.bound] = by_bound.get(lp.bound, 0.0) + lp.time_ms
+            out.append(RoleRow(role, len(lps), *(sum(lp.placement == p for lp in lps)
+                                                 for p in ("fpga", "fpga-resident", "cpu")),
+                               sum(lp.cpu_ms for lp in lps), sum(lp.time_ms for lp in lps),
+                               max(by_bound, key=by_bound.__getitem__) if by_bound else "cpu"))
+        return tuple(out)
+
+    @property
+    def ddr_floor_sustained_ms(self) -> float:
+        """The streamed weights at the PL's sustained DDR rate (the peak's ``ddr_floor_ms``
+        times the board's efficiency)."""
+        return self.ddr_weight_bytes / self.ddr_bytes_per_s * 1e3 if self.ddr_bytes_per_s \
+            else math.inf
 
     def account_ms(self, device: str) -> float:
         """Time of one device (``engines``, ``ps``, ``pl:<kind>``), ms per forward."""
@@ -743,7 +784,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
         notes=_notes(wl, plan, scenario), work=forward, energy=energy,
         items={k: v for k, v in items.items() if v}, accounts=accounts,
-        ps_components={k: v for k, v in ps_comp.items() if v})
+        ps_components={k: v for k, v in ps_comp.items() if v},
+        ddr_bytes_per_s=board.ddr_bytes_per_s)
 
 
 def _shown_ops(ps: PsPrices, fx: Fixed, table: PriceTable, offloaded: np.ndarray,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from dse.model.project import VIEW_TEXT, LayerProjection, Projection
+from dse.model.project import VIEW_TEXT, Projection
 from dse.report import sections
 from dse.report.i18n import render_msg
 from dse.report.table import md_table
@@ -197,7 +197,10 @@ _S: dict[str, tuple[str, str]] = {
     "cols.roles": ("角色|层数|FPGA (流式)|FPGA (常驻)|CPU|CPU 上 (ms)|方案 (ms)|瓶颈",
                    "Role|Layers|FPGA (streamed)|FPGA (resident)|CPU|On the CPU (ms)|Plan (ms)|"
                    "Bound"),
-    "role.ops": ("(其他算子，见下表)", "(other operators, table below)"),
+    "role.ps_ops": ("(PS 上的其他算子，见下表)", "(other operators on the PS, table below)"),
+    "role.credits": ("(PL 单元的 PS 工作代为完成的交接)",
+                     "(hand-off a PL unit's PS work does instead)"),
+    "role.unit": ("(PL 单元 `{unit}`)", "(PL unit `{unit}`)"),
     "h.ops": ("#### 其他算子的位置与依据", "#### Other operators: where they run and why"),
     "cols.ops": ("算子|类别|次数|设备|时间 (ms)|瓶颈|依据",
                  "Operator|Kind|Count|Device|Time (ms)|Bound|Basis"),
@@ -561,16 +564,8 @@ def _weights(result: ExploreResult) -> list[float]:
 
 
 def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> dict[str, float]:
-    """Speedup over each CPU-only runtime, weighted over the objective's scenarios like the
-    objective itself (so they agree with the objective ms column)."""
-    ws = _weights(result)
-    pairs = list(zip(rp.projections, ws, strict=True))
-    plan = sum(w * p.plan_ms for p, w in pairs)
-    out = {}
-    for b in rp.projections[0].baselines:
-        base = sum(w * p.baseline_of(b.runtime).ms for p, w in pairs)
-        out[b.runtime] = base / plan if plan > 0 else math.inf
-    return out
+    """Speedup over each CPU-only runtime, weighted like the objective (``RankedPlan``)."""
+    return rp.speedups(_weights(result))
 
 
 def _scenario(proj: Projection, lang: str) -> str:
@@ -798,31 +793,21 @@ def _reference_block(result: ExploreResult, lang: str) -> list[str]:
                mine=ref.best_tokens_per_s), "", md_table(headers, rows), ""]
 
 
-def _dominant_bound(layers: Sequence[LayerProjection]) -> str:
-    """The bound holding the most FPGA time among ``layers``, or ``cpu`` if none is offloaded."""
-    time_by: dict[str, float] = {}
-    for lp in layers:
-        if lp.placement != "cpu" and lp.bound:
-            time_by[lp.bound] = time_by.get(lp.bound, 0.0) + lp.time_ms
-    return max(time_by, key=time_by.__getitem__) if time_by else "cpu"
-
-
 def _placement_block(result: ExploreResult, lang: str) -> list[str]:
     best = result.best
     proj = best.decode
-    roles: dict[str, list[LayerProjection]] = {}
-    for lp in proj.layers:
-        roles.setdefault(lp.role, []).append(lp)
-    rows = []
-    for role, lps in roles.items():
-        counts = [sum(lp.placement == p for lp in lps) for p in ("fpga", "fpga-resident", "cpu")]
-        rows.append([f"`{role}`", str(len(lps)), *map(str, counts),
-                     _ms(sum(lp.cpu_ms for lp in lps)), _ms(sum(lp.time_ms for lp in lps)),
-                     _dominant_bound(lps)])
-    rows.append([_t("role.ops", lang), "", "", "", "", "", _ms(proj.ops_ms), "ps"])
-    n_counts = [sum(lp.placement == p for lp in proj.layers)
-                for p in ("fpga", "fpga-resident", "cpu")]
-    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n_counts), "",
+    rows = [[f"`{r.role}`", str(r.layers), str(r.fpga), str(r.resident), str(r.cpu),
+             _ms(r.cpu_ms), _ms(r.time_ms), r.bound] for r in proj.by_role()]
+    # the rest of the forward, account by account: the PS's other operators, each PL unit,
+    # and any hand-off a unit's PS work does in place of the calls'
+    for a in proj.accounts:
+        if a.key in ("calls", "head_stage2", "cpu_linears"):
+            continue  # in the Linears' rows above
+        label = (_t("role.unit", lang, unit=a.key[5:]) if a.key.startswith("unit:")
+                 else _t(f"role.{a.key}", lang))
+        rows.append([label, "", "", "", "", "", _ms(a.ms), a.device])
+    n = [sum(getattr(r, k) for r in proj.by_role()) for k in ("fpga", "resident", "cpu")]
+    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n), "",
                  _ms(proj.plan_ms), proj.bound])
     full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.cpu_ms),
              _ms(lp.time_ms), f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"]
@@ -861,7 +846,7 @@ def _limit_block(result: ExploreResult, lang: str) -> list[str]:
     acc_ms = proj.fpga_ms
     if not proj.calls or acc_ms <= 0:
         return [*lines, _t("limit.none", lang), ""]
-    floor_sus = proj.ddr_weight_bytes / board.ddr_bytes_per_s * 1e3
+    floor_sus = proj.ddr_floor_sustained_ms
     lines += [_t("limit.text", lang, scen=_scenario(proj, lang), acc=_ms(acc_ms),
                  mib=proj.ddr_weight_bytes / 2**20, peak=board.ddr.peak_bandwidth_gb_s,
                  floor=_ms(proj.ddr_floor_ms), pct_peak=_pct(proj.ddr_floor_ms / acc_ms),

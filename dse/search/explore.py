@@ -69,6 +69,15 @@ class RankedPlan:
     def feasible(self) -> bool:
         return all(p.feasible for p in self.projections)
 
+    def speedups(self, weights: list[float]) -> dict[str, float]:
+        """Speedup over each CPU-only runtime, weighted over the objective's scenarios like
+        the objective itself (so they agree with its ms)."""
+        pairs = list(zip(self.projections, weights, strict=True))
+        plan = sum(w * p.plan_ms for p, w in pairs)
+        return {b.runtime: (sum(w * p.baseline_of(b.runtime).ms for p, w in pairs) / plan
+                            if plan > 0 else math.inf)
+                for b in self.projections[0].baselines}
+
 
 @dataclass(frozen=True)
 class ParetoPoint:
