@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
@@ -52,12 +53,12 @@ class CallCost:
     #: Of ``ps_s``: invalidating the results' cache lines (the rest is the rescale).
     readout_s: float = 0.0
 
-    @property
+    @cached_property
     def stream_s(self) -> float:
         """The weight stream: the overlapped engine/DDR/link time plus the bursts' starts."""
         return max(self.compute_s, self.ddr_s, self.link_s) + self.burst_s
 
-    @property
+    @cached_property
     def handoff_s(self) -> float:
         """Everything serial around the stream: activation load, launch, read-out, rescale."""
         return self.act_s + self.overhead_s + self.ps_s
@@ -66,7 +67,7 @@ class CallCost:
     def rescale_s(self) -> float:
         return self.ps_s - self.readout_s
 
-    @property
+    @cached_property
     def time_s(self) -> float:
         return self.stream_s + self.handoff_s
 

@@ -606,6 +606,10 @@ class Solution:
 
 def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndarray:
     """DDR bytes each group adds on the board when offloaded (engine format - runtime's)."""
+    key = ("mem_delta", design.packing, design.head, runtime)  # what the bytes depend on
+    hit = prep._cache.get(key)
+    if hit is not None:
+        return hit
     wl = prep.workload
     out = []
     for g in prep.groups:
@@ -616,7 +620,8 @@ def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndar
             d += (embedding_bytes(wl, runtime, True, design)
                   - embedding_bytes(wl, runtime, False, design))
         out.append(d)
-    return np.array(out, dtype=float)
+    prep._cache[key] = np.array(out, dtype=float)
+    return prep._cache[key]
 
 
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
