@@ -731,12 +731,15 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                                 "elementwise", gw))
         comp["elementwise"] += gw.time_s * 1e3
         items["ffn_glue"] += gw.time_s * 1e3
+        from dse.model.cpu import cycles as kernel_cycles
+
         sw = glue_scan_work(wl, board, scenario, c)
         ops.append(OpProjection("shift_scan", "shift_scan", wl.config.layers, "ps",
                                 sw.time_s * 1e3, "compute",
                                 msg("basis.shift_scan_op", "the PS chooses the glue unit's "
                                     "fixed-point shifts: {cycles:g} cycles/element",
-                                    cycles=c.native_shift_scan_cycles_per_elem),
+                                    cycles=round(kernel_cycles(cpu, c).shift_scan_per_elem,
+                                                 4)),
                                 "elementwise", sw))
         comp["elementwise"] += sw.time_s * 1e3
         items["shift_scan"] += sw.time_s * 1e3

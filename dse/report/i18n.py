@@ -268,7 +268,7 @@ MESSAGES: dict[str, str] = {
     "infeasible.cap": "资源超出上限：`{what}`",
     "infeasible.link": "链路或时钟超出板卡能力：`{what}`",
     "infeasible.memory": "内存：方案需要 {need:,.0f} MiB DDR，板卡只有 {have:,.0f} MiB",
-    "basis.native_linear": "原生 {kind} 内核：{threads} 个线程上每个权重 {cpw:g} 个周期，"
+    "basis.native_linear": "原生 {kind} 内核（{core}）：{threads} 个线程上每个权重 {cpw:g} 个周期，"
                            "或 {mb:.1f} MB 按 {gbs:g} GB/s",
     "basis.native_op": "原生内核，{threads} 个线程上每个元素 {cycles:g} 个周期",
     "basis.native_attn": "原生注意力内核，{threads} 个线程上每个乘加 {cycles:g} 个周期{split}；"
