@@ -12,15 +12,13 @@ from dse.commands.common import (
     base_report_text,
     calibration_input,
     default_report_path,
-    load_profile_option,
     positive_int,
-    profile_inputs,
     scenario_fields,
 )
+from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured, runtimes_for
 from dse.io import Outputs
 from dse.model.board import resolve_board
 from dse.model.project import VIEWS, CostContext
-from dse.model.workload import workload_from_profile
 from dse.report.table import text_table
 from dse.search.optimize import OBJECTIVES, Objective
 
@@ -32,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "section to the profiling report.")
     p.add_argument("--board", required=True, help="board YAML (boards/zcu104.yaml) or name")
     p.add_argument("--profile", type=Path, default=None,
-                   help="profile JSON (default: the embedded BitNet-2B-4T profile)")
+                   help="profile JSON (default: the embedded BitNet-2B-4T profile, unless "
+                   "--model is given)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--objective", choices=OBJECTIVES, default="decode",
                    help="decode ms/token, prefill ms, or a prompt+generate mix")
     p.add_argument("--prompt-tokens", type=positive_int, default=128,
@@ -66,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from dse.report.plots import plot_names
 
     board = resolve_board(args.board)
-    profile, stem, source = load_profile_option(args.profile)
+    mi = load_model_input(args.model, args.profile)
+    profile, stem, source, wl = mi.profile, mi.stem, mi.source, mi.workload
     # Claim every output path before searching, so a bad path fails in a second, not after,
     # and no output can overwrite an input of this run.
-    out = Outputs([*profile_inputs(args.profile), board.path or None, args.template,
+    out = Outputs([*mi.inputs, board.path or None, args.template,
                    calibration_input(board, args.calibration), args.reference])
     report_path = None
     if not args.no_report:
@@ -84,16 +85,16 @@ def run(args: argparse.Namespace) -> int:
         from dse.model.measurement_log import load_log
 
         reference = load_log(args.reference)
-    wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
     from dse.model.template import load_template, shipped_template
     from dse.search.space import attention_unit_for
 
     template = load_template(args.template) if args.template else shipped_template()
     unit, unit_built = attention_unit_for(template, wl.config)
+    fields = scenario_fields(args)
+    fields["runtimes"] = runtimes_for(wl, fields["runtimes"], args.runtime)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          **scenario_fields(args), attention=unit,
-                          attention_buildable=unit_built)
+                          **fields, attention=unit, attention_buildable=unit_built)
     from dse.search.explore import explore
     from dse.search.space import default_space
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
                          reference=reference)
     search_s = time.perf_counter() - t0
-    print(_summary(result, source, search_s))
+    print(_summary(result, source, search_s, not_measured(wl)))
     if args.json:
         from dse.report.explore_json import explore_to_json
 
@@ -163,7 +164,7 @@ class _progress:
         self.bar.close()
 
 
-def _summary(result, source: str, search_s: float) -> str:
+def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:
     obj = result.objective
     lines = [
         f"board: {result.board.name} ({result.board.part}); profile: {source}",
@@ -175,7 +176,8 @@ def _summary(result, source: str, search_s: float) -> str:
             + (f", {b.energy.watts:.2f} W, {b.energy.j_per_token:.3f} J/token" if b.energy
                else "")
             + ("" if b.feasible else f" (does not fit: {b.reason})")
-            for b in result.best.decode.baselines),
+            for b in result.best.decode.baselines)
+        + "".join(f"; {r}: not measured (no profile)" for r in unmeasured),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
         f"({result.designs_rejected} rejected by caps or link)",
         "",

@@ -231,6 +231,9 @@ MESSAGES: dict[str, str] = {
     "note.no_split": "每次调用的主机时间取所有调用的平均值（该 profile 没有预填充/解码拆分）",
     "note.outliers": "预热离群值已替换为同角色层的中位数：{items}",
     "note.config": "算子列表按模型配置生成：`{source}`",
+    "note.no_profile": "没有 profile：每个 Linear 的形状取自模型配置，未测量主机时间；torch "
+                       "运行时未测量（用 --profile 给出 profile 才能计价），原生运行时按指令数"
+                       "为每个内核计价",
     "note.linears_only": "该 profile 只测量了 Linear 层：torch 运行时下其余算子按屋顶线加上 "
                          "PyTorch 每个算子的调度开销估算",
     "note.host_check": "在被 profile 的主机上核对：torch 运行时各算子合计每个解码 token "
@@ -257,6 +260,7 @@ MESSAGES: dict[str, str] = {
     "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
                        "Amdahl 上限也只有 {cap:.2f}x）",
     "why.naive.warm": "`{name}` 是预热造成的假象（实测 {measured:.0f} ms，稳态 {steady:.0f} ms）",
+    "why.naive.largest": "没有 profile 测量各层：取权重最多的 5 个 Linear",
     "why.naive.steady": "稳态下它们只占一个 token 的 {share:.1%}，所以上限是 {cap:.3f}x",
     "method.milp": "MILP（HiGHS），最优，间隙 {gap:.1e}；PS 运行时 {runtime}",
     "method.milp_failed": "MILP 无解：`{message}`",
