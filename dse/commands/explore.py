@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import (
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
                          reference=reference)
     search_s = time.perf_counter() - t0
+    if not result.best.feasible:
+        result = replace(result, advice=_advice(wl, ctx, objective))
     print(_summary(result, source, search_s, not_measured(wl)))
     if args.json:
         from dse.report.explore_json import explore_to_json
@@ -137,6 +140,19 @@ def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs
 
     out.rewrite(report_path, update)
     return plots
+
+
+def _advice(wl, ctx, objective) -> tuple:
+    """What would fit when nothing does: against the published presets and the shipped
+    boards (``dse.search.advice``)."""
+    from dse.model.arch import preset_config
+    from dse.model.board import boards_dir, load_board
+    from dse.profile.presets import PUBLISHED
+    from dse.search.advice import fit_advice
+
+    models = tuple(preset_config(name) for name in PUBLISHED)
+    boards = tuple(load_board(p) for p in sorted(boards_dir().glob("*.yaml")))
+    return fit_advice(wl, ctx, objective.context_tokens, models, boards).messages()
 
 
 class _progress:
@@ -206,6 +222,8 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         reasons = "; ".join(dict.fromkeys(str(r) for p in result.best.projections
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
+        lines.append("what would fit: " + "; ".join(map(str, result.advice)))
+        return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan
     lines.append(f"{'build the best plan' if best.design.buildable else 'best plan'}: "

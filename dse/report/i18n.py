@@ -234,6 +234,13 @@ MESSAGES: dict[str, str] = {
     "note.no_profile": "没有 profile：每个 Linear 的形状取自模型配置，未测量主机时间；torch "
                        "运行时未测量（用 --profile 给出 profile 才能计价），原生运行时按指令数"
                        "为每个内核计价",
+    "advice.need": "{model} 在 {board} 上至少需要 {need:,.0f} MiB DDR（每个三值 Linear 都用 "
+                   "base-3 打包，每个权重 1.6 位，是本 overlay 能解码的最紧凑格式；int8 KV 缓存），"
+                   "板卡只有 {have:,.0f} MiB",
+    "advice.context": "上下文最多 {n:,} 个 token 时能装下（--context-tokens）",
+    "advice.models": "能装进 {board} 的较小模型：{items}",
+    "advice.boards": "DDR 更大、能装下 {model} 的板卡：{items}",
+    "advice.none": "没有附带的板卡、也没有更小的预设能装下它",
     "note.linears_only": "该 profile 只测量了 Linear 层：torch 运行时下其余算子按屋顶线加上 "
                          "PyTorch 每个算子的调度开销估算",
     "note.host_check": "在被 profile 的主机上核对：torch 运行时各算子合计每个解码 token "

@@ -121,6 +121,9 @@ class ExploreResult:
     ttft_ms: float | None = None
     #: The best plan next to a measured design's split (``--reference LOG``), if asked.
     reference: ReferenceSplit | None = None
+    #: When no plan fits the board: what would (``dse.search.advice``; set by the caller,
+    #: which knows the candidate models and boards).
+    advice: tuple[Msg, ...] = ()
 
     @property
     def best(self) -> RankedPlan:
