@@ -107,10 +107,11 @@ class _Engine:
     """ternary_gemv's register file and behaviour (one whole call at a time)."""
 
     def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int,
-                 port_bits: int = 128) -> None:
+                 port_bits: int | None = None) -> None:
         self.pe, self.simd, self.packing, self.vmax, self.kmax = pe, simd, packing, vmax, kmax
         self.width = stream_bits(pe, simd, packing)
-        self.port_bits = port_bits      # the HP port the engine's DMA reads through
+        # the HP port the engine's DMA reads through (None: as wide as any stream)
+        self.port_bits = port_bits
         self.args = {regs.N: 0, regs.K: 0, regs.M: 0, regs.V: 1}
         self.busy = self.stall_in = self.stall_out = 0
         self.running = self.done = self.err = False
@@ -311,7 +312,9 @@ class _Dma:
 class EmulatedDevice(pynq.Device):
     """A pynq Device holding ``engines`` ternary_gemv engines, each with its own AXI DMA
     (``ternary_gemv_<i>`` fed by ``axi_dma_<i>``, as the Vivado flow builds them), and with
-    ``attn=(G, D, HMAX, TMAX)`` the attention unit ``kv_attn_0`` fed by ``axi_dma_attn``."""
+    ``attn=(G, D, HMAX, TMAX)`` the attention unit ``kv_attn_0`` fed by ``axi_dma_attn``;
+    ``port_bits``: the board's HP port width (a board file's ``link.port_width_bits``), which
+    an engine's wider input stream waits on (None: no such limit)."""
 
     _probe_priority_ = 1
 
@@ -323,7 +326,8 @@ class EmulatedDevice(pynq.Device):
     def __init__(self, tag: str = "emulated-tgemv", pe: int = 8, simd: int = 16,
                  packing: str = "i2", vmax: int = 4, kmax: int = 8192,
                  dma_length_bits: int = 26, engines: int = 1,
-                 attn: tuple[int, int, int, int] | None = None, port_bits: int = 128) -> None:
+                 attn: tuple[int, int, int, int] | None = None,
+                 port_bits: int | None = None) -> None:
         super().__init__(tag)
         self.dma_length_bits = dma_length_bits
         self.name = "emulated ternary_gemv overlay"
