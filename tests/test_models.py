@@ -184,6 +184,8 @@ def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
     (["explore", "--board", "kv260", "--model", "bitnet_b1_58-large", "--view",
       "host-attached", "--no-report"], "--view host-attached: expected --profile"),
     (["matrix", "--models", "nosuch", "--no-report"], "--model: expected a preset name"),
+    (["explore", "--board", "kv260", "--model", "all", "--no-report"],
+     "--model all: expected one model (a preset, a config.json or a folder); `dse matrix`"),
 ])
 def test_bad_model_options_are_one_line(argv, want, capsys):
     rc, err = _run_cli(argv, capsys)

@@ -57,6 +57,9 @@ def _preset_named(name: str) -> str | None:
 
 def model_config(option: str) -> tuple[ModelConfig, Path | None]:
     """The config ``--model`` names, and the file it was read from (None for a preset)."""
+    if option == "all":
+        raise DseError("--model all: expected one model (a preset, a config.json or a "
+                       "folder); `dse matrix` searches every preset on every board")
     preset = _preset_named(option)
     if preset is not None:
         return preset_config(preset), None
