@@ -48,7 +48,7 @@ def synthetic(blocks: int, hidden: int, inter: int, kv: int, vocab: int = 128256
             layers.append(Layer(f"model.layers.{i}.{role}", role, i, n, k, True, ms, 51, ms * 51))
     ms = vocab * hidden * 4 / 60e9 * 1e3
     layers.append(Layer("lm_head", "lm_head", None, vocab, hidden, False, ms, 51, ms * 51))
-    host = HostSpec("synthetic", 1945.6, 62.7, 3800.0, "bench", 8)
+    host = HostSpec("synthetic x86-64 host", 1945.6, 62.7, 3800.0, "bench", 8)
     linear = sum(layer.host_call_ms for layer in layers)
     cfg = ModelConfig(f"synthetic-{blocks}", "bitnet", hidden=hidden, intermediate=inter,
                       layers=blocks, heads=hidden // 128, kv_heads=kv // 128, vocab=vocab)

@@ -5,5 +5,5 @@ write results. Heavy imports (torch, pynq) happen inside ``run`` of the commands
 """
 
 #: Sub-command modules, in the order ``dse --help`` lists them.
-COMMANDS = ("profile", "import_report", "boards", "project", "explore", "compare", "calibrate",
-            "weights")
+COMMANDS = ("profile", "import_report", "boards", "project", "explore", "matrix", "compare",
+            "calibrate", "weights")

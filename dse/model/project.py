@@ -413,8 +413,14 @@ class Projection:
 
 def cpus(wl: Workload, board: Board, scenario: Scenario) -> tuple[CpuSpec, CpuSpec, int]:
     """(profiled host, CPU of the scenario's view, threads it runs with)."""
-    host = CpuSpec.of_host(wl.host)
-    cpu = host if scenario.view == "host-attached" else CpuSpec.of_board(board)
+    if wl.host is None:  # a model config alone: no host, and no torch runtime to price on it
+        if scenario.view == "host-attached":
+            raise DseError("--view host-attached: expected --profile (the CPU the FPGA serves "
+                           "is the profiled host; a model config alone names none)")
+        host = cpu = CpuSpec.of_board(board)
+    else:
+        host = CpuSpec.of_host(wl.host)
+        cpu = host if scenario.view == "host-attached" else CpuSpec.of_board(board)
     threads = scenario.threads or cpu.cores
     if threads > cpu.cores:
         raise DseError(f"--threads: expected at most {cpu.cores} (the cores of {cpu.name}), "
@@ -603,7 +609,7 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
     """Every runtime with everything on the CPU; on board, whether its memory fits."""
     out = []
     empty = EngineDesign(1, 1)
-    for runtime in RUNTIMES:
+    for runtime in wl.runtimes:  # torch only where a profile measured the host
         plan = Plan(f"cpu {runtime}", empty, frozenset(), runtime=runtime)
         p = project(wl, plan, ctx, scenario, with_baselines=False)
         mem = p.memory_bytes
@@ -638,6 +644,10 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     if plan.runtime not in RUNTIMES:
         raise DseError(f"plan {plan.name}: runtime: expected one of {', '.join(RUNTIMES)}, "
                        f"got {plan.runtime!r}")
+    if plan.runtime not in wl.runtimes:
+        raise DseError(f"plan {plan.name}: runtime: {plan.runtime} prices measured host times "
+                       f"and {wl.model} has none (give --profile), expected "
+                       f"{' or '.join(wl.runtimes)}")
     if plan.kv_dtype is not None and plan.kv_dtype != scenario.kv_dtype:
         scenario = replace(scenario, kv_dtype=plan.kv_dtype)
     scenario.validate(wl.config)

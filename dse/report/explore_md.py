@@ -51,6 +51,10 @@ _S: dict[str, tuple[str, str]] = {
                     "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
                     "{spt} over CPU-only PyTorch{fit}"),
     "card.fit_no": ("（它装不下这块板卡）", " (which does not fit this board)"),
+    "card.vs_nt": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；PyTorch 未测量"
+                   "（没有 profile）",
+                   "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
+                   "PyTorch not measured (no profile)"),
     "card.res": ("资源与内存", "Resources and memory"),
     "card.res_val": ("LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}；"
                      "DDR {mem:,.0f} / {cap:,.0f} MiB",
@@ -69,6 +73,9 @@ _S: dict[str, tuple[str, str]] = {
     "build.yes": ("是", "yes"),
     "build.no": ("否（仅作假设分析）", "no (a what-if)"),
     "build.unknown": ("未检查", "not checked"),
+    "build.none": ("没有能在这块板上运行的方案，所以没有 make 行；能装下的是：{why}",
+                   "no plan runs on this board, so there is no make line; what would fit: "
+                   "{why}"),
     "limit.ddr": ("DDR 带宽：PL 读取权重的速度已到持续带宽，更快只能靠更少的字节（打包、常驻）"
                   "或更高的 DDR 效率",
                   "DDR bandwidth: the PL reads weights at the sustained rate; faster needs fewer "
@@ -422,7 +429,8 @@ def summary_of(result: ExploreResult) -> dict:
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
         "buildable": best.plan.buildable,
-        "kv_dtype": d.scenario.kv_dtype, "build_note": best.plan.build_note,
+        "kv_dtype": d.scenario.kv_dtype,
+        "build_note": best.plan.build_note if best.feasible else None,  # none for no plan
         # the token's three largest components, ms: what the limit means in time
         "split_ms": {k: round(v, 3) for k, v in sorted(
             d.components.items(), key=lambda kv: -kv[1])[:3] if v > 0},
@@ -474,7 +482,10 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
                                  rt=sm["baseline_runtime"], bms=_ms(sm["baseline_ms"]),
                                  spt=_x(sm["speedup_vs_torch"] or math.inf),
-                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))),
+                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))
+         if sm["torch_fits"] is not None else _t(
+             "card.vs_nt", lang, sp=_x(sm["speedup"]), rt=sm["baseline_runtime"],
+             bms=_ms(sm["baseline_ms"]))),
         (_t("card.res", lang), _t("card.res_val", lang, lut=pct(sm["lut"]),
                                   bram=pct(sm["bram36"]), uram=pct(sm["uram"]),
                                   dsp=pct(sm["dsp"]), mem=sm["memory_mib"],
@@ -487,7 +498,9 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
          else f"`{sm['calibration']}`"),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
             sm["buildable"], "build.unknown"), lang) + (
-                f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")),
+                f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")
+         if result.best.feasible else _t("build.none", lang, why=_sep(lang).join(
+             render_msg(m, lang) for m in result.advice) or "—")),
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
             f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
@@ -964,7 +977,8 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _placement_block(result, lang)
     lines += _resources_block(result, lang)
     lines += _limit_block(result, lang)
-    lines += _sensitivity_block(result, lang)
+    if result.best.feasible:  # no sensitivity for a plan that cannot run
+        lines += _sensitivity_block(result, lang)
     lines += _pareto_block(result, lang, plots)
     lines += _notes_block(result, lang)
     lines.append(end)

@@ -150,6 +150,9 @@ class ExploreResult:
     reference: ReferenceSplit | None = None
     #: Every build (and count) of each PL unit kind the search offered, beside the best plan.
     unit_counts: tuple[UnitCount, ...] = ()
+    #: When no plan fits the board: what would (``dse.search.advice``; set by the caller,
+    #: which knows the candidate models and boards).
+    advice: tuple[Msg, ...] = ()
 
     @property
     def best(self) -> RankedPlan:
@@ -184,7 +187,9 @@ def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
 def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> RankedPlan:
     """The seed report's suggestion: offload the top-5 Linear layers by measured total time."""
     wl = prep.workload
-    top = sorted(wl.layers, key=lambda layer: layer.measured_total_ms, reverse=True)[:5]
+    # without a profile nothing was measured: the five largest Linears stand in for them
+    top = sorted(wl.layers, key=(lambda layer: layer.measured_total_ms) if wl.measured_host
+                 else (lambda layer: layer.weights), reverse=True)[:5]
     names = frozenset(layer.name for layer in top)
     design = base_design_head.plan.design
     if any(not layer.ternary for layer in top) and not design.head:
@@ -194,6 +199,11 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list",
                 runtime=base_design_head.plan.runtime, kv_dtype=base_design_head.plan.kv_dtype)
     projs, total = _project_all(prep, plan)
+    if not wl.measured_host:
+        return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
+                          msg("method.fixed_list", "fixed list"),
+                          (msg("why.naive.largest", "no profile measured the layers: the 5 "
+                               "largest Linears by weights"),))
     measured_all = sum(layer.measured_total_ms for layer in wl.layers)
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
     steady_share = sum(layer.host_call_ms for layer in top) / (wl.token_ms or wl.linear_call_ms)
