@@ -324,6 +324,7 @@ def test_large_model_cli_prints_the_unit_count(capsys, tmp_path):
     n = plan["attention"]["count"]
     assert n > 1 and f"ATTN={n} ATTN_G=1 ATTN_D=96" in plan["build_note"]
     assert f"build the best plan: {plan['build_note']}" in out
+    assert f"how many units: attention: {n} (searched 0–4; " in out
 
 
 def test_glue_unit_is_a_what_if_kind():

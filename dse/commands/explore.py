@@ -223,6 +223,9 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
         lines.append("what would fit: " + "; ".join(map(str, result.advice)))
         return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
+    from dse.report.explore_md import unit_count_rows
+
+    lines += [f"{k.lower()}: {v}" for k, v in unit_count_rows(result, "en")]
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan
     lines.append(f"{'build the best plan' if best.buildable else 'best plan'}: "

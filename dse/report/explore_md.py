@@ -474,7 +474,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
         (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
-        *_count_rows(result, lang),
+        *unit_count_rows(result, lang),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
                                     ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
@@ -506,7 +506,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
             f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
 
 
-def _count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
+def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
     """The card's line on how many instances of each unit kind the best plan has, and why:
     the next count's objective, or why it cannot be used."""
     out = []
@@ -986,4 +986,5 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
 
 
 __all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
+           "unit_count_rows",
            "upsert_comparison", "upsert_section", "weighted_speedups"]
