@@ -517,11 +517,12 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
 
 
 def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
-              host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants
-              ) -> PsPrices:
+              host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
+              linears: bool = True) -> PsPrices:
     """The PS side of the price table (``dse.model.price.PsPrices``) for ``groups``: each
-    group's Linears on the CPU under ``runtime``, each quantization instance (one per layer of
-    each quantization op; the op's time split evenly) with the groups it feeds, the runtime's
+    group's Linears on the CPU under ``runtime`` (zero with ``linears`` False: for a caller
+    that needs only the operators), each quantization instance (one per layer of each
+    quantization op; the op's time split evenly) with the groups it feeds, the runtime's
     launch, and every other operator priced whole (``op_costs``)."""
     ops = op_costs(wl, runtime, scenario, host, cpu, threads, c)
     priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
@@ -532,9 +533,13 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
             priced[key] = layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c)
         return priced[key]
 
-    linears = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
-    cpu_rows = np.array([sum((row(w) for w in ws), np.zeros(4)) for ws in linears]
-                        ).reshape(len(groups), 4)
+    if linears:
+        per_layer = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
+        cpu_rows = np.array([(sum(w.time_s for w in ws), sum(w.core_s for w in ws),
+                              sum(w.ddr_bytes for w in ws), sum(w.pl_busy_s for w in ws))
+                             for ws in per_layer], dtype=float).reshape(len(groups), 4)
+    else:
+        per_layer, cpu_rows = (), np.zeros((len(groups), 4))
     index: dict[tuple[int, str], int] = {}
     quant, roles = [], []
     for op in ops:
@@ -553,7 +558,7 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
             if q is not None:
                 feeds[q, g] = True
     launch_s = launch_us(board, c, runtime) * 1e-6
-    return PsPrices(runtime, groups, linears, cpu_rows,
+    return PsPrices(runtime, groups, per_layer, cpu_rows,
                     np.array(quant).reshape(len(quant), 4), tuple(roles), feeds,
                     runtime == "native", np.array([launch_s, launch_s, 0.0, 0.0]), ops)
 
@@ -664,22 +669,22 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     stream = np.full((len(groups), 4), np.inf)
     calls: dict[str, CallCost] = {}
     stage2: dict[str, Work] = {}
-    shapes: dict[tuple, tuple[CallCost, np.ndarray]] = {}  # a call shape is priced once
+    # a call shape is priced once (a forward repeats a few shapes layer after layer)
+    shapes: dict[tuple, tuple[np.ndarray, CallCost]] = {}
     for i, g in enumerate(call_groups):
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
                        for layer in g.layers)
         dense = None if g.ternary else design.head
-        shape = (g.n, g.k, _linear_m(g.layers[0], scenario), streamed, dense)
+        shape = (g.n, g.k, _linear_m(g.layers[0], scenario), streamed, dense, g.ternary)
         if shape not in shapes:
             cc = call_cost(design, board, c, n=shape[0], k=shape[1], m=shape[2],
                            weight_bytes=streamed, dense=dense, launch_us=0.0)
-            shapes[shape] = (cc, row(call_work(cc)))
-        cc, stream[i] = shapes[shape]
+            shapes[shape] = (row(call_work(cc)), with_launch(cc, launch_s))
+        stream[i], calls[g.key] = shapes[shape]
         if not g.ternary and not dense:
             stage2[g.key] = two_stage_work(g.layers[0], plan.head_top_k, scenario, cpu,
                                            threads, c)
             stream[i] += row(stage2[g.key])
-        calls[g.key] = with_launch(cc, launch_s)
     table = price_table(ps, fx, stream)
     on = np.arange(len(groups)) < len(call_groups)
     total = table.total(on, np.zeros(len(groups), dtype=bool))
@@ -692,13 +697,16 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     def add_item(item: str, ms: float) -> None:
         items[item] = items.get(item, 0.0) + ms
 
-    heads = {g.key for g in call_groups if not g.ternary}
-    for key, cc in calls.items():
-        head = key in heads
-        comp["head" if head else "ternary_pl"] += cc.stream_s * 1e3
-        comp["head" if head else "handoff"] += cc.handoff_s * 1e3
-        for item, ms in call_items(cc, head).items():
-            add_item(item, ms)
+    # in call order, so the sums are the same floating-point sums whatever the shapes
+    parts = {id(cc): (not shape[-1], cc.stream_s * 1e3, cc.handoff_s * 1e3,
+                      tuple(call_items(cc, not shape[-1]).items()))
+             for shape, (_, cc) in shapes.items()}
+    for cc in calls.values():
+        head, stream_ms, handoff_ms, its = parts[id(cc)]
+        comp["head" if head else "ternary_pl"] += stream_ms
+        comp["head" if head else "handoff"] += handoff_ms
+        for item, ms in its:
+            items[item] = items.get(item, 0.0) + ms
     for key, st in stage2.items():
         head_layer = next(g.layers[0] for g in call_groups if g.key == key)
         comp["head"] += st.time_s * 1e3
@@ -798,6 +806,31 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         ddr_bytes_per_s=board.ddr_bytes_per_s)
 
 
+def operator_components(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario
+                        ) -> dict[str, float]:
+    """The components of ``project(wl, plan, ctx, scenario)`` that its operators make (the
+    PS's operators as the plan runs them and its units' parts), ms, without pricing its calls
+    or Linears: the same parts ``project`` sums, in the same order (so the same floats), for
+    a caller that needs only these (a fit's PS-side entries, evaluated many times)."""
+    board, c = ctx.board, ctx.constants
+    if plan.kv_dtype is not None and plan.kv_dtype != scenario.kv_dtype:
+        scenario = replace(scenario, kv_dtype=plan.kv_dtype)
+    scenario.validate(wl.config)
+    host, cpu, threads = cpus(wl, board, scenario)
+    call_groups = group_layers([la for la in wl.layers if la.name in plan.offload], plan.fuse)
+    ps = ps_prices(wl, plan.runtime, scenario, call_groups, host, cpu, threads, board, c,
+                   linears=False)
+    env = UnitEnv(wl, plan.design.clock_mhz, plan.design.engines, board, c, scenario,
+                  plan.runtime, cpu, threads)
+    fx = fixed_side(ps, plan.units, env)
+    on = np.ones(len(call_groups), dtype=bool)
+    table = price_table(ps, fx, np.zeros((len(call_groups), 4)))
+    comp = dict.fromkeys(COMPONENTS, 0.0)
+    for op in _shown_ops(ps, fx, table, on, plan.runtime) + fx.parts:
+        comp[op.component] += op.time_ms
+    return comp
+
+
 def _shown_ops(ps: PsPrices, fx: Fixed, table: PriceTable, offloaded: np.ndarray,
                runtime: str) -> tuple[OpProjection, ...]:
     """The PS's operators as the plan runs them, in the forward's order: those a unit took at
@@ -869,6 +902,7 @@ __all__ = [
     "layer_cpu",
     "memory_bytes",
     "op_costs",
+    "operator_components",
     "project",
     "ps_prices",
 ]

@@ -11,6 +11,7 @@ figures, each with a note on where it came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -65,7 +66,7 @@ class Layer:
     def weights(self) -> int:
         return self.n * self.k
 
-    @property
+    @cached_property
     def fuse_key(self) -> str:
         """Layers with the same key share an input and can run as one accelerator call."""
         g = FUSE_GROUPS.get(self.role)
