@@ -270,6 +270,8 @@ MESSAGES: dict[str, str] = {
     "why.naive.largest": "没有 profile 测量各层：取权重最多的 5 个 Linear",
     "why.naive.steady": "稳态下它们只占一个 token 的 {share:.1%}，所以上限是 {cap:.3f}x",
     "method.milp": "MILP（HiGHS），最优，间隙 {gap:.1e}；PS 运行时 {runtime}",
+    "method.direct": "无需 MILP 的精确解：没有可共享的片上缓冲区且方案装得下 DDR，"
+                     "每组放在代价更低处；PS 运行时 {runtime}",
     "method.milp_failed": "MILP 无解：`{message}`",
     "method.fixed_list": "固定列表",
     "method.fixed_set": "固定集合",

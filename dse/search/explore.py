@@ -261,7 +261,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
     for rp in [p for p in plans if p.feasible][:top]:
         pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}", pts))
+        kv = rp.plan.kv_dtype or dec.kv_dtype
+        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts))
     for rc in prep.baseline_runtimes():
         if not rc.baseline_feasible:
             continue
@@ -269,7 +270,7 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
                    kv_dtype=rc.kv_dtype)
         pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime", pts))
+        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts))
     return tuple(curves)
 
 
