@@ -72,10 +72,10 @@ def test_unknown_architecture_is_one_line(data, field):
 
 def test_operator_list_follows_the_config():
     tiny = preset_config("tiny")
-    large = preset_config("bitnet_b1_58-large")  # Llama-shaped: no sub-norms
+    falcon = preset_config("Falcon3-1B-Instruct-1.58bit")  # Llama + BitLinear: no sub-norms
     roles = [op.role for op in decoder_ops(tiny)]
     assert roles.count("attn_sub_norm") == 1 and roles.count("ffn_sub_norm") == 1
-    assert "attn_sub_norm" not in [op.role for op in decoder_ops(large)]
+    assert "attn_sub_norm" not in [op.role for op in decoder_ops(falcon)]
     ops = {op.role: op for op in decoder_ops(tiny)}
     assert ops["input_layernorm"].count == tiny.layers and ops["norm"].count == 1
     assert ops["sample"].width == tiny.vocab

@@ -36,7 +36,8 @@ from dse.model.template import shipped_template
 
 ROOT = Path(__file__).resolve().parent.parent
 VIVADO_DIR = ROOT / "overlays" / "vivado"
-BOARDS = {"zcu104": "zynq_ultra_ps_e", "kv260": "zynq_ultra_ps_e", "pynq-z2": "processing_system7"}
+BOARDS = {"zcu104": "zynq_ultra_ps_e", "kv260": "zynq_ultra_ps_e", "pynq-z2": "processing_system7",
+          "pynq-z1": "processing_system7"}
 
 # Stubs for Vivado's commands: log every call, return what the script needs to go on.
 STUBS = r"""
@@ -113,6 +114,12 @@ def test_build_overlay_dry_run(tmp_path, board, board_files):
     key = ("PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ" if BOARDS[board] == "zynq_ultra_ps_e"
            else "PCW_FPGA0_PERIPHERAL_FREQMHZ")
     assert f"CONFIG.{key} {clock}" in text
+    # the HP port's data width is the board file's: 64 bits on Zynq-7000, 128 on ZU+
+    width = cfg["link"]["port_width_bits"]
+    assert width == (128 if BOARDS[board] == "zynq_ultra_ps_e" else 64)
+    hp = ("PSU__SAXIGP2__DATA_WIDTH" if BOARDS[board] == "zynq_ultra_ps_e"
+          else "PCW_S_AXI_HP0_DATA_WIDTH")
+    assert f"CONFIG.{hp} {width}" in text
     assert "create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma:9.9 axi_dma_0" in text
     for setting in ("CONFIG.c_sg_length_width 26", "CONFIG.c_include_sg 0",
                     "CONFIG.c_m_axis_mm2s_tdata_width 256",
@@ -285,8 +292,8 @@ def test_makefile_attn_defaults_from_the_template(tmp_path):
                 "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
     d = ATTN_DEFAULT
-    assert (f" S_AXI_HP0_FPD 1,{d['g']},{d['d']},{d['hmax']},{d['tmax']},128,{32 * d['g']}"
-            in res.stdout), res.stdout
+    assert (f" S_AXI_HP0_FPD 128 1,{d['g']},{d['d']},{d['hmax']},{d['tmax']},128,"
+            f"{32 * d['g']}" in res.stdout), res.stdout
     assert "tgemv_kv260_base3_4x20_v4_attn1" in res.stdout
     res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ATTN=3",
                 "ATTN_TMAX=1024", "ATTN_G=2", "ATTN_HMAX=2", "VIVADO=echo", f"OUT={tmp_path}")
@@ -297,7 +304,7 @@ def test_makefile_attn_defaults_from_the_template(tmp_path):
 def test_makefile_without_attn_passes_none(tmp_path):
     res = _make("kv260", "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
-    assert " S_AXI_HP0_FPD none" in res.stdout, res.stdout
+    assert " S_AXI_HP0_FPD 128 none" in res.stdout, res.stdout
 
 
 @pytest.mark.parametrize(("extra", "why"), [
@@ -338,3 +345,44 @@ def test_tcl_rejects_a_malformed_attn_argument(tmp_path):
                DSE_VIVADO_DRY_RUN="1")
     res = _tcl(tmp_path, script, env)
     assert res.returncode != 0 and "attn '4,128': expected none or N,G,D,HMAX,TMAX" in res.stderr
+
+
+def test_build_args_reject_a_port_width_the_ps_has_not(tmp_path, capsys):
+    """A Zynq-7000 board file claiming 128-bit HP ports: one line naming the field."""
+    text = (ROOT / "boards" / "pynq-z2.yaml").read_text().replace("port_width_bits: 64",
+                                                                  "port_width_bits: 128")
+    board = tmp_path / "wide.yaml"
+    board.write_text(text)
+    rc = overlay_build_main(["--board", str(board), "--pe", "1", "--simd", "40", "--packing",
+                             "base3", "--vmax", "1", "--kmax", "4096", "--engines", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "link.port_width_bits 128: a zynq7000 HP port is 32 or 64 bits wide" in err, err
+
+
+def test_pynq_z2_builds_the_plan_explore_picks_for_bitnet_large(tmp_path):
+    """The make line `dse explore --board pynq-z2 --model bitnet_b1_58-large` prints runs
+    through the Makefile's checks and the Tcl on a Zynq-7000 PS (processing_system7, 64-bit
+    HP port, the attention unit on engine 0's port)."""
+    res = subprocess.run([sys.executable, "-m", "dse.cli", "explore", "--board",
+                          str(ROOT / "boards" / "pynq-z2.yaml"), "--model",
+                          "bitnet_b1_58-large", "--no-report"], capture_output=True,
+                         text=True, check=False, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if x.startswith("build the best plan: "))
+    make = line.split("make -C overlays/vivado overlay ", 1)[1].split()
+    res = _make("overlay", *make, "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 0, res.stderr
+    args = (tmp_path / "tclargs.pynq-z2.txt").read_text().split()
+    assert args[:3] == ["pynq-z2", "zynq7", "xc7z020clg400-1"]
+    assert args[14:16] == ["S_AXI_HP0", "64"]
+    log = tmp_path / "stub.log"
+    script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
+              f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")
+    env = dict(os.environ, STUB_LOG=str(log), STUB_BOARD_FILES="1", DSE_VIVADO_DRY_RUN="1")
+    res = _tcl(tmp_path, script, env)
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+    text = log.read_text()
+    assert "xilinx.com:ip:processing_system7:9.9 ps" in text
+    assert "CONFIG.PCW_S_AXI_HP0_DATA_WIDTH 64" in text
+    assert "kv_attn_0" in text and "connect_bd_intf_net data_ic_0/M00_AXI ps/S_AXI_HP0" in text

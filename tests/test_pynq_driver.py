@@ -121,6 +121,30 @@ def test_emulated_layer_bit_exact(packing, pe, simd, n, k, m, v):
 
 
 @needs_pynq
+@pytest.mark.parametrize(("pe", "simd", "packing", "port_bits"), [
+    (8, 16, "i2", 64),        # a 256-bit stream on a Zynq-7000 HP port: 4 port beats a beat
+    (1, 40, "base3", 64),     # a 64-bit stream fits the port: no stall
+    (4, 16, "i2", 128),       # 128 bits on a ZU+ port: no stall
+])
+def test_emulated_engine_waits_on_a_narrow_hp_port(pe, simd, packing, port_bits):
+    """The board's HP port width: the emulated engine stalls for every input beat wider than
+    the port, and the driver reports exactly those stalls as Timing.port_stall_cycles."""
+    from dse.packing.stream import input_stream_beats
+
+    eng = _open(pe=pe, simd=simd, packing=packing, vmax=4, port_bits=port_bits)
+    n, k, m = 96, 400, 2
+    w, x = _layer_data(5, n, k, m)
+    y, t = eng.run(eng.load_layer(w, name="port.layer"), x, vectors=2)
+    np.testing.assert_array_equal(y, golden_gemv(w, x))
+    bits = eng.config.stream_bits
+    beats = input_stream_beats(n, k, m, pe, simd, packing, 2)
+    want = beats * (-(-bits // port_bits) - 1) if bits > port_bits else 0
+    assert t.stall_in_cycles == t.port_stall_cycles == want
+    assert t.compute_cycles == engine_cycles(n, k, m, pe, simd, 2, bits // 8,
+                                             regs.PIPELINE_LATENCY)
+
+
+@needs_pynq
 def test_emulated_repeated_calls_reuse_buffers():
     eng = _open(pe=4, simd=16, packing="i2", vmax=2)
     w, x = _layer_data(3, 30, 100, 3)

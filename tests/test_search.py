@@ -29,7 +29,7 @@ def small_workload(blocks: int = 2) -> Workload:
                                ("down_proj", 256, 1000, 3.0)):
             layers.append(Layer(f"model.layers.{i}.x.{role}", role, i, n, k, True, ms, 10,
                                 ms * 10))
-    host = HostSpec("test host", 100.0, 10.0, 3000.0, "test", 2)
+    host = HostSpec("test host (x86-64)", 100.0, 10.0, 3000.0, "test", 2)
     cfg = ModelConfig("tiny", "bitnet", hidden=256, intermediate=1000, layers=blocks, heads=2,
                       kv_heads=1, vocab=1000, max_positions=512)
     return Workload("tiny", cfg, 4, tuple(layers), decoder_ops(cfg), (), host, 20.0, None,

@@ -19,12 +19,11 @@ from dse.cli import main
 from dse.model.arch import preset_config
 from dse.model.board import load_board
 from dse.model.engine import EngineDesign
-from dse.model.ops import decoder_ops
 from dse.model.project import CostContext, Plan, Scenario, project
 from dse.model.template import load_template, shipped_template
 from dse.model.units import AttentionUnit, GlueUnit, instance_split, kind_of
 from dse.model.units.base import _KINDS
-from dse.model.workload import HostSpec, Layer, Workload
+from dse.model.workload import workload_from_config
 from dse.report.explore_md import render_explore_section
 from dse.search.explore import explore
 from dse.search.optimize import SEARCHED_KV_DTYPES, Objective
@@ -286,30 +285,11 @@ def test_plan_with_too_many_units_is_one_line(capsys, tmp_path, entry, needle):
 
 # -- a model with one kv head per query head: the search chooses how many units -----------------
 
-def config_workload(name: str) -> Workload:
-    """A workload from a preset's config (the native runtime prices it; host times from a
-    60 GB/s fp32 roofline stand in for a profile, as bench/bench_explore.py's do)."""
-    cfg = preset_config(name)
-    h, i, kv = cfg.hidden, cfg.intermediate, cfg.kv_dim
-    layers = []
-
-    def layer(name: str, role: str, b: int | None, n: int, k: int, ternary: bool) -> Layer:
-        ms = n * k * 4 / 60e9 * 1e3
-        return Layer(name, role, b, n, k, ternary, ms, 51, ms * 51)
-
-    for b in range(cfg.layers):
-        for role, n, k in (("q_proj", h, h), ("k_proj", kv, h), ("v_proj", kv, h),
-                           ("o_proj", h, h), ("gate_proj", i, h), ("up_proj", i, h),
-                           ("down_proj", h, i)):
-            layers.append(layer(f"model.layers.{b}.{role}", role, b, n, k, True))
-    layers.append(layer("lm_head", "lm_head", None, cfg.vocab, h, False))
-    host = HostSpec("none", 1.0, 1.0, 1000.0, "test", 1)
-    return Workload(name, cfg, 2, tuple(layers), decoder_ops(cfg), (), host, None, None, None,
-                    ())
-
-
 def test_large_model_on_kv260_searches_attention_unit_counts():
-    wl = config_workload("bitnet_b1_58-large")
+    """Issue 22's bar: bitnet_b1_58-large (MHA, 16 kv heads) on the KV260 at 1024 tokens of
+    context: the search tries every attention unit count and the report says how many the
+    best plan uses and why."""
+    wl = workload_from_config(preset_config("bitnet_b1_58-large"))
     assert (wl.config.heads, wl.config.kv_heads, wl.config.head_dim) == (16, 16, 96)
     ctx = CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
     obj = Objective(runtimes=("native",), context=1024, kv_dtypes=SEARCHED_KV_DTYPES)
@@ -329,6 +309,22 @@ def test_large_model_on_kv260_searches_attention_unit_counts():
     zh = render_explore_section(r, "zh", {})
     assert f"attention：{best.count} 个（搜索了 0–4；" in zh
     assert math.isfinite(r.best.decode.tokens_per_s)
+
+
+def test_large_model_cli_prints_the_unit_count(capsys, tmp_path):
+    """The same from the command line, no profile: the make line builds that many units."""
+    js = tmp_path / "p.json"
+    rc = main(["explore", "--board", "kv260", "--model", "bitnet_b1_58-large",
+               "--context-tokens", "1024", "--no-report", "--json", str(js)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    import json
+
+    plan = json.loads(js.read_text())["plans"][0]["projections"][0]["plan"]
+    n = plan["attention"]["count"]
+    assert n > 1 and f"ATTN={n} ATTN_G=1 ATTN_D=96" in plan["build_note"]
+    assert f"build the best plan: {plan['build_note']}" in out
+    assert f"how many units: attention: {n} (searched 0–4; " in out
 
 
 def test_glue_unit_is_a_what_if_kind():

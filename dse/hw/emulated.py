@@ -43,6 +43,7 @@ from dse.packing.stream import (
     expected_output_stream,
     input_stream_beats,
     output_stream_beats,
+    port_stall_cycles,
     stream_bits,
 )
 
@@ -188,10 +189,13 @@ class _Engine(_Unit):
 
     regmap = regs.ENGINE
 
-    def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int) -> None:
+    def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int,
+                 port_bits: int | None = None) -> None:
         super().__init__()
         self.pe, self.simd, self.packing, self.vmax, self.kmax = pe, simd, packing, vmax, kmax
         self.width = stream_bits(pe, simd, packing)
+        # the HP port the engine's DMA reads through (None: as wide as any stream)
+        self.port_bits = port_bits
 
     def build_words(self) -> dict[str, int]:
         return {"PE": self.pe, "SIMD": self.simd, "PACKING": regs.PACKING_CODES[self.packing],
@@ -212,7 +216,11 @@ class _Engine(_Unit):
         w, x = self._decode(raw.reshape(-1, beat), n, k, m, v)
         out = expected_output_stream(golden_gemv(w, x), self.pe, v)
         assert out.shape[0] == output_stream_beats(n, m, self.pe)
-        cycles = engine_cycles(n, k, m, self.pe, self.simd, v, beat, regs.PIPELINE_LATENCY)
+        # a stream wider than the HP port waits for each beat's remaining port cycles
+        stall = port_stall_cycles(raw.size // beat, self.width, self.port_bits)
+        self.stall_in += stall
+        cycles = engine_cycles(n, k, m, self.pe, self.simd, v, beat,
+                               regs.PIPELINE_LATENCY) + stall
         return out.tobytes(), cycles, {"n": n, "k": k, "m": m, "v": v, "w": w, "x": x}
 
     def _decode(self, stream: np.ndarray, n: int, k: int, m: int, v: int
@@ -341,7 +349,9 @@ class EmulatedDevice(pynq.Device):
     """A pynq Device holding ``engines`` ternary_gemv engines, each with its own AXI DMA
     (``ternary_gemv_<i>`` fed by ``axi_dma_<i>``, as the Vivado flow builds them), and with
     ``attn=(G, D, HMAX, TMAX)`` ``attn_units`` attention units (``kv_attn_<a>`` fed by
-    ``axi_dma_attn_<a>``)."""
+    ``axi_dma_attn_<a>``); ``port_bits``: the board's HP port width (a board file's
+    ``link.port_width_bits``), which an engine's wider input stream waits on (None: no such
+    limit)."""
 
     _probe_priority_ = 1
 
@@ -353,13 +363,15 @@ class EmulatedDevice(pynq.Device):
     def __init__(self, tag: str = "emulated-tgemv", pe: int = 8, simd: int = 16,
                  packing: str = "i2", vmax: int = 4, kmax: int = 8192,
                  dma_length_bits: int = 26, engines: int = 1,
-                 attn: tuple[int, int, int, int] | None = None, attn_units: int = 1) -> None:
+                 attn: tuple[int, int, int, int] | None = None, attn_units: int = 1,
+                 port_bits: int | None = None) -> None:
         super().__init__(tag)
         self.dma_length_bits = dma_length_bits
         self.name = "emulated ternary_gemv overlay"
         self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
         self.default_memory = _Memory(self)
-        self.engines = [_Engine(pe, simd, packing, vmax, kmax) for _ in range(engines)]
+        self.engines = [_Engine(pe, simd, packing, vmax, kmax, port_bits)
+                        for _ in range(engines)]
         self.dmas = [_Dma(self.default_memory, e) for e in self.engines]
         self.attns = [_AttnUnit(*attn) for _ in range(attn_units)] if attn else []
         self.attn_dmas = [_Dma(self.default_memory, u) for u in self.attns]
@@ -490,6 +502,7 @@ def open_emulated(**engine: object):
     for i in range(len(device.engines)):
         eng = driver_class()(device.engine_description(i))
         eng.dma = DMA(device.dma_description(i))
+        eng.port_bits = device.engines[i].port_bits
         drivers.append(eng)
     if len(drivers) == 1:
         return drivers[0]

@@ -26,6 +26,9 @@ from dse.model.template import EngineTemplate, load_template, shipped_template_p
 
 #: build_overlay.tcl's PS kind per board family (the MPSoC PS on ZU+ and RFSoC).
 PS_KIND = {"zynqmp": "zynqmp", "rfsoc": "zynqmp", "zynq7000": "zynq7"}
+#: HP port data widths each PS kind offers: Zynq-7000's S_AXI_HP0-3 are 32 or 64 bits (UG585
+#: ch. 5), Zynq UltraScale+'s S_AXI_HP0-3_FPD 32, 64 or 128 (PG201).
+HP_BITS = {"zynq7": (32, 64), "zynqmp": (32, 64, 128)}
 
 
 #: build_overlay.tcl's last argument when the overlay has no attention unit.
@@ -65,6 +68,10 @@ def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: st
     if clock_mhz > board.clock.max_mhz:
         why.append(f"clock {clock_mhz:g} MHz: the board file allows up to "
                    f"{board.clock.max_mhz:g} MHz")
+    widths = HP_BITS[PS_KIND[board.family]]
+    if board.link.port_width_bits not in widths:
+        why.append(f"link.port_width_bits {board.link.port_width_bits}: a "
+                   f"{board.family} HP port is {' or '.join(map(str, widths))} bits wide")
     if why:
         raise DseError(f"{t.path}: cannot build PE={pe} SIMD={simd} {packing} VMAX={vmax} "
                        f"KMAX={kmax} ENGINES={engines} for {board.stem}: {why[0]}")
@@ -73,7 +80,8 @@ def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: st
     ports = t.ports_for(board.family)[:engines]
     return [board.stem, PS_KIND[board.family], board.part, f"{clock_mhz:g}", name, out_dir,
             str(pe), str(simd), str(t.packing_codes[packing]), str(vmax), str(kmax),
-            str(engines), str(in_bits), str(32 * pe), ",".join(ports), attention]
+            str(engines), str(in_bits), str(32 * pe), ",".join(ports),
+            str(board.link.port_width_bits), attention]
 
 
 def attn_request(t: EngineTemplate, attn: str, overrides: dict[str, str | None]

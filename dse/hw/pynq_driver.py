@@ -62,7 +62,12 @@ from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, MODE_XV, kv_attn_
 from dse.model.split import instance_split, row_split
 from dse.packing.kv_attn_step import AttnStep, KvRows, quantize_kv, run_step
 from dse.packing.kv_attn_stream import kv_attn_output_beats, parse_kv_attn_output
-from dse.packing.stream import activation_beats, parse_output_stream, weight_tiles
+from dse.packing.stream import (
+    activation_beats,
+    parse_output_stream,
+    port_stall_cycles,
+    weight_tiles,
+)
 
 #: The VLNV the Vivado flow packages the RTL under (overlays/vivado/package_ip.tcl).
 VLNV = "dse:hls:ternary_gemv:1.0"
@@ -92,6 +97,10 @@ class Timing:
     #: Each instance's own timing when the call ran on several (``EngineGroup``,
     #: ``AttnGroup``); the fields above are then the busiest instance's.
     per_engine: tuple[Timing, ...] = ()
+    #: Input stalls the HP port's width alone explains: each input beat wider than the port
+    #: (64 bits on Zynq-7000, 128 on Zynq UltraScale+) crosses it in ceil(stream / port)
+    #: cycles; 0 when the port is as wide as the stream or its width is unknown.
+    port_stall_cycles: int = 0
 
     @property
     def per_unit(self) -> tuple[Timing, ...]:
@@ -114,7 +123,7 @@ def _busiest(wall_s: float, timings: tuple[Timing, ...]) -> Timing:
     the call's wall time, every instance's Timing in ``per_engine``."""
     top = max(timings, key=lambda t: t.busy_cycles)
     return Timing(wall_s, top.busy_cycles, top.stall_in_cycles, top.stall_out_cycles,
-                  top.clock_mhz, timings)
+                  top.clock_mhz, timings, top.port_stall_cycles)
 
 
 def _pynq():
@@ -170,6 +179,8 @@ class UnitDriver:
         self.dma = None
         self.overlay = None
         self.clock_mhz: float | None = None
+        #: The HP port's width in bits (None: unknown), see ``Timing.port_stall_cycles``.
+        self.port_bits: int | None = None
         self._config: Any = None
         self._scratch_bufs: dict[str, Any] = {}
 
@@ -249,8 +260,12 @@ class UnitDriver:
         if recv.transferred != call.out_bytes:
             raise OverlayError(f"{call.label}: received {recv.transferred} result bytes, "
                                f"expected {call.out_bytes}")
+        stream_bits = self.config.stream_bits
+        beats = sum(step[2] for step in call.steps) // (stream_bits // 8)
         return (np.asarray(call.out_buf[:call.out_bytes]),
-                Timing(wall, busy, stall_in, stall_out, self.clock_mhz))
+                Timing(wall, busy, stall_in, stall_out, self.clock_mhz,
+                       port_stall_cycles=port_stall_cycles(beats, stream_bits,
+                                                           self.port_bits)))
 
     def _end(self, call: _Call) -> tuple[np.ndarray, Timing]:
         raise NotImplementedError
@@ -429,12 +444,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = True):
+def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = True,
+                 port_bits: int | None = None):
     """Load an overlay built by overlays/vivado and return its engine(s), wired to the DMAs.
 
     One engine: its driver. Several (``ternary_gemv_<i>``, each fed by ``axi_dma_<i>`` on
     its own HP port): an ``EngineGroup`` that splits every layer's rows across them. The
-    attention units are ``open_attention(engines.overlay)``'s.
+    attention units are ``open_attention(engines.overlay)``'s. ``port_bits``: the board's HP
+    port width (its ``link.port_width_bits``), for ``Timing.port_stall_cycles``.
     """
     cls = driver_class()
     pynq = _pynq()
@@ -462,7 +479,9 @@ def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = Tru
             dma = f"axi_dma_{_index(name)}"
             if dma not in dmas:
                 raise OverlayError(f"{bitfile}: engine {name} has no {dma} (found {dmas})")
-        engines.append(_bind(ol, name, cls, dma, clock_mhz, f"{bitfile}: the engine IP"))
+        eng = _bind(ol, name, cls, dma, clock_mhz, f"{bitfile}: the engine IP")
+        eng.port_bits = port_bits
+        engines.append(eng)
     return engines[0] if len(engines) == 1 else EngineGroup(engines)
 
 

@@ -147,6 +147,9 @@ def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
         raise located(path, "clock.max_mhz", f">= clock.typical_mhz ({board.clock.typical_mhz})",
                       board.clock.max_mhz)
     from dse.model.constants import DEFAULT_CONSTANTS
+    from dse.model.cores import core_for
+
+    core_for(board.ps_cpu.model, f"{path}: ps_cpu.model")
 
     try:
         DEFAULT_CONSTANTS.with_overrides(board.cost_overrides)

@@ -17,13 +17,15 @@ The largest term names the bound. All functions here are pure.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, row_split, split_cycles
-from dse.model.packing import DENSE_BYTES_PER_WEIGHT
+from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
 from dse.model.workload import Layer
 
 BOUNDS = ("compute", "ddr", "link", "overhead")
@@ -52,12 +54,12 @@ class CallCost:
     #: Of ``ps_s``: invalidating the results' cache lines (the rest is the rescale).
     readout_s: float = 0.0
 
-    @property
+    @cached_property
     def stream_s(self) -> float:
         """The weight stream: the overlapped engine/DDR/link time plus the bursts' starts."""
         return max(self.compute_s, self.ddr_s, self.link_s) + self.burst_s
 
-    @property
+    @cached_property
     def handoff_s(self) -> float:
         """Everything serial around the stream: activation load, launch, read-out, rescale."""
         return self.act_s + self.overhead_s + self.ps_s
@@ -66,11 +68,11 @@ class CallCost:
     def rescale_s(self) -> float:
         return self.ps_s - self.readout_s
 
-    @property
+    @cached_property
     def time_s(self) -> float:
         return self.stream_s + self.handoff_s
 
-    @property
+    @cached_property
     def bound(self) -> str:
         """The term that binds: the largest overlapped one, or overhead if that is larger."""
         terms = {"compute": self.compute_s, "ddr": self.ddr_s, "link": self.link_s}
@@ -188,6 +190,12 @@ def layer_weight_bytes(layer: Layer, design: EngineDesign) -> int:
     two-stage: stage 1 streams a ternary copy of the head through the engines (see
     ``dse.model.cpu.head_rescore`` for stage 2).
     """
-    if not layer.ternary and design.head:
-        return layer.weights * DENSE_BYTES_PER_WEIGHT[design.head]
-    return design.packing_spec.matrix_bytes(layer.n, layer.k)
+    return _weight_bytes(layer.n, layer.k, layer.ternary, design.packing, design.head)
+
+
+@functools.lru_cache(maxsize=8192)
+def _weight_bytes(n: int, k: int, ternary: bool, packing: str, head: str | None) -> int:
+    """``layer_weight_bytes`` by shape (a forward repeats a few shapes many times)."""
+    if not ternary and head:
+        return n * k * DENSE_BYTES_PER_WEIGHT[head]
+    return get_packing(packing, "engine.packing").matrix_bytes(n, k)

@@ -163,9 +163,10 @@ def _residual_fn(log, entries, wl, board, c, params):
 
     def residuals(x: np.ndarray) -> np.ndarray:
         b, cc = apply_params(board, c, dict(zip(params, x, strict=True)))
+        memo: dict = {}  # these parameters' calls and projections, shared by the entries
         r = []
         for e, t in zip(entries, meas, strict=True):
-            p = predict(e, wl, b, cc, log.path)
+            p = predict(e, wl, b, cc, log.path, memo)
             r.append(p.time_s / t - 1.0)
             if p.free_cycles is not None:
                 r.append(p.free_cycles[0] / p.free_cycles[1] - 1.0)
@@ -174,10 +175,14 @@ def _residual_fn(log, entries, wl, board, c, params):
     return residuals
 
 
-def _moved_by(log, e, wl, board, c, params: tuple[str, ...]) -> bool:
+def _moved_by(log, e, wl, board, c, params: tuple[str, ...],
+              probed: _Probed | None = None) -> bool:
     """Whether any of ``params`` moves the prediction of ``e``."""
     if not params:
         return False
+    if probed is not None and probed.exact and e in probed.entries:
+        moved = probed.sensitive([e])
+        return any(m for p, m in zip(probed.allowed, moved, strict=True) if p in params)
     x0 = np.clip(np.array([default_value(p, board, c) for p in params], dtype=float),
                  [BOUNDS[p][0] for p in params], [BOUNDS[p][1] for p in params])
     fn = _residual_fn(log, [e], wl, board, c, params)
@@ -192,10 +197,9 @@ def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
     out = []
     for i in range(len(params)):
         moved = False
-        for probe in (x0[i] * 0.5, x0[i] * 2 + 1e-3, lo[i] + 0.1 * (min(hi[i], 10 * x0[i] + 1)
-                                                                      - lo[i])):
+        for probe in _probe_points(x0[i], lo[i], hi[i]):
             x = x0.copy()
-            x[i] = float(np.clip(probe, lo[i], hi[i]))
+            x[i] = probe
             if np.any(np.abs(residuals(x) - r0) > 1e-12):
                 moved = True
                 break
@@ -221,6 +225,81 @@ def _identifiable(residuals, x0, lo, hi, keep: list[bool]) -> list[bool]:
         col = (residuals(x) - r0) / (x[i] - x0[i])
         norm = float(np.linalg.norm(col))
         cols.append(col / norm if norm > 0 else None)
+    return _independent(cols)
+
+
+class _Probed:
+    """The residuals of a log's entries at the defaults and at every probe ``_sensitive`` and
+    ``_identifiable`` take, computed once for all of them: every entry's prediction depends on
+    the parameters alone (not on which other entries are fitted), so the rows of a subset of
+    entries are those entries' rows, and a subset's sensitivities and Jacobian columns follow
+    from them exactly as from probing the subset on its own."""
+
+    def __init__(self, log, entries, wl, board, c, allowed) -> None:
+        from dse.model.predict import predict
+
+        self.entries, self.allowed = list(entries), tuple(allowed)
+        x0 = np.array([default_value(p, board, c) for p in allowed], dtype=float)
+        self.lo = np.array([BOUNDS[p][0] for p in allowed])
+        self.hi = np.array([BOUNDS[p][1] for p in allowed])
+        self.x0 = np.clip(x0, self.lo, self.hi)
+        # a default outside its bounds is clipped here but left as it is where a subset
+        # does not list it: the shortcut would not be exact, so it is not taken
+        self.exact = bool(np.array_equal(self.x0, x0))
+        fn = _residual_fn(log, self.entries, wl, board, c, self.allowed)
+        memo: dict = {}
+        self.owner = np.array([i for i, e in enumerate(self.entries)
+                               for _ in range(2 if predict(e, wl, board, c, log.path, memo)
+                                              .free_cycles is not None else 1)])
+        self.r0 = fn(self.x0)
+        self.probes: list[list[np.ndarray]] = []
+        self.cols: list[np.ndarray | None] = []
+        for i in range(len(self.allowed)):
+            vs = []
+            for probe in _probe_points(self.x0[i], self.lo[i], self.hi[i]):
+                x = self.x0.copy()
+                x[i] = probe
+                vs.append(fn(x))
+            self.probes.append(vs)
+            h = max(abs(self.x0[i]) * 1e-3, 1e-3)
+            x = self.x0.copy()
+            x[i] = self.x0[i] + h if self.x0[i] + h <= self.hi[i] else self.x0[i] - h
+            self.cols.append((fn(x) - self.r0) / (x[i] - self.x0[i]))
+
+    def rows(self, entries) -> np.ndarray:
+        want = {id(e) for e in entries}
+        return np.array([id(self.entries[o]) in want for o in self.owner], dtype=bool)
+
+    def sensitive(self, entries) -> list[bool]:
+        """``_sensitive`` of ``entries`` over the allowed parameters."""
+        rows = self.rows(entries)
+        return [any(np.any(np.abs(v[rows] - self.r0[rows]) > 1e-12) for v in vs)
+                for vs in self.probes]
+
+    def identifiable(self, entries, keep: list[bool]) -> list[bool]:
+        """``_identifiable`` of ``entries`` (the Jacobian columns at the defaults)."""
+        rows = self.rows(entries)
+        cols = []
+        for k, col in zip(keep, self.cols, strict=True):
+            if not k:
+                cols.append(None)
+                continue
+            c = col[rows]
+            norm = float(np.linalg.norm(c))
+            cols.append(c / norm if norm > 0 else None)
+        return _independent(cols)
+
+
+def _probe_points(x0: float, lo: float, hi: float) -> tuple[float, ...]:
+    """Where ``_sensitive`` probes a parameter: half, double, and a tenth into its range (a
+    max() of roofline terms is flat where another term binds)."""
+    return tuple(float(np.clip(p, lo, hi)) for p in (x0 * 0.5, x0 * 2 + 1e-3,
+                                                       lo + 0.1 * (min(hi, 10 * x0 + 1) - lo)))
+
+
+def _independent(cols: list) -> list[bool]:
+    """Of normalised Jacobian columns (None: not a candidate), those not a combination of the
+    ones kept before them."""
     out, chosen = [], []
     for col in cols:
         if col is None:
@@ -235,8 +314,9 @@ def _identifiable(residuals, x0, lo, hi, keep: list[bool]) -> list[bool]:
     return out
 
 
-def _least_squares(log, entries, wl, board, c, allowed):
-    """Fit the allowed parameters that the entries constrain; check the result is plausible."""
+def _least_squares(log, entries, wl, board, c, allowed, probed: _Probed | None = None):
+    """Fit the allowed parameters that the entries constrain; check the result is plausible.
+    ``probed``: the log's probes, computed once (else probed here)."""
     from dse.errors import DseError
     from dse.model.calibration import param_range_error
 
@@ -244,9 +324,12 @@ def _least_squares(log, entries, wl, board, c, allowed):
     lo_all = np.array([BOUNDS[p][0] for p in allowed])
     hi_all = np.array([BOUNDS[p][1] for p in allowed])
     x_all = np.clip(x_all, lo_all, hi_all)
-    probe = _residual_fn(log, entries, wl, board, c, allowed)
-    keep = _sensitive(probe, allowed, x_all, lo_all, hi_all)
-    keep = _identifiable(probe, x_all, lo_all, hi_all, keep)
+    if probed is not None and probed.exact and probed.allowed == tuple(allowed):
+        keep = probed.identifiable(entries, probed.sensitive(entries))
+    else:
+        probe = _residual_fn(log, entries, wl, board, c, allowed)
+        keep = _sensitive(probe, allowed, x_all, lo_all, hi_all)
+        keep = _identifiable(probe, x_all, lo_all, hi_all, keep)
     params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
     if not params:
         return {}, 0.0, "no parameter is constrained by these entries"
@@ -312,10 +395,12 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
         else:
             status[e.id] = ("checked", "fit: false in the log")
     params, cost, message = ({}, 0.0, "no entry to fit")
+    probed = _Probed(log, fit_entries, wl, board, c, allowed) if fit_entries else None
     if fit_entries:
-        params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed)
+        params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed,
+                                               probed)
         for e in fit_entries:
-            if not _moved_by(log, e, wl, board, c, tuple(params)):
+            if not _moved_by(log, e, wl, board, c, tuple(params), probed):
                 status[e.id] = ("checked", "no fitted parameter moves it")
     b1, c1 = apply_params(board, c, {k: p.value for k, p in params.items()})
 
@@ -340,12 +425,14 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
     if held_out:
         # what no fitted parameter moves says nothing held out: only fitted entries take part
         moved = [e for e in fit_entries if status[e.id][0] == "fitted"]
-        train, test, alone = half_split(log, moved, wl, board, c, allowed)
-        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test))
+        train, test, alone = half_split(log, moved, wl, board, c, allowed, probed)
+        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test),
+                         probed=probed)
         if held is not None:
             held["alone"] = [e.id for e in alone]
             held["leave_one_out"] = _leave_one_out(
-                log, moved, [e for e in moved if e not in alone], wl, board, c, allowed)
+                log, moved, [e for e in moved if e not in alone], wl, board, c, allowed,
+                probed)
     return LogFit(params, tuple(results), held, cost, message)
 
 
@@ -368,7 +455,7 @@ def _compose(log, total, wl, board, c) -> tuple[float, float]:
     return composed, from_measurement / composed
 
 
-def half_split(log, entries, wl, board, c, allowed):
+def half_split(log, entries, wl, board, c, allowed, probed: _Probed | None = None):
     """(train, test, alone): entries that constrain the same parameters alternate between
     the halves; an entry whose parameters no other entry constrains cannot be held out (it
     is the only evidence for them), so it trains and is listed as ``alone``."""
@@ -378,9 +465,13 @@ def half_split(log, entries, wl, board, c, allowed):
     hi = np.array([BOUNDS[p][1] for p in allowed])
     groups: dict[tuple[str, ...], list] = {}
     for e in entries:
-        fn = _residual_fn(log, [e], wl, board, c, allowed)
-        key = tuple(p for p, k in zip(allowed, _sensitive(fn, allowed, x0, lo, hi),
-                                      strict=True) if k)
+        if probed is not None and probed.exact and probed.allowed == tuple(allowed) \
+                and e in probed.entries:
+            moves = probed.sensitive([e])
+        else:
+            moves = _sensitive(_residual_fn(log, [e], wl, board, c, allowed), allowed, x0,
+                               lo, hi)
+        key = tuple(p for p, k in zip(allowed, moves, strict=True) if k)
         groups.setdefault(key, []).append(e)
     train, test, alone = [], [], []
     for group in groups.values():
@@ -393,20 +484,23 @@ def half_split(log, entries, wl, board, c, allowed):
     return train, test, alone
 
 
-def _leave_one_out(log, entries, targets, wl, board, c, allowed) -> dict[str, dict]:
+def _leave_one_out(log, entries, targets, wl, board, c, allowed,
+                   probed: _Probed | None = None) -> dict[str, dict]:
     """Each of ``targets`` predicted by a fit to all the other entries (None where that fit
     failed). Entries that are the only evidence for their parameters are not targets: left
     out, they would only be predicted at the defaults."""
     out = {}
     for e in targets:
         rest = [x for x in entries if x is not e]
-        got = _held_out(log, [*rest, e], wl, board, c, allowed, split=(rest, [e]))
+        got = _held_out(log, [*rest, e], wl, board, c, allowed, split=(rest, [e]),
+                        probed=probed)
         out[e.id] = {"error": (got or {}).get("errors", {}).get(e.id),
                      "params": sorted((got or {}).get("params", {}))}
     return out
 
 
-def _held_out(log, entries, wl, board, c, allowed, split=None) -> dict | None:
+def _held_out(log, entries, wl, board, c, allowed, split=None,
+              probed: _Probed | None = None) -> dict | None:
     """Fit on every other fitted entry, predict the rest with what that fit learned."""
     from dse.errors import DseError
     from dse.model.predict import in_unit, predict
@@ -415,7 +509,7 @@ def _held_out(log, entries, wl, board, c, allowed, split=None) -> dict | None:
     if not train or not test:
         return None
     try:
-        params, _, _ = _least_squares(log, train, wl, board, c, allowed)
+        params, _, _ = _least_squares(log, train, wl, board, c, allowed, probed)
     except DseError as exc:
         return {"train": [e.id for e in train], "test": [e.id for e in test],
                 "failed": str(exc)}

@@ -220,6 +220,20 @@ class LayerProjection:
 
 
 @dataclass(frozen=True)
+class RoleRow:
+    """The Linears of one role in a projection (``Projection.by_role``)."""
+
+    role: str
+    layers: int
+    fpga: int
+    resident: int
+    cpu: int
+    cpu_ms: float
+    time_ms: float
+    bound: str
+
+
+@dataclass(frozen=True)
 class Account:
     """One line of where a forward's time goes, by device; a projection's ``accounts`` sum to
     its ``plan_ms`` exactly. ``device``: ``engines`` (the accelerator calls, hand-offs
@@ -277,6 +291,8 @@ class Projection:
     accounts: tuple[Account, ...] = ()
     #: The components of the PS's own time (its share of ``components``), ms.
     ps_components: dict[str, float] = field(default_factory=dict)
+    #: The PL's sustained DDR rate the plan streams at, bytes/s.
+    ddr_bytes_per_s: float = 0.0
 
     @property
     def baseline(self) -> Baseline:
@@ -316,6 +332,31 @@ class Projection:
     @property
     def feasible(self) -> bool:
         return not self.infeasible
+
+    def by_role(self) -> tuple[RoleRow, ...]:
+        """The Linears by role, in the forward's order: how many, where, their time on the CPU
+        and in the plan, and the bound holding most of their accelerator time."""
+        roles: dict[str, list[LayerProjection]] = {}
+        for lp in self.layers:
+            roles.setdefault(lp.role, []).append(lp)
+        out = []
+        for role, lps in roles.items():
+            by_bound: dict[str, float] = {}
+            for lp in lps:
+                if lp.placement != "cpu" and lp.bound:
+                    by_bound[lp.bound] = by_bound.get(lp.bound, 0.0) + lp.time_ms
+            out.append(RoleRow(role, len(lps), *(sum(lp.placement == p for lp in lps)
+                                                 for p in ("fpga", "fpga-resident", "cpu")),
+                               sum(lp.cpu_ms for lp in lps), sum(lp.time_ms for lp in lps),
+                               max(by_bound, key=by_bound.__getitem__) if by_bound else "cpu"))
+        return tuple(out)
+
+    @property
+    def ddr_floor_sustained_ms(self) -> float:
+        """The streamed weights at the PL's sustained DDR rate (the peak's ``ddr_floor_ms``
+        times the board's efficiency)."""
+        return self.ddr_weight_bytes / self.ddr_bytes_per_s * 1e3 if self.ddr_bytes_per_s \
+            else math.inf
 
     def account_ms(self, device: str) -> float:
         """Time of one device (``engines``, ``ps``, ``pl:<kind>``), ms per forward."""
@@ -372,8 +413,14 @@ class Projection:
 
 def cpus(wl: Workload, board: Board, scenario: Scenario) -> tuple[CpuSpec, CpuSpec, int]:
     """(profiled host, CPU of the scenario's view, threads it runs with)."""
-    host = CpuSpec.of_host(wl.host)
-    cpu = host if scenario.view == "host-attached" else CpuSpec.of_board(board)
+    if wl.host is None:  # a model config alone: no host, and no torch runtime to price on it
+        if scenario.view == "host-attached":
+            raise DseError("--view host-attached: expected --profile (the CPU the FPGA serves "
+                           "is the profiled host; a model config alone names none)")
+        host = cpu = CpuSpec.of_board(board)
+    else:
+        host = CpuSpec.of_host(wl.host)
+        cpu = host if scenario.view == "host-attached" else CpuSpec.of_board(board)
     threads = scenario.threads or cpu.cores
     if threads > cpu.cores:
         raise DseError(f"--threads: expected at most {cpu.cores} (the cores of {cpu.name}), "
@@ -470,11 +517,12 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
 
 
 def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
-              host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants
-              ) -> PsPrices:
+              host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
+              linears: bool = True) -> PsPrices:
     """The PS side of the price table (``dse.model.price.PsPrices``) for ``groups``: each
-    group's Linears on the CPU under ``runtime``, each quantization instance (one per layer of
-    each quantization op; the op's time split evenly) with the groups it feeds, the runtime's
+    group's Linears on the CPU under ``runtime`` (zero with ``linears`` False: for a caller
+    that needs only the operators), each quantization instance (one per layer of each
+    quantization op; the op's time split evenly) with the groups it feeds, the runtime's
     launch, and every other operator priced whole (``op_costs``)."""
     ops = op_costs(wl, runtime, scenario, host, cpu, threads, c)
     priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
@@ -485,9 +533,13 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
             priced[key] = layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c)
         return priced[key]
 
-    linears = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
-    cpu_rows = np.array([sum((row(w) for w in ws), np.zeros(4)) for ws in linears]
-                        ).reshape(len(groups), 4)
+    if linears:
+        per_layer = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
+        cpu_rows = np.array([(sum(w.time_s for w in ws), sum(w.core_s for w in ws),
+                              sum(w.ddr_bytes for w in ws), sum(w.pl_busy_s for w in ws))
+                             for ws in per_layer], dtype=float).reshape(len(groups), 4)
+    else:
+        per_layer, cpu_rows = (), np.zeros((len(groups), 4))
     index: dict[tuple[int, str], int] = {}
     quant, roles = [], []
     for op in ops:
@@ -506,7 +558,7 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
             if q is not None:
                 feeds[q, g] = True
     launch_s = launch_us(board, c, runtime) * 1e-6
-    return PsPrices(runtime, groups, linears, cpu_rows,
+    return PsPrices(runtime, groups, per_layer, cpu_rows,
                     np.array(quant).reshape(len(quant), 4), tuple(roles), feeds,
                     runtime == "native", np.array([launch_s, launch_s, 0.0, 0.0]), ops)
 
@@ -562,7 +614,7 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
     """Every runtime with everything on the CPU; on board, whether its memory fits."""
     out = []
     empty = EngineDesign(1, 1)
-    for runtime in RUNTIMES:
+    for runtime in wl.runtimes:  # torch only where a profile measured the host
         plan = Plan(f"cpu {runtime}", empty, frozenset(), runtime=runtime)
         p = project(wl, plan, ctx, scenario, with_baselines=False)
         mem = p.memory_bytes
@@ -597,6 +649,10 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     if plan.runtime not in RUNTIMES:
         raise DseError(f"plan {plan.name}: runtime: expected one of {', '.join(RUNTIMES)}, "
                        f"got {plan.runtime!r}")
+    if plan.runtime not in wl.runtimes:
+        raise DseError(f"plan {plan.name}: runtime: {plan.runtime} prices measured host times "
+                       f"and {wl.model} has none (give --profile), expected "
+                       f"{' or '.join(wl.runtimes)}")
     if plan.kv_dtype is not None and plan.kv_dtype != scenario.kv_dtype:
         scenario = replace(scenario, kv_dtype=plan.kv_dtype)
     scenario.validate(wl.config)
@@ -613,22 +669,22 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     stream = np.full((len(groups), 4), np.inf)
     calls: dict[str, CallCost] = {}
     stage2: dict[str, Work] = {}
-    shapes: dict[tuple, tuple[CallCost, np.ndarray]] = {}  # a call shape is priced once
+    # a call shape is priced once (a forward repeats a few shapes layer after layer)
+    shapes: dict[tuple, tuple[np.ndarray, CallCost]] = {}
     for i, g in enumerate(call_groups):
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
                        for layer in g.layers)
         dense = None if g.ternary else design.head
-        shape = (g.n, g.k, _linear_m(g.layers[0], scenario), streamed, dense)
+        shape = (g.n, g.k, _linear_m(g.layers[0], scenario), streamed, dense, g.ternary)
         if shape not in shapes:
             cc = call_cost(design, board, c, n=shape[0], k=shape[1], m=shape[2],
                            weight_bytes=streamed, dense=dense, launch_us=0.0)
-            shapes[shape] = (cc, row(call_work(cc)))
-        cc, stream[i] = shapes[shape]
+            shapes[shape] = (row(call_work(cc)), with_launch(cc, launch_s))
+        stream[i], calls[g.key] = shapes[shape]
         if not g.ternary and not dense:
             stage2[g.key] = two_stage_work(g.layers[0], plan.head_top_k, scenario, cpu,
                                            threads, c)
             stream[i] += row(stage2[g.key])
-        calls[g.key] = with_launch(cc, launch_s)
     table = price_table(ps, fx, stream)
     on = np.arange(len(groups)) < len(call_groups)
     total = table.total(on, np.zeros(len(groups), dtype=bool))
@@ -641,13 +697,16 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     def add_item(item: str, ms: float) -> None:
         items[item] = items.get(item, 0.0) + ms
 
-    heads = {g.key for g in call_groups if not g.ternary}
-    for key, cc in calls.items():
-        head = key in heads
-        comp["head" if head else "ternary_pl"] += cc.stream_s * 1e3
-        comp["head" if head else "handoff"] += cc.handoff_s * 1e3
-        for item, ms in call_items(cc, head).items():
-            add_item(item, ms)
+    # in call order, so the sums are the same floating-point sums whatever the shapes
+    parts = {id(cc): (not shape[-1], cc.stream_s * 1e3, cc.handoff_s * 1e3,
+                      tuple(call_items(cc, not shape[-1]).items()))
+             for shape, (_, cc) in shapes.items()}
+    for cc in calls.values():
+        head, stream_ms, handoff_ms, its = parts[id(cc)]
+        comp["head" if head else "ternary_pl"] += stream_ms
+        comp["head" if head else "handoff"] += handoff_ms
+        for item, ms in its:
+            items[item] = items.get(item, 0.0) + ms
     for key, st in stage2.items():
         head_layer = next(g.layers[0] for g in call_groups if g.key == key)
         comp["head"] += st.time_s * 1e3
@@ -743,7 +802,33 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
         notes=_notes(wl, plan, scenario), work=forward, energy=energy,
         items={k: v for k, v in items.items() if v}, accounts=accounts,
-        ps_components={k: v for k, v in ps_comp.items() if v})
+        ps_components={k: v for k, v in ps_comp.items() if v},
+        ddr_bytes_per_s=board.ddr_bytes_per_s)
+
+
+def operator_components(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario
+                        ) -> dict[str, float]:
+    """The components of ``project(wl, plan, ctx, scenario)`` that its operators make (the
+    PS's operators as the plan runs them and its units' parts), ms, without pricing its calls
+    or Linears: the same parts ``project`` sums, in the same order (so the same floats), for
+    a caller that needs only these (a fit's PS-side entries, evaluated many times)."""
+    board, c = ctx.board, ctx.constants
+    if plan.kv_dtype is not None and plan.kv_dtype != scenario.kv_dtype:
+        scenario = replace(scenario, kv_dtype=plan.kv_dtype)
+    scenario.validate(wl.config)
+    host, cpu, threads = cpus(wl, board, scenario)
+    call_groups = group_layers([la for la in wl.layers if la.name in plan.offload], plan.fuse)
+    ps = ps_prices(wl, plan.runtime, scenario, call_groups, host, cpu, threads, board, c,
+                   linears=False)
+    env = UnitEnv(wl, plan.design.clock_mhz, plan.design.engines, board, c, scenario,
+                  plan.runtime, cpu, threads)
+    fx = fixed_side(ps, plan.units, env)
+    on = np.ones(len(call_groups), dtype=bool)
+    table = price_table(ps, fx, np.zeros((len(call_groups), 4)))
+    comp = dict.fromkeys(COMPONENTS, 0.0)
+    for op in _shown_ops(ps, fx, table, on, plan.runtime) + fx.parts:
+        comp[op.component] += op.time_ms
+    return comp
 
 
 def _shown_ops(ps: PsPrices, fx: Fixed, table: PriceTable, offloaded: np.ndarray,
@@ -817,6 +902,7 @@ __all__ = [
     "layer_cpu",
     "memory_bytes",
     "op_costs",
+    "operator_components",
     "project",
     "ps_prices",
 ]

@@ -6,9 +6,11 @@ an attention call's kv heads) go to the same engine (or unit) everywhere.
 
 from __future__ import annotations
 
+import functools
 import math
 
 
+@functools.lru_cache(maxsize=4096)
 def instance_split(n: int, count: int) -> tuple[tuple[int, int], ...]:
     """Items [start, stop) each of ``count`` instances takes of ``n`` (kv heads, row folds):
     dealt as evenly as possible, the first instances taking one more; an instance left
@@ -27,6 +29,7 @@ def instance_split(n: int, count: int) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def row_split(n: int, pe: int, engines: int) -> tuple[tuple[int, int], ...]:
     """Rows [start, stop) of an N-row layer each engine computes, as the driver splits them:
     whole PE-row folds dealt out by ``instance_split`` (the first engines taking one fold

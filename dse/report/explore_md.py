@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from dse.model.project import VIEW_TEXT, LayerProjection, Projection
+from dse.model.project import VIEW_TEXT, Projection
 from dse.report import sections
 from dse.report.i18n import render_msg
 from dse.report.table import md_table
@@ -51,6 +51,10 @@ _S: dict[str, tuple[str, str]] = {
                     "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
                     "{spt} over CPU-only PyTorch{fit}"),
     "card.fit_no": ("（它装不下这块板卡）", " (which does not fit this board)"),
+    "card.vs_nt": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；PyTorch 未测量"
+                   "（没有 profile）",
+                   "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
+                   "PyTorch not measured (no profile)"),
     "card.res": ("资源与内存", "Resources and memory"),
     "card.res_val": ("LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}；"
                      "DDR {mem:,.0f} / {cap:,.0f} MiB",
@@ -69,6 +73,9 @@ _S: dict[str, tuple[str, str]] = {
     "build.yes": ("是", "yes"),
     "build.no": ("否（仅作假设分析）", "no (a what-if)"),
     "build.unknown": ("未检查", "not checked"),
+    "build.none": ("没有能在这块板上运行的方案，所以没有 make 行；能装下的是：{why}",
+                   "no plan runs on this board, so there is no make line; what would fit: "
+                   "{why}"),
     "limit.ddr": ("DDR 带宽：PL 读取权重的速度已到持续带宽，更快只能靠更少的字节（打包、常驻）"
                   "或更高的 DDR 效率",
                   "DDR bandwidth: the PL reads weights at the sustained rate; faster needs fewer "
@@ -197,7 +204,10 @@ _S: dict[str, tuple[str, str]] = {
     "cols.roles": ("角色|层数|FPGA (流式)|FPGA (常驻)|CPU|CPU 上 (ms)|方案 (ms)|瓶颈",
                    "Role|Layers|FPGA (streamed)|FPGA (resident)|CPU|On the CPU (ms)|Plan (ms)|"
                    "Bound"),
-    "role.ops": ("(其他算子，见下表)", "(other operators, table below)"),
+    "role.ps_ops": ("(PS 上的其他算子，见下表)", "(other operators on the PS, table below)"),
+    "role.credits": ("(PL 单元的 PS 工作代为完成的交接)",
+                     "(hand-off a PL unit's PS work does instead)"),
+    "role.unit": ("(PL 单元 `{unit}`)", "(PL unit `{unit}`)"),
     "h.ops": ("#### 其他算子的位置与依据", "#### Other operators: where they run and why"),
     "cols.ops": ("算子|类别|次数|设备|时间 (ms)|瓶颈|依据",
                  "Operator|Kind|Count|Device|Time (ms)|Bound|Basis"),
@@ -419,7 +429,8 @@ def summary_of(result: ExploreResult) -> dict:
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
         "buildable": best.plan.buildable,
-        "kv_dtype": d.scenario.kv_dtype, "build_note": best.plan.build_note,
+        "kv_dtype": d.scenario.kv_dtype,
+        "build_note": best.plan.build_note if best.feasible else None,  # none for no plan
         # the token's three largest components, ms: what the limit means in time
         "split_ms": {k: round(v, 3) for k, v in sorted(
             d.components.items(), key=lambda kv: -kv[1])[:3] if v > 0},
@@ -463,7 +474,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
         (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
-        *_count_rows(result, lang),
+        *unit_count_rows(result, lang),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
                                     ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
@@ -471,7 +482,10 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
                                  rt=sm["baseline_runtime"], bms=_ms(sm["baseline_ms"]),
                                  spt=_x(sm["speedup_vs_torch"] or math.inf),
-                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))),
+                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))
+         if sm["torch_fits"] is not None else _t(
+             "card.vs_nt", lang, sp=_x(sm["speedup"]), rt=sm["baseline_runtime"],
+             bms=_ms(sm["baseline_ms"]))),
         (_t("card.res", lang), _t("card.res_val", lang, lut=pct(sm["lut"]),
                                   bram=pct(sm["bram36"]), uram=pct(sm["uram"]),
                                   dsp=pct(sm["dsp"]), mem=sm["memory_mib"],
@@ -484,13 +498,15 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
          else f"`{sm['calibration']}`"),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
             sm["buildable"], "build.unknown"), lang) + (
-                f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")),
+                f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")
+         if result.best.feasible else _t("build.none", lang, why=_sep(lang).join(
+             render_msg(m, lang) for m in result.advice) or "—")),
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
             f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
 
 
-def _count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
+def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
     """The card's line on how many instances of each unit kind the best plan has, and why:
     the next count's objective, or why it cannot be used."""
     out = []
@@ -561,16 +577,8 @@ def _weights(result: ExploreResult) -> list[float]:
 
 
 def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> dict[str, float]:
-    """Speedup over each CPU-only runtime, weighted over the objective's scenarios like the
-    objective itself (so they agree with the objective ms column)."""
-    ws = _weights(result)
-    pairs = list(zip(rp.projections, ws, strict=True))
-    plan = sum(w * p.plan_ms for p, w in pairs)
-    out = {}
-    for b in rp.projections[0].baselines:
-        base = sum(w * p.baseline_of(b.runtime).ms for p, w in pairs)
-        out[b.runtime] = base / plan if plan > 0 else math.inf
-    return out
+    """Speedup over each CPU-only runtime, weighted like the objective (``RankedPlan``)."""
+    return rp.speedups(_weights(result))
 
 
 def _scenario(proj: Projection, lang: str) -> str:
@@ -798,31 +806,21 @@ def _reference_block(result: ExploreResult, lang: str) -> list[str]:
                mine=ref.best_tokens_per_s), "", md_table(headers, rows), ""]
 
 
-def _dominant_bound(layers: Sequence[LayerProjection]) -> str:
-    """The bound holding the most FPGA time among ``layers``, or ``cpu`` if none is offloaded."""
-    time_by: dict[str, float] = {}
-    for lp in layers:
-        if lp.placement != "cpu" and lp.bound:
-            time_by[lp.bound] = time_by.get(lp.bound, 0.0) + lp.time_ms
-    return max(time_by, key=time_by.__getitem__) if time_by else "cpu"
-
-
 def _placement_block(result: ExploreResult, lang: str) -> list[str]:
     best = result.best
     proj = best.decode
-    roles: dict[str, list[LayerProjection]] = {}
-    for lp in proj.layers:
-        roles.setdefault(lp.role, []).append(lp)
-    rows = []
-    for role, lps in roles.items():
-        counts = [sum(lp.placement == p for lp in lps) for p in ("fpga", "fpga-resident", "cpu")]
-        rows.append([f"`{role}`", str(len(lps)), *map(str, counts),
-                     _ms(sum(lp.cpu_ms for lp in lps)), _ms(sum(lp.time_ms for lp in lps)),
-                     _dominant_bound(lps)])
-    rows.append([_t("role.ops", lang), "", "", "", "", "", _ms(proj.ops_ms), "ps"])
-    n_counts = [sum(lp.placement == p for lp in proj.layers)
-                for p in ("fpga", "fpga-resident", "cpu")]
-    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n_counts), "",
+    rows = [[f"`{r.role}`", str(r.layers), str(r.fpga), str(r.resident), str(r.cpu),
+             _ms(r.cpu_ms), _ms(r.time_ms), r.bound] for r in proj.by_role()]
+    # the rest of the forward, account by account: the PS's other operators, each PL unit,
+    # and any hand-off a unit's PS work does in place of the calls'
+    for a in proj.accounts:
+        if a.key in ("calls", "head_stage2", "cpu_linears"):
+            continue  # in the Linears' rows above
+        label = (_t("role.unit", lang, unit=a.key[5:]) if a.key.startswith("unit:")
+                 else _t(f"role.{a.key}", lang))
+        rows.append([label, "", "", "", "", "", _ms(a.ms), a.device])
+    n = [sum(getattr(r, k) for r in proj.by_role()) for k in ("fpga", "resident", "cpu")]
+    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n), "",
                  _ms(proj.plan_ms), proj.bound])
     full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.cpu_ms),
              _ms(lp.time_ms), f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"]
@@ -861,7 +859,7 @@ def _limit_block(result: ExploreResult, lang: str) -> list[str]:
     acc_ms = proj.fpga_ms
     if not proj.calls or acc_ms <= 0:
         return [*lines, _t("limit.none", lang), ""]
-    floor_sus = proj.ddr_weight_bytes / board.ddr_bytes_per_s * 1e3
+    floor_sus = proj.ddr_floor_sustained_ms
     lines += [_t("limit.text", lang, scen=_scenario(proj, lang), acc=_ms(acc_ms),
                  mib=proj.ddr_weight_bytes / 2**20, peak=board.ddr.peak_bandwidth_gb_s,
                  floor=_ms(proj.ddr_floor_ms), pct_peak=_pct(proj.ddr_floor_ms / acc_ms),
@@ -979,7 +977,8 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _placement_block(result, lang)
     lines += _resources_block(result, lang)
     lines += _limit_block(result, lang)
-    lines += _sensitivity_block(result, lang)
+    if result.best.feasible:  # no sensitivity for a plan that cannot run
+        lines += _sensitivity_block(result, lang)
     lines += _pareto_block(result, lang, plots)
     lines += _notes_block(result, lang)
     lines.append(end)
@@ -987,4 +986,5 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
 
 
 __all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
+           "unit_count_rows",
            "upsert_comparison", "upsert_section", "weighted_speedups"]

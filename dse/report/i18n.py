@@ -231,6 +231,16 @@ MESSAGES: dict[str, str] = {
     "note.no_split": "每次调用的主机时间取所有调用的平均值（该 profile 没有预填充/解码拆分）",
     "note.outliers": "预热离群值已替换为同角色层的中位数：{items}",
     "note.config": "算子列表按模型配置生成：`{source}`",
+    "note.no_profile": "没有 profile：每个 Linear 的形状取自模型配置，未测量主机时间；torch "
+                       "运行时未测量（用 --profile 给出 profile 才能计价），原生运行时按指令数"
+                       "为每个内核计价",
+    "advice.need": "{model} 在 {board} 上至少需要 {need:,.0f} MiB DDR（每个三值 Linear 都用 "
+                   "base-3 打包，每个权重 1.6 位，是本 overlay 能解码的最紧凑格式；int8 KV 缓存），"
+                   "板卡只有 {have:,.0f} MiB",
+    "advice.context": "上下文最多 {n:,} 个 token 时能装下（--context-tokens）",
+    "advice.models": "能装进 {board} 的较小模型：{items}",
+    "advice.boards": "DDR 更大、能装下 {model} 的板卡：{items}",
+    "advice.none": "没有附带的板卡、也没有更小的预设能装下它",
     "note.linears_only": "该 profile 只测量了 Linear 层：torch 运行时下其余算子按屋顶线加上 "
                          "PyTorch 每个算子的调度开销估算",
     "note.host_check": "在被 profile 的主机上核对：torch 运行时各算子合计每个解码 token "
@@ -257,8 +267,11 @@ MESSAGES: dict[str, str] = {
     "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
                        "Amdahl 上限也只有 {cap:.2f}x）",
     "why.naive.warm": "`{name}` 是预热造成的假象（实测 {measured:.0f} ms，稳态 {steady:.0f} ms）",
+    "why.naive.largest": "没有 profile 测量各层：取权重最多的 5 个 Linear",
     "why.naive.steady": "稳态下它们只占一个 token 的 {share:.1%}，所以上限是 {cap:.3f}x",
     "method.milp": "MILP（HiGHS），最优，间隙 {gap:.1e}；PS 运行时 {runtime}",
+    "method.direct": "无需 MILP 的精确解：没有可共享的片上缓冲区且方案装得下 DDR，"
+                     "每组放在代价更低处；PS 运行时 {runtime}",
     "method.milp_failed": "MILP 无解：`{message}`",
     "method.fixed_list": "固定列表",
     "method.fixed_set": "固定集合",
@@ -268,7 +281,7 @@ MESSAGES: dict[str, str] = {
     "infeasible.cap": "资源超出上限：`{what}`",
     "infeasible.link": "链路或时钟超出板卡能力：`{what}`",
     "infeasible.memory": "内存：方案需要 {need:,.0f} MiB DDR，板卡只有 {have:,.0f} MiB",
-    "basis.native_linear": "原生 {kind} 内核：{threads} 个线程上每个权重 {cpw:g} 个周期，"
+    "basis.native_linear": "原生 {kind} 内核（{core}）：{threads} 个线程上每个权重 {cpw:g} 个周期，"
                            "或 {mb:.1f} MB 按 {gbs:g} GB/s",
     "basis.native_op": "原生内核，{threads} 个线程上每个元素 {cycles:g} 个周期",
     "basis.native_attn": "原生注意力内核，{threads} 个线程上每个乘加 {cycles:g} 个周期{split}；"

@@ -69,6 +69,15 @@ class RankedPlan:
     def feasible(self) -> bool:
         return all(p.feasible for p in self.projections)
 
+    def speedups(self, weights: list[float]) -> dict[str, float]:
+        """Speedup over each CPU-only runtime, weighted over the objective's scenarios like
+        the objective itself (so they agree with its ms)."""
+        pairs = list(zip(self.projections, weights, strict=True))
+        plan = sum(w * p.plan_ms for p, w in pairs)
+        return {b.runtime: (sum(w * p.baseline_of(b.runtime).ms for p, w in pairs) / plan
+                            if plan > 0 else math.inf)
+                for b in self.projections[0].baselines}
+
 
 @dataclass(frozen=True)
 class ParetoPoint:
@@ -141,6 +150,9 @@ class ExploreResult:
     reference: ReferenceSplit | None = None
     #: Every build (and count) of each PL unit kind the search offered, beside the best plan.
     unit_counts: tuple[UnitCount, ...] = ()
+    #: When no plan fits the board: what would (``dse.search.advice``; set by the caller,
+    #: which knows the candidate models and boards).
+    advice: tuple[Msg, ...] = ()
 
     @property
     def best(self) -> RankedPlan:
@@ -175,7 +187,9 @@ def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
 def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> RankedPlan:
     """The seed report's suggestion: offload the top-5 Linear layers by measured total time."""
     wl = prep.workload
-    top = sorted(wl.layers, key=lambda layer: layer.measured_total_ms, reverse=True)[:5]
+    # without a profile nothing was measured: the five largest Linears stand in for them
+    top = sorted(wl.layers, key=(lambda layer: layer.measured_total_ms) if wl.measured_host
+                 else (lambda layer: layer.weights), reverse=True)[:5]
     names = frozenset(layer.name for layer in top)
     design = base_design_head.plan.design
     if any(not layer.ternary for layer in top) and not design.head:
@@ -185,6 +199,11 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list",
                 runtime=base_design_head.plan.runtime, kv_dtype=base_design_head.plan.kv_dtype)
     projs, total = _project_all(prep, plan)
+    if not wl.measured_host:
+        return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
+                          msg("method.fixed_list", "fixed list"),
+                          (msg("why.naive.largest", "no profile measured the layers: the 5 "
+                               "largest Linears by weights"),))
     measured_all = sum(layer.measured_total_ms for layer in wl.layers)
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
     steady_share = sum(layer.host_call_ms for layer in top) / (wl.token_ms or wl.linear_call_ms)
@@ -242,7 +261,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
     for rp in [p for p in plans if p.feasible][:top]:
         pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}", pts))
+        kv = rp.plan.kv_dtype or dec.kv_dtype
+        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts))
     for rc in prep.baseline_runtimes():
         if not rc.baseline_feasible:
             continue
@@ -250,7 +270,7 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
                    kv_dtype=rc.kv_dtype)
         pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime", pts))
+        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts))
     return tuple(curves)
 
 

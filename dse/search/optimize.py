@@ -606,6 +606,10 @@ class Solution:
 
 def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndarray:
     """DDR bytes each group adds on the board when offloaded (engine format - runtime's)."""
+    key = ("mem_delta", design.packing, design.head, runtime)  # what the bytes depend on
+    hit = prep._cache.get(key)
+    if hit is not None:
+        return hit
     wl = prep.workload
     out = []
     for g in prep.groups:
@@ -616,7 +620,8 @@ def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndar
             d += (embedding_bytes(wl, runtime, True, design)
                   - embedding_bytes(wl, runtime, False, design))
         out.append(d)
-    return np.array(out, dtype=float)
+    prep._cache[key] = np.array(out, dtype=float)
+    return prep._cache[key]
 
 
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
@@ -658,6 +663,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     lo.append(np.array([0.0]))
     hi.append(np.array([float(cap)]))
     board = prep.ctx.board
+    room = math.inf  # DDR bytes the offloaded groups may add
     if prep.objective.view == "on-board":
         from dse.model.project import memory_bytes
 
@@ -665,9 +671,23 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
         base_mem = memory_bytes(prep.workload, Plan("cpu", design, frozenset(), runtime=runtime),
                                 prep.ctx, replace(sc, kv_dtype=kv_dtype))
         delta = _memory_delta(prep, design, runtime)
+        room = float(board.ddr.capacity_bytes - base_mem)
         rows.append(np.concatenate([delta, delta])[None, :])
         lo.append(np.array([-np.inf]))
-        hi.append(np.array([float(board.ddr.capacity_bytes - base_mem)]))
+        hi.append(np.array([room]))
+    # Without an on-chip buffer to share, the groups couple only through DDR capacity: where
+    # every group placed where it costs less already fits, that placement is the optimum and
+    # no MILP (nor its solver's import) is needed.
+    direct = f - cpu < 0
+    if not cap and (room == math.inf or float(delta[direct].sum()) <= room) and room >= 0:
+        none = np.zeros(ng, dtype=bool)
+        plan = Plan(name, design, frozenset(n for i, g in enumerate(groups) if direct[i]
+                                            for n in g.names), runtime=runtime,
+                    head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype)
+        return Solution(plan, pr.total(direct, none), msg(
+            "method.direct", "exact without a MILP: no on-chip buffer to share and the plan "
+            "fits DDR, so each group runs where it costs less; PS runtime {runtime}",
+            runtime=runtime), True)
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     cons = LinearConstraint(np.vstack(rows), np.concatenate(lo), np.concatenate(hi))

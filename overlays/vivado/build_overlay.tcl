@@ -6,8 +6,11 @@
 # Usage (the Makefile passes these, from dse.hw.overlay_build; see overlays/README.md):
 #   vivado -mode batch -source build_overlay.tcl -tclargs \
 #       <board> <ps_kind> <part> <clock_mhz> <name> <out_dir> <PE> <SIMD> <PACKING> <VMAX> \
-#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports> <attn>
+#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports> <hp_bits> <attn>
 #   ps_kind: zynqmp | zynq7; hp_ports: comma-separated PS slave ports, one per engine;
+#   hp_bits: their data width, the board file's link.port_width_bits (64 on Zynq-7000's
+#   S_AXI_HP, up to 128 on Zynq UltraScale+'s S_AXI_HP_FPD); a DMA wider than its port
+#   reaches it through its SmartConnect's width converter;
 #   attn: "none", or N,G,D,HMAX,TMAX,in_bits,out_bits: N attention units (ATTN=N).
 #
 # Why the widths come in as arguments: what the RTL and the DMA can build is the engine
@@ -35,12 +38,12 @@ set script_dir [file normalize [file dirname [info script]]]
 set ::tgemv_sourced 1
 source [file join $script_dir package_ip.tcl]
 
-if {[llength $::argv] != 16} {
+if {[llength $::argv] != 17} {
     error "usage: -tclargs board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX\
-           ENGINES in_bits out_bits hp_ports attn (see overlays/vivado/Makefile)"
+           ENGINES in_bits out_bits hp_ports hp_bits attn (see overlays/vivado/Makefile)"
 }
 lassign $::argv board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX \
-    ENGINES in_bits out_bits hp_ports attn
+    ENGINES in_bits out_bits hp_ports hp_bits attn
 set out_dir [file normalize $out_dir]
 set dry_run [expr {[info exists ::env(DSE_VIVADO_DRY_RUN)] && $::env(DSE_VIVADO_DRY_RUN)}]
 set ports [split $hp_ports ,]
@@ -76,9 +79,15 @@ switch -- $board {
         set board_conn {som240_1_connector xilinx.com:kv260_carrier:som240_1_connector:1.3}
     }
     pynq-z2 { set board_part "tul.com.tw:pynq-z2:part0:1.0"; set board_conn {} }
+    pynq-z1 { set board_part "www.digilentinc.com:pynq-z1:part0:1.0"; set board_conn {} }
     default { set board_part ""; set board_conn {} }
 }
 if {$ps_kind ni {zynqmp zynq7}} { error "ps_kind '$ps_kind': expected zynqmp or zynq7" }
+# HP port widths each PS offers (UG585 S_AXI_HP: 32/64; PG201 S_AXI_HP_FPD: 32/64/128)
+set hp_widths [expr {$ps_kind eq "zynq7" ? {32 64} : {32 64 128}}]
+if {$hp_bits ni $hp_widths} {
+    error "hp_bits '$hp_bits': expected one of $hp_widths for $ps_kind HP ports"
+}
 
 # HP port index of each engine's port (S_AXI_HP<i>_FPD or S_AXI_HP<i>).
 set port_idx {}
@@ -157,7 +166,7 @@ if {$ps_kind eq "zynqmp"} {
     # S_AXI_HP<i>_FPD is the PS's S_AXI_GP<i+2>
     foreach i $port_idx {
         set gp [expr {$i + 2}]
-        lappend cfg CONFIG.PSU__USE__S_AXI_GP$gp {1} CONFIG.PSU__SAXIGP${gp}__DATA_WIDTH {128}
+        lappend cfg CONFIG.PSU__USE__S_AXI_GP$gp {1} CONFIG.PSU__SAXIGP${gp}__DATA_WIDTH $hp_bits
     }
     set_property -dict $cfg $ps
     set ps_master [get_bd_intf_pins ps/M_AXI_HPM0_FPD]
@@ -176,7 +185,7 @@ if {$ps_kind eq "zynqmp"} {
         CONFIG.PCW_EN_CLK0_PORT {1} \
         CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $clock_mhz]
     foreach i $port_idx {
-        lappend cfg CONFIG.PCW_USE_S_AXI_HP$i {1} CONFIG.PCW_S_AXI_HP${i}_DATA_WIDTH {64}
+        lappend cfg CONFIG.PCW_USE_S_AXI_HP$i {1} CONFIG.PCW_S_AXI_HP${i}_DATA_WIDTH $hp_bits
     }
     set_property -dict $cfg $ps
     set ps_master [get_bd_intf_pins ps/M_AXI_GP0]
@@ -288,7 +297,7 @@ foreach {src dst} [list $bit [file join $out_dir $name.bit] $hwh [file join $out
     }
 }
 puts "overlay: [file join $out_dir $name.bit] + [file join $out_dir $name.hwh]\
-      ($ENGINES x ${in_bits}-bit in, ${out_bits}-bit out on $hp_ports,\
+      ($ENGINES x ${in_bits}-bit in, ${out_bits}-bit out on $hp_ports ($hp_bits-bit),\
       PE=$PE SIMD=$SIMD @ $clock_mhz MHz)"
 for {set a 0} {$a < $ATTN} {incr a} {
     set e [expr {$a % $ENGINES}]

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from dse.errors import located
 from dse.model.constants import CostConstants
-from dse.model.cpu import shift_scan
+from dse.model.cpu import cycles, shift_scan
 from dse.model.energy import Work
 from dse.model.engine import Resources
 from dse.model.msg import Msg, msg
@@ -78,7 +78,8 @@ class GlueUnit:
                             "compute", msg("basis.shift_scan_op", "the PS chooses the glue "
                                            "unit's fixed-point shifts: {cycles:g} "
                                            "cycles/element",
-                                           cycles=env.constants.native_shift_scan_cycles_per_elem),
+                                           cycles=round(cycles(env.cpu, env.constants)
+                                                        .shift_scan_per_elem, 4)),
                             "elementwise", sw, "shift_scan")]
         # the calls' hand-off is the engines' account: the credit is theirs
         moved = scan_readout_work(env.wl, env.tokens, env.constants)
