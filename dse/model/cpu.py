@@ -344,6 +344,25 @@ def shift_scan(intermediate: int, layers: int, m: int, cpu: CpuSpec, threads: in
                       syncs=c.shift_scan_syncs_per_layer), threads, results + beats)
 
 
+def ffn_scale(intermediate: int, layers: int, m: int, cpu: CpuSpec, c: CostConstants
+              ) -> OpCost:
+    """The PS's other share of a fixed-point FFN glue unit: per layer and token, the float
+    scale of the FFN's output (the sub-norm's sum of squares and the down projection's
+    quantization scale, from the gate/up results), on one thread (the bitnet-kv260 runtime's
+    ``ffn_scale``, run on its side thread). It reads the gate/up int32 results and gamma; on an
+    in-order core its DDR reads add to its instructions. Whether it overlaps the glue's PL
+    passes is the glue unit's to say (``dse.model.units.glue``)."""
+    elems = layers * m * intermediate
+    per_elem = cycles(cpu, c).ffn_scale_per_elem
+    compute = elems * per_elem / cpu.clock_hz
+    nbytes = float(elems * 2 * 4)
+    memory = nbytes / cpu.bytes_per_s
+    busy = compute + memory if cpu.in_order else max(compute, memory)
+    return OpCost(busy, _bound(compute, memory, 0.0),
+                  msg("basis.ffn_scale", "FFN scale for the glue unit: {cycles:g} cycles/"
+                      "element on 1 thread", cycles=round(per_elem, 4)), 1, nbytes)
+
+
 # -- torch runtime ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)

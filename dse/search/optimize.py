@@ -300,7 +300,8 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
         ps = []
         for sc, _ in scen:
             host, target, threads = cpus(wl, ctx.board, sc)
-            ps.append(ps_prices(wl, runtime, sc, groups, host, target, threads, ctx.board, c))
+            ps.append(ps_prices(wl, runtime, sc, groups, host, target, threads, ctx.board, c,
+                                engines=True))
         base_by_sc = base_of_kv[kv]
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
                    for (_, w), bs in zip(scen, base_by_sc, strict=True))
@@ -375,9 +376,11 @@ def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident:
             if not ternary and not prep.objective.two_stage_head and not design.head:
                 sig[s] = np.inf
                 continue
+            m = sc.m * sc.sequences if ternary else (sc.sequences if sc.logits else 0)
+            if m == 0:  # the head of a forward without logits: no call (``idle_groups``)
+                continue
             wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
             dense = None if ternary else design.head
-            m = sc.m * sc.sequences if ternary else sc.sequences
             cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense,
                            launch_us=0.0)
             sig[s] = row(call_work(cc))
