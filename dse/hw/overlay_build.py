@@ -3,9 +3,9 @@
 ``overlays/vivado/Makefile`` calls ``python -m dse.hw.overlay_build`` with the board and a
 plan's engine parameters; this prints the ``-tclargs`` of ``build_overlay.tcl`` (the packing
 code, the derived stream widths and the HP port of each engine, all from
-``overlays/ternary_gemv.yaml``; the result stream is 32*PE*VPC bits), or one line naming the template rule the configuration
-breaks and exits with status 2. So the Tcl keeps no copy of the build rules: it builds what
-it is given.
+``overlays/ternary_gemv.yaml``; the result stream is 32*PE*VPC bits), or one line naming the
+template rule the configuration breaks and exits with status 2. So the Tcl keeps no copy of the
+build rules: it builds what it is given.
 
 ``--attn N`` adds N instances of the attention unit kv_attn (the template's ``attention:``
 section, up to its ``max_units``): their parameters default to the section's ``defaults``

@@ -90,8 +90,9 @@ def prompt_scenarios(prompt_tokens: int, group: int, *, view: str = "on-board",
         return ((idle, 0.0), (idle, 0.0), (last, 1.0))
     # group j (1..before) ends at position j*group: the mean is group*(before+1)/2
     (lo, w_lo), (hi, w_hi) = _split_mean(group * before * (before + 1) / 2, before)
-    return tuple((Scenario(view, "prefill", group, c, kv_dtype, 1, threads, logits=False), w)
-                 for c, w in ((lo, w_lo), (hi, w_hi))) + ((last, 1.0),)
+    early = tuple((Scenario(view, "prefill", group, c, kv_dtype, 1, threads, logits=False), w)
+                  for c, w in ((lo, w_lo), (hi, w_hi)))
+    return (*early, (last, 1.0))
 
 
 def decode_scenarios(prompt_tokens: int, gen_tokens: int, *, sequences: int = 1,

@@ -1,10 +1,11 @@
 """The engine template: what the shipped overlay (overlays/rtl + overlays/vivado) can build.
 
-``overlays/ternary_gemv.yaml`` is the one home of the overlay's build rules (parameter
-ranges, packing codes and widths, the DMA's stream widths, the pipeline latency, the vectors
-per clock it builds (VPC), how many engines on which HP ports, clock limit, and one optional section per PL unit
-kind the overlay can add, e.g. ``attention:`` for kv_attn: its parameters, latency, how many
-and how they are attached). This module turns it into a frozen ``EngineTemplate`` (each unit
+``overlays/ternary_gemv.yaml`` is the one home of the overlay's build rules (parameter ranges,
+packing codes and widths, the DMA's stream widths, the pipeline latency, the vectors per clock
+it builds (VPC), how many engines on which HP ports, clock limit, and one optional section per
+PL unit kind the overlay can add, e.g. ``attention:`` for kv_attn: its parameters, latency, how
+many and how they are attached). This module turns it into a frozen ``EngineTemplate`` (each
+unit
 section parsed by its kind, ``dse.model.units``; ``.unit_section(kind)`` is None when absent)
 with a strict loader (one-line errors naming the file and the field), and
 answers the questions the search, the register map, the simulator and the Vivado flow ask of
