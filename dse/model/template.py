@@ -5,13 +5,12 @@ packing codes and widths, the DMA's stream widths, the pipeline latency, the vec
 it builds (VPC), how many engines on which HP ports, clock limit, and one optional section per
 PL unit kind the overlay can add, e.g. ``attention:`` for kv_attn: its parameters, latency, how
 many and how they are attached). This module turns it into a frozen ``EngineTemplate`` (each
-unit
-section parsed by its kind, ``dse.model.units``; ``.unit_section(kind)`` is None when absent)
-with a strict loader (one-line errors naming the file and the field), and
-answers the questions the search, the register map, the simulator and the Vivado flow ask of
-it: which (PE, SIMD) a packing can build, how wide its stream is, and which rule a given
-design breaks. Everything except ``load_template``/``shipped_template`` is pure: callers load
-the template at the edge and pass it down.
+unit section parsed by its kind, ``dse.model.units``; ``.unit_section(kind)`` is None when
+absent) with a strict loader (one-line errors naming the file and the field), and answers the
+questions the search, the register map, the simulator and the Vivado flow ask of it: which (PE,
+SIMD) a packing can build, how wide its stream is, and which rule a given design breaks.
+Everything except ``load_template``/``shipped_template`` is pure: callers load the template at
+the edge and pass it down.
 """
 
 from __future__ import annotations
