@@ -200,16 +200,23 @@ def resident_storage(nbytes: int, board: Board) -> tuple[int, int]:
 
 
 def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Resources:
-    """Resources of the whole accelerator: engines, head unit, buffers, DMA, interconnect."""
+    """Resources of the whole accelerator: engines, head unit, buffers, DMA, interconnect.
+
+    An engine answering V vectors per clock has V lanes of PE dot products and accumulators
+    sharing one weight decoder, and V activation buffers of ceil(VMAX / V) vectors each
+    (overlays/rtl/ternary_gemv.v's g_lane and g_act)."""
     p = design.packing_spec
     lanes = design.lanes
-    lut = lanes * (c.lane_lut + p.decoder_lut_per_lane) + design.pe * (
-        c.pe_lut + p.block_scale_lut_per_pe) + c.engine_lut
-    ff = lanes * (c.lane_ff + p.decoder_ff_per_lane) + design.pe * c.pe_ff + c.engine_ff
+    v = design.vectors_per_clock
+    lut = lanes * (v * c.lane_lut + p.decoder_lut_per_lane) + design.pe * (
+        v * c.pe_lut + p.block_scale_lut_per_pe) + c.engine_lut
+    ff = (lanes * (v * c.lane_ff + p.decoder_ff_per_lane) + v * design.pe * c.pe_ff
+          + c.engine_ff)
     # The buffer is written a whole stream beat per cycle and read SIMD bytes per cycle, so it
     # is as wide as the wider of the two (the RTL's is a beat wide: 14.5 BRAM36 at i2 16x32).
     width = max(design.simd * 8, design.stream_bits)
-    act_buf = _bram_blocks(width, math.ceil(design.max_k * design.vectors * 8 / width))
+    held = math.ceil(design.vectors / v)
+    act_buf = v * _bram_blocks(width, math.ceil(design.max_k * held * 8 / width))
     bram = act_buf + c.engine_bram36
     dsp = design.pe * p.block_scale_dsp_per_pe
     per_engine = Resources(lut, ff, bram, 0, dsp)

@@ -51,13 +51,14 @@ def check_prompt(prompt_tokens: int, max_positions: int, option: str = "--prompt
     return prompt_tokens
 
 
-def check_group(group: int, vmax: int, option: str = "--prompt-group") -> int:
-    """A prompt group, refused (one line naming ``option``) beyond the engine's VMAX."""
+def check_group(group: int, vmax: int, option: str = "--prompt-group",
+                what: str = "the plan's engine") -> int:
+    """A prompt group, refused (one line naming ``option``) beyond the VMAX of ``what``."""
     if isinstance(group, bool) or not isinstance(group, int) or group < 1:
         raise DseError(f"{option}: expected an integer >= 1, got {group!r}")
     if group > vmax:
-        raise DseError(f"{option}: expected at most {vmax} (the vectors the plan's engine "
-                       f"holds per weight pass, VMAX), got {group}")
+        raise DseError(f"{option}: expected at most {vmax} (the vectors {what} holds per "
+                       f"weight pass, VMAX), got {group}")
     return group
 
 

@@ -572,13 +572,9 @@ def _drop_block(text: str) -> str:
 
 # -- shared helpers --------------------------------------------------------------------------
 
-def _weights(result: ExploreResult) -> list[float]:
-    return [w for _, w in result.objective.scenarios()]
-
-
 def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> dict[str, float]:
     """Speedup over each CPU-only runtime, weighted like the objective (``RankedPlan``)."""
-    return rp.speedups(_weights(result))
+    return rp.speedups()
 
 
 def _scenario(proj: Projection, lang: str) -> str:

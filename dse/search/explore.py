@@ -18,7 +18,7 @@ from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
-from dse.model.project import CostContext, Plan, Projection, Scenario, project
+from dse.model.project import CostContext, Plan, Projection, Scenario, baselines, project
 from dse.model.sensitivity import PARAMETERS
 from dse.search.optimize import (
     DesignEval,
@@ -55,6 +55,11 @@ class RankedPlan:
     baseline_ms: float
     method: Msg
     why: tuple[Msg, ...] = ()
+    #: Each projection's weight in the objective (the plan's own: its prompt group sets how
+    #: many forwards a prompt takes).
+    weights: tuple[float, ...] = ()
+    #: Each CPU-only runtime's objective time, ms (``Prepared.base_times``).
+    base_times: tuple[tuple[str, float], ...] = ()
 
     @property
     def speedup(self) -> float:
@@ -69,11 +74,26 @@ class RankedPlan:
     def feasible(self) -> bool:
         return all(p.feasible for p in self.projections)
 
-    def speedups(self, weights: list[float]) -> dict[str, float]:
-        """Speedup over each CPU-only runtime, weighted over the objective's scenarios like
-        the objective itself (so they agree with its ms)."""
-        pairs = list(zip(self.projections, weights, strict=True))
+    def _weights(self, weights: list[float] | None = None) -> tuple[float, ...]:
+        if self.weights:
+            return self.weights
+        return tuple(weights) if weights is not None else (1.0,) * len(self.projections)
+
+    @property
+    def plan_ms(self) -> float:
+        """The objective's time in ms as the plan runs it (its forwards, weighted)."""
+        return sum(w * p.plan_ms for p, w in zip(self.projections, self._weights(),
+                                                  strict=True))
+
+    def speedups(self, weights: list[float] | None = None) -> dict[str, float]:
+        """Speedup over each CPU-only runtime: its objective time (the prompt in one forward,
+        its batch) over the plan's, with the plan's own weights (``weights``: for a plan made
+        without them; without the search's CPU times, each forward's own baselines)."""
+        ws = self._weights(weights)
+        pairs = list(zip(self.projections, ws, strict=True))
         plan = sum(w * p.plan_ms for p, w in pairs)
+        if self.base_times:
+            return {rt: (ms / plan if plan > 0 else math.inf) for rt, ms in self.base_times}
         return {b.runtime: (sum(w * p.baseline_of(b.runtime).ms for p, w in pairs) / plan
                             if plan > 0 else math.inf)
                 for b in self.projections[0].baselines}
@@ -159,18 +179,35 @@ class ExploreResult:
         return self.plans[0]
 
 
-def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], float]:
-    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=base)
-                  for (sc, _), base in zip(prep.scenarios, prep.baselines, strict=True))
+def _project_all(prep: Prepared, plan: Plan
+                 ) -> tuple[tuple[Projection, ...], float, tuple[float, ...]]:
+    """The plan's projection of every scenario of the objective as it runs them (its prompt
+    group), the objective's value and the weights. Each forward carries the CPU-only
+    baselines of that same forward (cached per scenario)."""
+    scen = prep.plan_scenarios(plan)
+    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=_baselines_of(prep, sc))
+                  for sc, _ in scen)
     total = sum(w * projection_units(prep.objective, proj)
-                for proj, (_, w) in zip(projs, prep.scenarios, strict=True))
-    return projs, total
+                for proj, (_, w) in zip(projs, scen, strict=True))
+    return projs, total, tuple(w for _, w in scen)
+
+
+def _baselines_of(prep: Prepared, sc: Scenario):
+    """The CPU-only baselines of one scenario (each runtime in its best KV format where the
+    objective's own scenarios have them; cached)."""
+    for (own, _), base in zip(prep.scenarios, prep.baselines, strict=True):
+        if own == sc:
+            return base
+    key = ("baselines", sc)
+    if key not in prep._cache:
+        prep._cache[key] = baselines(prep.workload, prep.ctx, sc)
+    return prep._cache[key]
 
 
 def _ranked(prep: Prepared, sol: Solution, label: str, why: Msg | None = None) -> RankedPlan:
-    projs, total = _project_all(prep, sol.plan)
+    projs, total, weights = _project_all(prep, sol.plan)
     return RankedPlan(label, sol.plan, projs, total, prep.baseline_ms, sol.method,
-                      () if why is None else (why,))
+                      () if why is None else (why,), weights, tuple(prep.base_times.items()))
 
 
 def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
@@ -198,12 +235,13 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     design = replace(design, resident_bytes=0)
     plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list",
                 runtime=base_design_head.plan.runtime, kv_dtype=base_design_head.plan.kv_dtype)
-    projs, total = _project_all(prep, plan)
+    projs, total, weights = _project_all(prep, plan)
+    base_times = tuple(prep.base_times.items())
     if not wl.measured_host:
         return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
                           msg("method.fixed_list", "fixed list"),
                           (msg("why.naive.largest", "no profile measured the layers: the 5 "
-                               "largest Linears by weights"),))
+                               "largest Linears by weights"),), weights, base_times)
     measured_all = sum(layer.measured_total_ms for layer in wl.layers)
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
     steady_share = sum(layer.host_call_ms for layer in top) / (wl.token_ms or wl.linear_call_ms)
@@ -218,7 +256,7 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     parts.append(msg("why.naive.steady", "at steady state they are {share:.1%} of a token, so "
                      "the cap is {cap:.3f}x", share=steady_share, cap=1 / (1 - steady_share)))
     return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
-                      msg("method.fixed_list", "fixed list"), tuple(parts))
+                      msg("method.fixed_list", "fixed list"), tuple(parts), weights, base_times)
 
 
 def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
@@ -226,7 +264,7 @@ def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
     """Speedup of the best plan (same plan, re-projected) with each parameter its devices read
     at +/-delta (``dse.model.sensitivity``: the launch a call pays is the runtime's own)."""
     def speed(ctx: CostContext, plan: Plan) -> float:
-        _, total = _project_all(replace(prep, ctx=ctx), plan)
+        _, total, _ = _project_all(replace(prep, ctx=ctx, _cache={}), plan)
         return prep.baseline_ms / total
 
     base = speed(prep.ctx, best.plan)
@@ -280,7 +318,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure);
     ``reference``: a measurement log whose decode split the best plan is set beside."""
     board = ctx.board
-    space = space or default_space("prefill" if objective.batched else "decode")
+    space = space or default_space(objective.kind, sequences=objective.sequences,
+                                   prompt_group=objective.prompt_group)
     if objective.units is None:
         objective = replace(objective, units=unit_choices(
             space.template, board, wl.config, exclude=() if objective.glue_unit else ("glue",)))
@@ -411,14 +450,18 @@ def _decode_projection(prep: Prepared, best: RankedPlan) -> Projection:
 
 
 def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
-    """The best plan's prefill of the objective's prompt (the time to first token)."""
-    pre = next((p for p in best.projections if p.scenario.phase == "prefill"), None)
-    if pre is None:
-        obj = prep.objective
-        sc = Scenario(obj.view, "prefill", obj.prompt_tokens, obj.prompt_tokens, obj.kv_dtype,
-                      obj.sequences, obj.threads)
-        pre = project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
-    return pre.plan_ms
+    """The best plan's time to first token of the objective's prompt: the prompt in its
+    groups, then the first token (``dse.model.prompt``)."""
+    from dse.model.prompt import prompt_cost
+
+    obj = prep.objective
+    if obj.prompted:
+        return sum(w * p.plan_ms for p, w in zip(best.projections, best.weights, strict=True)
+                   if p.scenario.phase == "prefill")
+    return prompt_cost(prep.workload, best.plan, prep.ctx, obj.prompt_tokens,
+                       obj.prompt_group if obj.prompt_group and obj.prompt_group
+                       <= best.plan.design.vectors else None, view=obj.view,
+                       kv_dtype=best.plan.kv_dtype or obj.kv_dtype, threads=obj.threads).ttft_ms
 
 
 def _solve_among(prep: Prepared, design, name: str, runtime: str, keep,

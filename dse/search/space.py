@@ -69,19 +69,22 @@ FREE_VPCS = (1, 2)
 
 
 def default_space(phase_kind: str, int8_head: bool = False,
-                  template: EngineTemplate | None = None, sequences: int = 1) -> DesignSpace:
+                  template: EngineTemplate | None = None, sequences: int = 1,
+                  prompt_group: int | None = None) -> DesignSpace:
     """Vectors per pass (VMAX) and per clock (VPC) only matter when a weight pass carries more
-    than one vector: a round of ``sequences`` (decode: VMAX = the round, the least that holds
-    it in one pass) or a prompt in groups (``phase_kind`` other than decode: VMAX among
-    ``PROMPT_VMAX`` from the round up).
+    than one vector: a round of ``sequences`` (an objective without a prompt, ``phase_kind``
+    decode, throughput, energy or edp: VMAX = the round, the least that holds it in one pass)
+    or a prompt in groups (any other kind: VMAX among ``PROMPT_VMAX`` from the round up, at
+    least the fixed ``prompt_group``).
 
     With a template: only what the overlay builds (its packings, PEs and VPCs, no dense head
     unit: the shipped overlay has none, so the lm_head stays on the CPU).
     """
-    if phase_kind == "decode":
+    if phase_kind in ("decode", "throughput", "energy", "edp"):
         vectors: tuple[int, ...] = (sequences,)
     else:
-        vectors = tuple(sorted({sequences, *(v for v in PROMPT_VMAX if v >= sequences)}))
+        least = max(sequences, prompt_group or 1)
+        vectors = tuple(sorted({least, *(v for v in PROMPT_VMAX if v >= least)}))
     batched = max(vectors) > 1
     if template is not None:
         vectors = tuple(v for v in vectors
