@@ -278,18 +278,20 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
 
 def head_stage2(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, threads: int,
                 c: CostConstants) -> tuple[OpCost, OpCost]:
-    """Stage 2 of a two-stage head on the PS, as (select, rescore): pick the top-K of the
-    stage-1 scores (each scaled by its row's scale as it is compared; the scores split over
-    ``threads``, then their K-best lists merged), then rescore those K rows exactly against an
-    int8 copy of the head (native kernels). Reading the stage-1 sums out of the DMA buffer is
-    the head call's hand-off (``dse.model.cost.handoff``)."""
+    """Stage 2 of a two-stage head on the PS for ``rows`` sequences, as (select, rescore):
+    each sequence picks the top-K of its stage-1 scores (each scaled by its row's scale as it
+    is compared; the scores split over ``threads``, then their K-best lists merged), then
+    rescores its own K rows exactly against an int8 copy of the head (native kernels). Reading
+    the stage-1 sums out of the DMA buffer is the head call's hand-off
+    (``dse.model.cost.handoff``)."""
     kc = cycles(cpu, c)
     over = c.native_op_overhead_us * 1e-6
     select = (rows * vocab * kc.topk_per_elem / threads
               + rows * threads * top_k * kc.topk_per_elem) / cpu.clock_hz + over
     macs = rows * top_k * hidden
     rescore = macs * kc.int8_per_mac / (threads * cpu.clock_hz)
-    nbytes = float(top_k * hidden)  # K int8 rows, read from anywhere in the table
+    # each sequence's own K int8 rows, read from anywhere in the table
+    nbytes = float(rows * top_k * hidden)
     memory = nbytes / cpu.bytes_per_s
     sel = OpCost(select, "compute",
                  msg("basis.head_topk", "two-stage head: top-{k} of {vocab} scores ({sel:g} "

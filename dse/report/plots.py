@@ -331,6 +331,68 @@ def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_byt
     return write(path, _render(fig), "plot")
 
 
+def sequences_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+    """Decode of a round of S sequences for the top plans (their engines built to hold the
+    round) and the CPU-only baselines: aggregate tok/s (left) and each sequence's own tok/s
+    (right) against S."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 5), dpi=_DPI)
+    rows = (len(result.sequence_curves) + 1) // 2
+    _margins(fig, legend_rows=rows, left=0.07)
+    ax_all, ax_one = fig.subplots(1, 2)
+    for i, curve in enumerate(result.sequence_curves):
+        xs = [s for s, _, _ in curve.points]
+        cpu = curve.label.startswith("CPU only")
+        style = {"marker": "o", "ms": 4, "lw": 1.6, "ls": "--" if cpu else "-",
+                 "color": "0.35" if cpu else f"C{i}"}
+        ax_all.plot(xs, [t for _, t, _ in curve.points], label=curve.label, **style)
+        ax_one.plot(xs, [1e3 / ms for _, _, ms in curve.points], **style)
+    obj = result.objective
+    for ax, what in ((ax_all, "aggregate decode tok/s (all sequences)"),
+                     (ax_one, "tok/s of each sequence (1 / its latency)")):
+        ax.axvline(obj.sequences, color="black", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        _plain_log(ax.xaxis, si=False)
+        ax.set_xlabel("sequences in a round (sharing each weight pass)")
+        ax.set_ylabel(what)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, which="both", alpha=0.25)
+    fig.legend(fontsize=8, loc="lower center", ncols=2, frameon=False)
+    fig.suptitle(f"{result.board.name}: decode rounds at {obj.context_tokens} tokens of "
+                 f"context (dotted: the objective's {obj.sequences})", fontsize=10)
+    return write(path, _render(fig), "plot")
+
+
+def ttft_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+    """Time to first token against the prompt's length for the top plans (their prompts in
+    groups of G positions) and the CPU-only baselines (the prompt in one forward)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=_DPI)
+    rows = len(result.prompt_curves)
+    _margins(fig, legend_rows=rows)
+    ax = fig.subplots()
+    for i, curve in enumerate(result.prompt_curves):
+        cpu = curve.group is None
+        ax.plot([n for n, _ in curve.points], [ms / 1e3 for _, ms in curve.points],
+                marker="o", ms=4, lw=1.6, ls="--" if cpu else "-",
+                color="0.35" if cpu else f"C{i}", label=curve.label)
+    obj = result.objective
+    ax.axvline(obj.prompt_tokens, color="black", lw=0.8, ls=":",
+               label=f"objective's prompt ({obj.prompt_tokens} tokens)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _plain_log(ax.xaxis, si=False)
+    _plain_log(ax.yaxis)
+    ax.set_xlabel("prompt length (tokens)")
+    ax.set_ylabel("time to first token (s)")
+    ax.grid(True, which="both", alpha=0.25)
+    fig.legend(fontsize=8, loc="lower center", ncols=1, frameon=False)
+    ax.set_title(f"{result.board.name}: time to first token vs prompt length", fontsize=10)
+    return write(path, _render(fig), "plot")
+
+
 def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
     """Decode tok/s against J/token: every evaluated design, its Pareto front, the ranked
     plans and the CPU-only baselines (the board's power model)."""
@@ -411,7 +473,7 @@ def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_b
     return write(path, _render(fig), "plot")
 
 
-_PLOTS = ("breakdown", "roofline", "pareto", "energy", "context")
+_PLOTS = ("breakdown", "roofline", "pareto", "energy", "context", "sequences", "ttft")
 
 
 def plot_names(stem: str, board_stem: str) -> dict[str, str]:
@@ -439,4 +501,10 @@ def write_plots(result: ExploreResult, out_dir: str | Path, stem: str,
         context_plot(result, out / names["context"], write)
     else:
         names.pop("context")
+    for kind, curves, plot in (("sequences", result.sequence_curves, sequences_plot),
+                               ("ttft", result.prompt_curves, ttft_plot)):
+        if curves:
+            plot(result, out / names[kind], write)
+        else:
+            names.pop(kind)
     return names

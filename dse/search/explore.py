@@ -130,6 +130,25 @@ class ContextCurve:
 
 
 @dataclass(frozen=True)
+class SequenceCurve:
+    """Decode of a round of S sequences for one plan (or CPU baseline): (S, aggregate tok/s,
+    per-sequence latency ms) for each S its engines are built to hold (VMAX = S)."""
+
+    label: str
+    points: tuple[tuple[int, float, float], ...]
+
+
+@dataclass(frozen=True)
+class PromptCurve:
+    """Time to first token against the prompt length for one plan (or CPU baseline):
+    (prompt tokens, ms), the plan's prompt in its groups (``dse.model.prompt``)."""
+
+    label: str
+    group: int | None
+    points: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
 class UnitCount:
     """One build of a PL unit kind (or none) beside the best plan's design, the rest of the
     plan's units as they are, solved again: how the objective moves with the kind's build and
@@ -173,6 +192,10 @@ class ExploreResult:
     #: When no plan fits the board: what would (``dse.search.advice``; set by the caller,
     #: which knows the candidate models and boards).
     advice: tuple[Msg, ...] = ()
+    #: Aggregate decode tok/s against the round's sequences, and the time to first token
+    #: against the prompt's length, for the top plans and the CPU-only baselines.
+    sequence_curves: tuple[SequenceCurve, ...] = ()
+    prompt_curves: tuple[PromptCurve, ...] = ()
 
     @property
     def best(self) -> RankedPlan:
@@ -312,6 +335,86 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
     return tuple(curves)
 
 
+#: Rounds the sequence curves try (each plan's engines built to hold the round: VMAX = S).
+SEQUENCE_GRID = (1, 2, 4, 8, 16, 32)
+
+
+def _cpu_plans(prep: Prepared) -> list[tuple[str, Plan]]:
+    """The CPU-only runtimes that fit, each as a plan in the KV format that serves it best."""
+    return [(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}",
+             Plan(f"cpu {rc.runtime}", EngineDesign(1, 1), frozenset(), runtime=rc.runtime,
+                  kv_dtype=rc.kv_dtype))
+            for rc in prep.baseline_runtimes() if rc.baseline_feasible]
+
+
+def sequence_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
+                    vmax: int = SEQUENCE_GRID[-1]) -> tuple[SequenceCurve, ...]:
+    """Aggregate decode tok/s against the round's sequences S at the objective's decode
+    context, for the ``top`` plans (each plan's engines built to hold the round: VMAX = S, its
+    vectors per clock up to S; a round that no longer fits the board ends the curve) and each
+    CPU-only runtime that fits (its batch of S rows)."""
+    from dse.model.template import shipped_template
+
+    wl, obj = prep.workload, prep.objective
+    grid = [s for s in SEQUENCE_GRID if s <= vmax]
+    curves = []
+
+    def curve(label: str, plan_of) -> None:
+        pts = []
+        for s in grid:
+            plan = plan_of(s)
+            sc = Scenario(obj.view, "decode", 1, obj.context_tokens, plan.kv_dtype or
+                          obj.kv_dtype, s, obj.threads)
+            p = project(wl, plan, prep.ctx, sc, with_baselines=False)
+            if not p.feasible:
+                break
+            pts.append((s, p.tokens_per_s, p.plan_ms))
+        if pts:
+            curves.append(SequenceCurve(label, tuple(pts)))
+
+    t = shipped_template()
+    for rp in [p for p in plans if p.feasible][:top]:
+        d = rp.plan.design
+
+        def built(s: int, rp=rp, d=d) -> Plan:
+            design = replace(d, vectors=s, vectors_per_clock=min(d.vectors_per_clock, s))
+            if d.buildable:
+                from dse.model.template import mark_buildable
+
+                design = mark_buildable(t, design, prep.ctx.board)
+            return replace(rp.plan, design=design, prompt_group=None)
+
+        label = f"{rp.label}: {replace(d, vectors=1, vectors_per_clock=1).label()}, VMAX = S"
+        if d.vectors_per_clock > 1:
+            label += f", {d.vectors_per_clock} a clock"
+        curve(label, built)
+    for label, cpu in _cpu_plans(prep):
+        curve(label, lambda s, cpu=cpu: cpu)
+    return tuple(curves)
+
+
+def prompt_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
+                  start: int = 16) -> tuple[PromptCurve, ...]:
+    """Time to first token against the prompt length (powers of two from ``start`` to the
+    model's context), for the ``top`` plans in their prompt groups and each CPU-only runtime
+    that fits (the prompt in one forward)."""
+    from dse.model.prompt import plan_group, prompt_cost
+
+    wl, obj = prep.workload, prep.objective
+    grid = context_grid(wl.config.max_positions, start)
+    entries = [(f"{rp.label}: {rp.plan.design.label()}", rp.plan)
+               for rp in [p for p in plans if p.feasible][:top]] + _cpu_plans(prep)
+    curves = []
+    for label, plan in entries:
+        pts = tuple((n, prompt_cost(wl, plan, prep.ctx, n, view=obj.view,
+                                    kv_dtype=plan.kv_dtype or obj.kv_dtype,
+                                    threads=obj.threads).ttft_ms) for n in grid)
+        group = plan_group(plan, grid[-1]) if plan.offload else None
+        curves.append(PromptCurve(label + (f", groups of {group}" if group else ""), group,
+                                  pts))
+    return tuple(curves)
+
+
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
             top: int = 12, progress: Progress | None = None,
             reference: MeasurementLog | None = None) -> ExploreResult:
@@ -433,6 +536,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         base_breakdown=base.components, base_total_ms=base.plan_ms,
         unit_counts=_unit_counts(prep, best_s),
         ttft_ms=_ttft_ms(prep, plans[0]),
+        sequence_curves=sequence_curves(prep, tuple(plans), vmax=(
+            space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1])),
+        prompt_curves=prompt_curves(prep, tuple(plans)),
         reference=None if reference is None else reference_split(
             wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
 
