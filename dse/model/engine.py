@@ -3,8 +3,9 @@
 The engine is a matrix-vector unit of ``pe`` output rows x ``simd`` inputs per cycle (one
 *lane* per weight consumed per cycle). Weights stream in packed, are decoded to {-1, 0, +1}
 selects, and each lane adds, subtracts or skips an int8 activation: no multipliers. It holds
-``vectors`` activation vectors per weight pass, so in prefill one pass of the weights serves
-that many tokens.
+``vectors`` activation vectors per weight pass (VMAX) and answers ``vectors_per_clock`` of them
+a clock (VPC), so one pass of the weights serves a round of that many sequences or a prompt
+group of that many positions.
 
 ``engine_cycles`` is THE cycle formula: the search, the reports and the RTL tests all call it.
 """
@@ -44,8 +45,8 @@ class EngineDesign:
     #: Dense unit for the non-ternary lm_head: None, "int8" or "bf16", with its MAC count.
     head: str | None = None
     head_macs: int = 0
-    #: Vectors answered per clock (of the ``vectors`` held per pass): the template's
-    #: ``pipeline.vectors_per_clock`` for the shipped RTL (1); a published design answers 2.
+    #: Vectors answered per clock (of the ``vectors`` held per pass): the RTL's VPC, one of
+    #: the template's ``parameters.vpc`` (1 or 2; the published KV260 design answers 2).
     vectors_per_clock: int = 1
     #: True when the engine template says the shipped overlay builds this design (set by the
     #: design space generated from the template, or by ``dse.model.buildable.mark``).
@@ -128,10 +129,10 @@ def engine_cycles(n: int, k: int, m: int, pe: int, simd: int, vectors: int,
     vector's K int8 padded to whole stream beats of ``act_bytes_per_cycle``), then for each of
     ceil(N/PE) row folds and ceil(K/SIMD) column folds ceil(V_pass / vectors_per_clock)
     cycles, then drain the pipeline (``latency``: the template's ``pipeline.latency_cycles``
-    for the shipped RTL). The shipped RTL answers one vector per clock, so a pass of V
-    vectors costs V cycles per tile; a design answering 2 per clock costs ceil(V/2). Stalls
-    on the streams are not counted here: the roofline adds them as the DDR or link bound,
-    and the RTL's stall counters measure them.
+    for the shipped RTL). An engine answering one vector per clock spends V cycles per tile on
+    a pass of V vectors; one answering 2 (VPC=2) ceil(V/2): the RTL tests hold both exact for
+    every pass of 1..VMAX. Stalls on the streams are not counted here: the roofline adds them
+    as the DDR or link bound, and the RTL's stall counters measure them.
     """
     if min(n, k, m, pe, simd, vectors, act_bytes_per_cycle, vectors_per_clock) < 1:
         raise ValueError("engine_cycles: all sizes must be >= 1")

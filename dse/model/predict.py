@@ -343,7 +343,7 @@ def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | N
     if e.get("busy_cycles") is not None and e.get("stall_cycles") is not None:
         rows = math.ceil(n / design.engines)
         model = (engine_cycles(rows, k, m, design.pe, design.simd, design.vectors,
-                               design.stream_bits // 8, 0)
+                               design.stream_bits // 8, 0, design.vectors_per_clock)
                  + math.ceil(m / design.vectors) * c.pipeline_latency_cycles)
         free = (float(model), float(max(1, e.get("busy_cycles") - e.get("stall_cycles"))))
     return Prediction(per, free_cycles=free)

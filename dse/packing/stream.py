@@ -16,7 +16,8 @@ activations (each vector's K int8 zero-padded to whole beats), then all weight t
 fold outer, column fold inner, one beat each). Results: for each pass, for each row fold, for
 each group of ``vpc`` vectors of the pass, one beat of ``vpc`` x ``pe`` int32 (vector
 ``g*vpc + l``'s rows at words ``l*pe ..``; zeros where the pass has no such vector). Beat
-counts agree with ``dse.model.engine.engine_cycles(N, K, M, pe, simd, V, W/8, vpc)``.
+counts agree with ``dse.model.engine.engine_cycles(N, K, M, pe, simd, V, W/8, latency,
+vpc)``.
 """
 
 from __future__ import annotations
