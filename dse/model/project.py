@@ -940,9 +940,24 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
              + f", context {scenario.context_tokens} tokens, {scenario.sequences} sequence(s)"]
     if scenario.phase == "prefill":
         notes.append(f"prefill of {scenario.m} tokens: attention over {scenario.m} x "
-                     f"{scenario.context_tokens} causal pairs; the head scores only the last "
-                     f"token; PyTorch Linears take max(measured per-call time, GEMM at "
-                     f"host_gemm_efficiency of peak)")
+                     f"{scenario.context_tokens} causal pairs"
+                     + ("; the head scores only the last token" if scenario.logits else
+                        "; no logits (a prompt group before the last: no head, no sampling)")
+                     + "; PyTorch Linears take max(measured per-call time, GEMM at "
+                     "host_gemm_efficiency of peak)")
+    vectors = scenario.m * scenario.sequences
+    if vectors > 1 and plan.offload:
+        d = plan.design
+        notes.append(
+            f"{vectors} vectors a forward: {math.ceil(vectors / d.vectors)} weight pass(es) "
+            f"of up to {d.vectors}, ceil(vectors/{d.vectors_per_clock}) clocks a weight beat "
+            f"(or the DDR bound); "
+            + ("each vector's PS operators run on their own, between the engine calls, "
+               if plan.runtime == "native" else "the PS's operators batched (PyTorch), ")
+            + "each sequence's attention at its own context, and each vector's "
+            "results are read out and gathered from the pass; PS and PL work do not overlap "
+            "(the published runtime's forward_slots, runtime/bitnet_kria.c), but for the glue "
+            "unit's FFN scale, beside its passes only at one vector a forward")
     return tuple(notes)
 
 

@@ -95,8 +95,9 @@ class GlueUnit:
             msg("basis.ffn_scale_op", "the PS computes the FFN output's scale: {cycles:g} "
                 "cycles/element on 1 thread, {how}", cycles=round(
                     cycles(env.cpu, env.constants).ffn_scale_per_elem, 4),
-                how=("overlapped with the glue's passes (one vector a forward)"
-                     if env.tokens == 1 else "before each vector's glue passes")),
+                how=(msg("basis.ffn_scale_beside", "overlapped with the glue's passes (one "
+                         "vector a forward)") if env.tokens == 1 else
+                     msg("basis.ffn_scale_before", "before each vector's glue passes"))),
             "elementwise", Work(shown, shown, scale.ddr_bytes), "ffn_scale"))
         # the calls' hand-off is the engines' account: the credit is theirs
         moved = scan_readout_work(env.wl, env.tokens, env.constants)
