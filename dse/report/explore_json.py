@@ -30,7 +30,7 @@ def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
         "speedup_vs_baseline": _num(rp.speedup),
         "feasible": rp.feasible,
         # each projection's weight in the objective (a prompt's forwards, the decode rounds)
-        "weights": list(rp._weights()),
+        "weights": list(rp.scenario_weights()),
         "projections": [projection_to_dict(p, board) for p in rp.projections],
     }
 

@@ -244,7 +244,7 @@ def plan_lut(plan: RankedPlan) -> float:
 
 def plan_ddr_gb_s(result: ExploreResult, plan: RankedPlan) -> float:
     """DDR weight bandwidth the plan draws over its objective time (as the cloud's points)."""
-    weights = plan._weights([w for _, w in result.objective.scenarios()])
+    weights = plan.scenario_weights([w for _, w in result.objective.scenarios()])
     nbytes = sum(w * p.ddr_weight_bytes for p, w in zip(plan.projections, weights,
                                                          strict=True))
     return nbytes / (plan.objective_ms * 1e-3) / 1e9 if plan.objective_ms > 0 else 0.0

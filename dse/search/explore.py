@@ -74,7 +74,9 @@ class RankedPlan:
     def feasible(self) -> bool:
         return all(p.feasible for p in self.projections)
 
-    def _weights(self, weights: list[float] | None = None) -> tuple[float, ...]:
+    def scenario_weights(self, weights: list[float] | None = None) -> tuple[float, ...]:
+        """Each projection's weight in the objective (``weights``: for a plan made without
+        its own; else one each)."""
         if self.weights:
             return self.weights
         return tuple(weights) if weights is not None else (1.0,) * len(self.projections)
@@ -82,14 +84,14 @@ class RankedPlan:
     @property
     def plan_ms(self) -> float:
         """The objective's time in ms as the plan runs it (its forwards, weighted)."""
-        return sum(w * p.plan_ms for p, w in zip(self.projections, self._weights(),
-                                                  strict=True))
+        pairs = zip(self.projections, self.scenario_weights(), strict=True)
+        return sum(w * p.plan_ms for p, w in pairs)
 
     def speedups(self, weights: list[float] | None = None) -> dict[str, float]:
         """Speedup over each CPU-only runtime: its objective time (the prompt in one forward,
         its batch) over the plan's, with the plan's own weights (``weights``: for a plan made
         without them; without the search's CPU times, each forward's own baselines)."""
-        ws = self._weights(weights)
+        ws = self.scenario_weights(weights)
         pairs = list(zip(self.projections, ws, strict=True))
         plan = sum(w * p.plan_ms for p, w in pairs)
         if self.base_times:
