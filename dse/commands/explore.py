@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
                    "field, else none; 'none' ignores that field)")
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
+                   "(default: the shipped dse/data/fabric.yaml)")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         from dse.model.measurement_log import load_log
 
         reference = load_log(args.reference)
-    ctx = CostContext.resolve(board, args.calibration)
+    ctx = CostContext.resolve(board, args.calibration, args.fabric)
     from dse.model.template import load_template, shipped_template
 
     template = load_template(args.template) if args.template else shipped_template()
