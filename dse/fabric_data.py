@@ -125,7 +125,7 @@ def _flows(data: object, path: object, ips: tuple[str, ...]) -> tuple[Flow, ...]
     keys = ("per_engine", "per_attention", "per_unit", "once")
     for name, v in data.items():
         f = f"flows.{name}"
-        m = _map(v, path, f, (), keys + ("differs",))
+        m = _map(v, path, f, (), (*keys, "differs"))
         out.append(Flow(str(name), *(_names(m.get(k, []), path, f"{f}.{k}", ips)
                                      for k in keys),
                         _str(m.get("differs", ""), path, f"{f}.differs", empty=True)))

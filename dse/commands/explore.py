@@ -228,6 +228,13 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
     from dse.report.explore_md import unit_count_rows
 
+    lines += [str(n) for n in result.notes if getattr(n, "key", "") == "note.clock_beyond"]
+    bases = dict.fromkeys(p.decode.evidence.resource_basis for p in result.plans
+                          if p.decode.evidence is not None)
+    lines += [f"resource basis: {b}" for b in bases]
+    lines += [f"clock of {p.label} ({p.plan.design.clock_mhz:g} MHz): "
+              + ("WHAT-IF, " if p.decode.evidence.beyond else "") + p.decode.evidence.clock_line
+              for p in result.plans if p.decode.evidence is not None]
     lines += [f"{k.lower()}: {v}" for k, v in unit_count_rows(result, "en")]
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan

@@ -24,6 +24,8 @@ class PlanEvidence:
     resource_basis: str
     clock: ClockSupport
     beyond: bool
+    #: The engines' basis in a word: synthesized (our RTL), published-rtl, estimated.
+    engine_basis: str = "estimated"
 
     @property
     def clock_line(self) -> str:
@@ -97,4 +99,6 @@ def plan_evidence(design: EngineDesign, units: tuple, board: Board, c: CostConst
                   res: Resources) -> PlanEvidence:
     clock = plan_clock(design, units, board, c, res)
     beyond = c.fabric is not None and (clock.mhz is None or design.clock_mhz > clock.mhz + 1e-9)
-    return PlanEvidence(resource_basis(design, units, c), clock, beyond)
+    basis = ("estimated" if synthesized_engine(design, c) is None else
+             "synthesized" if design.rtl == "ternary_gemv" else "published-rtl")
+    return PlanEvidence(resource_basis(design, units, c), clock, beyond, basis)

@@ -16,6 +16,7 @@ bench/bench_synth.py checks them against Yosys's own mapping at every synthesize
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -355,10 +356,14 @@ def speed_grade(part: str) -> str:
 @dataclass(frozen=True)
 class ClockSupport:
     """The clock the evidence supports for a plan (MHz, a multiple of the step; None: no
-    evidence speaks for it) and why, in one line."""
+    evidence speaks for it) and why, in one line; ``closure`` the binding closure and
+    ``kind`` the unit kind it binds for, ``util`` the plan's LUT utilization."""
 
     mhz: float | None
     evidence: str
+    closure: Closure | None = None
+    kind: str = ""
+    util: float = 0.0
 
 
 def _closure_fmax(c: Closure, util: float, peers: list[Closure]) -> float | None:
@@ -376,7 +381,7 @@ def _closure_fmax(c: Closure, util: float, peers: list[Closure]) -> float | None
         slack = pts[0][1]
     else:
         slack = next(s0 + (s1 - s0) * (util - u0) / (u1 - u0)
-                     for (u0, s0), (u1, s1) in zip(pts, pts[1:], strict=False)
+                     for (u0, s0), (u1, s1) in itertools.pairwise(pts)
                      if u0 <= util <= u1)
     return 1000.0 / (1000.0 / c.clock_mhz - slack)
 
@@ -406,7 +411,8 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, int],
                     best = (f, c)
         if best is None:
             return ClockSupport(None, f"no published closure covers a {kind} unit on "
-                                f"{family} {grade or '?'} at {lut_util:.0%} LUT")
+                                f"{family} {grade or '?'} at {lut_util:.0%} LUT", None, kind,
+                                lut_util)
         best_per_kind.append((best[0], kind, best[1]))
     if not best_per_kind:
         return ClockSupport(None, "no units")
@@ -414,4 +420,4 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, int],
     slack = f", WNS {c.wns_ns:g} ns at {c.lut_util:.0%} LUT" if c.wns_ns is not None else ""
     return ClockSupport(mhz, f"{c.design} closed {c.clock_mhz:g} MHz on {c.family} "
                         f"{c.speed_grade}{slack} (binding kind: {kind}); plan at "
-                        f"{lut_util:.0%} LUT")
+                        f"{lut_util:.0%} LUT", c, kind, lut_util)

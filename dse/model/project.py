@@ -33,14 +33,14 @@ from dse.model.cpu import (
     torch_ops,
 )
 from dse.model.energy import Energy, Work, energy_of
-from dse.model.fabric import Fabric
-from dse.model.evidence import PlanEvidence, plan_evidence
 from dse.model.engine import (
     EngineDesign,
     Resources,
     engine_resources,
     link_limit_error,
 )
+from dse.model.evidence import PlanEvidence, plan_evidence
+from dse.model.fabric import Fabric
 from dse.model.msg import Msg, msg
 from dse.model.ops import (
     COMPONENT,

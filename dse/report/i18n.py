@@ -263,6 +263,10 @@ MESSAGES: dict[str, str] = {
     "why.all_ternary": "最佳设计上卸载全部三值 Linear，不常驻",
     "why.whatif.head": "可构建的最佳设计加上一个稠密 bf16 lm_head 单元（DSP MAC），"
     "本覆盖层没有该单元",
+    "why.whatif.clock": "最佳方案运行在 {top:g} MHz，超出时钟证据所支持的 {sup:g} MHz："
+                         "没有人证明过这样的时序收敛",
+    "note.clock_beyond": "警告：假设情形：{board} 与引擎模板允许 {top:g} MHz；时钟证据对最佳方案"
+                         "只支持 {sup}（{evidence}）：高于它的方案都是假设情形，绝不作为推荐",
     "why.whatif.resident": "可构建的最佳设计加上片上权重缓冲（URAM/BRAM 常驻），本覆盖层没有该缓冲",
     "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
                        "Amdahl 上限也只有 {cap:.2f}x）",
