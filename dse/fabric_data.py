@@ -153,6 +153,12 @@ def _engines(data: object, path: object, flows: tuple[str, ...]) -> tuple[Engine
     return tuple(out)
 
 
+def _counts(v: object, path: object, field: str) -> tuple[tuple[str, int], ...]:
+    if not isinstance(v, dict) or any(k not in KINDS for k in v):
+        raise located(path, field, f"a mapping of unit kind ({', '.join(KINDS)}) -> count", v)
+    return tuple((str(k), int(_num(n, path, f"{field}.{k}", 1))) for k, n in v.items())
+
+
 def _clock(data: object, path: object):
     c = _map(data, path, "clock", ("step_mhz", "closures", "grade_rank"))
     step = _num(c["step_mhz"], path, "clock.step_mhz", 1)
@@ -163,7 +169,7 @@ def _clock(data: object, path: object):
         f = f"clock.closures[{i}]"
         m = _map(v, path, f, ("design", "family", "speed_grade", "clock_mhz", "kinds",
                               "logic_levels_yosys", "critical", "source"),
-                 ("wns_ns", "lut_util"))
+                 ("wns_ns", "lut_util", "counts"))
         wns = m.get("wns_ns")
         util = m.get("lut_util")
         if (wns is None) != (util is None):
@@ -179,7 +185,8 @@ def _clock(data: object, path: object):
             None if util is None else _num(util, path, f"{f}.lut_util"),
             _names(m["kinds"], path, f"{f}.kinds", KINDS),
             int(_num(m["logic_levels_yosys"], path, f"{f}.logic_levels_yosys")),
-            _str(m["critical"], path, f"{f}.critical"), _str(m["source"], path, f"{f}.source")))
+            _str(m["critical"], path, f"{f}.critical"), _str(m["source"], path, f"{f}.source"),
+            _counts(m.get("counts", {}), path, f"{f}.counts")))
         if closures[-1].lut_util is not None and not 0 < closures[-1].lut_util <= 1:
             raise located(path, f"{f}.lut_util", "a fraction in (0, 1]", util)
     ranks = c["grade_rank"]

@@ -228,7 +228,8 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
     from dse.report.explore_md import unit_count_rows
 
-    lines += [str(n) for n in result.notes if getattr(n, "key", "") == "note.clock_beyond"]
+    lines += [str(n) for n in result.notes
+              if getattr(n, "key", "") in ("note.clock_beyond", "note.count_beyond")]
     bases = dict.fromkeys(p.decode.evidence.resource_basis for p in result.plans
                           if p.decode.evidence is not None)
     lines += [f"resource basis: {b}" for b in bases]

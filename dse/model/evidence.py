@@ -34,19 +34,20 @@ class PlanEvidence:
         return f"supported up to {self.clock.mhz:g} MHz: {self.clock.evidence}"
 
 
-def unit_kinds(design: EngineDesign, units: tuple, c: CostConstants) -> dict[str, int]:
-    """The unit kinds of a plan with our synthesized logic depth of each (0: not known, or
-    the published RTL the closure itself is of)."""
+def unit_kinds(design: EngineDesign, units: tuple, c: CostConstants
+               ) -> dict[str, tuple[int, int]]:
+    """The unit kinds of a plan: (our synthesized logic depth, 0 when not known or the RTL is
+    the closed design's own; how many the plan holds) of each."""
     fab = c.fabric
     depth = 0
     if fab is not None and fab.engine is not None and design.rtl == "ternary_gemv":
         depth = fab.engine.logic_levels
-    kinds = {"engine": depth}
+    kinds = {"engine": (depth, design.engines)}
     for u in units:
         d = 0
         if u.kind == "attention" and fab is not None and fab.attention is not None:
             d = fab.attention.logic_levels
-        kinds[u.kind] = max(kinds.get(u.kind, 0), d)
+        kinds[u.kind] = (d, u.count)
     return kinds
 
 

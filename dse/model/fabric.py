@@ -161,6 +161,9 @@ class Closure:
     logic_levels_yosys: int
     critical: str
     source: str
+    #: How many units of each kind the closed design held ((kind, count); a kind absent: no
+    #: limit published).
+    counts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -386,38 +389,46 @@ def _closure_fmax(c: Closure, util: float, peers: list[Closure]) -> float | None
     return 1000.0 / (1000.0 / c.clock_mhz - slack)
 
 
-def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, int],
+def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple[int, int]],
                     lut_util: float) -> ClockSupport:
-    """The clock the closures support for a plan holding the unit ``kinds`` (kind -> our
-    synthesized logic depth, 0 when unknown) at ``lut_util`` of the part's LUTs on a board of
-    ``family`` and speed ``grade``: for every kind the best closure that covers it (same
-    family, a grade at least as fast, a depth at least ours, the utilization within its
-    range), the lowest over the kinds, rounded down to the step."""
+    """The clock the closures support for a plan holding the unit ``kinds`` (kind -> (our
+    synthesized logic depth, 0 when unknown; the plan's count of that kind)) at ``lut_util``
+    of the part's LUTs on a board of ``family`` and speed ``grade``: for every kind the best
+    closure that covers it (same family, a grade at least as fast, at least as many units of
+    the kind, the utilization within its range; a unit deeper than the closed design's
+    scales the clock by the ratio of the depths), the lowest over the kinds, rounded down to
+    the step."""
     rank = fab.rank(family, grade)
     best_per_kind = []
-    for kind, depth in kinds.items():
-        best: tuple[float, Closure] | None = None
+    for kind, (depth, count) in kinds.items():
+        best: tuple[float, Closure, str] | None = None
         for c in fab.closures:
+            limit = dict(c.counts).get(kind)
             if (c.family != family or kind not in c.kinds or rank is None
                     or (fab.rank(c.family, c.speed_grade) or 99) > rank
-                    or (depth and c.logic_levels_yosys and depth > c.logic_levels_yosys)):
+                    or (limit is not None and count > limit)):
                 continue
             peers = [p for p in fab.closures if p.family == c.family
                      and p.clock_mhz == c.clock_mhz and set(p.kinds) & set(c.kinds)]
             f = _closure_fmax(c, lut_util, peers)
-            if f is not None:
-                f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
-                if best is None or f > best[0]:
-                    best = (f, c)
+            if f is None:
+                continue
+            how = ""
+            if depth and c.logic_levels_yosys and depth > c.logic_levels_yosys:
+                f *= c.logic_levels_yosys / depth
+                how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
+            f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
+            if best is None or f > best[0]:
+                best = (f, c, how)
         if best is None:
-            return ClockSupport(None, f"no published closure covers a {kind} unit on "
+            return ClockSupport(None, f"no published closure covers {count} {kind} unit(s) on "
                                 f"{family} {grade or '?'} at {lut_util:.0%} LUT", None, kind,
                                 lut_util)
-        best_per_kind.append((best[0], kind, best[1]))
+        best_per_kind.append((*best, kind))
     if not best_per_kind:
         return ClockSupport(None, "no units")
-    mhz, kind, c = min(best_per_kind, key=lambda t: t[0])
+    mhz, c, how, kind = min(best_per_kind, key=lambda t: t[0])
     slack = f", WNS {c.wns_ns:g} ns at {c.lut_util:.0%} LUT" if c.wns_ns is not None else ""
     return ClockSupport(mhz, f"{c.design} closed {c.clock_mhz:g} MHz on {c.family} "
-                        f"{c.speed_grade}{slack} (binding kind: {kind}); plan at "
+                        f"{c.speed_grade}{slack} (binding kind: {kind}{how}); plan at "
                         f"{lut_util:.0%} LUT", c, kind, lut_util)

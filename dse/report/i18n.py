@@ -267,6 +267,9 @@ MESSAGES: dict[str, str] = {
                          "没有人证明过这样的时序收敛",
     "note.clock_beyond": "警告：假设情形：{board} 与引擎模板允许 {top:g} MHz；时钟证据对最佳方案"
                          "只支持 {sup}（{evidence}）：高于它的方案都是假设情形，绝不作为推荐",
+    "note.count_beyond": "警告：假设情形：引擎模板最多构建 {asked} 个 {kind} 单元；"
+                         "{family} 上已发表的时序收敛最多包含 {most} 个："
+                         "更多的方案都是假设情形，绝不作为推荐",
     "why.whatif.resident": "可构建的最佳设计加上片上权重缓冲（URAM/BRAM 常驻），本覆盖层没有该缓冲",
     "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
                        "Amdahl 上限也只有 {cap:.2f}x）",

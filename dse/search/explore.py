@@ -481,6 +481,17 @@ def _clock_what_if(prep: Prepared, best: Solution, space, notes: list) -> list[R
     design = best.plan.design
     if c.fabric is None or not design.buildable:
         return []
+    for ch in prep.choices:
+        asked = max((u.count for u in ch.options if u.buildable), default=0)
+        covered = [dict(cl.counts).get(ch.kind) for cl in c.fabric.closures
+                   if cl.family == board.family and ch.kind in cl.kinds]
+        most = None if not covered or None in covered else max(covered)
+        if most is not None and asked > most:
+            notes.append(msg("note.count_beyond", "warning: what-if: the engine template "
+                             "builds up to {asked} {kind} units; the published closures on "
+                             "{family} hold at most {most}: plans with more are what-ifs, "
+                             "never the recommendation", asked=asked, kind=ch.kind,
+                             family=board.family, most=most))
     top = (space.template.clock_limit_mhz(board.clock.max_mhz) if space.template is not None
            else board.clock.max_mhz)
     ev = plan_evidence(design, best.plan.units, board, c,

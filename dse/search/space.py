@@ -89,7 +89,7 @@ def evidence_clock(board: Board, c: CostConstants) -> float | None:
         return None
     depth = c.fabric.engine.logic_levels if c.fabric.engine is not None else 0
     return supported_clock(c.fabric, board.family, speed_grade(board.part),
-                           {"engine": depth}, 0.0).mhz
+                           {"engine": (depth, 1)}, 0.0).mhz
 
 
 def clock_steps(board: Board, top: float, c: CostConstants | None) -> list[float]:
