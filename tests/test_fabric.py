@@ -4,6 +4,7 @@ No synthesis runs here (bench/bench_synth.py does that); these read the shipped 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -88,10 +89,11 @@ def test_clock_support_and_derating(fab):
     # more attention units than any closed design held: no evidence
     assert supported_clock(fab, "zynqmp", "-2LV", {"engine": (0, 4), "attention": (0, 3)},
                            0.40).mhz is None
-    # a unit deeper than the closed design's: the clock scales by the depths, 11/14 of the
-    # 256 MHz the slack at 40% LUT allows (0.097 ns of 4 ns) = 201 -> the 200 MHz step
+    # a unit deeper than the closed design's: each extra level adds the closure's per-level
+    # delay (1.840 ns of LUT stages / 9 levels) to the period the slack at 40% LUT allows:
+    # 4 - 0.097 + 5 x 0.204 = 4.923 ns -> 203 MHz -> the 200 MHz step
     s = supported_clock(fab, "zynqmp", "-2LV", {"engine": (14, 4)}, 0.40)
-    assert s.mhz == 200 and "scaled by logic depth 11/14" in s.evidence
+    assert s.mhz == 200 and "5 logic level(s) deeper than its 9, 0.204 ns each" in s.evidence
     assert supported_clock(fab, "zynq7000", "-1", {"engine": (0, 2)}, 0.40).mhz == 100
 
 
@@ -154,3 +156,36 @@ def test_a_malformed_evidence_file_is_one_line_exit_2(capsys, tmp_path, edit, fi
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0] and field in lines[0], err
     assert "Traceback" not in err
+
+
+def test_a_unit_count_beyond_the_evidence_is_a_warned_what_if(capsys, tmp_path):
+    f = tmp_path / "three.yaml"
+    f.write_text("engine: {pe: 1, simd: 80, packing: base3, clock_mhz: 250, engines: 1}\n"
+                 "offload: ['model.layers.*']\nkv_dtype: int8\n"
+                 "attention: {count: 3, max_kv_heads: 2, max_positions: 1024}\n")
+    rc, out, err = _run(capsys, "project", "--board", "kv260", "--plan", str(f))
+    assert rc == 0, err
+    assert "no clock evidence: no published closure covers 3 attention unit(s)" in out
+    assert "warning: what-if: the plan's 250 MHz is beyond" in out
+
+
+def test_explore_recommends_within_the_evidence_and_labels_the_rest(capsys, tmp_path):
+    js = tmp_path / "plans.json"
+    rc, out, err = _run(capsys, "explore", "--board", "kv260", "--no-report", "--json",
+                        str(js))
+    assert rc == 0, err
+    assert ("warning: what-if: the engine template builds up to 4 attention units; the "
+            "published closures on zynqmp hold at most 2") in out
+    assert "warning: what-if: KV260 and the engine template allow 300 MHz" in out
+    plans = json.loads(js.read_text())["plans"]
+    best = plans[0]["projections"][0]
+    ev = best["clock_evidence"]
+    assert not ev["beyond_evidence"] and best["plan"]["design"]["clock_mhz"] <= ev["supported_mhz"]
+    assert best["resource_basis"].startswith("engines synthesized")
+    labels = {p["label"]: p for p in plans}
+    wi = labels["what-if: clock"]["projections"][0]
+    assert wi["plan"]["design"]["clock_mhz"] == 300 and wi["clock_evidence"]["beyond_evidence"]
+    assert not wi["plan"]["design"]["buildable"]
+    # every ranked plan cites its clock evidence
+    assert all(p["projections"][0]["clock_evidence"]["evidence"] for p in plans
+               if p["projections"][0]["clock_evidence"] is not None)

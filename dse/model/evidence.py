@@ -41,7 +41,9 @@ def unit_kinds(design: EngineDesign, units: tuple, c: CostConstants
     fab = c.fabric
     depth = 0
     if fab is not None and fab.engine is not None and design.rtl == "ternary_gemv":
-        depth = fab.engine.logic_levels
+        code = 1 if design.packing == "base3" else 0
+        depth = max((p.logic_levels for p in fab.engine.points if p.p("PACKING") == code),
+                    default=fab.engine.logic_levels)
     kinds = {"engine": (depth, design.engines)}
     for u in units:
         d = 0

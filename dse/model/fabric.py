@@ -59,19 +59,26 @@ def _clog2(x: int) -> int:
     return max(0, math.ceil(math.log2(x))) if x > 1 else 0
 
 
+def actbuf_geometry(pe: int, simd: int, packing: int) -> tuple[int, int, int]:
+    """(R bytes a beat, NB banks, NS window starts) of tgemv_actbuf for an engine shape: its
+    localparams restated (RBYTES = W/8, G = gcd(SIMD, R), NB the power of two >= the rows a
+    window can touch, NS = NB x R/G)."""
+    rb = (8 * simd) // 5 if packing else 2 * simd
+    r = pe * rb // 8
+    g = math.gcd(simd, r)
+    nbmin = (r - g + simd + r - 1) // r
+    nb = 1 << _clog2(nbmin)
+    return r, nb, nb * (r // g)
+
+
 def engine_memories(pe: int, simd: int, packing: int, vmax: int, kmax: int,
                     out_depth: int = 32) -> dict[str, float]:
     """The memories overlays/rtl/ternary_gemv.v infers (its localparams restated): the
     activation buffer (tgemv_actbuf: NB banks of a beat x BD rows, ram_style block), the
     accumulators (32*PE x VMAX, LUT RAM; registers when VMAX = 1) and the result FIFO
     ((32*PE + 1) x OUT_DEPTH, LUT RAM)."""
-    rb = (8 * simd) // 5 if packing else 2 * simd
-    w = pe * rb
-    r = w // 8
+    r, nb, _ = actbuf_geometry(pe, simd, packing)
     abmax = math.ceil(kmax / r)
-    g = math.gcd(simd, r)
-    nbmin = (r - g + simd + r - 1) // r
-    nb = 1 << _clog2(nbmin)
     bd = (vmax * abmax + nb - 1) // nb + 1
     bram = nb * bram_tiles(8 * r, bd)
     lutram = (lutram_luts(32 * pe, vmax) if vmax > 1 else 0) + lutram_luts(32 * pe + 1,
@@ -164,6 +171,9 @@ class Closure:
     #: How many units of each kind the closed design held ((kind, count); a kind absent: no
     #: limit published).
     counts: tuple[tuple[str, int], ...] = ()
+    #: Delay of one logic level of its synthesized depth on its critical path, ns: the path's
+    #: LUT stages (data path less the RAM's clock-to-out) over ``logic_levels_yosys``.
+    level_ns: float | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +288,8 @@ class Fabric:
     engine: UnitSynth | None = None
     attention: UnitSynth | None = None
     path: str = ""
+    #: (family, family) pairs whose programmable logic is the same (rfsoc -> zynqmp).
+    same_fabric: tuple[tuple[str, str], ...] = ()
 
     def ip_block(self, name: str) -> IpBlock:
         return next(b for b in self.ip if b.name == name)
@@ -294,36 +306,47 @@ class Fabric:
 
 # -- pricing from the evidence (pure) ------------------------------------------------------
 
+def _features(d: dict[str, int]) -> dict[str, float]:
+    """The features the fits use, from a point's RTL parameters: the engine's lanes (PE x
+    SIMD), the base-3 lanes (their decoders), PE, its window mux (8*SIMD activation bits x
+    log2 of the window starts NS) and kv_attn's G and q/accumulator words G x HMAX x D/16."""
+    out = {"1": 1.0, "g": float(d.get("G", 0)),
+           "qwords": d.get("G", 0) * d.get("HMAX", 0) * d.get("D", 0) / 16}
+    if "PE" in d:
+        pe, simd, pk = d["PE"], d["SIMD"], d["PACKING"]
+        ns = actbuf_geometry(pe, simd, pk)[2]
+        out.update(lanes=pe * simd, lanes_b3=pe * simd * pk, pe=pe,
+                   mux=8 * simd * _clog2(ns))
+    return out
+
+
 @functools.lru_cache(maxsize=64)
 def _fit(points: tuple[SynthPoint, ...], features: tuple[str, ...], key: str) -> LinearFit:
     """Least squares of ``key`` (lut = logic + SRL LUTs; ff; dsp) over ``features`` of the
-    points (``1``, ``lanes`` = PE x SIMD, ``pe``, ``g``, ``qwords`` = G x HMAX x D/16)."""
+    points (``_features``)."""
     import numpy as np
-
-    def feat(p: SynthPoint, f: str) -> float:
-        d = dict(p.params)
-        return {"1": 1.0, "lanes": d.get("PE", 0) * d.get("SIMD", 0), "pe": d.get("PE", 0),
-                "g": d.get("G", 0), "qwords": d.get("G", 0) * d.get("HMAX", 0) * d.get("D", 0)
-                / 16}[f]
 
     def val(p: SynthPoint) -> float:
         return {"lut": p.lut_logic + p.lut_srl, "ff": p.ff, "dsp": p.dsp}[key]
 
-    a = np.array([[feat(p, f) for f in features] for p in points])
+    a = np.array([[_features(dict(p.params))[f] for f in features] for p in points])
     y = np.array([val(p) for p in points])
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)
     resid = float(np.abs(y - a @ coef).max()) if len(points) else 0.0
     return LinearFit(features, tuple(float(c) for c in coef), resid)
 
 
+ENGINE_FEATURES = ("lanes", "lanes_b3", "pe", "mux", "1")
+
+
 def engine_logic(synth: UnitSynth, packing_code: int, pe: int, simd: int
                  ) -> tuple[float, float, LinearFit]:
-    """Yosys logic LUTs (with SRLs) and FFs of our engine at (PE, SIMD) in one packing: a
-    least-squares fit ``a * lanes + b * PE + c`` over that packing's synthesized points."""
-    pts = tuple(p for p in synth.points if p.p("PACKING") == packing_code)
-    feats = ("lanes", "pe", "1")
-    lut, ff = _fit(pts, feats, "lut"), _fit(pts, feats, "ff")
-    x = {"lanes": pe * simd, "pe": pe, "1": 1.0}
+    """Yosys logic LUTs (with SRLs) and FFs of our engine at (PE, SIMD) in a packing: a
+    least-squares fit over every synthesized point in its lanes, base-3 lanes, PE and window
+    mux (bench/results/synth.json: largest residual 205 LUT, 169 FF over 2,000-12,300)."""
+    lut, ff = _fit(synth.points, ENGINE_FEATURES, "lut"), _fit(synth.points, ENGINE_FEATURES,
+                                                                 "ff")
+    x = _features({"PE": pe, "SIMD": simd, "PACKING": packing_code})
     return lut(x), ff(x), lut
 
 
@@ -331,7 +354,7 @@ def attention_logic(synth: UnitSynth, g: int, d: int, hmax: int) -> tuple[float,
     """Yosys logic LUTs, FFs and DSPs of one kv_attn instance: fits over its synthesized
     builds in G (the MACs scale with it) and the q/accumulator words G x HMAX x D/16."""
     feats = ("g", "qwords", "1")
-    x = {"g": g, "qwords": g * hmax * d / 16, "1": 1.0}
+    x = _features({"G": g, "D": d, "HMAX": hmax})
     return tuple(_fit(synth.points, feats, k)(x) for k in ("lut", "ff", "dsp"))  # type: ignore[return-value]
 
 
@@ -398,6 +421,7 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
     the kind, the utilization within its range; a unit deeper than the closed design's
     scales the clock by the ratio of the depths), the lowest over the kinds, rounded down to
     the step."""
+    family = dict(fab.same_fabric).get(family, family)
     rank = fab.rank(family, grade)
     best_per_kind = []
     for kind, (depth, count) in kinds.items():
@@ -415,8 +439,14 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
                 continue
             how = ""
             if depth and c.logic_levels_yosys and depth > c.logic_levels_yosys:
-                f *= c.logic_levels_yosys / depth
-                how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
+                extra = depth - c.logic_levels_yosys
+                if c.level_ns:
+                    f = 1000.0 / (1000.0 / f + extra * c.level_ns)
+                    how = (f"; {extra} logic level(s) deeper than its {c.logic_levels_yosys}, "
+                           f"{c.level_ns:g} ns each")
+                else:
+                    f *= c.logic_levels_yosys / depth
+                    how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
             f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
             if best is None or f > best[0]:
                 best = (f, c, how)

@@ -479,7 +479,7 @@ def _clock_what_if(prep: Prepared, best: Solution, space, notes: list) -> list[R
     a labelled what-if (never the recommendation)."""
     c, board = prep.ctx.constants, prep.ctx.board
     design = best.plan.design
-    if c.fabric is None or not design.buildable:
+    if c.fabric is None or not design.buildable or not best.plan.offload:
         return []
     for ch in prep.choices:
         asked = max((u.count for u in ch.options if u.buildable), default=0)

@@ -87,7 +87,8 @@ def evidence_clock(board: Board, c: CostConstants) -> float | None:
     utilization; a fuller plan may support less): the clock step the search adds."""
     if c.fabric is None:
         return None
-    depth = c.fabric.engine.logic_levels if c.fabric.engine is not None else 0
+    depth = (min(p.logic_levels for p in c.fabric.engine.points)
+             if c.fabric.engine is not None else 0)
     return supported_clock(c.fabric, board.family, speed_grade(board.part),
                            {"engine": (depth, 1)}, 0.0).mhz
 
