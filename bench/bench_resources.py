@@ -123,8 +123,10 @@ def ranked_clocks() -> dict:
         out[bf] = {
             "board_max_mhz": board.clock.max_mhz, "part": board.part,
             "best_clock_mhz": best["clock_mhz"], "best_supported_mhz": best["supported_mhz"],
-            "recommended_within_evidence": best["beyond_evidence"] is False,
-            "every_ranked_plan_cites_evidence": all(pl["evidence"] for pl in plans),
+            # a plan with nothing in the PL (None) has no clock to check
+            "recommended_within_evidence": best["beyond_evidence"] is not True,
+            "every_ranked_plan_cites_evidence": all(pl["evidence"] for pl in plans
+                                                     if pl["beyond_evidence"] is not None),
             "warnings": [str(n) for n in r.notes if getattr(n, "key", "") == "note.clock_beyond"],
             "search_s": round(time.perf_counter() - t, 2),
             "plans": plans,

@@ -390,6 +390,8 @@ class ClockSupport:
     closure: Closure | None = None
     kind: str = ""
     util: float = 0.0
+    #: Logic levels the binding unit has beyond the closed design's (0: none).
+    extra_levels: int = 0
 
 
 def _closure_fmax(c: Closure, util: float, peers: list[Closure]) -> float | None:
@@ -425,7 +427,7 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
     rank = fab.rank(family, grade)
     best_per_kind = []
     for kind, (depth, count) in kinds.items():
-        best: tuple[float, Closure, str] | None = None
+        best: tuple[float, Closure, str, int] | None = None
         for c in fab.closures:
             limit = dict(c.counts).get(kind)
             if (c.family != family or kind not in c.kinds or rank is None
@@ -437,7 +439,7 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
             f = _closure_fmax(c, lut_util, peers)
             if f is None:
                 continue
-            how = ""
+            how, extra = "", 0
             if depth and c.logic_levels_yosys and depth > c.logic_levels_yosys:
                 extra = depth - c.logic_levels_yosys
                 if c.level_ns:
@@ -449,7 +451,7 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
                     how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
             f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
             if best is None or f > best[0]:
-                best = (f, c, how)
+                best = (f, c, how, extra)
         if best is None:
             return ClockSupport(None, f"no published closure covers {count} {kind} unit(s) on "
                                 f"{family} {grade or '?'} at {lut_util:.0%} LUT", None, kind,
@@ -457,8 +459,8 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
         best_per_kind.append((*best, kind))
     if not best_per_kind:
         return ClockSupport(None, "no units")
-    mhz, c, how, kind = min(best_per_kind, key=lambda t: t[0])
+    mhz, c, how, extra, kind = min(best_per_kind, key=lambda t: t[0])
     slack = f", WNS {c.wns_ns:g} ns at {c.lut_util:.0%} LUT" if c.wns_ns is not None else ""
     return ClockSupport(mhz, f"{c.design} closed {c.clock_mhz:g} MHz on {c.family} "
                         f"{c.speed_grade}{slack} (binding kind: {kind}{how}); plan at "
-                        f"{lut_util:.0%} LUT", c, kind, lut_util)
+                        f"{lut_util:.0%} LUT", c, kind, lut_util, extra)

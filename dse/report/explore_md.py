@@ -873,8 +873,12 @@ def _evidence_block(result: ExploreResult, lang: str) -> list[str]:
             cl = c.closure
             slack = (f", WNS {cl.wns_ns:g} ns @ {cl.lut_util:.0%} LUT"
                      if cl.wns_ns is not None else "")
+            deeper = ""
+            if c.extra_levels:
+                deeper = (f"; 更深 {c.extra_levels} 级逻辑" if zh else
+                          f"; {c.extra_levels} logic level(s) deeper")
             clock = (f"{c.mhz:g} MHz ({cl.design}: {cl.clock_mhz:g} MHz, {cl.family} "
-                     f"{cl.speed_grade}{slack}; {c.kind})")
+                     f"{cl.speed_grade}{slack}; {c.kind}{deeper})")
         what_if = ("假设情形" if zh else "what-if") if ev.beyond else ""
         rows.append([p.label, f"{p.plan.design.clock_mhz:g} MHz", clock, what_if,
                      _BASIS[ev.engine_basis][0 if zh else 1]])
