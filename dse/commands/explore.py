@@ -197,7 +197,7 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
             for b in result.best.decode.baselines)
         + "".join(f"; {r}: not measured (no profile)" for r in unmeasured),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
-        f"({result.designs_rejected} rejected by caps or link)",
+        f"({result.designs_rejected} rejected by caps, link or clock evidence)",
         "",
     ]
     rows = []

@@ -127,8 +127,10 @@ class CostConstants:
     fabric: Fabric | None = field(default=None, compare=True)
 
     sources: ClassVar[dict[str, str]] = {
-        "lane_lut": "Yosys synth_xilinx -family xcup of overlays/rtl, i2 builds 4x16..16x32, "
-        "least-squares fit LUT = lane x lanes + pe x PE + fixed (bench/results/synth.json): "
+        "lane_lut": "the fallback when no fabric evidence is in force (dse.model.fabric prices "
+        "the engine from dse/data/synth/ternary_gemv.json then): an earlier run of "
+        "bench/bench_synth.py (Yosys 0.23 synth_xilinx -family xcup of overlays/rtl, i2 builds "
+        "4x16..16x32), least-squares fit LUT = lane x lanes + pe x PE + fixed: "
         "14.2 per lane (select/negate folded into the adder tree). The estimate before "
         "synthesis was 10. Yosys LUT counts are upper bounds on Vivado's (no LUT6_2 packing). "
         "FINN-R costs the same lane as a generic 2x8-bit multiply (~30 LUT).",

@@ -142,9 +142,9 @@ _S: dict[str, tuple[str, str]] = {
     "m.calibration": ("校准", "Calibration"),
     "m.no_cal": ("无校准：使用模型默认常数", "no calibration: model defaults"),
     "m.search": ("搜索", "Search"),
-    "m.search_val": ("评估了 {n:,} 个设计（{rej:,} 个因资源上限或链路宽度被排除）",
-                     "{n:,} designs evaluated ({rej:,} rejected by resource caps or link "
-                     "width)"),
+    "m.search_val": ("评估了 {n:,} 个设计（{rej:,} 个因资源上限、链路宽度或时钟证据被排除）",
+                     "{n:,} designs evaluated ({rej:,} rejected by resource caps, link "
+                     "width or clock evidence)"),
     "m.methods": ("各方案的求解方法", "How each plan was found"),
     "obj.decode": ("每 token 解码时间 (ms)", "decode ms per token"),
     "obj.energy": ("每个生成 token 的能量 (J)", "joules per generated token"),

@@ -246,7 +246,7 @@ MESSAGES: dict[str, str] = {
     "note.host_check": "在被 profile 的主机上核对：torch 运行时各算子合计每个解码 token "
                        "{priced:,.1f} ms，profile 实测 {measured:,.1f} ms（{outside:+.1%} "
                        "不在任何已计价的算子内）",
-    "note.searched": "共搜索 {n} 个设计（{rejected} 个因资源上限或链路宽度被排除）；"
+    "note.searched": "共搜索 {n} 个设计（{rejected} 个因资源上限、链路宽度或时钟证据被排除）；"
                      "每个设计的卸载集合精确最优；常驻权重与 DDR 容量由 MILP 在最好的 "
                      "{shortlist} 个设计上求解",
     "note.energy": "能量目标：卸载与常驻按每 token 焦耳数选择，计入引擎自身的 "

@@ -380,8 +380,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                              "; the energy-delay product places each group by energy and ranks "
                              "designs by J x s" if objective.kind == "edp" else "")))
     notes.append(msg("note.searched", "searched {n} designs ({rejected} rejected by resource "
-                     "caps or link width); offload sets exact per design; residency and DDR "
-                     "capacity by MILP on the {shortlist} best designs", n=len(designs),
+                     "caps, link width or clock evidence); offload sets exact per design; "
+                     "residency and DDR capacity by MILP on the {shortlist} best designs",
+                     n=len(designs),
                      rejected=rejected, shortlist=len(shortlist)))
     return ExploreResult(
         board=board, objective=objective, calibration=ctx.calibration,
