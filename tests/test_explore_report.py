@@ -188,7 +188,9 @@ def test_upsert_rejects_a_section_for_another_board(sections):
 # -- plots -----------------------------------------------------------------------------------
 
 def test_write_plots_writes_valid_pngs_atomically(result, tmp_path):
-    names = write_plots(result, tmp_path, "report")
+    plots = write_plots(result, tmp_path, "report")
+    names = plots.names
+    assert (plots.lang, plots.note) == ("en", "")
     assert names == {"breakdown": "report-zcu104-breakdown.png",
                      "roofline": "report-zcu104-roofline.png",
                      "pareto": "report-zcu104-pareto.png",

@@ -594,6 +594,16 @@ def _objective_text(result: ExploreResult, lang: str, with_code: bool = True) ->
     return own if lang == "en" or not with_code else f"{own}（`{obj.describe()}`）"
 
 
+def objective_text(result: ExploreResult, lang: str) -> str:
+    """The objective in words, for a plot's axis: the CLI's ``describe()`` in English, the
+    objective and its context in Chinese."""
+    obj = result.objective
+    if lang == "en":
+        return obj.describe()
+    return _t(f"obj.{obj.kind}", lang, p=obj.prompt_tokens, g=obj.gen_tokens) + \
+        f"，上下文 {obj.context_tokens} 个 token"
+
+
 def _view_text(view: str, lang: str) -> str:
     """``VIEW_TEXT`` of the view; in Chinese a translation of it (unknown views verbatim)."""
     key = f"view.{view}"
@@ -925,7 +935,8 @@ def _pareto_table(headers: list[str], rows: list[list[str]], lang: str) -> list[
     return _details(_t("pareto.expand", lang, n=len(rows)), table)
 
 
-def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) -> list[str]:
+def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str],
+                  plot_note: str = "") -> list[str]:
     base = _best_base(result, lang)
     board = result.board
     lut_rows = [[f"`{p.design}`", f"{p.lut:,.0f}", _pct(p.lut / board.pl.lut), _x(p.speedup)]
@@ -949,6 +960,8 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) ->
         for key, fname in plots.items():
             alt = _t(f"plot.{key}", lang) if f"plot.{key}" in _S else key
             lines += [f"![{alt}]({fname})", ""]
+        if plot_note:
+            lines += [plot_note, ""]
     return lines
 
 
@@ -958,10 +971,12 @@ def _notes_block(result: ExploreResult, lang: str) -> list[str]:
     return [_t("h.notes", lang), "", *(f"- {render_msg(n, lang)}" for n in result.notes), ""]
 
 
-def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str]) -> str:
+def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str],
+                           plot_note: str = "") -> str:
     """The whole section for ``result.board``, fenced by its markers, ending in a newline.
 
-    ``plots`` maps a plot kind ("roofline", "pareto") to a file name relative to the report.
+    ``plots`` maps a plot kind ("roofline", "pareto") to a file name relative to the report;
+    ``plot_note`` says why they are not in the report's language, if they are not.
     """
     _t("title", lang)  # reject an unknown language before doing any work
     begin, end = section_markers(result.board.stem)
@@ -979,12 +994,12 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _limit_block(result, lang)
     if result.best.feasible:  # no sensitivity for a plan that cannot run
         lines += _sensitivity_block(result, lang)
-    lines += _pareto_block(result, lang, plots)
+    lines += _pareto_block(result, lang, plots, plot_note)
     lines += _notes_block(result, lang)
     lines.append(end)
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
-           "unit_count_rows",
+__all__ = ["LANGS", "boards_table", "objective_text", "render_explore_section",
+           "section_markers", "summary_of", "unit_count_rows",
            "upsert_comparison", "upsert_section", "weighted_speedups"]
