@@ -17,8 +17,9 @@ import re
 from collections.abc import Mapping
 
 from dse.model.project import VIEW_TEXT, Projection
-from dse.report import sections
+from dse.report import numbers, sections
 from dse.report.i18n import render_msg
+from dse.report.identity import plan_ref, scenario_key, scenario_text
 from dse.report.table import md_table
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -30,20 +31,20 @@ _S: dict[str, tuple[str, str]] = {
     # -- summary card ------------------------------------------------------------------------
     "h.card": ("### 结论", "### The answer"),
     "card.plan": ("推荐方案", "Recommended plan"),
-    "card.plan_val": ("`{design}`：{n_pl}/{n_lin} 个 Linear 在 PL 上（{n_res} 个权重常驻），"
+    "card.plan_val": ("{ref}，`{design}`：{n_pl}/{n_lin} 个 Linear 在 PL 上（{n_res} 个权重常驻），"
                       "lm_head 在{head}；其余算子在 PS 上（{rt} 运行时）",
-                      "`{design}`: {n_pl} of {n_lin} Linears in the PL ({n_res} with resident "
-                      "weights), lm_head on the {head}; every other operator on the PS ({rt} "
-                      "runtime)"),
+                      "{ref}, `{design}`: {n_pl} of {n_lin} Linears in the PL ({n_res} with "
+                      "resident weights), lm_head on the {head}; every other operator on the PS "
+                      "({rt} runtime)"),
     "card.head.pl": ("PL 的稠密输出头单元", "PL's dense head unit"),
     "card.head.two_stage": ("引擎上的两级输出头（PS 重算前 {k} 个）",
                             "engines as a two-stage head (the PS rescores the top {k})"),
     "card.units": ("引擎之外的 PL 单元", "PL units besides the engines"),
     "card.head.ps": ("PS 上", "PS"),
     "card.speed": ("解码速度", "Decode speed"),
-    "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token，上下文 {ctx} 个 token）；首 token 时间 "
+    "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token；{scen}）；首 token 时间 "
                        "{ttft} ms（{p} 个提示 token 的预填充）",
-                       "**{tok:.2f} tok/s** ({ms} ms/token at {ctx} tokens of context); time to "
+                       "**{tok:.2f} tok/s** ({ms} ms/token; {scen}); time to "
                        "first token {ttft} ms (prefill of {p} prompt tokens)"),
     "card.vs": ("对比", "Against"),
     "card.vs_val": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；{spt} 对仅 CPU 的 "
@@ -351,20 +352,9 @@ def _cols(key: str, lang: str, **fields: object) -> list[str]:
 
 # -- number formats --------------------------------------------------------------------------
 
-def _ms(x: float) -> str:
-    """Milliseconds: one decimal from 100 ms up, two below (0.17, 43.47, 780.3)."""
-    if not math.isfinite(x):
-        return "∞"
-    return f"{x:,.1f}" if abs(x) >= 100 else f"{x:.2f}"
-
-
-def _x(x: float) -> str:
-    return f"{x:.2f}x" if math.isfinite(x) else "∞"
-
-
-def _pct(x: float) -> str:
-    """A fraction as a percentage; an inf (a resource the part lacks, yet used) as n/a."""
-    return f"{x:.1%}" if math.isfinite(x) else "n/a"
+_ms = numbers.ms  # milliseconds: two decimals below 100, one from 100 up
+_x = numbers.times
+_pct = numbers.pct  # an inf (a resource the part lacks, yet used) prints as n/a
 
 
 def _num(x: float) -> str:
@@ -399,7 +389,8 @@ def summary_of(result: ExploreResult) -> dict:
     torch = next((b for b in d.baselines if b.runtime == "torch"), None)
     return {
         "board": result.board.name, "board_stem": result.board.stem,
-        "plan": best.label, "design": best.plan.design.label(),
+        "plan": best.label, "plan_id": best.plan.identity, "design": best.plan.design.label(),
+        "scenario": scenario_key(d.scenario, result.calibration),
         "packing": best.plan.design.packing, "runtime": best.plan.runtime,
         "n_linears": len(d.layers), "n_pl": sum(lp.placement != "cpu" for lp in d.layers),
         "n_resident": len(best.plan.resident),
@@ -470,13 +461,15 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         head = (_t("card.head.pl", lang) if sm["head_unit"]
                 else _t("card.head.two_stage", lang, k=sm["head_top_k"]))
     rows = [
-        (_t("card.plan", lang), _t("card.plan_val", lang, design=sm["design"], n_pl=sm["n_pl"],
+        (_t("card.plan", lang), _t("card.plan_val", lang, ref=plan_ref(
+            sm["plan"], sm["plan_id"], lang), design=sm["design"], n_pl=sm["n_pl"],
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
         (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
         *unit_count_rows(result, lang),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
-                                    ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
+                                    ms=_ms(sm["ms_per_token"]),
+                                    scen=scenario_text(sm["scenario"], lang, False),
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
                                     p=sm["prompt_tokens"])),
         (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
@@ -684,11 +677,12 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
     torch_fit = d.baseline_of("torch").feasible if "torch" in speed else False
     vs_torch = (_x(speed["torch"]) + ("" if torch_fit else _t("nofit", lang))
                 if "torch" in speed else "—")
-    return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
+    return [rank, f"`{rp.label}` (`{rp.plan.identity}`)", f"`{rp.plan.design.label()}`",
+            rp.plan.design.packing,
             f"`{rp.plan.runtime}`, KV {rp.decode.scenario.kv_dtype}",
             " ".join(f"`{u}`" for u in rp.plan.unit_labels) or "—",
             str(len(rp.plan.offload)), str(len(rp.plan.resident)),
-            f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
+            _ms(rp.objective_ms), f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
             _pct(util["uram"]), _pct(util["dsp"]),
             f"{d.memory_bytes / 2**20:,.0f} / {d.memory_capacity_bytes / 2**20:,.0f}",
