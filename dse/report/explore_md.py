@@ -550,6 +550,24 @@ def upsert_comparison(report_text: str) -> str:
     return text[:first] + block + "\n" + text[first:]
 
 
+def card_summary(report_text: str, board_stem: str) -> dict | None:
+    """The summary of ``board_stem``'s answer card in a report (None: no explore section for
+    that board, or one without a summary this version reads)."""
+    begin, end = section_markers(board_stem)
+    start = report_text.find(begin)
+    stop = report_text.find(end, start) if start >= 0 else -1
+    if start < 0 or stop < 0:
+        return None
+    m = _SUMMARY_RE.search(report_text, start, stop)
+    if m is None:
+        return None
+    try:
+        sm = json.loads(m.group(1))
+    except ValueError:
+        return None
+    return sm if isinstance(sm, dict) else None
+
+
 def _drop_block(text: str) -> str:
     start = text.find(_BOARDS_BEGIN)
     if start < 0:

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: The fields of a scenario a figure depends on, in the order they are printed.
+from dse.model.scenario import scenario_key
+
+__all__ = ["SCENARIO_FIELDS", "plan_ref", "scenario_diff", "scenario_key", "scenario_text"]
+
+#: The fields of a scenario a figure depends on, in the order they are compared.
 SCENARIO_FIELDS = ("phase", "m", "context_tokens", "sequences", "kv_dtype", "view",
                    "calibration")
 
@@ -39,14 +43,6 @@ _W = {
 def _w(key: str, lang: str, **kw: object) -> str:
     text = _W[key][0 if lang == "zh" else 1]
     return text.format(**kw) if kw else text
-
-
-def scenario_key(sc, calibration: str = "none") -> dict:
-    """The scenario of a projection as plain values (``SCENARIO_FIELDS``), for a summary, a
-    JSON file or a comparison."""
-    return {"phase": sc.phase, "m": sc.m, "context_tokens": sc.context_tokens,
-            "sequences": sc.sequences, "kv_dtype": sc.kv_dtype, "view": sc.view,
-            "calibration": calibration or "none"}
 
 
 def scenario_text(key: Mapping, lang: str, with_calibration: bool = True) -> str:
