@@ -55,8 +55,8 @@ def test_explore_then_calibrate_from_agree_with_the_card(capsys, tmp_path):
     best = _row(cal, "`best`")
     assert best[1] == f"`{card['plan_id']}`" or best[1].startswith(f"`{card['plan_id']}` → ")
     assert best[3] == ms(card["ms_per_token"])
-    assert f"The same plan as the answer card's above (plan `{card['plan_id']}`, the same " \
-           f"scenario)." in cal
+    assert f"the answer card above was of the same plan (plan `{card['plan_id']}`) at the " \
+           f"same scenario" in cal
     assert "decode at 256 tokens of context, 1 sequence, KV int8" in cal
     # a fitted value prints at the precision its error supports, in its unit
     assert re.search(r"`cache_maint_bytes_per_s` \| 5.3 GB/s \| [\d.]+ ± [\d.]+ GB/s", cal)
@@ -66,7 +66,11 @@ def test_explore_then_calibrate_from_agree_with_the_card(capsys, tmp_path):
     # another scenario (or another plan), naming the card's figure
     _run(capsys, "explore", "--board", "kv260", "--report", str(report), "--context-tokens",
          "1024")
-    card2 = card_summary(report.read_text(encoding="utf-8"), "kv260")
+    text = report.read_text(encoding="utf-8")
+    card2 = card_summary(text, "kv260")
+    # the card says the calibration section below was written against another scenario
+    line = next(ln for ln in text.splitlines() if "**Calibration section below**" in ln)
+    assert "at another scenario: context 256 vs 1024" in line or "of another plan" in line
     _run(capsys, "calibrate", "--from", str(LOG), "--report", str(report), "-o",
          str(tmp_path / "cal2.yaml"))
     cal = _section(report.read_text(encoding="utf-8"), "calibrate", "kv260")
@@ -74,6 +78,12 @@ def test_explore_then_calibrate_from_agree_with_the_card(capsys, tmp_path):
             f"ms/token holds for its own" in cal
             or f"Note: the answer card above recommends `best` (plan `{card2['plan_id']}`) "
                f"({ms(card2['ms_per_token'])} ms/token at decode at 1024 tokens" in cal)
+    # explored once more at 256: the calibration section (the default search's plan, at
+    # 256) is of the card's plan and scenario again, and the card says so
+    _run(capsys, "explore", "--board", "kv260", "--report", str(report))
+    text = report.read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if "**Calibration section below**" in ln)
+    assert line.endswith(f"of this plan (`{card['plan_id']}`) at this scenario")
 
 
 @pytest.mark.rtl
@@ -93,7 +103,7 @@ def test_explore_then_calibrate_sim_agree_with_the_card(capsys, tmp_path, monkey
             f"tokens of context, 1 sequence, KV int8: projected {ms(card['ms_per_token'])} "
             f"ms/token before calibration") in out
     cal = _section(report.read_text(encoding="utf-8"), "calibrate", "zcu104")
-    same = f"与上方 `dse explore` 结论中的推荐方案相同（方案 `{card['plan_id']}`，同一场景）。"
+    same = f"与上方 `dse explore` 结论中的推荐方案相同（方案 `{card['plan_id']}`，同一场景）"
     assert same in cal
     before = _row(cal, "校准前预测")
     assert before[1] == ms(card["ms_per_token"])

@@ -136,9 +136,12 @@ def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs, l
                         lang=lang)
 
     def update(current: str | None) -> str:
+        from dse.report.calibrate_md import calibrated_summary
+
         text, lang_ = base_report_text(current, profile, stem, lang, report_path)
         return upsert_section(text, result.board.stem, render_explore_section(
-            result, lang_, plots.names, plot_note=plots.note))
+            result, lang_, plots.names, plot_note=plots.note,
+            calibrated=calibrated_summary(text, result.board.stem)))
 
     out.rewrite(report_path, update)
     return plots

@@ -109,8 +109,11 @@ _S: dict[str, tuple[str, str]] = {
                           "model"),
     "kind.measured": ("实测", "measured"),
     "kind.simulated": ("仿真", "simulated"),
-    "card.same": ("与上方 `dse explore` 结论中的推荐方案相同（方案 `{id}`，同一场景）。",
-                  "The same plan as the answer card's above (plan `{id}`, the same scenario)."),
+    "card.same": ("写入本节时，与上方 `dse explore` 结论中的推荐方案相同（方案 `{id}`，同一场景）；"
+                  "之后若重新探索，结论会说明是否仍一致。",
+                  "When this section was written, the answer card above was of the same plan "
+                  "(plan `{id}`) at the same scenario; a later `dse explore` says in the card "
+                  "whether it still is."),
     "card.other_plan": ("注意：上方结论推荐的是 {card}（{card_ms} ms/token，{card_scen}），"
                         "不是本节校准的 {ref}：两节由不同的运行写成（不同的方案版本、选项或"
                         "校准）。重新运行 `dse explore` 或 `dse calibrate` 使两者一致。",
@@ -313,5 +316,50 @@ def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, l
                          numbers.times(b.speedup), numbers.ms(a.objective_ms),
                          numbers.times(a.speedup)])
         out.append(md_table(_cols("cols.replan", lang), rows))
+    plan = _plan_of(e2e, replans)
+    if plan is not None:
+        out += ["", calibrated_comment({**plan, "created": cal.created, "calibration":
+                                        cal.label() if cal.path else None})]
     out.append(end)
     return "\n".join(out) + "\n"
+
+
+_CALIBRATED = "<!-- dse:calibrated "
+
+
+def _plan_of(e2e: EndToEnd | None, replans) -> dict | None:
+    """The plan the section speaks of (its end-to-end figures', else the re-projection's
+    best): label, identity and scenario."""
+    if e2e is not None:
+        return {"plan": e2e.plan, "plan_id": e2e.plan_id, "scenario": e2e.scenario}
+    if replans:
+        b = replans[0][0]
+        return {"plan": b.label, "plan_id": b.plan.identity,
+                "scenario": scenario_key(b.decode.scenario)}
+    return None
+
+
+def calibrated_comment(data: Mapping) -> str:
+    """The machine-readable line naming the plan a calibration section speaks of."""
+    import json
+
+    return f"{_CALIBRATED}{json.dumps(dict(data), ensure_ascii=False, sort_keys=True)} -->"
+
+
+def calibrated_summary(report_text: str, board_stem: str) -> dict | None:
+    """The plan ``board_stem``'s calibration section in a report speaks of (None: no such
+    section, or one without the line)."""
+    import json
+
+    begin, end = sections.section_markers("calibrate", board_stem)
+    start = report_text.find(begin)
+    stop = report_text.find(end, start) if start >= 0 else -1
+    at = report_text.find(_CALIBRATED, start, stop) if stop >= 0 else -1
+    if at < 0:
+        return None
+    close = report_text.find(" -->", at, stop)
+    try:
+        data = json.loads(report_text[at + len(_CALIBRATED):close])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

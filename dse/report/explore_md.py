@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dse.model.project import VIEW_TEXT, Projection
 from dse.report import numbers, sections
 from dse.report.i18n import render_msg
-from dse.report.identity import plan_ref, scenario_key, scenario_text
+from dse.report.identity import plan_ref, scenario_diff, scenario_key, scenario_text
 from dse.report.table import md_table
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -70,6 +70,15 @@ _S: dict[str, tuple[str, str]] = {
     "card.split_part": ("{what} {ms} ms（{share:.0%}）", "{what} {ms} ms ({share:.0%})"),
     "list.sep": ("，", ", "),
     "card.cal": ("校准", "Calibration"),
+    "card.calsec": ("下方的校准章节", "Calibration section below"),
+    "calsec.same": ("针对本方案（`{id}`）、本场景", "of this plan (`{id}`) at this scenario"),
+    "calsec.other": ("针对另一方案 {ref}（{scen}），写于本结论之前：其中的端到端数值不是本方案的；"
+                     "重新运行 `dse calibrate` 使两者一致",
+                     "of another plan, {ref} ({scen}), written before this card: its end-to-end "
+                     "figures are not this plan's; re-run `dse calibrate` to bring them into "
+                     "step"),
+    "calsec.scen": ("针对本方案（`{id}`），但场景不同：{diff}", "of this plan (`{id}`) at another "
+                    "scenario: {diff}"),
     "card.build": ("能否用附带的 overlay 构建", "Buildable by the shipped overlay"),
     "build.yes": ("是", "yes"),
     "build.no": ("否（仅作假设分析）", "no (a what-if)"),
@@ -452,7 +461,27 @@ def _split_text(sm: dict, lang: str) -> str:
     return _t("card.split", lang, ms=_ms(total), parts=_t("list.sep", lang).join(parts))
 
 
-def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
+def _calsec_rows(sm: dict, calibrated: Mapping | None, lang: str) -> list[tuple[str, str]]:
+    """The card's line on the report's calibration section for this board: whether it speaks
+    of this plan at this scenario (a section written by another run may not)."""
+    if not calibrated:
+        return []
+    scen = calibrated.get("scenario")
+    if calibrated.get("plan_id") != sm["plan_id"]:
+        text = _t("calsec.other", lang, ref=plan_ref(str(calibrated.get("plan")), str(
+            calibrated.get("plan_id")), lang), scen=scenario_text(scen, lang, False)
+            if isinstance(scen, Mapping) else "?")
+    else:
+        mine = {**sm["scenario"], "calibration": None}
+        theirs = {**scen, "calibration": None} if isinstance(scen, Mapping) else mine
+        diff = scenario_diff(theirs, mine, lang)
+        text = (_t("calsec.scen", lang, id=sm["plan_id"], diff=diff) if diff
+                else _t("calsec.same", lang, id=sm["plan_id"]))
+    return [(_t("card.calsec", lang), text)]
+
+
+def _card_block(result: ExploreResult, lang: str, sm: dict,
+                calibrated: Mapping | None = None) -> list[str]:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
@@ -489,6 +518,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         (_t("card.limit", lang), _limit_text(sm["bound"], lang) + _split_text(sm, lang)),
         (_t("card.cal", lang), _t("m.no_cal", lang) if sm["calibration"] in ("", "none")
          else f"`{sm['calibration']}`"),
+        *_calsec_rows(sm, calibrated, lang),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
             sm["buildable"], "build.unknown"), lang) + (
                 f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")
@@ -984,16 +1014,18 @@ def _notes_block(result: ExploreResult, lang: str) -> list[str]:
 
 
 def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str],
-                           plot_note: str = "") -> str:
+                           plot_note: str = "", calibrated: Mapping | None = None) -> str:
     """The whole section for ``result.board``, fenced by its markers, ending in a newline.
 
     ``plots`` maps a plot kind ("roofline", "pareto") to a file name relative to the report;
-    ``plot_note`` says why they are not in the report's language, if they are not.
+    ``plot_note`` says why they are not in the report's language, if they are not;
+    ``calibrated``: the plan the report's calibration section for this board speaks of
+    (``dse.report.calibrate_md.calibrated_summary``), which the card relates itself to.
     """
     _t("title", lang)  # reject an unknown language before doing any work
     begin, end = section_markers(result.board.stem)
     lines = [begin, _t("title", lang, board=result.board.name), ""]
-    lines += _card_block(result, lang, summary_of(result))
+    lines += _card_block(result, lang, summary_of(result), calibrated)
     lines += _board_block(result, lang)
     lines += _method_block(result, lang)
     lines += _plans_block(result, lang)
