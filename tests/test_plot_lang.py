@@ -85,6 +85,9 @@ def test_the_shipped_font_covers_every_chinese_plot_string():
     wanted = {c for zh, _ in plot_text._P.values() for c in CJK_RE.findall(zh)}
     wanted |= {c for v in (*plot_text._PLAN_NAMES.values(), *plot_text._UNIT_KINDS.values())
                for c in CJK_RE.findall(v)}
+    from dse.report.matrix import _M
+
+    wanted |= {c for k, (zh, _) in _M.items() if k.startswith("png.") for c in CJK_RE.findall(zh)}
     missing = sorted(c for c in wanted if ord(c) not in cmap)
     assert wanted and missing == [], "rebuild: python -m dse.report.fonts NotoSansCJK.ttc"
 
