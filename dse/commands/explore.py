@@ -186,6 +186,8 @@ class _progress:
 
 
 def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:
+    from dse.report import numbers
+
     obj = result.objective
     lines = [
         f"board: {result.board.name} ({result.board.part}); profile: {source}",
@@ -193,7 +195,7 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         f"{', '.join(obj.runtimes)}; KV cache {' or '.join(obj.kv_formats)}"
         f"{' (searched)' if len(obj.kv_formats) > 1 else ''}; calibration: {result.calibration}",
         "CPU-only baselines: " + "; ".join(
-            f"{b.runtime} (KV {b.kv_dtype}) {b.ms:,.1f} ms"
+            f"{b.runtime} (KV {b.kv_dtype}) {numbers.ms(b.ms)} ms"
             + (f", {b.energy.watts:.2f} W, {b.energy.j_per_token:.3f} J/token" if b.energy
                else "")
             + ("" if b.feasible else f" (does not fit: {b.reason})")
@@ -208,9 +210,10 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         d = rp.decode
         util = d.utilization
         e = d.energy
-        rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
-                     d.scenario.kv_dtype, " ".join(rp.plan.unit_labels) or "-",
-                     len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.4g}",
+        rows.append([i, f"{rp.label} ({rp.plan.identity})", rp.plan.design.label(),
+                     rp.plan.runtime, d.scenario.kv_dtype,
+                     " ".join(rp.plan.unit_labels) or "-", len(rp.plan.offload),
+                     len(rp.plan.resident), numbers.ms(rp.objective_ms),
                      f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
                      f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
                      f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
