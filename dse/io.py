@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.errors import DseError
+from dse.errors import DseError, register_lines
 
 # -- reading -----------------------------------------------------------------------------------
 
@@ -64,28 +64,130 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+class _Duplicated(dict):
+    """A JSON object that held a key twice (the last value kept, as ``json`` would)."""
+
+    key: str = ""
+
+
+def _unique_pairs(found: list) -> Callable[[list], dict]:
+    """``object_pairs_hook`` noting objects with a repeated key (``found`` gets True)."""
+
+    def hook(pairs: list) -> dict:
+        out: dict = {}
+        for k, v in pairs:
+            if k in out and not found:
+                dup = _Duplicated(out)
+                dup.key = k
+                out = dup
+                found.append(True)
+            out[k] = v
+        return out
+
+    return hook
+
+
+def _duplicate_at(tree: Any, where: tuple = ()) -> tuple[tuple, str] | None:
+    """(path, key) of the first object of ``tree`` that held a key twice."""
+    stack = [(tree, where)]
+    while stack:
+        obj, at = stack.pop()
+        if isinstance(obj, _Duplicated):
+            return at, obj.key
+        if isinstance(obj, dict):
+            stack += [(v, (*at, k)) for k, v in reversed(obj.items())]
+        elif isinstance(obj, list):
+            stack += [(v, (*at, i)) for i, v in reversed(list(enumerate(obj)))]
+    return None
+
+
 def parse_json(text: str, path: object) -> Any:
     """Parse strict JSON text: ``FILE: line N: expected JSON (...)`` on a syntax error.
 
     ``NaN`` and ``Infinity`` (which Python's json module reads by default) are refused: they
-    are not JSON, and dse never writes them.
+    are not JSON, and dse never writes them. So is an object holding a key twice: the json
+    module would silently keep the last value, which is rarely what the author meant.
     """
+    found: list = []
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant,
+                          object_pairs_hook=_unique_pairs(found))
     except json.JSONDecodeError as exc:
         raise DseError(f"{path}: line {exc.lineno}: expected JSON ({exc.msg})") from None
     except ValueError as exc:
         raise DseError(f"{path}: expected strict JSON ({exc})") from None
     except RecursionError:
         raise _too_deep(path, "JSON") from None
+    if found:
+        hit = _duplicate_at(data)
+        if hit is not None:
+            at, key = hit
+            field = ".".join(str(p) for p in (*at, key))
+            raise DseError(f"{path}: {field}: expected each key once in a JSON object, "
+                           f"{key!r} appears more than once (which one was meant?)")
+    return data
+
+
+#: Most values a YAML document may expand to: its aliases (``*a``) repeat a node without
+#: copying it, so a few lines can stand for billions of values (a "billion laughs").
+MAX_YAML_VALUES = 1_000_000
+
+
+def _yaml_walk(node: Any, at: tuple, lines: dict[str, int], path: object,
+               sizes: dict[int, int]) -> int:
+    """Record each node's line under its dotted path, refuse a mapping that holds a key twice,
+    and return how many values the node expands to (aliases counted every time)."""
+    import yaml
+
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 0  # a recursive alias counts as empty, not forever
+    if at:
+        lines.setdefault(".".join(str(p) for p in at), node.start_mark.line + 1)
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[tuple, int] = {}
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                ident = (k.tag, k.value)
+                if ident in seen:
+                    field = ".".join(str(p) for p in (*at, k.value))
+                    raise DseError(f"{path}: line {k.start_mark.line + 1}: {field}: expected "
+                                   f"each key once, {k.value!r} is already set on line "
+                                   f"{seen[ident]} (which one was meant?)")
+                seen[ident] = k.start_mark.line + 1
+            key = k.value if isinstance(k, yaml.ScalarNode) else "?"
+            lines.setdefault(".".join(str(p) for p in (*at, key)), k.start_mark.line + 1)
+            total += _yaml_walk(v, (*at, key), lines, path, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            total += _yaml_walk(v, (*at, i), lines, path, sizes)
+    if total > MAX_YAML_VALUES:
+        raise DseError(f"{path}: line {node.start_mark.line + 1}: expected a document of at "
+                       f"most {MAX_YAML_VALUES:,} values (its aliases expand it to more)")
+    sizes[id(node)] = total
+    return total
 
 
 def parse_yaml(text: str, path: object) -> Any:
-    """Parse YAML with the safe loader: ``FILE: line N: expected valid YAML (...)``."""
+    """Parse YAML with the safe loader: ``FILE: line N: expected valid YAML (...)``.
+
+    Also refused, each in one line naming the line: a mapping that holds a key twice (the
+    safe loader would keep the last value silently: a second ``value:`` in a calibration
+    would flip a recommendation), and aliases expanding to more than ``MAX_YAML_VALUES``
+    values. Every field's line is registered (``dse.errors.register_lines``), so a loader's
+    later error about a field names its line.
+    """
     import yaml
 
+    register_lines(path, {})
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        lines: dict[str, int] = {}
+        if node is not None:
+            _yaml_walk(node, (), lines, path, {})
+        data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "document"
@@ -93,6 +195,10 @@ def parse_yaml(text: str, path: object) -> Any:
                        f"({getattr(exc, 'problem', None) or exc})") from None
     except RecursionError:
         raise _too_deep(path, "YAML") from None
+    finally:
+        loader.dispose()
+    register_lines(path, lines)
+    return data
 
 
 def load_json(path: str | Path, what: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -119,11 +120,22 @@ def _write(tmp_path: Path, data: object, name: str = "bad.yaml") -> Path:
 
 
 def _error(path: Path) -> str:
+    """The one-line error, with its ``line N:`` checked (that line holds the field or the
+    mapping it is missing from) and then taken out."""
     with pytest.raises(DseError) as info:
         load_board(path)
-    msg = str(info.value)
+    return without_line(str(info.value), path)
+
+
+def without_line(msg: str, path: Path) -> str:
     assert "\n" not in msg
-    return msg
+    m = re.match(rf"{re.escape(str(path))}: line (\d+): ", msg)
+    if m is None:
+        return msg
+    text = path.read_text(encoding="utf-8").splitlines()[int(m.group(1)) - 1]
+    field = msg[m.end():].split(":")[0]
+    assert " " in field or any(part in text for part in field.split(".") if not part.isdigit()), (msg, text)
+    return f"{path}: {msg[m.end():]}"
 
 
 def _mutated(base: dict, section: str | None, key: str, value: object = ...) -> dict:
@@ -212,8 +224,9 @@ def test_board_from_mapping_rejects_non_mapping():
 def test_invalid_yaml_syntax(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: ZCU104\npl: [unclosed\npart: x\n", encoding="utf-8")
-    msg = _error(path)
-    assert msg.startswith(f"{path}: line 3: expected valid YAML (")
+    with pytest.raises(DseError) as info:
+        load_board(path)
+    assert str(info.value).startswith(f"{path}: line 3: expected valid YAML (")
 
 
 def test_missing_file(tmp_path: Path):
@@ -244,7 +257,7 @@ def test_cli_validate_good_and_bad(tmp_path: Path, base: dict, capsys):
     assert main(["boards", "validate", str(good), str(bad)]) == 2
     out, err = capsys.readouterr()
     assert f"ok      {good} (ZCU104, xczu7ev-ffvc1156-2-e)" in out
-    assert f"INVALID {bad}: pl.dsp: expected a value > 0, got 0" in err
+    assert f"INVALID {bad}: line 7: pl.dsp: expected a value > 0, got 0" in err
     assert str(good) not in err
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from dse.errors import DseError, located
-from dse.io import read_text
+from dse.io import parse_yaml, read_text
 from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 
@@ -243,10 +243,7 @@ def load_calibration(path: str | Path) -> Calibration:
     """Read and validate a calibration file; its sha256 goes into every label it makes."""
     p = Path(path)
     text = read_text(p, "calibration")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DseError(f"{p}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = parse_yaml(text, p)
     return calibration_from_dict(data, str(p), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.errors import DseError, located
-from dse.io import read_text
+from dse.io import parse_json, read_text
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
 
@@ -345,14 +345,7 @@ def load_log(path: str | Path) -> MeasurementLog:
 
     p = Path(path)
     text = read_text(p, "measurement log")
-
-    def no_constants(name: str) -> None:
-        raise ValueError(f"{name} is not a number a measurement can have")
-
-    try:
-        data = json.loads(text, parse_constant=no_constants)
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise DseError(f"{p}: expected a JSON measurement log ({exc})") from None
+    data = parse_json(text, p)
     return log_from_dict(data, str(p), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
