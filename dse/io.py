@@ -38,14 +38,19 @@ from dse.errors import DseError, register_lines
 # -- reading -----------------------------------------------------------------------------------
 
 
-def read_text(path: str | Path, what: str) -> str:
+def read_text(path: str | Path, what: str, *, exact: bool = False) -> str:
     """Read a UTF-8 input file, or raise the one-line error every loader gives.
 
     ``what`` names the kind of file (``board``, ``profile``, ``plan`` ...):
     ``FILE: no such board file``, ``FILE: cannot read board file (Is a directory)``.
+    ``exact``: keep line endings as they are (``\r\n`` stays): a file dse rewrites (a
+    report gaining a section) must come back byte for byte outside dse's own text.
     """
     p = Path(path)
     try:
+        if exact:
+            with open(p, encoding="utf-8", newline="") as fh:
+                return fh.read()
         return p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DseError(f"{p}: no such {what} file") from None
@@ -406,29 +411,47 @@ class Outputs:
 
     # -- committing ------------------------------------------------------------------------
     def commit(self) -> list[Path]:
-        """Write every staged output, or none; return the paths written."""
+        """Write every staged output, or none; return the paths written.
+
+        In order, and nothing is replaced before the last step: the reports are re-read
+        and rewritten in memory under their locks; every file is written in full to a
+        temporary file beside it (a full disk stops here); streams (``/dev/stdout``) are
+        written; then, with Ctrl-C and SIGTERM held, every file is put in place. Should one
+        of those last steps fail, the files already put in place get their old contents
+        back. No temporary file is left on any failure, and an error names the file.
+        """
         todo = [pend for pend in self._pending.values()
                 if pend.data is not None or pend.update is not None]
         locks = [pend.target for pend in todo if pend.update is not None]
         temps: dict[Path, str] = {}
+        done: list[_Undo] = []
         try:
             with _locked(sorted(locks)):
                 for pend in todo:
                     if pend.update is not None:
-                        current = (read_text(pend.target, pend.what)
+                        current = (read_text(pend.target, pend.what, exact=True)
                                    if pend.target.exists() else None)
                         pend.data = pend.update(current).encode("utf-8")
                 files = [pend for pend in todo if not pend.stream]
                 for pend in files:
-                    temps[pend.target] = _stage(pend)
-                with _sigint_deferred():
-                    for pend in files:
-                        _install(pend, temps.pop(pend.target))
+                    with _naming(pend, "write"):
+                        temps[pend.target] = _stage(pend)
                 for pend in todo:
                     if pend.stream:
-                        with open(pend.target, "wb") as fh:
-                            fh.write(pend.data or b"")
-        except OSError as exc:
+                        with _naming(pend, "write"):
+                            _write_stream(pend)
+                with signals_held():
+                    try:
+                        for pend in files:
+                            with _naming(pend, "replace"):
+                                done.append(_install(pend, temps.pop(pend.target)))
+                    except BaseException:
+                        for undo in reversed(done):
+                            undo.rollback()
+                        raise
+                for undo in done:
+                    undo.discard()
+        except OSError as exc:  # the locks' sidecar files
             raise os_error(exc, exc.filename) from None
         finally:
             for tmp in temps.values():
@@ -436,6 +459,16 @@ class Outputs:
                     os.unlink(tmp)
         self._pending.clear()
         return [pend.path for pend in todo]
+
+
+@contextlib.contextmanager
+def _naming(pend: _Pending, doing: str) -> Iterator[None]:
+    """An OSError while writing ``pend`` as one line naming it (and saying nothing changed)."""
+    try:
+        yield
+    except OSError as exc:
+        raise DseError(f"{pend.path}: cannot {doing} {pend.what} ({exc.strerror or exc}); "
+                       f"no output of this run was changed") from None
 
 
 def _check_writable(folder: Path, p: Path, what: str) -> None:
@@ -449,15 +482,35 @@ def _check_writable(folder: Path, p: Path, what: str) -> None:
     os.unlink(tmp)
 
 
+#: ``os.pwrite``, through a name tests can replace to fill the disk at a chosen byte.
+_pwrite = os.pwrite
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        n = _pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(28, "No space left on device")
+        view = view[n:]
+        offset += n
+
+
 def _stage(pend: _Pending) -> str:
-    """Write the bytes to a temporary file beside the target, with the mode it should have."""
+    """Write the bytes to a temporary file beside the target, with the mode it should have,
+    and check they are all there."""
     fd, tmp = tempfile.mkstemp(prefix=f".{pend.target.name}.", suffix=".tmp",
                                dir=pend.target.parent)
+    data = pend.data or b""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pend.data or b"")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            _write_all(fd, data, 0)
+            os.fsync(fd)
+            if os.fstat(fd).st_size != len(data):
+                raise OSError(5, f"wrote {os.fstat(fd).st_size} of {len(data)} bytes")
+        finally:
+            os.close(fd)
         try:
             st = os.stat(pend.target)
         except FileNotFoundError:
@@ -474,22 +527,97 @@ def _stage(pend: _Pending) -> str:
     return tmp
 
 
-def _install(pend: _Pending, tmp: str) -> None:
-    """Put a staged file in place: rename over the target, or copy into a hard-linked one."""
+def _write_stream(pend: _Pending) -> None:
+    """A device or FIFO (``--json /dev/stdout``) gets the bytes as they are."""
+    with open(pend.target, "wb") as fh:
+        fh.write(pend.data or b"")
+        fh.flush()
+
+
+@dataclass
+class _Undo:
+    """How to take back one installed output: the old file (a hard link to it, kept as
+    ``backup``) or its old bytes (a hard-linked file rewritten in place), or nothing to
+    restore (the file is new: remove it)."""
+
+    target: Path
+    backup: str | None = None
+    old_bytes: bytes | None = None
+    existed: bool = True
+
+    def rollback(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.old_bytes is not None:
+                _write_in_place(self.target, self.old_bytes)
+            elif self.backup is not None:
+                os.replace(self.backup, self.target)
+                self.backup = None
+            elif not self.existed:
+                os.unlink(self.target)
+
+    def discard(self) -> None:
+        if self.backup is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.backup)
+
+
+def _install(pend: _Pending, tmp: str) -> _Undo:
+    """Put a staged file in place: rename over the target (keeping a hard link to the old
+    file until every output is in), or, for a file with other hard links, write into it."""
     try:
         links = os.stat(pend.target).st_nlink
     except FileNotFoundError:
-        links = 1
-    if links > 1:
-        # Renaming would cut this name off from the file's other names: write in place.
-        with open(pend.target, "r+b") as fh:
-            fh.truncate(0)
-            fh.write(pend.data or b"")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.unlink(tmp)
-    else:
         os.replace(tmp, pend.target)
+        return _Undo(pend.target, existed=False)
+    if links > 1:
+        # Renaming would cut this name off from the file's other names: write in place. The
+        # staged copy proved the bytes fit on the disk; removing it first frees that space.
+        os.unlink(tmp)
+        old = _write_in_place(pend.target, pend.data or b"")
+        return _Undo(pend.target, old_bytes=old)
+    backup = tmp[: -len(".tmp")] + ".old"
+    try:
+        os.link(pend.target, backup)
+    except OSError:  # a file system without hard links: no way back for this one file
+        backup = None
+    try:
+        os.replace(tmp, pend.target)
+    except BaseException:
+        if backup is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(backup)
+        raise
+    return _Undo(pend.target, backup=backup)
+
+
+def _write_in_place(target: Path, data: bytes) -> bytes:
+    """Rewrite a file in place without ever leaving it cut short; return its old bytes.
+
+    The part of ``data`` beyond the old length is written first (only that needs new disk
+    blocks); if the disk fills, the file is cut back to its old length, i.e. left exactly
+    as it was. Only then are the old bytes overwritten and the file cut to its new length.
+    """
+    fd = os.open(target, os.O_RDWR)
+    try:
+        old = b""
+        while chunk := os.read(fd, 1 << 20):
+            old += chunk
+        try:
+            if len(data) > len(old):
+                _write_all(fd, data[len(old):], len(old))
+                os.fsync(fd)
+            _write_all(fd, data[: len(old)], 0)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _write_all(fd, old, 0)
+                os.ftruncate(fd, len(old))
+                os.fsync(fd)
+            raise
+    finally:
+        os.close(fd)
+    return old
 
 
 def lock_path(target: Path) -> Path:
@@ -532,17 +660,22 @@ def _acquire(path: Path) -> tuple[int, Path]:
         os.close(fd)
 
 
+#: Signals held while outputs are put in place: Ctrl-C, ``kill`` and a closed terminal.
+HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C while the renames run, so an interrupt never leaves half the outputs."""
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while the renames run, so a signal never leaves half the
+    outputs; one that arrives meanwhile is delivered when they are done."""
     main = threading.current_thread() is threading.main_thread()
     if main:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
     try:
         yield
     finally:
         if main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # -- single writes (a command with one output) ---------------------------------------------------

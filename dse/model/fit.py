@@ -18,29 +18,14 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from dse.model.board import Board
-from dse.model.calibration import FittedParam, apply_params, default_value
+from dse.model.calibration import PARAM_BOUNDS, FittedParam, apply_params, default_value
 from dse.model.constants import CostConstants
 from dse.model.cost import call_cost
 from dse.model.engine import engine_cycles
 from dse.model.measurement_log import Measurement
 
-#: Bounds of each fittable parameter (physical ranges, not guesses of the answer).
-BOUNDS = {
-    "ddr_pl_efficiency": (0.05, 1.0),
-    "per_call_overhead_us": (0.0, 1e5),
-    "native_call_overhead_us": (0.0, 1e5),
-    "pipeline_latency_cycles": (0.0, 1e5),
-    "rescale_ns_per_elem": (0.0, 1e4),
-    "dma_setup_us": (0.0, 1e5),
-    "ps_memory_bandwidth_gb_s": (0.01, 1e3),
-    "cache_maint_bytes_per_s": (1e6, 1e12),
-    "run_burst_us": (0.0, 1e4),
-    "axi_lite_access_us": (0.0, 100.0),
-    "native_op_overhead_us": (0.0, 1e4),
-    "native_topk_cycles_per_elem": (0.0, 1e4),
-    "native_attn_layer_overhead_us": (0.0, 1e4),
-    "native_shift_scan_cycles_per_elem": (0.0, 1e4),
-}
+#: Bounds of each fittable parameter (``dse.model.calibration.PARAM_BOUNDS``).
+BOUNDS = PARAM_BOUNDS
 
 
 def error_summary(errors: Sequence[float]) -> dict[str, float]:
