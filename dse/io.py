@@ -444,7 +444,8 @@ class Outputs:
                     try:
                         for pend in files:
                             with _naming(pend, "replace"):
-                                done.append(_install(pend, temps.pop(pend.target)))
+                                done.append(_install(pend, temps[pend.target]))
+                            del temps[pend.target]
                     except BaseException:
                         for undo in reversed(done):
                             undo.rollback()
@@ -602,16 +603,19 @@ def _write_in_place(target: Path, data: bytes) -> bytes:
         old = b""
         while chunk := os.read(fd, 1 << 20):
             old += chunk
+        overwriting = False
         try:
             if len(data) > len(old):
                 _write_all(fd, data[len(old):], len(old))
                 os.fsync(fd)
+            overwriting = True
             _write_all(fd, data[: len(old)], 0)
             os.ftruncate(fd, len(data))
             os.fsync(fd)
         except BaseException:
             with contextlib.suppress(OSError):
-                _write_all(fd, old, 0)
+                if overwriting:  # the old bytes were being overwritten: put them back
+                    _write_all(fd, old, 0)
                 os.ftruncate(fd, len(old))
                 os.fsync(fd)
             raise

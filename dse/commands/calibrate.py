@@ -111,8 +111,6 @@ def _make_backend(args, board, design):
         return SimBackend.for_design(board, design, shipped_template())
     from dse.hw.pynq_backend import PynqBackend
 
-    if args.overlay is None:
-        raise DseError("--overlay: expected the overlay's .bit file for --backend pynq")
     return PynqBackend(board, args.overlay, timeout_s=args.timeout)
 
 
@@ -204,6 +202,10 @@ def _run_backend(args: argparse.Namespace) -> int:
     from dse.search.explore import explore
 
     board = resolve_board(args.board)
+    if args.backend == "pynq":  # before the search: off the board this fails in a second
+        from dse.hw.pynq_backend import check_ready
+
+        check_ready(args.overlay)
     profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
     out, out_path, report_path = _outputs(args, profile, stem, [board.path])
