@@ -141,33 +141,89 @@ def _where(log, e) -> str:
     return f"{log.path or 'log'}: entries ({e.id})"
 
 
-def _residual_fn(log, entries, wl, board, c, params):
-    from dse.model.predict import measured_s, predict
+def _signature(e) -> tuple:
+    """What an entry's prediction depends on (not its value or id): entries alike in all of
+    it are predicted once per trial (a log of repeats has thousands of entries and a few
+    hundred distinct calls)."""
+    from dse.model.measurement_log import UNITS
 
-    meas = [measured_s(e, log.path) for e in entries]
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        b, cc = apply_params(board, c, dict(zip(params, x, strict=True)))
-        r = []
-        for e, t in zip(entries, meas, strict=True):
-            p = predict(e, wl, b, cc, log.path)
-            r.append(p.time_s / t - 1.0)
-            if p.free_cycles is not None:
-                r.append(p.free_cycles[0] / p.free_cycles[1] - 1.0)
-        return np.asarray(r, dtype=float)
-
-    return residuals
+    return (e.kind, e.what, e.device, e.span, UNITS[e.unit][0], id(e.config),
+            tuple(sorted(e.ints.items())))
 
 
-def _moved_by(log, e, wl, board, c, params: tuple[str, ...]) -> bool:
-    """Whether any of ``params`` moves the prediction of ``e``."""
-    if not params:
-        return False
-    x0 = np.clip(np.array([default_value(p, board, c) for p in params], dtype=float),
-                 [BOUNDS[p][0] for p in params], [BOUNDS[p][1] for p in params])
-    fn = _residual_fn(log, [e], wl, board, c, params)
-    return any(_sensitive(fn, params, x0, np.array([BOUNDS[p][0] for p in params]),
-                          np.array([BOUNDS[p][1] for p in params])))
+class _Residuals:
+    """The relative residuals of ``entries`` as a function of ``params``' values: one row per
+    entry (predicted / measured time - 1) and, for an entry with PL cycle counters, a second
+    row (stall-free cycles, model / measured - 1), in entry order. Alike entries (same
+    ``_signature``) are predicted once per call."""
+
+    def __init__(self, log, entries, wl, board, c, params):
+        from dse.model.predict import measured_s, predict
+
+        self.log, self.wl, self.board, self.c, self.params = log, wl, board, c, tuple(params)
+        self.meas = np.array([measured_s(e, log.path) for e in entries], dtype=float)
+        reps: dict[tuple, int] = {}
+        self.reps: list = []
+        self.rep_of = np.empty(len(entries), dtype=int)
+        for i, e in enumerate(entries):
+            key = _signature(e)
+            if key not in reps:
+                reps[key] = len(self.reps)
+                self.reps.append(e)
+            self.rep_of[i] = reps[key]
+        first = [predict(e, wl, board, c, log.path) for e in self.reps]
+        cyc = np.array([p.free_cycles is not None for p in first])[self.rep_of]
+        #: each row's entry (an entry with cycle counters has two rows)
+        self.entry_of_row = np.repeat(np.arange(len(entries)), np.where(cyc, 2, 1))
+        self.time_rows = np.concatenate(([0], np.cumsum(np.where(cyc, 2, 1))[:-1])).astype(int)
+        self.cycle_rows = self.time_rows[cyc] + 1
+        self.cycle_entries = np.flatnonzero(cyc)
+        self.entries = list(entries)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        from dse.model.predict import predict
+
+        b, cc = apply_params(self.board, self.c, dict(zip(self.params, x, strict=True)))
+        preds = [predict(e, self.wl, b, cc, self.log.path) for e in self.reps]
+        out = np.empty(len(self.entry_of_row), dtype=float)
+        times = np.array([p.time_s for p in preds], dtype=float)[self.rep_of]
+        out[self.time_rows] = times / self.meas - 1.0
+        if len(self.cycle_rows):
+            ratio = np.array([p.free_cycles[0] / p.free_cycles[1] if p.free_cycles else 0.0
+                              for p in preds], dtype=float)
+            out[self.cycle_rows] = ratio[self.rep_of[self.cycle_entries]] - 1.0
+        return out
+
+
+def _residual_fn(log, entries, wl, board, c, params) -> _Residuals:
+    return _Residuals(log, entries, wl, board, c, params)
+
+
+def _probes(x0: float, lo: float, hi: float) -> list[float]:
+    """Where a parameter is tried to see what it moves: half, double, and a tenth of the way
+    up its range (a max() of roofline terms is flat where another term binds)."""
+    return [float(np.clip(p, lo, hi))
+            for p in (x0 * 0.5, x0 * 2 + 1e-3, lo + 0.1 * (min(hi, 10 * x0 + 1) - lo))]
+
+
+def entry_sensitivity(log, entries, wl, board, c, params: tuple[str, ...]) -> np.ndarray:
+    """[entry, parameter]: whether the parameter moves the entry's prediction anywhere in its
+    range (every entry at once: three trials per parameter over the whole log)."""
+    out = np.zeros((len(entries), len(params)), dtype=bool)
+    if not entries or not params:
+        return out
+    lo = np.array([BOUNDS[p][0] for p in params])
+    hi = np.array([BOUNDS[p][1] for p in params])
+    x0 = np.clip(np.array([default_value(p, board, c) for p in params], dtype=float), lo, hi)
+    fn = _residual_fn(log, entries, wl, board, c, params)
+    r0 = fn(x0)
+    for i in range(len(params)):
+        for probe in _probes(x0[i], lo[i], hi[i]):
+            x = x0.copy()
+            x[i] = probe
+            moved_rows = np.abs(fn(x) - r0) > 1e-12
+            out[fn.entry_of_row[moved_rows], i] = True
+    return out
 
 
 def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
@@ -177,10 +233,9 @@ def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
     out = []
     for i in range(len(params)):
         moved = False
-        for probe in (x0[i] * 0.5, x0[i] * 2 + 1e-3, lo[i] + 0.1 * (min(hi[i], 10 * x0[i] + 1)
-                                                                      - lo[i])):
+        for probe in _probes(x0[i], lo[i], hi[i]):
             x = x0.copy()
-            x[i] = float(np.clip(probe, lo[i], hi[i]))
+            x[i] = probe
             if np.any(np.abs(residuals(x) - r0) > 1e-12):
                 moved = True
                 break
@@ -220,8 +275,14 @@ def _identifiable(residuals, x0, lo, hi, keep: list[bool]) -> list[bool]:
     return out
 
 
-def _least_squares(log, entries, wl, board, c, allowed):
-    """Fit the allowed parameters that the entries constrain; check the result is plausible."""
+def _least_squares(log, entries, wl, board, c, allowed, *, moved=None, start=None):
+    """Fit the allowed parameters that the entries constrain; check the result is plausible.
+
+    ``moved``: which of ``allowed`` move any of the entries (``entry_sensitivity``), when
+    already known. ``start``: fit exactly these parameters from these values (a refit of a
+    fit already made, e.g. without one entry) instead of choosing them afresh from the
+    defaults.
+    """
     from dse.errors import DseError
     from dse.model.calibration import param_range_error
 
@@ -229,25 +290,24 @@ def _least_squares(log, entries, wl, board, c, allowed):
     lo_all = np.array([BOUNDS[p][0] for p in allowed])
     hi_all = np.array([BOUNDS[p][1] for p in allowed])
     x_all = np.clip(x_all, lo_all, hi_all)
-    probe = _residual_fn(log, entries, wl, board, c, allowed)
-    keep = _sensitive(probe, allowed, x_all, lo_all, hi_all)
-    keep = _identifiable(probe, x_all, lo_all, hi_all, keep)
-    params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
+    if start is not None:
+        params = tuple(p for p in allowed if p in start)
+    else:
+        probe = _residual_fn(log, entries, wl, board, c, allowed)
+        keep = (list(moved) if moved is not None
+                else _sensitive(probe, allowed, x_all, lo_all, hi_all))
+        keep = _identifiable(probe, x_all, lo_all, hi_all, keep)
+        params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
     if not params:
         return {}, 0.0, "no parameter is constrained by these entries"
     idx = [allowed.index(p) for p in params]
     x0, lo, hi = x_all[idx], lo_all[idx], hi_all[idx]
+    first = x0 if start is None else np.clip([start[p] for p in params], lo, hi)
     residuals = _residual_fn(log, entries, wl, board, c, params)
-    res = least_squares(residuals, x0, bounds=(lo, hi), x_scale="jac", method="trf")
+    res = least_squares(residuals, first, bounds=(lo, hi), x_scale="jac", method="trf")
     jac = np.asarray(res.jac, dtype=float)
     # the entry that pulls each parameter hardest (rows with cycle residuals map to entries)
-    from dse.model.predict import predict
-
-    rows = []
-    for e in entries:
-        rows.append(e)
-        if predict(e, wl, board, c, log.path).free_cycles is not None:
-            rows.append(e)
+    rows = [entries[i] for i in residuals.entry_of_row]
     if not res.success:
         worst = rows[int(np.argmax(np.abs(res.fun)))]
         raise DseError(f"{_where(log, worst)}: expected a fit that converges, least squares "
@@ -272,6 +332,11 @@ def _least_squares(log, entries, wl, board, c, allowed):
     return fitted, float(res.cost), str(res.message)
 
 
+#: Most entries a leave-one-out check refits for (each is a whole fit): a log with more
+#: eligible entries gets this many, spread evenly over them, and says so.
+LOO_MAX_TARGETS = 20
+
+
 def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> LogFit:
     """Fit the model's free parameters to a measurement log (pure; see dse.model.predict).
 
@@ -279,13 +344,14 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
     ``fit: false`` are checked only; entries with parts (``part_of``) are composed from their
     parts, modelled where priced and measured where not, with the measured fraction stated.
     """
-    from dse.model.predict import children, in_unit, predict
+    from dse.model.predict import in_unit, predict
 
     allowed = source_params(log.config.backend)
+    parts = parts_of(log)
     status: dict[str, tuple[str, str]] = {}
     fit_entries = []
     for e in log.entries:
-        if children(log, e.id):
+        if e.id in parts:
             status[e.id] = ("composed", "")
             continue
         p = predict(e, wl, board, c, log.path)
@@ -297,10 +363,13 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
         else:
             status[e.id] = ("checked", "fit: false in the log")
     params, cost, message = ({}, 0.0, "no entry to fit")
+    moves = entry_sensitivity(log, fit_entries, wl, board, c, allowed)
     if fit_entries:
-        params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed)
-        for e in fit_entries:
-            if not _moved_by(log, e, wl, board, c, tuple(params)):
+        params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed,
+                                               moved=moves.any(axis=0))
+        cols = [i for i, name in enumerate(allowed) if name in params]
+        for e, row in zip(fit_entries, moves, strict=True):
+            if not row[cols].any():
                 status[e.id] = ("checked", "no fitted parameter moves it")
     b1, c1 = apply_params(board, c, {k: p.value for k, p in params.items()})
 
@@ -315,35 +384,62 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
             before = in_unit(e, pred_s(e, board, c), log.path)
             after = in_unit(e, pred_s(e, b1, c1), log.path)
         elif st == "composed":
-            before, _ = _compose(log, e, wl, board, c)
-            after, frac = _compose(log, e, wl, b1, c1)
+            before, _ = _compose(log, e, wl, board, c, parts[e.id])
+            after, frac = _compose(log, e, wl, b1, c1, parts[e.id])
             before, after = in_unit(e, before, log.path), in_unit(e, after, log.path)
-            why = f"parts: {', '.join(x.id for x in children(log, e.id))}"
+            why = f"parts: {', '.join(x.id for x in parts[e.id])}"
         results.append(EntryResult(e.id, e.kind, e.what, e.unit, e.value, st, why, before,
                                    after, frac))
     held = None
     if held_out:
         # what no fitted parameter moves says nothing held out: only fitted entries take part
-        moved = [e for e in fit_entries if status[e.id][0] == "fitted"]
-        train, test, alone = half_split(log, moved, wl, board, c, allowed)
-        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test))
+        keep = [i for i, e in enumerate(fit_entries) if status[e.id][0] == "fitted"]
+        moved = [fit_entries[i] for i in keep]
+        row = {id(e): moves[i] for i, e in zip(keep, moved, strict=True)}
+        train, test, alone = half_split(log, moved, wl, board, c, allowed, moves[keep])
+        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test), moves=row)
         if held is not None:
             held["alone"] = [e.id for e in alone]
-            held["leave_one_out"] = _leave_one_out(
-                log, moved, [e for e in moved if e not in alone], wl, board, c, allowed)
+            lone = {id(e) for e in alone}
+            eligible = [e for e in moved if id(e) not in lone]
+            targets = spread(eligible, LOO_MAX_TARGETS)
+            start = None
+            if len(targets) < len(eligible):
+                # a large log: a sample of refits, each from the full fit (its parameters
+                # and values) rather than chosen afresh from the defaults
+                held["leave_one_out_of"] = len(eligible)
+                start = {k: p.value for k, p in params.items()}
+            held["leave_one_out"] = _leave_one_out(log, moved, targets, wl, board, c, allowed,
+                                                   row, start)
     return LogFit(params, tuple(results), held, cost, message)
 
 
-def _compose(log, total, wl, board, c) -> tuple[float, float]:
+def spread(items: list, most: int) -> list:
+    """At most ``most`` of ``items``, evenly spread over them (all when there are fewer)."""
+    if len(items) <= most:
+        return list(items)
+    return [items[(i * len(items)) // most] for i in range(most)]
+
+
+def parts_of(log) -> dict[str, list]:
+    """Each entry with parts, and its parts in log order (built once: linear in the log)."""
+    out: dict[str, list] = {}
+    for e in log.entries:
+        if e.part_of is not None:
+            out.setdefault(e.part_of, []).append(e)
+    return out
+
+
+def _compose(log, total, wl, board, c, parts: list) -> tuple[float, float]:
     """A composed time for ``total`` (s) and the fraction of it taken from measurements.
 
     Parts the model prices take its prediction; parts it does not, and the remainder the
     parts do not account for, take the measured values.
     """
-    from dse.model.predict import children, measured_s, predict
+    from dse.model.predict import measured_s, predict
 
     modelled = priced_measured = 0.0
-    for part in children(log, total.id):
+    for part in parts:
         p = predict(part, wl, board, c, log.path)
         if p.priced:
             modelled += p.time_s
@@ -353,19 +449,16 @@ def _compose(log, total, wl, board, c) -> tuple[float, float]:
     return composed, from_measurement / composed
 
 
-def half_split(log, entries, wl, board, c, allowed):
+def half_split(log, entries, wl, board, c, allowed, moves: np.ndarray | None = None):
     """(train, test, alone): entries that constrain the same parameters alternate between
     the halves; an entry whose parameters no other entry constrains cannot be held out (it
-    is the only evidence for them), so it trains and is listed as ``alone``."""
-    x0 = np.clip(np.array([default_value(p, board, c) for p in allowed], dtype=float),
-                 [BOUNDS[p][0] for p in allowed], [BOUNDS[p][1] for p in allowed])
-    lo = np.array([BOUNDS[p][0] for p in allowed])
-    hi = np.array([BOUNDS[p][1] for p in allowed])
+    is the only evidence for them), so it trains and is listed as ``alone``. ``moves``:
+    ``entry_sensitivity`` of ``entries`` over ``allowed``, if already known."""
+    if moves is None:
+        moves = entry_sensitivity(log, entries, wl, board, c, allowed)
     groups: dict[tuple[str, ...], list] = {}
-    for e in entries:
-        fn = _residual_fn(log, [e], wl, board, c, allowed)
-        key = tuple(p for p, k in zip(allowed, _sensitive(fn, allowed, x0, lo, hi),
-                                      strict=True) if k)
+    for e, row in zip(entries, moves, strict=True):
+        key = tuple(p for p, k in zip(allowed, row, strict=True) if k)
         groups.setdefault(key, []).append(e)
     train, test, alone = [], [], []
     for group in groups.values():
@@ -378,20 +471,24 @@ def half_split(log, entries, wl, board, c, allowed):
     return train, test, alone
 
 
-def _leave_one_out(log, entries, targets, wl, board, c, allowed) -> dict[str, dict]:
+def _leave_one_out(log, entries, targets, wl, board, c, allowed, moves=None, start=None
+                   ) -> dict[str, dict]:
     """Each of ``targets`` predicted by a fit to all the other entries (None where that fit
     failed). Entries that are the only evidence for their parameters are not targets: left
-    out, they would only be predicted at the defaults."""
+    out, they would only be predicted at the defaults. ``moves``: each entry's
+    ``entry_sensitivity`` row (by ``id``); ``start``: refit from these parameter values."""
     out = {}
     for e in targets:
         rest = [x for x in entries if x is not e]
-        got = _held_out(log, [*rest, e], wl, board, c, allowed, split=(rest, [e]))
+        got = _held_out(log, [*rest, e], wl, board, c, allowed, split=(rest, [e]),
+                        moves=moves, start=start)
         out[e.id] = {"error": (got or {}).get("errors", {}).get(e.id),
                      "params": sorted((got or {}).get("params", {}))}
     return out
 
 
-def _held_out(log, entries, wl, board, c, allowed, split=None) -> dict | None:
+def _held_out(log, entries, wl, board, c, allowed, split=None, moves=None, start=None
+              ) -> dict | None:
     """Fit on every other fitted entry, predict the rest with what that fit learned."""
     from dse.errors import DseError
     from dse.model.predict import in_unit, predict
@@ -399,8 +496,10 @@ def _held_out(log, entries, wl, board, c, allowed, split=None) -> dict | None:
     train, test = split or (list(entries[0::2]), list(entries[1::2]))
     if not train or not test:
         return None
+    moved = None if moves is None else np.any([moves[id(e)] for e in train], axis=0)
     try:
-        params, _, _ = _least_squares(log, train, wl, board, c, allowed)
+        params, _, _ = _least_squares(log, train, wl, board, c, allowed, moved=moved,
+                                      start=start)
     except DseError as exc:
         return {"train": [e.id for e in train], "test": [e.id for e in test],
                 "failed": str(exc)}
