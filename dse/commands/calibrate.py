@@ -94,6 +94,15 @@ def _plan_design(fields: dict, path: Path):
                        f"fields ({exc})") from None
 
 
+def _preflight(args) -> None:
+    """What the backend needs, checked before the search: off the board, ``--backend pynq``
+    fails in a second, in one line."""
+    if args.backend == "pynq":
+        from dse.hw.pynq_backend import check_ready
+
+        check_ready(args.overlay)
+
+
 def _make_backend(args, board, design):
     """sim: the RTL build of exactly ``design`` (the plan's engine; --sim-* override it)."""
     if args.backend == "sim":
@@ -202,10 +211,7 @@ def _run_backend(args: argparse.Namespace) -> int:
     from dse.search.explore import explore
 
     board = resolve_board(args.board)
-    if args.backend == "pynq":  # before the search: off the board this fails in a second
-        from dse.hw.pynq_backend import check_ready
-
-        check_ready(args.overlay)
+    _preflight(args)
     profile, stem, source = load_profile_option(args.profile)
     wl = workload_from_profile(profile, source)
     out, out_path, report_path = _outputs(args, profile, stem, [board.path])
