@@ -103,6 +103,42 @@ def _preflight(args) -> None:
         check_ready(args.overlay)
 
 
+def _plan_attention(path: Path | None):
+    """The attention unit of ``--plan``'s best plan (None: no plan, or a plan without one)."""
+    if path is None:
+        return None
+    from dataclasses import fields
+
+    from dse.model.project import AttentionUnit
+
+    data = load_json(path, "plan")
+    try:
+        att = data["plans"][0]["projections"][0]["plan"].get("attention")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    if not isinstance(att, dict):
+        return None
+    known = {f.name for f in fields(AttentionUnit)}
+    try:
+        return AttentionUnit(**{k: v for k, v in att.items() if k in known})
+    except TypeError:
+        raise DseError(f"{path}: plans.0.projections.0.plan.attention: expected the "
+                       f"attention unit's fields") from None
+
+
+def _doctor(args, backend, planned) -> None:
+    """The board doctor (``dse.hw.doctor``) before anything runs on the board: a mismatch
+    between the board, the bitstream and the plan refuses the calibration in one line."""
+    from dse.hw import doctor
+
+    findings = doctor.examine(backend.engine, args.overlay.with_suffix(".hwh"), planned,
+                              _plan_attention(args.plan))
+    print("board doctor:")
+    for f in findings:
+        print(f.line())
+    doctor.verdict(findings, args.overlay)
+
+
 def _make_backend(args, board, design):
     """sim: the RTL build of exactly ``design`` (the plan's engine; --sim-* override it)."""
     if args.backend == "sim":
@@ -234,6 +270,8 @@ def _run_backend(args: argparse.Namespace) -> int:
     weights = _load_weights(args.weights, {la.name for la in layers}) if args.weights else None
     # the build to measure: the plan's engine (the best plan's by default)
     backend = _make_backend(args, board, planned or best_before.plan.design)
+    if args.backend == "pynq":
+        _doctor(args, backend, planned)
     design = backend.overlay_design()
     flow.check_design(design, planned)
     shapes = flow.unique_shapes(layers)
