@@ -433,9 +433,12 @@ class Outputs:
                                    if pend.target.exists() else None)
                         pend.data = pend.update(current).encode("utf-8")
                 files = [pend for pend in todo if not pend.stream]
-                for pend in files:
-                    with _naming(pend, "write"):
-                        temps[pend.target] = _stage(pend)
+                # held: a signal here would come between a temporary file and its record
+                with signals_held():
+                    for pend in files:
+                        with _naming(pend, "write"):
+                            temps[pend.target] = _stage(pend)
+                # not held: a FIFO nobody reads would block; Ctrl-C must still stop it
                 for pend in todo:
                     if pend.stream:
                         with _naming(pend, "write"):
@@ -475,12 +478,14 @@ def _naming(pend: _Pending, doing: str) -> Iterator[None]:
 def _check_writable(folder: Path, p: Path, what: str) -> None:
     """Create and remove a scratch file in ``folder``: the only test that also holds for root
     and for read-only mounts."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".check", dir=folder)
-    except OSError as exc:
-        raise DseError(f"{p}: cannot write {what} into {folder} ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(tmp)
+    with signals_held():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".check", dir=folder)
+        except OSError as exc:
+            raise DseError(f"{p}: cannot write {what} into {folder} ({exc.strerror})"
+                           ) from None
+        os.close(fd)
+        os.unlink(tmp)
 
 
 #: ``os.pwrite``, through a name tests can replace to fill the disk at a chosen byte.
@@ -635,7 +640,7 @@ def _locked(targets: list[Path]) -> Iterator[None]:
     held: list[tuple[int, Path]] = []
     try:
         for target in targets:
-            held.append(_acquire(lock_path(target)))
+            _acquire(lock_path(target), held)
         yield
     finally:
         for fd, path in reversed(held):
@@ -644,18 +649,22 @@ def _locked(targets: list[Path]) -> Iterator[None]:
             os.close(fd)
 
 
-def _acquire(path: Path) -> tuple[int, Path]:
-    """flock a sidecar file, retrying if the holder before us removed it meanwhile.
+def _acquire(path: Path, held: list[tuple[int, Path]]) -> None:
+    """flock a sidecar file and add it to ``held``, retrying if the holder before us removed
+    it meanwhile.
 
     The holder unlinks the sidecar before it unlocks, so a waiter that wakes holding a lock
-    on a file that is no longer at ``path`` must start again on the new one.
+    on a file that is no longer at ``path`` must start again on the new one. The wait can be
+    interrupted; taking the lock and recording it cannot be split by a signal.
     """
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                return fd, path
+            with signals_held():
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    held.append((fd, path))
+                    return
         except FileNotFoundError:
             pass
         except BaseException:
