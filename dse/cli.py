@@ -158,63 +158,134 @@ def _safe_stdio() -> None:
         setattr(sys, name, _Forgiving(stream))
 
 
-def _on_sigterm(signum, frame) -> None:
-    """SIGTERM: tell the processes dse started (a kill reaches dse alone), then unwind."""
-    from dse import procs
-
-    global _STARTED
-    _STARTED = procs.descendants()
-    procs.signal_all(_STARTED)
-    raise Terminated
-
-
-#: The processes running under dse when SIGTERM arrived (ended before exiting).
+#: Which signal stopped the run (0: none yet), whether the command is at work, and whether
+#: a signal was put off; the processes running under dse then.
+_STOPPED = {"signal": 0, "working": False, "deferred": False}
 _STARTED: list = []
 
 
-def _handle_sigterm():
-    """Install the SIGTERM handler (main thread only); return how to put the old one back."""
+def _in_finalizer(frame) -> bool:
+    """Whether the interrupted code is a finalizer (``__del__``, a weakref callback): an
+    exception raised there is printed and dropped, never reaching the command."""
+    if frame is None:
+        return False
+    code = frame.f_code
+    return (code.co_name == "__del__"
+            or code.co_filename.endswith(("weakref.py", "_weakrefset.py"))
+            or (code.co_name == "cb" and code.co_filename.startswith("<frozen importlib")))
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGINT or SIGTERM: tell the processes dse started (a ``kill`` reaches dse alone),
+    then unwind the work like Ctrl-C, so temporary files and locks go on the way out. Once
+    the work is over (dse is reporting how it ended) the signal is only noted, so nothing is
+    raised where nothing can catch it; a second one ends the process at once. Caught inside
+    a finalizer, where the exception would be dropped, the signal is sent again 10 ms later."""
+    import os
     import signal
     import threading
 
+    from dse import procs
+
+    global _STARTED
+    if _STOPPED["signal"] and not _STOPPED["deferred"]:
+        os._exit(EXIT_TERMINATED if _STOPPED["signal"] == signal.SIGTERM
+                 else EXIT_INTERRUPTED)
+    if not _STOPPED["signal"]:
+        _STARTED = procs.descendants()
+        procs.signal_all(_STARTED, signum)
+    _STOPPED.update(signal=signum, deferred=False)
+    if not _STOPPED["working"]:
+        return
+    if _in_finalizer(frame):
+        _STOPPED["deferred"] = True
+        threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+        return
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _handle_signals():
+    """Install the handler of SIGINT and SIGTERM (main thread only); return how to put the
+    old ones back."""
+    import signal
+    import threading
+
+    global _STARTED
+    _STOPPED.update(signal=0, working=False, deferred=False)
+    _STARTED = []
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = signal.signal(signal.SIGTERM, _on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, old)
+    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _work(argv) -> int:
+    """The command itself: the only place a signal is raised as an exception."""
+    _STOPPED["working"] = True
+    try:
+        return _run(argv)
+    finally:
+        _STOPPED["working"] = False
 
 
 def main(argv=None) -> int:
-    restore = lambda: None  # noqa: E731
+    """The ``dse`` command: its exit status. ``argv`` None: this process is dse (the signal
+    handlers stay until it exits); a list: a call from Python (they are put back)."""
+    import signal
+
+    restore = None
     try:
-        _safe_stdio()
-        restore = _handle_sigterm()
-        return _run(argv)
-    except Terminated:
-        from dse import procs
+        try:
+            try:
+                _safe_stdio()
+                restore = _handle_signals()
+                code = _work(argv)
+            except Terminated:
+                code = EXIT_TERMINATED
+            except KeyboardInterrupt:
+                code = EXIT_INTERRUPTED
+            except RecursionError:
+                _say("error: input nested too deeply (expected at most a few hundred levels "
+                     "of nesting)")
+                code = EXIT_USER_ERROR
+            except OSError as exc:
+                where = f"{exc.filename}: " if exc.filename else ""
+                _say(f"error: {where}{exc.strerror or exc}")
+                code = EXIT_USER_ERROR
+            except Exception as exc:
+                from dse.errors import DseError
 
-        procs.end(_STARTED)
-        _say("terminated")
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return EXIT_INTERRUPTED
-    except RecursionError:
-        _say("error: input nested too deeply (expected at most a few hundred levels of "
-             "nesting)")
-        return EXIT_USER_ERROR
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        _say(f"error: {where}{exc.strerror or exc}")
-        return EXIT_USER_ERROR
-    except Exception as exc:
-        from dse.errors import DseError
+                if isinstance(exc, DseError):
+                    _say(f"error: {exc}")
+                    code = exc.exit_code
+                elif _STOPPED["signal"]:
+                    # the signal's exception, turned into another on its way out (an import
+                    # interrupted reports "initialization failed"): the run was stopped
+                    code = EXIT_INTERRUPTED
+                else:
+                    raise
+            except BaseException as exc:  # a native extension's panic, SystemExit ...
+                if isinstance(exc, SystemExit) or not _STOPPED["signal"]:
+                    raise
+                code = EXIT_INTERRUPTED  # as above: stopped while starting up
+        except KeyboardInterrupt:  # before the handlers were installed
+            code = EXIT_INTERRUPTED
+        if _STOPPED["signal"] or code in (EXIT_TERMINATED, EXIT_INTERRUPTED):
+            from dse import procs
 
-        if isinstance(exc, DseError):
-            _say(f"error: {exc}")
-            return exc.exit_code
-        raise
+            procs.end(_STARTED)
+            term = _STOPPED["signal"] == signal.SIGTERM or code == EXIT_TERMINATED
+            _say("terminated" if term else "interrupted")
+            code = EXIT_TERMINATED if term else EXIT_INTERRUPTED
+        return code
     finally:
-        restore()
+        if restore is not None and argv is not None:
+            restore()
 
 
 if __name__ == "__main__":

@@ -1143,12 +1143,15 @@ def run_process(case: Case, folder: Path) -> Outcome:
         return Outcome(None, "", "", f"Hang: still running after {HANG_S * 4:g} s")
     out = (out or b"").decode("utf-8", "replace")
     err = (err or b"").decode("utf-8", "replace")
+    code = p.returncode
+    if code in (-signal.SIGINT, -signal.SIGTERM):
+        code = 128 - code  # stopped before dse could handle it (starting up): as a shell sees it
     tb = ""
     if "Traceback (most recent call last)" in err:
         tb = err[err.index("Traceback"):]
-    elif p.returncode not in (0, 2, 130, 143):
-        tb = f"exit code {p.returncode}"
-    return Outcome(p.returncode, out, err, tb)
+    elif code not in (0, 2, 130, 143):
+        tb = f"exit code {code}"
+    return Outcome(code, out, err, tb)
 
 
 def finite(x: float) -> bool:
