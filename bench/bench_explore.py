@@ -31,7 +31,7 @@ from dse.model.workload import HostSpec, Layer, Workload, workload_from_profile
 from dse.profile.default import default_profile
 from dse.search.explore import explore
 from dse.search.optimize import SEARCHED_KV_DTYPES, Objective
-from dse.search.space import attention_unit_for, default_space
+from dse.search.space import default_space
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def synthetic(blocks: int, hidden: int, inter: int, kv: int, vocab: int = 128256
             layers.append(Layer(f"model.layers.{i}.{role}", role, i, n, k, True, ms, 51, ms * 51))
     ms = vocab * hidden * 4 / 60e9 * 1e3
     layers.append(Layer("lm_head", "lm_head", None, vocab, hidden, False, ms, 51, ms * 51))
-    host = HostSpec("synthetic", 1945.6, 62.7, 3800.0, "bench", 8)
+    host = HostSpec("synthetic x86-64 host", 1945.6, 62.7, 3800.0, "bench", 8)
     linear = sum(layer.host_call_ms for layer in layers)
     cfg = ModelConfig(f"synthetic-{blocks}", "bitnet", hidden=hidden, intermediate=inter,
                       layers=blocks, heads=hidden // 128, kv_heads=kv // 128, vocab=vocab)
@@ -57,11 +57,10 @@ def synthetic(blocks: int, hidden: int, inter: int, kv: int, vocab: int = 128256
 
 
 def cli_objective(wl: Workload, context: int | None = None) -> Objective:
-    """The objective ``dse explore`` searches by default: KV formats fp16 or int8, the
-    attention unit the shipped template builds for the model."""
-    unit, built = attention_unit_for(shipped_template(), wl.config)
-    return Objective(context=context, kv_dtypes=SEARCHED_KV_DTYPES, attention=unit,
-                     attention_buildable=built)
+    """The objective ``dse explore`` searches by default: KV formats fp16 or int8; the PL
+    units (the attention unit in every count the shipped template builds for the model) come
+    from the design space's template, as in the command."""
+    return Objective(context=context, kv_dtypes=SEARCHED_KV_DTYPES)
 
 
 def time_search(wl: Workload, board_file: str, repeats: int = 3, buildable: bool = True
@@ -86,7 +85,8 @@ def best_plans(wl: Workload, context: int) -> dict:
         r = explore(wl, ctx, cli_objective(wl, context),
                     space=default_space("decode", False, shipped_template()))
         d = r.best.decode
-        out[board_file] = {"plan": r.best.plan.design.label(), "units": list(r.best.plan.units),
+        out[board_file] = {"plan": r.best.plan.design.label(),
+                           "units": list(r.best.plan.unit_labels),
                            "kv_dtype": d.scenario.kv_dtype, "feasible": r.best.feasible,
                            "decode_tok_s": round(d.tokens_per_s, 3),
                            "ms_per_token": round(d.plan_ms, 3),

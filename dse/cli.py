@@ -34,8 +34,13 @@ class Terminated(KeyboardInterrupt):
     locks are removed on the way out, and ``subprocess.run`` kills the child it waits on."""
 
 
-def build_parser():
+def build_parser(argv=None):
     """The argparse parser with every sub-command this checkout has.
+
+    Only the module of the command ``argv`` names is imported (its full options); the others
+    are listed by name and help alone (``dse.commands.COMMAND_OF``), so ``dse explore`` does
+    not pay for importing ``dse profile`` or ``dse calibrate``. ``argv`` None: every module
+    (the whole parser, for tests and documentation).
 
     A usage error (an unknown option, a bad option value) is a ``DseError`` like any other:
     one line, exit 2, instead of argparse's usage block.
@@ -44,7 +49,7 @@ def build_parser():
     import importlib
 
     from dse import __version__
-    from dse.commands import COMMANDS
+    from dse.commands import COMMAND_OF, COMMANDS
     from dse.errors import DseError
 
     class Parser(argparse.ArgumentParser):
@@ -59,7 +64,13 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"dse {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    words = [] if argv is None else [a for a in argv if not a.startswith("-")]
+    wanted = None if argv is None else (words[0] if words else "")
     for name in COMMANDS:
+        word, help_text = COMMAND_OF[name]
+        if wanted is not None and word != wanted:
+            sub.add_parser(word, help=help_text, add_help=False)
+            continue
         try:
             module = importlib.import_module(f"dse.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -77,7 +88,7 @@ def _say(message: str) -> None:
 
 
 def _run(argv) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = {"pe": 8, "simd": 16, "packing": "i2", "vmax": 4, "kmax": 8192}
 PLAN = EngineDesign(pe=8, simd=16, packing="i2", clock_mhz=250.0, engines=2, vectors=4,
                     max_k=6912)
-ATTN = AttentionUnit(group=4, head_dim=128, max_kv_heads=5, max_positions=4096)
+ATTN = AttentionUnit(group=4, head_dim=128, max_kv_heads=5, max_positions=4096,
+                     latency_cycles=10)
 
 
 @dataclass
@@ -106,6 +107,12 @@ def test_attention_parameters_against_the_plan(tmp_path, quiet_system):
                               **quiet_system)
     bad = [f for f in findings if not f.ok]
     assert [f.detail for f in bad] == ["kv_attn_0: TMAX 1024, the plan 4096"]
+    two = [{"g": 4, "d": 128, "hmax": 3, "tmax": 4096}] * 2
+    findings = doctor.examine(FakeGroup(2), _hwh(tmp_path, attention=two), PLAN, ATTN,
+                              **quiet_system)
+    assert [f.detail for f in findings if not f.ok] == [
+        "the plan has 1 attention unit(s) (kv_attn G4 D128 H5 T4096), "
+        f"{tmp_path / 'o.hwh'} lists 2"]
 
 
 def test_noise_is_reported_not_refused(tmp_path, quiet_system):

@@ -13,7 +13,6 @@ from dse.model.project import CostContext
 from dse.report.explore_md import (
     render_explore_section,
     section_markers,
-    time_breakdown_ms,
     upsert_section,
 )
 from dse.report.plots import write_plots
@@ -113,12 +112,15 @@ def test_plots_are_embedded_and_sensitivity_named(result, sections):
     assert "<details>" in en and "</details>" in en
 
 
-def test_time_breakdown_adds_up_to_the_accelerator_time(result):
+def test_time_breakdown_adds_up_to_the_plan(result):
+    """The calls' parts add up to their time, and with every other account to the plan."""
     proj = result.best.decode
-    parts = time_breakdown_ms(proj.calls, result.board.ddr_bytes_per_s)
+    parts = proj.limit_parts(result.board.ddr_bytes_per_s)
+    calls = sum(parts[k] for k in ("weights", "actout", "compute", "overhead", "ps"))
     total_ms = sum(cc.time_s for cc in proj.calls.values()) * 1e3
-    assert math.isclose(sum(parts.values()), total_ms, rel_tol=1e-9)
-    assert all(v >= -1e-12 for v in parts.values())
+    assert math.isclose(calls, total_ms, rel_tol=1e-9)
+    assert math.isclose(sum(parts.values()), proj.plan_ms, rel_tol=1e-9)
+    assert all(parts[k] >= -1e-12 for k in ("weights", "actout", "compute", "overhead", "ps"))
 
 
 def test_unknown_language_is_rejected(result):

@@ -127,3 +127,58 @@ def test_bad_calibration_files(tmp_path, mutate, message):
     with pytest.raises(DseError, match=message) as exc:
         load_calibration(p)
     assert str(p) in str(exc.value) and "\n" not in str(exc.value)
+
+
+# -- the fit's shortcuts are exact --------------------------------------------------------------
+
+def test_probed_shortcut_is_the_direct_probe(wl):
+    """The log's probes, computed once, give each subset of entries the same sensitivities and
+    identifiable parameters as probing that subset on its own (what held-out fits use)."""
+    from dse.model.fit import (
+        BOUNDS,
+        _identifiable,
+        _Probed,
+        _residual_fn,
+        _sensitive,
+        source_params,
+    )
+    from dse.model.measurement_log import load_log
+    from dse.model.predict import predict
+
+    log = load_log(ROOT / "examples" / "measurements" / "bitnet-kv260.json")
+    kv260 = load_board(ROOT / "boards" / "kv260.yaml")
+    c = CostContext.for_board(kv260).constants
+    allowed = source_params(log.config.backend)
+    entries = [e for e in log.entries if e.fit and predict(e, wl, kv260, c, log.path).priced
+               and not any(x.part_of == e.id for x in log.entries)]
+    probed = _Probed(log, entries, wl, kv260, c, allowed)
+    assert probed.exact
+    lo = np.array([BOUNDS[p][0] for p in allowed])
+    hi = np.array([BOUNDS[p][1] for p in allowed])
+    for subset in (entries, entries[::2], entries[1::2], entries[:1], entries[2:5]):
+        fn = _residual_fn(log, subset, wl, kv260, c, allowed)
+        keep = _sensitive(fn, allowed, probed.x0, lo, hi)
+        assert probed.sensitive(subset) == keep
+        assert probed.identifiable(subset, keep) == _identifiable(fn, probed.x0, lo, hi, keep)
+
+
+def test_operator_components_are_the_projections(wl):
+    """A fit's PS-side entries take the operators' components without pricing the calls:
+    the very floats ``project`` sums, for plans with and without PL units, both runtimes."""
+    from dataclasses import replace
+
+    from dse.model.plan_file import load_plan
+    from dse.model.project import Scenario, operator_components, project
+
+    kv260 = load_board(ROOT / "boards" / "kv260.yaml")
+    ctx = CostContext.for_board(kv260)
+    pub = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", wl)
+    half = replace(pub, offload=frozenset(n for n in pub.offload if "mlp" in n), units=())
+    for plan in (pub, replace(pub, units=()), half, replace(half, runtime="torch")):
+        for sc in (Scenario(context_tokens=65, kv_dtype="fp32"),
+                   Scenario(context_tokens=300, kv_dtype="int8", sequences=2),
+                   Scenario(phase="prefill", m=8, context_tokens=8)):
+            want = project(wl, plan, ctx, sc, with_baselines=False).components
+            got = operator_components(wl, plan, ctx, sc)
+            for k in ("attention", "norms_quant_rope_residual", "sampling"):
+                assert got[k] == want[k], (plan.name, sc, k)

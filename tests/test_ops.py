@@ -20,10 +20,15 @@ from dse.model.board import load_board
 from dse.model.engine import EngineDesign
 from dse.model.ops import decoder_ops, kv_bytes, op_bytes, op_elements, op_flops, positions
 from dse.model.project import COMPONENTS, CostContext, Plan, Scenario, project
+from dse.model.template import shipped_template
+from dse.model.units import kind_of
 from dse.model.workload import workload_from_profile
 from dse.profile.default import default_profile
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The template's default attention unit for BitNet-2B-4T (G4 D128 HMAX5 TMAX4096, latency 7),
+#: one instance, read as a plan file's ``attention: {}`` is.
+ATTN = kind_of("attention").from_mapping({}, "t", shipped_template().attention)
 
 
 def cpu_plan(runtime: str = "native") -> Plan:
@@ -68,10 +73,10 @@ def test_unknown_architecture_is_one_line(data, field):
 
 def test_operator_list_follows_the_config():
     tiny = preset_config("tiny")
-    large = preset_config("bitnet_b1_58-large")  # Llama-shaped: no sub-norms
+    falcon = preset_config("Falcon3-1B-Instruct-1.58bit")  # Llama + BitLinear: no sub-norms
     roles = [op.role for op in decoder_ops(tiny)]
     assert roles.count("attn_sub_norm") == 1 and roles.count("ffn_sub_norm") == 1
-    assert "attn_sub_norm" not in [op.role for op in decoder_ops(large)]
+    assert "attn_sub_norm" not in [op.role for op in decoder_ops(falcon)]
     ops = {op.role: op for op in decoder_ops(tiny)}
     assert ops["input_layernorm"].count == tiny.layers and ops["norm"].count == 1
     assert ops["sample"].width == tiny.vocab
@@ -378,12 +383,12 @@ def test_best_kv260_plan_runs_the_head_two_stage(capsys):
 def test_glue_unit_takes_the_ffn_elementwise_work(seed_workload, kv260_ctx):
     from dataclasses import replace as dc_replace
 
-    from dse.model.project import GLUE_OPS, GlueUnit
+    from dse.model.units import GLUE_OPS, GlueUnit
 
     design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=4)
     everything = frozenset(la.name for la in seed_workload.layers)
     plan = Plan("g", design, everything, runtime="native")
-    with_glue = dc_replace(plan, glue=GlueUnit(passes=2, cycles_per_elem=1.0))
+    with_glue = dc_replace(plan, units=(GlueUnit(passes=2, cycles_per_elem=1.0),))
     sc = Scenario(context_tokens=65)
     a = project(seed_workload, plan, kv260_ctx, sc)
     b = project(seed_workload, with_glue, kv260_ctx, sc)
@@ -394,25 +399,26 @@ def test_glue_unit_takes_the_ffn_elementwise_work(seed_workload, kv260_ctx):
     moved = sum(o.time_ms for o in a.ops if o.role in GLUE_OPS)
     # the glue unit adds its PL time and the PS's shift scan for it, which reads the gate/up
     # results out in place of their calls' hand-off
-    from dse.model.project import scan_readout_work
+    from dse.model.units.glue import scan_readout_work
 
     readout = scan_readout_work(seed_workload, 1, kv260_ctx.constants).time_s * 1e3
     assert ops_b["shift_scan"].device == "ps" and ops_b["shift_scan"].time_ms > 0
     assert b.plan_ms == pytest.approx(a.plan_ms - moved + ops_b["ffn_glue"].time_ms
                                       + ops_b["shift_scan"].time_ms - readout)
     assert b.resources.lut == pytest.approx(a.resources.lut + 4700)
-    assert any("glue" in u for u in with_glue.units)
+    assert any("glue" in u for u in with_glue.unit_labels)
     # without gate/up/down on the engines the glue has nothing to work on
     half = dc_replace(with_glue, offload=frozenset(n for n in everything if "mlp" not in n))
     assert not project(seed_workload, half, kv260_ctx, sc).feasible
 
 
 def test_search_with_glue_prices_what_it_projects(seed_workload, kv260_ctx):
-    from dse.search.optimize import Objective, prepare, solve_plan
+    from dse.search.optimize import Objective, prepare, solve_plan, unit_sets
 
     prep = prepare(seed_workload, kv260_ctx, Objective(context=256))
     design = EngineDesign(1, 80, "base3", 250, engines=4, vectors=1, max_k=6912)
-    sol = solve_plan(prep, design, allow_resident=False, runtime="native", glue=True)
+    glue = next(us for us in unit_sets(prep, design, prep.runtime("native")) if us)
+    sol = solve_plan(prep, design, allow_resident=False, runtime="native", units=glue)
     assert sol.plan.glue is not None
     p = project(seed_workload, sol.plan, kv260_ctx, prep.scenarios[0][0])
     assert p.feasible and p.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
@@ -421,10 +427,11 @@ def test_search_with_glue_prices_what_it_projects(seed_workload, kv260_ctx):
 def test_search_with_attention_unit_and_kv_formats(seed_workload, kv260_ctx):
     """The search picks the KV format and the attention unit per design, and what it prices is
     what the projection of its plan says; the MILP equals brute force with the unit."""
-    from dse.model.project import AttentionUnit
-    from dse.search.optimize import Objective, evaluate_design, prepare, solve_plan
+    from dse.search.optimize import Objective, UnitChoice, evaluate_design, prepare, solve_plan
 
-    obj = Objective(context=256, kv_dtypes=("fp16", "int8"), attention=AttentionUnit())
+    whatif = replace(ATTN, buildable=False, build_note="what-if: a unit the overlay lacks")
+    obj = Objective(context=256, kv_dtypes=("fp16", "int8"),
+                    units=(UnitChoice("attention", (whatif,)),))
     prep = prepare(seed_workload, kv260_ctx, obj)
     assert {(r.runtime, r.kv_dtype) for r in prep.runtimes} == {
         (rt, kv) for rt in ("torch", "native") for kv in ("fp16", "int8")}
@@ -435,7 +442,7 @@ def test_search_with_attention_unit_and_kv_formats(seed_workload, kv260_ctx):
     assert p.feasible and p.plan_ms == pytest.approx(sol.objective_ms, rel=1e-9)
     assert p.scenario.kv_dtype == "int8"
     ev = evaluate_design(prep, design)
-    assert ev.attn and ev.kv_dtype == "int8" and ev.objective_ms == pytest.approx(
+    assert ev.units == (whatif,) and ev.kv_dtype == "int8" and ev.objective_ms == pytest.approx(
         sol.objective_ms, rel=1e-9)
     # the per-design shortcut (one pricing reused across KV formats and, in time, the unit)
     # equals pricing every option on its own, in energy too
@@ -449,7 +456,9 @@ def test_search_with_attention_unit_and_kv_formats(seed_workload, kv260_ctx):
     # a design the overlay builds gets the unit only where the template builds it too
     built = replace(design, buildable=True, build_note="make ...")
     assert solve_plan(prep, built, allow_resident=False).plan.attention is None
-    prep_b = prepare(seed_workload, kv260_ctx, replace(obj, attention_buildable=True))
+    assert ATTN.buildable and ATTN.build_note == ATTN.make_args()
+    prep_b = prepare(seed_workload, kv260_ctx,
+                     replace(obj, units=(UnitChoice("attention", (ATTN,)),)))
     assert solve_plan(prep_b, built, allow_resident=False).plan.attention is not None
 
 
@@ -480,11 +489,11 @@ def test_attention_unit_streams_the_kv_cache(seed_workload, kv260_ctx, capsys, t
 
     from dse.model.cost import handoff, launch_us
     from dse.model.kv_attn import kv_attn_cycles
-    from dse.model.project import ATTENTION_OPS, AttentionUnit
+    from dse.model.units import ATTENTION_OPS
 
     design = EngineDesign(1, 80, "base3", 300, engines=3, vectors=1)
     plan = Plan("a", design, frozenset(la.name for la in seed_workload.layers), runtime="native")
-    unit = dc_replace(plan, attention=AttentionUnit())
+    unit = dc_replace(plan, units=(ATTN,))
     sc = Scenario(context_tokens=256, kv_dtype="int8")
     a, b = project(seed_workload, plan, kv260_ctx, sc), project(seed_workload, unit, kv260_ctx, sc)
     ops = {o.role: o for o in b.ops}
@@ -492,12 +501,15 @@ def test_attention_unit_streams_the_kv_cache(seed_workload, kv260_ctx, capsys, t
     assert ops["softmax"].device == "ps" and ops["softmax"].time_ms > 0
     board, c = kv260_ctx.board, kv260_ctx.constants
     t, h, g, d = 256, 5, 4, 128
-    bytes_in = (h * g * d + t * h * d, t * h * g + t * h * d)  # q + K; p (whole beats) + V
-    pl = sum(max(kv_attn_cycles(mode, t, h, g, d, 10) / 300e6, n / board.ddr_bytes_per_s)
+    bytes_in = (h * g * d + t * h * d, 2 * t * h * g + t * h * d)  # q + K; uint16 p + V
+    # the busier of its cycles, its HP port's beats at the DMA's MM2S efficiency, and DDR
+    pl = sum(max(kv_attn_cycles(mode, t, h, g, d, 7) / 300e6,
+                 n / (16 * 300e6 * c.mm2s_efficiency), n / board.ddr_bytes_per_s)
              for mode, n in enumerate(bytes_in))
-    ps = t * h * g * c.rescale_ns_per_elem * 1e-9  # p folded with the V scales, to uint8
+    ps = t * h * g * c.rescale_ns_per_elem * 1e-9  # p folded with the V scales, to uint16
+    port = EngineDesign(1, 1, clock_mhz=300, stream_bits=128)  # the unit's own stream
     for n, rescale in ((t * h * g, False), (h * g * d, True)):  # scores out, then the sums
-        ho = handoff(design, board, c, n=n, k=0, m=1, launch_us=launch_us(board, c, "native"),
+        ho = handoff(port, board, c, n=n, k=0, m=1, launch_us=launch_us(board, c, "native"),
                      rescale=rescale, engines=1)
         ps += ho.act_load_s + ho.run_s + ho.readout_s + ho.rescale_s
     per_layer = pl + ps
@@ -509,7 +521,7 @@ def test_attention_unit_streams_the_kv_cache(seed_workload, kv260_ctx, capsys, t
     # the unit reads an int8 cache only, and holds TMAX positions
     fp16 = project(seed_workload, unit, kv260_ctx, Scenario(context_tokens=256, kv_dtype="fp16"))
     assert any("int8 KV cache" in str(r) for r in fp16.infeasible)
-    small = dc_replace(unit, attention=AttentionUnit(max_positions=128))
+    small = dc_replace(unit, units=(dc_replace(ATTN, max_positions=128),))
     assert any("holds 128 positions" in str(r)
                for r in project(seed_workload, small, kv260_ctx, sc).infeasible)
     # a plan's own KV format overrides the scenario's
@@ -536,7 +548,7 @@ def test_a_glue_plan_pays_the_gate_up_read_out_once(seed_workload, kv260_ctx):
     """With a glue unit the shift scan invalidates and reads the gate/up results itself, so
     their calls' hand-off leaves it out: the token, its components and its busy time agree."""
     from dse.model.plan_file import load_plan
-    from dse.model.project import scan_readout_work
+    from dse.model.units.glue import scan_readout_work
 
     plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", seed_workload)
     sc = Scenario("on-board", "decode", 1, 65, "fp32", 1, 4)

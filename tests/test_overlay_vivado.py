@@ -36,7 +36,8 @@ from dse.model.template import shipped_template
 
 ROOT = Path(__file__).resolve().parent.parent
 VIVADO_DIR = ROOT / "overlays" / "vivado"
-BOARDS = {"zcu104": "zynq_ultra_ps_e", "kv260": "zynq_ultra_ps_e", "pynq-z2": "processing_system7"}
+BOARDS = {"zcu104": "zynq_ultra_ps_e", "kv260": "zynq_ultra_ps_e", "pynq-z2": "processing_system7",
+          "pynq-z1": "processing_system7"}
 
 # Stubs for Vivado's commands: log every call, return what the script needs to go on.
 STUBS = r"""
@@ -113,6 +114,12 @@ def test_build_overlay_dry_run(tmp_path, board, board_files):
     key = ("PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ" if BOARDS[board] == "zynq_ultra_ps_e"
            else "PCW_FPGA0_PERIPHERAL_FREQMHZ")
     assert f"CONFIG.{key} {clock}" in text
+    # the HP port's data width is the board file's: 64 bits on Zynq-7000, 128 on ZU+
+    width = cfg["link"]["port_width_bits"]
+    assert width == (128 if BOARDS[board] == "zynq_ultra_ps_e" else 64)
+    hp = ("PSU__SAXIGP2__DATA_WIDTH" if BOARDS[board] == "zynq_ultra_ps_e"
+          else "PCW_S_AXI_HP0_DATA_WIDTH")
+    assert f"CONFIG.{hp} {width}" in text
     assert "create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma:9.9 axi_dma_0" in text
     for setting in ("CONFIG.c_sg_length_width 26", "CONFIG.c_include_sg 0",
                     "CONFIG.c_m_axis_mm2s_tdata_width 256",
@@ -224,48 +231,60 @@ ATTN_DEFAULT = dict(shipped_template().attention.default)
 
 
 @pytest.mark.parametrize(("board", "engines", "attn"), [
-    ("kv260", 1, ATTN_DEFAULT),
-    ("zcu104", 2, dict(ATTN_DEFAULT, g=8, tmax=512)),
-    ("pynq-z2", 1, dict(ATTN_DEFAULT, g=1, d=64, hmax=2)),
+    ("kv260", 1, dict(ATTN_DEFAULT, count=1)),
+    ("zcu104", 2, dict(ATTN_DEFAULT, g=8, tmax=512, count=1)),
+    ("pynq-z2", 1, dict(ATTN_DEFAULT, g=1, d=64, hmax=2, count=1)),
+    ("kv260", 3, dict(ATTN_DEFAULT, hmax=2, count=3)),
+    ("kv260", 2, dict(ATTN_DEFAULT, hmax=2, count=3)),   # units 0 and 2 share engine 0's port
+    ("zcu104", 4, dict(ATTN_DEFAULT, hmax=2, count=4)),  # 16 control ports: the most there is
 ])
-def test_build_overlay_with_the_attention_unit(tmp_path, board, engines, attn):
-    """ATTN=1: kv_attn_0 and axi_dma_attn, whose masters join data_ic_0 (engine 0's port)."""
+def test_build_overlay_with_attention_units(tmp_path, board, engines, attn):
+    """ATTN=N: kv_attn_<a> and axi_dma_attn_<a>, whose masters join the data SmartConnect of
+    engine (a mod ENGINES), so unit a is on that engine's HP port."""
     calls, out = _dry_run(tmp_path, board, False, engines, pe=4, simd=20, packing="base3",
                           attn=attn)
     text = "\n".join(calls)
     b = load_board(ROOT / "boards" / f"{board}.yaml")
-    port0 = shipped_template().ports_for(b.family)[0]
+    ports = shipped_template().ports_for(b.family)
     at = shipped_template().attention
-    # packaged as its own IP, then instantiated with the requested parameters
+    n = attn["count"]
+    # packaged once as its own IP, then instantiated N times with the requested parameters
     assert "set_property name kv_attn core" in text
     assert "add_files -norecurse " in text and text.count("kv_attn.v") == 1
-    assert f"create_bd_cell -type ip -vlnv {at.vlnv} kv_attn_0" in text
-    assert (f"{{CONFIG.G {attn['g']} CONFIG.D {attn['d']} CONFIG.HMAX {attn['hmax']} "
-            f"CONFIG.TMAX {attn['tmax']}}} kv_attn_0") in text
-    # its own simple-mode DMA: 128-bit in, 32*G-bit out
-    dma = next(c for c in calls if c.startswith("set_property -dict") and "axi_dma_attn" in c)
-    for setting in ("CONFIG.c_include_sg 0", "CONFIG.c_sg_length_width 26",
-                    "CONFIG.c_m_axis_mm2s_tdata_width 128",
-                    f"CONFIG.c_s_axis_s2mm_tdata_width {32 * attn['g']}"):
-        assert setting in dma, setting
-    # on engine 0's port, through its data SmartConnect (4 slaves there, 2 on the others)
-    assert "connect_bd_intf_net axi_dma_attn/M_AXI_MM2S data_ic_0/S02_AXI" in text
-    assert "connect_bd_intf_net axi_dma_attn/M_AXI_S2MM data_ic_0/S03_AXI" in text
-    assert f"connect_bd_intf_net data_ic_0/M00_AXI ps/{port0}" in text
-    assert "{CONFIG.NUM_SI 4 CONFIG.NUM_MI 1} data_ic_0" in text
-    assert text.count("{CONFIG.NUM_SI 2 CONFIG.NUM_MI 1}") == engines - 1
-    assert "connect_bd_intf_net axi_dma_attn/M_AXIS_MM2S kv_attn_0/s_axis" in text
-    assert "connect_bd_intf_net kv_attn_0/m_axis axi_dma_attn/S_AXIS_S2MM" in text
-    # control: the last two SmartConnect outputs
-    assert f"CONFIG.NUM_MI {2 * engines + 2}" in text
-    assert (f"connect_bd_intf_net ctrl_ic/M{2 * engines:02d}_AXI axi_dma_attn/S_AXI_LITE"
-            in text)
-    assert (f"connect_bd_intf_net ctrl_ic/M{2 * engines + 1:02d}_AXI kv_attn_0/s_axi_control"
-            in text)
-    for pin in ("kv_attn_0/ap_clk", "axi_dma_attn/m_axi_mm2s_aclk", "kv_attn_0/ap_rst_n",
-                "axi_dma_attn/axi_resetn"):
-        assert re.search(rf"connect_bd_net \S+ {re.escape(pin)}$", text, re.M), pin
-    assert f"+ kv_attn G={attn['g']} D={attn['d']}" in out
+    on = {e: [a for a in range(n) if a % engines == e] for e in range(engines)}
+    for a in range(n):
+        e, slot = a % engines, on[a % engines].index(a)
+        assert f"create_bd_cell -type ip -vlnv {at.vlnv} kv_attn_{a}" in text
+        assert (f"{{CONFIG.G {attn['g']} CONFIG.D {attn['d']} CONFIG.HMAX {attn['hmax']} "
+                f"CONFIG.TMAX {attn['tmax']}}} kv_attn_{a}") in text
+        # its own simple-mode DMA: 128-bit in, 32*G-bit out
+        dma = next(c for c in calls if c.startswith("set_property -dict")
+                   and c.endswith(f"axi_dma_attn_{a}"))
+        for setting in ("CONFIG.c_include_sg 0", "CONFIG.c_sg_length_width 26",
+                        "CONFIG.c_m_axis_mm2s_tdata_width 128",
+                        f"CONFIG.c_s_axis_s2mm_tdata_width {32 * attn['g']}"):
+            assert setting in dma, setting
+        # on engine e's port, through its data SmartConnect
+        assert (f"connect_bd_intf_net axi_dma_attn_{a}/M_AXI_MM2S "
+                f"data_ic_{e}/S{2 + 2 * slot:02d}_AXI") in text
+        assert (f"connect_bd_intf_net axi_dma_attn_{a}/M_AXI_S2MM "
+                f"data_ic_{e}/S{3 + 2 * slot:02d}_AXI") in text
+        assert f"connect_bd_intf_net axi_dma_attn_{a}/M_AXIS_MM2S kv_attn_{a}/s_axis" in text
+        assert f"connect_bd_intf_net kv_attn_{a}/m_axis axi_dma_attn_{a}/S_AXIS_S2MM" in text
+        # control: two SmartConnect outputs per unit after the engines'
+        mi = 2 * engines + 2 * a
+        assert f"connect_bd_intf_net ctrl_ic/M{mi:02d}_AXI axi_dma_attn_{a}/S_AXI_LITE" in text
+        assert f"connect_bd_intf_net ctrl_ic/M{mi + 1:02d}_AXI kv_attn_{a}/s_axi_control" in text
+        for pin in (f"kv_attn_{a}/ap_clk", f"axi_dma_attn_{a}/m_axi_mm2s_aclk",
+                    f"kv_attn_{a}/ap_rst_n", f"axi_dma_attn_{a}/axi_resetn"):
+            assert re.search(rf"connect_bd_net \S+ {re.escape(pin)}$", text, re.M), pin
+        assert f"+ kv_attn_{a} G={attn['g']} D={attn['d']}" in out
+        assert f"on {ports[e]} with engine {e}" in out
+    assert f"kv_attn_{n}" not in text
+    for e in range(engines):
+        assert f"{{CONFIG.NUM_SI {2 + 2 * len(on[e])} CONFIG.NUM_MI 1}} data_ic_{e}" in text
+        assert f"connect_bd_intf_net data_ic_{e}/M00_AXI ps/{ports[e]}" in text
+    assert f"CONFIG.NUM_MI {2 * engines + 2 * n}" in text
 
 
 def test_makefile_attn_defaults_from_the_template(tmp_path):
@@ -273,29 +292,30 @@ def test_makefile_attn_defaults_from_the_template(tmp_path):
                 "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
     d = ATTN_DEFAULT
-    assert (f" S_AXI_HP0_FPD {d['g']},{d['d']},{d['hmax']},{d['tmax']},128,{32 * d['g']}"
-            in res.stdout), res.stdout
-    assert "tgemv_kv260_base3_4x20_v4_attn" in res.stdout
-    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ATTN=1",
-                "ATTN_TMAX=1024", "ATTN_G=2", "VIVADO=echo", f"OUT={tmp_path}")
+    assert (f" S_AXI_HP0_FPD 128 1,{d['g']},{d['d']},{d['hmax']},{d['tmax']},128,"
+            f"{32 * d['g']}" in res.stdout), res.stdout
+    assert "tgemv_kv260_base3_4x20_v4_attn1" in res.stdout
+    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=4", "SIMD=20", "ATTN=3",
+                "ATTN_TMAX=1024", "ATTN_G=2", "ATTN_HMAX=2", "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
-    assert f" 2,{d['d']},{d['hmax']},1024,128,64" in res.stdout, res.stdout
+    assert f" 3,2,{d['d']},2,1024,128,64" in res.stdout, res.stdout
 
 
 def test_makefile_without_attn_passes_none(tmp_path):
     res = _make("kv260", "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 0, res.stderr
-    assert " S_AXI_HP0_FPD none" in res.stdout, res.stdout
+    assert " S_AXI_HP0_FPD 128 none" in res.stdout, res.stdout
 
 
 @pytest.mark.parametrize(("extra", "why"), [
-    (["--attn", "2"], "ATTN=2: expected 0"),
+    (["--attn", "5"], "ATTN=5: expected 0 (no attention unit) to 4"),
     (["--attn", "yes"], "ATTN=yes: expected 0"),
+    (["--attn", "-1"], "ATTN=-1: expected 0"),
     (["--attn", "1", "--attn-g", "3"], "G=3"),
     (["--attn", "1", "--attn-d", "100"], "D=100"),
     (["--attn", "1", "--attn-tmax", "100000"], "TMAX=100000"),
     (["--attn", "1", "--attn-hmax", "five"], "ATTN_HMAX=five: expected a positive integer"),
-    (["--attn", "0", "--attn-g", "4"], "ATTN_G given without ATTN=1"),
+    (["--attn", "0", "--attn-g", "4"], "ATTN_G given without ATTN=1..4"),
 ])
 def test_bad_attn_argument_is_one_line_exit_2(capsys, extra, why):
     argv = ["--board", str(ROOT / "boards" / "kv260.yaml"), "--pe", "4", "--simd", "20",
@@ -306,9 +326,10 @@ def test_bad_attn_argument_is_one_line_exit_2(capsys, extra, why):
 
 
 def test_makefile_stops_on_a_bad_attn(tmp_path):
-    res = _make("overlay", "BOARD=kv260", "ATTN=2", "VIVADO=echo", f"OUT={tmp_path}")
+    res = _make("overlay", "BOARD=kv260", "ATTN=5", "VIVADO=echo", f"OUT={tmp_path}")
     assert res.returncode == 2
-    assert "error: ATTN=2: expected 0 (no attention unit) or 1 (add kv_attn)" in res.stderr
+    assert ("error: ATTN=5: expected 0 (no attention unit) to 4 (that many kv_attn instances)"
+            in res.stderr)
     assert "-tclargs" not in res.stdout
 
 
@@ -323,4 +344,45 @@ def test_tcl_rejects_a_malformed_attn_argument(tmp_path):
     env = dict(os.environ, STUB_LOG=str(tmp_path / "log"), STUB_BOARD_FILES="0",
                DSE_VIVADO_DRY_RUN="1")
     res = _tcl(tmp_path, script, env)
-    assert res.returncode != 0 and "attn '4,128': expected none or G,D,HMAX,TMAX" in res.stderr
+    assert res.returncode != 0 and "attn '4,128': expected none or N,G,D,HMAX,TMAX" in res.stderr
+
+
+def test_build_args_reject_a_port_width_the_ps_has_not(tmp_path, capsys):
+    """A Zynq-7000 board file claiming 128-bit HP ports: one line naming the field."""
+    text = (ROOT / "boards" / "pynq-z2.yaml").read_text().replace("port_width_bits: 64",
+                                                                  "port_width_bits: 128")
+    board = tmp_path / "wide.yaml"
+    board.write_text(text)
+    rc = overlay_build_main(["--board", str(board), "--pe", "1", "--simd", "40", "--packing",
+                             "base3", "--vmax", "1", "--kmax", "4096", "--engines", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "link.port_width_bits 128: a zynq7000 HP port is 32 or 64 bits wide" in err, err
+
+
+def test_pynq_z2_builds_the_plan_explore_picks_for_bitnet_large(tmp_path):
+    """The make line `dse explore --board pynq-z2 --model bitnet_b1_58-large` prints runs
+    through the Makefile's checks and the Tcl on a Zynq-7000 PS (processing_system7, 64-bit
+    HP port, the attention unit on engine 0's port)."""
+    res = subprocess.run([sys.executable, "-m", "dse.cli", "explore", "--board",
+                          str(ROOT / "boards" / "pynq-z2.yaml"), "--model",
+                          "bitnet_b1_58-large", "--no-report"], capture_output=True,
+                         text=True, check=False, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if x.startswith("build the best plan: "))
+    make = line.split("make -C overlays/vivado overlay ", 1)[1].split()
+    res = _make("overlay", *make, "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 0, res.stderr
+    args = (tmp_path / "tclargs.pynq-z2.txt").read_text().split()
+    assert args[:3] == ["pynq-z2", "zynq7", "xc7z020clg400-1"]
+    assert args[14:16] == ["S_AXI_HP0", "64"]
+    log = tmp_path / "stub.log"
+    script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
+              f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")
+    env = dict(os.environ, STUB_LOG=str(log), STUB_BOARD_FILES="1", DSE_VIVADO_DRY_RUN="1")
+    res = _tcl(tmp_path, script, env)
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+    text = log.read_text()
+    assert "xilinx.com:ip:processing_system7:9.9 ps" in text
+    assert "CONFIG.PCW_S_AXI_HP0_DATA_WIDTH 64" in text
+    assert "kv_attn_0" in text and "connect_bd_intf_net data_ic_0/M00_AXI ps/S_AXI_HP0" in text

@@ -121,6 +121,30 @@ def test_emulated_layer_bit_exact(packing, pe, simd, n, k, m, v):
 
 
 @needs_pynq
+@pytest.mark.parametrize(("pe", "simd", "packing", "port_bits"), [
+    (8, 16, "i2", 64),        # a 256-bit stream on a Zynq-7000 HP port: 4 port beats a beat
+    (1, 40, "base3", 64),     # a 64-bit stream fits the port: no stall
+    (4, 16, "i2", 128),       # 128 bits on a ZU+ port: no stall
+])
+def test_emulated_engine_waits_on_a_narrow_hp_port(pe, simd, packing, port_bits):
+    """The board's HP port width: the emulated engine stalls for every input beat wider than
+    the port, and the driver reports exactly those stalls as Timing.port_stall_cycles."""
+    from dse.packing.stream import input_stream_beats
+
+    eng = _open(pe=pe, simd=simd, packing=packing, vmax=4, port_bits=port_bits)
+    n, k, m = 96, 400, 2
+    w, x = _layer_data(5, n, k, m)
+    y, t = eng.run(eng.load_layer(w, name="port.layer"), x, vectors=2)
+    np.testing.assert_array_equal(y, golden_gemv(w, x))
+    bits = eng.config.stream_bits
+    beats = input_stream_beats(n, k, m, pe, simd, packing, 2)
+    want = beats * (-(-bits // port_bits) - 1) if bits > port_bits else 0
+    assert t.stall_in_cycles == t.port_stall_cycles == want
+    assert t.compute_cycles == engine_cycles(n, k, m, pe, simd, 2, bits // 8,
+                                             regs.PIPELINE_LATENCY)
+
+
+@needs_pynq
 def test_emulated_repeated_calls_reuse_buffers():
     eng = _open(pe=4, simd=16, packing="i2", vmax=2)
     w, x = _layer_data(3, 30, 100, 3)
@@ -462,7 +486,8 @@ def test_emulated_doctor_passes_the_board_it_describes(tmp_path):
     plan = EngineDesign(pe=8, simd=16, packing="i2", clock_mhz=250.0, engines=2, vectors=4,
                         max_k=6912)
     findings = doctor.examine(eng, tmp_path / "o.hwh", plan,
-                              AttentionUnit(4, 128, 5, 64), **_quiet(tmp_path))
+                              AttentionUnit(4, 128, 5, 64, latency_cycles=10),
+                              **_quiet(tmp_path))
     assert all(f.ok for f in findings), [f.line() for f in findings]
     doctor.verdict(findings, "o.bit")
 
@@ -488,7 +513,8 @@ def test_emulated_doctor_refuses_a_mismatch(tmp_path, change, expected):
     (tmp_path / "o.hwh").write_text(text)
     plan = EngineDesign(pe=16 if change == "plan" else 8, simd=16, packing="i2",
                         clock_mhz=250.0, vectors=4, max_k=6912)
-    attention = AttentionUnit() if change == "no-attention" else None
+    attention = (AttentionUnit(4, 128, 5, 4096, latency_cycles=10) if change == "no-attention"
+                 else None)
     findings = doctor.examine(eng, tmp_path / "o.hwh", plan, attention, **_quiet(tmp_path))
     with pytest.raises(DseError) as exc:
         doctor.verdict(findings, "o.bit")

@@ -360,7 +360,7 @@ class _Pick:
 def test_interrupt_during_start_up_is_one_line(capsys, monkeypatch):
     import dse.cli
 
-    def interrupted():
+    def interrupted(argv=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(dse.cli, "build_parser", interrupted)

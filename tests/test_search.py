@@ -29,7 +29,7 @@ def small_workload(blocks: int = 2) -> Workload:
                                ("down_proj", 256, 1000, 3.0)):
             layers.append(Layer(f"model.layers.{i}.x.{role}", role, i, n, k, True, ms, 10,
                                 ms * 10))
-    host = HostSpec("test host", 100.0, 10.0, 3000.0, "test", 2)
+    host = HostSpec("test host (x86-64)", 100.0, 10.0, 3000.0, "test", 2)
     cfg = ModelConfig("tiny", "bitnet", hidden=256, intermediate=1000, layers=blocks, heads=2,
                       kv_heads=1, vocab=1000, max_positions=512)
     return Workload("tiny", cfg, 4, tuple(layers), decoder_ops(cfg), (), host, 20.0, None,
@@ -156,7 +156,8 @@ def test_prefill_objective_uses_vectors(zcu104):
 def test_milp_equals_brute_force_with_attention_unit(zcu104, uram):
     """With the attention unit and an int8 KV cache the MILP still finds the true optimum, and
     the plan it returns carries the unit and the format."""
-    from dse.model.project import AttentionUnit
+    from dse.model.units import AttentionUnit
+    from dse.search.optimize import UnitChoice
 
     board = zcu104.model_copy(update={"pl": zcu104.pl.model_copy(update={"uram": uram or 1}),
                                       "caps": zcu104.caps.model_copy(update={"bram36": 0.2})})
@@ -164,12 +165,14 @@ def test_milp_equals_brute_force_with_attention_unit(zcu104, uram):
     wl = small_workload()
     cfg = wl.config
     unit = AttentionUnit(group=cfg.heads // cfg.kv_heads, head_dim=cfg.head_dim,
-                         max_kv_heads=cfg.kv_heads, max_positions=cfg.max_positions)
+                         max_kv_heads=cfg.kv_heads, max_positions=cfg.max_positions,
+                         latency_cycles=7)
     prep = prepare(wl, ctx, Objective(runtimes=("torch",), context=256,
-                                      kv_dtypes=("fp16", "int8"), attention=unit))
+                                      kv_dtypes=("fp16", "int8"),
+                                      units=(UnitChoice("attention", (unit,)),)))
     design = EngineDesign(pe=4, simd=8, packing="base3", clock_mhz=250, max_k=1000)
-    sol = solve_plan(prep, design, runtime="torch", glue=False, attn=True, kv_dtype="int8")
-    best_ms = brute_force(prep, design, "torch", attn=True, kv_dtype="int8")[0]
+    sol = solve_plan(prep, design, runtime="torch", units=(unit,), kv_dtype="int8")
+    best_ms = brute_force(prep, design, "torch", units=(unit,), kv_dtype="int8")[0]
     assert sol.optimal and sol.objective_ms == pytest.approx(best_ms, rel=1e-9)
     assert sol.plan.attention == unit and sol.plan.kv_dtype == "int8"
     proj = project(wl, sol.plan, ctx, prep.scenarios[0][0])

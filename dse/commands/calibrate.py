@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import non_negative_int, positive_float, positive_int
+from dse.commands.model_input import MODEL_HELP, load_model_input
 from dse.errors import DseError
 from dse.io import Outputs, load_json
 
@@ -38,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pynq: the overlay on this board; sim: the RTL in Verilator")
     p.add_argument("--log", type=Path, default=None,
                    help="also write what the backend measured as a measurement log")
-    p.add_argument("--profile", type=Path, default=None, help="profile JSON (default: embedded)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="profile JSON (default: embedded, unless --model is given)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--plan", type=Path, default=None,
                    help="dse explore --json file: calibrate its best plan's layers on its "
                    "engine (the overlay must match it)")
@@ -118,7 +121,7 @@ def _plan_attention(path: Path | None):
         return None
     if not isinstance(att, dict):
         return None
-    known = {f.name for f in fields(AttentionUnit)}
+    known = {f.name for f in fields(AttentionUnit)} - {"buildable", "build_note"}
     try:
         return AttentionUnit(**{k: v for k, v in att.items() if k in known})
     except TypeError:
@@ -159,14 +162,14 @@ def _make_backend(args, board, design):
     return PynqBackend(board, args.overlay, timeout_s=args.timeout)
 
 
-def _search():
+def _search(wl=None):
     """(objective, space) the calibration re-projects with: decode over what the shipped
-    overlay template builds."""
+    overlay template builds, under the runtimes the workload can price."""
     from dse.model.template import shipped_template
     from dse.search.optimize import Objective
     from dse.search.space import default_space
 
-    objective = Objective()
+    objective = Objective() if wl is None else Objective(runtimes=wl.runtimes)
     return objective, default_space(objective.kind, template=shipped_template())
 
 
@@ -179,13 +182,13 @@ def default_output(board_stem: str) -> Path:
     return Path("calibrations") / f"{board_stem}-{stamp}.yaml"
 
 
-def _outputs(args, profile, stem, inputs) -> tuple[Outputs, Path | None, Path | None]:
+def _outputs(args, mi, inputs) -> tuple[Outputs, Path | None, Path | None]:
     """The run's outputs claimed up front (none may be one of its inputs): (outputs,
     calibration path or None for the dated default, report path or None)."""
-    from dse.commands.common import default_report_path, profile_inputs
+    from dse.commands.common import default_report_path
 
-    out = Outputs([*profile_inputs(args.profile), args.plan, args.weights, args.overlay,
-                   *inputs])
+    profile, stem = mi.profile, mi.stem
+    out = Outputs([*mi.inputs, args.plan, args.weights, args.overlay, *inputs])
     cal = None if args.output is None else out.claim(args.output, "calibration")
     if args.log is not None:
         out.claim(args.log, "measurement log")
@@ -214,19 +217,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_from_log(args: argparse.Namespace) -> int:
     """Fit a measurement log: no board, no simulator, only the log and the model."""
-    from dse.commands.common import load_profile_option
     from dse.model.board import resolve_board
     from dse.model.fit import fit_log
     from dse.model.measurement_log import check_config, load_log
     from dse.model.project import CostContext
-    from dse.model.workload import workload_from_profile
 
     log = load_log(args.from_log)
     board = resolve_board(args.board or log.config.board)
     check_config(log, board, _log_plan_design(args.plan))
-    profile, stem, source = load_profile_option(args.profile)
-    wl = workload_from_profile(profile, source)
-    out, out_path, report_path = _outputs(args, profile, stem, [args.from_log, board.path])
+    mi = load_model_input(args.model, args.profile)
+    wl, profile, stem = mi.workload, mi.profile, mi.stem
+    out, out_path, report_path = _outputs(args, mi, [args.from_log, board.path])
     ctx0 = CostContext.for_board(board)
     res = fit_log(log, wl, ctx0.board, ctx0.constants)
     print(f"fitting {log.path} ({len(log.entries)} entries, {log.config.backend} log) for "
@@ -237,22 +238,20 @@ def _run_from_log(args: argparse.Namespace) -> int:
 
 
 def _run_backend(args: argparse.Namespace) -> int:
-    from dse.commands.common import load_profile_option
     from dse.hw import calibrate as flow
     from dse.model.board import resolve_board
     from dse.model.fit import fit_log
     from dse.model.measurement_log import log_to_json
     from dse.model.project import CostContext
-    from dse.model.workload import workload_from_profile
     from dse.search.explore import explore
 
     board = resolve_board(args.board)
     _preflight(args)
-    profile, stem, source = load_profile_option(args.profile)
-    wl = workload_from_profile(profile, source)
-    out, out_path, report_path = _outputs(args, profile, stem, [board.path])
+    mi = load_model_input(args.model, args.profile)
+    wl, profile, stem = mi.workload, mi.profile, mi.stem
+    out, out_path, report_path = _outputs(args, mi, [board.path])
     ctx0 = CostContext.for_board(board)
-    best_before = explore(wl, ctx0, *_search()).best
+    best_before = explore(wl, ctx0, *_search(wl)).best
     planned = None
     if args.layers:
         layers = flow.select_layers(wl, glob=args.layers)
@@ -325,7 +324,7 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, repor
     if run_info is not None:
         plan, design, measurements, kind, _ = run_info
         e2e = flow.end_to_end(wl, plan, design, measurements, ctx0, ctx1, kind)
-    before, after = explore(wl, ctx0, *_search()), explore(wl, ctx1, *_search())
+    before, after = explore(wl, ctx0, *_search(wl)), explore(wl, ctx1, *_search(wl))
     replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
                for b in before.plans[:4]]
     _print_summary(cal, res, e2e)

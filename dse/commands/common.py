@@ -29,10 +29,12 @@ def load_profile_option(path: Path | None) -> tuple[Profile, str, str]:
     return load_profile(path), stem, str(path)
 
 
-def default_report_path(profile: Profile, stem: str) -> Path:
-    """``reports/<stem>.<lang>.md``, creating ``reports/`` (only this default folder)."""
+def default_report_path(profile: Profile | None, stem: str) -> Path:
+    """``reports/<stem>.<lang>.md``, creating ``reports/`` (only this default folder); a
+    model without a profile gets an English report."""
     Path("reports").mkdir(exist_ok=True)
-    return Path("reports") / f"{stem}.{profile.report_lang or 'zh'}.md"
+    lang = "en" if profile is None else profile.report_lang or "zh"
+    return Path("reports") / f"{stem}.{lang}.md"
 
 
 def report_text(report_path: Path, profile: Profile, stem: str) -> tuple[str, str]:
@@ -41,7 +43,8 @@ def report_text(report_path: Path, profile: Profile, stem: str) -> tuple[str, st
     return base_report_text(current, profile, stem)
 
 
-def base_report_text(current: str | None, profile: Profile, stem: str) -> tuple[str, str]:
+def base_report_text(current: str | None, profile: Profile | None, stem: str
+                     ) -> tuple[str, str]:
     """(text, language) of the report to add a section to, given its current text.
 
     An existing report is taken as it is (its text is never altered, only appended to); a new
@@ -52,6 +55,10 @@ def base_report_text(current: str | None, profile: Profile, stem: str) -> tuple[
 
     if current is not None:
         text = current
+    elif profile is None:  # a model config alone: no profiling report to append to
+        text = (f"# {stem}\n\nNo profile: the model's operators and Linear shapes come from "
+                f"its config; the native runtime prices every kernel from instruction counts "
+                f"and the torch runtime is not measured.\n")
     else:
         from dse.profile.default import DEFAULT_REPORT_NAME, data_file
         from dse.report.profile_md import render_profile_report

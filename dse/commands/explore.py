@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import (
@@ -12,15 +13,13 @@ from dse.commands.common import (
     base_report_text,
     calibration_input,
     default_report_path,
-    load_profile_option,
     positive_int,
-    profile_inputs,
     scenario_fields,
 )
+from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured, runtimes_for
 from dse.io import Outputs
 from dse.model.board import resolve_board
 from dse.model.project import VIEWS, CostContext
-from dse.model.workload import workload_from_profile
 from dse.report.table import text_table
 from dse.search.optimize import OBJECTIVES, Objective
 
@@ -32,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "section to the profiling report.")
     p.add_argument("--board", required=True, help="board YAML (boards/zcu104.yaml) or name")
     p.add_argument("--profile", type=Path, default=None,
-                   help="profile JSON (default: the embedded BitNet-2B-4T profile)")
+                   help="profile JSON (default: the embedded BitNet-2B-4T profile, unless "
+                   "--model is given)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--objective", choices=OBJECTIVES, default="decode",
                    help="decode ms/token, prefill ms, or a prompt+generate mix")
     p.add_argument("--prompt-tokens", type=positive_int, default=128,
@@ -66,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from dse.report.plots import plot_names
 
     board = resolve_board(args.board)
-    profile, stem, source = load_profile_option(args.profile)
+    mi = load_model_input(args.model, args.profile)
+    profile, stem, source, wl = mi.profile, mi.stem, mi.source, mi.workload
     # Claim every output path before searching, so a bad path fails in a second, not after,
     # and no output can overwrite an input of this run.
-    out = Outputs([*profile_inputs(args.profile), board.path or None, args.template,
+    out = Outputs([*mi.inputs, board.path or None, args.template,
                    calibration_input(board, args.calibration), args.reference])
     report_path = None
     if not args.no_report:
@@ -84,16 +86,15 @@ def run(args: argparse.Namespace) -> int:
         from dse.model.measurement_log import load_log
 
         reference = load_log(args.reference)
-    wl = workload_from_profile(profile, source)
     ctx = CostContext.resolve(board, args.calibration)
     from dse.model.template import load_template, shipped_template
-    from dse.search.space import attention_unit_for
 
     template = load_template(args.template) if args.template else shipped_template()
-    unit, unit_built = attention_unit_for(template, wl.config)
+    # the PL units plans may add come from the template x the board (dse.search.space)
+    fields = scenario_fields(args)
+    fields["runtimes"] = runtimes_for(wl, fields["runtimes"], args.runtime)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          **scenario_fields(args), attention=unit,
-                          attention_buildable=unit_built)
+                          **fields)
     from dse.search.explore import explore
     from dse.search.space import default_space
 
@@ -104,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
                          reference=reference)
     search_s = time.perf_counter() - t0
-    print(_summary(result, source, search_s))
+    if not result.best.feasible:
+        result = replace(result, advice=_advice(wl, ctx, objective))
+    print(_summary(result, source, search_s, not_measured(wl)))
     if args.json:
         from dse.report.explore_json import explore_to_json
 
@@ -138,6 +141,19 @@ def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs
     return plots
 
 
+def _advice(wl, ctx, objective) -> tuple:
+    """What would fit when nothing does: against the published presets and the shipped
+    boards (``dse.search.advice``)."""
+    from dse.model.arch import preset_config
+    from dse.model.board import boards_dir, load_board
+    from dse.profile.presets import PUBLISHED
+    from dse.search.advice import fit_advice
+
+    models = tuple(preset_config(name) for name in PUBLISHED)
+    boards = tuple(load_board(p) for p in sorted(boards_dir().glob("*.yaml")))
+    return fit_advice(wl, ctx, objective.context_tokens, models, boards).messages()
+
+
 class _progress:
     """A tqdm bar on stderr that appears only if the search takes more than a second."""
 
@@ -163,7 +179,7 @@ class _progress:
         self.bar.close()
 
 
-def _summary(result, source: str, search_s: float) -> str:
+def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:
     obj = result.objective
     lines = [
         f"board: {result.board.name} ({result.board.part}); profile: {source}",
@@ -175,7 +191,8 @@ def _summary(result, source: str, search_s: float) -> str:
             + (f", {b.energy.watts:.2f} W, {b.energy.j_per_token:.3f} J/token" if b.energy
                else "")
             + ("" if b.feasible else f" (does not fit: {b.reason})")
-            for b in result.best.decode.baselines),
+            for b in result.best.decode.baselines)
+        + "".join(f"; {r}: not measured (no profile)" for r in unmeasured),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
         f"({result.designs_rejected} rejected by caps or link)",
         "",
@@ -186,7 +203,7 @@ def _summary(result, source: str, search_s: float) -> str:
         util = d.utilization
         e = d.energy
         rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
-                     d.scenario.kv_dtype, " ".join(rp.plan.units) or "-",
+                     d.scenario.kv_dtype, " ".join(rp.plan.unit_labels) or "-",
                      len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.4g}",
                      f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
                      f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
@@ -204,9 +221,14 @@ def _summary(result, source: str, search_s: float) -> str:
         reasons = "; ".join(dict.fromkeys(str(r) for p in result.best.projections
                                           for r in p.infeasible))
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
+        lines.append("what would fit: " + "; ".join(map(str, result.advice)))
+        return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
+    from dse.report.explore_md import unit_count_rows
+
+    lines += [f"{k.lower()}: {v}" for k, v in unit_count_rows(result, "en")]
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan
-    lines.append(f"{'build the best plan' if best.design.buildable else 'best plan'}: "
+    lines.append(f"{'build the best plan' if best.buildable else 'best plan'}: "
                  f"{best.build_note or 'not checked against the engine template (what-if)'}")
     top = result.sensitivity[0] if result.sensitivity else None
     if top:

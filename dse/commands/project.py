@@ -12,16 +12,17 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from dse.commands.common import calibration_input, check_serving, positive_int, profile_inputs
+from dse.commands.common import calibration_input, check_serving, positive_int
+from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured
 from dse.errors import DseError
 from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
 from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
-from dse.model.plan_file import load_plan
+from dse.model.plan_file import check_units_fit, load_plan
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
 from dse.model.template import mark_buildable, shipped_template
-from dse.model.workload import Workload, workload_from_profile
+from dse.model.workload import Workload
 from dse.report.table import text_table
 
 PHASES = ("decode", "prefill")
@@ -38,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "feasibility.")
     p.add_argument("--board", required=True, help="board YAML (boards/zcu104.yaml) or name")
     p.add_argument("--profile", type=Path, default=None,
-                   help="profile JSON (default: the embedded BitNet-2B-4T profile)")
+                   help="profile JSON (default: the embedded BitNet-2B-4T profile, unless "
+                   "--model is given)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--plan", type=Path, required=True, help="plan YAML (examples/plans/)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
@@ -88,24 +91,14 @@ def scenario_for(args: argparse.Namespace, wl: Workload) -> Scenario:
                     args.threads)
 
 
-def _load_workload(path: Path | None) -> tuple[Workload, str]:
-    if path is None:
-        from dse.profile.default import default_profile
-
-        source = "embedded default (BitNet-2B-4T, seed report)"
-        return workload_from_profile(default_profile(), source), source
-    from dse.profile.format import load_profile
-
-    return workload_from_profile(load_profile(path), str(path)), str(path)
-
-
 def run(args: argparse.Namespace) -> int:
     board = resolve_board(args.board)
-    out = Outputs([*profile_inputs(args.profile), args.plan, board.path or None,
+    mi = load_model_input(args.model, args.profile)
+    wl, source = mi.workload, mi.source
+    out = Outputs([*mi.inputs, args.plan, board.path or None,
                    calibration_input(board, args.calibration)])
     if args.json:
         out.claim(args.json, "JSON")
-    wl, source = _load_workload(args.profile)
     plan = load_plan(args.plan, wl)
     if args.runtime is not None:
         plan = replace(plan, runtime=check_runtime(args.runtime, "--runtime"))
@@ -113,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
     plan = replace(plan, design=mark_buildable(shipped_template(), plan.design, board))
     scenario = scenario_for(args, wl)
     ctx = CostContext.resolve(board, args.calibration)
+    check_units_fit(plan, ctx.board, ctx.constants, args.plan)
     proj = project(wl, plan, ctx, scenario)
-    print(render(proj, board, source, str(args.plan), args.layers))
+    print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl)))
     if args.json:
         from dse.report.plan_json import projection_to_dict
 
@@ -143,7 +137,8 @@ def _phase_text(sc: Scenario) -> str:
     return f"decode, one token (M=1), context {sc.context_tokens} tokens"
 
 
-def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool) -> str:
+def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool,
+           unmeasured: tuple[str, ...] = ()) -> str:
     """The report ``dse project`` prints (pure)."""
     plan, sc, d = p.plan, p.scenario, p.plan.design
     lines = [
@@ -168,7 +163,8 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         "CPU-only baselines (everything on the CPU):",
         text_table(["runtime", "ms", "speedup of the plan", "memory MiB", "fits the board"],
                    [[b.runtime, _ms(b.ms), _x(b.ms / p.plan_ms), f"{b.memory_bytes / 2**20:,.0f}",
-                     "yes" if b.feasible else f"NO ({b.reason})"] for b in p.baselines]),
+                     "yes" if b.feasible else f"NO ({b.reason})"] for b in p.baselines]
+                   + [[r, "not measured (no profile)", "", "", ""] for r in unmeasured]),
         "",
         "where a token goes (ms per forward):",
         text_table(["component", "ms", "share"],

@@ -262,7 +262,7 @@ def end_to_end(wl: Workload, plan, built: EngineDesign, ms: Sequence[Measurement
     as_built = replace(plan, design=replace(built, head=None, head_macs=0, resident_bytes=0),
                        offload=frozenset(n for n in plan.offload
                                          if any(la.name == n and la.ternary for la in wl.layers)),
-                       resident=frozenset(), fuse=False, glue=None, runtime="torch")
+                       resident=frozenset(), fuse=False, runtime="torch")
     sc = Scenario()
     before = project(wl, as_built, ctx_before, sc)
     after = project(wl, as_built, ctx_after, sc)

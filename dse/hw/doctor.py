@@ -209,17 +209,22 @@ def check_build(hwh: HwhBuild, registers: Sequence[Any], design: Any = None,
                                f"{design.simd} {design.packing}, VMAX {built['VMAX']}, "
                                f"KMAX {built['KMAX']}"))
     if attention is not None:
+        count = getattr(attention, "count", 1)
+        want = {"G": attention.group, "D": attention.head_dim,
+                "HMAX": attention.max_kv_heads, "TMAX": attention.max_positions}
         if not hwh.attention:
             out.append(Finding("plan's units", False, f"the plan has an attention unit "
                                f"({attention.label}), {hwh.path} lists no {ATTN_VLNV}"))
+        elif len(hwh.attention) != count:
+            out.append(Finding("plan's units", False, f"the plan has {count} attention "
+                               f"unit(s) ({attention.label}), {hwh.path} lists "
+                               f"{len(hwh.attention)}"))
         else:
-            name, built = hwh.attention[0]
-            want = {"G": attention.group, "D": attention.head_dim,
-                    "HMAX": attention.max_kv_heads, "TMAX": attention.max_positions}
-            diff = [f"{k} {built[k]}, the plan {want[k]}" for k in want if built[k] != want[k]]
-            out.append(Finding("plan's units", not diff, f"{name}: " + ("; ".join(diff) if diff
-                               else f"kv_attn G{built['G']} D{built['D']} "
-                               f"HMAX{built['HMAX']} TMAX{built['TMAX']}")))
+            diff = [f"{name}: {k} {built[k]}, the plan {want[k]}"
+                    for name, built in hwh.attention for k in want if built[k] != want[k]]
+            out.append(Finding("plan's units", not diff, "; ".join(diff) if diff else
+                               f"{count}x kv_attn G{want['G']} D{want['D']} "
+                               f"HMAX{want['HMAX']} TMAX{want['TMAX']}"))
     if not [f for f in out if not f.ok and f.check == "bitstream"]:
         out.insert(0, Finding("bitstream", True, f"{hwh.path}: {len(hwh.engines)} engine(s) "
                               f"as their registers report"

@@ -40,6 +40,7 @@ from dse.packing.stream import (
     expected_output_stream,
     input_stream_beats,
     output_stream_beats,
+    port_stall_cycles,
     stream_bits,
 )
 
@@ -105,9 +106,12 @@ def _read_control(ip, r, off: int) -> int:
 class _Engine:
     """ternary_gemv's register file and behaviour (one whole call at a time)."""
 
-    def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int) -> None:
+    def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int,
+                 port_bits: int | None = None) -> None:
         self.pe, self.simd, self.packing, self.vmax, self.kmax = pe, simd, packing, vmax, kmax
         self.width = stream_bits(pe, simd, packing)
+        # the HP port the engine's DMA reads through (None: as wide as any stream)
+        self.port_bits = port_bits
         self.args = {regs.N: 0, regs.K: 0, regs.M: 0, regs.V: 1}
         self.busy = self.stall_in = self.stall_out = 0
         self.running = self.done = self.err = False
@@ -152,8 +156,11 @@ class _Engine:
         out = expected_output_stream(y, self.pe, v)
         assert out.shape[0] == output_stream_beats(n, m, self.pe)
         self.outbox += out.tobytes()
+        # a stream wider than the HP port waits for each beat's remaining port cycles
+        stall = port_stall_cycles(need // beat, self.width, self.port_bits)
+        self.stall_in += stall
         self.busy += engine_cycles(n, k, m, self.pe, self.simd, v, beat,
-                                   regs.PIPELINE_LATENCY)
+                                   regs.PIPELINE_LATENCY) + stall
         self.calls.append({"n": n, "k": k, "m": m, "v": v, "w": w, "x": x})
         self.running = False
         self.done = True
@@ -305,7 +312,9 @@ class _Dma:
 class EmulatedDevice(pynq.Device):
     """A pynq Device holding ``engines`` ternary_gemv engines, each with its own AXI DMA
     (``ternary_gemv_<i>`` fed by ``axi_dma_<i>``, as the Vivado flow builds them), and with
-    ``attn=(G, D, HMAX, TMAX)`` the attention unit ``kv_attn_0`` fed by ``axi_dma_attn``."""
+    ``attn=(G, D, HMAX, TMAX)`` the attention unit ``kv_attn_0`` fed by ``axi_dma_attn``;
+    ``port_bits``: the board's HP port width (a board file's ``link.port_width_bits``), which
+    an engine's wider input stream waits on (None: no such limit)."""
 
     _probe_priority_ = 1
 
@@ -317,13 +326,15 @@ class EmulatedDevice(pynq.Device):
     def __init__(self, tag: str = "emulated-tgemv", pe: int = 8, simd: int = 16,
                  packing: str = "i2", vmax: int = 4, kmax: int = 8192,
                  dma_length_bits: int = 26, engines: int = 1,
-                 attn: tuple[int, int, int, int] | None = None) -> None:
+                 attn: tuple[int, int, int, int] | None = None,
+                 port_bits: int | None = None) -> None:
         super().__init__(tag)
         self.dma_length_bits = dma_length_bits
         self.name = "emulated ternary_gemv overlay"
         self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
         self.default_memory = _Memory(self)
-        self.engines = [_Engine(pe, simd, packing, vmax, kmax) for _ in range(engines)]
+        self.engines = [_Engine(pe, simd, packing, vmax, kmax, port_bits)
+                        for _ in range(engines)]
         self.dmas = [_Dma(self.default_memory, e) for e in self.engines]
         self.attn = _AttnUnit(*attn) if attn else None
         self.attn_dma = _Dma(self.default_memory, self.attn) if self.attn else None
@@ -448,6 +459,7 @@ def open_emulated(**engine: object):
     for i in range(len(device.engines)):
         eng = driver_class()(device.engine_description(i))
         eng.dma = DMA(device.dma_description(i))
+        eng.port_bits = device.engines[i].port_bits
         drivers.append(eng)
     if len(drivers) == 1:
         return drivers[0]

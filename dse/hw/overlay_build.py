@@ -7,10 +7,12 @@ code, the derived stream widths and the HP port of each engine, all from
 breaks and exits with status 2. So the Tcl keeps no copy of the build rules: it builds what
 it is given.
 
-``--attn 1`` adds the attention unit kv_attn (the template's ``attention:`` section): its
-parameters default to the section's ``defaults`` (``--attn-g`` etc. override them), are
-checked against its rules, and reach the Tcl as one last argument
-``G,D,HMAX,TMAX,in_bits,out_bits`` (``none`` without the unit).
+``--attn N`` adds N instances of the attention unit kv_attn (the template's ``attention:``
+section, up to its ``max_units``): their parameters default to the section's ``defaults``
+(``--attn-g`` etc. override them; HMAX is what each instance holds, the driver dealing the kv
+heads out with ``dse.model.units.instance_split``), are checked against its rules, and reach
+the Tcl as one last argument ``N,G,D,HMAX,TMAX,in_bits,out_bits`` (``none`` without the
+unit).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from dse.model.template import EngineTemplate, load_template, shipped_template_p
 
 #: build_overlay.tcl's PS kind per board family (the MPSoC PS on ZU+ and RFSoC).
 PS_KIND = {"zynqmp": "zynqmp", "rfsoc": "zynqmp", "zynq7000": "zynq7"}
+#: HP port data widths each PS kind offers: Zynq-7000's S_AXI_HP0-3 are 32 or 64 bits (UG585
+#: ch. 5), Zynq UltraScale+'s S_AXI_HP0-3_FPD 32, 64 or 128 (PG201).
+HP_BITS = {"zynq7": (32, 64), "zynqmp": (32, 64, 128)}
 
 
 #: build_overlay.tcl's last argument when the overlay has no attention unit.
@@ -32,18 +37,21 @@ ATTN_PARAMS = ("g", "d", "hmax", "tmax")
 
 
 def attn_arg(t: EngineTemplate, attn: dict[str, int] | None) -> str:
-    """The Tcl's attention argument for ``attn`` (kv_attn's G, D, HMAX, TMAX; None: no unit),
-    checked against the template's ``attention:`` section (pure; ``DseError`` if broken)."""
+    """The Tcl's attention argument for ``attn`` (kv_attn's instance count and G, D, HMAX,
+    TMAX; None: no unit), checked against the template's ``attention:`` section (pure;
+    ``DseError`` if broken)."""
     if attn is None:
         return NO_ATTN
+    count = attn.get("count", 1)
     at = t.attention
     if at is None:
-        raise DseError(f"{t.path}: cannot build ATTN=1: the template has no attention section")
-    why = at.violations(**attn)
+        raise DseError(f"{t.path}: cannot build ATTN={count}: the template has no attention "
+                       f"section")
+    why = at.violations(**{k: attn[k] for k in ATTN_PARAMS}, count=count)
     if why:
         shown = " ".join(f"{k.upper()}={attn[k]}" for k in ATTN_PARAMS)
-        raise DseError(f"{t.path}: cannot build the attention unit {shown}: {why[0]}")
-    return ",".join(str(v) for v in (*(attn[k] for k in ATTN_PARAMS), at.stream_bits,
+        raise DseError(f"{t.path}: cannot build {count} attention unit(s) {shown}: {why[0]}")
+    return ",".join(str(v) for v in (count, *(attn[k] for k in ATTN_PARAMS), at.stream_bits,
                                      at.out_bits(attn["g"])))
 
 
@@ -60,6 +68,10 @@ def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: st
     if clock_mhz > board.clock.max_mhz:
         why.append(f"clock {clock_mhz:g} MHz: the board file allows up to "
                    f"{board.clock.max_mhz:g} MHz")
+    widths = HP_BITS[PS_KIND[board.family]]
+    if board.link.port_width_bits not in widths:
+        why.append(f"link.port_width_bits {board.link.port_width_bits}: a "
+                   f"{board.family} HP port is {' or '.join(map(str, widths))} bits wide")
     if why:
         raise DseError(f"{t.path}: cannot build PE={pe} SIMD={simd} {packing} VMAX={vmax} "
                        f"KMAX={kmax} ENGINES={engines} for {board.stem}: {why[0]}")
@@ -68,23 +80,28 @@ def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: st
     ports = t.ports_for(board.family)[:engines]
     return [board.stem, PS_KIND[board.family], board.part, f"{clock_mhz:g}", name, out_dir,
             str(pe), str(simd), str(t.packing_codes[packing]), str(vmax), str(kmax),
-            str(engines), str(in_bits), str(32 * pe), ",".join(ports), attention]
+            str(engines), str(in_bits), str(32 * pe), ",".join(ports),
+            str(board.link.port_width_bits), attention]
 
 
 def attn_request(t: EngineTemplate, attn: str, overrides: dict[str, str | None]
                  ) -> dict[str, int] | None:
-    """``--attn`` (0 or 1) and the ``--attn-*`` overrides (the Makefile's ATTN, ATTN_G, ...,
-    as text so a bad value gets the flow's one-line error) -> kv_attn's parameters or None."""
-    if attn not in ("0", "1"):
-        raise DseError(f"ATTN={attn}: expected 0 (no attention unit) or 1 (add kv_attn)")
+    """``--attn`` (0, or how many kv_attn instances) and the ``--attn-*`` overrides (the
+    Makefile's ATTN, ATTN_G, ..., as text so a bad value gets the flow's one-line error) ->
+    kv_attn's parameters with ``count``, or None."""
+    top = t.attention.max_units if t.attention is not None else 1
+    if not attn.isdigit() or int(attn) > top:
+        raise DseError(f"ATTN={attn}: expected 0 (no attention unit) to {top} (that many "
+                       f"kv_attn instances)")
     given = {k: v for k, v in overrides.items() if v is not None}
     if attn == "0":
         if given:
-            raise DseError(f"ATTN_{next(iter(given)).upper()} given without ATTN=1")
+            raise DseError(f"ATTN_{next(iter(given)).upper()} given without ATTN=1..{top}")
         return None
     if t.attention is None:
-        raise DseError(f"{t.path}: cannot build ATTN=1: the template has no attention section")
-    out = dict(t.attention.default)
+        raise DseError(f"{t.path}: cannot build ATTN={attn}: the template has no attention "
+                       f"section")
+    out = {**t.attention.default, "count": int(attn)}
     for k, v in given.items():
         if not v.isdigit():
             raise DseError(f"ATTN_{k.upper()}={v}: expected a positive integer")
@@ -103,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="PL clock (default: the board file's clock.typical_mhz)")
     ap.add_argument("--name", default=None, help="output base name")
     ap.add_argument("--out", default="build")
-    ap.add_argument("--attn", default="0", help="1: add the attention unit kv_attn")
+    ap.add_argument("--attn", default="0",
+                    help="N: add N instances of the attention unit kv_attn (0: none)")
     for k in ATTN_PARAMS:
         ap.add_argument(f"--attn-{k}", default=None,
                         help=f"kv_attn {k.upper()} (default: the template's)")
@@ -116,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         name = args.name or (f"tgemv_{board.stem.replace('-', '_')}_{args.packing}_"
                              f"{args.pe}x{args.simd}_v{args.vmax}"
                              + (f"_x{args.engines}" if args.engines > 1 else "")
-                             + ("_attn" if attn else ""))
+                             + (f"_attn{attn['count']}" if attn else ""))
         out = tcl_args(t, board, pe=args.pe, simd=args.simd, packing=args.packing,
                        vmax=args.vmax, kmax=args.kmax, engines=args.engines, clock_mhz=clock,
                        name=name, out_dir=args.out, attn=attn)

@@ -65,7 +65,8 @@ class PynqBackend:
 
         self.driver = pynq_driver
         try:
-            self.engine = pynq_driver.open_overlay(str(bitfile))
+            self.engine = pynq_driver.open_overlay(str(bitfile),
+                                                   port_bits=board.link.port_width_bits)
         except ImportError as exc:
             raise DseError(f"--backend pynq: expected a working pynq ({exc})") from None
         except (RuntimeError, OSError) as exc:  # pynq: "No Devices Found" off the board
@@ -86,6 +87,7 @@ class PynqBackend:
                   if self.bitfile.exists() else None)
         return {"backend": "pynq", "bitstream": self.bitfile.name, "bitstream_sha256": digest,
                 "clock_mhz_set": self.engine.clock_mhz, "pynq_version": pynq.__version__,
+                "hp_port_bits": self.board.link.port_width_bits,
                 "board_file": self.board.path}
 
     def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:

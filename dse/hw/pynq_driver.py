@@ -49,7 +49,12 @@ from dse.model.engine import row_split
 from dse.model.kv_attn import KV_ATTN_BEAT_BYTES, MODE_SCORES, MODE_XV, kv_attn_p_beats
 from dse.packing.kv_attn_step import AttnStep, KvRows, quantize_kv, run_step
 from dse.packing.kv_attn_stream import kv_attn_output_beats, parse_kv_attn_output
-from dse.packing.stream import activation_beats, parse_output_stream, weight_tiles
+from dse.packing.stream import (
+    activation_beats,
+    parse_output_stream,
+    port_stall_cycles,
+    weight_tiles,
+)
 
 #: The VLNV the Vivado flow packages the RTL under (overlays/vivado/package_ip.tcl).
 VLNV = "dse:hls:ternary_gemv:1.0"
@@ -77,6 +82,10 @@ class Timing:
     clock_mhz: float | None = None
     #: Each engine's own timing when the call ran on several (``EngineGroup``).
     per_engine: tuple[Timing, ...] = ()
+    #: Input stalls the HP port's width alone explains: each input beat wider than the port
+    #: (64 bits on Zynq-7000, 128 on Zynq UltraScale+) crosses it in ceil(stream / port)
+    #: cycles; 0 when the port is as wide as the stream or its width is unknown.
+    port_stall_cycles: int = 0
 
     @property
     def pl_s(self) -> float | None:
@@ -128,11 +137,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = True):
+def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = True,
+                 port_bits: int | None = None):
     """Load an overlay built by overlays/vivado and return its engine(s), wired to the DMAs.
 
     One engine: its driver. Several (``ternary_gemv_<i>``, each fed by ``axi_dma_<i>`` on
     its own HP port): an ``EngineGroup`` that splits every layer's rows across them.
+    ``port_bits``: the board's HP port width (its ``link.port_width_bits``), for
+    ``Timing.port_stall_cycles``.
     """
     cls = driver_class()
     pynq = _pynq()
@@ -165,6 +177,7 @@ def open_overlay(bitfile: str, dma_name: str | None = None, download: bool = Tru
         eng.dma = getattr(ol, dma)
         eng.overlay = ol
         eng.clock_mhz = clock_mhz
+        eng.port_bits = port_bits
         engines.append(eng)
     return engines[0] if len(engines) == 1 else EngineGroup(engines)
 
@@ -266,7 +279,7 @@ class EngineGroup:
         timings = tuple(r[1] for r in results)
         top = max(timings, key=lambda t: t.busy_cycles)
         return y, Timing(wall, top.busy_cycles, top.stall_in_cycles, top.stall_out_cycles,
-                         top.clock_mhz, timings)
+                         top.clock_mhz, timings, top.port_stall_cycles)
 
 
 @dataclass
@@ -316,6 +329,8 @@ def _define(pynq) -> type:
             self.dma = None
             self.overlay = None
             self.clock_mhz: float | None = None
+            #: The HP port's width in bits (None: unknown), see ``Timing.port_stall_cycles``.
+            self.port_bits: int | None = None
             self._config: regs.EngineConfig | None = None
             self._out = None
             self._act = None
@@ -445,7 +460,10 @@ def _define(pynq) -> type:
                                    f"expected {call.out_bytes}")
             y = parse_output_stream(np.asarray(call.out_buf[:call.out_bytes]), layer.n, m,
                                     c.pe, v)
-            return y, Timing(wall, busy, stall_in, stall_out, self.clock_mhz)
+            beats = sum(step[2] for step in call.steps()) // (c.stream_bits // 8)
+            return y, Timing(wall, busy, stall_in, stall_out, self.clock_mhz,
+                             port_stall_cycles=port_stall_cycles(beats, c.stream_bits,
+                                                                 self.port_bits))
 
         def _wait_idle(self, channel, layer: Layer, deadline: float, what: str) -> None:
             _wait_idle(self, channel, deadline, f"layer {layer.name}", what, "engine")

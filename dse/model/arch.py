@@ -1,10 +1,21 @@
 """The model's architecture: the few config fields the operator list is built from.
 
-A ``ModelConfig`` comes from a transformers ``config.json`` mapping (``--model DIR``, or the
-``model_config`` a profile carries), from a preset's fields, or, for a profile that holds
-neither (the seed import has Linear shapes only), from the Linear shapes themselves. Only the
-decoder families dse prices are accepted: BitNet (``model_type: bitnet``) and the Llama-shaped
-BitNet reproductions (``llama``); anything else is rejected with a one-line error rather than
+A ``ModelConfig`` comes from a transformers ``config.json`` mapping (``--model DIR`` or
+``config.json``, or the ``model_config`` a profile carries), from a preset's fields (the
+published configs in ``dse/data/models.yaml``), or, for a profile that holds neither (the seed
+import has Linear shapes only), from the Linear shapes themselves.
+
+Only the BitNet b1.58 decoders dse prices are accepted, told apart by the config itself:
+
+- ``model_type: bitnet`` (BitNetForCausalLM, e.g. 2B-4T): the BitNet sub-norms before o_proj
+  and down_proj, squared ReLU by default;
+- ``model_type: llama`` with ``architectures: [BitnetForCausalLM]`` (1bitLLM's
+  reproductions): the same sub-norms under their older names (``inner_attn_ln``,
+  ``ffn_layernorm``);
+- ``model_type: llama`` with ``quantization_config.quant_method: bitnet`` (LlamaForCausalLM
+  with transformers' BitLinear: HF1BitLLM, Falcon3 1.58-bit): no sub-norms.
+
+Anything else, a full-precision Llama included, is rejected with a one-line error rather than
 priced as if it were a BitNet.
 """
 
@@ -21,6 +32,8 @@ KNOWN_MODEL_TYPES = ("bitnet", "llama")
 KNOWN_ACTS = ("relu2", "silu")
 #: head_dim assumed when only Linear shapes are known (BitNet 2B-4T, Llama 3: 128).
 DEFAULT_HEAD_DIM = 128
+#: The architecture name of 1bitLLM's BitNet reproductions (model_type llama, sub-norms).
+ONEBIT_ARCH = "BitnetForCausalLM"
 
 
 @dataclass(frozen=True)
@@ -41,10 +54,19 @@ class ModelConfig:
     #: BitNet's extra RMSNorms before o_proj and down_proj (attn_sub_norm, ffn_sub_norm).
     sub_norms: bool = True
     source: str = ""
+    #: The config's head_dim where it states one (0: hidden / heads).
+    head_dim_cfg: int = 0
+    #: Which of the BitNet families above the config is (for reports).
+    family: str = ""
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_dim_cfg or self.hidden // self.heads
+
+    @property
+    def q_dim(self) -> int:
+        """Width of Q (and of o_proj's input) per token per layer: heads x head_dim."""
+        return self.heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
@@ -54,6 +76,21 @@ class ModelConfig:
     def kv_bytes_per_token(self, elem_bytes: float) -> float:
         """KV-cache bytes one token of context holds: K and V of every layer."""
         return 2 * self.layers * self.kv_dim * elem_bytes
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(N outputs, K inputs) of each Linear of one decoder layer, and of the head."""
+        return {"q_proj": (self.q_dim, self.hidden), "k_proj": (self.kv_dim, self.hidden),
+                "v_proj": (self.kv_dim, self.hidden), "o_proj": (self.hidden, self.q_dim),
+                "gate_proj": (self.intermediate, self.hidden),
+                "up_proj": (self.intermediate, self.hidden),
+                "down_proj": (self.hidden, self.intermediate),
+                "lm_head": (self.vocab, self.hidden)}
+
+    @property
+    def ternary_weights(self) -> int:
+        """Ternary weights of the decoder (every Linear but the head)."""
+        return self.layers * sum(n * k for role, (n, k) in self.linear_shapes().items()
+                                 if role != "lm_head")
 
 
 #: The largest a config's sizes may be (hidden, vocabulary, positions: 2**24 is 16M; layers
@@ -68,8 +105,26 @@ def _int(data: dict, key: str, where: str, default: int | None = None) -> int:
     return v
 
 
+def _family(data: dict, mtype: str, where: str) -> tuple[str, bool]:
+    """(family, whether the decoder has BitNet's sub-norms), from the config's own keys."""
+    archs = data.get("architectures")
+    archs = [str(a) for a in archs] if isinstance(archs, list) else []
+    quant = data.get("quantization_config")
+    method = quant.get("quant_method") if isinstance(quant, dict) else None
+    if mtype == "bitnet":
+        return "BitNet (BitNetForCausalLM): sub-norms", True
+    if ONEBIT_ARCH in archs:
+        return "1bitLLM BitnetForCausalLM (Llama-shaped): sub-norms", True
+    if method == "bitnet" or data.get("is_bitnet_config") is True:
+        return "Llama with BitLinear (quant_method bitnet): no sub-norms", False
+    raise located(where, "quantization_config.quant_method", "'bitnet' (a model_type llama "
+                  "config is a BitNet b1.58 model only with quant_method bitnet or "
+                  f"architectures [{ONEBIT_ARCH}]; dse does not price a full-precision Llama)",
+                  method)
+
+
 def config_from_mapping(data: object, where: str = "config.json") -> ModelConfig:
-    """Validate a transformers config mapping of a known decoder family (pure)."""
+    """Validate a transformers config mapping of a known BitNet decoder family (pure)."""
     if not isinstance(data, dict):
         raise located(where, "", "a JSON object with the model's config", type(data).__name__)
     mtype = str(data.get("model_type", "")).lower()
@@ -78,9 +133,13 @@ def config_from_mapping(data: object, where: str = "config.json") -> ModelConfig
         got = mtype or (archs[0] if isinstance(archs, list) and archs else None)
         raise located(where, "model_type", f"one of {', '.join(KNOWN_MODEL_TYPES)} (a BitNet "
                       f"or Llama-shaped decoder dse can price)", got)
+    family, sub_norms = _family(data, mtype, where)
     hidden = _int(data, "hidden_size", where)
     heads = _int(data, "num_attention_heads", where)
-    if hidden % heads:
+    head_dim = 0
+    if data.get("head_dim") is not None:
+        head_dim = _int(data, "head_dim", where)
+    elif hidden % heads:
         raise located(where, "num_attention_heads", f"a divisor of hidden_size ({hidden})", heads)
     kv_heads = _int(data, "num_key_value_heads", where, heads)
     if heads % kv_heads:
@@ -99,7 +158,8 @@ def config_from_mapping(data: object, where: str = "config.json") -> ModelConfig
         layers=_int(data, "num_hidden_layers", where), heads=heads, kv_heads=kv_heads,
         vocab=_int(data, "vocab_size", where), act=act, tied_embeddings=tied,
         max_positions=_int(data, "max_position_embeddings", where, 2048),
-        sub_norms=mtype == "bitnet", source=where)
+        sub_norms=sub_norms, source=where,
+        head_dim_cfg=0 if head_dim == hidden // heads else head_dim, family=family)
 
 
 def _norm(name: str) -> str:
@@ -117,12 +177,10 @@ def preset_for(model_name: str) -> str | None:
 
 def preset_config(name: str) -> ModelConfig:
     """A preset's shapes as a ModelConfig (the preset table is plain data, no torch)."""
-    from dse.profile.presets import PRESETS
+    from dse.profile.presets import PRESETS, preset_source
 
-    fields = dict(PRESETS[name])
-    fields.setdefault("model_type", "bitnet" if fields.get("hidden_act") == "relu2" else "llama")
-    cfg = config_from_mapping(fields, f"preset {name}")
-    return replace(cfg, name=name, source=f"preset {name}")
+    cfg = config_from_mapping(dict(PRESETS[name]), f"preset {name}")
+    return replace(cfg, name=name, source=f"preset {name} ({preset_source(name)})")
 
 
 def config_from_linears(model_name: str, shapes: dict[str, tuple[int, int]], layers: int,

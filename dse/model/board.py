@@ -159,6 +159,9 @@ def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
     board = validate_schema(Board, data, path)
     _check_consistent(board, path)
     from dse.model.constants import DEFAULT_CONSTANTS
+    from dse.model.cores import core_for
+
+    core_for(board.ps_cpu.model, f"{path}: ps_cpu.model")
 
     try:
         DEFAULT_CONSTANTS.with_overrides(board.cost_overrides)

@@ -68,11 +68,11 @@ class CostConstants:
     host_gemm_efficiency: float = 0.5
     #: Runtime memory (OS, Python, buffers) a plan must leave room for on the board, bytes.
     runtime_bytes: float = 256 * 2**20
-    # -- the native CPU runtime (bitnet.cpp class), per kernel, on a 64-bit NEON datapath ---
+    # -- the native CPU runtime (bitnet.cpp class), per kernel, on the reference core -------
+    # The Cortex-A53's counts (64-bit NEON datapath). Other cores' are in dse/model/cores.py,
+    # which derives them per core and applies these where a board or calibration overrides them.
     #: I2_S ternary GEMV, cycles per weight per token on one core (NEON without dotprod).
     native_ternary_cycles_per_weight: float = 0.625
-    #: The same kernel on an x86 core (AVX2); such cores are DDR-bound on it anyway.
-    native_ternary_cycles_per_weight_x86: float = 0.06
     #: f16 GEMV (the output head), cycles per weight per token on one NEON core.
     native_dense_cycles_per_weight: float = 2.0
     #: Element-wise kernels, cycles per element on one NEON core.
@@ -111,8 +111,6 @@ class CostConstants:
     #: such cost is derived); free for a board log's fit, where a context-independent part of
     #: the attention shows up.
     native_attn_layer_overhead_us: float = 0.0
-    #: How many times fewer cycles per element an x86 core needs than one NEON core.
-    x86_simd_speedup: float = 4.0
     # -- the torch runtime ------------------------------------------------------------------
     #: CPU cycles PyTorch eager spends dispatching one aten op (unmeasured operators).
     torch_aten_op_cycles: float = 20000.0
@@ -193,8 +191,6 @@ class CostConstants:
         "AArch64SchedA53.td) and 128-bit vector loads do not dual-issue with ASIMD ops "
         "(Tencent/ncnn docs/developer-guide/arm-a53-a55-dual-issue.md): 40 cycles / 64 weights "
         "= 0.625. Derived, not fitted to any measurement",
-        "native_ternary_cycles_per_weight_x86": "estimate: bitnet.cpp's AVX2 I2_S kernel, ~24 "
-        "uops per 128 weights at ~3 uops/cycle; x86 hosts are DDR-bound on it",
         "native_dense_cycles_per_weight": "ggml_vec_dot_f16 on ARMv8.0 without FP16 arithmetic "
         "(the A53): per 4 weights 2 64-bit loads (1 cycle each), 2 FCVTL and 1 FMLA, Q-form, 2 "
         "cycles each: 8 cycles / 4 weights = 2.0 (same A53 issue rules)",
@@ -256,8 +252,6 @@ class CostConstants:
         "does not grow with the context (../shared/reference/published-designs.md)",
         "native_op_overhead_us": "ggml ends every graph node with a spin barrier of the thread "
         "pool: a few cross-core cache-line round trips, ~2 us on an A53 cluster (estimate)",
-        "x86_simd_speedup": "estimate: 256-bit AVX2 with 2+ vector ports against one 64-bit "
-        "NEON datapath is 8x per cycle; halved for real issue limits",
         "torch_aten_op_cycles": "derived from dse's own measured profile "
         "(bench/results/bitnet-b1.58-2B-4T.bfloat16.profile.json): the 2560-wide RMSNorm modules "
         "take 51.7-68.0 us per decode call (median per role) on the 2.6 GHz Xeon at 1 thread, "

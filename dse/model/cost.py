@@ -17,13 +17,15 @@ The largest term names the bound. All functions here are pure.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, row_split, split_cycles
-from dse.model.packing import DENSE_BYTES_PER_WEIGHT
+from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
 from dse.model.workload import Layer
 
 BOUNDS = ("compute", "ddr", "link", "overhead")
@@ -52,12 +54,12 @@ class CallCost:
     #: Of ``ps_s``: invalidating the results' cache lines (the rest is the rescale).
     readout_s: float = 0.0
 
-    @property
+    @cached_property
     def stream_s(self) -> float:
         """The weight stream: the overlapped engine/DDR/link time plus the bursts' starts."""
         return max(self.compute_s, self.ddr_s, self.link_s) + self.burst_s
 
-    @property
+    @cached_property
     def handoff_s(self) -> float:
         """Everything serial around the stream: activation load, launch, read-out, rescale."""
         return self.act_s + self.overhead_s + self.ps_s
@@ -66,11 +68,11 @@ class CallCost:
     def rescale_s(self) -> float:
         return self.ps_s - self.readout_s
 
-    @property
+    @cached_property
     def time_s(self) -> float:
         return self.stream_s + self.handoff_s
 
-    @property
+    @cached_property
     def bound(self) -> str:
         """The term that binds: the largest overlapped one, or overhead if that is larger."""
         terms = {"compute": self.compute_s, "ddr": self.ddr_s, "link": self.link_s}
@@ -129,6 +131,15 @@ def call_cost(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k
                     passes * c.run_burst_us * 1e-6, h.readout_s)
 
 
+def with_launch(cc: CallCost, launch_s: float) -> CallCost:
+    """``cc`` with the PS runtime's launch added to its run overhead: what ``call_cost`` gives
+    with ``launch_us`` set (its run term is register accesses plus the launch), so a call
+    priced once without a launch serves every runtime."""
+    return CallCost(cc.n, cc.k, cc.m, cc.cycles, cc.weight_bytes, cc.act_bytes, cc.out_bytes,
+                    cc.compute_s, cc.ddr_s, cc.link_s, cc.overhead_s + launch_s, cc.ps_s,
+                    cc.act_s, cc.burst_s, cc.readout_s)
+
+
 def launch_us(board: Board, c: CostConstants, runtime: str) -> float:
     """Launching one accelerator call from the PS runtime: the board's figure for a Python
     (PYNQ) driver under ``torch``; a C driver's under ``native``."""
@@ -179,6 +190,12 @@ def layer_weight_bytes(layer: Layer, design: EngineDesign) -> int:
     two-stage: stage 1 streams a ternary copy of the head through the engines (see
     ``dse.model.cpu.head_rescore`` for stage 2).
     """
-    if not layer.ternary and design.head:
-        return layer.weights * DENSE_BYTES_PER_WEIGHT[design.head]
-    return design.packing_spec.matrix_bytes(layer.n, layer.k)
+    return _weight_bytes(layer.n, layer.k, layer.ternary, design.packing, design.head)
+
+
+@functools.lru_cache(maxsize=8192)
+def _weight_bytes(n: int, k: int, ternary: bool, packing: str, head: str | None) -> int:
+    """``layer_weight_bytes`` by shape (a forward repeats a few shapes many times)."""
+    if not ternary and head:
+        return n * k * DENSE_BYTES_PER_WEIGHT[head]
+    return get_packing(packing, "engine.packing").matrix_bytes(n, k)

@@ -16,12 +16,12 @@ Every function returns an ``OpCost`` naming its bound and the assumption it rest
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
+from dse.model.cores import Core, KernelCycles, find_core, kernel_cycles, known_cores
 from dse.model.msg import Msg, msg
 from dse.model.ops import Op, op_bytes, op_elements, op_flops, positions
 
@@ -44,31 +44,43 @@ def check_runtime(name: str, where: str = "--runtime") -> str:
 
 @dataclass(frozen=True)
 class CpuSpec:
-    """A CPU as a roofline: the profiled host, or the board's PS."""
+    """A CPU as a roofline: the profiled host, or the board's PS, with its core
+    microarchitecture (``dse.model.cores``), whose kernel cycle counts the native runtime
+    prices with."""
 
     name: str
     peak_fp32_gflops: float
     memory_bandwidth_gb_s: float
     clock_mhz: float
     cores: int = 1
-    #: SIMD family the native kernels are counted for: "neon" (64-bit datapath) or "x86".
+    #: SIMD family the native kernels are counted for: "neon" or "x86" (the core's).
     isa: str = "x86"
     #: An in-order pipeline (Cortex-A53 class): a load that misses stalls issue until its line
     #: arrives, so a kernel's DDR time adds to its instruction time where its loads are not
     #: covered (see ``native_attention``).
     in_order: bool = False
+    #: The core microarchitecture (None: looked up from ``name`` when a native kernel is
+    #: priced; a one-line error if the table has none).
+    core: Core | None = None
+    #: Where the CPU's model string came from, for that error (a board file's field).
+    where: str = ""
 
     @classmethod
     def of_host(cls, host) -> CpuSpec:
+        core = getattr(host, "core", None) or find_core(host.name)
         return cls(host.name, host.peak_fp32_gflops, host.memory_bandwidth_gb_s,
-                   host.clock_mhz, max(1, host.cores), _isa(host.name), _in_order(host.name))
+                   host.clock_mhz, max(1, host.cores), core.isa if core else "x86",
+                   core.in_order if core else False, core,
+                   f"the host CPU ({getattr(host, 'source', '') or 'profile'})")
 
     @classmethod
     def of_board(cls, board: Board) -> CpuSpec:
         ps = board.ps_cpu
+        core = find_core(ps.model)
         return cls(f"{board.name} PS ({ps.cores}x {ps.model})", ps.peak_fp32_gflops,
-                   ps.memory_bandwidth_gb_s, ps.clock_mhz, ps.cores, _isa(ps.model),
-                   _in_order(ps.model))
+                   ps.memory_bandwidth_gb_s, ps.clock_mhz, ps.cores,
+                   core.isa if core else "neon", core.in_order if core else False, core,
+                   f"{board.path or board.name}: ps_cpu.model")
 
     @property
     def clock_hz(self) -> float:
@@ -79,18 +91,15 @@ class CpuSpec:
         return self.memory_bandwidth_gb_s * 1e9
 
 
-def _isa(model: str) -> str:
-    return "neon" if "cortex-a" in model.lower() or "arm" in model.lower() else "x86"
-
-
-#: Arm application cores with an in-order pipeline (Arm's technical reference manuals: the
-#: Cortex-A53, A55, A35, A7 and A5 are in-order; the A9 and the later big cores issue out of
-#: order).
-_IN_ORDER_CORE = re.compile(r"cortex-a(53|55|35|7|5)(?!\d)", re.IGNORECASE)
-
-
-def _in_order(model: str) -> bool:
-    return _IN_ORDER_CORE.search(model) is not None
+def cycles(cpu: CpuSpec, c: CostConstants) -> KernelCycles:
+    """The native kernels' cycle counts on ``cpu``'s core; a one-line error for a CPU whose
+    core the table does not have (never priced as some other core)."""
+    core = cpu.core or find_core(cpu.name)
+    if core is None:
+        raise DseError(f"{cpu.where or 'CPU'}: expected a CPU core dse has kernel cycle counts "
+                       f"for ({known_cores()}; see dse/model/cores.py) to price the native "
+                       f"runtime on, got {cpu.name!r}")
+    return kernel_cycles(core, c)
 
 
 @dataclass(frozen=True)
@@ -120,46 +129,41 @@ def _bound(compute_s: float, memory_s: float, overhead_s: float) -> str:
 
 # -- native runtime --------------------------------------------------------------------------
 
-def _simd_scale(cpu: CpuSpec, c: CostConstants) -> float:
-    """Per-element cycle counts are for a 64-bit NEON datapath; wider SIMD divides them."""
-    return 1.0 if cpu.isa == "neon" else c.x86_simd_speedup
-
-
 def native_linear(n: int, k: int, m: int, ternary: bool, cpu: CpuSpec, threads: int,
                   c: CostConstants) -> OpCost:
     """A Linear of N x K over M tokens in the native runtime, rows split over ``threads``.
 
     Ternary: the I2_S kernel (2-bit weights, int8 activations); dense (the output head): f16
     weights against f16-converted activations. Compute is the kernel's cycles per weight per
-    token; memory is one read of the packed weights per forward.
+    token on the CPU's core (``dse.model.cores``); memory is one read of the packed weights
+    per forward.
     """
+    kc = cycles(cpu, c)
     if ternary:
-        cpw = (c.native_ternary_cycles_per_weight if cpu.isa == "neon"
-               else c.native_ternary_cycles_per_weight_x86)
+        cpw = kc.ternary_per_weight
         wbytes = n * k / 4
     else:
-        cpw = c.native_dense_cycles_per_weight / _simd_scale(cpu, c)
+        cpw = kc.dense_per_weight
         wbytes = n * k * 2.0
     compute = n * k * m * cpw / (threads * cpu.clock_hz)
     memory = (wbytes + m * k * (1 if ternary else 4)) / cpu.bytes_per_s
     over = c.native_op_overhead_us * 1e-6
     kind = "I2_S ternary GEMV" if ternary else "f16 GEMV"
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
-                  msg("basis.native_linear", "native {kind}: {cpw:g} cycles/weight on {threads} "
-                      "thread(s), or {mb:.1f} MB at {gbs:g} GB/s", kind=kind, cpw=cpw,
-                      threads=threads, mb=wbytes / 1e6, gbs=cpu.memory_bandwidth_gb_s),
+                  msg("basis.native_linear", "native {kind} on {core}: {cpw:g} cycles/weight on "
+                      "{threads} thread(s), or {mb:.1f} MB at {gbs:g} GB/s", kind=kind,
+                      core=kc.core, cpw=round(cpw, 4), threads=threads, mb=wbytes / 1e6,
+                      gbs=cpu.memory_bandwidth_gb_s),
                   threads, wbytes)
 
 
-def _native_cycles(op: Op, kv_dtype: str, c: CostConstants) -> float:
+def _native_cycles(op: Op, kv_dtype: str, kc: KernelCycles) -> float:
     if op.kind in ("attn_score", "attn_v"):
-        dot = {"int8": c.native_attn_cycles_per_mac_int8
-               }.get(kv_dtype, c.native_attn_cycles_per_mac_f16)
-        return dot + (c.native_attn_v_acc_cycles_per_mac if op.kind == "attn_v" else 0.0)
-    return {"rmsnorm": c.native_norm_cycles_per_elem, "quant": c.native_quant_cycles_per_elem,
-            "softmax": c.native_softmax_cycles_per_elem,
-            "sample": c.native_sample_cycles_per_elem}.get(op.kind,
-                                                           c.native_elementwise_cycles_per_elem)
+        dot = kc.attn_int8_per_mac if kv_dtype == "int8" else kc.attn_f16_per_mac
+        return dot + (kc.attn_v_acc_per_mac if op.kind == "attn_v" else 0.0)
+    return {"rmsnorm": kc.norm_per_elem, "quant": kc.quant_per_elem,
+            "softmax": kc.softmax_per_elem,
+            "sample": kc.sample_per_elem}.get(op.kind, kc.elementwise_per_elem)
 
 
 def _native_threads(op: Op, m: int, threads: int) -> int:
@@ -191,13 +195,12 @@ def head_split(heads: int, kv_heads: int, threads: int) -> tuple[tuple[int, ...]
     return tuple(out)
 
 
-def _fp32_score_cycles(heads: int, c: CostConstants) -> float:
+def _fp32_score_cycles(heads: int, kc: KernelCycles) -> float:
     """Cycles per cached position and head dimension of the K-transposed fp32 score kernels
     for ``heads`` query heads of one group: passes of 4, 2 and 1 heads, each pass loading the
     16 positions' keys once and every head adding its broadcast query and its FMLAs."""
     passes = heads // 4 + (heads % 4) // 2 + heads % 2
-    return (passes * c.native_attn_fp32_tile_cycles
-            + heads * c.native_attn_fp32_head_cycles) / 16.0
+    return (passes * kc.attn_fp32_tile + heads * kc.attn_fp32_head) / 16.0
 
 
 def native_attention(op: Op, m: int, context: int, cpu: CpuSpec, threads: int,
@@ -210,22 +213,21 @@ def native_attention(op: Op, m: int, context: int, cpu: CpuSpec, threads: int,
     position), compute taken by the slowest thread. The other formats are ggml's: the matmul
     split evenly over cached positions, the cache read once per forward.
     """
+    kc = cycles(cpu, c)
     pos = positions(m, context)
     act = op_bytes(op, m, context, 4.0, kv_elem_bytes)
     if kv_dtype == "fp32":
         split = head_split(op.heads, op.kv_heads, threads)
         if op.kind == "attn_score":
-            per = [sum(_fp32_score_cycles(nh, c) for nh in chunks) for chunks in split]
+            per = [sum(_fp32_score_cycles(nh, kc) for nh in chunks) for chunks in split]
         else:
-            per = [sum(chunks) * c.native_attn_v_cycles_per_mac_fp32 for chunks in split]
-        cycles = op.count * pos * op.head_dim * max(per)
+            per = [sum(chunks) * kc.attn_v_fp32_per_mac for chunks in split]
         reads = sum(len(chunks) for chunks in split)
         kv = op.count * reads * op.head_dim * pos * kv_elem_bytes
-        compute = cycles / cpu.clock_hz
+        compute = op.count * pos * op.head_dim * max(per) / cpu.clock_hz
     else:
-        per_elem = _native_cycles(op, kv_dtype, c)
-        cycles = op_elements(op, m, context) * per_elem / _simd_scale(cpu, c)
-        compute = cycles / (threads * cpu.clock_hz)
+        per_elem = _native_cycles(op, kv_dtype, kc)
+        compute = op_elements(op, m, context) * per_elem / (threads * cpu.clock_hz)
         kv = act.kv_read
     nbytes = kv + act.act_in + act.act_out
     return compute, nbytes / cpu.bytes_per_s, kv
@@ -240,15 +242,16 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
     elsewhere the two overlap (the larger). Every other kernel overlaps its streaming reads.
     """
     used = _native_threads(op, m, threads)
+    kc = cycles(cpu, c)
     if op.kind in ("attn_score", "attn_v"):
         compute, memory, kv = native_attention(op, m, context, cpu, threads, kv_dtype,
                                                kv_elem_bytes, c)
         if kv_dtype != "fp32":
-            per_elem = _native_cycles(op, kv_dtype, c)
+            per_elem = _native_cycles(op, kv_dtype, kc)
         elif op.kind == "attn_v":
-            per_elem = c.native_attn_v_cycles_per_mac_fp32
+            per_elem = kc.attn_v_fp32_per_mac
         else:
-            per_elem = _fp32_score_cycles(4, c) / 4  # a pass of 4 heads, per MAC
+            per_elem = _fp32_score_cycles(4, kc) / 4  # a pass of 4 heads, per MAC
         over = op.count * (c.native_op_overhead_us + c.native_attn_layer_overhead_us) * 1e-6
         stalls = cpu.in_order
         busy = compute + memory if stalls else max(compute, memory)
@@ -262,15 +265,14 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
                           cycles=round(per_elem, 4), threads=used, split=split, mb=kv / 1e6,
                           stall=stall),
                       used, kv)
-    per_elem = _native_cycles(op, kv_dtype, c)
-    cycles = op_elements(op, m, context) * per_elem / _simd_scale(cpu, c)
-    compute = cycles / (used * cpu.clock_hz)
+    per_elem = _native_cycles(op, kv_dtype, kc)
+    compute = op_elements(op, m, context) * per_elem / (used * cpu.clock_hz)
     b = op_bytes(op, m, context, 4.0, kv_elem_bytes)
     memory = b.total / cpu.bytes_per_s
     over = op.count * c.native_op_overhead_us * 1e-6
     return OpCost(max(compute, memory) + over, _bound(compute, memory, over),
                   msg("basis.native_op", "native kernel, {cycles:g} cycles/element on "
-                      "{threads} thread(s)", cycles=per_elem,
+                      "{threads} thread(s)", cycles=round(per_elem, 4),
                       threads=used), used, b.weights + b.kv_read + b.kv_write)
 
 
@@ -281,21 +283,22 @@ def head_stage2(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, th
     ``threads``, then their K-best lists merged), then rescore those K rows exactly against an
     int8 copy of the head (native kernels). Reading the stage-1 sums out of the DMA buffer is
     the head call's hand-off (``dse.model.cost.handoff``)."""
+    kc = cycles(cpu, c)
     over = c.native_op_overhead_us * 1e-6
-    select = (rows * vocab * c.native_topk_cycles_per_elem / threads
-              + rows * threads * top_k * c.native_topk_cycles_per_elem) / cpu.clock_hz + over
+    select = (rows * vocab * kc.topk_per_elem / threads
+              + rows * threads * top_k * kc.topk_per_elem) / cpu.clock_hz + over
     macs = rows * top_k * hidden
-    rescore = macs * c.native_int8_cycles_per_mac / (threads * cpu.clock_hz)
+    rescore = macs * kc.int8_per_mac / (threads * cpu.clock_hz)
     nbytes = float(top_k * hidden)  # K int8 rows, read from anywhere in the table
     memory = nbytes / cpu.bytes_per_s
     sel = OpCost(select, "compute",
                  msg("basis.head_topk", "two-stage head: top-{k} of {vocab} scores ({sel:g} "
                      "cycles/score on {threads} thread(s))", k=top_k, vocab=vocab,
-                     sel=c.native_topk_cycles_per_elem, threads=threads), threads, 0.0)
+                     sel=round(kc.topk_per_elem, 4), threads=threads), threads, 0.0)
     res = OpCost(max(rescore, memory) + over, _bound(rescore, memory, over),
                  msg("basis.head_rescore_rows", "two-stage head: {k} int8 rows rescored "
                      "exactly ({mac:g} cycles/MAC on {threads} thread(s))", k=top_k,
-                     mac=c.native_int8_cycles_per_mac, threads=threads), threads, nbytes)
+                     mac=round(kc.int8_per_mac, 4), threads=threads), threads, nbytes)
     return sel, res
 
 
@@ -303,11 +306,12 @@ def head_rescore(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, t
                  c: CostConstants) -> OpCost:
     """Stage 2 of a two-stage head on the PS, whole (see ``head_stage2`` for its parts)."""
     sel, res = head_stage2(vocab, hidden, top_k, rows, cpu, threads, c)
+    kc = cycles(cpu, c)
     return OpCost(sel.time_s + res.time_s, res.bound if res.time_s > sel.time_s else "compute",
                   msg("basis.head_rescore", "two-stage head, stage 2: top-{k} of {vocab} "
                       "scores ({sel:g} cycles/score), then {k} int8 rows rescored exactly "
                       "({mac:g} cycles/MAC on {threads} thread(s))", k=top_k, vocab=vocab,
-                      sel=c.native_topk_cycles_per_elem, mac=c.native_int8_cycles_per_mac,
+                      sel=round(kc.topk_per_elem, 4), mac=round(kc.int8_per_mac, 4),
                       threads=threads), threads, res.ddr_bytes)
 
 
@@ -325,7 +329,8 @@ def shift_scan(intermediate: int, layers: int, m: int, cpu: CpuSpec, threads: in
     store buffer; on an in-order core, once it is full, they stall the instructions, so their
     DDR time adds (elsewhere they overlap like the reads)."""
     elems = layers * m * intermediate
-    compute = elems * c.native_shift_scan_cycles_per_elem / (threads * cpu.clock_hz)
+    per_elem = cycles(cpu, c).shift_scan_per_elem
+    compute = elems * per_elem / (threads * cpu.clock_hz)
     results = float(elems * 2 * 4)  # the gate and up int32 results, just written by the DMA
     beats = float(elems * 16)  # one 16-byte beat per element, written for the glue's DMA
     reads, writes = results / cpu.bytes_per_s, beats / cpu.bytes_per_s
@@ -335,7 +340,7 @@ def shift_scan(intermediate: int, layers: int, m: int, cpu: CpuSpec, threads: in
     return OpCost(busy + inval + over, _bound(compute, reads + writes, over + inval),
                   msg("basis.shift_scan", "shift scan for the glue unit: {cycles:g} cycles/"
                       "element on {threads} thread(s), {syncs:g} syncs per layer",
-                      cycles=c.native_shift_scan_cycles_per_elem, threads=threads,
+                      cycles=round(per_elem, 4), threads=threads,
                       syncs=c.shift_scan_syncs_per_layer), threads, results + beats)
 
 

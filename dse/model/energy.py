@@ -93,6 +93,14 @@ def energy_parts(power: Power, work: Work, rest_w: float, dyn_w: float) -> dict[
             "pl_dynamic": dyn_w * work.pl_busy_s}
 
 
+def rates(power: Power, res: Resources, clock_mhz: float) -> tuple[float, float, float, float]:
+    """Joules per unit of each ``Work`` column on a plan with resources ``res`` (per second
+    of the forward, per core-second, per DDR byte, per PL busy second): the one place the
+    energy of a forward is priced, as ``energy_parts`` splits it and the search sums it."""
+    return (static_w(power, res), power.ps_core_active_w, power.ddr_pj_per_byte * 1e-12,
+            pl_dynamic_w(power, res, clock_mhz))
+
+
 def energy_j(power: Power, work: Work, rest_w: float, dyn_w: float) -> float:
     return sum(energy_parts(power, work, rest_w, dyn_w).values())
 

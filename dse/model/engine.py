@@ -18,6 +18,7 @@ from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.packing import Packing, get_packing
+from dse.model.split import row_split
 
 #: Capacity of one block RAM (36 Kb) and one UltraRAM (288 Kb), in bytes of payload.
 BRAM36_BYTES = 36 * 1024 // 8
@@ -140,30 +141,6 @@ def engine_cycles(n: int, k: int, m: int, pe: int, simd: int, vectors: int,
     per_tile = full * math.ceil(vectors / vectors_per_clock) + math.ceil(rest / vectors_per_clock)
     passes = full + (1 if rest else 0)
     return act + folds * per_tile + passes * int(latency)
-
-
-def row_split(n: int, pe: int, engines: int) -> tuple[tuple[int, int], ...]:
-    """Rows [start, stop) of an N-row layer each engine computes, as the driver splits them.
-
-    Whole PE-row folds are dealt out as evenly as possible, the first engines taking one
-    fold more; an engine left without a fold is not started (so fewer ranges than engines
-    when N < engines x PE). One home for the split: the PYNQ driver, the RTL simulation and
-    the cost model all call it.
-    """
-    if min(n, pe, engines) < 1:
-        raise ValueError("row_split: N, PE and engines must be >= 1")
-    folds = math.ceil(n / pe)
-    base, extra = divmod(folds, engines)
-    out = []
-    start = 0
-    for i in range(engines):
-        f = base + (1 if i < extra else 0)
-        if f == 0:
-            break
-        stop = min(n, start + f * pe)
-        out.append((start, stop))
-        start = stop
-    return tuple(out)
 
 
 def split_cycles(design: EngineDesign, n: int, k: int, m: int, latency: int

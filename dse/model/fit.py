@@ -141,89 +141,38 @@ def _where(log, e) -> str:
     return f"{log.path or 'log'}: entries ({e.id})"
 
 
-def _signature(e) -> tuple:
-    """What an entry's prediction depends on (not its value or id): entries alike in all of
-    it are predicted once per trial (a log of repeats has thousands of entries and a few
-    hundred distinct calls)."""
-    from dse.model.measurement_log import UNITS
+def _residual_fn(log, entries, wl, board, c, params):
+    from dse.model.predict import measured_s, predict
 
-    return (e.kind, e.what, e.device, e.span, UNITS[e.unit][0], id(e.config),
-            tuple(sorted(e.ints.items())))
+    meas = [measured_s(e, log.path) for e in entries]
 
+    def residuals(x: np.ndarray) -> np.ndarray:
+        b, cc = apply_params(board, c, dict(zip(params, x, strict=True)))
+        memo: dict = {}  # these parameters' calls and projections, shared by the entries
+        r = []
+        for e, t in zip(entries, meas, strict=True):
+            p = predict(e, wl, b, cc, log.path, memo)
+            r.append(p.time_s / t - 1.0)
+            if p.free_cycles is not None:
+                r.append(p.free_cycles[0] / p.free_cycles[1] - 1.0)
+        return np.asarray(r, dtype=float)
 
-class _Residuals:
-    """The relative residuals of ``entries`` as a function of ``params``' values: one row per
-    entry (predicted / measured time - 1) and, for an entry with PL cycle counters, a second
-    row (stall-free cycles, model / measured - 1), in entry order. Alike entries (same
-    ``_signature``) are predicted once per call."""
-
-    def __init__(self, log, entries, wl, board, c, params):
-        from dse.model.predict import measured_s, predict
-
-        self.log, self.wl, self.board, self.c, self.params = log, wl, board, c, tuple(params)
-        self.meas = np.array([measured_s(e, log.path) for e in entries], dtype=float)
-        reps: dict[tuple, int] = {}
-        self.reps: list = []
-        self.rep_of = np.empty(len(entries), dtype=int)
-        for i, e in enumerate(entries):
-            key = _signature(e)
-            if key not in reps:
-                reps[key] = len(self.reps)
-                self.reps.append(e)
-            self.rep_of[i] = reps[key]
-        first = [predict(e, wl, board, c, log.path) for e in self.reps]
-        cyc = np.array([p.free_cycles is not None for p in first])[self.rep_of]
-        #: each row's entry (an entry with cycle counters has two rows)
-        self.entry_of_row = np.repeat(np.arange(len(entries)), np.where(cyc, 2, 1))
-        self.time_rows = np.concatenate(([0], np.cumsum(np.where(cyc, 2, 1))[:-1])).astype(int)
-        self.cycle_rows = self.time_rows[cyc] + 1
-        self.cycle_entries = np.flatnonzero(cyc)
-        self.entries = list(entries)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        from dse.model.predict import predict
-
-        b, cc = apply_params(self.board, self.c, dict(zip(self.params, x, strict=True)))
-        preds = [predict(e, self.wl, b, cc, self.log.path) for e in self.reps]
-        out = np.empty(len(self.entry_of_row), dtype=float)
-        times = np.array([p.time_s for p in preds], dtype=float)[self.rep_of]
-        out[self.time_rows] = times / self.meas - 1.0
-        if len(self.cycle_rows):
-            ratio = np.array([p.free_cycles[0] / p.free_cycles[1] if p.free_cycles else 0.0
-                              for p in preds], dtype=float)
-            out[self.cycle_rows] = ratio[self.rep_of[self.cycle_entries]] - 1.0
-        return out
+    return residuals
 
 
-def _residual_fn(log, entries, wl, board, c, params) -> _Residuals:
-    return _Residuals(log, entries, wl, board, c, params)
-
-
-def _probes(x0: float, lo: float, hi: float) -> list[float]:
-    """Where a parameter is tried to see what it moves: half, double, and a tenth of the way
-    up its range (a max() of roofline terms is flat where another term binds)."""
-    return [float(np.clip(p, lo, hi))
-            for p in (x0 * 0.5, x0 * 2 + 1e-3, lo + 0.1 * (min(hi, 10 * x0 + 1) - lo))]
-
-
-def entry_sensitivity(log, entries, wl, board, c, params: tuple[str, ...]) -> np.ndarray:
-    """[entry, parameter]: whether the parameter moves the entry's prediction anywhere in its
-    range (every entry at once: three trials per parameter over the whole log)."""
-    out = np.zeros((len(entries), len(params)), dtype=bool)
-    if not entries or not params:
-        return out
-    lo = np.array([BOUNDS[p][0] for p in params])
-    hi = np.array([BOUNDS[p][1] for p in params])
-    x0 = np.clip(np.array([default_value(p, board, c) for p in params], dtype=float), lo, hi)
-    fn = _residual_fn(log, entries, wl, board, c, params)
-    r0 = fn(x0)
-    for i in range(len(params)):
-        for probe in _probes(x0[i], lo[i], hi[i]):
-            x = x0.copy()
-            x[i] = probe
-            moved_rows = np.abs(fn(x) - r0) > 1e-12
-            out[fn.entry_of_row[moved_rows], i] = True
-    return out
+def _moved_by(log, e, wl, board, c, params: tuple[str, ...],
+              probed: _Probed | None = None) -> bool:
+    """Whether any of ``params`` moves the prediction of ``e``."""
+    if not params:
+        return False
+    if probed is not None and probed.exact and probed.has(e):
+        moved = probed.sensitive([e])
+        return any(m for p, m in zip(probed.allowed, moved, strict=True) if p in params)
+    x0 = np.clip(np.array([default_value(p, board, c) for p in params], dtype=float),
+                 [BOUNDS[p][0] for p in params], [BOUNDS[p][1] for p in params])
+    fn = _residual_fn(log, [e], wl, board, c, params)
+    return any(_sensitive(fn, params, x0, np.array([BOUNDS[p][0] for p in params]),
+                          np.array([BOUNDS[p][1] for p in params])))
 
 
 def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
@@ -233,7 +182,7 @@ def _sensitive(residuals, params, x0, lo, hi) -> list[bool]:
     out = []
     for i in range(len(params)):
         moved = False
-        for probe in _probes(x0[i], lo[i], hi[i]):
+        for probe in _probe_points(x0[i], lo[i], hi[i]):
             x = x0.copy()
             x[i] = probe
             if np.any(np.abs(residuals(x) - r0) > 1e-12):
@@ -261,6 +210,86 @@ def _identifiable(residuals, x0, lo, hi, keep: list[bool]) -> list[bool]:
         col = (residuals(x) - r0) / (x[i] - x0[i])
         norm = float(np.linalg.norm(col))
         cols.append(col / norm if norm > 0 else None)
+    return _independent(cols)
+
+
+class _Probed:
+    """The residuals of a log's entries at the defaults and at every probe ``_sensitive`` and
+    ``_identifiable`` take, computed once for all of them: every entry's prediction depends on
+    the parameters alone (not on which other entries are fitted), so the rows of a subset of
+    entries are those entries' rows, and a subset's sensitivities and Jacobian columns follow
+    from them exactly as from probing the subset on its own."""
+
+    def __init__(self, log, entries, wl, board, c, allowed) -> None:
+        from dse.model.predict import predict
+
+        self.entries, self.allowed = list(entries), tuple(allowed)
+        self._ids = {id(e) for e in self.entries}
+        x0 = np.array([default_value(p, board, c) for p in allowed], dtype=float)
+        self.lo = np.array([BOUNDS[p][0] for p in allowed])
+        self.hi = np.array([BOUNDS[p][1] for p in allowed])
+        self.x0 = np.clip(x0, self.lo, self.hi)
+        # a default outside its bounds is clipped here but left as it is where a subset
+        # does not list it: the shortcut would not be exact, so it is not taken
+        self.exact = bool(np.array_equal(self.x0, x0))
+        fn = _residual_fn(log, self.entries, wl, board, c, self.allowed)
+        memo: dict = {}
+        self.owner = np.array([i for i, e in enumerate(self.entries)
+                               for _ in range(2 if predict(e, wl, board, c, log.path, memo)
+                                              .free_cycles is not None else 1)])
+        self.r0 = fn(self.x0)
+        self.probes: list[list[np.ndarray]] = []
+        self.cols: list[np.ndarray | None] = []
+        for i in range(len(self.allowed)):
+            vs = []
+            for probe in _probe_points(self.x0[i], self.lo[i], self.hi[i]):
+                x = self.x0.copy()
+                x[i] = probe
+                vs.append(fn(x))
+            self.probes.append(vs)
+            h = max(abs(self.x0[i]) * 1e-3, 1e-3)
+            x = self.x0.copy()
+            x[i] = self.x0[i] + h if self.x0[i] + h <= self.hi[i] else self.x0[i] - h
+            self.cols.append((fn(x) - self.r0) / (x[i] - self.x0[i]))
+
+    def has(self, e) -> bool:
+        """Whether ``e`` (this very entry) is one of the probed ones."""
+        return id(e) in self._ids
+
+    def rows(self, entries) -> np.ndarray:
+        want = {id(e) for e in entries}
+        return np.array([id(self.entries[o]) in want for o in self.owner], dtype=bool)
+
+    def sensitive(self, entries) -> list[bool]:
+        """``_sensitive`` of ``entries`` over the allowed parameters."""
+        rows = self.rows(entries)
+        return [any(np.any(np.abs(v[rows] - self.r0[rows]) > 1e-12) for v in vs)
+                for vs in self.probes]
+
+    def identifiable(self, entries, keep: list[bool]) -> list[bool]:
+        """``_identifiable`` of ``entries`` (the Jacobian columns at the defaults)."""
+        rows = self.rows(entries)
+        cols = []
+        for k, col in zip(keep, self.cols, strict=True):
+            if not k:
+                cols.append(None)
+                continue
+            c = col[rows]
+            norm = float(np.linalg.norm(c))
+            cols.append(c / norm if norm > 0 else None)
+        return _independent(cols)
+
+
+def _probe_points(x0: float, lo: float, hi: float) -> tuple[float, ...]:
+    """Where ``_sensitive`` probes a parameter: half, double, and a tenth into its range (a
+    max() of roofline terms is flat where another term binds)."""
+    return tuple(float(np.clip(p, lo, hi)) for p in (x0 * 0.5, x0 * 2 + 1e-3,
+                                                       lo + 0.1 * (min(hi, 10 * x0 + 1) - lo)))
+
+
+def _independent(cols: list) -> list[bool]:
+    """Of normalised Jacobian columns (None: not a candidate), those not a combination of the
+    ones kept before them."""
     out, chosen = [], []
     for col in cols:
         if col is None:
@@ -275,14 +304,12 @@ def _identifiable(residuals, x0, lo, hi, keep: list[bool]) -> list[bool]:
     return out
 
 
-def _least_squares(log, entries, wl, board, c, allowed, *, moved=None, start=None):
+def _least_squares(log, entries, wl, board, c, allowed, probed: _Probed | None = None,
+                   start: dict | None = None):
     """Fit the allowed parameters that the entries constrain; check the result is plausible.
-
-    ``moved``: which of ``allowed`` move any of the entries (``entry_sensitivity``), when
-    already known. ``start``: fit exactly these parameters from these values (a refit of a
-    fit already made, e.g. without one entry) instead of choosing them afresh from the
-    defaults.
-    """
+    ``probed``: the log's probes, computed once (else probed here). ``start``: fit exactly
+    these parameters from these values (a refit of a fit already made, e.g. without one
+    entry) instead of choosing them afresh from the defaults."""
     from dse.errors import DseError
     from dse.model.calibration import param_range_error
 
@@ -291,13 +318,14 @@ def _least_squares(log, entries, wl, board, c, allowed, *, moved=None, start=Non
     hi_all = np.array([BOUNDS[p][1] for p in allowed])
     x_all = np.clip(x_all, lo_all, hi_all)
     if start is not None:
-        params = tuple(p for p in allowed if p in start)
+        keep = [p in start for p in allowed]
+    elif probed is not None and probed.exact and probed.allowed == tuple(allowed):
+        keep = probed.identifiable(entries, probed.sensitive(entries))
     else:
         probe = _residual_fn(log, entries, wl, board, c, allowed)
-        keep = (list(moved) if moved is not None
-                else _sensitive(probe, allowed, x_all, lo_all, hi_all))
+        keep = _sensitive(probe, allowed, x_all, lo_all, hi_all)
         keep = _identifiable(probe, x_all, lo_all, hi_all, keep)
-        params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
+    params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
     if not params:
         return {}, 0.0, "no parameter is constrained by these entries"
     idx = [allowed.index(p) for p in params]
@@ -307,7 +335,13 @@ def _least_squares(log, entries, wl, board, c, allowed, *, moved=None, start=Non
     res = least_squares(residuals, first, bounds=(lo, hi), x_scale="jac", method="trf")
     jac = np.asarray(res.jac, dtype=float)
     # the entry that pulls each parameter hardest (rows with cycle residuals map to entries)
-    rows = [entries[i] for i in residuals.entry_of_row]
+    from dse.model.predict import predict
+
+    rows = []
+    for e in entries:
+        rows.append(e)
+        if predict(e, wl, board, c, log.path).free_cycles is not None:
+            rows.append(e)
     if not res.success:
         worst = rows[int(np.argmax(np.abs(res.fun)))]
         raise DseError(f"{_where(log, worst)}: expected a fit that converges, least squares "
@@ -330,11 +364,6 @@ def _least_squares(log, entries, wl, board, c, allowed, *, moved=None, start=Non
     fitted = {p: FittedParam(float(v), s, float(d))
               for p, v, s, d in zip(params, res.x, stderr, x0, strict=True)}
     return fitted, float(res.cost), str(res.message)
-
-
-#: Most entries a leave-one-out check refits for (each is a whole fit): a log with more
-#: eligible entries gets this many, spread evenly over them, and says so.
-LOO_MAX_TARGETS = 20
 
 
 def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> LogFit:
@@ -363,13 +392,12 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
         else:
             status[e.id] = ("checked", "fit: false in the log")
     params, cost, message = ({}, 0.0, "no entry to fit")
-    moves = entry_sensitivity(log, fit_entries, wl, board, c, allowed)
+    probed = _Probed(log, fit_entries, wl, board, c, allowed) if fit_entries else None
     if fit_entries:
         params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed,
-                                               moved=moves.any(axis=0))
-        cols = [i for i, name in enumerate(allowed) if name in params]
-        for e, row in zip(fit_entries, moves, strict=True):
-            if not row[cols].any():
+                                               probed)
+        for e in fit_entries:
+            if not _moved_by(log, e, wl, board, c, tuple(params), probed):
                 status[e.id] = ("checked", "no fitted parameter moves it")
     b1, c1 = apply_params(board, c, {k: p.value for k, p in params.items()})
 
@@ -393,11 +421,10 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
     held = None
     if held_out:
         # what no fitted parameter moves says nothing held out: only fitted entries take part
-        keep = [i for i, e in enumerate(fit_entries) if status[e.id][0] == "fitted"]
-        moved = [fit_entries[i] for i in keep]
-        row = {id(e): moves[i] for i, e in zip(keep, moved, strict=True)}
-        train, test, alone = half_split(log, moved, wl, board, c, allowed, moves[keep])
-        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test), moves=row)
+        moved = [e for e in fit_entries if status[e.id][0] == "fitted"]
+        train, test, alone = half_split(log, moved, wl, board, c, allowed, probed)
+        held = _held_out(log, moved, wl, board, c, allowed, split=(train, test),
+                         probed=probed)
         if held is not None:
             held["alone"] = [e.id for e in alone]
             lone = {id(e) for e in alone}
@@ -410,8 +437,13 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> L
                 held["leave_one_out_of"] = len(eligible)
                 start = {k: p.value for k, p in params.items()}
             held["leave_one_out"] = _leave_one_out(log, moved, targets, wl, board, c, allowed,
-                                                   row, start)
+                                                   probed, start)
     return LogFit(params, tuple(results), held, cost, message)
+
+
+#: Most entries a leave-one-out check refits for (each is a whole fit): a log with more
+#: eligible entries gets this many, spread evenly over them, and says so.
+LOO_MAX_TARGETS = 20
 
 
 def spread(items: list, most: int) -> list:
@@ -449,16 +481,23 @@ def _compose(log, total, wl, board, c, parts: list) -> tuple[float, float]:
     return composed, from_measurement / composed
 
 
-def half_split(log, entries, wl, board, c, allowed, moves: np.ndarray | None = None):
+def half_split(log, entries, wl, board, c, allowed, probed: _Probed | None = None):
     """(train, test, alone): entries that constrain the same parameters alternate between
     the halves; an entry whose parameters no other entry constrains cannot be held out (it
-    is the only evidence for them), so it trains and is listed as ``alone``. ``moves``:
-    ``entry_sensitivity`` of ``entries`` over ``allowed``, if already known."""
-    if moves is None:
-        moves = entry_sensitivity(log, entries, wl, board, c, allowed)
+    is the only evidence for them), so it trains and is listed as ``alone``."""
+    x0 = np.clip(np.array([default_value(p, board, c) for p in allowed], dtype=float),
+                 [BOUNDS[p][0] for p in allowed], [BOUNDS[p][1] for p in allowed])
+    lo = np.array([BOUNDS[p][0] for p in allowed])
+    hi = np.array([BOUNDS[p][1] for p in allowed])
     groups: dict[tuple[str, ...], list] = {}
-    for e, row in zip(entries, moves, strict=True):
-        key = tuple(p for p, k in zip(allowed, row, strict=True) if k)
+    for e in entries:
+        if probed is not None and probed.exact and probed.allowed == tuple(allowed) \
+                and probed.has(e):
+            moves = probed.sensitive([e])
+        else:
+            moves = _sensitive(_residual_fn(log, [e], wl, board, c, allowed), allowed, x0,
+                               lo, hi)
+        key = tuple(p for p, k in zip(allowed, moves, strict=True) if k)
         groups.setdefault(key, []).append(e)
     train, test, alone = [], [], []
     for group in groups.values():
@@ -471,24 +510,25 @@ def half_split(log, entries, wl, board, c, allowed, moves: np.ndarray | None = N
     return train, test, alone
 
 
-def _leave_one_out(log, entries, targets, wl, board, c, allowed, moves=None, start=None
+def _leave_one_out(log, entries, targets, wl, board, c, allowed,
+                   probed: _Probed | None = None, start: dict | None = None
                    ) -> dict[str, dict]:
     """Each of ``targets`` predicted by a fit to all the other entries (None where that fit
     failed). Entries that are the only evidence for their parameters are not targets: left
-    out, they would only be predicted at the defaults. ``moves``: each entry's
-    ``entry_sensitivity`` row (by ``id``); ``start``: refit from these parameter values."""
+    out, they would only be predicted at the defaults. ``start``: refit exactly these
+    parameters from these values."""
     out = {}
     for e in targets:
         rest = [x for x in entries if x is not e]
         got = _held_out(log, [*rest, e], wl, board, c, allowed, split=(rest, [e]),
-                        moves=moves, start=start)
+                        probed=probed, start=start)
         out[e.id] = {"error": (got or {}).get("errors", {}).get(e.id),
                      "params": sorted((got or {}).get("params", {}))}
     return out
 
 
-def _held_out(log, entries, wl, board, c, allowed, split=None, moves=None, start=None
-              ) -> dict | None:
+def _held_out(log, entries, wl, board, c, allowed, split=None,
+              probed: _Probed | None = None, start: dict | None = None) -> dict | None:
     """Fit on every other fitted entry, predict the rest with what that fit learned."""
     from dse.errors import DseError
     from dse.model.predict import in_unit, predict
@@ -496,10 +536,8 @@ def _held_out(log, entries, wl, board, c, allowed, split=None, moves=None, start
     train, test = split or (list(entries[0::2]), list(entries[1::2]))
     if not train or not test:
         return None
-    moved = None if moves is None else np.any([moves[id(e)] for e in train], axis=0)
     try:
-        params, _, _ = _least_squares(log, train, wl, board, c, allowed, moved=moved,
-                                      start=start)
+        params, _, _ = _least_squares(log, train, wl, board, c, allowed, probed, start)
     except DseError as exc:
         return {"train": [e.id for e in train], "test": [e.id for e in test],
                 "failed": str(exc)}

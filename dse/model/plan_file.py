@@ -17,15 +17,17 @@ silently project a plan offloading less than intended.
     head_top_k: 256                              # optional: an offloaded head without a dense
                                                  # unit runs two-stage, rescoring this many
     glue: {passes: 2, cycles_per_elem: 1}        # optional: an FFN glue unit in the PL
-    attention: {max_positions: 4096}             # optional: the attention unit (kv_attn) in
-                                                 # the PL: group, head_dim, max_kv_heads,
-                                                 # max_positions, latency_cycles
+    attention: {count: 2}                        # optional: attention units (kv_attn) in the
+                                                 # PL: count, group, head_dim, max_kv_heads,
+                                                 # max_positions, latency_cycles (omitted:
+                                                 # the engine template's default build)
     kv_dtype: int8                               # optional: the KV cache the plan keeps
+
+Every PL unit kind (``dse.model.units``) has its own top-level key, read by that kind.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, fields
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -35,14 +37,21 @@ from dse.io import load_yaml
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
 from dse.model.ops import KV_DTYPES
-from dse.model.project import AttentionUnit, GlueUnit, Plan
+from dse.model.project import Plan
+from dse.model.units import kinds
 from dse.model.workload import Layer, Workload
 from dse.schema import MAX_COUNT, QUANTITIES, check_quantity
 
-TOP_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
-            "glue", "attention", "kv_dtype")
-#: The attention unit's build parameters a plan may set.
-ATTENTION_KEYS = tuple(f.name for f in fields(AttentionUnit))
+#: A plan's own fields; each registered PL unit kind adds its key (``top_keys``).
+PLAN_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
+             "kv_dtype")
+
+
+def top_keys() -> tuple[str, ...]:
+    return (*PLAN_KEYS, *(k.name for k in kinds()))
+
+
+TOP_KEYS = top_keys()
 #: Engine fields a plan may set (buildable/build_note are the engine template's to say).
 ENGINE_KEYS = tuple(f.name for f in fields(EngineDesign)
                     if f.name not in ("buildable", "build_note"))
@@ -114,15 +123,19 @@ def _select(patterns: object, names: list[str], path: str, field: str) -> list[s
     return [n for n in names if n in chosen]
 
 
-def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -> Plan:
-    """Validate a parsed plan YAML against ``wl`` and build the Plan (pure)."""
+def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>",
+                      template=None) -> Plan:
+    """Validate a parsed plan YAML against ``wl`` and build the Plan (pure). ``template``: the
+    engine template whose unit sections fill a unit entry's omitted build parameters and say
+    whether the overlay builds it (None: no sections, every unit a what-if)."""
     path = str(path)
+    keys = top_keys()
     if not isinstance(data, dict):
         raise located(path, "", "a YAML mapping with engine: and offload:",
                       None if data is None else type(data).__name__)
-    unknown = sorted(str(k) for k in data if k not in TOP_KEYS)
+    unknown = sorted(str(k) for k in data if k not in keys)
     if unknown:
-        raise located(path, unknown[0], f"one of the plan fields ({', '.join(TOP_KEYS)})")
+        raise located(path, unknown[0], f"one of the plan fields ({', '.join(keys)})")
     for key in ("engine", "offload"):
         if key not in data:
             raise located(path, key, "a value (field is missing)")
@@ -160,54 +173,41 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>") -
                           f"N={layer.n}, K={layer.k})")
     widest = max(chosen, key=lambda layer: layer.k, default=None)
     design = _engine(data["engine"], path, widest)
-    glue = _glue(data.get("glue"), path)
-    attention = _attention(data.get("attention"), path)
+    units = tuple(kind.from_mapping(data[kind.name], path, _section(template, kind.name))
+                  for kind in kinds() if data.get(kind.name) is not None)
     kv = data.get("kv_dtype")
     if kv is not None and (not isinstance(kv, str) or kv not in KV_DTYPES):
         raise located(path, "kv_dtype", f"one of {', '.join(KV_DTYPES)}", kv)
     return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
-                top_k, glue, attention, kv)
+                top_k, units, kv)
 
 
-def _attention(data: object, path: str) -> AttentionUnit | None:
-    """The ``attention:`` mapping (absent or null: no attention unit; {} the default build)."""
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise located(path, "attention", "a mapping {" + ", ".join(ATTENTION_KEYS)
-                      + "} or null", type(data).__name__)
-    unknown = sorted(str(k) for k in data if k not in ATTENTION_KEYS)
-    if unknown:
-        raise located(path, f"attention.{unknown[0]}", f"one of {', '.join(ATTENTION_KEYS)}",
-                      unknown[0])
-    for key, v in data.items():
-        lo = 0 if key == "latency_cycles" else 1
-        if not _is_int(v) or not lo <= v <= MAX_COUNT:
-            raise located(path, f"attention.{key}", f"an integer from {lo} to {MAX_COUNT}", v)
-    return AttentionUnit(**data)
+def check_units_fit(plan: Plan, board, c, path: str | Path) -> None:
+    """Refuse (one line naming the unit kind) a plan whose PL units push a design that fits
+    the board's caps beyond them: the units were asked for, and cannot be built there."""
+    from dse.model.engine import engine_resources
+
+    res = engine_resources(plan.design, board, c)
+    if res.overflow(board):
+        return  # the engines alone do not fit: the projection says so
+    for u in plan.units:
+        res = res + u.resources(c)
+        over = res.overflow(board)
+        if over:
+            raise located(path, u.kind, f"units that fit {board.stem}'s fabric beside the "
+                          f"engines; with {u.label} the plan needs {', '.join(over)}")
 
 
-def _glue(data: object, path: str) -> GlueUnit | None:
-    """The ``glue:`` mapping (absent or null: no glue unit)."""
-    if data is None:
-        return None
-    if not isinstance(data, dict):
-        raise located(path, "glue", "a mapping {passes, cycles_per_elem} or null",
-                      type(data).__name__)
-    unknown = sorted(str(k) for k in data if k not in ("passes", "cycles_per_elem"))
-    if unknown:
-        raise located(path, f"glue.{unknown[0]}", "one of passes, cycles_per_elem")
-    passes = data.get("passes", 2)
-    if not _is_int(passes) or passes < 1:
-        raise located(path, "glue.passes", "an integer >= 1", passes)
-    cpe = data.get("cycles_per_elem", 1.0)
-    if isinstance(cpe, bool) or not isinstance(cpe, (int, float)) or not (
-            math.isfinite(cpe) and cpe > 0):
-        raise located(path, "glue.cycles_per_elem", "a number > 0", cpe)
-    return GlueUnit(passes, float(cpe))
+def _section(template, kind: str):
+    """The engine template's section of a unit kind (None: no template, or no such unit)."""
+    return None if template is None else template.unit_section(kind)
 
 
-def load_plan(path: str | Path, wl: Workload) -> Plan:
-    """Read a plan YAML (safe loader only) and validate it against ``wl``."""
+def load_plan(path: str | Path, wl: Workload, template=None) -> Plan:
+    """Read a plan YAML (safe loader only) and validate it against ``wl`` and ``template``
+    (default: the shipped engine template)."""
+    from dse.model.template import shipped_template
+
     p = Path(path)
-    return plan_from_mapping(load_yaml(p, "plan"), wl, p)
+    return plan_from_mapping(load_yaml(p, "plan"), wl, p,
+                             shipped_template() if template is None else template)

@@ -6,10 +6,11 @@ has its predictor: engine calls and layers through ``call_cost``; components of 
 engines' weight stream, the per-run overhead, the sums read back) as sums over the token's
 engine calls; PS-side components (attention, norms/quantization/RoPE/residuals) and
 bitnet.cpp runs through the operator model's projection (``dse.model.project``, native
-runtime), the FFN glue unit through its PL unit (``glue_work``) where the log states one;
+runtime), the FFN glue unit through its PL unit (``units.glue.glue_work``) where the log
+states one;
 phases (a DDR read test, the PS's read bandwidth) through the board's roofline figures; a
 two-stage head's sync + top-K and rescore through ``cpu.head_stage2`` and the stage-1 call's
-hand-off, the glue unit's shift scan through ``project.glue_scan_work``. What the model cannot
+hand-off, the glue unit's shift scan through ``units.glue.scan_work``. What the model cannot
 price yet (power, a prefill token of the published design) comes back as
 ``Prediction(None, why)``: reported, never dropped, never faked. New
 devices add predictors here, entry kind by kind.
@@ -131,14 +132,33 @@ def entry_launch_us(e: LogEntry, board: Board, c: CostConstants) -> float:
 def token_calls(wl: Workload, design: EngineDesign, board: Board, c: CostConstants,
                 m: int = 1, launch: float | None = None) -> list[CallCost]:
     """The engine calls of one forward when every ternary Linear runs on the engine, layers
-    sharing an input fused (q/k/v, gate/up): 4 calls per decoder layer."""
+    sharing an input fused (q/k/v, gate/up): 4 calls per decoder layer (each call shape
+    priced once: the 30 layers' q/k/v calls cost the same)."""
     from dse.model.project import group_calls
 
     groups = group_calls([layer for layer in wl.layers if layer.ternary], fuse=True)
-    return [call_cost(design, board, c, n=sum(la.n for la in g), k=g[0].k, m=m,
-                      weight_bytes=sum(layer_weight_bytes(la, design) for la in g),
-                      launch_us=launch)
-            for g in groups.values()]
+    priced: dict[tuple[int, int, int], CallCost] = {}
+    out = []
+    for g in groups.values():
+        shape = (sum(la.n for la in g), g[0].k, sum(layer_weight_bytes(la, design) for la in g))
+        if shape not in priced:
+            priced[shape] = call_cost(design, board, c, n=shape[0], k=shape[1], m=m,
+                                      weight_bytes=shape[2], launch_us=launch)
+        out.append(priced[shape])
+    return out
+
+
+def _token_calls(e: LogEntry, wl: Workload, design: EngineDesign, board: Board,
+                 c: CostConstants, m: int, memo: dict | None) -> list[CallCost]:
+    """``token_calls`` at the entry's launch cost, shared through ``memo``."""
+    launch = entry_launch_us(e, board, c)
+    key = ("token_calls", design, m, launch)
+    if memo is not None and key in memo:
+        return memo[key]
+    calls = token_calls(wl, design, board, c, m, launch)
+    if memo is not None:
+        memo[key] = calls
+    return calls
 
 
 def _stream_s(cc: CallCost) -> float:
@@ -161,8 +181,8 @@ HEAD_COMPONENTS = ("head_sync_topk", "head_rescore")
 PS_COMPONENTS = ("attention", "norms_quant_rope_residual")
 
 
-def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
-                  ) -> Prediction:
+def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,
+                  memo: dict | None = None) -> Prediction:
     """A PS-side component of a token with every ternary Linear on the entry's engine: the
     operator model's time for it (``dse.model.project``, the ``native`` runtime's kernels)."""
     from dse.model.ops import KV_DTYPES
@@ -181,30 +201,58 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
     offload = frozenset(layer.name for layer in wl.layers if layer.ternary)
     sc = Scenario("on-board", "decode", 1, context, kv, 1, e.config.threads)
     # the design's glue unit, where the log states one, takes its element-wise work off the PS
-    plan = Plan(e.id, design, offload, runtime="native", glue=_glue(e))
-    p = _project(e, wl, plan, board, c, sc, where)
-    # the results' int32 -> float scaling is done by the norms/residual code on the PS (the
-    # published design's split counts it there; bench/bench_validate.py compares it so)
-    extra = p.items.get("rescale", 0.0) if e.what == "norms_quant_rope_residual" else 0.0
-    return Prediction((p.components[e.what] + extra) * 1e-3)
+    glue = _glue(e)
+    plan = Plan("component", design, offload, runtime="native",
+                units=() if glue is None else (glue,))
+    # the operators' parts of the token (``operator_components``: what ``project`` sums for
+    # them, without pricing the calls), shared by the entries of one scenario
+    key = ("components", plan, sc)
+    if memo is None or key not in memo:
+        from dse.model.project import operator_components
+
+        try:
+            comp = operator_components(wl, plan, _context(board, c), sc)
+        except DseError as exc:
+            raise DseError(f"{where}: entries ({e.id}): {exc}") from None
+        if memo is not None:
+            memo[key] = comp
+    else:
+        comp = memo[key]
+    extra = 0.0
+    if e.what == "norms_quant_rope_residual":
+        # the results' int32 -> float scaling is done by the norms/residual code on the PS
+        # (the published design's split counts it there; bench/bench_validate.py compares it
+        # so): the calls' rescale, as the projection's items sum it
+        calls = _token_calls(e, wl, design, board, c, 1, memo)
+        extra = sum(cc.rescale_s * 1e3 for cc in calls)
+    return Prediction((comp[e.what] + extra) * 1e-3)
 
 
 def _glue(e: LogEntry):
     """The log's FFN glue unit as the model's ``GlueUnit`` (None without one)."""
-    from dse.model.project import GlueUnit
+    from dse.model.units import GlueUnit
 
     g = e.config.glue
     return None if not g else GlueUnit(g["passes"], float(g["cycles_per_elem"]))
 
 
-def _project(e: LogEntry, wl: Workload, plan, board: Board, c: CostConstants, sc, where: str):
-    """``project`` for an entry; a scenario the model cannot run names the log and entry."""
+def _project(e: LogEntry, wl: Workload, plan, board: Board, c: CostConstants, sc, where: str,
+             memo: dict | None = None):
+    """``project`` for an entry; a scenario the model cannot run names the log and entry.
+    ``memo`` (one per set of parameters in force): entries that price the same plan in the
+    same scenario share one projection (a log's PS components of one token)."""
     from dse.model.project import project
 
+    key = ("project", plan, sc)
+    if memo is not None and key in memo:
+        return memo[key]
     try:
-        return project(wl, plan, _context(board, c), sc, with_baselines=False)
+        p = project(wl, plan, _context(board, c), sc, with_baselines=False)
     except DseError as exc:
         raise DseError(f"{where}: entries ({e.id}): {exc}") from None
+    if memo is not None:
+        memo[key] = p
+    return p
 
 
 def _context(board: Board, c: CostConstants):
@@ -247,17 +295,15 @@ def _head_part(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
 
 
 def _shift_scan(e: LogEntry, wl: Workload, board: Board, c: CostConstants) -> Prediction:
-    """The PS's shift scan for the log's glue unit (``project.glue_scan_work``)."""
-    from dse.model.project import glue_scan_work
-    from dse.model.scenario import Scenario
+    """The PS's shift scan for the log's glue unit (``units.glue.scan_work``)."""
+    from dse.model.units.glue import scan_work
 
-    sc = Scenario("on-board", "decode", e.get("m") or 1, e.get("context") or 1, "fp32", 1,
-                  e.config.threads)
-    return Prediction(glue_scan_work(wl, board, sc, c).time_s)
+    cpu, threads = _ps_spec(e, wl, board)
+    return Prediction(scan_work(wl, e.get("m") or 1, cpu, threads, c).time_s)
 
 
-def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
-               ) -> Prediction:
+def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,
+               memo: dict | None = None) -> Prediction:
     if e.what == "head_stream":
         return _call(e, board, c, where, span="busy")
     if e.what in HEAD_COMPONENTS and e.device == "ps":
@@ -265,9 +311,9 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
     if e.what == "shift_scan" and e.device == "ps" and e.config.glue:
         return _shift_scan(e, wl, board, c)
     if e.what in PS_COMPONENTS and e.device == "ps":
-        return _ps_component(e, wl, board, c, where)
+        return _ps_component(e, wl, board, c, where, memo)
     if e.what == "ffn_glue" and e.device == "pl" and e.config.glue:
-        from dse.model.project import glue_work
+        from dse.model.units.glue import glue_work
 
         return Prediction(glue_work(_glue(e), wl, e.get("m") or 1,
                                     entry_design(e, where).clock_mhz).time_s)
@@ -276,7 +322,7 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
                           f"the model yet")
     design = entry_design(e, where)
     m = e.get("m") or 1
-    calls = token_calls(wl, design, board, c, m, entry_launch_us(e, board, c))
+    calls = _token_calls(e, wl, design, board, c, m, memo)
     if e.get("calls") is not None and e.get("calls") != len(calls):
         raise DseError(f"{where}: entries ({e.id}): calls: expected {len(calls)} (the engine "
                        f"calls of one forward of {wl.model} with fused q/k/v and gate/up), "
@@ -288,7 +334,7 @@ def _component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where:
     if e.what == "activation_loads":
         return Prediction(sum(cc.act_s for cc in calls))
     # with a glue unit the shift scan reads the gate/up results out, not their hand-off
-    from dse.model.project import scan_readout_work
+    from dse.model.units.glue import scan_readout_work
 
     scanned = scan_readout_work(wl, m, c).time_s if e.config.glue is not None else 0.0
     return Prediction(sum(cc.readout_s for cc in calls) - scanned)
@@ -317,8 +363,8 @@ def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | N
     return Prediction(per, free_cycles=free)
 
 
-def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
-           ) -> Prediction:
+def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,
+           memo: dict | None = None) -> Prediction:
     nbytes = entry_bytes(e)
     if e.what == "ddr_read":
         eng = e.config.engine
@@ -332,12 +378,12 @@ def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
         return Prediction(nbytes / (board.ps_cpu.memory_bandwidth_gb_s * 1e9))
     runtime = (e.config.runtime or "").lower()
     if e.what in ("decode", "prefill") and runtime.startswith("bitnet.cpp"):
-        return _cpu_only(e, wl, board, c, where)
+        return _cpu_only(e, wl, board, c, where, memo)
     return not_priced(f"phase {e.what!r} on runtime {e.config.runtime or '?'}")
 
 
-def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
-              ) -> Prediction:
+def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,
+              memo: dict | None = None) -> Prediction:
     """A bitnet.cpp run: the model's whole token on the PS with its ``native`` runtime."""
     from dse.model.project import Plan
     from dse.model.scenario import Scenario
@@ -351,20 +397,24 @@ def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: 
         raise DseError(f"{where}: entries ({e.id}): m: expected 1 for decode, got {m}")
     sc = Scenario("on-board", e.what, m, context, e.config.kv_dtype or "fp16", 1,
                   e.config.threads)
-    plan = Plan(e.id, EngineDesign(1, 1), frozenset(), runtime="native")
-    p = _project(e, wl, plan, board, c, sc, where)
+    plan = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime="native")
+    p = _project(e, wl, plan, board, c, sc, where, memo)
     return Prediction(p.plan_ms * 1e-3 / (m if e.dimension == "rate" else 1))
 
 
-def predict(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
-            ) -> Prediction:
-    """The model's time for what ``e`` measured, with ``board`` and ``c`` in force."""
+def predict(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,
+            memo: dict | None = None) -> Prediction:
+    """The model's time for what ``e`` measured, with ``board`` and ``c`` in force.
+
+    ``memo``: a dict shared by the predictions of one set of parameters (a fit's residual
+    evaluation), so entries of one token share its engine calls and projections; never
+    shared across parameters (the values it holds are theirs)."""
     if e.dimension in ("power", "energy"):
         return not_priced("power and energy (no energy model yet)")
     if e.kind == "component":
-        return _component(e, wl, board, c, where)
+        return _component(e, wl, board, c, where, memo)
     if e.kind == "phase":
-        return _phase(e, wl, board, c, where)
+        return _phase(e, wl, board, c, where, memo)
     if e.device != "pl":
         return not_priced(f"{e.kind} on the {e.device.upper()} (runtime "
                           f"{e.config.runtime or '?'}): the model has no device for it yet")

@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from dse.errors import DseError
-from dse.model.arch import ModelConfig
 from dse.model.board import Board
 from dse.model.calibration import Calibration, resolve_calibration
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
-from dse.model.cost import CallCost, call_cost, handoff, launch_us, layer_weight_bytes
+from dse.model.cost import CallCost, call_cost, launch_us, layer_weight_bytes, with_launch
 from dse.model.cpu import (
     RUNTIME_TEXT,
     RUNTIMES,
@@ -28,7 +29,6 @@ from dse.model.cpu import (
     head_stage2,
     native_linear,
     native_op,
-    shift_scan,
     torch_linear_s,
     torch_ops,
 )
@@ -38,13 +38,6 @@ from dse.model.engine import (
     Resources,
     engine_resources,
     link_limit_error,
-)
-from dse.model.kv_attn import (
-    KV_ATTN_BEAT_BYTES,
-    MODE_SCORES,
-    MODE_XV,
-    kv_attn_cycles,
-    kv_attn_p_beats,
 )
 from dse.model.msg import Msg, msg
 from dse.model.ops import (
@@ -56,7 +49,30 @@ from dse.model.ops import (
     op_flops,
 )
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, get_packing
+from dse.model.parts import OpProjection
+from dse.model.price import (
+    Fixed,
+    Group,
+    PriceTable,
+    PsPrices,
+    T,
+    fixed_side,
+    group_layers,
+    price_table,
+    row,
+    work,
+)
 from dse.model.scenario import Scenario
+from dse.model.units import (
+    ATTENTION_OPS,
+    GLUE_OPS,
+    SCANNED_ROLES,
+    AttentionUnit,
+    GlueUnit,
+    PLUnit,
+    UnitEnv,
+)
+from dse.model.units.base import check_make_args
 from dse.model.workload import Layer, Workload
 
 VIEWS = ("on-board", "host-attached")
@@ -88,156 +104,12 @@ def call_items(cc: CallCost, head: bool) -> dict[str, float]:
             "rescale": cc.rescale_s * 1e3}
 
 
-#: What a glue unit takes off the PS: the element-wise work between gate/up and down.
-GLUE_OPS = ("act_fn", "gate_mul", "ffn_sub_norm", "quant_down")
-#: The calls whose results the glue's shift scan reads out (``dse.model.cpu.shift_scan``).
-SCANNED_ROLES = frozenset({"gate_proj", "up_proj"})
-
-
-@dataclass(frozen=True)
-class GlueUnit:
-    """A PL unit fused behind the engines for the FFN's element-wise work (squared ReLU, gate
-    product, the sub-norm's scaling, re-quantization for down_proj): ``passes`` over the
-    intermediate vector per layer (a reduction, then the scaling), ``cycles_per_elem`` each,
-    at the engine's clock."""
-
-    passes: int = 2
-    cycles_per_elem: float = 1.0
-
-
-def glue_work(glue: GlueUnit, wl: Workload, m_tokens: int, clock_mhz: float) -> Work:
-    """The glue unit's time (the PS waits on it), PL busy time and DDR traffic per forward:
-    it reads the gate and up int32 results and writes down_proj's int8 input."""
-    cfg = wl.config
-    elems = cfg.layers * m_tokens * cfg.intermediate
-    t = glue.passes * elems * glue.cycles_per_elem / (clock_mhz * 1e6)
-    return Work(t, t, float(elems * (2 * 4 + 1)), t)
-
-
-def glue_scan_work(wl: Workload, board: Board, scenario: Scenario, c: CostConstants) -> Work:
-    """What a fixed-point glue unit needs from the PS per forward: the shift scan
-    (``dse.model.cpu.shift_scan``), on the PS of the scenario's view, busy and waited for."""
-    _, cpu, threads = cpus(wl, board, scenario)
-    oc = shift_scan(wl.config.intermediate, wl.config.layers, scenario.m * scenario.sequences,
-                    cpu, threads, c)
-    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
-
-
-def scan_readout_work(wl: Workload, m_tokens: int, c: CostConstants) -> Work:
-    """The gate/up results' cache invalidation for ``m_tokens`` tokens, which a glue unit's
-    shift scan does itself (``dse.model.cpu.shift_scan``): taken out of those calls' hand-off,
-    so a plan with a glue unit pays it once. A PS core does it: busy and waited for."""
-    n = sum(layer.n for layer in wl.layers if layer.role in SCANNED_ROLES)
-    t = m_tokens * n * 4 / c.cache_maint_bytes_per_s
-    return Work(t, t)
-
-
-def glue_resources(c: CostConstants) -> Resources:
-    return Resources(lut=c.glue_lut, ff=c.glue_ff, bram36=c.glue_bram36)
-
-
-#: What the attention unit takes off the PS: the two passes over the KV cache. The softmax
-#: between them stays on the PS (dse.model.kv_attn says why).
-ATTENTION_OPS = ("attn_score", "attn_v")
-
-
-@dataclass(frozen=True)
-class AttentionUnit:
-    """The attention unit (overlays/rtl/kv_attn.v, priced by ``dse.model.kv_attn``): scores
-    and x V over an int8 KV cache in DDR at the engine's clock, two calls per decoder layer.
-    The fields are the build's parameters: G query heads per kv head, head dimension D, up to
-    HMAX kv heads and TMAX positions (the p block it holds), and its pipeline fill/drain."""
-
-    group: int = 4
-    head_dim: int = 128
-    max_kv_heads: int = 5
-    max_positions: int = 4096
-    latency_cycles: int = 10
-
-    @property
-    def macs_per_clock(self) -> int:
-        """MACs per clock (int8 x int8 scores, uint16 x int8 for x V): 16 lanes of a 128-bit beat
-        x the G query heads of a group."""
-        return KV_ATTN_BEAT_BYTES * self.group
-
-    @property
-    def label(self) -> str:
-        return f"kv_attn G{self.group} D{self.head_dim} T{self.max_positions}"
-
-    def violations(self, cfg: ModelConfig, scenario: Scenario) -> list[Msg]:
-        """Why this unit cannot run the scenario's attention (empty when it can)."""
-        out = []
-        if scenario.kv_dtype != "int8":
-            out.append(msg("infeasible.attn_kv", "the attention unit reads an int8 KV cache; "
-                           "the scenario's is {kv} (--kv-dtype int8)", kv=scenario.kv_dtype))
-        shape = (cfg.heads // cfg.kv_heads, cfg.head_dim)
-        if shape != (self.group, self.head_dim) or cfg.kv_heads > self.max_kv_heads:
-            out.append(msg("infeasible.attn_shape", "the attention unit is built for {g} query "
-                           "heads per kv head, head dimension {d} and up to {h} kv heads; the "
-                           "model has {mg}, {md} and {mh}", g=self.group, d=self.head_dim,
-                           h=self.max_kv_heads, mg=shape[0], md=shape[1], mh=cfg.kv_heads))
-        if scenario.context_tokens > self.max_positions:
-            out.append(msg("infeasible.attn_tmax", "the attention unit holds {tmax} positions, "
-                           "the scenario attends over {ctx}", tmax=self.max_positions,
-                           ctx=scenario.context_tokens))
-        return out
-
-
-def attention_work(unit: AttentionUnit, design: EngineDesign, wl: Workload, scenario: Scenario,
-                   board: Board, c: CostConstants, runtime: str) -> Work:
-    """Per forward, every layer's two unit calls and the PS work around them; the PS waits.
-
-    A call takes the larger of its cycles (``kv_attn_cycles``, q or p block and cache rows
-    included) and its bytes at the PL's DDR rate, plus the hand-off an engine call pays
-    (``dse.model.cost.handoff`` for one unit: register accesses, the runtime's launch, the
-    results' cache invalidation; the rescale only for the x V sums, as the softmax scales the
-    scores itself). The inputs the PS writes (q, p, the token's new K/V rows) go through the
-    uncached mapping as an engine's activations do. The PS folds the softmax's probabilities
-    with the V scales into uint16 p (2 bytes each in the p block), one multiply and convert
-    per element, priced as a rescale;
-    the softmax stays an operator on the PS. Prefill runs one query position per call pair,
-    at each position's own context (the mean, as the cycle count is linear in it).
-    """
-    cfg = wl.config
-    h, g, d = cfg.kv_heads, cfg.heads // cfg.kv_heads, cfg.head_dim
-    t = max(1, round(scenario.context_tokens - (scenario.m - 1) / 2))
-    lat = unit.latency_cycles
-    launch = launch_us(board, c, runtime)
-    rows = t * h * d
-    score_in = h * g * d + rows
-    xv_in = kv_attn_p_beats(t, h, g) * KV_ATTN_BEAT_BYTES + rows
-    pl = sum(max(kv_attn_cycles(mode, t, h, g, d, lat) / design.clock_hz,
-                 nbytes / board.ddr_bytes_per_s)
-             for mode, nbytes in ((MODE_SCORES, score_in), (MODE_XV, xv_in)))
-    ps = t * h * g * c.rescale_ns_per_elem * 1e-9
-    for n, rescale in ((t * h * g, False), (h * g * d, True)):
-        ho = handoff(design, board, c, n=n, k=0, m=1, launch_us=launch, rescale=rescale,
-                     engines=1)
-        ps += ho.act_load_s + ho.run_s + ho.readout_s + ho.rescale_s
-    reps = cfg.layers * scenario.m * scenario.sequences
-    return Work(reps * (pl + ps), reps * ps, reps * (score_in + xv_in), reps * pl)
-
-
-def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:
-    """The unit's fabric, counted from what overlays/rtl/kv_attn.v infers (overlays/KV_ATTN.md
-    "Resources"; no synthesis): one DSP48E2 per MAC, the p block (2 bytes per uint16 p) in
-    128-bit wide block RAM (4 BRAM36 columns per 1,024 words), the accumulator and q banks in
-    LUT RAM (one LUT per bit per 64 words), a 32-bit adder per MAC, fixed control, adder tree
-    and result FIFO, and its own AXI DMA."""
-    g = unit.group
-    words = unit.max_kv_heads * unit.head_dim // KV_ATTN_BEAT_BYTES  # q / accumulator depth
-    lutram = (512 * g + 128 * g) * math.ceil(words / 64)
-    p_words = kv_attn_p_beats(unit.max_positions, unit.max_kv_heads, g)
-    return Resources(lut=c.attn_lut_fixed + lutram + unit.macs_per_clock * 32 + c.dma_lut,
-                     ff=c.attn_ff_fixed + unit.macs_per_clock * 25 * 3 + 128 * g + c.dma_ff,
-                     bram36=4 * math.ceil(p_words / 1024) + c.dma_bram36,
-                     dsp=unit.macs_per_clock)
-
-
 @dataclass(frozen=True)
 class Plan:
     """An engine design and the layers it runs; ``resident`` layers keep weights on chip;
-    ``runtime`` is the PS software for everything left on the CPU."""
+    ``runtime`` is the PS software for everything left on the CPU; ``units`` the PL units
+    beside the engines (``dse.model.units``: each N instances of one build of a kind, at most
+    one entry per kind)."""
 
     name: str
     design: EngineDesign
@@ -249,37 +121,55 @@ class Plan:
     #: Candidates stage 2 of a two-stage head rescores (an offloaded head without a dense
     #: head unit runs two-stage).
     head_top_k: int = 256
-    #: The FFN glue unit in the PL, if the plan has one.
-    glue: GlueUnit | None = None
-    #: The attention unit in the PL, if the plan has one.
-    attention: AttentionUnit | None = None
+    units: tuple[PLUnit, ...] = ()
     #: The KV-cache element type the plan keeps (None: the scenario's); the search chooses
     #: it among the formats the objective allows.
     kv_dtype: str | None = None
 
-    @property
-    def build_note(self) -> str:
-        """How to build the plan's overlay: the engines' ``make`` line, plus the attention
-        unit's build parameters when the plan has one (or the design's what-if note)."""
-        note = self.design.build_note
-        a = self.attention
-        if a is None or not self.design.buildable:
-            return note
-        return (f"{note} ATTN=1 ATTN_G={a.group} ATTN_D={a.head_dim} ATTN_HMAX={a.max_kv_heads} "
-                f"ATTN_TMAX={a.max_positions}")
+    def __post_init__(self) -> None:
+        kinds = [u.kind for u in self.units]
+        if len(set(kinds)) != len(kinds):
+            raise DseError(f"plan {self.name}: units: expected at most one entry per kind "
+                           f"(a count for several instances), got {', '.join(kinds)}")
+
+    def unit(self, kind: str) -> PLUnit | None:
+        """The plan's unit of ``kind``, if it has one."""
+        return next((u for u in self.units if u.kind == kind), None)
 
     @property
-    def units(self) -> tuple[str, ...]:
-        """The PL units the plan needs besides the ternary engines."""
+    def glue(self) -> PLUnit | None:
+        return self.unit("glue")
+
+    @property
+    def attention(self) -> PLUnit | None:
+        return self.unit("attention")
+
+    @property
+    def buildable(self) -> bool:
+        """Whether the shipped overlay builds the whole plan: its engines and every unit."""
+        return self.design.buildable and all(u.buildable for u in self.units)
+
+    @property
+    def build_note(self) -> str:
+        """How to build the plan's overlay: the engines' ``make`` line and each unit's build
+        arguments; or, for a what-if, the first rule the engines or a unit break."""
+        if not self.design.buildable:
+            return self.design.build_note
+        whatif = next((u for u in self.units if not u.buildable), None)
+        if whatif is not None:
+            return whatif.build_note
+        return " ".join([self.design.build_note, *(a for u in self.units
+                                                   if (a := check_make_args(u)))])
+
+    @property
+    def unit_labels(self) -> tuple[str, ...]:
+        """The PL units the plan needs besides the ternary engines (the head's way included)."""
         out = []
         if self.design.head and "lm_head" in self.offload:
             out.append(f"head:{self.design.head}x{self.design.head_macs}")
         elif "lm_head" in self.offload:
             out.append(f"head:two-stage top-{self.head_top_k}")
-        if self.glue is not None:
-            out.append(f"glue:{self.glue.passes}x{self.glue.cycles_per_elem:g}")
-        if self.attention is not None:
-            out.append(f"attention:{self.attention.label}")
+        out += [f"{u.kind}:{u.label}" for u in self.units]
         return tuple(out)
 
 
@@ -330,19 +220,28 @@ class LayerProjection:
 
 
 @dataclass(frozen=True)
-class OpProjection:
-    """One non-Linear operator class on its device (ms per forward), and what its time rests
-    on: measured and moved, or a roofline / kernel model."""
+class RoleRow:
+    """The Linears of one role in a projection (``Projection.by_role``)."""
 
     role: str
-    kind: str
-    count: int
-    device: str
+    layers: int
+    fpga: int
+    resident: int
+    cpu: int
+    cpu_ms: float
     time_ms: float
     bound: str
-    basis: Msg
-    component: str
-    work: Work = field(default_factory=Work)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One line of where a forward's time goes, by device; a projection's ``accounts`` sum to
+    its ``plan_ms`` exactly. ``device``: ``engines`` (the accelerator calls, hand-offs
+    included), ``ps`` (the CPU's work), or ``pl:<kind>`` (a PL unit, its hand-offs included)."""
+
+    key: str
+    device: str
+    ms: float
 
 
 @dataclass(frozen=True)
@@ -388,6 +287,12 @@ class Projection:
     energy: Energy | None = None
     #: The breakdown's finer items (``ITEMS``), ms per forward.
     items: dict[str, float] = field(default_factory=dict)
+    #: Where the forward's time goes by device (they sum to ``plan_ms``).
+    accounts: tuple[Account, ...] = ()
+    #: The components of the PS's own time (its share of ``components``), ms.
+    ps_components: dict[str, float] = field(default_factory=dict)
+    #: The PL's sustained DDR rate the plan streams at, bytes/s.
+    ddr_bytes_per_s: float = 0.0
 
     @property
     def baseline(self) -> Baseline:
@@ -428,29 +333,94 @@ class Projection:
     def feasible(self) -> bool:
         return not self.infeasible
 
+    def by_role(self) -> tuple[RoleRow, ...]:
+        """The Linears by role, in the forward's order: how many, where, their time on the CPU
+        and in the plan, and the bound holding most of their accelerator time."""
+        roles: dict[str, list[LayerProjection]] = {}
+        for lp in self.layers:
+            roles.setdefault(lp.role, []).append(lp)
+        out = []
+        for role, lps in roles.items():
+            by_bound: dict[str, float] = {}
+            for lp in lps:
+                if lp.placement != "cpu" and lp.bound:
+                    by_bound[lp.bound] = by_bound.get(lp.bound, 0.0) + lp.time_ms
+            out.append(RoleRow(role, len(lps), *(sum(lp.placement == p for lp in lps)
+                                                 for p in ("fpga", "fpga-resident", "cpu")),
+                               sum(lp.cpu_ms for lp in lps), sum(lp.time_ms for lp in lps),
+                               max(by_bound, key=by_bound.__getitem__) if by_bound else "cpu"))
+        return tuple(out)
+
+    @property
+    def ddr_floor_sustained_ms(self) -> float:
+        """The streamed weights at the PL's sustained DDR rate (the peak's ``ddr_floor_ms``
+        times the board's efficiency)."""
+        return self.ddr_weight_bytes / self.ddr_bytes_per_s * 1e3 if self.ddr_bytes_per_s \
+            else math.inf
+
+    def account_ms(self, device: str) -> float:
+        """Time of one device (``engines``, ``ps``, ``pl:<kind>``), ms per forward."""
+        return sum(a.ms for a in self.accounts if a.device == device)
+
+    @property
+    def fpga_ms(self) -> float:
+        """The accelerator calls' time, hand-offs included (the engines' account)."""
+        return self.account_ms("engines")
+
     @property
     def bound(self) -> str:
-        """What limits the plan: the PS (and its largest part) or the PL's binding term."""
-        fpga_ms = dict.fromkeys(("compute", "ddr", "link", "overhead"), 0.0)
+        """What limits the plan: the device holding the most of the forward. The engines'
+        calls count by their binding term (compute, ddr, link, overhead); a PL unit by its kind
+        (``pl unit (attention)``); the PS names its largest component (``ps (attention)`` only
+        when attention runs on the PS)."""
+        terms = dict.fromkeys(("compute", "ddr", "link", "overhead"), 0.0)
         for call in self.calls.values():
-            fpga_ms[call.bound] += call.time_s * 1e3
-        ps_ms = self.ops_ms + sum(p.time_ms for p in self.layers if p.placement == "cpu")
-        top = max(fpga_ms, key=fpga_ms.__getitem__)
-        if ps_ms >= fpga_ms[top]:
-            ps_parts = {k: v for k, v in self.components.items() if k not in ("ternary_pl",
-                                                                              "handoff")}
-            if any(lp.placement != "cpu" and lp.role == "lm_head" for lp in self.layers):
-                ps_parts.pop("head", None)
-            return f"ps ({max(ps_parts, key=ps_parts.__getitem__)})" if ps_parts else "ps"
+            terms[call.bound] += call.time_s * 1e3
+        for a in self.accounts:
+            if a.device.startswith("pl:"):
+                terms[f"pl unit ({a.device[3:]})"] = a.ms
+        top = max(terms, key=terms.__getitem__)
+        if self.account_ms("ps") >= terms[top]:
+            parts = {k: v for k, v in self.ps_components.items() if v > 0}
+            return f"ps ({max(parts, key=parts.__getitem__)})" if parts else "ps"
         return top
+
+    def limit_parts(self, ddr_bytes_per_s: float) -> dict[str, float]:
+        """The forward's time in parts that add up to ``plan_ms`` exactly, ms: the calls split
+        into their weight bytes at the sustained DDR rate (``weights``), the rest of their DDR
+        time (activations and results, ``actout``), compute or link time beyond DDR
+        (``compute``), serial overhead (``overhead``: activation loads, launches, bursts) and
+        the PS's read-out and rescale (``ps``); then every other account (``accounts``).
+
+        Per call, the overlapped part ``max(compute, DDR, link)`` is at least the DDR time,
+        which is at least the weight bytes at sustained bandwidth: what keeps the plan off its
+        DDR floor."""
+        parts = dict.fromkeys(("weights", "actout", "compute", "overhead", "ps"), 0.0)
+        for cc in self.calls.values():
+            w_s = cc.weight_bytes / ddr_bytes_per_s
+            parts["weights"] += w_s * 1e3
+            parts["actout"] += (cc.ddr_s - w_s) * 1e3
+            parts["compute"] += (max(cc.compute_s, cc.ddr_s, cc.link_s) - cc.ddr_s) * 1e3
+            parts["overhead"] += (cc.overhead_s + cc.act_s + cc.burst_s) * 1e3
+            parts["ps"] += cc.ps_s * 1e3
+        for a in self.accounts:
+            if a.key != "calls":
+                parts[a.key] = parts.get(a.key, 0.0) + a.ms
+        return parts
 
 
 # -- the CPU side ----------------------------------------------------------------------------
 
 def cpus(wl: Workload, board: Board, scenario: Scenario) -> tuple[CpuSpec, CpuSpec, int]:
     """(profiled host, CPU of the scenario's view, threads it runs with)."""
-    host = CpuSpec.of_host(wl.host)
-    cpu = host if scenario.view == "host-attached" else CpuSpec.of_board(board)
+    if wl.host is None:  # a model config alone: no host, and no torch runtime to price on it
+        if scenario.view == "host-attached":
+            raise DseError("--view host-attached: expected --profile (the CPU the FPGA serves "
+                           "is the profiled host; a model config alone names none)")
+        host = cpu = CpuSpec.of_board(board)
+    else:
+        host = CpuSpec.of_host(wl.host)
+        cpu = host if scenario.view == "host-attached" else CpuSpec.of_board(board)
     threads = scenario.threads or cpu.cores
     if threads > cpu.cores:
         raise DseError(f"--threads: expected at most {cpu.cores} (the cores of {cpu.name}), "
@@ -546,15 +516,51 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
     return tuple(out)
 
 
-def quant_fraction(wl: Workload, plan: Plan, op: OpProjection, offloaded: frozenset[str]
-                   ) -> float:
-    """Share of a quantization op's instances the plan pays for (see ``op_costs``)."""
-    if plan.runtime == "native":
-        return 1.0
-    group = next((g for g in ("qkv", "o", "gateup", "down") if op.role == f"quant_{g}"), None)
-    blocks = {layer.layer_index for layer in wl.layers
-              if layer.name in offloaded and QUANT_GROUP.get(layer.role) == group}
-    return len(blocks) / op.count if op.count else 0.0
+def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
+              host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
+              linears: bool = True) -> PsPrices:
+    """The PS side of the price table (``dse.model.price.PsPrices``) for ``groups``: each
+    group's Linears on the CPU under ``runtime`` (zero with ``linears`` False: for a caller
+    that needs only the operators), each quantization instance (one per layer of each
+    quantization op; the op's time split evenly) with the groups it feeds, the runtime's
+    launch, and every other operator priced whole (``op_costs``)."""
+    ops = op_costs(wl, runtime, scenario, host, cpu, threads, c)
+    priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
+
+    def linear(layer: Layer) -> Work:
+        key = (layer.n, layer.k, layer.ternary) if runtime == "native" else (layer.name,)
+        if key not in priced:
+            priced[key] = layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c)
+        return priced[key]
+
+    if linears:
+        per_layer = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
+        cpu_rows = np.array([(sum(w.time_s for w in ws), sum(w.core_s for w in ws),
+                              sum(w.ddr_bytes for w in ws), sum(w.pl_busy_s for w in ws))
+                             for ws in per_layer], dtype=float).reshape(len(groups), 4)
+    else:
+        per_layer, cpu_rows = (), np.zeros((len(groups), 4))
+    index: dict[tuple[int, str], int] = {}
+    quant, roles = [], []
+    for op in ops:
+        if op.kind != "quant" or not op.count:
+            continue
+        each = row(op.work) / op.count
+        for i in range(op.count):
+            index[(i, op.role)] = len(quant)
+            quant.append(each)
+            roles.append(op.role)
+    feeds = np.zeros((len(quant), len(groups)), dtype=bool)
+    for g, group in enumerate(groups):
+        for layer in group.layers:
+            feed = QUANT_GROUP.get(layer.role)
+            q = index.get((layer.layer_index, f"quant_{feed}")) if feed else None
+            if q is not None:
+                feeds[q, g] = True
+    launch_s = launch_us(board, c, runtime) * 1e-6
+    return PsPrices(runtime, groups, per_layer, cpu_rows,
+                    np.array(quant).reshape(len(quant), 4), tuple(roles), feeds,
+                    runtime == "native", np.array([launch_s, launch_s, 0.0, 0.0]), ops)
 
 
 # -- memory ----------------------------------------------------------------------------------
@@ -608,7 +614,7 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
     """Every runtime with everything on the CPU; on board, whether its memory fits."""
     out = []
     empty = EngineDesign(1, 1)
-    for runtime in RUNTIMES:
+    for runtime in wl.runtimes:  # torch only where a profile measured the host
         plan = Plan(f"cpu {runtime}", empty, frozenset(), runtime=runtime)
         p = project(wl, plan, ctx, scenario, with_baselines=False)
         mem = p.memory_bytes
@@ -625,11 +631,7 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Basel
 
 def group_calls(layers: list[Layer], fuse: bool) -> dict[str, list[Layer]]:
     """Offloaded layers grouped into accelerator calls (fused groups share one input)."""
-    calls: dict[str, list[Layer]] = {}
-    for layer in layers:
-        key = layer.fuse_key if fuse and layer.ternary else layer.name
-        calls.setdefault(key, []).append(layer)
-    return calls
+    return {g.key: list(g.layers) for g in group_layers(layers, fuse)}
 
 
 DEFAULT_SCENARIO = Scenario()
@@ -638,136 +640,133 @@ DEFAULT_SCENARIO = Scenario()
 def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEFAULT_SCENARIO,
             *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None
             ) -> Projection:
-    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time."""
+    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time.
+
+    The plan's offloaded Linears form its calls, the rest stay on the CPU one by one; the price
+    table (``dse.model.price``) holds every part and its total is the plan's time; the rest of
+    the projection says where that time goes."""
     board, c, design = ctx.board, ctx.constants, plan.design
     if plan.runtime not in RUNTIMES:
         raise DseError(f"plan {plan.name}: runtime: expected one of {', '.join(RUNTIMES)}, "
                        f"got {plan.runtime!r}")
+    if plan.runtime not in wl.runtimes:
+        raise DseError(f"plan {plan.name}: runtime: {plan.runtime} prices measured host times "
+                       f"and {wl.model} has none (give --profile), expected "
+                       f"{' or '.join(wl.runtimes)}")
     if plan.kv_dtype is not None and plan.kv_dtype != scenario.kv_dtype:
         scenario = replace(scenario, kv_dtype=plan.kv_dtype)
     scenario.validate(wl.config)
     host, cpu, threads = cpus(wl, board, scenario)
     offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
-    infeasible: list[str] = []
-    comp = dict.fromkeys(COMPONENTS, 0.0)
-    items = dict.fromkeys(ITEMS, 0.0)
+    call_groups = group_layers(offloaded, plan.fuse)
+    groups = call_groups + tuple(Group(layer.name, (layer,)) for layer in wl.layers
+                                 if layer.name not in plan.offload)
+    ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c)
+    env = UnitEnv(wl, design.clock_mhz, design.engines, board, c, scenario, plan.runtime, cpu,
+                  threads)
+    fx = fixed_side(ps, plan.units, env)
+    launch_s = float(ps.launch[0])
+    stream = np.full((len(groups), 4), np.inf)
     calls: dict[str, CallCost] = {}
-    call_of: dict[str, str] = {}
-    rescore: list[tuple[str, Work]] = []
-    #: gate/up calls: with a glue unit the shift scan reads their results out (see shift_scan)
-    scanned: list[str] = []
-    moved = Work()
-    for key, group in group_calls(offloaded, plan.fuse).items():
-        n = sum(layer.n for layer in group)
+    stage2: dict[str, Work] = {}
+    # a call shape is priced once (a forward repeats a few shapes layer after layer)
+    shapes: dict[tuple, tuple[np.ndarray, CallCost]] = {}
+    for i, g in enumerate(call_groups):
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
-                       for layer in group)
-        dense = None if group[0].ternary else design.head
-        head = not group[0].ternary
-        cc = call_cost(design, board, c, n=n, k=group[0].k, m=_linear_m(group[0], scenario),
-                       weight_bytes=streamed, dense=dense,
-                       launch_us=launch_us(board, c, plan.runtime))
-        calls[key] = cc
-        comp["head" if head else "ternary_pl"] += cc.stream_s * 1e3
-        comp["head" if head else "handoff"] += cc.handoff_s * 1e3
-        for item, ms in call_items(cc, head).items():
-            items[item] += ms
-        if head and not dense:
-            stage2 = two_stage_work(group[0], plan.head_top_k, scenario, cpu, threads, c)
-            comp["head"] += stage2.time_s * 1e3
-            sel, res = head_stage2(group[0].n, group[0].k, plan.head_top_k, scenario.sequences,
-                                   cpu, threads, c)
-            items["head_topk"] += sel.time_s * 1e3
-            items["head_rescore"] += res.time_s * 1e3
-            rescore.append((group[0].name, stage2))
-        for layer in group:
-            call_of[layer.name] = key
-        if {layer.role for layer in group} <= SCANNED_ROLES:
-            scanned.append(key)
+                       for layer in g.layers)
+        dense = None if g.ternary else design.head
+        shape = (g.n, g.k, _linear_m(g.layers[0], scenario), streamed, dense, g.ternary)
+        if shape not in shapes:
+            cc = call_cost(design, board, c, n=shape[0], k=shape[1], m=shape[2],
+                           weight_bytes=streamed, dense=dense, launch_us=0.0)
+            shapes[shape] = (row(call_work(cc)), with_launch(cc, launch_s))
+        stream[i], calls[g.key] = shapes[shape]
+        if not g.ternary and not dense:
+            stage2[g.key] = two_stage_work(g.layers[0], plan.head_top_k, scenario, cpu,
+                                           threads, c)
+            stream[i] += row(stage2[g.key])
+    table = price_table(ps, fx, stream)
+    on = np.arange(len(groups)) < len(call_groups)
+    total = table.total(on, np.zeros(len(groups), dtype=bool))
+    plan_ms = float(total[T]) * 1e3
+    # where the time goes: components, items, accounts by device
+    comp = dict.fromkeys(COMPONENTS, 0.0)
+    ps_comp = dict.fromkeys(COMPONENTS, 0.0)
+    items: dict[str, float] = {}
+
+    def add_item(item: str, ms: float) -> None:
+        items[item] = items.get(item, 0.0) + ms
+
+    # in call order, so the sums are the same floating-point sums whatever the shapes
+    parts = {id(cc): (not shape[-1], cc.stream_s * 1e3, cc.handoff_s * 1e3,
+                      tuple(call_items(cc, not shape[-1]).items()))
+             for shape, (_, cc) in shapes.items()}
+    for cc in calls.values():
+        head, stream_ms, handoff_ms, its = parts[id(cc)]
+        comp["head" if head else "ternary_pl"] += stream_ms
+        comp["head" if head else "handoff"] += handoff_ms
+        for item, ms in its:
+            items[item] = items.get(item, 0.0) + ms
+    for key, st in stage2.items():
+        head_layer = next(g.layers[0] for g in call_groups if g.key == key)
+        comp["head"] += st.time_s * 1e3
+        ps_comp["head"] += st.time_s * 1e3
+        sel, res = head_stage2(head_layer.n, head_layer.k, plan.head_top_k, scenario.sequences,
+                               cpu, threads, c)
+        add_item("head_topk", sel.time_s * 1e3)
+        add_item("head_rescore", res.time_s * 1e3)
+    call_of = {layer.name: g.key for g in call_groups for layer in g.layers}
+    cpu_work = {layer.name: w for g, ws in zip(groups, ps.linears, strict=True)
+                for layer, w in zip(g.layers, ws, strict=True)}
     rows = []
+    cpu_lin_ms = 0.0
     for layer in wl.layers:
-        lw = layer_cpu(wl, layer, plan.runtime, scenario, host, cpu, threads, c)
+        lw = cpu_work[layer.name]
         cpu_ms = lw.time_s * 1e3
         if layer.name in call_of:
             key = call_of[layer.name]
             call = calls[key]
             placement = "fpga-resident" if layer.name in plan.resident else "fpga"
-            extra = next((w for name, w in rescore if name == layer.name), Work())
+            extra = stage2.get(key, Work()) if not layer.ternary else Work()
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, placement,
                                         cpu_ms, (call.time_s * layer.n / call.n
                                                  + extra.time_s) * 1e3, key, call.bound,
                                         work=extra))
         else:
-            comp["ternary_cpu" if layer.ternary else "head"] += cpu_ms
+            part = "ternary_cpu" if layer.ternary else "head"
+            comp[part] += cpu_ms
+            ps_comp[part] += cpu_ms
+            cpu_lin_ms += cpu_ms
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, "cpu",
                                         cpu_ms, cpu_ms, work=lw))
-    off = frozenset(plan.offload)
-    ops = []
-    for op in op_costs(wl, plan.runtime, scenario, host, cpu, threads, c):
-        if plan.glue is not None and op.role in GLUE_OPS:
-            op = OpProjection(op.role, op.kind, op.count, "pl", 0.0, "pl",
-                              msg("basis.in_glue", "in the FFN glue unit"), op.component)
-        elif plan.attention is not None and op.kind in ATTENTION_OPS:
-            op = OpProjection(op.role, op.kind, op.count, "pl", 0.0, "pl",
-                              msg("basis.in_attention", "in the attention unit"),
-                              op.component)
-        elif op.kind == "quant":
-            frac = quant_fraction(wl, plan, op, off)
-            w = op.work
-            op = OpProjection(op.role, op.kind, op.count, op.device, op.time_ms * frac,
-                              op.bound, op.basis if plan.runtime == "native" else
-                              msg("basis.quant_paid", "{basis}; paid for {frac:.0%} of layers "
-                                  "(inputs of offloaded Linears)", basis=op.basis, frac=frac),
-                              op.component,
-                              Work(w.time_s * frac, w.core_s * frac, w.ddr_bytes * frac))
-        ops.append(op)
+    shown = _shown_ops(ps, fx, table, on, plan.runtime)
+    ops = shown + fx.parts
+    acc: dict[tuple[str, str], float] = {}
+    for op, kind in zip(ops, ("",) * len(shown) + fx.part_kinds, strict=True):
         comp[op.component] += op.time_ms
-    if plan.glue is not None:
-        gw = glue_work(plan.glue, wl, scenario.m * scenario.sequences, design.clock_mhz)
-        ops.append(OpProjection("ffn_glue", "glue", wl.config.layers, "pl", gw.time_s * 1e3,
-                                "pl", msg("basis.glue", "PL glue unit: {passes} passes x "
-                                          "{cpe:g} cycles/element at {mhz:g} MHz",
-                                          passes=plan.glue.passes,
-                                          cpe=plan.glue.cycles_per_elem, mhz=design.clock_mhz),
-                                "elementwise", gw))
-        comp["elementwise"] += gw.time_s * 1e3
-        items["ffn_glue"] += gw.time_s * 1e3
-        sw = glue_scan_work(wl, board, scenario, c)
-        ops.append(OpProjection("shift_scan", "shift_scan", wl.config.layers, "ps",
-                                sw.time_s * 1e3, "compute",
-                                msg("basis.shift_scan_op", "the PS chooses the glue unit's "
-                                    "fixed-point shifts: {cycles:g} cycles/element",
-                                    cycles=c.native_shift_scan_cycles_per_elem),
-                                "elementwise", sw))
-        comp["elementwise"] += sw.time_s * 1e3
-        items["shift_scan"] += sw.time_s * 1e3
-        # the scan invalidates and reads the gate/up results itself: not in their hand-off
-        if scanned:
-            moved = scan_readout_work(wl, scenario.m * scenario.sequences, c)
-            comp["handoff"] -= moved.time_s * 1e3
-            items["sums_readout"] -= moved.time_s * 1e3
-        ffn = {layer.name for layer in wl.layers if layer.role in ("gate_proj", "up_proj",
-                                                                   "down_proj")}
-        if not ffn <= off:
-            infeasible.append(msg("infeasible.glue", "the FFN glue unit needs gate_proj, "
-                                  "up_proj and down_proj of every layer on the engines"))
-    if plan.attention is not None:
-        aw = attention_work(plan.attention, design, wl, scenario, board, c, plan.runtime)
-        ops.append(OpProjection("attention_unit", "attention", wl.config.layers, "pl",
-                                aw.time_s * 1e3, "pl",
-                                msg("basis.attention", "PL attention unit ({unit}): 2 calls "
-                                    "per layer, {macs} MACs/clock at {mhz:g} MHz, the "
-                                    "KV cache streamed at up to {gbs:.2f} GB/s; softmax on "
-                                    "the PS", unit=plan.attention.label,
-                                    macs=plan.attention.macs_per_clock, mhz=design.clock_mhz,
-                                    gbs=board.ddr_bytes_per_s / 1e9), "attention", aw))
-        comp["attention"] += aw.time_s * 1e3
-        infeasible += plan.attention.violations(wl.config, scenario)
-    # the calls' time, less the gate/up read-out a glue unit's shift scan does instead
-    fpga_ms = (sum(call.time_s for call in calls.values()) - moved.time_s) * 1e3
-    cpu_lin = sum(r.time_ms for r in rows if r.placement == "cpu")
-    stage2_ms = sum(w.time_s for _, w in rescore) * 1e3
-    plan_ms = fpga_ms + stage2_ms + cpu_lin + sum(o.time_ms for o in ops)
+        if op.item:
+            add_item(op.item, op.time_ms)
+        device = op.device if op.device in ("ps", "engines") else f"pl:{kind}"
+        if device == "ps":
+            ps_comp[op.component] += op.time_ms
+        key = "ps_ops" if device == "ps" else ("credits" if device == "engines"
+                                               else f"unit:{device[3:]}")
+        acc[(key, device)] = acc.get((key, device), 0.0) + op.time_ms
+    accounts = (Account("calls", "engines", sum(cc.time_s for cc in calls.values()) * 1e3),
+                Account("head_stage2", "ps", sum(w.time_s for w in stage2.values()) * 1e3),
+                Account("cpu_linears", "ps", cpu_lin_ms),
+                *(Account(k, d, ms) for (k, d), ms in acc.items()))
+    accounts = tuple(a for a in accounts if a.ms or a.key == "calls")
     # resources and fit
+    infeasible: list[Msg] = list(fx.infeasible)
+    off = frozenset(plan.offload)
+    for u in plan.units:
+        missing = sorted({layer.role for layer in wl.layers if layer.role in u.needs
+                          and layer.name not in off})
+        if missing:
+            infeasible.append(msg("infeasible.unit_needs", "the {kind} unit needs {roles} of "
+                                  "every layer on the engines", kind=u.kind,
+                                  roles=", ".join(sorted(u.needs))))
     resident_bytes = sum(layer_weight_bytes(layer, design) for layer in offloaded
                          if layer.name in plan.resident)
     if resident_bytes > design.resident_bytes:
@@ -775,10 +774,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                               "engine's on-chip buffer {have:,} B", need=resident_bytes,
                               have=design.resident_bytes))
     res = engine_resources(design, board, c) if offloaded else Resources()
-    if plan.glue is not None:
-        res = res + glue_resources(c)
-    if plan.attention is not None:
-        res = res + attention_resources(plan.attention, c)
+    for u in plan.units:
+        res = res + u.resources(c)
     infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     if offloaded and (err := link_limit_error(design, board)) is not None:
         infeasible.append(msg("infeasible.link", "{what}", what=err))
@@ -789,13 +786,10 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                               have=board.ddr.capacity_bytes / 2**20))
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
-    work = Work(-moved.time_s, -moved.core_s)
-    for part in [*(call_work(cc) for cc in calls.values()), *(r.work for r in rows),
-                 *(o.work for o in ops)]:
-        work = work + part
+    forward = work(total)
     energy = None
     if board.power is not None:
-        energy = energy_of(board.power, work, res, design.clock_mhz,
+        energy = energy_of(board.power, forward, res, design.clock_mhz,
                            scenario.m * scenario.sequences)
     if with_baselines and base is None:
         base = baselines(wl, ctx, scenario)
@@ -806,8 +800,64 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         utilization=res.utilization(board), memory_bytes=mem,
         memory_capacity_bytes=board.ddr.capacity_bytes, ddr_weight_bytes=ddr_weight,
         ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
-        notes=_notes(wl, plan, scenario), work=work, energy=energy,
-        items={k: v for k, v in items.items() if v})
+        notes=_notes(wl, plan, scenario), work=forward, energy=energy,
+        items={k: v for k, v in items.items() if v}, accounts=accounts,
+        ps_components={k: v for k, v in ps_comp.items() if v},
+        ddr_bytes_per_s=board.ddr_bytes_per_s)
+
+
+def operator_components(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario
+                        ) -> dict[str, float]:
+    """The components of ``project(wl, plan, ctx, scenario)`` that its operators make (the
+    PS's operators as the plan runs them and its units' parts), ms, without pricing its calls
+    or Linears: the same parts ``project`` sums, in the same order (so the same floats), for
+    a caller that needs only these (a fit's PS-side entries, evaluated many times)."""
+    board, c = ctx.board, ctx.constants
+    if plan.kv_dtype is not None and plan.kv_dtype != scenario.kv_dtype:
+        scenario = replace(scenario, kv_dtype=plan.kv_dtype)
+    scenario.validate(wl.config)
+    host, cpu, threads = cpus(wl, board, scenario)
+    call_groups = group_layers([la for la in wl.layers if la.name in plan.offload], plan.fuse)
+    ps = ps_prices(wl, plan.runtime, scenario, call_groups, host, cpu, threads, board, c,
+                   linears=False)
+    env = UnitEnv(wl, plan.design.clock_mhz, plan.design.engines, board, c, scenario,
+                  plan.runtime, cpu, threads)
+    fx = fixed_side(ps, plan.units, env)
+    on = np.ones(len(call_groups), dtype=bool)
+    table = price_table(ps, fx, np.zeros((len(call_groups), 4)))
+    comp = dict.fromkeys(COMPONENTS, 0.0)
+    for op in _shown_ops(ps, fx, table, on, plan.runtime) + fx.parts:
+        comp[op.component] += op.time_ms
+    return comp
+
+
+def _shown_ops(ps: PsPrices, fx: Fixed, table: PriceTable, offloaded: np.ndarray,
+               runtime: str) -> tuple[OpProjection, ...]:
+    """The PS's operators as the plan runs them, in the forward's order: those a unit took at
+    no PS time on the PL, each quantization class at what the plan pays of it (all of it
+    under ``native``; under ``torch`` the instances feeding offloaded Linears), the rest as
+    priced."""
+    taken = {(op.role, op.kind): u for op, u in fx.taken}
+    paid = table.quant_paid(offloaded)
+    out = []
+    for op in ps.ops:
+        unit = taken.get((op.role, op.kind))
+        if unit is not None:
+            out.append(OpProjection(op.role, op.kind, op.count, "pl", 0.0, "pl",
+                                    msg("basis.in_unit", "in the PL unit `{unit}`",
+                                        unit=unit.label), op.component))
+        elif op.kind == "quant":
+            mine = np.array([r == op.role for r in ps.quant_role], dtype=bool)
+            w = table.quant[mine & paid].sum(axis=0) if mine.any() else np.zeros(4)
+            frac = float((mine & paid).sum()) / op.count if op.count else 0.0
+            basis = op.basis if runtime == "native" else msg(
+                "basis.quant_paid", "{basis}; paid for {frac:.0%} of layers (inputs of "
+                "offloaded Linears)", basis=op.basis, frac=frac)
+            out.append(OpProjection(op.role, op.kind, op.count, op.device, float(w[T]) * 1e3,
+                                    op.bound, basis, op.component, work(w), op.item))
+        else:
+            out.append(op)
+    return tuple(out)
 
 
 def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
@@ -825,13 +875,19 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
 
 
 __all__ = [
+    "ATTENTION_OPS",
     "COMPONENTS",
     "DENSE_BYTES_PER_WEIGHT",
+    "GLUE_OPS",
     "ITEMS",
+    "SCANNED_ROLES",
     "VIEWS",
     "VIEW_TEXT",
+    "Account",
+    "AttentionUnit",
     "Baseline",
     "CostContext",
+    "GlueUnit",
     "LayerProjection",
     "OpProjection",
     "Plan",
@@ -846,6 +902,7 @@ __all__ = [
     "layer_cpu",
     "memory_bytes",
     "op_costs",
+    "operator_components",
     "project",
-    "quant_fraction",
+    "ps_prices",
 ]

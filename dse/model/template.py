@@ -2,9 +2,10 @@
 
 ``overlays/ternary_gemv.yaml`` is the one home of the overlay's build rules (parameter
 ranges, packing codes and widths, the DMA's stream widths, the pipeline latency, vectors per
-clock, how many engines on which HP ports, clock limit, and the optional attention unit
-kv_attn: its parameters, latency and how it is attached). This module turns it into a frozen
-``EngineTemplate`` (``.attention`` an ``AttentionTemplate``, None when the section is absent)
+clock, how many engines on which HP ports, clock limit, and one optional section per PL unit
+kind the overlay can add, e.g. ``attention:`` for kv_attn: its parameters, latency, how many
+and how they are attached). This module turns it into a frozen ``EngineTemplate`` (each unit
+section parsed by its kind, ``dse.model.units``; ``.unit_section(kind)`` is None when absent)
 with a strict loader (one-line errors naming the file and the field), and
 answers the questions the search, the register map, the simulator and the Vivado flow ask of
 it: which (PE, SIMD) a packing can build, how wide its stream is, and which rule a given
@@ -27,70 +28,6 @@ _REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "overlays" / "ternary_gem
 _PACKAGED_TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "ternary_gemv.yaml"
 TOP_KEYS = ("name", "vlnv", "register_map_version", "parameters", "packings", "dma",
             "pipeline", "engines", "clock")
-#: Optional top-level sections (absent: the overlay has no such unit).
-OPTIONAL_KEYS = ("attention",)
-ATTENTION_KEYS = ("name", "vlnv", "register_map_version", "parameters", "defaults",
-                  "latency_cycles", "stream_bits", "out_depth", "max_units", "attach")
-#: How the Vivado flow attaches the attention unit: the only ways build_overlay.tcl knows.
-ATTACH_DMA = ("own",)                 # its own AXI DMA (simple mode), MM2S in, S2MM out
-ATTACH_PORT = ("engine0",)            # through engine 0's data SmartConnect, on its HP port
-
-
-@dataclass(frozen=True)
-class AttentionTemplate:
-    """The attention unit kv_attn (overlays/rtl/kv_attn.v) the overlay can add, as data.
-
-    ``latency_cycles`` is the ``latency`` of ``dse.model.kv_attn.kv_attn_cycles`` (the RTL's
-    LATENCY localparam, a test holds them equal). The unit's input stream is one HP-port beat
-    of 16 int8 (``stream_bits``; 8 uint16 in MODE 1's p block, the layout of
-    ``register_map_version`` 2); its result stream is 32*G bits. It is attached with its own
-    AXI DMA sharing engine 0's HP port through that engine's data SmartConnect: in a decode
-    step the engines and the unit never run at the same time, so they need no port of their
-    own (``attach_dma``, ``attach_port``).
-    """
-
-    name: str
-    vlnv: str
-    register_map_version: int
-    g_values: tuple[int, ...]
-    d_range: tuple[int, int]
-    d_step: int
-    hmax_range: tuple[int, int]
-    tmax_range: tuple[int, int]
-    defaults: tuple[tuple[str, int], ...]      # (g, d, hmax, tmax) of the default build
-    latency_cycles: int
-    stream_bits: int
-    out_depth: int
-    max_units: int
-    attach_dma: str
-    attach_port: str
-
-    @property
-    def default(self) -> dict[str, int]:
-        """The default build's parameters (g, d, hmax, tmax): the Vivado flow's ATTN_*."""
-        return dict(self.defaults)
-
-    def out_bits(self, g: int) -> int:
-        """Result stream width: G int32 per beat."""
-        return 32 * g
-
-    def violations(self, *, g: int, d: int, hmax: int, tmax: int) -> list[str]:
-        """Every build rule a kv_attn configuration breaks, one sentence each (empty: ok)."""
-        out = []
-        if g not in self.g_values:
-            out.append(f"G={g}: the q banks and the 32*G-bit result stream take G one of "
-                       f"{', '.join(map(str, self.g_values))}")
-        lo, hi = self.d_range
-        if not lo <= d <= hi or d % self.d_step:
-            out.append(f"D={d}: the unit takes D a multiple of {self.d_step} in {lo}..{hi} "
-                       f"({self.d_step} int8 a beat)")
-        lo, hi = self.hmax_range
-        if not lo <= hmax <= hi:
-            out.append(f"HMAX={hmax}: the unit holds {lo}..{hi} kv heads")
-        lo, hi = self.tmax_range
-        if not lo <= tmax <= hi:
-            out.append(f"TMAX={tmax}: the p block holds {lo}..{hi} positions")
-        return out
 
 
 @dataclass(frozen=True)
@@ -124,7 +61,17 @@ class EngineTemplate:
     hp_ports: tuple[tuple[str, tuple[str, ...]], ...]
     max_clock_mhz: float
     path: str = ""
-    attention: AttentionTemplate | None = None
+    #: (kind, parsed section) of each PL unit kind the overlay can add.
+    units: tuple[tuple[str, Any], ...] = ()
+
+    def unit_section(self, kind: str) -> Any:
+        """The parsed section of a unit kind (None: the overlay has no such unit)."""
+        return dict(self.units).get(kind)
+
+    @property
+    def attention(self) -> Any:
+        """The attention unit's section (``dse.model.units.AttentionTemplate``), or None."""
+        return self.unit_section("attention")
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -277,13 +224,16 @@ def _range(v: object, path: str, field: str) -> tuple[int, int]:
 
 def template_from_mapping(data: object, path: str | Path = "<template>") -> EngineTemplate:
     """Validate a parsed template YAML (pure); raise a one-line DseError on the first fault."""
+    from dse.model.units import kinds
+
     path = str(path)
-    attention_raw = None
+    sections = {k.name: k.template_section for k in kinds() if k.template_section is not None}
+    raw_units: dict[str, object] = {}
     if isinstance(data, dict):
         data = dict(data)
-        for key in OPTIONAL_KEYS:
+        for key in sections:
             if key in data:
-                attention_raw = data.pop(key)
+                raw_units[key] = data.pop(key)
     top = _mapping(data, path, "", TOP_KEYS)
     for key in ("name", "vlnv"):
         if not isinstance(top[key], str) or not top[key]:
@@ -343,66 +293,9 @@ def template_from_mapping(data: object, path: str | Path = "<template>") -> Engi
         out_depth=_int(pipe, "out_depth", path, "pipeline", 4),
         max_engines=_int(eng, "max", path, "engines", 1), hp_ports=tuple(ports),
         max_clock_mhz=float(mhz), path=path,
-        attention=None if attention_raw is None else _attention(attention_raw, path, widths))
+        units=tuple((k, sections[k](v, path, widths)) for k, v in raw_units.items()))
     _check_consistent(t)
     return t
-
-
-def _attention(data: object, path: str, dma_widths: tuple[int, ...]) -> AttentionTemplate:
-    """The ``attention:`` section (strict: every field, known values, consistent)."""
-    f = "attention"
-    a = _mapping(data, path, f, ATTENTION_KEYS)
-    for key in ("name", "vlnv"):
-        if not isinstance(a[key], str) or not a[key]:
-            raise located(path, f"{f}.{key}", "a non-empty string", a[key])
-    params = _mapping(a["parameters"], path, f"{f}.parameters", ("g", "d", "hmax", "tmax"))
-    g = _int_list(_mapping(params["g"], path, f"{f}.parameters.g", ("values",))["values"],
-                  path, f"{f}.parameters.g.values")
-    bad = [v for v in g if v not in (1, 2, 4, 8)]
-    if bad:
-        raise located(path, f"{f}.parameters.g.values", "values among 1, 2, 4, 8 (16/G "
-                      "groups of p per 16-byte beat)", bad[0])
-    dspec = _mapping(params["d"], path, f"{f}.parameters.d", ("min", "max", "step"))
-    step = _int(dspec, "step", path, f"{f}.parameters.d", 1)
-    d = _range({"min": dspec["min"], "max": dspec["max"]}, path, f"{f}.parameters.d")
-    if step != 16 or d[0] % step or d[1] % step or d[1] > 256:
-        raise located(path, f"{f}.parameters.d", "min and max multiples of step: 16 (int8 a "
-                      "beat), max <= 256", dspec)
-    hmax = _range(params["hmax"], path, f"{f}.parameters.hmax")
-    tmax = _range(params["tmax"], path, f"{f}.parameters.tmax")
-    dflt = _mapping(a["defaults"], path, f"{f}.defaults", ("g", "d", "hmax", "tmax"))
-    defaults = tuple((k, _int(dflt, k, path, f"{f}.defaults", 1))
-                     for k in ("g", "d", "hmax", "tmax"))
-    attach = _mapping(a["attach"], path, f"{f}.attach", ("dma", "hp_port"))
-    for key, allowed in (("dma", ATTACH_DMA), ("hp_port", ATTACH_PORT)):
-        if attach[key] not in allowed:
-            raise located(path, f"{f}.attach.{key}", f"one of {', '.join(allowed)} (what "
-                          "build_overlay.tcl builds)", attach[key])
-    at = AttentionTemplate(
-        name=a["name"], vlnv=a["vlnv"],
-        register_map_version=_int(a, "register_map_version", path, f, 1),
-        g_values=g, d_range=d, d_step=step, hmax_range=hmax, tmax_range=tmax,
-        defaults=defaults, latency_cycles=_int(a, "latency_cycles", path, f, 0),
-        stream_bits=_int(a, "stream_bits", path, f, 8),
-        out_depth=_int(a, "out_depth", path, f, 4), max_units=_int(a, "max_units", path, f, 1),
-        attach_dma=attach["dma"], attach_port=attach["hp_port"])
-    if at.stream_bits != 128:
-        raise located(path, f"{f}.stream_bits", "128 (16 int8 lanes a beat, the RTL's width)",
-                      at.stream_bits)
-    for x in g:
-        if at.out_bits(x) not in dma_widths:
-            raise located(path, f"{f}.parameters.g.values", "G whose 32*G-bit result stream "
-                          f"is one of dma.stream_bits ({', '.join(map(str, dma_widths))})", x)
-    if at.out_depth & (at.out_depth - 1):
-        raise located(path, f"{f}.out_depth", "a power of two >= 4 (the RTL's OUT_DEPTH)",
-                      at.out_depth)
-    if at.max_units != 1:
-        raise located(path, f"{f}.max_units", "1 (the flow builds one unit, on engine 0's "
-                      "port)", at.max_units)
-    why = at.violations(**at.default)
-    if why:
-        raise located(path, f"{f}.defaults", f"a buildable configuration ({why[0]})")
-    return at
 
 
 def _check_consistent(t: EngineTemplate) -> None:
@@ -455,9 +348,15 @@ def make_command(design, board, t: EngineTemplate | None = None) -> str:
     line = (f"make -C overlays/vivado overlay BOARD={quote(board.stem)} PE={design.pe} "
             f"SIMD={design.simd} PACKING={quote(design.packing)} VMAX={design.vectors} "
             f"KMAX={design.max_k} ENGINES={design.engines} CLOCK_MHZ={design.clock_mhz:g}")
-    if t is not None and t.path and Path(t.path).resolve() != shipped_template_path().resolve():
+    if t is not None and t.path and not _is_shipped(t.path):
         line += f" TEMPLATE={quote(str(Path(t.path).resolve()))}"
     return line
+
+
+@functools.lru_cache(maxsize=16)
+def _is_shipped(path: str) -> bool:
+    """Whether a template file is the shipped one (resolved once per path, not per design)."""
+    return Path(path).resolve() == shipped_template_path().resolve()
 
 
 def mark_buildable(t: EngineTemplate, design, board):

@@ -11,13 +11,15 @@ figures, each with a note on where it came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 
 from dse.errors import DseError
 from dse.model.arch import ModelConfig, config_from_linears, config_from_mapping
-from dse.model.cpu import Measured
+from dse.model.cores import Core, find_core
+from dse.model.cpu import RUNTIMES, Measured
 from dse.model.msg import Msg, msg
 from dse.model.ops import Op, decoder_ops
 from dse.profile.format import ModuleRecord, Profile
@@ -40,6 +42,8 @@ class HostSpec:
     clock_mhz: float
     source: str
     cores: int = 1
+    #: The core microarchitecture (dse.model.cores), where known.
+    core: Core | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class Layer:
     def weights(self) -> int:
         return self.n * self.k
 
-    @property
+    @cached_property
     def fuse_key(self) -> str:
         """Layers with the same key share an input and can run as one accelerator call."""
         g = FUSE_GROUPS.get(self.role)
@@ -82,13 +86,22 @@ class Workload:
     #: Measured host time per call of profiled non-Linear modules, by role:
     #: (role, decode measurement, prefill measurement or None).
     measured: tuple[tuple[str, Measured | None, Measured | None], ...]
-    host: HostSpec
+    #: The profiled host (None: a model config alone, no host measured).
+    host: HostSpec | None
     #: Measured mean time of one generated token, ms (None if the profile has no tokens).
     token_ms: float | None
     #: Prefill phase as measured, warm-up excess removed, ms (None if unknown).
     prefill_steady_ms: float | None
     prompt_tokens: int | None
     notes: tuple[Msg, ...]
+    #: The CPU runtimes this workload can price: ``torch`` needs a profile's measured host
+    #: times, so a workload built from a model config alone has only ``native``.
+    runtimes: tuple[str, ...] = RUNTIMES
+
+    @property
+    def measured_host(self) -> bool:
+        """Whether the workload carries host times measured by a profile."""
+        return "torch" in self.runtimes
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -118,7 +131,8 @@ def known_host(cpu_model: str) -> HostSpec | None:
         if entry["match"].lower() in cpu_model.lower():
             return HostSpec(entry["name"], float(entry["peak_fp32_gflops"]),
                             float(entry["memory_bandwidth_gb_s"]), float(entry["clock_mhz"]),
-                            entry["source"], int(entry.get("cores", 1)))
+                            entry["source"], int(entry.get("cores", 1)),
+                            find_core(entry.get("core", entry["name"])))
     return None
 
 
@@ -130,7 +144,7 @@ def host_spec(profile: Profile) -> HostSpec:
         return HostSpec(sysinfo.cpu_model, roof.peak_fp32_gflops, roof.memory_bandwidth_gb_s,
                         sysinfo.current_mhz or sysinfo.base_mhz or 0.0,
                         f"measured by dse profile ({roof.method or 'host roofline'})",
-                        sysinfo.physical_cores or 1)
+                        sysinfo.physical_cores or 1, find_core(sysinfo.cpu_model))
     spec = known_host(sysinfo.cpu_model)
     if spec is None:
         raise DseError(f"{profile.provenance.source or 'profile'}: system.roofline: expected "
@@ -245,3 +259,52 @@ def workload_from_profile(profile: Profile, where: str = "profile") -> Workload:
     return Workload(profile.model, cfg, dtype_bytes, tuple(layers), decoder_ops(cfg), measured,
                     host_spec(profile), token_ms, prefill_steady, profile.prompt_tokens,
                     tuple(notes))
+
+
+# -- a workload from a model config alone ------------------------------------------------------
+
+#: The module path of each Linear role in a BitNet/Llama checkpoint (transformers' names).
+_MODULE = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn",
+           "o_proj": "self_attn", "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+
+
+def workload_from_config(cfg: ModelConfig, host: HostSpec | None = None) -> Workload:
+    """The cost model's view of a model from its config alone (pure): every Linear's shape
+    from the config, no measured host time, so only the ``native`` runtime (which prices each
+    kernel from instruction counts) can price it; ``host`` (a known CPU) serves the
+    host-attached view."""
+    layers = [Layer(name=f"model.layers.{i}.{_MODULE[role]}.{role}", role=role, layer_index=i,
+                    n=n, k=k, ternary=True, host_call_ms=0.0, calls=1, measured_total_ms=0.0)
+              for i in range(cfg.layers)
+              for role, (n, k) in cfg.linear_shapes().items() if role != "lm_head"]
+    n, k = cfg.linear_shapes()["lm_head"]
+    layers.append(Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0))
+    notes = (msg("note.config", "operators from the model config: {source}", source=cfg.source),
+             msg("note.no_profile", "no profile: every Linear's shape from the config, no "
+                 "host time measured; the torch runtime is not measured (give --profile to "
+                 "price it), the native runtime prices each kernel from instruction counts"))
+    return Workload(cfg.name, cfg, 2, tuple(layers), decoder_ops(cfg), (), host, None, None, None,
+                    notes, runtimes=("native",))
+
+
+def with_config(wl: Workload, cfg: ModelConfig, where: str) -> Workload:
+    """A profile's workload with the operators of ``cfg`` (a model config the user named), or
+    a one-line error naming ``where`` if the config's shapes contradict the profile's Linears
+    (pure)."""
+    shapes = cfg.linear_shapes()
+    blocks = {layer.layer_index for layer in wl.layers if layer.layer_index is not None}
+    if blocks and len(blocks) != cfg.layers:
+        raise DseError(f"{where}: num_hidden_layers: expected {len(blocks)} (the profile's "
+                       f"decoder layers), got {cfg.layers}")
+    for layer in wl.layers:
+        want = shapes.get(layer.role)
+        if want is not None and (layer.n, layer.k) != want:
+            raise DseError(f"{where}: expected the shapes of the profile's Linears "
+                           f"({layer.name} is {layer.n}x{layer.k}), got {want[0]}x{want[1]} "
+                           f"for {layer.role} from the config")
+    notes = tuple(n for n in wl.notes if getattr(n, "key", "") != "note.config")
+    notes = (msg("note.config", "operators from the model config: {source}",
+                 source=cfg.source), *notes)
+    return Workload(wl.model, cfg, wl.dtype_bytes, wl.layers, decoder_ops(cfg), wl.measured,
+                    wl.host, wl.token_ms, wl.prefill_steady_ms, wl.prompt_tokens, notes,
+                    wl.runtimes)

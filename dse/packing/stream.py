@@ -151,6 +151,16 @@ def input_stream_beats(n: int, k: int, m: int, pe: int, simd: int, packing: str,
     return m * math.ceil(k / nbytes) + passes * math.ceil(n / pe) * math.ceil(k / simd)
 
 
+def port_stall_cycles(beats: int, stream_bits: int, port_bits: int | None) -> int:
+    """Cycles ``beats`` input beats of ``stream_bits`` wait on an HP port ``port_bits`` wide
+    (64 bits on Zynq-7000, 128 on Zynq UltraScale+): each crosses it in ceil(stream / port)
+    port cycles, one of which the engine spends on the beat anyway (0: the port is as wide as
+    the stream, or its width is unknown)."""
+    if not port_bits or stream_bits <= port_bits:
+        return 0
+    return beats * (math.ceil(stream_bits / port_bits) - 1)
+
+
 def output_stream_beats(n: int, m: int, pe: int) -> int:
     """Beats of the output stream of one call: one per row fold per vector."""
     return math.ceil(n / _positive(pe, "pe")) * m

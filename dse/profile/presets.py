@@ -14,48 +14,49 @@ activations finite through the RMS-normed stack.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from dse.errors import DseError
 
 if TYPE_CHECKING:
     import torch
 
-#: BitNetConfig fields per preset (transformers' class defaults fill the rest). Sources:
-#: facts.md section 1 (the 2B-4T config, the 1bitLLM shapes).
-PRESETS: dict[str, dict[str, Any]] = {
-    "bitnet-b1.58-2B-4T": {
-        "hidden_size": 2560, "intermediate_size": 6912, "num_hidden_layers": 30,
-        "num_attention_heads": 20, "num_key_value_heads": 5, "vocab_size": 128256,
-        "hidden_act": "relu2", "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
-        # The class defaults are 2048 and False; the released model has these.
-        "max_position_embeddings": 4096, "tie_word_embeddings": True,
-        "bos_token_id": 128000, "eos_token_id": 128001,
-    },
-    # 1bitLLM's reproductions are Llama-shaped (SiLU MLP, untied head, 2048 context).
-    "bitnet_b1_58-large": {
-        "hidden_size": 1536, "intermediate_size": 4096, "num_hidden_layers": 24,
-        "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 32002,
-        "hidden_act": "silu", "rope_theta": 10000.0, "rms_norm_eps": 1e-5,
-        "max_position_embeddings": 2048, "tie_word_embeddings": False,
-        "bos_token_id": 1, "eos_token_id": 2,
-    },
-    "bitnet_b1_58-3B": {
-        "hidden_size": 3200, "intermediate_size": 8640, "num_hidden_layers": 26,
-        "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32002,
-        "hidden_act": "silu", "rope_theta": 10000.0, "rms_norm_eps": 1e-5,
-        "max_position_embeddings": 2048, "tie_word_embeddings": False,
-        "bos_token_id": 1, "eos_token_id": 2,
-    },
-    # For tests: builds in milliseconds.
-    "tiny": {
-        "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
-        "hidden_act": "relu2", "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
-        "max_position_embeddings": 512, "tie_word_embeddings": True,
-        "bos_token_id": 1, "eos_token_id": 2,
-    },
-}
+#: The table of published BitNet models, each a config.json's fields with its source:
+#: ``dse/data/models.yaml`` (the one home of the presets; dse.model.arch reads the same).
+MODELS_FILE = "models.yaml"
+
+
+@lru_cache(maxsize=1)
+def model_table() -> dict[str, dict[str, Any]]:
+    """name -> {repo, source, config, test_only} from the shipped table (read once)."""
+    from dse.profile.default import data_file
+
+    data = yaml.safe_load(data_file(MODELS_FILE).read_text(encoding="utf-8"))
+    return {name: dict(entry) for name, entry in data["models"].items()}
+
+
+#: Each preset's config.json fields (plain dicts, so that ``dse profile`` can reject an
+#: unknown preset before importing torch).
+PRESETS: dict[str, dict[str, Any]] = {name: dict(entry["config"])
+                                      for name, entry in model_table().items()}
+#: The presets of published models (every one but the test model).
+PUBLISHED: tuple[str, ...] = tuple(name for name, entry in model_table().items()
+                                   if not entry.get("test_only"))
+#: The fields of a preset that transformers' BitNetConfig takes when ``dse profile`` builds
+#: the model (the architecture keys are dse's to read, not the class's).
+_BUILD_FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "num_key_value_heads", "vocab_size", "hidden_act", "rope_theta", "rms_norm_eps",
+                 "max_position_embeddings", "tie_word_embeddings", "bos_token_id",
+                 "eos_token_id", "head_dim")
+
+
+def preset_source(name: str) -> str:
+    """Where a preset's config was read (its published config.json)."""
+    return str(model_table()[name]["source"])
+
 
 #: Size of the random block tiled over every weight; odd, so it does not line up with rows.
 _BLOCK = 65_521
@@ -77,7 +78,9 @@ def preset_config(name: str):
     """The transformers ``BitNetConfig`` of a preset."""
     from transformers import BitNetConfig
 
-    fields = check_preset(name)
+    fields = {k: v for k, v in check_preset(name).items() if k in _BUILD_FIELDS}
+    if fields.get("head_dim") == fields["hidden_size"] // fields["num_attention_heads"]:
+        fields.pop("head_dim")
     theta = fields.pop("rope_theta")
     config = BitNetConfig(**fields)
     # transformers 5 keeps rope_theta in rope_parameters; 4.x reads the attribute.
@@ -156,5 +159,5 @@ def _reset_rotary(model: torch.nn.Module) -> None:
             model.set_submodule(name, type(module)(config=module.config))
 
 
-__all__ = ["PRESETS", "build_preset", "check_preset", "fill_weights_", "max_positions",
-           "preset_config"]
+__all__ = ["PRESETS", "PUBLISHED", "build_preset", "check_preset", "fill_weights_",
+           "max_positions", "model_table", "preset_config", "preset_source"]

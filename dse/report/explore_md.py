@@ -12,10 +12,9 @@ importer, and nothing reads this section back.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from dse.model.cost import CallCost
-from dse.model.project import VIEW_TEXT, LayerProjection, Projection
+from dse.model.project import VIEW_TEXT, Projection
 from dse.report import sections
 from dse.report.i18n import render_msg
 from dse.report.table import md_table
@@ -50,6 +49,10 @@ _S: dict[str, tuple[str, str]] = {
                     "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
                     "{spt} over CPU-only PyTorch{fit}"),
     "card.fit_no": ("（它装不下这块板卡）", " (which does not fit this board)"),
+    "card.vs_nt": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；PyTorch 未测量"
+                   "（没有 profile）",
+                   "{sp} over the fastest CPU-only runtime that fits (`{rt}`, {bms} ms/token); "
+                   "PyTorch not measured (no profile)"),
     "card.res": ("资源与内存", "Resources and memory"),
     "card.res_val": ("LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}；"
                      "DDR {mem:,.0f} / {cap:,.0f} MiB",
@@ -68,6 +71,9 @@ _S: dict[str, tuple[str, str]] = {
     "build.yes": ("是", "yes"),
     "build.no": ("否（仅作假设分析）", "no (a what-if)"),
     "build.unknown": ("未检查", "not checked"),
+    "build.none": ("没有能在这块板上运行的方案，所以没有 make 行；能装下的是：{why}",
+                   "no plan runs on this board, so there is no make line; what would fit: "
+                   "{why}"),
     "limit.ddr": ("DDR 带宽：PL 读取权重的速度已到持续带宽，更快只能靠更少的字节（打包、常驻）"
                   "或更高的 DDR 效率",
                   "DDR bandwidth: the PL reads weights at the sustained rate; faster needs fewer "
@@ -83,6 +89,10 @@ _S: dict[str, tuple[str, str]] = {
     "short.link": ("PS↔PL 链路", "PS↔PL link"),
     "short.overhead": ("每次调用开销", "per-call overhead"),
     "short.ps": ("PS：{part}", "PS: {part}"),
+    "limit.unit": ("PL 单元 `{unit}`：它的调用占时最多，增加实例数或提高时钟",
+                   "the PL unit `{unit}`: its calls take the longest; more instances or a "
+                   "faster clock"),
+    "short.unit": ("PL 单元 `{unit}`", "PL unit `{unit}`"),
     # -- boards compared ---------------------------------------------------------------------
     "h.boards": ("## 板卡对比", "## Boards compared"),
     "boards.stale": ("未对比：{boards}（其章节由另一版本的 dse 写成，请对该板卡重新运行 "
@@ -196,7 +206,10 @@ _S: dict[str, tuple[str, str]] = {
     "cols.roles": ("角色|层数|FPGA (流式)|FPGA (常驻)|CPU|CPU 上 (ms)|方案 (ms)|瓶颈",
                    "Role|Layers|FPGA (streamed)|FPGA (resident)|CPU|On the CPU (ms)|Plan (ms)|"
                    "Bound"),
-    "role.ops": ("(其他算子，见下表)", "(other operators, table below)"),
+    "role.ps_ops": ("(PS 上的其他算子，见下表)", "(other operators on the PS, table below)"),
+    "role.credits": ("(PL 单元的 PS 工作代为完成的交接)",
+                     "(hand-off a PL unit's PS work does instead)"),
+    "role.unit": ("(PL 单元 `{unit}`)", "(PL unit `{unit}`)"),
     "h.ops": ("#### 其他算子的位置与依据", "#### Other operators: where they run and why"),
     "cols.ops": ("算子|类别|次数|设备|时间 (ms)|瓶颈|依据",
                  "Operator|Kind|Count|Device|Time (ms)|Bound|Basis"),
@@ -237,6 +250,22 @@ _S: dict[str, tuple[str, str]] = {
     # -- resources ---------------------------------------------------------------------------
     "h.resources": ("### 最佳方案的资源利用", "### Resource utilization of the best plan"),
     "cols.resources": ("资源|已用|可用|利用率|上限", "Resource|Used|Available|Utilization|Cap"),
+    # -- PL units by count ---------------------------------------------------------------------
+    "h.unit_counts": ("#### PL 单元：构建与实例数", "#### PL units: builds and counts"),
+    "units.intro": ("最佳方案的设计（{design}）配上每种 PL 单元的每个构建与实例数（其他单元不变），"
+                    "重新求解：最佳方案的单元数由此而来。",
+                    "The best plan's design ({design}) with every build and instance count of "
+                    "each PL unit kind the search offered (its other units kept), solved again: "
+                    "why the best plan has as many as it has."),
+    "cols.unit_counts": ("种类|构建|实例数|目标 ({unit})|相对所选|说明",
+                         "Kind|Build|Instances|Objective ({unit})|vs chosen|Note"),
+    "units.chosen": ("**所选**", "**chosen**"),
+    "card.unit_counts": ("单元数", "How many units"),
+    "card.unit_count_val": ("{kind}：{n} 个（搜索了 {opts}；{why}）",
+                            "{kind}: {n} (searched {opts}; {why})"),
+    "card.count_best": ("目标最低", "the lowest objective"),
+    "card.count_more": ("{m} 个时 {ms} ms（{d:+.1%}）", "{m} would take {ms} ms ({d:+.1%})"),
+    "card.count_cannot": ("{m} 个不可用：{why}", "{m} cannot: {why}"),
     # -- physical limit ----------------------------------------------------------------------
     "h.limit": ("### 物理极限", "### Physical limit"),
     "limit.text": ("{scen}：加速器时间 {acc} ms，其中从 DDR 读取权重 {mib:,.1f} MiB。"
@@ -256,9 +285,13 @@ _S: dict[str, tuple[str, str]] = {
     "lim.compute": ("计算或链路慢于 DDR 的部分", "compute or link slower than DDR"),
     "lim.overhead": ("每次调用开销 ({calls} 次调用)", "per-call overhead ({calls} calls)"),
     "lim.ps": ("PS 端交接 (重缩放、缓存维护)", "PS-side hand-off (rescale, cache maintenance)"),
+    "lim.credits": ("PL 单元的 PS 工作代为完成的交接（读出）",
+                    "hand-off a PL unit's PS work does instead (read-out)"),
     "lim.accel": ("**加速器小计**", "**accelerator subtotal**"),
-    "lim.cpu": ("留在 CPU 上的 Linear 层", "Linear layers left on the CPU"),
-    "lim.ops": ("其他算子 (PS)", "other operators (PS)"),
+    "lim.head_stage2": ("两阶段输出头的第二阶段 (PS)", "two-stage head, stage 2 (PS)"),
+    "lim.cpu_linears": ("留在 CPU 上的 Linear 层", "Linear layers left on the CPU"),
+    "lim.ps_ops": ("其他算子 (PS)", "other operators (PS)"),
+    "lim.unit": ("PL 单元 `{unit}`（含其交接）", "PL unit `{unit}` (with its hand-offs)"),
     "lim.plan": ("**方案总计**", "**plan total**"),
     # -- sensitivity -------------------------------------------------------------------------
     "h.sens": ("### 敏感性", "### Sensitivity"),
@@ -373,7 +406,11 @@ def summary_of(result: ExploreResult) -> dict:
         "n_resident": len(best.plan.resident),
         "head_on_pl": any(lp.role == "lm_head" and lp.placement != "cpu" for lp in d.layers),
         "head_unit": best.plan.design.head, "head_top_k": best.plan.head_top_k,
-        "units": list(best.plan.units),
+        "units": list(best.plan.unit_labels),
+        "unit_counts": [{"kind": u.kind, "label": u.label, "count": u.count,
+                         "ms": None if u.objective_ms is None else round(u.objective_ms, 4),
+                         "why_not": None if u.why_not is None else str(u.why_not),
+                         "chosen": u.chosen} for u in result.unit_counts],
         "tokens_per_s": round(d.tokens_per_s, 4), "ms_per_token": round(d.plan_ms, 4),
         "context_tokens": d.scenario.context_tokens,
         "ttft_ms": None if result.ttft_ms is None else round(result.ttft_ms, 3),
@@ -392,8 +429,9 @@ def summary_of(result: ExploreResult) -> dict:
         "baseline_j_per_token": (None if base.energy is None
                                  else round(base.energy.j_per_token, 4)),
         "bound": d.bound, "calibration": result.calibration,
-        "buildable": best.plan.design.buildable and best.plan.glue is None,
-        "kv_dtype": d.scenario.kv_dtype, "build_note": best.plan.build_note,
+        "buildable": best.plan.buildable,
+        "kv_dtype": d.scenario.kv_dtype,
+        "build_note": best.plan.build_note if best.feasible else None,  # none for no plan
         # the token's three largest components, ms: what the limit means in time
         "split_ms": {k: round(v, 3) for k, v in sorted(
             d.components.items(), key=lambda kv: -kv[1])[:3] if v > 0},
@@ -403,6 +441,8 @@ def summary_of(result: ExploreResult) -> dict:
 def _limit_text(bound: str, lang: str, short: bool = False) -> str:
     """What a binding bound means, in ``lang`` (``short``: a few words for a table)."""
     kind = "short" if short else "limit"
+    if bound.startswith("pl unit ("):
+        return _t(f"{kind}.unit", lang, unit=bound[len("pl unit ("):-1])
     if bound.startswith("ps"):
         part = bound[bound.find("(") + 1:-1] if "(" in bound else "ps"
         name = _t(f"comp.{part}", lang) if f"comp.{part}" in _S else part
@@ -435,6 +475,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
         (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
+        *unit_count_rows(result, lang),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
                                     ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
@@ -442,7 +483,10 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
                                  rt=sm["baseline_runtime"], bms=_ms(sm["baseline_ms"]),
                                  spt=_x(sm["speedup_vs_torch"] or math.inf),
-                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))),
+                                 fit="" if sm["torch_fits"] else _t("card.fit_no", lang))
+         if sm["torch_fits"] is not None else _t(
+             "card.vs_nt", lang, sp=_x(sm["speedup"]), rt=sm["baseline_runtime"],
+             bms=_ms(sm["baseline_ms"]))),
         (_t("card.res", lang), _t("card.res_val", lang, lut=pct(sm["lut"]),
                                   bram=pct(sm["bram36"]), uram=pct(sm["uram"]),
                                   dsp=pct(sm["dsp"]), mem=sm["memory_mib"],
@@ -455,10 +499,36 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
          else f"`{sm['calibration']}`"),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
             sm["buildable"], "build.unknown"), lang) + (
-                f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")),
+                f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")
+         if result.best.feasible else _t("build.none", lang, why=_sep(lang).join(
+             render_msg(m, lang) for m in result.advice) or "—")),
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
             sections.summary_comment(sm), ""]
+
+
+def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
+    """The card's line on how many instances of each unit kind the best plan has, and why:
+    the next count's objective, or why it cannot be used."""
+    out = []
+    for kind in dict.fromkeys(u.kind for u in result.unit_counts):
+        opts = [u for u in result.unit_counts if u.kind == kind]
+        chosen = next((u for u in opts if u.chosen), None)
+        counts = sorted({u.count for u in opts})
+        if chosen is None or chosen.objective_ms is None or len(counts) < 3:
+            continue
+        nxt = next((u for u in opts if u.count == chosen.count + 1), None)
+        if nxt is None:
+            why = _t("card.count_best", lang)
+        elif nxt.objective_ms is None:
+            why = _t("card.count_cannot", lang, m=nxt.count, why=render_msg(nxt.why_not, lang))
+        else:
+            why = _t("card.count_more", lang, m=nxt.count, ms=_ms(nxt.objective_ms),
+                     d=nxt.objective_ms / chosen.objective_ms - 1)
+        out.append((_t("card.unit_counts", lang), _t(
+            "card.unit_count_val", lang, kind=kind, n=chosen.count,
+            opts=f"{counts[0]}–{counts[-1]}", why=why)))
+    return out
 
 
 def boards_table(summaries: list[dict], lang: str) -> str:
@@ -523,16 +593,8 @@ def _weights(result: ExploreResult) -> list[float]:
 
 
 def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> dict[str, float]:
-    """Speedup over each CPU-only runtime, weighted over the objective's scenarios like the
-    objective itself (so they agree with the objective ms column)."""
-    ws = _weights(result)
-    pairs = list(zip(rp.projections, ws, strict=True))
-    plan = sum(w * p.plan_ms for p, w in pairs)
-    out = {}
-    for b in rp.projections[0].baselines:
-        base = sum(w * p.baseline_of(b.runtime).ms for p, w in pairs)
-        out[b.runtime] = base / plan if plan > 0 else math.inf
-    return out
+    """Speedup over each CPU-only runtime, weighted like the objective (``RankedPlan``)."""
+    return rp.speedups(_weights(result))
 
 
 def _scenario(proj: Projection, lang: str) -> str:
@@ -630,7 +692,7 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
                 if "torch" in speed else "—")
     return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
             f"`{rp.plan.runtime}`, KV {rp.decode.scenario.kv_dtype}",
-            " ".join(f"`{u}`" for u in rp.plan.units) or "—",
+            " ".join(f"`{u}`" for u in rp.plan.unit_labels) or "—",
             str(len(rp.plan.offload)), str(len(rp.plan.resident)),
             f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
@@ -661,6 +723,30 @@ def _plans_block(result: ExploreResult, lang: str) -> list[str]:
     end = "。" if lang == "zh" else "."
     lines += [_t("h.naive", lang), "", (why[:1].upper() + why[1:] + end) if why else "—", ""]
     return lines
+
+
+def _unit_counts_block(result: ExploreResult, lang: str) -> list[str]:
+    """Every build and count of each PL unit kind the search offered, beside the best plan's
+    design: why the best plan has as many as it has."""
+    kinds = [k for k in dict.fromkeys(u.kind for u in result.unit_counts)
+             if sum(u.objective_ms is not None for u in result.unit_counts if u.kind == k) > 1]
+    if not kinds:
+        return []
+    rows = []
+    for u in result.unit_counts:
+        if u.kind not in kinds:
+            continue
+        chosen = next(c for c in result.unit_counts if c.kind == u.kind and c.chosen)
+        ms = "—" if u.objective_ms is None else _ms(u.objective_ms)
+        vs = ("—" if u.objective_ms is None or chosen.objective_ms is None
+              else f"{u.objective_ms / chosen.objective_ms - 1:+.1%}")
+        note = (_t("units.chosen", lang) if u.chosen else
+                "" if u.why_not is None else render_msg(u.why_not, lang))
+        rows.append([u.kind, f"`{u.label}`", str(u.count), ms, vs, note])
+    return [_t("h.unit_counts", lang), "",
+            _t("units.intro", lang, design=result.best.plan.design.label(),
+               unit=result.objective.unit), "",
+            md_table(_cols("cols.unit_counts", lang, unit=result.objective.unit), rows), ""]
 
 
 def _energy_cells(e) -> list[str]:
@@ -699,7 +785,7 @@ def _breakdown_block(result: ExploreResult, lang: str) -> list[str]:
             continue
         rows.append([_comp(key, lang), *(_ms(v) for v in vals), *([_ms(bval)] if base else [])])
     rows.append([_comp("total", lang), *(_ms(d.plan_ms) for d in decs),
-                 *([_ms(sum(base.values()))] if base else [])])
+                 *([_ms(result.base_total_ms)] if base else [])])
     return [_t("h.breakdown", lang, scen=_scenario(decs[0], lang)), "",
             _t("breakdown.intro", lang), "", md_table(headers, rows), ""]
 
@@ -736,31 +822,21 @@ def _reference_block(result: ExploreResult, lang: str) -> list[str]:
                mine=ref.best_tokens_per_s), "", md_table(headers, rows), ""]
 
 
-def _dominant_bound(layers: Sequence[LayerProjection]) -> str:
-    """The bound holding the most FPGA time among ``layers``, or ``cpu`` if none is offloaded."""
-    time_by: dict[str, float] = {}
-    for lp in layers:
-        if lp.placement != "cpu" and lp.bound:
-            time_by[lp.bound] = time_by.get(lp.bound, 0.0) + lp.time_ms
-    return max(time_by, key=time_by.__getitem__) if time_by else "cpu"
-
-
 def _placement_block(result: ExploreResult, lang: str) -> list[str]:
     best = result.best
     proj = best.decode
-    roles: dict[str, list[LayerProjection]] = {}
-    for lp in proj.layers:
-        roles.setdefault(lp.role, []).append(lp)
-    rows = []
-    for role, lps in roles.items():
-        counts = [sum(lp.placement == p for lp in lps) for p in ("fpga", "fpga-resident", "cpu")]
-        rows.append([f"`{role}`", str(len(lps)), *map(str, counts),
-                     _ms(sum(lp.cpu_ms for lp in lps)), _ms(sum(lp.time_ms for lp in lps)),
-                     _dominant_bound(lps)])
-    rows.append([_t("role.ops", lang), "", "", "", "", "", _ms(proj.ops_ms), "ps"])
-    n_counts = [sum(lp.placement == p for lp in proj.layers)
-                for p in ("fpga", "fpga-resident", "cpu")]
-    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n_counts), "",
+    rows = [[f"`{r.role}`", str(r.layers), str(r.fpga), str(r.resident), str(r.cpu),
+             _ms(r.cpu_ms), _ms(r.time_ms), r.bound] for r in proj.by_role()]
+    # the rest of the forward, account by account: the PS's other operators, each PL unit,
+    # and any hand-off a unit's PS work does in place of the calls'
+    for a in proj.accounts:
+        if a.key in ("calls", "head_stage2", "cpu_linears"):
+            continue  # in the Linears' rows above
+        label = (_t("role.unit", lang, unit=a.key[5:]) if a.key.startswith("unit:")
+                 else _t(f"role.{a.key}", lang))
+        rows.append([label, "", "", "", "", "", _ms(a.ms), a.device])
+    n = [sum(getattr(r, k) for r in proj.by_role()) for k in ("fpga", "resident", "cpu")]
+    rows.append([_t("total", lang), str(len(proj.layers)), *map(str, n), "",
                  _ms(proj.plan_ms), proj.bound])
     full = [[f"`{lp.name}`", lp.role, f"{lp.n} × {lp.k}", lp.placement, _ms(lp.cpu_ms),
              _ms(lp.time_ms), f"`{lp.call}`" if lp.call else "", lp.bound or "cpu"]
@@ -792,54 +868,38 @@ def _resources_block(result: ExploreResult, lang: str) -> list[str]:
     return [_t("h.resources", lang), "", md_table(_cols("cols.resources", lang), rows), ""]
 
 
-def time_breakdown_ms(calls: Mapping[str, CallCost], ddr_bytes_per_s: float
-                      ) -> dict[str, float]:
-    """Accelerator time split into parts that add up exactly to the sum of call times.
-
-    Per call, the overlapped part ``max(compute, DDR, link)`` is at least the DDR time, which
-    is at least the weight bytes at sustained bandwidth; the rest is serial overhead and PS
-    work. Summing these parts says what keeps the plan off its DDR floor.
-    """
-    parts = dict.fromkeys(("weights", "actout", "compute", "overhead", "ps"), 0.0)
-    for cc in calls.values():
-        w_s = cc.weight_bytes / ddr_bytes_per_s
-        parts["weights"] += w_s
-        parts["actout"] += cc.ddr_s - w_s
-        parts["compute"] += max(cc.compute_s, cc.ddr_s, cc.link_s) - cc.ddr_s
-        parts["overhead"] += cc.overhead_s + cc.act_s + cc.burst_s
-        parts["ps"] += cc.ps_s
-    return {k: v * 1e3 for k, v in parts.items()}
-
-
 def _limit_block(result: ExploreResult, lang: str) -> list[str]:
     proj = result.best.decode
     board = result.board
     lines = [_t("h.limit", lang), ""]
-    acc_ms = sum(cc.time_s for cc in proj.calls.values()) * 1e3
+    acc_ms = proj.fpga_ms
     if not proj.calls or acc_ms <= 0:
         return [*lines, _t("limit.none", lang), ""]
-    floor_sus = proj.ddr_weight_bytes / board.ddr_bytes_per_s * 1e3
+    floor_sus = proj.ddr_floor_sustained_ms
     lines += [_t("limit.text", lang, scen=_scenario(proj, lang), acc=_ms(acc_ms),
                  mib=proj.ddr_weight_bytes / 2**20, peak=board.ddr.peak_bandwidth_gb_s,
                  floor=_ms(proj.ddr_floor_ms), pct_peak=_pct(proj.ddr_floor_ms / acc_ms),
                  eff=board.ddr.pl_efficiency, sus=board.ddr_bytes_per_s / 1e9,
                  floor_sus=_ms(floor_sus), pct_sus=_pct(floor_sus / acc_ms)), ""]
-    parts = time_breakdown_ms(proj.calls, board.ddr_bytes_per_s)
+    parts = proj.limit_parts(board.ddr_bytes_per_s)
     plan_ms = proj.plan_ms
-    cpu_linear = sum(lp.time_ms for lp in proj.layers if lp.placement == "cpu")
-    labels = {"weights": _t("lim.weights", lang), "actout": _t("lim.actout", lang),
-              "compute": _t("lim.compute", lang),
-              "overhead": _t("lim.overhead", lang, calls=len(proj.calls)),
-              "ps": _t("lim.ps", lang)}
 
     def share(ms: float) -> str:
         return _pct(ms / plan_ms) if plan_ms > 0 else "n/a"
 
-    rows = [[labels[k], _ms(v), share(v)] for k, v in parts.items()]
-    rows += [[_t("lim.accel", lang), _ms(acc_ms), share(acc_ms)],
-             [_t("lim.cpu", lang), _ms(cpu_linear), share(cpu_linear)],
-             [_t("lim.ops", lang), _ms(proj.ops_ms), share(proj.ops_ms)],
-             [_t("lim.plan", lang), _ms(plan_ms), share(plan_ms)]]
+    def label(key: str) -> str:
+        if key == "overhead":
+            return _t("lim.overhead", lang, calls=len(proj.calls))
+        if key.startswith("unit:"):
+            return _t("lim.unit", lang, unit=key[5:])
+        return _t(f"lim.{key}", lang)
+
+    calls = [k for k in ("weights", "actout", "compute", "overhead", "ps", "credits")
+             if k in parts]
+    rows = [[label(k), _ms(parts[k]), share(parts[k])] for k in calls]
+    rows.append([_t("lim.accel", lang), _ms(acc_ms), share(acc_ms)])
+    rows += [[label(k), _ms(v), share(v)] for k, v in parts.items() if k not in calls]
+    rows.append([_t("lim.plan", lang), _ms(plan_ms), share(plan_ms)])
     return [*lines, md_table(_cols("cols.limit", lang), rows), ""]
 
 
@@ -926,13 +986,15 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _board_block(result, lang)
     lines += _method_block(result, lang)
     lines += _plans_block(result, lang)
+    lines += _unit_counts_block(result, lang)
     lines += _baselines_block(result, lang)
     lines += _breakdown_block(result, lang)
     lines += _reference_block(result, lang)
     lines += _placement_block(result, lang)
     lines += _resources_block(result, lang)
     lines += _limit_block(result, lang)
-    lines += _sensitivity_block(result, lang)
+    if result.best.feasible:  # no sensitivity for a plan that cannot run
+        lines += _sensitivity_block(result, lang)
     lines += _pareto_block(result, lang, plots)
     lines += _notes_block(result, lang)
     lines.append(end)
@@ -940,4 +1002,5 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
 
 
 __all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
-           "time_breakdown_ms", "upsert_comparison", "upsert_section", "weighted_speedups"]
+           "unit_count_rows",
+           "upsert_comparison", "upsert_section", "weighted_speedups"]

@@ -231,6 +231,16 @@ MESSAGES: dict[str, str] = {
     "note.no_split": "每次调用的主机时间取所有调用的平均值（该 profile 没有预填充/解码拆分）",
     "note.outliers": "预热离群值已替换为同角色层的中位数：{items}",
     "note.config": "算子列表按模型配置生成：`{source}`",
+    "note.no_profile": "没有 profile：每个 Linear 的形状取自模型配置，未测量主机时间；torch "
+                       "运行时未测量（用 --profile 给出 profile 才能计价），原生运行时按指令数"
+                       "为每个内核计价",
+    "advice.need": "{model} 在 {board} 上至少需要 {need:,.0f} MiB DDR（每个三值 Linear 都用 "
+                   "base-3 打包，每个权重 1.6 位，是本 overlay 能解码的最紧凑格式；int8 KV 缓存），"
+                   "板卡只有 {have:,.0f} MiB",
+    "advice.context": "上下文最多 {n:,} 个 token 时能装下（--context-tokens）",
+    "advice.models": "能装进 {board} 的较小模型：{items}",
+    "advice.boards": "DDR 更大、能装下 {model} 的板卡：{items}",
+    "advice.none": "没有附带的板卡、也没有更小的预设能装下它",
     "note.linears_only": "该 profile 只测量了 Linear 层：torch 运行时下其余算子按屋顶线加上 "
                          "PyTorch 每个算子的调度开销估算",
     "note.host_check": "在被 profile 的主机上核对：torch 运行时各算子合计每个解码 token "
@@ -257,8 +267,11 @@ MESSAGES: dict[str, str] = {
     "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
                        "Amdahl 上限也只有 {cap:.2f}x）",
     "why.naive.warm": "`{name}` 是预热造成的假象（实测 {measured:.0f} ms，稳态 {steady:.0f} ms）",
+    "why.naive.largest": "没有 profile 测量各层：取权重最多的 5 个 Linear",
     "why.naive.steady": "稳态下它们只占一个 token 的 {share:.1%}，所以上限是 {cap:.3f}x",
     "method.milp": "MILP（HiGHS），最优，间隙 {gap:.1e}；PS 运行时 {runtime}",
+    "method.direct": "无需 MILP 的精确解：没有可共享的片上缓冲区且方案装得下 DDR，"
+                     "每组放在代价更低处；PS 运行时 {runtime}",
     "method.milp_failed": "MILP 无解：`{message}`",
     "method.fixed_list": "固定列表",
     "method.fixed_set": "固定集合",
@@ -268,7 +281,7 @@ MESSAGES: dict[str, str] = {
     "infeasible.cap": "资源超出上限：`{what}`",
     "infeasible.link": "链路或时钟超出板卡能力：`{what}`",
     "infeasible.memory": "内存：方案需要 {need:,.0f} MiB DDR，板卡只有 {have:,.0f} MiB",
-    "basis.native_linear": "原生 {kind} 内核：{threads} 个线程上每个权重 {cpw:g} 个周期，"
+    "basis.native_linear": "原生 {kind} 内核（{core}）：{threads} 个线程上每个权重 {cpw:g} 个周期，"
                            "或 {mb:.1f} MB 按 {gbs:g} GB/s",
     "basis.native_op": "原生内核，{threads} 个线程上每个元素 {cycles:g} 个周期",
     "basis.native_attn": "原生注意力内核，{threads} 个线程上每个乘加 {cycles:g} 个周期{split}；"
@@ -281,12 +294,16 @@ MESSAGES: dict[str, str] = {
     "basis.measured_moved": "实测（`{role}`，M={m}、上下文 {context} 时每次调用 {us:.0f} µs），"
                             "按屋顶线之比从主机移到 {cpu}",
     "basis.unmeasured": "未测量：屋顶线 + 每次调用 {aten} 个 aten 算子，每个 {cycles:g} 个周期",
-    "basis.in_glue": "在 FFN 胶合单元中",
-    "basis.in_attention": "在注意力单元中",
+    "basis.in_unit": "在 PL 单元 `{unit}` 中",
+    "basis.scan_readout": "移位扫描自己使 gate/up 结果的缓存失效并读取它们：这些调用的交接不再读出",
     "basis.attention": "PL 注意力单元（{unit}）：每层 2 次调用，每个时钟 {macs} 次乘加，"
                        "{mhz:g} MHz，KV 缓存最高按 {gbs:.2f} GB/s 读取；softmax 在 PS 上",
-    "why.whatif.attention": "上面的方案加上注意力单元（{unit}），从 DDR 读取 int8 KV 缓存，"
-                            "每个时钟 {macs} 次乘加",
+    "why.whatif.unit": "上面的方案加上 {unit}，附带的 overlay 不构建它（{rule}）",
+    "why.with_unit": "上面的方案加上 {unit}，附带的 overlay 可以构建它；搜索没有为该目标选择它",
+    "why_not.whatif": "附带的 overlay 不构建它（{rule}）",
+    "why_not.serves": "它不能运行该模型或该场景",
+    "why_not.fits": "加上它，设计超出开发板的上限：{over}",
+    "why_not.solve": "加上它没有可解的方案",
     "basis.shift_scan_op": "PS 为胶合单元选择定点移位：每个元素 {cycles:g} 个周期",
     "basis.shift_scan": "胶合单元的移位扫描：{threads} 个线程上每个元素 {cycles:g} 个周期，"
                         "每层同步 {syncs:g} 次",
@@ -294,10 +311,9 @@ MESSAGES: dict[str, str] = {
     "infeasible.attn_shape": "注意力单元按每个 KV 头 {g} 个查询头、头维度 {d}、最多 {h} 个 KV 头"
                              "构建；模型是 {mg}、{md} 和 {mh}",
     "infeasible.attn_tmax": "注意力单元最多容纳 {tmax} 个位置，该场景要关注 {ctx} 个",
-    "why.whatif.glue": "最佳可构建设计加上引擎后的 FFN 胶合单元（激活、门控乘、子归一化、"
-                       "重新量化），附带的 overlay 没有这个单元",
     "basis.glue": "PL 胶合单元：{passes} 遍 × 每个元素 {cpe:g} 个周期，{mhz:g} MHz",
-    "infeasible.glue": "FFN 胶合单元需要每层的 gate_proj、up_proj 和 down_proj 都在引擎上",
+    "infeasible.glue_model": "FFN 胶合单元位于 gate/up 与 down 之间；该模型没有门控 FFN",
+    "infeasible.unit_needs": "{kind} 单元需要每层的 {roles} 都在引擎上",
     "basis.head_rescore": "两级输出头的第二级：从 {vocab} 个分数中取前 {k} 个"
                           "（每个分数 {sel:g} 个周期），再用 int8 精确重算这 {k} 行"
                           "（{threads} 个线程上每次乘加 {mac:g} 个周期）",

@@ -19,6 +19,7 @@ from dse.model.cost import CallCost
 from dse.model.cpu import RUNTIME_TEXT
 from dse.model.engine import Resources
 from dse.model.project import VIEW_TEXT, Projection
+from dse.model.units import kinds
 
 FORMAT = "dse-projection"
 FORMAT_VERSION = 2
@@ -58,6 +59,13 @@ def energy_to_dict(e) -> dict[str, Any] | None:
             "parts_j": {k: _num(v) for k, v in e.parts_j.items()}}
 
 
+def _unit(unit, kind) -> dict[str, Any] | None:
+    if unit is None:
+        return None
+    return {**kind.to_mapping(unit), "buildable": unit.buildable,
+            "build_note": unit.build_note}
+
+
 def _resources(res: Resources) -> dict[str, float]:
     return {kind: float(getattr(res, kind)) for kind in Resources.KINDS}
 
@@ -83,9 +91,11 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
             "resident": sorted(plan.resident, key=_natural),
             "fuse": plan.fuse,
             "runtime": plan.runtime,
-            "units": list(plan.units),
-            "glue": None if plan.glue is None else asdict(plan.glue),
-            "attention": None if plan.attention is None else asdict(plan.attention),
+            "units": list(plan.unit_labels),
+            # each PL unit kind's plan-file entry (None: the plan has none), as a plan file
+            # would state it, with whether the overlay builds it
+            **{k.name: _unit(plan.unit(k.name), k) for k in kinds()},
+            "buildable": plan.buildable,
             "kv_dtype": plan.kv_dtype,
             "build_note": plan.build_note,
         },

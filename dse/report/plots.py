@@ -4,6 +4,12 @@ matplotlib is imported inside the functions and drives the Agg canvas directly (
 no global backend switch), so importing this module costs nothing and plotting works
 headless on the board's PS. Every PNG is rendered in memory and written atomically, so a
 report never links to half a file.
+
+Why the layouts are fixed: a figure laid out by matplotlib's constrained layout is measured
+and drawn several times over (most of a report run's time went there), and log axes' default
+labels are typeset as TeX (10^2). Each figure here has fixed margins, sized for its legend's
+rows, and plain number labels, so it is drawn once (the roofline twice: its labels are placed
+in pixels).
 """
 
 from __future__ import annotations
@@ -81,6 +87,46 @@ def link_bytes_per_s(plan: RankedPlan) -> float | None:
     return max(rates) if rates else None
 
 
+def _margins(fig, legend_rows: int = 0, left: float = 0.09, right: float = 0.98,
+             top_in: float = 0.45, bottom_in: float = 0.65) -> None:
+    """Fixed margins (no layout engine): the axis labels, the title, and ``legend_rows``
+    rows of a figure legend below the axes (about 0.2 inch a row at 8 pt)."""
+    h = fig.get_figheight()
+    bottom = (bottom_in + 0.2 * legend_rows) / h
+    fig.subplots_adjust(left=left, right=right, top=1 - top_in / h, bottom=bottom,
+                        wspace=0.08)
+
+
+def _plain_log(axis, si: bool = True) -> None:
+    """A log axis labelled with plain numbers (1, 10, 100, 0.5; 2k, 100G with ``si``) instead
+    of TeX powers."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    def minor(v: float, _pos) -> str:  # 2 and 5 of each decade, for axes spanning few
+        if v <= 0:
+            return ""
+        mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
+        return fmt(v) if mantissa in (2.0, 5.0) else ""
+
+    def fmt(v: float) -> str:
+        return _si(v) if si else f"{v:g}"
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v)))
+    lo, hi = sorted(axis.get_view_interval())
+    few = lo > 0 and hi / lo < 300
+    axis.set_minor_formatter(FuncFormatter(minor) if few else NullFormatter())
+
+
+def _si(v: float) -> str:
+    """A tick label: 0.5, 10, 2k, 100G (SI prefixes from a thousand up)."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{prefix}"
+    return f"{v:g}"
+
+
 def _render(fig) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -140,7 +186,7 @@ def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_by
     hi = max([x_ * 12 for x_ in xs] + [r * 4 for r in ridges] + [40.0])  # room for labels
     x = np.geomspace(lo, hi, 256)
 
-    fig = Figure(figsize=(9.5, 7.4), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(9.5, 7.4), dpi=_DPI)
     ax = fig.add_subplot()
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -172,6 +218,8 @@ def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_by
     ymin = min([p.achieved_ops_per_s for p in points] + [compute_roof / 100]) / 3
     ax.set_ylim(ymin, max(roofs) * 4)
     ax.set_xlim(lo, hi)
+    _plain_log(ax.xaxis)
+    _plain_log(ax.yaxis)
     if not points:
         ax.text(0.5, 0.5, "the best plan offloads nothing", transform=ax.transAxes,
                 ha="center", va="center")
@@ -182,8 +230,10 @@ def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_by
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     # Below the axes, so it never hides a point.
-    fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
-    fig.draw_without_rendering()  # settle the layout so data -> pixel transforms are final
+    handles = ax.get_legend_handles_labels()[0]
+    _margins(fig, legend_rows=-(-len(handles) // 2), left=0.1)
+    fig.legend(fontsize=8, loc="lower center", ncols=2, frameon=False)
+    fig.draw_without_rendering()  # settle the ticks so data -> pixel transforms are final
     _label_points(ax, points)
     return write(path, _render(fig), "plot")
 
@@ -206,7 +256,7 @@ def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
 
     board = result.board
     against = f"the fastest CPU runtime that fits ({result.best.decode.baseline.runtime})"
-    fig = Figure(figsize=(12, 5.8), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(12, 5.8), dpi=_DPI)
     ax_lut, ax_ddr = fig.subplots(1, 2, sharey=True)
     panels = (
         (ax_lut, lambda p: p.lut, result.pareto_lut, plan_lut(result.best),
@@ -227,12 +277,15 @@ def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
                 label="Pareto front (no residency)")
         ax.scatter([best_x], [result.best.speedup], marker="*", s=260, color="tab:red",
                    edgecolor="black", zorder=4,
-                   label=f"best plan: {result.best.speedup:.2f}x (with residency)")
+                   label=f"best plan: {result.best.speedup:.2f}x" + (
+                       f" ({len(result.best.plan.resident)} layers resident)"
+                       if result.best.plan.resident else ""))
         ax.scatter([naive_x], [result.naive.speedup], marker="X", s=120, color="tab:orange",
                    edgecolor="black", zorder=4,
                    label=f"naive top-5: {result.naive.speedup:.2f}x")
         limit_line = ax.axvline(limit, color="black", ls="--", lw=1, label=limit_label)
         ax.set_xscale(scale)
+        _plain_log(ax.xaxis)
         ax.set_xlabel(xlabel)
         ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.25)
@@ -244,7 +297,8 @@ def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
     # One legend for both panels (same markers), below them so it hides no point.
     handles, labels = ax_lut.get_legend_handles_labels()
     keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if "cap" not in lab]
-    fig.legend(*zip(*keep, strict=True), fontsize=8.5, loc="outside lower center", ncols=4,
+    _margins(fig, legend_rows=-(-len(keep) // 4), left=0.08, top_in=0.6)
+    fig.legend(*zip(*keep, strict=True), fontsize=8.5, loc="lower center", ncols=4,
                frameon=False)
     return write(path, _render(fig), "plot")
 
@@ -253,7 +307,8 @@ def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_byt
     """Decode tok/s against context length for the top plans and the CPU-only baselines."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(8, 5), dpi=_DPI)
+    _margins(fig)
     ax = fig.subplots()
     for i, curve in enumerate(result.context_curves):
         xs = [c for c, _ in curve.points]
@@ -265,13 +320,14 @@ def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_byt
     ax.axvline(obj.context_tokens, color="black", lw=0.8, ls=":",
                label=f"objective's context ({obj.context_tokens})")
     ax.set_xscale("log", base=2)
+    _plain_log(ax.xaxis, si=False)
     ax.set_xlabel("context length (tokens in the KV cache)")
     ax.set_ylabel("decode tokens per second")
     ax.set_ylim(bottom=0)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
-    ax.set_title(f"{result.board.name}: decode tok/s vs context (KV cache {obj.kv_dtype}, "
-                 f"{obj.sequences} sequence(s))", fontsize=10)
+    ax.set_title(f"{result.board.name}: decode tok/s vs context ({obj.sequences} "
+                 f"sequence(s))", fontsize=10)
     return write(path, _render(fig), "plot")
 
 
@@ -280,7 +336,8 @@ def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
     plans and the CPU-only baselines (the board's power model)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5.5), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(8, 5.5), dpi=_DPI)
+    _margins(fig)
     ax = fig.subplots()
     pts = [p for p in result.cloud if p.j_per_token is not None]
     ax.scatter([p.j_per_token for p in pts], [p.tokens_per_s for p in pts], s=6, color="0.75",
@@ -302,6 +359,7 @@ def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
                    edgecolor="black", zorder=4,
                    label=f"CPU only, {b.runtime}" + ("" if b.feasible else " (does not fit)"))
     ax.set_xscale("log")
+    _plain_log(ax.xaxis)
     ax.set_xlabel("joules per generated token (whole board)")
     ax.set_ylabel("decode tokens per second")
     ax.set_ylim(bottom=0)
@@ -330,7 +388,8 @@ def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_b
         base = result.best.decode.baseline
         bars.append((f"CPU only ({base.runtime})\n{result.best.decode.tokens * 1e3 / base.ms:.1f} "
                      f"tok/s", result.base_breakdown))
-    fig = Figure(figsize=(9, 5.5), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(9, 5.5), dpi=_DPI)
+    _margins(fig, bottom_in=0.75)
     ax = fig.subplots()
     x = range(len(bars))
     bottom = [0.0] * len(bars)
@@ -380,5 +439,4 @@ def write_plots(result: ExploreResult, out_dir: str | Path, stem: str,
         context_plot(result, out / names["context"], write)
     else:
         names.pop("context")
-    return names
     return names

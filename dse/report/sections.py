@@ -162,23 +162,28 @@ def summary_comment(summary: dict) -> str:
 _SECTION_BEGIN = re.compile(r"<!-- dse:explore board=(\S+) begin -->")
 
 
+_NONE = object()
+
+
 def read_summaries(text: str) -> list[tuple[str, dict | None]]:
-    """(board token, summary) of each explore section of the report, in order; the summary
-    is None where the section holds none dse can read (another version's, or edited)."""
+    """(board token, summary) of each explore section of the report that holds a summary
+    line, in order; the summary is None where dse cannot read it (another version's, or
+    edited). A section with no summary line at all is not listed."""
     out: list[tuple[str, dict | None]] = []
     current: str | None = None
-    found: dict | None = None
+    found: object = _NONE
     for line in lines_outside_fences(text):
         m = _SECTION_BEGIN.fullmatch(line.text)
         if m:
-            current, found = m.group(1), None
+            current, found = m.group(1), _NONE
             continue
         if current is None:
             continue
         if line.text == f"<!-- dse:explore board={current} end -->":
-            out.append((current, found))
+            if found is not _NONE:
+                out.append((current, found))
             current = None
-        elif (found is None and line.text.startswith(SUMMARY_PREFIX)
+        elif (found is _NONE and line.text.startswith(SUMMARY_PREFIX)
               and line.text.endswith(SUMMARY_SUFFIX)):
             found = _parse_summary(line.text[len(SUMMARY_PREFIX):-len(SUMMARY_SUFFIX)])
     return out

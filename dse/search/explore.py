@@ -18,17 +18,18 @@ from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
-from dse.model.project import AttentionUnit, CostContext, Plan, Projection, Scenario, project
+from dse.model.project import CostContext, Plan, Projection, Scenario, project
+from dse.model.sensitivity import PARAMETERS
 from dse.search.optimize import (
     DesignEval,
     Objective,
     Prepared,
     Solution,
     evaluate_design,
-    glue_options,
     prepare,
     projection_units,
     solve_plan,
+    unit_sets,
 )
 from dse.search.reference import ReferenceSplit, reference_split
 from dse.search.space import (
@@ -36,6 +37,7 @@ from dse.search.space import (
     default_space,
     enumerate_designs,
     head_macs_for,
+    unit_choices,
     what_if_designs,
 )
 
@@ -66,6 +68,15 @@ class RankedPlan:
     @property
     def feasible(self) -> bool:
         return all(p.feasible for p in self.projections)
+
+    def speedups(self, weights: list[float]) -> dict[str, float]:
+        """Speedup over each CPU-only runtime, weighted over the objective's scenarios like
+        the objective itself (so they agree with its ms)."""
+        pairs = list(zip(self.projections, weights, strict=True))
+        plan = sum(w * p.plan_ms for p, w in pairs)
+        return {b.runtime: (sum(w * p.baseline_of(b.runtime).ms for p, w in pairs) / plan
+                            if plan > 0 else math.inf)
+                for b in self.projections[0].baselines}
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,20 @@ class ContextCurve:
 
 
 @dataclass(frozen=True)
+class UnitCount:
+    """One build of a PL unit kind (or none) beside the best plan's design, the rest of the
+    plan's units as they are, solved again: how the objective moves with the kind's build and
+    instance count (``objective_ms`` None: ``why_not`` says why the option cannot be used)."""
+
+    kind: str
+    label: str
+    count: int
+    objective_ms: float | None
+    why_not: Msg | None
+    chosen: bool
+
+
+@dataclass(frozen=True)
 class ExploreResult:
     board: Board
     objective: Objective
@@ -115,12 +140,19 @@ class ExploreResult:
     context_curves: tuple[ContextCurve, ...] = ()
     #: Designs not beaten on both decode tok/s and J/token (empty without a power model).
     pareto_energy: tuple[ParetoPoint, ...] = ()
-    #: Per-token components of the fastest CPU-only runtime that fits (decode scenario).
+    #: Per-token components of the fastest CPU-only runtime that fits (decode scenario),
+    #: and its total.
     base_breakdown: dict[str, float] | None = None
+    base_total_ms: float | None = None
     #: Time to first token of the best plan: the prefill of the objective's prompt, ms.
     ttft_ms: float | None = None
     #: The best plan next to a measured design's split (``--reference LOG``), if asked.
     reference: ReferenceSplit | None = None
+    #: Every build (and count) of each PL unit kind the search offered, beside the best plan.
+    unit_counts: tuple[UnitCount, ...] = ()
+    #: When no plan fits the board: what would (``dse.search.advice``; set by the caller,
+    #: which knows the candidate models and boards).
+    advice: tuple[Msg, ...] = ()
 
     @property
     def best(self) -> RankedPlan:
@@ -155,7 +187,9 @@ def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
 def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> RankedPlan:
     """The seed report's suggestion: offload the top-5 Linear layers by measured total time."""
     wl = prep.workload
-    top = sorted(wl.layers, key=lambda layer: layer.measured_total_ms, reverse=True)[:5]
+    # without a profile nothing was measured: the five largest Linears stand in for them
+    top = sorted(wl.layers, key=(lambda layer: layer.measured_total_ms) if wl.measured_host
+                 else (lambda layer: layer.weights), reverse=True)[:5]
     names = frozenset(layer.name for layer in top)
     design = base_design_head.plan.design
     if any(not layer.ternary for layer in top) and not design.head:
@@ -165,6 +199,11 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list",
                 runtime=base_design_head.plan.runtime, kv_dtype=base_design_head.plan.kv_dtype)
     projs, total = _project_all(prep, plan)
+    if not wl.measured_host:
+        return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
+                          msg("method.fixed_list", "fixed list"),
+                          (msg("why.naive.largest", "no profile measured the layers: the 5 "
+                               "largest Linears by weights"),))
     measured_all = sum(layer.measured_total_ms for layer in wl.layers)
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
     steady_share = sum(layer.host_call_ms for layer in top) / (wl.token_ms or wl.linear_call_ms)
@@ -184,31 +223,17 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
 
 def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
                 ) -> tuple[SensitivityRow, ...]:
-    """Speedup of the best plan (same plan, re-projected) with each parameter at +/-delta."""
-    board = prep.ctx.board
-
+    """Speedup of the best plan (same plan, re-projected) with each parameter its devices read
+    at +/-delta (``dse.model.sensitivity``: the launch a call pays is the runtime's own)."""
     def speed(ctx: CostContext, plan: Plan) -> float:
-        p2 = replace(prep, ctx=ctx)
-        _, total = _project_all(p2, plan)
+        _, total = _project_all(replace(prep, ctx=ctx), plan)
         return prep.baseline_ms / total
 
     base = speed(prep.ctx, best.plan)
     rows = []
-    for name in ("DDR efficiency", "engine clock", "per-call overhead"):
-        vals = []
-        for f in (1 - delta, 1 + delta):
-            plan, b = best.plan, board
-            if name == "DDR efficiency":
-                b = board.model_copy(update={"ddr": board.ddr.model_copy(
-                    update={"pl_efficiency": min(1.0, board.ddr.pl_efficiency * f)})})
-            elif name == "engine clock":
-                plan = replace(plan, design=replace(plan.design,
-                                                    clock_mhz=plan.design.clock_mhz * f))
-            else:
-                b = board.model_copy(update={"link": board.link.model_copy(
-                    update={"per_call_overhead_us": board.link.per_call_overhead_us * f})})
-            vals.append(speed(replace(prep.ctx, board=b), plan))
-        rows.append(SensitivityRow(name, vals[0], base, vals[1]))
+    for param in PARAMETERS:
+        vals = [speed(*param.apply(prep.ctx, best.plan, f)) for f in (1 - delta, 1 + delta)]
+        rows.append(SensitivityRow(param.name, vals[0], base, vals[1]))
     return tuple(sorted(rows, key=lambda r: r.swing, reverse=True))
 
 
@@ -236,7 +261,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
     for rp in [p for p in plans if p.feasible][:top]:
         pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}", pts))
+        kv = rp.plan.kv_dtype or dec.kv_dtype
+        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts))
     for rc in prep.baseline_runtimes():
         if not rc.baseline_feasible:
             continue
@@ -244,7 +270,7 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
                    kv_dtype=rc.kv_dtype)
         pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime", pts))
+        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts))
     return tuple(curves)
 
 
@@ -255,6 +281,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     ``reference``: a measurement log whose decode split the best plan is set beside."""
     board = ctx.board
     space = space or default_space("prefill" if objective.batched else "decode")
+    if objective.units is None:
+        objective = replace(objective, units=unit_choices(
+            space.template, board, wl.config, exclude=() if objective.glue_unit else ("glue",)))
     prep = prepare(wl, ctx, objective)
     max_k = max(layer.k for layer in wl.layers)
     designs, rejected = enumerate_designs(board, ctx.constants, space, max_k)
@@ -275,7 +304,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         if len(shortlist) < top or e.design.packing not in seen_pack:
             shortlist.append(e)
             seen_pack.add(e.design.packing)
-    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime, glue=e.glue, attn=e.attn,
+    sols = [(e, solve_plan(prep, e.design, "", runtime=e.runtime, units=e.units,
                            kv_dtype=e.kv_dtype))
             for e in shortlist]
     sols.sort(key=lambda es: (round(es[1].objective_ms, 9), es[0].lut))
@@ -305,14 +334,14 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         frugal = min(near, key=lambda e: e.lut)
         if frugal.design != best_e.design:
             s = solve_plan(prep, frugal.design, "frugal", runtime=frugal.runtime,
-                           glue=frugal.glue, attn=frugal.attn, kv_dtype=frugal.kv_dtype)
+                           units=frugal.units, kv_dtype=frugal.kv_dtype)
             plans.append(_ranked(prep, s, "frugal", msg("why.frugal", "fewest LUTs within 5% "
                                                         "of the best")))
     # Without a head unit (the lm_head stays on the CPU).
     nohead = next((e for e in evals if not e.design.head), None)
     if nohead and best_e.design.head:
         s = solve_plan(prep, nohead.design, "no head unit", runtime=nohead.runtime,
-                       glue=nohead.glue, attn=nohead.attn, kv_dtype=nohead.kv_dtype)
+                       units=nohead.units, kv_dtype=nohead.kv_dtype)
         plans.append(_ranked(prep, s, "no head unit", msg("why.nohead", "best design without "
                                                           "a dense lm_head unit")))
     # All ternary layers offloaded on the best design (no selection).
@@ -325,13 +354,15 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     # What-ifs: the best buildable design with what the overlay lacks (never ranked first).
     if best_s.plan.design.buildable:
         for label, design, why in what_if_designs(best_s.plan.design, board):
-            # the KV format and the attention unit chosen again: the what-if's own fabric
-            # may leave no room for the unit
-            s = solve_plan(prep, design, label, runtime=best_s.plan.runtime, glue=False)
-            if s.plan.design.head or s.plan.design.resident_bytes:  # else it adds nothing
+            # the KV format and the units the overlay builds chosen again: the what-if's own
+            # fabric may leave no room for them
+            s = _solve_among(prep, design, label, best_s.plan.runtime,
+                             lambda us: all(u.buildable for u in us))
+            if s is not None and (s.plan.design.head or s.plan.design.resident_bytes):
                 plans.append(_ranked(prep, s, label, why))
-        plans += _unit_what_ifs(prep, best_s)
+        plans += _unit_alternatives(prep, best_s)
     naive = naive_plan(prep, plans[0], board)
+    base = _base_projection(prep, plans[0])
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
                          prep.baseline_ms / e.objective_ms, e.tokens_per_s, e.j_per_token)
@@ -360,7 +391,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         notes=tuple(notes), context_curves=context_curves(prep, tuple(plans)),
         pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
-        base_breakdown=_base_breakdown(prep, plans[0]), ttft_ms=_ttft_ms(prep, plans[0]),
+        base_breakdown=base.components, base_total_ms=base.plan_ms,
+        unit_counts=_unit_counts(prep, best_s),
+        ttft_ms=_ttft_ms(prep, plans[0]),
         reference=None if reference is None else reference_split(
             wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
 
@@ -388,54 +421,102 @@ def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
     return pre.plan_ms
 
 
-def _unit_what_ifs(prep: Prepared, best: Solution) -> list[RankedPlan]:
-    """The best buildable design with the PL units the overlay lacks: an FFN glue unit, then
-    (if the best plan has none) an attention unit beside it, with the int8 KV cache the unit
-    reads (each kept only if it solves and fits the board)."""
-    bp = best.plan
-    design = replace(bp.design, buildable=False,
-                     build_note="what-if: FFN glue unit: the overlay has none")
-    rc = prep.runtime(bp.runtime, bp.kv_dtype)
+def _solve_among(prep: Prepared, design, name: str, runtime: str, keep,
+                 allow_resident: bool = True) -> Solution | None:
+    """The best plan of ``design`` under ``runtime`` among the unit sets ``keep`` accepts
+    (any KV format; solved plans before failed ones), or None if there is none."""
+    sols = [solve_plan(prep, design, name, allow_resident=allow_resident, runtime=runtime,
+                       units=us, kv_dtype=rp.kv_dtype)
+            for rp in prep.runtimes if rp.runtime == runtime
+            for us in unit_sets(prep, design, rp) if keep(us)]
+    return min(sols, key=lambda s: (not s.optimal, s.objective_ms)) if sols else None
+
+
+def _unit_alternatives(prep: Prepared, best: Solution) -> list[RankedPlan]:
+    """The best buildable plan with each PL unit kind it does not have, one kind after
+    another (each added to the one before: glue, then glue + attention): for each kind its
+    best build, solved again. A unit the overlay does not build makes the plan a what-if (its
+    design marked so, with the unit's rule); one it builds but the search did not choose is
+    shown as what it costs (e.g. an attention unit needs the int8 KV cache)."""
+    base = best.plan
     out: list[RankedPlan] = []
-    base = bp
-    if True in glue_options(prep, design, rc):
-        s = solve_plan(prep, design, "what-if: glue unit", allow_resident=False,
-                       runtime=bp.runtime, glue=True)
-        if s.plan.glue is not None:  # else the MILP found no plan
-            base = s.plan
-            out.append(_ranked(prep, s, "what-if: glue unit", msg(
-                "why.whatif.glue", "the best buildable design plus an FFN glue unit behind "
-                "the engines (activation, gate product, sub-norm, re-quantization), which the "
-                "overlay does not have")))
-    if bp.attention is not None or base.attention is not None:
-        return out
-    unit = prep.objective.attention or AttentionUnit()
-    label = ("what-if: glue + attention units" if base.glue is not None
-             else "what-if: attention unit")
-    if prep.objective.attention_buildable:  # the overlay builds it; the KV format is the what-if
-        note = (f"what-if: an int8 KV cache (--kv-dtype int8): "
-                f"{replace(bp, attention=unit).build_note}")
-    else:
-        note = "what-if: attention unit: the overlay has none"
-    units = replace(base, name=label, attention=unit, kv_dtype="int8",
-                    design=replace(base.design, buildable=False, build_note=note))
-    if not project(prep.workload, units, prep.ctx, prep.scenarios[0][0],
-                   with_baselines=False).infeasible:
-        out.append(_ranked(prep, Solution(units, 0.0, msg("method.fixed_set", "fixed set"),
-                                          False), label,
-                           msg("why.whatif.attention", "the plan above plus the attention unit "
-                               "({unit}) reading an int8 KV cache from DDR, {macs} MACs "
-                               "per clock", unit=unit.label, macs=unit.macs_per_clock)))
+    for choice in prep.choices:
+        if base.unit(choice.kind) is not None:
+            continue
+        found = None
+        for option in choice.options:
+            design = base.design
+            if not option.buildable:
+                design = replace(design, buildable=False, build_note=option.build_note)
+            want = (*base.units, option)
+            s = _solve_among(prep, design, "", base.runtime,
+                             lambda us, want=want: set(us) == set(want), allow_resident=False)
+            if s is not None and s.optimal and (found is None
+                                                or s.objective_ms < found[0].objective_ms):
+                found = (s, option)
+        if found is None:
+            continue
+        s, option = found
+        kinds = [*(u.kind for u in base.units), option.kind]
+        label = ("what-if: " if not s.plan.buildable else "with ") + " + ".join(kinds) + (
+            " units" if len(kinds) > 1 else " unit")
+        why = (msg("why.whatif.unit", "the plan above plus {unit}, which the overlay does not "
+                   "build ({rule})", unit=option.label, rule=option.build_note)
+               if not option.buildable else
+               msg("why.with_unit", "the plan above plus {unit}, which the overlay builds; "
+                   "the search did not choose it for this objective", unit=option.label))
+        s = replace(s, plan=replace(s.plan, name=label))
+        out.append(_ranked(prep, s, label, why))
+        base = s.plan
     return out
 
 
-def _base_breakdown(prep: Prepared, best: RankedPlan) -> dict[str, float]:
-    """Components of the headline CPU-only baseline in the best plan's decode scenario."""
+def _unit_counts(prep: Prepared, best: Solution) -> tuple[UnitCount, ...]:
+    """For each PL unit kind the search offered: the best plan's design with none and with
+    each build of it (the plan's other units kept), solved again under the plan's runtime,
+    KV format free; an option the design cannot take says why (it does not fit the caps, it
+    cannot run the model or the scenario, or the overlay does not build it beside a design
+    it builds)."""
+    bp = best.plan
+    design = bp.design
+    out: list[UnitCount] = []
+    for choice in prep.choices:
+        mine = bp.unit(choice.kind)
+        others = tuple(u for u in bp.units if u.kind != choice.kind)
+        for option in (None, *choice.options):
+            units = others + (() if option is None else (option,))
+            label = "none" if option is None else option.label
+            count = 0 if option is None else option.count
+            why = None
+            if option is not None and not option.buildable and design.buildable:
+                why = msg("why_not.whatif", "the overlay does not build it ({rule})",
+                          rule=option.build_note)
+            elif option is not None and not any(prep.serves(option, rp)
+                                                for rp in prep.runtimes):
+                why = msg("why_not.serves", "it cannot run this model or scenario")
+            elif not prep.fits(design, units):
+                why = msg("why_not.fits", "with it the design exceeds the board's caps: "
+                          "{over}", over=", ".join(prep.resources(design, units)
+                                                   .overflow(prep.ctx.board)))
+            ms = None
+            if why is None:
+                s = _solve_among(prep, design, "", bp.runtime,
+                                 lambda us, units=units: set(us) == set(units),
+                                 allow_resident=bool(bp.resident))
+                if s is None or not s.optimal:
+                    why = msg("why_not.solve", "no plan solves with it")
+                else:
+                    ms = s.objective_ms
+            out.append(UnitCount(choice.kind, label, count, ms, why, option == mine))
+    return tuple(out)
+
+
+def _base_projection(prep: Prepared, best: RankedPlan) -> Projection:
+    """The headline CPU-only baseline in the best plan's decode scenario."""
     proj = best.decode
     cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime=proj.baseline.runtime,
                kv_dtype=proj.baseline.kv_dtype)
-    return dict(project(prep.workload, cpu, prep.ctx, proj.scenario,
-                        with_baselines=False).components)
+    return project(prep.workload, cpu, prep.ctx, proj.scenario, with_baselines=False)
 
 
 def host_check(wl, ctx: CostContext) -> Msg | None:

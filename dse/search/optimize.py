@@ -11,16 +11,16 @@ MILP (``scipy.optimize.milp``, HiGHS) and reports the solver's optimality status
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from dse.errors import DseError
-from dse.model.cost import call_cost, launch_us, layer_weight_bytes
+from dse.model.cost import call_cost, layer_weight_bytes
 from dse.model.cpu import RUNTIMES
-from dse.model.energy import Work, pl_dynamic_w, require_power, static_w
+from dse.model.energy import rates, require_power
 from dse.model.engine import (
     BRAM36_BYTES,
     URAM_BYTES,
@@ -29,31 +29,32 @@ from dse.model.engine import (
     engine_resources,
 )
 from dse.model.msg import Msg, msg
+from dse.model.price import (
+    Fixed,
+    Group,
+    PriceTable,
+    PsPrices,
+    T,
+    fixed_row,
+    fixed_side,
+    group_layers,
+    price_table,
+    row,
+)
 from dse.model.project import (
-    ATTENTION_OPS,
-    GLUE_OPS,
-    AttentionUnit,
     Baseline,
     CostContext,
-    GlueUnit,
     Plan,
     Scenario,
-    attention_resources,
-    attention_work,
     baselines,
     call_work,
     cpus,
     embedding_bytes,
-    glue_resources,
-    glue_scan_work,
-    glue_work,
-    group_calls,
     layer_board_bytes,
-    layer_cpu,
-    op_costs,
-    scan_readout_work,
+    ps_prices,
     two_stage_work,
 )
+from dse.model.units import GlueUnit, PLUnit, UnitEnv
 from dse.model.workload import Layer, Workload
 
 OBJECTIVES = ("decode", "prefill", "mix", "energy", "edp")
@@ -63,6 +64,15 @@ OBJECTIVES = ("decode", "prefill", "mix", "energy", "edp")
 SEARCHED_KV_DTYPES = ("fp16", "int8")
 #: Objectives priced in joules (per generated token) rather than milliseconds.
 ENERGY_OBJECTIVES = ("energy", "edp")
+
+
+@dataclass(frozen=True)
+class UnitChoice:
+    """The builds of one PL unit kind the search may add (e.g. 1 to 4 attention units), each
+    marked buildable by the engine template or a what-if (``dse.search.space.unit_choices``)."""
+
+    kind: str
+    options: tuple[PLUnit, ...]
 
 
 @dataclass(frozen=True)
@@ -87,14 +97,19 @@ class Objective:
     #: Whether the head may run two-stage on the engines (stage 2 rescoring top-K on the PS).
     two_stage_head: bool = True
     head_top_k: int = 256
-    #: Whether plans may add an FFN glue unit beside the engines.
+    #: Whether plans may add an FFN glue unit beside the engines (a what-if).
     glue_unit: bool = True
     #: KV-cache formats the search may choose per plan (empty: ``kv_dtype`` only).
     kv_dtypes: tuple[str, ...] = ()
-    #: The attention unit plans may add (None: none), and whether the overlay builds it (the
-    #: engine template has one): without, only designs the overlay cannot build may add it.
-    attention: AttentionUnit | None = None
-    attention_buildable: bool = False
+    #: The PL units plans may add (``dse.search.space.unit_choices``: from the engine
+    #: template x the board); None: ``explore`` derives them from its design space's template
+    #: (``prepare`` alone: only the glue what-if, if ``glue_unit``).
+    units: tuple[UnitChoice, ...] | None = None
+
+    def unit_choices(self) -> tuple[UnitChoice, ...]:
+        if self.units is not None:
+            return self.units
+        return (UnitChoice("glue", (GlueUnit(),)),) if self.glue_unit else ()
 
     @property
     def context_tokens(self) -> int:
@@ -143,74 +158,34 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class Group:
-    """Layers run as one accelerator call."""
-
-    key: str
-    layers: tuple[Layer, ...]
-
-    @property
-    def n(self) -> int:
-        return sum(layer.n for layer in self.layers)
-
-    @property
-    def k(self) -> int:
-        return self.layers[0].k
-
-    @property
-    def ternary(self) -> bool:
-        return self.layers[0].ternary
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(layer.name for layer in self.layers)
-
-
-#: Columns of a work vector: seconds, core-seconds, DDR bytes, PL busy seconds.
-_T, _CORE, _DDR, _PL = range(4)
-
-
-def _vec(w: Work) -> np.ndarray:
-    return np.array([w.time_s, w.core_s, w.ddr_bytes, w.pl_busy_s])
-
-
-@dataclass(frozen=True)
-class RuntimeCosts:
-    """Design-independent work of one PS runtime, weighted over the objective's scenarios:
-    rows of [seconds, core-seconds, DDR bytes, PL seconds]."""
+class RuntimePrices:
+    """The PS side of the price table under one runtime and KV format, per scenario of the
+    objective (``dse.model.price.PsPrices``), with its CPU-only baseline."""
 
     runtime: str
-    #: The KV-cache format these costs keep.
+    #: The KV-cache format these prices keep.
     kv_dtype: str
-    #: Each group on the CPU (its input quantization included where the runtime quantizes
-    #: for its own kernel).
-    cpu: np.ndarray
-    #: What each group adds on the PS when offloaded (quantizing its input).
-    offload_ps: np.ndarray
-    #: Every other operator (norms, attention, sampling, ...).
-    fixed: np.ndarray
+    ps: tuple[PsPrices, ...]
+    #: The objective's scenarios in this KV format, with their weights.
+    scenarios: tuple[tuple[Scenario, float], ...]
     #: Objective (ms or J) with everything on the CPU, and whether that fits the board's DDR.
     baseline_ms: float
     baseline_feasible: bool
-    #: What a glue unit takes off the PS: from ``fixed`` (activation, gate product, sub-norm)
-    #: and from each group's ``offload_ps`` (down_proj's input quantization); and the groups
-    #: it needs on the engines (gate/up and down). None where the model has no such FFN.
-    glue_fixed: np.ndarray | None = None
-    glue_offload_ps: np.ndarray | None = None
-    glue_needs: np.ndarray | None = None
-    #: What an attention unit takes off the PS (the passes over the KV cache), from ``fixed``.
-    attn_ps: np.ndarray | None = None
+
+    #: What an engine call reads of the scenarios: their tokens, not their KV format.
+    tokens_key: tuple = ()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """Design-independent data of a search: groups and their CPU cost per runtime."""
+    """Design-independent data of a search: groups, the PS side of their prices per runtime,
+    and the PL units the search may add."""
 
     workload: Workload
     ctx: CostContext
     objective: Objective
     groups: tuple[Group, ...]
-    runtimes: tuple[RuntimeCosts, ...]
+    runtimes: tuple[RuntimePrices, ...]
     #: Objective ms of the best CPU-only runtime that fits (the fastest if none fits).
     baseline_ms: float
     baseline_runtime: str
@@ -221,69 +196,46 @@ class Prepared:
     #: The CPU-only baselines of each scenario (they depend on no design): each runtime with
     #: the allowed KV format that serves it best.
     baselines: tuple[tuple[Baseline, ...], ...] = ()
-    #: Resources of each design priced so far (a design is priced several times).
-    _resources: dict = field(default_factory=dict, compare=False, repr=False)
+    #: The PL unit kinds the search may add, with their builds.
+    choices: tuple[UnitChoice, ...] = ()
+    #: What the search has priced already (designs' calls, units' parts, resources).
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def glue_fixed(self, clock_mhz: float) -> np.ndarray:
-        """The glue unit's own work over the objective's scenarios at an engine clock."""
-        key = ("glue", clock_mhz)
-        if key not in self._resources:
-            # the scan reads the gate/up results out, so their calls' hand-off does not
-            self._resources[key] = sum(
-                w * (_vec(glue_work(GlueUnit(), self.workload, sc.m * sc.sequences, clock_mhz))
-                     + _vec(glue_scan_work(self.workload, self.ctx.board, sc,
-                                           self.ctx.constants))
-                     - _vec(scan_readout_work(self.workload, sc.m * sc.sequences,
-                                              self.ctx.constants)))
-                for sc, w in self.scenarios)
-        return self._resources[key]
-
-    def attn_fixed(self, design: EngineDesign, runtime: str) -> np.ndarray:
-        """The attention unit's work (and the PS work around its calls) over the objective's
-        scenarios with an int8 KV cache, beside ``design`` (its clock and port)."""
-        key = ("attn", design.clock_mhz, design.stream_bits, runtime)
-        if key not in self._resources:
-            unit = self.objective.attention or AttentionUnit()
-            self._resources[key] = sum(
-                w * _vec(attention_work(unit, design, self.workload, sc, self.ctx.board,
-                                        self.ctx.constants, runtime))
-                for sc, w in self.objective.scenarios("int8"))
-        return self._resources[key]
-
-    def resources(self, design: EngineDesign, glue: bool = False, attn: bool = False
-                  ) -> Resources:
-        """The design's fabric, with a glue unit and an attention unit beside it if asked."""
-        key = (design, glue, attn)
-        res = self._resources.get(key)
+    def resources(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> Resources:
+        """The design's fabric with ``units`` beside it (cached)."""
+        key = ("res", design, units)
+        res = self._cache.get(key)
         if res is None:
-            res = (self.resources(design) if glue or attn
-                   else engine_resources(design, self.ctx.board, self.ctx.constants))
-            if glue:
-                res = res + glue_resources(self.ctx.constants)
-            if attn:
-                res = res + attention_resources(self.objective.attention or AttentionUnit(),
-                                                self.ctx.constants)
-            self._resources[key] = res
+            if units:
+                res = self.resources(design)
+                for u in units:
+                    ukey = ("unit_res", u)
+                    ur = self._cache.get(ukey)
+                    if ur is None:
+                        ur = self._cache[ukey] = u.resources(self.ctx.constants)
+                    res = res + ur
+            else:
+                res = engine_resources(design, self.ctx.board, self.ctx.constants)
+            self._cache[key] = res
         return res
 
-    def fits(self, design: EngineDesign, glue: bool = False, attn: bool = False) -> bool:
-        """Whether the design with those units stays within the board's caps (cached)."""
-        key = ("fits", design, glue, attn)
-        ok = self._resources.get(key)
+    def fits(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> bool:
+        """Whether the design with ``units`` stays within the board's caps (cached)."""
+        key = ("fits", design, units)
+        ok = self._cache.get(key)
         if ok is None:
-            ok = self._resources[key] = not self.resources(design, glue, attn).overflow(
-                self.ctx.board)
+            ok = self._cache[key] = not self.resources(design, units).overflow(self.ctx.board)
         return ok
 
-    def runtime(self, name: str, kv_dtype: str | None = None) -> RuntimeCosts:
-        """A runtime's costs with a KV format (default: the one its baseline keeps)."""
+    def runtime(self, name: str, kv_dtype: str | None = None) -> RuntimePrices:
+        """A runtime's prices with a KV format (default: the one its baseline keeps)."""
         if kv_dtype is None:
             return next(r for r in self.baseline_runtimes() if r.runtime == name)
         return next(r for r in self.runtimes if r.runtime == name and r.kv_dtype == kv_dtype)
 
-    def baseline_runtimes(self) -> tuple[RuntimeCosts, ...]:
-        """One costs entry per runtime: the KV format whose CPU-only baseline is fastest
-        among those that fit (of all, if none fits)."""
+    def baseline_runtimes(self) -> tuple[RuntimePrices, ...]:
+        """One entry per runtime: the KV format whose CPU-only baseline is fastest among
+        those that fit (of all, if none fits)."""
         out = []
         for name in dict.fromkeys(r.runtime for r in self.runtimes):
             mine = [r for r in self.runtimes if r.runtime == name]
@@ -291,17 +243,39 @@ class Prepared:
             out.append(min(fit, key=lambda r: r.baseline_ms))
         return tuple(out)
 
+    def env(self, design: EngineDesign, rp: RuntimePrices, i: int) -> UnitEnv:
+        """The units' pricing environment for ``rp``'s i-th scenario beside ``design``."""
+        sc = rp.scenarios[i][0]
+        _, cpu, threads = cpus(self.workload, self.ctx.board, sc)
+        return UnitEnv(self.workload, design.clock_mhz, design.engines, self.ctx.board,
+                       self.ctx.constants, sc,
+                       rp.runtime, cpu, threads)
 
-def _quant_per_instance(ops, role: str) -> float:
-    """ms of one layer's instance of the quantization feeding ``role``'s group."""
-    from dse.model.ops import QUANT_GROUP
+    def fixed(self, design: EngineDesign, rp: RuntimePrices, i: int,
+              units: tuple[PLUnit, ...]) -> Fixed:
+        """``fixed_side`` of ``units`` on ``rp``'s i-th scenario (cached: a unit reads the
+        design only through its clock and its engines' ports, ``UnitEnv``)."""
+        key = ("fixed", rp.runtime, rp.kv_dtype, i, units) + (
+            (design.clock_mhz, design.engines) if units else ())
+        fx = self._cache.get(key)
+        if fx is None:
+            fx = self._cache[key] = fixed_side(rp.ps[i], units, self.env(design, rp, i))
+        return fx
 
-    feed = QUANT_GROUP.get(role)
-    op = next((o for o in ops if o.kind == "quant" and o.role == f"quant_{feed}"), None)
-    return op.time_ms / op.count if op is not None and op.count else 0.0
+    def serves(self, unit: PLUnit, rp: RuntimePrices) -> bool:
+        """Whether ``unit`` can run every scenario of ``rp`` (cached per unit and KV format;
+        a unit's rules read the model and the scenario, not the design)."""
+        key = ("serves", unit, rp.runtime, rp.kv_dtype)
+        ok = self._cache.get(key)
+        if ok is None:
+            design = EngineDesign(1, 1)
+            ok = self._cache[key] = not any(unit.violations(self.env(design, rp, i))
+                                            for i in range(len(rp.scenarios)))
+        return ok
 
 
-def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = True) -> Prepared:
+def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = True
+            ) -> Prepared:
     """Group the layers and price every group on the CPU under each runtime once (pure)."""
     if objective.kind in ENERGY_OBJECTIVES:
         require_power(ctx.board, f"--objective {objective.kind}")
@@ -316,49 +290,23 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
     for kv in objective.kv_formats:
         for sc, _ in objective.scenarios(kv):
             sc.validate(wl.config)
-    groups = tuple(Group(key, tuple(ls)) for key, ls in group_calls(list(wl.layers), fuse).items())
+    groups = group_layers(list(wl.layers), fuse)
     c = ctx.constants
     per_runtime = []
     base_of_kv = {kv: [baselines(wl, ctx, sc) for sc, _ in objective.scenarios(kv)]
                   for kv in objective.kv_formats}
     for runtime, kv in ((r, kv) for r in objective.runtimes for kv in objective.kv_formats):
-        scen = objective.scenarios(kv)
-        base_by_sc = base_of_kv[kv]
-        cpu = np.zeros((len(groups), 4))
-        extra = np.zeros((len(groups), 4))
-        fixed = np.zeros(4)
-        g_fixed = np.zeros(4)
-        g_extra = np.zeros((len(groups), 4))
-        a_ps = np.zeros(4)
-        for sc, w in scen:
+        scen = tuple(objective.scenarios(kv))
+        ps = []
+        for sc, _ in scen:
             host, target, threads = cpus(wl, ctx.board, sc)
-            ops = op_costs(wl, runtime, sc, host, target, threads, c)
-            for o in ops:
-                if o.kind != "quant":
-                    fixed += w * _vec(o.work)
-                    if o.role in GLUE_OPS:
-                        g_fixed += w * _vec(o.work)
-                    if o.kind in ATTENTION_OPS:
-                        a_ps += w * _vec(o.work)
-            for i, g in enumerate(groups):
-                q = _quant_per_instance(ops, g.layers[0].role) if g.ternary else np.zeros(4)
-                lin = sum((_vec(layer_cpu(wl, layer, runtime, sc, host, target, threads, c))
-                           for layer in g.layers), np.zeros(4))
-                cpu[i] += w * (lin + (q if runtime == "native" else 0.0))
-                launch_s = launch_us(ctx.board, c, runtime) * 1e-6
-                extra[i] += w * (q + np.array([launch_s, launch_s, 0.0, 0.0]))
-                if g.layers[0].role == "down_proj":
-                    g_extra[i] += w * q
+            ps.append(ps_prices(wl, runtime, sc, groups, host, target, threads, ctx.board, c))
+        base_by_sc = base_of_kv[kv]
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
                    for (_, w), bs in zip(scen, base_by_sc, strict=True))
         fits = all(next(b.feasible for b in bs if b.runtime == runtime) for bs in base_by_sc)
-        needs = np.array([g.layers[0].role in ("gate_proj", "up_proj", "down_proj")
-                          for g in groups])
-        has_ffn = any(g.layers[0].role == "gate_proj" for g in groups)
-        per_runtime.append(RuntimeCosts(runtime, kv, cpu, extra, fixed, base, fits,
-                                        g_fixed if has_ffn else None,
-                                        g_extra if has_ffn else None,
-                                        needs if has_ffn else None, a_ps))
+        per_runtime.append(RuntimePrices(runtime, kv, tuple(ps), scen, base, fits, tuple(
+            (sc.phase, sc.m, sc.sequences, sc.threads, w) for sc, w in scen)))
     fitting = [r for r in per_runtime if r.baseline_feasible] or per_runtime
     best = min(fitting, key=lambda r: r.baseline_ms)
     # Each runtime's baseline keeps the KV format that serves it best (as plans choose theirs).
@@ -378,7 +326,8 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
     sig_of = np.array([sig_index.setdefault((g.n, g.k, g.ternary), len(sig_index))
                        for g in groups])
     return Prepared(wl, ctx, objective, groups, tuple(per_runtime), best.baseline_ms,
-                    best.runtime, sig_of, tuple(sig_index), tuple(scen), tuple(base_by_sc))
+                    best.runtime, sig_of, tuple(sig_index), tuple(scen), tuple(base_by_sc),
+                    objective.unit_choices())
 
 
 def projection_units(objective: Objective, p) -> float:
@@ -399,13 +348,64 @@ def _baseline_units(objective: Objective, b: Baseline) -> float:
     return b.ms
 
 
-def _quant_per_instance(ops, role: str) -> np.ndarray:
-    """Work of one layer's instance of the quantization feeding ``role``'s group."""
-    from dse.model.ops import QUANT_GROUP
+# -- one design ------------------------------------------------------------------------------
 
-    feed = QUANT_GROUP.get(role)
-    op = next((o for o in ops if o.kind == "quant" and o.role == f"quant_{feed}"), None)
-    return _vec(op.work) / op.count if op is not None and op.count else np.zeros(4)
+def _group_bytes(design: EngineDesign, n: int, k: int, ternary: bool) -> int:
+    if ternary:
+        return design.packing_spec.matrix_bytes(n, k)
+    return layer_weight_bytes(Layer("", "lm_head", None, n, k, False, 0.0, 1, 0.0), design)
+
+
+def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident: bool = False
+              ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Each group as an engine call on ``design``, per scenario of ``rp`` (work rows, inf where
+    it cannot run there; without the runtime's launch, which the price table adds), and the
+    weight bytes each streams from DDR per forward (weighted): ``call_cost`` once per call
+    shape, plus stage 2 of a two-stage head on the PS (``two_stage_work``)."""
+    key = ("calls", design, resident, rp.tokens_key)
+    hit = prep._cache.get(key)
+    if hit is not None:
+        return hit
+    board, c = prep.ctx.board, prep.ctx.constants
+    per_sc = []
+    ddr = np.zeros(len(prep.sigs))
+    for sc, w in rp.scenarios:
+        sig = np.zeros((len(prep.sigs), 4))
+        for s, (n, k, ternary) in enumerate(prep.sigs):
+            if not ternary and not prep.objective.two_stage_head and not design.head:
+                sig[s] = np.inf
+                continue
+            wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
+            dense = None if ternary else design.head
+            m = sc.m * sc.sequences if ternary else sc.sequences
+            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense,
+                           launch_us=0.0)
+            sig[s] = row(call_work(cc))
+            ddr[s] += w * cc.weight_bytes
+            if not ternary and not dense:
+                _, cpu, threads = cpus(prep.workload, board, sc)
+                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
+                sig[s] += row(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
+                                             threads, c))
+        per_sc.append(sig[prep.sig_of])
+    out = (tuple(per_sc), ddr[prep.sig_of])
+    prep._cache[key] = out
+    return out
+
+
+def table_of(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
+             units: tuple[PLUnit, ...], resident: bool = False) -> PriceTable:
+    """The price table of ``design`` with ``units`` under ``rp``, weighted over the objective's
+    scenarios: the same ``price_table`` ``project`` sums (``resident``: with the resident
+    option priced too)."""
+    stream = call_rows(prep, design, rp)[0]
+    res = call_rows(prep, design, rp, resident=True)[0] if resident else None
+    total = None
+    for i, (_, w) in enumerate(rp.scenarios):
+        t = price_table(rp.ps[i], prep.fixed(design, rp, i, units), stream[i],
+                        None if res is None else res[i]).scaled(w)
+        total = t if total is None else total + t
+    return total
 
 
 @dataclass(frozen=True)
@@ -435,56 +435,28 @@ class Pricing:
         return units / self.tokens * (secs / self.tokens)
 
 
-def glue_fits(prep: Prepared, design: EngineDesign, attn: bool = False) -> bool:
-    """Whether the design still fits the board's caps with a glue unit beside it."""
-    return prep.fits(design, True, attn)
-
-
-def variant_work(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: bool,
-                 attn: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(CPU work per group, PS work an offloaded group adds, fixed work) with or without a
-    glue unit and an attention unit, whose own time joins the fixed work."""
-    cpu, offload_ps, fixed = rc.cpu, rc.offload_ps, rc.fixed
-    if attn:
-        fixed = fixed - rc.attn_ps + prep.attn_fixed(design, rc.runtime)
-    if glue:
-        fixed = fixed - rc.glue_fixed + prep.glue_fixed(design.clock_mhz)
-        cpu = np.where(rc.glue_needs[:, None], np.inf, rc.cpu)
-        offload_ps = rc.offload_ps - rc.glue_offload_ps
-    return cpu, offload_ps, fixed
-
-
-def pricing(prep: Prepared, design: EngineDesign, rc: RuntimeCosts,
-            sig: np.ndarray | None = None, sig_resident: np.ndarray | None = None,
-            glue: bool = False, attn: bool = False) -> Pricing:
-    """Objective units of every option of every group for ``design`` under ``rc``.
-
-    ``sig`` / ``sig_resident``: the designs' call work per signature (``fpga_sig``), if
-    already computed; without ``sig_resident`` residency is not an option (inf). ``glue``:
-    with an FFN glue unit (its ops leave the PS, gate/up and down must be on the engines);
-    ``attn``: with the attention unit (the passes over the KV cache leave the PS).
-    """
-    sig = fpga_sig(prep, design)[0] if sig is None else sig
-    cpu_w, offload_ps, fixed_w = variant_work(prep, design, rc, glue, attn)
-    f_work = sig[prep.sig_of] + offload_ps
-    r_work = (sig_resident[prep.sig_of] + offload_ps if sig_resident is not None
-              else np.full_like(f_work, np.inf))
+def pricing(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
+            units: tuple[PLUnit, ...] = (), resident: bool = False) -> Pricing:
+    """Objective units of every option of every group for ``design`` with ``units`` under
+    ``rp``: the price table (``table_of``) in its independent per-group form, in ms, or in
+    joules through the board's power model (``dse.model.energy.rates``)."""
+    cpu_w, f_work, r_work, fixed_w = table_of(prep, design, rp, units, resident).linear()
     kind = prep.objective.kind
     if kind not in ENERGY_OBJECTIVES:
-        return Pricing(cpu_w[:, _T] * 1e3, f_work[:, _T] * 1e3, r_work[:, _T] * 1e3,
-                       float(fixed_w[_T] * 1e3), None, None, None, 0.0, 1)
-    power = prep.ctx.board.power
-    res = prep.resources(design, glue, attn)
-    rest, dyn = static_w(power, res), pl_dynamic_w(power, res, design.clock_mhz)
-    coef = np.array([rest, power.ps_core_active_w, power.ddr_pj_per_byte * 1e-12, dyn])
+        return Pricing(cpu_w[:, T] * 1e3, f_work[:, T] * 1e3, r_work[:, T] * 1e3,
+                       float(fixed_w[T] * 1e3), None, None, None, 0.0, 1)
+    coef = np.array(rates(prep.ctx.board.power, prep.resources(design, units),
+                          design.clock_mhz))
     tokens = prep.scenarios[0][0].sequences
     per_token = 1.0 / tokens if kind == "energy" else 1.0
-    cpu, stream, res_j = (w @ coef * per_token for w in (cpu_w, f_work, r_work))
+    with np.errstate(invalid="ignore"):
+        cpu, stream, res_j = (np.where(np.isinf(w).any(axis=1), np.inf, w @ coef) * per_token
+                              for w in (cpu_w, f_work, r_work))
     fixed = float(fixed_w @ coef) * per_token
     if kind == "energy":
         return Pricing(cpu, stream, res_j, fixed, None, None, None, 0.0, tokens)
-    return Pricing(cpu, stream, res_j, fixed, cpu_w[:, _T], f_work[:, _T], r_work[:, _T],
-                   float(fixed_w[_T]), tokens)
+    return Pricing(cpu, stream, res_j, fixed, cpu_w[:, T], f_work[:, T], r_work[:, T],
+                   float(fixed_w[T]), tokens)
 
 
 @dataclass(frozen=True)
@@ -501,163 +473,122 @@ class DesignEval:
     #: objective is one decode scenario and the board has a power model (else None).
     tokens_per_s: float | None = None
     j_per_token: float | None = None
-    #: Whether the FFN glue unit is part of the design's best placement.
-    glue: bool = False
-    #: Whether the attention unit is, and the KV-cache format chosen.
-    attn: bool = False
+    #: The PL units of the design's best placement, and the KV-cache format chosen.
+    units: tuple[PLUnit, ...] = ()
     kv_dtype: str = "fp16"
 
     def speedup(self, baseline_ms: float) -> float:
         return baseline_ms / self.objective_ms
 
 
-def _group_bytes(design: EngineDesign, n: int, k: int, ternary: bool) -> int:
-    if ternary:
-        return design.packing_spec.matrix_bytes(n, k)
-    return layer_weight_bytes(Layer("", "lm_head", None, n, k, False, 0.0, 1, 0.0), design)
-
-
-def fpga_sig(prep: Prepared, design: EngineDesign, resident: bool = False
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Work of one call of each signature on ``design`` (inf where it cannot run there),
-    and the weight bytes it streams from DDR."""
-    board, c = prep.ctx.board, prep.ctx.constants
-    work = np.zeros((len(prep.sigs), 4))
-    ddr = np.zeros(len(prep.sigs))
-    for s, (n, k, ternary) in enumerate(prep.sigs):
-        if not ternary and not prep.objective.two_stage_head and not design.head:
-            work[s] = math.inf
-            continue
-        wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
-        dense = None if ternary else design.head
-        for sc, w in prep.scenarios:
-            m = sc.m * sc.sequences if ternary else sc.sequences
-            # the launch is the runtime's: RuntimeCosts.offload_ps carries it
-            cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense,
-                           launch_us=0.0)
-            work[s] += w * _vec(call_work(cc))
-            ddr[s] += w * cc.weight_bytes
-            if not ternary and not dense:  # two-stage head: stage 2 on the PS
-                _, cpu, threads = cpus(prep.workload, board, sc)
-                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
-                work[s] += w * _vec(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
-                                                   threads, c))
-    return work, ddr
+def unit_sets(prep: Prepared, design: EngineDesign, rp: RuntimePrices
+              ) -> list[tuple[PLUnit, ...]]:
+    """Every set of PL units to try beside ``design`` under ``rp``: for each kind none or one
+    of its builds, where the build serves the model and every scenario (e.g. an attention unit
+    needs the int8 KV cache), what-if units only beside designs the overlay does not build
+    either (a buildable design with a what-if unit is a what-if plan, ranked apart), and the
+    whole set fits the board's caps."""
+    kkey = ("per_kind", design.buildable, rp.runtime, rp.kv_dtype)
+    per_kind = prep._cache.get(kkey)
+    if per_kind is None:
+        per_kind = prep._cache[kkey] = tuple(
+            (None, *(u for u in ch.options if (u.buildable or not design.buildable)
+                     and prep.serves(u, rp))) for ch in prep.choices)
+    key = ("sets", design, per_kind)
+    hit = prep._cache.get(key)
+    if hit is not None:
+        return hit
+    out = []
+    for combo in itertools.product(*per_kind):
+        units = tuple(u for u in combo if u is not None)
+        if not units or prep.fits(design, units):
+            out.append(units)
+    prep._cache[key] = out
+    return out
 
 
 def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     """Best objective of ``design``: every group placed where it costs less, under the best
-    runtime (exact for time and energy: given the runtime the groups are independent; for
-    the energy-delay product the groups are placed by energy)."""
-    sig, ddr = fpga_sig(prep, design)
+    runtime, KV format and set of PL units (exact for time and energy: given those the groups
+    are independent; for the energy-delay product the groups are placed by energy)."""
     best = None
     kind = prep.objective.kind
-    # The KV format and (in time) the attention unit change only the fixed work: the groups'
-    # prices and so the offload choice do not depend on them, and an additive objective
-    # reuses one pricing per runtime and glue choice (in energy, per attention choice too:
-    # the unit's leakage is paid every second, so it changes the groups' prices).
+    # The groups' prices depend on the units only through the groups they need and the
+    # quantization they take (in energy, through their fabric too): an additive objective
+    # reuses one placement per such key and adds each unit set's own fixed rest.
     additive = kind != "edp"
-    groups_part: dict[tuple, tuple[float, np.ndarray]] = {}
-    options: dict[str, list[tuple[bool, bool]]] = {}  # by KV format: the rest is the design's
-    for rc in prep.runtimes:
-        if rc.kv_dtype not in options:
-            options[rc.kv_dtype] = unit_options(prep, design, rc)
-        for glue, attn in options[rc.kv_dtype]:
-            key = (rc.runtime, glue) if kind not in ENERGY_OBJECTIVES else (rc.runtime, glue,
-                                                                            attn)
-            if additive and key in groups_part:
-                part, offload = groups_part[key]
-                total = part + _fixed_units(prep, design, rc, glue, attn)
+    placed: dict[tuple, tuple[float, np.ndarray]] = {}
+    for rp in prep.runtimes:
+        for units in unit_sets(prep, design, rp):
+            gkey, fixed = _variant(prep, design, rp, units)
+            if kind in ENERGY_OBJECTIVES:
+                gkey += (units,)
+            if additive and gkey in placed:
+                part, offload = placed[gkey]
+                if fixed is None:
+                    fixed = _fixed_units(prep, design, rp, units)
+                total = part + fixed
             else:
-                pr = pricing(prep, design, rc, sig, glue=glue, attn=attn)
+                pr = pricing(prep, design, rp, units)
                 offload = pr.stream < pr.cpu
                 total = pr.total(offload, np.zeros_like(offload))
                 if additive:
-                    groups_part[key] = (total - pr.fixed, offload)
+                    placed[gkey] = (total - pr.fixed, offload)
             if best is None or total < best[0]:
-                best = (total, rc, offload, glue, attn)
-    total, rc, offload, glue, attn = best
-    ddr_bytes = float(ddr[prep.sig_of][offload].sum())
-    res = prep.resources(design, glue, attn)
+                best = (total, rp, offload, units)
+    total, rp, offload, units = best
+    ddr_bytes = float(call_rows(prep, design, rp)[1][offload].sum())
+    res = prep.resources(design, units)
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
-        cpu_w, offload_ps, fixed_w = variant_work(prep, design, rc, glue, attn)
-        work = fixed_w + np.where(offload[:, None], sig[prep.sig_of] + offload_ps,
-                                  cpu_w).sum(axis=0)
+        table = table_of(prep, design, rp, units)
+        w = table.total(offload, np.zeros_like(offload))
         tokens = prep.scenarios[0][0].sequences
-        coef = np.array([static_w(power, res), power.ps_core_active_w,
-                         power.ddr_pj_per_byte * 1e-12,
-                         pl_dynamic_w(power, res, design.clock_mhz)])
-        tok_s = tokens / work[_T] if work[_T] > 0 else None
-        j_tok = float(work @ coef) / tokens
-    return DesignEval(design, rc.runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok,
-                      glue, attn, rc.kv_dtype)
+        tok_s = tokens / w[T] if w[T] > 0 else None
+        j_tok = float(w @ np.array(rates(power, res, design.clock_mhz))) / tokens
+    return DesignEval(design, rp.runtime, total, offload, res.lut, ddr_bytes, tok_s, j_tok,
+                      units, rp.kv_dtype)
 
 
-def _fixed_units(prep: Prepared, design: EngineDesign, rc: RuntimeCosts, glue: bool,
-                 attn: bool) -> float:
-    """The fixed work of one variant in the objective's units (ms, or J per token), as
-    ``pricing`` prices it (time and energy objectives)."""
-    fixed_w = variant_work(prep, design, rc, glue, attn)[2]
+def _variant(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
+             units: tuple[PLUnit, ...]) -> tuple[tuple, float | None]:
+    """(What the groups' prices depend on of ``units`` under ``rp``, the fixed rest in ms)
+    (cached: the units read the design only through its clock and ports, ``UnitEnv``; in
+    energy the fixed rest reads its fabric too, so it is left to ``_fixed_units``)."""
+    key = ("variant", rp.runtime, rp.kv_dtype, units) + (
+        (design.clock_mhz, design.engines) if units else ())
+    hit = prep._cache.get(key)
+    if hit is None:
+        fxs = [prep.fixed(design, rp, i, units) for i in range(len(rp.scenarios))]
+        # the groups' prices read the scenarios' tokens, not their KV format
+        gkey = (rp.runtime, rp.tokens_key, *(f.required.tobytes() + f.quant_kept.tobytes()
+                                            for f in fxs))
+        fixed = (None if prep.objective.kind in ENERGY_OBJECTIVES
+                 else _fixed_units(prep, design, rp, units))
+        hit = prep._cache[key] = (gkey, fixed)
+    return hit
+
+
+def _fixed_units(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
+                 units: tuple[PLUnit, ...]) -> float:
+    """The fixed rest of one unit set in the objective's units (time and energy objectives),
+    as ``pricing`` prices it (``dse.model.price.fixed_row``, weighted)."""
+    fixed = sum((w * fixed_row(prep.fixed(design, rp, i, units))
+                 for i, (_, w) in enumerate(rp.scenarios)), np.zeros(4))
     if prep.objective.kind not in ENERGY_OBJECTIVES:
-        return float(fixed_w[_T] * 1e3)
-    power = prep.ctx.board.power
-    res = prep.resources(design, glue, attn)
-    coef = np.array([static_w(power, res), power.ps_core_active_w,
-                     power.ddr_pj_per_byte * 1e-12, pl_dynamic_w(power, res, design.clock_mhz)])
-    return float(fixed_w @ coef) / prep.scenarios[0][0].sequences
+        return float(fixed[T] * 1e3)
+    coef = np.array(rates(prep.ctx.board.power, prep.resources(design, units),
+                          design.clock_mhz))
+    return float(fixed @ coef) / prep.scenarios[0][0].sequences
 
 
-def glue_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts) -> tuple[bool, ...]:
-    """Whether to try the design without and with a glue unit (where the model has an FFN,
-    the objective allows it and the unit fits beside the engines)."""
-    # The shipped overlay builds no glue unit: a design it builds stays without one.
-    if (rc.glue_needs is None or not prep.objective.glue_unit or design.buildable
-            or not glue_fits(prep, design)):
-        return (False,)
-    return (False, True)
-
-
-def attention_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts
-                      ) -> tuple[bool, ...]:
-    """Whether to try the design without and with the attention unit: where the objective
-    offers one, the costs keep an int8 KV cache (the unit reads no other), the unit serves
-    the model and the scenario, it fits beside the engines, and (for a design the overlay
-    builds) the overlay builds the unit too."""
-    obj = prep.objective
-    unit = obj.attention
-    if (unit is None or rc.kv_dtype != "int8" or rc.attn_ps is None
-            or (design.buildable and not obj.attention_buildable)
-            or not prep.fits(design, False, True)):
-        return (False,)
-    serves = prep._resources.get("attn_serves")
-    if serves is None:
-        serves = prep._resources["attn_serves"] = not any(
-            unit.violations(prep.workload.config, sc) for sc, _ in obj.scenarios("int8"))
-    if not serves:
-        return (False,)
-    return (False, True)
-
-
-def unit_options(prep: Prepared, design: EngineDesign, rc: RuntimeCosts
-                 ) -> list[tuple[bool, bool]]:
-    """Every (glue, attention) combination to try for the design under ``rc``."""
-    out = []
-    for attn in attention_options(prep, design, rc):
-        for glue in glue_options(prep, design, rc):
-            if glue and attn and not glue_fits(prep, design, attn=True):
-                continue
-            out.append((glue, attn))
-    return out
-
-
-def onchip_capacity_bytes(prep: Prepared, design: EngineDesign, glue: bool = False,
-                          attn: bool = False) -> int:
+def onchip_capacity_bytes(prep: Prepared, design: EngineDesign,
+                          units: tuple[PLUnit, ...] = ()) -> int:
     """Bytes of URAM and BRAM left within the caps after the engine itself (and its PL
     units)."""
     board = prep.ctx.board
-    res = prep.resources(design, glue, attn)
+    res = prep.resources(design, units)
     uram = max(0, math.floor(board.pl.uram * board.caps.uram - res.uram))
     bram = max(0, math.floor(board.pl.bram36 * board.caps.bram36 - res.bram36))
     return uram * URAM_BYTES + bram * BRAM36_BYTES
@@ -675,6 +606,10 @@ class Solution:
 
 def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndarray:
     """DDR bytes each group adds on the board when offloaded (engine format - runtime's)."""
+    key = ("mem_delta", design.packing, design.head, runtime)  # what the bytes depend on
+    hit = prep._cache.get(key)
+    if hit is not None:
+        return hit
     wl = prep.workload
     out = []
     for g in prep.groups:
@@ -685,12 +620,13 @@ def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndar
             d += (embedding_bytes(wl, runtime, True, design)
                   - embedding_bytes(wl, runtime, False, design))
         out.append(d)
-    return np.array(out, dtype=float)
+    prep._cache[key] = np.array(out, dtype=float)
+    return prep._cache[key]
 
 
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
                allow_resident: bool = True, runtime: str | None = None,
-               glue: bool | None = None, attn: bool | None = None,
+               units: tuple[PLUnit, ...] | None = None,
                kv_dtype: str | None = None) -> Solution:
     """Optimal offload and resident sets for ``design`` under ``runtime`` (the best runtime
     when None): a MILP, exact up to HiGHS's tolerance.
@@ -699,25 +635,22 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     sum (f - cpu) s + (f_res - cpu) r subject to resident bytes <= on-chip capacity and, on
     the board, the plan's DDR footprint <= DDR capacity.
     """
-    if runtime is None or glue is None or attn is None or kv_dtype is None:
-        sols = [solve_plan(prep, design, name, allow_resident, rc.runtime, g, a, rc.kv_dtype)
-                for rc in prep.runtimes if runtime in (None, rc.runtime)
-                and kv_dtype in (None, rc.kv_dtype)
-                for g, a in unit_options(prep, design, rc)
-                if glue in (None, g) and attn in (None, a)]
+    if runtime is None or units is None or kv_dtype is None:
+        sols = [solve_plan(prep, design, name, allow_resident, rp.runtime, us, rp.kv_dtype)
+                for rp in prep.runtimes if runtime in (None, rp.runtime)
+                and kv_dtype in (None, rp.kv_dtype)
+                for us in unit_sets(prep, design, rp) if units in (None, us)]
         if not sols:
-            raise DseError(f"no plan for {design.label()} with runtime {runtime}, glue {glue}, "
-                           f"attention {attn}, KV {kv_dtype}: not among the options")
+            raise DseError(f"no plan for {design.label()} with runtime {runtime}, units "
+                           f"{units}, KV {kv_dtype}: not among the options")
         return min(sols, key=lambda s: (not s.optimal, s.objective_ms))
     rc = prep.runtime(runtime, kv_dtype)
     groups = prep.groups
     ng = len(groups)
     # the shipped overlay streams every weight from DDR: no resident set for its designs
     allow_resident = allow_resident and not design.buildable
-    cap = onchip_capacity_bytes(prep, design, glue, attn) if allow_resident else 0
-    pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
-                 fpga_sig(prep, design, resident=True)[0] if cap else None, glue=glue,
-                 attn=attn)
+    cap = onchip_capacity_bytes(prep, design, units) if allow_resident else 0
+    pr = pricing(prep, design, rc, units, resident=bool(cap))
     big = 1e12
     f = np.where(np.isfinite(pr.stream), pr.stream, big)
     fr = np.where(np.isfinite(pr.resident), pr.resident, big)
@@ -730,6 +663,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     lo.append(np.array([0.0]))
     hi.append(np.array([float(cap)]))
     board = prep.ctx.board
+    room = math.inf  # DDR bytes the offloaded groups may add
     if prep.objective.view == "on-board":
         from dse.model.project import memory_bytes
 
@@ -737,9 +671,25 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
         base_mem = memory_bytes(prep.workload, Plan("cpu", design, frozenset(), runtime=runtime),
                                 prep.ctx, replace(sc, kv_dtype=kv_dtype))
         delta = _memory_delta(prep, design, runtime)
+        room = float(board.ddr.capacity_bytes - base_mem)
         rows.append(np.concatenate([delta, delta])[None, :])
         lo.append(np.array([-np.inf]))
-        hi.append(np.array([float(board.ddr.capacity_bytes - base_mem)]))
+        hi.append(np.array([room]))
+    # Without an on-chip buffer to share, the groups couple only through DDR capacity: where
+    # every group placed where it costs less already fits, that placement is the optimum and
+    # no MILP (nor its solver's import) is needed.
+    direct = f - cpu < 0
+    if not cap and (room == math.inf or float(delta[direct].sum()) <= room) and room >= 0:
+        none = np.zeros(ng, dtype=bool)
+        plan = Plan(name, design, frozenset(n for i, g in enumerate(groups) if direct[i]
+                                            for n in g.names), runtime=runtime,
+                    head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype)
+        return Solution(plan, pr.total(direct, none), msg(
+            "method.direct", "exact without a MILP: no on-chip buffer to share and the plan "
+            "fits DDR, so each group runs where it costs less; PS runtime {runtime}",
+            runtime=runtime), True)
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     cons = LinearConstraint(np.vstack(rows), np.concatenate(lo), np.concatenate(hi))
     res = milp(cost, constraints=cons, integrality=np.ones(2 * ng), bounds=Bounds(0, 1))
     if res.status != 0 or res.x is None:
@@ -758,10 +708,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     gap = getattr(res, "mip_gap", 0.0) or 0.0
     method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
                  gap=gap, runtime=runtime)
-    unit = (prep.objective.attention or AttentionUnit()) if attn else None
     return Solution(Plan(name, d, offload, resident, runtime=runtime,
-                         head_top_k=prep.objective.head_top_k,
-                         glue=GlueUnit() if glue else None, attention=unit, kv_dtype=kv_dtype),
+                         head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype),
                     total, method, True)
 
 
@@ -769,16 +717,13 @@ def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
     return replace(design, resident_bytes=nbytes)
 
 
-def brute_force(prep: Prepared, design: EngineDesign, runtime: str, glue: bool = False,
-                attn: bool = False, kv_dtype: str | None = None
+def brute_force(prep: Prepared, design: EngineDesign, runtime: str,
+                units: tuple[PLUnit, ...] = (), kv_dtype: str | None = None
                 ) -> tuple[float, frozenset[str], frozenset[str]]:
     """Exhaustive search over every group's three options (tests only: 3**groups plans)."""
-    import itertools
-
     rc = prep.runtime(runtime, kv_dtype)
-    pr = pricing(prep, design, rc, fpga_sig(prep, design)[0],
-                 fpga_sig(prep, design, resident=True)[0], glue=glue, attn=attn)
-    cap = onchip_capacity_bytes(prep, design, glue, attn)
+    pr = pricing(prep, design, rc, units, resident=True)
+    cap = onchip_capacity_bytes(prep, design, units)
     best = (math.inf, frozenset(), frozenset())
     for choice in itertools.product((0, 1, 2), repeat=len(prep.groups)):
         ch = np.array(choice)

@@ -22,8 +22,8 @@ from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, engine_resources, link_limit_error
 from dse.model.msg import Msg, msg
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, PACKINGS
-from dse.model.project import AttentionUnit
 from dse.model.template import EngineTemplate, mark_buildable
+from dse.model.units import kinds
 
 
 @dataclass(frozen=True)
@@ -165,18 +165,20 @@ def what_if_designs(design: EngineDesign, board: Board) -> list[tuple[str, Engin
                                                           strict=True)]
 
 
-def attention_unit_for(template: EngineTemplate | None, cfg) -> tuple[AttentionUnit, bool]:
-    """The attention unit plans may add for a model, and whether the overlay builds it.
+def unit_choices(template: EngineTemplate | None, board: Board, cfg,
+                 exclude: tuple[str, ...] = ()):
+    """The PL units the search may add for a model on a board: for every registered kind, the
+    builds its module offers from the template's section (``UnitKind.candidates``: e.g. 1 to
+    4 attention units, each marked buildable or a what-if naming the rule it breaks); kinds in
+    ``exclude`` not at all."""
+    from dse.search.optimize import UnitChoice
 
-    With a template that has an ``attention`` section, the unit is the build that serves the
-    model (G = its query heads per kv head, D its head dimension, HMAX its kv heads, TMAX its
-    context) when the template's rules allow it: buildable. Otherwise the default unit, a
-    what-if only designs the overlay cannot build may add.
-    """
-    at = getattr(template, "attention", None)
-    want = {"g": cfg.heads // cfg.kv_heads, "d": cfg.head_dim, "hmax": cfg.kv_heads,
-            "tmax": cfg.max_positions}
-    if at is None or at.violations(**want):
-        return AttentionUnit(), False
-    return AttentionUnit(group=want["g"], head_dim=want["d"], max_kv_heads=want["hmax"],
-                         max_positions=want["tmax"], latency_cycles=at.latency_cycles), True
+    out = []
+    for kind in kinds():
+        if kind.name in exclude:
+            continue
+        section = None if template is None else template.unit_section(kind.name)
+        options = tuple(kind.candidates(section, board, cfg))
+        if options:
+            out.append(UnitChoice(kind.name, options))
+    return tuple(out)

@@ -6,9 +6,12 @@
 # Usage (the Makefile passes these, from dse.hw.overlay_build; see overlays/README.md):
 #   vivado -mode batch -source build_overlay.tcl -tclargs \
 #       <board> <ps_kind> <part> <clock_mhz> <name> <out_dir> <PE> <SIMD> <PACKING> <VMAX> \
-#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports> <attn>
+#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports> <hp_bits> <attn>
 #   ps_kind: zynqmp | zynq7; hp_ports: comma-separated PS slave ports, one per engine;
-#   attn: "none", or the attention unit's G,D,HMAX,TMAX,in_bits,out_bits (ATTN=1).
+#   hp_bits: their data width, the board file's link.port_width_bits (64 on Zynq-7000's
+#   S_AXI_HP, up to 128 on Zynq UltraScale+'s S_AXI_HP_FPD); a DMA wider than its port
+#   reaches it through its SmartConnect's width converter;
+#   attn: "none", or N,G,D,HMAX,TMAX,in_bits,out_bits: N attention units (ATTN=N).
 #
 # Why the widths come in as arguments: what the RTL and the DMA can build is the engine
 # template's to say (overlays/ternary_gemv.yaml); dse.hw.overlay_build checks a configuration
@@ -21,10 +24,12 @@
 # takes its results back, both through a SmartConnect of its own onto its own HP port
 # (the i-th of <hp_ports>), so the engines never share a port.
 #
-# With <attn>: the attention unit kv_attn_0 (overlays/KV_ATTN.md) gets its own AXI DMA
-# (axi_dma_attn, simple mode) whose two masters join engine 0's data SmartConnect, so it
-# shares engine 0's HP port: in a decode step the engines and the unit never run at the same
-# time. Its DMA and its control slave take the control SmartConnect's last two outputs.
+# With <attn>: N attention units kv_attn_<a> (overlays/KV_ATTN.md), each with its own AXI DMA
+# (axi_dma_attn_<a>, simple mode) whose two masters join the data SmartConnect of engine
+# (a mod ENGINES), so unit a shares that engine's HP port: in a decode step the engines and the
+# units never run at the same time (units on one port share its beats; the cost model counts
+# it). Each unit's DMA and control slave take the control SmartConnect's next two outputs,
+# after the engines'.
 #
 # DSE_VIVADO_DRY_RUN=1 in the environment skips the output copies (tests run this script in
 # plain tclsh with Vivado's commands stubbed, to check the flow's Tcl beyond its syntax).
@@ -33,12 +38,12 @@ set script_dir [file normalize [file dirname [info script]]]
 set ::tgemv_sourced 1
 source [file join $script_dir package_ip.tcl]
 
-if {[llength $::argv] != 16} {
+if {[llength $::argv] != 17} {
     error "usage: -tclargs board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX\
-           ENGINES in_bits out_bits hp_ports attn (see overlays/vivado/Makefile)"
+           ENGINES in_bits out_bits hp_ports hp_bits attn (see overlays/vivado/Makefile)"
 }
 lassign $::argv board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX \
-    ENGINES in_bits out_bits hp_ports attn
+    ENGINES in_bits out_bits hp_ports hp_bits attn
 set out_dir [file normalize $out_dir]
 set dry_run [expr {[info exists ::env(DSE_VIVADO_DRY_RUN)] && $::env(DSE_VIVADO_DRY_RUN)}]
 set ports [split $hp_ports ,]
@@ -49,11 +54,21 @@ if {$attn eq "none"} {
     set ATTN 0
 } else {
     set attn_fields [split $attn ,]
-    if {[llength $attn_fields] != 6} {
-        error "attn '$attn': expected none or G,D,HMAX,TMAX,in_bits,out_bits"
+    if {[llength $attn_fields] != 7} {
+        error "attn '$attn': expected none or N,G,D,HMAX,TMAX,in_bits,out_bits"
     }
-    lassign $attn_fields ATTN_G ATTN_D ATTN_HMAX ATTN_TMAX attn_in_bits attn_out_bits
-    set ATTN 1
+    lassign $attn_fields ATTN ATTN_G ATTN_D ATTN_HMAX ATTN_TMAX attn_in_bits attn_out_bits
+    if {![string is integer -strict $ATTN] || $ATTN < 1 || 2 * ($ENGINES + $ATTN) > 16} {
+        error "attn '$attn': N must be 1.. with 2 * (ENGINES + N) <= 16 control ports"
+    }
+}
+# engine e's data SmartConnect takes the DMAs of the units a with a mod ENGINES == e
+proc units_on {e} {
+    set out {}
+    for {set a 0} {$a < $::ATTN} {incr a} {
+        if {$a % $::ENGINES == $e} { lappend out $a }
+    }
+    return $out
 }
 
 # ---- board presets (Vivado board files; any other board builds for its bare part) ----------
@@ -64,9 +79,15 @@ switch -- $board {
         set board_conn {som240_1_connector xilinx.com:kv260_carrier:som240_1_connector:1.3}
     }
     pynq-z2 { set board_part "tul.com.tw:pynq-z2:part0:1.0"; set board_conn {} }
+    pynq-z1 { set board_part "www.digilentinc.com:pynq-z1:part0:1.0"; set board_conn {} }
     default { set board_part ""; set board_conn {} }
 }
 if {$ps_kind ni {zynqmp zynq7}} { error "ps_kind '$ps_kind': expected zynqmp or zynq7" }
+# HP port widths each PS offers (UG585 S_AXI_HP: 32/64; PG201 S_AXI_HP_FPD: 32/64/128)
+set hp_widths [expr {$ps_kind eq "zynq7" ? {32 64} : {32 64 128}}]
+if {$hp_bits ni $hp_widths} {
+    error "hp_bits '$hp_bits': expected one of $hp_widths for $ps_kind HP ports"
+}
 
 # HP port index of each engine's port (S_AXI_HP<i>_FPD or S_AXI_HP<i>).
 set port_idx {}
@@ -145,7 +166,7 @@ if {$ps_kind eq "zynqmp"} {
     # S_AXI_HP<i>_FPD is the PS's S_AXI_GP<i+2>
     foreach i $port_idx {
         set gp [expr {$i + 2}]
-        lappend cfg CONFIG.PSU__USE__S_AXI_GP$gp {1} CONFIG.PSU__SAXIGP${gp}__DATA_WIDTH {128}
+        lappend cfg CONFIG.PSU__USE__S_AXI_GP$gp {1} CONFIG.PSU__SAXIGP${gp}__DATA_WIDTH $hp_bits
     }
     set_property -dict $cfg $ps
     set ps_master [get_bd_intf_pins ps/M_AXI_HPM0_FPD]
@@ -164,7 +185,7 @@ if {$ps_kind eq "zynqmp"} {
         CONFIG.PCW_EN_CLK0_PORT {1} \
         CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ $clock_mhz]
     foreach i $port_idx {
-        lappend cfg CONFIG.PCW_USE_S_AXI_HP$i {1} CONFIG.PCW_S_AXI_HP${i}_DATA_WIDTH {64}
+        lappend cfg CONFIG.PCW_USE_S_AXI_HP$i {1} CONFIG.PCW_S_AXI_HP${i}_DATA_WIDTH $hp_bits
     }
     set_property -dict $cfg $ps
     set ps_master [get_bd_intf_pins ps/M_AXI_GP0]
@@ -191,9 +212,9 @@ for {set e 0} {$e < $ENGINES} {incr e} {
 
     add_dma axi_dma_$e $in_bits $out_bits
 
-    # engine 0's data SmartConnect also takes the attention unit's DMA (two more slaves)
+    # engine e's data SmartConnect also takes the DMAs of the attention units on its port
     set data_ic [create_bd_cell -type ip -vlnv [ipdef smartconnect] data_ic_$e]
-    set n_si [expr {($e == 0 && $ATTN) ? 4 : 2}]
+    set n_si [expr {2 + 2 * [llength [units_on $e]]}]
     set_property -dict [list CONFIG.NUM_SI $n_si CONFIG.NUM_MI {1}] $data_ic
 
     set mi_dma [format "ctrl_ic/M%02d_AXI" [expr {2 * $e}]]
@@ -215,28 +236,30 @@ for {set e 0} {$e < $ENGINES} {incr e} {
     lappend rst_pins ternary_gemv_$e/ap_rst_n axi_dma_$e/axi_resetn data_ic_$e/aresetn
 }
 
-# ---- the attention unit: its own DMA, on engine 0's HP port through data_ic_0 -----------------
-if {$ATTN} {
-    set attn_cell [create_bd_cell -type ip -vlnv dse:hls:kv_attn:1.0 kv_attn_0]
+# ---- the attention units: each with its own DMA, on engine (a mod ENGINES)'s HP port ---------
+for {set a 0} {$a < $ATTN} {incr a} {
+    set e [expr {$a % $ENGINES}]
+    set slot [lsearch [units_on $e] $a]
+    set attn_cell [create_bd_cell -type ip -vlnv dse:hls:kv_attn:1.0 kv_attn_$a]
     set_property -dict [list CONFIG.G $ATTN_G CONFIG.D $ATTN_D CONFIG.HMAX $ATTN_HMAX \
         CONFIG.TMAX $ATTN_TMAX] $attn_cell
-    add_dma axi_dma_attn $attn_in_bits $attn_out_bits
+    add_dma axi_dma_attn_$a $attn_in_bits $attn_out_bits
 
-    set mi_dma [format "ctrl_ic/M%02d_AXI" [expr {2 * $ENGINES}]]
-    set mi_attn [format "ctrl_ic/M%02d_AXI" [expr {2 * $ENGINES + 1}]]
-    connect_bd_intf_net [get_bd_intf_pins $mi_dma] [get_bd_intf_pins axi_dma_attn/S_AXI_LITE]
-    connect_bd_intf_net [get_bd_intf_pins $mi_attn] [get_bd_intf_pins kv_attn_0/s_axi_control]
-    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn/M_AXI_MM2S] \
-        [get_bd_intf_pins data_ic_0/S02_AXI]
-    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn/M_AXI_S2MM] \
-        [get_bd_intf_pins data_ic_0/S03_AXI]
-    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn/M_AXIS_MM2S] \
-        [get_bd_intf_pins kv_attn_0/s_axis]
-    connect_bd_intf_net [get_bd_intf_pins kv_attn_0/m_axis] \
-        [get_bd_intf_pins axi_dma_attn/S_AXIS_S2MM]
-    lappend clk_pins kv_attn_0/ap_clk axi_dma_attn/s_axi_lite_aclk \
-        axi_dma_attn/m_axi_mm2s_aclk axi_dma_attn/m_axi_s2mm_aclk
-    lappend rst_pins kv_attn_0/ap_rst_n axi_dma_attn/axi_resetn
+    set mi_dma [format "ctrl_ic/M%02d_AXI" [expr {2 * $ENGINES + 2 * $a}]]
+    set mi_attn [format "ctrl_ic/M%02d_AXI" [expr {2 * $ENGINES + 2 * $a + 1}]]
+    set si_mm2s [format "data_ic_$e/S%02d_AXI" [expr {2 + 2 * $slot}]]
+    set si_s2mm [format "data_ic_$e/S%02d_AXI" [expr {3 + 2 * $slot}]]
+    connect_bd_intf_net [get_bd_intf_pins $mi_dma] [get_bd_intf_pins axi_dma_attn_$a/S_AXI_LITE]
+    connect_bd_intf_net [get_bd_intf_pins $mi_attn] [get_bd_intf_pins kv_attn_$a/s_axi_control]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn_$a/M_AXI_MM2S] [get_bd_intf_pins $si_mm2s]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn_$a/M_AXI_S2MM] [get_bd_intf_pins $si_s2mm]
+    connect_bd_intf_net [get_bd_intf_pins axi_dma_attn_$a/M_AXIS_MM2S] \
+        [get_bd_intf_pins kv_attn_$a/s_axis]
+    connect_bd_intf_net [get_bd_intf_pins kv_attn_$a/m_axis] \
+        [get_bd_intf_pins axi_dma_attn_$a/S_AXIS_S2MM]
+    lappend clk_pins kv_attn_$a/ap_clk axi_dma_attn_$a/s_axi_lite_aclk \
+        axi_dma_attn_$a/m_axi_mm2s_aclk axi_dma_attn_$a/m_axi_s2mm_aclk
+    lappend rst_pins kv_attn_$a/ap_rst_n axi_dma_attn_$a/axi_resetn
 }
 
 foreach pin $clk_pins { connect_bd_net $ps_clk [get_bd_pins $pin] }
@@ -274,9 +297,10 @@ foreach {src dst} [list $bit [file join $out_dir $name.bit] $hwh [file join $out
     }
 }
 puts "overlay: [file join $out_dir $name.bit] + [file join $out_dir $name.hwh]\
-      ($ENGINES x ${in_bits}-bit in, ${out_bits}-bit out on $hp_ports,\
+      ($ENGINES x ${in_bits}-bit in, ${out_bits}-bit out on $hp_ports ($hp_bits-bit),\
       PE=$PE SIMD=$SIMD @ $clock_mhz MHz)"
-if {$ATTN} {
-    puts "  + kv_attn G=$ATTN_G D=$ATTN_D HMAX=$ATTN_HMAX TMAX=$ATTN_TMAX\
-          (${attn_in_bits}-bit in, ${attn_out_bits}-bit out, on [lindex $ports 0] with engine 0)"
+for {set a 0} {$a < $ATTN} {incr a} {
+    set e [expr {$a % $ENGINES}]
+    puts "  + kv_attn_$a G=$ATTN_G D=$ATTN_D HMAX=$ATTN_HMAX TMAX=$ATTN_TMAX\
+          (${attn_in_bits}-bit in, ${attn_out_bits}-bit out, on [lindex $ports $e] with engine $e)"
 }

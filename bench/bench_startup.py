@@ -1,0 +1,93 @@
+"""Benchmark: how long people wait for the commands, against the libraries' import floor.
+
+Paired rounds (every command once per round, in a rotated order, so load on this shared
+machine hits them alike; each figure the median of its rounds). The floors are a bare Python
+importing only the third-party libraries a command needs: numpy, yaml, pydantic and tqdm for
+``dse project``; those and scipy.optimize (the MILP of residency and DDR capacity) for
+``dse explore``. Recorded (bench/results/startup.json) with issue 28's bars:
+
+- ``dse calibrate --from`` on the shipped KV260 log under 3 s (``dse --help`` beside it);
+- ``dse explore --no-report`` within 1.6x of its floor, ``dse project`` within 1.3x of its;
+- the report run (plots and all) at most 1.8 s more than the no-report run.
+
+Run: python bench/bench_startup.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DSE = [sys.executable, "-m", "dse.cli"]
+
+
+def commands(tmp: Path) -> dict[str, list[str]]:
+    return {
+        "import_floor_project": [sys.executable, "-c", "import numpy, yaml, pydantic, tqdm"],
+        "import_floor_explore": [sys.executable, "-c",
+                                 "import numpy, yaml, pydantic, tqdm, scipy.optimize"],
+        "help": [*DSE, "--help"],
+        "project": [*DSE, "project", "--board", "kv260", "--plan",
+                    str(ROOT / "examples" / "plans" / "bitnet-kv260.yaml")],
+        "explore_no_report": [*DSE, "explore", "--board", "zcu104", "--no-report"],
+        "explore_report": [*DSE, "explore", "--board", "zcu104", "--report",
+                           str(tmp / "r.md")],
+        "calibrate_from": [*DSE, "calibrate", "--from",
+                           str(ROOT / "examples" / "measurements" / "bitnet-kv260.json"),
+                           "--board", "kv260", "-o", str(tmp / "cal.yaml"), "--no-report"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    times: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        cmds = commands(tmp)
+        names = list(cmds)
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                for f in tmp.glob("*"):
+                    f.unlink()
+                t = time.perf_counter()
+                subprocess.run(cmds[name], cwd=tmp, check=True, capture_output=True)
+                times.setdefault(name, []).append(time.perf_counter() - t)
+            print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+    med = {k: round(statistics.median(v), 3) for k, v in times.items()}
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count()},
+        "rounds": args.rounds,
+        "median_s": med,
+        "ratios": {
+            "explore_no_report_over_floor": round(med["explore_no_report"]
+                                                  / med["import_floor_explore"], 3),
+            "project_over_floor": round(med["project"] / med["import_floor_project"], 3),
+            "report_minus_no_report_s": round(med["explore_report"]
+                                              - med["explore_no_report"], 3),
+            "calibrate_from_s": med["calibrate_from"], "help_s": med["help"],
+        },
+        "bars": {"explore_no_report_over_floor": 1.6, "project_over_floor": 1.3,
+                 "report_minus_no_report_s": 1.8, "calibrate_from_s": 3.0},
+    }
+    out = ROOT / "bench" / "results" / "startup.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

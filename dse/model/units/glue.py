@@ -1,0 +1,150 @@
+"""The FFN glue unit: the element-wise work between gate/up and down, fused behind the engines.
+
+Squared ReLU (or SiLU), the gate product, the sub-norm's scaling and down_proj's input
+re-quantization run in the PL (``passes`` over the intermediate vector per layer, a reduction
+then the scaling, ``cycles_per_elem`` each at the engines' clock), fed by the gate/up results
+and feeding down_proj. A fixed-point unit needs the PS to choose its shifts first: the shift
+scan (``dse.model.cpu.shift_scan``), which invalidates and reads the gate/up results itself,
+so their calls' hand-off does not read them out again (a credit). The published bitnet-kv260
+design has one; the shipped overlay does not build one, so every glue unit is a what-if.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from dse.errors import located
+from dse.model.constants import CostConstants
+from dse.model.cpu import cycles, shift_scan
+from dse.model.energy import Work
+from dse.model.engine import Resources
+from dse.model.msg import Msg, msg
+from dse.model.parts import OpProjection
+from dse.model.units.base import UnitEnv, UnitKind, register
+
+#: What a glue unit takes off the PS: the element-wise work between gate/up and down.
+GLUE_OPS = ("act_fn", "gate_mul", "ffn_sub_norm", "quant_down")
+#: The calls whose results the glue's shift scan reads out (``dse.model.cpu.shift_scan``).
+SCANNED_ROLES = frozenset({"gate_proj", "up_proj"})
+WHAT_IF = "what-if: FFN glue unit: the overlay has none"
+
+
+@dataclass(frozen=True)
+class GlueUnit:
+    """A PL unit fused behind the engines for the FFN's element-wise work: ``passes`` over the
+    intermediate vector per layer, ``cycles_per_elem`` each, at the engines' clock."""
+
+    passes: int = 2
+    cycles_per_elem: float = 1.0
+    count: int = 1
+    buildable: bool = False
+    build_note: str = WHAT_IF
+
+    kind: ClassVar[str] = "glue"
+    needs: ClassVar[frozenset[str]] = frozenset({"gate_proj", "up_proj", "down_proj"})
+
+    @property
+    def label(self) -> str:
+        return f"glue {self.passes}x{self.cycles_per_elem:g}"
+
+    def takes(self, role: str, kind: str) -> bool:
+        return role in GLUE_OPS
+
+    def make_args(self) -> str:
+        return ""
+
+    def violations(self, env: UnitEnv) -> list[Msg]:
+        roles = {layer.role for layer in env.wl.layers}
+        if not self.needs <= roles:
+            return [msg("infeasible.glue_model", "the FFN glue unit sits between gate/up and "
+                        "down; the model has no gated FFN")]
+        return []
+
+    def resources(self, c: CostConstants) -> Resources:
+        return Resources(lut=c.glue_lut, ff=c.glue_ff, bram36=c.glue_bram36)
+
+    def parts(self, env: UnitEnv) -> tuple[OpProjection, ...]:
+        layers = env.wl.config.layers
+        gw = glue_work(self, env.wl, env.tokens, env.clock_mhz)
+        sw = scan_work(env.wl, env.tokens, env.cpu, env.threads, env.constants)
+        out = [OpProjection("ffn_glue", "glue", layers, "pl", gw.time_s * 1e3, "pl",
+                            msg("basis.glue", "PL glue unit: {passes} passes x {cpe:g} "
+                                "cycles/element at {mhz:g} MHz", passes=self.passes,
+                                cpe=self.cycles_per_elem, mhz=env.clock_mhz),
+                            "elementwise", gw, "ffn_glue"),
+               OpProjection("shift_scan", "shift_scan", layers, "ps", sw.time_s * 1e3,
+                            "compute", msg("basis.shift_scan_op", "the PS chooses the glue "
+                                           "unit's fixed-point shifts: {cycles:g} "
+                                           "cycles/element",
+                                           cycles=round(cycles(env.cpu, env.constants)
+                                                        .shift_scan_per_elem, 4)),
+                            "elementwise", sw, "shift_scan")]
+        # the calls' hand-off is the engines' account: the credit is theirs
+        moved = scan_readout_work(env.wl, env.tokens, env.constants)
+        if moved.time_s:
+            out.append(OpProjection(
+                "scan_readout", "credit", layers, "engines", -moved.time_s * 1e3, "overhead",
+                msg("basis.scan_readout", "the shift scan invalidates and reads the gate/up "
+                    "results itself: their calls' hand-off does not read them out again"),
+                "handoff", Work(-moved.time_s, -moved.core_s), "sums_readout"))
+        return tuple(out)
+
+
+def glue_work(glue: GlueUnit, wl, m_tokens: int, clock_mhz: float) -> Work:
+    """The glue unit's time (the PS waits on it), PL busy time and DDR traffic per forward:
+    it reads the gate and up int32 results and writes down_proj's int8 input."""
+    cfg = wl.config
+    elems = cfg.layers * m_tokens * cfg.intermediate
+    t = glue.passes * elems * glue.cycles_per_elem / (clock_mhz * 1e6)
+    return Work(t, t, float(elems * (2 * 4 + 1)), t)
+
+
+def scan_work(wl, m_tokens: int, cpu, threads: int, c: CostConstants) -> Work:
+    """What a fixed-point glue unit needs from the PS per forward: the shift scan
+    (``dse.model.cpu.shift_scan``), busy and waited for."""
+    oc = shift_scan(wl.config.intermediate, wl.config.layers, m_tokens, cpu, threads, c)
+    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
+
+
+def scan_readout_work(wl, m_tokens: int, c: CostConstants) -> Work:
+    """The gate/up results' cache invalidation for ``m_tokens`` tokens, which a glue unit's
+    shift scan does itself (``dse.model.cpu.shift_scan``): taken out of those calls' hand-off,
+    so a plan with a glue unit pays it once. A PS core does it: busy and waited for."""
+    n = sum(layer.n for layer in wl.layers if layer.role in SCANNED_ROLES)
+    t = m_tokens * n * 4 / c.cache_maint_bytes_per_s
+    return Work(t, t)
+
+
+# -- the edges --------------------------------------------------------------------------------
+
+def from_mapping(data: object, path: str, section: object = None) -> GlueUnit:
+    """A plan file's ``glue:`` entry: {passes, cycles_per_elem}."""
+    if not isinstance(data, dict):
+        raise located(path, "glue", "a mapping {passes, cycles_per_elem} or null",
+                      type(data).__name__)
+    unknown = sorted(str(k) for k in data if k not in ("passes", "cycles_per_elem"))
+    if unknown:
+        raise located(path, f"glue.{unknown[0]}", "one of passes, cycles_per_elem")
+    passes = data.get("passes", 2)
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise located(path, "glue.passes", "an integer >= 1", passes)
+    cpe = data.get("cycles_per_elem", 1.0)
+    if isinstance(cpe, bool) or not isinstance(cpe, (int, float)) or not (
+            math.isfinite(cpe) and cpe > 0):
+        raise located(path, "glue.cycles_per_elem", "a number > 0", cpe)
+    return GlueUnit(passes, float(cpe))
+
+
+def to_mapping(unit: GlueUnit) -> dict:
+    return {"passes": unit.passes, "cycles_per_elem": unit.cycles_per_elem}
+
+
+def candidates(section: object, board, cfg) -> tuple[GlueUnit, ...]:
+    """The glue the search may add: the published design's (2 passes, 1 cycle an element at
+    the PL clock), always a what-if (the overlay has no glue unit)."""
+    return (GlueUnit(),)
+
+
+KIND = register(UnitKind("glue", GlueUnit, from_mapping, to_mapping, candidates))
