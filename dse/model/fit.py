@@ -224,7 +224,7 @@ class _Probed:
         from dse.model.predict import predict
 
         self.entries, self.allowed = list(entries), tuple(allowed)
-        self._ids = {id(e) for e in self.entries}
+        self._index = {id(e): i for i, e in enumerate(self.entries)}
         x0 = np.array([default_value(p, board, c) for p in allowed], dtype=float)
         self.lo = np.array([BOUNDS[p][0] for p in allowed])
         self.hi = np.array([BOUNDS[p][1] for p in allowed])
@@ -251,20 +251,28 @@ class _Probed:
             x = self.x0.copy()
             x[i] = self.x0[i] + h if self.x0[i] + h <= self.hi[i] else self.x0[i] - h
             self.cols.append((fn(x) - self.r0) / (x[i] - self.x0[i]))
+        # [entry, parameter]: whether any probe of the parameter moves any of the entry's
+        # rows (a subset's sensitivity is the OR of its entries': linear, not quadratic)
+        self.moves = np.zeros((len(self.entries), len(self.allowed)), dtype=bool)
+        for i, vs in enumerate(self.probes):
+            for v in vs:
+                self.moves[self.owner[np.abs(v - self.r0) > 1e-12], i] = True
 
     def has(self, e) -> bool:
         """Whether ``e`` (this very entry) is one of the probed ones."""
-        return id(e) in self._ids
+        return id(e) in self._index
+
+    def _positions(self, entries) -> np.ndarray:
+        return np.fromiter((self._index[id(e)] for e in entries), dtype=int)
 
     def rows(self, entries) -> np.ndarray:
-        want = {id(e) for e in entries}
-        return np.array([id(self.entries[o]) in want for o in self.owner], dtype=bool)
+        mark = np.zeros(len(self.entries), dtype=bool)
+        mark[self._positions(entries)] = True
+        return mark[self.owner]
 
     def sensitive(self, entries) -> list[bool]:
         """``_sensitive`` of ``entries`` over the allowed parameters."""
-        rows = self.rows(entries)
-        return [any(np.any(np.abs(v[rows] - self.r0[rows]) > 1e-12) for v in vs)
-                for vs in self.probes]
+        return [bool(x) for x in self.moves[self._positions(entries)].any(axis=0)]
 
     def identifiable(self, entries, keep: list[bool]) -> list[bool]:
         """``_identifiable`` of ``entries`` (the Jacobian columns at the defaults)."""
