@@ -227,9 +227,11 @@ def _reject(name: str) -> float:
 
 def _bad_numbers(obj: Any, where: str) -> Iterator[str]:
     if isinstance(obj, dict):
+        # a credit row (time a unit takes back from another's account) is negative by design
+        credit = obj.get("kind") == "credit"
         for k, v in obj.items():
             sub = f"{where}.{k}".lstrip(".")
-            if (isinstance(v, (int, float)) and not isinstance(v, bool)
+            if (isinstance(v, (int, float)) and not isinstance(v, bool) and not credit
                     and _NON_NEG_KEY.search(str(k)) and v < 0):
                 yield f"{sub} = {v} (negative)"
             yield from _bad_numbers(v, sub)
