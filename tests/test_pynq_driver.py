@@ -431,7 +431,7 @@ def test_emulated_attn_timeout_and_bad_calls():
 
 @needs_pynq
 def test_emulated_open_attention_finds_the_unit_and_its_dma():
-    """open_attention picks kv_attn_0 and axi_dma_attn out of an overlay's IP dict."""
+    """open_attention picks kv_attn_0 and axi_dma_attn_0 out of an overlay's IP dict."""
     from types import SimpleNamespace
 
     from pynq.lib.dma import DMA
@@ -441,11 +441,131 @@ def test_emulated_open_attention_finds_the_unit_and_its_dma():
 
     dev = EmulatedDevice(attn=(4, 128, 5, 64))
     ol = SimpleNamespace(ip_dict=dev.ip_dict, kv_attn_0=attn_driver_class()(
-        dev.attn_description()), axi_dma_attn=DMA(dev.attn_dma_description()))
+        dev.attn_description()), axi_dma_attn_0=DMA(dev.attn_dma_description()))
     unit = open_attention(ol, clock_mhz=250.0)
-    assert unit is ol.kv_attn_0 and unit.dma is ol.axi_dma_attn and unit.clock_mhz == 250.0
-    with pytest.raises(OverlayError, match=r"expected one dse:hls:kv_attn:1\.0 IP"):
+    assert unit is ol.kv_attn_0 and unit.dma is ol.axi_dma_attn_0 and unit.clock_mhz == 250.0
+    with pytest.raises(OverlayError, match=r"^expected a dse:hls:kv_attn:1\.0 IP"):
         open_attention(SimpleNamespace(ip_dict=EmulatedDevice().ip_dict))
+
+
+# -- several attention units (dse.hw.pynq_driver.AttnGroup) ---------------------------------
+
+@needs_pynq
+@pytest.mark.parametrize(("units", "t", "h", "g", "d", "hmax", "chunks"), [
+    (2, 37, 5, 4, 128, 3, (36, 1)),      # 2B-4T's 5 kv heads over 2 units: 3 + 2
+    (2, 9, 2, 8, 16, 1, (4, 5)),         # one head each, G=8
+    (3, 5, 4, 2, 32, 2, (5,)),           # 4 heads over 3 units: 2 + 1 + 1
+    (4, 6, 2, 1, 16, 2, (2, 2, 2)),      # fewer heads than units: two units stay idle
+])
+def test_emulated_attn_units_give_the_one_unit_step(units, t, h, g, d, hmax, chunks):
+    """N units give the same step as one unit and as the pure reference, bit for bit in every
+    intermediate; the kv heads are dealt as instance_split says (each unit's cache rows, q and
+    p blocks are its heads'); each unit's busy cycles are kv_attn_cycles of its heads."""
+    from dse.hw import kv_attn_regs as kr
+    from dse.model.kv_attn import kv_attn_cycles
+    from dse.model.split import instance_split
+    from dse.packing.kv_attn_step import attention_step_reference
+
+    grp = _open_attn(g=g, d=d, hmax=hmax, tmax=64, units=units)
+    one = _open_attn(g=g, d=d, hmax=h, tmax=64)
+    grp.check(group=g, head_dim=d, kv_heads=h, positions=64, units=units)
+    q, k, v = _attn_data(units * 100 + t, t, h, g, d)
+    cache = grp.new_cache(kv_heads=h, capacity=64, name="layers.1")
+    solo = one.new_cache(kv_heads=h, capacity=64, name="layers.1")
+    at = 0
+    for n in chunks:
+        grp.append(cache, k[at:at + n], v[at:at + n])
+        one.append(solo, k[at:at + n], v[at:at + n])
+        at += n
+    assert cache.length == solo.length == t
+    step, (t0, t1) = grp.attention_step(cache, q)
+    step1, _ = one.attention_step(solo, q)
+    want = attention_step_reference(q, k, v)
+    for field in ("q8", "q_scale", "scores", "probs", "p16", "p_scale", "sums", "out"):
+        ref = getattr(want, field)
+        for got in (getattr(step, field), getattr(step1, field)):
+            assert got.dtype == ref.dtype and got.tobytes() == ref.tobytes(), field
+
+    split = instance_split(h, units)
+    assert [(a, b) for a, b, _ in cache.parts] == list(split)
+    dev = grp.device
+    for i, (a, b) in enumerate(split):
+        scores_call, xv_call = dev.attns[i].calls
+        assert (scores_call["t"], scores_call["h"], xv_call["h"]) == (t, b - a, b - a)
+        np.testing.assert_array_equal(scores_call["block"], want.q8[a:b])
+        np.testing.assert_array_equal(scores_call["cache"], want.rows.k8[:, a:b])
+        np.testing.assert_array_equal(xv_call["block"], want.p16[:, a:b])
+        np.testing.assert_array_equal(xv_call["cache"], want.rows.v8[:, a:b])
+        assert len(dev.attn_dmas[i].mm2s) == 2                  # one transfer per call
+    assert all(not u.calls for u in dev.attns[len(split):])     # idle units never started
+    for mode, tm in ((0, t0), (1, t1)):
+        per = [kv_attn_cycles(mode, t, b - a, g, d, kr.PIPELINE_LATENCY) for a, b in split]
+        assert [u.busy_cycles for u in tm.per_unit] == per and tm.busy_cycles == max(per)
+        assert tm.wall_s > 0 and tm.compute_cycles == tm.busy_cycles
+
+
+@needs_pynq
+def test_emulated_attn_unit_count_and_heads_are_one_line():
+    """A unit count the overlay does not have, or more heads than the split's units hold, is
+    a one-line OverlayError (from open_attention and from check)."""
+    from types import SimpleNamespace
+
+    from pynq.lib.dma import DMA
+
+    from dse.hw.emulated import EmulatedDevice
+    from dse.hw.pynq_driver import AttnGroup, OverlayError, attn_driver_class, open_attention
+
+    dev = EmulatedDevice(attn=(4, 128, 3, 64), attn_units=2)
+    ol = SimpleNamespace(ip_dict=dev.ip_dict)
+    for a in range(2):
+        setattr(ol, f"kv_attn_{a}", attn_driver_class()(dev.attn_description(a)))
+        setattr(ol, f"axi_dma_attn_{a}", DMA(dev.attn_dma_description(a)))
+    grp = open_attention(ol, clock_mhz=200.0, units=2)
+    assert isinstance(grp, AttnGroup) and grp.units == [ol.kv_attn_0, ol.kv_attn_1]
+    assert [u.dma for u in grp.units] == [ol.axi_dma_attn_0, ol.axi_dma_attn_1]
+    assert grp.clock_mhz == 200.0
+    grp.check(group=4, head_dim=128, kv_heads=5, positions=64, units=2)
+    errors = []
+    for call, want in (
+            (lambda: open_attention(ol, units=3),
+             "the overlay has 2 kv_attn unit(s) (kv_attn_0, kv_attn_1), the plan wants 3"),
+            (lambda: grp.check(group=4, head_dim=128, kv_heads=5, units=4),
+             "kv_attn does not match the model: 2 kv_attn units, plan wants 4"),
+            (lambda: grp.check(group=4, head_dim=128, kv_heads=7),
+             "kv_attn does not match the model: holds 3 kv heads per unit, the model's 7 "
+             "over 2 units give one 4"),
+            (lambda: _open_attn(hmax=5).check(group=4, head_dim=128, kv_heads=5, units=2),
+             "kv_attn does not match the model: 1 kv_attn unit, plan wants 2")):
+        with pytest.raises(OverlayError) as e:
+            call()
+        errors.append(str(e.value))
+        assert str(e.value) == want
+    assert not any("\n" in m for m in errors)
+    with pytest.raises(OverlayError, match=r"^the attention unit kv_attn_1 has no "
+                       r"axi_dma_attn_1$"):
+        open_attention(SimpleNamespace(**{**vars(ol), "ip_dict": {
+            k: v for k, v in dev.ip_dict.items() if k != "axi_dma_attn_1"}}))
+    assert not any(u.calls for u in dev.attns)
+
+
+@needs_pynq
+def test_emulated_attn_group_timeout_names_the_unit():
+    """A hung unit in a group: OverlayTimeout naming its share of the call; a block that does
+    not hold the call's heads is refused before any transfer."""
+    from dse.hw.pynq_driver import OverlayError, OverlayTimeout
+
+    grp = _open_attn(g=2, d=32, hmax=2, tmax=16, units=2)
+    cache = grp.new_cache(kv_heads=3, capacity=16, name="layers.4")
+    q, k, v = _attn_data(8, 6, 3, 2, 32)
+    grp.append(cache, k, v)
+    with pytest.raises(OverlayError, match=r"^kv_attn layers\.4 MODE 0: block int8 \(2, 2, 32\) "
+                       r"does not hold 3 kv heads$"):
+        grp.run(0, cache, np.zeros((2, 2, 32), np.int8))
+    assert not grp.device.attn_dmas[0].mm2s
+    grp.device.attns[1].hang = True
+    with pytest.raises(OverlayTimeout, match=r"^kv_attn layers\.4\[2:3\] MODE 0 T=6 H=1: timed "
+                       r"out waiting for results \(S2MM\) \(kv_attn CTRL=0x1,"):
+        grp.attention_step(cache, q, timeout_s=0.2)
 
 
 # -- the board doctor against the emulated device --------------------------------------------
@@ -456,9 +576,7 @@ def _device_hwh(device, clock_mhz: float = 250.0) -> str:
 
     engines = [{"pe": e.pe, "simd": e.simd, "packing": e.packing, "vmax": e.vmax,
                 "kmax": e.kmax} for e in device.engines]
-    attn = [] if device.attn is None else [{"g": device.attn.g, "d": device.attn.d,
-                                            "hmax": device.attn.hmax,
-                                            "tmax": device.attn.tmax}]
+    attn = [{"g": a.g, "d": a.d, "hmax": a.hmax, "tmax": a.tmax} for a in device.attns]
     return hwh_text(engines, attn, clock_mhz)
 
 

@@ -8,9 +8,12 @@ offsets) and of the engine (``dse.hw.regs``), and buffers with fake physical add
 the emulated DMA reads and writes. The engine decodes the input stream exactly as
 overlays/STREAM.md lays it out, computes with ``golden_gemv`` and counts busy cycles with
 ``engine_cycles``, so a driver bug in packing, ordering or parsing shows up as wrong results.
-With ``attn=(G, D, HMAX, TMAX)`` the device also holds the attention unit ``kv_attn_0`` and
-its ``axi_dma_attn`` (overlays/KV_ATTN.md): it decodes each call's stream, answers with
-``kv_attn_reference`` and counts ``kv_attn_cycles`` busy cycles.
+With ``attn=(G, D, HMAX, TMAX)`` the device also holds ``attn_units`` attention units
+``kv_attn_<a>``, each with its ``axi_dma_attn_<a>`` (overlays/KV_ATTN.md): each decodes its
+calls' streams, answers with ``kv_attn_reference`` and counts ``kv_attn_cycles`` busy cycles.
+Engines and attention units share one base (``_Unit``): the register file every unit's RTL
+has (overlays/rtl/axil_ctrl.v), its start and refusal rules, the call protocol and the fault
+injection.
 
 Importing this module needs pynq (and so numpy<2): only tests and ``--emulate`` runs do.
 """
@@ -81,61 +84,83 @@ class _Memory:
         raise ValueError(f"emulated DMA: {nbytes} bytes at {addr:#x} are not in any buffer")
 
 
-def _read_control(ip, r, off: int) -> int:
-    """An IP's AXI-Lite read as both RTL control slaves answer it (the engine's and kv_attn's
-    share CTRL, STATUS and the 64-bit counters; ``r`` is the register map module): the
-    control word, an argument, the error flag, a counter half, or a build parameter."""
-    if off == r.CTRL:
-        idle = not ip.running
-        return ((not idle) * r.AP_START | ip.done * r.AP_DONE
-                | idle * (r.AP_IDLE | r.AP_READY))
-    if off in ip.args:
-        return ip.args[off]
-    if off == r.STATUS:
-        return int(ip.err)
-    counters = {r.BUSY_LO: ip.busy, r.STALL_IN_LO: ip.stall_in, r.STALL_OUT_LO: ip.stall_out}
-    if off in counters:
-        return counters[off] & 0xFFFF_FFFF
-    if off - 4 in counters:
-        return counters[off - 4] >> 32
-    if off in r.CONFIG_OFFSETS:
-        return ip.config_word(off)
-    return 0
+class _Unit:
+    """A PL unit's register file and call protocol, as overlays/rtl/axil_ctrl.v answers them
+    for every unit: arguments (reset values from the unit's ``RegisterMap``), CTRL's start,
+    done and idle, STATUS's refusal, the 64-bit counters, the build words. A call runs whole
+    once the MM2S stream holds all its bytes (``step``), its results wait in ``outbox`` for
+    S2MM. A unit kind says which starts it refuses, how many input bytes a call takes and what
+    it computes from them. Fault injection: ``hang`` (never finish a call),
+    ``config_override`` (a config word lies)."""
 
+    regmap: regs.RegisterMap
 
-class _Engine:
-    """ternary_gemv's register file and behaviour (one whole call at a time)."""
-
-    def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int,
-                 port_bits: int | None = None) -> None:
-        self.pe, self.simd, self.packing, self.vmax, self.kmax = pe, simd, packing, vmax, kmax
-        self.width = stream_bits(pe, simd, packing)
-        # the HP port the engine's DMA reads through (None: as wide as any stream)
-        self.port_bits = port_bits
-        self.args = {regs.N: 0, regs.K: 0, regs.M: 0, regs.V: 1}
+    def __init__(self) -> None:
+        self.args = dict(self.regmap.arg_resets)
         self.busy = self.stall_in = self.stall_out = 0
         self.running = self.done = self.err = False
         self.inbox = bytearray()        # bytes the MM2S stream delivered
         self.outbox = bytearray()       # result bytes not yet taken by S2MM
-        self.hang = False               # fault injection: never finish a call
-        self.calls: list[dict] = []     # what each call decoded (for tests)
+        self.hang = False
+        self.config_override: dict[int, int] = {}
+        self.writes: list[tuple[int, int]] = []     # every register write (for tests)
+        self.calls: list[dict] = []                 # what each call decoded (for tests)
+
+    # -- what a unit kind says -------------------------------------------------------------
+    def build_words(self) -> dict[str, int]:
+        """The build words by name (the RTL's parameters)."""
+        raise NotImplementedError
+
+    def refuses(self, a: dict[str, int]) -> bool:
+        """Whether a start with these arguments is refused (STATUS.err, no busy cycle)."""
+        raise NotImplementedError
+
+    def input_bytes(self, a: dict[str, int]) -> int:
+        """Bytes of input stream the call takes."""
+        raise NotImplementedError
+
+    def compute(self, a: dict[str, int], raw: np.ndarray) -> tuple[bytes, int, dict]:
+        """(result bytes, busy cycles, a record for tests) of the call on its input bytes."""
+        raise NotImplementedError
+
+    # -- the common protocol ---------------------------------------------------------------
+    def named_args(self) -> dict[str, int]:
+        return {name: self.args[off] for name, off in self.regmap.arg_offsets.items()}
 
     def config_word(self, off: int) -> int:
-        return {regs.ID: regs.ID_VALUE, regs.VERSION: regs.VERSION_VALUE, regs.PE: self.pe,
-                regs.SIMD: self.simd, regs.PACKING: regs.PACKING_CODES[self.packing],
-                regs.VMAX: self.vmax, regs.KMAX: self.kmax, regs.STREAM_BITS: self.width,
-                regs.LATENCY: regs.PIPELINE_LATENCY, regs.OUT_DEPTH: regs.RESULT_FIFO_DEPTH}[off]
+        m = self.regmap
+        words = {regs.ID: m.id_value, regs.VERSION: m.version,
+                 **{m.word(name): v for name, v in self.build_words().items()}}
+        return self.config_override.get(off, words[off])
 
     def read(self, off: int) -> int:
-        return _read_control(self, regs, off)
+        """An AXI-Lite read: the control word, an argument, the error flag, a counter half,
+        or a config word (0 elsewhere)."""
+        if off == regs.CTRL:
+            idle = not self.running
+            return ((not idle) * regs.AP_START | self.done * regs.AP_DONE
+                    | idle * (regs.AP_IDLE | regs.AP_READY))
+        if off in self.args:
+            return self.args[off]
+        if off == regs.STATUS:
+            return int(self.err)
+        counters = dict(zip(regs.COUNTERS, (self.busy, self.stall_in, self.stall_out),
+                            strict=True))
+        if off in counters:
+            return counters[off] & 0xFFFF_FFFF
+        if off - 4 in counters:
+            return counters[off - 4] >> 32
+        if off in self.regmap.config_offsets:
+            return self.config_word(off)
+        return 0
 
     def write(self, off: int, value: int) -> None:
+        self.writes.append((off, value))
         if off in self.args:
             self.args[off] = value
         elif off == regs.CTRL and value & regs.AP_START and not self.running:
-            n, k, m, v = (self.args[a] for a in (regs.N, regs.K, regs.M, regs.V))
             self.done = self.err = False
-            if min(n, k, m, v) < 1 or k > self.kmax or v > self.vmax:
+            if self.refuses(self.named_args()):
                 self.done = self.err = True
             else:
                 self.running = True
@@ -144,26 +169,59 @@ class _Engine:
         """Run the started call once the input stream holds all of it."""
         if not self.running or self.hang:
             return
-        n, k, m, v = (self.args[a] for a in (regs.N, regs.K, regs.M, regs.V))
-        beat = self.width // 8
-        need = input_stream_beats(n, k, m, self.pe, self.simd, self.packing, v) * beat
+        a = self.named_args()
+        need = self.input_bytes(a)
         if len(self.inbox) < need:
             return
-        stream = np.frombuffer(bytes(self.inbox[:need]), dtype=np.uint8).reshape(-1, beat)
+        raw = np.frombuffer(bytes(self.inbox[:need]), dtype=np.uint8)
         del self.inbox[:need]
-        w, x = self._decode(stream, n, k, m, v)
-        y = golden_gemv(w, x)
-        out = expected_output_stream(y, self.pe, v)
-        assert out.shape[0] == output_stream_beats(n, m, self.pe)
-        self.outbox += out.tobytes()
-        # a stream wider than the HP port waits for each beat's remaining port cycles
-        stall = port_stall_cycles(need // beat, self.width, self.port_bits)
-        self.stall_in += stall
-        self.busy += engine_cycles(n, k, m, self.pe, self.simd, v, beat,
-                                   regs.PIPELINE_LATENCY) + stall
-        self.calls.append({"n": n, "k": k, "m": m, "v": v, "w": w, "x": x})
+        out, cycles, record = self.compute(a, raw)
+        self.outbox += out
+        self.busy += cycles
+        self.calls.append(record)
         self.running = False
         self.done = True
+
+
+class _Engine(_Unit):
+    """ternary_gemv: decodes the stream as overlays/STREAM.md lays it out, answers with
+    ``golden_gemv``, counts ``engine_cycles``."""
+
+    regmap = regs.ENGINE
+
+    def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int,
+                 port_bits: int | None = None) -> None:
+        super().__init__()
+        self.pe, self.simd, self.packing, self.vmax, self.kmax = pe, simd, packing, vmax, kmax
+        self.width = stream_bits(pe, simd, packing)
+        # the HP port the engine's DMA reads through (None: as wide as any stream)
+        self.port_bits = port_bits
+
+    def build_words(self) -> dict[str, int]:
+        return {"PE": self.pe, "SIMD": self.simd, "PACKING": regs.PACKING_CODES[self.packing],
+                "VMAX": self.vmax, "KMAX": self.kmax, "STREAM_BITS": self.width,
+                "LATENCY": regs.PIPELINE_LATENCY, "OUT_DEPTH": regs.RESULT_FIFO_DEPTH}
+
+    def refuses(self, a: dict[str, int]) -> bool:
+        return (min(a["N"], a["K"], a["M"], a["V"]) < 1 or a["K"] > self.kmax
+                or a["V"] > self.vmax)
+
+    def input_bytes(self, a: dict[str, int]) -> int:
+        return input_stream_beats(a["N"], a["K"], a["M"], self.pe, self.simd, self.packing,
+                                  a["V"]) * (self.width // 8)
+
+    def compute(self, a: dict[str, int], raw: np.ndarray) -> tuple[bytes, int, dict]:
+        n, k, m, v = a["N"], a["K"], a["M"], a["V"]
+        beat = self.width // 8
+        w, x = self._decode(raw.reshape(-1, beat), n, k, m, v)
+        out = expected_output_stream(golden_gemv(w, x), self.pe, v)
+        assert out.shape[0] == output_stream_beats(n, m, self.pe)
+        # a stream wider than the HP port waits for each beat's remaining port cycles
+        stall = port_stall_cycles(raw.size // beat, self.width, self.port_bits)
+        self.stall_in += stall
+        cycles = engine_cycles(n, k, m, self.pe, self.simd, v, beat,
+                               regs.PIPELINE_LATENCY) + stall
+        return out.tobytes(), cycles, {"n": n, "k": k, "m": m, "v": v, "w": w, "x": x}
 
     def _decode(self, stream: np.ndarray, n: int, k: int, m: int, v: int
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -189,77 +247,55 @@ class _Engine:
         return w, np.concatenate(xs, axis=0)
 
 
-class _AttnUnit:
-    """kv_attn's register file and behaviour (one whole call at a time), as _Engine's."""
+class _AttnUnit(_Unit):
+    """kv_attn: decodes each call's stream as overlays/KV_ATTN.md lays it out, answers with
+    ``kv_attn_reference``, counts ``kv_attn_cycles``."""
+
+    regmap = regs.KV_ATTN
 
     def __init__(self, g: int, d: int, hmax: int, tmax: int, out_depth: int = 32) -> None:
+        super().__init__()
         self.g, self.d, self.hmax, self.tmax, self.out_depth = g, d, hmax, tmax, out_depth
-        r = kv_attn_regs
-        self.args = {r.MODE: 0, r.T: 0, r.H: 0}
-        self.busy = self.stall_in = self.stall_out = 0
-        self.running = self.done = self.err = False
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-        self.hang = False                   # fault injection: never finish a call
-        self.config_override: dict[int, int] = {}   # fault injection: a config word lies
-        self.writes: list[tuple[int, int]] = []     # every register write (for tests)
-        self.calls: list[dict] = []
 
-    def config_word(self, off: int) -> int:
-        r = kv_attn_regs
-        words = {r.ID: r.ID_VALUE, r.VERSION: r.VERSION_VALUE, r.G: self.g, r.D: self.d,
-                 r.HMAX: self.hmax, r.TMAX: self.tmax, r.STREAM_BITS: 8 * KV_ATTN_BEAT_BYTES,
-                 r.LATENCY: r.PIPELINE_LATENCY, r.OUT_DEPTH: self.out_depth}
-        return self.config_override.get(off, words[off])
+    def build_words(self) -> dict[str, int]:
+        return {"G": self.g, "D": self.d, "HMAX": self.hmax, "TMAX": self.tmax,
+                "STREAM_BITS": 8 * KV_ATTN_BEAT_BYTES,
+                "LATENCY": kv_attn_regs.PIPELINE_LATENCY, "OUT_DEPTH": self.out_depth}
 
-    def read(self, off: int) -> int:
-        return _read_control(self, kv_attn_regs, off)
+    def refuses(self, a: dict[str, int]) -> bool:
+        return (a["MODE"] not in (0, 1) or not 1 <= a["T"] <= self.tmax
+                or not 1 <= a["H"] <= self.hmax)
 
-    def write(self, off: int, value: int) -> None:
-        r = kv_attn_regs
-        self.writes.append((off, value))
-        if off in self.args:
-            self.args[off] = value
-        elif off == r.CTRL and value & r.AP_START and not self.running:
-            mode, t, h = (self.args[a] for a in (r.MODE, r.T, r.H))
-            self.done = self.err = False
-            if mode not in (0, 1) or not 1 <= t <= self.tmax or not 1 <= h <= self.hmax:
-                self.done = self.err = True
-            else:
-                self.running = True
+    def _block_bytes(self, a: dict[str, int]) -> int:
+        if a["MODE"] == MODE_SCORES:
+            return a["H"] * self.g * self.d
+        return kv_attn_p_beats(a["T"], a["H"], self.g) * KV_ATTN_BEAT_BYTES
 
-    def step(self) -> None:
-        """Run the started call once the input stream holds all of it (KV_ATTN.md)."""
-        if not self.running or self.hang:
-            return
-        r = kv_attn_regs
-        mode, t, h = (self.args[a] for a in (r.MODE, r.T, r.H))
-        beat, g, d = KV_ATTN_BEAT_BYTES, self.g, self.d
-        nblk = h * g * d if mode == MODE_SCORES else kv_attn_p_beats(t, h, g) * beat
-        need = nblk + t * h * d
-        if len(self.inbox) < need:
-            return
-        raw = np.frombuffer(bytes(self.inbox[:need]), dtype=np.uint8)
-        del self.inbox[:need]
+    def input_bytes(self, a: dict[str, int]) -> int:
+        return self._block_bytes(a) + a["T"] * a["H"] * self.d
+
+    def compute(self, a: dict[str, int], raw: np.ndarray) -> tuple[bytes, int, dict]:
+        mode, t, h = a["MODE"], a["T"], a["H"]
+        g, d, nblk = self.g, self.d, self._block_bytes(a)
         cache = raw[nblk:].view(np.int8).reshape(t, h, d)
         if mode == MODE_SCORES:
             block = raw[:nblk].view(np.int8).reshape(h, g, d)
+            pad = raw[:0]
         else:
             block = raw[:2 * t * h * g].view("<u2").astype(np.uint16).reshape(t, h, g)
+            pad = raw[2 * t * h * g:nblk]
         y = kv_attn_reference(mode, block, cache)
-        self.outbox += y.astype("<i4").tobytes()   # MODE 0 (t, h, g), MODE 1 (h, d, g)
-        self.busy += kv_attn_cycles(mode, t, h, g, d, r.PIPELINE_LATENCY)
-        self.calls.append({"mode": mode, "t": t, "h": h, "block": block.copy(),
-                           "cache": cache.copy(), "pad": raw[2 * t * h * g:nblk].copy()
-                           if mode != MODE_SCORES else raw[:0].copy()})
-        self.running = False
-        self.done = True
+        cycles = kv_attn_cycles(mode, t, h, g, d, kv_attn_regs.PIPELINE_LATENCY)
+        # results: MODE 0 (t, h, g), MODE 1 (h, d, g)
+        return y.astype("<i4").tobytes(), cycles, {
+            "mode": mode, "t": t, "h": h, "block": block.copy(), "cache": cache.copy(),
+            "pad": pad.copy()}
 
 
 class _Dma:
-    """An AXI DMA in simple mode, wired MM2S -> engine -> S2MM."""
+    """An AXI DMA in simple mode, wired MM2S -> unit -> S2MM."""
 
-    def __init__(self, memory: _Memory, engine: _Engine | _AttnUnit) -> None:
+    def __init__(self, memory: _Memory, engine: _Unit) -> None:
         self.memory, self.engine = memory, engine
         self.reg = {off: 0 for off in range(0, 0x60, 4)}
         self.reg[DMASR] = self.reg[S2MM + DMASR] = SR_HALTED
@@ -312,9 +348,10 @@ class _Dma:
 class EmulatedDevice(pynq.Device):
     """A pynq Device holding ``engines`` ternary_gemv engines, each with its own AXI DMA
     (``ternary_gemv_<i>`` fed by ``axi_dma_<i>``, as the Vivado flow builds them), and with
-    ``attn=(G, D, HMAX, TMAX)`` the attention unit ``kv_attn_0`` fed by ``axi_dma_attn``;
-    ``port_bits``: the board's HP port width (a board file's ``link.port_width_bits``), which
-    an engine's wider input stream waits on (None: no such limit)."""
+    ``attn=(G, D, HMAX, TMAX)`` ``attn_units`` attention units (``kv_attn_<a>`` fed by
+    ``axi_dma_attn_<a>``); ``port_bits``: the board's HP port width (a board file's
+    ``link.port_width_bits``), which an engine's wider input stream waits on (None: no such
+    limit)."""
 
     _probe_priority_ = 1
 
@@ -326,7 +363,7 @@ class EmulatedDevice(pynq.Device):
     def __init__(self, tag: str = "emulated-tgemv", pe: int = 8, simd: int = 16,
                  packing: str = "i2", vmax: int = 4, kmax: int = 8192,
                  dma_length_bits: int = 26, engines: int = 1,
-                 attn: tuple[int, int, int, int] | None = None,
+                 attn: tuple[int, int, int, int] | None = None, attn_units: int = 1,
                  port_bits: int | None = None) -> None:
         super().__init__(tag)
         self.dma_length_bits = dma_length_bits
@@ -336,9 +373,14 @@ class EmulatedDevice(pynq.Device):
         self.engines = [_Engine(pe, simd, packing, vmax, kmax, port_bits)
                         for _ in range(engines)]
         self.dmas = [_Dma(self.default_memory, e) for e in self.engines]
-        self.attn = _AttnUnit(*attn) if attn else None
-        self.attn_dma = _Dma(self.default_memory, self.attn) if self.attn else None
+        self.attns = [_AttnUnit(*attn) for _ in range(attn_units)] if attn else []
+        self.attn_dmas = [_Dma(self.default_memory, u) for u in self.attns]
         self.flushes = self.invalidates = 0
+        # every slave by its base address: (base, span, target)
+        self._slaves = [(base + i * span, span, target) for base, span, targets in (
+            (DMA_BASE, DMA_SPAN, self.dmas), (ENGINE_BASE, regs.SPAN, self.engines),
+            (ATTN_DMA_BASE, DMA_SPAN, self.attn_dmas), (ATTN_BASE, regs.SPAN, self.attns))
+            for i, target in enumerate(targets)]
 
     @property
     def engine(self) -> _Engine:
@@ -348,19 +390,20 @@ class EmulatedDevice(pynq.Device):
     def dma(self) -> _Dma:
         return self.dmas[0]
 
+    @property
+    def attn(self) -> _AttnUnit | None:
+        """The first attention unit (None without any)."""
+        return self.attns[0] if self.attns else None
+
+    @property
+    def attn_dma(self) -> _Dma | None:
+        return self.attn_dmas[0] if self.attn_dmas else None
+
     # -- what pynq.MMIO calls (REGISTER_RW devices) -------------------------------------
     def _target(self, address: int):
-        for i in range(len(self.engines)):
-            dma_base, eng_base = DMA_BASE + i * DMA_SPAN, ENGINE_BASE + i * regs.SPAN
-            if dma_base <= address < dma_base + DMA_SPAN:
-                return self.dmas[i], address - dma_base
-            if eng_base <= address < eng_base + regs.SPAN:
-                return self.engines[i], address - eng_base
-        if self.attn is not None:
-            if ATTN_DMA_BASE <= address < ATTN_DMA_BASE + DMA_SPAN:
-                return self.attn_dma, address - ATTN_DMA_BASE
-            if ATTN_BASE <= address < ATTN_BASE + kv_attn_regs.SPAN:
-                return self.attn, address - ATTN_BASE
+        for base, span, target in self._slaves:
+            if base <= address < base + span:
+                return target, address - base
         raise ValueError(f"emulated device: nothing at {address:#x}")
 
     def read_registers(self, address: int, length: int) -> bytes:
@@ -386,15 +429,15 @@ class EmulatedDevice(pynq.Device):
     # -- what an Overlay would have parsed from the .hwh ---------------------------------
     @property
     def ip_dict(self) -> dict[str, dict]:
+        from dse.hw.pynq_driver import KV_ATTN_DMA
+
         out = {}
         for i in range(len(self.engines)):
             out[f"axi_dma_{i}"] = self.dma_description(i)
             out[f"ternary_gemv_{i}"] = self.engine_description(i)
-        if self.attn is not None:
-            from dse.hw.pynq_driver import KV_ATTN_DMA
-
-            out[KV_ATTN_DMA] = self.attn_dma_description()
-            out["kv_attn_0"] = self.attn_description()
+        for a in range(len(self.attns)):
+            out[f"{KV_ATTN_DMA}_{a}"] = self.attn_dma_description(a)
+            out[f"kv_attn_{a}"] = self.attn_description(a)
         return out
 
     @ip_dict.setter
@@ -406,19 +449,26 @@ class EmulatedDevice(pynq.Device):
         return self._dma_description(f"axi_dma_{i}", DMA_BASE + i * DMA_SPAN,
                                      self.engines[i].width, 32 * self.engines[i].pe)
 
-    def attn_dma_description(self) -> dict:
-        """``axi_dma_attn``: 128-bit MM2S, 32*G-bit S2MM (build_overlay.tcl)."""
+    def attn_dma_description(self, a: int = 0) -> dict:
+        """``axi_dma_attn_<a>``: 128-bit MM2S, 32*G-bit S2MM (build_overlay.tcl)."""
         from dse.hw.pynq_driver import KV_ATTN_DMA
 
-        return self._dma_description(KV_ATTN_DMA, ATTN_DMA_BASE, 8 * KV_ATTN_BEAT_BYTES,
-                                     32 * self.attn.g)
+        return self._dma_description(f"{KV_ATTN_DMA}_{a}", ATTN_DMA_BASE + a * DMA_SPAN,
+                                     8 * KV_ATTN_BEAT_BYTES, 32 * self.attns[a].g)
 
-    def attn_description(self) -> dict:
+    def attn_description(self, a: int = 0) -> dict:
         from dse.hw.pynq_driver import KV_ATTN_VLNV
 
-        return {"fullpath": "kv_attn_0", "type": KV_ATTN_VLNV, "phys_addr": ATTN_BASE,
-                "addr_range": kv_attn_regs.SPAN, "device": self, "interrupts": {}, "gpio": {},
-                "state": None, "parameters": {}}
+        return self._ip_description(f"kv_attn_{a}", KV_ATTN_VLNV, ATTN_BASE + a * regs.SPAN)
+
+    def engine_description(self, i: int = 0) -> dict:
+        from dse.hw.pynq_driver import VLNV
+
+        return self._ip_description(f"ternary_gemv_{i}", VLNV, ENGINE_BASE + i * regs.SPAN)
+
+    def _ip_description(self, name: str, vlnv: str, base: int) -> dict:
+        return {"fullpath": name, "type": vlnv, "phys_addr": base, "addr_range": regs.SPAN,
+                "device": self, "interrupts": {}, "gpio": {}, "state": None, "parameters": {}}
 
     def _dma_description(self, name: str, base: int, width: int, out_width: int) -> dict:
         return {
@@ -436,13 +486,6 @@ class EmulatedDevice(pynq.Device):
                 "c_s_axis_s2mm_tdata_width": str(out_width),
             },
         }
-
-    def engine_description(self, i: int = 0) -> dict:
-        from dse.hw.pynq_driver import VLNV
-
-        return {"fullpath": f"ternary_gemv_{i}", "type": VLNV,
-                "phys_addr": ENGINE_BASE + i * regs.SPAN, "addr_range": regs.SPAN,
-                "device": self, "interrupts": {}, "gpio": {}, "state": None, "parameters": {}}
 
 
 def open_emulated(**engine: object):
@@ -469,12 +512,21 @@ def open_emulated(**engine: object):
 
 
 def open_emulated_attention(g: int = 4, d: int = 128, hmax: int = 5, tmax: int = 64,
-                            **device: object):
-    """An emulated overlay's kv_attn driver wired to its (unmodified pynq) ``axi_dma_attn``;
-    ``device`` takes EmulatedDevice's other parameters. The device is ``driver.device``."""
-    from dse.hw.pynq_driver import attn_driver_class
+                            units: int = 1, **device: object):
+    """An emulated overlay's kv_attn unit(s) wired to their (unmodified pynq)
+    ``axi_dma_attn_<a>``, as ``open_attention`` returns them: one unit's driver, or an
+    ``AttnGroup`` of ``units``; ``device`` takes EmulatedDevice's other parameters. The
+    device is ``driver.device``."""
+    from dse.hw.pynq_driver import AttnGroup, attn_driver_class
 
-    dev = EmulatedDevice(attn=(g, d, hmax, tmax), **device)
-    unit = attn_driver_class()(dev.attn_description())
-    unit.dma = DMA(dev.attn_dma_description())
-    return unit
+    dev = EmulatedDevice(attn=(g, d, hmax, tmax), attn_units=units, **device)
+    drivers = []
+    for a in range(units):
+        unit = attn_driver_class()(dev.attn_description(a))
+        unit.dma = DMA(dev.attn_dma_description(a))
+        drivers.append(unit)
+    if units == 1:
+        return drivers[0]
+    group = AttnGroup(drivers)
+    group.device = dev
+    return group

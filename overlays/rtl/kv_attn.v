@@ -113,19 +113,28 @@ module kv_attn #(
     wire clk   = ap_clk;
     wire rst_n = ap_rst_n;
 
-    // ---- control registers -----------------------------------------------------------------
-    wire [31:0] arg_mode, arg_t, arg_h;
+    // ---- control registers (axil_ctrl.v; dse/hw/regs.py KV_ATTN is the same map) ------------
+    // build words read back by software: the input stream width and the per-call fill/drain
+    localparam integer STREAM_BITS = 128;
+    wire [32*3-1:0] ctrl_args;
+    wire [31:0] arg_mode = ctrl_args[32*0 +: 32];
+    wire [31:0] arg_t    = ctrl_args[32*1 +: 32];
+    wire [31:0] arg_h    = ctrl_args[32*2 +: 32];
     wire        start;
     reg         done_r, err_r;
-    reg  [63:0] busy_cnt, stall_in_cnt, stall_out_cnt;
+    wire        stall_in_now, stall_out_now;
 
     localparam [2:0] S_IDLE = 3'd0, S_BLK = 3'd1, S_ROW = 3'd2, S_WAIT = 3'd3, S_OUT = 3'd4,
                      S_DRAIN = 3'd5, S_FLUSH = 3'd6;
     reg [2:0] state;
 
-    kvattn_ctrl #(
-        .G(G), .D(D), .HMAX(HMAX), .TMAX(TMAX), .STREAM_BITS(128), .LATENCY(LATENCY),
-        .OUT_DEPTH(OUT_DEPTH)
+    axil_ctrl #(
+        .NARGS(3),
+        .ARG_RESET({32'd0, 32'd0, 32'd0}),                           // H, T, MODE = 0
+        .ID_VALUE(32'h4b56_4154),                                    // "KVAT"
+        .VERSION_VALUE(32'd2),
+        .NBUILD(7),
+        .BUILD_WORDS({OUT_DEPTH, LATENCY, STREAM_BITS, TMAX, HMAX, D, G})
     ) u_ctrl (
         .clk(clk), .rst_n(rst_n),
         .awaddr(s_axi_control_awaddr), .awvalid(s_axi_control_awvalid),
@@ -138,10 +147,9 @@ module kv_attn #(
         .arready(s_axi_control_arready),
         .rdata(s_axi_control_rdata), .rresp(s_axi_control_rresp),
         .rvalid(s_axi_control_rvalid), .rready(s_axi_control_rready),
-        .arg_mode(arg_mode), .arg_t(arg_t), .arg_h(arg_h), .start(start),
+        .args(ctrl_args), .start(start),
         .idle(state == S_IDLE), .done(done_r), .err(err_r),
-        .busy_cycles(busy_cnt), .stall_in_cycles(stall_in_cnt),
-        .stall_out_cycles(stall_out_cnt)
+        .stall_in(stall_in_now), .stall_out(stall_out_now)
     );
 
     // ---- call state ------------------------------------------------------------------------
@@ -187,6 +195,11 @@ module kv_attn #(
     wire final_xfer = m_axis_tvalid && m_axis_tready && m_axis_tlast;
     wire early_busy;              // a beat is in the read, multiply or tree stages
 
+    // stalls (counted by axil_ctrl): every busy cycle is nominal or exactly one kind of stall
+    assign stall_in_now  = s_axis_tready && !s_axis_tvalid;
+    assign stall_out_now = ((state == S_ROW || state == S_OUT) && !credit_ok)
+                        || ((state == S_FLUSH) && !sent_last && !final_xfer);
+
     wire bad_args = (arg_mode > 32'd1) || (arg_t == 32'd0) || (arg_t > TMAX)
                  || (arg_h == 32'd0) || (arg_h > HMAX);
     wire [TW-1:0] t_arg = arg_t[TW-1:0];
@@ -200,9 +213,6 @@ module kv_attn #(
             state         <= S_IDLE;
             done_r        <= 1'b0;
             err_r         <= 1'b0;
-            busy_cnt      <= 64'd0;
-            stall_in_cnt  <= 64'd0;
-            stall_out_cnt <= 64'd0;
             pending       <= {PW{1'b0}};
             sent_last     <= 1'b0;
             mode_r        <= 1'b0;
@@ -215,13 +225,6 @@ module kv_attn #(
             t0 <= 1'b1; prw <= {PA{1'b0}}; prs <= {LPG{1'b0}};
             dw <= {QA{1'b0}}; di <= 4'd0;
         end else begin
-            // counters: every busy cycle is nominal or exactly one kind of stall
-            if (state != S_IDLE) busy_cnt <= busy_cnt + 1'b1;
-            if (s_axis_tready && !s_axis_tvalid) stall_in_cnt <= stall_in_cnt + 1'b1;
-            if (((state == S_ROW || state == S_OUT) && !credit_ok)
-                || ((state == S_FLUSH) && !sent_last && !final_xfer))
-                stall_out_cnt <= stall_out_cnt + 1'b1;
-
             if ((row_beat && !mode_r && rj_last) || out_issue) begin
                 if (!out_pop) pending <= pending + 1'b1;
             end else if (out_pop) begin

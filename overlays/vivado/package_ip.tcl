@@ -10,11 +10,12 @@
 # inferred AXI interfaces lets the block design connect the DMA and the PS by interface.
 
 set ::tgemv_rtl_dir [file normalize [file join [file dirname [info script]] .. rtl]]
+# Both IPs instantiate the shared AXI4-Lite control slave and counters (axil_ctrl.v).
 set ::tgemv_rtl_files {
-    tgemv_ctrl.v tgemv_dot.v tgemv_b3dec.v tgemv_actbuf.v tgemv_fifo.v ternary_gemv.v
+    axil_ctrl.v tgemv_dot.v tgemv_b3dec.v tgemv_actbuf.v tgemv_fifo.v ternary_gemv.v
 }
 # kv_attn reuses the engine's result FIFO.
-set ::kvattn_rtl_files {kvattn_ctrl.v tgemv_fifo.v kv_attn.v}
+set ::kvattn_rtl_files {axil_ctrl.v tgemv_fifo.v kv_attn.v}
 
 # Package one top of overlays/rtl as dse:hls:<top>:1.0 under <repo_dir>/<top>. Both IPs have
 # the same bus ports (s_axi_control_*, s_axis_*, m_axis_* on ap_clk, ap_rst_n active low);
