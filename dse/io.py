@@ -1,17 +1,23 @@
 """Files at the edge: reading inputs, and the one output layer every command writes through.
 
 Reading: ``read_text``, ``parse_json``, ``parse_yaml`` give the one-line error every loader
-gives (a missing file, not UTF-8, bad syntax, a document nested too deeply to parse).
+gives (a missing file, not UTF-8, bad syntax, a document nested too deeply to parse, a key set
+twice, YAML aliases expanding past a million values). ``parse_yaml`` records where each field
+is, so a loader's later error about a field names its line (``dse.errors.located``).
 
 Writing: an ``Outputs`` transaction. A command *claims* every output path before it starts
 working (a path that is a folder, that is also an input of the run, whose folder is missing or
 not writable fails in a second, not after a 20-minute run), *stages* the bytes as it produces
-them, and *commits* at the end: every staged file is written to a temporary file beside its
-target, then all are renamed into place together, or none is written. A report that a command
-adds a section to is re-read and rewritten under a lock (``flock`` on a sidecar file), so two
-runs adding sections for different boards keep both. Rewrites keep the file's mode (and owner,
-when run as root), write through a symlink to its target, and write a hard-linked file in place
-so its other names see the new text. Every ``OSError`` becomes a one-line ``DseError``.
+them, and *commits* at the end: every staged file is written in full to a temporary file
+beside its target, then all are put in place together (signals held), or none is: a failure
+while putting them in place gives the ones already replaced their old contents back. A report
+that a command adds a section to is re-read (line endings as they are) and rewritten under a
+lock (``flock`` on a sidecar file), so two runs adding sections for different boards keep
+both. Rewrites keep the file's mode (and owner, when run as root), write through a symlink to
+its target, and write a hard-linked file in place (so its other names see the new text) in an
+order that never leaves it cut short: a full disk leaves it exactly as it was. No temporary,
+backup or lock file outlives a failure or a signal. Every ``OSError`` becomes a one-line
+``DseError`` naming the file.
 
 JSON out is strict (``json_text``): a NaN or infinity is refused, naming where it is, and
 nothing is written.

@@ -7,7 +7,13 @@ first fault becomes ``FILE: dotted.field.path: expected ..., got ...`` (``dse.er
 
 The bounds named ``Max*`` are sanity limits orders of magnitude beyond any real part, board or
 run (a 10 THz clock, a petabyte of DDR): they exist so that an accepted value can never
-overflow a float downstream, not to describe hardware.
+overflow a float downstream, not to describe hardware. ``QUANTITIES`` gives each physical
+quantity a file states (a PL clock, a bandwidth, a core count, an engine count, a model
+dimension) its own range, the same in every file kind: pydantic fields through ``quantity``,
+hand-written loaders through ``check_quantity``, one wording of the error either way.
+
+The files themselves are parsed by ``dse.io`` (a key set twice refused, each YAML field's line
+kept for the error).
 """
 
 from __future__ import annotations
