@@ -175,26 +175,22 @@ _STOPPED = {"signal": 0, "working": False, "deferred": False}
 _STARTED: list = []
 
 
-def _in_finalizer(frame) -> bool:
-    """Whether the interrupted code is a finalizer (``__del__``, a weakref callback): an
-    exception raised there is printed and dropped, never reaching the command."""
-    if frame is None:
-        return False
-    code = frame.f_code
-    return (code.co_name == "__del__"
-            or code.co_filename.endswith(("weakref.py", "_weakrefset.py"))
-            or (code.co_name == "cb" and code.co_filename.startswith("<frozen importlib")))
+def _resend_later(signum: int) -> None:
+    """Put a signal off: send it to this process again in 10 ms."""
+    import os
+    import threading
+
+    _STOPPED["deferred"] = True
+    threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
 
 
 def _on_signal(signum, frame) -> None:
     """SIGINT or SIGTERM: tell the processes dse started (a ``kill`` reaches dse alone),
     then unwind the work like Ctrl-C, so temporary files and locks go on the way out. Once
     the work is over (dse is reporting how it ended) the signal is only noted, so nothing is
-    raised where nothing can catch it; a second one ends the process at once. Caught inside
-    a finalizer, where the exception would be dropped, the signal is sent again 10 ms later."""
+    raised where nothing can catch it; a second one ends the process at once."""
     import os
     import signal
-    import threading
 
     from dse import procs
 
@@ -206,13 +202,24 @@ def _on_signal(signum, frame) -> None:
         _STARTED = procs.descendants()
         procs.signal_all(_STARTED, signum)
     _STOPPED.update(signal=signum, deferred=False)
-    if not _STOPPED["working"]:
-        return
-    if _in_finalizer(frame):
-        _STOPPED["deferred"] = True
-        threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
-        return
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if _STOPPED["working"]:
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _unraisable(hook):
+    """``sys.unraisablehook`` while dse works: the signal's exception, raised where Python
+    drops exceptions (a ``__del__``, a weakref or a generator being finalized), is not printed
+    but put off, so the command is stopped 10 ms later instead of never."""
+    import signal
+
+    def handle(info) -> None:
+        if isinstance(info.exc_value, KeyboardInterrupt) and _STOPPED["signal"]:
+            _resend_later(signal.SIGTERM if isinstance(info.exc_value, Terminated)
+                          else signal.SIGINT)
+            return
+        hook(info)
+
+    return handle
 
 
 def _handle_signals():
@@ -227,10 +234,13 @@ def _handle_signals():
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable(old_hook)
 
     def restore() -> None:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = old_hook
 
     return restore
 

@@ -509,3 +509,30 @@ def test_sigterm_ends_the_processes_dse_started(tmp_path):
     else:
         os.kill(grandchild, signal.SIGKILL)
         pytest.fail("the grandchild outlived dse")
+
+
+_SIGNAL_IN_FINALIZER = r"""
+import os, signal, sys, time
+import dse.cli
+
+class Finalized:
+    def __del__(self):  # the signal lands here, where Python drops exceptions
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+
+def work(argv):
+    Finalized()
+    time.sleep(30)
+    return 0
+
+dse.cli._run = work
+sys.exit(dse.cli.main())
+"""
+
+
+def test_a_signal_landing_in_a_finalizer_still_stops_the_run(tmp_path):
+    """Raised inside a ``__del__``, the interrupt would be printed as 'Exception ignored'
+    and lost; it is put off by 10 ms and stops the run, in one line."""
+    res = subprocess.run([sys.executable, "-c", _SIGNAL_IN_FINALIZER], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 143 and res.stderr == "dse: terminated\n", res.stderr
