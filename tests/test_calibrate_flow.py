@@ -204,6 +204,8 @@ def test_calibrate_cli_board_backend_writes_only_where_told(setup, tmp_path, cap
     _, _, design = setup
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cmd, "_make_backend", lambda args, b, d: ModelBackend(b, design))
+    monkeypatch.setattr(cmd, "_preflight", lambda args: None)  # the stand-in needs no pynq
+    monkeypatch.setattr(cmd, "_doctor", lambda *a: None)  # nor has it registers to examine
     state = tree_state()
     rc = main(["calibrate", "--board", str(ROOT / "boards" / "zcu104.yaml"), "--backend",
                "pynq", "--layers", "model.layers.0.self_attn.[ko]_proj", "--repeats", "1",

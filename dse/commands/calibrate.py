@@ -104,6 +104,51 @@ def _plan_design(fields: dict, path: Path):
                        f"fields ({exc})") from None
 
 
+def _preflight(args) -> None:
+    """What the backend needs, checked before the search: off the board, ``--backend pynq``
+    fails in a second, in one line."""
+    if args.backend == "pynq":
+        from dse.hw.pynq_backend import check_ready
+
+        check_ready(args.overlay)
+
+
+def _plan_attention(path: Path | None):
+    """The attention unit of ``--plan``'s best plan (None: no plan, or a plan without one)."""
+    if path is None:
+        return None
+    from dataclasses import fields
+
+    from dse.model.project import AttentionUnit
+
+    data = load_json(path, "plan")
+    try:
+        att = data["plans"][0]["projections"][0]["plan"].get("attention")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    if not isinstance(att, dict):
+        return None
+    known = {f.name for f in fields(AttentionUnit)} - {"buildable", "build_note"}
+    try:
+        return AttentionUnit(**{k: v for k, v in att.items() if k in known})
+    except TypeError:
+        raise DseError(f"{path}: plans.0.projections.0.plan.attention: expected the "
+                       f"attention unit's fields") from None
+
+
+def _doctor(args, backend, planned) -> None:
+    """The board doctor (``dse.hw.doctor``) before anything runs on the board: a mismatch
+    between the board, the bitstream and the plan refuses the calibration in one line."""
+    from dse.hw import doctor
+
+    findings = doctor.examine(backend.engine, args.overlay.with_suffix(".hwh"), planned,
+                              _plan_attention(args.plan))
+    print("board doctor:")
+    for f in findings:
+        print(f.line())
+    doctor.verdict(findings, args.overlay)
+
+
 def _make_backend(args, board, design):
     """sim: the RTL build of exactly ``design`` (the plan's engine; --sim-* override it)."""
     if args.backend == "sim":
@@ -121,8 +166,6 @@ def _make_backend(args, board, design):
         return SimBackend.for_design(board, design, shipped_template())
     from dse.hw.pynq_backend import PynqBackend
 
-    if args.overlay is None:
-        raise DseError("--overlay: expected the overlay's .bit file for --backend pynq")
     return PynqBackend(board, args.overlay, timeout_s=args.timeout)
 
 
@@ -213,6 +256,7 @@ def _run_backend(args: argparse.Namespace) -> int:
     from dse.search.explore import explore
 
     board = resolve_board(args.board)
+    _preflight(args)
     mi = load_model_input(args.model, args.profile)
     wl, profile, stem = mi.workload, mi.profile, mi.stem
     out, out_path, report_path = _outputs(args, mi, [board.path])
@@ -235,6 +279,8 @@ def _run_backend(args: argparse.Namespace) -> int:
     weights = _load_weights(args.weights, {la.name for la in layers}) if args.weights else None
     # the build to measure: the plan's engine (the best plan's by default)
     backend = _make_backend(args, board, planned or best_before.plan.design)
+    if args.backend == "pynq":
+        _doctor(args, backend, planned)
     design = backend.overlay_design()
     flow.check_design(design, planned)
     shapes = flow.unique_shapes(layers)

@@ -141,21 +141,34 @@ def run(args: argparse.Namespace) -> int:
             columns.append((title, [str(c) for c in cells]))
     rows = [[title, *[cells[i] for _, cells in columns]] for i, (title, *_) in enumerate(ROWS)]
     print(text_table(["", *[t for t, _ in columns]], rows))
-    summaries = boards_of([_load(f) for f in args.files])
+    loaded = [(f, _load(f)) for f in args.files]
+    summaries = boards_of([data for _, data in loaded])
     if len(summaries) > 1:
         from dse.report.explore_md import boards_table
 
         print("\nboards compared (best plan of each):")
         print(boards_table(summaries, "en"))
+    unread = [str(f) for f, data in loaded if data.get("format") == "dse-explore"
+              and not _usable(data.get("summary"))]
+    if unread:
+        print(f"not in the boards table: {', '.join(unread)} (no summary this dse version "
+              f"reads: written by another version?)")
     return 0
+
+
+def _usable(sm: object) -> bool:
+    from dse.report.explore_md import usable_summary
+
+    return usable_summary(sm)
 
 
 def boards_of(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The best-plan summary of each board among explore JSON files, in file order (the same
-    rows as a report's "Boards compared" table)."""
+    rows as a report's "Boards compared" table); a summary this version cannot read (another
+    version's) is left out."""
     seen: dict[str, dict[str, Any]] = {}
     for data in files:
         sm = data.get("summary") if data.get("format") == "dse-explore" else None
-        if isinstance(sm, dict) and sm.get("board") not in seen:
+        if _usable(sm) and sm["board"] not in seen:
             seen[sm["board"]] = sm
     return list(seen.values())

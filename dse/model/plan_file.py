@@ -31,7 +31,6 @@ Every PL unit kind (``dse.model.units``) has its own top-level key, read by that
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, fields
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -44,7 +43,7 @@ from dse.model.ops import KV_DTYPES
 from dse.model.project import Plan
 from dse.model.units import kinds
 from dse.model.workload import Layer, Workload
-from dse.schema import MAX_COUNT, MAX_QUANTITY
+from dse.schema import MAX_COUNT, QUANTITIES, check_quantity
 
 #: A plan's own fields; each registered PL unit kind adds its key (``top_keys``).
 PLAN_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
@@ -67,7 +66,7 @@ _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
 _NON_NEG_INT = ("resident_bytes", "head_macs")
 #: More engines than any part has DMA channels and HP-port shares for (a ZU19EG has 4 HP
 #: ports); the cost model sums engines one by one, so an absurd count must stop here.
-MAX_ENGINES = 4096
+MAX_ENGINES = int(QUANTITIES["engines"].high)
 #: Integer engine fields (checked here for type and the sanity ceiling ``MAX_COUNT``).
 _INT_FIELDS = ("pe", "simd", "engines", "vectors", "stream_bits", "max_k", *_NON_NEG_INT)
 
@@ -99,10 +98,7 @@ def _engine(data: object, path: str, widest: Layer | None) -> EngineDesign:
     if "packing" in data and not isinstance(data["packing"], str):
         raise located(path, "engine.packing", "a packing name (a string)", data["packing"])
     kwargs = dict(data)
-    clock = kwargs.get("clock_mhz", 250.0)
-    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
-            math.isfinite(clock) and 0 < clock <= MAX_QUANTITY):
-        raise located(path, "engine.clock_mhz", "a finite number > 0", clock)
+    check_quantity(path, "engine.clock_mhz", "pl_clock_mhz", kwargs.get("clock_mhz", 250.0))
     head = kwargs.get("head")
     if isinstance(head, str) and head.lower() == "none":
         kwargs["head"] = None

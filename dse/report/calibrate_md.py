@@ -73,6 +73,10 @@ _S: dict[str, tuple[str, str]] = {
               "Cannot be held out (each is the only evidence for its parameters): {ids}."),
     "loo": ("逐条留一：{rows}。", "Leave-one-out (each entry predicted by a fit to all the "
             "others): {rows}."),
+    "loo.sample": ("逐条留一（{n} 条中均匀选取 {k} 条，各自从完整拟合的参数值重新拟合）：{rows}。",
+                   "Leave-one-out ({k} of the {n} entries, spread evenly, each refitted from "
+                   "the full fit's values): {rows}."),
+    "more": ("，另 {n} 条", ", and {n} more"),
     "h.e2e": ("### 端到端：推荐方案", "### End to end: the recommended plan"),
     "e2e.intro": ("方案 {ref}，引擎 `{design}`，每 token 解码时间，场景：{scen}。基线：能装下的最快"
                   "仅 CPU 运行时 `{brt}`（KV {bkv}），校准后 {base} ms。",
@@ -234,6 +238,16 @@ def _card_relation(plan_id: str, scenario: Mapping, ref: str, card: Mapping, lan
     return _t("card.same", lang, id=plan_id)
 
 
+#: Most entry ids a sentence lists (a log may hold ten thousand).
+MAX_IDS = 12
+
+
+def _ids(ids: list[str], lang: str) -> str:
+    """Entry ids as code, the first ``MAX_IDS`` of them and how many more."""
+    shown = ", ".join(f"`{x}`" for x in ids[:MAX_IDS])
+    return shown + (_t("more", lang, n=len(ids) - MAX_IDS) if len(ids) > MAX_IDS else "")
+
+
 def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, lang: str, *,
                                log: MeasurementLog, e2e: EndToEnd | None,
                                replans: Sequence[tuple[RankedPlan, RankedPlan]],
@@ -286,14 +300,15 @@ def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, l
         out.append(_t("heldout.failed", lang, why=held["failed"]))
     elif held:
         out.append(_t("heldout", lang, tr=len(held["train"]), te=len(held["test"]),
-                      train=", ".join(f"`{x}`" for x in held["train"]),
+                      train=_ids(held["train"], lang),
                       mx=held["max_abs_rel_error"], mean=held["mean_abs_rel_error"]))
         if held.get("alone"):
-            out.append(_t("alone", lang, ids=", ".join(f"`{x}`" for x in held["alone"])))
+            out.append(_t("alone", lang, ids=_ids(held["alone"], lang)))
         loo = held.get("leave_one_out") or {}
         if loo:
-            out.append(_t("loo", lang, rows="; ".join(
-                f"`{k}` {_err(v['error'])}" for k, v in loo.items())))
+            rows = "; ".join(f"`{k}` {_err(v['error'])}" for k, v in loo.items())
+            out.append(_t("loo.sample", lang, k=len(loo), n=held["leave_one_out_of"], rows=rows)
+                       if held.get("leave_one_out_of") else _t("loo", lang, rows=rows))
     if e2e is not None:
         out += ["", *_e2e_block(e2e, lang, card)]
     if replans:
@@ -341,9 +356,8 @@ def _plan_of(e2e: EndToEnd | None, replans) -> dict | None:
 
 def calibrated_comment(data: Mapping) -> str:
     """The machine-readable line naming the plan a calibration section speaks of."""
-    import json
-
-    return f"{_CALIBRATED}{json.dumps(dict(data), ensure_ascii=False, sort_keys=True)} -->"
+    # the summary line's escaping: no value (a board's name, a file's) can end the comment
+    return sections.summary_comment(dict(data)).replace(sections.SUMMARY_PREFIX, _CALIBRATED, 1)
 
 
 def calibrated_summary(report_text: str, board_stem: str) -> dict | None:

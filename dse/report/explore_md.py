@@ -11,9 +11,7 @@ importer, and nothing reads this section back.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Mapping
 
 from dse.model.project import VIEW_TEXT, Projection
@@ -107,6 +105,10 @@ _S: dict[str, tuple[str, str]] = {
     "short.unit": ("PL 单元 `{unit}`", "PL unit `{unit}`"),
     # -- boards compared ---------------------------------------------------------------------
     "h.boards": ("## 板卡对比", "## Boards compared"),
+    "boards.stale": ("未对比：{boards}（其章节由另一版本的 dse 写成，请对该板卡重新运行 "
+                     "`dse explore`）。",
+                     "Not compared: {boards} (their sections were written by another dse "
+                     "version; re-run `dse explore` for them)."),
     "boards.intro": ("本报告中每块板卡的最佳方案（每次 `dse explore` 运行时更新）。",
                      "The best plan of each board explored into this report (kept in step by "
                      "every `dse explore` run)."),
@@ -384,7 +386,6 @@ def upsert_section(report_text: str, board_stem: str, section: str) -> str:
     return upsert_comparison(text)
 
 
-_SUMMARY_RE = re.compile(r"<!-- dse:summary (\{.*?\}) -->")
 _BOARDS_BEGIN, _BOARDS_END = "<!-- dse:boards begin -->", "<!-- dse:boards end -->"
 
 
@@ -526,7 +527,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict,
              render_msg(m, lang) for m in result.advice) or "—")),
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
-            f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
+            sections.summary_comment(sm), ""]
 
 
 def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
@@ -568,47 +569,52 @@ def boards_table(summaries: list[dict], lang: str) -> str:
 
 def upsert_comparison(report_text: str) -> str:
     """Place (or refresh, or drop) the boards table before the first board section: present
-    when the report holds sections for two or more boards, in the report's language."""
-    text = _drop_block(report_text)
-    sums = [json.loads(m.group(1)) for m in _SUMMARY_RE.finditer(text)]
-    if len(sums) < 2:
+    when the report holds sections for two or more boards, in the report's language. A
+    section whose summary this version cannot read (another version's, or edited) is named
+    under the table instead of being compared."""
+    pairs = sections.spans(report_text, _BOARDS_BEGIN, _BOARDS_END, "the boards table")
+    text = sections.drop_spans(report_text, pairs)
+    found = sections.read_summaries(text)
+    if len(found) < 2:
         return text
+    sums = [sm for _, sm in found if usable_summary(sm)]
+    stale = [token for token, sm in found if not usable_summary(sm)]
     lang = "zh" if "## FPGA 设计空间探索" in text else "en"
-    block = "\n".join([_BOARDS_BEGIN, _t("h.boards", lang), "", _t("boards.intro", lang), "",
-                       boards_table(sums, lang), _BOARDS_END, ""])
-    first = text.find("<!-- dse:explore board=")
-    return text[:first] + block + "\n" + text[first:]
+    lines = [_BOARDS_BEGIN, _t("h.boards", lang), "", _t("boards.intro", lang), "",
+             boards_table(sums, lang)]
+    if stale:
+        lines += ["", _t("boards.stale", lang, boards=", ".join(f"`{s}`" for s in stale))]
+    lines += [_BOARDS_END, ""]
+    eol = sections.line_ending(text)
+    block = sections.with_line_ending("\n".join(lines), eol)
+    first = sections.first_section_start(text, "explore")
+    return text[:first] + block + eol + text[first:]
 
 
 def card_summary(report_text: str, board_stem: str) -> dict | None:
     """The summary of ``board_stem``'s answer card in a report (None: no explore section for
     that board, or one without a summary this version reads)."""
-    begin, end = section_markers(board_stem)
-    start = report_text.find(begin)
-    stop = report_text.find(end, start) if start >= 0 else -1
-    if start < 0 or stop < 0:
-        return None
-    m = _SUMMARY_RE.search(report_text, start, stop)
-    if m is None:
-        return None
-    try:
-        sm = json.loads(m.group(1))
-    except ValueError:
-        return None
+    token = sections.marker_token(board_stem)
+    sm = next((sm for t, sm in sections.read_summaries(report_text) if t == token), None)
     return sm if isinstance(sm, dict) else None
 
 
-def _drop_block(text: str) -> str:
-    start = text.find(_BOARDS_BEGIN)
-    if start < 0:
-        return text
-    stop = text.find(_BOARDS_END, start)
-    if stop < 0:
-        return text
-    stop += len(_BOARDS_END)
-    while stop < len(text) and text[stop] == "\n":
-        stop += 1
-    return text[:start] + text[stop:]
+#: Fields of a summary the boards table reads, and their types (a number may be null where
+#: ``summary_of`` writes None).
+SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
+    "board": (str,), "design": (str,), "tokens_per_s": (int, float),
+    "speedup": (int, float), "baseline_runtime": (str,), "lut": (int, float, type(None)),
+    "bram36": (int, float, type(None)), "uram": (int, float, type(None)),
+    "j_per_token": (int, float, type(None)), "bound": (str,)}
+
+
+def usable_summary(sm: object) -> bool:
+    """Whether a summary read back from a report or a JSON file has every field the boards
+    table shows, each of its type (a summary of another dse version may not)."""
+    return isinstance(sm, dict) and all(
+        isinstance(sm.get(k), kinds) and not isinstance(sm.get(k), bool)
+        and not (isinstance(sm.get(k), float) and not math.isfinite(sm[k]))
+        for k, kinds in SUMMARY_FIELDS.items())
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -1001,7 +1007,7 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str],
         lines += [_t("h.plots", lang), ""]
         for key, fname in plots.items():
             alt = _t(f"plot.{key}", lang) if f"plot.{key}" in _S else key
-            lines += [f"![{alt}]({fname})", ""]
+            lines += [sections.image_link(alt, fname), ""]
         if plot_note:
             lines += [plot_note, ""]
     return lines
