@@ -57,6 +57,18 @@ def _name_lang(path: Path) -> str | None:
     return parts[-2] if len(parts) >= 3 and parts[-2] in LANG_NAMES else None
 
 
+def existing_lang(text: str) -> str | None:
+    """The language an existing report is written in: its headings' (the profiling report's),
+    else Chinese if it has any Chinese character at all, else English; None for an empty
+    file (it has none yet)."""
+    from dse.report.fonts import CJK_RE
+    from dse.report.i18n import detect_lang
+
+    if not text.strip():
+        return None
+    return detect_lang(text) or ("zh" if CJK_RE.search(text) else "en")
+
+
 def report_target(report: Path | None, lang: str | None, mi) -> tuple[Path, str]:
     """(report path, language) of the report a command adds its section to.
 
@@ -66,7 +78,6 @@ def report_target(report: Path | None, lang: str | None, mi) -> tuple[Path, str]
     the profile's. ``--lang`` against an existing report in the other language is a one-line
     error (a report is written in one language).
     """
-    from dse.report.i18n import detect_lang
 
     if report is not None:
         path = report
@@ -76,7 +87,7 @@ def report_target(report: Path | None, lang: str | None, mi) -> tuple[Path, str]
         path = default_report_path(mi.profile, mi.stem, lang)
     existing = None
     if path.is_file():
-        existing = detect_lang(read_text(path, "report"))
+        existing = existing_lang(read_text(path, "report"))
     if lang and existing and existing != lang:
         raise DseError(f"--lang {lang}: {path} is a {LANG_NAMES[existing]} report; expected "
                        f"--lang {existing} for it, or a new --report file for the "
@@ -110,10 +121,9 @@ def base_report_text(current: str | None, profile: Profile | None, stem: str,
     as the profiling report in ``lang`` (default the profile's): the seed itself for the
     embedded default in Chinese, else one rendered from the profile.
     """
-    from dse.report.i18n import detect_lang
 
     if current is not None:
-        found = detect_lang(current)
+        found = existing_lang(current)
         if lang and found and found != lang:
             raise DseError(f"--lang {lang}: {path} is a {LANG_NAMES[found]} report; expected "
                            f"--lang {found} for it, or a new --report file")
