@@ -50,14 +50,22 @@ def predict_cycles(meas: Measurement, c: CostConstants) -> int:
 
 
 def _stderr(res, nparams: int) -> list[float | None]:
-    """Standard errors from the Jacobian: sqrt(diag(inv(J'J)) * s^2); None where unidentified."""
+    """Standard errors from the Jacobian: sqrt(diag(inv(J'J)) * s^2); None where unidentified.
+
+    The parameters span twenty orders of magnitude (an efficiency of 0.75 beside a cache
+    maintenance rate of 5.3e9 bytes/s), so J'J is inverted in units of each parameter's own
+    value (columns scaled by it) and scaled back: inverted raw, the pseudo-inverse drops the
+    large parameter's tiny column as noise and reports a standard error of ~0.
+    """
     jac = np.asarray(res.jac, dtype=float)
     dof = max(1, jac.shape[0] - nparams)
     s2 = 2.0 * res.cost / dof
-    jtj = jac.T @ jac
+    x = np.asarray(res.x, dtype=float)
+    scale = np.where(np.abs(x) > 0, np.abs(x), 1.0)
+    js = jac * scale
     out: list[float | None] = []
     try:
-        cov = np.linalg.pinv(jtj) * s2
+        cov = np.linalg.pinv(js.T @ js) * s2 * np.outer(scale, scale)
     except np.linalg.LinAlgError:
         return [None] * nparams
     for i in range(nparams):

@@ -22,6 +22,9 @@ silently project a plan offloading less than intended.
                                                  # max_positions, latency_cycles (omitted:
                                                  # the engine template's default build)
     kv_dtype: int8                               # optional: the KV cache the plan keeps
+    scenario: {context_tokens: 65}               # optional: the scenario the plan's figures
+                                                 # hold for (context_tokens, prompt_tokens,
+                                                 # sequences, phase), dse project's defaults
 
 Every PL unit kind (``dse.model.units``) has its own top-level key, read by that kind.
 """
@@ -44,7 +47,9 @@ from dse.schema import MAX_COUNT, QUANTITIES, check_quantity
 
 #: A plan's own fields; each registered PL unit kind adds its key (``top_keys``).
 PLAN_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
-             "kv_dtype")
+             "kv_dtype", "scenario")
+#: What a plan's ``scenario:`` may set.
+SCENARIO_KEYS = ("context_tokens", "prompt_tokens", "sequences", "phase")
 
 
 def top_keys() -> tuple[str, ...]:
@@ -182,6 +187,28 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>",
                 top_k, units, kv)
 
 
+def scenario_from_mapping(data: object, path: str | Path = "<plan>") -> dict:
+    """A plan's ``scenario:`` (the scenario its note's figures hold for), checked: the
+    defaults ``dse project`` prices the plan at unless an option says otherwise."""
+    path = str(path)
+    sc = data.get("scenario") if isinstance(data, dict) else None
+    if sc is None:
+        return {}
+    if not isinstance(sc, dict):
+        raise located(path, "scenario", f"a mapping of {', '.join(SCENARIO_KEYS)}",
+                      type(sc).__name__)
+    unknown = sorted(str(k) for k in sc if k not in SCENARIO_KEYS)
+    if unknown:
+        raise located(path, f"scenario.{unknown[0]}", f"one of {', '.join(SCENARIO_KEYS)}")
+    for key in ("context_tokens", "prompt_tokens", "sequences"):
+        v = sc.get(key)
+        if v is not None and not (_is_int(v) and 1 <= v <= MAX_COUNT):
+            raise located(path, f"scenario.{key}", "an integer >= 1", v)
+    if sc.get("phase") not in (None, "decode", "prefill"):
+        raise located(path, "scenario.phase", "decode or prefill", sc.get("phase"))
+    return {k: v for k, v in sc.items() if v is not None}
+
+
 def check_units_fit(plan: Plan, board, c, path: str | Path) -> None:
     """Refuse (one line naming the unit kind) a plan whose PL units push a design that fits
     the board's caps beyond them: the units were asked for, and cannot be built there."""
@@ -211,3 +238,13 @@ def load_plan(path: str | Path, wl: Workload, template=None) -> Plan:
     p = Path(path)
     return plan_from_mapping(load_yaml(p, "plan"), wl, p,
                              shipped_template() if template is None else template)
+
+
+def load_plan_file(path: str | Path, wl: Workload, template=None) -> tuple[Plan, dict]:
+    """``load_plan`` and the plan's ``scenario:`` (``scenario_from_mapping``), one read."""
+    from dse.model.template import shipped_template
+
+    p = Path(path)
+    data = load_yaml(p, "plan")
+    plan = plan_from_mapping(data, wl, p, shipped_template() if template is None else template)
+    return plan, scenario_from_mapping(data, p)
