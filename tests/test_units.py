@@ -283,6 +283,8 @@ def test_plan_with_too_many_units_is_one_line(capsys, tmp_path, entry, needle):
     p = _plan_file(tmp_path, entry + "\n")
     assert main(["project", "--board", "kv260", "--plan", str(p)]) == 2
     err = capsys.readouterr().err
+    assert f"{p}: line " in err  # a plan file's error names the line
+    err = re.sub(r": line \d+:", ":", err)
     assert needle.replace("p.yaml", str(p)) in err and len(err.strip().splitlines()) == 1
 
 

@@ -19,10 +19,11 @@ from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
 from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
-from dse.model.plan_file import check_units_fit, load_plan
+from dse.model.plan_file import check_units_fit, load_plan_file
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
 from dse.model.template import mark_buildable, shipped_template
 from dse.model.workload import Workload
+from dse.report import numbers
 from dse.report.table import text_table
 
 PHASES = ("decode", "prefill")
@@ -45,21 +46,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plan", type=Path, required=True, help="plan YAML (examples/plans/)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
-    p.add_argument("--phase", choices=PHASES, default="decode",
-                   help="decode (one token, M=1) or prefill (M = --prompt-tokens)")
+    p.add_argument("--phase", choices=PHASES, default=None,
+                   help="decode (one token, M=1) or prefill (M = --prompt-tokens); default: "
+                   "the plan file's scenario:, else decode")
     p.add_argument("--prompt-tokens", type=positive_int, default=None,
                    help=f"prompt length, the prefill M (default: the profile's, else "
                    f"{DEFAULT_PROMPT_TOKENS})")
     p.add_argument("--context-tokens", type=positive_int, default=None,
-                   help=f"tokens of context held in the KV cache (default: prompt + "
-                   f"{DEFAULT_GEN_TOKENS})")
+                   help=f"tokens of context held in the KV cache (default: the plan file's "
+                   f"scenario:, else prompt + {DEFAULT_GEN_TOKENS})")
     p.add_argument("--runtime", default=None,
                    help="PS runtime for what stays on the CPU: torch or native (default: the "
                    "plan's, else native)")
-    p.add_argument("--kv-dtype", default="fp16", help="KV-cache element type: fp32, bf16, "
-                   "fp16 or int8")
-    p.add_argument("--sequences", type=positive_int, default=1,
-                   help="independent sequences sharing each weight pass (batched decode)")
+    p.add_argument("--kv-dtype", default=None, help="KV-cache element type: fp32, bf16, "
+                   "fp16 or int8 (default: the plan's kv_dtype:, else fp16)")
+    p.add_argument("--sequences", type=positive_int, default=None,
+                   help="independent sequences sharing each weight pass (batched decode; "
+                   "default: the plan file's scenario:, else 1)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
     p.add_argument("--calibration", default=None,
@@ -73,8 +76,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def scenario_for(args: argparse.Namespace, wl: Workload) -> Scenario:
-    """The scenario the options ask for, with the token counts checked."""
+def scenario_for(args: argparse.Namespace, wl: Workload, defaults: dict | None = None,
+                 plan_kv: str | None = None) -> Scenario:
+    """The scenario the options ask for, with the token counts checked; an option not given
+    takes the plan file's ``scenario:`` value (``defaults``), else dse's default."""
+    defaults = defaults or {}
+    args = argparse.Namespace(**vars(args))
+    for key in ("phase", "prompt_tokens", "context_tokens", "sequences"):
+        if getattr(args, key, None) is None and key in defaults:
+            setattr(args, key, defaults[key])
+    args.phase = args.phase or "decode"
+    args.sequences = 1 if args.sequences is None else args.sequences
+    args.kv_dtype = args.kv_dtype or plan_kv or "fp16"
     prompt = args.prompt_tokens if args.prompt_tokens is not None else (
         wl.prompt_tokens or DEFAULT_PROMPT_TOKENS)
     if prompt < 1:
@@ -102,22 +115,26 @@ def run(args: argparse.Namespace) -> int:
                    calibration_input(board, args.calibration)])
     if args.json:
         out.claim(args.json, "JSON")
-    plan = load_plan(args.plan, wl)
+    plan, defaults = load_plan_file(args.plan, wl)
     if args.runtime is not None:
         plan = replace(plan, runtime=check_runtime(args.runtime, "--runtime"))
     # say whether the shipped overlay builds the plan's engine (or which rule it breaks)
     plan = replace(plan, design=mark_buildable(shipped_template(), plan.design, board))
-    scenario = scenario_for(args, wl)
+    scenario = scenario_for(args, wl, defaults, plan.kv_dtype)
+    from_file = [k for k in ("phase", "prompt_tokens", "context_tokens", "sequences")
+                 if k in defaults and getattr(args, k) is None]
     ctx = CostContext.resolve(board, args.calibration, args.fabric)
     check_units_fit(plan, ctx.board, ctx.constants, args.plan)
     proj = project(wl, plan, ctx, scenario)
-    print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl)))
+    print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl),
+                 from_file))
     if args.json:
         from dse.report.plan_json import projection_to_dict
 
         data = projection_to_dict(proj, board)
         data["profile"] = source
         data["plan_file"] = str(args.plan)
+        data["scenario"]["from_plan_file"] = from_file
         out.add(args.json, json_text(data, "projection JSON"), "JSON")
         out.commit()
         print(f"projection written to {args.json}")
@@ -126,12 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
 # -- text rendering (pure) -------------------------------------------------------------------
 
-def _ms(x: float) -> str:
-    return f"{x:,.3f}" if x < 10 else f"{x:,.1f}"
-
-
-def _x(x: float) -> str:
-    return f"{x:.2f}x"
+_ms = numbers.ms
+_x = numbers.times
 
 
 def _phase_text(sc: Scenario) -> str:
@@ -141,14 +154,23 @@ def _phase_text(sc: Scenario) -> str:
 
 
 def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool,
-           unmeasured: tuple[str, ...] = ()) -> str:
-    """The report ``dse project`` prints (pure)."""
+           unmeasured: tuple[str, ...] = (), from_file: list[str] | tuple[str, ...] = ()
+           ) -> str:
+    """The report ``dse project`` prints (pure). ``from_file``: the scenario fields the plan
+    file's ``scenario:`` set (no option overrode them)."""
+    from dse.report.identity import scenario_key, scenario_text
+
     plan, sc, d = p.plan, p.scenario, p.plan.design
+    scen = scenario_text(scenario_key(sc, p.calibration), "en").replace("`", "")
     lines = [
         f"board: {board.name} ({board.part})",
         f"profile: {source}",
-        f"plan: {plan.name} ({plan_file}); {len(plan.offload)} layers offloaded in "
-        f"{len(p.calls)} calls, {len(plan.resident)} resident, fuse {'on' if plan.fuse else 'off'}",
+        f"plan: {plan.name} (plan {plan.identity}, {plan_file}); {len(plan.offload)} layers "
+        f"offloaded in {len(p.calls)} calls, {len(plan.resident)} resident, fuse "
+        f"{'on' if plan.fuse else 'off'}",
+        f"scenario: {scen}" + (f" ({', '.join(from_file)} from the plan file's scenario:)"
+                               if from_file else ""),
+        *([f"plan note: {plan.note}"] if plan.note else []),
         f"view: {VIEW_TEXT[sc.view]}",
         f"phase: {_phase_text(sc)}",
         f"calibration: {p.calibration}",

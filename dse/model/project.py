@@ -106,6 +106,27 @@ def call_items(cc: CallCost, head: bool) -> dict[str, float]:
             "rescale": cc.rescale_s * 1e3}
 
 
+def _fields_of(obj) -> tuple:
+    """A frozen dataclass's fields as (name, value) pairs, the overlay's verdict left out."""
+    from dataclasses import fields as dc_fields
+
+    def norm(v):  # 300 and 300.0 MHz are one clock
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    return tuple((f.name, norm(getattr(obj, f.name))) for f in dc_fields(obj)
+                 if f.name not in ("buildable", "build_note"))
+
+
+def plan_identity(plan: Plan) -> str:
+    """``Plan.identity``: a sha256 of the plan's content, first 8 hex digits."""
+    import hashlib
+
+    content = (_fields_of(plan.design), sorted(plan.offload), sorted(plan.resident),
+               plan.fuse, plan.runtime, plan.head_top_k,
+               sorted((u.kind, _fields_of(u)) for u in plan.units), plan.kv_dtype)
+    return hashlib.sha256(repr(content).encode("utf-8")).hexdigest()[:8]
+
+
 @dataclass(frozen=True)
 class Plan:
     """An engine design and the layers it runs; ``resident`` layers keep weights on chip;
@@ -133,6 +154,15 @@ class Plan:
         if len(set(kinds)) != len(kinds):
             raise DseError(f"plan {self.name}: units: expected at most one entry per kind "
                            f"(a count for several instances), got {', '.join(kinds)}")
+
+    @property
+    def identity(self) -> str:
+        """What makes two plans the same plan whatever they are called, as 8 hex digits: the
+        engine design, the offloaded and resident layers, fusion, the PS runtime, the head's
+        top-k, the PL units and the KV format (not the name, the note or the overlay's
+        verdict). Sections written by different commands name a plan by it, so a report can
+        say when two of them speak of different versions of "best"."""
+        return plan_identity(self)
 
     def unit(self, kind: str) -> PLUnit | None:
         """The plan's unit of ``kind``, if it has one."""

@@ -50,3 +50,11 @@ class Scenario:
             raise DseError(f"--kv-dtype: expected one of {', '.join(KV_DTYPES)}, "
                            f"got {self.kv_dtype!r}")
         return self
+
+
+def scenario_key(sc: Scenario, calibration: str = "none") -> dict:
+    """A projection's scenario as plain values, with the calibration in force: what a figure
+    holds for, kept beside it in summaries and JSON so sections can be compared."""
+    return {"phase": sc.phase, "m": sc.m, "context_tokens": sc.context_tokens,
+            "sequences": sc.sequences, "kv_dtype": sc.kv_dtype, "view": sc.view,
+            "calibration": calibration or "none"}

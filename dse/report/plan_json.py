@@ -84,6 +84,7 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         "format_version": FORMAT_VERSION,
         "plan": {
             "name": plan.name,
+            "id": plan.identity,
             "note": plan.note,
             "design": design,
             "design_label": plan.design.label(),

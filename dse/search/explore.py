@@ -105,10 +105,18 @@ class SensitivityRow:
 
 @dataclass(frozen=True)
 class ContextCurve:
-    """Decode tokens per second of one plan (or CPU baseline) against the context length."""
+    """Decode tokens per second of one plan (or CPU baseline) against the context length.
+
+    ``plan`` is the plan's label ("" for a CPU-only baseline), ``design`` its engine design,
+    ``runtime`` the PS runtime and ``kv`` the KV-cache format of the curve (the report and
+    the plots compose the curve's name in their language from these)."""
 
     label: str
     points: tuple[tuple[int, float], ...]
+    plan: str = ""
+    design: str = ""
+    runtime: str = ""
+    kv: str = ""
 
 
 @dataclass(frozen=True)
@@ -264,7 +272,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
         pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
         kv = rp.plan.kv_dtype or dec.kv_dtype
-        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts))
+        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts,
+                                   rp.label, rp.plan.design.label(), rp.plan.runtime, kv))
     for rc in prep.baseline_runtimes():
         if not rc.baseline_feasible:
             continue
@@ -272,7 +281,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
                    kv_dtype=rc.kv_dtype)
         pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts))
+        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts,
+                                   "", "", rc.runtime, rc.kv_dtype))
     return tuple(curves)
 
 
