@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_lang_option(p)
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file, as dse explore's (default: the shipped "
+                   "dse/data/fabric.yaml): the search it re-projects with is explore's")
     p.set_defaults(run=run)
 
 
@@ -169,6 +172,14 @@ def _make_backend(args, board, design):
     return PynqBackend(board, args.overlay, timeout_s=args.timeout)
 
 
+def _fabric(args):
+    """The fabric evidence in force (``--fabric``, else the shipped file), as ``dse explore``
+    loads it: the plans calibrate re-projects must be the ones explore's card shows."""
+    from dse.fabric_data import load_fabric
+
+    return load_fabric(getattr(args, "fabric", None))
+
+
 def _search(wl=None):
     """(objective, space) the calibration re-projects with: ``dse explore``'s default search
     (decode at its default context, the KV formats it searches, what the shipped overlay
@@ -238,7 +249,7 @@ def _run_from_log(args: argparse.Namespace) -> int:
     mi = load_model_input(args.model, args.profile)
     wl, profile, stem = mi.workload, mi.profile, mi.stem
     out, out_path, report_path = _outputs(args, mi, [args.from_log, board.path])
-    ctx0 = CostContext.for_board(board)
+    ctx0 = CostContext.for_board(board, None, _fabric(args))
     res = fit_log(log, wl, ctx0.board, ctx0.constants)
     print(f"fitting {log.path} ({len(log.entries)} entries, {log.config.backend} log) for "
           f"{board.name}")
@@ -260,7 +271,7 @@ def _run_backend(args: argparse.Namespace) -> int:
     mi = load_model_input(args.model, args.profile)
     wl, profile, stem = mi.workload, mi.profile, mi.stem
     out, out_path, report_path = _outputs(args, mi, [board.path])
-    ctx0 = CostContext.for_board(board)
+    ctx0 = CostContext.for_board(board, None, _fabric(args))
     best_before = explore(wl, ctx0, *_search(wl)).best
     planned = None
     if args.layers:
@@ -329,7 +340,7 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, repor
     cal = replace(cal, path=str(out_path))
     text_yaml = calibration_to_yaml(cal)
     cal = replace(cal, sha256=hashlib.sha256(text_yaml.encode("utf-8")).hexdigest())
-    ctx1 = CostContext.for_board(board, cal)
+    ctx1 = CostContext.for_board(board, cal, ctx0.constants.fabric)
     e2e = None
     if run_info is not None:
         best, design, measurements, kind, _ = run_info

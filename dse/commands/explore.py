@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
                    "field, else none; 'none' ignores that field)")
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
+                   "(default: the shipped dse/data/fabric.yaml)")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         from dse.model.measurement_log import load_log
 
         reference = load_log(args.reference)
-    ctx = CostContext.resolve(board, args.calibration)
+    ctx = CostContext.resolve(board, args.calibration, args.fabric)
     from dse.model.template import load_template, shipped_template
 
     template = load_template(args.template) if args.template else shipped_template()
@@ -202,7 +205,7 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
             for b in result.best.decode.baselines)
         + "".join(f"; {r}: not measured (no profile)" for r in unmeasured),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
-        f"({result.designs_rejected} rejected by caps or link)",
+        f"({result.designs_rejected} rejected by caps, link or clock evidence)",
         "",
     ]
     rows = []
@@ -234,6 +237,14 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
     from dse.report.explore_md import unit_count_rows
 
+    lines += [str(n) for n in result.notes
+              if getattr(n, "key", "") in ("note.clock_beyond", "note.count_beyond")]
+    bases = dict.fromkeys(p.decode.evidence.resource_basis for p in result.plans
+                          if p.decode.evidence is not None)
+    lines += [f"resource basis: {b}" for b in bases]
+    lines += [f"clock of {p.label} ({p.plan.design.clock_mhz:g} MHz): "
+              + ("WHAT-IF, " if p.decode.evidence.beyond else "") + p.decode.evidence.clock_line
+              for p in result.plans if p.decode.evidence is not None]
     lines += [f"{k.lower()}: {v}" for k, v in unit_count_rows(result, "en")]
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan

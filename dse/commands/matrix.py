@@ -84,6 +84,7 @@ def _list() -> int:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
+    from dse.fabric_data import load_fabric
     from dse.model.template import shipped_template
     from dse.report.matrix import render_matrix_md, render_matrix_png
     from dse.search.matrix import matrix
@@ -105,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     template = shipped_template()
     t0 = time.perf_counter()
     with _Progress(len(models) * len(boards)) as bar:
-        cells = matrix(models, boards, template, args.prompt_tokens, args.gen_tokens, bar)
+        cells = matrix(models, boards, template, args.prompt_tokens, args.gen_tokens, bar,
+                       load_fabric())
     seconds = time.perf_counter() - t0
     print(_grid_text(cells))
     print(f"\n{len(cells)} cells ({len(models)} models x {len(boards)} boards) in "

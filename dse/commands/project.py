@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
                    "field, else none; 'none' ignores that field)")
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
+                   "(default: the shipped dse/data/fabric.yaml)")
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     scenario = scenario_for(args, wl, defaults, plan.kv_dtype)
     from_file = [k for k in ("phase", "prompt_tokens", "context_tokens", "sequences")
                  if k in defaults and getattr(args, k) is None]
-    ctx = CostContext.resolve(board, args.calibration)
+    ctx = CostContext.resolve(board, args.calibration, args.fabric)
     check_units_fit(plan, ctx.board, ctx.constants, args.plan)
     proj = project(wl, plan, ctx, scenario)
     print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl),
@@ -199,8 +202,14 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         f"memory (DDR): needs {p.memory_bytes / 2**20:,.1f} MiB of "
         f"{p.memory_capacity_bytes / 2**20:,.0f} MiB "
         f"({p.memory_bytes / p.memory_capacity_bytes:.0%})",
-        "",
     ]
+    if p.evidence is not None:
+        lines += [f"resource basis: {p.evidence.resource_basis}",
+                  f"clock evidence: {p.evidence.clock_line}"]
+        if p.evidence.beyond:
+            lines.append(f"warning: what-if: the plan's {p.plan.design.clock_mhz:g} MHz is "
+                         "beyond what the clock evidence supports")
+    lines.append("")
     if p.feasible:
         lines.append("feasibility: feasible")
     else:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
+from dse.model.fabric import engine_logic, engine_memories, infrastructure
 from dse.model.packing import Packing, get_packing
 from dse.model.split import row_split
 
@@ -47,6 +48,10 @@ class EngineDesign:
     #: Vectors answered per clock (of the ``vectors`` held per pass): the template's
     #: ``pipeline.vectors_per_clock`` for the shipped RTL (1); a published design answers 2.
     vectors_per_clock: int = 1
+    #: The engine RTL: ``ternary_gemv`` (ours, overlays/rtl) or a published engine whose
+    #: synthesis the fabric evidence holds (``bitnet-kv260``: dse/data/fabric.yaml ``engines``);
+    #: its resources and the flow around it follow.
+    rtl: str = "ternary_gemv"
     #: True when the engine template says the shipped overlay builds this design (set by the
     #: design space generated from the template, or by ``dse.model.buildable.mark``).
     buildable: bool = False
@@ -93,6 +98,8 @@ class EngineDesign:
             s += f" +head {self.head}x{self.head_macs}"
         if self.resident_bytes:
             s += f" res {self.resident_bytes / 2**20:.1f}MiB"
+        if self.rtl != "ternary_gemv":
+            s += f" [{self.rtl}]"
         return s
 
     def validate(self, where: str = "engine") -> EngineDesign:
@@ -108,6 +115,8 @@ class EngineDesign:
             raise DseError(f"{where}.clock_mhz: expected a number > 0, got {self.clock_mhz!r}")
         if self.resident_bytes < 0:
             raise DseError(f"{where}.resident_bytes: expected >= 0, got {self.resident_bytes}")
+        if not isinstance(self.rtl, str) or not self.rtl:
+            raise DseError(f"{where}.rtl: expected an engine RTL name, got {self.rtl!r}")
         if self.head not in (None, "int8", "bf16"):
             raise DseError(f"{where}.head: expected none, int8 or bf16, got {self.head!r}")
         if self.head and self.head_macs < 1:
@@ -200,7 +209,19 @@ def resident_storage(nbytes: int, board: Board) -> tuple[int, int]:
 
 
 def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Resources:
-    """Resources of the whole accelerator: engines, head unit, buffers, DMA, interconnect."""
+    """Resources of the whole accelerator: engines, head unit, buffers, DMA, interconnect.
+
+    With fabric evidence in force (``c.fabric``): the engines from synthesis of their RTL
+    scaled to Vivado (``synthesized_engine``) and the infrastructure their flow instantiates
+    from published Vivado rows (``dse.model.fabric.infrastructure``); without it, the
+    estimated constants of ``dse.model.constants``."""
+    if c.fabric is not None:
+        one = synthesized_engine(design, c)
+        if one is not None:
+            lut, ff, bram, _ = infrastructure(c.fabric, engine_flow(design, c), design.engines)
+            total = Resources(*(getattr(one, k) * design.engines for k in Resources.KINDS))
+            total = total + Resources(lut=lut, ff=ff, bram36=bram)
+            return total + _head_and_resident(design, board, c)
     p = design.packing_spec
     lanes = design.lanes
     lut = lanes * (c.lane_lut + p.decoder_lut_per_lane) + design.pe * (
@@ -223,6 +244,12 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
         ff=design.engines * c.dma_ff + ports * c.interconnect_ff_per_port,
         bram36=design.engines * c.dma_bram36,
     )
+    return total + _head_and_resident(design, board, c)
+
+
+def _head_and_resident(design: EngineDesign, board: Board, c: CostConstants) -> Resources:
+    """A dense head unit's fabric (estimated) and the resident weights' on-chip storage."""
+    total = Resources()
     if design.head:
         macs_per_dsp = 2 if design.head == "int8" else 1
         total = total + Resources(
@@ -233,6 +260,50 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
         )
     uram, bram_res = resident_storage(design.resident_bytes, board)
     return total + Resources(uram=uram, bram36=bram_res)
+
+
+def engine_flow(design: EngineDesign, c: CostConstants) -> str:
+    """The Vivado flow that builds the design's engines (ours: ``overlay``)."""
+    rtl = c.fabric.engine_rtl(design.rtl) if c.fabric is not None else None
+    return rtl.flow if rtl is not None else "overlay"
+
+
+def synthesized_engine(design: EngineDesign, c: CostConstants) -> Resources | None:
+    """One engine from synthesis scaled to Vivado, or None when the evidence has no
+    synthesis of its RTL (the estimate applies).
+
+    Ours (``ternary_gemv``): the logic LUTs and FFs of a least-squares fit over the
+    synthesized points of its packing (``dse.model.fabric.engine_logic``) times the
+    Yosys-to-Vivado relation; its memories by Vivado's inference rules from the RTL's
+    parameters (``engine_memories``: the activation buffer in block RAM, the accumulators
+    and result FIFO in LUT RAM). A published engine RTL: its synthesized counts (the
+    relation's module) times the relation, its memories as synthesized."""
+    fab = c.fabric
+    if fab is None:
+        return None
+    rel = fab.relation
+    if design.rtl != "ternary_gemv":
+        rtl = fab.engine_rtl(design.rtl)
+        if rtl is None:
+            names = ", ".join(["ternary_gemv", *(e.name for e in fab.engines)])
+            raise DseError(f"engine.rtl: expected one of {names}, got {design.rtl!r}")
+        shape = (design.pe, design.simd, design.packing)
+        if shape != (rtl.pe, rtl.simd, rtl.packing) or design.vectors > rtl.vectors:
+            raise DseError(f"engine.rtl: {rtl.name} is one engine of {rtl.pe}x{rtl.simd} "
+                           f"{rtl.packing} holding up to {rtl.vectors} vectors; the plan "
+                           f"asks for {design.pe}x{design.simd} {design.packing} with "
+                           f"{design.vectors}")
+        y = rel.yosys
+        return Resources(lut=y[0] * rel.lut, ff=y[1] * rel.ff, bram36=y[2], uram=y[3])
+    if fab.engine is None:
+        return None
+    code = 1 if design.packing == "base3" else 0 if design.packing == "i2" else None
+    if code is None:
+        return None
+    lut, ff, _ = engine_logic(fab.engine, code, design.pe, design.simd)
+    mem = engine_memories(design.pe, design.simd, code, design.vectors, design.max_k)
+    return Resources(lut=lut * rel.lut + mem["lut_ram"], ff=ff * rel.ff,
+                     bram36=mem["bram36"], uram=mem["uram"])
 
 
 def link_limit_error(design: EngineDesign, board: Board) -> str | None:

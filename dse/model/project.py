@@ -39,6 +39,8 @@ from dse.model.engine import (
     engine_resources,
     link_limit_error,
 )
+from dse.model.evidence import PlanEvidence, plan_evidence
+from dse.model.fabric import Fabric
 from dse.model.msg import Msg, msg
 from dse.model.ops import (
     COMPONENT,
@@ -212,10 +214,14 @@ class CostContext:
     calibration: str = "none"
 
     @classmethod
-    def for_board(cls, board: Board, calibration: Calibration | None = None) -> CostContext:
-        """The board's constants (its ``cost_overrides`` applied), then ``calibration``'s."""
+    def for_board(cls, board: Board, calibration: Calibration | None = None,
+                  fabric: Fabric | None = None) -> CostContext:
+        """The board's constants (its ``cost_overrides`` applied), then ``calibration``'s,
+        with ``fabric`` (``dse.fabric_data.load_fabric``) as the evidence in force (None:
+        estimated resources, no clock evidence)."""
         c = DEFAULT_CONSTANTS.with_overrides(board.cost_overrides,
-                                             f"{board.path or board.name}: cost_overrides")
+                                             f"{board.path or board.name}: cost_overrides"
+                                             ).with_fabric(fabric)
         if calibration is None:
             return cls(board, c, "none")
         if calibration.board != board.name:
@@ -225,10 +231,14 @@ class CostContext:
         return cls(b, c, calibration.label())
 
     @classmethod
-    def resolve(cls, board: Board, option: str | None = None) -> CostContext:
+    def resolve(cls, board: Board, option: str | None = None,
+                fabric: str | None = None) -> CostContext:
         """CLI helper: the calibration the user named (``--calibration FILE``, else the board
-        file's ``calibration:`` field), none otherwise; ``none`` ignores the board's field."""
-        return cls.for_board(board, resolve_calibration(board, option))
+        file's ``calibration:`` field), none otherwise; ``none`` ignores the board's field;
+        the fabric evidence the user named (``--fabric FILE``), else the shipped one."""
+        from dse.fabric_data import load_fabric
+
+        return cls.for_board(board, resolve_calibration(board, option), load_fabric(fabric))
 
 
 @dataclass(frozen=True)
@@ -323,6 +333,9 @@ class Projection:
     ps_components: dict[str, float] = field(default_factory=dict)
     #: The PL's sustained DDR rate the plan streams at, bytes/s.
     ddr_bytes_per_s: float = 0.0
+    #: What the fabric figures rest on and the clock the evidence supports
+    #: (``dse.model.evidence``; None: nothing offloaded).
+    evidence: PlanEvidence | None = None
 
     @property
     def baseline(self) -> Baseline:
@@ -807,6 +820,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     for u in plan.units:
         res = res + u.resources(c)
     infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
+    evidence = plan_evidence(design, plan.units, board, c, res) if offloaded else None
     if offloaded and (err := link_limit_error(design, board)) is not None:
         infeasible.append(msg("infeasible.link", "{what}", what=err))
     mem = memory_bytes(wl, plan, ctx, scenario)
@@ -830,7 +844,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         utilization=res.utilization(board), memory_bytes=mem,
         memory_capacity_bytes=board.ddr.capacity_bytes, ddr_weight_bytes=ddr_weight,
         ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
-        notes=_notes(wl, plan, scenario), work=forward, energy=energy,
+        notes=_notes(wl, plan, scenario), work=forward, energy=energy, evidence=evidence,
         items={k: v for k, v in items.items() if v}, accounts=accounts,
         ps_components={k: v for k, v in ps_comp.items() if v},
         ddr_bytes_per_s=board.ddr_bytes_per_s)

@@ -337,6 +337,8 @@ def design_violations(t: EngineTemplate, design, board=None) -> list[str]:
         out.append(f"head {design.head}: the overlay has no dense lm_head unit")
     if design.resident_bytes:
         out.append("resident weights: the overlay has no on-chip weight buffer")
+    if getattr(design, "rtl", "ternary_gemv") != "ternary_gemv":
+        out.append(f"engine RTL {design.rtl}: the overlay builds ternary_gemv")
     return out
 
 

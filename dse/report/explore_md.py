@@ -154,9 +154,9 @@ _S: dict[str, tuple[str, str]] = {
     "m.calibration": ("校准", "Calibration"),
     "m.no_cal": ("无校准：使用模型默认常数", "no calibration: model defaults"),
     "m.search": ("搜索", "Search"),
-    "m.search_val": ("评估了 {n:,} 个设计（{rej:,} 个因资源上限或链路宽度被排除）",
-                     "{n:,} designs evaluated ({rej:,} rejected by resource caps or link "
-                     "width)"),
+    "m.search_val": ("评估了 {n:,} 个设计（{rej:,} 个因资源上限、链路宽度或时钟证据被排除）",
+                     "{n:,} designs evaluated ({rej:,} rejected by resource caps, link "
+                     "width or clock evidence)"),
     "m.methods": ("各方案的求解方法", "How each plan was found"),
     "obj.decode": ("每 token 解码时间 (ms)", "decode ms per token"),
     "obj.energy": ("每个生成 token 的能量 (J)", "joules per generated token"),
@@ -910,6 +910,45 @@ def _resources_block(result: ExploreResult, lang: str) -> list[str]:
     return [_t("h.resources", lang), "", md_table(_cols("cols.resources", lang), rows), ""]
 
 
+_BASIS = {"synthesized": ("综合（Yosys）并换算到 Vivado", "synthesized (Yosys), scaled to Vivado"),
+          "published-rtl": ("已发表的 RTL 综合并换算到 Vivado",
+                            "published RTL synthesized, scaled to Vivado"),
+          "estimated": ("估算", "estimated")}
+
+
+def _evidence_block(result: ExploreResult, lang: str) -> list[str]:
+    """Per ranked plan: what its resources rest on and the clock evidence (issue 24)."""
+    zh = lang == "zh"
+    rows = []
+    for p in result.plans:
+        ev = p.decode.evidence
+        if ev is None:
+            continue
+        c = ev.clock
+        if c.closure is None:
+            clock = "无时钟证据" if zh else "no clock evidence"
+        else:
+            cl = c.closure
+            slack = (f", WNS {cl.wns_ns:g} ns @ {cl.lut_util:.0%} LUT"
+                     if cl.wns_ns is not None else "")
+            deeper = ""
+            if c.extra_levels:
+                deeper = (f"; 更深 {c.extra_levels} 级逻辑" if zh else
+                          f"; {c.extra_levels} logic level(s) deeper")
+            clock = (f"{c.mhz:g} MHz ({cl.design}: {cl.clock_mhz:g} MHz, {cl.family} "
+                     f"{cl.speed_grade}{slack}; {c.kind}{deeper})")
+        what_if = ("假设情形" if zh else "what-if") if ev.beyond else ""
+        rows.append([p.label, f"{p.plan.design.clock_mhz:g} MHz", clock, what_if,
+                     _BASIS[ev.engine_basis][0 if zh else 1]])
+    if not rows:
+        return []
+    head = ("### 资源依据与时钟证据" if zh else "### Resource basis and clock evidence")
+    cols = (["方案", "时钟", "证据支持的时钟（已发表的时序收敛）", "", "引擎资源"] if zh else
+            ["Plan", "Clock", "Clock the evidence supports (published closure)", "",
+             "Engine resources"])
+    return [head, "", md_table(cols, rows), ""]
+
+
 def _limit_block(result: ExploreResult, lang: str) -> list[str]:
     proj = result.best.decode
     board = result.board
@@ -1041,6 +1080,7 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _reference_block(result, lang)
     lines += _placement_block(result, lang)
     lines += _resources_block(result, lang)
+    lines += _evidence_block(result, lang)
     lines += _limit_block(result, lang)
     if result.best.feasible:  # no sensitivity for a plan that cannot run
         lines += _sensitivity_block(result, lang)

@@ -16,6 +16,7 @@ import numpy as np
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
+from dse.model.evidence import plan_evidence
 from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
 from dse.model.project import CostContext, Plan, Projection, Scenario, project
@@ -34,6 +35,7 @@ from dse.search.optimize import (
 from dse.search.reference import ReferenceSplit, reference_split
 from dse.search.space import (
     DesignSpace,
+    clock_what_if,
     default_space,
     enumerate_designs,
     head_macs_for,
@@ -371,13 +373,13 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             if s is not None and (s.plan.design.head or s.plan.design.resident_bytes):
                 plans.append(_ranked(prep, s, label, why))
         plans += _unit_alternatives(prep, best_s)
+    plans += _clock_what_if(prep, best_s, space, notes := list(wl.notes))
     naive = naive_plan(prep, plans[0], board)
     base = _base_projection(prep, plans[0])
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
                          prep.baseline_ms / e.objective_ms, e.tokens_per_s, e.j_per_token)
              for e in evals]
-    notes = list(wl.notes)
     if (check := host_check(wl, ctx)) is not None:
         notes.append(check)
     if objective.kind in ("energy", "edp"):
@@ -388,8 +390,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                              "; the energy-delay product places each group by energy and ranks "
                              "designs by J x s" if objective.kind == "edp" else "")))
     notes.append(msg("note.searched", "searched {n} designs ({rejected} rejected by resource "
-                     "caps or link width); offload sets exact per design; residency and DDR "
-                     "capacity by MILP on the {shortlist} best designs", n=len(designs),
+                     "caps, link width or clock evidence); offload sets exact per design; "
+                     "residency and DDR capacity by MILP on the {shortlist} best designs",
+                     n=len(designs),
                      rejected=rejected, shortlist=len(shortlist)))
     return ExploreResult(
         board=board, objective=objective, calibration=ctx.calibration,
@@ -479,6 +482,49 @@ def _unit_alternatives(prep: Prepared, best: Solution) -> list[RankedPlan]:
         out.append(_ranked(prep, s, label, why))
         base = s.plan
     return out
+
+
+def _clock_what_if(prep: Prepared, best: Solution, space, notes: list) -> list[RankedPlan]:
+    """With clock evidence in force: when the template and the board allow a faster clock than
+    the evidence supports for the best plan, a warning note and that plan at the top clock as
+    a labelled what-if (never the recommendation)."""
+    c, board = prep.ctx.constants, prep.ctx.board
+    design = best.plan.design
+    if c.fabric is None or not design.buildable or not best.plan.offload:
+        return []
+    for ch in prep.choices:
+        asked = max((u.count for u in ch.options if u.buildable), default=0)
+        covered = [dict(cl.counts).get(ch.kind) for cl in c.fabric.closures
+                   if cl.family == board.family and ch.kind in cl.kinds]
+        most = None if not covered or None in covered else max(covered)
+        if most is not None and asked > most:
+            notes.append(msg("note.count_beyond", "warning: what-if: the engine template "
+                             "builds up to {asked} {kind} units; the published closures on "
+                             "{family} hold at most {most}: plans with more are what-ifs, "
+                             "never the recommendation", asked=asked, kind=ch.kind,
+                             family=board.family, most=most))
+    top = (space.template.clock_limit_mhz(board.clock.max_mhz) if space.template is not None
+           else board.clock.max_mhz)
+    ev = plan_evidence(design, best.plan.units, board, c,
+                       prep.resources(design, best.plan.units))
+    sup = ev.clock.mhz
+    if sup is not None and top <= sup + 1e-9:
+        return []
+    notes.append(msg("note.clock_beyond", "warning: what-if: {board} and the engine template "
+                     "allow {top:g} MHz; the clock evidence supports {sup} for the best plan "
+                     "({evidence}): plans above it are what-ifs, never the recommendation",
+                     board=board.name, top=top,
+                     sup="no clock" if sup is None else f"{sup:g} MHz", evidence=ev.clock.evidence))
+    wi = clock_what_if(design, board, top, sup)
+    if wi is None:
+        return []
+    s = _solve_among(prep, wi, "what-if: clock", best.plan.runtime,
+                     lambda us: us == best.plan.units, allow_resident=False)
+    if s is None:
+        return []
+    return [_ranked(prep, s, "what-if: clock", msg(
+        "why.whatif.clock", "the best plan at {top:g} MHz, beyond what the clock evidence "
+        "supports ({sup:g} MHz): a timing closure nobody has shown", top=top, sup=sup))]
 
 
 def _unit_counts(prep: Prepared, best: Solution) -> tuple[UnitCount, ...]:
