@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dse.fabric_data import load_fabric
 from dse.model.arch import ModelConfig
 from dse.model.board import load_board
 from dse.model.ops import decoder_ops
@@ -67,7 +68,7 @@ def time_search(wl: Workload, board_file: str, repeats: int = 3, buildable: bool
                 ) -> float:
     """Median search time; ``buildable``: the shipped template's space, as ``dse explore``
     searches it (else every design the model can price, what-ifs included)."""
-    ctx = CostContext.for_board(load_board(ROOT / "boards" / board_file))
+    ctx = CostContext.for_board(load_board(ROOT / "boards" / board_file), fabric=load_fabric())
     space = default_space("decode", False, shipped_template()) if buildable else None
     times = []
     for _ in range(repeats):
@@ -81,7 +82,7 @@ def best_plans(wl: Workload, context: int) -> dict:
     """The best buildable plan ``dse explore`` ranks first on each board at a context."""
     out = {}
     for board_file in sorted(p.name for p in (ROOT / "boards").glob("*.yaml")):
-        ctx = CostContext.for_board(load_board(ROOT / "boards" / board_file))
+        ctx = CostContext.for_board(load_board(ROOT / "boards" / board_file), fabric=load_fabric())
         r = explore(wl, ctx, cli_objective(wl, context),
                     space=default_space("decode", False, shipped_template()))
         d = r.best.decode

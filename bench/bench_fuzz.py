@@ -1,10 +1,14 @@
 """Benchmark: the long robustness run, every class of bad input over every command.
 
 Runs N random cases of each class of ``tests/fuzzkit.py`` (mutated boards, cost overrides,
-profiles, plans, calibration files, imported reports, option values, output paths, deep
-nesting), each in a fresh folder, and counts per class the cases tried, accepted (exit 0),
-rejected (exit 2), and the four failures: tracebacks, altered inputs, orphan outputs and
-non-finite (or negative) numbers in a successful run's output. Bar: zero of all four.
+profiles, plans, calibration files, engine templates, measurement logs, model configs,
+imported reports, option values, output paths, deep nesting, keys set twice, absurd values,
+reports built to be mangled, a disk that fills, other environments and closed streams,
+signals, checkpoint headers, another version's JSON), each in a fresh folder (a quarter as
+many of the slow classes), and counts per class the cases tried, accepted (exit 0), rejected
+(exit 2), stopped by a signal (130, 143), and the five failures: tracebacks, altered inputs,
+orphan outputs, non-finite (or negative) numbers in a successful run's output, and bad input
+built to be refused but accepted. Bar: zero of all five.
 
 Records to bench/results/fuzz.json (counts, the first few examples of each failure, the
 commit) and prints a table; ``--out`` names another file (for a run on an older commit).
@@ -34,7 +38,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import fuzzkit  # noqa: E402
 
-FAILURES = ("traceback", "altered_input", "orphan_output", "non_finite")
+FAILURES = ("traceback", "altered_input", "orphan_output", "non_finite", "accepted_bad")
+#: Classes whose cases take a second or more (a whole search, a fit, a subprocess): a quarter
+#: as many cases.
+SLOW = ("explore", "log", "report", "disk", *fuzzkit.SUBPROCESS_CLASSES)
+#: One character per case: the exit code's, or T for a traceback.
+_CODE_CHAR = {0: "0", 2: "2", 130: "i", 143: "t"}
 
 
 def _commit(repo: Path) -> str:
@@ -50,11 +59,11 @@ def run(per_class: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="dse-fuzz-") as tmp:
         n = 0
         for name, make in fuzzkit.CLASSES.items():
-            c = {"tried": 0, "accepted": 0, "rejected": 0, **{f: 0 for f in FAILURES},
-                 "examples": [], "codes": ""}
+            c = {"tried": 0, "accepted": 0, "rejected": 0, "stopped": 0,
+                 **{f: 0 for f in FAILURES}, "examples": [], "codes": ""}
             t0 = time.perf_counter()
             # explore runs the whole search per case (seconds): a quarter as many cases
-            for i in range(per_class // 4 if name == "explore" else per_class):
+            for i in range(per_class // 4 if name in SLOW else per_class):
                 # one generator per case: case i of a class is the same whatever the other
                 # cases drew (and whichever version of dse runs them)
                 case = make(random.Random(f"{seed}-{name}-{i}"))
@@ -62,9 +71,11 @@ def run(per_class: int, seed: int) -> dict:
                 out = fuzzkit.try_case(case, Path(tmp) / f"c{n}")
                 c["tried"] += 1
                 # one character per case, in order (same seed, same cases): 0 accepted,
+                # i and t stopped by SIGINT and SIGTERM,
                 # 2 rejected, T traceback; lets two runs be compared case by case.
-                c["codes"] += "T" if out.traceback else str(out.code)[-1]
+                c["codes"] += "T" if out.traceback else _CODE_CHAR.get(out.code, "?")
                 c["accepted" if out.code == 0 else "rejected"] += out.code in (0, 2)
+                c["stopped"] += out.code in (130, 143)
                 for kind, detail in out.problems.items():
                     c[kind] += 1
                     if len(c["examples"]) < 6:
@@ -100,7 +111,7 @@ def main() -> int:
     t0 = time.perf_counter()
     counts = run(args.per_class, args.seed)
     totals = {k: sum(c[k] for c in counts.values())
-              for k in ("tried", "accepted", "rejected", *FAILURES)}
+              for k in ("tried", "accepted", "rejected", "stopped", *FAILURES)}
     doc = {
         "bench": "fuzz",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -7,13 +7,20 @@ first fault becomes ``FILE: dotted.field.path: expected ..., got ...`` (``dse.er
 
 The bounds named ``Max*`` are sanity limits orders of magnitude beyond any real part, board or
 run (a 10 THz clock, a petabyte of DDR): they exist so that an accepted value can never
-overflow a float downstream, not to describe hardware.
+overflow a float downstream, not to describe hardware. ``QUANTITIES`` gives each physical
+quantity a file states (a PL clock, a bandwidth, a core count, an engine count, a model
+dimension) its own range, the same in every file kind: pydantic fields through ``quantity``,
+hand-written loaders through ``check_quantity``, one wording of the error either way.
+
+The files themselves are parsed by ``dse.io`` (a key set twice refused, each YAML field's line
+kept for the error).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +47,92 @@ FiniteFloat = Annotated[float, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY, strict=T
                                      allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
 
+
+# -- physical ranges: one table for every file kind ------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Quantity:
+    """The range a physical quantity may take in an input file, whatever file it is in.
+
+    The bounds are orders of magnitude beyond any real part (a PL clock of 2 GHz, 10 TB/s of
+    DDR, 1,024 CPU cores) and far above anything absurd (1e-300 GB/s, 2**53 cores): a value
+    outside them is a typo or an attack, and pricing it would only produce a confident
+    nonsense answer. ``integer``: counts (cores, bits) must be whole numbers.
+    """
+
+    low: float
+    high: float
+    what: str
+    integer: bool = False
+
+    def expected(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        return f"{kind} from {_bound(self.low)} to {_bound(self.high)} ({self.what})"
+
+    def error(self, value: object) -> str | None:
+        """What a value must be, when ``value`` is not that (None when it is)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return self.expected()
+        if self.integer and not isinstance(value, int):
+            return self.expected()
+        if not (math.isfinite(value) and self.low <= value <= self.high):
+            return self.expected()
+        return None
+
+    def field(self) -> Any:
+        """The pydantic field type of this quantity."""
+        base = int if self.integer else float
+        kind = next(k for k, q in QUANTITIES.items() if q is self)
+        return Annotated[base, Field(ge=self.low, le=self.high, strict=True,
+                                     allow_inf_nan=False, description=f"quantity:{kind}")]
+
+
+#: Every physical quantity a board, plan, log or model config states, with its range.
+QUANTITIES: dict[str, Quantity] = {
+    # the PL fabric's clock (UltraScale+ fabric tops out near 900 MHz)
+    "pl_clock_mhz": Quantity(1.0, 2000.0, "a PL clock in MHz"),
+    "cpu_clock_mhz": Quantity(10.0, 10_000.0, "a CPU clock in MHz"),
+    "ddr_transfer_rate_mts": Quantity(100.0, 20_000.0, "a DDR transfer rate in MT/s"),
+    "bus_width_bits": Quantity(8, 8192, "a memory bus width in bits", integer=True),
+    "bandwidth_gb_s": Quantity(0.01, 10_000.0, "a bandwidth in GB/s"),
+    "memory_bytes": Quantity(2**20, 2**50, "a memory size in bytes", integer=True),
+    "cores": Quantity(1, 1024, "CPU cores", integer=True),
+    "gflops": Quantity(0.01, 1e6, "a peak in GFLOP/s"),
+    "pl_resource": Quantity(1, 10**8, "a count of one PL resource", integer=True),
+    "pl_resource_or_none": Quantity(0, 10**8, "a count of one PL resource", integer=True),
+    "hp_ports": Quantity(1, 64, "PS-PL data ports", integer=True),
+    "port_width_bits": Quantity(8, 4096, "a port width in bits", integer=True),
+    "overhead_us": Quantity(0.0, 1e6, "a per-call time in us"),
+    "watts": Quantity(0.0, 10_000.0, "a power in W"),
+    "board_watts": Quantity(0.01, 10_000.0, "a board's power in W"),
+    "pj_per_byte": Quantity(0.0, 1e5, "an energy per byte in pJ"),
+    "watts_per_unit": Quantity(0.0, 100.0, "a power per resource in W"),
+    # a matrix dimension, a vocabulary, a context: 2**24 is 16M
+    "dimension": Quantity(1, 2**24, "a model or matrix dimension", integer=True),
+    "tokens": Quantity(1, 2**24, "a count of tokens", integer=True),
+    "engines": Quantity(1, 4096, "engines: no part has DMA channels for more", integer=True),
+    "lanes": Quantity(1, 2**16, "lanes of an engine", integer=True),
+    "threads": Quantity(1, 1024, "CPU threads", integer=True),
+}
+
+#: Most a DDR's stated peak may differ from bus width x transfer rate (rounding in a data
+#: sheet: the shipped boards agree within 0.1%).
+DDR_PEAK_TOLERANCE = 0.02
+#: Most fp32 FLOPs a CPU core does per cycle (two 512-bit FMA pipes: 2 x 16 x 2 = 64).
+MAX_FLOPS_PER_CYCLE = 64
+
+
+def quantity(kind: str) -> Any:
+    """The pydantic field type of ``QUANTITIES[kind]``."""
+    return QUANTITIES[kind].field()
+
+
+def check_quantity(path: object, field: str, kind: str, value: object) -> None:
+    """Raise the one-line error unless ``value`` is a ``kind`` in its physical range."""
+    why = QUANTITIES[kind].error(value)
+    if why is not None:
+        raise located(path, field, why, value)
+
 _EXPECTED = {
     "greater_than": "a value > {gt}",
     "greater_than_equal": "a value >= {ge}",
@@ -49,8 +142,13 @@ _EXPECTED = {
 
 
 def _bound(x: Any) -> str:
-    """A range bound as a person reads it: ``1.0``, ``0``, ``1e+15`` (not 1000000000000000.0)."""
-    return f"{x:g}" if isinstance(x, float) and abs(x) >= 1e6 else str(x)
+    """A range bound as a person reads it: ``1.0``, ``0``, ``1e+15`` (not 1000000000000000.0),
+    ``16,777,216``."""
+    if isinstance(x, float) and (abs(x) >= 1e6 or 0 < abs(x) < 1e-3):
+        return f"{x:g}"
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**6:
+        return f"{x:,}"
+    return str(x)
 
 
 def _unwrap(ann: Any) -> Any:
@@ -99,10 +197,24 @@ def _unknown_key(root: Any, loc: tuple) -> str:
     return f"one of {', '.join(allowed)} (unknown key{hint})"
 
 
+def _quantity_at(root: Any, loc: tuple) -> Quantity | None:
+    """The physical quantity the field at ``loc`` holds (see ``QUANTITIES``), if any."""
+    parent = _type_at(root, tuple(p for p in loc[:-1]))
+    if not (loc and isinstance(parent, type) and issubclass(parent, BaseModel)):
+        return None
+    info = parent.model_fields.get(str(loc[-1]))
+    desc = getattr(info, "description", None) or ""
+    return QUANTITIES.get(desc.removeprefix("quantity:")) if desc.startswith("quantity:") else None
+
+
 def describe(err: dict, root: Any = None) -> str:
     """Turn one pydantic error into 'expected ...' text a person can act on."""
     kind = err["type"]
     ctx = err.get("ctx", {})
+    q = _quantity_at(root, tuple(err.get("loc", ())))
+    if q is not None and (kind in _EXPECTED or kind.startswith(("int", "float"))
+                          or kind == "finite_number"):
+        return q.expected()
     if kind in ("missing", "missing_argument"):
         return "a value (field is missing)"
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):

@@ -11,11 +11,21 @@ promises, whatever the input:
   other than the outputs the command was asked to write;
 - ``orphan_output``: the run failed (exit != 0) yet left a new or changed file behind;
 - ``non_finite``: the run succeeded but an output (JSON, report, stdout) holds NaN, infinity or
-  a negative time, utilization or speedup.
+  a negative time, utilization or speedup;
+- ``accepted_bad``: a case built to be refused (a key set twice, an absurd value) was accepted.
 
-The mutators turn a valid input (a board, a profile, a plan, a calibration, a report) into the
-kinds of bad input a careful user tries: wrong types, non-finite and out-of-range numbers,
-missing and unknown keys, deep nesting, truncation.
+A temporary, backup, lock or scratch file of the output layer (``.NAME.*.tmp``, ``.old``,
+``.lock``, ``.check``) left behind is an orphan whatever the exit code. A run stopped by a
+signal (exit 130 or 143) may have written all of its outputs (the signal came while they were
+put in place) or none, never some. Cases may run in a subprocess (closed stdout or stderr,
+another locale, no HOME, a signal after a delay) or with a fault injected in process (the disk
+filling at a chosen byte, a rename failing).
+
+The mutators turn a valid input (a board, a profile, a plan, a calibration, an engine template,
+a measurement log, a model config, a report, a checkpoint header) into the kinds of bad input
+a careful user or an adversary tries: wrong types, non-finite, out-of-range and absurd
+numbers, missing, unknown and duplicated keys, deep nesting, truncation, markers in code
+fences, CRLF line endings, another version's JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import os
 import random
 import re
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +79,7 @@ class Outcome:
     altered_inputs: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     non_finite: list[str] = field(default_factory=list)
+    accepted_bad: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> dict[str, list[str]]:
@@ -80,6 +92,8 @@ class Outcome:
             out["orphan_output"] = self.orphans
         if self.non_finite:
             out["non_finite"] = self.non_finite
+        if self.accepted_bad:
+            out["accepted_bad"] = self.accepted_bad
         return out
 
     @property
@@ -157,15 +171,30 @@ def run_case(folder: Path, argv: list[str], outputs: tuple[str, ...] = ()) -> Ou
     """
     before = snapshot(folder)
     code, stdout, stderr, tb = run_dse(argv, folder)
+    return judge(folder, before, Outcome(code, stdout, stderr, tb), outputs)
+
+
+#: Files the output layer makes beside an output and must always remove.
+_LAYER_FILE = re.compile(r"(^|/)\.[^/]+\.(tmp|old|lock|check)$")
+
+
+def judge(folder: Path, before: dict, res: Outcome, outputs: tuple[str, ...]) -> Outcome:
+    """Fill in ``res``'s problems from the folder before and after the run."""
     after = snapshot(folder)
-    res = Outcome(code, stdout, stderr, tb)
+    changed = [p for p in after if before.get(p) != after[p]]
     res.altered_inputs = [p for p, v in before.items()
                           if p not in outputs and after.get(p) != v]
-    if code != 0:
-        res.orphans = [p for p, v in after.items() if before.get(p) != v]
+    res.orphans = [p for p in changed if _LAYER_FILE.search(p)]
+    if res.code in (130, 143):
+        # stopped by a signal: all of the outputs or none (it may come while they are put
+        # in place, which it waits for)
+        written = [p for p in outputs if p in changed]
+        if written and len(written) < len(outputs):
+            res.orphans += [p for p in changed if p not in res.orphans]
+    elif res.code != 0:
+        res.orphans += [p for p in changed if p not in res.orphans]
     else:
-        res.non_finite = non_finite_outputs(folder, [p for p in after if before.get(p)
-                                                     != after[p]], stdout)
+        res.non_finite = non_finite_outputs(folder, changed, res.stdout)
     return res
 
 
@@ -198,9 +227,11 @@ def _reject(name: str) -> float:
 
 def _bad_numbers(obj: Any, where: str) -> Iterator[str]:
     if isinstance(obj, dict):
+        # a credit row (time a unit takes back from another's account) is negative by design
+        credit = obj.get("kind") == "credit"
         for k, v in obj.items():
             sub = f"{where}.{k}".lstrip(".")
-            if (isinstance(v, (int, float)) and not isinstance(v, bool)
+            if (isinstance(v, (int, float)) and not isinstance(v, bool) and not credit
                     and _NON_NEG_KEY.search(str(k)) and v < 0):
                 yield f"{sub} = {v} (negative)"
             yield from _bad_numbers(v, sub)
@@ -300,13 +331,26 @@ def mutate_text(text: str, rng: random.Random) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Case:
-    """A folder's files and the command to run there."""
+    """A folder's files and the command to run there.
+
+    ``must_fail``: the input is bad by construction (accepting it is a failure).
+    ``process``: run as a subprocess instead, with ``env`` (a value None removes the variable),
+    ``close`` ("stdout": its reader goes away at once, "stderr": the descriptor is closed)
+    and ``signal`` (signal number, seconds after the start).
+    ``fault``: a context manager factory wrapped around the in-process run (a full disk).
+    ``check``: more promises, ``check(folder, before, outcome)`` -> what broke them (counted
+    as altered inputs: the user's text changed).
+    """
 
     files: dict[str, str | bytes]
     argv: list[str]
     outputs: tuple[str, ...] = ()
     what: str = ""
     setup: Callable[[Path], None] | None = None
+    must_fail: bool = False
+    process: dict | None = None
+    fault: Callable[[], Any] | None = None
+    check: Callable[[Path, dict, Outcome], list[str]] | None = None
 
     def materialize(self, folder: Path) -> None:
         for rel, data in self.files.items():
@@ -563,6 +607,451 @@ def nesting_case(rng: random.Random) -> Case:
     return Case(files, argv, (), f"deep nesting: {which}")
 
 
+# -- issue 27: every input kind, and the classes of the second robustness round -------------
+
+TEMPLATE_YAML = ROOT / "overlays" / "ternary_gemv.yaml"
+LOG_JSON = ROOT / "examples" / "measurements" / "bitnet-kv260.json"
+KV260_YAML = ROOT / "boards" / "kv260.yaml"
+EXPLORE = ["explore", "--board", "board.yaml", "--profile", "p.json", "--calibration", "none",
+           "--top", "1"]
+CALIBRATE = ["calibrate", "--from", "log.json", "--board", "kv260.yaml", "-o", "cal.yaml",
+             "--no-report"]
+
+
+def _log() -> dict:
+    if "log" not in _CACHE:
+        _CACHE["log"] = json.loads(LOG_JSON.read_text(encoding="utf-8"))
+    return copy.deepcopy(_CACHE["log"])
+
+
+def _template() -> dict:
+    if "template" not in _CACHE:
+        _CACHE["template"] = _load_yaml(TEMPLATE_YAML)
+    return copy.deepcopy(_CACHE["template"])
+
+
+def _config_profile() -> dict:
+    """The small profile carrying its model's config (the 2B-4T preset, two blocks)."""
+    from dse.profile.presets import PRESETS
+
+    prof = _small_profile()
+    prof["model_config"] = {"model_type": "bitnet", **PRESETS["bitnet-b1.58-2B-4T"],
+                            "num_hidden_layers": 2}
+    return prof
+
+
+def _files(**override: str | bytes) -> dict[str, str | bytes]:
+    base = {"board.yaml": BOARD_YAML.read_text(encoding="utf-8"),
+            "p.json": json_text(_small_profile()), "plan.yaml": yaml_text(_plan())}
+    return {**base, **override}
+
+
+def template_case(rng: random.Random) -> Case:
+    """A mutated engine template through explore (the search builds from it)."""
+    tree, what = mutate_tree(_template(), rng)
+    return Case(_files(**{"t.yaml": yaml_text(tree)}),
+                [*EXPLORE, "--template", "t.yaml", "--no-report", "--json", "e.json"],
+                ("e.json",), f"template: {what}")
+
+
+#: Edits only a measurement log can get wrong, each refused at load.
+def _log_edits(rng: random.Random) -> tuple[dict, str]:
+    log = _log()
+    entries = log["entries"]
+    e = rng.choice(entries)
+    kind = rng.randrange(9)
+    if kind == 0:
+        log["config"]["engine"]["engines"] = rng.choice((2**62, 10**6, 4097))
+        return log, f"config.engine.engines = {log['config']['engine']['engines']}"
+    if kind == 1:
+        a, b = rng.sample(entries, 2)
+        a["part_of"], b["part_of"] = b["id"], a["id"]
+        return log, f"part_of cycle {a['id']} <-> {b['id']}"
+    if kind == 2:
+        e["value"] = rng.choice((1e308, 1e-300, 1e30))
+        return log, f"{e['id']}.value = {e['value']}"
+    if kind == 3:
+        e["unit"] = rng.choice(("W", "mW", "J")) if e["kind"] != "phase" else "furlongs"
+        return log, f"{e['id']}.unit = {e['unit']}"
+    if kind == 4:
+        e[rng.choice(("n", "k", "m", "context", "calls", "bytes"))] = rng.choice(
+            (10**30, 2**60, -1, 0))
+        return log, f"{e['id']}: a huge or negative count"
+    if kind == 5:
+        e["id"] = rng.choice(entries)["id"]
+        return log, f"duplicate id {e['id']}"
+    if kind == 6:
+        parts = [x for x in entries if x.get("part_of")]
+        part = rng.choice(parts)
+        part["value"] = part["value"] * rng.choice((30, 1000))
+        return log, f"part {part['id']} larger than its whole"
+    if kind == 7:
+        log["config"][rng.choice(("pl_clock_mhz", "ps_clock_mhz"))] = rng.choice((1e-300, 1e9))
+        return log, "an absurd clock"
+    e["part_of"] = e["id"]
+    return log, f"{e['id']} part of itself"
+
+
+def log_case(rng: random.Random) -> Case:
+    """A measurement log mutated anyhow (an accepted one is fitted: seconds)."""
+    tree, what = mutate_tree(_log(), rng)
+    files = {"log.json": json_text(tree), "kv260.yaml": KV260_YAML.read_text(encoding="utf-8")}
+    return Case(files, CALIBRATE, ("cal.yaml",), f"log: {what}")
+
+
+def log_edit_case(rng: random.Random) -> Case:
+    """A measurement log edited in a way only a log can be wrong: refused at load."""
+    tree, what = _log_edits(rng)
+    files = {"log.json": json_text(tree), "kv260.yaml": KV260_YAML.read_text(encoding="utf-8")}
+    return Case(files, CALIBRATE, ("cal.yaml",), f"log: {what}", must_fail=True)
+
+
+def model_config_case(rng: random.Random) -> Case:
+    """A profile's model config: mutated, or sizes that contradict its Linears."""
+    prof = _config_profile()
+    cfg = prof["model_config"]
+    if rng.random() < 0.5:
+        # a size dse reads: absurd, or (but the context length) at odds with the Linears
+        key = rng.choice(("hidden_size", "intermediate_size", "num_hidden_layers",
+                          "num_attention_heads", "num_key_value_heads", "vocab_size",
+                          "max_position_embeddings"))
+        odd = () if key == "max_position_embeddings" else (cfg[key] * 2 + 1,)
+        cfg[key] = rng.choice((10**30, 2**53, 0, -3, *odd))
+        what, bad = f"model_config.{key} = {cfg[key]}", True
+    else:
+        tree, what = mutate_tree(cfg, rng)
+        prof["model_config"], what, bad = tree, f"model_config: {what}", False
+    return Case(_files(**{"p.json": json_text(prof)}), PROJECT, ("out.json",), what,
+                must_fail=bad)
+
+
+def _duplicate_yaml(text: str, rng: random.Random) -> tuple[str, str]:
+    """The text with one ``key: value`` line repeated (another value) right after itself."""
+    lines = text.splitlines(keepends=True)
+    spots = [i for i, line in enumerate(lines)
+             if re.match(r"^\s*(- )?[A-Za-z_]\w*: \S", line)]
+    i = rng.choice(spots)
+    m = re.match(r"^(\s*)(- )?([A-Za-z_]\w*): ", lines[i])
+    indent = m.group(1) + ("  " if m.group(2) else "")
+    dup = f"{indent}{m.group(3)}: {rng.choice(('0.05', '1', 'x', '[]', '9999'))}\n"
+    return "".join([*lines[:i + 1], dup, *lines[i + 1:]]), f"{m.group(3)} twice (line {i + 2})"
+
+
+def _duplicate_json(text: str, rng: random.Random) -> tuple[str, str]:
+    """The text with a key of some object set twice (the copy first, another value)."""
+    keys = list(re.finditer(r'\n(\s*)"([A-Za-z_]\w*)": ', text))
+    m = rng.choice(keys)
+    value = rng.choice(("0.05", "1", '"x"', "[]"))
+    dup = f'\n{m.group(1)}"{m.group(2)}": {value},'
+    return text[:m.start()] + dup + text[m.start():], f"{m.group(2)} twice"
+
+
+def duplicate_case(rng: random.Random) -> Case:
+    """A key set twice in any input kind: refused, whichever value the author meant."""
+    kind = rng.choice(("board", "plan", "calibration", "template", "log", "profile"))
+    if kind == "board":
+        text, what = _duplicate_yaml(BOARD_YAML.read_text(encoding="utf-8"), rng)
+        return Case(_files(**{"board.yaml": text}), PROJECT, ("out.json",),
+                    f"board: {what}", must_fail=True)
+    if kind == "plan":
+        text, what = _duplicate_yaml(yaml_text(_plan()), rng)
+        return Case(_files(**{"plan.yaml": text}), PROJECT, ("out.json",), f"plan: {what}",
+                    must_fail=True)
+    if kind == "calibration":
+        text, what = _duplicate_yaml(calibration_text(), rng)
+        argv = [a if a != "none" else "cal.yaml" for a in PROJECT]
+        return Case(_files(**{"cal.yaml": text}), argv, ("out.json",),
+                    f"calibration: {what}", must_fail=True)
+    if kind == "template":
+        text, what = _duplicate_yaml(TEMPLATE_YAML.read_text(encoding="utf-8"), rng)
+        return Case(_files(**{"t.yaml": text}),
+                    [*EXPLORE, "--template", "t.yaml", "--no-report", "--json", "e.json"],
+                    ("e.json",), f"template: {what}", must_fail=True)
+    if kind == "log":
+        text, what = _duplicate_json(json_text(_log()), rng)
+        return Case({"log.json": text, "kv260.yaml": KV260_YAML.read_text(encoding="utf-8")},
+                    CALIBRATE, ("cal.yaml",), f"log: {what}", must_fail=True)
+    text, what = _duplicate_json(json_text(_small_profile()), rng)
+    return Case(_files(**{"p.json": text}), PROJECT, ("out.json",), f"profile: {what}",
+                must_fail=True)
+
+
+def absurd_case(rng: random.Random) -> Case:
+    """The absurd values issue 27 found priced, and their kin: every one refused at load."""
+    board = _base("board")
+    choice = rng.randrange(7)
+    if choice < 3:
+        board = copy.deepcopy(board)
+        section, key, value = [
+            ("ps_cpu", "memory_bandwidth_gb_s", rng.choice((1e-300, 1e-9, 1e9))),
+            ("ps_cpu", "cores", rng.choice((2**53, 10**6, 2**31))),
+            ("ddr", "peak_bandwidth_gb_s", rng.choice((1e-300, 170.6, 1.0))),
+        ][choice]
+        board[section][key] = value
+        return Case(_files(**{"board.yaml": yaml_text(board)}), PROJECT, ("out.json",),
+                    f"board {section}.{key} = {value}", must_fail=True)
+    if choice == 3:
+        plan = _plan()
+        plan["engine"]["clock_mhz"] = rng.choice((1e-300, 1e-3, 1e6))
+        return Case(_files(**{"plan.yaml": yaml_text(plan)}), PROJECT, ("out.json",),
+                    f"plan clock_mhz = {plan['engine']['clock_mhz']}", must_fail=True)
+    if choice == 4:
+        prof = _config_profile()
+        prof["model_config"]["vocab_size"] = rng.choice((10**30, 2**40, 1000))
+        return Case(_files(**{"p.json": json_text(prof)}), PROJECT, ("out.json",),
+                    f"vocab_size = {prof['model_config']['vocab_size']}", must_fail=True)
+    if choice == 5:
+        log = _log()
+        log["config"]["engine"]["engines"] = 2**62
+        return Case({"log.json": json_text(log),
+                     "kv260.yaml": KV260_YAML.read_text(encoding="utf-8")}, CALIBRATE,
+                    ("cal.yaml",), "log engines = 2**62", must_fail=True)
+    cal = yaml.safe_load(calibration_text())
+    cal["parameters"]["per_call_overhead_us"]["value"] = rng.choice((1e300, 1e9))
+    argv = [a if a != "none" else "cal.yaml" for a in PROJECT]
+    return Case(_files(**{"cal.yaml": yaml_text(cal)}), argv, ("out.json",),
+                "calibration per_call_overhead_us absurd", must_fail=True)
+
+
+_BEGIN = "<!-- dse:explore board=board begin -->"
+_END = "<!-- dse:explore board=board end -->"
+
+
+def report_case(rng: random.Random) -> Case:
+    """A user's report built from pieces (text, CRLF, a BOM, dse's markers quoted in code
+    fences, an old section of this board, another version's section of another board), then
+    explored into: everything outside the board's own section must stay byte for byte."""
+    eol = rng.choice(("\n", "\r\n"))
+    pieces = [rng.choice(("", "\ufeff")) + "# 我的报告 / my report" + eol + eol]
+    quoted = rng.choice(("```", "~~~~", "```markdown"))
+    close = quoted[:3] if quoted.startswith("`") else quoted
+    user_bits = [
+        f"notes: tokens/s ≥ 20 — café{eol}{eol}",
+        f"{quoted}{eol}{_BEGIN}{eol}(how dse marks a section){eol}{_END}{eol}{close}{eol}{eol}",
+        f"{quoted}{eol}{_BEGIN}{eol}{close}{eol}{eol}",
+        f"    {_BEGIN}{eol}{eol}",   # indented: not a marker line
+        f"inline `{_BEGIN}` quoted{eol}{eol}",
+        "<!-- dse:summary {not json} -->" + eol + eol,
+    ]
+    for _ in range(rng.randrange(1, 4)):
+        pieces.append(rng.choice(user_bits))
+    old_other = rng.random() < 0.5
+    if old_other:
+        pieces.append("<!-- dse:explore board=old begin -->" + eol + "## FPGA old" + eol
+                      + rng.choice(('<!-- dse:summary {"board": "Old"} -->',
+                                    "<!-- dse:summary [1, 2] -->",
+                                    '<!-- dse:summary {"board": ["x"], "design": 1} -->'))
+                      + eol + "<!-- dse:explore board=old end -->" + eol + eol)
+    own = rng.random() < 0.4
+    at = len(pieces)
+    if own:
+        pieces.append(_BEGIN + eol + "an old section of this board" + eol + _END + eol)
+        pieces.append(eol + "after the section" + eol)
+    text = "".join(pieces)
+    tail = "" if rng.random() < 0.5 else "no newline at the end"
+    text += tail
+    prefix = "".join(pieces[:at])
+    suffix = ("".join(pieces[at + 1:]) + tail) if own else None
+
+    def check(folder: Path, before: dict, res: Outcome) -> list[str]:
+        if res.code != 0:
+            return []
+        new = (folder / "r.md").read_bytes().decode("utf-8")
+        # dse's own boards table (before the first section, two boards or more) aside
+        new = re.sub(r"<!-- dse:boards begin -->.*?<!-- dse:boards end -->(\r?\n)*", "", new,
+                     flags=re.DOTALL)
+        bad = []
+        if not new.startswith(prefix):
+            bad.append("r.md: the user's text before dse's section changed")
+        if suffix is not None and not new.endswith(suffix):
+            bad.append("r.md: the user's text after dse's section changed")
+        if new.count(_BEGIN) != text.count(_BEGIN) + (0 if own else 1):
+            bad.append("r.md: dse's section was not added exactly once")
+        if eol == "\r\n" and "\n" in new.replace("\r\n", ""):
+            bad.append("r.md: LF line endings written into a CRLF report")
+        return bad
+
+    return Case(_files(**{"r.md": text.encode("utf-8")}),
+                [*EXPLORE, "--report", "r.md", "--json", "e.json"],
+                ("r.md", "e.json", *(f"r-board-{k}.png" for k in _PLOT_KINDS)),
+                f"report: {len(pieces)} pieces, eol {eol!r}, own section {own}", check=check)
+
+
+_PLOT_KINDS = ("roofline", "pareto", "breakdown", "context", "energy")
+
+
+@contextlib.contextmanager
+def disk_fills_at(after_bytes: int, rename_fails: int | None = None) -> Iterator[None]:
+    """The output layer's writes fail with ENOSPC once ``after_bytes`` bytes are written
+    (and, with ``rename_fails``, that rename fails with EROFS)."""
+    import dse.io
+
+    real_pwrite, real_replace = dse.io._pwrite, dse.io.os.replace
+    state = {"bytes": 0, "renames": 0}
+
+    def pwrite(fd, data, offset):
+        room = after_bytes - state["bytes"]
+        if room <= 0:
+            raise OSError(28, "No space left on device")
+        n = real_pwrite(fd, bytes(data[:room]), offset)
+        state["bytes"] += n
+        return n
+
+    def replace(src, dst):
+        state["renames"] += 1
+        if rename_fails is not None and state["renames"] == rename_fails:
+            raise OSError(30, "Read-only file system")
+        return real_replace(src, dst)
+
+    dse.io._pwrite = pwrite
+    dse.io.os.replace = replace
+    try:
+        yield
+    finally:
+        dse.io._pwrite = real_pwrite
+        dse.io.os.replace = real_replace
+
+
+def disk_case(rng: random.Random) -> Case:
+    """The disk fills at a random byte (or a rename fails) while a run writes its outputs;
+    the report may have hard links or be a symlink. Nothing half-written, nothing altered."""
+    link = rng.choice((None, "hard", "sym"))
+
+    def setup(folder: Path) -> None:
+        if link == "hard":
+            os.link(folder / "r.md", folder / "r-copy.md")
+        elif link == "sym":
+            (folder / "real.md").write_bytes((folder / "r.md").read_bytes())
+            (folder / "r.md").unlink()
+            (folder / "r.md").symlink_to("real.md")
+
+    after = rng.choice((0, 100, 5_000, 50_000, 500_000, 10**7))
+    rename = rng.choice((None, None, 1, 2, 3))
+    outputs = ("r.md", "e.json", "real.md", "r-copy.md",
+               *(f"r-board-{k}.png" for k in _PLOT_KINDS))
+    return Case(_files(**{"r.md": "# mine\r\n\r\nkept\r\n"}), [*EXPLORE, "--report", "r.md",
+                                                            "--json", "e.json"],
+                outputs, f"disk full after {after} bytes, rename {rename} fails, link {link}",
+                setup=setup, fault=lambda: disk_fills_at(after, rename))
+
+
+#: Environments and streams a run may start in (a value None removes the variable).
+ENVIRONMENTS = (
+    {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": None, "LANG": None},
+    {"HOME": None},
+    {"TERM": "dumb"},
+    {"HOME": None, "TERM": "dumb", "LC_ALL": "C", "PYTHONUTF8": "0"},
+    {"LC_ALL": "POSIX", "PYTHONIOENCODING": "ascii"},
+)
+
+
+def env_case(rng: random.Random) -> Case:
+    """A run as a subprocess in another environment, with its stdout reader gone or its
+    stderr closed: a correct run or one clear error."""
+    env = rng.choice(ENVIRONMENTS)
+    close = rng.choice((None, "stdout", "stderr"))
+    which = rng.randrange(4)
+    files = {**_files(), "log.json": json_text(_log()),
+             "kv260.yaml": KV260_YAML.read_text(encoding="utf-8")}
+    if which == 0:
+        argv, outputs = [*EXPLORE, "--report", "r.md", "--json", "e.json"], ("r.md", "e.json")
+    elif which == 1:
+        argv, outputs = CALIBRATE, ("cal.yaml",)
+    elif which == 2:
+        files["a.json"] = projection_text()
+        argv, outputs = ["compare", "a.json"], ()
+    else:
+        argv, outputs = PROJECT, ("out.json",)
+
+    def check(folder: Path, before: dict, res: Outcome) -> list[str]:
+        if res.code == 0:
+            return [f"{o}: not written by a run that exited 0" for o in outputs
+                    if not (folder / o).exists()]
+        return []
+
+    return Case(files, argv, outputs, f"{argv[0]} with {env}, {close or 'no stream'} closed",
+                process={"env": env, "close": close}, check=check)
+
+
+def signal_case(rng: random.Random) -> Case:
+    """SIGTERM (or Ctrl-C) at a random moment of a run: exit 143 (130), children ended, no
+    temporary file or lock left, the outputs all written or none."""
+    sig = rng.choice((signal.SIGTERM, signal.SIGTERM, signal.SIGINT))
+    delay = rng.choice((0.05, 0.3, 0.8, 1.2, 1.6, 2.0, 3.0))
+    if rng.random() < 0.5:
+        files = _files(**{"r.md": "# mine\n"})
+        argv, outputs = [*EXPLORE, "--report", "r.md", "--json", "e.json"], ("r.md", "e.json")
+    else:
+        files = {"log.json": json_text(_log()),
+                 "kv260.yaml": KV260_YAML.read_text(encoding="utf-8")}
+        argv, outputs = CALIBRATE, ("cal.yaml",)
+    return Case(files, argv, outputs, f"{argv[0]}: signal {int(sig)} after {delay} s",
+                process={"signal": (sig, delay)})
+
+
+def weights_case(rng: random.Random) -> Case:
+    """A checkpoint whose safetensors header lies: shapes empty, negative, huge, not numbers;
+    offsets past the data; dtypes unknown."""
+    shape = rng.choice(([0, 16], [-4, -16], [16, 0], [2**40, 2**40], ["a", 1], [16], [8, 16],
+                        [8, 16, 2], None))
+    dtype = rng.choice(("BF16", "F32", "F16", "U8", "I64", "Q4", 7))
+    data = bytes(rng.randrange(256) for _ in range(rng.choice((0, 7, 256, 512))))
+    offsets = rng.choice(([0, len(data)], [0, 10**12], [len(data), 0], [-1, 4], "x"))
+    header = {"model.layers.0.mlp.up_proj.weight": {"dtype": dtype, "shape": shape,
+                                                    "data_offsets": offsets}}
+    if rng.random() < 0.3:
+        header["model.layers.0.mlp.up_proj.weight_scale"] = {
+            "dtype": "F32", "shape": [1], "data_offsets": [0, 4]}
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    blob = len(raw).to_bytes(8, "little") + raw + data
+    files = {"ck/config.json": json.dumps({"model_type": "bitnet"}),
+             "ck/m.safetensors": blob}
+    return Case(files, ["weights", "inspect", "ck"], (),
+                f"weights: shape {shape}, dtype {dtype}, offsets {offsets}, {len(data)} B")
+
+
+def explore_json_text() -> str:
+    """A valid ``dse explore --json`` file (made once per process)."""
+    if "explore_json" not in _CACHE:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dse-fuzz-") as tmp:
+            folder = Path(tmp)
+            Case(_files(), []).materialize(folder)
+            code, _, err, tb = run_dse([*EXPLORE, "--no-report", "--json", "e.json"], folder)
+            assert code == 0 and not tb, err + tb
+            _CACHE["explore_json"] = (folder / "e.json").read_text(encoding="utf-8")
+    return _CACHE["explore_json"]
+
+
+def compare_version_case(rng: random.Random) -> Case:
+    """``dse compare`` on explore JSON from another version: summary or plan fields missing,
+    renamed or of another type."""
+    data = json.loads(explore_json_text())
+    other = copy.deepcopy(data)
+    where = rng.choice(("summary", "plans", "naive", "top"))
+    if where == "top":
+        key = rng.choice(sorted(other))
+        other[f"{key}_v0"] = other.pop(key)
+        what = f"top-level {key} renamed"
+    else:
+        target = other[where] if where != "plans" else other["plans"][0]
+        if isinstance(target, dict) and target:
+            key = rng.choice(sorted(target))
+            if rng.random() < 0.5:
+                del target[key]
+                what = f"{where}.{key} missing"
+            else:
+                target[key] = rng.choice(BAD_VALUES)
+                what = f"{where}.{key} = {target[key]!r}"
+        else:
+            what = "unchanged"
+    return Case({"e.json": explore_json_text(), "old.json": json_text(other)},
+                ["compare", "e.json", "old.json", *(["--all"] if rng.random() < 0.3 else [])],
+                (), f"compare another version: {what}")
+
+
 #: Every class, as the bench runs them (``explore`` runs the whole search per case).
 CLASSES: dict[str, Callable[[random.Random], Case]] = {
     "explore": explore_case,
@@ -576,13 +1065,95 @@ CLASSES: dict[str, Callable[[random.Random], Case]] = {
     "options": option_case,
     "outputs": output_case,
     "nesting": nesting_case,
+    # issue 27
+    "template": template_case,
+    "log": log_case,
+    "log_edits": log_edit_case,
+    "model_config": model_config_case,
+    "duplicate_keys": duplicate_case,
+    "absurd": absurd_case,
+    "report": report_case,
+    "disk": disk_case,
+    "environment": env_case,
+    "signal": signal_case,
+    "weights": weights_case,
+    "compare_version": compare_version_case,
 }
+
+#: Classes whose every case runs dse as a subprocess (seconds each: fewer cases in the bench).
+SUBPROCESS_CLASSES = ("environment", "signal")
 
 
 def try_case(case: Case, folder: Path) -> Outcome:
     folder.mkdir(parents=True, exist_ok=True)
     case.materialize(folder)
-    return run_case(folder, case.argv, case.outputs)
+    before = snapshot(folder)
+    if case.process is not None:
+        res = run_process(case, folder)
+    elif case.fault is not None:
+        with case.fault():
+            code, out, err, tb = run_dse(case.argv, folder)
+        res = Outcome(code, out, err, tb)
+    else:
+        code, out, err, tb = run_dse(case.argv, folder)
+        res = Outcome(code, out, err, tb)
+    res = judge(folder, before, res, case.outputs)
+    if case.must_fail and res.code == 0:
+        res.accepted_bad = [case.what]
+    if case.check is not None:
+        res.altered_inputs += case.check(folder, before, res)
+    return res
+
+
+#: The dse command as a subprocess (the console script of this venv, else ``-m dse.cli``).
+_DSE_SCRIPT = Path(sys.executable).parent / "dse"
+DSE_ARGV = [str(_DSE_SCRIPT)] if _DSE_SCRIPT.exists() else [sys.executable, "-m", "dse.cli"]
+
+
+def run_process(case: Case, folder: Path) -> Outcome:
+    """Run a case's command as a subprocess with its environment, closed streams and signal;
+    a traceback on stderr, an exit code other than 0, 2, 130 or 143, or a hang is judged."""
+    import subprocess
+    import time
+
+    opts = case.process or {}
+    env = dict(os.environ)
+    for k, v in (opts.get("env") or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    close = opts.get("close")
+    stderr = None if close == "stderr" else subprocess.PIPE
+    p = subprocess.Popen([*DSE_ARGV, *case.argv], cwd=folder, env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                         preexec_fn=(lambda: os.close(2)) if close == "stderr" else None)
+    if close == "stdout":
+        p.stdout.close()
+    sig = opts.get("signal")
+    if sig is not None:
+        deadline = time.monotonic() + sig[1]
+        while p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if p.poll() is None:
+            p.send_signal(sig[0])
+    try:
+        out, err = p.communicate(timeout=HANG_S * 4)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        return Outcome(None, "", "", f"Hang: still running after {HANG_S * 4:g} s")
+    out = (out or b"").decode("utf-8", "replace")
+    err = (err or b"").decode("utf-8", "replace")
+    code = p.returncode
+    if code in (-signal.SIGINT, -signal.SIGTERM):
+        code = 128 - code  # stopped before dse could handle it (starting up): as a shell sees it
+    tb = ""
+    if "Traceback (most recent call last)" in err:
+        tb = err[err.index("Traceback"):]
+    elif code not in (0, 2, 130, 143):
+        tb = f"exit code {code}"
+    return Outcome(code, out, err, tb)
 
 
 def finite(x: float) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from dse.cli import main
 from dse.errors import DseError
 from dse.model.board import Board, board_from_mapping, boards_dir, load_board, resolve_board
+from dse.schema import QUANTITIES
 
 BOARDS_DIR = Path(__file__).resolve().parents[1] / "boards"
 EXPECTED = {
@@ -119,11 +121,23 @@ def _write(tmp_path: Path, data: object, name: str = "bad.yaml") -> Path:
 
 
 def _error(path: Path) -> str:
+    """The one-line error, with its ``line N:`` checked (that line holds the field or the
+    mapping it is missing from) and then taken out."""
     with pytest.raises(DseError) as info:
         load_board(path)
-    msg = str(info.value)
+    return without_line(str(info.value), path)
+
+
+def without_line(msg: str, path: Path) -> str:
     assert "\n" not in msg
-    return msg
+    m = re.match(rf"{re.escape(str(path))}: line (\d+): ", msg)
+    if m is None:
+        return msg
+    text = path.read_text(encoding="utf-8").splitlines()[int(m.group(1)) - 1]
+    field = msg[m.end():].split(":")[0]
+    named = [part for part in field.split(".") if not part.isdigit()]
+    assert " " in field or any(part in text for part in named), (msg, text)
+    return f"{path}: {msg[m.end():]}"
 
 
 def _mutated(base: dict, section: str | None, key: str, value: object = ...) -> dict:
@@ -141,6 +155,11 @@ TOP_KEYS = ("name, part, family, pl, clock, ddr, ps_cpu, link, caps, power, cost
 MISSING = ...  # sentinel: delete the key instead of setting it
 
 
+def _q(kind: str) -> str:
+    """What the schema expects of a physical quantity (``dse.schema.QUANTITIES``)."""
+    return QUANTITIES[kind].expected()
+
+
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
     [
@@ -150,19 +169,21 @@ MISSING = ...  # sentinel: delete the key instead of setting it
                      id="unknown-nested"),
         pytest.param("ddr", "peak_bandwidth_gb_s", MISSING, "a value (field is missing)",
                      id="missing"),
-        pytest.param("pl", "lut", "many", "an integer, got 'many'", id="type-str"),
-        pytest.param("pl", "lut", 1.5, "an integer, got 1.5", id="type-float"),
-        pytest.param("pl", "lut", True, "an integer, got True", id="type-bool"),
-        pytest.param("pl", "dsp", 0, "a value > 0, got 0", id="zero-dsp"),
-        pytest.param("pl", "lut", -5, "a value > 0, got -5", id="negative-lut"),
-        pytest.param("pl", "uram", -1, "a value >= 0, got -1", id="negative-uram"),
+        pytest.param("pl", "lut", "many", f"{_q('pl_resource')}, got 'many'", id="type-str"),
+        pytest.param("pl", "lut", 1.5, f"{_q('pl_resource')}, got 1.5", id="type-float"),
+        pytest.param("pl", "lut", True, f"{_q('pl_resource')}, got True", id="type-bool"),
+        pytest.param("pl", "dsp", 0, f"{_q('pl_resource')}, got 0", id="zero-dsp"),
+        pytest.param("pl", "lut", -5, f"{_q('pl_resource')}, got -5", id="negative-lut"),
+        pytest.param("pl", "uram", -1, f"{_q('pl_resource_or_none')}, got -1", id="negative-uram"),
         pytest.param("caps", "lut", 1.5, "a value <= 1.0, got 1.5", id="cap-above-1"),
         pytest.param("caps", "ff", 0, "a value > 0.0, got 0", id="cap-zero"),
         pytest.param("ddr", "pl_efficiency", 1.2, "a value <= 1.0, got 1.2",
                      id="efficiency-above-1"),
-        pytest.param("ddr", "peak_bandwidth_gb_s", "fast", "a number, got 'fast'", id="float-str"),
-        pytest.param("ddr", "peak_bandwidth_gb_s", True, "a number, got True", id="float-bool"),
-        pytest.param("link", "per_call_overhead_us", -1, "a value >= 0.0, got -1",
+        pytest.param("ddr", "peak_bandwidth_gb_s", "fast", f"{_q('bandwidth_gb_s')}, got 'fast'",
+                     id="float-str"),
+        pytest.param("ddr", "peak_bandwidth_gb_s", True, f"{_q('bandwidth_gb_s')}, got True",
+                     id="float-bool"),
+        pytest.param("link", "per_call_overhead_us", -1, f"{_q('overhead_us')}, got -1",
                      id="negative-overhead"),
         pytest.param("clock", "max_mhz", 200, ">= clock.typical_mhz (250.0), got 200.0",
                      id="max-below-typical"),
@@ -212,8 +233,9 @@ def test_board_from_mapping_rejects_non_mapping():
 def test_invalid_yaml_syntax(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: ZCU104\npl: [unclosed\npart: x\n", encoding="utf-8")
-    msg = _error(path)
-    assert msg.startswith(f"{path}: line 3: expected valid YAML (")
+    with pytest.raises(DseError) as info:
+        load_board(path)
+    assert str(info.value).startswith(f"{path}: line 3: expected valid YAML (")
 
 
 def test_missing_file(tmp_path: Path):
@@ -244,7 +266,7 @@ def test_cli_validate_good_and_bad(tmp_path: Path, base: dict, capsys):
     assert main(["boards", "validate", str(good), str(bad)]) == 2
     out, err = capsys.readouterr()
     assert f"ok      {good} (ZCU104, xczu7ev-ffvc1156-2-e)" in out
-    assert f"INVALID {bad}: pl.dsp: expected a value > 0, got 0" in err
+    assert f"INVALID {bad}: line 7: pl.dsp: expected {_q('pl_resource')}, got 0" in err
     assert str(good) not in err
 
 

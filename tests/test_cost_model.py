@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -301,7 +302,7 @@ def test_plan_zero_shape_layer_rejected(seed):
     ("", r"expected a YAML mapping with engine: and offload:"),
     ("engine: {pe: 1, simd: 1\noffload: []\n", r"line \d+: expected valid YAML"),
     ("engine: {pe: 4, simd: 4, clock_mhz: .inf}\noffload: []\n",
-     r"engine\.clock_mhz: expected a finite number > 0"),
+     r"engine\.clock_mhz: expected a number from 1\.0 to 2000\.0 \(a PL clock in MHz\)"),
     ("engine: {pe: 4, simd: 4, head: int8}\noffload: [lm_head]\n",
      r"engine\.head_macs: expected >= 1 with a head unit"),
     ("engine: {pe: 4, simd: 4, resident_bytes: lots}\noffload: []\n",
@@ -421,7 +422,7 @@ def test_project_bad_plan_exit_2(capsys, profile_json, tmp_path, yaml_text, fiel
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1
-    assert f"{plan}: {field}: expected" in lines[0]
+    assert f"{plan}: {field}: expected" in re.sub(r": line \d+:", ":", lines[0])
 
 
 def test_project_missing_plan_file(capsys, profile_json, tmp_path):

@@ -64,9 +64,10 @@ def test_section_is_fenced_by_the_board_markers(result, sections):
 def test_plan_table_has_best_first_and_naive_last(result, sections):
     rows = _plan_rows(sections["en"])
     assert len(rows) == len(result.plans) + 1
-    assert rows[0].startswith("| 1 | `best` |")
-    assert "`naive top-5`" in rows[-1]
     best = result.best
+    # each plan named by its label and its identity (the same plan's in every section)
+    assert rows[0].startswith(f"| 1 | `best` (`{best.plan.identity}`) |")
+    assert f"`naive top-5` (`{result.naive.plan.identity}`)" in rows[-1]
     assert f"{best.speedup:.2f}x" in rows[0]
     # PyTorch fp32 of 2B-4T does not fit the ZCU104: its speedup column says so
     assert f"{best.decode.speedup_vs('torch'):.2f}x (does not fit)" in rows[0]
@@ -188,7 +189,9 @@ def test_upsert_rejects_a_section_for_another_board(sections):
 # -- plots -----------------------------------------------------------------------------------
 
 def test_write_plots_writes_valid_pngs_atomically(result, tmp_path):
-    names = write_plots(result, tmp_path, "report")
+    plots = write_plots(result, tmp_path, "report")
+    names = plots.names
+    assert (plots.lang, plots.note) == ("en", "")
     assert names == {"breakdown": "report-zcu104-breakdown.png",
                      "roofline": "report-zcu104-roofline.png",
                      "pareto": "report-zcu104-pareto.png",

@@ -98,6 +98,22 @@ def test_seeded_class(kind, seed):
     _judge(SEEDED[kind](random.Random(seed)))
 
 
+#: Issue 27's classes, with how many seeds each gets here (the bench runs many more): every
+#: input kind (templates, measurement logs (refused edits: an accepted log is a fit of
+#: seconds, the bench runs those), model configs, keys set twice, absurd values,
+#: checkpoint headers, another version's JSON), reports built to be mangled, a disk that
+#: fills, other environments and closed streams, and signals (the last two as subprocesses).
+ROUND_TWO = {"template": 8, "model_config": 8, "duplicate_keys": 10, "absurd": 10,
+             "weights": 10, "compare_version": 8, "log_edits": 8, "report": 3, "disk": 4,
+             "environment": 2, "signal": 2}
+
+
+@pytest.mark.parametrize(("kind", "seed"), [(k, i) for k, n in ROUND_TWO.items()
+                                            for i in range(n)])
+def test_round_two_class(kind, seed):
+    _judge(fuzzkit.CLASSES[kind](random.Random(f"test-{kind}-{seed}")))
+
+
 def test_valid_inputs_pass_the_judge():
     """The harness itself: a valid project run is judged ok and writes its JSON."""
     with tempfile.TemporaryDirectory(prefix="dse-fuzz-") as tmp:

@@ -121,3 +121,16 @@ def test_an_infeasible_explore_prints_what_would_fit_and_no_make_line(tmp_path, 
     assert "### 敏感性" not in section and "### Sensitivity" not in section
     assert "没有能在这块板上运行的方案，所以没有 make 行" in section
     assert "bitnet_b1_58-large (460 MiB)" in section
+
+
+def test_matrix_in_chinese(cells):
+    """--lang zh: the document in Chinese, the why of each cell too; English has no CJK."""
+    from dse.report.fonts import CJK_RE
+    from dse.report.matrix import render_matrix_md
+
+    cells = tuple(cells.values())
+    zh = render_matrix_md(cells, prompt_tokens=128, gen_tokens=128, sources={}, lang="zh")
+    en = render_matrix_md(cells, prompt_tokens=128, gen_tokens=128, sources={}, lang="en")
+    assert zh.startswith("# 哪个 BitNet 模型装得进哪块板卡")
+    assert "装得下：DDR 用 " in zh and "fits: " not in zh
+    assert not CJK_RE.search(en) and "fits: " in en

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -320,7 +321,7 @@ def test_plan_file_runtime(capsys, tmp_path):
     plan.write_text("engine: {pe: 16, simd: 32}\noffload: ['model.layers.*.mlp.*']\n"
                     "runtime: tvm\n")
     rc, _out, err = _cli(capsys, "project", "--board", "kv260", "--plan", str(plan))
-    assert rc == 2 and f"{plan}: runtime: expected one of torch, native" in err
+    assert rc == 2 and f"{plan}: line 3: runtime: expected one of torch, native" in err
     plan.write_text("engine: {pe: 16, simd: 32}\noffload: ['model.layers.*.mlp.*']\n"
                     "runtime: torch\n")
     rc, out, err = _cli(capsys, "project", "--board", "kv260", "--plan", str(plan))
@@ -361,7 +362,8 @@ def test_head_top_k_beyond_the_vocabulary(capsys, tmp_path):
     rc = main(["project", "--board", "kv260", "--plan", str(plan)])
     err = capsys.readouterr().err
     assert rc == 2
-    assert f"{plan}: head_top_k: expected an integer from 1 to 128256 (the vocabulary)" in err
+    assert (f"{plan}: head_top_k: expected an integer from 1 to 128256 (the vocabulary)"
+            in re.sub(r": line \d+:", ":", err))
 
 
 def test_best_kv260_plan_runs_the_head_two_stage(capsys):
@@ -472,7 +474,8 @@ def test_plan_file_glue(capsys, tmp_path):
     plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
                     "glue: {passes: 0}\n")
     rc = main(["project", "--board", "kv260", "--plan", str(plan)])
-    assert rc == 2 and f"{plan}: glue.passes: expected an integer >= 1" in capsys.readouterr().err
+    err = re.sub(r": line \d+:", ":", capsys.readouterr().err)
+    assert rc == 2 and f"{plan}: glue.passes: expected an integer >= 1" in err
 
 
 @pytest.mark.parametrize(("argv", "needle"), [

@@ -404,7 +404,8 @@ def test_pynq_z2_builds_the_plan_explore_picks_for_bitnet_large(tmp_path):
     assert res.returncode == 0, res.stderr
     args = (tmp_path / "tclargs.pynq-z2.txt").read_text().split()
     assert args[:3] == ["pynq-z2", "zynq7", "xc7z020clg400-1"]
-    assert args[15:17] == ["S_AXI_HP0", "64"]
+    engines = int(next(a for a in make if a.startswith("ENGINES=")).split("=")[1])
+    assert args[15:17] == [",".join(f"S_AXI_HP{i}" for i in range(engines)), "64"]
     log = tmp_path / "stub.log"
     script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
               f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")

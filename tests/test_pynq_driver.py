@@ -603,3 +603,74 @@ def test_emulated_attn_group_timeout_names_the_unit():
     with pytest.raises(OverlayTimeout, match=r"^kv_attn layers\.4\[2:3\] MODE 0 T=6 H=1: timed "
                        r"out waiting for results \(S2MM\) \(kv_attn CTRL=0x1,"):
         grp.attention_step(cache, q, timeout_s=0.2)
+
+
+# -- the board doctor against the emulated device --------------------------------------------
+
+def _device_hwh(device, clock_mhz: float = 250.0) -> str:
+    """The .hwh the Vivado flow would write for exactly this emulated device."""
+    from _hwh import hwh_text
+
+    engines = [{"pe": e.pe, "simd": e.simd, "packing": e.packing, "vmax": e.vmax,
+                "kmax": e.kmax} for e in device.engines]
+    attn = [{"g": a.g, "d": a.d, "hmax": a.hmax, "tmax": a.tmax} for a in device.attns]
+    return hwh_text(engines, attn, clock_mhz)
+
+
+def _quiet(tmp_path: Path) -> dict:
+    gov = tmp_path / "sys" / "cpu0" / "cpufreq" / "scaling_governor"
+    gov.parent.mkdir(parents=True)
+    gov.write_text("performance\n")
+    (tmp_path / "proc").mkdir()
+    return {"cpu_root": tmp_path / "sys", "proc_root": tmp_path / "proc", "sample_s": 0.01}
+
+
+@needs_pynq
+def test_emulated_doctor_passes_the_board_it_describes(tmp_path):
+    """Two engines and the attention unit, clocked as built and planned: every check passes,
+    each read from the device's own registers through the unmodified pynq code."""
+    from dse.hw import doctor
+    from dse.model.engine import EngineDesign
+    from dse.model.project import AttentionUnit
+
+    eng = _open(pe=8, simd=16, packing="i2", vmax=4, kmax=8192, engines=2,
+                attn=(4, 128, 5, 64))
+    for e in eng.engines:
+        e.clock_mhz = 250.0   # what open_overlay reads back from pynq.Clocks on a board
+    (tmp_path / "o.hwh").write_text(_device_hwh(eng.device))
+    plan = EngineDesign(pe=8, simd=16, packing="i2", clock_mhz=250.0, engines=2, vectors=4,
+                        max_k=6912)
+    findings = doctor.examine(eng, tmp_path / "o.hwh", plan,
+                              AttentionUnit(4, 128, 5, 64, latency_cycles=10),
+                              **_quiet(tmp_path))
+    assert all(f.ok for f in findings), [f.line() for f in findings]
+    doctor.verdict(findings, "o.bit")
+
+
+@needs_pynq
+@pytest.mark.parametrize(("change", "expected"), [
+    ("clock", "PL clock: runs at 100 MHz, the bitstream was built for 250 MHz"),
+    ("stale-hwh", "bitstream: ternary_gemv_0: SIMD 32 in the .hwh, 16 in its registers"),
+    ("plan", "plan's engine: PE 8, the plan 16"),
+    ("no-attention", "plan's units: the plan has an attention unit"),
+])
+def test_emulated_doctor_refuses_a_mismatch(tmp_path, change, expected):
+    from dse.errors import DseError
+    from dse.hw import doctor
+    from dse.model.engine import EngineDesign
+    from dse.model.project import AttentionUnit
+
+    eng = _open(pe=8, simd=16, packing="i2", vmax=4, kmax=8192)
+    eng.clock_mhz = 100.0 if change == "clock" else 250.0
+    text = _device_hwh(eng.device)
+    if change == "stale-hwh":
+        text = text.replace('NAME="SIMD" VALUE="16"', 'NAME="SIMD" VALUE="32"')
+    (tmp_path / "o.hwh").write_text(text)
+    plan = EngineDesign(pe=16 if change == "plan" else 8, simd=16, packing="i2",
+                        clock_mhz=250.0, vectors=4, max_k=6912)
+    attention = (AttentionUnit(4, 128, 5, 4096, latency_cycles=10) if change == "no-attention"
+                 else None)
+    findings = doctor.examine(eng, tmp_path / "o.hwh", plan, attention, **_quiet(tmp_path))
+    with pytest.raises(DseError) as exc:
+        doctor.verdict(findings, "o.bit")
+    assert expected in str(exc.value), str(exc.value)

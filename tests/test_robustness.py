@@ -81,10 +81,13 @@ def test_profile_fields_are_type_checked(capsys, files, edit, field, expected):
 # -- boards, overrides and calibrations: finite and in range ----------------------------------
 
 @pytest.mark.parametrize(("section", "key", "value", "expected"), [
-    ("clock", "max_mhz", float("inf"), "a finite number"),
-    ("ddr", "peak_bandwidth_gb_s", float("inf"), "a finite number"),
+    ("clock", "max_mhz", float("inf"), "a number from 1.0 to 2000.0 (a PL clock in MHz)"),
+    ("ddr", "peak_bandwidth_gb_s", float("inf"), "a number from 0.01 to 10000.0"),
     ("ddr", "pl_efficiency", float("nan"), "a finite number"),
-    ("ddr", "peak_bandwidth_gb_s", 1e300, "<= 1e+15"),
+    ("ddr", "peak_bandwidth_gb_s", 1e300, "to 10000.0 (a bandwidth in GB/s)"),
+    ("ps_cpu", "memory_bandwidth_gb_s", 1e-300, "from 0.01 to 10000.0"),
+    ("ps_cpu", "cores", 2**53, "an integer from 1 to 1024 (CPU cores)"),
+    ("clock", "typical_mhz", 1e-300, "a number from 1.0 to 2000.0 (a PL clock in MHz)"),
     ("cost_overrides", "cache_maint_bytes_per_s", 0, "> 0"),
     ("cost_overrides", "lane_lut", float("nan"), "a finite number"),
     ("cost_overrides", "mm2s_efficiency", 1.5, "<= 1"),
@@ -144,7 +147,8 @@ def test_disk_full_is_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch)
     out = Outputs()
     out.add(tmp_path / "a.json", "{}")
     out.add(tmp_path / "b.json", "{}")
-    with pytest.raises(DseError, match=r"cannot write \(No space left on device\)"):
+    with pytest.raises(DseError, match=r"b\.json: cannot write output \(No space left on "
+                       r"device\); no output of this run was changed"):
         out.commit()
     assert list(tmp_path.iterdir()) == []
 
@@ -442,7 +446,8 @@ def test_stream_output_is_written_in_place(tmp_path):
 @pytest.mark.parametrize(("field", "value", "expected"), [
     ("engines", 2**53, "<= 4096"),  # the cost model sums engines one by one: this hung
     ("pe", 10**30, "<= 2**53"),
-    ("clock_mhz", float("inf"), "a finite number > 0"),
+    ("clock_mhz", float("inf"), "a number from 1.0 to 2000.0 (a PL clock in MHz)"),
+    ("clock_mhz", 1e-300, "a number from 1.0 to 2000.0 (a PL clock in MHz)"),
 ])
 def test_absurd_engine_fields_are_refused(capsys, files, field, value, expected):
     plan = yaml.safe_load((files / "plan.yaml").read_text(encoding="utf-8"))

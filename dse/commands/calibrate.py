@@ -18,7 +18,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from dse.commands.common import non_negative_int, positive_float, positive_int
+from dse.commands.common import (
+    add_lang_option,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from dse.commands.model_input import MODEL_HELP, load_model_input
 from dse.errors import DseError
 from dse.io import Outputs, load_json
@@ -64,9 +69,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="calibration file (default: calibrations/<board>-<UTC time>.yaml in "
                    "the current directory)")
     p.add_argument("--report", type=Path, default=None,
-                   help="report to append to (default: reports/<profile>.<lang>.md)")
+                   help="report to add the section to (default: the report the --profile "
+                   "JSON was written with or imported from, else reports/<profile>.<lang>.md)")
+    add_lang_option(p)
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file, as dse explore's (default: the shipped "
+                   "dse/data/fabric.yaml): the search it re-projects with is explore's")
     p.set_defaults(run=run)
 
 
@@ -97,6 +107,51 @@ def _plan_design(fields: dict, path: Path):
                        f"fields ({exc})") from None
 
 
+def _preflight(args) -> None:
+    """What the backend needs, checked before the search: off the board, ``--backend pynq``
+    fails in a second, in one line."""
+    if args.backend == "pynq":
+        from dse.hw.pynq_backend import check_ready
+
+        check_ready(args.overlay)
+
+
+def _plan_attention(path: Path | None):
+    """The attention unit of ``--plan``'s best plan (None: no plan, or a plan without one)."""
+    if path is None:
+        return None
+    from dataclasses import fields
+
+    from dse.model.project import AttentionUnit
+
+    data = load_json(path, "plan")
+    try:
+        att = data["plans"][0]["projections"][0]["plan"].get("attention")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    if not isinstance(att, dict):
+        return None
+    known = {f.name for f in fields(AttentionUnit)} - {"buildable", "build_note"}
+    try:
+        return AttentionUnit(**{k: v for k, v in att.items() if k in known})
+    except TypeError:
+        raise DseError(f"{path}: plans.0.projections.0.plan.attention: expected the "
+                       f"attention unit's fields") from None
+
+
+def _doctor(args, backend, planned) -> None:
+    """The board doctor (``dse.hw.doctor``) before anything runs on the board: a mismatch
+    between the board, the bitstream and the plan refuses the calibration in one line."""
+    from dse.hw import doctor
+
+    findings = doctor.examine(backend.engine, args.overlay.with_suffix(".hwh"), planned,
+                              _plan_attention(args.plan))
+    print("board doctor:")
+    for f in findings:
+        print(f.line())
+    doctor.verdict(findings, args.overlay)
+
+
 def _make_backend(args, board, design):
     """sim: the RTL build of exactly ``design`` (the plan's engine; --sim-* override it)."""
     if args.backend == "sim":
@@ -114,19 +169,28 @@ def _make_backend(args, board, design):
         return SimBackend.for_design(board, design, shipped_template())
     from dse.hw.pynq_backend import PynqBackend
 
-    if args.overlay is None:
-        raise DseError("--overlay: expected the overlay's .bit file for --backend pynq")
     return PynqBackend(board, args.overlay, timeout_s=args.timeout)
 
 
+def _fabric(args):
+    """The fabric evidence in force (``--fabric``, else the shipped file), as ``dse explore``
+    loads it: the plans calibrate re-projects must be the ones explore's card shows."""
+    from dse.fabric_data import load_fabric
+
+    return load_fabric(getattr(args, "fabric", None))
+
+
 def _search(wl=None):
-    """(objective, space) the calibration re-projects with: decode over what the shipped
-    overlay template builds, under the runtimes the workload can price."""
+    """(objective, space) the calibration re-projects with: ``dse explore``'s default search
+    (decode at its default context, the KV formats it searches, what the shipped overlay
+    template builds, the runtimes the workload can price), so the plan calibrated is the
+    plan the answer card of a default ``dse explore`` recommends."""
     from dse.model.template import shipped_template
-    from dse.search.optimize import Objective
+    from dse.search.optimize import SEARCHED_KV_DTYPES, Objective
     from dse.search.space import default_space
 
-    objective = Objective() if wl is None else Objective(runtimes=wl.runtimes)
+    kv = {"kv_dtype": SEARCHED_KV_DTYPES[0], "kv_dtypes": SEARCHED_KV_DTYPES}
+    objective = Objective(**kv) if wl is None else Objective(runtimes=wl.runtimes, **kv)
     return objective, default_space(objective.kind, template=shipped_template())
 
 
@@ -141,18 +205,18 @@ def default_output(board_stem: str) -> Path:
 
 def _outputs(args, mi, inputs) -> tuple[Outputs, Path | None, Path | None]:
     """The run's outputs claimed up front (none may be one of its inputs): (outputs,
-    calibration path or None for the dated default, report path or None)."""
-    from dse.commands.common import default_report_path
+    calibration path or None for the dated default, report path or None); the report's
+    language is left in ``args.lang``."""
+    from dse.commands.common import report_target
 
-    profile, stem = mi.profile, mi.stem
     out = Outputs([*mi.inputs, args.plan, args.weights, args.overlay, *inputs])
     cal = None if args.output is None else out.claim(args.output, "calibration")
     if args.log is not None:
         out.claim(args.log, "measurement log")
     report_path = None
     if not args.no_report:
-        report_path = out.claim(default_report_path(profile, stem) if args.report is None
-                                else args.report, "report", rewrite=True)
+        report_path, args.lang = report_target(args.report, args.lang, mi)
+        report_path = out.claim(report_path, "report", rewrite=True)
     return out, cal, report_path
 
 
@@ -185,7 +249,7 @@ def _run_from_log(args: argparse.Namespace) -> int:
     mi = load_model_input(args.model, args.profile)
     wl, profile, stem = mi.workload, mi.profile, mi.stem
     out, out_path, report_path = _outputs(args, mi, [args.from_log, board.path])
-    ctx0 = CostContext.for_board(board)
+    ctx0 = CostContext.for_board(board, None, _fabric(args))
     res = fit_log(log, wl, ctx0.board, ctx0.constants)
     print(f"fitting {log.path} ({len(log.entries)} entries, {log.config.backend} log) for "
           f"{board.name}")
@@ -203,10 +267,11 @@ def _run_backend(args: argparse.Namespace) -> int:
     from dse.search.explore import explore
 
     board = resolve_board(args.board)
+    _preflight(args)
     mi = load_model_input(args.model, args.profile)
     wl, profile, stem = mi.workload, mi.profile, mi.stem
     out, out_path, report_path = _outputs(args, mi, [board.path])
-    ctx0 = CostContext.for_board(board)
+    ctx0 = CostContext.for_board(board, None, _fabric(args))
     best_before = explore(wl, ctx0, *_search(wl)).best
     planned = None
     if args.layers:
@@ -225,6 +290,8 @@ def _run_backend(args: argparse.Namespace) -> int:
     weights = _load_weights(args.weights, {la.name for la in layers}) if args.weights else None
     # the build to measure: the plan's engine (the best plan's by default)
     backend = _make_backend(args, board, planned or best_before.plan.design)
+    if args.backend == "pynq":
+        _doctor(args, backend, planned)
     design = backend.overlay_design()
     flow.check_design(design, planned)
     shapes = flow.unique_shapes(layers)
@@ -253,7 +320,7 @@ def _run_backend(args: argparse.Namespace) -> int:
     res = fit_log(log, wl, ctx0.board, ctx0.constants)
     kind = "simulated" if backend.name == "sim" else "measured"
     return _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
-                   provenance, (best_before.plan, design, measurements, kind, args.repeats))
+                   provenance, (best_before, design, measurements, kind, args.repeats))
 
 
 def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
@@ -273,11 +340,13 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, repor
     cal = replace(cal, path=str(out_path))
     text_yaml = calibration_to_yaml(cal)
     cal = replace(cal, sha256=hashlib.sha256(text_yaml.encode("utf-8")).hexdigest())
-    ctx1 = CostContext.for_board(board, cal)
+    ctx1 = CostContext.for_board(board, cal, ctx0.constants.fabric)
     e2e = None
     if run_info is not None:
-        plan, design, measurements, kind, _ = run_info
-        e2e = flow.end_to_end(wl, plan, design, measurements, ctx0, ctx1, kind)
+        best, design, measurements, kind, _ = run_info
+        # the recommended plan at the scenario the search priced it at (the card's)
+        e2e = flow.end_to_end(wl, best.plan, design, measurements, ctx0, ctx1, kind,
+                              best.decode.scenario)
     before, after = explore(wl, ctx0, *_search(wl)), explore(wl, ctx1, *_search(wl))
     replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
                for b in before.plans[:4]]
@@ -285,13 +354,15 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, repor
     out.add(out_path, text_yaml, "calibration")
     if report_path is not None:
         from dse.report.calibrate_md import render_calibration_section
+        from dse.report.explore_md import card_summary
         from dse.report.sections import upsert_section
 
         def update(current: str | None) -> str:
-            text, lang = base_report_text(current, profile, stem)
+            text, lang = base_report_text(current, profile, stem, args.lang, report_path)
             section = render_calibration_section(
                 cal, res, board.stem, lang, log=log, e2e=e2e, replans=replans,
-                repeats=None if run_info is None else run_info[4])
+                repeats=None if run_info is None else run_info[4],
+                card=card_summary(text, board.stem))
             return upsert_section(text, "calibrate", board.stem, section)
 
         out.rewrite(report_path, update)
@@ -313,9 +384,11 @@ def _print_summary(cal, res, e2e) -> None:
     print(f"model error over {len(res.fitted())} fitted entries: before max "
           f"{b['max_abs_rel_error']:.1%} (mean {b['mean_abs_rel_error']:.1%}), after max "
           f"{a['max_abs_rel_error']:.1%} (mean {a['mean_abs_rel_error']:.1%})")
+    from dse.report.numbers import param_value
+
     for name, p in cal.params.items():
-        err = "unconstrained" if p.stderr is None else f"± {p.stderr:.2g}"
-        print(f"  {name}: {p.default:g} -> {p.value:.4g} ({err})")
+        print(f"  {name}: {param_value(name, p.default)} -> "
+              f"{param_value(name, p.value, p.stderr, with_err=True)}")
     for r in res.entries:
         if r.status == "composed":
             print(f"{r.id}: measured {r.measured:g} {r.unit}; composed {r.before:.4g} -> "
@@ -330,8 +403,15 @@ def _print_summary(cal, res, e2e) -> None:
         print(f"held-out: fitted on {len(held['train'])} entries, predicting the other "
               f"{len(held['test'])}: max error {held['max_abs_rel_error']:.1%}")
     if e2e:
-        print(f"end to end ({e2e.plan} on {e2e.design}): projected "
-              f"{e2e.projected_before_ms:.1f} -> {e2e.projected_after_ms:.1f} ms/token; "
-              f"composed {e2e.composed_ms:.1f} ms/token, of which {e2e.run_fraction:.0%} "
-              f"{e2e.kind} ({e2e.run_layers}/{e2e.offloaded_layers} offloaded layers' "
-              f"shapes) and the rest modelled")
+        from dse.report.identity import scenario_text
+        from dse.report.numbers import ms
+
+        print(f"end to end: plan {e2e.plan} ({e2e.plan_id}) on {e2e.design}"
+              + (" (the engine as built, not the plan's)" if e2e.as_built else "")
+              + f", {scenario_text(e2e.scenario, 'en', False)}: projected "
+              f"{ms(e2e.projected_before_ms)} ms/token before calibration, "
+              f"{ms(e2e.projected_after_ms)} after; composed {ms(e2e.composed_ms)} ms/token, of "
+              f"which {e2e.run_fraction:.0%} {e2e.kind} ({e2e.run_layers}/"
+              f"{e2e.offloaded_layers} PL layers' shapes) and the rest modelled; baseline "
+              f"{e2e.baseline_runtime} CPU-only (KV {e2e.baseline_kv}) {ms(e2e.baseline_ms)} "
+              f"ms/token")

@@ -29,46 +29,121 @@ def load_profile_option(path: Path | None) -> tuple[Profile, str, str]:
     return load_profile(path), stem, str(path)
 
 
-def default_report_path(profile: Profile | None, stem: str) -> Path:
-    """``reports/<stem>.<lang>.md``, creating ``reports/`` (only this default folder); a
-    model without a profile gets an English report."""
+LANG_NAMES = {"zh": "Chinese", "en": "English"}
+
+
+def add_lang_option(p: argparse.ArgumentParser) -> None:
+    """``--lang zh|en``: the language of the report the command writes."""
+    p.add_argument("--lang", choices=("zh", "en"), default=None,
+                   help="language of the report (and its plots): zh or en (default: an "
+                   "existing report's own; a new report's name's .zh.md/.en.md; else the "
+                   "profile's, English without a profile)")
+
+
+def profile_lang(profile: Profile | None) -> str:
+    """The language a profile's report is in (English for a model without a profile)."""
+    return "en" if profile is None else profile.report_lang or "zh"
+
+
+def default_report_path(profile: Profile | None, stem: str, lang: str | None = None) -> Path:
+    """``reports/<stem>.<lang>.md``, creating ``reports/`` (only this default folder)."""
     Path("reports").mkdir(exist_ok=True)
-    lang = "en" if profile is None else profile.report_lang or "zh"
-    return Path("reports") / f"{stem}.{lang}.md"
+    return Path("reports") / f"{stem}.{lang or profile_lang(profile)}.md"
 
 
-def report_text(report_path: Path, profile: Profile, stem: str) -> tuple[str, str]:
+def _name_lang(path: Path) -> str | None:
+    """The language a report's file name states (``r.en.md`` -> en), if any."""
+    parts = path.name.split(".")
+    return parts[-2] if len(parts) >= 3 and parts[-2] in LANG_NAMES else None
+
+
+def existing_lang(text: str) -> str | None:
+    """The language an existing report is written in: its headings' (the profiling report's),
+    else Chinese if it has any Chinese character at all, else English; None for an empty
+    file (it has none yet)."""
+    from dse.report.fonts import CJK_RE
+    from dse.report.i18n import detect_lang
+
+    if not text.strip():
+        return None
+    return detect_lang(text) or ("zh" if CJK_RE.search(text) else "en")
+
+
+def report_target(report: Path | None, lang: str | None, mi) -> tuple[Path, str]:
+    """(report path, language) of the report a command adds its section to.
+
+    The path: ``--report``; else the report the profile was written with or imported from
+    (``Profile.report``, beside its JSON); else ``reports/<stem>.<lang>.md``. The language:
+    ``--lang``; else an existing report's own; else the name's ``.zh.md``/``.en.md``; else
+    the profile's. ``--lang`` against an existing report in the other language is a one-line
+    error (a report is written in one language).
+    """
+
+    if report is not None:
+        path = report
+    elif getattr(mi, "report", None) is not None:
+        path = mi.report
+    else:
+        path = default_report_path(mi.profile, mi.stem, lang)
+    existing = None
+    if path.is_file():
+        existing = existing_lang(read_text(path, "report"))
+    if lang and existing and existing != lang:
+        raise DseError(f"--lang {lang}: {path} is a {LANG_NAMES[existing]} report; expected "
+                       f"--lang {existing} for it, or a new --report file for the "
+                       f"{LANG_NAMES[lang]} one")
+    return path, lang or existing or _name_lang(path) or profile_lang(mi.profile)
+
+
+def report_text(report_path: Path, profile: Profile, stem: str,
+                lang: str | None = None) -> tuple[str, str]:
     """(text, language) of the report at ``report_path`` to add a section to."""
     current = read_text(report_path, "report") if report_path.exists() else None
-    return base_report_text(current, profile, stem)
+    return base_report_text(current, profile, stem, lang, report_path)
 
 
-def base_report_text(current: str | None, profile: Profile | None, stem: str
+_NO_PROFILE = {
+    "en": ("# {stem}\n\nNo profile: the model's operators and Linear shapes come from its "
+           "config; the native runtime prices every kernel from instruction counts and the torch "
+           "runtime is not measured.\n"),
+    "zh": ("# {stem}\n\n没有 profile：模型的算子与 Linear 形状取自其配置；native 运行时按指令数"
+           "为每个内核定价，torch 运行时未测量。\n"),
+}
+
+
+def base_report_text(current: str | None, profile: Profile | None, stem: str,
+                     lang: str | None = None, path: Path | str = "report"
                      ) -> tuple[str, str]:
     """(text, language) of the report to add a section to, given its current text.
 
-    An existing report is taken as it is (its text is never altered, only appended to); a new
-    one (``current`` None) starts as the profiling report: the seed itself for the embedded
-    default, else one rendered from the profile.
+    An existing report is taken as it is (its text is never altered, only appended to) in
+    its own language (``lang``, if given, must be it); a new one (``current`` None) starts
+    as the profiling report in ``lang`` (default the profile's): the seed itself for the
+    embedded default in Chinese, else one rendered from the profile.
     """
-    from dse.report.i18n import detect_lang
 
     if current is not None:
-        text = current
-    elif profile is None:  # a model config alone: no profiling report to append to
-        text = (f"# {stem}\n\nNo profile: the model's operators and Linear shapes come from "
-                f"its config; the native runtime prices every kernel from instruction counts "
-                f"and the torch runtime is not measured.\n")
-    else:
-        from dse.profile.default import DEFAULT_REPORT_NAME, data_file
-        from dse.report.profile_md import render_profile_report
+        found = existing_lang(current)
+        if lang and found and found != lang:
+            raise DseError(f"--lang {lang}: {path} is a {LANG_NAMES[found]} report; expected "
+                           f"--lang {found} for it, or a new --report file")
+        return current, found or lang or "en"
+    lang = lang or profile_lang(profile)
+    if profile is None:  # a model config alone: no profiling report to append to
+        return _NO_PROFILE[lang].format(stem=stem), lang
+    from dse.profile.default import DEFAULT_REPORT_NAME, data_file
+    from dse.report.profile_md import render_profile_report
 
-        lang = profile.report_lang or "zh"
-        if stem == DEFAULT_STEM and lang == "zh":
-            text = data_file(DEFAULT_REPORT_NAME).read_text(encoding="utf-8")
-        else:
-            text = render_profile_report(profile, lang)
-    return text, detect_lang(text) or "en"
+    if stem == DEFAULT_STEM and lang == "zh" and profile.report_lang == "zh":
+        return data_file(DEFAULT_REPORT_NAME).read_text(encoding="utf-8"), lang
+    return render_profile_report(profile, lang), lang
+
+
+def relative_to_json(report: Path, json_path: Path) -> str:
+    """``report``'s path as seen from the profile JSON's folder (``Profile.report``)."""
+    import os
+
+    return Path(os.path.relpath(report.resolve(), json_path.resolve().parent)).as_posix()
 
 
 def profile_inputs(path: Path | None) -> list[Path]:

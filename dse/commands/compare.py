@@ -47,6 +47,14 @@ def plans_of(path: Path, data: dict[str, Any], every: bool) -> list[tuple[str, s
     return out
 
 
+def _has(obj: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return False
+        obj = obj[part]
+    return True
+
+
 def _get(path: Path, obj: Any, where: str, dotted: str, kind: type | tuple) -> Any:
     """The value at ``dotted`` under ``obj``, of type ``kind``, or the one-line error
     ``FILE: where.dotted: expected ...``."""
@@ -73,24 +81,44 @@ def _fmt(v: float | None, suffix: str = "", scale: float = 1.0) -> str:
     return "—" if v is None else f"{v * scale:,.2f}{suffix}"
 
 
+def _ms(v: float | None) -> str:
+    from dse.report.numbers import ms
+
+    return ms(v)
+
+
+def _times(v: float | None) -> str:
+    from dse.report.numbers import times
+
+    return times(v)
+
+
+#: Fields older files may lack (a file written before plans had an identity): shown as "—".
+OPTIONAL = {"plan.id"}
+
+
 #: (row title, field of a projection, type, how to show it).
 ROWS: tuple[tuple[str, str, type | tuple, Any], ...] = (
     ("board", "board", str, str),
+    ("plan id", "plan.id", str, str),
     ("view", "scenario.view", str, str),
     ("phase", "scenario.phase", str, str),
     ("M tokens", "scenario.m_tokens", int, str),
+    ("context tokens", "scenario.context_tokens", int, str),
+    ("sequences", "scenario.sequences", int, str),
+    ("KV format", "scenario.kv_dtype", str, str),
     ("calibration", "calibration", str, str),
     ("engine design", "plan.design_label", str, str),
     ("packing", "plan.design.packing", str, str),
     ("layers offloaded", "plan.offload", list, len),
     ("layers resident", "plan.resident", list, len),
     ("PS runtime", "plan.runtime", str, str),
-    ("plan ms", "end_to_end.plan_ms", float, _fmt),
+    ("plan ms", "end_to_end.plan_ms", float, _ms),
     ("tok/s", "end_to_end.tokens_per_s", float, _fmt),
     ("best CPU runtime that fits", "end_to_end.baseline_runtime", (str, type(None)),
      lambda v: v or "none"),
-    ("baseline ms", "end_to_end.baseline_ms", float, _fmt),
-    ("speedup", "end_to_end.speedup", float, lambda v: _fmt(v, "x")),
+    ("baseline ms", "end_to_end.baseline_ms", float, _ms),
+    ("speedup", "end_to_end.speedup", float, _times),
     ("bound", "end_to_end.bound", str, str),
     ("DDR floor ms", "end_to_end.ddr_floor_ms", float, _fmt),
     ("LUT %", "utilization_fraction.lut", float, lambda v: _fmt(v, scale=100)),
@@ -104,28 +132,43 @@ def run(args: argparse.Namespace) -> int:
     for f in args.files:
         data = _load(f)
         for title, where, proj in plans_of(f, data, args.all):
-            cells = [show(_get(f, proj, where, field, kind)) for _, field, kind, show in ROWS]
+            cells = ["—" if field in OPTIONAL and not _has(proj, field)
+                     else show(_get(f, proj, where, field, kind))
+                     for _, field, kind, show in ROWS]
             if not _get(f, proj, where, "feasible", bool):
                 why = _get(f, proj, where, "infeasible", list)
                 cells[-1] = "NO: " + "; ".join(str(r) for r in why)
             columns.append((title, [str(c) for c in cells]))
     rows = [[title, *[cells[i] for _, cells in columns]] for i, (title, *_) in enumerate(ROWS)]
     print(text_table(["", *[t for t, _ in columns]], rows))
-    summaries = boards_of([_load(f) for f in args.files])
+    loaded = [(f, _load(f)) for f in args.files]
+    summaries = boards_of([data for _, data in loaded])
     if len(summaries) > 1:
         from dse.report.explore_md import boards_table
 
         print("\nboards compared (best plan of each):")
         print(boards_table(summaries, "en"))
+    unread = [str(f) for f, data in loaded if data.get("format") == "dse-explore"
+              and not _usable(data.get("summary"))]
+    if unread:
+        print(f"not in the boards table: {', '.join(unread)} (no summary this dse version "
+              f"reads: written by another version?)")
     return 0
+
+
+def _usable(sm: object) -> bool:
+    from dse.report.explore_md import usable_summary
+
+    return usable_summary(sm)
 
 
 def boards_of(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The best-plan summary of each board among explore JSON files, in file order (the same
-    rows as a report's "Boards compared" table)."""
+    rows as a report's "Boards compared" table); a summary this version cannot read (another
+    version's) is left out."""
     seen: dict[str, dict[str, Any]] = {}
     for data in files:
         sm = data.get("summary") if data.get("format") == "dse-explore" else None
-        if isinstance(sm, dict) and sm.get("board") not in seen:
+        if _usable(sm) and sm["board"] not in seen:
             seen[sm["board"]] = sm
     return list(seen.values())

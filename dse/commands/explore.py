@@ -9,11 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import (
+    add_lang_option,
     add_scenario_options,
     base_report_text,
     calibration_input,
-    default_report_path,
     positive_int,
+    report_target,
     scenario_fields,
 )
 from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured, runtimes_for
@@ -53,11 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="baseline view: CPU = the board's PS, or the profiled host")
     add_scenario_options(p, search=True)
     p.add_argument("--report", type=Path, default=None,
-                   help="report to append to (default: reports/<profile>.<lang>.md)")
+                   help="report to add the section to (default: the report the --profile "
+                   "JSON was written with or imported from, else reports/<profile>.<lang>.md)")
+    add_lang_option(p)
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
                    "field, else none; 'none' ignores that field)")
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
+                   "(default: the shipped dse/data/fabric.yaml)")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
@@ -83,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
     # and no output can overwrite an input of this run.
     out = Outputs([*mi.inputs, board.path or None, args.template,
                    calibration_input(board, args.calibration), args.reference])
-    report_path = None
+    report_path, lang = None, None
     if not args.no_report:
-        report_path = out.claim(default_report_path(profile, stem) if args.report is None
-                                else args.report, "report", rewrite=True)
+        report_path, lang = report_target(args.report, args.lang, mi)
+        report_path = out.claim(report_path, "report", rewrite=True)
         for name in plot_names(report_path.stem, board.stem).values():
             out.claim(report_path.parent / name, "plot")
     if args.json:
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         from dse.model.measurement_log import load_log
 
         reference = load_log(args.reference)
-    ctx = CostContext.resolve(board, args.calibration)
+    ctx = CostContext.resolve(board, args.calibration, args.fabric)
     from dse.model.template import load_template, shipped_template
 
     template = load_template(args.template) if args.template else shipped_template()
@@ -127,13 +133,13 @@ def run(args: argparse.Namespace) -> int:
 
         out.add(args.json, explore_to_json(result, source), "JSON")
     plots = None if report_path is None else _stage_report(result, profile, stem, report_path,
-                                                           out)
+                                                           out, lang)
     out.commit()
     if args.json:
         print(f"plans written to {args.json}")
     if plots is not None:
         print(f"report: {report_path} (section for {result.board.name}; plots "
-              f"{', '.join(plots.values())})")
+              f"{', '.join(plots.names.values())})" + (f"; {plots.note}" if plots.note else ""))
     return 0
 
 
@@ -168,19 +174,22 @@ def check_engine_options(args, template) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs
-                  ) -> dict[str, str]:
-    """Stage the plots and the report's new section (added to the report as it is when the
-    outputs are committed, under its lock); return the plots' names."""
+def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs, lang: str):
+    """Stage the plots and the report's new section in ``lang`` (added to the report as it
+    is when the outputs are committed, under its lock); return the plots (``PlotSet``)."""
     from dse.report.explore_md import render_explore_section, upsert_section
     from dse.report.plots import write_plots
 
-    plots = write_plots(result, report_path.parent, report_path.stem, write=out.add)
+    plots = write_plots(result, report_path.parent, report_path.stem, write=out.add,
+                        lang=lang)
 
     def update(current: str | None) -> str:
-        text, lang = base_report_text(current, profile, stem)
-        return upsert_section(text, result.board.stem, render_explore_section(result, lang,
-                                                                              plots))
+        from dse.report.calibrate_md import calibrated_summary
+
+        text, lang_ = base_report_text(current, profile, stem, lang, report_path)
+        return upsert_section(text, result.board.stem, render_explore_section(
+            result, lang_, plots.names, plot_note=plots.note,
+            calibrated=calibrated_summary(text, result.board.stem)))
 
     out.rewrite(report_path, update)
     return plots
@@ -225,6 +234,8 @@ class _progress:
 
 
 def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:
+    from dse.report import numbers
+
     obj = result.objective
     lines = [
         f"board: {result.board.name} ({result.board.part}); profile: {source}",
@@ -232,14 +243,14 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         f"{', '.join(obj.runtimes)}; KV cache {' or '.join(obj.kv_formats)}"
         f"{' (searched)' if len(obj.kv_formats) > 1 else ''}; calibration: {result.calibration}",
         "CPU-only baselines: " + "; ".join(
-            f"{b.runtime} (KV {b.kv_dtype}) {b.ms:,.1f} ms"
+            f"{b.runtime} (KV {b.kv_dtype}) {numbers.ms(b.ms)} ms"
             + (f", {b.energy.watts:.2f} W, {b.energy.j_per_token:.3f} J/token" if b.energy
                else "")
             + ("" if b.feasible else f" (does not fit: {b.reason})")
             for b in result.best.decode.baselines)
         + "".join(f"; {r}: not measured (no profile)" for r in unmeasured),
         f"searched {result.designs_evaluated} designs in {search_s:.2f} s "
-        f"({result.designs_rejected} rejected by caps or link)",
+        f"({result.designs_rejected} rejected by caps, link or clock evidence)",
         "",
     ]
     rows = []
@@ -247,9 +258,10 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         d = rp.decode
         util = d.utilization
         e = d.energy
-        rows.append([i, rp.label, rp.plan.design.label(), rp.plan.runtime,
-                     d.scenario.kv_dtype, " ".join(rp.plan.unit_labels) or "-",
-                     len(rp.plan.offload), len(rp.plan.resident), f"{rp.objective_ms:.4g}",
+        rows.append([i, f"{rp.label} ({rp.plan.identity})", rp.plan.design.label(),
+                     rp.plan.runtime, d.scenario.kv_dtype,
+                     " ".join(rp.plan.unit_labels) or "-", len(rp.plan.offload),
+                     len(rp.plan.resident), numbers.ms(rp.objective_ms),
                      f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
                      f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
                      f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
@@ -270,6 +282,14 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
     from dse.report.explore_md import unit_count_rows
 
+    lines += [str(n) for n in result.notes
+              if getattr(n, "key", "") in ("note.clock_beyond", "note.count_beyond")]
+    bases = dict.fromkeys(p.decode.evidence.resource_basis for p in result.plans
+                          if p.decode.evidence is not None)
+    lines += [f"resource basis: {b}" for b in bases]
+    lines += [f"clock of {p.label} ({p.plan.design.clock_mhz:g} MHz): "
+              + ("WHAT-IF, " if p.decode.evidence.beyond else "") + p.decode.evidence.clock_line
+              for p in result.plans if p.decode.evidence is not None]
     lines += [f"{k.lower()}: {v}" for k, v in unit_count_rows(result, "en")]
     lines.append("naive top-5: " + "; ".join(map(str, result.naive.why)))
     best = result.best.plan

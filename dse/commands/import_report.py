@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
+from dse.commands.common import relative_to_json
 from dse.io import Outputs
 from dse.profile.format import Profile, profile_to_json
 from dse.profile.seed_import import import_report
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     out = Outputs([args.report])
     out.claim(args.output, "profile")
     profile = import_report(args.report)
+    # the profile names the report it came from: `dse explore --profile` adds to that report
+    profile = replace(profile, report=relative_to_json(args.report, args.output))
     out.add(args.output, profile_to_json(profile) + "\n")
     out.commit()
     print(f"{args.report} -> {args.output}: {summary(profile)}")

@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, default=None,
                    help="PNG output (default: the report's name with .png)")
     p.add_argument("--json", type=Path, default=None, help="also write the cells as JSON")
+    p.add_argument("--lang", choices=("zh", "en"), default="en",
+                   help="language of the report and the plot (default en; zh writes "
+                   "reports/matrix.zh.md by default)")
     p.add_argument("--no-report", action="store_true", help="print only; write no file")
     p.add_argument("--list", action="store_true",
                    help="list the presets and where each config was read, and exit")
@@ -81,6 +84,7 @@ def _list() -> int:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
+    from dse.fabric_data import load_fabric
     from dse.model.template import shipped_template
     from dse.report.matrix import render_matrix_md, render_matrix_png
     from dse.search.matrix import matrix
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         report = args.report
         if report is None:
             Path("reports").mkdir(exist_ok=True)
-            report = Path("reports") / "matrix.md"
+            report = Path("reports") / ("matrix.md" if args.lang == "en" else
+                                        f"matrix.{args.lang}.md")
         report = out.claim(report, "report")
         plot = out.claim(args.plot or report.with_suffix(".png"), "plot")
     if args.json:
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     template = shipped_template()
     t0 = time.perf_counter()
     with _Progress(len(models) * len(boards)) as bar:
-        cells = matrix(models, boards, template, args.prompt_tokens, args.gen_tokens, bar)
+        cells = matrix(models, boards, template, args.prompt_tokens, args.gen_tokens, bar,
+                       load_fabric())
     seconds = time.perf_counter() - t0
     print(_grid_text(cells))
     print(f"\n{len(cells)} cells ({len(models)} models x {len(boards)} boards) in "
@@ -112,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
         out.add(report, render_matrix_md(cells, prompt_tokens=args.prompt_tokens,
                                          gen_tokens=args.gen_tokens, sources=sources,
                                          plot=str(plot.name) if plot.parent == report.parent
-                                         else str(plot), seconds=seconds), "report")
-        out.add(plot, render_matrix_png(cells), "plot")
+                                         else str(plot), seconds=seconds, lang=args.lang),
+                "report")
+        out.add(plot, render_matrix_png(cells, lang=args.lang), "plot")
     if args.json:
         from dse.io import json_text
 

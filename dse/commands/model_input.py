@@ -36,6 +36,18 @@ class ModelInput:
     source: str
     #: Files the run reads, which no output may overwrite.
     inputs: tuple[Path, ...]
+    #: The report the profile was written with or imported from (``Profile.report``,
+    #: resolved beside the profile JSON), where its sections go by default; None if unknown.
+    report: Path | None = None
+
+
+def linked_report(profile: Profile | None, profile_path: Path | None) -> Path | None:
+    """The report a profile JSON names (relative to the JSON's folder), if it names one."""
+    if profile is None or profile_path is None or not profile.report:
+        return None
+    import os
+
+    return Path(os.path.normpath(profile_path.parent / profile.report))
 
 
 def preset_names() -> tuple[str, ...]:
@@ -95,7 +107,8 @@ def load_model_input(model: str | None, profile_path: Path | None) -> ModelInput
     if model is None:
         profile, stem, source = load_profile_option(profile_path)
         return ModelInput(workload_from_profile(profile, source), profile, stem, source,
-                          tuple(profile_inputs(profile_path)))
+                          tuple(profile_inputs(profile_path)),
+                          linked_report(profile, profile_path))
     cfg, cfg_path = model_config(model)
     inputs = () if cfg_path is None else (cfg_path,)
     if profile_path is None:
@@ -107,7 +120,7 @@ def load_model_input(model: str | None, profile_path: Path | None) -> ModelInput
                      f"--model {model} (against --profile {profile_path})")
     where = "preset" if cfg_path is None else str(cfg_path)
     return ModelInput(wl, profile, stem, f"{source}; model {cfg.name} from its config "
-                      f"({where})", (*inputs, profile_path))
+                      f"({where})", (*inputs, profile_path), linked_report(profile, profile_path))
 
 
 def runtimes_for(wl: Workload, asked: tuple[str, ...], option: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import non_negative_int, positive_float, positive_int
@@ -134,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
     roofline = None if args.no_roofline else measure_roofline(data.threads)
     profile = build_profile(data, system_info(data.threads, reference, roofline),
                             lang=args.lang)
+    # the profile names its report, so `dse explore --profile` adds its section there
+    from dse.commands.common import relative_to_json
+
+    profile = replace(profile, report=relative_to_json(report_path, json_path))
     # What dse writes, dse must read back: the profile passes the loader's schema first.
     profile = profile_from_dict(profile_to_dict(profile), str(json_path))
     out.add(json_path, profile_to_json(profile) + "\n", "profile")
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         from dse.report.profile_plots import write_profile_plots
 
         plots = write_profile_plots(profile, report_path.parent, report_path.stem,
-                                    write=out.add)
+                                    write=out.add, lang=args.lang)
     out.add(report_path, render_profile_report(profile, args.lang, plots=plots), "report")
     out.commit()
     print(summary(profile, data.model_bytes, json_path, report_path))

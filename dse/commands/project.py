@@ -19,10 +19,11 @@ from dse.io import Outputs, json_text
 from dse.model.board import Board, resolve_board
 from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
-from dse.model.plan_file import check_units_fit, load_plan
+from dse.model.plan_file import check_units_fit, load_plan_file
 from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenario, project
 from dse.model.template import mark_buildable, shipped_template
 from dse.model.workload import Workload
+from dse.report import numbers
 from dse.report.table import text_table
 
 PHASES = ("decode", "prefill")
@@ -45,24 +46,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plan", type=Path, required=True, help="plan YAML (examples/plans/)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
-    p.add_argument("--phase", choices=PHASES, default="decode",
+    p.add_argument("--phase", choices=PHASES, default=None,
                    help="decode (one token of each of --sequences, a round) or prefill (the "
                    "prompt of --prompt-tokens in groups of --prompt-group positions, to its "
-                   "first token)")
+                   "first token); default: the plan file's scenario:, else decode")
     p.add_argument("--prompt-tokens", type=positive_int, default=None,
                    help=f"prompt length, the prefill M (default: the profile's, else "
                    f"{DEFAULT_PROMPT_TOKENS})")
     p.add_argument("--context-tokens", type=positive_int, default=None,
-                   help=f"tokens of context held in the KV cache (default: prompt + "
-                   f"{DEFAULT_GEN_TOKENS})")
+                   help=f"tokens of context held in the KV cache (default: the plan file's "
+                   f"scenario:, else prompt + {DEFAULT_GEN_TOKENS})")
     p.add_argument("--runtime", default=None,
                    help="PS runtime for what stays on the CPU: torch or native (default: the "
                    "plan's, else native)")
-    p.add_argument("--kv-dtype", default="fp16", help="KV-cache element type: fp32, bf16, "
-                   "fp16 or int8")
-    p.add_argument("--sequences", type=positive_int, default=1,
+    p.add_argument("--kv-dtype", default=None, help="KV-cache element type: fp32, bf16, "
+                   "fp16 or int8 (default: the plan's kv_dtype:, else fp16)")
+    p.add_argument("--sequences", type=positive_int, default=None,
                    help="independent sequences sharing each weight pass (a decode round; at "
-                   "most the plan engine's vectors)")
+                   "most the plan engine's vectors; default: the plan file's scenario:, "
+                   "else 1)")
     p.add_argument("--prompt-group", type=positive_int, default=None,
                    help="prompt positions per forward in prefill (default: the plan's "
                    "prompt_group, else its engine's vectors; at most those)")
@@ -71,17 +73,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
                    "field, else none; 'none' ignores that field)")
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
+                   "(default: the shipped dse/data/fabric.yaml)")
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)
 
 
-def scenario_for(args: argparse.Namespace, wl: Workload) -> Scenario:
+def scenario_for(args: argparse.Namespace, wl: Workload, defaults: dict | None = None,
+                 plan_kv: str | None = None) -> Scenario:
     """The scenario the options ask for, with the token counts checked: a decode round at
     ``--context-tokens`` (default: the prompt plus ``DEFAULT_GEN_TOKENS``), or the prompt's
-    last forward in prefill (``dse.model.prompt`` prices all its forwards)."""
+    last forward in prefill (``dse.model.prompt`` prices all its forwards). An option not
+    given takes the plan file's ``scenario:`` value (``defaults``), else dse's default."""
     from dse.model.prompt import check_prompt
 
+    defaults = defaults or {}
+    args = argparse.Namespace(**vars(args))
+    for key in ("phase", "prompt_tokens", "context_tokens", "sequences"):
+        if getattr(args, key, None) is None and key in defaults:
+            setattr(args, key, defaults[key])
+    args.phase = args.phase or "decode"
+    args.sequences = 1 if args.sequences is None else args.sequences
+    args.kv_dtype = args.kv_dtype or plan_kv or "fp16"
     given = args.prompt_tokens is not None
     prompt = args.prompt_tokens if given else (wl.prompt_tokens or DEFAULT_PROMPT_TOKENS)
     if prompt < 1:
@@ -123,32 +138,36 @@ def run(args: argparse.Namespace) -> int:
                    calibration_input(board, args.calibration)])
     if args.json:
         out.claim(args.json, "JSON")
-    plan = load_plan(args.plan, wl)
+    plan, defaults = load_plan_file(args.plan, wl)
     if args.runtime is not None:
         plan = replace(plan, runtime=check_runtime(args.runtime, "--runtime"))
     # say whether the shipped overlay builds the plan's engine (or which rule it breaks)
     plan = replace(plan, design=mark_buildable(shipped_template(), plan.design, board))
-    scenario = scenario_for(args, wl)
+    scenario = scenario_for(args, wl, defaults, plan.kv_dtype)
+    from_file = [k for k in ("phase", "prompt_tokens", "context_tokens", "sequences")
+                 if k in defaults and getattr(args, k) is None]
     check_round(plan, scenario.sequences)
-    ctx = CostContext.resolve(board, args.calibration)
+    ctx = CostContext.resolve(board, args.calibration, args.fabric)
     check_units_fit(plan, ctx.board, ctx.constants, args.plan)
     prompt = None
     if scenario.phase == "prefill":
         from dse.model.prompt import prompt_cost
 
         prompt = prompt_cost(wl, plan, ctx, scenario.m, args.prompt_group, view=args.view,
-                             kv_dtype=plan.kv_dtype or args.kv_dtype, threads=args.threads)
+                             kv_dtype=scenario.kv_dtype, threads=args.threads)
         # the forward shown in detail: the prompt's last (the head and the first token)
         proj = project(wl, plan, ctx, prompt.parts[-1][0].scenario)
     else:
         proj = project(wl, plan, ctx, scenario)
-    print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl), prompt))
+    print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl), prompt,
+                 from_file))
     if args.json:
         from dse.report.plan_json import projection_to_dict
 
         data = projection_to_dict(proj, board)
         data["profile"] = source
         data["plan_file"] = str(args.plan)
+        data["scenario"]["from_plan_file"] = from_file
         if prompt is not None:
             data["prompt"] = prompt_to_dict(prompt)
         out.add(args.json, json_text(data, "projection JSON"), "JSON")
@@ -159,12 +178,8 @@ def run(args: argparse.Namespace) -> int:
 
 # -- text rendering (pure) -------------------------------------------------------------------
 
-def _ms(x: float) -> str:
-    return f"{x:,.3f}" if x < 10 else f"{x:,.1f}"
-
-
-def _x(x: float) -> str:
-    return f"{x:.2f}x"
+_ms = numbers.ms
+_x = numbers.times
 
 
 def _phase_text(sc: Scenario, prompt=None) -> str:
@@ -204,14 +219,24 @@ def _serving_lines(p: Projection, prompt) -> list[str]:
 
 
 def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool,
-           unmeasured: tuple[str, ...] = (), prompt=None) -> str:
-    """The report ``dse project`` prints (pure); ``prompt``: the prefill's ``PromptCost``."""
+           unmeasured: tuple[str, ...] = (), prompt=None,
+           from_file: list[str] | tuple[str, ...] = ()) -> str:
+    """The report ``dse project`` prints (pure); ``prompt``: the prefill's ``PromptCost``;
+    ``from_file``: the scenario fields the plan file's ``scenario:`` set (no option overrode
+    them)."""
+    from dse.report.identity import scenario_key, scenario_text
+
     plan, sc, d = p.plan, p.scenario, p.plan.design
+    scen = scenario_text(scenario_key(sc, p.calibration), "en").replace("`", "")
     lines = [
         f"board: {board.name} ({board.part})",
         f"profile: {source}",
-        f"plan: {plan.name} ({plan_file}); {len(plan.offload)} layers offloaded in "
-        f"{len(p.calls)} calls, {len(plan.resident)} resident, fuse {'on' if plan.fuse else 'off'}",
+        f"plan: {plan.name} (plan {plan.identity}, {plan_file}); {len(plan.offload)} layers "
+        f"offloaded in {len(p.calls)} calls, {len(plan.resident)} resident, fuse "
+        f"{'on' if plan.fuse else 'off'}",
+        f"scenario: {scen}" + (f" ({', '.join(from_file)} from the plan file's scenario:)"
+                               if from_file else ""),
+        *([f"plan note: {plan.note}"] if plan.note else []),
         f"view: {VIEW_TEXT[sc.view]}",
         f"phase: {_phase_text(sc, prompt)}",
         f"calibration: {p.calibration}",
@@ -245,8 +270,14 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         f"memory (DDR): needs {p.memory_bytes / 2**20:,.1f} MiB of "
         f"{p.memory_capacity_bytes / 2**20:,.0f} MiB "
         f"({p.memory_bytes / p.memory_capacity_bytes:.0%})",
-        "",
     ]
+    if p.evidence is not None:
+        lines += [f"resource basis: {p.evidence.resource_basis}",
+                  f"clock evidence: {p.evidence.clock_line}"]
+        if p.evidence.beyond:
+            lines.append(f"warning: what-if: the plan's {p.plan.design.clock_mhz:g} MHz is "
+                         "beyond what the clock evidence supports")
+    lines.append("")
     if p.feasible:
         lines.append("feasibility: feasible")
     else:

@@ -222,19 +222,27 @@ def calibration_from_fit(res: LogFit, log: MeasurementLog, board: Board, provena
 
 @dataclass(frozen=True)
 class EndToEnd:
-    """A plan on the overlay as built: projected before/after, and a composed token time.
+    """The recommended plan's decode token: projected before and after the calibration, and
+    composed from the run, all at one scenario (the plan's own, as the answer card prices it).
 
     ``composed_ms`` takes, for each offloaded layer whose shape was run at M=1, what the run
     produced (a board's measured wall time, or a simulation's busy time plus the model's
     overhead and PS-side terms), and the calibrated projection for everything else.
     ``run_fraction`` is the share of ``composed_ms`` that came from those runs: the rest is
     the model's. ``kind`` says what the runs were: "measured" (a board) or "simulated".
-    A board's measured calls were launched by dse's Python PYNQ driver; a plan under the
-    ``native`` runtime projects a C driver's launch, so the two differ by that launch.
+    ``as_built`` is True when the run's engine is not the plan's (``--sim-*`` overrides, an
+    overlay of another build): then every figure is of the plan on the engine as built
+    (``design``). A board's measured calls were launched by dse's Python PYNQ driver; a plan
+    under the ``native`` runtime projects a C driver's launch, so the two differ by that
+    launch (``launch_differs``).
     """
 
     plan: str
+    plan_id: str
     design: str
+    scenario: dict
+    baseline_runtime: str
+    baseline_kv: str
     baseline_ms: float
     projected_before_ms: float
     projected_after_ms: float
@@ -243,6 +251,8 @@ class EndToEnd:
     run_layers: int
     offloaded_layers: int
     kind: str
+    as_built: bool = False
+    launch_differs: bool = False
 
     @property
     def run_fraction(self) -> float:
@@ -252,35 +262,55 @@ class EndToEnd:
         return self.baseline_ms / ms if ms > 0 else float("inf")
 
 
-def end_to_end(wl: Workload, plan, built: EngineDesign, ms: Sequence[Measurement],
-               ctx_before, ctx_after, kind: str = "measured") -> EndToEnd:
-    """Project ``plan``'s offload set on the overlay as built, and compose the token time."""
-    from dse.model.project import Scenario, project
+def _same_engine(a: EngineDesign, b: EngineDesign) -> bool:
+    """Whether two designs are one engine (the overlay's verdict and the head aside)."""
+    keys = ("pe", "simd", "packing", "engines", "vectors", "stream_bits", "clock_mhz")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
 
-    # The overlay's drivers launch calls from Python (the board's per-call figure), which the
-    # torch runtime prices; the as-built overlay has no glue unit.
-    as_built = replace(plan, design=replace(built, head=None, head_macs=0, resident_bytes=0),
-                       offload=frozenset(n for n in plan.offload
-                                         if any(la.name == n and la.ternary for la in wl.layers)),
-                       resident=frozenset(), fuse=False, runtime="torch")
-    sc = Scenario()
-    before = project(wl, as_built, ctx_before, sc)
-    after = project(wl, as_built, ctx_after, sc)
-    ran = {(m.n, m.k): m.wall_s * 1e3 for m in ms if m.m == 1}
+
+def end_to_end(wl: Workload, plan, built: EngineDesign, ms: Sequence[Measurement],
+               ctx_before, ctx_after, kind: str = "measured", scenario=None) -> EndToEnd:
+    """Project ``plan`` at ``scenario`` (default: decode at 256 tokens of context) before and
+    after the calibration, and compose its token from the run's layer times."""
+    from dse.model.project import Scenario, project
+    from dse.model.scenario import scenario_key
+
+    target = plan
+    as_built = not _same_engine(built, plan.design)
+    if as_built:  # the run measured another engine: the plan's layers on that engine
+        target = replace(plan, design=replace(built, head=None, head_macs=0, resident_bytes=0),
+                         resident=frozenset())
+    sc = scenario or Scenario(kv_dtype=plan.kv_dtype or "fp16")
+    before = project(wl, target, ctx_before, sc)
+    after = project(wl, target, ctx_after, sc)
+    from dse.model.fit import predict_s
+
+    ran = {(m.n, m.k): m for m in ms if m.m == 1}
     total = after.ops_ms
     run_ms = 0.0
     hit = 0
     for row in after.layers:
-        if row.placement != "cpu" and (row.n, row.k) in ran:
-            # a simulation ran the PL's busy span only: the call's overhead and PS-side work
-            # stay the (calibrated) model's
-            call = after.calls[row.call]
-            modelled = ((call.overhead_s + call.ps_s) * 1e3 * row.n / call.n
-                        if kind == "simulated" else 0.0)
-            total += ran[(row.n, row.k)] + modelled
-            run_ms += ran[(row.n, row.k)]
-            hit += 1
-        else:
+        m = ran.get((row.n, row.k)) if row.placement != "cpu" else None
+        if m is None:
             total += row.time_ms
-    return EndToEnd(plan.name, as_built.design.label(), after.baseline_ms, before.plan_ms,
-                    after.plan_ms, total, run_ms, hit, len(as_built.offload), kind)
+            continue
+        if kind == "simulated":
+            # a simulation ran the PL's busy span only: the call's overhead and PS-side work
+            # stay the (calibrated) model's, the layer's share of its call's
+            call = after.calls[row.call]
+            got = m.wall_s * 1e3
+            total += got + (call.overhead_s + call.ps_s) * 1e3 * row.n / call.n
+        else:
+            # a board ran each layer as its own call (launch included); the plan may fuse it
+            # with others: the layer's projected time scaled by how its measured call
+            # compared with the calibrated model's prediction of that call
+            got = row.time_ms * m.wall_s / predict_s(m, ctx_after.board, ctx_after.constants)
+            total += got
+        run_ms += got
+        hit += 1
+    base = after.baseline
+    return EndToEnd(plan.name, target.identity, target.design.label(),
+                    scenario_key(after.scenario, "none"), base.runtime, base.kv_dtype,
+                    base.ms, before.plan_ms, after.plan_ms, total, run_ms, hit,
+                    sum(1 for r in after.layers if r.placement != "cpu"), kind, as_built,
+                    kind == "measured" and target.runtime == "native")

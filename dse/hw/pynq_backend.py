@@ -25,6 +25,24 @@ from dse.model.engine import EngineDesign
 from dse.packing.quant import golden_gemv, quantize_activations
 
 
+def check_ready(bitfile: Path | None) -> None:
+    """What ``--backend pynq`` needs before any work: the bitstream, its .hwh, and pynq (it
+    runs on the PYNQ board itself), each missing one a one-line error."""
+    import importlib.util
+
+    if bitfile is None:
+        raise DseError("--overlay: expected the overlay's .bit file for --backend pynq")
+    if not bitfile.exists():
+        raise DseError(f"{bitfile}: no such overlay bitstream")
+    if not bitfile.with_suffix(".hwh").exists():
+        raise DseError(f"{bitfile.with_suffix('.hwh')}: expected the .hwh beside the .bit "
+                       f"(same base name)")
+    if importlib.util.find_spec("pynq") is None:
+        raise DseError("--backend pynq: expected the pynq package, which runs on the PYNQ "
+                       "board itself (there: pip install 'dse[board]'); this Python has none. "
+                       "Off the board, use --backend sim or --from LOG")
+
+
 class PynqBackend:
     """Runs jobs on the ternary_gemv overlay of the board this process runs on."""
 
@@ -42,20 +60,15 @@ class PynqBackend:
 
             self.driver, self.engine = pynq_driver, engine
             return
-        if not bitfile.exists():
-            raise DseError(f"{bitfile}: no such overlay bitstream")
-        if not bitfile.with_suffix(".hwh").exists():
-            raise DseError(f"{bitfile.with_suffix('.hwh')}: expected the .hwh beside the .bit "
-                           f"(same base name)")
-        try:
-            from dse.hw import pynq_driver
-        except ImportError as exc:
-            raise DseError(f"--backend pynq: expected pynq (pip install 'dse[board]'): {exc}"
-                           ) from None
+        check_ready(bitfile)
+        from dse.hw import pynq_driver
+
         self.driver = pynq_driver
         try:
             self.engine = pynq_driver.open_overlay(str(bitfile),
                                                    port_bits=board.link.port_width_bits)
+        except ImportError as exc:
+            raise DseError(f"--backend pynq: expected a working pynq ({exc})") from None
         except (RuntimeError, OSError) as exc:  # pynq: "No Devices Found" off the board
             raise DseError(f"{bitfile}: cannot open the overlay ({exc})") from None
 

@@ -93,10 +93,15 @@ class ModelConfig:
                                  if role != "lm_head")
 
 
+#: The largest a config's sizes may be (hidden, vocabulary, positions: 2**24 is 16M; layers
+#: and heads far fewer): ``vocab_size: 1e30`` is a typo, not a model.
+MAX_SIZE = 2**24
+
+
 def _int(data: dict, key: str, where: str, default: int | None = None) -> int:
     v = data.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise located(where, key, "an integer >= 1", v)
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIZE:
+        raise located(where, key, f"an integer from 1 to {MAX_SIZE:,}", v)
     return v
 
 

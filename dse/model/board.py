@@ -7,6 +7,7 @@ errors are one line naming the file, the dotted field path and what was expected
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -14,8 +15,21 @@ from pydantic import BaseModel, Field
 
 from dse.errors import DseError, located
 from dse.io import load_yaml
-from dse.schema import STRICT, FiniteFloat, Fraction, NonNegFloat, NonNegInt, PosFloat, PosInt
+from dse.schema import (
+    DDR_PEAK_TOLERANCE,
+    MAX_FLOPS_PER_CYCLE,
+    STRICT,
+    FiniteFloat,
+    Fraction,
+    quantity,
+)
 from dse.schema import validate as validate_schema
+
+PLClockMHz = quantity("pl_clock_mhz")
+Resource = quantity("pl_resource")
+#: Characters a name shown in reports may not hold: it goes into Markdown tables (``|``),
+#: code spans (`` ` ``), HTML comments (``<!-- -->``) and headings (a line break).
+_UNSAFE_LABEL = re.compile(r"[<>|`\x00-\x1f\x7f]")
 
 
 class _Strict(BaseModel):
@@ -25,28 +39,28 @@ class _Strict(BaseModel):
 class PLResources(_Strict):
     """Programmable-logic resources of the part (whole device, before utilization caps)."""
 
-    lut: PosInt
-    ff: PosInt
-    dsp: PosInt
-    bram36: PosInt
-    uram: NonNegInt
+    lut: Resource
+    ff: Resource
+    dsp: Resource
+    bram36: Resource
+    uram: quantity("pl_resource_or_none")
 
 
 class PLClock(_Strict):
     """Clock of the engine: typical for a streaming design, and the most the part closes at."""
 
-    typical_mhz: PosFloat
-    max_mhz: PosFloat
+    typical_mhz: PLClockMHz
+    max_mhz: PLClockMHz
 
 
 class DDR(_Strict):
     """The DDR that the PL reads weights from (on Zynq, the PS DDR through HP ports)."""
 
     type: str
-    capacity_bytes: PosInt
-    bus_width_bits: PosInt
-    transfer_rate_mts: PosFloat
-    peak_bandwidth_gb_s: PosFloat
+    capacity_bytes: quantity("memory_bytes")
+    bus_width_bits: quantity("bus_width_bits")
+    transfer_rate_mts: quantity("ddr_transfer_rate_mts")
+    peak_bandwidth_gb_s: quantity("bandwidth_gb_s")
     pl_efficiency: Fraction
 
 
@@ -54,18 +68,18 @@ class PSCPU(_Strict):
     """The processing system's CPU: the on-board baseline runs here."""
 
     model: str
-    cores: PosInt
-    clock_mhz: PosFloat
-    peak_fp32_gflops: PosFloat
-    memory_bandwidth_gb_s: PosFloat
+    cores: quantity("cores")
+    clock_mhz: quantity("cpu_clock_mhz")
+    peak_fp32_gflops: quantity("gflops")
+    memory_bandwidth_gb_s: quantity("bandwidth_gb_s")
 
 
 class Link(_Strict):
     """PS<->PL link: AXI HP ports used for DMA and the fixed cost of one accelerator call."""
 
-    hp_ports: PosInt
-    port_width_bits: PosInt
-    per_call_overhead_us: NonNegFloat
+    hp_ports: quantity("hp_ports")
+    port_width_bits: quantity("port_width_bits")
+    per_call_overhead_us: quantity("overhead_us")
 
 
 class Power(_Strict):
@@ -77,13 +91,13 @@ class Power(_Strict):
     the engine's clock.
     """
 
-    idle_w: PosFloat
-    ps_core_active_w: NonNegFloat
-    ddr_pj_per_byte: NonNegFloat
-    pl_static_w_per_uram: NonNegFloat = 0.0
-    pl_static_w_per_bram36: NonNegFloat = 0.0
-    pl_dynamic_w_per_klut_100mhz: NonNegFloat = 0.0
-    pl_dynamic_w_per_dsp_100mhz: NonNegFloat = 0.0
+    idle_w: quantity("board_watts")
+    ps_core_active_w: quantity("watts")
+    ddr_pj_per_byte: quantity("pj_per_byte")
+    pl_static_w_per_uram: quantity("watts_per_unit") = 0.0
+    pl_static_w_per_bram36: quantity("watts_per_unit") = 0.0
+    pl_dynamic_w_per_klut_100mhz: quantity("watts_per_unit") = 0.0
+    pl_dynamic_w_per_dsp_100mhz: quantity("watts_per_unit") = 0.0
 
 
 class Caps(_Strict):
@@ -143,9 +157,7 @@ def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
         got = "an empty document" if data is None else kinds.get(type(data), type(data).__name__)
         raise DseError(f"{path}: expected a YAML mapping of board fields, got {got}")
     board = validate_schema(Board, data, path)
-    if board.clock.max_mhz < board.clock.typical_mhz:
-        raise located(path, "clock.max_mhz", f">= clock.typical_mhz ({board.clock.typical_mhz})",
-                      board.clock.max_mhz)
+    _check_consistent(board, path)
     from dse.model.constants import DEFAULT_CONSTANTS
     from dse.model.cores import core_for
 
@@ -156,6 +168,36 @@ def board_from_mapping(data: object, path: str | Path = "<board>") -> Board:
     except DseError as exc:
         raise DseError(f"{path}: {exc}") from None
     return board.model_copy(update={"path": str(path)})
+
+
+def _check_consistent(board: Board, path: object) -> None:
+    """What no single field says: names safe to show in a report, a clock range in order, a
+    DDR peak that is its bus width times its transfer rate, a PS that reads no faster than
+    its DDR and computes no faster than its cores can."""
+    for field, value in (("name", board.name), ("part", board.part), ("ddr.type", board.ddr.type),
+                         ("ps_cpu.model", board.ps_cpu.model)):
+        if _UNSAFE_LABEL.search(value) or value != value.strip():
+            raise located(path, field, "one line of text without <, >, |, ` or control "
+                          "characters and without leading or trailing spaces (it is shown in "
+                          "report tables and comments)", value)
+    if board.clock.max_mhz < board.clock.typical_mhz:
+        raise located(path, "clock.max_mhz", f">= clock.typical_mhz ({board.clock.typical_mhz})",
+                      board.clock.max_mhz)
+    ddr = board.ddr
+    peak = ddr.bus_width_bits / 8 * ddr.transfer_rate_mts / 1e3
+    if abs(ddr.peak_bandwidth_gb_s / peak - 1) > DDR_PEAK_TOLERANCE:
+        raise located(path, "ddr.peak_bandwidth_gb_s", f"bus_width_bits / 8 x transfer_rate_mts "
+                      f"= {peak:.4g} GB/s (within {DDR_PEAK_TOLERANCE:.0%})",
+                      ddr.peak_bandwidth_gb_s)
+    cpu = board.ps_cpu
+    if cpu.memory_bandwidth_gb_s > ddr.peak_bandwidth_gb_s * (1 + DDR_PEAK_TOLERANCE):
+        raise located(path, "ps_cpu.memory_bandwidth_gb_s", f"at most the DDR's peak "
+                      f"({ddr.peak_bandwidth_gb_s:g} GB/s)", cpu.memory_bandwidth_gb_s)
+    most = cpu.cores * cpu.clock_mhz * 1e-3 * MAX_FLOPS_PER_CYCLE
+    if cpu.peak_fp32_gflops > most:
+        raise located(path, "ps_cpu.peak_fp32_gflops", f"at most cores x clock x "
+                      f"{MAX_FLOPS_PER_CYCLE} FLOP/cycle ({most:.4g} GFLOP/s)",
+                      cpu.peak_fp32_gflops)
 
 
 def load_board(path: str | Path) -> Board:

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from dse.errors import DseError, located
-from dse.io import read_text
+from dse.io import parse_yaml, read_text
 from dse.model.board import Board
 from dse.model.constants import DEFAULT_CONSTANTS, CostConstants
 
@@ -43,6 +43,26 @@ TOP_KEYS = ("format", "board", "backend", "created", "parameters", "provenance",
             "error_before", "error_after", "per_layer", "per_entry")
 
 
+#: Physical range of each fittable parameter (not guesses of the answer): a fit stays inside
+#: them, and a calibration file holding a value outside them did not come from a fit.
+PARAM_BOUNDS = {
+    "ddr_pl_efficiency": (0.05, 1.0),
+    "per_call_overhead_us": (0.0, 1e5),
+    "native_call_overhead_us": (0.0, 1e5),
+    "pipeline_latency_cycles": (0.0, 1e5),
+    "rescale_ns_per_elem": (0.0, 1e4),
+    "dma_setup_us": (0.0, 1e5),
+    "ps_memory_bandwidth_gb_s": (0.01, 1e3),
+    "cache_maint_bytes_per_s": (1e6, 1e12),
+    "run_burst_us": (0.0, 1e4),
+    "axi_lite_access_us": (0.0, 100.0),
+    "native_op_overhead_us": (0.0, 1e4),
+    "native_topk_cycles_per_elem": (0.0, 1e4),
+    "native_attn_layer_overhead_us": (0.0, 1e4),
+    "native_shift_scan_cycles_per_elem": (0.0, 1e4),
+}
+
+
 def known_params() -> tuple[str, ...]:
     return BOARD_PARAMS + CostConstants.names()
 
@@ -51,11 +71,18 @@ def param_range_error(name: str, value: float) -> str | None:
     """What a value of ``name`` must be, when ``value`` is not that (None when it is)."""
     if not math.isfinite(value):
         return "a finite number"
-    if name in FRACTION_PARAMS:
-        return None if 0 < value <= 1 else "a number in (0, 1] (a fraction of a peak)"
+    if name in FRACTION_PARAMS and not 0 < value <= 1:
+        return "a number in (0, 1] (a fraction of a peak)"
+    if name in PARAM_BOUNDS:
+        lo, hi = PARAM_BOUNDS[name]
+        if not lo <= value <= hi:
+            return f"a number from {lo:g} to {hi:g} (its physical range)"
+        return None
     if name in POSITIVE_PARAMS:
-        return None if value > 0 else "a number > 0"
-    return None if value >= 0 else "a number >= 0"
+        return None if 0 < value <= CostConstants.MAX_VALUE else (
+            f"a number > 0 and <= {CostConstants.MAX_VALUE:g}")
+    return None if 0 <= value <= CostConstants.MAX_VALUE else (
+        f"a number >= 0 and <= {CostConstants.MAX_VALUE:g}")
 
 
 @dataclass(frozen=True)
@@ -243,10 +270,7 @@ def load_calibration(path: str | Path) -> Calibration:
     """Read and validate a calibration file; its sha256 goes into every label it makes."""
     p = Path(path)
     text = read_text(p, "calibration")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DseError(f"{p}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = parse_yaml(text, p)
     return calibration_from_dict(data, str(p), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 

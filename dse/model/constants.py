@@ -8,10 +8,13 @@ why each default has the value it has.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
-from typing import ClassVar
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, ClassVar
 
 from dse.errors import DseError
+
+if TYPE_CHECKING:
+    from dse.model.fabric import Fabric
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,17 @@ class CostConstants:
     #: AXI DMA efficiency of the result (S2MM) and weight (MM2S) streams (PG021).
     s2mm_efficiency: float = 0.746
     mm2s_efficiency: float = 0.998
+    #: The fabric evidence in force (``dse.model.fabric``: synthesized units, the
+    #: Yosys-to-Vivado relation, published IP rows, clock closures), loaded at the edge
+    #: (``dse.fabric_data``); None: the resource constants above, labelled estimated, and no
+    #: clock evidence. Not a constant a board or calibration can override.
+    fabric: Fabric | None = field(default=None, compare=True)
 
     sources: ClassVar[dict[str, str]] = {
-        "lane_lut": "Yosys synth_xilinx -family xcup of overlays/rtl, i2 builds 4x16..16x32, "
-        "least-squares fit LUT = lane x lanes + pe x PE + fixed (bench/results/synth.json): "
+        "lane_lut": "the fallback when no fabric evidence is in force (dse.model.fabric prices "
+        "the engine from dse/data/synth/ternary_gemv.json then): an earlier run of "
+        "bench/bench_synth.py (Yosys 0.23 synth_xilinx -family xcup of overlays/rtl, i2 builds "
+        "4x16..16x32), least-squares fit LUT = lane x lanes + pe x PE + fixed: "
         "14.2 per lane (select/negate folded into the adder tree). The estimate before "
         "synthesis was 10. Yosys LUT counts are upper bounds on Vivado's (no LUT6_2 packing). "
         "FINN-R costs the same lane as a generic 2x8-bit multiply (~30 LUT).",
@@ -299,7 +309,11 @@ class CostConstants:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return tuple(f.name for f in fields(cls) if f.name != "fabric")
+
+    def with_fabric(self, fabric: Fabric | None) -> CostConstants:
+        """These constants with ``fabric`` as the evidence in force."""
+        return replace(self, fabric=fabric)
 
     def with_overrides(self, overrides: dict[str, float], where: str = "cost_overrides"
                        ) -> CostConstants:

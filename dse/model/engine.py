@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.constants import CostConstants
+from dse.model.fabric import engine_logic, engine_memories, infrastructure
 from dse.model.packing import Packing, get_packing
 from dse.model.split import row_split
 
@@ -48,6 +49,10 @@ class EngineDesign:
     #: Vectors answered per clock (of the ``vectors`` held per pass): the RTL's VPC, one of
     #: the template's ``parameters.vpc`` (1 or 2; the published KV260 design answers 2).
     vectors_per_clock: int = 1
+    #: The engine RTL: ``ternary_gemv`` (ours, overlays/rtl) or a published engine whose
+    #: synthesis the fabric evidence holds (``bitnet-kv260``: dse/data/fabric.yaml ``engines``);
+    #: its resources and the flow around it follow.
+    rtl: str = "ternary_gemv"
     #: True when the engine template says the shipped overlay builds this design (set by the
     #: design space generated from the template, or by ``dse.model.buildable.mark``).
     buildable: bool = False
@@ -94,6 +99,8 @@ class EngineDesign:
             s += f" +head {self.head}x{self.head_macs}"
         if self.resident_bytes:
             s += f" res {self.resident_bytes / 2**20:.1f}MiB"
+        if self.rtl != "ternary_gemv":
+            s += f" [{self.rtl}]"
         return s
 
     def validate(self, where: str = "engine") -> EngineDesign:
@@ -109,6 +116,8 @@ class EngineDesign:
             raise DseError(f"{where}.clock_mhz: expected a number > 0, got {self.clock_mhz!r}")
         if self.resident_bytes < 0:
             raise DseError(f"{where}.resident_bytes: expected >= 0, got {self.resident_bytes}")
+        if not isinstance(self.rtl, str) or not self.rtl:
+            raise DseError(f"{where}.rtl: expected an engine RTL name, got {self.rtl!r}")
         if self.head not in (None, "int8", "bf16"):
             raise DseError(f"{where}.head: expected none, int8 or bf16, got {self.head!r}")
         if self.head and self.head_macs < 1:
@@ -205,7 +214,19 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
 
     An engine answering V vectors per clock has V lanes of PE dot products and accumulators
     sharing one weight decoder, and V activation buffers of ceil(VMAX / V) vectors each
-    (overlays/rtl/ternary_gemv.v's g_lane and g_act)."""
+    (overlays/rtl/ternary_gemv.v's g_lane and g_act).
+
+With fabric evidence in force (``c.fabric``): the engines from synthesis of their RTL
+    scaled to Vivado (``synthesized_engine``) and the infrastructure their flow instantiates
+    from published Vivado rows (``dse.model.fabric.infrastructure``); without it, the
+    estimated constants of ``dse.model.constants``."""
+    if c.fabric is not None:
+        one = synthesized_engine(design, c)
+        if one is not None:
+            lut, ff, bram, _ = infrastructure(c.fabric, engine_flow(design, c), design.engines)
+            total = Resources(*(getattr(one, k) * design.engines for k in Resources.KINDS))
+            total = total + Resources(lut=lut, ff=ff, bram36=bram)
+            return total + _head_and_resident(design, board, c)
     p = design.packing_spec
     lanes = design.lanes
     v = design.vectors_per_clock
@@ -231,6 +252,12 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
         ff=design.engines * c.dma_ff + ports * c.interconnect_ff_per_port,
         bram36=design.engines * c.dma_bram36,
     )
+    return total + _head_and_resident(design, board, c)
+
+
+def _head_and_resident(design: EngineDesign, board: Board, c: CostConstants) -> Resources:
+    """A dense head unit's fabric (estimated) and the resident weights' on-chip storage."""
+    total = Resources()
     if design.head:
         macs_per_dsp = 2 if design.head == "int8" else 1
         total = total + Resources(
@@ -241,6 +268,52 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
         )
     uram, bram_res = resident_storage(design.resident_bytes, board)
     return total + Resources(uram=uram, bram36=bram_res)
+
+
+def engine_flow(design: EngineDesign, c: CostConstants) -> str:
+    """The Vivado flow that builds the design's engines (ours: ``overlay``)."""
+    rtl = c.fabric.engine_rtl(design.rtl) if c.fabric is not None else None
+    return rtl.flow if rtl is not None else "overlay"
+
+
+def synthesized_engine(design: EngineDesign, c: CostConstants) -> Resources | None:
+    """One engine from synthesis scaled to Vivado, or None when the evidence has no
+    synthesis of its RTL (the estimate applies).
+
+    Ours (``ternary_gemv``): the logic LUTs and FFs of a least-squares fit over the
+    synthesized points of its packing (``dse.model.fabric.engine_logic``) times the
+    Yosys-to-Vivado relation; its memories by Vivado's inference rules from the RTL's
+    parameters (``engine_memories``: the activation buffer in block RAM, the accumulators
+    and result FIFO in LUT RAM). A published engine RTL: its synthesized counts (the
+    relation's module) times the relation, its memories as synthesized."""
+    fab = c.fabric
+    if fab is None:
+        return None
+    if design.rtl == "ternary_gemv" and design.vectors_per_clock > 1:
+        return None  # our RTL is synthesized at one vector a clock: the V-lane estimate applies
+    rel = fab.relation
+    if design.rtl != "ternary_gemv":
+        rtl = fab.engine_rtl(design.rtl)
+        if rtl is None:
+            names = ", ".join(["ternary_gemv", *(e.name for e in fab.engines)])
+            raise DseError(f"engine.rtl: expected one of {names}, got {design.rtl!r}")
+        shape = (design.pe, design.simd, design.packing)
+        if shape != (rtl.pe, rtl.simd, rtl.packing) or design.vectors > rtl.vectors:
+            raise DseError(f"engine.rtl: {rtl.name} is one engine of {rtl.pe}x{rtl.simd} "
+                           f"{rtl.packing} holding up to {rtl.vectors} vectors; the plan "
+                           f"asks for {design.pe}x{design.simd} {design.packing} with "
+                           f"{design.vectors}")
+        y = rel.yosys
+        return Resources(lut=y[0] * rel.lut, ff=y[1] * rel.ff, bram36=y[2], uram=y[3])
+    if fab.engine is None:
+        return None
+    code = 1 if design.packing == "base3" else 0 if design.packing == "i2" else None
+    if code is None:
+        return None
+    lut, ff, _ = engine_logic(fab.engine, code, design.pe, design.simd)
+    mem = engine_memories(design.pe, design.simd, code, design.vectors, design.max_k)
+    return Resources(lut=lut * rel.lut + mem["lut_ram"], ff=ff * rel.ff,
+                     bram36=mem["bram36"], uram=mem["uram"])
 
 
 def link_limit_error(design: EngineDesign, board: Board) -> str | None:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from dse.errors import DseError, located
-from dse.io import read_text
+from dse.io import parse_json, read_text
 from dse.model.cpu import RUNTIMES
 from dse.model.engine import EngineDesign
+from dse.schema import check_quantity
 
 FORMAT = "dse-measurement-log"
 VERSION = 1
@@ -53,6 +54,23 @@ ENGINE_KEYS = ("pe", "simd", "packing", "engines", "clock_mhz", "vectors", "stre
                "max_k", "vectors_per_clock")
 _INT_FIELDS = ("n", "k", "m", "context", "calls", "weight_bytes", "bytes", "busy_cycles",
                "stall_cycles", "repeats")
+#: The largest each integer field may be: a matrix dimension, a count of tokens, calls,
+#: bytes or cycles (sanity ceilings far above any real run, see ``dse.schema.QUANTITIES``).
+INT_LIMITS = {"n": 2**24, "k": 2**24, "m": 2**24, "context": 2**24, "calls": 2**40,
+              "weight_bytes": 2**50, "bytes": 2**50, "busy_cycles": 2**53,
+              "stall_cycles": 2**53, "repeats": 10**6}
+#: The range of a value of each dimension, in SI units (s, 1/s, B/s, cycles, W, J): a picosecond
+#: to eleven days, a byte per second to 100 TB/s, a microwatt to 100 kW ... Outside them a value
+#: is a typo (1e308 ms), never a measurement.
+SI_RANGES = {"time": (1e-12, 1e6), "rate": (1e-9, 1e12), "bandwidth": (1.0, 1e14),
+             "cycles": (1.0, 2.0**53), "power": (1e-6, 1e5), "energy": (1e-15, 1e9)}
+#: The dimensions each kind of entry may be measured in: a call or a layer takes time (or
+#: cycles); a component is a part of a token's time (or energy); a phase may be anything.
+KIND_DIMENSIONS = {"call": ("time", "cycles"), "layer": ("time", "cycles"),
+                   "component": ("time", "cycles", "energy"),
+                   "phase": ("time", "cycles", "rate", "bandwidth", "power", "energy")}
+#: How far the parts of an entry may sum past it (a published split's rounding).
+PARTS_TOLERANCE = 0.02
 ENTRY_KEYS = ("id", "kind", "what", "value", "unit", "range", "per", "device", "span",
               "part_of", "fit", "config", "source", "note", "spread", "prompts", *_INT_FIELDS)
 TOP_KEYS = ("format", "version", "title", "created", "config", "source", "entries")
@@ -181,16 +199,17 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
                 raise located(path, f"{where}.{key}", "a non-empty string"
                               + (" or null" if optional else ""), data[key])
             merged[key] = data[key]
-    for key in ("pl_clock_mhz", "ps_clock_mhz", "ddr_transfer_rate_mts"):
+    for key, kind in (("pl_clock_mhz", "pl_clock_mhz"), ("ps_clock_mhz", "cpu_clock_mhz"),
+                      ("ddr_transfer_rate_mts", "ddr_transfer_rate_mts")):
         if key in data:
             v = data[key]
-            if v is not None and not (_is_num(v) and math.isfinite(v) and v > 0):
-                raise located(path, f"{where}.{key}", "a finite number > 0 or null", v)
+            if v is not None:
+                check_quantity(path, f"{where}.{key}", kind, v)
             merged[key] = None if v is None else float(v)
     if "threads" in data:
         v = data["threads"]
-        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-            raise located(path, f"{where}.threads", "an integer >= 1 or null", v)
+        if v is not None:
+            check_quantity(path, f"{where}.threads", "threads", v)
         merged["threads"] = v
     if "engine" in data:
         merged["engine"] = _engine(data["engine"], path, f"{where}.engine")
@@ -221,8 +240,10 @@ def _glue(v: Any, path: str, where: str) -> dict[str, Any] | None:
             and v["passes"] >= 1):
         raise located(path, f"{where}.passes", "an integer >= 1", v["passes"])
     c = v["cycles_per_elem"]
-    if not (_is_num(c) and math.isfinite(c) and c > 0):
-        raise located(path, f"{where}.cycles_per_elem", "a finite number > 0", c)
+    if not (_is_num(c) and math.isfinite(c) and 1e-3 <= c <= 1e6):
+        raise located(path, f"{where}.cycles_per_elem", "a number from 0.001 to 1e+06", c)
+    if v["passes"] > 64:
+        raise located(path, f"{where}.passes", "an integer from 1 to 64", v["passes"])
     return dict(v)
 
 
@@ -241,12 +262,16 @@ def _engine(v: Any, path: str, where: str) -> dict[str, Any] | None:
         if key == "packing":
             if not isinstance(x, str):
                 raise located(path, f"{where}.packing", "a packing name", x)
-        elif key == "clock_mhz":
-            if not (_is_num(x) and math.isfinite(x) and x > 0):
-                raise located(path, f"{where}.clock_mhz", "a finite number > 0", x)
-        elif not (isinstance(x, int) and not isinstance(x, bool) and x >= 1):
-            raise located(path, f"{where}.{key}", "an integer >= 1", x)
+        else:
+            check_quantity(path, f"{where}.{key}", _ENGINE_QUANTITY[key], x)
     return dict(v)
+
+
+#: What each numeric engine field is (``dse.schema.QUANTITIES``): an absurd count (2**62
+#: engines) is refused here, before any cost is summed engine by engine.
+_ENGINE_QUANTITY = {"pe": "lanes", "simd": "lanes", "engines": "engines",
+                    "clock_mhz": "pl_clock_mhz", "vectors": "lanes", "stream_bits": "lanes",
+                    "max_k": "dimension"}
 
 
 def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEntry:
@@ -270,9 +295,17 @@ def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEnt
         raise located(path, f"{where}: kind", "one of " + ", ".join(KINDS), data["kind"])
     if data["unit"] not in UNITS:
         raise located(path, f"{where}: unit", "one of " + ", ".join(UNITS), data["unit"])
+    dim, factor = UNITS[data["unit"]]
+    dims = KIND_DIMENSIONS[data["kind"]]
+    if dim not in dims:
+        allowed = ", ".join(u for u, (d, _) in UNITS.items() if d in dims)
+        raise located(path, f"{where}: unit", f"a unit of {' or '.join(dims)} for a "
+                      f"{data['kind']} ({allowed})", data["unit"])
     v = data["value"]
-    if not (_is_num(v) and math.isfinite(v) and v > 0):
-        raise located(path, f"{where}: value", "a finite number > 0", v)
+    lo, hi = (x / factor for x in SI_RANGES[dim])
+    if not (_is_num(v) and math.isfinite(v) and lo <= v <= hi):
+        raise located(path, f"{where}: value", f"a number from {lo:.3g} to {hi:.3g} "
+                      f"{data['unit']} (a {dim} a measurement can have)", v)
     rng = data.get("range")
     if rng is not None:
         if not (isinstance(rng, list) and len(rng) == 2 and all(_is_num(x) and math.isfinite(x)
@@ -285,8 +318,10 @@ def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEnt
         if key in data:
             x = data[key]
             low = 0 if key == "stall_cycles" else 1
-            if not (isinstance(x, int) and not isinstance(x, bool) and x >= low):
-                raise located(path, f"{where}: {key}", f"an integer >= {low}", x)
+            if not (isinstance(x, int) and not isinstance(x, bool)
+                    and low <= x <= INT_LIMITS[key]):
+                raise located(path, f"{where}: {key}", f"an integer from {low} to "
+                              f"{INT_LIMITS[key]:,}", x)
             ints[key] = x
     prompts = data.get("prompts", [])
     if not (isinstance(prompts, list) and all(isinstance(x, int) and not isinstance(x, bool)
@@ -294,7 +329,8 @@ def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEnt
         raise located(path, f"{where}: prompts", "a list of prompt lengths (integers >= 1)",
                       prompts)
     spread = data.get("spread")
-    if spread is not None and not (_is_num(spread) and math.isfinite(spread) and spread >= 0):
+    if spread is not None and not (_is_num(spread) and math.isfinite(spread)
+                                   and 0 <= spread <= hi):
         raise located(path, f"{where}: spread", "a finite number >= 0 (in the entry's unit)",
                       spread)
     for key, allowed in (("device", DEVICES), ("span", SPANS)):
@@ -342,16 +378,60 @@ def log_from_dict(data: Any, path: str, sha256: str = "") -> MeasurementLog:
         raise located(path, "entries", "a non-empty list of measurements", entries)
     source = data.get("source", "")
     out = [_entry(e, i, path, cfg, source) for i, e in enumerate(entries)]
-    ids = [e.id for e in out]
-    for i, e in enumerate(out):
-        if ids.index(e.id) != i:
-            raise located(path, f"entries[{i}] ({e.id}): id", "an id no other entry has")
-        if e.part_of is not None and e.part_of not in ids:
-            raise located(path, f"entries[{i}] ({e.id}): part_of", "the id of another entry",
-                          e.part_of)
+    _check_parts(out, path)
     return MeasurementLog(title=data.get("title", ""), config=cfg, entries=tuple(out),
                           source=source, created=data.get("created", ""), path=path,
                           sha256=sha256)
+
+
+def _check_parts(entries: list[LogEntry], path: str) -> None:
+    """Unique ids; every ``part_of`` names another entry, the parts form no cycle, are of
+    their whole's dimension, and (time, cycles, energy) add up to no more than it."""
+    index: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if e.id in index:
+            raise located(path, f"entries[{i}] ({e.id}): id", "an id no other entry has (it "
+                          f"is also entries[{index[e.id]}])")
+        index[e.id] = i
+    parts: dict[str, list[int]] = {}
+    for i, e in enumerate(entries):
+        if e.part_of is None:
+            continue
+        where = f"entries[{i}] ({e.id}): part_of"
+        if e.part_of not in index:
+            raise located(path, where, "the id of another entry", e.part_of)
+        whole = entries[index[e.part_of]]
+        if whole.dimension != e.dimension:
+            raise located(path, where, f"a whole of the part's dimension ({e.dimension}); "
+                          f"{whole.id} is a {whole.dimension}", e.part_of)
+        parts.setdefault(e.part_of, []).append(i)
+    for i, e in enumerate(entries):
+        seen = {e.id}
+        at = e
+        while at.part_of is not None:
+            if at.part_of in seen:
+                raise located(path, f"entries[{i}] ({e.id}): part_of", "parts that are not "
+                              f"part of themselves (the chain {e.id} -> ... -> {at.part_of} "
+                              f"is a cycle)", e.part_of)
+            seen.add(at.part_of)
+            at = entries[index[at.part_of]]
+    for whole_id, members in parts.items():
+        whole = entries[index[whole_id]]
+        if whole.dimension not in ("time", "cycles", "energy"):
+            continue
+        total = 0.0
+        for i in members:
+            part = entries[i]
+            total += part.si
+            if part.si > whole.si * (1 + PARTS_TOLERANCE):
+                raise located(path, f"entries[{i}] ({part.id}): value", f"at most its whole "
+                              f"{whole.id} ({whole.value:g} {whole.unit})",
+                              f"{part.value:g} {part.unit}")
+        if total > whole.si * (1 + PARTS_TOLERANCE):
+            raise located(path, f"entries[{index[whole_id]}] ({whole_id}): value",
+                          f"at least the sum of its {len(members)} parts "
+                          f"({total / UNITS[whole.unit][1]:.4g} {whole.unit})",
+                          f"{whole.value:g} {whole.unit}")
 
 
 def load_log(path: str | Path) -> MeasurementLog:
@@ -360,14 +440,7 @@ def load_log(path: str | Path) -> MeasurementLog:
 
     p = Path(path)
     text = read_text(p, "measurement log")
-
-    def no_constants(name: str) -> None:
-        raise ValueError(f"{name} is not a number a measurement can have")
-
-    try:
-        data = json.loads(text, parse_constant=no_constants)
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise DseError(f"{p}: expected a JSON measurement log ({exc})") from None
+    data = parse_json(text, p)
     return log_from_dict(data, str(p), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 

@@ -24,13 +24,15 @@ silently project a plan offloading less than intended.
     kv_dtype: int8                               # optional: the KV cache the plan keeps
     prompt_group: 4                              # optional: prompt positions per forward
                                                  # (at most engine.vectors; default: it)
+    scenario: {context_tokens: 65}               # optional: the scenario the plan's figures
+                                                 # hold for (context_tokens, prompt_tokens,
+                                                 # sequences, phase), dse project's defaults
 
 Every PL unit kind (``dse.model.units``) has its own top-level key, read by that kind.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, fields
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -43,11 +45,13 @@ from dse.model.ops import KV_DTYPES
 from dse.model.project import Plan
 from dse.model.units import kinds
 from dse.model.workload import Layer, Workload
-from dse.schema import MAX_COUNT, MAX_QUANTITY
+from dse.schema import MAX_COUNT, QUANTITIES, check_quantity
 
 #: A plan's own fields; each registered PL unit kind adds its key (``top_keys``).
 PLAN_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
-             "kv_dtype", "prompt_group")
+             "kv_dtype", "prompt_group", "scenario")
+#: What a plan's ``scenario:`` may set.
+SCENARIO_KEYS = ("context_tokens", "prompt_tokens", "sequences", "phase")
 
 
 def top_keys() -> tuple[str, ...]:
@@ -64,7 +68,7 @@ _REQUIRED_ENGINE = tuple(f.name for f in fields(EngineDesign)
 _NON_NEG_INT = ("resident_bytes", "head_macs")
 #: More engines than any part has DMA channels and HP-port shares for (a ZU19EG has 4 HP
 #: ports); the cost model sums engines one by one, so an absurd count must stop here.
-MAX_ENGINES = 4096
+MAX_ENGINES = int(QUANTITIES["engines"].high)
 #: Integer engine fields (checked here for type and the sanity ceiling ``MAX_COUNT``).
 _INT_FIELDS = ("pe", "simd", "engines", "vectors", "stream_bits", "max_k", *_NON_NEG_INT)
 
@@ -96,10 +100,7 @@ def _engine(data: object, path: str, widest: Layer | None) -> EngineDesign:
     if "packing" in data and not isinstance(data["packing"], str):
         raise located(path, "engine.packing", "a packing name (a string)", data["packing"])
     kwargs = dict(data)
-    clock = kwargs.get("clock_mhz", 250.0)
-    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not (
-            math.isfinite(clock) and 0 < clock <= MAX_QUANTITY):
-        raise located(path, "engine.clock_mhz", "a finite number > 0", clock)
+    check_quantity(path, "engine.clock_mhz", "pl_clock_mhz", kwargs.get("clock_mhz", 250.0))
     head = kwargs.get("head")
     if isinstance(head, str) and head.lower() == "none":
         kwargs["head"] = None
@@ -198,6 +199,28 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>",
                 top_k, units, kv, group)
 
 
+def scenario_from_mapping(data: object, path: str | Path = "<plan>") -> dict:
+    """A plan's ``scenario:`` (the scenario its note's figures hold for), checked: the
+    defaults ``dse project`` prices the plan at unless an option says otherwise."""
+    path = str(path)
+    sc = data.get("scenario") if isinstance(data, dict) else None
+    if sc is None:
+        return {}
+    if not isinstance(sc, dict):
+        raise located(path, "scenario", f"a mapping of {', '.join(SCENARIO_KEYS)}",
+                      type(sc).__name__)
+    unknown = sorted(str(k) for k in sc if k not in SCENARIO_KEYS)
+    if unknown:
+        raise located(path, f"scenario.{unknown[0]}", f"one of {', '.join(SCENARIO_KEYS)}")
+    for key in ("context_tokens", "prompt_tokens", "sequences"):
+        v = sc.get(key)
+        if v is not None and not (_is_int(v) and 1 <= v <= MAX_COUNT):
+            raise located(path, f"scenario.{key}", "an integer >= 1", v)
+    if sc.get("phase") not in (None, "decode", "prefill"):
+        raise located(path, "scenario.phase", "decode or prefill", sc.get("phase"))
+    return {k: v for k, v in sc.items() if v is not None}
+
+
 def check_units_fit(plan: Plan, board, c, path: str | Path) -> None:
     """Refuse (one line naming the unit kind) a plan whose PL units push a design that fits
     the board's caps beyond them: the units were asked for, and cannot be built there."""
@@ -227,3 +250,13 @@ def load_plan(path: str | Path, wl: Workload, template=None) -> Plan:
     p = Path(path)
     return plan_from_mapping(load_yaml(p, "plan"), wl, p,
                              shipped_template() if template is None else template)
+
+
+def load_plan_file(path: str | Path, wl: Workload, template=None) -> tuple[Plan, dict]:
+    """``load_plan`` and the plan's ``scenario:`` (``scenario_from_mapping``), one read."""
+    from dse.model.template import shipped_template
+
+    p = Path(path)
+    data = load_yaml(p, "plan")
+    plan = plan_from_mapping(data, wl, p, shipped_template() if template is None else template)
+    return plan, scenario_from_mapping(data, p)

@@ -55,8 +55,24 @@ def not_priced(why: str) -> Prediction:
     return Prediction(None, f"{NOT_PRICED}: {why}")
 
 
+#: Designs already built from a configuration: id -> (the configuration, its design). A fit
+#: predicts each entry hundreds of times; the configuration is kept so an id is never reused.
+_DESIGNS: dict[int, tuple[object, EngineDesign]] = {}
+
+
 def entry_design(e: LogEntry, where: str) -> EngineDesign:
     """The engine an entry was measured on (its configuration's ``engine``)."""
+    hit = _DESIGNS.get(id(e.config))
+    if hit is not None and hit[0] is e.config:
+        return hit[1]
+    design = _entry_design(e, where)
+    if len(_DESIGNS) > 256:
+        _DESIGNS.clear()
+    _DESIGNS[id(e.config)] = (e.config, design)
+    return design
+
+
+def _entry_design(e: LogEntry, where: str) -> EngineDesign:
     eng = e.config.engine
     if not eng:
         raise DseError(f"{where}: entries ({e.id}): config.engine: expected the engine design "

@@ -39,6 +39,8 @@ from dse.model.engine import (
     engine_resources,
     link_limit_error,
 )
+from dse.model.evidence import PlanEvidence, plan_evidence
+from dse.model.fabric import Fabric
 from dse.model.msg import Msg, msg
 from dse.model.ops import (
     COMPONENT,
@@ -104,6 +106,27 @@ def call_items(cc: CallCost, head: bool) -> dict[str, float]:
             "rescale": cc.rescale_s * 1e3}
 
 
+def _fields_of(obj) -> tuple:
+    """A frozen dataclass's fields as (name, value) pairs, the overlay's verdict left out."""
+    from dataclasses import fields as dc_fields
+
+    def norm(v):  # 300 and 300.0 MHz are one clock
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    return tuple((f.name, norm(getattr(obj, f.name))) for f in dc_fields(obj)
+                 if f.name not in ("buildable", "build_note"))
+
+
+def plan_identity(plan: Plan) -> str:
+    """``Plan.identity``: a sha256 of the plan's content, first 8 hex digits."""
+    import hashlib
+
+    content = (_fields_of(plan.design), sorted(plan.offload), sorted(plan.resident),
+               plan.fuse, plan.runtime, plan.head_top_k,
+               sorted((u.kind, _fields_of(u)) for u in plan.units), plan.kv_dtype)
+    return hashlib.sha256(repr(content).encode("utf-8")).hexdigest()[:8]
+
+
 @dataclass(frozen=True)
 class Plan:
     """An engine design and the layers it runs; ``resident`` layers keep weights on chip;
@@ -134,6 +157,15 @@ class Plan:
         if len(set(kinds)) != len(kinds):
             raise DseError(f"plan {self.name}: units: expected at most one entry per kind "
                            f"(a count for several instances), got {', '.join(kinds)}")
+
+    @property
+    def identity(self) -> str:
+        """What makes two plans the same plan whatever they are called, as 8 hex digits: the
+        engine design, the offloaded and resident layers, fusion, the PS runtime, the head's
+        top-k, the PL units and the KV format (not the name, the note or the overlay's
+        verdict). Sections written by different commands name a plan by it, so a report can
+        say when two of them speak of different versions of "best"."""
+        return plan_identity(self)
 
     def unit(self, kind: str) -> PLUnit | None:
         """The plan's unit of ``kind``, if it has one."""
@@ -185,10 +217,14 @@ class CostContext:
     calibration: str = "none"
 
     @classmethod
-    def for_board(cls, board: Board, calibration: Calibration | None = None) -> CostContext:
-        """The board's constants (its ``cost_overrides`` applied), then ``calibration``'s."""
+    def for_board(cls, board: Board, calibration: Calibration | None = None,
+                  fabric: Fabric | None = None) -> CostContext:
+        """The board's constants (its ``cost_overrides`` applied), then ``calibration``'s,
+        with ``fabric`` (``dse.fabric_data.load_fabric``) as the evidence in force (None:
+        estimated resources, no clock evidence)."""
         c = DEFAULT_CONSTANTS.with_overrides(board.cost_overrides,
-                                             f"{board.path or board.name}: cost_overrides")
+                                             f"{board.path or board.name}: cost_overrides"
+                                             ).with_fabric(fabric)
         if calibration is None:
             return cls(board, c, "none")
         if calibration.board != board.name:
@@ -198,10 +234,14 @@ class CostContext:
         return cls(b, c, calibration.label())
 
     @classmethod
-    def resolve(cls, board: Board, option: str | None = None) -> CostContext:
+    def resolve(cls, board: Board, option: str | None = None,
+                fabric: str | None = None) -> CostContext:
         """CLI helper: the calibration the user named (``--calibration FILE``, else the board
-        file's ``calibration:`` field), none otherwise; ``none`` ignores the board's field."""
-        return cls.for_board(board, resolve_calibration(board, option))
+        file's ``calibration:`` field), none otherwise; ``none`` ignores the board's field;
+        the fabric evidence the user named (``--fabric FILE``), else the shipped one."""
+        from dse.fabric_data import load_fabric
+
+        return cls.for_board(board, resolve_calibration(board, option), load_fabric(fabric))
 
 
 @dataclass(frozen=True)
@@ -296,6 +336,9 @@ class Projection:
     ps_components: dict[str, float] = field(default_factory=dict)
     #: The PL's sustained DDR rate the plan streams at, bytes/s.
     ddr_bytes_per_s: float = 0.0
+    #: What the fabric figures rest on and the clock the evidence supports
+    #: (``dse.model.evidence``; None: nothing offloaded).
+    evidence: PlanEvidence | None = None
 
     @property
     def baseline(self) -> Baseline:
@@ -849,6 +892,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     for u in plan.units:
         res = res + u.resources(c)
     infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
+    evidence = plan_evidence(design, plan.units, board, c, res) if offloaded else None
     if offloaded and (err := link_limit_error(design, board)) is not None:
         infeasible.append(msg("infeasible.link", "{what}", what=err))
     mem = memory_bytes(wl, plan, ctx, scenario)
@@ -872,7 +916,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         utilization=res.utilization(board), memory_bytes=mem,
         memory_capacity_bytes=board.ddr.capacity_bytes, ddr_weight_bytes=ddr_weight,
         ddr_floor_ms=floor_ms, infeasible=tuple(infeasible),
-        notes=_notes(wl, plan, scenario), work=forward, energy=energy,
+        notes=_notes(wl, plan, scenario), work=forward, energy=energy, evidence=evidence,
         items={k: v for k, v in items.items() if v}, accounts=accounts,
         ps_components={k: v for k, v in ps_comp.items() if v},
         ddr_bytes_per_s=board.ddr_bytes_per_s)

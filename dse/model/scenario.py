@@ -91,3 +91,11 @@ def round_scenario(contexts: tuple[int, ...], *, view: str = "on-board", kv_dtyp
     same = len(set(contexts)) == 1
     return Scenario(view, "decode", 1, max(contexts), kv_dtype, len(contexts), threads,
                     () if same else tuple(contexts))
+
+
+def scenario_key(sc: Scenario, calibration: str = "none") -> dict:
+    """A projection's scenario as plain values, with the calibration in force: what a figure
+    holds for, kept beside it in summaries and JSON so sections can be compared."""
+    return {"phase": sc.phase, "m": sc.m, "context_tokens": sc.context_tokens,
+            "sequences": sc.sequences, "kv_dtype": sc.kv_dtype, "view": sc.view,
+            "calibration": calibration or "none"}

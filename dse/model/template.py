@@ -356,18 +356,22 @@ def design_violations(t: EngineTemplate, design, board=None) -> list[str]:
         out.append(f"head {design.head}: the overlay has no dense lm_head unit")
     if design.resident_bytes:
         out.append("resident weights: the overlay has no on-chip weight buffer")
+    if getattr(design, "rtl", "ternary_gemv") != "ternary_gemv":
+        out.append(f"engine RTL {design.rtl}: the overlay builds ternary_gemv")
     return out
 
 
 def make_command(design, board, t: EngineTemplate | None = None) -> str:
     """The overlays/vivado command that builds ``design`` for ``board`` (naming the template
     when it is not the shipped one)."""
-    line = (f"make -C overlays/vivado overlay BOARD={board.stem} PE={design.pe} "
-            f"SIMD={design.simd} PACKING={design.packing} VMAX={design.vectors} "
+    from shlex import quote
+
+    line = (f"make -C overlays/vivado overlay BOARD={quote(board.stem)} PE={design.pe} "
+            f"SIMD={design.simd} PACKING={quote(design.packing)} VMAX={design.vectors} "
             f"VPC={design.vectors_per_clock} KMAX={design.max_k} ENGINES={design.engines} "
             f"CLOCK_MHZ={design.clock_mhz:g}")
     if t is not None and t.path and not _is_shipped(t.path):
-        line += f" TEMPLATE={Path(t.path).resolve()}"
+        line += f" TEMPLATE={quote(str(Path(t.path).resolve()))}"
     return line
 
 

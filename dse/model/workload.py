@@ -166,6 +166,15 @@ def _config(profile: Profile, linears: tuple[ModuleRecord, ...], where: str) -> 
             raise DseError(f"{where}: model_config: expected hidden_size {q[1]} and "
                            f"{len(blocks)} layers (the profile's Linears), got "
                            f"{cfg.hidden} and {cfg.layers}")
+        # every size the profile's Linears show must be the config's
+        for role, field, want, got in (
+                ("lm_head", "vocab_size", lambda n: n, cfg.vocab),
+                ("gate_proj", "intermediate_size", lambda n: n, cfg.intermediate),
+                ("k_proj", "num_key_value_heads", lambda n: n // cfg.head_dim, cfg.kv_heads)):
+            if role in shapes and want(shapes[role][0]) != got:
+                raise DseError(f"{where}: model_config.{field}: expected "
+                               f"{want(shapes[role][0])} (the profile's {role} has "
+                               f"{shapes[role][0]:,} rows), got {got:,}")
         return cfg
     return config_from_linears(profile.model, shapes, len(blocks), where)
 

@@ -185,11 +185,15 @@ def _safetensors_index(path: Path) -> dict[str, _StTensor]:
             continue
         try:
             start, stop = info["data_offsets"]
-            out[name] = _StTensor(path, name, str(info["dtype"]), tuple(info["shape"]),
+            shape = tuple(info["shape"])
+            out[name] = _StTensor(path, name, str(info["dtype"]), shape,
                                   base + int(start), base + int(stop))
         except (KeyError, TypeError, ValueError):
             raise DseError(f"{path}: tensor {name}: expected dtype, shape and data_offsets "
                            "in the safetensors header") from None
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise DseError(f"{path}: tensor {name}: shape: expected sizes >= 0, got "
+                           f"{list(shape)}")
     return out
 
 
@@ -246,6 +250,7 @@ def _hf_plan(directory: Path, quant: dict, on_skip: SkipHook | None
         if "embed" in module or module.split(".")[-1] in ("lm_head", "wte"):
             _skip(on_skip, name, _NOT_TERNARY)
             continue
+        _check_matrix(t.file, name, t.shape)
         if any(m and m in module for m in skip_modules):
             _skip(on_skip, name, "not ternary (in quantization_config.modules_to_not_convert)")
             continue
@@ -258,6 +263,13 @@ def _hf_plan(directory: Path, quant: dict, on_skip: SkipHook | None
                            f"or F32, got {t.dtype}")
         plan.append((t, scale))
     return plan
+
+
+def _check_matrix(path: Path, name: str, shape: tuple[int, ...]) -> None:
+    """A Linear weight has at least one row and one column (an empty one is a broken file)."""
+    if min(shape) < 1:
+        raise DseError(f"{path}: tensor {name}: shape: expected a Linear weight with at least "
+                       f"one row and one column, got {list(shape)}")
 
 
 def load_hf_checkpoint(directory: str | Path, on_skip: SkipHook | None = None
@@ -344,6 +356,7 @@ def load_gguf(path: str | Path, on_skip: SkipHook | None = None) -> Iterator[Ter
         if t.tensor_type not in kinds:
             raise DseError(f"{path}: tensor {t.name}: type: expected TQ1_0, TQ2_0, F32, F16 or "
                            f"BF16, got {t.tensor_type.name}")
+        _check_matrix(path, t.name, tuple(reversed(dims)))
         plan.append(t)
     return _gguf_layers(path, plan, kinds)
 

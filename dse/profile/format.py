@@ -196,6 +196,10 @@ class Profile:
     #: The model's transformers config fields (hidden_size, num_attention_heads, ...), which
     #: the operator list is built from; ``None`` when the source had none (the seed import).
     model_config: dict[str, Any] | None = None
+    #: The report this profile was written with (``dse profile``) or imported from
+    #: (``dse import``), relative to the profile JSON's folder: ``dse explore --profile``
+    #: adds its section there. ``None``: not known (the report goes under ``reports/``).
+    report: str | None = None
     format: Literal[1] = FORMAT_VERSION
 
     # -- views used by the cost model and the reports ---------------------------------------

@@ -19,7 +19,6 @@ names, token counts against the context), so bad input fails in milliseconds wit
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -121,13 +120,12 @@ def _read_config(model: Path) -> dict[str, Any]:
         raise DseError(f"--model {model}: expected a checkpoint folder (with config.json), "
                        f"got a file")
     cfg = model / "config.json"
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not cfg.exists():
         raise DseError(f"--model {model}: expected a BitNet checkpoint folder, but it has no "
-                       f"config.json") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DseError(f"{cfg}: expected a JSON model config ({exc})") from None
+                       f"config.json")
+    from dse.io import load_json
+
+    data = load_json(cfg, "model config")
     if not isinstance(data, dict):
         raise DseError(f"{cfg}: expected a JSON object, got {type(data).__name__}")
     return data

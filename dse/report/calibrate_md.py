@@ -10,13 +10,15 @@ measurement produced: a simulation's figures are "simulated", a composition says
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dse.hw.calibrate import EndToEnd
 from dse.model.calibration import Calibration
 from dse.model.fit import LogFit
 from dse.model.measurement_log import MeasurementLog
-from dse.report import sections
+from dse.model.scenario import scenario_key
+from dse.report import numbers, sections
+from dse.report.identity import plan_ref, scenario_diff, scenario_text
 from dse.report.table import md_table
 from dse.search.explore import RankedPlan
 
@@ -38,7 +40,7 @@ _S: dict[str, tuple[str, str]] = {
     "repeats": ("每层重复次数", "Repeats per layer"),
     "file": ("校准文件", "Calibration file"),
     "h.params": ("### 拟合参数", "### Fitted parameters"),
-    "cols.params": ("参数|默认值|拟合值|标准误差", "Parameter|Default|Fitted|Std. error"),
+    "cols.params": ("参数|默认值|拟合值 ± 标准误差", "Parameter|Default|Fitted ± std. error"),
     "params.note": ("只拟合该来源能提供信息的参数：{allowed}。",
                     "Only parameters this kind of source informs are fitted: {allowed}."),
     "h.entries": ("### 逐条：预测与实测", "### Entry by entry: projected vs measured"),
@@ -71,27 +73,73 @@ _S: dict[str, tuple[str, str]] = {
               "Cannot be held out (each is the only evidence for its parameters): {ids}."),
     "loo": ("逐条留一：{rows}。", "Leave-one-out (each entry predicted by a fit to all the "
             "others): {rows}."),
-    "h.e2e": ("### 端到端", "### End to end"),
-    "e2e.intro": ("方案 `{plan}` 的卸载集合运行在覆盖层引擎 `{design}` 上（不融合、无常驻），"
-                  "每 token 解码时间；基线为 PyTorch {base:.1f} ms。组合值：已运行形状的层"
-                  "（{hit}/{off} 层）取{kind}值，其余取校准后的预测；组合值中 {frac:.0%} 为{kind}，"
-                  "其余为模型。",
-                  "Plan `{plan}`'s offload set on the overlay engine `{design}` (no fusion, no "
-                  "residency), decode ms per token; baseline: PyTorch, {base:.1f} ms. Composed: "
-                  "layers whose shape was run ({hit}/{off} layers) take the {kind} time, the "
-                  "rest the calibrated projection; {frac:.0%} of the composed figure is "
-                  "{kind}, the rest modelled."),
-    "cols.e2e": ("|ms/token|加速比 (对 PyTorch 基线)|相对组合值",
-                 "|ms/token|Speedup (vs PyTorch baseline)|vs composed"),
+    "loo.sample": ("逐条留一（{n} 条中均匀选取 {k} 条，各自从完整拟合的参数值重新拟合）：{rows}。",
+                   "Leave-one-out ({k} of the {n} entries, spread evenly, each refitted from "
+                   "the full fit's values): {rows}."),
+    "more": ("，另 {n} 条", ", and {n} more"),
+    "h.e2e": ("### 端到端：推荐方案", "### End to end: the recommended plan"),
+    "e2e.intro": ("方案 {ref}，引擎 `{design}`，每 token 解码时间，场景：{scen}。基线：能装下的最快"
+                  "仅 CPU 运行时 `{brt}`（KV {bkv}），校准后 {base} ms。",
+                  "Plan {ref} on `{design}`, decode ms per token at {scen}. Baseline: the "
+                  "fastest CPU-only runtime that fits, `{brt}` (KV {bkv}), {base} ms after "
+                  "calibration."),
+    "e2e.as_built": ("运行的引擎不是该方案的引擎：以下各值都是该方案的层在实际构建的引擎 "
+                     "`{design}` 上的值。",
+                     "The run's engine is not the plan's: every figure below is of the plan's "
+                     "layers on the engine as built, `{design}`."),
+    "e2e.composed": ("组合值：已运行形状的层（{hit}/{off} 个 PL 层）取{kind}值，其余取校准后的"
+                     "预测；组合值中 {frac:.0%} 为{kind}，其余为模型。",
+                     "Composed: the PL layers whose shape was run ({hit}/{off}) take the {kind} "
+                     "time, everything else the calibrated projection; {frac:.0%} of the "
+                     "composed figure is {kind}, the rest modelled."),
+    "e2e.launch": ("板上测得的调用由 dse 的 Python PYNQ 驱动发起；该方案的 native 运行时按 C 驱动的"
+                   "发起开销定价，两者相差这一开销。",
+                   "The board's measured calls were launched by dse's Python PYNQ driver; the "
+                   "plan's native runtime is priced with a C driver's launch, so the two "
+                   "differ by that launch."),
+    "cols.e2e": ("数值|ms/token|tok/s|对 `{brt}` 仅 CPU 的加速比|相对组合值|是什么",
+                 "Figure|ms/token|tok/s|Speedup vs `{brt}` CPU-only|vs composed|What it is"),
     "row.before": ("校准前预测", "Projected, before calibration"),
+    "row.before.what": ("模型默认参数（与 `dse explore` 的结论同一方案、同一场景时即结论中的"
+                        "数值）",
+                        "model defaults (the answer card's figure when the card is of this plan "
+                        "at this scenario)"),
     "row.after": ("校准后预测", "Projected, after calibration"),
-    "row.composed": ("组合值（{frac:.0%} {kind}）", "Composed ({frac:.0%} {kind})"),
+    "row.after.what": ("同一方案、同一场景，用本节的校准", "the same plan and scenario with this "
+                       "section's calibration"),
+    "row.composed": ("组合值", "Composed"),
+    "row.composed.what": ("{frac:.0%} 为{kind}（{hit} 个层的形状），其余为校准后的模型",
+                          "{frac:.0%} {kind} ({hit} layers' shapes), the rest the calibrated "
+                          "model"),
     "kind.measured": ("实测", "measured"),
     "kind.simulated": ("仿真", "simulated"),
+    "card.same": ("写入本节时，与上方 `dse explore` 结论中的推荐方案相同（方案 `{id}`，同一场景）；"
+                  "之后若重新探索，结论会说明是否仍一致。",
+                  "When this section was written, the answer card above was of the same plan "
+                  "(plan `{id}`) at the same scenario; a later `dse explore` says in the card "
+                  "whether it still is."),
+    "card.other_plan": ("注意：上方结论推荐的是 {card}（{card_ms} ms/token，{card_scen}），"
+                        "不是本节校准的 {ref}：两节由不同的运行写成（不同的方案版本、选项或"
+                        "校准）。重新运行 `dse explore` 或 `dse calibrate` 使两者一致。",
+                        "Note: the answer card above recommends {card} ({card_ms} ms/token at "
+                        "{card_scen}), not {ref} calibrated here: the two sections were "
+                        "written by different runs (another version of the plan, other options "
+                        "or another calibration). Re-run `dse explore` or `dse calibrate` to "
+                        "bring them into step."),
+    "card.other_scen": ("与上方结论是同一方案（`{id}`），但场景不同：{diff}；结论中的 {card_ms} "
+                        "ms/token 对应它自己的场景。",
+                        "The same plan as the answer card above (`{id}`), at another "
+                        "scenario: {diff}; the card's {card_ms} ms/token holds for its own."),
     "h.replan": ("### 用校准重新估算的最佳方案",
                  "### Best plans re-projected with the calibration"),
-    "cols.replan": ("方案|引擎设计|校准前 (ms)|校准前加速比|校准后 (ms)|校准后加速比",
-                    "Plan|Engine design|Before (ms)|Speedup before|After (ms)|Speedup after"),
+    "replan.intro": ("`dse explore` 的前几名方案，同一场景（{scen}）下用默认参数和用本节的校准"
+                     "各搜索一次；校准后同名方案若不是同一方案，列出它的标识。",
+                     "The search's top plans at one scenario ({scen}), searched with the model "
+                     "defaults and again with this section's calibration; where the plan of "
+                     "a label changes with the calibration, both identities are shown."),
+    "cols.replan": ("方案|方案标识|引擎设计|校准前 (ms)|校准前加速比|校准后 (ms)|校准后加速比",
+                    "Plan|Identity|Engine design|Before (ms)|Speedup before|After (ms)|"
+                    "Speedup after"),
 }
 
 
@@ -100,8 +148,8 @@ def _t(key: str, lang: str, **kw: object) -> str:
     return text.format(**kw) if kw else text
 
 
-def _cols(key: str, lang: str) -> list[str]:
-    return _t(key, lang).split("|")
+def _cols(key: str, lang: str, **kw: object) -> list[str]:
+    return _t(key, lang, **kw).split("|")
 
 
 def _num(x: float | None) -> str:
@@ -141,11 +189,73 @@ def _config_text(log: MeasurementLog, lang: str = "en") -> str:
     return "; ".join(parts)
 
 
+def _e2e_block(e2e: EndToEnd, lang: str, card: Mapping | None) -> list[str]:
+    """The recommended plan's token before, after and composed, at its scenario, and how it
+    relates to the answer card of the same report (``card``: that card's summary)."""
+    kind = _t(f"kind.{e2e.kind}", lang)
+    ref = plan_ref(e2e.plan, e2e.plan_id, lang)
+    lines = [_t("h.e2e", lang), "",
+             _t("e2e.intro", lang, ref=ref, design=e2e.design,
+                scen=scenario_text(e2e.scenario, lang, False), brt=e2e.baseline_runtime,
+                bkv=e2e.baseline_kv, base=numbers.ms(e2e.baseline_ms))]
+    if card is not None:
+        lines.append(_card_relation(e2e.plan_id, e2e.scenario, ref, card, lang))
+    if e2e.as_built:
+        lines.append(_t("e2e.as_built", lang, design=e2e.design))
+    lines.append(_t("e2e.composed", lang, hit=e2e.run_layers, off=e2e.offloaded_layers,
+                    kind=kind, frac=e2e.run_fraction))
+    if e2e.launch_differs:
+        lines.append(_t("e2e.launch", lang))
+    rows = []
+    for key, ms, what in (("row.before", e2e.projected_before_ms, _t("row.before.what", lang)),
+                          ("row.after", e2e.projected_after_ms, _t("row.after.what", lang)),
+                          ("row.composed", e2e.composed_ms, _t(
+                              "row.composed.what", lang, frac=e2e.run_fraction, kind=kind,
+                              hit=e2e.run_layers))):
+        err = (numbers.MISSING if key == "row.composed"
+               else numbers.signed_pct(ms / e2e.composed_ms - 1))
+        rows.append([_t(key, lang), numbers.ms(ms), f"{1e3 / ms:.2f}" if ms > 0 else "—",
+                     numbers.times(e2e.speedup(ms)), err, what])
+    return [*lines, "", md_table(_cols("cols.e2e", lang, brt=e2e.baseline_runtime), rows)]
+
+
+def _card_relation(plan_id: str, scenario: Mapping, ref: str, card: Mapping, lang: str
+                   ) -> str:
+    """One sentence: is the answer card above about this plan, at this scenario?"""
+    card_scen = card.get("scenario")
+    if card.get("plan_id") != plan_id:
+        cs = scenario_text(card_scen, lang) if isinstance(card_scen, Mapping) else "?"
+        return _t("card.other_plan", lang, ref=ref, card=plan_ref(
+            str(card.get("plan")), str(card.get("plan_id") or "?"), lang),
+            card_ms=numbers.ms(card.get("ms_per_token")), card_scen=cs)
+    if not isinstance(card_scen, Mapping):
+        return _t("card.same", lang, id=plan_id)
+    mine = {**scenario, "calibration": card_scen.get("calibration", "none")}
+    diff = scenario_diff(card_scen, mine, lang)
+    if diff:
+        return _t("card.other_scen", lang, id=plan_id, diff=diff,
+                  card_ms=numbers.ms(card.get("ms_per_token")))
+    return _t("card.same", lang, id=plan_id)
+
+
+#: Most entry ids a sentence lists (a log may hold ten thousand).
+MAX_IDS = 12
+
+
+def _ids(ids: list[str], lang: str) -> str:
+    """Entry ids as code, the first ``MAX_IDS`` of them and how many more."""
+    shown = ", ".join(f"`{x}`" for x in ids[:MAX_IDS])
+    return shown + (_t("more", lang, n=len(ids) - MAX_IDS) if len(ids) > MAX_IDS else "")
+
+
 def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, lang: str, *,
                                log: MeasurementLog, e2e: EndToEnd | None,
                                replans: Sequence[tuple[RankedPlan, RankedPlan]],
-                               repeats: int | None = None) -> str:
-    """The whole section, fenced by this board's calibrate markers (pure)."""
+                               repeats: int | None = None, card: Mapping | None = None
+                               ) -> str:
+    """The whole section, fenced by this board's calibrate markers (pure). ``card``: the
+    summary of the same board's answer card in the report, which the end-to-end figures
+    are related to (the same plan and scenario, or which differs)."""
     from dse.model.fit import source_params
 
     begin, end = sections.section_markers("calibrate", board_stem)
@@ -161,8 +271,9 @@ def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, l
     rows.append([_t("file", lang), f"`{cal.label()}`" if cal.path else "—"])
     out += [md_table(_cols("cols.kv", lang), rows), "", _t("h.params", lang), ""]
     out.append(md_table(_cols("cols.params", lang), [
-        [f"`{name}`", f"{p.default:g}", f"{p.value:.4g}",
-         "—" if p.stderr is None else f"{p.stderr:.2g}"] for name, p in cal.params.items()]))
+        [f"`{name}`", numbers.param_value(name, p.default),
+         numbers.param_value(name, p.value, p.stderr, with_err=True)]
+        for name, p in cal.params.items()]))
     out += ["", _t("params.note", lang, allowed=", ".join(
         f"`{p}`" for p in source_params(cal.backend))), "", _t("h.entries", lang), ""]
     erows = []
@@ -189,33 +300,80 @@ def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, l
         out.append(_t("heldout.failed", lang, why=held["failed"]))
     elif held:
         out.append(_t("heldout", lang, tr=len(held["train"]), te=len(held["test"]),
-                      train=", ".join(f"`{x}`" for x in held["train"]),
+                      train=_ids(held["train"], lang),
                       mx=held["max_abs_rel_error"], mean=held["mean_abs_rel_error"]))
         if held.get("alone"):
-            out.append(_t("alone", lang, ids=", ".join(f"`{x}`" for x in held["alone"])))
+            out.append(_t("alone", lang, ids=_ids(held["alone"], lang)))
         loo = held.get("leave_one_out") or {}
         if loo:
-            out.append(_t("loo", lang, rows="; ".join(
-                f"`{k}` {_err(v['error'])}" for k, v in loo.items())))
+            rows = "; ".join(f"`{k}` {_err(v['error'])}" for k, v in loo.items())
+            out.append(_t("loo.sample", lang, k=len(loo), n=held["leave_one_out_of"], rows=rows)
+                       if held.get("leave_one_out_of") else _t("loo", lang, rows=rows))
     if e2e is not None:
-        kind = _t(f"kind.{e2e.kind}", lang)
-        out += ["", _t("h.e2e", lang), "",
-                _t("e2e.intro", lang, plan=e2e.plan, design=e2e.design, base=e2e.baseline_ms,
-                   hit=e2e.run_layers, off=e2e.offloaded_layers, kind=kind,
-                   frac=e2e.run_fraction), ""]
-        trows = []
-        for label, ms in ((_t("row.before", lang), e2e.projected_before_ms),
-                          (_t("row.after", lang), e2e.projected_after_ms),
-                          (_t("row.composed", lang, frac=e2e.run_fraction, kind=kind),
-                           e2e.composed_ms)):
-            err = "—" if ms is e2e.composed_ms else f"{ms / e2e.composed_ms - 1:+.1%}"
-            trows.append([label, f"{ms:,.1f}", f"{e2e.speedup(ms):.2f}x", err])
-        out.append(md_table(_cols("cols.e2e", lang), trows))
+        out += ["", *_e2e_block(e2e, lang, card)]
     if replans:
-        out += ["", _t("h.replan", lang), ""]
-        out.append(md_table(_cols("cols.replan", lang), [
-            [f"`{b.label}`", f"`{a.plan.design.label()}`", f"{b.objective_ms:,.1f}",
-             f"{b.speedup:.2f}x", f"{a.objective_ms:,.1f}", f"{a.speedup:.2f}x"]
-            for b, a in replans]))
+        scen = replans[0][0].decode.scenario
+        out += ["", _t("h.replan", lang), "",
+                _t("replan.intro", lang, scen=scenario_text(scenario_key(scen), lang, False))]
+        b0 = replans[0][0]
+        if card is not None and e2e is None:
+            out.append(_card_relation(b0.plan.identity, scenario_key(scen), plan_ref(
+                b0.label, b0.plan.identity, lang), card, lang))
+        out.append("")
+        rows = []
+        for b, a in replans:
+            ident = f"`{b.plan.identity}`" + (
+                "" if a.plan.identity == b.plan.identity else f" → `{a.plan.identity}`")
+            design = f"`{b.plan.design.label()}`" + (
+                "" if a.plan.design.label() == b.plan.design.label()
+                else f" → `{a.plan.design.label()}`")
+            rows.append([f"`{b.label}`", ident, design, numbers.ms(b.objective_ms),
+                         numbers.times(b.speedup), numbers.ms(a.objective_ms),
+                         numbers.times(a.speedup)])
+        out.append(md_table(_cols("cols.replan", lang), rows))
+    plan = _plan_of(e2e, replans)
+    if plan is not None:
+        out += ["", calibrated_comment({**plan, "created": cal.created, "calibration":
+                                        cal.label() if cal.path else None})]
     out.append(end)
     return "\n".join(out) + "\n"
+
+
+_CALIBRATED = "<!-- dse:calibrated "
+
+
+def _plan_of(e2e: EndToEnd | None, replans) -> dict | None:
+    """The plan the section speaks of (its end-to-end figures', else the re-projection's
+    best): label, identity and scenario."""
+    if e2e is not None:
+        return {"plan": e2e.plan, "plan_id": e2e.plan_id, "scenario": e2e.scenario}
+    if replans:
+        b = replans[0][0]
+        return {"plan": b.label, "plan_id": b.plan.identity,
+                "scenario": scenario_key(b.decode.scenario)}
+    return None
+
+
+def calibrated_comment(data: Mapping) -> str:
+    """The machine-readable line naming the plan a calibration section speaks of."""
+    # the summary line's escaping: no value (a board's name, a file's) can end the comment
+    return sections.summary_comment(dict(data)).replace(sections.SUMMARY_PREFIX, _CALIBRATED, 1)
+
+
+def calibrated_summary(report_text: str, board_stem: str) -> dict | None:
+    """The plan ``board_stem``'s calibration section in a report speaks of (None: no such
+    section, or one without the line)."""
+    import json
+
+    begin, end = sections.section_markers("calibrate", board_stem)
+    start = report_text.find(begin)
+    stop = report_text.find(end, start) if start >= 0 else -1
+    at = report_text.find(_CALIBRATED, start, stop) if stop >= 0 else -1
+    if at < 0:
+        return None
+    close = report_text.find(" -->", at, stop)
+    try:
+        data = json.loads(report_text[at + len(_CALIBRATED):close])
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

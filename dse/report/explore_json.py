@@ -23,6 +23,7 @@ def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
     return {
         "rank": rank,
         "label": rp.label,
+        "plan_id": rp.plan.identity,
         "why": "; ".join(map(str, rp.why)),
         "method": str(rp.method),
         "objective_ms": rp.objective_ms,

@@ -11,14 +11,13 @@ importer, and nothing reads this section back.
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Mapping
 
 from dse.model.project import VIEW_TEXT, Projection
-from dse.report import sections
+from dse.report import numbers, sections
 from dse.report.i18n import render_msg
+from dse.report.identity import plan_ref, scenario_diff, scenario_key, scenario_text
 from dse.report.table import md_table
 from dse.search.explore import ExploreResult, RankedPlan
 
@@ -30,20 +29,20 @@ _S: dict[str, tuple[str, str]] = {
     # -- summary card ------------------------------------------------------------------------
     "h.card": ("### 结论", "### The answer"),
     "card.plan": ("推荐方案", "Recommended plan"),
-    "card.plan_val": ("`{design}`：{n_pl}/{n_lin} 个 Linear 在 PL 上（{n_res} 个权重常驻），"
+    "card.plan_val": ("{ref}，`{design}`：{n_pl}/{n_lin} 个 Linear 在 PL 上（{n_res} 个权重常驻），"
                       "lm_head 在{head}；其余算子在 PS 上（{rt} 运行时）",
-                      "`{design}`: {n_pl} of {n_lin} Linears in the PL ({n_res} with resident "
-                      "weights), lm_head on the {head}; every other operator on the PS ({rt} "
-                      "runtime)"),
+                      "{ref}, `{design}`: {n_pl} of {n_lin} Linears in the PL ({n_res} with "
+                      "resident weights), lm_head on the {head}; every other operator on the PS "
+                      "({rt} runtime)"),
     "card.head.pl": ("PL 的稠密输出头单元", "PL's dense head unit"),
     "card.head.two_stage": ("引擎上的两级输出头（PS 重算前 {k} 个）",
                             "engines as a two-stage head (the PS rescores the top {k})"),
     "card.units": ("引擎之外的 PL 单元", "PL units besides the engines"),
     "card.head.ps": ("PS 上", "PS"),
     "card.speed": ("解码速度", "Decode speed"),
-    "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token，上下文 {ctx} 个 token）；首 token 时间 "
+    "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token；{scen}）；首 token 时间 "
                        "{ttft} ms（{p} 个提示 token 的预填充）",
-                       "**{tok:.2f} tok/s** ({ms} ms/token at {ctx} tokens of context); time to "
+                       "**{tok:.2f} tok/s** ({ms} ms/token; {scen}); time to "
                        "first token {ttft} ms (prefill of {p} prompt tokens)"),
     "card.vs": ("对比", "Against"),
     "card.vs_val": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；{spt} 对仅 CPU 的 "
@@ -69,6 +68,15 @@ _S: dict[str, tuple[str, str]] = {
     "card.split_part": ("{what} {ms} ms（{share:.0%}）", "{what} {ms} ms ({share:.0%})"),
     "list.sep": ("，", ", "),
     "card.cal": ("校准", "Calibration"),
+    "card.calsec": ("下方的校准章节", "Calibration section below"),
+    "calsec.same": ("针对本方案（`{id}`）、本场景", "of this plan (`{id}`) at this scenario"),
+    "calsec.other": ("针对另一方案 {ref}（{scen}），写于本结论之前：其中的端到端数值不是本方案的；"
+                     "重新运行 `dse calibrate` 使两者一致",
+                     "of another plan, {ref} ({scen}), written before this card: its end-to-end "
+                     "figures are not this plan's; re-run `dse calibrate` to bring them into "
+                     "step"),
+    "calsec.scen": ("针对本方案（`{id}`），但场景不同：{diff}", "of this plan (`{id}`) at another "
+                    "scenario: {diff}"),
     "card.build": ("能否用附带的 overlay 构建", "Buildable by the shipped overlay"),
     "build.yes": ("是", "yes"),
     "build.no": ("否（仅作假设分析）", "no (a what-if)"),
@@ -97,6 +105,10 @@ _S: dict[str, tuple[str, str]] = {
     "short.unit": ("PL 单元 `{unit}`", "PL unit `{unit}`"),
     # -- boards compared ---------------------------------------------------------------------
     "h.boards": ("## 板卡对比", "## Boards compared"),
+    "boards.stale": ("未对比：{boards}（其章节由另一版本的 dse 写成，请对该板卡重新运行 "
+                     "`dse explore`）。",
+                     "Not compared: {boards} (their sections were written by another dse "
+                     "version; re-run `dse explore` for them)."),
     "boards.intro": ("本报告中每块板卡的最佳方案（每次 `dse explore` 运行时更新）。",
                      "The best plan of each board explored into this report (kept in step by "
                      "every `dse explore` run)."),
@@ -142,9 +154,9 @@ _S: dict[str, tuple[str, str]] = {
     "m.calibration": ("校准", "Calibration"),
     "m.no_cal": ("无校准：使用模型默认常数", "no calibration: model defaults"),
     "m.search": ("搜索", "Search"),
-    "m.search_val": ("评估了 {n:,} 个设计（{rej:,} 个因资源上限或链路宽度被排除）",
-                     "{n:,} designs evaluated ({rej:,} rejected by resource caps or link "
-                     "width)"),
+    "m.search_val": ("评估了 {n:,} 个设计（{rej:,} 个因资源上限、链路宽度或时钟证据被排除）",
+                     "{n:,} designs evaluated ({rej:,} rejected by resource caps, link "
+                     "width or clock evidence)"),
     "m.methods": ("各方案的求解方法", "How each plan was found"),
     "obj.decode": ("每 token 解码时间 (ms)", "decode ms per token"),
     "obj.energy": ("每个生成 token 的能量 (J)", "joules per generated token"),
@@ -354,20 +366,9 @@ def _cols(key: str, lang: str, **fields: object) -> list[str]:
 
 # -- number formats --------------------------------------------------------------------------
 
-def _ms(x: float) -> str:
-    """Milliseconds: one decimal from 100 ms up, two below (0.17, 43.47, 780.3)."""
-    if not math.isfinite(x):
-        return "∞"
-    return f"{x:,.1f}" if abs(x) >= 100 else f"{x:.2f}"
-
-
-def _x(x: float) -> str:
-    return f"{x:.2f}x" if math.isfinite(x) else "∞"
-
-
-def _pct(x: float) -> str:
-    """A fraction as a percentage; an inf (a resource the part lacks, yet used) as n/a."""
-    return f"{x:.1%}" if math.isfinite(x) else "n/a"
+_ms = numbers.ms  # milliseconds: two decimals below 100, one from 100 up
+_x = numbers.times
+_pct = numbers.pct  # an inf (a resource the part lacks, yet used) prints as n/a
 
 
 def _num(x: float) -> str:
@@ -388,7 +389,6 @@ def upsert_section(report_text: str, board_stem: str, section: str) -> str:
     return upsert_comparison(text)
 
 
-_SUMMARY_RE = re.compile(r"<!-- dse:summary (\{.*?\}) -->")
 _BOARDS_BEGIN, _BOARDS_END = "<!-- dse:boards begin -->", "<!-- dse:boards end -->"
 
 
@@ -402,7 +402,8 @@ def summary_of(result: ExploreResult) -> dict:
     torch = next((b for b in d.baselines if b.runtime == "torch"), None)
     return {
         "board": result.board.name, "board_stem": result.board.stem,
-        "plan": best.label, "design": best.plan.design.label(),
+        "plan": best.label, "plan_id": best.plan.identity, "design": best.plan.design.label(),
+        "scenario": scenario_key(d.scenario, result.calibration),
         "packing": best.plan.design.packing, "runtime": best.plan.runtime,
         "n_linears": len(d.layers), "n_pl": sum(lp.placement != "cpu" for lp in d.layers),
         "n_resident": len(best.plan.resident),
@@ -464,7 +465,27 @@ def _split_text(sm: dict, lang: str) -> str:
     return _t("card.split", lang, ms=_ms(total), parts=_t("list.sep", lang).join(parts))
 
 
-def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
+def _calsec_rows(sm: dict, calibrated: Mapping | None, lang: str) -> list[tuple[str, str]]:
+    """The card's line on the report's calibration section for this board: whether it speaks
+    of this plan at this scenario (a section written by another run may not)."""
+    if not calibrated:
+        return []
+    scen = calibrated.get("scenario")
+    if calibrated.get("plan_id") != sm["plan_id"]:
+        text = _t("calsec.other", lang, ref=plan_ref(str(calibrated.get("plan")), str(
+            calibrated.get("plan_id")), lang), scen=scenario_text(scen, lang, False)
+            if isinstance(scen, Mapping) else "?")
+    else:
+        mine = {**sm["scenario"], "calibration": None}
+        theirs = {**scen, "calibration": None} if isinstance(scen, Mapping) else mine
+        diff = scenario_diff(theirs, mine, lang)
+        text = (_t("calsec.scen", lang, id=sm["plan_id"], diff=diff) if diff
+                else _t("calsec.same", lang, id=sm["plan_id"]))
+    return [(_t("card.calsec", lang), text)]
+
+
+def _card_block(result: ExploreResult, lang: str, sm: dict,
+                calibrated: Mapping | None = None) -> list[str]:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
@@ -473,13 +494,15 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         head = (_t("card.head.pl", lang) if sm["head_unit"]
                 else _t("card.head.two_stage", lang, k=sm["head_top_k"]))
     rows = [
-        (_t("card.plan", lang), _t("card.plan_val", lang, design=sm["design"], n_pl=sm["n_pl"],
+        (_t("card.plan", lang), _t("card.plan_val", lang, ref=plan_ref(
+            sm["plan"], sm["plan_id"], lang), design=sm["design"], n_pl=sm["n_pl"],
                                    n_lin=sm["n_linears"], n_res=sm["n_resident"], head=head,
                                    rt=f"`{sm['runtime']}`")),
         (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
         *unit_count_rows(result, lang),
         (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
-                                    ms=_ms(sm["ms_per_token"]), ctx=sm["context_tokens"],
+                                    ms=_ms(sm["ms_per_token"]),
+                                    scen=scenario_text(sm["scenario"], lang, False),
                                     ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
                                     p=sm["prompt_tokens"])),
         (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
@@ -499,6 +522,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
         (_t("card.limit", lang), _limit_text(sm["bound"], lang) + _split_text(sm, lang)),
         (_t("card.cal", lang), _t("m.no_cal", lang) if sm["calibration"] in ("", "none")
          else f"`{sm['calibration']}`"),
+        *_calsec_rows(sm, calibrated, lang),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
             sm["buildable"], "build.unknown"), lang) + (
                 f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")
@@ -506,7 +530,7 @@ def _card_block(result: ExploreResult, lang: str, sm: dict) -> list[str]:
              render_msg(m, lang) for m in result.advice) or "—")),
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
-            f"<!-- dse:summary {json.dumps(sm, ensure_ascii=False, sort_keys=True)} -->", ""]
+            sections.summary_comment(sm), ""]
 
 
 def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
@@ -548,29 +572,52 @@ def boards_table(summaries: list[dict], lang: str) -> str:
 
 def upsert_comparison(report_text: str) -> str:
     """Place (or refresh, or drop) the boards table before the first board section: present
-    when the report holds sections for two or more boards, in the report's language."""
-    text = _drop_block(report_text)
-    sums = [json.loads(m.group(1)) for m in _SUMMARY_RE.finditer(text)]
-    if len(sums) < 2:
+    when the report holds sections for two or more boards, in the report's language. A
+    section whose summary this version cannot read (another version's, or edited) is named
+    under the table instead of being compared."""
+    pairs = sections.spans(report_text, _BOARDS_BEGIN, _BOARDS_END, "the boards table")
+    text = sections.drop_spans(report_text, pairs)
+    found = sections.read_summaries(text)
+    if len(found) < 2:
         return text
+    sums = [sm for _, sm in found if usable_summary(sm)]
+    stale = [token for token, sm in found if not usable_summary(sm)]
     lang = "zh" if "## FPGA 设计空间探索" in text else "en"
-    block = "\n".join([_BOARDS_BEGIN, _t("h.boards", lang), "", _t("boards.intro", lang), "",
-                       boards_table(sums, lang), _BOARDS_END, ""])
-    first = text.find("<!-- dse:explore board=")
-    return text[:first] + block + "\n" + text[first:]
+    lines = [_BOARDS_BEGIN, _t("h.boards", lang), "", _t("boards.intro", lang), "",
+             boards_table(sums, lang)]
+    if stale:
+        lines += ["", _t("boards.stale", lang, boards=", ".join(f"`{s}`" for s in stale))]
+    lines += [_BOARDS_END, ""]
+    eol = sections.line_ending(text)
+    block = sections.with_line_ending("\n".join(lines), eol)
+    first = sections.first_section_start(text, "explore")
+    return text[:first] + block + eol + text[first:]
 
 
-def _drop_block(text: str) -> str:
-    start = text.find(_BOARDS_BEGIN)
-    if start < 0:
-        return text
-    stop = text.find(_BOARDS_END, start)
-    if stop < 0:
-        return text
-    stop += len(_BOARDS_END)
-    while stop < len(text) and text[stop] == "\n":
-        stop += 1
-    return text[:start] + text[stop:]
+def card_summary(report_text: str, board_stem: str) -> dict | None:
+    """The summary of ``board_stem``'s answer card in a report (None: no explore section for
+    that board, or one without a summary this version reads)."""
+    token = sections.marker_token(board_stem)
+    sm = next((sm for t, sm in sections.read_summaries(report_text) if t == token), None)
+    return sm if isinstance(sm, dict) else None
+
+
+#: Fields of a summary the boards table reads, and their types (a number may be null where
+#: ``summary_of`` writes None).
+SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
+    "board": (str,), "design": (str,), "tokens_per_s": (int, float),
+    "speedup": (int, float), "baseline_runtime": (str,), "lut": (int, float, type(None)),
+    "bram36": (int, float, type(None)), "uram": (int, float, type(None)),
+    "j_per_token": (int, float, type(None)), "bound": (str,)}
+
+
+def usable_summary(sm: object) -> bool:
+    """Whether a summary read back from a report or a JSON file has every field the boards
+    table shows, each of its type (a summary of another dse version may not)."""
+    return isinstance(sm, dict) and all(
+        isinstance(sm.get(k), kinds) and not isinstance(sm.get(k), bool)
+        and not (isinstance(sm.get(k), float) and not math.isfinite(sm[k]))
+        for k, kinds in SUMMARY_FIELDS.items())
 
 
 # -- shared helpers --------------------------------------------------------------------------
@@ -591,6 +638,16 @@ def _objective_text(result: ExploreResult, lang: str, with_code: bool = True) ->
     obj = result.objective
     own = _t(f"obj.{obj.kind}", lang, p=obj.prompt_tokens, g=obj.gen_tokens)
     return own if lang == "en" or not with_code else f"{own}（`{obj.describe()}`）"
+
+
+def objective_text(result: ExploreResult, lang: str) -> str:
+    """The objective in words, for a plot's axis: the CLI's ``describe()`` in English, the
+    objective and its context in Chinese."""
+    obj = result.objective
+    if lang == "en":
+        return obj.describe()
+    return _t(f"obj.{obj.kind}", lang, p=obj.prompt_tokens, g=obj.gen_tokens) + \
+        f"，上下文 {obj.context_tokens} 个 token"
 
 
 def _view_text(view: str, lang: str) -> str:
@@ -673,11 +730,12 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
     torch_fit = d.baseline_of("torch").feasible if "torch" in speed else False
     vs_torch = (_x(speed["torch"]) + ("" if torch_fit else _t("nofit", lang))
                 if "torch" in speed else "—")
-    return [rank, f"`{rp.label}`", f"`{rp.plan.design.label()}`", rp.plan.design.packing,
+    return [rank, f"`{rp.label}` (`{rp.plan.identity}`)", f"`{rp.plan.design.label()}`",
+            rp.plan.design.packing,
             f"`{rp.plan.runtime}`, KV {rp.decode.scenario.kv_dtype}",
             " ".join(f"`{u}`" for u in rp.plan.unit_labels) or "—",
             str(len(rp.plan.offload)), str(len(rp.plan.resident)),
-            f"{rp.objective_ms:.4g}", f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
+            _ms(rp.objective_ms), f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
             _pct(util["uram"]), _pct(util["dsp"]),
             f"{d.memory_bytes / 2**20:,.0f} / {d.memory_capacity_bytes / 2**20:,.0f}",
@@ -851,6 +909,45 @@ def _resources_block(result: ExploreResult, lang: str) -> list[str]:
     return [_t("h.resources", lang), "", md_table(_cols("cols.resources", lang), rows), ""]
 
 
+_BASIS = {"synthesized": ("综合（Yosys）并换算到 Vivado", "synthesized (Yosys), scaled to Vivado"),
+          "published-rtl": ("已发表的 RTL 综合并换算到 Vivado",
+                            "published RTL synthesized, scaled to Vivado"),
+          "estimated": ("估算", "estimated")}
+
+
+def _evidence_block(result: ExploreResult, lang: str) -> list[str]:
+    """Per ranked plan: what its resources rest on and the clock evidence (issue 24)."""
+    zh = lang == "zh"
+    rows = []
+    for p in result.plans:
+        ev = p.decode.evidence
+        if ev is None:
+            continue
+        c = ev.clock
+        if c.closure is None:
+            clock = "无时钟证据" if zh else "no clock evidence"
+        else:
+            cl = c.closure
+            slack = (f", WNS {cl.wns_ns:g} ns @ {cl.lut_util:.0%} LUT"
+                     if cl.wns_ns is not None else "")
+            deeper = ""
+            if c.extra_levels:
+                deeper = (f"; 更深 {c.extra_levels} 级逻辑" if zh else
+                          f"; {c.extra_levels} logic level(s) deeper")
+            clock = (f"{c.mhz:g} MHz ({cl.design}: {cl.clock_mhz:g} MHz, {cl.family} "
+                     f"{cl.speed_grade}{slack}; {c.kind}{deeper})")
+        what_if = ("假设情形" if zh else "what-if") if ev.beyond else ""
+        rows.append([p.label, f"{p.plan.design.clock_mhz:g} MHz", clock, what_if,
+                     _BASIS[ev.engine_basis][0 if zh else 1]])
+    if not rows:
+        return []
+    head = ("### 资源依据与时钟证据" if zh else "### Resource basis and clock evidence")
+    cols = (["方案", "时钟", "证据支持的时钟（已发表的时序收敛）", "", "引擎资源"] if zh else
+            ["Plan", "Clock", "Clock the evidence supports (published closure)", "",
+             "Engine resources"])
+    return [head, "", md_table(cols, rows), ""]
+
+
 def _limit_block(result: ExploreResult, lang: str) -> list[str]:
     proj = result.best.decode
     board = result.board
@@ -924,7 +1021,8 @@ def _pareto_table(headers: list[str], rows: list[list[str]], lang: str) -> list[
     return _details(_t("pareto.expand", lang, n=len(rows)), table)
 
 
-def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) -> list[str]:
+def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str],
+                  plot_note: str = "") -> list[str]:
     base = _best_base(result, lang)
     board = result.board
     lut_rows = [[f"`{p.design}`", f"{p.lut:,.0f}", _pct(p.lut / board.pl.lut), _x(p.speedup)]
@@ -947,7 +1045,9 @@ def _pareto_block(result: ExploreResult, lang: str, plots: Mapping[str, str]) ->
         lines += [_t("h.plots", lang), ""]
         for key, fname in plots.items():
             alt = _t(f"plot.{key}", lang) if f"plot.{key}" in _S else key
-            lines += [f"![{alt}]({fname})", ""]
+            lines += [sections.image_link(alt, fname), ""]
+        if plot_note:
+            lines += [plot_note, ""]
     return lines
 
 
@@ -957,15 +1057,19 @@ def _notes_block(result: ExploreResult, lang: str) -> list[str]:
     return [_t("h.notes", lang), "", *(f"- {render_msg(n, lang)}" for n in result.notes), ""]
 
 
-def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str]) -> str:
+def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, str],
+                           plot_note: str = "", calibrated: Mapping | None = None) -> str:
     """The whole section for ``result.board``, fenced by its markers, ending in a newline.
 
-    ``plots`` maps a plot kind ("roofline", "pareto") to a file name relative to the report.
+    ``plots`` maps a plot kind ("roofline", "pareto") to a file name relative to the report;
+    ``plot_note`` says why they are not in the report's language, if they are not;
+    ``calibrated``: the plan the report's calibration section for this board speaks of
+    (``dse.report.calibrate_md.calibrated_summary``), which the card relates itself to.
     """
     _t("title", lang)  # reject an unknown language before doing any work
     begin, end = section_markers(result.board.stem)
     lines = [begin, _t("title", lang, board=result.board.name), ""]
-    lines += _card_block(result, lang, summary_of(result))
+    lines += _card_block(result, lang, summary_of(result), calibrated)
     lines += _board_block(result, lang)
     lines += _method_block(result, lang)
     lines += _plans_block(result, lang)
@@ -975,15 +1079,16 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     lines += _reference_block(result, lang)
     lines += _placement_block(result, lang)
     lines += _resources_block(result, lang)
+    lines += _evidence_block(result, lang)
     lines += _limit_block(result, lang)
     if result.best.feasible:  # no sensitivity for a plan that cannot run
         lines += _sensitivity_block(result, lang)
-    lines += _pareto_block(result, lang, plots)
+    lines += _pareto_block(result, lang, plots, plot_note)
     lines += _notes_block(result, lang)
     lines.append(end)
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["LANGS", "boards_table", "render_explore_section", "section_markers", "summary_of",
-           "unit_count_rows",
+__all__ = ["LANGS", "boards_table", "objective_text", "render_explore_section",
+           "section_markers", "summary_of", "unit_count_rows",
            "upsert_comparison", "upsert_section", "weighted_speedups"]

@@ -246,7 +246,7 @@ MESSAGES: dict[str, str] = {
     "note.host_check": "在被 profile 的主机上核对：torch 运行时各算子合计每个解码 token "
                        "{priced:,.1f} ms，profile 实测 {measured:,.1f} ms（{outside:+.1%} "
                        "不在任何已计价的算子内）",
-    "note.searched": "共搜索 {n} 个设计（{rejected} 个因资源上限或链路宽度被排除）；"
+    "note.searched": "共搜索 {n} 个设计（{rejected} 个因资源上限、链路宽度或时钟证据被排除）；"
                      "每个设计的卸载集合精确最优；常驻权重与 DDR 容量由 MILP 在最好的 "
                      "{shortlist} 个设计上求解",
     "note.energy": "能量目标：卸载与常驻按每 token 焦耳数选择，计入引擎自身的 "
@@ -263,6 +263,13 @@ MESSAGES: dict[str, str] = {
     "why.all_ternary": "最佳设计上卸载全部三值 Linear，不常驻",
     "why.whatif.head": "可构建的最佳设计加上一个稠密 bf16 lm_head 单元（DSP MAC），"
     "本覆盖层没有该单元",
+    "why.whatif.clock": "最佳方案运行在 {top:g} MHz，超出时钟证据所支持的 {sup:g} MHz："
+                         "没有人证明过这样的时序收敛",
+    "note.clock_beyond": "警告：假设情形：{board} 与引擎模板允许 {top:g} MHz；时钟证据对最佳方案"
+                         "只支持 {sup}（{evidence}）：高于它的方案都是假设情形，绝不作为推荐",
+    "note.count_beyond": "警告：假设情形：引擎模板最多构建 {asked} 个 {kind} 单元；"
+                         "{family} 上已发表的时序收敛最多包含 {most} 个："
+                         "更多的方案都是假设情形，绝不作为推荐",
     "why.whatif.resident": "可构建的最佳设计加上片上权重缓冲（URAM/BRAM 常驻），本覆盖层没有该缓冲",
     "why.naive.share": "种子报告认为这 5 层占 Linear 时间的 {share:.1%}（即使代价为零，"
                        "Amdahl 上限也只有 {cap:.2f}x）",

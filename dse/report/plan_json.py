@@ -84,6 +84,7 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         "format_version": FORMAT_VERSION,
         "plan": {
             "name": plan.name,
+            "id": plan.identity,
             "note": plan.note,
             "design": design,
             "design_label": plan.design.label(),
@@ -132,6 +133,10 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         "work": {"time_s": p.work.time_s, "core_s": p.work.core_s,
                  "ddr_bytes": p.work.ddr_bytes, "pl_busy_s": p.work.pl_busy_s},
         "resources_used": _resources(p.resources),
+        "resource_basis": None if p.evidence is None else p.evidence.resource_basis,
+        "clock_evidence": None if p.evidence is None else {
+            "supported_mhz": p.evidence.clock.mhz, "evidence": p.evidence.clock.evidence,
+            "beyond_evidence": p.evidence.beyond},
         "utilization_fraction": {k: _num(v) for k, v in p.utilization.items()},
         "memory": {"memory_bytes": p.memory_bytes,
                    "memory_capacity_bytes": p.memory_capacity_bytes,

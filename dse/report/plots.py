@@ -10,6 +10,10 @@ and drawn several times over (most of a report run's time went there), and log a
 labels are typeset as TeX (10^2). Each figure here has fixed margins, sized for its legend's
 rows, and plain number labels, so it is drawn once (the roofline twice: its labels are placed
 in pixels).
+
+Language: every function takes ``lang`` (zh or en) and draws every word in it
+(``dse.report.plot_text``), with the fonts ``dse.report.fonts.plot_font`` finds; a Chinese
+plot without any CJK font is drawn in English, and ``write_plots`` returns the note saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from pathlib import Path
 
 from dse.io import atomic_write_bytes
 from dse.model.cost import CallCost
+from dse.report.numbers import ms as fmt_ms
+from dse.report.plot_text import has as _has
+from dse.report.plot_text import plan_name, pt
 from dse.search.explore import ExploreResult, RankedPlan
 
 _BOUND_COLORS = {"compute": "tab:blue", "ddr": "tab:red", "link": "tab:purple",
@@ -127,6 +134,21 @@ def _si(v: float) -> str:
     return f"{v:g}"
 
 
+def _phase(phase: str, lang: str) -> str:
+    return pt(f"phase.{phase}", lang) if _has(f"phase.{phase}") else phase
+
+
+def _bound(bound: str, lang: str) -> str:
+    return pt(f"bound.{bound}", lang) if _has(f"bound.{bound}") else bound
+
+
+def _objective(result: ExploreResult, lang: str) -> str:
+    """The objective as the report's section words it (``dse.report.explore_md``)."""
+    from dse.report.explore_md import objective_text
+
+    return objective_text(result, lang)
+
+
 def _render(fig) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -136,7 +158,7 @@ def _render(fig) -> bytes:
     return buf.getvalue()
 
 
-def _label_points(ax, points: list[CallPoint], gap_px: float = 15.0) -> None:
+def _label_points(ax, points: list[CallPoint], lang: str, gap_px: float = 15.0) -> None:
     """Label each point to its right, nudging labels apart vertically where points crowd.
 
     Calls of one plan often sit almost on top of each other (same packing, similar
@@ -155,7 +177,8 @@ def _label_points(ax, points: list[CallPoint], gap_px: float = 15.0) -> None:
         label_y[i] = y
         last = (x, y)
     for i, p in enumerate(points):
-        text = f"{p.kind}{' (resident)' if p.resident else ''} ×{p.count}"
+        text = pt("roof.point", lang, kind=p.kind,
+                  res=pt("roof.resident", lang) if p.resident else "", n=p.count)
         dy = label_y[i] - pix[i][1]
         ax.annotate(text, (p.intensity_ops_per_byte, p.achieved_ops_per_s),
                     xycoords="data", textcoords="offset pixels", xytext=(14, dy - 4),
@@ -164,7 +187,8 @@ def _label_points(ax, points: list[CallPoint], gap_px: float = 15.0) -> None:
                                 "shrinkA": 0, "shrinkB": 4})
 
 
-def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+                  lang: str = "en") -> Path:
     """Log-log roofline of the best plan's calls against the engine, DDR and link roofs."""
     import numpy as np
     from matplotlib.figure import Figure
@@ -191,29 +215,30 @@ def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_by
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.plot(x, np.full_like(x, compute_roof), color="black", lw=2,
-            label=f"ternary engine roof: 2 × {design.total_lanes} lanes × "
-                  f"{design.clock_mhz:g} MHz = {compute_roof / 1e9:.0f} Gop/s")
+            label=pt("roof.engine", lang, lanes=design.total_lanes, mhz=design.clock_mhz,
+                     gops=compute_roof / 1e9))
     if head_roof:
         ax.plot(x, np.full_like(x, head_roof), color="dimgray", lw=1.5, ls="-.",
-                label=f"dense head roof ({design.head}): 2 × {design.head_macs} MACs × "
-                      f"{design.clock_mhz:g} MHz = {head_roof / 1e9:.1f} Gop/s")
+                label=pt("roof.head", lang, head=design.head, macs=design.head_macs,
+                         mhz=design.clock_mhz, gops=head_roof / 1e9))
     ax.plot(x, x * ddr_sus, color="tab:red", lw=2,
-            label=f"DDR roof: {ddr_sus / 1e9:.2f} GB/s "
-                  f"({board.ddr.peak_bandwidth_gb_s:g} peak × {board.ddr.pl_efficiency:g})")
+            label=pt("roof.ddr", lang, gbs=ddr_sus / 1e9, peak=board.ddr.peak_bandwidth_gb_s,
+                     eff=board.ddr.pl_efficiency))
     ax.plot(x, x * ddr_peak, color="tab:red", lw=1, ls=":",
-            label=f"DDR peak: {board.ddr.peak_bandwidth_gb_s:g} GB/s")
+            label=pt("roof.peak", lang, peak=board.ddr.peak_bandwidth_gb_s))
     if link:
         ax.plot(x, x * link, color="tab:purple", lw=1.5, ls="--",
-                label=f"link roof: {link / 1e9:.2f} GB/s input stream "
-                      f"({board.link.hp_ports} × {board.link.port_width_bits}-bit HP)")
+                label=pt("roof.link", lang, gbs=link / 1e9, ports=board.link.hp_ports,
+                         bits=board.link.port_width_bits))
     seen: set[tuple[str, str]] = set()
     for p in points:
         key = (p.bound, p.phase)
         ax.scatter(p.intensity_ops_per_byte, p.achieved_ops_per_s, s=70,
                    color=_BOUND_COLORS.get(p.bound, "gray"),
                    marker=_PHASE_MARKERS.get(p.phase, "D"), edgecolor="black", linewidth=0.6,
-                   zorder=3, label=f"call, {p.phase}, {p.bound}-bound" if key not in seen
-                   else None)
+                   zorder=3, label=pt("roof.call", lang, phase=_phase(p.phase, lang),
+                                      bound=_bound(p.bound, lang))
+                   if key not in seen else None)
         seen.add(key)
     ymin = min([p.achieved_ops_per_s for p in points] + [compute_roof / 100]) / 3
     ax.set_ylim(ymin, max(roofs) * 4)
@@ -221,20 +246,19 @@ def roofline_plot(result: ExploreResult, path: str | Path, write=atomic_write_by
     _plain_log(ax.xaxis)
     _plain_log(ax.yaxis)
     if not points:
-        ax.text(0.5, 0.5, "the best plan offloads nothing", transform=ax.transAxes,
+        ax.text(0.5, 0.5, pt("roof.nothing", lang), transform=ax.transAxes,
                 ha="center", va="center")
-    ax.set_xlabel("operational intensity (ops per DDR byte: 2·N·K·M / (weight + act + out "
-                  "bytes))")
-    ax.set_ylabel("achieved throughput (ops/s, call time incl. overhead and PS work)")
-    ax.set_title(f"{board.name}: roofline of plan '{best.label}' ({design.label()})",
-                 fontsize=10)
+    ax.set_xlabel(pt("roof.x", lang))
+    ax.set_ylabel(pt("roof.y", lang))
+    ax.set_title(pt("roof.title", lang, board=board.name, plan=plan_name(best.label, lang),
+                    design=design.label()), fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     # Below the axes, so it never hides a point.
     handles = ax.get_legend_handles_labels()[0]
     _margins(fig, legend_rows=-(-len(handles) // 2), left=0.1)
     fig.legend(fontsize=8, loc="lower center", ncols=2, frameon=False)
     fig.draw_without_rendering()  # settle the ticks so data -> pixel transforms are final
-    _label_points(ax, points)
+    _label_points(ax, points, lang)
     return write(path, _render(fig), "plot")
 
 
@@ -250,39 +274,40 @@ def plan_ddr_gb_s(result: ExploreResult, plan: RankedPlan) -> float:
     return nbytes / (plan.objective_ms * 1e-3) / 1e9 if plan.objective_ms > 0 else 0.0
 
 
-def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+                lang: str = "en") -> Path:
     """Every evaluated design (grey), the Pareto fronts, and the best and naive plans."""
     from matplotlib.figure import Figure
 
     board = result.board
-    against = f"the fastest CPU runtime that fits ({result.best.decode.baseline.runtime})"
+    against = pt("pareto.against", lang, rt=result.best.decode.baseline.runtime)
     fig = Figure(figsize=(12, 5.8), dpi=_DPI)
     ax_lut, ax_ddr = fig.subplots(1, 2, sharey=True)
     panels = (
         (ax_lut, lambda p: p.lut, result.pareto_lut, plan_lut(result.best),
          plan_lut(result.naive), board.pl.lut * board.caps.lut,
-         f"LUT cap ({board.caps.lut:.0%} of {board.pl.lut:,})",
-         "LUTs used by the accelerator", "log"),
+         pt("pareto.lut_cap", lang, cap=board.caps.lut, lut=board.pl.lut),
+         pt("pareto.lut_x", lang), "log"),
         (ax_ddr, lambda p: p.ddr_gb_s, result.pareto_ddr, plan_ddr_gb_s(result, result.best),
          plan_ddr_gb_s(result, result.naive), board.ddr_bytes_per_s / 1e9,
-         f"sustained DDR {board.ddr_bytes_per_s / 1e9:.2f} GB/s",
-         "DDR weight bandwidth drawn (GB/s, averaged over the objective time)", "log"),
+         pt("pareto.ddr_cap", lang, gbs=board.ddr_bytes_per_s / 1e9),
+         pt("pareto.ddr_x", lang), "log"),
     )
     for ax, cost, front, best_x, naive_x, limit, limit_label, xlabel, scale in panels:
         ax.scatter([cost(p) for p in result.cloud], [p.speedup for p in result.cloud], s=6,
-                   color="0.75", label=f"designs evaluated ({result.designs_evaluated:,}; "
-                                       f"{len(result.cloud):,} shown)")
+                   color="0.75", label=pt("designs", lang, n=result.designs_evaluated,
+                                          shown=len(result.cloud)))
         ax.plot([cost(p) for p in front], [p.speedup for p in front], color="tab:blue",
                 marker="o", ms=4, lw=1.5, drawstyle="steps-post",
-                label="Pareto front (no residency)")
+                label=pt("front", lang))
         ax.scatter([best_x], [result.best.speedup], marker="*", s=260, color="tab:red",
                    edgecolor="black", zorder=4,
-                   label=f"best plan: {result.best.speedup:.2f}x" + (
-                       f" ({len(result.best.plan.resident)} layers resident)"
+                   label=pt("pareto.best", lang, x=result.best.speedup) + (
+                       pt("pareto.resident", lang, n=len(result.best.plan.resident))
                        if result.best.plan.resident else ""))
         ax.scatter([naive_x], [result.naive.speedup], marker="X", s=120, color="tab:orange",
                    edgecolor="black", zorder=4,
-                   label=f"naive top-5: {result.naive.speedup:.2f}x")
+                   label=pt("pareto.naive", lang, x=result.naive.speedup))
         limit_line = ax.axvline(limit, color="black", ls="--", lw=1, label=limit_label)
         ax.set_xscale(scale)
         _plain_log(ax.xaxis)
@@ -290,20 +315,26 @@ def pareto_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
         ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(handles=[limit_line], fontsize=8, loc="lower right", framealpha=0.9)
-    ax_lut.set_ylabel(f"speedup vs {against} (x)\nobjective: {result.objective.describe()}")
-    ax_lut.set_title("LUT vs speedup", fontsize=10)
-    ax_ddr.set_title("DDR bandwidth vs speedup", fontsize=10)
-    fig.suptitle(f"{board.name}: design space ({result.objective.view} view)", fontsize=11)
+    ax_lut.set_ylabel(pt("pareto.y", lang, against=against,
+                         objective=_objective(result, lang)))
+    ax_lut.set_title(pt("pareto.lut_title", lang), fontsize=10)
+    ax_ddr.set_title(pt("pareto.ddr_title", lang), fontsize=10)
+    view = result.objective.view
+    fig.suptitle(pt("pareto.title", lang, board=board.name,
+                    view=pt(f"view.{view}", lang) if _has(f"view.{view}") else view),
+                 fontsize=11)
     # One legend for both panels (same markers), below them so it hides no point.
     handles, labels = ax_lut.get_legend_handles_labels()
-    keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if "cap" not in lab]
+    caps = {ax.get_legend().get_texts()[0].get_text() for ax in (ax_lut, ax_ddr)}
+    keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if lab not in caps]
     _margins(fig, legend_rows=-(-len(keep) // 4), left=0.08, top_in=0.6)
     fig.legend(*zip(*keep, strict=True), fontsize=8.5, loc="lower center", ncols=4,
                frameon=False)
     return write(path, _render(fig), "plot")
 
 
-def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+                 lang: str = "en") -> Path:
     """Decode tok/s against context length for the top plans and the CPU-only baselines."""
     from matplotlib.figure import Figure
 
@@ -313,25 +344,28 @@ def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_byt
     for i, curve in enumerate(result.context_curves):
         xs = [c for c, _ in curve.points]
         ys = [t for _, t in curve.points]
-        cpu = curve.label.startswith("CPU only")
+        cpu = not curve.plan
+        label = (pt("cpu_only.kv", lang, rt=curve.runtime, kv=curve.kv) if cpu else
+                 pt("ctx.plan", lang, plan=plan_name(curve.plan, lang), design=curve.design,
+                    kv=curve.kv))
         ax.plot(xs, ys, marker="o", ms=4, lw=1.6, ls="--" if cpu else "-",
-                color="0.35" if cpu else f"C{i}", label=curve.label)
+                color="0.35" if cpu else f"C{i}", label=label)
     obj = result.objective
     ax.axvline(obj.context_tokens, color="black", lw=0.8, ls=":",
-               label=f"objective's context ({obj.context_tokens})")
+               label=pt("ctx.objective", lang, n=obj.context_tokens))
     ax.set_xscale("log", base=2)
     _plain_log(ax.xaxis, si=False)
-    ax.set_xlabel("context length (tokens in the KV cache)")
-    ax.set_ylabel("decode tokens per second")
+    ax.set_xlabel(pt("ctx.x", lang))
+    ax.set_ylabel(pt("tok_s", lang))
     ax.set_ylim(bottom=0)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
-    ax.set_title(f"{result.board.name}: decode tok/s vs context ({obj.sequences} "
-                 f"sequence(s))", fontsize=10)
+    ax.set_title(pt("ctx.title", lang, board=result.board.name, n=obj.sequences), fontsize=10)
     return write(path, _render(fig), "plot")
 
 
-def sequences_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+def sequences_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+                   lang: str = "en") -> Path:
     """Decode of a round of S sequences for the top plans (their engines built to hold the
     round) and the CPU-only baselines: aggregate tok/s (left) and each sequence's own tok/s
     (right) against S."""
@@ -343,28 +377,31 @@ def sequences_plot(result: ExploreResult, path: str | Path, write=atomic_write_b
     ax_all, ax_one = fig.subplots(1, 2)
     for i, curve in enumerate(result.sequence_curves):
         xs = [s for s, _, _ in curve.points]
-        cpu = curve.label.startswith("CPU only")
+        cpu = not curve.plan
+        label = (pt("cpu_only.kv", lang, rt=curve.runtime, kv=curve.kv) if cpu else
+                 pt("seq.plan", lang, plan=plan_name(curve.plan, lang), design=curve.design,
+                    vpc=pt("seq.vpc", lang, n=curve.vpc) if curve.vpc > 1 else ""))
         style = {"marker": "o", "ms": 4, "lw": 1.6, "ls": "--" if cpu else "-",
                  "color": "0.35" if cpu else f"C{i}"}
-        ax_all.plot(xs, [t for _, t, _ in curve.points], label=curve.label, **style)
+        ax_all.plot(xs, [t for _, t, _ in curve.points], label=label, **style)
         ax_one.plot(xs, [1e3 / ms for _, _, ms in curve.points], **style)
     obj = result.objective
-    for ax, what in ((ax_all, "aggregate decode tok/s (all sequences)"),
-                     (ax_one, "tok/s of each sequence (1 / its latency)")):
+    for ax, what in ((ax_all, pt("seq.all", lang)), (ax_one, pt("seq.one", lang))):
         ax.axvline(obj.sequences, color="black", lw=0.8, ls=":")
         ax.set_xscale("log", base=2)
         _plain_log(ax.xaxis, si=False)
-        ax.set_xlabel("sequences in a round (sharing each weight pass)")
+        ax.set_xlabel(pt("seq.x", lang))
         ax.set_ylabel(what)
         ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.25)
     fig.legend(fontsize=8, loc="lower center", ncols=2, frameon=False)
-    fig.suptitle(f"{result.board.name}: decode rounds at {obj.context_tokens} tokens of "
-                 f"context (dotted: the objective's {obj.sequences})", fontsize=10)
+    fig.suptitle(pt("seq.title", lang, board=result.board.name, n=obj.context_tokens,
+                    s=obj.sequences), fontsize=10)
     return write(path, _render(fig), "plot")
 
 
-def ttft_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+def ttft_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+              lang: str = "en") -> Path:
     """Time to first token against the prompt's length for the top plans (their prompts in
     groups of G positions) and the CPU-only baselines (the prompt in one forward)."""
     from matplotlib.figure import Figure
@@ -374,26 +411,30 @@ def ttft_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes)
     _margins(fig, legend_rows=rows)
     ax = fig.subplots()
     for i, curve in enumerate(result.prompt_curves):
-        cpu = curve.group is None
+        cpu = not curve.plan
+        label = (pt("cpu_only.kv", lang, rt=curve.runtime, kv=curve.kv) if cpu else
+                 pt("ttft.plan", lang, plan=plan_name(curve.plan, lang), design=curve.design,
+                    groups=pt("ttft.groups", lang, g=curve.group) if curve.group else ""))
         ax.plot([n for n, _ in curve.points], [ms / 1e3 for _, ms in curve.points],
                 marker="o", ms=4, lw=1.6, ls="--" if cpu else "-",
-                color="0.35" if cpu else f"C{i}", label=curve.label)
+                color="0.35" if cpu else f"C{i}", label=label)
     obj = result.objective
     ax.axvline(obj.prompt_tokens, color="black", lw=0.8, ls=":",
-               label=f"objective's prompt ({obj.prompt_tokens} tokens)")
+               label=pt("ttft.objective", lang, n=obj.prompt_tokens))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     _plain_log(ax.xaxis, si=False)
     _plain_log(ax.yaxis)
-    ax.set_xlabel("prompt length (tokens)")
-    ax.set_ylabel("time to first token (s)")
+    ax.set_xlabel(pt("ttft.x", lang))
+    ax.set_ylabel(pt("ttft.y", lang))
     ax.grid(True, which="both", alpha=0.25)
     fig.legend(fontsize=8, loc="lower center", ncols=1, frameon=False)
-    ax.set_title(f"{result.board.name}: time to first token vs prompt length", fontsize=10)
+    ax.set_title(pt("ttft.title", lang, board=result.board.name), fontsize=10)
     return write(path, _render(fig), "plot")
 
 
-def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+                lang: str = "en") -> Path:
     """Decode tok/s against J/token: every evaluated design, its Pareto front, the ranked
     plans and the CPU-only baselines (the board's power model)."""
     from matplotlib.figure import Figure
@@ -403,53 +444,48 @@ def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_byte
     ax = fig.subplots()
     pts = [p for p in result.cloud if p.j_per_token is not None]
     ax.scatter([p.j_per_token for p in pts], [p.tokens_per_s for p in pts], s=6, color="0.75",
-               label=f"designs evaluated ({len(pts):,} shown)")
+               label=pt("designs.shown", lang, shown=len(pts)))
     front = result.pareto_energy
     ax.plot([p.j_per_token for p in front], [p.tokens_per_s for p in front], color="tab:blue",
-            marker="o", ms=4, lw=1.5, label="Pareto front (no residency)")
+            marker="o", ms=4, lw=1.5, label=pt("front", lang))
     best = result.best.decode
     if best.energy is not None:
         ax.scatter([best.energy.j_per_token], [best.tokens_per_s], marker="*", s=260,
                    color="tab:red", edgecolor="black", zorder=4,
-                   label=f"best plan: {best.tokens_per_s:.2f} tok/s, "
-                         f"{best.energy.j_per_token:.3f} J/token")
+                   label=pt("energy.best", lang, tok=best.tokens_per_s,
+                            j=best.energy.j_per_token))
     for b in best.baselines:
         if b.energy is None:
             continue
         tok_s = best.tokens * 1e3 / b.ms
         ax.scatter([b.energy.j_per_token], [tok_s], marker="s", s=70, color="0.3",
                    edgecolor="black", zorder=4,
-                   label=f"CPU only, {b.runtime}" + ("" if b.feasible else " (does not fit)"))
+                   label=pt("cpu_only", lang, rt=b.runtime)
+                   + ("" if b.feasible else pt("no_fit", lang)))
     ax.set_xscale("log")
     _plain_log(ax.xaxis)
-    ax.set_xlabel("joules per generated token (whole board)")
-    ax.set_ylabel("decode tokens per second")
+    ax.set_xlabel(pt("energy.x", lang))
+    ax.set_ylabel(pt("tok_s", lang))
     ax.set_ylim(bottom=0)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
-    ax.set_title(f"{result.board.name}: speed vs energy per token", fontsize=10)
+    ax.set_title(pt("energy.title", lang, board=result.board.name), fontsize=10)
     return write(path, _render(fig), "plot")
 
 
-_COMPONENT_LABELS = {
-    "ternary_pl": "ternary matmuls (PL)", "ternary_cpu": "ternary matmuls (CPU)",
-    "head": "output head", "attention": "attention", "norms_quant_rope_residual":
-    "norms, quant, RoPE, residuals", "elementwise": "FFN element-wise",
-    "handoff": "hand-offs + per-call overhead", "sampling": "sampling"}
-
-
-def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes) -> Path:
+def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+                   lang: str = "en") -> Path:
     """Where a decode token goes: stacked bars for the top plans and the best CPU baseline."""
     from matplotlib.figure import Figure
 
     from dse.model.project import COMPONENTS
 
-    bars = [(f"{rp.label}\n{rp.decode.tokens_per_s:.1f} tok/s", rp.decode.components)
-            for rp in [p for p in result.plans if p.feasible][:3]]
+    bars = [(pt("bd.bar", lang, plan=plan_name(rp.label, lang), tok=rp.decode.tokens_per_s),
+             rp.decode.components) for rp in [p for p in result.plans if p.feasible][:3]]
     if result.base_breakdown:
         base = result.best.decode.baseline
-        bars.append((f"CPU only ({base.runtime})\n{result.best.decode.tokens * 1e3 / base.ms:.1f} "
-                     f"tok/s", result.base_breakdown))
+        bars.append((pt("bd.cpu", lang, rt=base.runtime,
+                        tok=result.best.decode.tokens * 1e3 / base.ms), result.base_breakdown))
     fig = Figure(figsize=(9, 5.5), dpi=_DPI)
     _margins(fig, bottom_in=0.75)
     ax = fig.subplots()
@@ -460,16 +496,17 @@ def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_b
         if max(vals, default=0.0) <= 0:
             continue
         ax.bar(x, vals, bottom=bottom, color=f"C{i}", edgecolor="white", width=0.6,
-               label=_COMPONENT_LABELS.get(key, key))
+               label=pt(f"comp.{key}", lang) if _has(f"comp.{key}") else key)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     for xi, total in zip(x, bottom, strict=True):
-        ax.text(xi, total, f"{total:,.1f} ms", ha="center", va="bottom", fontsize=9)
+        ax.text(xi, total, pt("bd.total", lang, ms=fmt_ms(total)), ha="center", va="bottom",
+                fontsize=9)
     ax.set_xticks(list(x), [label for label, _ in bars], fontsize=9)
-    ax.set_ylabel("ms per decode token")
+    ax.set_ylabel(pt("bd.y", lang))
     ax.grid(True, axis="y", alpha=0.25)
     ax.legend(fontsize=8.5, loc="upper left", framealpha=0.9)
-    ax.set_title(f"{result.board.name}: where a decode token goes "
-                 f"({result.objective.context_tokens} tokens of context)", fontsize=10)
+    ax.set_title(pt("bd.title", lang, board=result.board.name,
+                    n=result.objective.context_tokens), fontsize=10)
     return write(path, _render(fig), "plot")
 
 
@@ -482,29 +519,47 @@ def plot_names(stem: str, board_stem: str) -> dict[str, str]:
 
 
 def write_plots(result: ExploreResult, out_dir: str | Path, stem: str,
-                write=atomic_write_bytes) -> dict[str, str]:
-    """Write the plots into ``out_dir``; return {kind: file name}.
+                write=atomic_write_bytes, lang: str = "en") -> PlotSet:
+    """Write the plots into ``out_dir`` in ``lang``; return their names and the font note.
 
     ``write(path, data, what)`` puts each PNG in place (default: at once; a command passes
-    its ``dse.io.Outputs.add`` to commit them with its other outputs).
+    its ``dse.io.Outputs.add`` to commit them with its other outputs). A Chinese plot set
+    without any CJK font is drawn in English and ``PlotSet.note`` says so.
     """
+    from matplotlib import rc_context
+
+    from dse.report.fonts import plot_font, rc
+
+    font = plot_font(lang)
     names = plot_names(stem, result.board.stem)
     out = Path(out_dir)
-    breakdown_plot(result, out / names["breakdown"], write)
-    roofline_plot(result, out / names["roofline"], write)
-    pareto_plot(result, out / names["pareto"], write)
-    if result.pareto_energy:
-        energy_plot(result, out / names["energy"], write)
-    else:
-        names.pop("energy")
-    if result.context_curves:
-        context_plot(result, out / names["context"], write)
-    else:
-        names.pop("context")
-    for kind, curves, plot in (("sequences", result.sequence_curves, sequences_plot),
-                               ("ttft", result.prompt_curves, ttft_plot)):
-        if curves:
-            plot(result, out / names[kind], write)
+    lg = font.lang
+    with rc_context(rc(font)):
+        breakdown_plot(result, out / names["breakdown"], write, lg)
+        roofline_plot(result, out / names["roofline"], write, lg)
+        pareto_plot(result, out / names["pareto"], write, lg)
+        if result.pareto_energy:
+            energy_plot(result, out / names["energy"], write, lg)
         else:
-            names.pop(kind)
-    return names
+            names.pop("energy")
+        if result.context_curves:
+            context_plot(result, out / names["context"], write, lg)
+        else:
+            names.pop("context")
+        for kind, curves, plot in (("sequences", result.sequence_curves, sequences_plot),
+                                   ("ttft", result.prompt_curves, ttft_plot)):
+            if curves:
+                plot(result, out / names[kind], write, lg)
+            else:
+                names.pop(kind)
+    return PlotSet(names, font.lang, font.note)
+
+
+@dataclass(frozen=True)
+class PlotSet:
+    """The plots one run wrote: {kind: file name}, the language they are drawn in and, when
+    that is not the report's, why (no CJK font)."""
+
+    names: dict[str, str]
+    lang: str
+    note: str = ""

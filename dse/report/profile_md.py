@@ -163,7 +163,9 @@ def _phases(p: Profile, lang: str) -> list[str]:
 
 
 def _image(key: str, lang: str, plots: Mapping[str, str], kind: str) -> list[str]:
-    return [f"![{t(key, lang)}]({plots[kind]})", ""] if kind in plots else []
+    from dse.report.sections import image_link
+
+    return [image_link(t(key, lang), plots[kind]), ""] if kind in plots else []
 
 
 def _phase_split(p: Profile, lang: str, plots: Mapping[str, str]) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dse.io import atomic_write_bytes
 from dse.profile.format import LINEAR_ROLES, Profile
+from dse.report.plot_text import pt
 
 _DPI = 130
 
@@ -65,7 +66,8 @@ def _render(fig) -> bytes:
     return buf.getvalue()
 
 
-def role_time_plot(profile: Profile, path: str | Path, write=atomic_write_bytes) -> Path:
+def role_time_plot(profile: Profile, path: str | Path, write=atomic_write_bytes,
+                   lang: str = "en") -> Path:
     """Horizontal bars per role: prefill and decode time, ms (all calls of all its modules)."""
     from matplotlib.figure import Figure
 
@@ -75,22 +77,23 @@ def role_time_plot(profile: Profile, path: str | Path, write=atomic_write_bytes)
     y = list(range(len(rows)))
     h = 0.4
     ax.barh([i - h / 2 for i in y], [r.prefill_ms for r in rows], height=h, color="tab:orange",
-            label="prefill (1 forward over the prompt)")
+            label=pt("prof.prefill", lang))
     ax.barh([i + h / 2 for i in y], [r.decode_ms for r in rows], height=h, color="tab:blue",
-            label=f"decode ({profile.generated_tokens} one-token forwards)")
+            label=pt("prof.decode", lang, n=profile.generated_tokens))
     ax.set_yticks(y, [f"{r.role} ({r.module_type}, ×{r.modules})" for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("time (ms, summed over modules and calls)")
-    ax.set_title(f"{profile.model} ({profile.dtype}): time per module role", fontsize=10)
+    ax.set_xlabel(pt("prof.x", lang))
+    ax.set_title(pt("prof.title", lang, model=profile.model, dtype=profile.dtype), fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     if not rows:
-        ax.text(0.5, 0.5, "no per-phase module times in this profile", transform=ax.transAxes,
+        ax.text(0.5, 0.5, pt("prof.none", lang), transform=ax.transAxes,
                 ha="center", va="center")
     ax.legend(fontsize=8, loc="lower right")
     return write(path, _render(fig), "plot")
 
 
-def memory_plot(profile: Profile, path: str | Path, write=atomic_write_bytes) -> Path:
+def memory_plot(profile: Profile, path: str | Path, write=atomic_write_bytes,
+                lang: str = "en") -> Path:
     """Process RSS and system memory in use over the run, with the peak marked."""
     from matplotlib.figure import Figure
 
@@ -98,18 +101,18 @@ def memory_plot(profile: Profile, path: str | Path, write=atomic_write_bytes) ->
     fig = Figure(figsize=(9, 4.2), dpi=_DPI, layout="constrained")
     ax = fig.add_subplot()
     t = [x.t_s for x in s]
-    ax.plot(t, [x.rss_mb for x in s], color="tab:blue", lw=1.6, label="process RSS")
+    ax.plot(t, [x.rss_mb for x in s], color="tab:blue", lw=1.6, label=pt("mem.rss", lang))
     used = [(x.t_s, x.sys_used_mb) for x in s if x.sys_used_mb is not None]
     if used:
         ax.plot(*zip(*used, strict=True), color="tab:gray", lw=1, ls="--",
-                label="system used")
+                label=pt("mem.sys", lang))
     if profile.peak_memory_mb is not None:
         ax.axhline(profile.peak_memory_mb, color="tab:red", lw=1, ls=":",
-                   label=f"peak RSS {profile.peak_memory_mb:.0f} MB")
-    ax.set_xlabel("time since the profiler started (s)")
-    ax.set_ylabel("MB (2^20 bytes)")
+                   label=pt("mem.peak", lang, mb=profile.peak_memory_mb))
+    ax.set_xlabel(pt("mem.x", lang))
+    ax.set_ylabel(pt("mem.y", lang))
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{profile.model} ({profile.dtype}): memory", fontsize=10)
+    ax.set_title(pt("mem.title", lang, model=profile.model, dtype=profile.dtype), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return write(path, _render(fig), "plot")
@@ -121,16 +124,23 @@ def plot_names(stem: str) -> dict[str, str]:
 
 
 def write_profile_plots(profile: Profile, out_dir: str | Path, stem: str,
-                        write=atomic_write_bytes) -> dict[str, str]:
-    """Write both plots into ``out_dir``; return {"roles": name, "memory": name}.
+                        write=atomic_write_bytes, lang: str = "en") -> dict[str, str]:
+    """Write both plots into ``out_dir`` in ``lang``; return {"roles": name, "memory": name}.
 
     ``write(path, data, what)`` puts each PNG in place (default: at once; a command passes
-    its ``dse.io.Outputs.add`` to commit them with its other outputs).
+    its ``dse.io.Outputs.add`` to commit them with its other outputs). Chinese plots use
+    ``dse.report.fonts.plot_font`` (English if no CJK font can be had).
     """
+    from matplotlib import rc_context
+
+    from dse.report.fonts import plot_font, rc
+
+    font = plot_font(lang)
     names = plot_names(stem)
     out = Path(out_dir)
-    role_time_plot(profile, out / names["roles"], write)
-    memory_plot(profile, out / names["memory"], write)
+    with rc_context(rc(font)):
+        role_time_plot(profile, out / names["roles"], write, font.lang)
+        memory_plot(profile, out / names["memory"], write, font.lang)
     return names
 
 

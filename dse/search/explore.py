@@ -16,6 +16,7 @@ import numpy as np
 from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
+from dse.model.evidence import plan_evidence
 from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
 from dse.model.project import CostContext, Plan, Projection, Scenario, baselines, project
@@ -34,6 +35,7 @@ from dse.search.optimize import (
 from dse.search.reference import ReferenceSplit, reference_split
 from dse.search.space import (
     DesignSpace,
+    clock_what_if,
     default_space,
     enumerate_designs,
     head_macs_for,
@@ -125,10 +127,18 @@ class SensitivityRow:
 
 @dataclass(frozen=True)
 class ContextCurve:
-    """Decode tokens per second of one plan (or CPU baseline) against the context length."""
+    """Decode tokens per second of one plan (or CPU baseline) against the context length.
+
+    ``plan`` is the plan's label ("" for a CPU-only baseline), ``design`` its engine design,
+    ``runtime`` the PS runtime and ``kv`` the KV-cache format of the curve (the report and
+    the plots compose the curve's name in their language from these)."""
 
     label: str
     points: tuple[tuple[int, float], ...]
+    plan: str = ""
+    design: str = ""
+    runtime: str = ""
+    kv: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,13 @@ class SequenceCurve:
 
     label: str
     points: tuple[tuple[int, float, float], ...]
+    #: The parts of the label (a plot composes its own words from them): the plan's label
+    #: ("" for a CPU-only baseline), its design, runtime, KV format and vectors per clock.
+    plan: str = ""
+    design: str = ""
+    runtime: str = ""
+    kv: str = ""
+    vpc: int = 1
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,11 @@ class PromptCurve:
     label: str
     group: int | None
     points: tuple[tuple[int, float], ...]
+    #: The label's parts, as ``SequenceCurve``'s.
+    plan: str = ""
+    design: str = ""
+    runtime: str = ""
+    kv: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,7 +347,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
         pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
         kv = rp.plan.kv_dtype or dec.kv_dtype
-        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts))
+        curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts,
+                                   rp.label, rp.plan.design.label(), rp.plan.runtime, kv))
     for rc in prep.baseline_runtimes():
         if not rc.baseline_feasible:
             continue
@@ -333,7 +356,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
                    kv_dtype=rc.kv_dtype)
         pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
                                 with_baselines=False).tokens_per_s) for c in grid)
-        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts))
+        curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts,
+                                   "", "", rc.runtime, rc.kv_dtype))
     return tuple(curves)
 
 
@@ -361,7 +385,7 @@ def sequence_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
     grid = [s for s in SEQUENCE_GRID if s <= vmax]
     curves = []
 
-    def curve(label: str, plan_of) -> None:
+    def curve(label: str, plan_of, parts: tuple = ()) -> None:
         pts = []
         for s in grid:
             plan = plan_of(s)
@@ -372,7 +396,7 @@ def sequence_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
                 break
             pts.append((s, p.tokens_per_s, p.plan_ms))
         if pts:
-            curves.append(SequenceCurve(label, tuple(pts)))
+            curves.append(SequenceCurve(label, tuple(pts), *parts))
 
     t = shipped_template()
     for rp in [p for p in plans if p.feasible][:top]:
@@ -386,12 +410,14 @@ def sequence_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
                 design = mark_buildable(t, design, prep.ctx.board)
             return replace(rp.plan, design=design, prompt_group=None)
 
-        label = f"{rp.label}: {replace(d, vectors=1, vectors_per_clock=1).label()}, VMAX = S"
+        base = replace(d, vectors=1, vectors_per_clock=1).label()
+        label = f"{rp.label}: {base}, VMAX = S"
         if d.vectors_per_clock > 1:
             label += f", {d.vectors_per_clock} a clock"
-        curve(label, built)
+        curve(label, built, (rp.label, base, rp.plan.runtime, rp.plan.kv_dtype or obj.kv_dtype,
+                             d.vectors_per_clock))
     for label, cpu in _cpu_plans(prep):
-        curve(label, lambda s, cpu=cpu: cpu)
+        curve(label, lambda s, cpu=cpu: cpu, ("", "", cpu.runtime, cpu.kv_dtype or "", 1))
     return tuple(curves)
 
 
@@ -404,16 +430,18 @@ def prompt_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
 
     wl, obj = prep.workload, prep.objective
     grid = context_grid(wl.config.max_positions, start)
-    entries = [(f"{rp.label}: {rp.plan.design.label()}", rp.plan)
-               for rp in [p for p in plans if p.feasible][:top]] + _cpu_plans(prep)
+    entries = [(f"{rp.label}: {rp.plan.design.label()}", rp.plan, rp.label)
+               for rp in [p for p in plans if p.feasible][:top]]
+    entries += [(label, plan, "") for label, plan in _cpu_plans(prep)]
     curves = []
-    for label, plan in entries:
+    for label, plan, name in entries:
         pts = tuple((n, prompt_cost(wl, plan, prep.ctx, n, view=obj.view,
                                     kv_dtype=plan.kv_dtype or obj.kv_dtype,
                                     threads=obj.threads).ttft_ms) for n in grid)
         group = plan_group(plan, grid[-1]) if plan.offload else None
         curves.append(PromptCurve(label + (f", groups of {group}" if group else ""), group,
-                                  pts))
+                                  pts, name, plan.design.label() if name else "", plan.runtime,
+                                  plan.kv_dtype or obj.kv_dtype))
     return tuple(curves)
 
 
@@ -505,13 +533,13 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             if s is not None and (s.plan.design.head or s.plan.design.resident_bytes):
                 plans.append(_ranked(prep, s, label, why))
         plans += _unit_alternatives(prep, best_s)
+    plans += _clock_what_if(prep, best_s, space, notes := list(wl.notes))
     naive = naive_plan(prep, plans[0], board)
     base = _base_projection(prep, plans[0])
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
                          prep.baseline_ms / e.objective_ms, e.tokens_per_s, e.j_per_token)
              for e in evals]
-    notes = list(wl.notes)
     if (check := host_check(wl, ctx)) is not None:
         notes.append(check)
     if objective.kind in ("energy", "edp"):
@@ -522,8 +550,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                              "; the energy-delay product places each group by energy and ranks "
                              "designs by J x s" if objective.kind == "edp" else "")))
     notes.append(msg("note.searched", "searched {n} designs ({rejected} rejected by resource "
-                     "caps or link width); offload sets exact per design; residency and DDR "
-                     "capacity by MILP on the {shortlist} best designs", n=len(designs),
+                     "caps, link width or clock evidence); offload sets exact per design; "
+                     "residency and DDR capacity by MILP on the {shortlist} best designs",
+                     n=len(designs),
                      rejected=rejected, shortlist=len(shortlist)))
     return ExploreResult(
         board=board, objective=objective, calibration=ctx.calibration,
@@ -620,6 +649,49 @@ def _unit_alternatives(prep: Prepared, best: Solution) -> list[RankedPlan]:
         out.append(_ranked(prep, s, label, why))
         base = s.plan
     return out
+
+
+def _clock_what_if(prep: Prepared, best: Solution, space, notes: list) -> list[RankedPlan]:
+    """With clock evidence in force: when the template and the board allow a faster clock than
+    the evidence supports for the best plan, a warning note and that plan at the top clock as
+    a labelled what-if (never the recommendation)."""
+    c, board = prep.ctx.constants, prep.ctx.board
+    design = best.plan.design
+    if c.fabric is None or not design.buildable or not best.plan.offload:
+        return []
+    for ch in prep.choices:
+        asked = max((u.count for u in ch.options if u.buildable), default=0)
+        covered = [dict(cl.counts).get(ch.kind) for cl in c.fabric.closures
+                   if cl.family == board.family and ch.kind in cl.kinds]
+        most = None if not covered or None in covered else max(covered)
+        if most is not None and asked > most:
+            notes.append(msg("note.count_beyond", "warning: what-if: the engine template "
+                             "builds up to {asked} {kind} units; the published closures on "
+                             "{family} hold at most {most}: plans with more are what-ifs, "
+                             "never the recommendation", asked=asked, kind=ch.kind,
+                             family=board.family, most=most))
+    top = (space.template.clock_limit_mhz(board.clock.max_mhz) if space.template is not None
+           else board.clock.max_mhz)
+    ev = plan_evidence(design, best.plan.units, board, c,
+                       prep.resources(design, best.plan.units))
+    sup = ev.clock.mhz
+    if sup is not None and top <= sup + 1e-9:
+        return []
+    notes.append(msg("note.clock_beyond", "warning: what-if: {board} and the engine template "
+                     "allow {top:g} MHz; the clock evidence supports {sup} for the best plan "
+                     "({evidence}): plans above it are what-ifs, never the recommendation",
+                     board=board.name, top=top,
+                     sup="no clock" if sup is None else f"{sup:g} MHz", evidence=ev.clock.evidence))
+    wi = clock_what_if(design, board, top, sup)
+    if wi is None:
+        return []
+    s = _solve_among(prep, wi, "what-if: clock", best.plan.runtime,
+                     lambda us: us == best.plan.units, allow_resident=False)
+    if s is None:
+        return []
+    return [_ranked(prep, s, "what-if: clock", msg(
+        "why.whatif.clock", "the best plan at {top:g} MHz, beyond what the clock evidence "
+        "supports ({sup:g} MHz): a timing closure nobody has shown", top=top, sup=sup))]
 
 
 def _unit_counts(prep: Prepared, best: Solution) -> tuple[UnitCount, ...]:

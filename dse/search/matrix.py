@@ -69,12 +69,13 @@ def _describe(proj: Projection) -> str:
 
 def matrix_cell(cfg: ModelConfig, board: Board, template: EngineTemplate,
                 prompt_tokens: int = 128, gen_tokens: int = 128,
-                models: tuple[ModelConfig, ...] = (), boards: tuple[Board, ...] = ()
-                ) -> MatrixCell:
+                models: tuple[ModelConfig, ...] = (), boards: tuple[Board, ...] = (),
+                fabric=None) -> MatrixCell:
     """Search ``cfg`` on ``board`` as the matrix does (see the module's docstring); ``models``
-    and ``boards`` are the candidates an infeasible cell's advice names."""
+    and ``boards`` are the candidates an infeasible cell's advice names; ``fabric`` the
+    evidence in force (``dse.fabric_data.load_fabric``; None: estimated, no clock check)."""
     wl = workload_from_config(cfg)
-    ctx = CostContext.for_board(board)
+    ctx = CostContext.for_board(board, fabric=fabric)
     prompt = min(prompt_tokens, cfg.max_positions - 1)
     gen = min(gen_tokens, cfg.max_positions - prompt)
     obj = Objective("decode", prompt, gen, "on-board", runtimes=("native",),
@@ -123,14 +124,14 @@ def matrix_cell(cfg: ModelConfig, board: Board, template: EngineTemplate,
 
 def matrix(models: tuple[ModelConfig, ...], boards: tuple[Board, ...],
            template: EngineTemplate, prompt_tokens: int = 128, gen_tokens: int = 128,
-           progress=None) -> tuple[MatrixCell, ...]:
+           progress=None, fabric=None) -> tuple[MatrixCell, ...]:
     """Every model on every board (models outer, boards inner); ``progress(done, total)``."""
     cells = []
     total = len(models) * len(boards)
     for cfg in models:
         for board in boards:
             cells.append(matrix_cell(cfg, board, template, prompt_tokens, gen_tokens, models,
-                                     boards))
+                                     boards, fabric))
             if progress is not None:
                 progress(len(cells), total)
     return tuple(cells)

@@ -28,6 +28,7 @@ from dse.model.engine import (
     Resources,
     engine_resources,
 )
+from dse.model.evidence import plan_evidence
 from dse.model.msg import Msg, msg
 from dse.model.price import (
     Fixed,
@@ -280,6 +281,20 @@ class Prepared:
         ok = self._cache.get(key)
         if ok is None:
             ok = self._cache[key] = not self.resources(design, units).overflow(self.ctx.board)
+        return ok
+
+    def clock_ok(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> bool:
+        """Whether the clock evidence supports the design's clock with ``units`` beside it
+        (cached; always true without fabric evidence, and for what-ifs, which are labelled
+        as such and never recommended)."""
+        if self.ctx.constants.fabric is None or not design.buildable:
+            return True
+        key = ("clock", design, units)
+        ok = self._cache.get(key)
+        if ok is None:
+            ev = plan_evidence(design, units, self.ctx.board, self.ctx.constants,
+                               self.resources(design, units))
+            ok = self._cache[key] = not ev.beyond
         return ok
 
     def runtime(self, name: str, kv_dtype: str | None = None, group: int | None = None
@@ -603,7 +618,7 @@ def unit_sets(prep: Prepared, design: EngineDesign, rp: RuntimePrices
     out = []
     for combo in itertools.product(*per_kind):
         units = tuple(u for u in combo if u is not None)
-        if not units or prep.fits(design, units):
+        if (not units or prep.fits(design, units)) and prep.clock_ok(design, units):
             out.append(units)
     prep._cache[key] = out
     return out

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, engine_resources, link_limit_error
+from dse.model.evidence import plan_evidence
+from dse.model.fabric import speed_grade, supported_clock
 from dse.model.msg import Msg, msg
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, PACKINGS
 from dse.model.template import EngineTemplate, mark_buildable
@@ -103,12 +105,34 @@ def head_macs_for(board: Board, clock_mhz: float, head: str) -> int:
     return max(16, 2 ** math.ceil(math.log2(max(1.0, per_cycle))))
 
 
-def _template_points(board: Board, space: DesignSpace, max_k: int) -> Iterator[EngineDesign]:
+def evidence_clock(board: Board, c: CostConstants) -> float | None:
+    """The highest clock the evidence supports for an engine on ``board`` (at the lowest
+    utilization; a fuller plan may support less): the clock step the search adds."""
+    if c.fabric is None:
+        return None
+    depth = (min(p.logic_levels for p in c.fabric.engine.points)
+             if c.fabric.engine is not None else 0)
+    return supported_clock(c.fabric, board.family, speed_grade(board.part),
+                           {"engine": (depth, 1)}, 0.0).mhz
+
+
+def clock_steps(board: Board, top: float, c: CostConstants | None) -> list[float]:
+    """The PL clocks the search tries: the board's typical, the template's and board's top,
+    and the highest the clock evidence supports (all at most ``top``)."""
+    steps = {min(board.clock.typical_mhz, top), top}
+    ev = evidence_clock(board, c) if c is not None else None
+    if ev is not None:
+        steps.add(min(ev, top))
+    return sorted(steps)
+
+
+def _template_points(board: Board, space: DesignSpace, max_k: int,
+                     c: CostConstants | None = None) -> Iterator[EngineDesign]:
     """Every buildable point of template x board (marked buildable, with its make line)."""
     t = space.template
     assert t is not None
     top = t.clock_limit_mhz(board.clock.max_mhz)
-    clocks = sorted({min(board.clock.typical_mhz, top), top})
+    clocks = clock_steps(board, top, c)
     most = t.engines_for(board.family, board.link.hp_ports)
     engines = [e for e in range(1, most + 1) if not space.engines or e in space.engines]
     for packing in space.packings:
@@ -156,17 +180,33 @@ def _free_points(board: Board, space: DesignSpace, max_k: int) -> Iterator[Engin
 
 def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: int
                       ) -> tuple[list[EngineDesign], int]:
-    """Every design of ``space`` that fits ``board``; also the count rejected."""
-    points = (_template_points if space.template is not None else _free_points)(
-        board, space, max_k)
+    """Every design of ``space`` that fits ``board`` at a clock the evidence supports (with
+    fabric evidence in force: ``dse.model.evidence.plan_clock`` of its engines alone; the
+    PL units' own check is the search's, ``Prepared.clock_ok``); also the count rejected."""
+    points = (_template_points(board, space, max_k, c) if space.template is not None
+              else _free_points(board, space, max_k))
     out: list[EngineDesign] = []
     rejected = 0
     for d in points:
-        if link_limit_error(d, board) or engine_resources(d, board, c).overflow(board):
+        res = engine_resources(d, board, c)
+        if link_limit_error(d, board) or res.overflow(board) or (
+                c.fabric is not None and d.buildable
+                and plan_evidence(d, (), board, c, res).beyond):
             rejected += 1
             continue
         out.append(d)
     return out, rejected
+
+
+def clock_what_if(design: EngineDesign, board: Board, top: float, supported: float | None
+                  ) -> EngineDesign | None:
+    """``design`` at the template's and board's top clock when that is beyond what the
+    evidence supports: a labelled what-if (never the recommendation), else None."""
+    if supported is None or top <= supported + 1e-9 or design.clock_mhz >= top:
+        return None
+    return replace(design, clock_mhz=top, buildable=False,
+                   build_note=f"what-if: clock {top:g} MHz: beyond the clock evidence "
+                   f"({supported:g} MHz)")
 
 
 

@@ -20,6 +20,7 @@ from dse.model.constants import CostConstants
 from dse.model.cost import handoff, launch_us
 from dse.model.energy import Work
 from dse.model.engine import EngineDesign, Resources
+from dse.model.fabric import attention_logic, attention_memories, infrastructure
 from dse.model.kv_attn import (
     KV_ATTN_BEAT_BYTES,
     MODE_SCORES,
@@ -238,12 +239,26 @@ def attention_work(unit: AttentionUnit, env: UnitEnv) -> Work:
 
 
 def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:
-    """The fabric of every instance, counted from what overlays/rtl/kv_attn.v infers
-    (overlays/KV_ATTN.md "Resources"; no synthesis): one DSP48E2 per MAC, the p block (2 bytes
-    per uint16 p) in 128-bit wide block RAM (4 BRAM36 columns per 1,024 words), the
-    accumulator and q banks in LUT RAM (one LUT per bit per 64 words), a 32-bit adder per MAC,
-    fixed control, adder tree and result FIFO, and each instance's own AXI DMA."""
+    """The fabric of every instance and its AXI DMA.
+
+    With fabric evidence in force and kv_attn synthesized (``c.fabric.attention``): the logic
+    LUTs, FFs and DSPs of fits over its synthesized builds (``dse.model.fabric.
+    attention_logic``) times the Yosys-to-Vivado relation, the memories by Vivado's inference
+    rules (``attention_memories``: the p block in block RAM, q banks, accumulator and result
+    FIFO in LUT RAM), each instance's DMA from the flow's published row. Otherwise counted
+    from what overlays/rtl/kv_attn.v infers (overlays/KV_ATTN.md "Resources"; estimated):
+    one DSP48E2 per MAC, the p block in 128-bit block RAM, the accumulator and q banks in LUT
+    RAM, a 32-bit adder per MAC, fixed control, adder tree and result FIFO."""
     g = unit.group
+    fab = c.fabric
+    if fab is not None and fab.attention is not None:
+        lut, ff, dsp = attention_logic(fab.attention, g, unit.head_dim, unit.max_kv_heads)
+        mem = attention_memories(g, unit.head_dim, unit.max_kv_heads, unit.max_positions)
+        dl, df, db, _ = infrastructure(fab, "overlay", 0, attention=1)
+        rel = fab.relation
+        one = Resources(lut=lut * rel.lut + mem["lut_ram"] + dl, ff=ff * rel.ff + df,
+                        bram36=mem["bram36"] + db, uram=mem["uram"], dsp=round(dsp))
+        return Resources(*(getattr(one, k) * unit.count for k in Resources.KINDS))
     words = unit.max_kv_heads * unit.head_dim // KV_ATTN_BEAT_BYTES  # q / accumulator depth
     lutram = (512 * g + 128 * g) * math.ceil(words / 64)
     p_words = kv_attn_p_beats(unit.max_positions, unit.max_kv_heads, g)

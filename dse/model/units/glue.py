@@ -25,6 +25,7 @@ from dse.model.constants import CostConstants
 from dse.model.cpu import cycles, ffn_scale, shift_scan
 from dse.model.energy import Work
 from dse.model.engine import Resources
+from dse.model.fabric import infrastructure
 from dse.model.msg import Msg, msg
 from dse.model.parts import OpProjection
 from dse.model.units.base import UnitEnv, UnitKind, register
@@ -68,6 +69,12 @@ class GlueUnit:
         return []
 
     def resources(self, c: CostConstants) -> Resources:
+        """The published design's glue unit and its attachment (its own DMA, SmartConnect,
+        GPIOs and register slices) from that design's Vivado rows when fabric evidence is in
+        force; else the estimate of ``dse.model.constants``."""
+        if c.fabric is not None:
+            lut, ff, bram, _ = infrastructure(c.fabric, "overlay", 0, glue=1)
+            return Resources(lut=lut * self.count, ff=ff * self.count, bram36=bram * self.count)
         return Resources(lut=c.glue_lut, ff=c.glue_ff, bram36=c.glue_bram36)
 
     def parts(self, env: UnitEnv) -> tuple[OpProjection, ...]:
