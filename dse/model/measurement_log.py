@@ -271,7 +271,7 @@ def _engine(v: Any, path: str, where: str) -> dict[str, Any] | None:
 #: engines) is refused here, before any cost is summed engine by engine.
 _ENGINE_QUANTITY = {"pe": "lanes", "simd": "lanes", "engines": "engines",
                     "clock_mhz": "pl_clock_mhz", "vectors": "lanes", "stream_bits": "lanes",
-                    "max_k": "dimension"}
+                    "max_k": "dimension", "vectors_per_clock": "lanes"}
 
 
 def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEntry:
