@@ -36,10 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--model is given)")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--objective", choices=OBJECTIVES, default="decode",
-                   help="decode ms/token, prefill ms, or a prompt+generate mix")
+                   help="decode: ms of a round of --sequences (one token each); throughput: "
+                   "its ms per token (aggregate tok/s); ttft (or prefill): time to first "
+                   "token of --prompt-tokens; chat: the prompt then --gen-tokens; mix: the "
+                   "prompt plus --gen-tokens rounds at --context-tokens; energy, edp")
     p.add_argument("--prompt-tokens", type=positive_int, default=128,
-                   help="prompt length (prefill M)")
-    p.add_argument("--gen-tokens", type=positive_int, default=128, help="tokens generated (mix)")
+                   help="prompt length (run in groups of up to VMAX positions)")
+    p.add_argument("--gen-tokens", type=positive_int, default=128,
+                   help="tokens generated (chat, mix)")
+    p.add_argument("--prompt-group", type=positive_int, default=None,
+                   help="prompt positions per forward, fixed (default: each design's VMAX, "
+                   "the most it holds)")
+    p.add_argument("--vectors-per-clock", default=None,
+                   help="vectors per clock (VPC) the search may give the engines, a "
+                   "comma-separated list among the template's (default: all it builds)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
     add_scenario_options(p, search=True)
@@ -99,15 +109,19 @@ def run(args: argparse.Namespace) -> int:
     # the PL units plans may add come from the template x the board (dse.search.space)
     fields = scenario_fields(args)
     fields["runtimes"] = runtimes_for(wl, fields["runtimes"], args.runtime)
+    vpcs = check_engine_options(args, template)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          **fields)
+                          prompt_group=args.prompt_group, **fields)
     from dse.search.explore import explore
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
     with _progress(f"search {board.name}") as bar:
-        space = default_space("prefill" if objective.batched else "decode", args.int8_head,
-                              template)
+        space = default_space(objective.kind, args.int8_head, template,
+                              sequences=objective.sequences,
+                              prompt_group=objective.prompt_group)
+        if vpcs:
+            space = replace(space, vpcs=vpcs)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
                          reference=reference)
     search_s = time.perf_counter() - t0
@@ -127,6 +141,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report_path} (section for {result.board.name}; plots "
               f"{', '.join(plots.names.values())})" + (f"; {plots.note}" if plots.note else ""))
     return 0
+
+
+def check_engine_options(args, template) -> tuple[int, ...]:
+    """What the round, the prompt group and the vectors per clock ask of the engines, against
+    what the template builds (one line naming the option otherwise); the VPCs asked for
+    (empty: all)."""
+    from dse.errors import DseError
+    from dse.model.prompt import check_group
+
+    vmax = template.vmax_range[1]
+    if args.sequences > vmax:
+        raise DseError(f"--sequences: expected at most {vmax} (the vectors the engine "
+                       f"template's VMAX holds per weight pass, {template.path}), got "
+                       f"{args.sequences}")
+    if args.prompt_group is not None:
+        check_group(args.prompt_group, vmax, what="the engine template's largest VMAX")
+        if args.objective not in ("ttft", "prefill", "chat", "mix"):
+            raise DseError(f"--prompt-group: expected only with an objective that runs a "
+                           f"prompt (ttft, prefill, chat, mix), got --objective "
+                           f"{args.objective}")
+    if args.vectors_per_clock is None:
+        return ()
+    out = []
+    for text in str(args.vectors_per_clock).split(","):
+        text = text.strip()
+        if not text.isdigit() or int(text) not in template.vpc_values:
+            raise DseError(f"--vectors-per-clock: expected one of "
+                           f"{', '.join(map(str, template.vpc_values))} (the vectors per "
+                           f"clock the engine template builds), got {text!r}")
+        out.append(int(text))
+    return tuple(dict.fromkeys(out))
 
 
 def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs, lang: str):

