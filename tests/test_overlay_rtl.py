@@ -9,7 +9,7 @@ of 3 has one lane empty); and the multi-engine overlay, two base3 PE=4 x SIMD=20
 design) on one clock, each call's rows split across them by ``row_split`` as the driver
 splits them, each engine's busy cycles held to ``engine_cycles`` of its own rows. Each build runs
 all its cases in one simulator process (overlays/sim/sim.py, builds cached in
-overlays/sim/sim_build); the tests below judge the records.
+sim.BUILD_ROOT); the tests below judge the records.
 
 Checked: results bit-exact against ``golden_gemv`` (random shapes, the seven BitNet-2B-4T
 Linear shapes at decode, prefill with a remainder pass, every batch 1..VMAX in one pass,
@@ -134,11 +134,20 @@ def records() -> dict[str, dict]:
     """Run every build's cases (two builds at a time: one per core)."""
     _tools_or_skip()
 
+    counts: dict[str, list[tuple[int, int]]] = {key: [] for key in BUILDS}
+
     def one(key: str) -> dict:
-        return sim.run(BUILDS[key], CASES[key], tag="pytest", log=lambda s: None)
+        return sim.run(BUILDS[key], CASES[key], tag="pytest", log=lambda s: None,
+                       progress=lambda d, t, key=key: counts[key].append((d, t)))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = dict(zip(BUILDS, pool.map(one, BUILDS), strict=True))
+    # the testbench counted its cases as they finished: the caller saw them, in order, to
+    # the last one
+    for key, seen in counts.items():
+        total = len(CASES[key])
+        assert seen[-1] == (total, total), key
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen), key
     summary = {key: {"config": rec["config"], "cases": rec["cases"]}
                for key, rec in done.items()}
     out = sim.BUILD_ROOT / "pytest_summary.json"

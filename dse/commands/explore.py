@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from dse.commands.common import (
     scenario_fields,
 )
 from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured, runtimes_for
+from dse.commands.progress import add_quiet_option
 from dse.io import Outputs
 from dse.model.board import resolve_board
 from dse.model.project import VIEWS, CostContext
@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "JSON was written with or imported from, else reports/<profile>.<lang>.md)")
     add_lang_option(p)
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
+    add_quiet_option(p)
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
                    "field, else none; 'none' ignores that field)")
@@ -116,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
-    with _progress(f"search {board.name}") as bar:
+    from dse.commands.progress import Progress
+
+    with Progress(f"search {board.name}", "design", quiet=args.quiet) as bar:
         space = default_space(objective.kind, args.int8_head, template,
                               sequences=objective.sequences,
                               prompt_group=objective.prompt_group)
@@ -206,31 +209,6 @@ def _advice(wl, ctx, objective) -> tuple:
     models = tuple(preset_config(name) for name in PUBLISHED)
     boards = tuple(load_board(p) for p in sorted(boards_dir().glob("*.yaml")))
     return fit_advice(wl, ctx, objective.context_tokens, models, boards).messages()
-
-
-class _progress:
-    """A tqdm bar on stderr that appears only if the search takes more than a second."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc = desc
-        self.bar = None
-
-    def __enter__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=0, desc=self.desc, unit="design", delay=1.0, file=sys.stderr,
-                        leave=False, disable=None)
-
-        def update(done: int, total: int) -> None:
-            if self.bar.total != total:
-                self.bar.total = total
-            self.bar.n = done
-            self.bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
 
 
 def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:

@@ -154,7 +154,11 @@ class SimBackend:
         """The PL busy span: all a simulation measures of a call's time."""
         return busy / (self.clock_mhz * 1e6)
 
-    def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
+    def run(self, jobs: Sequence[Job], repeats: int, progress=None, log=None
+            ) -> list[list[Run]]:
+        """Every job ``repeats`` times in one simulator process; ``progress(done, total)``
+        as simulated calls finish, ``log(line)`` for a build (about a minute, once per
+        engine design)."""
         with tempfile.TemporaryDirectory(prefix="dse-sim-") as tmp:
             cases = []
             for i, job in enumerate(jobs):
@@ -168,7 +172,8 @@ class SimBackend:
                                   "data_npz": str(data), "supply": supply,
                                   "y_npy": str(Path(tmp) / f"y{i}_{r}.npy")})
             try:
-                rec = self.sim.run(self.cfg, cases, tag="calibrate", log=lambda *a: None)
+                rec = self.sim.run(self.cfg, cases, tag="calibrate",
+                                   log=log or (lambda *a: None), progress=progress)
             except RuntimeError as exc:
                 raise DseError(f"--backend sim: the simulation failed ({exc})") from None
             self._check_config(rec.get("config", {}))

@@ -31,8 +31,31 @@ from pathlib import Path
 
 SIM_DIR = Path(__file__).resolve().parent
 RTL_DIR = SIM_DIR.parent / "rtl"
-#: Build cache: overlays/sim/sim_build is gitignored (``sim_build/``); TGEMV_BUILD_DIR moves it.
-BUILD_ROOT = Path(os.environ.get("TGEMV_BUILD_DIR", SIM_DIR / "sim_build"))
+
+
+def _build_root() -> Path:
+    """Where builds are cached: ``TGEMV_BUILD_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache``) under ``dse/sim_build-<checkout>``, so builds outlive
+    a clean checkout on a machine that keeps its cache and nothing is written into the
+    repository's tracked folders; a checkout's own ``overlays/sim/sim_build`` (gitignored) only
+    where there is no writable cache folder. One folder per checkout: two checkouts' runs
+    never share a build directory while they run."""
+    if os.environ.get("TGEMV_BUILD_DIR"):
+        return Path(os.environ["TGEMV_BUILD_DIR"])
+    key = hashlib.sha256(str(SIM_DIR).encode()).hexdigest()[:10]
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        root = base / "dse" / f"sim_build-{key}"
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except (OSError, RuntimeError):  # no home, a read-only home
+        pass
+    return SIM_DIR / "sim_build"
+
+
+#: Build cache (see ``_build_root``).
+BUILD_ROOT = _build_root()
 TOP = "ternary_gemv"
 #: Both units instantiate the shared control slave and counters (axil_ctrl.v).
 SOURCES = ("axil_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
@@ -300,8 +323,11 @@ def results_failures(xml_path: Path) -> list[str]:
     return bad
 
 
-def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print) -> dict:
-    """Run ``cases`` on the ``cfg`` build; return the testbench's records (+ xml failures)."""
+def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print,
+        progress=None) -> dict:
+    """Run ``cases`` on the ``cfg`` build; return the testbench's records (+ xml failures).
+    ``progress(done, total)`` is called as cases finish (the testbench counts them in a file
+    the simulation writes; a testbench that does not, reports only the end)."""
     runner, build_dir = build(cfg, log=log)
     work = build_dir / tag
     work.mkdir(exist_ok=True)
@@ -314,17 +340,24 @@ def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print) 
     for extra in (str(SIM_DIR.parent.parent), str(SIM_DIR)):
         if extra not in sys.path:
             sys.path.insert(0, extra)
-    xml = runner.test(
-        test_module=cfg.test_module,
-        hdl_toplevel=cfg.top,
-        hdl_toplevel_lang="verilog",
-        build_dir=build_dir,
-        test_dir=work,
-        results_xml=str(work / "results.xml"),
-        extra_env={"TGEMV_CASES": str(cases_file), "TGEMV_RESULTS": str(results_file),
-                   **cfg.extra_env()},
-        log_file=work / "sim.log",
-    )
+    counter = work / "progress.txt"
+    if counter.exists():
+        counter.unlink()
+
+    def test():
+        return runner.test(
+            test_module=cfg.test_module,
+            hdl_toplevel=cfg.top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=work,
+            results_xml=str(work / "results.xml"),
+            extra_env={"TGEMV_CASES": str(cases_file), "TGEMV_RESULTS": str(results_file),
+                       "TGEMV_PROGRESS": str(counter), **cfg.extra_env()},
+            log_file=work / "sim.log",
+        )
+
+    xml = test() if progress is None else _with_progress(test, counter, len(cases), progress)
     if not results_file.exists():
         raise RuntimeError(f"{cfg.name}/{tag}: the testbench wrote no results; "
                            f"see {work / 'sim.log'}")
@@ -332,6 +365,36 @@ def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print) 
     records["xml_failures"] = results_failures(Path(xml))
     records["log"] = str(work / "sim.log")
     return records
+
+
+def _with_progress(test, counter: Path, total: int, progress):
+    """Run ``test()`` in a thread, reporting the testbench's case count every half second."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["xml"] = test()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    done = -1
+    while worker.is_alive():
+        worker.join(0.5)
+        try:
+            now = int(counter.read_text() or 0)
+        except (OSError, ValueError):
+            now = 0
+        if now != done:
+            done = now
+            progress(done, total)
+    if "error" in box:
+        raise box["error"]
+    progress(total, total)
+    return box["xml"]
 
 
 def parse_case(text: str, seed: int) -> dict:

@@ -277,6 +277,8 @@ async def run_cases(dut) -> None:
         rec = await run_case(engines, cfg, case)
         rec["host_s"] = time.perf_counter() - t0
         records["cases"].append(rec)
+        if os.environ.get("TGEMV_PROGRESS"):  # cases done, for the caller's progress bar
+            Path(os.environ["TGEMV_PROGRESS"]).write_text(str(len(records["cases"])))
         dut._log.info("case %s: ok=%s busy=%d stall_in=%d stall_out=%d (%.1fs)",
                       case["name"], rec["ok"], rec["busy"], rec["stall_in"],
                       rec["stall_out"], rec["host_s"])
