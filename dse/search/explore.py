@@ -447,9 +447,11 @@ def prompt_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
 
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
             top: int = 12, progress: Progress | None = None,
-            reference: MeasurementLog | None = None) -> ExploreResult:
+            reference: MeasurementLog | None = None, curves: bool = True) -> ExploreResult:
     """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure);
-    ``reference``: a measurement log whose decode split the best plan is set beside."""
+    ``reference``: a measurement log whose decode split the best plan is set beside.
+    ``curves``: also price the plots' curves (tok/s against context, sequences and prompt
+    length: a third of a search's time); a caller that shows no plot passes False"""
     board = ctx.board
     space = space or default_space(objective.kind, sequences=objective.sequences,
                                    prompt_group=objective.prompt_group)
@@ -561,15 +563,17 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         pareto_lut=pareto(cloud, lambda p: p.lut),
         pareto_ddr=pareto(cloud, lambda p: p.ddr_gb_s),
         cloud=tuple(_thin(cloud)), sensitivity=sensitivity(prep, plans[0]),
-        notes=tuple(notes), context_curves=context_curves(prep, tuple(plans)),
+        notes=tuple(notes),
+        context_curves=context_curves(prep, tuple(plans)) if curves else (),
         pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=base.components, base_total_ms=base.plan_ms,
         unit_counts=_unit_counts(prep, best_s),
         ttft_ms=_ttft_ms(prep, plans[0]),
         sequence_curves=sequence_curves(prep, tuple(plans), vmax=(
-            space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1])),
-        prompt_curves=prompt_curves(prep, tuple(plans)),
+            space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1]))
+        if curves else (),
+        prompt_curves=prompt_curves(prep, tuple(plans)) if curves else (),
         reference=None if reference is None else reference_split(
             wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
 
