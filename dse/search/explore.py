@@ -725,6 +725,10 @@ def _unit_counts(prep: Prepared, best: Solution) -> tuple[UnitCount, ...]:
                 why = msg("why_not.fits", "with it the design exceeds the board's caps: "
                           "{over}", over=", ".join(prep.resources(design, units)
                                                    .overflow(prep.ctx.board)))
+            elif not prep.clock_ok(design, units):
+                why = msg("why_not.clock", "the clock evidence does not cover {mhz:g} MHz "
+                          "with it beside the engines (no published closure held that many "
+                          "units or that utilization)", mhz=design.clock_mhz)
             ms = None
             if why is None:
                 s = _solve_among(prep, design, "", bp.runtime,
