@@ -98,10 +98,17 @@ def resource_basis(design: EngineDesign, units: tuple, c: CostConstants) -> str:
     return "; ".join(parts)
 
 
+def clock_beyond(design: EngineDesign, clock: ClockSupport, c: CostConstants) -> bool:
+    """Whether the design's clock is beyond what the evidence supports (``clock``, from
+    ``plan_clock``): a what-if. The search asks only this of most designs, without the
+    resource basis's wording."""
+    return c.fabric is not None and (clock.mhz is None or design.clock_mhz > clock.mhz + 1e-9)
+
+
 def plan_evidence(design: EngineDesign, units: tuple, board: Board, c: CostConstants,
                   res: Resources) -> PlanEvidence:
     clock = plan_clock(design, units, board, c, res)
-    beyond = c.fabric is not None and (clock.mhz is None or design.clock_mhz > clock.mhz + 1e-9)
+    beyond = clock_beyond(design, clock, c)
     basis = ("estimated" if synthesized_engine(design, c) is None else
              "synthesized" if design.rtl == "ternary_gemv" else "published-rtl")
     return PlanEvidence(resource_basis(design, units, c), clock, beyond, basis)

@@ -59,6 +59,7 @@ def _clog2(x: int) -> int:
     return max(0, math.ceil(math.log2(x))) if x > 1 else 0
 
 
+@functools.lru_cache(maxsize=1024)
 def actbuf_geometry(pe: int, simd: int, packing: int) -> tuple[int, int, int]:
     """(R bytes a beat, NB banks, NS window starts) of tgemv_actbuf for an engine shape: its
     localparams restated (RBYTES = W/8, G = gcd(SIMD, R), NB the power of two >= the rows a
@@ -77,13 +78,21 @@ def engine_memories(pe: int, simd: int, packing: int, vmax: int, kmax: int,
     activation buffer (tgemv_actbuf: NB banks of a beat x BD rows, ram_style block), the
     accumulators (32*PE x VMAX, LUT RAM; registers when VMAX = 1) and the result FIFO
     ((32*PE + 1) x OUT_DEPTH, LUT RAM)."""
+    return dict(_engine_memories(pe, simd, packing, vmax, kmax, out_depth))
+
+
+@functools.lru_cache(maxsize=4096)
+def _engine_memories(pe: int, simd: int, packing: int, vmax: int, kmax: int,
+                     out_depth: int) -> tuple[tuple[str, float], ...]:
+    """``engine_memories`` once per shape (the search asks for the same few thousands of
+    times), as items so the cached value cannot be changed by a caller."""
     r, nb, _ = actbuf_geometry(pe, simd, packing)
     abmax = math.ceil(kmax / r)
     bd = (vmax * abmax + nb - 1) // nb + 1
     bram = nb * bram_tiles(8 * r, bd)
     lutram = (lutram_luts(32 * pe, vmax) if vmax > 1 else 0) + lutram_luts(32 * pe + 1,
                                                                             out_depth)
-    return {"bram36": bram, "uram": 0, "lut_ram": lutram}
+    return (("bram36", bram), ("uram", 0), ("lut_ram", lutram))
 
 
 def attention_memories(g: int, d: int, hmax: int, tmax: int, out_depth: int = 32
@@ -260,6 +269,14 @@ class UnitSynth:
     def logic_levels(self) -> int:
         return max(p.logic_levels for p in self.points)
 
+    @functools.cached_property
+    def memo(self) -> dict[tuple, tuple]:
+        """What ``engine_logic`` and ``attention_logic`` computed from these points, per
+        shape: the search asks for the same shapes thousands of times, and hashing the
+        points for ``_fit``'s cache each time cost more than the fit. Not a field (equality,
+        hash and repr stay the points'); the points are frozen, so it never goes stale."""
+        return {}
+
 
 @dataclass(frozen=True)
 class EngineRtl:
@@ -344,18 +361,27 @@ def engine_logic(synth: UnitSynth, packing_code: int, pe: int, simd: int
     """Yosys logic LUTs (with SRLs) and FFs of our engine at (PE, SIMD) in a packing: a
     least-squares fit over every synthesized point in its lanes, base-3 lanes, PE and window
     mux (bench/results/synth.json: largest residual 205 LUT, 169 FF over 2,000-12,300)."""
-    lut, ff = _fit(synth.points, ENGINE_FEATURES, "lut"), _fit(synth.points, ENGINE_FEATURES,
-                                                                 "ff")
-    x = _features({"PE": pe, "SIMD": simd, "PACKING": packing_code})
-    return lut(x), ff(x), lut
+    key = ("engine", packing_code, pe, simd)
+    hit = synth.memo.get(key)
+    if hit is None:
+        lut, ff = _fit(synth.points, ENGINE_FEATURES, "lut"), _fit(synth.points,
+                                                                     ENGINE_FEATURES, "ff")
+        x = _features({"PE": pe, "SIMD": simd, "PACKING": packing_code})
+        hit = synth.memo[key] = (lut(x), ff(x), lut)
+    return hit  # type: ignore[return-value]
 
 
 def attention_logic(synth: UnitSynth, g: int, d: int, hmax: int) -> tuple[float, float, float]:
     """Yosys logic LUTs, FFs and DSPs of one kv_attn instance: fits over its synthesized
     builds in G (the MACs scale with it) and the q/accumulator words G x HMAX x D/16."""
-    feats = ("g", "qwords", "1")
-    x = _features({"G": g, "D": d, "HMAX": hmax})
-    return tuple(_fit(synth.points, feats, k)(x) for k in ("lut", "ff", "dsp"))  # type: ignore[return-value]
+    key = ("attention", g, d, hmax)
+    hit = synth.memo.get(key)
+    if hit is None:
+        feats = ("g", "qwords", "1")
+        x = _features({"G": g, "D": d, "HMAX": hmax})
+        hit = synth.memo[key] = tuple(_fit(synth.points, feats, k)(x)
+                                      for k in ("lut", "ff", "dsp"))
+    return hit  # type: ignore[return-value]
 
 
 def infrastructure(fab: Fabric, flow_name: str, engines: int, attention: int = 0,

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import yaml
-
 from dse.errors import DseError
 from dse.model.arch import ModelConfig, config_from_linears, config_from_mapping
 from dse.model.cores import Core, find_core
@@ -126,7 +124,9 @@ _HOSTS_FILE = Path(__file__).resolve().parents[1] / "data" / "hosts.yaml"
 
 def known_host(cpu_model: str) -> HostSpec | None:
     """Peak figures of a CPU from the shipped table (``dse/data/hosts.yaml``), if listed."""
-    table = yaml.safe_load(_HOSTS_FILE.read_text(encoding="utf-8")) or {}
+    from dse.io import parse_yaml
+
+    table = parse_yaml(_HOSTS_FILE.read_text(encoding="utf-8"), "dse/data/hosts.yaml") or {}
     for entry in table.get("hosts", []):
         if entry["match"].lower() in cpu_model.lower():
             return HostSpec(entry["name"], float(entry["peak_fp32_gflops"]),

@@ -28,7 +28,7 @@ from dse.model.engine import (
     Resources,
     engine_resources,
 )
-from dse.model.evidence import plan_evidence
+from dse.model.evidence import clock_beyond, plan_clock
 from dse.model.msg import Msg, msg
 from dse.model.price import (
     Fixed,
@@ -292,9 +292,9 @@ class Prepared:
         key = ("clock", design, units)
         ok = self._cache.get(key)
         if ok is None:
-            ev = plan_evidence(design, units, self.ctx.board, self.ctx.constants,
+            clock = plan_clock(design, units, self.ctx.board, self.ctx.constants,
                                self.resources(design, units))
-            ok = self._cache[key] = not ev.beyond
+            ok = self._cache[key] = not clock_beyond(design, clock, self.ctx.constants)
         return ok
 
     def runtime(self, name: str, kv_dtype: str | None = None, group: int | None = None

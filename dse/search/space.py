@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, engine_resources, link_limit_error
-from dse.model.evidence import plan_evidence
+from dse.model.evidence import clock_beyond, plan_clock
 from dse.model.fabric import speed_grade, supported_clock
 from dse.model.msg import Msg, msg
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, PACKINGS
@@ -191,7 +191,7 @@ def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k:
         res = engine_resources(d, board, c)
         if link_limit_error(d, board) or res.overflow(board) or (
                 c.fabric is not None and d.buildable
-                and plan_evidence(d, (), board, c, res).beyond):
+                and clock_beyond(d, plan_clock(d, (), board, c, res), c)):
             rejected += 1
             continue
         out.append(d)
