@@ -42,8 +42,11 @@ def unit_kinds(design: EngineDesign, units: tuple, c: CostConstants
     depth = 0
     if fab is not None and fab.engine is not None and design.rtl == "ternary_gemv":
         code = 1 if design.packing == "base3" else 0
-        depth = max((p.logic_levels for p in fab.engine.points if p.p("PACKING") == code),
-                    default=fab.engine.logic_levels)
+        depth = fab.engine.memo.get(("depth", code))
+        if depth is None:  # once per loaded evidence and packing (asked per design)
+            depth = fab.engine.memo[("depth", code)] = max(
+                (p.logic_levels for p in fab.engine.points if p.p("PACKING") == code),
+                default=fab.engine.logic_levels)
     kinds = {"engine": (depth, design.engines)}
     for u in units:
         d = 0

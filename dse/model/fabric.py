@@ -270,11 +270,12 @@ class UnitSynth:
         return max(p.logic_levels for p in self.points)
 
     @functools.cached_property
-    def memo(self) -> dict[tuple, tuple]:
-        """What ``engine_logic`` and ``attention_logic`` computed from these points, per
-        shape: the search asks for the same shapes thousands of times, and hashing the
-        points for ``_fit``'s cache each time cost more than the fit. Not a field (equality,
-        hash and repr stay the points'); the points are frozen, so it never goes stale."""
+    def memo(self) -> dict[tuple, object]:
+        """What ``engine_logic``, ``attention_logic`` (and ``dse.model.evidence.unit_kinds``)
+        computed from these points, per shape: the search asks for the same shapes thousands
+        of times, and hashing the points for ``_fit``'s cache each time cost more than the
+        fit. Not a field (equality, hash and repr stay the points'); the points are frozen,
+        so it never goes stale."""
         return {}
 
 
@@ -318,7 +319,20 @@ class Fabric:
         return next((e for e in self.engines if e.name == name), None)
 
     def rank(self, family: str, grade: str) -> int | None:
-        return dict(dict(self.grade_rank).get(family, ())).get(grade)
+        return self._ranks.get(family, {}).get(grade)
+
+    @functools.cached_property
+    def _ranks(self) -> dict[str, dict[str, int]]:
+        """``grade_rank`` as nested dicts, built once (the search asks thousands of times)."""
+        return {family: dict(grades) for family, grades in dict(self.grade_rank).items()}
+
+    @functools.cached_property
+    def closure_peers(self) -> tuple[tuple[Closure, ...], ...]:
+        """For each closure (same order), the closures whose slack its derating interpolates
+        between: same family and clock, a unit kind in common (``_closure_fmax``)."""
+        return tuple(tuple(p for p in self.closures if p.family == c.family
+                           and p.clock_mhz == c.clock_mhz and set(p.kinds) & set(c.kinds))
+                     for c in self.closures)
 
 
 # -- pricing from the evidence (pure) ------------------------------------------------------
@@ -454,15 +468,13 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
     best_per_kind = []
     for kind, (depth, count) in kinds.items():
         best: tuple[float, Closure, str, int] | None = None
-        for c in fab.closures:
+        for c, peers in zip(fab.closures, fab.closure_peers, strict=True):
             limit = dict(c.counts).get(kind)
             if (c.family != family or kind not in c.kinds or rank is None
                     or (fab.rank(c.family, c.speed_grade) or 99) > rank
                     or (limit is not None and count > limit)):
                 continue
-            peers = [p for p in fab.closures if p.family == c.family
-                     and p.clock_mhz == c.clock_mhz and set(p.kinds) & set(c.kinds)]
-            f = _closure_fmax(c, lut_util, peers)
+            f = _closure_fmax(c, lut_util, list(peers))
             if f is None:
                 continue
             how, extra = "", 0
