@@ -26,6 +26,7 @@ from dse.search.optimize import (
     Objective,
     Prepared,
     Solution,
+    best_of,
     evaluate_design,
     prepare,
     projection_units,
@@ -609,11 +610,10 @@ def _solve_among(prep: Prepared, design, name: str, runtime: str, keep,
                  allow_resident: bool = True) -> Solution | None:
     """The best plan of ``design`` under ``runtime`` among the unit sets ``keep`` accepts
     (any KV format; solved plans before failed ones), or None if there is none."""
-    sols = [solve_plan(prep, design, name, allow_resident=allow_resident, runtime=runtime,
-                       units=us, kv_dtype=rp.kv_dtype)
-            for rp in prep.runtimes if rp.runtime == runtime
-            for us in unit_sets(prep, design, rp) if keep(us)]
-    return min(sols, key=lambda s: (not s.optimal, s.objective_ms)) if sols else None
+    return best_of(prep, design, name, [(runtime, us, rp.kv_dtype) for rp in prep.runtimes
+                                        if rp.runtime == runtime
+                                        for us in unit_sets(prep, design, rp) if keep(us)],
+                   allow_resident)
 
 
 def _unit_alternatives(prep: Prepared, best: Solution) -> list[RankedPlan]:

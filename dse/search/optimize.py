@@ -756,14 +756,14 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     the board, the plan's DDR footprint <= DDR capacity.
     """
     if runtime is None or units is None or kv_dtype is None:
-        sols = [solve_plan(prep, design, name, allow_resident, rp.runtime, us, rp.kv_dtype)
-                for rp in prep.runtimes_for(design) if runtime in (None, rp.runtime)
-                and kv_dtype in (None, rp.kv_dtype)
-                for us in unit_sets(prep, design, rp) if units in (None, us)]
-        if not sols:
+        best = best_of(prep, design, name, [
+            (rp.runtime, us, rp.kv_dtype) for rp in prep.runtimes_for(design)
+            if runtime in (None, rp.runtime) and kv_dtype in (None, rp.kv_dtype)
+            for us in unit_sets(prep, design, rp) if units in (None, us)], allow_resident)
+        if best is None:
             raise DseError(f"no plan for {design.label()} with runtime {runtime}, units "
                            f"{units}, KV {kv_dtype}: not among the options")
-        return min(sols, key=lambda s: (not s.optimal, s.objective_ms))
+        return best
     group = prep.objective.group_for(design)
     rc = prep.runtime(runtime, kv_dtype, group)
     groups = prep.groups
@@ -834,6 +834,46 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
                          head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype,
                          prompt_group=group),
                     total, method, True)
+
+
+def plan_bound(prep: Prepared, design: EngineDesign, runtime: str,
+               units: tuple[PLUnit, ...], kv_dtype: str, allow_resident: bool = True) -> float:
+    """A lower bound of ``solve_plan``'s objective for these options: every group at its
+    cheapest option with the capacity constraints dropped (what the MILP can only match or
+    exceed); -inf for the energy-delay product, whose objective is not a sum."""
+    rc = prep.runtime(runtime, kv_dtype, prep.objective.group_for(design))
+    cap = (onchip_capacity_bytes(prep, design, units)
+           if allow_resident and not design.buildable else 0)
+    pr = pricing(prep, design, rc, units, resident=bool(cap))
+    if pr.cpu_s is not None:
+        return -math.inf
+    cheapest = np.minimum(pr.cpu, pr.stream)
+    if cap:
+        cheapest = np.minimum(cheapest, pr.resident)
+    return pr.fixed + float(cheapest.sum())
+
+
+def best_of(prep: Prepared, design: EngineDesign, name: str,
+            options: list[tuple[str, tuple[PLUnit, ...], str]],
+            allow_resident: bool = True) -> Solution | None:
+    """The ``solve_plan`` of ``design`` that ``min`` by (not optimal, objective) picks over
+    ``options`` ((runtime, units, KV format) each, in their order), or None without options.
+
+    Exact, solving only what can win: options are solved cheapest bound first
+    (``plan_bound``), and one whose bound is above an optimal plan already solved cannot
+    beat it, so its MILP (~6 ms each with residency) is skipped."""
+    if not options:
+        return None
+    bounds = [plan_bound(prep, design, rt, us, kv, allow_resident) for rt, us, kv in options]
+    sols: dict[int, Solution] = {}
+    best = math.inf
+    for i in sorted(range(len(options)), key=lambda i: bounds[i]):
+        if bounds[i] > best:
+            continue
+        s = sols[i] = solve_plan(prep, design, name, allow_resident, *options[i])
+        if s.optimal:
+            best = min(best, s.objective_ms)
+    return min((sols[i] for i in sorted(sols)), key=lambda s: (not s.optimal, s.objective_ms))
 
 
 def _with_resident(design: EngineDesign, nbytes: int) -> EngineDesign:
