@@ -309,6 +309,12 @@ class Fabric:
     #: (family, family) pairs whose programmable logic is the same (rfsoc -> zynqmp).
     same_fabric: tuple[tuple[str, str], ...] = ()
 
+    @functools.cached_property
+    def memo(self) -> dict[tuple, tuple]:
+        """``infrastructure``'s answers, per flow and unit counts: the search asks for the
+        same few of them for every design. Not a field; the evidence is frozen."""
+        return {}
+
     def ip_block(self, name: str) -> IpBlock:
         return next(b for b in self.ip if b.name == name)
 
@@ -403,12 +409,18 @@ def infrastructure(fab: Fabric, flow_name: str, engines: int, attention: int = 0
     """(LUT, FF, BRAM36, sources) of the IP a flow instantiates for ``engines`` engines,
     ``attention`` attention units and ``glue`` glue units (published Vivado rows); its
     once-per-design IP (PS, reset, control SmartConnect) with the engines only."""
+    key = (flow_name, engines, attention, glue)
+    hit = fab.memo.get(key)
+    if hit is not None:
+        return hit
     flow = fab.flow(flow_name)
     names = ([*flow.per_engine] * engines + [*flow.per_attention] * attention
              + [*fab.flow("glue").per_unit] * glue + ([*flow.once] if engines else []))
     blocks = [fab.ip_block(n) for n in names]
-    return (sum(b.lut for b in blocks), sum(b.ff for b in blocks),
-            sum(b.bram36 for b in blocks), tuple(sorted({b.source for b in blocks})))
+    hit = fab.memo[key] = (sum(b.lut for b in blocks), sum(b.ff for b in blocks),
+                           sum(b.bram36 for b in blocks),
+                           tuple(sorted({b.source for b in blocks})))
+    return hit
 
 
 def speed_grade(part: str) -> str:
