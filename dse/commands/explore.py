@@ -81,8 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dse.report.plots import plot_names
-
     board = resolve_board(args.board)
     mi = load_model_input(args.model, args.profile)
     profile, stem, source, wl = mi.profile, mi.stem, mi.source, mi.workload
@@ -94,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_report:
         report_path, lang = report_target(args.report, args.lang, mi)
         report_path = out.claim(report_path, "report", rewrite=True)
+        from dse.report.plots import plot_names
+
         for name in plot_names(report_path.stem, board.stem).values():
             out.claim(report_path.parent / name, "plot")
     if args.json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,7 +18,6 @@ from dse.errors import DseError
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.evidence import plan_evidence
-from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
 from dse.model.project import CostContext, Plan, Projection, Scenario, baselines, project
 from dse.model.sensitivity import PARAMETERS
@@ -33,7 +33,6 @@ from dse.search.optimize import (
     solve_plan,
     unit_sets,
 )
-from dse.search.reference import ReferenceSplit, reference_split
 from dse.search.space import (
     DesignSpace,
     clock_what_if,
@@ -43,6 +42,10 @@ from dse.search.space import (
     unit_choices,
     what_if_designs,
 )
+
+if TYPE_CHECKING:  # only --reference needs them: imported then (dse.search.reference)
+    from dse.model.measurement_log import MeasurementLog
+    from dse.search.reference import ReferenceSplit
 
 Progress = Callable[[int, int], None]
 
@@ -575,8 +578,15 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1]))
         if curves else (),
         prompt_curves=prompt_curves(prep, tuple(plans)) if curves else (),
-        reference=None if reference is None else reference_split(
+        reference=None if reference is None else _reference_split(
             wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
+
+
+def _reference_split(*args) -> ReferenceSplit:
+    """``dse.search.reference.reference_split``, imported only when a log is given."""
+    from dse.search.reference import reference_split
+
+    return reference_split(*args)
 
 
 def _decode_projection(prep: Prepared, best: RankedPlan) -> Projection:
