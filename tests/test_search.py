@@ -64,6 +64,30 @@ def test_milp_equals_brute_force(zcu104, uram, view):
     assert sol.plan.resident <= sol.plan.offload
 
 
+@pytest.mark.parametrize("uram", [1, 4])
+def test_best_of_skips_only_what_cannot_win(zcu104, uram):
+    """Each option's bound is at most its MILP's objective, and the best of several options
+    (KV formats, unit sets) found with bound pruning is the plan ``min`` over every option's
+    MILP picks: the same plan, the same objective."""
+    from dse.search.optimize import best_of, plan_bound, unit_sets
+
+    board = zcu104.model_copy(update={"pl": zcu104.pl.model_copy(update={"uram": uram}),
+                                      "caps": zcu104.caps.model_copy(update={"bram36": 0.05})})
+    ctx = CostContext.for_board(board)
+    prep = prepare(small_workload(), ctx, Objective(runtimes=("torch",), context=256,
+                                                    kv_dtypes=("fp16", "int8", "fp32")))
+    design = EngineDesign(pe=4, simd=8, packing="base3", clock_mhz=250, max_k=1000)
+    options = [(rp.runtime, us, rp.kv_dtype) for rp in prep.runtimes
+               for us in unit_sets(prep, design, rp)]
+    assert len(options) == 3
+    sols = [solve_plan(prep, design, "p", True, *o) for o in options]
+    for o, s in zip(options, sols, strict=True):
+        assert s.optimal and plan_bound(prep, design, *o) <= s.objective_ms * (1 + 1e-12)
+    want = min(sols, key=lambda s: (not s.optimal, s.objective_ms))
+    got = best_of(prep, design, "p", options)
+    assert got.plan == want.plan and got.objective_ms == want.objective_ms
+
+
 def test_offload_only_where_faster(zcu104):
     """A layer whose CPU time is tiny (o_proj of block 0) is not worth a call's overhead."""
     ctx = CostContext.for_board(zcu104)

@@ -838,9 +838,11 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
 
 def plan_bound(prep: Prepared, design: EngineDesign, runtime: str,
                units: tuple[PLUnit, ...], kv_dtype: str, allow_resident: bool = True) -> float:
-    """A lower bound of ``solve_plan``'s objective for these options: every group at its
-    cheapest option with the capacity constraints dropped (what the MILP can only match or
-    exceed); -inf for the energy-delay product, whose objective is not a sum."""
+    """A lower bound of ``solve_plan``'s objective for these options (what the MILP can only
+    match or exceed): the DDR capacity dropped, each group on the CPU or streamed, whichever
+    costs less, less what residency saves at most, the on-chip capacity filled fractionally
+    with the groups that save the most per byte (the knapsack's LP relaxation); -inf for
+    the energy-delay product, whose objective is not a sum."""
     rc = prep.runtime(runtime, kv_dtype, prep.objective.group_for(design))
     cap = (onchip_capacity_bytes(prep, design, units)
            if allow_resident and not design.buildable else 0)
@@ -848,9 +850,22 @@ def plan_bound(prep: Prepared, design: EngineDesign, runtime: str,
     if pr.cpu_s is not None:
         return -math.inf
     cheapest = np.minimum(pr.cpu, pr.stream)
-    if cap:
-        cheapest = np.minimum(cheapest, pr.resident)
-    return pr.fixed + float(cheapest.sum())
+    if not cap:
+        return pr.fixed + float(cheapest.sum())
+    if not np.isfinite(cheapest).all():  # a group that must be resident: the plain bound
+        return pr.fixed + float(np.minimum(cheapest, pr.resident).sum())
+    gain = cheapest - pr.resident
+    nbytes = np.array([_group_bytes(design, g.n, g.k, g.ternary) for g in prep.groups],
+                      dtype=float)
+    saved, room = 0.0, float(cap)
+    for i in sorted((i for i in range(len(gain)) if gain[i] > 0),
+                    key=lambda i: -gain[i] / max(nbytes[i], 1.0)):
+        take = 1.0 if nbytes[i] <= room else room / nbytes[i]
+        saved += take * float(gain[i])
+        room -= take * nbytes[i]
+        if room <= 0:
+            break
+    return pr.fixed + float(cheapest.sum()) - saved
 
 
 def best_of(prep: Prepared, design: EngineDesign, name: str,
@@ -860,15 +875,15 @@ def best_of(prep: Prepared, design: EngineDesign, name: str,
     ``options`` ((runtime, units, KV format) each, in their order), or None without options.
 
     Exact, solving only what can win: options are solved cheapest bound first
-    (``plan_bound``), and one whose bound is above an optimal plan already solved cannot
-    beat it, so its MILP (~6 ms each with residency) is skipped."""
+    (``plan_bound``), and one whose bound is above an optimal plan already solved (by more
+    than rounding) cannot beat it, so its MILP (~6 ms each with residency) is skipped."""
     if not options:
         return None
     bounds = [plan_bound(prep, design, rt, us, kv, allow_resident) for rt, us, kv in options]
     sols: dict[int, Solution] = {}
     best = math.inf
     for i in sorted(range(len(options)), key=lambda i: bounds[i]):
-        if bounds[i] > best:
+        if bounds[i] - best > 1e-9 * max(1.0, abs(best)):
             continue
         s = sols[i] = solve_plan(prep, design, name, allow_resident, *options[i])
         if s.optimal:
