@@ -27,7 +27,9 @@ class Progress:
         self.bar = None
 
     def __enter__(self):
-        if self.quiet:
+        if self.quiet or _not_a_terminal(sys.stderr):
+            # tqdm shows nothing there either (disable=None); not building one saves its
+            # first-bar set-up (a multiprocessing lock, 4-9 ms) on every piped run
             return lambda done, total: None
         from tqdm import tqdm
 
@@ -45,6 +47,11 @@ class Progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _not_a_terminal(stream) -> bool:
+    """tqdm's own rule for ``disable=None``: a stream that says it is not a terminal."""
+    return hasattr(stream, "isatty") and not stream.isatty()
 
 
 def note(text: str, quiet: bool = False) -> None:
