@@ -14,6 +14,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dse.errors import DseError
+from dse.model.band import (
+    Bands,
+    Interval,
+    ProjectionBand,
+    bands_of,
+    calibration_sigma,
+    objective_band,
+    projection_band,
+)
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.evidence import plan_evidence
@@ -21,6 +30,7 @@ from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
 from dse.model.project import CostContext, Plan, Projection, Scenario, project
 from dse.model.sensitivity import PARAMETERS
+from dse.model.validation import Validation
 from dse.search.optimize import (
     DesignEval,
     Objective,
@@ -57,10 +67,22 @@ class RankedPlan:
     baseline_ms: float
     method: Msg
     why: tuple[Msg, ...] = ()
+    #: Each projection's figures with their bands (``dse.model.band``; empty: no validation
+    #: rows in force), and the objective's band.
+    bands: tuple[ProjectionBand, ...] = ()
+    objective_band: Interval | None = None
 
     @property
     def speedup(self) -> float:
         return self.baseline_ms / self.objective_ms if self.objective_ms > 0 else math.inf
+
+    @property
+    def decode_band(self) -> ProjectionBand | None:
+        """The decode projection's band (``decode``'s), if bands are in force."""
+        if not self.bands:
+            return None
+        return next((b for p, b in zip(self.projections, self.bands, strict=True)
+                     if p.scenario.phase == "decode"), self.bands[0])
 
     @property
     def decode(self) -> Projection:
@@ -163,10 +185,23 @@ class ExploreResult:
     #: When no plan fits the board: what would (``dse.search.advice``; set by the caller,
     #: which knows the candidate models and boards).
     advice: tuple[Msg, ...] = ()
+    #: The best plan's time to first token with its band, and what its prompt's projection
+    #: was never measured in (None, (): no validation rows in force).
+    ttft_band: Interval | None = None
+    ttft_flags: tuple[Msg, ...] = ()
+    #: The validation rows the bands rest on (their file and sha256; "" without).
+    validation: str = ""
 
     @property
     def best(self) -> RankedPlan:
         return self.plans[0]
+
+    def equivalent(self, rp: RankedPlan) -> bool:
+        """Whether ``rp``'s objective band overlaps the best plan's: the two are equivalent
+        within the model's error (False without bands, and for the best plan itself)."""
+        a, b = rp.objective_band, self.best.objective_band
+        return (rp is not self.best and a is not None and b is not None and rp.feasible
+                and a.overlaps(b))
 
 
 def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], float]:
@@ -286,11 +321,34 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
     return tuple(curves)
 
 
+def banded(prep: Prepared, rp: RankedPlan, bands: Bands | None) -> RankedPlan:
+    """``rp`` with the band of each of its projections and of its objective."""
+    if bands is None:
+        return rp
+    pbs = tuple(_band(prep, rp.plan, p, bands) for p in rp.projections)
+    units = tuple(projection_units(prep.objective, p) for p in rp.projections)
+    weights = tuple(w for _, w in prep.scenarios)
+    if len(weights) != len(units):  # a plan priced at scenarios of its own
+        weights = (1.0,) * len(units)
+    return replace(rp, bands=pbs, objective_band=objective_band(pbs, units, weights,
+                                                                prep.objective.kind))
+
+
+def _band(prep: Prepared, plan: Plan, proj: Projection, bands: Bands) -> ProjectionBand:
+    ctx = prep.ctx
+    sigma = (calibration_sigma(prep.workload, plan, ctx, proj.scenario, proj.plan_ms)
+             if ctx.fit is not None else None)
+    return projection_band(proj, bands, ctx.constants, ctx.board, sigma)
+
+
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
             top: int = 12, progress: Progress | None = None,
-            reference: MeasurementLog | None = None) -> ExploreResult:
+            reference: MeasurementLog | None = None,
+            validation: Validation | None = None) -> ExploreResult:
     """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure);
-    ``reference``: a measurement log whose decode split the best plan is set beside."""
+    ``reference``: a measurement log whose decode split the best plan is set beside;
+    ``validation``: the rows every ranked plan's figures get their bands from (None: no
+    bands)."""
     board = ctx.board
     space = space or default_space("prefill" if objective.batched else "decode")
     if objective.units is None:
@@ -375,6 +433,11 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         plans += _unit_alternatives(prep, best_s)
     plans += _clock_what_if(prep, best_s, space, notes := list(wl.notes))
     naive = naive_plan(prep, plans[0], board)
+    bands = bands_of(validation)
+    plans = [banded(prep, rp, bands) for rp in plans]
+    naive = banded(prep, naive, bands)
+    pre = _prefill_projection(prep, plans[0])
+    pre_band = None if bands is None else _band(prep, plans[0].plan, pre, bands)
     base = _base_projection(prep, plans[0])
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
@@ -406,7 +469,10 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=base.components, base_total_ms=base.plan_ms,
         unit_counts=_unit_counts(prep, best_s),
-        ttft_ms=_ttft_ms(prep, plans[0]),
+        ttft_ms=pre.plan_ms,
+        ttft_band=None if pre_band is None else pre_band.ms,
+        ttft_flags=() if pre_band is None else pre_band.flags,
+        validation="" if validation is None else validation.label(),
         reference=None if reference is None else reference_split(
             wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
 
@@ -423,15 +489,16 @@ def _decode_projection(prep: Prepared, best: RankedPlan) -> Projection:
     return project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
 
 
-def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
-    """The best plan's prefill of the objective's prompt (the time to first token)."""
+def _prefill_projection(prep: Prepared, best: RankedPlan) -> Projection:
+    """The best plan's prefill of the objective's prompt (its time is the time to first
+    token)."""
     pre = next((p for p in best.projections if p.scenario.phase == "prefill"), None)
     if pre is None:
         obj = prep.objective
         sc = Scenario(obj.view, "prefill", obj.prompt_tokens, obj.prompt_tokens, obj.kv_dtype,
                       obj.sequences, obj.threads)
         pre = project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
-    return pre.plan_ms
+    return pre
 
 
 def _solve_among(prep: Prepared, design, name: str, runtime: str, keep,
