@@ -17,20 +17,31 @@ with a fresh build directory (every Verilator model built) and again with the bu
 All to bench/results/rtl.json. Bars: |busy - model| <= max(15, 1%) per engine; attention
 units exact; utilization >= 95%; RTL suite < 300 s.
 
+Rounds (``--rounds``): the published KV260 engine (base3 PE=1 x SIMD=80, 128-bit stream, VMAX
+4), built to answer 1 and 2 vectors a clock, runs one engine's share (a quarter of the rows) of
+each of 2B-4T's four call shapes for a round of 1..4 vectors; every call's busy cycles against
+``engine_cycles`` (exact), and the token's weight pass from the RTL's own cycles: per call the
+larger of its cycles at 250 MHz and the model's DDR and link terms (``call_cost``), summed
+over the token's 120 calls, against the published design's measured weight pass at batch 1-4
+(32.72 / 33.42 / 52.04 / 52.02 ms, dse issue #23).
+
 Run: python bench/bench_rtl.py            (everything)
      python bench/bench_rtl.py --suite     (only re-time the RTL suite, into the same file)
      python bench/bench_rtl.py --attn      (only the two attention units, into the same file)
+     python bench/bench_rtl.py --rounds    (only the rounds of the published engine)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,7 +57,12 @@ SHAPES = {"q_proj": (2560, 2560), "k_proj": (640, 2560), "v_proj": (640, 2560),
           "o_proj": (2560, 2560), "gate_proj": (6912, 2560), "up_proj": (6912, 2560),
           "down_proj": (2560, 6912)}
 BUILDS = (sim.Build(8, 16, "i2"), sim.Build(8, 20, "base3"))
-MULTI = sim.Build(4, 20, "base3", engines=2)
+MULTI = sim.Build(4, 20, "base3", engines=2, vpc=2)
+#: The published KV260 engine, answering 1 and 2 vectors a clock (one engine of its four).
+ROUND_BUILDS = (sim.Build(1, 80, "base3", vmax=4, kmax=6912, vpc=1),
+                sim.Build(1, 80, "base3", vmax=4, kmax=6912, vpc=2))
+#: The published design's weight pass at a round of 1-4 (dse issue #23), ms.
+PUBLISHED_ROUNDS_MS = {1: 32.72, 2: 33.42, 3: 52.04, 4: 52.02}
 ATTN_MULTI = sim.AttnBuild(g=4, d=128, hmax=3, tmax=64, units=2)
 SUITE_COMMAND = ["-m", "rtl", "tests/"]
 
@@ -67,12 +83,69 @@ def two_engines() -> list[dict]:
         assert [e["rows"] for e in r["engines"]] == [b - a for a, b in split]
         for i, e in enumerate(r["engines"]):
             model = engine_cycles(e["rows"], r["k"], r["m"], cfg["pe"], cfg["simd"], r["v"],
-                                  cfg["stream_bits"] // 8, cfg["latency"])
+                                  cfg["stream_bits"] // 8, cfg["latency"], cfg["vpc"])
             out.append({"build": MULTI.name, "layer": r["name"], "engine": i,
                         "rows": e["rows"], "k": r["k"], "m": r["m"], "bit_exact": r["ok"],
                         "busy_cycles": e["busy"], "model_cycles": model,
                         "error_cycles": e["busy"] - model,
                         "error_fraction": (e["busy"] - model) / model})
+    return out
+
+
+def rounds() -> dict:
+    """The published engine's rounds of 1..4 vectors in RTL, and the token's weight pass
+    they give (see the module docstring)."""
+    from dse.model.board import load_board
+    from dse.model.cost import call_cost, layer_weight_bytes
+    from dse.model.plan_file import load_plan
+    from dse.model.project import CostContext, group_calls
+    from dse.model.workload import workload_from_profile
+    from dse.profile.default import default_profile
+
+    wl = workload_from_profile(default_profile())
+    ctx = CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
+    plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", wl)
+    groups = group_calls([la for la in wl.layers if la.ternary], fuse=True)
+    shapes = {}
+    for g in groups.values():
+        n, k = sum(la.n for la in g), g[0].k
+        wbytes = sum(layer_weight_bytes(la, plan.design) for la in g)
+        shapes.setdefault((n, k, wbytes), 0)
+        shapes[(n, k, wbytes)] += 1
+    out = {"engine": "base3 PE=1 SIMD=80 VMAX=4 (one of 4 engines)", "calls": []}
+    for build in ROUND_BUILDS:
+        cases = [{"name": f"{n}x{k}_b{b}", "n": math.ceil(n / 4), "k": k, "m": b, "v": 4,
+                  "seed": n + k + b, "backpressure": 0.0}
+                 for (n, k, _) in shapes for b in (1, 2, 3, 4)]
+        t = time.perf_counter()
+        rec = sim.run(build, cases, tag="bench")
+        print(f"{build.name}: {len(cases)} calls in {time.perf_counter() - t:.1f} s")
+        cfg = rec["config"]
+        busy = {}
+        for r in rec["cases"]:
+            model = engine_cycles(r["n"], r["k"], r["m"], cfg["pe"], cfg["simd"], r["v"],
+                                  cfg["stream_bits"] // 8, cfg["latency"], cfg["vpc"])
+            busy[(r["name"].split("_")[0], r["m"])] = r["busy"]
+            out["calls"].append({"vpc": cfg["vpc"], "call": r["name"], "rows": r["n"],
+                                 "k": r["k"], "m": r["m"], "bit_exact": r["ok"],
+                                 "busy_cycles": r["busy"], "model_cycles": model,
+                                 "error_cycles": r["busy"] - model})
+        passes = {}
+        for b in (1, 2, 3, 4):
+            total = 0.0
+            for (n, k, wbytes), count in shapes.items():
+                design = replace(plan.design, vectors_per_clock=cfg["vpc"])
+                cc = call_cost(design, ctx.board, ctx.constants, n=n, k=k, m=b,
+                               weight_bytes=wbytes)
+                rtl_s = busy[(f"{n}x{k}", b)] / (plan.design.clock_mhz * 1e6)
+                total += count * (max(rtl_s, cc.ddr_s, cc.link_s) + cc.burst_s)
+            ms = total * 1e3
+            passes[b] = {"rtl_weight_pass_ms": round(ms, 3),
+                         "published_ms": PUBLISHED_ROUNDS_MS[b],
+                         "error": round(ms / PUBLISHED_ROUNDS_MS[b] - 1, 4)}
+        out[f"vpc{cfg['vpc']}"] = passes
+    out["all_exact"] = all(c["error_cycles"] == 0 for c in out["calls"])
+    out["all_bit_exact"] = all(c["bit_exact"] for c in out["calls"])
     return out
 
 
@@ -135,7 +208,8 @@ def update(path: Path, key: str, value: dict) -> None:
     result = json.loads(path.read_text(encoding="utf-8"))
     result[key] = value
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in value.items() if k != "units"}, indent=1))
+    print(json.dumps({k: v for k, v in value.items() if k not in ("units", "calls")},
+                     indent=1))
 
 
 def main() -> None:
@@ -145,6 +219,9 @@ def main() -> None:
         return
     if "--attn" in sys.argv[1:]:
         update(path, "two_attention_units", two_attention_units())
+        return
+    if "--rounds" in sys.argv[1:]:
+        update(path, "rounds", rounds())
         return
     out = []
     t_all = time.perf_counter()
@@ -165,6 +242,7 @@ def main() -> None:
         print(f"{build.name}: {len(cases)} shapes in {sim_s:.1f} s")
     multi = two_engines()
     attn = two_attention_units()
+    rnd = rounds()
     wall = round(time.perf_counter() - t_all, 1)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -179,12 +257,13 @@ def main() -> None:
             "engines": multi,
         },
         "two_attention_units": attn,
+        "rounds": rnd,
         "rtl_suite_s": suite_timing(),
         "worst_abs_error_cycles": max(abs(r["error_cycles"]) for r in out),
         "min_utilization": min(r["utilization"] for r in out),
         "all_bit_exact": all(r["bit_exact"] for r in out),
         "shapes": out,
-        "bars": {"error": "max(15 cycles, 1%) per engine; 0 per attention unit",
+        "bars": {"error": "max(15 cycles, 1%) per engine; 0 per attention unit and per round",
                  "utilization": 0.95, "rtl_suite_s": 300},
     }
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -366,8 +366,15 @@ def test_project_json(capsys, profile_json, tmp_path, seed):
     data = json.loads(out_json.read_text())
     e2e = data["end_to_end"]
     assert data["plan"]["name"] == "zcu104-ffn"
-    assert data["scenario"] == {**data["scenario"], "phase": "prefill", "m_tokens": 64,
+    # the plan's engine holds one vector a pass: the prompt runs 64 forwards of 1 position,
+    # the last (with the head) shown in detail, the whole prompt in "prompt"
+    assert data["scenario"] == {**data["scenario"], "phase": "prefill", "m_tokens": 1,
                                 "view": "host-attached", "context_tokens": 64}
+    prompt = data["prompt"]
+    assert (prompt["prompt_tokens"], prompt["group"], prompt["forwards"]) == (64, 1, 64)
+    assert prompt["ttft_ms"] == pytest.approx(sum(s["weight"] * s["ms"]
+                                                  for s in prompt["scenarios"]))
+    assert prompt["tokens_per_s"] == pytest.approx(64e3 / prompt["ttft_ms"])
     assert e2e["speedup"] == pytest.approx(e2e["baseline_ms"] / e2e["plan_ms"])
     by_runtime = {b["runtime"]: b for b in data["baselines"]}
     assert set(by_runtime) == {"torch", "native"}
@@ -377,8 +384,12 @@ def test_project_json(capsys, profile_json, tmp_path, seed):
     # The same numbers as projecting in-process.
     plan = load_plan(FFN_PLAN, seed)
     ctx = CostContext.for_board(board("zcu104"))
-    p = project(seed, plan, ctx, Scenario("host-attached", "prefill", 64, 64))
+    p = project(seed, plan, ctx, Scenario("host-attached", "prefill", 1, 64))
     assert e2e["plan_ms"] == pytest.approx(p.plan_ms)
+    from dse.model.prompt import prompt_cost
+
+    pc = prompt_cost(seed, plan, ctx, 64, view="host-attached")
+    assert prompt["ttft_ms"] == pytest.approx(pc.ttft_ms)
     assert data["memory"]["memory_bytes"] == p.memory_bytes
     assert data["resources_available"]["lut"] == 230400
     assert len(data["layers"]) == len(seed.layers)

@@ -196,7 +196,9 @@ def test_write_plots_writes_valid_pngs_atomically(result, tmp_path):
                      "roofline": "report-zcu104-roofline.png",
                      "pareto": "report-zcu104-pareto.png",
                      "energy": "report-zcu104-energy.png",
-                     "context": "report-zcu104-context.png"}
+                     "context": "report-zcu104-context.png",
+                     "sequences": "report-zcu104-sequences.png",
+                     "ttft": "report-zcu104-ttft.png"}
     for name in names.values():
         data = (tmp_path / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE)

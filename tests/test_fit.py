@@ -71,6 +71,23 @@ def test_fit_recovers_known_parameters(board, wl):
     assert "ps_memory_bandwidth_gb_s" not in res.params
 
 
+def test_fit_reports_its_evaluations_and_is_unchanged_by_it(board, wl, monkeypatch):
+    """progress(evaluations, 0) counts up while a fit runs (throttled in wall time: here
+    every evaluation), and watching does not change the result."""
+    from dse.model import fit as fit_mod
+
+    truth = {"ddr_pl_efficiency": 0.62, "per_call_overhead_us": 95.0}
+    log = synth(board, truth)
+    seen: list[int] = []
+    clock = iter(range(10**6))
+    monkeypatch.setattr(fit_mod.time, "monotonic", lambda: float(next(clock)))
+    watched = fit_log(log, wl, board, DEFAULT_CONSTANTS, progress=lambda n, _: seen.append(n))
+    plain = fit_log(log, wl, board, DEFAULT_CONSTANTS)
+    assert len(seen) > 10 and seen == sorted(seen) and seen[0] == 1
+    assert {k: p.value for k, p in watched.params.items()} == {
+        k: p.value for k, p in plain.params.items()}
+
+
 def test_fit_with_noise_reports_uncertainty(board, wl):
     truth = {"ddr_pl_efficiency": 0.7, "per_call_overhead_us": 50.0,
              "pipeline_latency_cycles": 30.0}

@@ -7,7 +7,7 @@ same accumulator word as the one before it, and every K beat is a result; eight 
 G=8 with D=16 (one p row a beat: a new p word every V row); and two units side by side (G=2,
 D=32, HMAX=3, TMAX=16), every call's kv heads split by ``instance_split`` as the driver splits
 them, both units running at once. Each build runs all its cases in one simulator process
-(overlays/sim/sim.py, builds cached in overlays/sim/sim_build); the tests judge the records.
+(overlays/sim/sim.py, builds cached in sim.BUILD_ROOT); the tests judge the records.
 
 Checked, for both modes: every result bit-exact against ``kv_attn_reference`` (random data
 over the full int8/uint16 ranges, and all-extreme data for the largest sums), TLAST only on

@@ -2,7 +2,7 @@
 PS arithmetic of dse/packing/kv_attn_step.py between them, as the PYNQ driver runs it.
 
 The build is tests/test_kv_attn_rtl.py's 2B-4T shape (G=4, D=128, HMAX=5, TMAX=64; cached in
-overlays/sim/sim_build, so no extra build), with T=50 positions (1000 uint16 p: 125 beats).
+sim.BUILD_ROOT, so no extra build), with T=50 positions (1000 uint16 p: 125 beats).
 Each call is one testbench case fed the step's own bytes (q8 + K8, then the uint16 p16
 computed from the RTL's scores + V8); the output must equal ``attention_step_reference``
 bit for bit (same integers, same float32 arithmetic), and each call's busy cycles

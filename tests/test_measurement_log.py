@@ -91,6 +91,14 @@ def test_kv260_fit(kv260_fit):
     assert by_id["power.decode"].status == "not priced"
     assert by_id["bitnetcpp.decode.4t"].status == "checked"  # fit: false in the log
     assert by_id["bitnetcpp.decode.4t"].after is not None
+    # the published design's batching and prompt rows: priced, checked, never fitted; before
+    # the fit the weight pass of a round of 1-4 within 5%, the prompts within 15%
+    rounds = [f"round.weight_stream.batch{b}" for b in (1, 2, 3, 4)]
+    prompts = [r.id for r in res.entries if r.id.startswith("prefill.")]
+    assert len(prompts) == 7
+    for eid in rounds + prompts:
+        assert by_id[eid].status == "checked" and by_id[eid].before is not None, eid
+        assert abs(by_id[eid].error_before) < (0.05 if eid in rounds else 0.15), eid
     held = res.held_out
     assert held["test"] and set(held["errors"]) == set(held["test"])
     assert set(held["alone"]) <= set(held["train"])
@@ -220,7 +228,7 @@ def test_calibrate_from_writes_only_where_told(tmp_path, capsys, monkeypatch):
     section = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert "## 预测与实测对比 — KV260" in section and "`decode.weight_stream`" in section
     cal = load_calibration(written[0])
-    assert cal.backend == "paper" and len(cal.per_entry) == 25
+    assert cal.backend == "paper" and len(cal.per_entry) == len(load_log(KV260_LOG).entries)
     assert cal.provenance["log_sha256"] == hashlib.sha256(KV260_LOG.read_bytes()).hexdigest()
     digest = hashlib.sha256(written[0].read_bytes()).hexdigest()
     # not named: not used

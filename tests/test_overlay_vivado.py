@@ -85,12 +85,12 @@ def _tcl(tmp_path: Path, script: str, env: dict) -> subprocess.CompletedProcess:
 
 def _dry_run(tmp_path: Path, board: str, board_files: bool, engines: int = 1,
              pe: int = 8, simd: int = 16, packing: str = "i2",
-             attn: dict[str, int] | None = None) -> tuple[list[str], str]:
+             attn: dict[str, int] | None = None, vpc: int = 1) -> tuple[list[str], str]:
     b = load_board(ROOT / "boards" / f"{board}.yaml")
     name = f"tgemv_{board.replace('-', '_')}_test"
     args = tcl_args(shipped_template(), b, pe=pe, simd=simd, packing=packing, vmax=4,
                     kmax=8192, engines=engines, clock_mhz=b.clock.typical_mhz, name=name,
-                    out_dir=str(tmp_path / "out"), attn=attn)
+                    out_dir=str(tmp_path / "out"), attn=attn, vpc=vpc)
     log = tmp_path / f"{board}.log"
     script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
               f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")
@@ -207,7 +207,7 @@ def test_makefile_target_per_board(tmp_path, board):
     family = "zynq7" if cfg["family"] == "zynq7000" else "zynqmp"
     want = (f"-source build_overlay.tcl -tclargs {board} {family} {cfg['part']} "
             f"{cfg['clock']['typical_mhz']:g} tgemv_{board.replace('-', '_')}_i2_8x16_v4 "
-            f"{tmp_path} 8 16 0 4 8192 1 256 256 ")
+            f"{tmp_path} 8 16 0 4 1 8192 1 256 256 ")
     assert want in line, line
 
 
@@ -217,6 +217,35 @@ def test_makefile_stops_on_a_configuration_the_rtl_cannot_build(tmp_path):
     assert res.returncode != 0
     assert "needs SIMD a multiple of 5" in res.stderr, res.stderr
     assert "-tclargs" not in res.stdout
+
+
+def test_makefile_published_kv260_engines_answer_two_vectors_per_clock(tmp_path):
+    """The published KV260 design: 4 base3 PE=1 x SIMD=80 engines holding 4 vectors and
+    answering 2 per clock (VPC=2): 128-bit weight beats in, 64-bit result beats (2 x 1 int32)
+    out, the engine IP given VPC; VPC=3 (not in the template) and VPC > VMAX refused, one
+    line each."""
+    res = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=1", "SIMD=80", "ENGINES=4",
+                "VMAX=4", "VPC=2", "VIVADO=echo", f"OUT={tmp_path}")
+    assert res.returncode == 0, res.stderr
+    line = " ".join(res.stdout.replace("\\\n", " ").split())
+    assert " 1 80 1 4 2 " in line and " 4 128 64 S_AXI_HP0_FPD" in line, line
+    assert "tgemv_kv260_base3_1x80_v4c2_x4" in line, line
+    for vpc, vmax, why in (("3", "4", "answers 1 or 2 vectors per clock"),
+                           ("2", "1", "VPC must be at most VMAX (1)")):
+        bad = _make("overlay", "BOARD=kv260", "PACKING=base3", "PE=1", "SIMD=80",
+                    f"VMAX={vmax}", f"VPC={vpc}", "VIVADO=echo", f"OUT={tmp_path}")
+        assert bad.returncode != 0 and why in bad.stderr, bad.stderr
+        assert bad.stderr.count("error:") == 1 and "-tclargs" not in bad.stdout
+
+
+def test_build_overlay_dry_run_sets_vpc(tmp_path):
+    """VPC reaches the engine IP and the S2MM width is 32*PE*VPC."""
+    calls, _ = _dry_run(tmp_path, "kv260", True, engines=2, pe=4, simd=20, packing="base3",
+                        vpc=2)
+    text = "\n".join(calls)
+    assert "CONFIG.VMAX 4 CONFIG.VPC 2" in text
+    assert "CONFIG.c_s_axis_s2mm_tdata_width 256" in text          # 32 * 4 * 2
+    assert "CONFIG.c_m_axis_mm2s_tdata_width 128" in text
 
 
 def test_makefile_four_engines_on_kv260(tmp_path):
@@ -376,7 +405,7 @@ def test_pynq_z2_builds_the_plan_explore_picks_for_bitnet_large(tmp_path):
     args = (tmp_path / "tclargs.pynq-z2.txt").read_text().split()
     assert args[:3] == ["pynq-z2", "zynq7", "xc7z020clg400-1"]
     engines = int(next(a for a in make if a.startswith("ENGINES=")).split("=")[1])
-    assert args[14:16] == [",".join(f"S_AXI_HP{i}" for i in range(engines)), "64"]
+    assert args[15:17] == [",".join(f"S_AXI_HP{i}" for i in range(engines)), "64"]
     log = tmp_path / "stub.log"
     script = (STUBS + f"set ::argv {{{' '.join(args)}}}\n"
               f"source {{{VIVADO_DIR / 'build_overlay.tcl'}}}\n")

@@ -145,6 +145,43 @@ def test_emulated_engine_waits_on_a_narrow_hp_port(pe, simd, packing, port_bits)
 
 
 @needs_pynq
+@pytest.mark.parametrize(("engines", "n", "k", "m", "v"), [
+    (1, 37, 300, 3, 4),          # an odd batch: the last group's second lane is empty
+    (1, 37, 300, 4, 4),          # the published design's round of 4 at 2 per clock
+    (4, 640, 2560, 4, 4),        # k_proj for a round of 4 on 4 engines, PE=1 (KV260)
+    (2, 21, 160, 9, 4),          # several passes, the last of one vector
+])
+def test_emulated_two_vectors_per_clock(engines, n, k, m, v):
+    """An engine answering 2 vectors per clock (VPC=2): the driver reads the wider result
+    beats (2 x PE int32) back bit-exactly, every engine's busy cycles are engine_cycles with
+    vectors_per_clock 2 (the cost model's split_cycles), and the check names a VPC
+    mismatch."""
+    from dse.hw.pynq_driver import OverlayError
+    from dse.model.engine import EngineDesign, row_split, split_cycles
+
+    pe = 1 if engines == 4 else 4
+    drv = _open(pe=pe, simd=80 if pe == 1 else 20, packing="base3", vmax=4, vpc=2,
+                engines=engines)
+    simd = drv.config.simd
+    assert drv.config.vpc == 2
+    w, x = _layer_data(n + m + engines, n, k, m)
+    y, t = drv.run(drv.load_layer(w, name="vpc.layer"), x, vectors=v)
+    np.testing.assert_array_equal(y, golden_gemv(w, x))
+    split = row_split(n, pe, engines)
+    per = [engine_cycles(b - a, k, m, pe, simd, v, 16, regs.PIPELINE_LATENCY, 2)
+           for a, b in split]
+    design = EngineDesign(pe, simd, "base3", engines=engines, vectors=v, stream_bits=128,
+                          vectors_per_clock=2)
+    assert split_cycles(design, n, k, m, regs.PIPELINE_LATENCY) == tuple(per)
+    assert t.busy_cycles == max(per)
+    drv.check(pe=pe, simd=simd, packing="base3", vectors=4, vectors_per_clock=2,
+              engines=engines)
+    with pytest.raises(OverlayError, match="answers 2 vector"):
+        drv.check(pe=pe, simd=simd, packing="base3", vectors=4, vectors_per_clock=1,
+                  engines=engines)
+
+
+@needs_pynq
 def test_emulated_repeated_calls_reuse_buffers():
     eng = _open(pe=4, simd=16, packing="i2", vmax=2)
     w, x = _layer_data(3, 30, 100, 3)

@@ -145,11 +145,18 @@ def test_board_that_fits_no_engine(zcu104):
 
 
 def test_prefill_objective_uses_vectors(zcu104):
-    """With M > 1 the search considers holding several vectors per weight pass."""
+    """A prompt runs in groups of G <= VMAX positions: the search holds several vectors per
+    weight pass, and the best plan runs its prompt in groups of its VMAX (two forwards of 32
+    for 64 tokens: the earlier forward without logits, the last with them)."""
     wl = small_workload()
     r = explore(wl, CostContext.for_board(zcu104), Objective(kind="prefill", prompt_tokens=64))
-    assert r.best.projections[0].scenario.m == 64
+    design = r.best.plan.design
+    assert design.vectors == r.best.plan.prompt_group == 32
+    scen = [(p.scenario.m, p.scenario.context_tokens, p.scenario.logits, w)
+            for p, w in zip(r.best.projections, r.best.weights, strict=True)]
+    assert scen == [(32, 32, False, 0.5), (32, 32, False, 0.5), (32, 64, True, 1.0)]
     assert math.isfinite(r.best.objective_ms) and r.best.objective_ms > 0
+    assert r.ttft_ms == pytest.approx(r.best.objective_ms)
 
 
 @pytest.mark.parametrize("uram", [0, 4])

@@ -64,8 +64,12 @@ def test_template_matches_the_rtl():
     assert (t.row_chunk_bits(20, "base3"), t.row_chunk_bits(16, "i2")) == (32, 32)
     # tgemv_dot: RS = (LV + 1) / 2 register stages must fit in STAGES = TS -> SIMD <= 2**(2*TS)
     assert t.simd_range == (2, 2 ** (2 * ts))
-    # one vector per clock: a weight tile is issued once per vector (iv counts the vectors)
-    assert "iv     <= iv + 1;" in top and t.vectors_per_clock == 1
+    # VPC vectors per clock: a weight tile is issued once per group of VPC vectors (iv counts
+    # the groups, ivb their first vector); VPC <= VMAX is an elaboration rule; the result beat
+    # is VPC x PE int32
+    assert "ivb    <= ivb + VPC;" in top and "VPC < 1 || VPC > VMAX" in top
+    assert "output wire [32*PE*VPC-1:0] m_axis_tdata" in top
+    assert t.vpc_values == (1, 2) and regs.ENGINE.build[-1] == "VPC"
     assert unit_contract("ternary_gemv.v")["version"] == t.register_map_version
     assert f"OUT_DEPTH = {t.out_depth}" in top
 
@@ -189,8 +193,10 @@ def test_loader_round_trip():
     (EngineDesign(8, 16, "i2", stream_bits=256, engines=5), "engines=5"),
     (EngineDesign(8, 16, "i2", stream_bits=256, head="bf16", head_macs=64), "no dense lm_head"),
     (EngineDesign(8, 16, "i2", stream_bits=256, resident_bytes=1024), "on-chip weight buffer"),
-    (EngineDesign(8, 16, "i2", stream_bits=256, vectors=4, vectors_per_clock=2),
-     "answers 1 vector per clock"),
+    (EngineDesign(8, 16, "i2", stream_bits=256, vectors=4, vectors_per_clock=4),
+     "answers 1 or 2 vectors per clock"),
+    (EngineDesign(32, 4, "i2", stream_bits=256, vectors=4, vectors_per_clock=2),
+     "2048 bits is not a DMA width"),
     (EngineDesign(8, 16, "i2", stream_bits=256, clock_mhz=350), "up to 300 MHz"),
 ])
 def test_design_violations_name_the_rule(design, rule):
@@ -201,15 +207,19 @@ def test_design_violations_name_the_rule(design, rule):
     assert not marked.buildable and marked.build_note.startswith("what-if: ")
 
 
-def test_published_kv260_engine_is_buildable_but_for_its_two_vectors_per_clock():
-    """bitnet-kv260: 4 base3 engines, 80 weights per 16-byte beat, 4 held / 2 answered."""
+def test_published_kv260_engine_is_buildable():
+    """bitnet-kv260: 4 base3 engines, 80 weights per 16-byte beat, 4 held / 2 answered: the
+    overlay builds it (VPC=2); 3 per clock it does not."""
     board = load_board(ROOT / "boards" / "kv260.yaml")
-    d = EngineDesign(4, 20, "base3", 250, engines=4, vectors=4, stream_bits=128,
+    d = EngineDesign(1, 80, "base3", 250, engines=4, vectors=4, stream_bits=128,
                      vectors_per_clock=2)
-    assert design_violations(shipped_template(), d, board) == [
-        "vectors_per_clock=2: the RTL answers 1 vector per clock"]
-    ours = mark_buildable(shipped_template(), replace(d, vectors_per_clock=1), board)
-    assert ours.buildable and "ENGINES=4" in ours.build_note and "SIMD=20" in ours.build_note
+    assert design_violations(shipped_template(), d, board) == []
+    ours = mark_buildable(shipped_template(), d, board)
+    assert ours.buildable and "ENGINES=4" in ours.build_note and "VPC=2" in ours.build_note
+    assert "VMAX=4" in ours.build_note and "SIMD=80" in ours.build_note
+    three = replace(d, vectors_per_clock=3)
+    assert design_violations(shipped_template(), three, board) == [
+        "vectors_per_clock=3: the RTL answers 1 or 2 vectors per clock (VPC)"]
 
 
 def test_a_buildable_design_given_a_head_unit_stops_claiming_it():

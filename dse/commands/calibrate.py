@@ -25,6 +25,7 @@ from dse.commands.common import (
     positive_int,
 )
 from dse.commands.model_input import MODEL_HELP, load_model_input
+from dse.commands.progress import add_quiet_option
 from dse.errors import DseError
 from dse.io import Outputs, load_json
 
@@ -73,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "JSON was written with or imported from, else reports/<profile>.<lang>.md)")
     add_lang_option(p)
     p.add_argument("--no-report", action="store_true")
+    add_quiet_option(p)
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--fabric", default=None,
                    help="fabric evidence file, as dse explore's (default: the shipped "
@@ -239,7 +241,6 @@ def run(args: argparse.Namespace) -> int:
 def _run_from_log(args: argparse.Namespace) -> int:
     """Fit a measurement log: no board, no simulator, only the log and the model."""
     from dse.model.board import resolve_board
-    from dse.model.fit import fit_log
     from dse.model.measurement_log import check_config, load_log
     from dse.model.project import CostContext
 
@@ -250,7 +251,7 @@ def _run_from_log(args: argparse.Namespace) -> int:
     wl, profile, stem = mi.workload, mi.profile, mi.stem
     out, out_path, report_path = _outputs(args, mi, [args.from_log, board.path])
     ctx0 = CostContext.for_board(board, None, _fabric(args))
-    res = fit_log(log, wl, ctx0.board, ctx0.constants)
+    res = _fit(args, log, wl, ctx0)
     print(f"fitting {log.path} ({len(log.entries)} entries, {log.config.backend} log) for "
           f"{board.name}")
     return _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
@@ -261,7 +262,6 @@ def _run_from_log(args: argparse.Namespace) -> int:
 def _run_backend(args: argparse.Namespace) -> int:
     from dse.hw import calibrate as flow
     from dse.model.board import resolve_board
-    from dse.model.fit import fit_log
     from dse.model.measurement_log import log_to_json
     from dse.model.project import CostContext
     from dse.search.explore import explore
@@ -303,7 +303,12 @@ def _run_backend(args: argparse.Namespace) -> int:
     if "rtl_engine" in (prov := backend.provenance()):
         print(f"simulating RTL build {prov['rtl_build']}: {prov['rtl_engine']}")
     t0 = time.perf_counter()
-    measurements = flow.measure(backend, jobs, args.repeats, design)
+    from dse.commands.progress import Progress, note
+
+    with Progress(f"{backend.name} calls", "call", quiet=args.quiet, delay_s=2.0) as bar:
+        measurements = flow.measure(backend, jobs, args.repeats, design, bar,
+                                    lambda line: note(f"{line} (once per engine design; about "
+                                                      f"a minute)", args.quiet))
     ps = backend.ps_baseline(jobs, args.repeats) if hasattr(backend, "ps_baseline") else ()
     print(f"ran and verified bit-exactly in {time.perf_counter() - t0:.1f} s"
           + (f" (and the same layers on the PS: {len(ps)} timings)" if ps else ""))
@@ -317,10 +322,19 @@ def _run_backend(args: argparse.Namespace) -> int:
         logged.add(args.log, log_to_json(log), "measurement log")
         logged.commit()
         print(f"measurement log: {args.log}")
-    res = fit_log(log, wl, ctx0.board, ctx0.constants)
+    res = _fit(args, log, wl, ctx0)
     kind = "simulated" if backend.name == "sim" else "measured"
     return _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,
                    provenance, (best_before, design, measurements, kind, args.repeats))
+
+
+def _fit(args, log, wl, ctx0):
+    """``fit_log`` with its evaluations counted on stderr (a 10,000-entry log takes ~30 s)."""
+    from dse.commands.progress import Progress
+    from dse.model.fit import fit_log
+
+    with Progress("fit", "evaluation", quiet=args.quiet, delay_s=2.0) as bar:
+        return fit_log(log, wl, ctx0.board, ctx0.constants, progress=bar)
 
 
 def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, report_path,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from dse.commands.common import (
     scenario_fields,
 )
 from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured, runtimes_for
+from dse.commands.progress import add_quiet_option
 from dse.io import Outputs
 from dse.model.board import resolve_board
 from dse.model.project import VIEWS, CostContext
@@ -36,10 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--model is given)")
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--objective", choices=OBJECTIVES, default="decode",
-                   help="decode ms/token, prefill ms, or a prompt+generate mix")
+                   help="decode: ms of a round of --sequences (one token each); throughput: "
+                   "its ms per token (aggregate tok/s); ttft (or prefill): time to first "
+                   "token of --prompt-tokens; chat: the prompt then --gen-tokens; mix: the "
+                   "prompt plus --gen-tokens rounds at --context-tokens; energy, edp")
     p.add_argument("--prompt-tokens", type=positive_int, default=128,
-                   help="prompt length (prefill M)")
-    p.add_argument("--gen-tokens", type=positive_int, default=128, help="tokens generated (mix)")
+                   help="prompt length (run in groups of up to VMAX positions)")
+    p.add_argument("--gen-tokens", type=positive_int, default=128,
+                   help="tokens generated (chat, mix)")
+    p.add_argument("--prompt-group", type=positive_int, default=None,
+                   help="prompt positions per forward, fixed (default: each design's VMAX, "
+                   "the most it holds)")
+    p.add_argument("--vectors-per-clock", default=None,
+                   help="vectors per clock (VPC) the search may give the engines, a "
+                   "comma-separated list among the template's (default: all it builds)")
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
     add_scenario_options(p, search=True)
@@ -48,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "JSON was written with or imported from, else reports/<profile>.<lang>.md)")
     add_lang_option(p)
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
+    add_quiet_option(p)
     p.add_argument("--calibration", default=None,
                    help="calibration file to apply (default: the board file's calibration: "
                    "field, else none; 'none' ignores that field)")
@@ -99,15 +110,21 @@ def run(args: argparse.Namespace) -> int:
     # the PL units plans may add come from the template x the board (dse.search.space)
     fields = scenario_fields(args)
     fields["runtimes"] = runtimes_for(wl, fields["runtimes"], args.runtime)
+    vpcs = check_engine_options(args, template)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
-                          **fields)
+                          prompt_group=args.prompt_group, **fields)
     from dse.search.explore import explore
     from dse.search.space import default_space
 
     t0 = time.perf_counter()
-    with _progress(f"search {board.name}") as bar:
-        space = default_space("prefill" if objective.batched else "decode", args.int8_head,
-                              template)
+    from dse.commands.progress import Progress
+
+    with Progress(f"search {board.name}", "design", quiet=args.quiet) as bar:
+        space = default_space(objective.kind, args.int8_head, template,
+                              sequences=objective.sequences,
+                              prompt_group=objective.prompt_group)
+        if vpcs:
+            space = replace(space, vpcs=vpcs)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
                          reference=reference)
     search_s = time.perf_counter() - t0
@@ -127,6 +144,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report_path} (section for {result.board.name}; plots "
               f"{', '.join(plots.names.values())})" + (f"; {plots.note}" if plots.note else ""))
     return 0
+
+
+def check_engine_options(args, template) -> tuple[int, ...]:
+    """What the round, the prompt group and the vectors per clock ask of the engines, against
+    what the template builds (one line naming the option otherwise); the VPCs asked for
+    (empty: all)."""
+    from dse.errors import DseError
+    from dse.model.prompt import check_group
+
+    vmax = template.vmax_range[1]
+    if args.sequences > vmax:
+        raise DseError(f"--sequences: expected at most {vmax} (the vectors the engine "
+                       f"template's VMAX holds per weight pass, {template.path}), got "
+                       f"{args.sequences}")
+    if args.prompt_group is not None:
+        check_group(args.prompt_group, vmax, what="the engine template's largest VMAX")
+        if args.objective not in ("ttft", "prefill", "chat", "mix"):
+            raise DseError(f"--prompt-group: expected only with an objective that runs a "
+                           f"prompt (ttft, prefill, chat, mix), got --objective "
+                           f"{args.objective}")
+    if args.vectors_per_clock is None:
+        return ()
+    out = []
+    for text in str(args.vectors_per_clock).split(","):
+        text = text.strip()
+        if not text.isdigit() or int(text) not in template.vpc_values:
+            raise DseError(f"--vectors-per-clock: expected one of "
+                           f"{', '.join(map(str, template.vpc_values))} (the vectors per "
+                           f"clock the engine template builds), got {text!r}")
+        out.append(int(text))
+    return tuple(dict.fromkeys(out))
 
 
 def _stage_report(result, profile, stem: str, report_path: Path, out: Outputs, lang: str):
@@ -161,31 +209,6 @@ def _advice(wl, ctx, objective) -> tuple:
     models = tuple(preset_config(name) for name in PUBLISHED)
     boards = tuple(load_board(p) for p in sorted(boards_dir().glob("*.yaml")))
     return fit_advice(wl, ctx, objective.context_tokens, models, boards).messages()
-
-
-class _progress:
-    """A tqdm bar on stderr that appears only if the search takes more than a second."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc = desc
-        self.bar = None
-
-    def __enter__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=0, desc=self.desc, unit="design", delay=1.0, file=sys.stderr,
-                        leave=False, disable=None)
-
-        def update(done: int, total: int) -> None:
-            if self.bar.total != total:
-                self.bar.total = total
-            self.bar.n = done
-            self.bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
 
 
 def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:

@@ -10,11 +10,11 @@ the grid; writes the Markdown table and a PNG (default ``reports/matrix.md`` and
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from dse.commands.common import positive_int
+from dse.commands.progress import add_quiet_option
 from dse.io import Outputs
 
 
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="language of the report and the plot (default en; zh writes "
                    "reports/matrix.zh.md by default)")
     p.add_argument("--no-report", action="store_true", help="print only; write no file")
+    add_quiet_option(p)
     p.add_argument("--list", action="store_true",
                    help="list the presets and where each config was read, and exit")
     p.set_defaults(run=run)
@@ -105,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         out.claim(args.json, "JSON")
     template = shipped_template()
     t0 = time.perf_counter()
-    with _Progress(len(models) * len(boards)) as bar:
+    from dse.commands.progress import Progress
+
+    with Progress("matrix", "cell", len(models) * len(boards), quiet=args.quiet) as bar:
         cells = matrix(models, boards, template, args.prompt_tokens, args.gen_tokens, bar,
                        load_fabric())
     seconds = time.perf_counter() - t0
@@ -154,26 +157,3 @@ def _cells_json(cells, args) -> dict:
                        "j_per_token": c.j_per_token, "memory_mib": c.memory_mib,
                        "capacity_mib": c.capacity_mib, "cpu_tok_s": c.cpu_tok_s,
                        "bound": c.bound, "kv_dtype": c.kv_dtype} for c in cells]}
-
-
-class _Progress:
-    """Cells done, on stderr (a tqdm bar that shows only if the run takes over a second)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bar = None
-
-    def __enter__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, desc="matrix", unit="cell", delay=1.0,
-                        file=sys.stderr, leave=False, disable=None)
-
-        def update(done: int, total: int) -> None:
-            self.bar.n = done
-            self.bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()

@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plots", action="store_true", help="write no PNGs")
     p.add_argument("--memory-interval", type=positive_float, default=0.25,
                    help="seconds between memory samples")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                   help="no progress bars on stderr")
     p.set_defaults(run=run)
 
 

@@ -47,8 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--view", choices=VIEWS, default="on-board",
                    help="baseline view: CPU = the board's PS, or the profiled host")
     p.add_argument("--phase", choices=PHASES, default=None,
-                   help="decode (one token, M=1) or prefill (M = --prompt-tokens); default: "
-                   "the plan file's scenario:, else decode")
+                   help="decode (one token of each of --sequences, a round) or prefill (the "
+                   "prompt of --prompt-tokens in groups of --prompt-group positions, to its "
+                   "first token); default: the plan file's scenario:, else decode")
     p.add_argument("--prompt-tokens", type=positive_int, default=None,
                    help=f"prompt length, the prefill M (default: the profile's, else "
                    f"{DEFAULT_PROMPT_TOKENS})")
@@ -61,8 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kv-dtype", default=None, help="KV-cache element type: fp32, bf16, "
                    "fp16 or int8 (default: the plan's kv_dtype:, else fp16)")
     p.add_argument("--sequences", type=positive_int, default=None,
-                   help="independent sequences sharing each weight pass (batched decode; "
-                   "default: the plan file's scenario:, else 1)")
+                   help="independent sequences sharing each weight pass (a decode round; at "
+                   "most the plan engine's vectors; default: the plan file's scenario:, "
+                   "else 1)")
+    p.add_argument("--prompt-group", type=positive_int, default=None,
+                   help="prompt positions per forward in prefill (default: the plan's "
+                   "prompt_group, else its engine's vectors; at most those)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
     p.add_argument("--calibration", default=None,
@@ -78,8 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def scenario_for(args: argparse.Namespace, wl: Workload, defaults: dict | None = None,
                  plan_kv: str | None = None) -> Scenario:
-    """The scenario the options ask for, with the token counts checked; an option not given
-    takes the plan file's ``scenario:`` value (``defaults``), else dse's default."""
+    """The scenario the options ask for, with the token counts checked: a decode round at
+    ``--context-tokens`` (default: the prompt plus ``DEFAULT_GEN_TOKENS``), or the prompt's
+    last forward in prefill (``dse.model.prompt`` prices all its forwards). An option not
+    given takes the plan file's ``scenario:`` value (``defaults``), else dse's default."""
+    from dse.model.prompt import check_prompt
+
     defaults = defaults or {}
     args = argparse.Namespace(**vars(args))
     for key in ("phase", "prompt_tokens", "context_tokens", "sequences"):
@@ -88,23 +97,37 @@ def scenario_for(args: argparse.Namespace, wl: Workload, defaults: dict | None =
     args.phase = args.phase or "decode"
     args.sequences = 1 if args.sequences is None else args.sequences
     args.kv_dtype = args.kv_dtype or plan_kv or "fp16"
-    prompt = args.prompt_tokens if args.prompt_tokens is not None else (
-        wl.prompt_tokens or DEFAULT_PROMPT_TOKENS)
+    given = args.prompt_tokens is not None
+    prompt = args.prompt_tokens if given else (wl.prompt_tokens or DEFAULT_PROMPT_TOKENS)
     if prompt < 1:
         raise DseError(f"--prompt-tokens: expected an integer >= 1, got {prompt}")
+    if args.phase == "prefill" or given:
+        check_prompt(prompt, wl.config.max_positions)
     context = args.context_tokens if args.context_tokens is not None else (
         prompt + DEFAULT_GEN_TOKENS)
     if context < 1:
         raise DseError(f"--context-tokens: expected an integer >= 1, got {context}")
-    if context < prompt:
+    # a decode context needs to hold the prompt only when one was named
+    if context < prompt and (given or args.phase == "prefill"):
         raise DseError(f"--context-tokens: expected >= --prompt-tokens ({prompt}): the context "
                        f"holds the prompt, got {context}")
-    m = prompt if args.phase == "prefill" else 1
-    if args.phase == "prefill" and args.context_tokens is None:
-        context = prompt
     check_serving(args)
-    return Scenario(args.view, args.phase, m, context, args.kv_dtype, args.sequences,
+    if args.phase == "prefill":
+        if args.sequences != 1:
+            raise DseError(f"--sequences: expected 1 with --phase prefill (a prompt is one "
+                           f"sequence's), got {args.sequences}")
+        return Scenario(args.view, "prefill", prompt, prompt, args.kv_dtype, 1, args.threads)
+    if args.prompt_group is not None:
+        raise DseError("--prompt-group: expected only with --phase prefill")
+    return Scenario(args.view, args.phase, 1, context, args.kv_dtype, args.sequences,
                     args.threads)
+
+
+def check_round(plan, sequences: int) -> None:
+    """A decode round must fit one weight pass of the plan's engines (one line otherwise)."""
+    if plan.offload and sequences > plan.design.vectors:
+        raise DseError(f"--sequences: expected at most {plan.design.vectors} (the vectors the "
+                       f"plan's engine holds per weight pass, engine.vectors), got {sequences}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,10 +146,20 @@ def run(args: argparse.Namespace) -> int:
     scenario = scenario_for(args, wl, defaults, plan.kv_dtype)
     from_file = [k for k in ("phase", "prompt_tokens", "context_tokens", "sequences")
                  if k in defaults and getattr(args, k) is None]
+    check_round(plan, scenario.sequences)
     ctx = CostContext.resolve(board, args.calibration, args.fabric)
     check_units_fit(plan, ctx.board, ctx.constants, args.plan)
-    proj = project(wl, plan, ctx, scenario)
-    print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl),
+    prompt = None
+    if scenario.phase == "prefill":
+        from dse.model.prompt import prompt_cost
+
+        prompt = prompt_cost(wl, plan, ctx, scenario.m, args.prompt_group, view=args.view,
+                             kv_dtype=scenario.kv_dtype, threads=args.threads)
+        # the forward shown in detail: the prompt's last (the head and the first token)
+        proj = project(wl, plan, ctx, prompt.parts[-1][0].scenario)
+    else:
+        proj = project(wl, plan, ctx, scenario)
+    print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl), prompt,
                  from_file))
     if args.json:
         from dse.report.plan_json import projection_to_dict
@@ -135,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         data["profile"] = source
         data["plan_file"] = str(args.plan)
         data["scenario"]["from_plan_file"] = from_file
+        if prompt is not None:
+            data["prompt"] = prompt_to_dict(prompt)
         out.add(args.json, json_text(data, "projection JSON"), "JSON")
         out.commit()
         print(f"projection written to {args.json}")
@@ -147,17 +182,48 @@ _ms = numbers.ms
 _x = numbers.times
 
 
-def _phase_text(sc: Scenario) -> str:
-    if sc.phase == "prefill":
-        return f"prefill of {sc.m} prompt tokens (M={sc.m}), context {sc.context_tokens} tokens"
+def _phase_text(sc: Scenario, prompt=None) -> str:
+    if prompt is not None:
+        return (f"prefill of {prompt.prompt_tokens} prompt tokens in {prompt.forwards} "
+                f"forward(s) of up to {prompt.group} positions; the last forward (M={sc.m}, "
+                f"context {sc.context_tokens}) shown below")
+    if sc.sequences > 1:
+        return (f"decode, a round of {sc.sequences} sequences (one token each, M=1) sharing "
+                f"each weight pass, context {sc.context_tokens} tokens")
     return f"decode, one token (M=1), context {sc.context_tokens} tokens"
 
 
+def prompt_to_dict(prompt) -> dict:
+    """The prompt's figures for the JSON: time to first token, rate, forwards."""
+    return {"prompt_tokens": prompt.prompt_tokens, "group": prompt.group,
+            "forwards": prompt.forwards, "ttft_ms": round(prompt.ttft_ms, 6),
+            "tokens_per_s": round(prompt.tokens_per_s, 6),
+            "components_ms": {k: round(v, 6) for k, v in prompt.component_ms().items()},
+            "scenarios": [{"m": p.scenario.m, "context_tokens": p.scenario.context_tokens,
+                           "logits": p.scenario.logits, "weight": w,
+                           "ms": round(p.plan_ms, 6)} for p, w in prompt.parts]}
+
+
+def _serving_lines(p: Projection, prompt) -> list[str]:
+    """What a round or a prompt gives a user: per-sequence latency and aggregate tok/s, or
+    the time to first token."""
+    sc = p.scenario
+    if prompt is not None:
+        return [f"time to first token: {_ms(prompt.ttft_ms)} ms for {prompt.prompt_tokens} "
+                f"prompt tokens ({prompt.tokens_per_s:.2f} tok/s: {prompt.forwards} forward(s) "
+                f"of up to {prompt.group} positions, the head only for the last position)", ""]
+    if sc.sequences > 1:
+        return [f"round of {sc.sequences} sequences: per-sequence latency {_ms(p.plan_ms)} ms "
+                f"({1e3 / p.plan_ms:.2f} tok/s each), aggregate {p.tokens_per_s:.2f} tok/s", ""]
+    return []
+
+
 def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool,
-           unmeasured: tuple[str, ...] = (), from_file: list[str] | tuple[str, ...] = ()
-           ) -> str:
-    """The report ``dse project`` prints (pure). ``from_file``: the scenario fields the plan
-    file's ``scenario:`` set (no option overrode them)."""
+           unmeasured: tuple[str, ...] = (), prompt=None,
+           from_file: list[str] | tuple[str, ...] = ()) -> str:
+    """The report ``dse project`` prints (pure); ``prompt``: the prefill's ``PromptCost``;
+    ``from_file``: the scenario fields the plan file's ``scenario:`` set (no option overrode
+    them)."""
     from dse.report.identity import scenario_key, scenario_text
 
     plan, sc, d = p.plan, p.scenario, p.plan.design
@@ -172,14 +238,16 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
                                if from_file else ""),
         *([f"plan note: {plan.note}"] if plan.note else []),
         f"view: {VIEW_TEXT[sc.view]}",
-        f"phase: {_phase_text(sc)}",
+        f"phase: {_phase_text(sc, prompt)}",
         f"calibration: {p.calibration}",
         f"engine design: {d.label()} (stream {d.stream_bits} bit, max K {d.max_k})",
         f"overlay: {plan.build_note or 'not checked against the engine template'}",
         "",
         f"PS runtime: {RUNTIME_TEXT[plan.runtime]}; CPU {p.cpu}, {p.threads} thread(s)",
         "",
-        "end to end (ms per " + ("token" if sc.phase == "decode" else "prefill") + "):",
+        *_serving_lines(p, prompt),
+        "end to end (ms per " + ("forward" if sc.phase == "decode" else "prompt forward")
+        + "):",
         text_table(["plan ms", "tok/s", "bound", "DDR floor ms"],
                    [[_ms(p.plan_ms), f"{p.tokens_per_s:.2f}", p.bound, _ms(p.ddr_floor_ms)]]),
         f"DDR floor: {p.ddr_weight_bytes:,} streamed weight bytes / "

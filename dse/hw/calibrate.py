@@ -125,14 +125,21 @@ def check_design(built: EngineDesign, planned: EngineDesign | None) -> None:
 
 
 def measure(backend: Backend, jobs: Sequence[Job], repeats: int, design: EngineDesign,
-            progress: Callable[[int, int], None] | None = None) -> list[Measurement]:
-    """Run, verify and summarise every job (median wall time per call, spread, cycles)."""
-    runs = backend.run(jobs, repeats)
+            progress: Callable[[int, int], None] | None = None,
+            log: Callable[[str], None] | None = None) -> list[Measurement]:
+    """Run, verify and summarise every job (median wall time per call, spread, cycles);
+    ``progress(done, total)`` counts simulated or measured calls as the backend reports
+    them, ``log`` takes its one-line notes (a simulator build)."""
+    import inspect
+
+    takes = inspect.signature(backend.run).parameters
+    kw = {k: v for k, v in (("progress", progress), ("log", log)) if k in takes}
+    runs = backend.run(jobs, repeats, **kw)
     if len(runs) != len(jobs):
         raise DseError(f"{backend.name}: expected {len(jobs)} job results, got {len(runs)}")
     packing = design.packing_spec
     out = []
-    for i, (job, job_runs) in enumerate(zip(jobs, runs, strict=True)):
+    for job, job_runs in zip(jobs, runs, strict=True):
         for r, run in enumerate(job_runs):
             check_result(job, run, r)
         walls = [run.wall_s for run in job_runs]
@@ -143,8 +150,6 @@ def measure(backend: Backend, jobs: Sequence[Job], repeats: int, design: EngineD
         out.append(Measurement(job.layer, job.n, job.k, job.m, design,
                                packing.matrix_bytes(job.n, job.k), med, spread, busy, stall,
                                len(job_runs)))
-        if progress:
-            progress(i + 1, len(jobs))
     return out
 
 
@@ -163,7 +168,7 @@ def log_from_measurements(ms: Sequence[Measurement], backend: str, board: Board,
         engine={"pe": design.pe, "simd": design.simd, "packing": design.packing,
                 "engines": design.engines, "clock_mhz": design.clock_mhz,
                 "vectors": design.vectors, "stream_bits": design.stream_bits,
-                "max_k": design.max_k},
+                "max_k": design.max_k, "vectors_per_clock": design.vectors_per_clock},
         bitstream=provenance.get("bitstream") or provenance.get("rtl_build"),
         bitstream_sha256=provenance.get("bitstream_sha256"),
         pl_clock_mhz=design.clock_mhz, ps_clock_mhz=board.ps_cpu.clock_mhz,

@@ -190,9 +190,12 @@ class _Engine(_Unit):
     regmap = regs.ENGINE
 
     def __init__(self, pe: int, simd: int, packing: str, vmax: int, kmax: int,
-                 port_bits: int | None = None) -> None:
+                 port_bits: int | None = None, vpc: int = 1) -> None:
         super().__init__()
+        if not 1 <= vpc <= vmax:
+            raise ValueError(f"emulated engine: vpc={vpc}: expected 1..VMAX ({vmax})")
         self.pe, self.simd, self.packing, self.vmax, self.kmax = pe, simd, packing, vmax, kmax
+        self.vpc = vpc
         self.width = stream_bits(pe, simd, packing)
         # the HP port the engine's DMA reads through (None: as wide as any stream)
         self.port_bits = port_bits
@@ -200,7 +203,8 @@ class _Engine(_Unit):
     def build_words(self) -> dict[str, int]:
         return {"PE": self.pe, "SIMD": self.simd, "PACKING": regs.PACKING_CODES[self.packing],
                 "VMAX": self.vmax, "KMAX": self.kmax, "STREAM_BITS": self.width,
-                "LATENCY": regs.PIPELINE_LATENCY, "OUT_DEPTH": regs.RESULT_FIFO_DEPTH}
+                "LATENCY": regs.PIPELINE_LATENCY, "OUT_DEPTH": regs.RESULT_FIFO_DEPTH,
+                "VPC": self.vpc}
 
     def refuses(self, a: dict[str, int]) -> bool:
         return (min(a["N"], a["K"], a["M"], a["V"]) < 1 or a["K"] > self.kmax
@@ -214,13 +218,13 @@ class _Engine(_Unit):
         n, k, m, v = a["N"], a["K"], a["M"], a["V"]
         beat = self.width // 8
         w, x = self._decode(raw.reshape(-1, beat), n, k, m, v)
-        out = expected_output_stream(golden_gemv(w, x), self.pe, v)
-        assert out.shape[0] == output_stream_beats(n, m, self.pe)
+        out = expected_output_stream(golden_gemv(w, x), self.pe, v, self.vpc)
+        assert out.shape[0] == output_stream_beats(n, m, self.pe, v, self.vpc)
         # a stream wider than the HP port waits for each beat's remaining port cycles
         stall = port_stall_cycles(raw.size // beat, self.width, self.port_bits)
         self.stall_in += stall
         cycles = engine_cycles(n, k, m, self.pe, self.simd, v, beat,
-                               regs.PIPELINE_LATENCY) + stall
+                               regs.PIPELINE_LATENCY, self.vpc) + stall
         return out.tobytes(), cycles, {"n": n, "k": k, "m": m, "v": v, "w": w, "x": x}
 
     def _decode(self, stream: np.ndarray, n: int, k: int, m: int, v: int
@@ -364,13 +368,13 @@ class EmulatedDevice(pynq.Device):
                  packing: str = "i2", vmax: int = 4, kmax: int = 8192,
                  dma_length_bits: int = 26, engines: int = 1,
                  attn: tuple[int, int, int, int] | None = None, attn_units: int = 1,
-                 port_bits: int | None = None) -> None:
+                 port_bits: int | None = None, vpc: int = 1) -> None:
         super().__init__(tag)
         self.dma_length_bits = dma_length_bits
         self.name = "emulated ternary_gemv overlay"
         self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
         self.default_memory = _Memory(self)
-        self.engines = [_Engine(pe, simd, packing, vmax, kmax, port_bits)
+        self.engines = [_Engine(pe, simd, packing, vmax, kmax, port_bits, vpc)
                         for _ in range(engines)]
         self.dmas = [_Dma(self.default_memory, e) for e in self.engines]
         self.attns = [_AttnUnit(*attn) for _ in range(attn_units)] if attn else []
@@ -491,7 +495,7 @@ class EmulatedDevice(pynq.Device):
 def open_emulated(**engine: object):
     """An emulated overlay's engine driver(s) wired to the (unmodified pynq) DMA drivers.
 
-    ``engine`` takes EmulatedDevice's parameters (pe, simd, packing, vmax, kmax,
+    ``engine`` takes EmulatedDevice's parameters (pe, simd, packing, vmax, kmax, vpc,
     dma_length_bits, engines). One engine: its driver; several: an ``EngineGroup``, as
     ``open_overlay`` returns them. The device is ``driver.device``.
     """

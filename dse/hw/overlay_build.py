@@ -3,9 +3,9 @@
 ``overlays/vivado/Makefile`` calls ``python -m dse.hw.overlay_build`` with the board and a
 plan's engine parameters; this prints the ``-tclargs`` of ``build_overlay.tcl`` (the packing
 code, the derived stream widths and the HP port of each engine, all from
-``overlays/ternary_gemv.yaml``), or one line naming the template rule the configuration
-breaks and exits with status 2. So the Tcl keeps no copy of the build rules: it builds what
-it is given.
+``overlays/ternary_gemv.yaml``; the result stream is 32*PE*VPC bits), or one line naming the
+template rule the configuration breaks and exits with status 2. So the Tcl keeps no copy of the
+build rules: it builds what it is given.
 
 ``--attn N`` adds N instances of the attention unit kv_attn (the template's ``attention:``
 section, up to its ``max_units``): their parameters default to the section's ``defaults``
@@ -57,14 +57,14 @@ def attn_arg(t: EngineTemplate, attn: dict[str, int] | None) -> str:
 
 def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: str, vmax: int,
              kmax: int, engines: int, clock_mhz: float, name: str, out_dir: str,
-             attn: dict[str, int] | None = None) -> list[str]:
+             attn: dict[str, int] | None = None, vpc: int = 1) -> list[str]:
     """The build's ``-tclargs``; a ``DseError`` naming the first rule broken (pure).
 
     ``attn``: kv_attn's parameters (G, D, HMAX, TMAX as g, d, hmax, tmax), or None for an
     overlay without the attention unit."""
     why = t.violations(pe=pe, simd=simd, packing=packing, engines=engines, vectors=vmax,
                        max_k=kmax, clock_mhz=clock_mhz, family=board.family,
-                       board_hp_ports=board.link.hp_ports)
+                       board_hp_ports=board.link.hp_ports, vectors_per_clock=vpc)
     if clock_mhz > board.clock.max_mhz:
         why.append(f"clock {clock_mhz:g} MHz: the board file allows up to "
                    f"{board.clock.max_mhz:g} MHz")
@@ -74,13 +74,13 @@ def tcl_args(t: EngineTemplate, board: Board, *, pe: int, simd: int, packing: st
                    f"{board.family} HP port is {' or '.join(map(str, widths))} bits wide")
     if why:
         raise DseError(f"{t.path}: cannot build PE={pe} SIMD={simd} {packing} VMAX={vmax} "
-                       f"KMAX={kmax} ENGINES={engines} for {board.stem}: {why[0]}")
+                       f"VPC={vpc} KMAX={kmax} ENGINES={engines} for {board.stem}: {why[0]}")
     attention = attn_arg(t, attn)
     in_bits = t.stream_bits(pe, simd, packing)
     ports = t.ports_for(board.family)[:engines]
     return [board.stem, PS_KIND[board.family], board.part, f"{clock_mhz:g}", name, out_dir,
-            str(pe), str(simd), str(t.packing_codes[packing]), str(vmax), str(kmax),
-            str(engines), str(in_bits), str(32 * pe), ",".join(ports),
+            str(pe), str(simd), str(t.packing_codes[packing]), str(vmax), str(vpc), str(kmax),
+            str(engines), str(in_bits), str(32 * pe * vpc), ",".join(ports),
             str(board.link.port_width_bits), attention]
 
 
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--template", default=None, help="engine template (default: the shipped)")
     for name in ("pe", "simd", "vmax", "kmax", "engines"):
         ap.add_argument(f"--{name}", type=int, required=True)
+    ap.add_argument("--vpc", type=int, default=1, help="vectors answered per clock (VPC)")
     ap.add_argument("--packing", required=True)
     ap.add_argument("--clock-mhz", type=float, default=None,
                     help="PL clock (default: the board file's clock.typical_mhz)")
@@ -133,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         attn = attn_request(t, args.attn, {k: getattr(args, f"attn_{k}") for k in ATTN_PARAMS})
         name = args.name or (f"tgemv_{board.stem.replace('-', '_')}_{args.packing}_"
                              f"{args.pe}x{args.simd}_v{args.vmax}"
+                             + (f"c{args.vpc}" if args.vpc != 1 else "")
                              + (f"_x{args.engines}" if args.engines > 1 else "")
                              + (f"_attn{attn['count']}" if attn else ""))
         out = tcl_args(t, board, pe=args.pe, simd=args.simd, packing=args.packing,
                        vmax=args.vmax, kmax=args.kmax, engines=args.engines, clock_mhz=clock,
-                       name=name, out_dir=args.out, attn=attn)
+                       name=name, out_dir=args.out, attn=attn, vpc=args.vpc)
     except DseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -90,10 +90,11 @@ class PynqBackend:
                 "hp_port_bits": self.board.link.port_width_bits,
                 "board_file": self.board.path}
 
-    def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
+    def run(self, jobs: Sequence[Job], repeats: int, progress=None) -> list[list[Run]]:
+        """Every job ``repeats`` times on the overlay; ``progress(done, total)`` per call."""
         out = []
         rng = np.random.default_rng(0)
-        for job in jobs:
+        for i, job in enumerate(jobs):
             layer = self.engine.load_layer(job.w, job.layer)
             runs = []
             for _ in range(repeats):
@@ -109,6 +110,8 @@ class PynqBackend:
                                 timing.stall_in_cycles,
                                 {"quantize_s": quant_s,
                                  "stall_out_cycles": float(timing.stall_out_cycles)}))
+                if progress:
+                    progress(i * repeats + len(runs), len(jobs) * repeats)
             out.append(runs)
         return out
 

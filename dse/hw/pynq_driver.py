@@ -64,6 +64,7 @@ from dse.packing.kv_attn_step import AttnStep, KvRows, quantize_kv, run_step
 from dse.packing.kv_attn_stream import kv_attn_output_beats, parse_kv_attn_output
 from dse.packing.stream import (
     activation_beats,
+    output_stream_beats,
     parse_output_stream,
     port_stall_cycles,
     weight_tiles,
@@ -344,10 +345,12 @@ class EngineDriver(UnitDriver):
         return regs.EngineConfig.from_words(words)
 
     def check(self, pe: int, simd: int, packing: str, vectors: int = 1, max_k: int = 1,
-              stream_bits: int | None = None, engines: int | None = None
-              ) -> regs.EngineConfig:
-        """Raise ``OverlayError`` unless this engine can run the planned design point."""
-        why = self.config.mismatches(pe, simd, packing, vectors, max_k, stream_bits)
+              stream_bits: int | None = None, engines: int | None = None,
+              vectors_per_clock: int | None = None) -> regs.EngineConfig:
+        """Raise ``OverlayError`` unless this engine can run the planned design point (its
+        VMAX holds ``vectors``; with ``vectors_per_clock``, its VPC is that)."""
+        why = self.config.mismatches(pe, simd, packing, vectors, max_k, stream_bits,
+                                     vectors_per_clock)
         why += _count_check(1, engines, "engine")
         if why:
             raise OverlayError("overlay does not match the plan: " + "; ".join(why))
@@ -402,7 +405,8 @@ class EngineDriver(UnitDriver):
             vp = min(v, m - p)
             steps += self._chunks(act_buf, p * per_vec, vp * per_vec, "activations")
             steps += self._chunks(layer.buffer, 0, layer.nbytes, "weights")
-        out_bytes = math.ceil(layer.n / c.pe) * m * 4 * c.pe
+        # one result beat of VPC x PE int32 per row fold and group of VPC vectors of a pass
+        out_bytes = output_stream_beats(layer.n, m, c.pe, v, c.vpc) * 4 * c.pe * c.vpc
         call = _Call(self, f"layer {layer.name}", layer.name,
                      f"the engine refused N={layer.n} K={layer.k} M={m} V={v}", steps,
                      self._scratch("out", out_bytes), out_bytes, deadline, (layer, m, v))
@@ -411,7 +415,7 @@ class EngineDriver(UnitDriver):
     def _end(self, call: _Call) -> tuple[np.ndarray, Timing]:
         raw, timing = self._finish(call)
         layer, m, v = call.context
-        return parse_output_stream(raw, layer.n, m, self.config.pe, v), timing
+        return parse_output_stream(raw, layer.n, m, self.config.pe, v, self.config.vpc), timing
 
 
 _CLASS: type | None = None
@@ -524,9 +528,11 @@ class EngineGroup:
         return _same_config(self.engines)
 
     def check(self, pe: int, simd: int, packing: str, vectors: int = 1, max_k: int = 1,
-              stream_bits: int | None = None, engines: int | None = None) -> regs.EngineConfig:
+              stream_bits: int | None = None, engines: int | None = None,
+              vectors_per_clock: int | None = None) -> regs.EngineConfig:
         """Raise ``OverlayError`` unless these engines can run the planned design point."""
-        why = self.config.mismatches(pe, simd, packing, vectors, max_k, stream_bits)
+        why = self.config.mismatches(pe, simd, packing, vectors, max_k, stream_bits,
+                                     vectors_per_clock)
         why += _count_check(len(self.engines), engines, "engines")
         if why:
             raise OverlayError("overlay does not match the plan: " + "; ".join(why))

@@ -150,7 +150,10 @@ ENGINE = RegisterMap(
     ip="ternary_gemv", noun="engine", id_text="TGMV",
     version=_TEMPLATE.register_map_version,
     args=("N", "K", "M", "V"), arg_reset=(0, 0, 0, 1),
-    build=("PE", "SIMD", "PACKING", "VMAX", "KMAX", "STREAM_BITS", "LATENCY", "OUT_DEPTH"))
+    build=("PE", "SIMD", "PACKING", "VMAX", "KMAX", "STREAM_BITS", "LATENCY", "OUT_DEPTH",
+           "VPC"),
+    version_note="VPC build word and result beats of VPC x PE int32; version 1 sent one "
+                 "vector a beat")
 
 #: The attention unit overlays/rtl/kv_attn.v (overlays/KV_ATTN.md); its version comes from the
 #: template's ``attention:`` section.
@@ -166,7 +169,7 @@ MAPS = {m.ip: m for m in (ENGINE, KV_ATTN)}
 
 # -- the engine's offsets by name (the driver, the emulator and the testbench use them) -------
 N, K, M, V = (ENGINE.arg(a) for a in ("N", "K", "M", "V"))
-PE, SIMD, PACKING, VMAX, KMAX, STREAM_BITS, LATENCY, OUT_DEPTH = (
+PE, SIMD, PACKING, VMAX, KMAX, STREAM_BITS, LATENCY, OUT_DEPTH, VPC = (
     ENGINE.word(w) for w in ENGINE.build)
 ID_VALUE = ENGINE.id_value
 VERSION_VALUE = ENGINE.version
@@ -194,6 +197,8 @@ class EngineConfig:
     stream_bits: int
     latency: int = PIPELINE_LATENCY
     out_depth: int = RESULT_FIFO_DEPTH
+    #: Vectors answered per clock (the build's VPC): result beats hold VPC x PE int32.
+    vpc: int = 1
 
     @property
     def lanes(self) -> int:
@@ -209,12 +214,16 @@ class EngineConfig:
                              f"of {sorted(names)}")
         return cls(pe=w["PE"], simd=w["SIMD"], packing=names[w["PACKING"]], vmax=w["VMAX"],
                    kmax=w["KMAX"], stream_bits=w["STREAM_BITS"], latency=w["LATENCY"],
-                   out_depth=w["OUT_DEPTH"])
+                   out_depth=w["OUT_DEPTH"], vpc=w["VPC"])
 
     def mismatches(self, pe: int, simd: int, packing: str, vectors: int = 1,
-                   max_k: int = 1, stream_bits: int | None = None) -> list[str]:
+                   max_k: int = 1, stream_bits: int | None = None,
+                   vectors_per_clock: int | None = None) -> list[str]:
         """Why this engine cannot run a design point (empty when it can)."""
         out = []
+        if vectors_per_clock is not None and vectors_per_clock != self.vpc:
+            out.append(f"answers {self.vpc} vector(s) per clock, plan wants "
+                       f"{vectors_per_clock}")
         if (self.pe, self.simd) != (pe, simd):
             out.append(f"lanes {self.pe}x{self.simd}, plan wants {pe}x{simd}")
         if self.packing != packing:

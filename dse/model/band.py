@@ -31,9 +31,11 @@ The rule, in four steps:
    to at least the unmeasured band, and the feature is named ("attention unit count 2: no
    measured design", "clock 300 MHz: above evidence (250 MHz)").
 4. **Propagation.** A figure is a sum of class shares; each class moves its share by its
-   band, and the classes are taken as independent (their deviations add in quadrature; a
-   class's own parts move together). A rate is the inverse of its time; energy is power times
-   time (their log-bands add in quadrature). A calibrated projection adds the fit's parameter
+   band. Classes measured in the figure's regime are taken as independent (their deviations
+   add in quadrature; a class's own parts move together); the classes outside every measured
+   regime are one unknown (their deviations add linearly), in quadrature with the rest. A
+   rate is the inverse of its time; energy is power times time (their log-bands add in
+   quadrature). A calibrated projection adds the fit's parameter
    uncertainty (its covariance, or its standard errors, propagated through the projection by
    finite differences) in quadrature, at the same 90% level.
 
@@ -371,13 +373,21 @@ def class_factors(parts: dict[str, float], regime: dict, bands: Bands
 
 def sum_band(uses: list[ClassUse], rel_sigma: float = 0.0) -> tuple[float, float]:
     """The measured-to-predicted factors (lo, hi) of a sum of class shares: each class's
-    deviation from its band, the classes in quadrature; ``rel_sigma`` (a calibration's
-    relative 1-sigma) added in quadrature at the band's level."""
+    deviation from its band; the classes measured in this regime in quadrature (independent
+    errors), the classes outside every measured regime together (one unknown: they move as
+    one, linearly), the two in quadrature; ``rel_sigma`` (a calibration's relative 1-sigma)
+    added in quadrature at the band's level."""
     total = sum(u.share for u in uses)
     if total <= 0:
         return 1.0, 1.0
-    d_lo = sum((abs(u.share) * (1 - math.exp(u.lo))) ** 2 for u in uses)
-    d_hi = sum((abs(u.share) * (math.exp(u.hi) - 1)) ** 2 for u in uses)
+
+    def dev(side) -> float:
+        inside = sum(side(u) ** 2 for u in uses if u.measured)
+        outside = sum(side(u) for u in uses if not u.measured)
+        return inside + outside ** 2
+
+    d_lo = dev(lambda u: abs(u.share) * (1 - math.exp(u.lo)))
+    d_hi = dev(lambda u: abs(u.share) * (math.exp(u.hi) - 1))
     extra = (Z_LEVEL * rel_sigma * total) ** 2
     lo = 1 - math.sqrt(d_lo + extra) / total
     hi = 1 + math.sqrt(d_hi + extra) / total
@@ -519,6 +529,14 @@ def calibration_sigma(wl, plan, ctx, scenario, base_ms: float | None = None) -> 
     return math.sqrt(max(0.0, var)) / base_ms
 
 
+def weighted_interval(parts: list[tuple[Interval, float]]) -> Interval | None:
+    """A weighted sum of figures with their bands (one model's: their ends add linearly)."""
+    if not parts:
+        return None
+    return Interval(sum(w * iv.value for iv, w in parts), sum(w * iv.lo for iv, w in parts),
+                    sum(w * iv.hi for iv, w in parts))
+
+
 def objective_band(bands: tuple[ProjectionBand | None, ...], units: tuple[float, ...],
                    weights: tuple[float, ...], kind: str) -> Interval | None:
     """The band of an objective (a weighted sum of its scenarios' figures, in its units):
@@ -545,4 +563,4 @@ __all__ = ["DOMINANT", "LEVEL", "OWN_SPREAD_ROWS", "Bands", "ClassBand", "ClassU
            "Interval", "ProjectionBand", "Residual", "attribute", "bands_of",
            "calibration_sigma", "class_factors", "class_flags", "derive_bands",
            "figure_factors", "objective_band", "projection_band", "row_band", "sum_band",
-           "t_quantile"]
+           "t_quantile", "weighted_interval"]

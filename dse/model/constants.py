@@ -67,6 +67,11 @@ class CostConstants:
     cache_maint_bytes_per_s: float = 5.3e9
     #: CPU ns per output element to rescale int32 results to floats after a call.
     rescale_ns_per_elem: float = 1.5
+    #: Copying one vector's int32 result out of a pass's interleaved results (the engine sends
+    #: a row fold's results vector after vector): scalar, and with PE >= 4 whole 128-bit
+    #: registers, ns per element.
+    gather_ns_per_elem: float = 1.5
+    gather_q_ns_per_elem: float = 0.75
     #: Fraction of the host's peak FLOP/s that PyTorch reaches on a GEMM (prefill estimate).
     host_gemm_efficiency: float = 0.5
     #: Runtime memory (OS, Python, buffers) a plan must leave room for on the board, bytes.
@@ -104,6 +109,9 @@ class CostConstants:
     native_shift_scan_cycles_per_elem: float = 22.0
     #: Thread-pool dispatches and barriers of the shift scan per layer.
     shift_scan_syncs_per_layer: float = 5.0
+    #: The A53's FFN scale for a fixed-point glue unit (float64 on one thread), cycles per
+    #: intermediate element.
+    native_ffn_scale_cycles_per_elem: float = 12.0
     #: int8 x int8 dot product (no dotprod), cycles per MAC on one NEON core.
     native_int8_cycles_per_mac: float = 0.5
     #: Top-K selection over scores (one compare per score, rare heap inserts), cycles each.
@@ -190,6 +198,15 @@ class CostConstants:
         "rescale_ns_per_elem": "scale_i32-style NEON loop: per 8 int32 elements 2 loads, 2 "
         "SCVTF, 2 FMUL, 2 stores, all Q-form at 2 cycles on the A53 = 2 cycles/element, "
         "1.5 ns at 1.333 GHz (A53 issue rules as native_ternary_cycles_per_weight)",
+        "gather_ns_per_elem": "a runtime that consumes a round's (or a prompt group's) "
+        "results vector by vector copies each vector's out of the pass's interleaved results "
+        "(overlays/STREAM.md: a row fold's PE results for every vector of the pass in turn; "
+        "the bitnet-kv260 runtime's sums_slot, whose 'sums out of the DMA buffer' grows from "
+        "0.28 ms a token at one vector to 2.9 ms a position at four, results/kria-speed2-"
+        "results.txt): with PE < 4 a scalar LDR + STR per element, one memory op a cycle on "
+        "the A53's single load/store pipe = 2 cycles, 1.5 ns at 1.333 GHz (A53 issue rules)",
+        "gather_q_ns_per_elem": "the same copy with PE >= 4 (4 contiguous int32 a vector): one "
+        "Q-form LDR and STR per 4 elements, 2 cycles each on the A53 = 1 cycle, 0.75 ns",
         "host_gemm_efficiency": "PyTorch fp32 GEMM reaches ~50% of peak on desktop CPUs "
         "(estimate; used only when the profile has no prefill split)",
         "runtime_bytes": "Linux + Python + PYNQ runtime resident set (estimate)",
@@ -250,6 +267,15 @@ class CostConstants:
         "(~7 cycles), shift x up (~4), shift x |gamma| (~4) under the A53's dual-issue limits "
         "(one load/store and one multiply a cycle): 22 cycles. Derived, not fitted; a board log's "
         "fit may free it (an effective rate with the stalls the source reports there)",
+        "native_ffn_scale_cycles_per_elem": "instruction count of the FFN scale a fixed-point "
+        "glue needs from the PS, as the bitnet-kv260 host code does it (runtime/bitnet_kria.c "
+        "ffn_scale, scalar float64, one thread): per intermediate element 2 SCVTF, 1 FCVT, 4 "
+        "FMUL, 1 FADD, FABS, FCMP + FCSEL and the float load of gamma: 12 issues of the FP "
+        "pipe, which the Cortex-A53 takes only in issue slot 0, one a cycle (GCC "
+        "gcc/config/arm/cortex-a53.md: fpalu, fpmul and f_loads reserve cortex_a53_slot0); "
+        "the 4-way unrolled chains (latency 4) hide behind them: 12 cycles. Derived, not "
+        "fitted; the same runtime's 'side thread busy' column (3.35 ms a forward, "
+        "results/kria-speed2-results.txt) includes its syncs and DDR stalls",
         "shift_scan_syncs_per_layer": "counted in the same code: one pool dispatch for the beats "
         "and maxima, one for the passes and three barriers between them; each costs "
         "native_op_overhead_us",

@@ -215,6 +215,7 @@ class KernelCycles:
     sample_per_elem: float
     topk_per_elem: float
     shift_scan_per_elem: float
+    ffn_scale_per_elem: float
 
 
 #: Element-wise constants a core's ``simd_scale`` applies to (the A53's counts of them).
@@ -230,6 +231,7 @@ _SCALED = {
     "sample_per_elem": "native_sample_cycles_per_elem",
     "topk_per_elem": "native_topk_cycles_per_elem",
     "shift_scan_per_elem": "native_shift_scan_cycles_per_elem",
+    "ffn_scale_per_elem": "native_ffn_scale_cycles_per_elem",
 }
 
 

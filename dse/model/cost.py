@@ -156,7 +156,8 @@ class Handoff:
     #: Start the weight stream and poll completion (register accesses) plus the driver's own
     #: software cost per call (``launch_us``) and any extra DMA setup.
     run_s: float
-    #: Invalidate the int32 results' cache lines before the CPU reads them.
+    #: Invalidate the int32 results' cache lines before the CPU reads them; with several
+    #: vectors a pass, copy each vector's results out of the interleaved ones (``gather``).
     readout_s: float
     #: Rescale the int32 results to floats.
     rescale_s: float
@@ -171,7 +172,11 @@ def handoff(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k: 
     latency; the M x N int32 results are invalidated at ``cache_maint_bytes_per_s`` and
     rescaled at ``rescale_ns_per_elem``. (Quantizing the input is an operator of the workload,
     priced on the PS by ``dse.model.cpu``.) Each of ``passes`` engine runs (M vectors in groups
-    of ``design.vectors``) re-arms the DMAs and the engines."""
+    of ``design.vectors``) re-arms the DMAs and the engines. With several vectors a pass, a
+    runtime that consumes the results vector by vector first copies each one's out of the
+    interleaved results (``gather_ns_per_elem``, or ``gather_q_ns_per_elem`` where a vector's
+    PE results fill a 128-bit register), unless the consumer reads them itself (``rescale``
+    False: the head's top-K walks the scores where they lie)."""
     e = design.engines if engines is None else engines
     access = c.axi_lite_access_us * 1e-6
     port = min(design.stream_bits // 8, board.link.port_width_bits / 8) * design.clock_hz
@@ -179,6 +184,9 @@ def handoff(design: EngineDesign, board: Board, c: CostConstants, *, n: int, k: 
            + m * k / (port * c.mm2s_efficiency))
     run = passes * e * c.regs_run_per_engine * access + (launch_us + c.dma_setup_us) * 1e-6
     readout = m * n * 4 / c.cache_maint_bytes_per_s
+    if rescale and min(m, design.vectors) > 1:
+        per = c.gather_q_ns_per_elem if design.pe >= 4 else c.gather_ns_per_elem
+        readout += m * n * per * 1e-9
     scale = m * n * c.rescale_ns_per_elem * 1e-9 if rescale else 0.0
     return Handoff(act, run, readout, scale)
 

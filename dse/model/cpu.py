@@ -278,18 +278,20 @@ def native_op(op: Op, m: int, context: int, cpu: CpuSpec, threads: int, kv_dtype
 
 def head_stage2(vocab: int, hidden: int, top_k: int, rows: int, cpu: CpuSpec, threads: int,
                 c: CostConstants) -> tuple[OpCost, OpCost]:
-    """Stage 2 of a two-stage head on the PS, as (select, rescore): pick the top-K of the
-    stage-1 scores (each scaled by its row's scale as it is compared; the scores split over
-    ``threads``, then their K-best lists merged), then rescore those K rows exactly against an
-    int8 copy of the head (native kernels). Reading the stage-1 sums out of the DMA buffer is
-    the head call's hand-off (``dse.model.cost.handoff``)."""
+    """Stage 2 of a two-stage head on the PS for ``rows`` sequences, as (select, rescore):
+    each sequence picks the top-K of its stage-1 scores (each scaled by its row's scale as it
+    is compared; the scores split over ``threads``, then their K-best lists merged), then
+    rescores its own K rows exactly against an int8 copy of the head (native kernels). Reading
+    the stage-1 sums out of the DMA buffer is the head call's hand-off
+    (``dse.model.cost.handoff``)."""
     kc = cycles(cpu, c)
     over = c.native_op_overhead_us * 1e-6
     select = (rows * vocab * kc.topk_per_elem / threads
               + rows * threads * top_k * kc.topk_per_elem) / cpu.clock_hz + over
     macs = rows * top_k * hidden
     rescore = macs * kc.int8_per_mac / (threads * cpu.clock_hz)
-    nbytes = float(top_k * hidden)  # K int8 rows, read from anywhere in the table
+    # each sequence's own K int8 rows, read from anywhere in the table
+    nbytes = float(rows * top_k * hidden)
     memory = nbytes / cpu.bytes_per_s
     sel = OpCost(select, "compute",
                  msg("basis.head_topk", "two-stage head: top-{k} of {vocab} scores ({sel:g} "
@@ -342,6 +344,25 @@ def shift_scan(intermediate: int, layers: int, m: int, cpu: CpuSpec, threads: in
                       "element on {threads} thread(s), {syncs:g} syncs per layer",
                       cycles=round(per_elem, 4), threads=threads,
                       syncs=c.shift_scan_syncs_per_layer), threads, results + beats)
+
+
+def ffn_scale(intermediate: int, layers: int, m: int, cpu: CpuSpec, c: CostConstants
+              ) -> OpCost:
+    """The PS's other share of a fixed-point FFN glue unit: per layer and token, the float
+    scale of the FFN's output (the sub-norm's sum of squares and the down projection's
+    quantization scale, from the gate/up results), on one thread (the bitnet-kv260 runtime's
+    ``ffn_scale``, run on its side thread). It reads the gate/up int32 results and gamma; on an
+    in-order core its DDR reads add to its instructions. Whether it overlaps the glue's PL
+    passes is the glue unit's to say (``dse.model.units.glue``)."""
+    elems = layers * m * intermediate
+    per_elem = cycles(cpu, c).ffn_scale_per_elem
+    compute = elems * per_elem / cpu.clock_hz
+    nbytes = float(elems * 2 * 4)
+    memory = nbytes / cpu.bytes_per_s
+    busy = compute + memory if cpu.in_order else max(compute, memory)
+    return OpCost(busy, _bound(compute, memory, 0.0),
+                  msg("basis.ffn_scale", "FFN scale for the glue unit: {cycles:g} cycles/"
+                      "element on 1 thread", cycles=round(per_elem, 4)), 1, nbytes)
 
 
 # -- torch runtime ---------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 The engine is a matrix-vector unit of ``pe`` output rows x ``simd`` inputs per cycle (one
 *lane* per weight consumed per cycle). Weights stream in packed, are decoded to {-1, 0, +1}
 selects, and each lane adds, subtracts or skips an int8 activation: no multipliers. It holds
-``vectors`` activation vectors per weight pass, so in prefill one pass of the weights serves
-that many tokens.
+``vectors`` activation vectors per weight pass (VMAX) and answers ``vectors_per_clock`` of them
+a clock (VPC), so one pass of the weights serves a round of that many sequences or a prompt
+group of that many positions.
 
 ``engine_cycles`` is THE cycle formula: the search, the reports and the RTL tests all call it.
 """
@@ -45,8 +46,8 @@ class EngineDesign:
     #: Dense unit for the non-ternary lm_head: None, "int8" or "bf16", with its MAC count.
     head: str | None = None
     head_macs: int = 0
-    #: Vectors answered per clock (of the ``vectors`` held per pass): the template's
-    #: ``pipeline.vectors_per_clock`` for the shipped RTL (1); a published design answers 2.
+    #: Vectors answered per clock (of the ``vectors`` held per pass): the RTL's VPC, one of
+    #: the template's ``parameters.vpc`` (1 or 2; the published KV260 design answers 2).
     vectors_per_clock: int = 1
     #: The engine RTL: ``ternary_gemv`` (ours, overlays/rtl) or a published engine whose
     #: synthesis the fabric evidence holds (``bitnet-kv260``: dse/data/fabric.yaml ``engines``);
@@ -137,10 +138,10 @@ def engine_cycles(n: int, k: int, m: int, pe: int, simd: int, vectors: int,
     vector's K int8 padded to whole stream beats of ``act_bytes_per_cycle``), then for each of
     ceil(N/PE) row folds and ceil(K/SIMD) column folds ceil(V_pass / vectors_per_clock)
     cycles, then drain the pipeline (``latency``: the template's ``pipeline.latency_cycles``
-    for the shipped RTL). The shipped RTL answers one vector per clock, so a pass of V
-    vectors costs V cycles per tile; a design answering 2 per clock costs ceil(V/2). Stalls
-    on the streams are not counted here: the roofline adds them as the DDR or link bound,
-    and the RTL's stall counters measure them.
+    for the shipped RTL). An engine answering one vector per clock spends V cycles per tile on
+    a pass of V vectors; one answering 2 (VPC=2) ceil(V/2): the RTL tests hold both exact for
+    every pass of 1..VMAX. Stalls on the streams are not counted here: the roofline adds them
+    as the DDR or link bound, and the RTL's stall counters measure them.
     """
     if min(n, k, m, pe, simd, vectors, act_bytes_per_cycle, vectors_per_clock) < 1:
         raise ValueError("engine_cycles: all sizes must be >= 1")
@@ -211,7 +212,11 @@ def resident_storage(nbytes: int, board: Board) -> tuple[int, int]:
 def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Resources:
     """Resources of the whole accelerator: engines, head unit, buffers, DMA, interconnect.
 
-    With fabric evidence in force (``c.fabric``): the engines from synthesis of their RTL
+    An engine answering V vectors per clock has V lanes of PE dot products and accumulators
+    sharing one weight decoder, and V activation buffers of ceil(VMAX / V) vectors each
+    (overlays/rtl/ternary_gemv.v's g_lane and g_act).
+
+With fabric evidence in force (``c.fabric``): the engines from synthesis of their RTL
     scaled to Vivado (``synthesized_engine``) and the infrastructure their flow instantiates
     from published Vivado rows (``dse.model.fabric.infrastructure``); without it, the
     estimated constants of ``dse.model.constants``."""
@@ -224,13 +229,16 @@ def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Re
             return total + _head_and_resident(design, board, c)
     p = design.packing_spec
     lanes = design.lanes
-    lut = lanes * (c.lane_lut + p.decoder_lut_per_lane) + design.pe * (
-        c.pe_lut + p.block_scale_lut_per_pe) + c.engine_lut
-    ff = lanes * (c.lane_ff + p.decoder_ff_per_lane) + design.pe * c.pe_ff + c.engine_ff
+    v = design.vectors_per_clock
+    lut = lanes * (v * c.lane_lut + p.decoder_lut_per_lane) + design.pe * (
+        v * c.pe_lut + p.block_scale_lut_per_pe) + c.engine_lut
+    ff = (lanes * (v * c.lane_ff + p.decoder_ff_per_lane) + v * design.pe * c.pe_ff
+          + c.engine_ff)
     # The buffer is written a whole stream beat per cycle and read SIMD bytes per cycle, so it
     # is as wide as the wider of the two (the RTL's is a beat wide: 14.5 BRAM36 at i2 16x32).
     width = max(design.simd * 8, design.stream_bits)
-    act_buf = _bram_blocks(width, math.ceil(design.max_k * design.vectors * 8 / width))
+    held = math.ceil(design.vectors / v)
+    act_buf = v * _bram_blocks(width, math.ceil(design.max_k * held * 8 / width))
     bram = act_buf + c.engine_bram36
     dsp = design.pe * p.block_scale_dsp_per_pe
     per_engine = Resources(lut, ff, bram, 0, dsp)
@@ -281,6 +289,8 @@ def synthesized_engine(design: EngineDesign, c: CostConstants) -> Resources | No
     fab = c.fabric
     if fab is None:
         return None
+    if design.rtl == "ternary_gemv" and design.vectors_per_clock > 1:
+        return None  # our RTL is synthesized at one vector a clock: the V-lane estimate applies
     rel = fab.relation
     if design.rtl != "ternary_gemv":
         rtl = fab.engine_rtl(design.rtl)

@@ -11,7 +11,9 @@ of one layer run on an engine, before it becomes a log entry.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +48,8 @@ def predict_cycles(meas: Measurement, c: CostConstants) -> int:
     """The model's stall-free busy cycles for one measured call."""
     d = meas.design
     return engine_cycles(math.ceil(meas.n / d.engines), meas.k, meas.m, d.pe, d.simd,
-                         d.vectors, d.stream_bits // 8, round(c.pipeline_latency_cycles))
+                         d.vectors, d.stream_bits // 8, round(c.pipeline_latency_cycles),
+                         d.vectors_per_clock)
 
 
 def _covariance(res, nparams: int) -> tuple[list[float | None], np.ndarray | None]:
@@ -153,12 +156,29 @@ def _where(log, e) -> str:
     return f"{log.path or 'log'}: entries ({e.id})"
 
 
+#: The running fit's progress: [evaluations, callback, last report time] (None: no one asked).
+_PROGRESS: ContextVar[list | None] = ContextVar("dse_fit_progress", default=None)
+
+
+def _tick() -> None:
+    """Count one evaluation of the model over the log; report at most five times a second."""
+    state = _PROGRESS.get()
+    if state is None:
+        return
+    state[0] += 1
+    now = time.monotonic()
+    if now - state[2] >= 0.2:
+        state[2] = now
+        state[1](state[0], 0)
+
+
 def _residual_fn(log, entries, wl, board, c, params):
     from dse.model.predict import measured_s, predict
 
     meas = [measured_s(e, log.path) for e in entries]
 
     def residuals(x: np.ndarray) -> np.ndarray:
+        _tick()
         b, cc = apply_params(board, c, dict(zip(params, x, strict=True)))
         memo: dict = {}  # these parameters' calls and projections, shared by the entries
         r = []
@@ -389,13 +409,25 @@ def _least_squares(log, entries, wl, board, c, allowed, probed: _Probed | None =
     return fitted, float(res.cost), str(res.message), covariance
 
 
-def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True) -> LogFit:
+def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True,
+            progress=None) -> LogFit:
     """Fit the model's free parameters to a measurement log (pure; see dse.model.predict).
 
     Entries the model prices and that are marked ``fit`` are fitted; priced entries with
     ``fit: false`` are checked only; entries with parts (``part_of``) are composed from their
     parts, modelled where priced and measured where not, with the measured fraction stated.
+    ``progress(evaluations, 0)`` is told, a few times a second, how many times the model has
+    been evaluated over the log (the fit, the held-out and leave-one-out refits).
     """
+    token = _PROGRESS.set([0, progress, time.monotonic()]) if progress else None
+    try:
+        return _fit_log(log, wl, board, c, held_out)
+    finally:
+        if token is not None:
+            _PROGRESS.reset(token)
+
+
+def _fit_log(log, wl, board: Board, c: CostConstants, held_out: bool) -> LogFit:
     from dse.model.predict import in_unit, predict
 
     allowed = source_params(log.config.backend)

@@ -39,16 +39,19 @@ UNITS: dict[str, tuple[str, float]] = {
 }
 DEVICES = ("pl", "ps", "board")
 SPANS = ("wall", "busy")
-CONFIG_KEYS = ("board", "backend", "engine", "glue", "bitstream", "bitstream_sha256",
+CONFIG_KEYS = ("board", "backend", "engine", "glue", "head", "bitstream", "bitstream_sha256",
                "pl_clock_mhz", "ps_clock_mhz", "ddr_transfer_rate_mts", "threads", "runtime",
                "ps_runtime", "kv_dtype", "model", "notes")
+#: Where the design runs the output head: on the PS, or two-stage (a ternary copy through the
+#: engines, the top-K rescored on the PS).
+HEADS = ("cpu", "two-stage")
 #: dse's PS runtimes a run's software may correspond to: it decides what launching an engine
 #: call costs (a C driver under ``native``, the Python PYNQ one otherwise).
 PS_RUNTIMES = RUNTIMES
 #: Where a log's measurements came from; a sim log's times are partly the model's own.
 BACKENDS = ("sim", "pynq", "board", "paper")
 ENGINE_KEYS = ("pe", "simd", "packing", "engines", "clock_mhz", "vectors", "stream_bits",
-               "max_k")
+               "max_k", "vectors_per_clock")
 _INT_FIELDS = ("n", "k", "m", "context", "calls", "weight_bytes", "bytes", "busy_cycles",
                "stall_cycles", "repeats")
 #: The largest each integer field may be: a matrix dimension, a count of tokens, calls,
@@ -69,7 +72,7 @@ KIND_DIMENSIONS = {"call": ("time", "cycles"), "layer": ("time", "cycles"),
 #: How far the parts of an entry may sum past it (a published split's rounding).
 PARTS_TOLERANCE = 0.02
 ENTRY_KEYS = ("id", "kind", "what", "value", "unit", "range", "per", "device", "span",
-              "part_of", "fit", "config", "source", "note", "spread", *_INT_FIELDS)
+              "part_of", "fit", "config", "source", "note", "spread", "prompts", *_INT_FIELDS)
 TOP_KEYS = ("format", "version", "title", "created", "config", "source", "entries")
 
 
@@ -100,6 +103,8 @@ class LogConfig:
     engine: dict[str, Any] | None = None
     #: The design's FFN glue unit in the PL, as stated: {passes, cycles_per_elem}.
     glue: dict[str, Any] | None = None
+    #: Where the design runs the output head (``HEADS``; None: on the PS).
+    head: str | None = None
     bitstream: str | None = None
     bitstream_sha256: str | None = None
     pl_clock_mhz: float | None = None
@@ -136,6 +141,8 @@ class LogEntry:
     range: tuple[float, float] | None = None
     spread: float | None = None
     ints: dict[str, int] = field(default_factory=dict)
+    #: The prompt lengths a prompt rate is over (its runs' prompts, in tokens).
+    prompts: tuple[int, ...] = ()
 
     @property
     def dimension(self) -> str:
@@ -182,7 +189,7 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
         raise located(path, f"{where}.{unknown[0]}", "one of " + ", ".join(CONFIG_KEYS))
     merged: dict[str, Any] = {} if base is None else {k: getattr(base, k) for k in CONFIG_KEYS}
     for key in ("board", "backend", "bitstream", "bitstream_sha256", "runtime", "ps_runtime",
-                "kv_dtype", "model", "notes"):
+                "kv_dtype", "model", "notes", "head"):
         if key in data:
             optional = key not in ("board", "backend")
             if data[key] is None and optional:
@@ -208,6 +215,9 @@ def _config(data: Any, path: str, where: str, base: LogConfig | None) -> LogConf
         merged["engine"] = _engine(data["engine"], path, f"{where}.engine")
     if "glue" in data:
         merged["glue"] = _glue(data["glue"], path, f"{where}.glue")
+    if merged.get("head") not in (None, *HEADS):
+        raise located(path, f"{where}.head", "one of " + ", ".join(HEADS) + " (where the "
+                      "design runs the output head)", merged["head"])
     if merged.get("ps_runtime") not in (None, *PS_RUNTIMES):
         raise located(path, f"{where}.ps_runtime", "one of " + ", ".join(PS_RUNTIMES)
                       + " (the dse runtime the run's PS software is: a C runtime is native)",
@@ -261,7 +271,7 @@ def _engine(v: Any, path: str, where: str) -> dict[str, Any] | None:
 #: engines) is refused here, before any cost is summed engine by engine.
 _ENGINE_QUANTITY = {"pe": "lanes", "simd": "lanes", "engines": "engines",
                     "clock_mhz": "pl_clock_mhz", "vectors": "lanes", "stream_bits": "lanes",
-                    "max_k": "dimension"}
+                    "max_k": "dimension", "vectors_per_clock": "lanes"}
 
 
 def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEntry:
@@ -313,6 +323,11 @@ def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEnt
                 raise located(path, f"{where}: {key}", f"an integer from {low} to "
                               f"{INT_LIMITS[key]:,}", x)
             ints[key] = x
+    prompts = data.get("prompts", [])
+    if not (isinstance(prompts, list) and all(isinstance(x, int) and not isinstance(x, bool)
+                                              and x >= 1 for x in prompts)):
+        raise located(path, f"{where}: prompts", "a list of prompt lengths (integers >= 1)",
+                      prompts)
     spread = data.get("spread")
     if spread is not None and not (_is_num(spread) and math.isfinite(spread)
                                    and 0 <= spread <= hi):
@@ -337,7 +352,7 @@ def _entry(data: Any, i: int, path: str, base: LogConfig, source: str) -> LogEnt
         source=src, config=cfg, device=data.get("device", "pl"), span=data.get("span", "wall"),
         per=data.get("per"), part_of=data.get("part_of"), fit=data.get("fit", True),
         note=data.get("note", ""), range=rng,
-        spread=None if spread is None else float(spread), ints=ints)
+        spread=None if spread is None else float(spread), ints=ints, prompts=tuple(prompts))
 
 
 def log_from_dict(data: Any, path: str, sha256: str = "") -> MeasurementLog:
@@ -438,6 +453,8 @@ def entry_to_dict(e: LogEntry, base: LogConfig | None = None) -> dict[str, Any]:
     if e.spread is not None:
         out["spread"] = e.spread
     out.update(e.ints)
+    if e.prompts:
+        out["prompts"] = list(e.prompts)
     for key, default in (("device", "pl"), ("span", "wall"), ("per", None), ("part_of", None),
                          ("fit", True), ("note", "")):
         if getattr(e, key) != default:

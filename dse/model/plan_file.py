@@ -22,6 +22,8 @@ silently project a plan offloading less than intended.
                                                  # max_positions, latency_cycles (omitted:
                                                  # the engine template's default build)
     kv_dtype: int8                               # optional: the KV cache the plan keeps
+    prompt_group: 4                              # optional: prompt positions per forward
+                                                 # (at most engine.vectors; default: it)
     scenario: {context_tokens: 65}               # optional: the scenario the plan's figures
                                                  # hold for (context_tokens, prompt_tokens,
                                                  # sequences, phase), dse project's defaults
@@ -47,7 +49,7 @@ from dse.schema import MAX_COUNT, QUANTITIES, check_quantity
 
 #: A plan's own fields; each registered PL unit kind adds its key (``top_keys``).
 PLAN_KEYS = ("name", "engine", "offload", "resident", "fuse", "note", "runtime", "head_top_k",
-             "kv_dtype", "scenario")
+             "kv_dtype", "prompt_group", "scenario")
 #: What a plan's ``scenario:`` may set.
 SCENARIO_KEYS = ("context_tokens", "prompt_tokens", "sequences", "phase")
 
@@ -183,8 +185,18 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>",
     kv = data.get("kv_dtype")
     if kv is not None and (not isinstance(kv, str) or kv not in KV_DTYPES):
         raise located(path, "kv_dtype", f"one of {', '.join(KV_DTYPES)}", kv)
+    group = data.get("prompt_group")
+    if group is not None and not (_is_int(group) and 1 <= group <= design.vectors):
+        raise located(path, "prompt_group", f"an integer from 1 to engine.vectors "
+                      f"({design.vectors}: a prompt group is at most the vectors the engine "
+                      f"holds per weight pass)", group)
+    if template is not None and design.vectors_per_clock not in template.vpc_values:
+        raise located(path, "engine.vectors_per_clock", f"one of "
+                      f"{', '.join(map(str, template.vpc_values))} (the vectors per clock the "
+                      f"engine template builds, {template.path or 'its parameters.vpc'})",
+                      design.vectors_per_clock)
     return Plan(name, design, frozenset(offload), frozenset(resident), fuse, note, runtime,
-                top_k, units, kv)
+                top_k, units, kv, group)
 
 
 def scenario_from_mapping(data: object, path: str | Path = "<plan>") -> dict:

@@ -10,9 +10,11 @@ runtime), the FFN glue unit through its PL unit (``units.glue.glue_work``) where
 states one;
 phases (a DDR read test, the PS's read bandwidth) through the board's roofline figures; a
 two-stage head's sync + top-K and rescore through ``cpu.head_stage2`` and the stage-1 call's
-hand-off, the glue unit's shift scan through ``units.glue.scan_work``. What the model cannot
-price yet (power, a prefill token of the published design) comes back as
-``Prediction(None, why)``: reported, never dropped, never faked. New
+hand-off, the glue unit's shift scan through ``units.glue.scan_work``; a prompt rate of a
+design that drives engines (a phase ``prefill`` entry with the runs' ``prompts`` and its group
+``m``) through ``dse.model.prompt`` (each prompt in groups, to its first token), on the
+plan the log's configuration describes (``entry_plan``). What the model cannot price yet
+(power) comes back as ``Prediction(None, why)``: reported, never dropped, never faked. New
 devices add predictors here, entry kind by kind.
 
 Times are compared, whatever the entry's unit: a rate (tok/s) is one over a time, a
@@ -357,7 +359,7 @@ def _call(e: LogEntry, board: Board, c: CostConstants, where: str, span: str | N
     if e.get("busy_cycles") is not None and e.get("stall_cycles") is not None:
         rows = math.ceil(n / design.engines)
         model = (engine_cycles(rows, k, m, design.pe, design.simd, design.vectors,
-                               design.stream_bits // 8, 0)
+                               design.stream_bits // 8, 0, design.vectors_per_clock)
                  + math.ceil(m / design.vectors) * c.pipeline_latency_cycles)
         free = (float(model), float(max(1, e.get("busy_cycles") - e.get("stall_cycles"))))
     return Prediction(per, free_cycles=free)
@@ -379,7 +381,49 @@ def _phase(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str
     runtime = (e.config.runtime or "").lower()
     if e.what in ("decode", "prefill") and runtime.startswith("bitnet.cpp"):
         return _cpu_only(e, wl, board, c, where, memo)
+    if e.what == "prefill" and e.config.engine and e.prompts:
+        return _prompt_rate(e, wl, board, c, where, memo)
     return not_priced(f"phase {e.what!r} on runtime {e.config.runtime or '?'}")
+
+
+def entry_plan(e: LogEntry, wl: Workload, where: str):
+    """The plan an entry's configuration describes: every ternary Linear on its engine (q/k/v
+    and gate/up fused), the head two-stage on the engines where ``config.head`` says so, its
+    glue unit where it states one, the ``native`` runtime, the entry's prompt group (``m``)."""
+    from dse.model.project import Plan
+
+    design = entry_design(e, where)
+    head = e.config.head == "two-stage"
+    offload = frozenset(la.name for la in wl.layers if la.ternary or head)
+    glue = _glue(e)
+    m = e.get("m") or design.vectors
+    if m > design.vectors:
+        raise DseError(f"{where}: entries ({e.id}): m: expected a prompt group of at most "
+                       f"config.engine.vectors ({design.vectors}), got {m}")
+    return Plan(f"log {e.id}", design, offload, runtime="native",
+                units=() if glue is None else (glue,), prompt_group=m)
+
+
+def _prompt_rate(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,
+                 memo: dict | None = None) -> Prediction:
+    """A prompt rate over the entry's runs (``prompts``): each prompt in groups of ``m``
+    positions to its first token (``dse.model.prompt``), the rate their tokens over their
+    summed times, as the published runtime reports it; seconds per prompt token."""
+    from dse.model.prompt import prompt_scenarios
+
+    plan = entry_plan(e, wl, where)
+    kv = e.config.kv_dtype or "fp16"
+    total_s = 0.0
+    for prompt in e.prompts:
+        if prompt > wl.config.max_positions:
+            raise DseError(f"{where}: entries ({e.id}): prompts: expected prompts of at most "
+                           f"{wl.config.max_positions} tokens (the model's context), got "
+                           f"{prompt}")
+        for sc, w in prompt_scenarios(prompt, plan.prompt_group, kv_dtype=kv,
+                                      threads=e.config.threads):
+            if w:
+                total_s += w * _project(e, wl, plan, board, c, sc, where, memo).plan_ms * 1e-3
+    return Prediction(total_s / sum(e.prompts))
 
 
 def _cpu_only(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,

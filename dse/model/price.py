@@ -80,8 +80,10 @@ class PsPrices:
     """What the PS costs under one runtime for one scenario, before any design: each group's
     Linears on the CPU (``linears`` per layer, ``cpu`` per group), each activation
     quantization instance (``quant``, an instance of the op ``quant_role`` names) and the
-    groups it ``feeds``, the runtime's launch of one accelerator call, and every other operator
-    priced whole (``ops``, in the forward's order, the quantization classes among them)."""
+    groups it ``feeds``, the runtime's launch of one accelerator call, every other operator
+    priced whole (``ops``, in the forward's order, the quantization classes among them), and
+    the groups that do no work in the scenario (``idle``: the head of a forward without
+    logits; no call, no launch, wherever they are placed)."""
 
     runtime: str
     groups: tuple[Group, ...]
@@ -93,6 +95,7 @@ class PsPrices:
     quant_always: bool
     launch: np.ndarray
     ops: tuple[OpProjection, ...]
+    idle: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -250,8 +253,10 @@ def price_table(ps: PsPrices, fx: Fixed, stream: np.ndarray, resident: np.ndarra
                 ) -> PriceTable:
     """Assemble the table: ``stream`` / ``resident`` are each group's engine call without the
     runtime's launch (``call_work`` of ``call_cost`` at launch 0) plus what it adds on the PS;
-    the launch is the runtime's, added here once per call."""
-    stream = stream + ps.launch
-    resident = (np.full_like(stream, np.inf) if resident is None else resident + ps.launch)
+    the launch is the runtime's, added here once per call (not to an idle group's: it makes
+    no call)."""
+    launch = ps.launch if ps.idle is None else np.where(ps.idle[:, None], 0.0, ps.launch)
+    stream = stream + launch
+    resident = (np.full_like(stream, np.inf) if resident is None else resident + launch)
     return PriceTable(ps.groups, ps.cpu, stream, resident, fx.quant, ps.feeds,
                       ps.quant_always, fx.row, fx.required, fx.quant_group, fx.quant_fixed)

@@ -94,7 +94,7 @@ COMPONENTS = ("ternary_pl", "ternary_cpu", "head", "attention", "norms_quant_rop
 ITEMS = {"weight_stream": "ternary_pl", "head_stream": "head", "head_topk": "head",
          "head_rescore": "head", "activation_loads": "handoff", "run_overhead": "handoff",
          "sums_readout": "handoff", "rescale": "handoff", "ffn_glue": "elementwise",
-         "shift_scan": "elementwise"}
+         "shift_scan": "elementwise", "ffn_scale": "elementwise"}
 
 
 def call_items(cc: CallCost, head: bool) -> dict[str, float]:
@@ -148,6 +148,9 @@ class Plan:
     #: The KV-cache element type the plan keeps (None: the scenario's); the search chooses
     #: it among the formats the objective allows.
     kv_dtype: str | None = None
+    #: Positions of a prompt per forward, at most the engine's VMAX (None: VMAX); the search
+    #: chooses it with the engine (``dse.model.prompt``).
+    prompt_group: int | None = None
 
     def __post_init__(self) -> None:
         kinds = [u.kind for u in self.units]
@@ -476,14 +479,24 @@ def cpus(wl: Workload, board: Board, scenario: Scenario) -> tuple[CpuSpec, CpuSp
 
 def _linear_m(layer: Layer, scenario: Scenario) -> int:
     """Tokens a Linear sees per forward: the head only scores the last token of each
-    sequence (llama.cpp and transformers' generate compute no other logits)."""
-    return scenario.sequences if not layer.ternary else scenario.m * scenario.sequences
+    sequence (llama.cpp and transformers' generate compute no other logits), and none in a
+    forward without logits (a prompt group before the last)."""
+    if not layer.ternary:
+        return scenario.sequences if scenario.logits else 0
+    return scenario.m * scenario.sequences
+
+
+def idle_groups(groups, scenario: Scenario) -> np.ndarray:
+    """Which groups do no work in the scenario: the head in a forward without logits."""
+    return np.array([not g.ternary and not scenario.logits for g in groups], dtype=bool)
 
 
 def layer_cpu(wl: Workload, layer: Layer, runtime: str, scenario: Scenario, host: CpuSpec,
               cpu: CpuSpec, threads: int, c: CostConstants) -> Work:
     """One Linear on the CPU under ``runtime``: its time, busy cores and weight bytes."""
     m = _linear_m(layer, scenario)
+    if m == 0:
+        return Work()
     if runtime == "torch":
         t = torch_linear_s(layer.host_call_ms, layer.n, layer.k, m, host, cpu, wl.dtype_bytes, c)
         return Work(t, t * threads, float(layer.weights * wl.dtype_bytes))
@@ -505,36 +518,77 @@ def call_work(cc: CallCost) -> Work:
                 max(cc.compute_s, cc.ddr_s, cc.link_s))
 
 
-def _op_m(op: Op, scenario: Scenario) -> tuple[int, int, int]:
-    """(tokens, context, repeats) an operator runs with: attention per sequence, its own
-    cache; sampling once per sequence; the rest over every token of the forward."""
-    if op.kind in ("rope", "kv_write", "attn_score", "softmax", "attn_v"):
-        return scenario.m, scenario.context_tokens, scenario.sequences
+#: Operators each sequence of a round runs over its own KV cache, at its own context.
+PER_SEQUENCE = ("rope", "kv_write", "attn_score", "softmax", "attn_v")
+#: Operators only a forward that computes logits runs: the final norm and the sampling.
+LOGITS_ROLES = ("norm", "sample")
+
+
+def _op_m(op: Op, scenario: Scenario, per_vector: bool = False
+          ) -> tuple[tuple[int, int, int], ...]:
+    """(tokens, context, repeats) an operator runs with, one triple per distinct context:
+    attention per sequence over its own cache (each sequence of the round at its own
+    context); sampling once per sequence; the rest over every token of the forward; nothing
+    for the final norm and the sampling of a forward without logits.
+
+    ``per_vector``: each vector of the forward (each sequence of a round, each position of a
+    prompt group) runs its operators on its own, as one token would: a runtime that drives
+    the engines does the PS's work vector by vector between the engine calls (the published
+    bitnet-kv260 runtime's forward_slots: per slot its norms, quantization, RoPE and attention
+    at its own position, then one engine call for every slot), where a CPU-only runtime
+    (ggml) splits a batch's rows over its threads."""
+    if op.role in LOGITS_ROLES and not scenario.logits:
+        return ()
+    m = scenario.m
+    if op.kind in PER_SEQUENCE:
+        if per_vector and m > 1:  # each position of the group at its own context
+            return tuple((1, ctx - j, n) for ctx, n in scenario.context_counts()
+                         for j in range(m))
+        return tuple((m, ctx, n) for ctx, n in scenario.context_counts())
     if op.kind == "sample":
-        return scenario.sequences, scenario.sequences, 1
-    m = scenario.m * scenario.sequences
-    return m, max(m, scenario.context_tokens), 1
+        if per_vector:
+            return ((1, 1, scenario.sequences),)
+        return ((scenario.sequences, scenario.sequences, 1),)
+    tokens = m * scenario.sequences
+    if per_vector:
+        return ((1, scenario.context_tokens, tokens),)
+    return ((tokens, max(tokens, scenario.context_tokens), 1),)
+
+
+def _no_logits(op: Op) -> OpProjection:
+    """An operator a forward without logits does not run (zero time, said so)."""
+    return OpProjection(op.role, op.kind, op.count, "ps", 0.0, "none",
+                        msg("basis.no_logits", "not run: this forward computes no logits (a "
+                            "prompt group before the last)"), COMPONENT[op.kind], Work())
 
 
 def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu: CpuSpec,
-             threads: int, c: CostConstants) -> tuple[OpProjection, ...]:
+             threads: int, c: CostConstants, per_vector: bool = False
+             ) -> tuple[OpProjection, ...]:
     """Every non-Linear operator on the CPU under ``runtime``, ms per forward.
 
     Quantization ops are priced whole here; ``project`` keeps the share whose consumer
     needs it (all under ``native``; under ``torch`` only inputs of offloaded Linears, since
-    the profiled PyTorch Linears take float inputs).
+    the profiled PyTorch Linears take float inputs). ``per_vector`` (``native`` only): each
+    vector's operators on their own (``_op_m``).
     """
     kvb = kv_bytes(scenario.kv_dtype, "kv_dtype")
     act_bytes = float(wl.dtype_bytes)
     out: list[OpProjection] = []
     if runtime == "native":
         for op in wl.ops:
-            m, ctx, rep = _op_m(op, scenario)
-            oc = native_op(op, m, ctx, cpu, threads, scenario.kv_dtype, kvb, c)
-            t = oc.time_s * rep
+            runs = _op_m(op, scenario, per_vector)
+            if not runs:
+                out.append(_no_logits(op))
+                continue
+            t = core_s = ddr = 0.0
+            for m, ctx, rep in runs:
+                oc = native_op(op, m, ctx, cpu, threads, scenario.kv_dtype, kvb, c)
+                t += oc.time_s * rep
+                core_s += oc.time_s * rep * oc.cores
+                ddr += oc.ddr_bytes * rep
             out.append(OpProjection(op.role, op.kind, op.count, "ps", t * 1e3, oc.bound,
-                                    oc.basis, COMPONENT[op.kind],
-                                    Work(t, t * oc.cores, oc.ddr_bytes * rep)))
+                                    oc.basis, COMPONENT[op.kind], Work(t, core_s, ddr)))
         return tuple(out)
     phase = "prefill" if scenario.phase == "prefill" else "decode"
     groups: dict[str, list[Op]] = {}
@@ -546,31 +600,40 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
         meas = None
         if ops[0].measured_as == key:
             meas = wl.measured_op(key, phase) or wl.measured_op(key, "decode")
-        m, ctx, rep = _op_m(ops[0], scenario)
-        oc = torch_ops(tuple(ops), m, ctx, host, cpu, act_bytes, kvb, meas, c)
-        # A module covering several operators: split its time by their roofline shares.
-        shares = [max(op_flops(op, m, ctx) / (cpu.peak_fp32_gflops * 1e9),
-                      op_bytes(op, m, ctx, act_bytes, kvb).total / cpu.bytes_per_s)
-                  for op in ops]
-        total = sum(shares) or 1.0
-        for op, s in zip(ops, shares, strict=True):
-            frac = s / total if len(ops) > 1 else 1.0
-            t = oc.time_s * rep * frac
+        runs = _op_m(ops[0], scenario)
+        if not runs:
+            out += [_no_logits(op) for op in ops]
+            continue
+        times = [0.0] * len(ops)
+        ddrs = [0.0] * len(ops)
+        for m, ctx, rep in runs:
+            oc = torch_ops(tuple(ops), m, ctx, host, cpu, act_bytes, kvb, meas, c)
+            # A module covering several operators: split its time by their roofline shares.
+            shares = [max(op_flops(op, m, ctx) / (cpu.peak_fp32_gflops * 1e9),
+                          op_bytes(op, m, ctx, act_bytes, kvb).total / cpu.bytes_per_s)
+                      for op in ops]
+            total = sum(shares) or 1.0
+            for i, share in enumerate(shares):
+                frac = share / total if len(ops) > 1 else 1.0
+                times[i] += oc.time_s * rep * frac
+                ddrs[i] += oc.ddr_bytes * rep * frac
+        for op, t, ddr in zip(ops, times, ddrs, strict=True):
             out.append(OpProjection(op.role, op.kind, op.count, "ps", t * 1e3, oc.bound,
-                                    oc.basis, COMPONENT[op.kind],
-                                    Work(t, t * oc.cores, oc.ddr_bytes * rep * frac)))
+                                    oc.basis, COMPONENT[op.kind], Work(t, t * oc.cores, ddr)))
     return tuple(out)
 
 
 def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
               host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
-              linears: bool = True) -> PsPrices:
+              linears: bool = True, engines: bool = False) -> PsPrices:
     """The PS side of the price table (``dse.model.price.PsPrices``) for ``groups``: each
     group's Linears on the CPU under ``runtime`` (zero with ``linears`` False: for a caller
     that needs only the operators), each quantization instance (one per layer of each
     quantization op; the op's time split evenly) with the groups it feeds, the runtime's
-    launch, and every other operator priced whole (``op_costs``)."""
-    ops = op_costs(wl, runtime, scenario, host, cpu, threads, c)
+    launch, and every other operator priced whole (``op_costs``; ``engines``: the runtime
+    drives engines, so a native runtime does each vector's operators on their own)."""
+    ops = op_costs(wl, runtime, scenario, host, cpu, threads, c,
+                   per_vector=engines and runtime == "native")
     priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
 
     def linear(layer: Layer) -> Work:
@@ -606,7 +669,8 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
     launch_s = launch_us(board, c, runtime) * 1e-6
     return PsPrices(runtime, groups, per_layer, cpu_rows,
                     np.array(quant).reshape(len(quant), 4), tuple(roles), feeds,
-                    runtime == "native", np.array([launch_s, launch_s, 0.0, 0.0]), ops)
+                    runtime == "native", np.array([launch_s, launch_s, 0.0, 0.0]), ops,
+                    idle_groups(groups, scenario))
 
 
 # -- memory ----------------------------------------------------------------------------------
@@ -651,8 +715,7 @@ def memory_bytes(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario)
                                   wl.dtype_bytes) for layer in wl.layers)
     head_on_fpga = any(not layer.ternary and layer.name in plan.offload for layer in wl.layers)
     total += embedding_bytes(wl, plan.runtime, head_on_fpga, design)
-    total += wl.config.kv_bytes_per_token(kv_bytes(scenario.kv_dtype)) * (
-        scenario.context_tokens * scenario.sequences)
+    total += wl.config.kv_bytes_per_token(kv_bytes(scenario.kv_dtype)) * scenario.cached_tokens
     return int(total + ctx.constants.runtime_bytes)
 
 
@@ -707,7 +770,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     call_groups = group_layers(offloaded, plan.fuse)
     groups = call_groups + tuple(Group(layer.name, (layer,)) for layer in wl.layers
                                  if layer.name not in plan.offload)
-    ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c)
+    ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c,
+                   engines=bool(offloaded))
     env = UnitEnv(wl, design.clock_mhz, design.engines, board, c, scenario, plan.runtime, cpu,
                   threads)
     fx = fixed_side(ps, plan.units, env)
@@ -717,7 +781,11 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     stage2: dict[str, Work] = {}
     # a call shape is priced once (a forward repeats a few shapes layer after layer)
     shapes: dict[tuple, tuple[np.ndarray, CallCost]] = {}
+    idle = ps.idle
     for i, g in enumerate(call_groups):
+        if idle[i]:  # the head of a forward without logits: no call at all
+            stream[i] = 0.0
+            continue
         streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
                        for layer in g.layers)
         dense = None if g.ternary else design.head
@@ -761,7 +829,8 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                                cpu, threads, c)
         add_item("head_topk", sel.time_s * 1e3)
         add_item("head_rescore", res.time_s * 1e3)
-    call_of = {layer.name: g.key for g in call_groups for layer in g.layers}
+    call_of = {layer.name: g.key for g in call_groups for layer in g.layers
+               if g.key in calls}
     cpu_work = {layer.name: w for g, ws in zip(groups, ps.linears, strict=True)
                 for layer, w in zip(g.layers, ws, strict=True)}
     rows = []
@@ -778,6 +847,9 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                                         cpu_ms, (call.time_s * layer.n / call.n
                                                  + extra.time_s) * 1e3, key, call.bound,
                                         work=extra))
+        elif layer.name in plan.offload:  # offloaded, no call in this forward (no logits)
+            rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, "fpga",
+                                        cpu_ms, 0.0))
         else:
             part = "ternary_cpu" if layer.ternary else "head"
             comp[part] += cpu_ms
@@ -866,7 +938,7 @@ def operator_components(wl: Workload, plan: Plan, ctx: CostContext, scenario: Sc
     host, cpu, threads = cpus(wl, board, scenario)
     call_groups = group_layers([la for la in wl.layers if la.name in plan.offload], plan.fuse)
     ps = ps_prices(wl, plan.runtime, scenario, call_groups, host, cpu, threads, board, c,
-                   linears=False)
+                   linears=False, engines=bool(call_groups))
     env = UnitEnv(wl, plan.design.clock_mhz, plan.design.engines, board, c, scenario,
                   plan.runtime, cpu, threads)
     fx = fixed_side(ps, plan.units, env)
@@ -915,9 +987,24 @@ def _notes(wl: Workload, plan: Plan, scenario: Scenario) -> tuple[str, ...]:
              + f", context {scenario.context_tokens} tokens, {scenario.sequences} sequence(s)"]
     if scenario.phase == "prefill":
         notes.append(f"prefill of {scenario.m} tokens: attention over {scenario.m} x "
-                     f"{scenario.context_tokens} causal pairs; the head scores only the last "
-                     f"token; PyTorch Linears take max(measured per-call time, GEMM at "
-                     f"host_gemm_efficiency of peak)")
+                     f"{scenario.context_tokens} causal pairs"
+                     + ("; the head scores only the last token" if scenario.logits else
+                        "; no logits (a prompt group before the last: no head, no sampling)")
+                     + "; PyTorch Linears take max(measured per-call time, GEMM at "
+                     "host_gemm_efficiency of peak)")
+    vectors = scenario.m * scenario.sequences
+    if vectors > 1 and plan.offload:
+        d = plan.design
+        notes.append(
+            f"{vectors} vectors a forward: {math.ceil(vectors / d.vectors)} weight pass(es) "
+            f"of up to {d.vectors}, ceil(vectors/{d.vectors_per_clock}) clocks a weight beat "
+            f"(or the DDR bound); "
+            + ("each vector's PS operators run on their own, between the engine calls, "
+               if plan.runtime == "native" else "the PS's operators batched (PyTorch), ")
+            + "each sequence's attention at its own context, and each vector's "
+            "results are read out and gathered from the pass; PS and PL work do not overlap "
+            "(the published runtime's forward_slots, runtime/bitnet_kria.c), but for the glue "
+            "unit's FFN scale, beside its passes only at one vector a forward")
     return tuple(notes)
 
 

@@ -1,16 +1,16 @@
 """The engine template: what the shipped overlay (overlays/rtl + overlays/vivado) can build.
 
-``overlays/ternary_gemv.yaml`` is the one home of the overlay's build rules (parameter
-ranges, packing codes and widths, the DMA's stream widths, the pipeline latency, vectors per
-clock, how many engines on which HP ports, clock limit, and one optional section per PL unit
-kind the overlay can add, e.g. ``attention:`` for kv_attn: its parameters, latency, how many
-and how they are attached). This module turns it into a frozen ``EngineTemplate`` (each unit
-section parsed by its kind, ``dse.model.units``; ``.unit_section(kind)`` is None when absent)
-with a strict loader (one-line errors naming the file and the field), and
-answers the questions the search, the register map, the simulator and the Vivado flow ask of
-it: which (PE, SIMD) a packing can build, how wide its stream is, and which rule a given
-design breaks. Everything except ``load_template``/``shipped_template`` is pure: callers load
-the template at the edge and pass it down.
+``overlays/ternary_gemv.yaml`` is the one home of the overlay's build rules (parameter ranges,
+packing codes and widths, the DMA's stream widths, the pipeline latency, the vectors per clock
+it builds (VPC), how many engines on which HP ports, clock limit, and one optional section per
+PL unit kind the overlay can add, e.g. ``attention:`` for kv_attn: its parameters, latency, how
+many and how they are attached). This module turns it into a frozen ``EngineTemplate`` (each
+unit section parsed by its kind, ``dse.model.units``; ``.unit_section(kind)`` is None when
+absent) with a strict loader (one-line errors naming the file and the field), and answers the
+questions the search, the register map, the simulator and the Vivado flow ask of it: which (PE,
+SIMD) a packing can build, how wide its stream is, and which rule a given design breaks.
+Everything except ``load_template``/``shipped_template`` is pure: callers load the template at
+the edge and pass it down.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ class EngineTemplate:
     simd_range: tuple[int, int]
     vmax_range: tuple[int, int]
     kmax_range: tuple[int, int]
+    #: Vectors answered per clock the RTL builds (its VPC parameter).
+    vpc_values: tuple[int, ...]
     packings: tuple[TemplatePacking, ...]
     dma_stream_bits: tuple[int, ...]
     dma_length_bits: int
     latency_cycles: int
-    vectors_per_clock: int
     out_depth: int
     max_engines: int
     hp_ports: tuple[tuple[str, tuple[str, ...]], ...]
@@ -121,6 +122,11 @@ class EngineTemplate:
                     out.append((pe, simd))
         return out
 
+    def vpc_for(self, pe: int) -> tuple[int, ...]:
+        """The VPCs the template builds beside PE: the 32*PE*VPC-bit result beat must be a DMA
+        width."""
+        return tuple(v for v in self.vpc_values if 32 * pe * v in self.dma_stream_bits)
+
     def clock_limit_mhz(self, board_max_mhz: float) -> float:
         return min(self.max_clock_mhz, board_max_mhz)
 
@@ -163,9 +169,17 @@ class EngineTemplate:
         klo, khi = self.kmax_range
         if not klo <= max_k <= khi:
             out.append(f"max_k={max_k}: KMAX is {klo}..{khi}")
-        if vectors_per_clock is not None and vectors_per_clock != self.vectors_per_clock:
-            out.append(f"vectors_per_clock={vectors_per_clock}: the RTL answers "
-                       f"{self.vectors_per_clock} vector per clock")
+        if vectors_per_clock is not None:
+            v = vectors_per_clock
+            if v not in self.vpc_values:
+                out.append(f"vectors_per_clock={v}: the RTL answers "
+                           f"{' or '.join(map(str, self.vpc_values))} vectors per clock (VPC)")
+            elif 32 * pe * v not in self.dma_stream_bits:
+                out.append(f"vectors_per_clock={v}: the result beat 32*PE*VPC = {32 * pe * v} "
+                           f"bits is not a DMA width "
+                           f"({', '.join(map(str, self.dma_stream_bits))})")
+            elif v > vectors:
+                out.append(f"vectors_per_clock={v}: VPC must be at most VMAX ({vectors})")
         cap = self.max_engines
         why = f"the flow builds at most {self.max_engines}"
         if family is not None:
@@ -238,12 +252,15 @@ def template_from_mapping(data: object, path: str | Path = "<template>") -> Engi
     for key in ("name", "vlnv"):
         if not isinstance(top[key], str) or not top[key]:
             raise located(path, key, "a non-empty string", top[key])
-    params = _mapping(top["parameters"], path, "parameters", ("pe", "simd", "vmax", "kmax"))
+    params = _mapping(top["parameters"], path, "parameters",
+                      ("pe", "simd", "vmax", "kmax", "vpc"))
     pe = _int_list(_mapping(params["pe"], path, "parameters.pe", ("values",))["values"],
                    path, "parameters.pe.values")
     simd = _range(params["simd"], path, "parameters.simd")
     vmax = _range(params["vmax"], path, "parameters.vmax")
     kmax = _range(params["kmax"], path, "parameters.kmax")
+    vpc = _int_list(_mapping(params["vpc"], path, "parameters.vpc", ("values",))["values"],
+                    path, "parameters.vpc.values")
     packs_raw = top["packings"]
     if not isinstance(packs_raw, dict) or not packs_raw:
         raise located(path, "packings", "a mapping of packing name -> {code, group_weights, "
@@ -265,7 +282,7 @@ def template_from_mapping(data: object, path: str | Path = "<template>") -> Engi
         raise located(path, "dma.stream_bits", "widths of whole bytes (activation beats)",
                       bad[0])
     pipe = _mapping(top["pipeline"], path, "pipeline",
-                    ("latency_cycles", "vectors_per_clock", "out_depth"))
+                    ("latency_cycles", "out_depth"))
     eng = _mapping(top["engines"], path, "engines", ("max", "hp_ports"))
     ports_raw = eng["hp_ports"]
     if not isinstance(ports_raw, dict) or not ports_raw:
@@ -285,11 +302,10 @@ def template_from_mapping(data: object, path: str | Path = "<template>") -> Engi
     t = EngineTemplate(
         name=top["name"], vlnv=top["vlnv"],
         register_map_version=_int(top, "register_map_version", path, "", 1),
-        pe_values=pe, simd_range=simd, vmax_range=vmax, kmax_range=kmax,
+        pe_values=pe, simd_range=simd, vmax_range=vmax, kmax_range=kmax, vpc_values=vpc,
         packings=tuple(packs), dma_stream_bits=widths,
         dma_length_bits=_int(dma, "length_bits", path, "dma", 8),
         latency_cycles=_int(pipe, "latency_cycles", path, "pipeline", 0),
-        vectors_per_clock=_int(pipe, "vectors_per_clock", path, "pipeline", 1),
         out_depth=_int(pipe, "out_depth", path, "pipeline", 4),
         max_engines=_int(eng, "max", path, "engines", 1), hp_ports=tuple(ports),
         max_clock_mhz=float(mhz), path=path,
@@ -316,9 +332,12 @@ def _check_consistent(t: EngineTemplate) -> None:
         if len(ports) < t.max_engines:
             raise located(t.path, f"engines.hp_ports.{fam}", f"at least engines.max "
                           f"({t.max_engines}) ports: one engine per HP port", len(ports))
-    if t.vectors_per_clock > t.vmax_range[1]:
-        raise located(t.path, "pipeline.vectors_per_clock",
-                      f"at most parameters.vmax.max ({t.vmax_range[1]})", t.vectors_per_clock)
+    if max(t.vpc_values) > t.vmax_range[1]:
+        raise located(t.path, "parameters.vpc.values",
+                      f"VPCs at most parameters.vmax.max ({t.vmax_range[1]})", max(t.vpc_values))
+    if not any(t.vpc_for(pe) for pe in t.pe_values) or 1 not in t.vpc_values:
+        raise located(t.path, "parameters.vpc.values", "values including 1 (every PE's result "
+                      "beat is a DMA width at VPC 1)", list(t.vpc_values))
 
 
 def design_violations(t: EngineTemplate, design, board=None) -> list[str]:
@@ -349,7 +368,8 @@ def make_command(design, board, t: EngineTemplate | None = None) -> str:
 
     line = (f"make -C overlays/vivado overlay BOARD={quote(board.stem)} PE={design.pe} "
             f"SIMD={design.simd} PACKING={quote(design.packing)} VMAX={design.vectors} "
-            f"KMAX={design.max_k} ENGINES={design.engines} CLOCK_MHZ={design.clock_mhz:g}")
+            f"VPC={design.vectors_per_clock} KMAX={design.max_k} ENGINES={design.engines} "
+            f"CLOCK_MHZ={design.clock_mhz:g}")
     if t is not None and t.path and not _is_shipped(t.path):
         line += f" TEMPLATE={quote(str(Path(t.path).resolve()))}"
     return line

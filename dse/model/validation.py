@@ -72,13 +72,13 @@ CLASSES: dict[str, ClassSpec] = {
                                     "clock_beyond"), ("pl.engine_cycles",),
                            what=("引擎权重流", "engines' weight stream")),
     # the output head as two stages: the ternary copy on the engines, top-K on the PS
-    "head.two_stage": ClassSpec("time", ("board", "engines", "sequences", "phase"),
+    "head.two_stage": ClassSpec("time", ("board", "engines", "sequences", "phase", "m"),
                                 what=("两级输出头", "two-stage head")),
     "pl.head_unit": ClassSpec("time", ("board",),
                               unmeasured=("band.head_unit", "dense head unit: no measured "
                                           "design"),
                               what=("稠密输出头单元", "dense head unit")),
-    "pl.glue": ClassSpec("time", ("board", "glue", "clock_beyond"),
+    "pl.glue": ClassSpec("time", ("board", "glue", "clock_beyond", "m", "sequences"),
                          unmeasured=("band.glue", "glue unit count {glue}: no measured design"),
                          what=("FFN 胶合单元", "FFN glue unit")),
     "pl.attention": ClassSpec("time", ("board", "attention", "clock_beyond", "context"),
@@ -88,16 +88,18 @@ CLASSES: dict[str, ClassSpec] = {
                               what=("注意力单元", "attention unit")),
     # around the engines' calls: the activation loads and the run control (register
     # accesses, launches); the results' read-out (cache invalidation)
-    "handoff.loads": ClassSpec("time", ("board", "runtime", "engines"),
+    "handoff.loads": ClassSpec("time", ("board", "runtime", "engines", "m", "sequences"),
                                what=("激活加载与运行控制", "activation loads and run control")),
-    "handoff.readout": ClassSpec("time", ("board", "runtime", "engines"),
+    "handoff.readout": ClassSpec("time", ("board", "runtime", "engines", "m",
+                                                   "sequences"),
                                  what=("结果读出", "results' read-out")),
-    "ps.attention": ClassSpec("time", ("board", "kv_dtype", "context", "threads", "runtime"),
+    "ps.attention": ClassSpec("time", ("board", "kv_dtype", "context", "threads", "runtime",
+                                        "m", "sequences"),
                               what=("PS 上的注意力", "attention on the PS")),
-    "ps.ops": ClassSpec("time", ("board", "threads", "runtime"),
+    "ps.ops": ClassSpec("time", ("board", "threads", "runtime", "m", "sequences"),
                         what=("PS 上的归一化、量化、RoPE、残差",
                               "norms, quantization, RoPE, residuals on the PS")),
-    "ps.shift_scan": ClassSpec("time", ("board", "threads"),
+    "ps.shift_scan": ClassSpec("time", ("board", "threads", "m", "sequences"),
                                what=("PS 上的移位扫描", "shift scan on the PS")),
     "ps.linear.native": ClassSpec("time", ("board", "threads", "phase", "m"),
                                   what=("PS 上的 Linear（原生运行时）",
@@ -224,9 +226,9 @@ def class_parts(proj: Projection) -> dict[str, float]:
     ``handoff.loads``, their results' read-out ``handoff.readout`` (their PS rescale joins
     the PS's own float work, ``ps.ops``, as the published design's split counts it); the
     head is its own class on the PL, and a Linear of the runtime's where it stays on the
-    CPU; every other part by its device: a PL unit's by kind (``pl.attention``), a credit of
-    the engines' read-out to ``handoff.readout``, the PS's by component (attention, the shift
-    scan, the rest)."""
+    CPU; every other part by its device: a PL unit's by kind (``pl.attention``), the PS's by
+    component (attention, the shift scan, the rest); a credit of the calls' read-out (a unit
+    reads the results itself) is in the read-out's item already."""
     plan = proj.plan
     comp, items = proj.components, proj.items
     out: dict[str, float] = {}
@@ -247,8 +249,8 @@ def class_parts(proj: Projection) -> dict[str, float]:
             continue
         if o.device == "pl":
             cls = f"pl.{o.kind}" if f"pl.{o.kind}" in CLASSES else "other"
-        elif o.device == "engines":  # a credit of the calls' read-out (a unit reads it)
-            cls = "handoff.readout"
+        elif o.device == "engines":
+            continue  # a credit of the calls' read-out: in the items' sums_readout already
         elif o.component == "attention":
             cls = "ps.attention"
         elif o.item == "shift_scan":

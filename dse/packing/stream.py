@@ -7,14 +7,17 @@ beat (little-endian). ``.ravel()`` is the DMA buffer.
 
 Engine parameters: ``pe`` output rows in parallel, ``simd`` trits per row per cycle, the
 build-time ``packing`` (``i2`` or ``base3``), ``vectors`` (V) activation vectors held per
-weight pass. Input stream width ``W = pe * RB`` bits with row-chunk bits ``RB = 2*simd``
-(i2) or ``8*simd/5`` (base3, simd a multiple of 5); output width ``32*pe`` bits.
+weight pass, ``vpc`` vectors answered per clock (the build's VPC). Input stream width
+``W = pe * RB`` bits with row-chunk bits ``RB = 2*simd`` (i2) or ``8*simd/5`` (base3, simd a
+multiple of 5); output width ``32*pe*vpc`` bits.
 
 One call (N x K weights, M vectors): for each pass p of up to V vectors, the pass's
 activations (each vector's K int8 zero-padded to whole beats), then all weight tiles (row
 fold outer, column fold inner, one beat each). Results: for each pass, for each row fold, for
-each vector of the pass, one beat of ``pe`` int32. Beat counts agree with
-``dse.model.engine.engine_cycles(N, K, M, pe, simd, V, W/8)``.
+each group of ``vpc`` vectors of the pass, one beat of ``vpc`` x ``pe`` int32 (vector
+``g*vpc + l``'s rows at words ``l*pe ..``; zeros where the pass has no such vector). Beat
+counts agree with ``dse.model.engine.engine_cycles(N, K, M, pe, simd, V, W/8, latency,
+vpc)``.
 """
 
 from __future__ import annotations
@@ -161,17 +164,22 @@ def port_stall_cycles(beats: int, stream_bits: int, port_bits: int | None) -> in
     return beats * (math.ceil(stream_bits / port_bits) - 1)
 
 
-def output_stream_beats(n: int, m: int, pe: int) -> int:
-    """Beats of the output stream of one call: one per row fold per vector."""
-    return math.ceil(n / _positive(pe, "pe")) * m
+def output_stream_beats(n: int, m: int, pe: int, vectors: int = 1, vpc: int = 1) -> int:
+    """Beats of the output stream of one call: one per row fold per group of ``vpc`` vectors
+    of each pass of up to ``vectors``."""
+    rf = math.ceil(n / _positive(pe, "pe"))
+    vpc = _positive(vpc, "vpc")
+    return rf * sum(math.ceil(len(p) / vpc) for p in _passes(m, vectors))
 
 
-def expected_output_stream(y: np.ndarray, pe: int, vectors: int) -> np.ndarray:
+def expected_output_stream(y: np.ndarray, pe: int, vectors: int, vpc: int = 1) -> np.ndarray:
     """The output beats the engine must send for results ``y`` (M x N int32).
 
-    Per pass, per row fold r, per vector v of the pass: one beat with ``y[v, r*pe + i]`` at
-    bits ``[32i, 32i+32)`` (0 for rows >= N). Returns (beats, 4*pe) uint8. TLAST, set on
-    the last beat of the call, is a sideband signal and not in these bytes.
+    Per pass, per row fold r, per group g of ``vpc`` vectors of the pass: one beat with
+    ``y[v, r*pe + i]`` at bits ``[32*(l*pe + i), +32)`` for vector ``v = g*vpc + l`` of the pass
+    (0 for rows >= N and for lanes past the pass's last vector). Returns (beats,
+    4*pe*vpc) uint8. TLAST, set on the last beat of the call, is a sideband signal and not in
+    these bytes.
     """
     y = np.asarray(y)
     if y.ndim != 2:
@@ -179,44 +187,53 @@ def expected_output_stream(y: np.ndarray, pe: int, vectors: int) -> np.ndarray:
     if y.size and (y.min() < -(2**31) or y.max() > 2**31 - 1):
         raise DseError("stream: results: expected values in the int32 range")
     pe = _positive(pe, "pe")
+    vpc = _positive(vpc, "vpc")
     m, n = y.shape
     rf = math.ceil(n / pe)
     padded = np.zeros((m, rf * pe), dtype="<i4")
     padded[:, :n] = y
     beats = []
     for p in _passes(m, vectors):
-        block = padded[p.start:p.stop].reshape(len(p), rf, pe).transpose(1, 0, 2)
-        beats.append(np.ascontiguousarray(block).reshape(rf * len(p), pe))
+        groups = math.ceil(len(p) / vpc)
+        block = np.zeros((groups * vpc, rf, pe), dtype="<i4")
+        block[:len(p)] = padded[p.start:p.stop].reshape(len(p), rf, pe)
+        # (group, lane, fold, row) -> (fold, group, lane, row): a beat is a group's lanes
+        block = block.reshape(groups, vpc, rf, pe).transpose(2, 0, 1, 3)
+        beats.append(np.ascontiguousarray(block).reshape(rf * groups, vpc * pe))
     if not beats:
-        return np.zeros((0, 4 * pe), dtype=np.uint8)
-    return np.concatenate(beats, axis=0).view(np.uint8).reshape(-1, 4 * pe)
+        return np.zeros((0, 4 * pe * vpc), dtype=np.uint8)
+    return np.concatenate(beats, axis=0).view(np.uint8).reshape(-1, 4 * pe * vpc)
 
 
-def parse_output_stream(data: object, n: int, m: int, pe: int, vectors: int) -> np.ndarray:
+def parse_output_stream(data: object, n: int, m: int, pe: int, vectors: int, vpc: int = 1
+                        ) -> np.ndarray:
     """Results (M x N int32) from the output stream bytes of one call.
 
-    The inverse of ``expected_output_stream``; padding rows (>= N) are dropped unchecked.
-    ``data`` is bytes or a uint8/int32 array of exactly ``output_stream_beats * 4 * pe``
-    bytes, else a ``DseError`` giving expected and received byte counts.
+    The inverse of ``expected_output_stream``; padding rows (>= N) and the lanes past a pass's
+    last vector are dropped unchecked. ``data`` is bytes or a uint8/int32 array of exactly
+    ``output_stream_beats * 4 * pe * vpc`` bytes, else a ``DseError`` giving expected and
+    received byte counts.
     """
     pe = _positive(pe, "pe")
+    vpc = _positive(vpc, "vpc")
     if isinstance(data, (bytes, bytearray, memoryview)):
         raw = np.frombuffer(data, dtype=np.uint8)
     else:
         arr = np.ascontiguousarray(data)
         raw = arr.view(np.uint8).reshape(-1)
     rf = math.ceil(n / pe)
-    want = output_stream_beats(n, m, pe) * 4 * pe
+    want = output_stream_beats(n, m, pe, vectors, vpc) * 4 * pe * vpc
     if raw.size != want:
         what = "truncated" if raw.size < want else "too long"
-        raise DseError(f"stream: output stream for N={n}, M={m}, pe={pe}: {what}, expected "
-                       f"{want} bytes, got {raw.size}")
+        raise DseError(f"stream: output stream for N={n}, M={m}, pe={pe}, vpc={vpc}: {what}, "
+                       f"expected {want} bytes, got {raw.size}")
     words = raw.view("<i4")
     y = np.zeros((m, rf * pe), dtype=np.int32)
     at = 0
     for p in _passes(m, vectors):
-        count = rf * len(p) * pe
-        y[p.start:p.stop] = words[at:at + count].reshape(rf, len(p), pe).transpose(
-            1, 0, 2).reshape(len(p), rf * pe)
+        groups = math.ceil(len(p) / vpc)
+        count = rf * groups * vpc * pe
+        block = words[at:at + count].reshape(rf, groups, vpc, pe).transpose(1, 2, 0, 3)
+        y[p.start:p.stop] = block.reshape(groups * vpc, rf * pe)[:len(p)]
         at += count
     return np.ascontiguousarray(y[:, :n])

@@ -30,6 +30,8 @@ def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
         "baseline_ms": rp.baseline_ms,
         "speedup_vs_baseline": _num(rp.speedup),
         "feasible": rp.feasible,
+        # each projection's weight in the objective (a prompt's forwards, the decode rounds)
+        "weights": list(rp.scenario_weights()),
         "projections": [projection_to_dict(p, board) for p in rp.projections],
     }
 
@@ -57,6 +59,15 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
             {"label": curve.label, "points": [{"context_tokens": c, "tokens_per_s": _num(t)}
                                               for c, t in curve.points]}
             for curve in result.context_curves],
+        "decode_vs_sequences": [
+            {"label": curve.label, "points": [
+                {"sequences": n, "aggregate_tokens_per_s": _num(t),
+                 "sequence_latency_ms": _num(ms)} for n, t, ms in curve.points]}
+            for curve in result.sequence_curves],
+        "ttft_vs_prompt": [
+            {"label": curve.label, "prompt_group": curve.group, "points": [
+                {"prompt_tokens": n, "ttft_ms": _num(ms)} for n, ms in curve.points]}
+            for curve in result.prompt_curves],
         "notes": [str(n) for n in result.notes],
         "summary": summary_of(result),
         "reference": None if result.reference is None else {

@@ -363,6 +363,9 @@ _S: dict[str, tuple[str, str]] = {
                       "calls"),
     "plot.pareto": ("设计空间与帕累托前沿", "Design space and Pareto fronts"),
     "plot.context": ("解码 tok/s 随上下文长度的变化", "Decode tok/s against context length"),
+    "plot.sequences": ("聚合解码 tok/s 随同时解码的序列数的变化",
+                       "Aggregate decode tok/s against the sequences in a round"),
+    "plot.ttft": ("首个 token 时间随提示长度的变化", "Time to first token against prompt length"),
     "plot.energy": ("速度与每 token 能量", "Speed against energy per token"),
     "plot.breakdown": ("每个解码 token 的时间构成", "Where a decode token goes"),
     # -- notes -------------------------------------------------------------------------------
@@ -714,13 +717,9 @@ def usable_summary(sm: object) -> bool:
 
 # -- shared helpers --------------------------------------------------------------------------
 
-def _weights(result: ExploreResult) -> list[float]:
-    return [w for _, w in result.objective.scenarios()]
-
-
 def weighted_speedups(result: ExploreResult, rp: RankedPlan) -> dict[str, float]:
     """Speedup over each CPU-only runtime, weighted like the objective (``RankedPlan``)."""
-    return rp.speedups(_weights(result))
+    return rp.speedups()
 
 
 def _scenario(proj: Projection, lang: str) -> str:

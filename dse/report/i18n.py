@@ -319,6 +319,11 @@ MESSAGES: dict[str, str] = {
                              "构建；模型是 {mg}、{md} 和 {mh}",
     "infeasible.attn_tmax": "注意力单元最多容纳 {tmax} 个位置，该场景要关注 {ctx} 个",
     "basis.glue": "PL 胶合单元：{passes} 遍 × 每个元素 {cpe:g} 个周期，{mhz:g} MHz",
+    "basis.ffn_scale": "胶合单元的 FFN 缩放：1 个线程上每个元素 {cycles:g} 个周期",
+    "basis.ffn_scale_op": "PS 计算 FFN 输出的缩放：1 个线程上每个元素 {cycles:g} 个周期，{how}",
+    "basis.ffn_scale_beside": "与胶合单元的各遍重叠（每次前向一个向量）",
+    "basis.ffn_scale_before": "在每个向量的胶合各遍之前",
+    "basis.no_logits": "不运行：该次前向不计算 logits（最后一组之前的提示组）",
     "infeasible.glue_model": "FFN 胶合单元位于 gate/up 与 down 之间；该模型没有门控 FFN",
     "infeasible.unit_needs": "{kind} 单元需要每层的 {roles} 都在引擎上",
     "basis.head_rescore": "两级输出头的第二级：从 {vocab} 个分数中取前 {k} 个"

@@ -98,12 +98,14 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
             **{k.name: _unit(plan.unit(k.name), k) for k in kinds()},
             "buildable": plan.buildable,
             "kv_dtype": plan.kv_dtype,
+            "prompt_group": plan.prompt_group,
             "build_note": plan.build_note,
         },
         "board": p.board,
         "scenario": {"view": sc.view, "view_text": VIEW_TEXT.get(sc.view, sc.view),
                      "phase": sc.phase, "m_tokens": sc.m, "context_tokens": sc.context_tokens,
                      "kv_dtype": sc.kv_dtype, "sequences": sc.sequences,
+                     "sequence_contexts": list(sc.sequence_contexts), "logits": sc.logits,
                      "cpu": p.cpu, "threads": p.threads},
         "calibration": p.calibration,
         "runtime": {"name": plan.runtime, "text": RUNTIME_TEXT[plan.runtime]},
@@ -117,6 +119,8 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
         "end_to_end": {
             "plan_ms": p.plan_ms,
             "tokens_per_s": _num(p.tokens_per_s),
+            # a round of sequences: each waits for the whole forward
+            "sequence_latency_ms": p.plan_ms,
             "baseline_runtime": p.baseline.runtime if p.baselines else None,
             "baseline_ms": _num(p.baseline_ms) if p.baselines else None,
             "speedup": _num(p.speedup) if p.baselines else None,

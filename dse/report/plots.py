@@ -268,7 +268,7 @@ def plan_lut(plan: RankedPlan) -> float:
 
 def plan_ddr_gb_s(result: ExploreResult, plan: RankedPlan) -> float:
     """DDR weight bandwidth the plan draws over its objective time (as the cloud's points)."""
-    weights = [w for _, w in result.objective.scenarios()]
+    weights = plan.scenario_weights([w for _, w in result.objective.scenarios()])
     nbytes = sum(w * p.ddr_weight_bytes for p, w in zip(plan.projections, weights,
                                                          strict=True))
     return nbytes / (plan.objective_ms * 1e-3) / 1e9 if plan.objective_ms > 0 else 0.0
@@ -364,6 +364,75 @@ def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_byt
     return write(path, _render(fig), "plot")
 
 
+def sequences_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+                   lang: str = "en") -> Path:
+    """Decode of a round of S sequences for the top plans (their engines built to hold the
+    round) and the CPU-only baselines: aggregate tok/s (left) and each sequence's own tok/s
+    (right) against S."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 5), dpi=_DPI)
+    rows = (len(result.sequence_curves) + 1) // 2
+    _margins(fig, legend_rows=rows, left=0.07)
+    ax_all, ax_one = fig.subplots(1, 2)
+    for i, curve in enumerate(result.sequence_curves):
+        xs = [s for s, _, _ in curve.points]
+        cpu = not curve.plan
+        label = (pt("cpu_only.kv", lang, rt=curve.runtime, kv=curve.kv) if cpu else
+                 pt("seq.plan", lang, plan=plan_name(curve.plan, lang), design=curve.design,
+                    vpc=pt("seq.vpc", lang, n=curve.vpc) if curve.vpc > 1 else ""))
+        style = {"marker": "o", "ms": 4, "lw": 1.6, "ls": "--" if cpu else "-",
+                 "color": "0.35" if cpu else f"C{i}"}
+        ax_all.plot(xs, [t for _, t, _ in curve.points], label=label, **style)
+        ax_one.plot(xs, [1e3 / ms for _, _, ms in curve.points], **style)
+    obj = result.objective
+    for ax, what in ((ax_all, pt("seq.all", lang)), (ax_one, pt("seq.one", lang))):
+        ax.axvline(obj.sequences, color="black", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        _plain_log(ax.xaxis, si=False)
+        ax.set_xlabel(pt("seq.x", lang))
+        ax.set_ylabel(what)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, which="both", alpha=0.25)
+    fig.legend(fontsize=8, loc="lower center", ncols=2, frameon=False)
+    fig.suptitle(pt("seq.title", lang, board=result.board.name, n=obj.context_tokens,
+                    s=obj.sequences), fontsize=10)
+    return write(path, _render(fig), "plot")
+
+
+def ttft_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
+              lang: str = "en") -> Path:
+    """Time to first token against the prompt's length for the top plans (their prompts in
+    groups of G positions) and the CPU-only baselines (the prompt in one forward)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), dpi=_DPI)
+    rows = len(result.prompt_curves)
+    _margins(fig, legend_rows=rows)
+    ax = fig.subplots()
+    for i, curve in enumerate(result.prompt_curves):
+        cpu = not curve.plan
+        label = (pt("cpu_only.kv", lang, rt=curve.runtime, kv=curve.kv) if cpu else
+                 pt("ttft.plan", lang, plan=plan_name(curve.plan, lang), design=curve.design,
+                    groups=pt("ttft.groups", lang, g=curve.group) if curve.group else ""))
+        ax.plot([n for n, _ in curve.points], [ms / 1e3 for _, ms in curve.points],
+                marker="o", ms=4, lw=1.6, ls="--" if cpu else "-",
+                color="0.35" if cpu else f"C{i}", label=label)
+    obj = result.objective
+    ax.axvline(obj.prompt_tokens, color="black", lw=0.8, ls=":",
+               label=pt("ttft.objective", lang, n=obj.prompt_tokens))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _plain_log(ax.xaxis, si=False)
+    _plain_log(ax.yaxis)
+    ax.set_xlabel(pt("ttft.x", lang))
+    ax.set_ylabel(pt("ttft.y", lang))
+    ax.grid(True, which="both", alpha=0.25)
+    fig.legend(fontsize=8, loc="lower center", ncols=1, frameon=False)
+    ax.set_title(pt("ttft.title", lang, board=result.board.name), fontsize=10)
+    return write(path, _render(fig), "plot")
+
+
 def energy_plot(result: ExploreResult, path: str | Path, write=atomic_write_bytes,
                 lang: str = "en") -> Path:
     """Decode tok/s against J/token: every evaluated design, its Pareto front, the ranked
@@ -441,7 +510,7 @@ def breakdown_plot(result: ExploreResult, path: str | Path, write=atomic_write_b
     return write(path, _render(fig), "plot")
 
 
-_PLOTS = ("breakdown", "roofline", "pareto", "energy", "context")
+_PLOTS = ("breakdown", "roofline", "pareto", "energy", "context", "sequences", "ttft")
 
 
 def plot_names(stem: str, board_stem: str) -> dict[str, str]:
@@ -477,6 +546,12 @@ def write_plots(result: ExploreResult, out_dir: str | Path, stem: str,
             context_plot(result, out / names["context"], write, lg)
         else:
             names.pop("context")
+        for kind, curves, plot in (("sequences", result.sequence_curves, sequences_plot),
+                                   ("ttft", result.prompt_curves, ttft_plot)):
+            if curves:
+                plot(result, out / names[kind], write, lg)
+            else:
+                names.pop(kind)
     return PlotSet(names, font.lang, font.note)
 
 

@@ -22,13 +22,14 @@ from dse.model.band import (
     calibration_sigma,
     objective_band,
     projection_band,
+    weighted_interval,
 )
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.evidence import plan_evidence
 from dse.model.measurement_log import MeasurementLog
 from dse.model.msg import Msg, msg
-from dse.model.project import CostContext, Plan, Projection, Scenario, project
+from dse.model.project import CostContext, Plan, Projection, Scenario, baselines, project
 from dse.model.sensitivity import PARAMETERS
 from dse.model.validation import Validation
 from dse.search.optimize import (
@@ -71,6 +72,11 @@ class RankedPlan:
     #: rows in force), and the objective's band.
     bands: tuple[ProjectionBand, ...] = ()
     objective_band: Interval | None = None
+    #: Each projection's weight in the objective (the plan's own: its prompt group sets how
+    #: many forwards a prompt takes).
+    weights: tuple[float, ...] = ()
+    #: Each CPU-only runtime's objective time, ms (``Prepared.base_times``).
+    base_times: tuple[tuple[str, float], ...] = ()
 
     @property
     def speedup(self) -> float:
@@ -93,11 +99,28 @@ class RankedPlan:
     def feasible(self) -> bool:
         return all(p.feasible for p in self.projections)
 
-    def speedups(self, weights: list[float]) -> dict[str, float]:
-        """Speedup over each CPU-only runtime, weighted over the objective's scenarios like
-        the objective itself (so they agree with its ms)."""
-        pairs = list(zip(self.projections, weights, strict=True))
+    def scenario_weights(self, weights: list[float] | None = None) -> tuple[float, ...]:
+        """Each projection's weight in the objective (``weights``: for a plan made without
+        its own; else one each)."""
+        if self.weights:
+            return self.weights
+        return tuple(weights) if weights is not None else (1.0,) * len(self.projections)
+
+    @property
+    def plan_ms(self) -> float:
+        """The objective's time in ms as the plan runs it (its forwards, weighted)."""
+        pairs = zip(self.projections, self.scenario_weights(), strict=True)
+        return sum(w * p.plan_ms for p, w in pairs)
+
+    def speedups(self, weights: list[float] | None = None) -> dict[str, float]:
+        """Speedup over each CPU-only runtime: its objective time (the prompt in one forward,
+        its batch) over the plan's, with the plan's own weights (``weights``: for a plan made
+        without them; without the search's CPU times, each forward's own baselines)."""
+        ws = self.scenario_weights(weights)
+        pairs = list(zip(self.projections, ws, strict=True))
         plan = sum(w * p.plan_ms for p, w in pairs)
+        if self.base_times:
+            return {rt: (ms / plan if plan > 0 else math.inf) for rt, ms in self.base_times}
         return {b.runtime: (sum(w * p.baseline_of(b.runtime).ms for p, w in pairs) / plan
                             if plan > 0 else math.inf)
                 for b in self.projections[0].baselines}
@@ -135,6 +158,37 @@ class ContextCurve:
 
     label: str
     points: tuple[tuple[int, float], ...]
+    plan: str = ""
+    design: str = ""
+    runtime: str = ""
+    kv: str = ""
+
+
+@dataclass(frozen=True)
+class SequenceCurve:
+    """Decode of a round of S sequences for one plan (or CPU baseline): (S, aggregate tok/s,
+    per-sequence latency ms) for each S its engines are built to hold (VMAX = S)."""
+
+    label: str
+    points: tuple[tuple[int, float, float], ...]
+    #: The parts of the label (a plot composes its own words from them): the plan's label
+    #: ("" for a CPU-only baseline), its design, runtime, KV format and vectors per clock.
+    plan: str = ""
+    design: str = ""
+    runtime: str = ""
+    kv: str = ""
+    vpc: int = 1
+
+
+@dataclass(frozen=True)
+class PromptCurve:
+    """Time to first token against the prompt length for one plan (or CPU baseline):
+    (prompt tokens, ms), the plan's prompt in its groups (``dse.model.prompt``)."""
+
+    label: str
+    group: int | None
+    points: tuple[tuple[int, float], ...]
+    #: The label's parts, as ``SequenceCurve``'s.
     plan: str = ""
     design: str = ""
     runtime: str = ""
@@ -191,6 +245,10 @@ class ExploreResult:
     ttft_flags: tuple[Msg, ...] = ()
     #: The validation rows the bands rest on (their file and sha256; "" without).
     validation: str = ""
+    #: Aggregate decode tok/s against the round's sequences, and the time to first token
+    #: against the prompt's length, for the top plans and the CPU-only baselines.
+    sequence_curves: tuple[SequenceCurve, ...] = ()
+    prompt_curves: tuple[PromptCurve, ...] = ()
 
     @property
     def best(self) -> RankedPlan:
@@ -204,18 +262,35 @@ class ExploreResult:
                 and a.overlaps(b))
 
 
-def _project_all(prep: Prepared, plan: Plan) -> tuple[tuple[Projection, ...], float]:
-    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=base)
-                  for (sc, _), base in zip(prep.scenarios, prep.baselines, strict=True))
+def _project_all(prep: Prepared, plan: Plan
+                 ) -> tuple[tuple[Projection, ...], float, tuple[float, ...]]:
+    """The plan's projection of every scenario of the objective as it runs them (its prompt
+    group), the objective's value and the weights. Each forward carries the CPU-only
+    baselines of that same forward (cached per scenario)."""
+    scen = prep.plan_scenarios(plan)
+    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=_baselines_of(prep, sc))
+                  for sc, _ in scen)
     total = sum(w * projection_units(prep.objective, proj)
-                for proj, (_, w) in zip(projs, prep.scenarios, strict=True))
-    return projs, total
+                for proj, (_, w) in zip(projs, scen, strict=True))
+    return projs, total, tuple(w for _, w in scen)
+
+
+def _baselines_of(prep: Prepared, sc: Scenario):
+    """The CPU-only baselines of one scenario (each runtime in its best KV format where the
+    objective's own scenarios have them; cached)."""
+    for (own, _), base in zip(prep.scenarios, prep.baselines, strict=True):
+        if own == sc:
+            return base
+    key = ("baselines", sc)
+    if key not in prep._cache:
+        prep._cache[key] = baselines(prep.workload, prep.ctx, sc)
+    return prep._cache[key]
 
 
 def _ranked(prep: Prepared, sol: Solution, label: str, why: Msg | None = None) -> RankedPlan:
-    projs, total = _project_all(prep, sol.plan)
+    projs, total, weights = _project_all(prep, sol.plan)
     return RankedPlan(label, sol.plan, projs, total, prep.baseline_ms, sol.method,
-                      () if why is None else (why,))
+                      () if why is None else (why,), weights, tuple(prep.base_times.items()))
 
 
 def pareto(points: list[ParetoPoint], cost: Callable[[ParetoPoint], float],
@@ -243,12 +318,13 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     design = replace(design, resident_bytes=0)
     plan = Plan("naive top-5", design, names, note="seed report's 'offload the top-5' list",
                 runtime=base_design_head.plan.runtime, kv_dtype=base_design_head.plan.kv_dtype)
-    projs, total = _project_all(prep, plan)
+    projs, total, weights = _project_all(prep, plan)
+    base_times = tuple(prep.base_times.items())
     if not wl.measured_host:
         return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
                           msg("method.fixed_list", "fixed list"),
                           (msg("why.naive.largest", "no profile measured the layers: the 5 "
-                               "largest Linears by weights"),))
+                               "largest Linears by weights"),), weights, base_times)
     measured_all = sum(layer.measured_total_ms for layer in wl.layers)
     measured_share = sum(layer.measured_total_ms for layer in top) / measured_all
     steady_share = sum(layer.host_call_ms for layer in top) / (wl.token_ms or wl.linear_call_ms)
@@ -263,7 +339,7 @@ def naive_plan(prep: Prepared, base_design_head: RankedPlan, board: Board) -> Ra
     parts.append(msg("why.naive.steady", "at steady state they are {share:.1%} of a token, so "
                      "the cap is {cap:.3f}x", share=steady_share, cap=1 / (1 - steady_share)))
     return RankedPlan("naive top-5", plan, projs, total, prep.baseline_ms,
-                      msg("method.fixed_list", "fixed list"), tuple(parts))
+                      msg("method.fixed_list", "fixed list"), tuple(parts), weights, base_times)
 
 
 def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
@@ -271,7 +347,7 @@ def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
     """Speedup of the best plan (same plan, re-projected) with each parameter its devices read
     at +/-delta (``dse.model.sensitivity``: the launch a call pays is the runtime's own)."""
     def speed(ctx: CostContext, plan: Plan) -> float:
-        _, total = _project_all(replace(prep, ctx=ctx), plan)
+        _, total, _ = _project_all(replace(prep, ctx=ctx, _cache={}), plan)
         return prep.baseline_ms / total
 
     base = speed(prep.ctx, best.plan)
@@ -328,8 +404,7 @@ def banded(prep: Prepared, rp: RankedPlan, bands: Bands | None) -> RankedPlan:
     pbs = tuple(_band(prep, rp.plan, p, bands) for p in rp.projections)
     units = tuple(projection_units(prep.objective, p) for p in rp.projections)
     weights = tuple(w for _, w in prep.scenarios)
-    if len(weights) != len(units):  # a plan priced at scenarios of its own
-        weights = (1.0,) * len(units)
+    weights = rp.scenario_weights(list(weights) if len(weights) == len(units) else None)
     return replace(rp, bands=pbs, objective_band=objective_band(pbs, units, weights,
                                                                 prep.objective.kind))
 
@@ -341,6 +416,90 @@ def _band(prep: Prepared, plan: Plan, proj: Projection, bands: Bands) -> Project
     return projection_band(proj, bands, ctx.constants, ctx.board, sigma)
 
 
+#: Rounds the sequence curves try (each plan's engines built to hold the round: VMAX = S).
+SEQUENCE_GRID = (1, 2, 4, 8, 16, 32)
+
+
+def _cpu_plans(prep: Prepared) -> list[tuple[str, Plan]]:
+    """The CPU-only runtimes that fit, each as a plan in the KV format that serves it best."""
+    return [(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}",
+             Plan(f"cpu {rc.runtime}", EngineDesign(1, 1), frozenset(), runtime=rc.runtime,
+                  kv_dtype=rc.kv_dtype))
+            for rc in prep.baseline_runtimes() if rc.baseline_feasible]
+
+
+def sequence_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
+                    vmax: int = SEQUENCE_GRID[-1]) -> tuple[SequenceCurve, ...]:
+    """Aggregate decode tok/s against the round's sequences S at the objective's decode
+    context, for the ``top`` plans (each plan's engines built to hold the round: VMAX = S, its
+    vectors per clock up to S; a round that no longer fits the board ends the curve) and each
+    CPU-only runtime that fits (its batch of S rows)."""
+    from dse.model.template import shipped_template
+
+    wl, obj = prep.workload, prep.objective
+    grid = [s for s in SEQUENCE_GRID if s <= vmax]
+    curves = []
+
+    def curve(label: str, plan_of, parts: tuple = ()) -> None:
+        pts = []
+        for s in grid:
+            plan = plan_of(s)
+            sc = Scenario(obj.view, "decode", 1, obj.context_tokens, plan.kv_dtype or
+                          obj.kv_dtype, s, obj.threads)
+            p = project(wl, plan, prep.ctx, sc, with_baselines=False)
+            if not p.feasible:
+                break
+            pts.append((s, p.tokens_per_s, p.plan_ms))
+        if pts:
+            curves.append(SequenceCurve(label, tuple(pts), *parts))
+
+    t = shipped_template()
+    for rp in [p for p in plans if p.feasible][:top]:
+        d = rp.plan.design
+
+        def built(s: int, rp=rp, d=d) -> Plan:
+            design = replace(d, vectors=s, vectors_per_clock=min(d.vectors_per_clock, s))
+            if d.buildable:
+                from dse.model.template import mark_buildable
+
+                design = mark_buildable(t, design, prep.ctx.board)
+            return replace(rp.plan, design=design, prompt_group=None)
+
+        base = replace(d, vectors=1, vectors_per_clock=1).label()
+        label = f"{rp.label}: {base}, VMAX = S"
+        if d.vectors_per_clock > 1:
+            label += f", {d.vectors_per_clock} a clock"
+        curve(label, built, (rp.label, base, rp.plan.runtime, rp.plan.kv_dtype or obj.kv_dtype,
+                             d.vectors_per_clock))
+    for label, cpu in _cpu_plans(prep):
+        curve(label, lambda s, cpu=cpu: cpu, ("", "", cpu.runtime, cpu.kv_dtype or "", 1))
+    return tuple(curves)
+
+
+def prompt_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
+                  start: int = 16) -> tuple[PromptCurve, ...]:
+    """Time to first token against the prompt length (powers of two from ``start`` to the
+    model's context), for the ``top`` plans in their prompt groups and each CPU-only runtime
+    that fits (the prompt in one forward)."""
+    from dse.model.prompt import plan_group, prompt_cost
+
+    wl, obj = prep.workload, prep.objective
+    grid = context_grid(wl.config.max_positions, start)
+    entries = [(f"{rp.label}: {rp.plan.design.label()}", rp.plan, rp.label)
+               for rp in [p for p in plans if p.feasible][:top]]
+    entries += [(label, plan, "") for label, plan in _cpu_plans(prep)]
+    curves = []
+    for label, plan, name in entries:
+        pts = tuple((n, prompt_cost(wl, plan, prep.ctx, n, view=obj.view,
+                                    kv_dtype=plan.kv_dtype or obj.kv_dtype,
+                                    threads=obj.threads).ttft_ms) for n in grid)
+        group = plan_group(plan, grid[-1]) if plan.offload else None
+        curves.append(PromptCurve(label + (f", groups of {group}" if group else ""), group,
+                                  pts, name, plan.design.label() if name else "", plan.runtime,
+                                  plan.kv_dtype or obj.kv_dtype))
+    return tuple(curves)
+
+
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
             top: int = 12, progress: Progress | None = None,
             reference: MeasurementLog | None = None,
@@ -350,7 +509,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     ``validation``: the rows every ranked plan's figures get their bands from (None: no
     bands)."""
     board = ctx.board
-    space = space or default_space("prefill" if objective.batched else "decode")
+    space = space or default_space(objective.kind, sequences=objective.sequences,
+                                   prompt_group=objective.prompt_group)
     if objective.units is None:
         objective = replace(objective, units=unit_choices(
             space.template, board, wl.config, exclude=() if objective.glue_unit else ("glue",)))
@@ -436,8 +596,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
     bands = bands_of(validation)
     plans = [banded(prep, rp, bands) for rp in plans]
     naive = banded(prep, naive, bands)
-    pre = _prefill_projection(prep, plans[0])
-    pre_band = None if bands is None else _band(prep, plans[0].plan, pre, bands)
+    ttft_ms, ttft_band, ttft_flags = _ttft(prep, plans[0], bands)
     base = _base_projection(prep, plans[0])
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
@@ -469,10 +628,13 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=base.components, base_total_ms=base.plan_ms,
         unit_counts=_unit_counts(prep, best_s),
-        ttft_ms=pre.plan_ms,
-        ttft_band=None if pre_band is None else pre_band.ms,
-        ttft_flags=() if pre_band is None else pre_band.flags,
+        ttft_ms=ttft_ms,
+        ttft_band=ttft_band,
+        ttft_flags=ttft_flags,
         validation="" if validation is None else validation.label(),
+        sequence_curves=sequence_curves(prep, tuple(plans), vmax=(
+            space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1])),
+        prompt_curves=prompt_curves(prep, tuple(plans)),
         reference=None if reference is None else reference_split(
             wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
 
@@ -489,16 +651,32 @@ def _decode_projection(prep: Prepared, best: RankedPlan) -> Projection:
     return project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
 
 
-def _prefill_projection(prep: Prepared, best: RankedPlan) -> Projection:
-    """The best plan's prefill of the objective's prompt (its time is the time to first
-    token)."""
-    pre = next((p for p in best.projections if p.scenario.phase == "prefill"), None)
-    if pre is None:
-        obj = prep.objective
-        sc = Scenario(obj.view, "prefill", obj.prompt_tokens, obj.prompt_tokens, obj.kv_dtype,
-                      obj.sequences, obj.threads)
-        pre = project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
-    return pre
+def _ttft_parts(prep: Prepared, best: RankedPlan) -> tuple[tuple[Projection, float], ...]:
+    """The best plan's time to first token of the objective's prompt as weighted forwards:
+    the prompt in its groups, then the first token (``dse.model.prompt``)."""
+    from dse.model.prompt import prompt_cost
+
+    obj = prep.objective
+    if obj.prompted:
+        return tuple((p, w) for p, w in zip(best.projections, best.weights, strict=True)
+                     if p.scenario.phase == "prefill")
+    return prompt_cost(prep.workload, best.plan, prep.ctx, obj.prompt_tokens,
+                       obj.prompt_group if obj.prompt_group and obj.prompt_group
+                       <= best.plan.design.vectors else None, view=obj.view,
+                       kv_dtype=best.plan.kv_dtype or obj.kv_dtype, threads=obj.threads).parts
+
+
+def _ttft(prep: Prepared, best: RankedPlan, bands: Bands | None
+          ) -> tuple[float, Interval | None, tuple[Msg, ...]]:
+    """The best plan's time to first token, its band (its forwards' bands, weighted: one
+    model, so their ends add) and what its forwards were never measured in."""
+    parts = _ttft_parts(prep, best)
+    ms = sum(w * p.plan_ms for p, w in parts)
+    if bands is None:
+        return ms, None, ()
+    pbs = [(_band(prep, best.plan, p, bands), w) for p, w in parts if w]
+    flags = tuple(dict.fromkeys(f for b, _ in pbs for f in b.flags))
+    return ms, weighted_interval([(b.ms, w) for b, w in pbs]), flags
 
 
 def _solve_among(prep: Prepared, design, name: str, runtime: str, keep,

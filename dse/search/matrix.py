@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from dse.model.arch import ModelConfig
 from dse.model.board import Board
-from dse.model.project import CostContext, Projection, Scenario, project
+from dse.model.project import CostContext, Projection, project
 from dse.model.template import EngineTemplate
 from dse.model.workload import workload_from_config
 from dse.search.advice import FitAdvice, fit_advice
@@ -108,15 +108,16 @@ def matrix_cell(cfg: ModelConfig, board: Board, template: EngineTemplate,
         return MatrixCell(cfg.name, board.name, False, "; ".join(map(str, advice.messages())),
                           capacity_mib=capacity, advice=advice,
                           cpu_tok_s=None if cpu is None else 1e3 / cpu.ms)
-    pre = project(wl, best.plan, ctx, Scenario("on-board", "prefill", prompt, prompt,
-                                               best.scenario.kv_dtype), with_baselines=False)
+    from dse.model.prompt import prompt_cost
+
+    pre = prompt_cost(wl, best.plan, ctx, prompt, kv_dtype=best.scenario.kv_dtype)
     mem = best.memory_bytes / 2**20
     plan = best.plan
     return MatrixCell(
         cfg.name, board.name, True,
         f"fits: {mem:,.0f} of {capacity:,.0f} MiB of DDR", _describe(best),
         plan.build_note if plan.design.buildable and plan.glue is None else None,
-        best.tokens_per_s, pre.plan_ms,
+        best.tokens_per_s, pre.ttft_ms,
         None if best.energy is None else best.energy.j_per_token, mem, capacity,
         None if cpu is None else 1e3 / cpu.ms, best.bound, best.scenario.kv_dtype)
 

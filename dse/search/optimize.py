@@ -58,7 +58,9 @@ from dse.model.project import (
 from dse.model.units import GlueUnit, PLUnit, UnitEnv
 from dse.model.workload import Layer, Workload
 
-OBJECTIVES = ("decode", "prefill", "mix", "energy", "edp")
+OBJECTIVES = ("decode", "throughput", "ttft", "prefill", "chat", "mix", "energy", "edp")
+#: Objectives that run a prompt (in groups of G positions, ``dse.model.prompt``).
+PROMPT_OBJECTIVES = ("ttft", "prefill", "chat", "mix")
 #: KV-cache formats ``dse explore`` chooses among by default: fp16 (llama.cpp's and
 #: bitnet.cpp's default cache) and int8 with a scale per cached row (the class of llama.cpp's
 #: q8_0 cache, and what the attention unit reads).
@@ -78,12 +80,24 @@ class UnitChoice:
 
 @dataclass(frozen=True)
 class Objective:
-    """What the search minimises: decode ms/token, prefill ms, or a prompt+generate mix.
+    """What the search minimises.
 
-    Decode is priced at ``context_tokens`` of context (default: prompt + generated tokens, the
-    longest the cache gets), with a ``kv_dtype`` cache, ``sequences`` sharing each weight pass
-    and ``threads`` CPU threads (None: every core). ``runtimes`` are the PS runtimes the
-    search may choose for what stays on the CPU.
+    - ``decode``: ms of a decode round of ``sequences`` (one token each: the per-sequence
+      latency); ``throughput``: the same round's ms per token over its sequences (its inverse
+      is the aggregate tok/s); both at ``context_tokens`` of context (default: prompt +
+      generated tokens, the longest the cache gets);
+    - ``ttft`` (``prefill``, its older name): the time to first token of a prompt of
+      ``prompt_tokens``, run in groups of G positions (``dse.model.prompt``);
+    - ``chat``: a chat turn, the prompt then ``gen_tokens`` generated (the first with the
+      prompt, the rest in rounds of ``sequences`` at their own mean context, or at
+      ``context`` when given);
+    - ``mix``: the prompt plus ``gen_tokens`` decode rounds at ``context_tokens``;
+    - ``energy`` / ``edp``: decode joules per token, or joules x seconds per token.
+
+    With a ``kv_dtype`` cache and ``threads`` CPU threads (None: every core). ``runtimes`` are
+    the PS runtimes the search may choose for what stays on the CPU. ``prompt_group``: the
+    prompt's positions per forward, fixed (None: each design's VMAX, the most it holds; the
+    model's cost per position falls with G, so that is the best G a design has).
     """
 
     kind: str = "decode"
@@ -106,6 +120,21 @@ class Objective:
     #: template x the board); None: ``explore`` derives them from its design space's template
     #: (``prepare`` alone: only the glue what-if, if ``glue_unit``).
     units: tuple[UnitChoice, ...] | None = None
+    prompt_group: int | None = None
+
+    @property
+    def prompted(self) -> bool:
+        """Whether the objective runs a prompt (in groups, ``dse.model.prompt``)."""
+        return self.kind in PROMPT_OBJECTIVES
+
+    def group_for(self, design: EngineDesign) -> int | None:
+        """The prompt group a design runs: None without a prompt; -1 where the design holds
+        fewer vectors than the fixed ``prompt_group`` (it cannot run the prompt)."""
+        if not self.prompted:
+            return None
+        if self.prompt_group is not None:
+            return self.prompt_group if self.prompt_group <= design.vectors else -1
+        return min(design.vectors, self.prompt_tokens)
 
     def unit_choices(self) -> tuple[UnitChoice, ...]:
         if self.units is not None:
@@ -121,39 +150,61 @@ class Objective:
         """The KV-cache formats plans and baselines may keep."""
         return self.kv_dtypes or (self.kv_dtype,)
 
-    def scenarios(self, kv_dtype: str | None = None) -> list[tuple[Scenario, float]]:
+    def scenarios(self, kv_dtype: str | None = None, group: int | None = None
+                  ) -> list[tuple[Scenario, float]]:
         """(scenario, weight) pairs whose weighted sum is the objective, in ms (with the KV
-        cache in ``kv_dtype``, default the first format allowed)."""
+        cache in ``kv_dtype``, default the first format allowed; the prompt in groups of
+        ``group`` positions, default one forward: a CPU-only runtime's)."""
+        from dse.model.prompt import decode_scenarios, prompt_scenarios
+
         kv = kv_dtype or self.kv_formats[0]
         dec = Scenario(self.view, "decode", 1, self.context_tokens, kv,
                        self.sequences, self.threads)
-        pre = Scenario(self.view, "prefill", self.prompt_tokens, self.prompt_tokens,
-                       kv, self.sequences, self.threads)
         if self.kind in ("decode", *ENERGY_OBJECTIVES):
             return [(dec, 1.0)]
-        if self.kind == "prefill":
-            return [(pre, 1.0)]
-        return [(pre, 1.0), (dec, float(self.gen_tokens))]
+        if self.kind == "throughput":
+            return [(dec, 1.0 / self.sequences)]
+        prompt = list(prompt_scenarios(self.prompt_tokens, group or self.prompt_tokens,
+                                       view=self.view, kv_dtype=kv, threads=self.threads))
+        if self.kind in ("ttft", "prefill"):
+            return prompt
+        if self.kind == "mix":
+            return [*prompt, (dec, float(self.gen_tokens))]
+        return [*prompt, *decode_scenarios(
+            self.prompt_tokens, self.gen_tokens, sequences=self.sequences, view=self.view,
+            kv_dtype=kv, threads=self.threads, context=self.context)]
 
     @property
     def batched(self) -> bool:
-        """Whether any forward carries more than one token per weight pass (M > 1)."""
-        return any(sc.m * sc.sequences > 1 for sc, _ in self.scenarios())
+        """Whether any forward may carry more than one vector per weight pass (a round of
+        several sequences, or a prompt in groups)."""
+        return self.sequences > 1 or self.prompted
 
     @property
     def unit(self) -> str:
         return {"energy": "J", "edp": "J·s"}.get(self.kind, "ms")
 
     def describe(self) -> str:
+        if self.kind == "throughput":
+            return (f"decode ms per token over a round of {self.sequences} sequences at "
+                    f"{self.context_tokens} tokens of context (1000 / it = aggregate tok/s)")
+        if self.kind in ("ttft", "prefill"):
+            return (f"time to first token, ms ({self.prompt_tokens} prompt tokens in groups "
+                    f"of up to VMAX positions, then the first token)")
+        if self.kind == "chat":
+            return (f"chat turn ms ({self.prompt_tokens} prompt tokens, then "
+                    f"{self.gen_tokens} generated" + (f" in rounds of {self.sequences}"
+                                                      if self.sequences > 1 else "") + ")")
         if self.kind == "energy":
             return f"decode joules per token at {self.context_tokens} tokens of context"
         if self.kind == "edp":
             return (f"decode energy-delay product (J per token x s per token) at "
                     f"{self.context_tokens} tokens of context")
         if self.kind == "decode":
+            if self.sequences > 1:
+                return (f"decode ms per round of {self.sequences} sequences at "
+                        f"{self.context_tokens} tokens of context")
             return f"decode ms per token at {self.context_tokens} tokens of context"
-        if self.kind == "prefill":
-            return f"prefill ms ({self.prompt_tokens} prompt tokens)"
         return (f"workload ms ({self.prompt_tokens} prompt tokens + {self.gen_tokens} generated "
                 f"tokens)")
 
@@ -166,6 +217,8 @@ class RuntimePrices:
     runtime: str
     #: The KV-cache format these prices keep.
     kv_dtype: str
+    #: The prompt group of its scenarios (None: the objective runs no prompt).
+    group: int | None
     ps: tuple[PsPrices, ...]
     #: The objective's scenarios in this KV format, with their weights.
     scenarios: tuple[tuple[Scenario, float], ...]
@@ -199,6 +252,8 @@ class Prepared:
     baselines: tuple[tuple[Baseline, ...], ...] = ()
     #: The PL unit kinds the search may add, with their builds.
     choices: tuple[UnitChoice, ...] = ()
+    #: Each CPU-only runtime's objective time, ms (the prompt in one forward: its batch).
+    base_times: dict[str, float] = field(default_factory=dict)
     #: What the search has priced already (designs' calls, units' parts, resources).
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -242,11 +297,31 @@ class Prepared:
             ok = self._cache[key] = not ev.beyond
         return ok
 
-    def runtime(self, name: str, kv_dtype: str | None = None) -> RuntimePrices:
-        """A runtime's prices with a KV format (default: the one its baseline keeps)."""
+    def runtime(self, name: str, kv_dtype: str | None = None, group: int | None = None
+                ) -> RuntimePrices:
+        """A runtime's prices with a KV format (default: the one its baseline keeps) and a
+        prompt group (default: the first priced)."""
         if kv_dtype is None:
-            return next(r for r in self.baseline_runtimes() if r.runtime == name)
-        return next(r for r in self.runtimes if r.runtime == name and r.kv_dtype == kv_dtype)
+            kv_dtype = next(r for r in self.baseline_runtimes() if r.runtime == name).kv_dtype
+        return next(r for r in self.runtimes if r.runtime == name and r.kv_dtype == kv_dtype
+                    and group in (None, r.group))
+
+    def runtimes_for(self, design: EngineDesign) -> tuple[RuntimePrices, ...]:
+        """The prices a design can be run under: its prompt group's (every one without a
+        prompt)."""
+        g = self.objective.group_for(design)
+        return tuple(r for r in self.runtimes if r.group == g)
+
+    def plan_scenarios(self, plan: Plan) -> list[tuple[Scenario, float]]:
+        """The objective's scenarios as ``plan`` runs them: its KV format, its prompt group
+        (``dse.model.prompt.plan_group``: its engine's VMAX unless it says)."""
+        from dse.model.prompt import plan_group
+
+        obj = self.objective
+        group = None
+        if obj.prompted:
+            group = plan_group(plan, obj.prompt_tokens, obj.prompt_group)
+        return obj.scenarios(plan.kv_dtype, group)
 
     def baseline_runtimes(self) -> tuple[RuntimePrices, ...]:
         """One entry per runtime: the KV format whose CPU-only baseline is fastest among
@@ -270,7 +345,7 @@ class Prepared:
               units: tuple[PLUnit, ...]) -> Fixed:
         """``fixed_side`` of ``units`` on ``rp``'s i-th scenario (cached: a unit reads the
         design only through its clock and its engines' ports, ``UnitEnv``)."""
-        key = ("fixed", rp.runtime, rp.kv_dtype, i, units) + (
+        key = ("fixed", rp.runtime, rp.kv_dtype, rp.group, i, units) + (
             (design.clock_mhz, design.engines) if units else ())
         fx = self._cache.get(key)
         if fx is None:
@@ -280,7 +355,7 @@ class Prepared:
     def serves(self, unit: PLUnit, rp: RuntimePrices) -> bool:
         """Whether ``unit`` can run every scenario of ``rp`` (cached per unit and KV format;
         a unit's rules read the model and the scenario, not the design)."""
-        key = ("serves", unit, rp.runtime, rp.kv_dtype)
+        key = ("serves", unit, rp.runtime, rp.kv_dtype, rp.group)
         ok = self._cache.get(key)
         if ok is None:
             design = EngineDesign(1, 1)
@@ -302,26 +377,39 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
         raise DseError(f"--prompt-tokens + --gen-tokens: expected at most {limit} (the "
                        f"model's max_position_embeddings; or give --context-tokens), got "
                        f"{objective.context_tokens}")
+    prompt_groups: tuple[int | None, ...] = (None,)
+    if objective.prompted:
+        prompt_groups = (objective.prompt_group,) if objective.prompt_group else tuple(
+            sorted({min(g, objective.prompt_tokens) for g in objective_groups(objective)}))
     for kv in objective.kv_formats:
-        for sc, _ in objective.scenarios(kv):
-            sc.validate(wl.config)
+        for g in prompt_groups:
+            for sc, _ in objective.scenarios(kv, g):
+                sc.validate(wl.config)
     groups = group_layers(list(wl.layers), fuse)
     c = ctx.constants
     per_runtime = []
+    # the CPU-only baselines run the prompt in one forward (their runtime's batch)
     base_of_kv = {kv: [baselines(wl, ctx, sc) for sc, _ in objective.scenarios(kv)]
                   for kv in objective.kv_formats}
-    for runtime, kv in ((r, kv) for r in objective.runtimes for kv in objective.kv_formats):
-        scen = tuple(objective.scenarios(kv))
+    cpu_weights = [w for _, w in objective.scenarios()]
+    ps_of: dict[tuple, PsPrices] = {}   # a scenario's prices serve every group that has it
+    for runtime, kv, g in ((r, kv, g) for r in objective.runtimes for kv in objective.kv_formats
+                           for g in prompt_groups):
+        scen = tuple(objective.scenarios(kv, g))
         ps = []
         for sc, _ in scen:
-            host, target, threads = cpus(wl, ctx.board, sc)
-            ps.append(ps_prices(wl, runtime, sc, groups, host, target, threads, ctx.board, c))
+            key = (runtime, sc)
+            if key not in ps_of:
+                host, target, threads = cpus(wl, ctx.board, sc)
+                ps_of[key] = ps_prices(wl, runtime, sc, groups, host, target, threads,
+                                       ctx.board, c, engines=True)
+            ps.append(ps_of[key])
         base_by_sc = base_of_kv[kv]
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
-                   for (_, w), bs in zip(scen, base_by_sc, strict=True))
+                   for w, bs in zip(cpu_weights, base_by_sc, strict=True))
         fits = all(next(b.feasible for b in bs if b.runtime == runtime) for bs in base_by_sc)
-        per_runtime.append(RuntimePrices(runtime, kv, tuple(ps), scen, base, fits, tuple(
-            (sc.phase, sc.m, sc.sequences, sc.threads, w) for sc, w in scen)))
+        per_runtime.append(RuntimePrices(runtime, kv, g, tuple(ps), scen, base, fits, tuple(
+            (sc.phase, sc.m, sc.sequences, sc.threads, sc.logits, w) for sc, w in scen)))
     fitting = [r for r in per_runtime if r.baseline_feasible] or per_runtime
     best = min(fitting, key=lambda r: r.baseline_ms)
     # Each runtime's baseline keeps the KV format that serves it best (as plans choose theirs).
@@ -336,13 +424,25 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
                   + tuple(b for b in base_of_kv[objective.kv_formats[0]][i]
                           if b.runtime not in chosen)
                   for i in range(len(objective.scenarios()))]
+    # the CPU-only runtimes' objective times (ms), each in the KV format that serves it best
+    base_times = {b.runtime: sum(w * bs[j].ms for w, bs in zip(cpu_weights, base_by_sc,
+                                                                strict=True))
+                  for j, b in enumerate(base_by_sc[0])}
     scen = objective.scenarios(best.kv_dtype)
     sig_index: dict[tuple[int, int, bool], int] = {}
     sig_of = np.array([sig_index.setdefault((g.n, g.k, g.ternary), len(sig_index))
                        for g in groups])
     return Prepared(wl, ctx, objective, groups, tuple(per_runtime), best.baseline_ms,
                     best.runtime, sig_of, tuple(sig_index), tuple(scen), tuple(base_by_sc),
-                    objective.unit_choices())
+                    objective.unit_choices(), base_times)
+
+
+#: Prompt groups the search prices when the objective fixes none: every VMAX the design
+#: space may hold (``dse.search.space.PROMPT_VMAX``); a design runs the largest it holds.
+def objective_groups(objective: Objective) -> tuple[int, ...]:
+    from dse.search.space import PROMPT_VMAX
+
+    return tuple(v for v in (objective.sequences, *PROMPT_VMAX) if v >= objective.sequences)
 
 
 def projection_units(objective: Objective, p) -> float:
@@ -390,9 +490,11 @@ def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident:
             if not ternary and not prep.objective.two_stage_head and not design.head:
                 sig[s] = np.inf
                 continue
+            m = sc.m * sc.sequences if ternary else (sc.sequences if sc.logits else 0)
+            if m == 0:  # the head of a forward without logits: no call (``idle_groups``)
+                continue
             wbytes = 0 if resident else _group_bytes(design, n, k, ternary)
             dense = None if ternary else design.head
-            m = sc.m * sc.sequences if ternary else sc.sequences
             cc = call_cost(design, board, c, n=n, k=k, m=m, weight_bytes=wbytes, dense=dense,
                            launch_us=0.0)
             sig[s] = row(call_work(cc))
@@ -503,7 +605,7 @@ def unit_sets(prep: Prepared, design: EngineDesign, rp: RuntimePrices
     needs the int8 KV cache), what-if units only beside designs the overlay does not build
     either (a buildable design with a what-if unit is a what-if plan, ranked apart), and the
     whole set fits the board's caps."""
-    kkey = ("per_kind", design.buildable, rp.runtime, rp.kv_dtype)
+    kkey = ("per_kind", design.buildable, rp.runtime, rp.kv_dtype, rp.group)
     per_kind = prep._cache.get(kkey)
     if per_kind is None:
         per_kind = prep._cache[kkey] = tuple(
@@ -533,7 +635,7 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     # reuses one placement per such key and adds each unit set's own fixed rest.
     additive = kind != "edp"
     placed: dict[tuple, tuple[float, np.ndarray]] = {}
-    for rp in prep.runtimes:
+    for rp in prep.runtimes_for(design):
         for units in unit_sets(prep, design, rp):
             gkey, fixed = _variant(prep, design, rp, units)
             if kind in ENERGY_OBJECTIVES:
@@ -551,6 +653,9 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
                     placed[gkey] = (total - pr.fixed, offload)
             if best is None or total < best[0]:
                 best = (total, rp, offload, units)
+    if best is None:  # the design cannot run the objective (a prompt group beyond its VMAX)
+        return DesignEval(design, "", math.inf, np.zeros(len(prep.groups), dtype=bool),
+                          prep.resources(design).lut, 0.0)
     total, rp, offload, units = best
     ddr_bytes = float(call_rows(prep, design, rp)[1][offload].sum())
     res = prep.resources(design, units)
@@ -571,7 +676,7 @@ def _variant(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
     """(What the groups' prices depend on of ``units`` under ``rp``, the fixed rest in ms)
     (cached: the units read the design only through its clock and ports, ``UnitEnv``; in
     energy the fixed rest reads its fabric too, so it is left to ``_fixed_units``)."""
-    key = ("variant", rp.runtime, rp.kv_dtype, units) + (
+    key = ("variant", rp.runtime, rp.kv_dtype, rp.group, units) + (
         (design.clock_mhz, design.engines) if units else ())
     hit = prep._cache.get(key)
     if hit is None:
@@ -652,14 +757,15 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     """
     if runtime is None or units is None or kv_dtype is None:
         sols = [solve_plan(prep, design, name, allow_resident, rp.runtime, us, rp.kv_dtype)
-                for rp in prep.runtimes if runtime in (None, rp.runtime)
+                for rp in prep.runtimes_for(design) if runtime in (None, rp.runtime)
                 and kv_dtype in (None, rp.kv_dtype)
                 for us in unit_sets(prep, design, rp) if units in (None, us)]
         if not sols:
             raise DseError(f"no plan for {design.label()} with runtime {runtime}, units "
                            f"{units}, KV {kv_dtype}: not among the options")
         return min(sols, key=lambda s: (not s.optimal, s.objective_ms))
-    rc = prep.runtime(runtime, kv_dtype)
+    group = prep.objective.group_for(design)
+    rc = prep.runtime(runtime, kv_dtype, group)
     groups = prep.groups
     ng = len(groups)
     # the shipped overlay streams every weight from DDR: no resident set for its designs
@@ -698,7 +804,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
         none = np.zeros(ng, dtype=bool)
         plan = Plan(name, design, frozenset(n for i, g in enumerate(groups) if direct[i]
                                             for n in g.names), runtime=runtime,
-                    head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype)
+                    head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype,
+                    prompt_group=group)
         return Solution(plan, pr.total(direct, none), msg(
             "method.direct", "exact without a MILP: no on-chip buffer to share and the plan "
             "fits DDR, so each group runs where it costs less; PS runtime {runtime}",
@@ -710,7 +817,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     if res.status != 0 or res.x is None:
         # infeasible (e.g. the model does not fit DDR even on the CPU): offload nothing
         plan = Plan(name, design, frozenset(), note=f"MILP: {res.message}", runtime=runtime,
-                    kv_dtype=kv_dtype)
+                    kv_dtype=kv_dtype, prompt_group=group)
         return Solution(plan, rc.baseline_ms, msg("method.milp_failed", "MILP ({message})",
                                                   message=res.message), False)
     x = np.round(res.x).astype(bool)
@@ -724,7 +831,8 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     method = msg("method.milp", "MILP (HiGHS), optimal, gap {gap:.1e}; PS runtime {runtime}",
                  gap=gap, runtime=runtime)
     return Solution(Plan(name, d, offload, resident, runtime=runtime,
-                         head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype),
+                         head_top_k=prep.objective.head_top_k, units=units, kv_dtype=kv_dtype,
+                         prompt_group=group),
                     total, method, True)
 
 
@@ -736,7 +844,7 @@ def brute_force(prep: Prepared, design: EngineDesign, runtime: str,
                 units: tuple[PLUnit, ...] = (), kv_dtype: str | None = None
                 ) -> tuple[float, frozenset[str], frozenset[str]]:
     """Exhaustive search over every group's three options (tests only: 3**groups plans)."""
-    rc = prep.runtime(runtime, kv_dtype)
+    rc = prep.runtime(runtime, kv_dtype, prep.objective.group_for(design))
     pr = pricing(prep, design, rc, units, resident=True)
     cap = onchip_capacity_bytes(prep, design, units)
     best = (math.inf, frozenset(), frozenset())

@@ -44,6 +44,9 @@ class DesignSpace:
     engines: tuple[int, ...] = (1, 2, 4)
     stream_bits: tuple[int, ...] = (64, 128, 256)
     vectors: tuple[int, ...] = (1,)
+    #: Vectors answered per clock (VPC; each at most the design's VMAX). With a template: the
+    #: template's values for each PE, filtered by these when given.
+    vpcs: tuple[int, ...] = (1,)
     #: The lm_head is bf16 in BitNet; an int8 head re-quantizes it (accuracy unchecked), so it
     #: is offered only when asked for (``dse explore --int8-head``).
     heads: tuple[str | None, ...] = (None, "bf16")
@@ -52,28 +55,48 @@ class DesignSpace:
     def size(self) -> int:
         if self.template is not None:
             shapes = sum(len(self.template.lane_shapes(p)) for p in self.packings)
-            return (shapes * self.template.max_engines * len(self.vectors) * len(self.heads)
-                    * 2)
+            return (shapes * self.template.max_engines * len(self.vectors)
+                    * len(self.template.vpc_values) * len(self.heads) * 2)
         return (len(self.packings) * len(self.pes) * len(self.simds) * len(self.engines)
-                * len(self.stream_bits) * len(self.vectors) * len(self.heads) * 2)
+                * len(self.stream_bits) * len(self.vectors) * len(self.vpcs) * len(self.heads)
+                * 2)
+
+
+#: Vectors held per pass (VMAX) the search tries for prompts: powers of two (a prompt group G
+#: is at most VMAX; the search chooses G among them too, ``dse.search.optimize``).
+PROMPT_VMAX = (1, 2, 4, 8, 16, 32)
+#: Vectors answered per clock of the free grid (what-ifs): one, or two as the published
+#: KV260 design.
+FREE_VPCS = (1, 2)
 
 
 def default_space(phase_kind: str, int8_head: bool = False,
-                  template: EngineTemplate | None = None) -> DesignSpace:
-    """Vectors per pass only matter when M > 1 (prefill or a mix).
+                  template: EngineTemplate | None = None, sequences: int = 1,
+                  prompt_group: int | None = None) -> DesignSpace:
+    """Vectors per pass (VMAX) and per clock (VPC) only matter when a weight pass carries more
+    than one vector: a round of ``sequences`` (an objective without a prompt, ``phase_kind``
+    decode, throughput, energy or edp: VMAX = the round, the least that holds it in one pass)
+    or a prompt in groups (any other kind: VMAX among ``PROMPT_VMAX`` from the round up, at
+    least the fixed ``prompt_group``).
 
-    With a template: only what the overlay builds (its packings and PEs, no dense head unit:
-    the shipped overlay has none, so the lm_head stays on the CPU).
+    With a template: only what the overlay builds (its packings, PEs and VPCs, no dense head
+    unit: the shipped overlay has none, so the lm_head stays on the CPU).
     """
-    vectors = (1,) if phase_kind == "decode" else (1, 8, 32)
+    if phase_kind in ("decode", "throughput", "energy", "edp"):
+        vectors: tuple[int, ...] = (sequences,)
+    else:
+        least = max(sequences, prompt_group or 1)
+        vectors = tuple(sorted({least, *(v for v in PROMPT_VMAX if v >= least)}))
+    batched = max(vectors) > 1
     if template is not None:
         vectors = tuple(v for v in vectors
                         if template.vmax_range[0] <= v <= template.vmax_range[1])
         return DesignSpace(packings=tuple(p.name for p in template.packings),
                            pes=template.pe_values, simds=(), engines=(),
-                           stream_bits=(), vectors=vectors, heads=(None,), template=template)
+                           stream_bits=(), vectors=vectors, heads=(None,), template=template,
+                           vpcs=() if batched else (1,))
     heads: tuple[str | None, ...] = (None, "bf16", "int8") if int8_head else (None, "bf16")
-    return DesignSpace(vectors=vectors, heads=heads)
+    return DesignSpace(vectors=vectors, heads=heads, vpcs=FREE_VPCS if batched else (1,))
 
 
 def head_macs_for(board: Board, clock_mhz: float, head: str) -> int:
@@ -119,17 +142,19 @@ def _template_points(board: Board, space: DesignSpace, max_k: int,
             if pe not in space.pes or (space.simds and simd not in space.simds):
                 continue
             bits = t.stream_bits(pe, simd, packing)
+            vpcs = [v for v in t.vpc_for(pe) if not space.vpcs or v in space.vpcs]
             for clock in clocks:
                 for n_eng in engines:
                     for vectors in space.vectors:
-                        for head in space.heads:
-                            d = EngineDesign(
-                                pe=pe, simd=simd, packing=packing, clock_mhz=clock,
-                                engines=n_eng, vectors=vectors, stream_bits=bits, max_k=max_k,
-                                head=head,
-                                head_macs=head_macs_for(board, clock, head) if head else 0,
-                                vectors_per_clock=t.vectors_per_clock)
-                            yield mark_buildable(t, d, board)
+                        for vpc in (v for v in vpcs if v <= vectors):
+                            for head in space.heads:
+                                d = EngineDesign(
+                                    pe=pe, simd=simd, packing=packing, clock_mhz=clock,
+                                    engines=n_eng, vectors=vectors, stream_bits=bits,
+                                    max_k=max_k, head=head,
+                                    head_macs=head_macs_for(board, clock, head) if head else 0,
+                                    vectors_per_clock=vpc)
+                                yield mark_buildable(t, d, board)
 
 
 def _free_points(board: Board, space: DesignSpace, max_k: int) -> Iterator[EngineDesign]:
@@ -142,13 +167,15 @@ def _free_points(board: Board, space: DesignSpace, max_k: int) -> Iterator[Engin
                     for pe in space.pes:
                         for simd in space.simds:
                             for vectors in space.vectors:
-                                for head in space.heads:
-                                    yield EngineDesign(
-                                        pe=pe, simd=simd, packing=packing, clock_mhz=clock,
-                                        engines=engines, vectors=vectors, stream_bits=bits,
-                                        max_k=max_k, head=head,
-                                        head_macs=head_macs_for(board, clock, head) if head else 0,
-                                        build_note="what-if: no engine template checked it")
+                                for vpc in (v for v in space.vpcs if v <= vectors):
+                                    for head in space.heads:
+                                        yield EngineDesign(
+                                            pe=pe, simd=simd, packing=packing, clock_mhz=clock,
+                                            engines=engines, vectors=vectors, stream_bits=bits,
+                                            max_k=max_k, head=head, vectors_per_clock=vpc,
+                                            head_macs=(head_macs_for(board, clock, head)
+                                                       if head else 0),
+                                            build_note="what-if: no engine template checked it")
 
 
 def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: int

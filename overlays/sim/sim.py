@@ -31,8 +31,31 @@ from pathlib import Path
 
 SIM_DIR = Path(__file__).resolve().parent
 RTL_DIR = SIM_DIR.parent / "rtl"
-#: Build cache: overlays/sim/sim_build is gitignored (``sim_build/``); TGEMV_BUILD_DIR moves it.
-BUILD_ROOT = Path(os.environ.get("TGEMV_BUILD_DIR", SIM_DIR / "sim_build"))
+
+
+def _build_root() -> Path:
+    """Where builds are cached: ``TGEMV_BUILD_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache``) under ``dse/sim_build-<checkout>``, so builds outlive
+    a clean checkout on a machine that keeps its cache and nothing is written into the
+    repository's tracked folders; a checkout's own ``overlays/sim/sim_build`` (gitignored) only
+    where there is no writable cache folder. One folder per checkout: two checkouts' runs
+    never share a build directory while they run."""
+    if os.environ.get("TGEMV_BUILD_DIR"):
+        return Path(os.environ["TGEMV_BUILD_DIR"])
+    key = hashlib.sha256(str(SIM_DIR).encode()).hexdigest()[:10]
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        root = base / "dse" / f"sim_build-{key}"
+        root.mkdir(parents=True, exist_ok=True)
+        if os.access(root, os.W_OK):
+            return root
+    except (OSError, RuntimeError):  # no home, a read-only home
+        pass
+    return SIM_DIR / "sim_build"
+
+
+#: Build cache (see ``_build_root``).
+BUILD_ROOT = _build_root()
 TOP = "ternary_gemv"
 #: Both units instantiate the shared control slave and counters (axil_ctrl.v).
 SOURCES = ("axil_ctrl.v", "tgemv_dot.v", "tgemv_b3dec.v", "tgemv_actbuf.v", "tgemv_fifo.v",
@@ -64,10 +87,14 @@ class Build:
     kmax: int = 8192
     out_depth: int = 32
     engines: int = 1
+    #: Vectors answered per clock (the RTL's VPC).
+    vpc: int = 1
 
     @property
     def name(self) -> str:
         base = f"{self.packing}_pe{self.pe}_simd{self.simd}_v{self.vmax}_k{self.kmax}"
+        if self.vpc != 1:
+            base += f"_c{self.vpc}"
         return base if self.engines == 1 else f"{base}_x{self.engines}"
 
     @property
@@ -93,7 +120,8 @@ class Build:
         if self.packing not in codes:
             raise ValueError(f"packing {self.packing!r}: the RTL decodes {', '.join(codes)}")
         return {"PE": self.pe, "SIMD": self.simd, "PACKING": codes[self.packing],
-                "VMAX": self.vmax, "KMAX": self.kmax, "OUT_DEPTH": self.out_depth}
+                "VMAX": self.vmax, "KMAX": self.kmax, "OUT_DEPTH": self.out_depth,
+                "VPC": self.vpc}
 
 
 @dataclass(frozen=True)
@@ -171,8 +199,8 @@ def _stream_ports(in_bits: str, out_bits: str) -> tuple[tuple[str, str, str], ..
 
 #: (name, default) of each unit's parameters, then the ones the generated top derives.
 _ENGINE_PARAMS = (("PE", "8"), ("SIMD", "16"), ("PACKING", "0"), ("VMAX", "4"),
-                  ("KMAX", "8192"), ("OUT_DEPTH", "32"))
-_ENGINE_PORTS = _AXIL_PORTS + _stream_ports("W", "32*PE")
+                  ("KMAX", "8192"), ("OUT_DEPTH", "32"), ("VPC", "1"))
+_ENGINE_PORTS = _AXIL_PORTS + _stream_ports("W", "32*PE*VPC")
 _ATTN_PARAMS = (("G", "4"), ("D", "128"), ("HMAX", "5"), ("TMAX", "4096"), ("OUT_DEPTH", "32"))
 _ATTN_PORTS = _AXIL_PORTS + _stream_ports("128", "32*G")
 _DERIVED = {TOP: (("W", "PE * ((PACKING != 0) ? (8*SIMD)/5 : 2*SIMD)"),), ATTN_TOP: ()}
@@ -295,8 +323,11 @@ def results_failures(xml_path: Path) -> list[str]:
     return bad
 
 
-def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print) -> dict:
-    """Run ``cases`` on the ``cfg`` build; return the testbench's records (+ xml failures)."""
+def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print,
+        progress=None) -> dict:
+    """Run ``cases`` on the ``cfg`` build; return the testbench's records (+ xml failures).
+    ``progress(done, total)`` is called as cases finish (the testbench counts them in a file
+    the simulation writes; a testbench that does not, reports only the end)."""
     runner, build_dir = build(cfg, log=log)
     work = build_dir / tag
     work.mkdir(exist_ok=True)
@@ -309,17 +340,24 @@ def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print) 
     for extra in (str(SIM_DIR.parent.parent), str(SIM_DIR)):
         if extra not in sys.path:
             sys.path.insert(0, extra)
-    xml = runner.test(
-        test_module=cfg.test_module,
-        hdl_toplevel=cfg.top,
-        hdl_toplevel_lang="verilog",
-        build_dir=build_dir,
-        test_dir=work,
-        results_xml=str(work / "results.xml"),
-        extra_env={"TGEMV_CASES": str(cases_file), "TGEMV_RESULTS": str(results_file),
-                   **cfg.extra_env()},
-        log_file=work / "sim.log",
-    )
+    counter = work / "progress.txt"
+    if counter.exists():
+        counter.unlink()
+
+    def test():
+        return runner.test(
+            test_module=cfg.test_module,
+            hdl_toplevel=cfg.top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=work,
+            results_xml=str(work / "results.xml"),
+            extra_env={"TGEMV_CASES": str(cases_file), "TGEMV_RESULTS": str(results_file),
+                       "TGEMV_PROGRESS": str(counter), **cfg.extra_env()},
+            log_file=work / "sim.log",
+        )
+
+    xml = test() if progress is None else _with_progress(test, counter, len(cases), progress)
     if not results_file.exists():
         raise RuntimeError(f"{cfg.name}/{tag}: the testbench wrote no results; "
                            f"see {work / 'sim.log'}")
@@ -327,6 +365,36 @@ def run(cfg: Build | AttnBuild, cases: list[dict], tag: str = "run", log=print) 
     records["xml_failures"] = results_failures(Path(xml))
     records["log"] = str(work / "sim.log")
     return records
+
+
+def _with_progress(test, counter: Path, total: int, progress):
+    """Run ``test()`` in a thread, reporting the testbench's case count every half second."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["xml"] = test()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    done = -1
+    while worker.is_alive():
+        worker.join(0.5)
+        try:
+            now = int(counter.read_text() or 0)
+        except (OSError, ValueError):
+            now = 0
+        if now != done:
+            done = now
+            progress(done, total)
+    if "error" in box:
+        raise box["error"]
+    progress(total, total)
+    return box["xml"]
 
 
 def parse_case(text: str, seed: int) -> dict:
@@ -358,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pe", type=int, default=8)
     ap.add_argument("--simd", type=int, default=16)
     ap.add_argument("--vmax", type=int, default=4)
+    ap.add_argument("--vpc", type=int, default=1, help="vectors answered per clock (VPC)")
     ap.add_argument("--kmax", type=int, default=8192)
     ap.add_argument("--engines", type=int, default=1, help="engines side by side")
     ap.add_argument("--case", action="append", default=[],
@@ -375,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in rec["cases"]:
             print(json.dumps({k: r[k] for k in r if k not in ("seed",)}))
         return 0 if not rec["xml_failures"] else 1
-    cfg = Build(args.pe, args.simd, args.packing, args.vmax, args.kmax, engines=args.engines)
+    cfg = Build(args.pe, args.simd, args.packing, args.vmax, args.kmax, engines=args.engines,
+                vpc=args.vpc)
     cases = [parse_case(c, i + 1) for i, c in enumerate(args.case or ["40x100x3v2"])]
     rec = run(cfg, cases, tag="cli")
     for r in rec["cases"]:

@@ -36,7 +36,7 @@ from cocotbext.axi import (
 from dse.hw import regs
 from dse.model.engine import row_split
 from dse.packing.quant import golden_gemv
-from dse.packing.stream import call_input_stream, parse_output_stream
+from dse.packing.stream import call_input_stream, output_stream_beats, parse_output_stream
 
 #: Beats per source frame: the stream is cut into frames only to bound the testbench's memory
 #: (cocotbext-axi keeps per-byte lists); frames go back to back and the engine ignores TLAST.
@@ -173,7 +173,7 @@ async def run_call(eng: Engine, cfg: regs.EngineConfig, w: np.ndarray, x: np.nda
 
     frames = []
     out_bytes = 0
-    want_bytes = -(-n // cfg.pe) * m * 4 * cfg.pe
+    want_bytes = output_stream_beats(n, m, cfg.pe, v, cfg.vpc) * 4 * cfg.pe * cfg.vpc
     # generous bound: every beat paused at 90% plus drains
     limit_ns = CLOCK_NS * (20 * (stream.shape[0] * max(1, v) + want_bytes) + 20000)
     try:
@@ -193,7 +193,7 @@ async def run_call(eng: Engine, cfg: regs.EngineConfig, w: np.ndarray, x: np.nda
            "rows": n, "y": None}
     if not timed_out:
         data = b"".join(bytes(f.tdata) for f in frames)
-        out["y"] = parse_output_stream(data, n, m, cfg.pe, v)
+        out["y"] = parse_output_stream(data, n, m, cfg.pe, v, cfg.vpc)
         out["err"] = bool(await eng.read(regs.STATUS) & regs.STATUS_ERR)
     return out
 
@@ -277,6 +277,8 @@ async def run_cases(dut) -> None:
         rec = await run_case(engines, cfg, case)
         rec["host_s"] = time.perf_counter() - t0
         records["cases"].append(rec)
+        if os.environ.get("TGEMV_PROGRESS"):  # cases done, for the caller's progress bar
+            Path(os.environ["TGEMV_PROGRESS"]).write_text(str(len(records["cases"])))
         dut._log.info("case %s: ok=%s busy=%d stall_in=%d stall_out=%d (%.1fs)",
                       case["name"], rec["ok"], rec["busy"], rec["stall_in"],
                       rec["stall_out"], rec["host_s"])

@@ -6,7 +6,8 @@
 # Usage (the Makefile passes these, from dse.hw.overlay_build; see overlays/README.md):
 #   vivado -mode batch -source build_overlay.tcl -tclargs \
 #       <board> <ps_kind> <part> <clock_mhz> <name> <out_dir> <PE> <SIMD> <PACKING> <VMAX> \
-#       <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports> <hp_bits> <attn>
+#       <VPC> <KMAX> <ENGINES> <in_bits> <out_bits> <hp_ports> <hp_bits> <attn>
+#   VPC: vectors answered per clock; out_bits is the result beat, 32*PE*VPC;
 #   ps_kind: zynqmp | zynq7; hp_ports: comma-separated PS slave ports, one per engine;
 #   hp_bits: their data width, the board file's link.port_width_bits (64 on Zynq-7000's
 #   S_AXI_HP, up to 128 on Zynq UltraScale+'s S_AXI_HP_FPD); a DMA wider than its port
@@ -38,11 +39,11 @@ set script_dir [file normalize [file dirname [info script]]]
 set ::tgemv_sourced 1
 source [file join $script_dir package_ip.tcl]
 
-if {[llength $::argv] != 17} {
-    error "usage: -tclargs board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX\
-           ENGINES in_bits out_bits hp_ports hp_bits attn (see overlays/vivado/Makefile)"
+if {[llength $::argv] != 18} {
+    error "usage: -tclargs board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX VPC\
+           KMAX ENGINES in_bits out_bits hp_ports hp_bits attn (see overlays/vivado/Makefile)"
 }
-lassign $::argv board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX KMAX \
+lassign $::argv board ps_kind part clock_mhz name out_dir PE SIMD PACKING VMAX VPC KMAX \
     ENGINES in_bits out_bits hp_ports hp_bits attn
 set out_dir [file normalize $out_dir]
 set dry_run [expr {[info exists ::env(DSE_VIVADO_DRY_RUN)] && $::env(DSE_VIVADO_DRY_RUN)}]
@@ -208,7 +209,7 @@ for {set e 0} {$e < $ENGINES} {incr e} {
     set port [lindex $ports $e]
     set eng [create_bd_cell -type ip -vlnv dse:hls:ternary_gemv:1.0 ternary_gemv_$e]
     set_property -dict [list CONFIG.PE $PE CONFIG.SIMD $SIMD CONFIG.PACKING $PACKING \
-        CONFIG.VMAX $VMAX CONFIG.KMAX $KMAX] $eng
+        CONFIG.VMAX $VMAX CONFIG.VPC $VPC CONFIG.KMAX $KMAX] $eng
 
     add_dma axi_dma_$e $in_bits $out_bits
 
@@ -298,7 +299,7 @@ foreach {src dst} [list $bit [file join $out_dir $name.bit] $hwh [file join $out
 }
 puts "overlay: [file join $out_dir $name.bit] + [file join $out_dir $name.hwh]\
       ($ENGINES x ${in_bits}-bit in, ${out_bits}-bit out on $hp_ports ($hp_bits-bit),\
-      PE=$PE SIMD=$SIMD @ $clock_mhz MHz)"
+      PE=$PE SIMD=$SIMD VMAX=$VMAX VPC=$VPC @ $clock_mhz MHz)"
 for {set a 0} {$a < $ATTN} {incr a} {
     set e [expr {$a % $ENGINES}]
     puts "  + kv_attn_$a G=$ATTN_G D=$ATTN_D HMAX=$ATTN_HMAX TMAX=$ATTN_TMAX\

@@ -73,7 +73,7 @@ proc package_ternary_gemv {repo_dir part} {
         "Ternary GEMV engine (BitNet b1.58)" \
         "Ternary matrix-vector engine: AXI4-Stream weights and int8 activations in, int32\
          results out, AXI4-Lite control (see overlays/README.md)" \
-        {PE 8 SIMD 16 PACKING 0 VMAX 4 KMAX 8192 OUT_DEPTH 32}]
+        {PE 8 SIMD 16 PACKING 0 VMAX 4 VPC 1 KMAX 8192 OUT_DEPTH 32}]
 }
 
 proc package_kv_attn {repo_dir part} {

@@ -200,7 +200,7 @@ def attention_call_s(unit: AttentionUnit, env: UnitEnv, mode: int, positions: in
 
 def attention_work(unit: AttentionUnit, env: UnitEnv) -> Work:
     """Per forward, every layer's two calls (all instances at once) and the PS work around
-    them; the PS waits.
+    them, for each sequence of the round over its own cache; the PS waits.
 
     A call takes ``attention_call_s`` plus the hand-off an engine call pays
     (``dse.model.cost.handoff`` for the instances that run: register accesses, the runtime's
@@ -208,30 +208,34 @@ def attention_work(unit: AttentionUnit, env: UnitEnv) -> Work:
     scales the scores itself). The inputs the PS writes (q, p, the token's new K/V rows) go
     through the uncached mapping as an engine's activations do. The PS folds the softmax's
     probabilities with the V scales into uint16 p, one multiply and convert per element,
-    priced as a rescale; the softmax stays an operator on the PS. Prefill runs one query
-    position per call pair, at each position's own context (the mean, as the cycle count is
-    linear in it).
+    priced as a rescale; the softmax stays an operator on the PS. Each query position runs
+    its own call pair (a prompt group's positions one after another, at each position's own
+    context: the mean, as the cycle count is linear in it), and each sequence of a round its
+    own pairs at its own context (``Scenario.context_counts``).
     """
     cfg, scenario, c = env.wl.config, env.scenario, env.constants
     h, g, d = cfg.kv_heads, cfg.heads // cfg.kv_heads, cfg.head_dim
-    t = max(1, round(scenario.context_tokens - (scenario.m - 1) / 2))
     launch = launch_us(env.board, c, env.runtime)
     running = len(instance_split(h, unit.count))
-    pl = 0.0
-    nbytes = 0.0
-    for mode in (MODE_SCORES, MODE_XV):
-        s, b = attention_call_s(unit, env, mode, t)
-        pl += s
-        nbytes += b
-    ps = t * h * g * c.rescale_ns_per_elem * 1e-9
     # the hand-off of an engine call with the unit's own 128-bit stream, for its instances
     port = EngineDesign(1, 1, clock_mhz=env.clock_mhz, stream_bits=KV_ATTN_BEAT_BYTES * 8,
                         engines=running)
-    for n, rescale in ((t * h * g, False), (h * g * d, True)):
-        ho = handoff(port, env.board, c, n=n, k=0, m=1, launch_us=launch, rescale=rescale)
-        ps += ho.act_load_s + ho.run_s + ho.readout_s + ho.rescale_s
-    reps = cfg.layers * scenario.m * scenario.sequences
-    return Work(reps * (pl + ps), reps * ps, reps * nbytes, reps * pl)
+    total = Work()
+    for context, sequences in scenario.context_counts():
+        t = max(1, round(context - (scenario.m - 1) / 2))
+        pl = 0.0
+        nbytes = 0.0
+        for mode in (MODE_SCORES, MODE_XV):
+            s, b = attention_call_s(unit, env, mode, t)
+            pl += s
+            nbytes += b
+        ps = t * h * g * c.rescale_ns_per_elem * 1e-9
+        for n, rescale in ((t * h * g, False), (h * g * d, True)):
+            ho = handoff(port, env.board, c, n=n, k=0, m=1, launch_us=launch, rescale=rescale)
+            ps += ho.act_load_s + ho.run_s + ho.readout_s + ho.rescale_s
+        reps = cfg.layers * scenario.m * sequences
+        total = total + Work(reps * (pl + ps), reps * ps, reps * nbytes, reps * pl)
+    return total
 
 
 def attention_resources(unit: AttentionUnit, c: CostConstants) -> Resources:

@@ -5,7 +5,12 @@ re-quantization run in the PL (``passes`` over the intermediate vector per layer
 then the scaling, ``cycles_per_elem`` each at the engines' clock), fed by the gate/up results
 and feeding down_proj. A fixed-point unit needs the PS to choose its shifts first: the shift
 scan (``dse.model.cpu.shift_scan``), which invalidates and reads the gate/up results itself,
-so their calls' hand-off does not read them out again (a credit). The published bitnet-kv260
+so their calls' hand-off does not read them out again (a credit); and the float scale of the
+FFN's output (``dse.model.cpu.ffn_scale``), which the published runtime computes on a side
+thread while the glue's passes run when a forward carries one vector (so only what outlasts
+the passes shows), and for each vector before its passes when a forward carries several (a
+round of sequences or a prompt group: runtime/bitnet_kria.c forward_slots, ``side_post
+(side_ffn)`` at nb == 1, ``ffn_scale(sj)`` inline otherwise). The published bitnet-kv260
 design has one; the shipped overlay does not build one, so every glue unit is a what-if.
 """
 
@@ -17,7 +22,7 @@ from typing import ClassVar
 
 from dse.errors import located
 from dse.model.constants import CostConstants
-from dse.model.cpu import cycles, shift_scan
+from dse.model.cpu import cycles, ffn_scale, shift_scan
 from dse.model.energy import Work
 from dse.model.engine import Resources
 from dse.model.fabric import infrastructure
@@ -88,6 +93,19 @@ class GlueUnit:
                                            cycles=round(cycles(env.cpu, env.constants)
                                                         .shift_scan_per_elem, 4)),
                             "elementwise", sw, "shift_scan")]
+        scale = scale_work(env.wl, env.tokens, env.cpu, env.constants)
+        # one vector a forward: the scale runs beside the glue's passes (only its excess
+        # shows); several: each vector's before its passes
+        shown = scale.time_s if env.tokens > 1 else max(0.0, scale.time_s - gw.time_s)
+        out.append(OpProjection(
+            "ffn_scale", "ffn_scale", layers, "ps", shown * 1e3, "compute",
+            msg("basis.ffn_scale_op", "the PS computes the FFN output's scale: {cycles:g} "
+                "cycles/element on 1 thread, {how}", cycles=round(
+                    cycles(env.cpu, env.constants).ffn_scale_per_elem, 4),
+                how=(msg("basis.ffn_scale_beside", "overlapped with the glue's passes (one "
+                         "vector a forward)") if env.tokens == 1 else
+                     msg("basis.ffn_scale_before", "before each vector's glue passes"))),
+            "elementwise", Work(shown, shown, scale.ddr_bytes), "ffn_scale"))
         # the calls' hand-off is the engines' account: the credit is theirs
         moved = scan_readout_work(env.wl, env.tokens, env.constants)
         if moved.time_s:
@@ -112,6 +130,13 @@ def scan_work(wl, m_tokens: int, cpu, threads: int, c: CostConstants) -> Work:
     """What a fixed-point glue unit needs from the PS per forward: the shift scan
     (``dse.model.cpu.shift_scan``), busy and waited for."""
     oc = shift_scan(wl.config.intermediate, wl.config.layers, m_tokens, cpu, threads, c)
+    return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
+
+
+def scale_work(wl, m_tokens: int, cpu, c: CostConstants) -> Work:
+    """The FFN output's scale on the PS per forward (``dse.model.cpu.ffn_scale``), whole:
+    the glue unit's ``parts`` say how much of it the forward waits for."""
+    oc = ffn_scale(wl.config.intermediate, wl.config.layers, m_tokens, cpu, c)
     return Work(oc.time_s, oc.time_s * oc.cores, oc.ddr_bytes)
 
 
