@@ -15,6 +15,7 @@ from dse.commands.common import (
     positive_int,
     report_target,
     scenario_fields,
+    validation_input,
 )
 from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured, runtimes_for
 from dse.commands.progress import add_quiet_option
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fabric", default=None,
                    help="fabric evidence file: synthesis relation, IP rows, clock closures "
                    "(default: the shipped dse/data/fabric.yaml)")
+    p.add_argument("--validation", default=None,
+                   help="validation rows every figure's band comes from (default: the shipped "
+                   "dse/data/validation.json; 'none': no bands)")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
@@ -89,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     # Claim every output path before searching, so a bad path fails in a second, not after,
     # and no output can overwrite an input of this run.
     out = Outputs([*mi.inputs, board.path or None, args.template,
-                   calibration_input(board, args.calibration), args.reference])
+                   calibration_input(board, args.calibration), args.reference,
+                   validation_input(args.validation)])
     report_path, lang = None, None
     if not args.no_report:
         report_path, lang = report_target(args.report, args.lang, mi)
@@ -104,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
         reference = load_log(args.reference)
     ctx = CostContext.resolve(board, args.calibration, args.fabric)
+    from dse.validation_data import load_validation
+
+    validation = load_validation(args.validation)
     from dse.model.template import load_template, shipped_template
 
     template = load_template(args.template) if args.template else shipped_template()
@@ -126,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         if vpcs:
             space = replace(space, vpcs=vpcs)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
-                         reference=reference)
+                         reference=reference, validation=validation)
     search_s = time.perf_counter() - t0
     if not result.best.feasible:
         result = replace(result, advice=_advice(wl, ctx, objective))

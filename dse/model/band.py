@@ -65,6 +65,10 @@ DOMINANT = 0.8
 #: A class with at least this many residuals uses its own spread; fewer, the spread pooled
 #: over its kind.
 OWN_SPREAD_ROWS = 3
+#: Classes taken as measured exactly: published Vivado rows of the IP a flow instantiates,
+#: used as they are (the model adds nothing to them; their own spread across builds is not in
+#: the evidence).
+EXACT = frozenset({"res.published"})
 #: The band's level: a two-sided 90% prediction interval (the coverage the bench checks).
 LEVEL = 0.90
 #: z of the same level, for the calibration's parameter uncertainty (a normal error).
@@ -154,6 +158,8 @@ class Bands:
         got = self.classes.get(cls)
         if got is not None:
             return got
+        if cls in EXACT:
+            return ClassBand(cls, 0.0, 0.0)
         u = self.unmeasured.get(CLASSES[cls].kind if cls in CLASSES else "time", 0.0)
         return ClassBand(cls, -u, u, measured=False)
 
@@ -271,7 +277,7 @@ def _feature_flag(cls: str, feature: str, regime: dict, evidence: list) -> Msg |
                    mhz=regime.get("clock_mhz", 0.0), sup=sup)
     seen = [r[feature] for r in evidence if r.get(feature) is not None]
     key, en = _FEATURE_MSG.get(feature, ("band.feature", "{feature} {value}: never measured"))
-    what = CLASSES[cls].what[1] if cls in CLASSES else cls
+    what = class_name(cls)
     if feature in YES_NO:
         if not v or any(seen):
             return None
@@ -288,17 +294,27 @@ def _feature_flag(cls: str, feature: str, regime: dict, evidence: list) -> Msg |
     return msg(key, en, value=v, what=what, feature=feature)
 
 
+def class_name(cls: str) -> Msg:
+    """A class's name as a message (its Chinese name in ``dse.report.i18n``)."""
+    spec = CLASSES.get(cls)
+    return msg(f"band.class.{cls}", spec.what[1] if spec is not None else cls)
+
+
 def class_flags(cls: str, regime: dict, bands: Bands) -> tuple[Msg, ...]:
     """What in ``regime`` no row of class ``cls`` (nor of the classes that check its regime)
     measured: empty when the class is measured in this regime."""
     spec = CLASSES.get(cls)
     if spec is None:
-        return (msg("band.class_unmeasured", "{what}: never measured", what=cls),)
+        return (msg("band.class_unmeasured", "{what}: never measured", what=class_name(cls)),)
+    if cls in EXACT:
+        return ()
     if cls not in bands.classes:
         key, en = spec.unmeasured
-        fields = {k: regime.get(k) for k in ("attention", "glue") if k in en}
+        fields: dict = {}
+        if "{value}" in en:  # a unit's class: named by its count
+            fields["value"] = regime.get(cls.split(".")[-1])
         if "{what}" in en:
-            fields["what"] = spec.what[1]
+            fields["what"] = class_name(cls)
         return (msg(key, en, **fields),)
     own = list(bands.regimes.get(cls, ()))
     also = [r for c in spec.also for r in bands.regimes.get(c, ())]
@@ -537,6 +553,24 @@ def weighted_interval(parts: list[tuple[Interval, float]]) -> Interval | None:
                     sum(w * iv.hi for iv, w in parts))
 
 
+def plan_band(wl, plan, ctx, proj, bands: Bands) -> ProjectionBand:
+    """``projection_band`` of ``proj`` (``plan`` priced in ``ctx``), with the calibration's
+    parameter uncertainty when ``ctx`` is calibrated."""
+    sigma = (calibration_sigma(wl, plan, ctx, proj.scenario, proj.plan_ms)
+             if getattr(ctx, "fit", None) is not None else None)
+    return projection_band(proj, bands, ctx.constants, ctx.board, sigma)
+
+
+def forwards_band(wl, plan, ctx, parts, bands: Bands
+                  ) -> tuple[Interval | None, tuple[Msg, ...]]:
+    """A figure made of weighted forwards (a prompt to its first token: ``PromptCost.parts``)
+    with its band (the forwards' bands, weighted: one model, so their ends add) and what its
+    forwards were never measured in."""
+    pbs = [(plan_band(wl, plan, ctx, p, bands), w) for p, w in parts if w]
+    flags = tuple(dict.fromkeys(f for b, _ in pbs for f in b.flags))
+    return weighted_interval([(b.ms, w) for b, w in pbs]), flags
+
+
 def objective_band(bands: tuple[ProjectionBand | None, ...], units: tuple[float, ...],
                    weights: tuple[float, ...], kind: str) -> Interval | None:
     """The band of an objective (a weighted sum of its scenarios' figures, in its units):
@@ -562,5 +596,5 @@ def objective_band(bands: tuple[ProjectionBand | None, ...], units: tuple[float,
 __all__ = ["DOMINANT", "LEVEL", "OWN_SPREAD_ROWS", "Bands", "ClassBand", "ClassUse",
            "Interval", "ProjectionBand", "Residual", "attribute", "bands_of",
            "calibration_sigma", "class_factors", "class_flags", "derive_bands",
-           "figure_factors", "objective_band", "projection_band", "row_band", "sum_band",
-           "t_quantile", "weighted_interval"]
+           "figure_factors", "forwards_band", "objective_band", "plan_band",
+           "projection_band", "row_band", "sum_band", "t_quantile", "weighted_interval"]

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dse.model.msg import Msg, msg
-from dse.model.project import Plan, Projection
+
+if TYPE_CHECKING:  # the rows' vocabulary loads without the projection (the i18n reads it)
+    from dse.model.project import Plan, Projection
 
 #: What a row's figure is, and how it scales with the time of its parts: ``time`` (ms or s,
 #: the parts' sum), ``rate`` (tokens or bytes per second: the inverse of its parts' time),
@@ -58,8 +61,9 @@ class ClassSpec:
     kind: str
     features: tuple[str, ...]
     also: tuple[str, ...] = ()
-    #: (message key, English template) when the class has no row at all; the template's
-    #: fields are regime features.
+    #: (message key, English template) when the class has no row at all; ``{value}`` is the
+    #: regime's value of the feature the class is named by (its unit count), ``{what}`` the
+    #: class's name.
     unmeasured: tuple[str, str] = ("band.class_unmeasured", "{what}: never measured")
     what: tuple[str, str] = ("", "")
 
@@ -79,12 +83,12 @@ CLASSES: dict[str, ClassSpec] = {
                                           "design"),
                               what=("稠密输出头单元", "dense head unit")),
     "pl.glue": ClassSpec("time", ("board", "glue", "clock_beyond", "m", "sequences"),
-                         unmeasured=("band.glue", "glue unit count {glue}: no measured design"),
+                         unmeasured=("band.glue", "glue unit count {value}: no measured design"),
                          what=("FFN 胶合单元", "FFN glue unit")),
     "pl.attention": ClassSpec("time", ("board", "attention", "clock_beyond", "context"),
                               ("pl.attention_cycles",),
                               unmeasured=("band.attention_unit", "attention unit count "
-                                          "{attention}: no measured design"),
+                                          "{value}: no measured design"),
                               what=("注意力单元", "attention unit")),
     # around the engines' calls: the activation loads and the run control (register
     # accesses, launches); the results' read-out (cache invalidation)

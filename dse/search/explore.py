@@ -19,10 +19,9 @@ from dse.model.band import (
     Interval,
     ProjectionBand,
     bands_of,
-    calibration_sigma,
+    forwards_band,
     objective_band,
-    projection_band,
-    weighted_interval,
+    plan_band,
 )
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
@@ -68,15 +67,15 @@ class RankedPlan:
     baseline_ms: float
     method: Msg
     why: tuple[Msg, ...] = ()
-    #: Each projection's figures with their bands (``dse.model.band``; empty: no validation
-    #: rows in force), and the objective's band.
-    bands: tuple[ProjectionBand, ...] = ()
-    objective_band: Interval | None = None
     #: Each projection's weight in the objective (the plan's own: its prompt group sets how
     #: many forwards a prompt takes).
     weights: tuple[float, ...] = ()
     #: Each CPU-only runtime's objective time, ms (``Prepared.base_times``).
     base_times: tuple[tuple[str, float], ...] = ()
+    #: Each projection's figures with their bands (``dse.model.band``; empty: no validation
+    #: rows in force), and the objective's band.
+    bands: tuple[ProjectionBand, ...] = ()
+    objective_band: Interval | None = None
 
     @property
     def speedup(self) -> float:
@@ -239,16 +238,16 @@ class ExploreResult:
     #: When no plan fits the board: what would (``dse.search.advice``; set by the caller,
     #: which knows the candidate models and boards).
     advice: tuple[Msg, ...] = ()
-    #: The best plan's time to first token with its band, and what its prompt's projection
-    #: was never measured in (None, (): no validation rows in force).
-    ttft_band: Interval | None = None
-    ttft_flags: tuple[Msg, ...] = ()
-    #: The validation rows the bands rest on (their file and sha256; "" without).
-    validation: str = ""
     #: Aggregate decode tok/s against the round's sequences, and the time to first token
     #: against the prompt's length, for the top plans and the CPU-only baselines.
     sequence_curves: tuple[SequenceCurve, ...] = ()
     prompt_curves: tuple[PromptCurve, ...] = ()
+    #: The best plan's time to first token with its band, and what its prompt's projection
+    #: were never measured in (None, (): no validation rows in force).
+    ttft_band: Interval | None = None
+    ttft_flags: tuple[Msg, ...] = ()
+    #: The validation rows the bands rest on (their file and sha256; "" without).
+    validation: str = ""
 
     @property
     def best(self) -> RankedPlan:
@@ -410,10 +409,7 @@ def banded(prep: Prepared, rp: RankedPlan, bands: Bands | None) -> RankedPlan:
 
 
 def _band(prep: Prepared, plan: Plan, proj: Projection, bands: Bands) -> ProjectionBand:
-    ctx = prep.ctx
-    sigma = (calibration_sigma(prep.workload, plan, ctx, proj.scenario, proj.plan_ms)
-             if ctx.fit is not None else None)
-    return projection_band(proj, bands, ctx.constants, ctx.board, sigma)
+    return plan_band(prep.workload, plan, prep.ctx, proj, bands)
 
 
 #: Rounds the sequence curves try (each plan's engines built to hold the round: VMAX = S).
@@ -674,9 +670,7 @@ def _ttft(prep: Prepared, best: RankedPlan, bands: Bands | None
     ms = sum(w * p.plan_ms for p, w in parts)
     if bands is None:
         return ms, None, ()
-    pbs = [(_band(prep, best.plan, p, bands), w) for p, w in parts if w]
-    flags = tuple(dict.fromkeys(f for b, _ in pbs for f in b.flags))
-    return ms, weighted_interval([(b.ms, w) for b, w in pbs]), flags
+    return (ms, *forwards_band(prep.workload, best.plan, prep.ctx, parts, bands))
 
 
 def _solve_among(prep: Prepared, design, name: str, runtime: str, keep,
