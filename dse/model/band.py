@@ -291,7 +291,8 @@ def _feature_flag(cls: str, feature: str, regime: dict, evidence: list) -> Msg |
         return msg(key, en, value=v, lo=min(seen), hi=max(seen))
     if v in seen:
         return None
-    return msg(key, en, value=v, what=what, feature=feature)
+    shown = msg(f"band.value.{v}", str(v)) if feature == "phase" else v
+    return msg(key, en, value=shown, what=what, feature=feature)
 
 
 def class_name(cls: str) -> Msg:

@@ -205,8 +205,9 @@ class Validation:
     sha256: str = ""
 
     def label(self) -> str:
-        digest = f"sha256 {self.sha256[:12]}" if self.sha256 else "built in"
-        return f"{self.path or 'validation rows'} ({digest}, {len(self.rows)} rows)"
+        """``FILE, sha256 1a2b3c4d5e6f``: what reports and JSON name the rows by."""
+        digest = f", sha256 {self.sha256[:12]}" if self.sha256 else ""
+        return f"{self.path or 'validation rows'}{digest}"
 
     def checks(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.check)

@@ -45,10 +45,10 @@ _S: dict[str, tuple[str, str]] = {
                        "**{tok}** ({ms} ms/token; {scen}); time to "
                        "first token {ttft} ms (prefill of {p} prompt tokens)"),
     "card.band": ("误差带", "Band"),
-    "card.band_val": ("括号内是 90% 误差带：模型在验证行（`{src}`）上按组成类别的误差，"
+    "card.band_val": ("括号内是 90% 误差带：模型在 {n} 个验证行（`{src}`）上按组成类别的误差，"
                       "超出实测范围的部分取任一已测类别的最大误差；{cal}",
                       "the ranges are 90% bands of the model's error per component class over "
-                      "the validation rows (`{src}`), as wide as the worst measured class where "
+                      "{n} validation rows (`{src}`), as wide as the worst measured class where "
                       "a plan leaves the measured regimes; {cal}"),
     "band.uncal": ("未校准", "uncalibrated"),
     "band.cal": ("另加校准拟合参数的不确定度（时间的 1σ 为 {s}）",
@@ -622,7 +622,7 @@ def _band_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
     plans = ("、" if lang == "zh" else ", ").join(
         plan_ref(rp.label, rp.plan.identity, lang) for rp in equiv)
     return [(_t("card.band", lang), _t("card.band_val", lang, src=result.validation,
-                                       cal=cal)),
+                                       n=result.validation_rows, cal=cal)),
             (_t("card.never", lang), sep.join(flags) if flags else _t("card.never_none", lang)),
             (_t("card.equiv", lang), _t("card.equiv_val", lang, plans=plans) if equiv
              else _t("card.equiv_none", lang))]

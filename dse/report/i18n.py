@@ -351,6 +351,8 @@ MESSAGES: dict[str, str] = {
     "band.class_unmeasured": "{what}：从未实测",
     "band.head_unit": "稠密输出头单元：没有实测的设计",
     "band.torch": "PS 运行时 torch：从未在板上实测",
+    "band.value.prefill": "预填充",
+    "band.value.decode": "解码",
 }
 
 

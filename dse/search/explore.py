@@ -246,8 +246,10 @@ class ExploreResult:
     #: were never measured in (None, (): no validation rows in force).
     ttft_band: Interval | None = None
     ttft_flags: tuple[Msg, ...] = ()
-    #: The validation rows the bands rest on (their file and sha256; "" without).
+    #: The validation rows the bands rest on (their file and sha256; "" without), and how
+    #: many of them check the model (set no constant).
     validation: str = ""
+    validation_rows: int = 0
 
     @property
     def best(self) -> RankedPlan:
@@ -628,6 +630,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         ttft_band=ttft_band,
         ttft_flags=ttft_flags,
         validation="" if validation is None else validation.label(),
+        validation_rows=0 if validation is None else len(validation.checks()),
         sequence_curves=sequence_curves(prep, tuple(plans), vmax=(
             space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1])),
         prompt_curves=prompt_curves(prep, tuple(plans)),
