@@ -219,6 +219,24 @@ def _advice(wl, ctx, objective) -> tuple:
     return fit_advice(wl, ctx, objective.context_tokens, models, boards).messages()
 
 
+def _band_lines(result) -> list[str]:
+    """The bands in the console: what they rest on, what the best plan was never measured
+    in, the plans equivalent to it within the model's error."""
+    from dse.commands.project import band_lines
+
+    b = result.best.decode_band
+    if b is None:
+        return []
+    ttft = (result.ttft_band, result.ttft_flags) if result.ttft_band is not None else None
+    lines = band_lines(b, ttft, None)
+    lines[0] = lines[0].replace("(?)", f"({result.validation})")
+    equal = [f"{rp.label} ({rp.plan.identity})" for rp in result.plans
+             if result.equivalent(rp)]
+    lines.append("within the model's error of the best (bands overlap, '≈ best' above): "
+                 + (", ".join(equal) if equal else "none: the ranking holds"))
+    return lines
+
+
 def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:
     from dse.report import numbers
 
@@ -244,11 +262,16 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         d = rp.decode
         util = d.utilization
         e = d.energy
-        rows.append([i, f"{rp.label} ({rp.plan.identity})", rp.plan.design.label(),
+        db, ob = rp.decode_band, rp.objective_band
+        rows.append([i, f"{rp.label} ({rp.plan.identity})"
+                     + (" ≈ best" if result.equivalent(rp) else ""), rp.plan.design.label(),
                      rp.plan.runtime, d.scenario.kv_dtype,
                      " ".join(rp.plan.unit_labels) or "-", len(rp.plan.offload),
-                     len(rp.plan.resident), numbers.ms(rp.objective_ms),
-                     f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
+                     len(rp.plan.resident),
+                     numbers.ms(rp.objective_ms) if ob is None else numbers.interval(ob),
+                     f"{d.tokens_per_s:.2f}" if db is None
+                     else numbers.interval(db.tokens_per_s, numbers.fixed),
+                     f"{rp.speedup:.2f}x",
                      f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
                      f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
     base = result.best.decode.baseline
@@ -270,6 +293,7 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
 
     lines += [str(n) for n in result.notes
               if getattr(n, "key", "") in ("note.clock_beyond", "note.count_beyond")]
+    lines += _band_lines(result)
     bases = dict.fromkeys(p.decode.evidence.resource_basis for p in result.plans
                           if p.decode.evidence is not None)
     lines += [f"resource basis: {b}" for b in bases]
