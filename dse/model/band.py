@@ -62,8 +62,8 @@ from dse.model.validation import (
 #: A row of several classes gives a residual to its largest one when that class is at least
 #: this share of its prediction (the rest taken as predicted).
 DOMINANT = 0.8
-#: A class with at least this many residuals uses its own spread; fewer, the spread pooled
-#: over its kind.
+#: A class with at least this many residuals uses its own spread; fewer, the typical spread
+#: of its kind (the median spread of its classes measured at least twice).
 OWN_SPREAD_ROWS = 3
 #: Classes taken as measured exactly: published Vivado rows of the IP a flow instantiates,
 #: used as they are (the model adds nothing to them; their own spread across builds is not in

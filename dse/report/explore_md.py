@@ -132,10 +132,10 @@ _S: dict[str, tuple[str, str]] = {
     "boards.intro": ("本报告中每块板卡的最佳方案（每次 `dse explore` 运行时更新）。",
                      "The best plan of each board explored into this report (kept in step by "
                      "every `dse explore` run)."),
-    "cols.boards": ("板卡|最佳方案|解码 tok/s|加速比 (对能装下的最快 CPU 运行时)|LUT|BRAM|URAM|"
-                    "J/token|限制因素",
-                    "Board|Best plan|Decode tok/s|Speedup vs fastest CPU runtime that fits|LUT|"
-                    "BRAM|URAM|J/token|Limit"),
+    "cols.boards": ("板卡|最佳方案|解码 tok/s (90% 误差带)|加速比 (对能装下的最快 CPU 运行时)|LUT|"
+                    "BRAM|URAM|J/token|限制因素",
+                    "Board|Best plan|Decode tok/s (90% band)|Speedup vs fastest CPU runtime "
+                    "that fits|LUT|BRAM|URAM|J/token|Limit"),
     # -- board -------------------------------------------------------------------------------
     "h.board": ("### 板卡", "### Board"),
     "cols.kv": ("属性|值", "Property|Value"),
@@ -657,7 +657,14 @@ def boards_table(summaries: list[dict], lang: str) -> str:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
-    rows = [[sm["board"], f"`{sm['design']}`", f"{sm['tokens_per_s']:.2f}",
+    def tok(sm: dict) -> str:
+        ends = (sm.get("band") or {}).get("tokens_per_s")
+        ok = isinstance(ends, list) and len(ends) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in ends)
+        return numbers.band(sm["tokens_per_s"], *(ends if ok else (None, None)),
+                            numbers.fixed)
+
+    rows = [[sm["board"], f"`{sm['design']}`", tok(sm),
              f"{_x(sm['speedup'])} (`{sm['baseline_runtime']}`)", pct(sm["lut"]),
              pct(sm["bram36"]), pct(sm["uram"]),
              "n/a" if sm["j_per_token"] is None else f"{sm['j_per_token']:.3f}",
