@@ -192,7 +192,8 @@ def parse_yaml(text: str, path: object) -> Any:
     import yaml
 
     register_lines(path, {})
-    loader = yaml.SafeLoader(text)
+    # libyaml's parser where the wheel has it (7x faster on dse's files, same documents)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
         node = loader.get_single_node()
         lines: dict[str, int] = {}
@@ -200,6 +201,8 @@ def parse_yaml(text: str, path: object) -> Any:
             _yaml_walk(node, (), lines, path, {})
         data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
+        if "nesting depth" in str(getattr(exc, "problem", "") or exc):  # libyaml's limit
+            raise _too_deep(path, "YAML") from None
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "document"
         raise DseError(f"{path}: {where}: expected valid YAML "

@@ -9,7 +9,6 @@ must have (hypothesis draws the engines, rounds, contexts and prompts).
 from __future__ import annotations
 
 import math
-import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dse.cli import main
-from dse.commands import COMMANDS
 from dse.errors import DseError
 from dse.model.board import load_board
 from dse.model.ops import positions
@@ -253,36 +251,3 @@ def test_plan_file_vpc_and_group_checked(wl):
     with pytest.raises(DseError, match=r"p\.yaml: prompt_group: expected an integer from 1 "
                                        r"to engine\.vectors \(4"):
         plan_from_mapping({**base, "prompt_group": 8}, wl, "p.yaml", t)
-
-
-# -- the documented commands ------------------------------------------------------------------
-
-def _documented() -> list[tuple[str, list[str]]]:
-    out = []
-    for path in sorted((ROOT / "examples").rglob("*")):
-        if path.suffix not in (".yaml", ".yml", ".json", ".md") or not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            text = line.lstrip("# ").strip()
-            words = text.split()
-            if len(words) > 1 and words[0] == "dse" and words[1] in COMMANDS:
-                out.append((f"{path.name}: {text}", shlex.split(text)[1:]))
-    return out
-
-
-DOCUMENTED = _documented()
-
-
-def test_examples_document_commands():
-    assert len(DOCUMENTED) >= 4, DOCUMENTED
-
-
-@pytest.mark.parametrize(("where", "argv"), DOCUMENTED, ids=[w for w, _ in DOCUMENTED])
-def test_documented_command_runs_as_written(monkeypatch, capsys, where, argv):
-    """Every ``dse ...`` command the example files document runs as written (from the repo
-    root, as the comments assume) and exits 0."""
-    monkeypatch.chdir(ROOT)
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    assert rc == 0, f"{where}: exit {rc}: {err}"
-    assert out.strip()

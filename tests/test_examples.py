@@ -76,8 +76,13 @@ def scratch(tmp_path_factory):
 
 
 def _tracked_state() -> dict[str, float]:
-    return {str(p): p.stat().st_mtime for folder in ("boards", "examples", "dse", "reports")
-            for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    """Every file of the repository's top level and its tracked input folders (a command
+    run from elsewhere must add, change or remove none)."""
+    files = [p for p in ROOT.iterdir() if p.is_file()]
+    files += [p for folder in ("boards", "examples", "dse", "reports", "overlays")
+              for p in (ROOT / folder).rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts and "sim_build" not in p.parts]
+    return {str(p): p.stat().st_mtime for p in files}
 
 
 @pytest.mark.parametrize("where,command", COMMANDS, ids=[c for _, c in COMMANDS])

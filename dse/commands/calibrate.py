@@ -272,7 +272,7 @@ def _run_backend(args: argparse.Namespace) -> int:
     wl, profile, stem = mi.workload, mi.profile, mi.stem
     out, out_path, report_path = _outputs(args, mi, [board.path])
     ctx0 = CostContext.for_board(board, None, _fabric(args))
-    best_before = explore(wl, ctx0, *_search(wl)).best
+    best_before = explore(wl, ctx0, *_search(wl), curves=False).best
     planned = None
     if args.layers:
         layers = flow.select_layers(wl, glob=args.layers)
@@ -361,9 +361,12 @@ def _finish(args, res, log, board, ctx0, wl, profile, stem, out, out_path, repor
         # the recommended plan at the scenario the search priced it at (the card's)
         e2e = flow.end_to_end(wl, best.plan, design, measurements, ctx0, ctx1, kind,
                               best.decode.scenario)
-    before, after = explore(wl, ctx0, *_search(wl)), explore(wl, ctx1, *_search(wl))
-    replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
-               for b in before.plans[:4]]
+    replans = []
+    if report_path is not None:  # the section's re-projected plans (the console has none)
+        before = explore(wl, ctx0, *_search(wl), curves=False)
+        after = explore(wl, ctx1, *_search(wl), curves=False)
+        replans = [(b, next((a for a in after.plans if a.label == b.label), after.best))
+                   for b in before.plans[:4]]
     _print_summary(cal, res, e2e)
     out.add(out_path, text_yaml, "calibration")
     if report_path is not None:

@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         if vpcs:
             space = replace(space, vpcs=vpcs)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
-                         reference=reference, validation=validation)
+                         reference=reference, validation=validation,
+                         curves=report_path is not None or bool(args.json))
     search_s = time.perf_counter() - t0
     if not result.best.feasible:
         result = replace(result, advice=_advice(wl, ctx, objective))

@@ -456,8 +456,10 @@ def _fit_log(log, wl, board: Board, c: CostConstants, held_out: bool) -> LogFit:
                 status[e.id] = ("checked", "no fitted parameter moves it")
     b1, c1 = apply_params(board, c, {k: p.value for k, p in params.items()})
 
+    memos: dict[int, dict] = {}  # one per parameter set: entries share their projections
+
     def pred_s(e, b, cc):
-        return predict(e, wl, b, cc, log.path).time_s
+        return predict(e, wl, b, cc, log.path, memos.setdefault(id(cc), {})).time_s
 
     results = []
     for e in log.entries:

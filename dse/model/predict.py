@@ -413,6 +413,7 @@ def _prompt_rate(e: LogEntry, wl: Workload, board: Board, c: CostConstants, wher
 
     plan = entry_plan(e, wl, where)
     kv = e.config.kv_dtype or "fp16"
+    memo = {} if memo is None else memo  # prompts of one length share their forwards
     total_s = 0.0
     for prompt in e.prompts:
         if prompt > wl.config.max_positions:

@@ -310,6 +310,8 @@ MESSAGES: dict[str, str] = {
     "why_not.whatif": "附带的 overlay 不构建它（{rule}）",
     "why_not.serves": "它不能运行该模型或该场景",
     "why_not.fits": "加上它，设计超出开发板的上限：{over}",
+    "why_not.clock": "时钟证据不支持带着它在 {mhz:g} MHz 运行（已发表的时序收敛中没有这么多"
+                     "单元或这么高的利用率）",
     "why_not.solve": "加上它没有可解的方案",
     "basis.shift_scan_op": "PS 为胶合单元选择定点移位：每个元素 {cycles:g} 个周期",
     "basis.shift_scan": "胶合单元的移位扫描：{threads} 个线程上每个元素 {cycles:g} 个周期，"

@@ -500,10 +500,12 @@ def prompt_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
 
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
             top: int = 12, progress: Progress | None = None,
-            reference: MeasurementLog | None = None,
+            reference: MeasurementLog | None = None, curves: bool = True,
             validation: Validation | None = None) -> ExploreResult:
     """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure);
-    ``reference``: a measurement log whose decode split the best plan is set beside;
+    ``reference``: a measurement log whose decode split the best plan is set beside.
+    ``curves``: also price the plots' curves (tok/s against context, sequences and prompt
+    length: a third of a search's time); a caller that shows no plot passes False.
     ``validation``: the rows every ranked plan's figures get their bands from (None: no
     bands)."""
     board = ctx.board
@@ -621,7 +623,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         pareto_lut=pareto(cloud, lambda p: p.lut),
         pareto_ddr=pareto(cloud, lambda p: p.ddr_gb_s),
         cloud=tuple(_thin(cloud)), sensitivity=sensitivity(prep, plans[0]),
-        notes=tuple(notes), context_curves=context_curves(prep, tuple(plans)),
+        notes=tuple(notes),
+        context_curves=context_curves(prep, tuple(plans)) if curves else (),
         pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=base.components, base_total_ms=base.plan_ms,
@@ -632,8 +635,9 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         validation="" if validation is None else validation.label(),
         validation_rows=0 if validation is None else len(validation.checks()),
         sequence_curves=sequence_curves(prep, tuple(plans), vmax=(
-            space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1])),
-        prompt_curves=prompt_curves(prep, tuple(plans)),
+            space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1]))
+        if curves else (),
+        prompt_curves=prompt_curves(prep, tuple(plans)) if curves else (),
         reference=None if reference is None else reference_split(
             wl, ctx, _decode_projection(prep, plans[0]), reference, plans[0].label))
 
@@ -796,6 +800,10 @@ def _unit_counts(prep: Prepared, best: Solution) -> tuple[UnitCount, ...]:
                 why = msg("why_not.fits", "with it the design exceeds the board's caps: "
                           "{over}", over=", ".join(prep.resources(design, units)
                                                    .overflow(prep.ctx.board)))
+            elif not prep.clock_ok(design, units):
+                why = msg("why_not.clock", "the clock evidence does not cover {mhz:g} MHz "
+                          "with it beside the engines (no published closure held that many "
+                          "units or that utilization)", mhz=design.clock_mhz)
             ms = None
             if why is None:
                 s = _solve_among(prep, design, "", bp.runtime,
