@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -161,6 +161,18 @@ ATTENTION_BY_CONTEXT = (
     ("kria-int8-results.txt, 1821 forwards", 1821, (77.626,)),
 )
 PUBLISHED_MS = 59.6
+#: Whole generated tokens at four contexts and two KV formats, results/kria-int8-results.txt:
+#: "generated 22 <ms>" after a prompt of N ids (22 tokens at positions N..N+21, so N + 11.5
+#: attended positions on average). fp32: "float32 attention scaling, same binary as shipped";
+#: int8: "generation by cache format" (bitnet_kria_i8, the int8 cache). Its bf16 rows are not
+#: rows: dse has no bf16 KV format (pricing them as fp16 is +12 to +25%). Checks only: a whole
+#: token sets no class's residual (``dse.model.band``), and none of these set a constant.
+GENERATED = (
+    ("fp32", 250, 1629.0), ("fp32", 500, 2017.5), ("fp32", 1000, 2873.6),
+    ("fp32", 1800, 4272.9),
+    ("int8", 250, 1399.9), ("int8", 1000, 2361.8), ("int8", 1800, 3350.2),
+)
+GENERATED_TOKENS = 22
 
 
 def published_design() -> dict:
@@ -337,6 +349,23 @@ def published_rows() -> list[Row]:
                         f"(A53, fp32 KV)", f"bitnet-kv260 results/{r['source']}", "time", "ms",
                         r["measured_ms"], r["predicted_ms"], {"ps.attention": r["predicted_ms"]},
                         {**regime, "context": r["mean_attended_positions"]}))
+    for kv, prompt, ms in GENERATED:
+        kv_plan = replace(plan, kv_dtype=kv)
+        # positions N..N+21 attend N+1..N+22 positions: the mean of N+11 and N+12
+        gen = [project(wl, kv_plan, ctx, Scenario("on-board", "decode", 1, prompt + t, kv, 1, 4),
+                       with_baselines=False) for t in (11, 12)]
+        predicted = sum(g.plan_ms for g in gen) / 2
+        p0, p1 = class_parts(gen[0]), class_parts(gen[1])
+        section = ("float32 attention scaling, same binary as shipped" if kv == "fp32"
+                   else "generation by cache format, bitnet_kria_i8")
+        out.append(_row(f"published.generate.{kv}.{prompt}", "published",
+                        "bitnet-kv260 kria-int8-results.txt",
+                        f"the published design's generated token after a {prompt}-id prompt "
+                        f"({kv} KV)", f"bitnet-kv260 results/kria-int8-results.txt, {section}: "
+                        f"generated {GENERATED_TOKENS} {ms} ms", "time", "ms",
+                        ms / GENERATED_TOKENS, predicted,
+                        {k: (p0.get(k, 0.0) + p1.get(k, 0.0)) / 2 for k in {*p0, *p1}},
+                        {**regime_of(gen[0]), "context": prompt + 11.5}))
     gbs = board.ddr_bytes_per_s / 1e9
     out.append(_row("published.ddr.fabric_read", "published", "bitnet-kv260 DDR tests",
                     "DDR read from the fabric alone over 4 HP ports",

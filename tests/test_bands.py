@@ -273,7 +273,7 @@ def test_no_bands_when_asked(capsys):
     rc = main(["project", "--board", str(ROOT / "boards" / "kv260.yaml"), "--plan",
                str(PUBLISHED_PLAN), "--validation", "none"])
     out = capsys.readouterr().out
-    assert rc == 0 and "never measured" not in out and "90% bands" not in out
+    assert rc == 0 and "outside the measurements" not in out and "90% bands" not in out
 
 
 # -- the answer card, the plans table, JSON and dse compare carry them ------------------------
@@ -306,9 +306,9 @@ def test_the_card_carries_the_bands_and_names_what_was_never_measured(explored):
     db = best.decode_band
     assert db.tokens_per_s.lo < best.decode.tokens_per_s < db.tokens_per_s.hi
     assert explored.ttft_band.lo < explored.ttft_ms < explored.ttft_band.hi
-    for lang, speed, never, equiv in (("en", "Decode speed", "Never measured",
+    for lang, speed, never, equiv in (("en", "Decode speed", "Outside the measurements",
                                        "Within the model's error"),
-                                      ("zh", "解码速度", "从未实测", "模型误差之内")):
+                                      ("zh", "解码速度", "超出实测范围", "模型误差之内")):
         card = _card(render_explore_section(explored, lang, {}))
         shown = numbers.band(best.decode.tokens_per_s, db.tokens_per_s.lo, db.tokens_per_s.hi,
                              numbers.fixed, "tok/s")

@@ -254,7 +254,7 @@ def band_lines(band, ttft=None, bands=None) -> list[str]:
     flags = list(dict.fromkeys([*map(str, band.flags), *map(str, ttft[1] if ttft else ())]))
     lines = [f"bands: 90% of the model's error per component class over the validation rows "
              f"({bands.source if bands is not None else '?'}); {cal}",
-             "never measured: " + ("; ".join(flags) if flags else
+             "outside the measurements: " + ("; ".join(flags) if flags else
                                    "nothing: every part of the plan is in a measured regime")]
     e = band.j_per_token
     if e is not None:

@@ -53,7 +53,7 @@ _S: dict[str, tuple[str, str]] = {
     "band.uncal": ("未校准", "uncalibrated"),
     "band.cal": ("另加校准拟合参数的不确定度（时间的 1σ 为 {s}）",
                  "plus the calibration's parameter uncertainty (1σ of the time: {s})"),
-    "card.never": ("从未实测", "Never measured"),
+    "card.never": ("超出实测范围", "Outside the measurements"),
     "card.never_none": ("无：方案的每一部分都在已实测的范围内",
                         "nothing: every part of the plan is inside a measured regime"),
     "card.equiv": ("模型误差之内", "Within the model's error"),
