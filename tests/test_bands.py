@@ -363,3 +363,14 @@ def test_json_and_compare_carry_the_bands(explored, tmp_path, capsys):
     assert main(["compare", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "plans.0.projections.0.band.ms" in err
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 4, 7, 30, 151])
+def test_the_t_factor_is_student_s(dof):
+    """The closed-form t quantile (no scipy.stats import at run time) is scipy's to 1e-9."""
+    from scipy.stats import t
+
+    from dse.model.band import t_quantile
+
+    for level in (0.5, 0.9, 0.95):
+        assert t_quantile(dof, level) == pytest.approx(t.ppf((1 + level) / 2, dof), rel=1e-9)
