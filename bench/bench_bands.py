@@ -125,7 +125,7 @@ def main() -> int:
                             "bias": round(b.bias, 4), "spread": round(b.spread, 4),
                             "residuals": b.rows}
                         for c, b in sorted(shipped.classes.items())},
-        "unmeasured_band": {k: round(v_, 4) for k, v_ in shipped.unmeasured.items()},
+        "unmeasured_band": {k: round(v_, 4) for k, v_ in sorted(shipped.unmeasured.items())},
         "leave_one_out": summary(loo),
         "leave_one_group_out": summary(logo),
         "shipped_widths": width_views,
