@@ -82,11 +82,11 @@ def test_a_feature_no_measurement_covers_widens_the_band_and_is_named(kv260):
     _, base = _band(kv260, kv260[2])
     plan = kv260[2]
     units = replace(plan, units=(*plan.units, AttentionUnit(4, 128, 2, 4096, 7, count=3)),
-                    kv_dtype="int8")
+                    kv_dtype="fp16")
     _, b_units = _band(kv260, units)
     names = [str(f) for f in b_units.flags]
     assert "attention unit count 3: no measured design" in names
-    assert "KV int8 on the PS: never measured" in names
+    assert "KV fp16 on the PS: never measured" in names
     assert b_units.ms.width > 2 * base.ms.width
     fast = replace(plan, design=replace(plan.design, clock_mhz=300))
     _, b_fast = _band(kv260, fast)
@@ -95,8 +95,13 @@ def test_a_feature_no_measurement_covers_widens_the_band_and_is_named(kv260):
 
 
 def test_a_context_beyond_the_measured_ones_is_named(kv260):
+    """The attention rows reach 911 positions; the published design's whole generated tokens
+    (attention most of them) carry the measured range to 1,811.5; beyond, it is named."""
     _, b = _band(kv260, kv260[2], replace(SPLIT, context_tokens=2048))
-    assert "context 2048: beyond the measured 53.5–911 tokens" in [str(f) for f in b.flags]
+    assert "context 2048: beyond the measured 53.5–1811.5 tokens" in [str(f) for f in b.flags]
+    _, inside = _band(kv260, kv260[2], replace(SPLIT, context_tokens=1500))
+    assert not [f for f in inside.flags if "context" in str(f)]
+    assert inside.ms.width < b.ms.width
 
 
 def test_class_parts_add_up_to_the_forward(kv260):

@@ -27,9 +27,10 @@ The rule, in four steps:
 3. **Regimes.** Each class's error depends on a few features of the regime (a board, a
    context, a KV format, a sequence count, a unit count, a clock beyond the clock evidence);
    a plan outside every row of the class (and of the classes that check its regime, as RTL
-   simulation checks the engines' cycles for a packing the board never ran) widens the class
-   to at least the unmeasured band, and the feature is named ("attention unit count 2: no
-   measured design", "clock 300 MHz: above evidence (250 MHz)").
+   simulation checks the engines' cycles for a packing the board never ran, and as a whole
+   measured token checks each class that is at least ``REGIME_SHARE`` of it) widens the
+   class to at least the unmeasured band, and the feature is named ("attention unit count
+   2: no measured design", "clock 300 MHz: above evidence (250 MHz)").
 4. **Propagation.** A figure is a sum of class shares; each class moves its share by its
    band. Classes measured in the figure's regime are taken as independent (their deviations
    add in quadrature; a class's own parts move together); the classes outside every measured
@@ -65,6 +66,10 @@ DOMINANT = 0.8
 #: A class with at least this many residuals uses its own spread; fewer, the typical spread
 #: of its kind (the median spread of its classes measured at least twice).
 OWN_SPREAD_ROWS = 3
+#: A whole-token check row (no residual of its own class) extends the measured regime of
+#: each class that is at least this share of its time: the token's agreement bounds that
+#: class's error there (a class of half the token off by x moves it by x/2).
+REGIME_SHARE = 0.5
 #: Classes taken as measured exactly: published Vivado rows of the IP a flow instantiates,
 #: used as they are (the model adds nothing to them; their own spread across builds is not in
 #: the evidence).
@@ -241,6 +246,15 @@ def derive_bands(rows: tuple[Row, ...] | list[Row], leave_out: frozenset[str] = 
             cls = next(iter(r.parts), None)
         if cls is not None:
             regimes.setdefault(cls, []).append(dict(r.regime))
+        elif r.figure in ("time", "rate", "energy"):
+            # a whole token checks the regime of each class that is most of it: were that
+            # class far off there, the token would be off by at least half as much
+            tp = {k: v for k, v in r.parts.items() if CLASSES.get(k) is not None
+                  and CLASSES[k].kind == "time"}
+            total = sum(tp.values())
+            for c, v in tp.items():
+                if total > 0 and v >= REGIME_SHARE * total:
+                    regimes.setdefault(c, []).append(dict(r.regime))
     return Bands(classes, unmeasured, {k: tuple(v) for k, v in regimes.items()}, len(res),
                  source)
 
@@ -622,7 +636,8 @@ def objective_band(bands: tuple[ProjectionBand | None, ...], units: tuple[float,
     return Interval(value, lo, hi)
 
 
-__all__ = ["DOMINANT", "LEVEL", "OWN_SPREAD_ROWS", "Bands", "ClassBand", "ClassUse",
+__all__ = ["DOMINANT", "LEVEL", "OWN_SPREAD_ROWS", "REGIME_SHARE", "Bands", "ClassBand",
+           "ClassUse",
            "Interval", "ProjectionBand", "Residual", "attribute", "bands_of",
            "calibration_sigma", "class_factors", "class_flags", "derive_bands",
            "figure_factors", "forwards_band", "objective_band", "plan_band",
