@@ -21,7 +21,9 @@ from dse.model.validation import (
     CLASSES,
     FEATURES,
     FIGURES,
+    NUMERIC,
     ORIGINS,
+    YES_NO,
     Row,
     Validation,
     residual_of,
@@ -29,6 +31,8 @@ from dse.model.validation import (
 
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED = DATA / "validation.json"
+#: Regime features that count PL units (a number, like ``NUMERIC``'s).
+COUNTS = ("attention", "glue")
 TOP_KEYS = ("format", "version", "generated_by", "calibration", "note", "rows")
 ROW_KEYS = ("id", "origin", "group", "what", "source", "figure", "unit", "measured", "range",
             "predicted", "residual", "parts", "regime", "sets")
@@ -104,9 +108,16 @@ def _row(data: object, path: object, i: int, seen: set[str]) -> Row:
     for k, v in regime.items():
         if k not in FEATURES:
             raise located(path, f"{where}.regime.{k}", f"a feature among {', '.join(FEATURES)}")
-        if not (isinstance(v, (str, bool)) or (isinstance(v, (int, float))
-                                                and math.isfinite(v))):
-            raise located(path, f"{where}.regime.{k}", "a string, a number or a yes/no", v)
+        if k in NUMERIC or k in COUNTS or k in ("clock_mhz", "clock_supported_mhz"):
+            if v is not None:
+                _num(v, path, f"{where}.regime.{k}")
+                if v < 0:
+                    raise located(path, f"{where}.regime.{k}", "a number >= 0", v)
+        elif k in YES_NO:
+            if not isinstance(v, bool):
+                raise located(path, f"{where}.regime.{k}", "true or false", v)
+        elif v is not None:
+            _str(v, path, f"{where}.regime.{k}")
     sets = data.get("sets") or ""
     if not isinstance(sets, str):
         raise located(path, f"{where}.sets", "null or the constant the row set", sets)

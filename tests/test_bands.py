@@ -258,6 +258,10 @@ def _shipped() -> dict:
     (lambda r: r.update(parts={"pl.magic": 1.0}), "parts.pl.magic", "a class among"),
     (lambda r: r.update(regime={"moon": 1}), "regime.moon", "a feature among"),
     (lambda r: r.update(measured=-3), "measured", "a finite number > 0"),
+    (lambda r: r["regime"].update(context="long"), "regime.context", "a finite number"),
+    (lambda r: r["regime"].update(resident=1), "regime.resident", "true or false"),
+    (lambda r: r["regime"].update(board=3), "regime.board", "a non-empty string"),
+    (lambda r: r["regime"].update(threads=-4), "regime.threads", "a number >= 0"),
 ])
 def test_a_malformed_validation_file_is_one_line_exit_2(tmp_path, capsys, edit, field,
                                                        expected):
