@@ -96,6 +96,14 @@ def test_fit_with_noise_reports_uncertainty(board, wl):
     assert eff.stderr is not None and 0 < eff.stderr < 0.05
     assert abs(eff.value - 0.7) < 4 * eff.stderr + 0.01
     assert res.summary("after")["max_abs_rel_error"] < 0.08
+    # the whole covariance, its diagonal the squared standard errors, symmetric: what a
+    # calibrated projection's band propagates (issue 25)
+    cov = res.covariance
+    assert set(cov) == {k for k, p in res.params.items() if p.stderr is not None}
+    for a in cov:
+        assert cov[a][a] == pytest.approx(res.params[a].stderr ** 2, rel=1e-9)
+        for b in cov:
+            assert cov[a][b] == cov[b][a]
 
 
 def test_held_out_entries(board, wl):

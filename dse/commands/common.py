@@ -156,6 +156,11 @@ def profile_inputs(path: Path | None) -> list[Path]:
     return [Path(str(data_file(name))) for name in (DEFAULT_PROFILE_NAME, DEFAULT_REPORT_NAME)]
 
 
+def validation_input(option: str | None) -> Path | None:
+    """The validation rows the run reads (an input), if the user named a file."""
+    return None if option in (None, "none") else Path(option)
+
+
 def calibration_input(board, option: str | None) -> Path | None:
     """The calibration file the run reads (an input), if any: ``--calibration FILE``, else
     the board file's ``calibration:`` field, else none."""

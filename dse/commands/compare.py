@@ -93,8 +93,32 @@ def _times(v: float | None) -> str:
     return times(v)
 
 
-#: Fields older files may lack (a file written before plans had an identity): shown as "—".
-OPTIONAL = {"plan.id"}
+#: Fields older files may lack (a file written before plans had an identity, or bands): shown
+#: as "—".
+OPTIONAL = {"plan.id", "band.ms", "band.tokens_per_s", "band.j_per_token",
+            "band.never_measured"}
+
+
+class _Band:
+    """A figure's 90% band (``{value, lo, hi}``), checked when read: ``lo <= value <= hi``,
+    each a finite number."""
+
+    def __init__(self, fmt) -> None:
+        self.fmt = fmt
+
+
+def _band_cell(path: Path, proj: dict, where: str, field: str, fmt) -> str:
+    iv = _get(path, proj, where, field, (dict, type(None)))
+    if iv is None:
+        return "—"
+    nums = [_get(path, iv, f"{where}.{field}".lstrip("."), k, float) for k in ("value", "lo",
+                                                                            "hi")]
+    if None in nums or not nums[1] <= nums[0] <= nums[2]:
+        raise located(path, f"{where}.{field}".lstrip("."), "a band {value, lo, hi} with lo <= "
+                      "value <= hi", iv)
+    from dse.report.numbers import band
+
+    return band(nums[0], nums[1], nums[2], fmt)
 
 
 #: (row title, field of a projection, type, how to show it).
@@ -115,6 +139,11 @@ ROWS: tuple[tuple[str, str, type | tuple, Any], ...] = (
     ("PS runtime", "plan.runtime", str, str),
     ("plan ms", "end_to_end.plan_ms", float, _ms),
     ("tok/s", "end_to_end.tokens_per_s", float, _fmt),
+    ("plan ms (90% band)", "band.ms", _Band(_ms), None),
+    ("tok/s (90% band)", "band.tokens_per_s", _Band(lambda v: _fmt(v)), None),
+    ("J/token (90% band)", "band.j_per_token", _Band(lambda v: f"{v:.3f}"), None),
+    ("never measured", "band.never_measured", list,
+     lambda v: "; ".join(map(str, v)) or "nothing"),
     ("best CPU runtime that fits", "end_to_end.baseline_runtime", (str, type(None)),
      lambda v: v or "none"),
     ("baseline ms", "end_to_end.baseline_ms", float, _ms),
@@ -133,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         data = _load(f)
         for title, where, proj in plans_of(f, data, args.all):
             cells = ["—" if field in OPTIONAL and not _has(proj, field)
+                     else _band_cell(f, proj, where, field, kind.fmt)
+                     if isinstance(kind, _Band)
                      else show(_get(f, proj, where, field, kind))
                      for _, field, kind, show in ROWS]
             if not _get(f, proj, where, "feasible", bool):

@@ -15,6 +15,7 @@ from dse.commands.common import (
     positive_int,
     report_target,
     scenario_fields,
+    validation_input,
 )
 from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured, runtimes_for
 from dse.commands.progress import add_quiet_option
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fabric", default=None,
                    help="fabric evidence file: synthesis relation, IP rows, clock closures "
                    "(default: the shipped dse/data/fabric.yaml)")
+    p.add_argument("--validation", default=None,
+                   help="validation rows every figure's band comes from (default: the shipped "
+                   "dse/data/validation.json; 'none': no bands)")
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")
@@ -87,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     # Claim every output path before searching, so a bad path fails in a second, not after,
     # and no output can overwrite an input of this run.
     out = Outputs([*mi.inputs, board.path or None, args.template,
-                   calibration_input(board, args.calibration), args.reference])
+                   calibration_input(board, args.calibration), args.reference,
+                   validation_input(args.validation)])
     report_path, lang = None, None
     if not args.no_report:
         report_path, lang = report_target(args.report, args.lang, mi)
@@ -104,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
 
         reference = load_log(args.reference)
     ctx = CostContext.resolve(board, args.calibration, args.fabric)
+    from dse.validation_data import load_validation
+
+    validation = load_validation(args.validation)
     from dse.model.template import load_template, shipped_template
 
     template = load_template(args.template) if args.template else shipped_template()
@@ -126,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         if vpcs:
             space = replace(space, vpcs=vpcs)
         result = explore(wl, ctx, objective, space=space, top=args.top, progress=bar,
-                         reference=reference, curves=report_path is not None or bool(args.json))
+                         reference=reference, validation=validation,
+                         curves=report_path is not None or bool(args.json))
     search_s = time.perf_counter() - t0
     if not result.best.feasible:
         result = replace(result, advice=_advice(wl, ctx, objective))
@@ -211,6 +220,24 @@ def _advice(wl, ctx, objective) -> tuple:
     return fit_advice(wl, ctx, objective.context_tokens, models, boards).messages()
 
 
+def _band_lines(result) -> list[str]:
+    """The bands in the console: what they rest on, what the best plan was never measured
+    in, the plans equivalent to it within the model's error."""
+    from dse.commands.project import band_lines
+
+    b = result.best.decode_band
+    if b is None:
+        return []
+    ttft = (result.ttft_band, result.ttft_flags) if result.ttft_band is not None else None
+    lines = band_lines(b, ttft, None)
+    lines[0] = lines[0].replace("(?)", f"({result.validation})")
+    equal = [f"{rp.label} ({rp.plan.identity})" for rp in result.plans
+             if result.equivalent(rp)]
+    lines.append("within the model's error of the best (bands overlap, '≈ best' above): "
+                 + (", ".join(equal) if equal else "none: the ranking holds"))
+    return lines
+
+
 def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] = ()) -> str:
     from dse.report import numbers
 
@@ -236,11 +263,16 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         d = rp.decode
         util = d.utilization
         e = d.energy
-        rows.append([i, f"{rp.label} ({rp.plan.identity})", rp.plan.design.label(),
+        db, ob = rp.decode_band, rp.objective_band
+        rows.append([i, f"{rp.label} ({rp.plan.identity})"
+                     + (" ≈ best" if result.equivalent(rp) else ""), rp.plan.design.label(),
                      rp.plan.runtime, d.scenario.kv_dtype,
                      " ".join(rp.plan.unit_labels) or "-", len(rp.plan.offload),
-                     len(rp.plan.resident), numbers.ms(rp.objective_ms),
-                     f"{d.tokens_per_s:.2f}", f"{rp.speedup:.2f}x",
+                     len(rp.plan.resident),
+                     numbers.ms(rp.objective_ms) if ob is None else numbers.interval(ob),
+                     f"{d.tokens_per_s:.2f}" if db is None
+                     else numbers.interval(db.tokens_per_s, numbers.fixed),
+                     f"{rp.speedup:.2f}x",
                      f"{e.watts:.2f}" if e else "n/a", f"{e.j_per_token:.3f}" if e else "n/a",
                      f"{util['lut']:.0%}", d.bound, "yes" if rp.feasible else "NO"])
     base = result.best.decode.baseline
@@ -262,6 +294,7 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
 
     lines += [str(n) for n in result.notes
               if getattr(n, "key", "") in ("note.clock_beyond", "note.count_beyond")]
+    lines += _band_lines(result)
     bases = dict.fromkeys(p.decode.evidence.resource_basis for p in result.plans
                           if p.decode.evidence is not None)
     lines += [f"resource basis: {b}" for b in bases]

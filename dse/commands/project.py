@@ -12,10 +12,16 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from dse.commands.common import calibration_input, check_serving, positive_int
+from dse.commands.common import (
+    calibration_input,
+    check_serving,
+    positive_int,
+    validation_input,
+)
 from dse.commands.model_input import MODEL_HELP, load_model_input, not_measured
 from dse.errors import DseError
 from dse.io import Outputs, json_text
+from dse.model.band import bands_of, forwards_band, plan_band
 from dse.model.board import Board, resolve_board
 from dse.model.cpu import RUNTIME_TEXT, check_runtime
 from dse.model.engine import Resources
@@ -76,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fabric", default=None,
                    help="fabric evidence file: synthesis relation, IP rows, clock closures "
                    "(default: the shipped dse/data/fabric.yaml)")
+    p.add_argument("--validation", default=None,
+                   help="validation rows the figures' bands come from (default: the shipped "
+                   "dse/data/validation.json; 'none': no bands)")
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)
@@ -135,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     mi = load_model_input(args.model, args.profile)
     wl, source = mi.workload, mi.source
     out = Outputs([*mi.inputs, args.plan, board.path or None,
-                   calibration_input(board, args.calibration)])
+                   calibration_input(board, args.calibration),
+                   validation_input(args.validation)])
     if args.json:
         out.claim(args.json, "JSON")
     plan, defaults = load_plan_file(args.plan, wl)
@@ -149,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     check_round(plan, scenario.sequences)
     ctx = CostContext.resolve(board, args.calibration, args.fabric)
     check_units_fit(plan, ctx.board, ctx.constants, args.plan)
+    from dse.validation_data import load_validation
+
+    bands = bands_of(load_validation(args.validation))
     prompt = None
     if scenario.phase == "prefill":
         from dse.model.prompt import prompt_cost
@@ -159,17 +172,25 @@ def run(args: argparse.Namespace) -> int:
         proj = project(wl, plan, ctx, prompt.parts[-1][0].scenario)
     else:
         proj = project(wl, plan, ctx, scenario)
+    band = None if bands is None else plan_band(wl, plan, ctx, proj, bands)
+    ttft = None
+    if bands is not None and prompt is not None:
+        ttft = forwards_band(wl, plan, ctx, prompt.parts, bands)
     print(render(proj, board, source, str(args.plan), args.layers, not_measured(wl), prompt,
-                 from_file))
+                 from_file, band, ttft, bands))
     if args.json:
         from dse.report.plan_json import projection_to_dict
 
-        data = projection_to_dict(proj, board)
+        data = projection_to_dict(proj, board, band)
         data["profile"] = source
         data["plan_file"] = str(args.plan)
         data["scenario"]["from_plan_file"] = from_file
         if prompt is not None:
             data["prompt"] = prompt_to_dict(prompt)
+            if ttft is not None:
+                data["prompt"]["ttft_band_ms"] = None if ttft[0] is None else [
+                    round(ttft[0].lo, 6), round(ttft[0].hi, 6)]
+                data["prompt"]["never_measured"] = [str(f) for f in ttft[1]]
         out.add(args.json, json_text(data, "projection JSON"), "JSON")
         out.commit()
         print(f"projection written to {args.json}")
@@ -204,26 +225,56 @@ def prompt_to_dict(prompt) -> dict:
                            "ms": round(p.plan_ms, 6)} for p, w in prompt.parts]}
 
 
-def _serving_lines(p: Projection, prompt) -> list[str]:
+def _serving_lines(p: Projection, prompt, band=None, ttft=None) -> list[str]:
     """What a round or a prompt gives a user: per-sequence latency and aggregate tok/s, or
-    the time to first token."""
+    the time to first token (with their bands, if any)."""
     sc = p.scenario
     if prompt is not None:
-        return [f"time to first token: {_ms(prompt.ttft_ms)} ms for {prompt.prompt_tokens} "
+        iv = ttft[0] if ttft else None
+        shown = _ms(prompt.ttft_ms) if iv is None else numbers.interval(iv, _ms)
+        return [f"time to first token: {shown} ms for {prompt.prompt_tokens} "
                 f"prompt tokens ({prompt.tokens_per_s:.2f} tok/s: {prompt.forwards} forward(s) "
                 f"of up to {prompt.group} positions, the head only for the last position)", ""]
     if sc.sequences > 1:
-        return [f"round of {sc.sequences} sequences: per-sequence latency {_ms(p.plan_ms)} ms "
-                f"({1e3 / p.plan_ms:.2f} tok/s each), aggregate {p.tokens_per_s:.2f} tok/s", ""]
+        agg = (f"{p.tokens_per_s:.2f}" if band is None
+               else numbers.interval(band.tokens_per_s, numbers.fixed))
+        lat = _ms(p.plan_ms) if band is None else numbers.interval(band.ms, _ms)
+        return [f"round of {sc.sequences} sequences: per-sequence latency {lat} ms "
+                f"({1e3 / p.plan_ms:.2f} tok/s each), aggregate {agg} tok/s", ""]
     return []
+
+
+def band_lines(band, ttft=None, bands=None) -> list[str]:
+    """What the bands rest on and what in the plan was never measured (one line each)."""
+    if band is None:
+        return []
+    cal = ("uncalibrated" if band.calibration_sigma is None else
+           f"plus the calibration's parameter uncertainty (1-sigma of the time "
+           f"{numbers.pct(band.calibration_sigma, 2)})")
+    flags = list(dict.fromkeys([*map(str, band.flags), *map(str, ttft[1] if ttft else ())]))
+    lines = [f"bands: 90% of the model's error per component class over the validation rows "
+             f"({bands.source if bands is not None else '?'}); {cal}",
+             "outside the measurements: " + ("; ".join(flags) if flags else
+                                   "nothing: every part of the plan is in a measured regime")]
+    e = band.j_per_token
+    if e is not None:
+        lines.append(f"energy: {numbers.interval(band.watts, numbers.fixed)} W, "
+                     f"{numbers.interval(e, lambda x: numbers.fixed(x, 3))} J/token")
+    if band.resources:
+        lines.append("resources (90% band): " + ", ".join(
+            f"{k.upper() if k != 'bram36' else 'BRAM36'} {numbers.interval(v, numbers.count)}"
+            for k, v in band.resources.items()))
+    return lines
 
 
 def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool,
            unmeasured: tuple[str, ...] = (), prompt=None,
-           from_file: list[str] | tuple[str, ...] = ()) -> str:
+           from_file: list[str] | tuple[str, ...] = (), band=None, ttft=None,
+           bands=None) -> str:
     """The report ``dse project`` prints (pure); ``prompt``: the prefill's ``PromptCost``;
     ``from_file``: the scenario fields the plan file's ``scenario:`` set (no option overrode
-    them)."""
+    them); ``band``: the forward's ``ProjectionBand`` and ``ttft`` the prompt's (interval,
+    flags), from ``bands``."""
     from dse.report.identity import scenario_key, scenario_text
 
     plan, sc, d = p.plan, p.scenario, p.plan.design
@@ -245,11 +296,15 @@ def render(p: Projection, board: Board, source: str, plan_file: str, layers: boo
         "",
         f"PS runtime: {RUNTIME_TEXT[plan.runtime]}; CPU {p.cpu}, {p.threads} thread(s)",
         "",
-        *_serving_lines(p, prompt),
+        *_serving_lines(p, prompt, band, ttft),
         "end to end (ms per " + ("forward" if sc.phase == "decode" else "prompt forward")
-        + "):",
+        + (", 90% bands" if band is not None else "") + "):",
         text_table(["plan ms", "tok/s", "bound", "DDR floor ms"],
-                   [[_ms(p.plan_ms), f"{p.tokens_per_s:.2f}", p.bound, _ms(p.ddr_floor_ms)]]),
+                   [[_ms(p.plan_ms) if band is None else numbers.interval(band.ms, _ms),
+                     f"{p.tokens_per_s:.2f}" if band is None
+                     else numbers.interval(band.tokens_per_s, numbers.fixed),
+                     p.bound, _ms(p.ddr_floor_ms)]]),
+        *band_lines(band, ttft, bands),
         f"DDR floor: {p.ddr_weight_bytes:,} streamed weight bytes / "
         f"{board.ddr.peak_bandwidth_gb_s:g} GB/s peak DDR bandwidth",
         "",

@@ -222,7 +222,7 @@ def calibration_from_fit(res: LogFit, log: MeasurementLog, board: Board, provena
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         params=res.params, provenance=prov, error_before=res.summary("before"),
         error_after=res.summary("after"),
-        per_entry=tuple(r.to_dict() for r in res.entries))
+        per_entry=tuple(r.to_dict() for r in res.entries), covariance=res.covariance)
 
 
 @dataclass(frozen=True)

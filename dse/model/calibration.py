@@ -39,8 +39,12 @@ FRACTION_PARAMS = ("ddr_pl_efficiency", "host_gemm_efficiency", "s2mm_efficiency
                    "mm2s_efficiency")
 #: Parameters that divide (rates, ratios): a value must be > 0.
 POSITIVE_PARAMS = ("ps_memory_bandwidth_gb_s", "cache_maint_bytes_per_s", "ps_ipc_ratio")
-TOP_KEYS = ("format", "board", "backend", "created", "parameters", "provenance",
+TOP_KEYS = ("format", "board", "backend", "created", "parameters", "covariance", "provenance",
             "error_before", "error_after", "per_layer", "per_entry")
+#: How far a covariance's diagonal may be from its parameters' squared standard errors
+#: (relative), and how negative its smallest eigenvalue may be against its largest (both
+#: rounding, not a different matrix).
+COV_TOLERANCE = 1e-6
 
 
 #: Physical range of each fittable parameter (not guesses of the answer): a fit stays inside
@@ -109,6 +113,20 @@ class Calibration:
     per_entry: tuple[dict[str, Any], ...] = ()
     path: str = ""
     sha256: str = ""
+    #: The fitted parameters' covariance (name -> name -> value, in their units; empty: the
+    #: file holds only standard errors, which are then taken as uncorrelated).
+    covariance: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def covariance_matrix(self) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]]:
+        """(parameter names, their covariance) a calibrated projection propagates: the
+        file's covariance, or its standard errors on the diagonal when it holds none (a
+        parameter with no standard error, which the data did not constrain, is left out)."""
+        if self.covariance:
+            names = tuple(self.covariance)
+            return names, tuple(tuple(self.covariance[a][b] for b in names) for a in names)
+        names = tuple(k for k, p in self.params.items() if p.stderr is not None)
+        return names, tuple(tuple((self.params[a].stderr or 0.0) ** 2 if a == b else 0.0
+                                  for b in names) for a in names)
 
     def label(self) -> str:
         """``FILE (sha256 1a2b3c4d5e6f, BACKEND, DATE)``: what reports and JSON print."""
@@ -165,6 +183,8 @@ def calibration_to_dict(cal: Calibration) -> dict[str, Any]:
         "created": cal.created,
         "parameters": {k: {"value": num(p.value), "stderr": num(p.stderr),
                            "default": num(p.default)} for k, p in cal.params.items()},
+        **({"covariance": {a: {b: float(v) for b, v in row.items()}
+                           for a, row in cal.covariance.items()}} if cal.covariance else {}),
         "provenance": cal.provenance,
         "error_before": {k: num(v) for k, v in cal.error_before.items()},
         "error_after": {k: num(v) for k, v in cal.error_after.items()},
@@ -216,6 +236,51 @@ def _rows(path: str, field: str, v: Any) -> tuple[dict[str, Any], ...]:
     return tuple(v)
 
 
+def _covariance(path: str, v: Any, params: dict[str, FittedParam]
+                ) -> dict[str, dict[str, float]]:
+    """The file's covariance, checked: a square mapping over parameters it fits (each with a
+    standard error), symmetric, its diagonal their squared standard errors, and positive
+    semi-definite (a covariance); or the one-line error."""
+    import numpy as np
+
+    if v is None:
+        return {}
+    cov = _mapping(path, "covariance", v)
+    names = [str(k) for k in cov]
+    for a in names:
+        if a not in params:
+            raise located(path, f"covariance.{a}", "a parameter of this calibration (one of "
+                          + ", ".join(params) + ")")
+        if params[a].stderr is None:
+            raise located(path, f"covariance.{a}", "a parameter with a standard error (this "
+                          "one is unconstrained: it has no covariance)")
+    out: dict[str, dict[str, float]] = {}
+    for a in names:
+        row = cov[a]
+        if not isinstance(row, dict) or sorted(map(str, row)) != sorted(names):
+            raise located(path, f"covariance.{a}", "a mapping over the same parameters as "
+                          "covariance (" + ", ".join(names) + ")", row)
+        out[a] = {str(b): _number(path, f"covariance.{a}.{b}", x) for b, x in row.items()}
+    for a in names:
+        want = (params[a].stderr or 0.0) ** 2
+        if abs(out[a][a] - want) > COV_TOLERANCE * max(want, 1e-300) + 1e-300:
+            raise located(path, f"covariance.{a}.{a}", f"the squared standard error of {a} "
+                          f"({want:.6g})", out[a][a])
+        for b in names:
+            if abs(out[a][b] - out[b][a]) > COV_TOLERANCE * math.sqrt(
+                    abs(out[a][a] * out[b][b])) + 1e-300:
+                raise located(path, f"covariance.{a}.{b}", f"covariance.{b}.{a} "
+                              f"({out[b][a]:.6g}): a covariance is symmetric", out[a][b])
+    m = np.array([[out[a][b] for b in names] for a in names], dtype=float)
+    d = np.sqrt(np.clip(np.diag(m), 1e-300, None))
+    corr = m / np.outer(d, d)  # in each parameter's own units: eigenvalues comparable
+    low = float(np.linalg.eigvalsh((corr + corr.T) / 2).min()) if names else 0.0
+    if low < -1e-6:
+        raise located(path, "covariance", "a positive semi-definite matrix (a covariance: "
+                      f"its correlations' smallest eigenvalue is {low:.3g})")
+    return out
+
+
 def calibration_from_dict(data: Any, path: str, sha256: str = "") -> Calibration:
     """A validated Calibration: every field typed, finite and in its range, or one line."""
     if not isinstance(data, dict):
@@ -260,6 +325,7 @@ def calibration_from_dict(data: Any, path: str, sha256: str = "") -> Calibration
     return Calibration(
         board=data["board"], backend=data["backend"], created=data["created"],
         params=params, provenance=dict(_mapping(path, "provenance", data.get("provenance"))),
+        covariance=_covariance(path, data.get("covariance"), params),
         error_before=_errors(path, "error_before", data.get("error_before")),
         error_after=_errors(path, "error_after", data.get("error_after")),
         per_layer=_rows(path, "per_layer", data.get("per_layer")),

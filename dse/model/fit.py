@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -52,8 +52,9 @@ def predict_cycles(meas: Measurement, c: CostConstants) -> int:
                          d.vectors_per_clock)
 
 
-def _stderr(res, nparams: int) -> list[float | None]:
-    """Standard errors from the Jacobian: sqrt(diag(inv(J'J)) * s^2); None where unidentified.
+def _covariance(res, nparams: int) -> tuple[list[float | None], np.ndarray | None]:
+    """(standard errors, covariance) from the Jacobian: inv(J'J) * s^2, the standard errors
+    its diagonal's roots; a standard error is None where the parameter is unidentified.
 
     The parameters span twenty orders of magnitude (an efficiency of 0.75 beside a cache
     maintenance rate of 5.3e9 bytes/s), so J'J is inverted in units of each parameter's own
@@ -70,13 +71,13 @@ def _stderr(res, nparams: int) -> list[float | None]:
     try:
         cov = np.linalg.pinv(js.T @ js) * s2 * np.outer(scale, scale)
     except np.linalg.LinAlgError:
-        return [None] * nparams
+        return [None] * nparams, None
     for i in range(nparams):
         if not np.any(jac[:, i]):
             out.append(None)  # the measurements do not constrain this parameter
         else:
             out.append(float(math.sqrt(max(0.0, cov[i, i]))))
-    return out
+    return out, (cov + cov.T) / 2
 
 
 # -- fitting a measurement log -----------------------------------------------------------------
@@ -139,6 +140,9 @@ class LogFit:
     held_out: dict | None
     cost: float
     message: str
+    #: The fitted parameters' covariance (parameter -> parameter -> value, in their units),
+    #: over the parameters the entries constrain; a calibrated projection propagates it.
+    covariance: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def fitted(self) -> list[EntryResult]:
         return [r for r in self.entries if r.status == "fitted"]
@@ -363,7 +367,7 @@ def _least_squares(log, entries, wl, board, c, allowed, probed: _Probed | None =
         keep = _identifiable(probe, x_all, lo_all, hi_all, keep)
     params = tuple(p for p, k in zip(allowed, keep, strict=True) if k)
     if not params:
-        return {}, 0.0, "no parameter is constrained by these entries"
+        return {}, 0.0, "no parameter is constrained by these entries", {}
     idx = [allowed.index(p) for p in params]
     x0, lo, hi = x_all[idx], lo_all[idx], hi_all[idx]
     first = x0 if start is None else np.clip([start[p] for p in params], lo, hi)
@@ -396,10 +400,13 @@ def _least_squares(log, entries, wl, board, c, allowed, probed: _Probed | None =
                            f"{name} went to {v:.4g} (its bound: {lo[i]:g}..{hi[i]:g}); the "
                            f"model cannot explain this entry with that parameter, no "
                            f"calibration written")
-    stderr = _stderr(res, len(params))
+    stderr, cov = _covariance(res, len(params))
     fitted = {p: FittedParam(float(v), s, float(d))
               for p, v, s, d in zip(params, res.x, stderr, x0, strict=True)}
-    return fitted, float(res.cost), str(res.message)
+    known = [i for i, s in enumerate(stderr) if s is not None]
+    covariance = {} if cov is None else {
+        params[i]: {params[j]: float(cov[i, j]) for j in known} for i in known}
+    return fitted, float(res.cost), str(res.message), covariance
 
 
 def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True,
@@ -439,11 +446,11 @@ def _fit_log(log, wl, board: Board, c: CostConstants, held_out: bool) -> LogFit:
             fit_entries.append(e)
         else:
             status[e.id] = ("checked", "fit: false in the log")
-    params, cost, message = ({}, 0.0, "no entry to fit")
+    params, cost, message, covariance = ({}, 0.0, "no entry to fit", {})
     probed = _Probed(log, fit_entries, wl, board, c, allowed) if fit_entries else None
     if fit_entries:
-        params, cost, message = _least_squares(log, fit_entries, wl, board, c, allowed,
-                                               probed)
+        params, cost, message, covariance = _least_squares(log, fit_entries, wl, board, c,
+                                                           allowed, probed)
         for e in fit_entries:
             if not _moved_by(log, e, wl, board, c, tuple(params), probed):
                 status[e.id] = ("checked", "no fitted parameter moves it")
@@ -488,7 +495,7 @@ def _fit_log(log, wl, board: Board, c: CostConstants, held_out: bool) -> LogFit:
                 start = {k: p.value for k, p in params.items()}
             held["leave_one_out"] = _leave_one_out(log, moved, targets, wl, board, c, allowed,
                                                    probed, start)
-    return LogFit(params, tuple(results), held, cost, message)
+    return LogFit(params, tuple(results), held, cost, message, covariance)
 
 
 #: Most entries a leave-one-out check refits for (each is a whole fit): a log with more
@@ -587,7 +594,7 @@ def _held_out(log, entries, wl, board, c, allowed, split=None,
     if not train or not test:
         return None
     try:
-        params, _, _ = _least_squares(log, train, wl, board, c, allowed, probed, start)
+        params, _, _, _ = _least_squares(log, train, wl, board, c, allowed, probed, start)
     except DseError as exc:
         return {"train": [e.id for e in train], "test": [e.id for e in test],
                 "failed": str(exc)}

@@ -215,6 +215,9 @@ class CostContext:
     board: Board
     constants: CostConstants = DEFAULT_CONSTANTS
     calibration: str = "none"
+    #: The calibration in force (its parameters and their covariance: a calibrated
+    #: projection's band propagates them; None: uncalibrated).
+    fit: Calibration | None = None
 
     @classmethod
     def for_board(cls, board: Board, calibration: Calibration | None = None,
@@ -231,7 +234,7 @@ class CostContext:
             raise DseError(f"{calibration.path}: board: expected {board.name!r} (the board "
                            f"being projected), got {calibration.board!r}")
         b, c = calibration.apply(board, c)
-        return cls(b, c, calibration.label())
+        return cls(b, c, calibration.label(), calibration)
 
     @classmethod
     def resolve(cls, board: Board, option: str | None = None,

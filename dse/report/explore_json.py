@@ -19,7 +19,10 @@ FORMAT = "dse-explore"
 FORMAT_VERSION = 2
 
 
-def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
+def ranked_to_dict(rp: RankedPlan, rank: int | None, board, equivalent: bool = False
+                   ) -> dict[str, Any]:
+    ob = rp.objective_band
+    bands = rp.bands or (None,) * len(rp.projections)
     return {
         "rank": rank,
         "label": rp.label,
@@ -32,7 +35,12 @@ def ranked_to_dict(rp: RankedPlan, rank: int | None, board) -> dict[str, Any]:
         "feasible": rp.feasible,
         # each projection's weight in the objective (a prompt's forwards, the decode rounds)
         "weights": list(rp.scenario_weights()),
-        "projections": [projection_to_dict(p, board) for p in rp.projections],
+        # the objective's 90% band, and whether it overlaps the best plan's (equivalent
+        # within the model's error)
+        "objective_band": None if ob is None else {"value": ob.value, "lo": ob.lo, "hi": ob.hi},
+        "equivalent_to_best": equivalent,
+        "projections": [projection_to_dict(p, board, b)
+                        for p, b in zip(rp.projections, bands, strict=True)],
     }
 
 
@@ -49,7 +57,11 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
         "calibration": result.calibration,
         "designs_evaluated": result.designs_evaluated,
         "designs_rejected": result.designs_rejected,
-        "plans": [ranked_to_dict(rp, i, board) for i, rp in enumerate(result.plans, 1)],
+        "plans": [ranked_to_dict(rp, i, board, result.equivalent(rp))
+                  for i, rp in enumerate(result.plans, 1)],
+        "validation": result.validation or None,
+        "ttft_band_ms": None if result.ttft_band is None else [result.ttft_band.lo,
+                                                               result.ttft_band.hi],
         "naive": ranked_to_dict(result.naive, None, board),
         "pareto_lut": [asdict(p) for p in result.pareto_lut],
         "pareto_ddr": [asdict(p) for p in result.pareto_ddr],

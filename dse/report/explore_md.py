@@ -40,10 +40,30 @@ _S: dict[str, tuple[str, str]] = {
     "card.units": ("引擎之外的 PL 单元", "PL units besides the engines"),
     "card.head.ps": ("PS 上", "PS"),
     "card.speed": ("解码速度", "Decode speed"),
-    "card.speed_val": ("**{tok:.2f} tok/s**（{ms} ms/token；{scen}）；首 token 时间 "
+    "card.speed_val": ("**{tok}**（{ms} ms/token；{scen}）；首 token 时间 "
                        "{ttft} ms（{p} 个提示 token 的预填充）",
-                       "**{tok:.2f} tok/s** ({ms} ms/token; {scen}); time to "
+                       "**{tok}** ({ms} ms/token; {scen}); time to "
                        "first token {ttft} ms (prefill of {p} prompt tokens)"),
+    "card.band": ("误差带", "Band"),
+    "card.band_val": ("括号内是 90% 误差带：模型在 {n} 个验证行（`{src}`）上按组成类别的误差，"
+                      "超出实测范围的部分取任一已测类别的最大误差；{cal}",
+                      "the ranges are 90% bands of the model's error per component class over "
+                      "{n} validation rows (`{src}`), as wide as the worst measured class where "
+                      "a plan leaves the measured regimes; {cal}"),
+    "band.uncal": ("未校准", "uncalibrated"),
+    "band.cal": ("另加校准拟合参数的不确定度（时间的 1σ 为 {s}）",
+                 "plus the calibration's parameter uncertainty (1σ of the time: {s})"),
+    "card.never": ("超出实测范围", "Outside the measurements"),
+    "card.never_none": ("无：方案的每一部分都在已实测的范围内",
+                        "nothing: every part of the plan is inside a measured regime"),
+    "card.equiv": ("模型误差之内", "Within the model's error"),
+    "card.equiv_val": ("{plans} 的误差带与推荐方案的重叠：在模型误差之内与之相当",
+                       "{plans}: their bands overlap the recommended plan's, so they are "
+                       "equivalent to it within the model's error"),
+    "card.equiv_none": ("没有其他方案的误差带与推荐方案的重叠：排名在模型误差之内成立",
+                        "no other plan's band overlaps the recommended plan's: the ranking "
+                        "holds within the model's error"),
+    "equiv.mark": ("≈ 最佳", "≈ best"),
     "card.vs": ("对比", "Against"),
     "card.vs_val": ("{sp} 对能装下的最快仅 CPU 运行时（`{rt}`，{bms} ms/token）；{spt} 对仅 CPU 的 "
                     "PyTorch{fit}",
@@ -60,8 +80,8 @@ _S: dict[str, tuple[str, str]] = {
                      "LUT {lut} · BRAM {bram} · URAM {uram} · DSP {dsp}; DDR {mem:,.0f} / "
                      "{cap:,.0f} MiB"),
     "card.energy": ("能量", "Energy"),
-    "card.energy_val": ("板卡 {w:.2f} W，{j:.3f} J/token（仅 CPU：{bj:.3f} J/token）",
-                        "board {w:.2f} W, {j:.3f} J/token (CPU only: {bj:.3f} J/token)"),
+    "card.energy_val": ("板卡 {w} W，{j} J/token（仅 CPU：{bj:.3f} J/token）",
+                        "board {w} W, {j} J/token (CPU only: {bj:.3f} J/token)"),
     "card.limit": ("限制因素", "What limits it"),
     "card.split": ("；这 {ms} ms 中最大的几项：{parts}",
                    "; of the {ms} ms, the largest parts: {parts}"),
@@ -112,10 +132,10 @@ _S: dict[str, tuple[str, str]] = {
     "boards.intro": ("本报告中每块板卡的最佳方案（每次 `dse explore` 运行时更新）。",
                      "The best plan of each board explored into this report (kept in step by "
                      "every `dse explore` run)."),
-    "cols.boards": ("板卡|最佳方案|解码 tok/s|加速比 (对能装下的最快 CPU 运行时)|LUT|BRAM|URAM|"
-                    "J/token|限制因素",
-                    "Board|Best plan|Decode tok/s|Speedup vs fastest CPU runtime that fits|LUT|"
-                    "BRAM|URAM|J/token|Limit"),
+    "cols.boards": ("板卡|最佳方案|解码 tok/s (90% 误差带)|加速比 (对能装下的最快 CPU 运行时)|LUT|"
+                    "BRAM|URAM|J/token|限制因素",
+                    "Board|Best plan|Decode tok/s (90% band)|Speedup vs fastest CPU runtime "
+                    "that fits|LUT|BRAM|URAM|J/token|Limit"),
     # -- board -------------------------------------------------------------------------------
     "h.board": ("### 板卡", "### Board"),
     "cols.kv": ("属性|值", "Property|Value"),
@@ -189,16 +209,22 @@ _S: dict[str, tuple[str, str]] = {
     # -- plans -------------------------------------------------------------------------------
     "h.plans": ("### 方案对比", "### Plans compared"),
     "plans.intro": ("目标时间与加速比均按优化目标计：{obj}；资源与内存取{scen}场景。"
-                    "最后一行是种子报告的“卸载最耗时的 5 个 Linear 层”建议，作为对照。",
+                    "最后一行是种子报告的“卸载最耗时的 5 个 Linear 层”建议，作为对照。"
+                    "括号内是 90% 误差带；“≈ 最佳”：误差带与最佳方案的重叠，"
+                    "在模型误差之内与之相当。",
                     "Objective and speedups are over the objective, {obj}; resources and memory "
                     "are those of the {scen} scenario. The last row is the seed report's "
-                    "'offload the top-5 Linear layers' suggestion, for reference."),
-    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|PL 单元|卸载层数|常驻层数|目标 ({unit})|"
-                   "解码 tok/s|加速比 (对 {base})|加速比 (对仅 CPU 的 PyTorch)|板卡功耗 (W)|"
-                   "J/token|LUT %|BRAM %|URAM %|DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
+                    "'offload the top-5 Linear layers' suggestion, for reference. Ranges are "
+                    "90% bands; '≈ best': the band overlaps the best plan's, so the plan is "
+                    "equivalent to it within the model's error."),
+    "cols.plans": ("排名|方案|引擎设计|权重打包|PS 运行时|PL 单元|卸载层数|常驻层数|"
+                   "目标 ({unit}，90% 误差带)|与最佳方案|解码 tok/s (90% 误差带)|"
+                   "加速比 (对 {base})|加速比 (对仅 CPU 的 PyTorch)|板卡功耗 (W)|J/token|"
+                   "LUT %|BRAM %|URAM %|DSP %|DDR 内存 (MiB，需要/容量)|瓶颈|可行",
                    "Rank|Plan|Engine design|Packing|PS runtime|PL units|Offloaded layers|"
                    "Resident layers|"
-                   "Objective ({unit})|Decode tok/s|Speedup vs {base}|"
+                   "Objective ({unit}, 90% band)|Against the best|Decode tok/s (90% band)|"
+                   "Speedup vs {base}|"
                    "Speedup vs CPU-only PyTorch|Board W|J/token|LUT %|BRAM %|URAM %|DSP %|"
                    "DDR memory (MiB, needed/capacity)|Binding bound|Feasible"),
     "nofit": ("（装不下）", " (does not fit)"),
@@ -438,7 +464,34 @@ def summary_of(result: ExploreResult) -> dict:
         # the token's three largest components, ms: what the limit means in time
         "split_ms": {k: round(v, 3) for k, v in sorted(
             d.components.items(), key=lambda kv: -kv[1])[:3] if v > 0},
+        **_band_summary(result),
     }
+
+
+def _ends(iv, digits: int = 4, scale: float = 1.0) -> list[float] | None:
+    return None if iv is None else [round(iv.lo * scale, digits), round(iv.hi * scale, digits)]
+
+
+def _band_summary(result: ExploreResult) -> dict:
+    """The best plan's bands in the summary (the card, the boards table, ``dse compare``):
+    each figure's [low, high], what it was never measured in, the plans equivalent to it."""
+    b = result.best.decode_band
+    if b is None:
+        return {"band": None}
+    board = result.board
+    flags = list(dict.fromkeys([*map(str, b.flags), *map(str, result.ttft_flags)]))
+    return {"band": {
+        "tokens_per_s": _ends(b.tokens_per_s), "ms_per_token": _ends(b.ms),
+        "ttft_ms": _ends(result.ttft_band, 3),
+        "watts": _ends(b.watts, 3), "j_per_token": _ends(b.j_per_token),
+        **{kind: _ends(b.resources.get(kind), 4, 1 / getattr(board.pl, kind))
+           for kind in ("lut", "bram36", "uram") if getattr(board.pl, kind)},
+        "calibration_sigma": None if b.calibration_sigma is None
+        else round(b.calibration_sigma, 5),
+        "never_measured": flags,
+        "equivalent": [{"plan": rp.label, "plan_id": rp.plan.identity}
+                       for rp in result.plans if result.equivalent(rp)],
+        "validation": result.validation}}
 
 
 def _limit_text(bound: str, lang: str, short: bool = False) -> str:
@@ -493,6 +546,22 @@ def _card_block(result: ExploreResult, lang: str, sm: dict,
     if sm["head_on_pl"]:
         head = (_t("card.head.pl", lang) if sm["head_unit"]
                 else _t("card.head.two_stage", lang, k=sm["head_top_k"]))
+    bd = sm.get("band") or {}
+
+    def ranged(value: float | None, key: str, fmt, unit: str = "", scale: float = 1.0) -> str:
+        ends = bd.get(key)
+        if value is None:
+            return "n/a"
+        if not ends:
+            return numbers.band(value * scale, fmt=fmt, unit=unit)
+        return numbers.band(value * scale, ends[0] * scale, ends[1] * scale, fmt, unit)
+
+    def ranged_pct(key: str) -> str:
+        v, ends = sm.get(key), bd.get(key)
+        if v is None:
+            return "n/a"
+        return f"{v:.0%}" if not ends else f"{v:.0%} ({ends[0]:.0%}–{ends[1]:.0%})"
+
     rows = [
         (_t("card.plan", lang), _t("card.plan_val", lang, ref=plan_ref(
             sm["plan"], sm["plan_id"], lang), design=sm["design"], n_pl=sm["n_pl"],
@@ -500,10 +569,13 @@ def _card_block(result: ExploreResult, lang: str, sm: dict,
                                    rt=f"`{sm['runtime']}`")),
         (_t("card.units", lang), " ".join(f"`{u}`" for u in sm["units"]) or "—"),
         *unit_count_rows(result, lang),
-        (_t("card.speed", lang), _t("card.speed_val", lang, tok=sm["tokens_per_s"],
-                                    ms=_ms(sm["ms_per_token"]),
+        (_t("card.speed", lang), _t("card.speed_val", lang,
+                                    tok=ranged(sm["tokens_per_s"], "tokens_per_s",
+                                               numbers.fixed, "tok/s"),
+                                    ms=ranged(sm["ms_per_token"], "ms_per_token", _ms),
                                     scen=scenario_text(sm["scenario"], lang, False),
-                                    ttft=_ms(sm["ttft_ms"]) if sm["ttft_ms"] else "n/a",
+                                    ttft=ranged(sm["ttft_ms"], "ttft_ms", _ms)
+                                    if sm["ttft_ms"] else "n/a",
                                     p=sm["prompt_tokens"])),
         (_t("card.vs", lang), _t("card.vs_val", lang, sp=_x(sm["speedup"]),
                                  rt=sm["baseline_runtime"], bms=_ms(sm["baseline_ms"]),
@@ -512,17 +584,19 @@ def _card_block(result: ExploreResult, lang: str, sm: dict,
          if sm["torch_fits"] is not None else _t(
              "card.vs_nt", lang, sp=_x(sm["speedup"]), rt=sm["baseline_runtime"],
              bms=_ms(sm["baseline_ms"]))),
-        (_t("card.res", lang), _t("card.res_val", lang, lut=pct(sm["lut"]),
-                                  bram=pct(sm["bram36"]), uram=pct(sm["uram"]),
+        (_t("card.res", lang), _t("card.res_val", lang, lut=ranged_pct("lut"),
+                                  bram=ranged_pct("bram36"), uram=ranged_pct("uram"),
                                   dsp=pct(sm["dsp"]), mem=sm["memory_mib"],
                                   cap=sm["capacity_mib"])),
         (_t("card.energy", lang), _t("nopower", lang) if sm["watts"] is None else _t(
-            "card.energy_val", lang, w=sm["watts"], j=sm["j_per_token"],
+            "card.energy_val", lang, w=ranged(sm["watts"], "watts", numbers.fixed),
+            j=ranged(sm["j_per_token"], "j_per_token", lambda x: numbers.fixed(x, 3)),
             bj=sm["baseline_j_per_token"] or 0.0)),
         (_t("card.limit", lang), _limit_text(sm["bound"], lang) + _split_text(sm, lang)),
         (_t("card.cal", lang), _t("m.no_cal", lang) if sm["calibration"] in ("", "none")
          else f"`{sm['calibration']}`"),
         *_calsec_rows(sm, calibrated, lang),
+        *_band_rows(result, lang),
         (_t("card.build", lang), _t({True: "build.yes", False: "build.no"}.get(
             sm["buildable"], "build.unknown"), lang) + (
                 f": `{sm['build_note']}`" if sm["buildable"] and sm.get("build_note") else "")
@@ -531,6 +605,27 @@ def _card_block(result: ExploreResult, lang: str, sm: dict,
     ]
     return [_t("h.card", lang), "", *(f"- **{k}**: {v}" for k, v in rows), "",
             sections.summary_comment(sm), ""]
+
+
+def _band_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
+    """The card's lines on its bands: what they rest on, what in the plan was never measured
+    (one line), and which plans are equivalent to it within the model's error."""
+    b = result.best.decode_band
+    if b is None or not result.best.feasible:
+        return []
+    sigma = b.calibration_sigma
+    cal = (_t("band.uncal", lang) if sigma is None
+           else _t("band.cal", lang, s=numbers.pct(sigma, 2)))
+    flags = list(dict.fromkeys([render_msg(f, lang) for f in (*b.flags, *result.ttft_flags)]))
+    sep = "；" if lang == "zh" else "; "
+    equiv = [rp for rp in result.plans if result.equivalent(rp)]
+    plans = ("、" if lang == "zh" else ", ").join(
+        plan_ref(rp.label, rp.plan.identity, lang) for rp in equiv)
+    return [(_t("card.band", lang), _t("card.band_val", lang, src=result.validation,
+                                       n=result.validation_rows, cal=cal)),
+            (_t("card.never", lang), sep.join(flags) if flags else _t("card.never_none", lang)),
+            (_t("card.equiv", lang), _t("card.equiv_val", lang, plans=plans) if equiv
+             else _t("card.equiv_none", lang))]
 
 
 def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
@@ -562,7 +657,14 @@ def boards_table(summaries: list[dict], lang: str) -> str:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
-    rows = [[sm["board"], f"`{sm['design']}`", f"{sm['tokens_per_s']:.2f}",
+    def tok(sm: dict) -> str:
+        ends = (sm.get("band") or {}).get("tokens_per_s")
+        ok = isinstance(ends, list) and len(ends) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in ends)
+        return numbers.band(sm["tokens_per_s"], *(ends if ok else (None, None)),
+                            numbers.fixed)
+
+    rows = [[sm["board"], f"`{sm['design']}`", tok(sm),
              f"{_x(sm['speedup'])} (`{sm['baseline_runtime']}`)", pct(sm["lut"]),
              pct(sm["bram36"]), pct(sm["uram"]),
              "n/a" if sm["j_per_token"] is None else f"{sm['j_per_token']:.3f}",
@@ -730,12 +832,19 @@ def _plan_row(result: ExploreResult, rank: str, rp: RankedPlan, lang: str) -> li
     torch_fit = d.baseline_of("torch").feasible if "torch" in speed else False
     vs_torch = (_x(speed["torch"]) + ("" if torch_fit else _t("nofit", lang))
                 if "torch" in speed else "—")
+    ob, db = rp.objective_band, rp.decode_band
+    objective = (_ms(rp.objective_ms) if ob is None
+                 else numbers.band(rp.objective_ms, ob.lo, ob.hi, _ms))
+    tok = (numbers.fixed(d.tokens_per_s) if db is None
+           else numbers.interval(db.tokens_per_s, numbers.fixed))
+    against = ("—" if rp is result.best or rp is result.naive or ob is None
+               else _t("equiv.mark", lang) if result.equivalent(rp) else "")
     return [rank, f"`{rp.label}` (`{rp.plan.identity}`)", f"`{rp.plan.design.label()}`",
             rp.plan.design.packing,
             f"`{rp.plan.runtime}`, KV {rp.decode.scenario.kv_dtype}",
             " ".join(f"`{u}`" for u in rp.plan.unit_labels) or "—",
             str(len(rp.plan.offload)), str(len(rp.plan.resident)),
-            _ms(rp.objective_ms), f"{d.tokens_per_s:.2f}", _x(rp.speedup), vs_torch,
+            objective, against, tok, _x(rp.speedup), vs_torch,
             *_energy_cells(d.energy), _pct(util["lut"]), _pct(util["bram36"]),
             _pct(util["uram"]), _pct(util["dsp"]),
             f"{d.memory_bytes / 2**20:,.0f} / {d.memory_capacity_bytes / 2**20:,.0f}",

@@ -332,7 +332,40 @@ MESSAGES: dict[str, str] = {
                           "（每个分数 {sel:g} 个周期），再用 int8 精确重算这 {k} 行"
                           "（{threads} 个线程上每次乘加 {mac:g} 个周期）",
     "basis.quant_paid": "{basis}；只计入 {frac:.0%} 的层（卸载的 Linear 的输入）",
+    # what in a plan was never measured (dse.model.band)
+    "band.board": "板卡 {value}：没有在这块板上的实测",
+    "band.packing": "打包 {value}：没有实测的设计",
+    "band.engines": "{value} 个引擎：超出实测的 {lo:g}–{hi:g}",
+    "band.vectors": "每次权重流 {value} 个向量：超出实测的 {lo:g}–{hi:g}",
+    "band.m": "每次前向 {value} 个位置：超出实测的 {lo:g}–{hi:g}",
+    "band.context": "上下文 {value}：超出实测的 {lo:g}–{hi:g} 个 token",
+    "band.threads": "{value} 个线程：超出实测的 {lo:g}–{hi:g}",
+    "band.sequences": "{value} 个序列：超出实测的 {lo:g}–{hi:g}",
+    "band.kv_dtype": "PS 上的 KV {value}：从未实测",
+    "band.runtime": "PS 运行时 {value}：从未在板上实测",
+    "band.phase": "{what}（{value}）：从未实测",
+    "band.attention_unit": "注意力单元数 {value}：没有实测的设计",
+    "band.glue": "胶合单元数 {value}：没有实测的设计",
+    "band.resident": "常驻权重：没有实测的设计",
+    "band.clock": "时钟 {mhz:g} MHz：高于证据（{sup:g} MHz）",
+    "band.clock_none": "时钟 {mhz:g} MHz：没有时钟证据",
+    "band.feature": "{feature} {value}：从未实测",
+    "band.class_unmeasured": "{what}：从未实测",
+    "band.head_unit": "稠密输出头单元：没有实测的设计",
+    "band.torch": "PS 运行时 torch：从未在板上实测",
+    "band.value.prefill": "预填充",
+    "band.value.decode": "解码",
 }
+
+
+def _class_names() -> dict[str, str]:
+    """The Chinese name of every component class the bands speak of (``band.class.<cls>``)."""
+    from dse.model.validation import CLASSES
+
+    return {f"band.class.{k}": v.what[0] for k, v in CLASSES.items() if v.what[0]}
+
+
+MESSAGES.update(_class_names())
 
 
 def render_msg(m: object, lang: str) -> str:

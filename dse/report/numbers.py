@@ -52,6 +52,34 @@ def signed_pct(x: float | None) -> str:
     return f"{x:+.1%}" if math.isfinite(x) else "n/a"
 
 
+def fixed(x: float | None, decimals: int = 2) -> str:
+    """A figure at fixed decimals, thousands separated: tok/s ``19.55``, J/token at three."""
+    if x is None:
+        return MISSING
+    return f"{x:,.{decimals}f}" if math.isfinite(x) else INFINITE
+
+
+def band(value: float | None, lo: float | None = None, hi: float | None = None,
+         fmt=ms, unit: str = "") -> str:
+    """A projected figure with its band, both ends at the figure's own precision:
+    ``20.60 tok/s (18.90–22.10)``; without a band (``lo`` or ``hi`` None), the figure alone.
+    Why here: the card, the plans table, ``dse project`` and ``dse compare`` print the same
+    range for the same figure."""
+    head = fmt(value) + (f" {unit}" if unit else "")
+    if lo is None or hi is None or value is None:
+        return head
+    return f"{head} ({fmt(lo)}–{fmt(hi)})"
+
+
+def interval(iv, fmt=ms, unit: str = "") -> str:
+    """``band`` of an object with ``value``, ``lo`` and ``hi`` (a ``dse.model.band.Interval``
+    or its JSON mapping); None: ``MISSING``."""
+    if iv is None:
+        return MISSING
+    get = iv.get if isinstance(iv, dict) else (lambda k: getattr(iv, k))
+    return band(get("value"), get("lo"), get("hi"), fmt, unit)
+
+
 def count(x: float | None) -> str:
     """A count or a rounded quantity: 1,039."""
     if x is None:

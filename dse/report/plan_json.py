@@ -70,11 +70,13 @@ def _resources(res: Resources) -> dict[str, float]:
     return {kind: float(getattr(res, kind)) for kind in Resources.KINDS}
 
 
-def projection_to_dict(projection: Projection, board: Board | None = None) -> dict[str, Any]:
+def projection_to_dict(projection: Projection, board: Board | None = None,
+                       band=None) -> dict[str, Any]:
     """Everything ``dse project`` prints, as plain data (pure).
 
     ``board``, when given, adds what the device has and the utilization caps beside what the
-    plan uses (the Projection itself keeps only the board's name).
+    plan uses (the Projection itself keeps only the board's name); ``band`` (a
+    ``dse.model.band.ProjectionBand``) each figure's 90% band and what was never measured.
     """
     p = projection
     plan, sc = p.plan, p.scenario
@@ -157,6 +159,7 @@ def projection_to_dict(projection: Projection, board: Board | None = None) -> di
             for o in p.ops
         ],
         "notes": [str(n) for n in p.notes],
+        "band": None if band is None else band.to_dict(),
     }
     if board is not None:
         out["resources_available"] = {k: float(getattr(board.pl, k)) for k in Resources.KINDS}

@@ -15,12 +15,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dse.errors import DseError
+from dse.model.band import (
+    Bands,
+    Interval,
+    ProjectionBand,
+    bands_of,
+    forwards_band,
+    objective_band,
+    plan_band,
+)
 from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.evidence import plan_evidence
 from dse.model.msg import Msg, msg
 from dse.model.project import CostContext, Plan, Projection, Scenario, baselines, project
 from dse.model.sensitivity import PARAMETERS
+from dse.model.validation import Validation
 from dse.search.optimize import (
     DesignEval,
     Objective,
@@ -66,10 +76,22 @@ class RankedPlan:
     weights: tuple[float, ...] = ()
     #: Each CPU-only runtime's objective time, ms (``Prepared.base_times``).
     base_times: tuple[tuple[str, float], ...] = ()
+    #: Each projection's figures with their bands (``dse.model.band``; empty: no validation
+    #: rows in force), and the objective's band.
+    bands: tuple[ProjectionBand, ...] = ()
+    objective_band: Interval | None = None
 
     @property
     def speedup(self) -> float:
         return self.baseline_ms / self.objective_ms if self.objective_ms > 0 else math.inf
+
+    @property
+    def decode_band(self) -> ProjectionBand | None:
+        """The decode projection's band (``decode``'s), if bands are in force."""
+        if not self.bands:
+            return None
+        return next((b for p, b in zip(self.projections, self.bands, strict=True)
+                     if p.scenario.phase == "decode"), self.bands[0])
 
     @property
     def decode(self) -> Projection:
@@ -224,10 +246,25 @@ class ExploreResult:
     #: against the prompt's length, for the top plans and the CPU-only baselines.
     sequence_curves: tuple[SequenceCurve, ...] = ()
     prompt_curves: tuple[PromptCurve, ...] = ()
+    #: The best plan's time to first token with its band, and what its prompt's projection
+    #: were never measured in (None, (): no validation rows in force).
+    ttft_band: Interval | None = None
+    ttft_flags: tuple[Msg, ...] = ()
+    #: The validation rows the bands rest on (their file and sha256; "" without), and how
+    #: many of them check the model (set no constant).
+    validation: str = ""
+    validation_rows: int = 0
 
     @property
     def best(self) -> RankedPlan:
         return self.plans[0]
+
+    def equivalent(self, rp: RankedPlan) -> bool:
+        """Whether ``rp``'s objective band overlaps the best plan's: the two are equivalent
+        within the model's error (False without bands, and for the best plan itself)."""
+        a, b = rp.objective_band, self.best.objective_band
+        return (rp is not self.best and a is not None and b is not None and rp.feasible
+                and a.overlaps(b))
 
 
 def _project_all(prep: Prepared, plan: Plan
@@ -365,6 +402,22 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
     return tuple(curves)
 
 
+def banded(prep: Prepared, rp: RankedPlan, bands: Bands | None) -> RankedPlan:
+    """``rp`` with the band of each of its projections and of its objective."""
+    if bands is None:
+        return rp
+    pbs = tuple(_band(prep, rp.plan, p, bands) for p in rp.projections)
+    units = tuple(projection_units(prep.objective, p) for p in rp.projections)
+    weights = tuple(w for _, w in prep.scenarios)
+    weights = rp.scenario_weights(list(weights) if len(weights) == len(units) else None)
+    return replace(rp, bands=pbs, objective_band=objective_band(pbs, units, weights,
+                                                                prep.objective.kind))
+
+
+def _band(prep: Prepared, plan: Plan, proj: Projection, bands: Bands) -> ProjectionBand:
+    return plan_band(prep.workload, plan, prep.ctx, proj, bands)
+
+
 #: Rounds the sequence curves try (each plan's engines built to hold the round: VMAX = S).
 SEQUENCE_GRID = (1, 2, 4, 8, 16, 32)
 
@@ -451,11 +504,14 @@ def prompt_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
 
 def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | None = None,
             top: int = 12, progress: Progress | None = None,
-            reference: MeasurementLog | None = None, curves: bool = True) -> ExploreResult:
+            reference: MeasurementLog | None = None, curves: bool = True,
+            validation: Validation | None = None) -> ExploreResult:
     """Search ``space`` on ``ctx.board`` for ``objective`` and rank the plans (pure);
     ``reference``: a measurement log whose decode split the best plan is set beside.
     ``curves``: also price the plots' curves (tok/s against context, sequences and prompt
-    length: a third of a search's time); a caller that shows no plot passes False"""
+    length: a third of a search's time); a caller that shows no plot passes False.
+    ``validation``: the rows every ranked plan's figures get their bands from (None: no
+    bands)."""
     board = ctx.board
     space = space or default_space(objective.kind, sequences=objective.sequences,
                                    prompt_group=objective.prompt_group)
@@ -541,6 +597,10 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         plans += _unit_alternatives(prep, best_s)
     plans += _clock_what_if(prep, best_s, space, notes := list(wl.notes))
     naive = naive_plan(prep, plans[0], board)
+    bands = bands_of(validation)
+    plans = [banded(prep, rp, bands) for rp in plans]
+    naive = banded(prep, naive, bands)
+    ttft_ms, ttft_band, ttft_flags = _ttft(prep, plans[0], bands)
     base = _base_projection(prep, plans[0])
     # Pareto fronts over the evaluated designs (exact offload sets, no residency).
     cloud = [ParetoPoint(e.design.label(), e.lut, _ddr_gb_s(e),
@@ -573,7 +633,11 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=base.components, base_total_ms=base.plan_ms,
         unit_counts=_unit_counts(prep, best_s),
-        ttft_ms=_ttft_ms(prep, plans[0]),
+        ttft_ms=ttft_ms,
+        ttft_band=ttft_band,
+        ttft_flags=ttft_flags,
+        validation="" if validation is None else validation.label(),
+        validation_rows=0 if validation is None else len(validation.checks()),
         sequence_curves=sequence_curves(prep, tuple(plans), vmax=(
             space.template.vmax_range[1] if space.template is not None else SEQUENCE_GRID[-1]))
         if curves else (),
@@ -601,19 +665,30 @@ def _decode_projection(prep: Prepared, best: RankedPlan) -> Projection:
     return project(prep.workload, best.plan, prep.ctx, sc, with_baselines=False)
 
 
-def _ttft_ms(prep: Prepared, best: RankedPlan) -> float:
-    """The best plan's time to first token of the objective's prompt: the prompt in its
-    groups, then the first token (``dse.model.prompt``)."""
+def _ttft_parts(prep: Prepared, best: RankedPlan) -> tuple[tuple[Projection, float], ...]:
+    """The best plan's time to first token of the objective's prompt as weighted forwards:
+    the prompt in its groups, then the first token (``dse.model.prompt``)."""
     from dse.model.prompt import prompt_cost
 
     obj = prep.objective
     if obj.prompted:
-        return sum(w * p.plan_ms for p, w in zip(best.projections, best.weights, strict=True)
-                   if p.scenario.phase == "prefill")
+        return tuple((p, w) for p, w in zip(best.projections, best.weights, strict=True)
+                     if p.scenario.phase == "prefill")
     return prompt_cost(prep.workload, best.plan, prep.ctx, obj.prompt_tokens,
                        obj.prompt_group if obj.prompt_group and obj.prompt_group
                        <= best.plan.design.vectors else None, view=obj.view,
-                       kv_dtype=best.plan.kv_dtype or obj.kv_dtype, threads=obj.threads).ttft_ms
+                       kv_dtype=best.plan.kv_dtype or obj.kv_dtype, threads=obj.threads).parts
+
+
+def _ttft(prep: Prepared, best: RankedPlan, bands: Bands | None
+          ) -> tuple[float, Interval | None, tuple[Msg, ...]]:
+    """The best plan's time to first token, its band (its forwards' bands, weighted: one
+    model, so their ends add) and what its forwards were never measured in."""
+    parts = _ttft_parts(prep, best)
+    ms = sum(w * p.plan_ms for p, w in parts)
+    if bands is None:
+        return ms, None, ()
+    return (ms, *forwards_band(prep.workload, best.plan, prep.ctx, parts, bands))
 
 
 def _solve_among(prep: Prepared, design, name: str, runtime: str, keep,

@@ -388,6 +388,8 @@ def _with_progress(test, counter: Path, total: int, progress):
             now = int(counter.read_text() or 0)
         except (OSError, ValueError):
             now = 0
+        # a read between the testbench's truncate and write sees nothing: never go back
+        now = max(now, done)
         if now != done:
             done = now
             progress(done, total)
