@@ -372,6 +372,11 @@ def test_json_and_compare_carry_the_bands(explored, tmp_path, capsys):
     assert main(["compare", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "plans.0.projections.0.band.ms" in err
+    proj["band"] = "wide"  # not a mapping at all: named, not shown as missing
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["compare", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("plans.0.projections.0.band: expected a mapping, got 'wide'")
 
 
 @pytest.mark.parametrize("dof", [1, 2, 3, 4, 7, 30, 151])

@@ -207,3 +207,37 @@ def test_operator_components_are_the_projections(wl):
             got = operator_components(wl, plan, ctx, sc)
             for k in ("attention", "norms_quant_rope_residual", "sampling"):
                 assert got[k] == want[k], (plan.name, sc, k)
+
+
+def test_the_operators_parts_read_only_the_operator_params():
+    """A fit shares the operators' parts of a token across parameter sets that agree on
+    ``OPERATOR_PARAMS`` (``predict.shared_operator_parts``): every other fitted parameter must
+    leave them unchanged (here the published plan, glue unit included, at two contexts and two
+    KV formats), and each operator parameter must be able to move them."""
+    from dataclasses import replace
+
+    from dse.model.calibration import apply_params, default_value
+    from dse.model.fit import SOURCE_PARAMS
+    from dse.model.plan_file import load_plan
+    from dse.model.predict import OPERATOR_PARAMS
+    from dse.model.project import Scenario, operator_components
+
+    wl = workload_from_profile(default_profile())
+    board = load_board(ROOT / "boards" / "kv260.yaml")
+    plan = load_plan(ROOT / "examples" / "plans" / "bitnet-kv260.yaml", wl)
+    scenarios = [(replace(plan, kv_dtype=kv), Scenario("on-board", "decode", 1, t, kv, 1, 4))
+                 for kv in ("fp32", "int8") for t in (65, 700)]
+
+    def parts(values: dict) -> list[dict]:
+        b, c = apply_params(board, DEFAULT_CONSTANTS, values)
+        return [operator_components(wl, p, CostContext(b, c, "fit"), sc)
+                for p, sc in scenarios]
+
+    base = parts({})
+    for name in SOURCE_PARAMS["board"]:
+        v = default_value(name, board, DEFAULT_CONSTANTS)
+        moved = parts({name: v * 1.7 + 1.0 if name != "ddr_pl_efficiency" else v * 0.5})
+        if name in OPERATOR_PARAMS:
+            assert moved != base, name
+        else:
+            assert moved == base, name

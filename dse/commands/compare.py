@@ -48,8 +48,12 @@ def plans_of(path: Path, data: dict[str, Any], every: bool) -> list[tuple[str, s
 
 
 def _has(obj: Any, dotted: str) -> bool:
+    """Whether ``dotted`` is there to read: False when a key is missing (an older file), True
+    when something of the wrong type stands in the way (``_get`` then says what it expected)."""
     for part in dotted.split("."):
-        if not isinstance(obj, dict) or part not in obj:
+        if not isinstance(obj, dict):
+            return True
+        if part not in obj:
             return False
         obj = obj[part]
     return True
@@ -59,11 +63,14 @@ def _get(path: Path, obj: Any, where: str, dotted: str, kind: type | tuple) -> A
     """The value at ``dotted`` under ``obj``, of type ``kind``, or the one-line error
     ``FILE: where.dotted: expected ...``."""
     field = f"{where}.{dotted}".lstrip(".")
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
         if isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
             obj = obj[int(part)]
         elif isinstance(obj, dict) and part in obj:
             obj = obj[part]
+        elif i and not isinstance(obj, (dict, list)):  # the field above is not a mapping
+            raise located(path, f"{where}.{'.'.join(parts[:i])}".lstrip("."), "a mapping", obj)
         else:
             raise located(path, field, "a value (field is missing)")
     if kind is float:

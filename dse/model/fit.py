@@ -419,9 +419,12 @@ def fit_log(log, wl, board: Board, c: CostConstants, held_out: bool = True,
     ``progress(evaluations, 0)`` is told, a few times a second, how many times the model has
     been evaluated over the log (the fit, the held-out and leave-one-out refits).
     """
+    from dse.model.predict import shared_operator_parts
+
     token = _PROGRESS.set([0, progress, time.monotonic()]) if progress else None
     try:
-        return _fit_log(log, wl, board, c, held_out)
+        with shared_operator_parts():
+            return _fit_log(log, wl, board, c, held_out)
     finally:
         if token is not None:
             _PROGRESS.reset(token)

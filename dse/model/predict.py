@@ -24,6 +24,9 @@ bandwidth is bytes over a time, cycles are a time at the entry's clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from dse.errors import DseError
@@ -182,6 +185,32 @@ HEAD_COMPONENTS = ("head_sync_topk", "head_rescore")
 #: Components of a token on the PS that the operator model prices (``Projection.components``).
 PS_COMPONENTS = ("attention", "norms_quant_rope_residual")
 
+#: The fitted parameters the operators' parts of a token (``project.operator_components``)
+#: read: the PS's memory bandwidth and the native runtime's per-operator costs, plus the
+#: cache maintenance the shift scan does itself. The others (the DDR's efficiency for the PL,
+#: the pipeline's latency, the per-call, burst, register-access and top-k costs) price the
+#: engine calls and the head, not these operators; ``tests/test_fit.py`` perturbs each of
+#: them and holds the parts unchanged.
+OPERATOR_PARAMS = ("ps_memory_bandwidth_gb_s", "native_op_overhead_us",
+                   "native_attn_layer_overhead_us", "native_shift_scan_cycles_per_elem",
+                   "cache_maint_bytes_per_s")
+
+#: Within one fit (``dse.model.fit.fit_log``: one workload, one board and its constants, the
+#: fitted parameters varying), the operators' parts of a token priced once per plan, scenario
+#: and values of ``OPERATOR_PARAMS``: a finite-difference column of a parameter that does not
+#: reach them reuses them (about half the operator pricing of the shipped KV260 fit).
+_OPERATOR_MEMO: ContextVar[dict | None] = ContextVar("dse_operator_memo", default=None)
+
+
+@contextmanager
+def shared_operator_parts() -> Iterator[None]:
+    """Share the operators' parts of a token across parameter sets for the enclosed fit."""
+    token = _OPERATOR_MEMO.set({})
+    try:
+        yield
+    finally:
+        _OPERATOR_MEMO.reset(token)
+
 
 def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, where: str,
                   memo: dict | None = None) -> Prediction:
@@ -210,12 +239,22 @@ def _ps_component(e: LogEntry, wl: Workload, board: Board, c: CostConstants, whe
     # them, without pricing the calls), shared by the entries of one scenario
     key = ("components", plan, sc)
     if memo is None or key not in memo:
-        from dse.model.project import operator_components
+        shared = _OPERATOR_MEMO.get()
+        skey = None
+        if shared is not None:
+            from dse.model.calibration import default_value
 
-        try:
-            comp = operator_components(wl, plan, _context(board, c), sc)
-        except DseError as exc:
-            raise DseError(f"{where}: entries ({e.id}): {exc}") from None
+            skey = (key, tuple(default_value(p, board, c) for p in OPERATOR_PARAMS))
+        comp = None if shared is None else shared.get(skey)
+        if comp is None:
+            from dse.model.project import operator_components
+
+            try:
+                comp = operator_components(wl, plan, _context(board, c), sc)
+            except DseError as exc:
+                raise DseError(f"{where}: entries ({e.id}): {exc}") from None
+            if shared is not None:
+                shared[skey] = comp
         if memo is not None:
             memo[key] = comp
     else:
