@@ -388,3 +388,17 @@ def test_the_t_factor_is_student_s(dof):
 
     for level in (0.5, 0.9, 0.95):
         assert t_quantile(dof, level) == pytest.approx(t.ppf((1 + level) / 2, dof), rel=1e-9)
+
+
+def test_the_context_plot_s_best_curve_carries_its_band(explored):
+    """The best plan's tok/s-against-context curve has a band at every point, holding the
+    point, and wider beyond the measured contexts (attention's rows end at 1,811.5
+    positions) than at the objective's; the other curves carry none."""
+    best, *others = [c for c in explored.context_curves if c.plan]
+    assert len(best.band) == len(best.points)
+    rel = {}
+    for (ctx, tok), (lo, hi) in zip(best.points, best.band, strict=True):
+        assert lo <= tok <= hi
+        rel[ctx] = (hi - lo) / tok
+    assert rel[4096] > 1.5 * rel[256]
+    assert all(not c.band for c in others)

@@ -68,8 +68,11 @@ def explore_to_dict(result: ExploreResult, profile_source: str) -> dict[str, Any
         "pareto_energy": [asdict(p) for p in result.pareto_energy],
         "sensitivity": [{**asdict(s), "swing": s.swing} for s in result.sensitivity],
         "decode_vs_context": [
-            {"label": curve.label, "points": [{"context_tokens": c, "tokens_per_s": _num(t)}
-                                              for c, t in curve.points]}
+            {"label": curve.label, "points": [
+                {"context_tokens": c, "tokens_per_s": _num(t),
+                 **({"tokens_per_s_band": [_num(b[0]), _num(b[1])]} if b else {})}
+                for (c, t), b in zip(curve.points, curve.band or [None] * len(curve.points),
+                                     strict=True)]}
             for curve in result.context_curves],
         "decode_vs_sequences": [
             {"label": curve.label, "points": [

@@ -74,6 +74,8 @@ _P: dict[str, tuple[str, str]] = {
     # -- context ------------------------------------------------------------------------------
     "ctx.plan": ("{plan}：{design}，KV {kv}", "{plan}: {design}, KV {kv}"),
     "ctx.objective": ("目标的上下文（{n}）", "objective's context ({n})"),
+    "ctx.band": ("{plan}：模型误差的 90% 误差带（超出实测范围处变宽）",
+                 "{plan}: 90% band of the model's error (wider where it extrapolates)"),
     "ctx.x": ("上下文长度（KV 缓存中的 token 数）", "context length (tokens in the KV cache)"),
     "ctx.title": ("{board}：解码速度随上下文变化（{n} 个序列）",
                   "{board}: decode tok/s vs context ({n} sequence(s))"),

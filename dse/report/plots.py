@@ -350,6 +350,10 @@ def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_byt
                     kv=curve.kv))
         ax.plot(xs, ys, marker="o", ms=4, lw=1.6, ls="--" if cpu else "-",
                 color="0.35" if cpu else f"C{i}", label=label)
+        if curve.band:
+            ax.fill_between(xs, [lo for lo, _ in curve.band], [hi for _, hi in curve.band],
+                            color=f"C{i}", alpha=0.15, lw=0,
+                            label=pt("ctx.band", lang, plan=plan_name(curve.plan, lang)))
     obj = result.objective
     ax.axvline(obj.context_tokens, color="black", lw=0.8, ls=":",
                label=pt("ctx.objective", lang, n=obj.context_tokens))
@@ -357,7 +361,10 @@ def context_plot(result: ExploreResult, path: str | Path, write=atomic_write_byt
     _plain_log(ax.xaxis, si=False)
     ax.set_xlabel(pt("ctx.x", lang))
     ax.set_ylabel(pt("tok_s", lang))
-    ax.set_ylim(bottom=0)
+    # headroom above the highest curve or band for the legend (upper right), so it hides none
+    top = max((y for c in result.context_curves
+               for y in [*(t for _, t in c.points), *(hi for _, hi in c.band)]), default=1.0)
+    ax.set_ylim(0, top * 1.5)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
     ax.set_title(pt("ctx.title", lang, board=result.board.name, n=obj.sequences), fontsize=10)

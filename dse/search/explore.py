@@ -165,6 +165,10 @@ class ContextCurve:
     design: str = ""
     runtime: str = ""
     kv: str = ""
+    #: The 90% band (low, high tok/s) at each point, for the best plan's curve when the
+    #: search had validation rows (empty otherwise): it shows where the model extrapolates
+    #: (a context beyond every measured one widens it).
+    band: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -373,10 +377,11 @@ def context_grid(max_positions: int, start: int = 64) -> tuple[int, ...]:
     return (*grid, max_positions)
 
 
-def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
-                   ) -> tuple[ContextCurve, ...]:
+def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
+                   bands: Bands | None = None) -> tuple[ContextCurve, ...]:
     """Decode tok/s against context for the ``top`` plans and each CPU-only runtime that fits
-    (the same objective scenario with only the context changed)."""
+    (the same objective scenario with only the context changed); with ``bands``, the best
+    plan's curve carries its band at every context."""
     wl = prep.workload
     dec = next((s for s, _ in prep.scenarios if s.phase == "decode"), None)
     if dec is None:
@@ -384,12 +389,16 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3
                        prep.objective.kv_dtype, prep.objective.sequences, prep.objective.threads)
     grid = context_grid(wl.config.max_positions)
     curves = []
-    for rp in [p for p in plans if p.feasible][:top]:
-        pts = tuple((c, project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
-                                with_baselines=False).tokens_per_s) for c in grid)
+    for i, rp in enumerate([p for p in plans if p.feasible][:top]):
+        projs = [project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
+                         with_baselines=False) for c in grid]
+        pts = tuple((c, p.tokens_per_s) for c, p in zip(grid, projs, strict=True))
+        band = () if bands is None or i else tuple(
+            (b.tokens_per_s.lo, b.tokens_per_s.hi)
+            for b in (_band(prep, rp.plan, p, bands) for p in projs))
         kv = rp.plan.kv_dtype or dec.kv_dtype
         curves.append(ContextCurve(f"{rp.label}: {rp.plan.design.label()}, KV {kv}", pts,
-                                   rp.label, rp.plan.design.label(), rp.plan.runtime, kv))
+                                   rp.label, rp.plan.design.label(), rp.plan.runtime, kv, band))
     for rc in prep.baseline_runtimes():
         if not rc.baseline_feasible:
             continue
@@ -628,7 +637,7 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         pareto_ddr=pareto(cloud, lambda p: p.ddr_gb_s),
         cloud=tuple(_thin(cloud)), sensitivity=sensitivity(prep, plans[0]),
         notes=tuple(notes),
-        context_curves=context_curves(prep, tuple(plans)) if curves else (),
+        context_curves=context_curves(prep, tuple(plans), bands=bands) if curves else (),
         pareto_energy=pareto([p for p in cloud if p.j_per_token is not None],
                              lambda p: p.j_per_token, lambda p: p.tokens_per_s),
         base_breakdown=base.components, base_total_ms=base.plan_ms,
