@@ -189,3 +189,15 @@ def test_explore_recommends_within_the_evidence_and_labels_the_rest(capsys, tmp_
     # every ranked plan cites its clock evidence
     assert all(p["projections"][0]["clock_evidence"]["evidence"] for p in plans
                if p["projections"][0]["clock_evidence"] is not None)
+
+
+def test_attention_memories_of_a_group_beyond_the_rtl_s():
+    """G = 16 (a model's GQA group wider than kv_attn's 8) takes ``TMAX*HMAX*G/8`` rows of p
+    block RAM like the RTL's own groups, never ``8 // G`` = 0 (a ZeroDivisionError explore once
+    raised): with shallow q banks (LUT RAM) G16 with one KV head holds G8's block RAM with
+    two, and twice G16's with half the positions."""
+    from dse.model.fabric import attention_memories
+
+    g16 = attention_memories(16, 16, 1, 4096)
+    assert g16["bram36"] == attention_memories(8, 16, 2, 4096)["bram36"] > 0
+    assert g16["bram36"] == 2 * attention_memories(16, 16, 1, 2048)["bram36"]
