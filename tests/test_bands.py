@@ -262,6 +262,12 @@ def _shipped() -> dict:
     (lambda r: r["regime"].update(resident=1), "regime.resident", "true or false"),
     (lambda r: r["regime"].update(board=3), "regime.board", "a non-empty string"),
     (lambda r: r["regime"].update(threads=-4), "regime.threads", "a number >= 0"),
+    # an infinite residual (1e300 / 1e-300) once passed its own check (inf > inf is false)
+    (lambda r: r.update(measured=1e-300, predicted=1e300, residual=1e308, range=None),
+     "measured", "a number from 1e-15 to 1e+15"),
+    (lambda r: r["parts"].update({"ps.ops": -5.0}), "parts.ps.ops", "a number from 0 to"),
+    (lambda r: r["parts"].update({"ps.ops": 1e300}), "parts.ps.ops", "a number from 0 to"),
+    (lambda r: r["regime"].update(clock_mhz=1e300), "regime.clock_mhz", "a PL clock in MHz"),
 ])
 def test_a_malformed_validation_file_is_one_line_exit_2(tmp_path, capsys, edit, field,
                                                        expected):
@@ -276,6 +282,35 @@ def test_a_malformed_validation_file_is_one_line_exit_2(tmp_path, capsys, edit, 
                str(PUBLISHED_PLAN), "--validation", str(path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and str(path) in err and field in err
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r.update(parts={}),
+    lambda r: r.update(sets="a constant"),
+])
+def test_rows_no_class_band_rests_on_are_refused(tmp_path, capsys, edit):
+    """Rows of which none gives a class a residual (no parts, or every one setting a
+    constant) once gave every figure a zero-wide band beside 'never measured' for every
+    class: refused, one line."""
+    data = _shipped()
+    for row in data["rows"]:
+        edit(row)
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    rc = main(["project", "--board", str(ROOT / "boards" / "kv260.yaml"), "--plan",
+               str(PUBLISHED_PLAN), "--validation", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"dse: error: {path}: rows: expected at least one row that "
+                          f"measures a component class"), err
+
+
+def test_an_empty_validation_option_is_not_the_current_folder(capsys):
+    rc = main(["project", "--board", str(ROOT / "boards" / "kv260.yaml"), "--plan",
+               str(PUBLISHED_PLAN), "--validation", ""])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == ("dse: error: --validation: expected a validation rows file "
+                               "or 'none', got ''")
 
 
 def test_no_bands_when_asked(capsys):
