@@ -190,12 +190,21 @@ def test_failed_explore_leaves_no_orphan_outputs(capsys, files):
      "--json", "plan.yaml"],
     ["project", "--board", "board.yaml", "--profile", "p.json", "--plan", "plan.yaml",
      "--json", "link.yaml"],
+    # --fabric FILE was not counted as an input: each of these rewrote the evidence file
+    ["explore", "--board", "board.yaml", "--profile", "p.json", "--fabric", "fab.yaml",
+     "--report", "fab.yaml"],
+    ["project", "--board", "board.yaml", "--profile", "p.json", "--plan", "plan.yaml",
+     "--fabric", "fab.yaml", "--json", "fab.yaml"],
+    ["calibrate", "--board", str(fuzzkit.ROOT / "boards" / "kv260.yaml"), "--from",
+     str(fuzzkit.ROOT / "examples" / "measurements" / "bitnet-kv260.json"), "--fabric",
+     "fab.yaml", "--output", "fab.yaml", "--no-report"],
 ])
 def test_output_onto_an_input_is_refused(files, argv):
     (files / "r.md").write_text(fuzzkit.REPORT_MD.read_text(encoding="utf-8"), encoding="utf-8")
     os.link(files / "plan.yaml", files / "link.yaml")  # the same file under another name
-    res = fuzzkit.run_case(files, [*argv, "--calibration", "none"] if argv[0] != "import"
-                           else argv)
+    (files / "fab.yaml").write_bytes((fuzzkit.ROOT / "dse" / "data" / "fabric.yaml").read_bytes())
+    res = fuzzkit.run_case(files, [*argv, "--calibration", "none"]
+                           if argv[0] in ("explore", "project") else argv)
     assert res.code == 2 and res.ok, res.problems
     one_line(res.stderr, "input of this run" if "x.md" not in argv else "written twice")
 

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     # and no output can overwrite an input of this run.
     out = Outputs([*mi.inputs, board.path or None, args.template,
                    calibration_input(board, args.calibration), args.reference,
-                   validation_input(args.validation)])
+                   validation_input(args.validation), args.fabric])
     report_path, lang = None, None
     if not args.no_report:
         report_path, lang = report_target(args.report, args.lang, mi)

@@ -452,6 +452,8 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
                     f *= c.logic_levels_yosys / depth
                     how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
             f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
+            if f <= 0:  # derated below one step: this closure supports no clock
+                continue
             if best is None or f > best[0]:
                 best = (f, c, how, extra)
         if best is None:
