@@ -475,7 +475,24 @@ def test_plan_file_glue(capsys, tmp_path):
                     "glue: {passes: 0}\n")
     rc = main(["project", "--board", "kv260", "--plan", str(plan)])
     err = re.sub(r": line \d+:", ":", capsys.readouterr().err)
-    assert rc == 2 and f"{plan}: glue.passes: expected an integer >= 1" in err
+    assert rc == 2 and f"{plan}: glue.passes: expected an integer from 1 to 64" in err
+    # 10**12 clocks an element once priced a 1.7e12 ms token 'in a measured regime'
+    plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+                    "glue: {passes: 2, cycles_per_elem: 1000000000000}\n")
+    rc = main(["project", "--board", "kv260", "--plan", str(plan)])
+    err = re.sub(r": line \d+:", ":", capsys.readouterr().err)
+    assert rc == 2 and err == (f"dse: error: {plan}: glue.cycles_per_elem: expected a number "
+                               f"from 0.001 to 1024 (PL clocks an element), got 1000000000000\n")
+
+
+def test_plan_name_on_one_line(capsys, tmp_path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("name: \"x} -->\\n<!--\"\nengine: {pe: 1, simd: 80, packing: base3}\n"
+                    "offload: ['model.layers.*']\n")
+    rc = main(["project", "--board", "kv260", "--plan", str(plan)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"dse: error: {plan}: line 1: name: expected a non-empty "
+                                      f"string on one line (no control characters"), err
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
