@@ -183,6 +183,15 @@ def check_engine_options(args, template) -> tuple[int, ...]:
                            f"{', '.join(map(str, template.vpc_values))} (the vectors per "
                            f"clock the engine template builds), got {text!r}")
         out.append(int(text))
+    if args.objective in ("decode", "throughput", "energy", "edp") and \
+            min(out) > args.sequences:
+        # a weight pass then carries the round alone (VMAX = --sequences), and an engine
+        # answers at most the vectors it holds a clock: no design could be searched (the
+        # search said no design fits the board)
+        raise DseError(f"--vectors-per-clock {args.vectors_per_clock}: expected at most "
+                       f"--sequences ({args.sequences}): with --objective {args.objective} a "
+                       f"weight pass carries the round's {args.sequences} vector(s); give "
+                       f"--sequences {min(out)} or more, or an objective with a prompt")
     return tuple(dict.fromkeys(out))
 
 
