@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gen-tokens", type=positive_int, default=128,
                    help="tokens generated: decode is priced at prompt + generated tokens")
     p.add_argument("--report", type=Path, default=None,
-                   help="Markdown output (default: reports/matrix.md)")
+                   help="Markdown output (default: reports/matrix.md); a whole document: it "
+                   "replaces only an earlier matrix report")
     p.add_argument("--plot", type=Path, default=None,
                    help="PNG output (default: the report's name with .png)")
     p.add_argument("--json", type=Path, default=None, help="also write the cells as JSON")
