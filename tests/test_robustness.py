@@ -434,6 +434,19 @@ def test_unreadable_report_fails_before_the_search(capsys, files):
     assert report.read_bytes() == b"\xff\xfe binary \x00"
 
 
+def test_an_endless_input_is_one_line(capsys, monkeypatch):
+    """``--model /dev/zero`` read until the memory ran out (a MemoryError traceback, or the
+    out-of-memory killer): an input stops at ``MAX_INPUT_CHARS`` (made small here)."""
+    import dse.io
+
+    monkeypatch.setattr(dse.io, "MAX_INPUT_CHARS", 1 << 20)
+    rc, out, err = run(capsys, "explore", "--board", "kv260", "--no-report", "--model",
+                       "/dev/zero")
+    assert rc == 2 and out == ""
+    assert err == ("dse: error: /dev/zero: cannot read model config file (more than 1 MiB of "
+                   "text: no dse input is near that; a device like /dev/zero?)\n")
+
+
 def test_stream_output_is_written_in_place(tmp_path):
     """``--json /dev/stdout`` style: a FIFO is written to, never renamed over."""
     import stat
