@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     fields = scenario_fields(args)
     fields["runtimes"] = runtimes_for(wl, fields["runtimes"], args.runtime)
     vpcs = check_engine_options(args, template)
+    check_context(args)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           prompt_group=args.prompt_group, **fields)
     from dse.search.explore import explore
@@ -153,6 +154,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report_path} (section for {result.board.name}; plots "
               f"{', '.join(plots.names.values())})" + (f"; {plots.note}" if plots.note else ""))
     return 0
+
+
+def check_context(args) -> None:
+    """An objective that runs the prompt and then decodes after it (chat, mix) decodes at
+    a context holding the prompt: ``--context-tokens`` below ``--prompt-tokens`` there is a
+    one-line error (it was priced as decode at the shorter context), as in ``dse project``."""
+    from dse.errors import DseError
+
+    if args.objective in ("chat", "mix") and args.context_tokens is not None and \
+            args.context_tokens < args.prompt_tokens:
+        raise DseError(f"--context-tokens: expected >= --prompt-tokens ({args.prompt_tokens}) "
+                       f"with --objective {args.objective}: its decode follows the prompt, "
+                       f"got {args.context_tokens}")
 
 
 def check_engine_options(args, template) -> tuple[int, ...]:
