@@ -27,6 +27,7 @@ from dse.model.fabric import (
     VivadoRow,
     relation_from_rows,
 )
+from dse.schema import QUANTITIES, check_quantity
 
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED = DATA / "fabric.yaml"
@@ -48,10 +49,26 @@ def _map(data: object, path: object, field: str, keys: tuple[str, ...],
     return data
 
 
-def _num(v: object, path: object, field: str, lo: float = 0.0) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < lo:
-        raise located(path, field, f"a finite number >= {lo:g}", v)
+#: The most of one PL resource a row may count (``QUANTITIES['pl_resource']``: 10**8, beyond
+#: any part); an IP row of 10**15 LUTs made every plan infeasible.
+MAX_RESOURCE = QUANTITIES["pl_resource"].high
+#: The coarsest clock step (MHz) the supported clocks are rounded down to: a step of 1e9 MHz
+#: rounded every clock to 0 MHz and the cost model divided by it.
+MAX_STEP_MHZ = 100.0
+
+
+def _num(v: object, path: object, field: str, lo: float = 0.0, hi: float = math.inf
+         ) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+            not lo <= v <= hi:
+        raise located(path, field, f"a finite number >= {lo:g}" if hi == math.inf else
+                      f"a finite number from {lo:g} to {hi:g}", v)
     return float(v)
+
+
+def _resource(v: object, path: object, field: str) -> float:
+    """A count of one PL resource (LUT, FF, BRAM36, URAM) in a Vivado or Yosys row."""
+    return _num(v, path, field, 0.0, MAX_RESOURCE)
 
 
 def _str(v: object, path: object, field: str, empty: bool = False) -> str:
@@ -75,8 +92,8 @@ def _relation(data: object, path: object):
     r = _map(data, path, "relation", ("yosys", "fit", "check", "rows"))
     y = _map(r["yosys"], path, "relation.yosys", ("module", "tool", "lut", "ff", "bram36",
                                                   "uram"))
-    counts = tuple(_num(y[k], path, f"relation.yosys.{k}") for k in ("lut", "ff", "bram36",
-                                                                      "uram"))
+    counts = tuple(_resource(y[k], path, f"relation.yosys.{k}") for k in ("lut", "ff",
+                                                                           "bram36", "uram"))
     if counts[0] <= 0 or counts[1] <= 0:
         raise located(path, "relation.yosys", "LUT and FF counts > 0", y)
     if not isinstance(r["rows"], list) or not r["rows"]:
@@ -87,8 +104,8 @@ def _relation(data: object, path: object):
         m = _map(row, path, f, ("design", "instance", "lut", "ff", "bram36", "uram"))
         rows.append(VivadoRow(_str(m["design"], path, f"{f}.design"),
                               _str(m["instance"], path, f"{f}.instance"),
-                              *(_num(m[k], path, f"{f}.{k}") for k in ("lut", "ff", "bram36",
-                                                                      "uram"))))
+                              *(_resource(m[k], path, f"{f}.{k}") for k in ("lut", "ff",
+                                                                           "bram36", "uram"))))
     fit, check = _str(r["fit"], path, "relation.fit"), _str(r["check"], path, "relation.check")
     designs = {row.design for row in rows}
     for key, d in (("fit", fit), ("check", check)):
@@ -111,8 +128,9 @@ def _ip(data: object, path: object) -> tuple[IpBlock, ...]:
     for name, v in data.items():
         f = f"ip.{name}"
         m = _map(v, path, f, ("lut", "ff", "bram36", "config", "source"))
-        out.append(IpBlock(str(name), _num(m["lut"], path, f"{f}.lut"),
-                           _num(m["ff"], path, f"{f}.ff"), _num(m["bram36"], path, f"{f}.bram36"),
+        out.append(IpBlock(str(name), _resource(m["lut"], path, f"{f}.lut"),
+                           _resource(m["ff"], path, f"{f}.ff"),
+                           _resource(m["bram36"], path, f"{f}.bram36"),
                            _str(m["config"], path, f"{f}.config"),
                            _str(m["source"], path, f"{f}.source")))
     return tuple(out)
@@ -161,7 +179,7 @@ def _counts(v: object, path: object, field: str) -> tuple[tuple[str, int], ...]:
 
 def _clock(data: object, path: object):
     c = _map(data, path, "clock", ("step_mhz", "closures", "grade_rank"), ("same_fabric",))
-    step = _num(c["step_mhz"], path, "clock.step_mhz", 1)
+    step = _num(c["step_mhz"], path, "clock.step_mhz", 1, MAX_STEP_MHZ)
     if not isinstance(c["closures"], list) or not c["closures"]:
         raise located(path, "clock.closures", "a non-empty list of closures", c["closures"])
     closures = []
@@ -177,6 +195,10 @@ def _clock(data: object, path: object):
         if wns is not None and not isinstance(wns, bool) and isinstance(wns, (int, float)) \
                 and wns < 0:
             raise located(path, f"{f}.wns_ns", "a slack >= 0 (a closure met its clock)", wns)
+        check_quantity(path, f"{f}.clock_mhz", "pl_clock_mhz", m["clock_mhz"])
+        if wns is not None and _num(wns, path, f"{f}.wns_ns") >= 1000.0 / m["clock_mhz"]:
+            raise located(path, f"{f}.wns_ns", f"a slack below the clock's period "
+                          f"({1000.0 / m['clock_mhz']:g} ns at {m['clock_mhz']:g} MHz)", wns)
         closures.append(Closure(
             _str(m["design"], path, f"{f}.design"), _str(m["family"], path, f"{f}.family"),
             _str(m["speed_grade"], path, f"{f}.speed_grade"),
@@ -208,6 +230,11 @@ def _clock(data: object, path: object):
     if not isinstance(same, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                              for k, v in same.items()):
         raise located(path, "clock.same_fabric", "a mapping family -> family", same)
+    chained = [k for k, v in same.items() if v in same]
+    if chained:
+        raise located(path, f"clock.same_fabric.{chained[0]}", "a family whose closures are "
+                      "listed under its own name (not itself mapped in same_fabric)",
+                      same[chained[0]])
     return step, tuple(closures), tuple(grade_rank), tuple(same.items())
 
 

@@ -44,6 +44,12 @@ from dse.errors import DseError, register_lines
 # -- reading -----------------------------------------------------------------------------------
 
 
+#: The most text an input file may hold (characters): dse's largest inputs (a profile, a
+#: 10**4-entry measurement log, a report) are a few MB; ``--model /dev/zero`` read until the
+#: memory ran out.
+MAX_INPUT_CHARS = 256 << 20
+
+
 def read_text(path: str | Path, what: str, *, exact: bool = False) -> str:
     """Read a UTF-8 input file, or raise the one-line error every loader gives.
 
@@ -54,10 +60,12 @@ def read_text(path: str | Path, what: str, *, exact: bool = False) -> str:
     """
     p = Path(path)
     try:
-        if exact:
-            with open(p, encoding="utf-8", newline="") as fh:
-                return fh.read()
-        return p.read_text(encoding="utf-8")
+        with open(p, encoding="utf-8", newline="" if exact else None) as fh:
+            text = fh.read(MAX_INPUT_CHARS + 1)
+        if len(text) > MAX_INPUT_CHARS:
+            raise DseError(f"{p}: cannot read {what} file (more than {MAX_INPUT_CHARS >> 20} "
+                           f"MiB of text: no dse input is near that; a device like /dev/zero?)")
+        return text
     except FileNotFoundError:
         raise DseError(f"{p}: no such {what} file") from None
     except UnicodeDecodeError:

@@ -15,7 +15,7 @@ import hashlib
 import math
 from pathlib import Path
 
-from dse.errors import located
+from dse.errors import DseError, located
 from dse.io import parse_json, read_text
 from dse.model.validation import (
     CLASSES,
@@ -28,6 +28,7 @@ from dse.model.validation import (
     Validation,
     residual_of,
 )
+from dse.schema import MAX_QUANTITY, check_quantity
 
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED = DATA / "validation.json"
@@ -46,6 +47,16 @@ def _num(v: object, path: object, field: str, positive: bool = False) -> float:
     if not ok or (positive and v <= 0):
         raise located(path, field, "a finite number" + (" > 0" if positive else ""), v)
     return float(v)
+
+
+def _figure(v: object, path: object, field: str, positive: bool = False) -> float:
+    """A measured or predicted figure (ms, tok/s, J, LUTs, cycles, a class's share): a finite
+    number in the range any file's quantities share (``MAX_QUANTITY``), > 0 or >= 0."""
+    x = _num(v, path, field, positive)
+    if x < 0 or x > MAX_QUANTITY or (positive and x < 1 / MAX_QUANTITY):
+        raise located(path, field, f"a number from {'1e-15' if positive else '0'} to 1e+15 "
+                      f"(a measured or predicted figure)", v)
+    return x
 
 
 def _str(v: object, path: object, field: str) -> str:
@@ -76,16 +87,14 @@ def _row(data: object, path: object, i: int, seen: set[str]) -> Row:
     figure = _str(data["figure"], path, f"{where}.figure")
     if figure not in FIGURES:
         raise located(path, f"{where}.figure", f"one of {', '.join(FIGURES)}", figure)
-    measured = _num(data["measured"], path, f"{where}.measured", positive=True)
-    predicted = _num(data["predicted"], path, f"{where}.predicted")
-    if predicted < 0:
-        raise located(path, f"{where}.predicted", "a number >= 0", predicted)
+    measured = _figure(data["measured"], path, f"{where}.measured", positive=True)
+    predicted = _figure(data["predicted"], path, f"{where}.predicted")
     rng = data.get("range")
     if rng is not None:
         if (not isinstance(rng, list) or len(rng) != 2):
             raise located(path, f"{where}.range", "null or [low, high]", rng)
-        lo = _num(rng[0], path, f"{where}.range[0]", positive=True)
-        hi = _num(rng[1], path, f"{where}.range[1]", positive=True)
+        lo = _figure(rng[0], path, f"{where}.range[0]", positive=True)
+        hi = _figure(rng[1], path, f"{where}.range[1]", positive=True)
         if not lo <= measured <= hi:
             raise located(path, f"{where}.range", f"a range holding measured {measured:g}", rng)
         rng = (lo, hi)
@@ -101,14 +110,17 @@ def _row(data: object, path: object, i: int, seen: set[str]) -> Row:
     for k, v in parts.items():
         if k not in CLASSES:
             raise located(path, f"{where}.parts.{k}", f"a class among {', '.join(CLASSES)}")
-        out_parts[k] = _num(v, path, f"{where}.parts.{k}")
+        out_parts[k] = _figure(v, path, f"{where}.parts.{k}")
     regime = data.get("regime") or {}
     if not isinstance(regime, dict):
         raise located(path, f"{where}.regime", "a mapping of feature to value", regime)
     for k, v in regime.items():
         if k not in FEATURES:
             raise located(path, f"{where}.regime.{k}", f"a feature among {', '.join(FEATURES)}")
-        if k in NUMERIC or k in COUNTS or k in ("clock_mhz", "clock_supported_mhz"):
+        if k in ("clock_mhz", "clock_supported_mhz"):
+            if v is not None:
+                check_quantity(path, f"{where}.regime.{k}", "pl_clock_mhz", v)
+        elif k in NUMERIC or k in COUNTS:
             if v is not None:
                 _num(v, path, f"{where}.regime.{k}")
                 if v < 0:
@@ -143,8 +155,16 @@ def validation_from_dict(data: object, path: str, sha256: str = "") -> Validatio
     if not isinstance(rows, list) or not rows:
         raise located(path, "rows", "a non-empty list of rows", rows)
     seen: set[str] = set()
-    return Validation(tuple(_row(r, path, i, seen) for i, r in enumerate(rows)),
-                      str(data.get("generated_by") or ""), path, sha256)
+    out = tuple(_row(r, path, i, seen) for i, r in enumerate(rows))
+    from dse.model.band import attribute
+
+    if not any(attribute(r) is not None for r in out):
+        # no class would have a band: every figure's would be zero wide while the card
+        # names every class never measured
+        raise located(path, "rows", "at least one row that measures a component class (a "
+                      "check row whose parts are mostly one class); every row here sets a "
+                      "constant, is a composite or has no parts")
+    return Validation(out, str(data.get("generated_by") or ""), path, sha256)
 
 
 @functools.lru_cache(maxsize=8)
@@ -161,6 +181,8 @@ def load_validation(path: str | Path | None = None) -> Validation | None:
     default, or None for ``none`` (no bands)."""
     if path is not None and str(path) == "none":
         return None
+    if path is not None and not str(path).strip():
+        raise DseError("--validation: expected a validation rows file or 'none', got ''")
     p = Path(path) if path is not None else SHIPPED
     try:
         mtime = p.stat().st_mtime

@@ -233,6 +233,9 @@ def _bad_calibration(tmp_path, cov) -> Path:
      "covariance", "positive semi-definite"),
     ({"ddr_pl_efficiency": {"ddr_pl_efficiency": 0.5}}, "covariance.ddr_pl_efficiency"
      ".ddr_pl_efficiency", "squared standard error"),
+    # a parameter with a standard error left out once carried no uncertainty into the band
+    ({"ddr_pl_efficiency": {"ddr_pl_efficiency": 0.04 ** 2}}, "covariance.run_burst_us",
+     "a row for every parameter with a standard error"),
     ({"pipeline_latency_cycles": {"pipeline_latency_cycles": 1.0}},
      "covariance.pipeline_latency_cycles", "a parameter of this calibration"),
     ({"ddr_pl_efficiency": {"ddr_pl_efficiency": "big"}},
@@ -246,6 +249,35 @@ def test_a_malformed_covariance_is_one_line_exit_2(tmp_path, capsys, cov, field,
     assert rc == 2
     assert len(err.splitlines()) == 1
     assert str(path) in err and field in err and expected in err
+
+
+def test_a_parameter_at_the_top_of_its_range_is_moved_down(kv260):
+    """The band's finite difference steps a parameter by a tenth of its standard error: at
+    the top of its range (1e15 us) it steps down, where stepping up once raised an error naming
+    no file."""
+    wl, _, plan, _ = kv260
+    board = load_board(ROOT / "boards" / "kv260.yaml")
+    cal = Calibration("KV260", "paper", "2026-12-01",
+                      {"run_burst_us": FittedParam(1e15, 1e14, 0.0)})
+    ctx = CostContext.for_board(board, cal, load_fabric())
+    sigma = calibration_sigma(wl, plan, ctx, SPLIT)
+    assert sigma is not None and math.isfinite(sigma) and sigma >= 0
+
+
+def test_an_absurd_standard_error_is_one_line_naming_the_file(tmp_path, capsys):
+    """A standard error of 1e150 once took run_burst_us out of its range when the band moved
+    it, in an error naming no file."""
+    data = calibration_to_dict(_calibration(None))
+    data["parameters"]["run_burst_us"]["stderr"] = 1e150
+    path = tmp_path / "cal.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    rc = main(["project", "--board", str(ROOT / "boards" / "kv260.yaml"), "--plan",
+               str(PUBLISHED_PLAN), "--calibration", str(path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith(f"dse: error: {path}: line ") and err.endswith(
+        ": parameters.run_burst_us.stderr: expected a number from 0 to 1e+15 or null, got "
+        "1e+150\n"), err
 
 
 def _shipped() -> dict:
@@ -262,6 +294,12 @@ def _shipped() -> dict:
     (lambda r: r["regime"].update(resident=1), "regime.resident", "true or false"),
     (lambda r: r["regime"].update(board=3), "regime.board", "a non-empty string"),
     (lambda r: r["regime"].update(threads=-4), "regime.threads", "a number >= 0"),
+    # an infinite residual (1e300 / 1e-300) once passed its own check (inf > inf is false)
+    (lambda r: r.update(measured=1e-300, predicted=1e300, residual=1e308, range=None),
+     "measured", "a number from 1e-15 to 1e+15"),
+    (lambda r: r["parts"].update({"ps.ops": -5.0}), "parts.ps.ops", "a number from 0 to"),
+    (lambda r: r["parts"].update({"ps.ops": 1e300}), "parts.ps.ops", "a number from 0 to"),
+    (lambda r: r["regime"].update(clock_mhz=1e300), "regime.clock_mhz", "a PL clock in MHz"),
 ])
 def test_a_malformed_validation_file_is_one_line_exit_2(tmp_path, capsys, edit, field,
                                                        expected):
@@ -276,6 +314,35 @@ def test_a_malformed_validation_file_is_one_line_exit_2(tmp_path, capsys, edit, 
                str(PUBLISHED_PLAN), "--validation", str(path)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and str(path) in err and field in err
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r.update(parts={}),
+    lambda r: r.update(sets="a constant"),
+])
+def test_rows_no_class_band_rests_on_are_refused(tmp_path, capsys, edit):
+    """Rows of which none gives a class a residual (no parts, or every one setting a
+    constant) once gave every figure a zero-wide band beside 'never measured' for every
+    class: refused, one line."""
+    data = _shipped()
+    for row in data["rows"]:
+        edit(row)
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    rc = main(["project", "--board", str(ROOT / "boards" / "kv260.yaml"), "--plan",
+               str(PUBLISHED_PLAN), "--validation", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"dse: error: {path}: rows: expected at least one row that "
+                          f"measures a component class"), err
+
+
+def test_an_empty_validation_option_is_not_the_current_folder(capsys):
+    rc = main(["project", "--board", str(ROOT / "boards" / "kv260.yaml"), "--plan",
+               str(PUBLISHED_PLAN), "--validation", ""])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == ("dse: error: --validation: expected a validation rows file "
+                               "or 'none', got ''")
 
 
 def test_no_bands_when_asked(capsys):

@@ -219,6 +219,14 @@ def test_ttft_search_chooses_vmax_vpc_and_group(tmp_path):
     (["--sequences", "40"], "--sequences: expected at most 32"),
     (["--objective", "ttft", "--prompt-group", "64"], "--prompt-group: expected at most 32"),
     (["--vectors-per-clock", "3"], "--vectors-per-clock: expected one of 1, 2"),
+    # decode of one sequence holds one vector a pass: no design answers two a clock (the
+    # search once said no engine design fits the board)
+    (["--vectors-per-clock", "2"], "--vectors-per-clock 2: expected at most --sequences (1): "
+     "with --objective decode a weight pass carries the round's 1 vector(s)"),
+    # a chat turn decodes after its prompt: decode at 10 positions after 100 was priced
+    (["--objective", "chat", "--prompt-tokens", "100", "--context-tokens", "10"],
+     "--context-tokens: expected >= --prompt-tokens (100) with --objective chat: its decode "
+     "follows the prompt, got 10"),
     (["--objective", "ttft", "--prompt-tokens", "5000"], "--prompt-tokens: expected at most"),
 ])
 def test_explore_refuses_what_the_engines_cannot_hold(capsys, args, message):

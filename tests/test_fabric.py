@@ -144,6 +144,19 @@ def test_a_clock_beyond_the_evidence_is_a_warned_what_if(capsys, tmp_path):
     (lambda d: d["clock"]["closures"][1].update(counts={"engine": 0}),
      "clock.closures[1].counts.engine"),
     (lambda d: d.update(extra=1), "extra"),
+    # a step of 1e9 MHz rounded every supported clock to 0 MHz: ZeroDivisionError in explore
+    (lambda d: d["clock"].update(step_mhz=1e9), "clock.step_mhz: expected a finite number "
+     "from 1 to 100"),
+    # more slack than the period: 'supported up to -25 MHz'
+    (lambda d: d["clock"]["closures"][0].update(wns_ns=1e6), "clock.closures[0].wns_ns: "
+     "expected a slack below the clock's period (4 ns at 250 MHz)"),
+    (lambda d: d["clock"]["closures"][0].update(clock_mhz=1e9), "clock.closures[0].clock_mhz: "
+     "expected a number from 1.0 to 2000.0 (a PL clock in MHz)"),
+    (lambda d: d["ip"]["axi_dma"].update(lut=10**15), "ip.axi_dma.lut: expected a finite "
+     "number from 0 to 1e+08"),
+    (lambda d: d["relation"]["rows"][0].update(ff=10**12), "relation.rows[0].ff"),
+    (lambda d: d["clock"].update(same_fabric={"rfsoc": "zynqmp", "zynqmp": "rfsoc"}),
+     "clock.same_fabric.rfsoc"),
 ])
 def test_a_malformed_evidence_file_is_one_line_exit_2(capsys, tmp_path, edit, field):
     data = yaml.safe_load(SHIPPED.read_text())
@@ -189,3 +202,15 @@ def test_explore_recommends_within_the_evidence_and_labels_the_rest(capsys, tmp_
     # every ranked plan cites its clock evidence
     assert all(p["projections"][0]["clock_evidence"]["evidence"] for p in plans
                if p["projections"][0]["clock_evidence"] is not None)
+
+
+def test_attention_memories_of_a_group_beyond_the_rtl_s():
+    """G = 16 (a model's GQA group wider than kv_attn's 8) takes ``TMAX*HMAX*G/8`` rows of p
+    block RAM like the RTL's own groups, never ``8 // G`` = 0 (a ZeroDivisionError explore once
+    raised): with shallow q banks (LUT RAM) G16 with one KV head holds G8's block RAM with
+    two, and twice G16's with half the positions."""
+    from dse.model.fabric import attention_memories
+
+    g16 = attention_memories(16, 16, 1, 4096)
+    assert g16["bram36"] == attention_memories(8, 16, 2, 4096)["bram36"] > 0
+    assert g16["bram36"] == 2 * attention_memories(16, 16, 1, 2048)["bram36"]

@@ -105,6 +105,46 @@ def test_matrix_no_report_writes_nothing_and_list_names_sources(tmp_path, capsys
     assert "tiny (test model)" in out
 
 
+def test_matrix_replaces_only_its_own_report(tmp_path, capsys):
+    """The matrix report is a whole document: it replaces an earlier one (either language),
+    never a profiling report or one an explore section was added to (both were lost)."""
+    mine = tmp_path / "m.md"
+    argv = ["matrix", "--models", "tiny", "--boards", "kv260", "--quiet", "--report", str(mine)]
+    assert main(argv) == 0 and main([*argv, "--lang", "zh"]) == 0
+    assert mine.read_text(encoding="utf-8").startswith("# 哪个 BitNet 模型装得进哪块板卡\n")
+    theirs = tmp_path / "r.md"
+    for text in ("# My notes\n\nkeep me\n",
+                 mine.read_text(encoding="utf-8") + "\n<!-- dse:explore board=kv260 begin -->\n"
+                 "x\n<!-- dse:explore board=kv260 end -->\n"):
+        theirs.write_text(text, encoding="utf-8")
+        before = sorted(tmp_path.iterdir())
+        capsys.readouterr()
+        assert main([*argv[:-1], str(theirs)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"dse: error: {theirs}: expected a new file or a matrix report dse wrote "
+                       f"(the matrix report replaces the whole file, and this one holds other "
+                       f"text: a profiling or explore report?); name another --report\n")
+        assert theirs.read_text(encoding="utf-8") == text and sorted(tmp_path.iterdir()) == before
+
+
+def test_a_board_named_twice_is_one_column_and_two_of_one_name_are_refused(tmp_path, capsys):
+    """kv260 and KV260 once counted 2 cells under one column; a second board file of the same
+    name silently took the first one's column."""
+    from dse.model.board import resolve_board
+
+    kv260 = resolve_board("kv260").path
+    assert main(["matrix", "--models", "tiny", "tiny", "--boards", "kv260", "KV260", str(kv260),
+                 "--no-report", "--quiet"]) == 0
+    assert "1 cells (1 models x 1 boards)" in capsys.readouterr().out
+    copy = tmp_path / "b.yaml"
+    copy.write_text(Path(kv260).read_text(encoding="utf-8").replace("cores: 4 ", "cores: 2 "),
+                    encoding="utf-8")
+    assert main(["matrix", "--models", "tiny", "--boards", "kv260", str(copy),
+                 "--no-report", "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"dse: error: --boards: expected one model or board a "
+                                       f"name, got two named 'KV260' ({kv260}; {copy})\n")
+
+
 def test_an_infeasible_explore_prints_what_would_fit_and_no_make_line(tmp_path, capsys):
     report = tmp_path / "r.md"
     assert main(["explore", "--board", str(ROOT / "boards" / "pynq-z2.yaml"), "--report",

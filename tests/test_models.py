@@ -186,6 +186,9 @@ def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
     (["matrix", "--models", "nosuch", "--no-report"], "--model: expected a preset name"),
     (["explore", "--board", "kv260", "--model", "all", "--no-report"],
      "--model all: expected one model (a preset, a config.json or a folder); `dse matrix`"),
+    # an empty name once matched the test preset (its repo is empty) and priced it
+    (["explore", "--board", "kv260", "--model", "", "--no-report"],
+     "--model: expected a preset name (bitnet-b1.58-2B-4T, "),
 ])
 def test_bad_model_options_are_one_line(argv, want, capsys):
     rc, err = _run_cli(argv, capsys)
@@ -207,6 +210,39 @@ def test_a_config_of_an_architecture_dse_does_not_model(tmp_path, capsys, config
                         str(ROOT / "examples" / "plans" / "zcu104-ffn.yaml")], capsys)
     assert rc == 2 and err.count("\n") == 1, err
     assert err.startswith(f"dse: error: {path}: {field}: expected") and want in err, err
+
+
+@pytest.mark.parametrize(("edit", "field", "want"), [
+    # 2**24 layers once ran explore into the out-of-memory killer (about 1 MB a layer)
+    ({"num_hidden_layers": 2**24}, "num_hidden_layers",
+     "an integer from 1 to 256 (decoder layers: twice the deepest published model's), got "
+     "16777216"),
+    # the name is printed on the run's one-line summary and written to JSON
+    ({"_name_or_path": "x} -->\n<!--"}, "_name_or_path",
+     "a model name or path on one line (a string without control characters)"),
+    ({"_name_or_path": [1, 2]}, "_name_or_path", "a model name or path on one line"),
+])
+def test_a_config_s_absurd_depth_or_name_is_one_line(tmp_path, capsys, edit, field, want):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**PRESETS["tiny"], **edit}))
+    rc, err = _run_cli(["explore", "--board", "kv260", "--model", str(path), "--no-report",
+                        "--quiet"], capsys)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"dse: error: {path}: {field}: expected {want}"), err
+
+
+def test_a_gqa_group_wider_than_the_attention_rtl_s_is_a_what_if(tmp_path, capsys):
+    """16 query heads a KV head (beyond kv_attn's G of 1-8): the attention unit is a what-if
+    priced at G/8 rows of its p block a position, not a ZeroDivisionError."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**PRESETS["tiny"], "num_attention_heads": 32,
+                                "num_key_value_heads": 2, "hidden_size": 2048}))
+    rc, _ = _run_cli(["explore", "--board", "kv260", "--model", str(path), "--no-report",
+                      "--quiet", "--top", "1", "--json", str(tmp_path / "e.json")], capsys)
+    assert rc == 0
+    units = json.loads((tmp_path / "e.json").read_text())["summary"]["unit_counts"]
+    attention = [u for u in units if u["kind"] == "attention" and u["count"] >= 1]
+    assert attention and all("G16" in u["label"] for u in attention), attention
 
 
 def test_a_config_contradicting_the_profile_is_one_line(tmp_path, capsys):

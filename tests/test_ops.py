@@ -355,15 +355,21 @@ def test_two_stage_head_streams_a_ternary_copy(seed_workload, kv260_ctx):
     assert p.memory_bytes < 1.2e9
 
 
-def test_head_top_k_beyond_the_vocabulary(capsys, tmp_path):
-    plan = tmp_path / "p.yaml"
-    plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['lm_head']\n"
-                    "head_top_k: 200000\n")
+def _plan_error(capsys, plan: Path, text: str) -> str:
+    """Project ``text`` as the plan file ``plan`` on the KV260: the error line (exit 2), its
+    YAML line number dropped."""
+    plan.write_text(text)
     rc = main(["project", "--board", "kv260", "--plan", str(plan)])
     err = capsys.readouterr().err
-    assert rc == 2
-    assert (f"{plan}: head_top_k: expected an integer from 1 to 128256 (the vocabulary)"
-            in re.sub(r": line \d+:", ":", err))
+    assert rc == 2 and err.count("\n") == 1, err
+    return re.sub(r": line \d+:", ":", err)
+
+
+def test_head_top_k_beyond_the_vocabulary(capsys, tmp_path):
+    plan = tmp_path / "p.yaml"
+    err = _plan_error(capsys, plan, "engine: {pe: 1, simd: 80, packing: base3}\n"
+                      "offload: ['lm_head']\nhead_top_k: 200000\n")
+    assert f"{plan}: head_top_k: expected an integer from 1 to 128256 (the vocabulary)" in err
 
 
 def test_best_kv260_plan_runs_the_head_two_stage(capsys):
@@ -471,11 +477,21 @@ def test_search_with_attention_unit_and_kv_formats(seed_workload, kv260_ctx):
 
 def test_plan_file_glue(capsys, tmp_path):
     plan = tmp_path / "p.yaml"
-    plan.write_text("engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
-                    "glue: {passes: 0}\n")
-    rc = main(["project", "--board", "kv260", "--plan", str(plan)])
-    err = re.sub(r": line \d+:", ":", capsys.readouterr().err)
-    assert rc == 2 and f"{plan}: glue.passes: expected an integer >= 1" in err
+    engine = "engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n"
+    err = _plan_error(capsys, plan, engine + "glue: {passes: 0}\n")
+    assert f"{plan}: glue.passes: expected an integer from 1 to 64" in err
+    # 10**12 clocks an element once priced a 1.7e12 ms token 'in a measured regime'
+    err = _plan_error(capsys, plan, engine + "glue: {passes: 2, cycles_per_elem: 1000000000000}\n")
+    assert err == (f"dse: error: {plan}: glue.cycles_per_elem: expected a number from 0.001 "
+                   f"to 1024 (PL clocks an element), got 1000000000000\n")
+
+
+def test_plan_name_on_one_line(capsys, tmp_path):
+    plan = tmp_path / "p.yaml"
+    err = _plan_error(capsys, plan, "name: \"x} -->\\n<!--\"\n"
+                      "engine: {pe: 1, simd: 80, packing: base3}\noffload: ['model.layers.*']\n")
+    assert err.startswith(f"dse: error: {plan}: name: expected a non-empty string on one line "
+                          f"(no control characters"), err
 
 
 @pytest.mark.parametrize(("argv", "needle"), [

@@ -105,6 +105,24 @@ def test_boards_table_kept_in_step(results):
     assert again.startswith(BASE)
 
 
+@pytest.mark.parametrize(("ends", "shown"), [
+    ([19.0, 20.0], "19.55 (19.00–20.00)"),
+    ([100.0, 1.0], "19.55 |"),        # reversed: once shown as "19.55 (100.00–1.00)"
+    ([-5.0, 1e308], "19.55 |"),       # once shown with a 309-digit upper end
+    ([20.0, 30.0], "19.55 |"),        # a band that does not hold its figure
+])
+def test_a_summary_s_band_is_shown_only_when_it_is_one(ends, shown):
+    """A summary is read back from a report or a JSON file (another version's, or edited):
+    the boards table shows its decode band only when it holds the figure."""
+    from dse.report.explore_md import boards_table
+
+    sm = {"board": "KV260", "design": "d", "tokens_per_s": 19.55, "speedup": 7.5,
+          "baseline_runtime": "native", "lut": 0.39, "bram36": 0.75, "uram": 0.0,
+          "j_per_token": 0.316, "bound": "ddr", "band": {"tokens_per_s": ends}}
+    row = boards_table([sm], "en").splitlines()[-1]
+    assert f"| `d` | {shown}" in row, row
+
+
 def test_compare_prints_the_boards_table(tmp_path, capsys):
     files = []
     for b in ("kv260", "zcu104"):

@@ -190,12 +190,21 @@ def test_failed_explore_leaves_no_orphan_outputs(capsys, files):
      "--json", "plan.yaml"],
     ["project", "--board", "board.yaml", "--profile", "p.json", "--plan", "plan.yaml",
      "--json", "link.yaml"],
+    # --fabric FILE was not counted as an input: each of these rewrote the evidence file
+    ["explore", "--board", "board.yaml", "--profile", "p.json", "--fabric", "fab.yaml",
+     "--report", "fab.yaml"],
+    ["project", "--board", "board.yaml", "--profile", "p.json", "--plan", "plan.yaml",
+     "--fabric", "fab.yaml", "--json", "fab.yaml"],
+    ["calibrate", "--board", str(fuzzkit.ROOT / "boards" / "kv260.yaml"), "--from",
+     str(fuzzkit.ROOT / "examples" / "measurements" / "bitnet-kv260.json"), "--fabric",
+     "fab.yaml", "--output", "fab.yaml", "--no-report"],
 ])
 def test_output_onto_an_input_is_refused(files, argv):
     (files / "r.md").write_text(fuzzkit.REPORT_MD.read_text(encoding="utf-8"), encoding="utf-8")
     os.link(files / "plan.yaml", files / "link.yaml")  # the same file under another name
-    res = fuzzkit.run_case(files, [*argv, "--calibration", "none"] if argv[0] != "import"
-                           else argv)
+    (files / "fab.yaml").write_bytes((fuzzkit.ROOT / "dse" / "data" / "fabric.yaml").read_bytes())
+    res = fuzzkit.run_case(files, [*argv, "--calibration", "none"]
+                           if argv[0] in ("explore", "project") else argv)
     assert res.code == 2 and res.ok, res.problems
     one_line(res.stderr, "input of this run" if "x.md" not in argv else "written twice")
 
@@ -423,6 +432,19 @@ def test_unreadable_report_fails_before_the_search(capsys, files):
     assert rc == 2 and out == ""  # no search summary: it failed before searching
     one_line(err, "r.md", "not UTF-8")
     assert report.read_bytes() == b"\xff\xfe binary \x00"
+
+
+def test_an_endless_input_is_one_line(capsys, monkeypatch):
+    """``--model /dev/zero`` read until the memory ran out (a MemoryError traceback, or the
+    out-of-memory killer): an input stops at ``MAX_INPUT_CHARS`` (made small here)."""
+    import dse.io
+
+    monkeypatch.setattr(dse.io, "MAX_INPUT_CHARS", 1 << 20)
+    rc, out, err = run(capsys, "explore", "--board", "kv260", "--no-report", "--model",
+                       "/dev/zero")
+    assert rc == 2 and out == ""
+    assert err == ("dse: error: /dev/zero: cannot read model config file (more than 1 MiB of "
+                   "text: no dse input is near that; a device like /dev/zero?)\n")
 
 
 def test_stream_output_is_written_in_place(tmp_path):

@@ -211,7 +211,7 @@ def _outputs(args, mi, inputs) -> tuple[Outputs, Path | None, Path | None]:
     language is left in ``args.lang``."""
     from dse.commands.common import report_target
 
-    out = Outputs([*mi.inputs, args.plan, args.weights, args.overlay, *inputs])
+    out = Outputs([*mi.inputs, args.plan, args.weights, args.overlay, args.fabric, *inputs])
     cal = None if args.output is None else out.claim(args.output, "calibration")
     if args.log is not None:
         out.claim(args.log, "measurement log")

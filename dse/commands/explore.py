@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     # and no output can overwrite an input of this run.
     out = Outputs([*mi.inputs, board.path or None, args.template,
                    calibration_input(board, args.calibration), args.reference,
-                   validation_input(args.validation)])
+                   validation_input(args.validation), args.fabric])
     report_path, lang = None, None
     if not args.no_report:
         report_path, lang = report_target(args.report, args.lang, mi)
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     fields = scenario_fields(args)
     fields["runtimes"] = runtimes_for(wl, fields["runtimes"], args.runtime)
     vpcs = check_engine_options(args, template)
+    check_context(args)
     objective = Objective(args.objective, args.prompt_tokens, args.gen_tokens, args.view,
                           prompt_group=args.prompt_group, **fields)
     from dse.search.explore import explore
@@ -155,6 +156,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_context(args) -> None:
+    """An objective that runs the prompt and then decodes after it (chat, mix) decodes at
+    a context holding the prompt: ``--context-tokens`` below ``--prompt-tokens`` there is a
+    one-line error (it was priced as decode at the shorter context), as in ``dse project``."""
+    from dse.errors import DseError
+
+    if args.objective in ("chat", "mix") and args.context_tokens is not None and \
+            args.context_tokens < args.prompt_tokens:
+        raise DseError(f"--context-tokens: expected >= --prompt-tokens ({args.prompt_tokens}) "
+                       f"with --objective {args.objective}: its decode follows the prompt, "
+                       f"got {args.context_tokens}")
+
+
 def check_engine_options(args, template) -> tuple[int, ...]:
     """What the round, the prompt group and the vectors per clock ask of the engines, against
     what the template builds (one line naming the option otherwise); the VPCs asked for
@@ -183,6 +197,15 @@ def check_engine_options(args, template) -> tuple[int, ...]:
                            f"{', '.join(map(str, template.vpc_values))} (the vectors per "
                            f"clock the engine template builds), got {text!r}")
         out.append(int(text))
+    if args.objective in ("decode", "throughput", "energy", "edp") and \
+            min(out) > args.sequences:
+        # a weight pass then carries the round alone (VMAX = --sequences), and an engine
+        # answers at most the vectors it holds a clock: no design could be searched (the
+        # search said no design fits the board)
+        raise DseError(f"--vectors-per-clock {args.vectors_per_clock}: expected at most "
+                       f"--sequences ({args.sequences}): with --objective {args.objective} a "
+                       f"weight pass carries the round's {args.sequences} vector(s); give "
+                       f"--sequences {min(out)} or more, or an objective with a prompt")
     return tuple(dict.fromkeys(out))
 
 

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gen-tokens", type=positive_int, default=128,
                    help="tokens generated: decode is priced at prompt + generated tokens")
     p.add_argument("--report", type=Path, default=None,
-                   help="Markdown output (default: reports/matrix.md)")
+                   help="Markdown output (default: reports/matrix.md); a whole document: it "
+                   "replaces only an earlier matrix report")
     p.add_argument("--plot", type=Path, default=None,
                    help="PNG output (default: the report's name with .png)")
     p.add_argument("--json", type=Path, default=None, help="also write the cells as JSON")
@@ -62,7 +63,21 @@ def _models(names: list[str]):
         configs.append(cfg)
         if path is not None:
             files.append(path)
-    return tuple(dict((c.name, c) for c in configs).values()), files
+    return _distinct(configs, "--models", lambda c: c.source), files
+
+
+def _distinct(items, option: str, where, same=lambda a, b: a == b):
+    """``items`` without repeats (the same model or board named twice); two different ones
+    of the same name are refused: the grid has one row or column a name."""
+    seen: dict = {}
+    for item in items:
+        other = seen.setdefault(item.name, item)
+        if other is not item and not same(other, item):
+            from dse.errors import DseError
+
+            raise DseError(f"{option}: expected one model or board a name, got two named "
+                           f"{item.name!r} ({where(other)}; {where(item)})")
+    return tuple(seen.values())
 
 
 def _boards(names: list[str] | None):
@@ -70,7 +85,8 @@ def _boards(names: list[str] | None):
 
     if names is None:
         return tuple(load_board(p) for p in sorted(boards_dir().glob("*.yaml")))
-    return tuple(resolve_board(n) for n in names)
+    return _distinct([resolve_board(n) for n in names], "--boards", lambda b: b.path,
+                     lambda a, b: Path(a.path).resolve() == Path(b.path).resolve())
 
 
 def _list() -> int:
@@ -101,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             report = Path("reports") / ("matrix.md" if args.lang == "en" else
                                         f"matrix.{args.lang}.md")
         report = out.claim(report, "report")
+        _check_replaceable(report)
         plot = out.claim(args.plot or report.with_suffix(".png"), "plot")
     if args.json:
         out.claim(args.json, "JSON")
@@ -134,6 +151,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(f"cells written to {args.json}")
     return 0
+
+
+def _check_replaceable(report: Path) -> None:
+    """The matrix report is a whole document: it may replace only an earlier matrix report
+    (a profiling report with explore sections, or any other file, would be lost)."""
+    if not report.exists():
+        return
+    from dse.errors import DseError
+    from dse.io import read_text
+    from dse.report.matrix import is_matrix_report
+
+    if not is_matrix_report(read_text(report, "report", exact=True)):
+        raise DseError(f"{report}: expected a new file or a matrix report dse wrote (the "
+                       f"matrix report replaces the whole file, and this one holds other "
+                       f"text: a profiling or explore report?); name another --report")
 
 
 def _grid_text(cells) -> str:

@@ -62,13 +62,17 @@ def _preset_named(name: str) -> str | None:
 
     low = name.lower()
     for preset, entry in model_table().items():
-        if low in (preset.lower(), str(entry.get("repo") or "").lower()):
+        repo = str(entry.get("repo") or "").lower()
+        if low == preset.lower() or (repo and low == repo):
             return preset
     return None
 
 
 def model_config(option: str) -> tuple[ModelConfig, Path | None]:
     """The config ``--model`` names, and the file it was read from (None for a preset)."""
+    if not option.strip():
+        raise DseError(f"--model: expected a preset name ({', '.join(preset_names())}), a "
+                       f"config.json or a checkpoint folder, got {option!r}")
     if option == "all":
         raise DseError("--model all: expected one model (a preset, a config.json or a "
                        "folder); `dse matrix` searches every preset on every board")

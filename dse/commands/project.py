@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     wl, source = mi.workload, mi.source
     out = Outputs([*mi.inputs, args.plan, board.path or None,
                    calibration_input(board, args.calibration),
-                   validation_input(args.validation)])
+                   validation_input(args.validation), args.fabric])
     if args.json:
         out.claim(args.json, "JSON")
     plan, defaults = load_plan_file(args.plan, wl)

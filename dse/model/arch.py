@@ -96,12 +96,20 @@ class ModelConfig:
 #: The largest a config's sizes may be (hidden, vocabulary, positions: 2**24 is 16M; layers
 #: and heads far fewer): ``vocab_size: 1e30`` is a typo, not a model.
 MAX_SIZE = 2**24
+#: The most decoder layers a config may have: twice the deepest published decoder (Llama 3.1
+#: 405B, 126 layers). The workload lists every layer's operators, so a config's layer count
+#: sets dse's memory (about 1 MB a layer): ``num_hidden_layers: 16777216`` must stop here,
+#: not in the out-of-memory killer.
+MAX_LAYERS = 256
+#: What may not be in a model's name (it is printed on one line and written to JSON).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _int(data: dict, key: str, where: str, default: int | None = None) -> int:
+def _int(data: dict, key: str, where: str, default: int | None = None,
+         most: int = MAX_SIZE, why: str = "") -> int:
     v = data.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIZE:
-        raise located(where, key, f"an integer from 1 to {MAX_SIZE:,}", v)
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= most:
+        raise located(where, key, f"an integer from 1 to {most:,}{why}", v)
     return v
 
 
@@ -151,11 +159,17 @@ def config_from_mapping(data: object, where: str = "config.json") -> ModelConfig
     tied = data.get("tie_word_embeddings", mtype == "bitnet")
     if not isinstance(tied, bool):
         raise located(where, "tie_word_embeddings", "true or false", tied)
-    name = str(data.get("_name_or_path") or data.get("name_or_path") or mtype)
+    key = "_name_or_path" if data.get("_name_or_path") else "name_or_path"
+    name = data.get(key) or mtype
+    if not isinstance(name, str) or _CONTROL.search(name):
+        raise located(where, key, "a model name or path on one line (a string without "
+                      "control characters)", name)
     return ModelConfig(
         name=name, model_type=mtype, hidden=hidden,
         intermediate=_int(data, "intermediate_size", where),
-        layers=_int(data, "num_hidden_layers", where), heads=heads, kv_heads=kv_heads,
+        layers=_int(data, "num_hidden_layers", where, most=MAX_LAYERS,
+                    why=" (decoder layers: twice the deepest published model's)"),
+        heads=heads, kv_heads=kv_heads,
         vocab=_int(data, "vocab_size", where), act=act, tied_embeddings=tied,
         max_positions=_int(data, "max_position_embeddings", where, 2048),
         sub_norms=sub_norms, source=where,

@@ -561,7 +561,7 @@ def calibration_sigma(wl, plan, ctx, scenario, base_ms: float | None = None) -> 
     from the fit's parameter covariance (or its standard errors when the file holds none):
     ``J C J'`` with ``J`` the time's derivative in each fitted parameter, by finite
     differences of the projection. None when the context is not calibrated."""
-    from dse.model.calibration import apply_params
+    from dse.model.calibration import apply_params, param_range_error
     from dse.model.project import project
 
     fit = getattr(ctx, "fit", None)
@@ -579,6 +579,11 @@ def calibration_sigma(wl, plan, ctx, scenario, base_ms: float | None = None) -> 
         v = fit.params[name].value
         h = math.sqrt(cov[i][i]) if cov[i][i] > 0 else 0.0
         h = max(h * 0.1, abs(v) * 1e-4, 1e-9)
+        if param_range_error(name, v + h) is not None:
+            h = -h  # at the top of its range: the derivative from below
+            if param_range_error(name, v + h) is not None:
+                grads.append(0.0)  # no room either way: it cannot move the time
+                continue
         b, c = apply_params(ctx.board, ctx.constants, {name: v + h})
         t = project(wl, plan, replace(ctx, board=b, constants=c), scenario,
                     with_baselines=False).plan_ms

@@ -271,6 +271,13 @@ def _covariance(path: str, v: Any, params: dict[str, FittedParam]
                     abs(out[a][a] * out[b][b])) + 1e-300:
                 raise located(path, f"covariance.{a}.{b}", f"covariance.{b}.{a} "
                               f"({out[b][a]:.6g}): a covariance is symmetric", out[a][b])
+    left = [k for k, p in params.items() if p.stderr is not None and k not in names]
+    if names and left:
+        # the band propagates the covariance alone: a fitted parameter left out of it would
+        # carry no uncertainty at all
+        raise located(path, f"covariance.{left[0]}", "a row for every parameter with a "
+                      "standard error (the band propagates the covariance alone; this one "
+                      "would carry no uncertainty)")
     m = np.array([[out[a][b] for b in names] for a in names], dtype=float)
     d = np.sqrt(np.clip(np.diag(m), 1e-300, None))
     corr = m / np.outer(d, d)  # in each parameter's own units: eigenvalues comparable
@@ -320,6 +327,11 @@ def calibration_from_dict(data: Any, path: str, sha256: str = "") -> Calibration
         stderr = _number(path, f"{where}.stderr", p.get("stderr"), allow_none=True)
         if stderr is not None and stderr < 0:
             raise located(path, f"{where}.stderr", "a number >= 0 or null", p["stderr"])
+        if stderr is not None and stderr > CostConstants.MAX_VALUE:
+            # the band moves each parameter by a tenth of its standard error: one of 1e150
+            # took run_burst_us out of its range mid-projection, in an error naming no file
+            raise located(path, f"{where}.stderr", f"a number from 0 to "
+                          f"{CostConstants.MAX_VALUE:g} or null", p["stderr"])
         default = _number(path, f"{where}.default", p.get("default"), allow_none=True)
         params[name] = FittedParam(value, stderr, 0.0 if default is None else default)
     return Calibration(

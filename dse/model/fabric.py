@@ -101,7 +101,9 @@ def attention_memories(g: int, d: int, hmax: int, tmax: int, out_depth: int = 32
     LUT RAM when shallow, else block RAM), the p block (128 x TMAX*HMAX*G/8, block), the
     accumulator (512*G x HMAX*D/16, distributed) and the result FIFO ((32*G + 1) x OUT_DEPTH)."""
     qrows = hmax * d // 16
-    prows = math.ceil(tmax * hmax / (8 // g))
+    # TMAX*HMAX*G/8 rows: 8/G groups of p a 128-bit row (exact for the RTL's G of 1, 2, 4, 8;
+    # a what-if G beyond 8, a model's wider GQA group, takes G/8 rows a position and head)
+    prows = math.ceil(tmax * hmax * g / 8)
     bram = bram_tiles(128, prows)
     lutram = lutram_luts(512 * g, qrows) + lutram_luts(32 * g + 1, out_depth)
     if qrows <= LUTRAM_MAX_DEPTH:
@@ -500,6 +502,8 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
                     f *= c.logic_levels_yosys / depth
                     how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
             f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
+            if f <= 0:  # derated below one step: this closure supports no clock
+                continue
             if best is None or f > best[0]:
                 best = (f, c, how, extra)
         if best is None:

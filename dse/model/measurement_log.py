@@ -239,11 +239,14 @@ def _glue(v: Any, path: str, where: str) -> dict[str, Any] | None:
     if not (isinstance(v["passes"], int) and not isinstance(v["passes"], bool)
             and v["passes"] >= 1):
         raise located(path, f"{where}.passes", "an integer >= 1", v["passes"])
+    from dse.model.units.glue import MAX_CYCLES_PER_ELEM, MAX_PASSES, MIN_CYCLES_PER_ELEM
+
     c = v["cycles_per_elem"]
-    if not (_is_num(c) and math.isfinite(c) and 1e-3 <= c <= 1e6):
-        raise located(path, f"{where}.cycles_per_elem", "a number from 0.001 to 1e+06", c)
-    if v["passes"] > 64:
-        raise located(path, f"{where}.passes", "an integer from 1 to 64", v["passes"])
+    if not (_is_num(c) and math.isfinite(c) and MIN_CYCLES_PER_ELEM <= c <= MAX_CYCLES_PER_ELEM):
+        raise located(path, f"{where}.cycles_per_elem", f"a number from {MIN_CYCLES_PER_ELEM:g} "
+                      f"to {MAX_CYCLES_PER_ELEM:g}", c)
+    if v["passes"] > MAX_PASSES:
+        raise located(path, f"{where}.passes", f"an integer from 1 to {MAX_PASSES}", v["passes"])
     return dict(v)
 
 

@@ -33,6 +33,7 @@ Every PL unit kind (``dse.model.units``) has its own top-level key, read by that
 
 from __future__ import annotations
 
+import re
 from dataclasses import MISSING, fields
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -147,8 +148,9 @@ def plan_from_mapping(data: object, wl: Workload, path: str | Path = "<plan>",
         if key not in data:
             raise located(path, key, "a value (field is missing)")
     name = data.get("name", Path(path).stem)
-    if not isinstance(name, str) or not name:
-        raise located(path, "name", "a non-empty string", name)
+    if not isinstance(name, str) or not name.strip() or re.search(r"[\x00-\x1f\x7f]", name):
+        raise located(path, "name", "a non-empty string on one line (no control characters: "
+                      "it heads the projection and names the plan in JSON)", name)
     note = data.get("note", "")
     if not isinstance(note, str):
         raise located(path, "note", "a string", note)

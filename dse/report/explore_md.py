@@ -658,9 +658,14 @@ def boards_table(summaries: list[dict], lang: str) -> str:
         return "n/a" if x is None else f"{x:.0%}"
 
     def tok(sm: dict) -> str:
+        from dse.schema import MAX_QUANTITY
+
         ends = (sm.get("band") or {}).get("tokens_per_s")
+        # a summary is read back from a report or JSON (another version's, or edited): its
+        # band is shown only when it is one, holding the figure (never "19.55 (100.00–1.00)")
         ok = isinstance(ends, list) and len(ends) == 2 and all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) for x in ends)
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in ends) and (
+            0 <= ends[0] <= sm["tokens_per_s"] <= ends[1] <= MAX_QUANTITY)
         return numbers.band(sm["tokens_per_s"], *(ends if ok else (None, None)),
                             numbers.fixed)
 

@@ -81,6 +81,18 @@ def _why(c: MatrixCell, lang: str) -> str:
     return c.why
 
 
+def is_matrix_report(text: str) -> bool:
+    """Whether ``text`` is a whole matrix report as ``render_matrix_md`` writes it (its title
+    on the first line, in either language) and holds no other command's section: the only
+    file ``dse matrix --report`` may replace."""
+    from dse.report.sections import lines_outside_fences
+
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if first not in _M["title"]:
+        return False
+    return not any(line.text.startswith("<!-- dse:") for line in lines_outside_fences(text))
+
+
 def render_matrix_md(cells: tuple[MatrixCell, ...], *, prompt_tokens: int, gen_tokens: int,
                      sources: dict[str, str], plot: str | None = None, seconds: float | None
                      = None, lang: str = "en") -> str:

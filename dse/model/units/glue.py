@@ -151,6 +151,14 @@ def scan_readout_work(wl, m_tokens: int, c: CostConstants) -> Work:
 
 # -- the edges --------------------------------------------------------------------------------
 
+#: Sanity limits of a glue unit (a plan's, a measurement log's), far beyond the published one
+#: (2 passes at about 4 clocks an element): 10**12 clocks an element priced a 1.7e12 ms token
+#: whose band said every part was measured, 1e-12 a free one.
+MAX_PASSES = 64
+MIN_CYCLES_PER_ELEM = 0.001
+MAX_CYCLES_PER_ELEM = 1024.0
+
+
 def from_mapping(data: object, path: str, section: object = None) -> GlueUnit:
     """A plan file's ``glue:`` entry: {passes, cycles_per_elem}."""
     if not isinstance(data, dict):
@@ -160,12 +168,14 @@ def from_mapping(data: object, path: str, section: object = None) -> GlueUnit:
     if unknown:
         raise located(path, f"glue.{unknown[0]}", "one of passes, cycles_per_elem")
     passes = data.get("passes", 2)
-    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
-        raise located(path, "glue.passes", "an integer >= 1", passes)
+    if isinstance(passes, bool) or not isinstance(passes, int) or not 1 <= passes <= MAX_PASSES:
+        raise located(path, "glue.passes", f"an integer from 1 to {MAX_PASSES} (passes over "
+                      f"a layer's FFN vector)", passes)
     cpe = data.get("cycles_per_elem", 1.0)
     if isinstance(cpe, bool) or not isinstance(cpe, (int, float)) or not (
-            math.isfinite(cpe) and cpe > 0):
-        raise located(path, "glue.cycles_per_elem", "a number > 0", cpe)
+            math.isfinite(cpe) and MIN_CYCLES_PER_ELEM <= cpe <= MAX_CYCLES_PER_ELEM):
+        raise located(path, "glue.cycles_per_elem", f"a number from {MIN_CYCLES_PER_ELEM:g} "
+                      f"to {MAX_CYCLES_PER_ELEM:g} (PL clocks an element)", cpe)
     return GlueUnit(passes, float(cpe))
 
 
