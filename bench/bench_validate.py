@@ -364,7 +364,8 @@ def published_rows() -> list[Row]:
                         f"({kv} KV)", f"bitnet-kv260 results/kria-int8-results.txt, {section}: "
                         f"generated {GENERATED_TOKENS} {ms} ms", "time", "ms",
                         ms / GENERATED_TOKENS, predicted,
-                        {k: (p0.get(k, 0.0) + p1.get(k, 0.0)) / 2 for k in dict.fromkeys([*p0, *p1])},
+                        {k: (p0.get(k, 0.0) + p1.get(k, 0.0)) / 2
+                         for k in dict.fromkeys([*p0, *p1])},
                         {**regime_of(gen[0]), "context": prompt + 11.5}))
     gbs = board.ddr_bytes_per_s / 1e9
     out.append(_row("published.ddr.fabric_read", "published", "bitnet-kv260 DDR tests",
