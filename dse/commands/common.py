@@ -40,6 +40,20 @@ def add_lang_option(p: argparse.ArgumentParser) -> None:
                    "profile's, English without a profile)")
 
 
+def add_evidence_options(p: argparse.ArgumentParser) -> None:
+    """``--calibration``, ``--fabric``, ``--validation``: the files a projection's figures and
+    their bands rest on, the same for every command that projects (explore, project)."""
+    p.add_argument("--calibration", default=None,
+                   help="calibration file to apply (default: the board file's calibration: "
+                   "field, else none; 'none' ignores that field)")
+    p.add_argument("--fabric", default=None,
+                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
+                   "(default: the shipped dse/data/fabric.yaml)")
+    p.add_argument("--validation", default=None,
+                   help="validation rows every figure's band comes from (default: the shipped "
+                   "dse/data/validation.json; 'none': no bands)")
+
+
 def profile_lang(profile: Profile | None) -> str:
     """The language a profile's report is in (English for a model without a profile)."""
     return "en" if profile is None else profile.report_lang or "zh"

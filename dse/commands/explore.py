@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import (
+    add_evidence_options,
     add_lang_option,
     add_scenario_options,
     base_report_text,
@@ -60,15 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_lang_option(p)
     p.add_argument("--no-report", action="store_true", help="print only; write no report")
     add_quiet_option(p)
-    p.add_argument("--calibration", default=None,
-                   help="calibration file to apply (default: the board file's calibration: "
-                   "field, else none; 'none' ignores that field)")
-    p.add_argument("--fabric", default=None,
-                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
-                   "(default: the shipped dse/data/fabric.yaml)")
-    p.add_argument("--validation", default=None,
-                   help="validation rows every figure's band comes from (default: the shipped "
-                   "dse/data/validation.json; 'none': no bands)")
+    add_evidence_options(p)
     p.add_argument("--json", type=Path, default=None, help="write the plans as JSON")
     p.add_argument("--int8-head", action="store_true",
                    help="also consider an int8 lm_head unit (re-quantizes the bf16 head)")

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dse.commands.common import (
+    add_evidence_options,
     calibration_input,
     check_serving,
     positive_int,
@@ -76,15 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "prompt_group, else its engine's vectors; at most those)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of the runtime (default: every core)")
-    p.add_argument("--calibration", default=None,
-                   help="calibration file to apply (default: the board file's calibration: "
-                   "field, else none; 'none' ignores that field)")
-    p.add_argument("--fabric", default=None,
-                   help="fabric evidence file: synthesis relation, IP rows, clock closures "
-                   "(default: the shipped dse/data/fabric.yaml)")
-    p.add_argument("--validation", default=None,
-                   help="validation rows the figures' bands come from (default: the shipped "
-                   "dse/data/validation.json; 'none': no bands)")
+    add_evidence_options(p)
     p.add_argument("--json", type=Path, default=None, help="also write the projection as JSON")
     p.add_argument("--layers", action="store_true", help="print the per-layer table too")
     p.set_defaults(run=run)
