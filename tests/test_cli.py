@@ -5,9 +5,14 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from dse.cli import build_parser
 from dse.commands import COMMAND_OF, COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_top_level_help_lists_what_the_modules_register():
@@ -41,8 +46,40 @@ def test_explore_without_report_imports_no_plots_nor_log_reader():
                          check=True).stdout.strip().splitlines()[-1]
     loaded = ast.literal_eval(out)
     assert "dse.search.explore" in loaded
-    for name in ("dse.report.plots", "dse.model.measurement_log", "dse.search.reference"):
+    for name in ("dse.report.plots", "dse.model.measurement_log", "dse.search.reference",
+                 "dse.report.explore_md", "dse.commands.project"):
         assert name not in loaded, name
+
+
+#: The third-party packages each timed run may import (bench/bench_startup.py's floors import
+#: the same: numpy, yaml, pydantic with what its models load, and for explore scipy's MILP).
+_PYDANTIC = {"pydantic", "pydantic_core", "annotated_types", "typing_extensions",
+             "typing_inspection"}
+_THIRD_PARTY = {
+    "project": {"numpy", "yaml", *_PYDANTIC},
+    "explore": {"numpy", "yaml", *_PYDANTIC, "scipy"},
+}
+
+
+@pytest.mark.parametrize("argv", [
+    ["project", "--board", "kv260", "--plan", str(ROOT / "examples/plans/bitnet-kv260.yaml")],
+    ["explore", "--board", "kv260", "--no-report", "--top", "1"],
+], ids=["project", "explore"])
+def test_third_party_imports_are_the_benchmarks_floor(argv):
+    """What the commands import beyond the standard library is what bench_startup's floor
+    imports: a new import (tqdm off a terminal, matplotlib, torch) would make the floor a
+    lie and the command slower (issue 28)."""
+    code = ("import sys, io, contextlib\nbase = set(sys.modules)\nfrom dse.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()):\n    main({argv!r})\n"
+            "tops = {m.split('.')[0] for m in set(sys.modules) - base}\n"
+            "print(sorted(t for t in tops if t not in sys.stdlib_module_names and "
+            "not t.startswith('_') and t not in ('dse', 'cython_runtime')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()[-1]
+    got = set(ast.literal_eval(out))
+    # scipy's own dependencies (loaded by scipy.optimize, in the floor too) are scipy's
+    got -= {"charset_normalizer"} if "scipy" in got else set()
+    assert got == _THIRD_PARTY[argv[0]]
 
 
 class _Stream:

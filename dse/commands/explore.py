@@ -239,7 +239,7 @@ def _advice(wl, ctx, objective) -> tuple:
 def _band_lines(result) -> list[str]:
     """The bands in the console: what they rest on, what the best plan was never measured
     in, the plans equivalent to it within the model's error."""
-    from dse.commands.project import band_lines
+    from dse.report.band_lines import band_lines
 
     b = result.best.decode_band
     if b is None:
@@ -306,7 +306,7 @@ def _summary(result, source: str, search_s: float, unmeasured: tuple[str, ...] =
         lines.append(f"NO FEASIBLE PLAN on {result.board.name}: {reasons}")
         lines.append("what would fit: " + "; ".join(map(str, result.advice)))
         return "\n".join(lines)  # no make line or sensitivity for a plan that cannot run
-    from dse.report.explore_md import unit_count_rows
+    from dse.report.unit_counts import unit_count_rows
 
     lines += [str(n) for n in result.notes
               if getattr(n, "key", "") in ("note.clock_beyond", "note.count_beyond")]

@@ -31,6 +31,7 @@ from dse.model.project import VIEW_TEXT, VIEWS, CostContext, Projection, Scenari
 from dse.model.template import mark_buildable, shipped_template
 from dse.model.workload import Workload
 from dse.report import numbers
+from dse.report.band_lines import band_lines
 from dse.report.table import text_table
 
 PHASES = ("decode", "prefill")
@@ -235,29 +236,6 @@ def _serving_lines(p: Projection, prompt, band=None, ttft=None) -> list[str]:
         return [f"round of {sc.sequences} sequences: per-sequence latency {lat} ms "
                 f"({1e3 / p.plan_ms:.2f} tok/s each), aggregate {agg} tok/s", ""]
     return []
-
-
-def band_lines(band, ttft=None, bands=None) -> list[str]:
-    """What the bands rest on and what in the plan was never measured (one line each)."""
-    if band is None:
-        return []
-    cal = ("uncalibrated" if band.calibration_sigma is None else
-           f"plus the calibration's parameter uncertainty (1-sigma of the time "
-           f"{numbers.pct(band.calibration_sigma, 2)})")
-    flags = list(dict.fromkeys([*map(str, band.flags), *map(str, ttft[1] if ttft else ())]))
-    lines = [f"bands: 90% of the model's error per component class over the validation rows "
-             f"({bands.source if bands is not None else '?'}); {cal}",
-             "outside the measurements: " + ("; ".join(flags) if flags else
-                                   "nothing: every part of the plan is in a measured regime")]
-    e = band.j_per_token
-    if e is not None:
-        lines.append(f"energy: {numbers.interval(band.watts, numbers.fixed)} W, "
-                     f"{numbers.interval(e, lambda x: numbers.fixed(x, 3))} J/token")
-    if band.resources:
-        lines.append("resources (90% band): " + ", ".join(
-            f"{k.upper() if k != 'bram36' else 'BRAM36'} {numbers.interval(v, numbers.count)}"
-            for k, v in band.resources.items()))
-    return lines
 
 
 def render(p: Projection, board: Board, source: str, plan_file: str, layers: bool,

@@ -19,6 +19,7 @@ from dse.report import numbers, sections
 from dse.report.i18n import render_msg
 from dse.report.identity import plan_ref, scenario_diff, scenario_key, scenario_text
 from dse.report.table import md_table
+from dse.report.unit_counts import unit_count_rows
 from dse.search.explore import ExploreResult, RankedPlan
 
 LANGS = ("zh", "en")
@@ -296,12 +297,6 @@ _S: dict[str, tuple[str, str]] = {
     "cols.unit_counts": ("种类|构建|实例数|目标 ({unit})|相对所选|说明",
                          "Kind|Build|Instances|Objective ({unit})|vs chosen|Note"),
     "units.chosen": ("**所选**", "**chosen**"),
-    "card.unit_counts": ("单元数", "How many units"),
-    "card.unit_count_val": ("{kind}：{n} 个（搜索了 {opts}；{why}）",
-                            "{kind}: {n} (searched {opts}; {why})"),
-    "card.count_best": ("目标最低", "the lowest objective"),
-    "card.count_more": ("{m} 个时 {ms} ms（{d:+.1%}）", "{m} would take {ms} ms ({d:+.1%})"),
-    "card.count_cannot": ("{m} 个不可用：{why}", "{m} cannot: {why}"),
     # -- physical limit ----------------------------------------------------------------------
     "h.limit": ("### 物理极限", "### Physical limit"),
     "limit.text": ("{scen}：加速器时间 {acc} ms，其中从 DDR 读取权重 {mib:,.1f} MiB。"
@@ -626,30 +621,6 @@ def _band_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
             (_t("card.never", lang), sep.join(flags) if flags else _t("card.never_none", lang)),
             (_t("card.equiv", lang), _t("card.equiv_val", lang, plans=plans) if equiv
              else _t("card.equiv_none", lang))]
-
-
-def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
-    """The card's line on how many instances of each unit kind the best plan has, and why:
-    the next count's objective, or why it cannot be used."""
-    out = []
-    for kind in dict.fromkeys(u.kind for u in result.unit_counts):
-        opts = [u for u in result.unit_counts if u.kind == kind]
-        chosen = next((u for u in opts if u.chosen), None)
-        counts = sorted({u.count for u in opts})
-        if chosen is None or chosen.objective_ms is None or len(counts) < 3:
-            continue
-        nxt = next((u for u in opts if u.count == chosen.count + 1), None)
-        if nxt is None:
-            why = _t("card.count_best", lang)
-        elif nxt.objective_ms is None:
-            why = _t("card.count_cannot", lang, m=nxt.count, why=render_msg(nxt.why_not, lang))
-        else:
-            why = _t("card.count_more", lang, m=nxt.count, ms=_ms(nxt.objective_ms),
-                     d=nxt.objective_ms / chosen.objective_ms - 1)
-        out.append((_t("card.unit_counts", lang), _t(
-            "card.unit_count_val", lang, kind=kind, n=chosen.count,
-            opts=f"{counts[0]}–{counts[-1]}", why=why)))
-    return out
 
 
 def boards_table(summaries: list[dict], lang: str) -> str:
