@@ -19,7 +19,9 @@ included, as an installed package has it (pip compiles what it installs): an env
 with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__`` in the checkout (this sandbox's)
 compiles dse's 60-odd modules from source on every run while the floors' libraries load pip's
 bytecode. The cache is a temporary ``PYTHONPYCACHEPREFIX`` filled by one untimed run of each,
-so nothing is written into the checkout.
+so nothing is written into the checkout. ``anatomy_ms`` splits the two commands' time inside
+one process, bytecode cached: the floor's imports, dse's own import (and of it, the creation
+of its frozen dataclasses and pydantic models) and the command's work.
 
 Run: python bench/bench_startup.py [--rounds N]
 """
@@ -71,6 +73,58 @@ def commands(tmp: Path) -> dict[str, list[str]]:
     }
 
 
+#: Where a command's time goes, measured inside one process (bytecode cached): the floor's
+#: imports, then dse's own import split into the classes it creates (frozen dataclasses and
+#: pydantic models: CPython 3.11 compiles every generated method separately) and the rest,
+#: then the command's work. Printed as JSON on stdout.
+_ANATOMY = """
+import contextlib, dataclasses, io, json, sys, time
+t0 = time.perf_counter()
+{floor}
+t1 = time.perf_counter()
+spent = {{"dataclasses": 0.0, "pydantic_models": 0.0}}
+def timed(key, fn):
+    def run(*a, **k):
+        s = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent[key] += time.perf_counter() - s
+    return run
+dataclasses._process_class = timed("dataclasses", dataclasses._process_class)
+from pydantic._internal import _model_construction as mc
+mc.ModelMetaclass.__new__ = timed("pydantic_models", mc.ModelMetaclass.__new__)
+import dse.cli
+import importlib
+importlib.import_module("dse.commands." + sys.argv[1])
+t2 = time.perf_counter()
+classes = dict(spent)
+with contextlib.redirect_stdout(io.StringIO()):
+    code = dse.cli.main(sys.argv[1:])
+t3 = time.perf_counter()
+print(json.dumps({{"floor_imports_ms": (t1 - t0) * 1e3, "dse_import_ms": (t2 - t1) * 1e3,
+                  "dataclass_creation_ms": classes["dataclasses"] * 1e3,
+                  "pydantic_model_creation_ms": classes["pydantic_models"] * 1e3,
+                  "work_ms": (t3 - t2) * 1e3, "exit": code}}))
+"""
+
+
+def anatomy(cmds: dict[str, list[str]], env: dict[str, str], rounds: int, cwd: Path
+            ) -> dict[str, dict[str, float]]:
+    """Median ``_ANATOMY`` figures of ``project`` and ``explore --no-report``."""
+    out: dict[str, dict[str, float]] = {}
+    for name, floor in (("project", "import_floor_project"),
+                        ("explore_no_report", "import_floor_explore")):
+        script = _ANATOMY.format(floor=cmds[floor][-1].replace("; ", "\n"))
+        argv = cmds[name][len(DSE):]
+        runs = [json.loads(subprocess.run([sys.executable, "-c", script, *argv], cwd=cwd,
+                                          check=True, capture_output=True, text=True,
+                                          env=env).stdout) for _ in range(rounds)]
+        out[name] = {k: round(statistics.median(r[k] for r in runs), 1) for k in runs[0]
+                     if k != "exit"}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -97,6 +151,7 @@ def main() -> None:
                                env=cached_env if name.endswith(CACHED_TAG) else None)
                 times.setdefault(name, []).append(time.perf_counter() - t)
             print(f"round {r + 1}/{args.rounds}", file=sys.stderr)
+        parts = anatomy(cmds, cached_env, args.rounds, tmp)
     med = {k: round(statistics.median(v), 3) for k, v in times.items()
            if not k.endswith(CACHED_TAG)}
     cached = {k.removesuffix(CACHED_TAG): round(statistics.median(v), 3)
@@ -126,6 +181,7 @@ def main() -> None:
                 "project_over_floor": round(cached["project"] / cached["import_floor_project"],
                                             3),
             },
+            "anatomy_ms": parts,
         },
     }
     out = ROOT / "bench" / "results" / "startup.json"
