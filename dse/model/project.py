@@ -746,14 +746,31 @@ def group_calls(layers: list[Layer], fuse: bool) -> dict[str, list[Layer]]:
 DEFAULT_SCENARIO = Scenario()
 
 
-def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEFAULT_SCENARIO,
-            *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None
-            ) -> Projection:
-    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time.
+@dataclass(frozen=True)
+class _Priced:
+    """A plan's forward priced (``_price``): what ``project`` reads on from, and all that
+    ``project_total`` needs."""
 
-    The plan's offloaded Linears form its calls, the rest stay on the CPU one by one; the price
-    table (``dse.model.price``) holds every part and its total is the plan's time; the rest of
-    the projection says where that time goes."""
+    scenario: Scenario
+    cpu: CpuSpec
+    threads: int
+    offloaded: list[Layer]
+    call_groups: tuple[Group, ...]
+    groups: tuple[Group, ...]
+    ps: PsPrices
+    fx: Fixed
+    calls: dict[str, CallCost]
+    stage2: dict[str, Work]
+    shapes: dict[tuple, tuple[np.ndarray, CallCost]]
+    table: PriceTable
+    on: np.ndarray
+    total: np.ndarray
+
+
+def _price(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario) -> _Priced:
+    """The price table of ``plan``'s forward in ``scenario`` and its total: the plan's
+    offloaded Linears as its calls, the rest on the CPU one by one (``project``'s first
+    half, shared with ``project_total``)."""
     board, c, design = ctx.board, ctx.constants, plan.design
     if plan.runtime not in RUNTIMES:
         raise DseError(f"plan {plan.name}: runtime: expected one of {', '.join(RUNTIMES)}, "
@@ -802,6 +819,65 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     table = price_table(ps, fx, stream)
     on = np.arange(len(groups)) < len(call_groups)
     total = table.total(on, np.zeros(len(groups), dtype=bool))
+    return _Priced(scenario, cpu, threads, offloaded, call_groups, groups, ps, fx, calls,
+                   stage2, shapes, table, on, total)
+
+
+def _plan_resources(plan: Plan, offloaded: bool, board: Board, c: CostConstants) -> Resources:
+    """The plan's fabric: its engines (none when nothing is offloaded) and its PL units."""
+    res = engine_resources(plan.design, board, c) if offloaded else Resources()
+    for u in plan.units:
+        res = res + u.resources(c)
+    return res
+
+
+def _energy(plan: Plan, board: Board, forward: Work, res: Resources, scenario: Scenario
+            ) -> Energy | None:
+    """The forward's energy through the board's power model (None without one)."""
+    if board.power is None:
+        return None
+    return energy_of(board.power, forward, res, plan.design.clock_mhz,
+                     scenario.m * scenario.sequences)
+
+
+@dataclass(frozen=True)
+class PlanTotal:
+    """What ``project_total`` prices of a plan: its forward's time and energy, the same
+    floats as ``project``'s ``plan_ms`` and ``energy``."""
+
+    plan_ms: float
+    energy: Energy | None
+
+
+def project_total(wl: Workload, plan: Plan, ctx: CostContext,
+                  scenario: Scenario = DEFAULT_SCENARIO) -> PlanTotal:
+    """``project``'s ``plan_ms`` and ``energy`` alone (pure; the same price table, so the
+    same floats), for a caller that needs only the objective: a sensitivity sweep
+    re-projects a plan under many constants."""
+    pr = _price(wl, plan, ctx, scenario)
+    board = ctx.board
+    energy = None
+    if board.power is not None:
+        energy = _energy(plan, board, work(pr.total),
+                         _plan_resources(plan, bool(pr.offloaded), board, ctx.constants),
+                         pr.scenario)
+    return PlanTotal(float(pr.total[T]) * 1e3, energy)
+
+
+def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEFAULT_SCENARIO,
+            *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None
+            ) -> Projection:
+    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time.
+
+    The plan's offloaded Linears form its calls, the rest stay on the CPU one by one; the price
+    table (``dse.model.price``) holds every part and its total is the plan's time; the rest of
+    the projection says where that time goes."""
+    board, c, design = ctx.board, ctx.constants, plan.design
+    pr = _price(wl, plan, ctx, scenario)
+    scenario, cpu, threads, offloaded = pr.scenario, pr.cpu, pr.threads, pr.offloaded
+    call_groups, groups, ps, fx = pr.call_groups, pr.groups, pr.ps, pr.fx
+    calls, stage2, shapes = pr.calls, pr.stage2, pr.shapes
+    table, on, total = pr.table, pr.on, pr.total
     plan_ms = float(total[T]) * 1e3
     # where the time goes: components, items, accounts by device
     comp = dict.fromkeys(COMPONENTS, 0.0)
@@ -891,9 +967,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         infeasible.append(msg("infeasible.resident", "resident weights {need:,} B exceed the "
                               "engine's on-chip buffer {have:,} B", need=resident_bytes,
                               have=design.resident_bytes))
-    res = engine_resources(design, board, c) if offloaded else Resources()
-    for u in plan.units:
-        res = res + u.resources(c)
+    res = _plan_resources(plan, bool(offloaded), board, c)
     infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     evidence = plan_evidence(design, plan.units, board, c, res) if offloaded else None
     if offloaded and (err := link_limit_error(design, board)) is not None:
@@ -906,10 +980,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
     forward = work(total)
-    energy = None
-    if board.power is not None:
-        energy = energy_of(board.power, forward, res, design.clock_mhz,
-                           scenario.m * scenario.sequences)
+    energy = _energy(plan, board, forward, res, scenario)
     if with_baselines and base is None:
         base = baselines(wl, ctx, scenario)
     return Projection(
@@ -1038,5 +1109,6 @@ __all__ = [
     "op_costs",
     "operator_components",
     "project",
+    "project_total",
     "ps_prices",
 ]

@@ -28,7 +28,15 @@ from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.evidence import plan_evidence
 from dse.model.msg import Msg, msg
-from dse.model.project import CostContext, Plan, Projection, Scenario, baselines, project
+from dse.model.project import (
+    CostContext,
+    Plan,
+    Projection,
+    Scenario,
+    baselines,
+    project,
+    project_total,
+)
 from dse.model.sensitivity import PARAMETERS
 from dse.model.validation import Validation
 from dse.search.optimize import (
@@ -47,8 +55,8 @@ from dse.search.space import (
     DesignSpace,
     clock_what_if,
     default_space,
-    enumerate_designs,
     head_macs_for,
+    priced_designs,
     unit_choices,
     what_if_designs,
 )
@@ -284,6 +292,13 @@ def _project_all(prep: Prepared, plan: Plan
     return projs, total, tuple(w for _, w in scen)
 
 
+def _objective_of(prep: Prepared, ctx: CostContext, plan: Plan) -> float:
+    """``_project_all``'s objective value of ``plan`` under ``ctx`` alone: each forward's
+    ``project_total`` (the same floats as its projection's), weighted in the same order."""
+    return sum(w * projection_units(prep.objective, project_total(prep.workload, plan, ctx, sc))
+               for sc, w in prep.plan_scenarios(plan))
+
+
 def _baselines_of(prep: Prepared, sc: Scenario):
     """The CPU-only baselines of one scenario (each runtime in its best KV format where the
     objective's own scenarios have them; cached)."""
@@ -356,8 +371,7 @@ def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
     """Speedup of the best plan (same plan, re-projected) with each parameter its devices read
     at +/-delta (``dse.model.sensitivity``: the launch a call pays is the runtime's own)."""
     def speed(ctx: CostContext, plan: Plan) -> float:
-        _, total, _ = _project_all(replace(prep, ctx=ctx, _cache={}), plan)
-        return prep.baseline_ms / total
+        return prep.baseline_ms / _objective_of(prep, ctx, plan)
 
     base = speed(prep.ctx, best.plan)
     rows = []
@@ -529,7 +543,8 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             space.template, board, wl.config, exclude=() if objective.glue_unit else ("glue",)))
     prep = prepare(wl, ctx, objective)
     max_k = max(layer.k for layer in wl.layers)
-    designs, rejected = enumerate_designs(board, ctx.constants, space, max_k)
+    designs, rejected, fabric = priced_designs(board, ctx.constants, space, max_k)
+    prep.seed_resources(fabric)
     if not designs:
         raise DseError(f"{board.path or board.name}: pl: expected room for at least one engine "
                        f"design within the caps, none of {space.size()} fits")
@@ -854,7 +869,7 @@ def host_check(wl, ctx: CostContext) -> Msg | None:
     context = dec.context if dec is not None else (wl.prompt_tokens or 1)
     sc = Scenario("host-attached", "decode", 1, min(context, wl.config.max_positions))
     cpu = Plan("cpu torch", EngineDesign(1, 1), frozenset(), runtime="torch")
-    ms = project(wl, cpu, ctx, sc, with_baselines=False).plan_ms
+    ms = project_total(wl, cpu, ctx, sc).plan_ms
     return msg("note.host_check", "check on the profiled host: the torch runtime's operators "
                "price a decode token at {priced:,.1f} ms, the profile measured {measured:,.1f} "
                "ms ({outside:+.1%} outside any priced operator)", priced=ms,

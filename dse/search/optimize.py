@@ -28,7 +28,7 @@ from dse.model.engine import (
     Resources,
     engine_resources,
 )
-from dse.model.evidence import clock_beyond, plan_clock
+from dse.model.evidence import plan_beyond
 from dse.model.msg import Msg, msg
 from dse.model.price import (
     Fixed,
@@ -275,6 +275,12 @@ class Prepared:
             self._cache[key] = res
         return res
 
+    def seed_resources(self, priced: dict[EngineDesign, Resources]) -> None:
+        """Take designs' fabric already priced (``dse.search.space.priced_designs``: the
+        same ``engine_resources``) into the cache ``resources`` reads."""
+        for design, res in priced.items():
+            self._cache.setdefault(("res", design, ()), res)
+
     def fits(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> bool:
         """Whether the design with ``units`` stays within the board's caps (cached)."""
         key = ("fits", design, units)
@@ -292,9 +298,9 @@ class Prepared:
         key = ("clock", design, units)
         ok = self._cache.get(key)
         if ok is None:
-            clock = plan_clock(design, units, self.ctx.board, self.ctx.constants,
-                               self.resources(design, units))
-            ok = self._cache[key] = not clock_beyond(design, clock, self.ctx.constants)
+            ok = self._cache[key] = not plan_beyond(design, units, self.ctx.board,
+                                                    self.ctx.constants,
+                                                    self.resources(design, units))
         return ok
 
     def runtime(self, name: str, kv_dtype: str | None = None, group: int | None = None
