@@ -625,16 +625,30 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
 
 def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
               host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
-              linears: bool = True, engines: bool = False) -> PsPrices:
+              linears: bool = True, engines: bool = False, memo: dict | None = None
+              ) -> PsPrices:
     """The PS side of the price table (``dse.model.price.PsPrices``) for ``groups``: each
     group's Linears on the CPU under ``runtime`` (zero with ``linears`` False: for a caller
     that needs only the operators), each quantization instance (one per layer of each
     quantization op; the op's time split evenly) with the groups it feeds, the runtime's
     launch, and every other operator priced whole (``op_costs``; ``engines``: the runtime
-    drives engines, so a native runtime does each vector's operators on their own)."""
-    ops = op_costs(wl, runtime, scenario, host, cpu, threads, c,
-                   per_vector=engines and runtime == "native")
-    priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
+    drives engines, so a native runtime does each vector's operators on their own).
+
+    ``memo``: a dict kept by a caller that prices many plans of one workload on one context
+    (``wl``, ``board`` and ``c``, hence ``host``, ``cpu`` and ``threads``, the same for every
+    call that passes it): the operators and each Linear on the CPU are priced once per
+    runtime and scenario (the same objects, so the same floats)."""
+    per_vector = engines and runtime == "native"
+    if memo is None:
+        ops = op_costs(wl, runtime, scenario, host, cpu, threads, c, per_vector=per_vector)
+        priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
+    else:
+        okey = ("ps.ops", runtime, scenario, per_vector)
+        ops = memo.get(okey)
+        if ops is None:
+            ops = memo[okey] = op_costs(wl, runtime, scenario, host, cpu, threads, c,
+                                        per_vector=per_vector)
+        priced = memo.setdefault(("ps.linears", runtime, scenario), {})
 
     def linear(layer: Layer) -> Work:
         key = (layer.n, layer.k, layer.ternary) if runtime == "native" else (layer.name,)
@@ -644,7 +658,10 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
 
     if linears:
         per_layer = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
-        cpu_rows = np.array([(sum(w.time_s for w in ws), sum(w.core_s for w in ws),
+        # a group of one Linear (most of them) sums to 0 + its figure, as ``sum`` does
+        cpu_rows = np.array([(0 + ws[0].time_s, 0 + ws[0].core_s, 0 + ws[0].ddr_bytes,
+                              0 + ws[0].pl_busy_s) if len(ws) == 1 else
+                             (sum(w.time_s for w in ws), sum(w.core_s for w in ws),
                               sum(w.ddr_bytes for w in ws), sum(w.pl_busy_s for w in ws))
                              for ws in per_layer], dtype=float).reshape(len(groups), 4)
     else:
@@ -719,13 +736,15 @@ def memory_bytes(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario)
     return int(total + ctx.constants.runtime_bytes)
 
 
-def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Baseline, ...]:
-    """Every runtime with everything on the CPU; on board, whether its memory fits."""
+def baselines(wl: Workload, ctx: CostContext, scenario: Scenario, memo: dict | None = None
+              ) -> tuple[Baseline, ...]:
+    """Every runtime with everything on the CPU; on board, whether its memory fits
+    (``memo``: ``project``'s)."""
     out = []
     empty = EngineDesign(1, 1)
     for runtime in wl.runtimes:  # torch only where a profile measured the host
         plan = Plan(f"cpu {runtime}", empty, frozenset(), runtime=runtime)
-        p = project(wl, plan, ctx, scenario, with_baselines=False)
+        p = project(wl, plan, ctx, scenario, with_baselines=False, memo=memo)
         mem = p.memory_bytes
         cap = ctx.board.ddr.capacity_bytes
         fits = scenario.view == "host-attached" or mem <= cap
@@ -767,7 +786,8 @@ class _Priced:
     total: np.ndarray
 
 
-def _price(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario) -> _Priced:
+def _price(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario,
+           memo: dict | None = None) -> _Priced:
     """The price table of ``plan``'s forward in ``scenario`` and its total: the plan's
     offloaded Linears as its calls, the rest on the CPU one by one (``project``'s first
     half, shared with ``project_total``)."""
@@ -788,7 +808,7 @@ def _price(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario) -> _P
     groups = call_groups + tuple(Group(layer.name, (layer,)) for layer in wl.layers
                                  if layer.name not in plan.offload)
     ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c,
-                   engines=bool(offloaded))
+                   engines=bool(offloaded), memo=memo)
     env = UnitEnv(wl, design.clock_mhz, design.engines, board, c, scenario, plan.runtime, cpu,
                   threads)
     fx = fixed_side(ps, plan.units, env)
@@ -865,15 +885,16 @@ def project_total(wl: Workload, plan: Plan, ctx: CostContext,
 
 
 def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEFAULT_SCENARIO,
-            *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None
-            ) -> Projection:
-    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time.
+            *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None,
+            memo: dict | None = None) -> Projection:
+    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time, and
+    ``memo`` (``ps_prices``'s: one dict per workload and context) shared between calls.
 
     The plan's offloaded Linears form its calls, the rest stay on the CPU one by one; the price
     table (``dse.model.price``) holds every part and its total is the plan's time; the rest of
     the projection says where that time goes."""
     board, c, design = ctx.board, ctx.constants, plan.design
-    pr = _price(wl, plan, ctx, scenario)
+    pr = _price(wl, plan, ctx, scenario, memo)
     scenario, cpu, threads, offloaded = pr.scenario, pr.cpu, pr.threads, pr.offloaded
     call_groups, groups, ps, fx = pr.call_groups, pr.groups, pr.ps, pr.fx
     calls, stage2, shapes = pr.calls, pr.stage2, pr.shapes
@@ -982,7 +1003,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     forward = work(total)
     energy = _energy(plan, board, forward, res, scenario)
     if with_baselines and base is None:
-        base = baselines(wl, ctx, scenario)
+        base = baselines(wl, ctx, scenario, memo)
     return Projection(
         plan=plan, board=board.name, scenario=scenario, calibration=ctx.calibration,
         cpu=cpu.name, threads=threads, layers=tuple(rows), ops=tuple(ops), calls=calls,

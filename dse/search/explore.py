@@ -285,7 +285,8 @@ def _project_all(prep: Prepared, plan: Plan
     group), the objective's value and the weights. Each forward carries the CPU-only
     baselines of that same forward (cached per scenario)."""
     scen = prep.plan_scenarios(plan)
-    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=_baselines_of(prep, sc))
+    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=_baselines_of(prep, sc),
+                          memo=prep._cache)
                   for sc, _ in scen)
     total = sum(w * projection_units(prep.objective, proj)
                 for proj, (_, w) in zip(projs, scen, strict=True))
@@ -307,7 +308,7 @@ def _baselines_of(prep: Prepared, sc: Scenario):
             return base
     key = ("baselines", sc)
     if key not in prep._cache:
-        prep._cache[key] = baselines(prep.workload, prep.ctx, sc)
+        prep._cache[key] = baselines(prep.workload, prep.ctx, sc, prep._cache)
     return prep._cache[key]
 
 
@@ -856,7 +857,8 @@ def _base_projection(prep: Prepared, best: RankedPlan) -> Projection:
     proj = best.decode
     cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime=proj.baseline.runtime,
                kv_dtype=proj.baseline.kv_dtype)
-    return project(prep.workload, cpu, prep.ctx, proj.scenario, with_baselines=False)
+    return project(prep.workload, cpu, prep.ctx, proj.scenario, with_baselines=False,
+                   memo=prep._cache)
 
 
 def host_check(wl, ctx: CostContext) -> Msg | None:

@@ -395,7 +395,8 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
     c = ctx.constants
     per_runtime = []
     # the CPU-only baselines run the prompt in one forward (their runtime's batch)
-    base_of_kv = {kv: [baselines(wl, ctx, sc) for sc, _ in objective.scenarios(kv)]
+    memo: dict = {}  # the prices of the operators and Linears on the CPU, shared
+    base_of_kv = {kv: [baselines(wl, ctx, sc, memo) for sc, _ in objective.scenarios(kv)]
                   for kv in objective.kv_formats}
     cpu_weights = [w for _, w in objective.scenarios()]
     ps_of: dict[tuple, PsPrices] = {}   # a scenario's prices serve every group that has it
@@ -408,7 +409,7 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
             if key not in ps_of:
                 host, target, threads = cpus(wl, ctx.board, sc)
                 ps_of[key] = ps_prices(wl, runtime, sc, groups, host, target, threads,
-                                       ctx.board, c, engines=True)
+                                       ctx.board, c, engines=True, memo=memo)
             ps.append(ps_of[key])
         base_by_sc = base_of_kv[kv]
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
@@ -440,7 +441,7 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
                        for g in groups])
     return Prepared(wl, ctx, objective, groups, tuple(per_runtime), best.baseline_ms,
                     best.runtime, sig_of, tuple(sig_index), tuple(scen), tuple(base_by_sc),
-                    objective.unit_choices(), base_times)
+                    objective.unit_choices(), base_times, memo)
 
 
 #: Prompt groups the search prices when the objective fixes none: every VMAX the design
@@ -477,6 +478,30 @@ def _group_bytes(design: EngineDesign, n: int, k: int, ternary: bool) -> int:
     return layer_weight_bytes(Layer("", "lm_head", None, n, k, False, 0.0, 1, 0.0), design)
 
 
+def _groups_bytes(prep: Prepared, design: EngineDesign) -> np.ndarray:
+    """Each group's weight bytes of one pass in ``design``'s format (``_group_bytes``; cached
+    per packing and head unit, all they read of the design)."""
+    key = ("group_bytes", design.packing, design.head)
+    hit = prep._cache.get(key)
+    if hit is None:
+        per_sig = [_group_bytes(design, n, k, ternary) for n, k, ternary in prep.sigs]
+        hit = prep._cache[key] = np.array([per_sig[s] for s in prep.sig_of], dtype=float)
+    return hit
+
+
+def _stage2_row(prep: Prepared, n: int, k: int, sc: Scenario) -> np.ndarray:
+    """Stage 2 of a two-stage head of N x K in ``sc`` as a price row (``two_stage_work`` on
+    the scenario's CPU; cached: it reads no design)."""
+    key = ("stage2", n, k, sc)
+    hit = prep._cache.get(key)
+    if hit is None:
+        _, cpu, threads = cpus(prep.workload, prep.ctx.board, sc)
+        head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
+        hit = prep._cache[key] = row(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
+                                                    threads, prep.ctx.constants))
+    return hit
+
+
 def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident: bool = False
               ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Each group as an engine call on ``design``, per scenario of ``rp`` (work rows, inf where
@@ -506,10 +531,7 @@ def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident:
             sig[s] = row(call_work(cc))
             ddr[s] += w * cc.weight_bytes
             if not ternary and not dense:
-                _, cpu, threads = cpus(prep.workload, board, sc)
-                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
-                sig[s] += row(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
-                                             threads, c))
+                sig[s] += _stage2_row(prep, n, k, sc)
         per_sc.append(sig[prep.sig_of])
     out = (tuple(per_sc), ddr[prep.sig_of])
     prep._cache[key] = out
@@ -750,6 +772,23 @@ def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndar
     return prep._cache[key]
 
 
+def _base_memory(prep: Prepared, design: EngineDesign, runtime: str, kv_dtype: str) -> int:
+    """DDR bytes of ``design`` offloading nothing under ``runtime`` with a ``kv_dtype`` cache
+    at the objective's longest context (``memory_bytes``; cached per runtime and KV format:
+    with nothing offloaded it reads no design, ``layer_board_bytes`` off the FPGA and
+    ``embedding_bytes`` without a head on it)."""
+    from dse.model.project import memory_bytes
+
+    key = ("base_mem", runtime, kv_dtype)
+    hit = prep._cache.get(key)
+    if hit is None:
+        sc = max((s for s, _ in prep.scenarios), key=lambda s: s.context_tokens)
+        hit = prep._cache[key] = memory_bytes(
+            prep.workload, Plan("cpu", design, frozenset(), runtime=runtime), prep.ctx,
+            replace(sc, kv_dtype=kv_dtype))
+    return hit
+
+
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
                allow_resident: bool = True, runtime: str | None = None,
                units: tuple[PLUnit, ...] | None = None,
@@ -782,7 +821,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     f = np.where(np.isfinite(pr.stream), pr.stream, big)
     fr = np.where(np.isfinite(pr.resident), pr.resident, big)
     cpu = np.where(np.isfinite(pr.cpu), pr.cpu, big)  # a glue unit's groups must offload
-    wbytes = np.array([_group_bytes(design, g.n, g.k, g.ternary) for g in groups], dtype=float)
+    wbytes = _groups_bytes(prep, design)
     cost = np.concatenate([f - cpu, fr - cpu])
     rows = [np.concatenate([np.eye(ng), np.eye(ng)], axis=1)]
     lo, hi = [np.zeros(ng)], [np.ones(ng)]
@@ -792,11 +831,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     board = prep.ctx.board
     room = math.inf  # DDR bytes the offloaded groups may add
     if prep.objective.view == "on-board":
-        from dse.model.project import memory_bytes
-
-        sc = max((s for s, _ in prep.scenarios), key=lambda s: s.context_tokens)
-        base_mem = memory_bytes(prep.workload, Plan("cpu", design, frozenset(), runtime=runtime),
-                                prep.ctx, replace(sc, kv_dtype=kv_dtype))
+        base_mem = _base_memory(prep, design, runtime, kv_dtype)
         delta = _memory_delta(prep, design, runtime)
         room = float(board.ddr.capacity_bytes - base_mem)
         rows.append(np.concatenate([delta, delta])[None, :])
@@ -861,8 +896,7 @@ def plan_bound(prep: Prepared, design: EngineDesign, runtime: str,
     if not np.isfinite(cheapest).all():  # a group that must be resident: the plain bound
         return pr.fixed + float(np.minimum(cheapest, pr.resident).sum())
     gain = cheapest - pr.resident
-    nbytes = np.array([_group_bytes(design, g.n, g.k, g.ternary) for g in prep.groups],
-                      dtype=float)
+    nbytes = _groups_bytes(prep, design)
     saved, room = 0.0, float(cap)
     for i in sorted((i for i in range(len(gain)) if gain[i] > 0),
                     key=lambda i: -gain[i] / max(nbytes[i], 1.0)):
