@@ -67,15 +67,6 @@ def plan_clock(design: EngineDesign, units: tuple, board: Board, c: CostConstant
                            unit_kinds(design, units, c), util)
 
 
-def plan_beyond(design: EngineDesign, units: tuple, board: Board, c: CostConstants,
-                res: Resources) -> bool:
-    """``clock_beyond(design, plan_clock(design, units, board, c, res), c)`` without the
-    evidence's wording (``dse.model.fabric.supported_mhz``): what the search asks of every
-    design and unit set."""
-    return c.fabric is not None and beyond_mhz(design.clock_mhz,
-                                               plan_mhz(design, units, board, c, res))
-
-
 def plan_mhz(design: EngineDesign, units: tuple, board: Board, c: CostConstants,
              res: Resources) -> float | None:
     """``plan_clock(...).mhz`` without its wording (None without fabric evidence too). It

@@ -267,8 +267,9 @@ class UnitSynth:
     date: str
     points: tuple[SynthPoint, ...]
 
-    @property
+    @functools.cached_property
     def logic_levels(self) -> int:
+        """The deepest synthesized point's logic levels (once: the search asks per design)."""
         return max(p.logic_levels for p in self.points)
 
     @functools.cached_property
@@ -425,6 +426,7 @@ def infrastructure(fab: Fabric, flow_name: str, engines: int, attention: int = 0
     return hit
 
 
+@functools.lru_cache(maxsize=64)
 def speed_grade(part: str) -> str:
     """The speed grade of an AMD part name: xck26-sfvc784-2LV-c -> -2LV, xc7z020clg400-1 -> -1."""
     for tok in part.split("-")[1:]:

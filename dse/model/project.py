@@ -803,12 +803,21 @@ def _price(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario,
         scenario = replace(scenario, kv_dtype=plan.kv_dtype)
     scenario.validate(wl.config)
     host, cpu, threads = cpus(wl, board, scenario)
-    offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
-    call_groups = group_layers(offloaded, plan.fuse)
-    groups = call_groups + tuple(Group(layer.name, (layer,)) for layer in wl.layers
-                                 if layer.name not in plan.offload)
-    ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c,
-                   engines=bool(offloaded), memo=memo)
+    # the groups and their PS prices read the plan's runtime, offload set and fusion only
+    key = ("ps", plan.runtime, scenario, plan.offload, plan.fuse)
+    hit = None if memo is None else memo.get(key)
+    if hit is None:
+        offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
+        call_groups = group_layers(offloaded, plan.fuse)
+        groups = call_groups + tuple(Group(layer.name, (layer,)) for layer in wl.layers
+                                     if layer.name not in plan.offload)
+        ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c,
+                       engines=bool(offloaded), memo=memo)
+        hit = (tuple(offloaded), call_groups, groups, ps)
+        if memo is not None:
+            memo[key] = hit
+    offloaded_t, call_groups, groups, ps = hit
+    offloaded = list(offloaded_t)
     env = UnitEnv(wl, design.clock_mhz, design.engines, board, c, scenario, plan.runtime, cpu,
                   threads)
     fx = fixed_side(ps, plan.units, env)

@@ -27,8 +27,9 @@ from dse.model.engine import (
     EngineDesign,
     Resources,
     engine_resources,
+    fabric_key,
 )
-from dse.model.evidence import plan_beyond
+from dse.model.evidence import beyond_mhz, plan_mhz
 from dse.model.msg import Msg, msg
 from dse.model.price import (
     Fixed,
@@ -259,7 +260,7 @@ class Prepared:
 
     def resources(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> Resources:
         """The design's fabric with ``units`` beside it (cached)."""
-        key = ("res", design, units)
+        key = ("res", fabric_key(design), units)  # the clock is not read
         res = self._cache.get(key)
         if res is None:
             if units:
@@ -279,11 +280,11 @@ class Prepared:
         """Take designs' fabric already priced (``dse.search.space.priced_designs``: the
         same ``engine_resources``) into the cache ``resources`` reads."""
         for design, res in priced.items():
-            self._cache.setdefault(("res", design, ()), res)
+            self._cache.setdefault(("res", fabric_key(design), ()), res)
 
     def fits(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> bool:
         """Whether the design with ``units`` stays within the board's caps (cached)."""
-        key = ("fits", design, units)
+        key = ("fits", fabric_key(design), units)
         ok = self._cache.get(key)
         if ok is None:
             ok = self._cache[key] = not self.resources(design, units).overflow(self.ctx.board)
@@ -295,13 +296,13 @@ class Prepared:
         as such and never recommended)."""
         if self.ctx.constants.fabric is None or not design.buildable:
             return True
-        key = ("clock", design, units)
-        ok = self._cache.get(key)
-        if ok is None:
-            ok = self._cache[key] = not plan_beyond(design, units, self.ctx.board,
-                                                    self.ctx.constants,
-                                                    self.resources(design, units))
-        return ok
+        res = self.resources(design, units)
+        # the supported clock reads the engines' RTL, packing and count, the units and the
+        # utilization (``plan_mhz``), not the design's clock
+        key = ("clock_mhz", design.rtl, design.packing, design.engines, units, res.lut)
+        if key not in self._cache:
+            self._cache[key] = plan_mhz(design, units, self.ctx.board, self.ctx.constants, res)
+        return not beyond_mhz(design.clock_mhz, self._cache[key])
 
     def runtime(self, name: str, kv_dtype: str | None = None, group: int | None = None
                 ) -> RuntimePrices:

@@ -19,7 +19,13 @@ from dataclasses import dataclass, replace
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
-from dse.model.engine import EngineDesign, Resources, engine_resources, link_limit_error
+from dse.model.engine import (
+    EngineDesign,
+    Resources,
+    engine_resources,
+    fabric_key,
+    link_limit_error,
+)
 from dse.model.evidence import beyond_mhz, plan_mhz
 from dse.model.fabric import speed_grade, supported_clock
 from dse.model.msg import Msg, msg
@@ -195,13 +201,6 @@ def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k:
     return designs, rejected
 
 
-def _clockless(d: EngineDesign) -> tuple:
-    """What ``engine_resources`` reads of a design: every field but its clock and the
-    overlay's verdict (designs at the search's clock steps share their fabric)."""
-    return (d.pe, d.simd, d.packing, d.engines, d.vectors, d.stream_bits, d.max_k,
-            d.resident_bytes, d.head, d.head_macs, d.vectors_per_clock, d.rtl)
-
-
 def priced_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: int
                    ) -> tuple[list[EngineDesign], int, dict[EngineDesign, Resources]]:
     """``enumerate_designs`` with each kept design's resources (``engine_resources``), which
@@ -218,7 +217,7 @@ def priced_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: in
     clocks: dict[tuple, float | None] = {}
     rejected = 0
     for d in points:
-        fkey = _clockless(d)
+        fkey = fabric_key(d)
         res = fabric.get(fkey)
         if res is None:
             res = fabric[fkey] = engine_resources(d, board, c)
