@@ -623,6 +623,42 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
     return tuple(out)
 
 
+def _ps_layers(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu: CpuSpec,
+               threads: int, c: CostConstants, per_vector: bool, linears: bool) -> tuple:
+    """What ``ps_prices`` reads of the workload whatever the groups: the operators
+    (``op_costs``), each Linear on the CPU by name and as a one-Linear group's row (``sum``'s
+    0 + figure; none without ``linears``), the quantization instances (the op's time split
+    evenly over its layers), their ops' roles, and the instance feeding each Linear's input."""
+    ops = op_costs(wl, runtime, scenario, host, cpu, threads, c, per_vector=per_vector)
+    works: dict[str, Work] = {}
+    rows: dict[str, tuple[float, float, float, float]] = {}
+    if linears:
+        priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
+        for layer in wl.layers:
+            key = (layer.n, layer.k, layer.ternary) if runtime == "native" else (layer.name,)
+            if key not in priced:
+                priced[key] = layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c)
+            w = works[layer.name] = priced[key]
+            rows[layer.name] = (0 + w.time_s, 0 + w.core_s, 0 + w.ddr_bytes, 0 + w.pl_busy_s)
+    index: dict[tuple[int, str], int] = {}
+    quant, roles = [], []
+    for op in ops:
+        if op.kind != "quant" or not op.count:
+            continue
+        each = row(op.work) / op.count
+        for i in range(op.count):
+            index[(i, op.role)] = len(quant)
+            quant.append(each)
+            roles.append(op.role)
+    feed_of = {}
+    for layer in wl.layers:
+        feed = QUANT_GROUP.get(layer.role)
+        q = index.get((layer.layer_index, f"quant_{feed}")) if feed else None
+        if q is not None:
+            feed_of[layer.name] = q
+    return (ops, works, rows, np.array(quant).reshape(len(quant), 4), tuple(roles), feed_of)
+
+
 def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
               host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
               linears: bool = True, engines: bool = False, memo: dict | None = None
@@ -637,55 +673,32 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
     ``memo``: a dict kept by a caller that prices many plans of one workload on one context
     (``wl``, ``board`` and ``c``, hence ``host``, ``cpu`` and ``threads``, the same for every
     call that passes it): the operators and each Linear on the CPU are priced once per
-    runtime and scenario (the same objects, so the same floats)."""
+    runtime and scenario (``_ps_layers``: the same objects, so the same floats)."""
     per_vector = engines and runtime == "native"
-    if memo is None:
-        ops = op_costs(wl, runtime, scenario, host, cpu, threads, c, per_vector=per_vector)
-        priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
-    else:
-        okey = ("ps.ops", runtime, scenario, per_vector)
-        ops = memo.get(okey)
-        if ops is None:
-            ops = memo[okey] = op_costs(wl, runtime, scenario, host, cpu, threads, c,
-                                        per_vector=per_vector)
-        priced = memo.setdefault(("ps.linears", runtime, scenario), {})
-
-    def linear(layer: Layer) -> Work:
-        key = (layer.n, layer.k, layer.ternary) if runtime == "native" else (layer.name,)
-        if key not in priced:
-            priced[key] = layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c)
-        return priced[key]
-
+    key = ("ps.layers", runtime, scenario, per_vector, linears)
+    side = None if memo is None else memo.get(key)
+    if side is None:
+        side = _ps_layers(wl, runtime, scenario, host, cpu, threads, c, per_vector, linears)
+        if memo is not None:
+            memo[key] = side
+    ops, works, rows, quant, roles, feed_of = side
     if linears:
-        per_layer = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
-        # a group of one Linear (most of them) sums to 0 + its figure, as ``sum`` does
-        cpu_rows = np.array([(0 + ws[0].time_s, 0 + ws[0].core_s, 0 + ws[0].ddr_bytes,
-                              0 + ws[0].pl_busy_s) if len(ws) == 1 else
+        per_layer = tuple(tuple(works[layer.name] for layer in g.layers) for g in groups)
+        cpu_rows = np.array([rows[g.layers[0].name] if len(ws) == 1 else
                              (sum(w.time_s for w in ws), sum(w.core_s for w in ws),
                               sum(w.ddr_bytes for w in ws), sum(w.pl_busy_s for w in ws))
-                             for ws in per_layer], dtype=float).reshape(len(groups), 4)
+                             for g, ws in zip(groups, per_layer, strict=True)],
+                            dtype=float).reshape(len(groups), 4)
     else:
         per_layer, cpu_rows = (), np.zeros((len(groups), 4))
-    index: dict[tuple[int, str], int] = {}
-    quant, roles = [], []
-    for op in ops:
-        if op.kind != "quant" or not op.count:
-            continue
-        each = row(op.work) / op.count
-        for i in range(op.count):
-            index[(i, op.role)] = len(quant)
-            quant.append(each)
-            roles.append(op.role)
     feeds = np.zeros((len(quant), len(groups)), dtype=bool)
-    for g, group in enumerate(groups):
-        for layer in group.layers:
-            feed = QUANT_GROUP.get(layer.role)
-            q = index.get((layer.layer_index, f"quant_{feed}")) if feed else None
-            if q is not None:
-                feeds[q, g] = True
+    pairs = [(q, g) for g, group in enumerate(groups) for layer in group.layers
+             if (q := feed_of.get(layer.name)) is not None]
+    if pairs:
+        qs, gs = zip(*pairs, strict=True)
+        feeds[list(qs), list(gs)] = True
     launch_s = launch_us(board, c, runtime) * 1e-6
-    return PsPrices(runtime, groups, per_layer, cpu_rows,
-                    np.array(quant).reshape(len(quant), 4), tuple(roles), feeds,
+    return PsPrices(runtime, groups, per_layer, cpu_rows, quant, roles, feeds,
                     runtime == "native", np.array([launch_s, launch_s, 0.0, 0.0]), ops,
                     idle_groups(groups, scenario))
 
