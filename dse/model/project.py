@@ -757,8 +757,8 @@ def baselines(wl: Workload, ctx: CostContext, scenario: Scenario, memo: dict | N
     empty = EngineDesign(1, 1)
     for runtime in wl.runtimes:  # torch only where a profile measured the host
         plan = Plan(f"cpu {runtime}", empty, frozenset(), runtime=runtime)
-        p = project(wl, plan, ctx, scenario, with_baselines=False, memo=memo)
-        mem = p.memory_bytes
+        p = project_total(wl, plan, ctx, scenario, memo)
+        mem = memory_bytes(wl, plan, ctx, scenario)  # as ``project``'s (no KV format of its own)
         cap = ctx.board.ddr.capacity_bytes
         fits = scenario.view == "host-attached" or mem <= cap
         reason = None if fits else msg("reason.memory", "needs {need:,.0f} MiB of DDR, the "
@@ -892,11 +892,13 @@ class PlanTotal:
 
 
 def project_total(wl: Workload, plan: Plan, ctx: CostContext,
-                  scenario: Scenario = DEFAULT_SCENARIO) -> PlanTotal:
+                  scenario: Scenario = DEFAULT_SCENARIO, memo: dict | None = None
+                  ) -> PlanTotal:
     """``project``'s ``plan_ms`` and ``energy`` alone (pure; the same price table, so the
     same floats), for a caller that needs only the objective: a sensitivity sweep
-    re-projects a plan under many constants."""
-    pr = _price(wl, plan, ctx, scenario)
+    re-projects a plan under many constants; the CPU-only baselines (``memo``:
+    ``project``'s)."""
+    pr = _price(wl, plan, ctx, scenario, memo)
     board = ctx.board
     energy = None
     if board.power is not None:

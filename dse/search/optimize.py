@@ -582,11 +582,15 @@ class Pricing:
 
 
 def pricing(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
-            units: tuple[PLUnit, ...] = (), resident: bool = False) -> Pricing:
+            units: tuple[PLUnit, ...] = (), resident: bool = False,
+            table: PriceTable | None = None) -> Pricing:
     """Objective units of every option of every group for ``design`` with ``units`` under
-    ``rp``: the price table (``table_of``) in its independent per-group form, in ms, or in
-    joules through the board's power model (``dse.model.energy.rates``)."""
-    cpu_w, f_work, r_work, fixed_w = table_of(prep, design, rp, units, resident).linear()
+    ``rp``: the price table (``table_of``, or ``table`` when the caller built it) in its
+    independent per-group form, in ms, or in joules through the board's power model
+    (``dse.model.energy.rates``)."""
+    if table is None:
+        table = table_of(prep, design, rp, units, resident)
+    cpu_w, f_work, r_work, fixed_w = table.linear()
     kind = prep.objective.kind
     if kind not in ENERGY_OBJECTIVES:
         return Pricing(cpu_w[:, T] * 1e3, f_work[:, T] * 1e3, r_work[:, T] * 1e3,
@@ -664,6 +668,7 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     # reuses one placement per such key and adds each unit set's own fixed rest.
     additive = kind != "edp"
     placed: dict[tuple, tuple[float, np.ndarray]] = {}
+    tables: dict[tuple, PriceTable] = {}  # the ones priced, for the chosen one's figures
     for rp in prep.runtimes_for(design):
         for units in unit_sets(prep, design, rp):
             gkey, fixed = _variant(prep, design, rp, units)
@@ -675,7 +680,9 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
                     fixed = _fixed_units(prep, design, rp, units)
                 total = part + fixed
             else:
-                pr = pricing(prep, design, rp, units)
+                table = tables[(rp.runtime, rp.kv_dtype, rp.group, units)] = table_of(
+                    prep, design, rp, units)
+                pr = pricing(prep, design, rp, units, table=table)
                 offload = pr.stream < pr.cpu
                 total = pr.total(offload, np.zeros_like(offload))
                 if additive:
@@ -691,7 +698,9 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
-        table = table_of(prep, design, rp, units)
+        table = tables.get((rp.runtime, rp.kv_dtype, rp.group, units))
+        if table is None:
+            table = table_of(prep, design, rp, units)
         w = table.total(offload, np.zeros_like(offload))
         tokens = prep.scenarios[0][0].sequences
         tok_s = tokens / w[T] if w[T] > 0 else None

@@ -224,7 +224,8 @@ def priced_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: in
         if link_limit_error(d, board) or res.overflow(board):
             rejected += 1
             continue
-        buildable = d.buildable if t is None else not design_violations(t, d, board)
+        why = None if t is None else design_violations(t, d, board)
+        buildable = d.buildable if why is None else not why
         if c.fabric is not None and buildable:
             ckey = (d.rtl, d.packing, d.engines, res.lut)
             if ckey not in clocks:
@@ -233,7 +234,7 @@ def priced_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: in
                 rejected += 1
                 continue
         if t is not None:
-            d = mark_buildable(t, d, board)
+            d = mark_buildable(t, d, board, why)
         out.append(d)
         kept[d] = res
     return out, rejected, kept
