@@ -295,8 +295,11 @@ def _project_all(prep: Prepared, plan: Plan
 
 def _objective_of(prep: Prepared, ctx: CostContext, plan: Plan) -> float:
     """``_project_all``'s objective value of ``plan`` under ``ctx`` alone: each forward's
-    ``project_total`` (the same floats as its projection's), weighted in the same order."""
-    return sum(w * projection_units(prep.objective, project_total(prep.workload, plan, ctx, sc))
+    ``project_total`` (the same floats as its projection's), weighted in the same order; the
+    search's memo serves only its own context."""
+    memo = prep._cache if ctx is prep.ctx else None
+    return sum(w * projection_units(prep.objective,
+                                    project_total(prep.workload, plan, ctx, sc, memo))
                for sc, w in prep.plan_scenarios(plan))
 
 

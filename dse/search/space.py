@@ -213,15 +213,17 @@ def priced_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: in
               else _free_points(board, space, max_k))
     out: list[EngineDesign] = []
     kept: dict[EngineDesign, Resources] = {}
-    fabric: dict[tuple, Resources] = {}
+    fabric: dict[tuple, tuple[Resources, bool]] = {}  # and whether it overflows the caps
     clocks: dict[tuple, float | None] = {}
     rejected = 0
     for d in points:
         fkey = fabric_key(d)
-        res = fabric.get(fkey)
-        if res is None:
-            res = fabric[fkey] = engine_resources(d, board, c)
-        if link_limit_error(d, board) or res.overflow(board):
+        hit = fabric.get(fkey)
+        if hit is None:
+            res = engine_resources(d, board, c)
+            hit = fabric[fkey] = (res, bool(res.overflow(board)))
+        res, over = hit
+        if link_limit_error(d, board) or over:
             rejected += 1
             continue
         why = None if t is None else design_violations(t, d, board)
