@@ -206,3 +206,66 @@ def test_search_caches_match_their_functions(fab, wl):
     assert np.array_equal(optimize._stage2_row(prep, head.n, head.k, sc),
                           row(two_stage_work(lm, obj.head_top_k, sc, cpu, threads,
                                              ctx.constants)))
+
+
+def _evaluate_one(prep, design):
+    """``evaluate_design`` as it was before issue 28 (one design, its placements priced one
+    by one): the reference the batched evaluation must equal."""
+    best, placed = None, {}
+    kind = prep.objective.kind
+    additive = kind != "edp"
+    for rp in prep.runtimes_for(design):
+        for units in optimize.unit_sets(prep, design, rp):
+            gkey, fixed = optimize._variant(prep, design, rp, units)
+            if kind in optimize.ENERGY_OBJECTIVES:
+                gkey += (units,)
+            if additive and gkey in placed:
+                part, offload = placed[gkey]
+                if fixed is None:
+                    fixed = optimize._fixed_units(prep, design, rp, units)
+                total = part + fixed
+            else:
+                pr = optimize.pricing(prep, design, rp, units)
+                offload = pr.stream < pr.cpu
+                total = pr.total(offload, np.zeros_like(offload))
+                if additive:
+                    placed[gkey] = (total - pr.fixed, offload)
+            if best is None or total < best[0]:
+                best = (total, rp, offload, units)
+    if best is None:
+        return None
+    total, rp, offload, units = best
+    ddr = float(optimize.call_rows(prep, design, rp)[1][offload].sum())
+    res = prep.resources(design, units)
+    tok_s = j_tok = None
+    power = prep.ctx.board.power
+    if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
+        w = optimize.table_of(prep, design, rp, units).total(offload, np.zeros_like(offload))
+        tokens = prep.scenarios[0][0].sequences
+        tok_s = tokens / w[optimize.T] if w[optimize.T] > 0 else None
+        j_tok = float(w @ np.array(optimize.rates(power, res, design.clock_mhz))) / tokens
+    return (rp.runtime, total, offload, res.lut, ddr, tok_s, j_tok, units, rp.kv_dtype)
+
+
+@pytest.mark.parametrize("name,kind,seqs", [
+    ("zcu104", "decode", 1), ("zcu104", "throughput", 4), ("zcu104", "ttft", 1),
+    ("zcu104", "chat", 2), ("zcu104", "energy", 1), ("zcu104", "edp", 1),
+    ("kv260", "decode", 1), ("pynq-z2", "mix", 1)])
+def test_batched_evaluation_equals_one_by_one(name, kind, seqs, fab, wl):
+    """evaluate_designs prices a time objective's placements a batch of designs at a time;
+    every figure equals the one-design loop's exactly (energy objectives go one by one)."""
+    ctx = _ctx(name, fab)
+    space = default_space(kind, False, shipped_template(), sequences=seqs)
+    obj = optimize.Objective(kind, sequences=seqs, kv_dtypes=optimize.SEARCHED_KV_DTYPES,
+                             units=unit_choices(space.template, ctx.board, wl.config))
+    prep = optimize.prepare(wl, ctx, obj)
+    designs, _ = enumerate_designs(ctx.board, ctx.constants, space,
+                                   max(la.k for la in wl.layers))
+    got = optimize.evaluate_designs(prep, designs)
+    assert len(got) == len(designs)
+    for d, e in zip(designs, got, strict=True):
+        want = _evaluate_one(prep, d)
+        assert want is not None and e.design == d
+        assert np.array_equal(e.offload, want[2])
+        assert (e.runtime, e.objective_ms, e.lut, e.ddr_bytes, e.tokens_per_s, e.j_per_token,
+                e.units, e.kv_dtype) == (want[0], want[1], *want[3:])

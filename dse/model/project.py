@@ -845,8 +845,9 @@ def _price(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario,
         if idle[i]:  # the head of a forward without logits: no call at all
             stream[i] = 0.0
             continue
-        streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
-                       for layer in g.layers)
+        streamed = (sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
+                        for layer in g.layers) if plan.resident else
+                    sum(layer_weight_bytes(layer, design) for layer in g.layers))
         dense = None if g.ternary else design.head
         shape = (g.n, g.k, _linear_m(g.layers[0], scenario), streamed, dense, g.ternary)
         if shape not in shapes:
@@ -956,6 +957,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                 for layer, w in zip(g.layers, ws, strict=True)}
     rows = []
     cpu_lin_ms = 0.0
+    idle = Work()  # what a call adds on the PS beside it, when nothing (one, shared: frozen)
     for layer in wl.layers:
         lw = cpu_work[layer.name]
         cpu_ms = lw.time_s * 1e3
@@ -963,7 +965,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             key = call_of[layer.name]
             call = calls[key]
             placement = "fpga-resident" if layer.name in plan.resident else "fpga"
-            extra = stage2.get(key, Work()) if not layer.ternary else Work()
+            extra = stage2.get(key, idle) if not layer.ternary else idle
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, placement,
                                         cpu_ms, (call.time_s * layer.n / call.n
                                                  + extra.time_s) * 1e3, key, call.bound,

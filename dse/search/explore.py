@@ -45,7 +45,7 @@ from dse.search.optimize import (
     Prepared,
     Solution,
     best_of,
-    evaluate_design,
+    evaluate_designs,
     prepare,
     projection_units,
     solve_plan,
@@ -553,11 +553,11 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
         raise DseError(f"{board.path or board.name}: pl: expected room for at least one engine "
                        f"design within the caps, none of {space.size()} fits")
     evals: list[DesignEval] = []
-    step = max(1, len(designs) // 100)
-    for i, d in enumerate(designs):
-        evals.append(evaluate_design(prep, d))
-        if progress and (i % step == 0 or i == len(designs) - 1):
-            progress(i + 1, len(designs))
+    step = max(1, len(designs) // 10)  # priced in batches (evaluate_designs), ten steps
+    for i in range(0, len(designs), step):
+        evals += evaluate_designs(prep, designs[i:i + step])
+        if progress:
+            progress(len(evals), len(designs))
     evals.sort(key=lambda e: (round(e.objective_ms, 9), e.lut))
     # Refine the most promising designs exactly (residency + DDR capacity) with the MILP.
     shortlist: list[DesignEval] = []

@@ -540,11 +540,14 @@ def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident:
 
 
 def table_of(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
-             units: tuple[PLUnit, ...], resident: bool = False) -> PriceTable:
+             units: tuple[PLUnit, ...], resident: bool = False,
+             stream: tuple[np.ndarray, ...] | None = None) -> PriceTable:
     """The price table of ``design`` with ``units`` under ``rp``, weighted over the objective's
     scenarios: the same ``price_table`` ``project`` sums (``resident``: with the resident
-    option priced too)."""
-    stream = call_rows(prep, design, rp)[0]
+    option priced too). ``stream``: each scenario's call rows of a batch of designs that share
+    ``design``'s fixed side (``Prepared.fixed``), stacked one design a row (a batch's table)."""
+    if stream is None:
+        stream = call_rows(prep, design, rp)[0]
     res = call_rows(prep, design, rp, resident=True)[0] if resident else None
     total = None
     for i, (_, w) in enumerate(rp.scenarios):
@@ -580,6 +583,16 @@ class Pricing:
             resident, self.resident_s, self.cpu_s)).sum())
         return units / self.tokens * (secs / self.tokens)
 
+    def totals(self, stream: np.ndarray) -> list[float]:
+        """``total(stream[j], no group resident)`` of every row of a batch (``pricing`` of
+        several designs at once, ``stream`` and ``self.stream`` one row per design; time and
+        energy objectives): each row summed as ``total`` sums it."""
+        if self.cpu_s is not None:
+            raise ValueError("Pricing.totals: the energy-delay product is priced one design "
+                             "at a time")
+        sums = np.where(stream, self.stream, self.cpu).sum(axis=-1)
+        return [self.fixed + float(x) for x in sums]
+
 
 def pricing(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
             units: tuple[PLUnit, ...] = (), resident: bool = False,
@@ -592,8 +605,8 @@ def pricing(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
         table = table_of(prep, design, rp, units, resident)
     cpu_w, f_work, r_work, fixed_w = table.linear()
     kind = prep.objective.kind
-    if kind not in ENERGY_OBJECTIVES:
-        return Pricing(cpu_w[:, T] * 1e3, f_work[:, T] * 1e3, r_work[:, T] * 1e3,
+    if kind not in ENERGY_OBJECTIVES:  # [..., T]: a batch's table has a row per design
+        return Pricing(cpu_w[..., T] * 1e3, f_work[..., T] * 1e3, r_work[..., T] * 1e3,
                        float(fixed_w[T] * 1e3), None, None, None, 0.0, 1)
     coef = np.array(rates(prep.ctx.board.power, prep.resources(design, units),
                           design.clock_mhz))
@@ -661,45 +674,91 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     """Best objective of ``design``: every group placed where it costs less, under the best
     runtime, KV format and set of PL units (exact for time and energy: given those the groups
     are independent; for the energy-delay product the groups are placed by energy)."""
-    best = None
+    return evaluate_designs(prep, [design])[0]
+
+
+def evaluate_designs(prep: Prepared, designs: list[EngineDesign]) -> list[DesignEval]:
+    """``evaluate_design`` of each of ``designs``, in order. The options of every design are
+    listed first; for a time objective the placements to price are then priced in batches of
+    designs sharing a runtime and a fixed side (one price table with a row per design: the
+    same elementwise sums, each row summed as one design's), else one by one; then each
+    design takes its best option, in the order a design's own loop meets them."""
     kind = prep.objective.kind
     # The groups' prices depend on the units only through the groups they need and the
     # quantization they take (in energy, through their fabric too): an additive objective
     # reuses one placement per such key and adds each unit set's own fixed rest.
     additive = kind != "edp"
-    placed: dict[tuple, tuple[float, np.ndarray]] = {}
-    tables: dict[tuple, PriceTable] = {}  # the ones priced, for the chosen one's figures
-    for rp in prep.runtimes_for(design):
-        for units in unit_sets(prep, design, rp):
-            gkey, fixed = _variant(prep, design, rp, units)
-            if kind in ENERGY_OBJECTIVES:
-                gkey += (units,)
-            if additive and gkey in placed:
-                part, offload = placed[gkey]
-                if fixed is None:
-                    fixed = _fixed_units(prep, design, rp, units)
-                total = part + fixed
-            else:
-                table = tables[(rp.runtime, rp.kv_dtype, rp.group, units)] = table_of(
-                    prep, design, rp, units)
-                pr = pricing(prep, design, rp, units, table=table)
+    options: list[list[tuple]] = []
+    batches: dict[tuple, list[tuple[int, int]]] = {}  # fixed side -> (design, option) to price
+    for j, design in enumerate(designs):
+        mine: list[tuple] = []
+        seen: set = set()
+        for rp in prep.runtimes_for(design):
+            for units in unit_sets(prep, design, rp):
+                gkey, fixed = _variant(prep, design, rp, units)
+                if kind in ENERGY_OBJECTIVES:
+                    gkey += (units,)
+                new = not additive or gkey not in seen
+                seen.add(gkey)
+                if new:
+                    bkey = (rp.runtime, rp.kv_dtype, rp.group, units) + (
+                        (design.clock_mhz, design.engines) if units else ())  # as ``fixed``
+                    batches.setdefault(bkey, []).append((j, len(mine)))
+                mine.append((rp, units, gkey, fixed, new))
+        options.append(mine)
+    priced: dict[tuple[int, int], tuple[float, np.ndarray, float, tuple | None]] = {}
+    for members in batches.values():
+        j0, o0 = members[0]
+        rp, units = options[j0][o0][:2]
+        if kind in ENERGY_OBJECTIVES:  # the power model reads each design's own fabric
+            for j, o in members:
+                pr = pricing(prep, designs[j], rp, units)
                 offload = pr.stream < pr.cpu
-                total = pr.total(offload, np.zeros_like(offload))
-                if additive:
-                    placed[gkey] = (total - pr.fixed, offload)
-            if best is None or total < best[0]:
-                best = (total, rp, offload, units)
+                priced[(j, o)] = (pr.total(offload, np.zeros_like(offload)), offload,
+                                  pr.fixed, None)
+            continue
+        rows = [call_rows(prep, designs[j], rp)[0] for j, _ in members]
+        stacked = tuple(np.stack([r[i] for r in rows]) for i in range(len(rp.scenarios)))
+        table = table_of(prep, designs[j0], rp, units, stream=stacked)
+        pr = pricing(prep, designs[j0], rp, units, table=table)
+        offload = pr.stream < pr.cpu
+        for r, ((j, o), total) in enumerate(zip(members, pr.totals(offload), strict=True)):
+            priced[(j, o)] = (total, offload[r], pr.fixed, (table, r))
+    return [_best_option(prep, design, options[j], priced, j, additive)
+            for j, design in enumerate(designs)]
+
+
+def _best_option(prep: Prepared, design: EngineDesign, options: list[tuple],
+                 priced: dict, j: int, additive: bool) -> DesignEval:
+    """The best of one design's options (``evaluate_designs``), with its figures."""
+    best = None
+    placed: dict[tuple, tuple[float, np.ndarray]] = {}
+    for o, (rp, units, gkey, fixed, new) in enumerate(options):
+        if not new:
+            part, offload = placed[gkey]
+            if fixed is None:
+                fixed = _fixed_units(prep, design, rp, units)
+            total = part + fixed
+        else:
+            total, offload, pr_fixed, _ = priced[(j, o)]
+            if additive:
+                placed[gkey] = (total - pr_fixed, offload)
+        if best is None or total < best[0]:
+            best = (total, rp, offload, units, o)
     if best is None:  # the design cannot run the objective (a prompt group beyond its VMAX)
         return DesignEval(design, "", math.inf, np.zeros(len(prep.groups), dtype=bool),
                           prep.resources(design).lut, 0.0)
-    total, rp, offload, units = best
+    total, rp, offload, units, o = best
     ddr_bytes = float(call_rows(prep, design, rp)[1][offload].sum())
     res = prep.resources(design, units)
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
-        table = tables.get((rp.runtime, rp.kv_dtype, rp.group, units))
-        if table is None:
+        batch = priced.get((j, o), (None, None, None, None))[3]
+        if batch is not None:  # its row of the batch's table: the table table_of gives
+            bt, r = batch
+            table = replace(bt, stream=bt.stream[r], resident=bt.resident[r])
+        else:
             table = table_of(prep, design, rp, units)
         w = table.total(offload, np.zeros_like(offload))
         tokens = prep.scenarios[0][0].sequences
