@@ -27,12 +27,12 @@ from dse.model.project import (
     ps_prices,
     two_stage_work,
 )
-from dse.model.template import shipped_template
+from dse.model.template import mark_buildable, shipped_template
 from dse.model.workload import Layer, workload_from_profile
 from dse.profile.default import default_profile
 from dse.search import optimize
 from dse.search.space import (
-    _template_points,
+    _template_grid,
     default_space,
     enumerate_designs,
     priced_designs,
@@ -94,7 +94,8 @@ def test_plan_mhz_is_plan_clocks_mhz(fab, wl):
 def _plain_enumeration(board, c, space, max_k):
     """The enumeration as it was before issue 28: every point marked, priced and checked."""
     out, rejected = [], 0
-    for d in _template_points(board, space, max_k, c):
+    for d in (mark_buildable(space.template, d, board)
+              for d in _template_grid(board, space, max_k, c)):
         res = engine_resources(d, board, c)
         if link_limit_error(d, board) or res.overflow(board) or (
                 c.fabric is not None and d.buildable

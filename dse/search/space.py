@@ -132,18 +132,10 @@ def clock_steps(board: Board, top: float, c: CostConstants | None) -> list[float
     return sorted(steps)
 
 
-def _template_points(board: Board, space: DesignSpace, max_k: int,
-                     c: CostConstants | None = None) -> Iterator[EngineDesign]:
-    """Every buildable point of template x board (marked buildable, with its make line)."""
-    t = space.template
-    assert t is not None
-    for d in _template_grid(board, space, max_k, c):
-        yield mark_buildable(t, d, board)
-
-
 def _template_grid(board: Board, space: DesignSpace, max_k: int,
                    c: CostConstants | None = None) -> Iterator[EngineDesign]:
-    """``_template_points`` before the template marks them (``mark_buildable``), same order."""
+    """Every point of template x board, before the template marks it (``mark_buildable``:
+    buildable with its make line, or the rule it breaks)."""
     t = space.template
     assert t is not None
     top = t.clock_limit_mhz(board.clock.max_mhz)
