@@ -209,6 +209,14 @@ def resident_storage(nbytes: int, board: Board) -> tuple[int, int]:
     return uram, math.ceil(rest / BRAM36_BYTES)
 
 
+def fabric_key(design: EngineDesign) -> tuple:
+    """What ``engine_resources`` reads of a design: every field but its clock and the
+    overlay's verdict (designs that differ only in clock share their fabric)."""
+    return (design.pe, design.simd, design.packing, design.engines, design.vectors,
+            design.stream_bits, design.max_k, design.resident_bytes, design.head,
+            design.head_macs, design.vectors_per_clock, design.rtl)
+
+
 def engine_resources(design: EngineDesign, board: Board, c: CostConstants) -> Resources:
     """Resources of the whole accelerator: engines, head unit, buffers, DMA, interconnect.
 

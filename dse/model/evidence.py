@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from dse.model.board import Board
 from dse.model.constants import CostConstants
 from dse.model.engine import EngineDesign, Resources, engine_flow, synthesized_engine
-from dse.model.fabric import ClockSupport, speed_grade, supported_clock
+from dse.model.fabric import ClockSupport, speed_grade, supported_clock, supported_mhz
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,18 @@ def plan_clock(design: EngineDesign, units: tuple, board: Board, c: CostConstant
                            unit_kinds(design, units, c), util)
 
 
+def plan_mhz(design: EngineDesign, units: tuple, board: Board, c: CostConstants,
+             res: Resources) -> float | None:
+    """``plan_clock(...).mhz`` without its wording (None without fabric evidence too). It
+    reads the design's RTL, packing and engine count, not its clock."""
+    fab = c.fabric
+    if fab is None:
+        return None
+    util = res.lut / board.pl.lut if board.pl.lut else 1.0
+    return supported_mhz(fab, board.family, speed_grade(board.part),
+                         unit_kinds(design, units, c), util)
+
+
 def resource_basis(design: EngineDesign, units: tuple, c: CostConstants) -> str:
     """One line: what each part of the plan's fabric figures rests on."""
     fab = c.fabric
@@ -105,7 +117,13 @@ def clock_beyond(design: EngineDesign, clock: ClockSupport, c: CostConstants) ->
     """Whether the design's clock is beyond what the evidence supports (``clock``, from
     ``plan_clock``): a what-if. The search asks only this of most designs, without the
     resource basis's wording."""
-    return c.fabric is not None and (clock.mhz is None or design.clock_mhz > clock.mhz + 1e-9)
+    return c.fabric is not None and beyond_mhz(design.clock_mhz, clock.mhz)
+
+
+def beyond_mhz(clock_mhz: float, supported: float | None) -> bool:
+    """Whether a clock is beyond the clock the evidence supports (None: no evidence speaks
+    for it, so any clock is)."""
+    return supported is None or clock_mhz > supported + 1e-9
 
 
 def plan_evidence(design: EngineDesign, units: tuple, board: Board, c: CostConstants,

@@ -267,8 +267,9 @@ class UnitSynth:
     date: str
     points: tuple[SynthPoint, ...]
 
-    @property
+    @functools.cached_property
     def logic_levels(self) -> int:
+        """The deepest synthesized point's logic levels (once: the search asks per design)."""
         return max(p.logic_levels for p in self.points)
 
     @functools.cached_property
@@ -425,6 +426,7 @@ def infrastructure(fab: Fabric, flow_name: str, engines: int, attention: int = 0
     return hit
 
 
+@functools.lru_cache(maxsize=64)
 def speed_grade(part: str) -> str:
     """The speed grade of an AMD part name: xck26-sfvc784-2LV-c -> -2LV, xc7z020clg400-1 -> -1."""
     for tok in part.split("-")[1:]:
@@ -455,8 +457,18 @@ def _closure_fmax(c: Closure, util: float, peers: list[Closure]) -> float | None
     fullest of them."""
     if c.wns_ns is None or c.lut_util is None:
         return c.clock_mhz
-    pts = sorted((p.lut_util, p.wns_ns) for p in peers
-                 if p.wns_ns is not None and p.lut_util is not None)
+    return _fmax_at(c, util, _slack_points(peers))
+
+
+def _slack_points(peers) -> tuple[tuple[float, float], ...]:
+    """The (LUT utilization, WNS) points of the closures a closure's derating interpolates
+    between, by utilization."""
+    return tuple(sorted((p.lut_util, p.wns_ns) for p in peers
+                        if p.wns_ns is not None and p.lut_util is not None))
+
+
+def _fmax_at(c: Closure, util: float, pts: tuple[tuple[float, float], ...]) -> float | None:
+    """``_closure_fmax`` of a closure with published slack, its peers' points given."""
     if util > pts[-1][0] + 1e-9:
         return None
     if util <= pts[0][0]:
@@ -466,6 +478,75 @@ def _closure_fmax(c: Closure, util: float, peers: list[Closure]) -> float | None
                      for (u0, s0), (u1, s1) in itertools.pairwise(pts)
                      if u0 <= util <= u1)
     return 1000.0 / (1000.0 / c.clock_mhz - slack)
+
+
+def _covering(fab: Fabric, family: str, grade: str, kind: str, count: int
+              ) -> tuple[tuple[Closure, tuple[tuple[float, float], ...] | None], ...]:
+    """The closures that may cover ``count`` units of ``kind`` on ``family`` (already mapped
+    through ``same_fabric``) at speed ``grade``, in the evidence's order, each with its
+    peers' slack points (None: it published no slack): what ``supported_clock`` filters
+    before it reads the utilization (once per evidence and question; the search asks
+    thousands of times)."""
+    key = ("covering", family, grade, kind, count)
+    hit = fab.memo.get(key)
+    if hit is None:
+        rank = fab.rank(family, grade)
+        out = []
+        for c, peers in zip(fab.closures, fab.closure_peers, strict=True):
+            limit = dict(c.counts).get(kind)
+            if (c.family != family or kind not in c.kinds or rank is None
+                    or (fab.rank(c.family, c.speed_grade) or 99) > rank
+                    or (limit is not None and count > limit)):
+                continue
+            out.append((c, None if c.wns_ns is None or c.lut_util is None
+                        else _slack_points(peers)))
+        hit = fab.memo[key] = tuple(out)
+    return hit
+
+
+def _kind_fmax(fab: Fabric, family: str, grade: str, kind: str, depth: int, count: int,
+               lut_util: float, explain: bool) -> tuple[float, Closure, str, int] | None:
+    """The best closure covering ``count`` units of ``kind`` at ``lut_util``: (its clock for
+    the unit, rounded down to the step; the closure; how a deeper unit scaled it, "" unless
+    ``explain``; the extra logic levels), or None (``supported_clock``'s rule per kind)."""
+    best: tuple[float, Closure, str, int] | None = None
+    for c, pts in _covering(fab, family, grade, kind, count):
+        f = c.clock_mhz if pts is None else _fmax_at(c, lut_util, pts)
+        if f is None:
+            continue
+        how, extra = "", 0
+        if depth and c.logic_levels_yosys and depth > c.logic_levels_yosys:
+            extra = depth - c.logic_levels_yosys
+            if c.level_ns:
+                f = 1000.0 / (1000.0 / f + extra * c.level_ns)
+                if explain:
+                    how = (f"; {extra} logic level(s) deeper than its "
+                           f"{c.logic_levels_yosys}, {c.level_ns:g} ns each")
+            else:
+                f *= c.logic_levels_yosys / depth
+                if explain:
+                    how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
+        f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
+        if f <= 0:  # derated below one step: this closure supports no clock
+            continue
+        if best is None or f > best[0]:
+            best = (f, c, how, extra)
+    return best
+
+
+def supported_mhz(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple[int, int]],
+                  lut_util: float) -> float | None:
+    """``supported_clock(...).mhz`` without its wording: what the search asks of every
+    design (whether its clock is beyond the evidence)."""
+    family = dict(fab.same_fabric).get(family, family)
+    mhz = None
+    for kind, (depth, count) in kinds.items():
+        best = _kind_fmax(fab, family, grade, kind, depth, count, lut_util, False)
+        if best is None:
+            return None
+        if mhz is None or best[0] < mhz:
+            mhz = best[0]
+    return mhz
 
 
 def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple[int, int]],
@@ -478,34 +559,9 @@ def supported_clock(fab: Fabric, family: str, grade: str, kinds: dict[str, tuple
     scales the clock by the ratio of the depths), the lowest over the kinds, rounded down to
     the step."""
     family = dict(fab.same_fabric).get(family, family)
-    rank = fab.rank(family, grade)
     best_per_kind = []
     for kind, (depth, count) in kinds.items():
-        best: tuple[float, Closure, str, int] | None = None
-        for c, peers in zip(fab.closures, fab.closure_peers, strict=True):
-            limit = dict(c.counts).get(kind)
-            if (c.family != family or kind not in c.kinds or rank is None
-                    or (fab.rank(c.family, c.speed_grade) or 99) > rank
-                    or (limit is not None and count > limit)):
-                continue
-            f = _closure_fmax(c, lut_util, list(peers))
-            if f is None:
-                continue
-            how, extra = "", 0
-            if depth and c.logic_levels_yosys and depth > c.logic_levels_yosys:
-                extra = depth - c.logic_levels_yosys
-                if c.level_ns:
-                    f = 1000.0 / (1000.0 / f + extra * c.level_ns)
-                    how = (f"; {extra} logic level(s) deeper than its {c.logic_levels_yosys}, "
-                           f"{c.level_ns:g} ns each")
-                else:
-                    f *= c.logic_levels_yosys / depth
-                    how = f"; scaled by logic depth {c.logic_levels_yosys}/{depth}"
-            f = min(c.clock_mhz, math.floor(f / fab.step_mhz + 1e-9) * fab.step_mhz)
-            if f <= 0:  # derated below one step: this closure supports no clock
-                continue
-            if best is None or f > best[0]:
-                best = (f, c, how, extra)
+        best = _kind_fmax(fab, family, grade, kind, depth, count, lut_util, True)
         if best is None:
             return ClockSupport(None, f"no published closure covers {count} {kind} unit(s) on "
                                 f"{family} {grade or '?'} at {lut_util:.0%} LUT", None, kind,

@@ -97,6 +97,13 @@ class PsPrices:
     ops: tuple[OpProjection, ...]
     idle: np.ndarray | None = None
 
+    @cached_property
+    def launches(self) -> np.ndarray:
+        """The launch each group's call pays (none for an idle group: it makes no call), as
+        ``price_table`` adds it (once per prices: the search builds many tables on them)."""
+        return self.launch if self.idle is None else np.where(self.idle[:, None], 0.0,
+                                                               self.launch)
+
 
 @dataclass(frozen=True)
 class Fixed:
@@ -255,7 +262,7 @@ def price_table(ps: PsPrices, fx: Fixed, stream: np.ndarray, resident: np.ndarra
     runtime's launch (``call_work`` of ``call_cost`` at launch 0) plus what it adds on the PS;
     the launch is the runtime's, added here once per call (not to an idle group's: it makes
     no call)."""
-    launch = ps.launch if ps.idle is None else np.where(ps.idle[:, None], 0.0, ps.launch)
+    launch = ps.launches
     stream = stream + launch
     resident = (np.full_like(stream, np.inf) if resident is None else resident + launch)
     return PriceTable(ps.groups, ps.cpu, stream, resident, fx.quant, ps.feeds,

@@ -623,32 +623,23 @@ def op_costs(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu:
     return tuple(out)
 
 
-def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
-              host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
-              linears: bool = True, engines: bool = False) -> PsPrices:
-    """The PS side of the price table (``dse.model.price.PsPrices``) for ``groups``: each
-    group's Linears on the CPU under ``runtime`` (zero with ``linears`` False: for a caller
-    that needs only the operators), each quantization instance (one per layer of each
-    quantization op; the op's time split evenly) with the groups it feeds, the runtime's
-    launch, and every other operator priced whole (``op_costs``; ``engines``: the runtime
-    drives engines, so a native runtime does each vector's operators on their own)."""
-    ops = op_costs(wl, runtime, scenario, host, cpu, threads, c,
-                   per_vector=engines and runtime == "native")
-    priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
-
-    def linear(layer: Layer) -> Work:
-        key = (layer.n, layer.k, layer.ternary) if runtime == "native" else (layer.name,)
-        if key not in priced:
-            priced[key] = layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c)
-        return priced[key]
-
+def _ps_layers(wl: Workload, runtime: str, scenario: Scenario, host: CpuSpec, cpu: CpuSpec,
+               threads: int, c: CostConstants, per_vector: bool, linears: bool) -> tuple:
+    """What ``ps_prices`` reads of the workload whatever the groups: the operators
+    (``op_costs``), each Linear on the CPU by name and as a one-Linear group's row (``sum``'s
+    0 + figure; none without ``linears``), the quantization instances (the op's time split
+    evenly over its layers), their ops' roles, and the instance feeding each Linear's input."""
+    ops = op_costs(wl, runtime, scenario, host, cpu, threads, c, per_vector=per_vector)
+    works: dict[str, Work] = {}
+    rows: dict[str, tuple[float, float, float, float]] = {}
     if linears:
-        per_layer = tuple(tuple(linear(layer) for layer in g.layers) for g in groups)
-        cpu_rows = np.array([(sum(w.time_s for w in ws), sum(w.core_s for w in ws),
-                              sum(w.ddr_bytes for w in ws), sum(w.pl_busy_s for w in ws))
-                             for ws in per_layer], dtype=float).reshape(len(groups), 4)
-    else:
-        per_layer, cpu_rows = (), np.zeros((len(groups), 4))
+        priced: dict[tuple, Work] = {}  # under native a Linear's price is its shape's
+        for layer in wl.layers:
+            key = (layer.n, layer.k, layer.ternary) if runtime == "native" else (layer.name,)
+            if key not in priced:
+                priced[key] = layer_cpu(wl, layer, runtime, scenario, host, cpu, threads, c)
+            w = works[layer.name] = priced[key]
+            rows[layer.name] = (0 + w.time_s, 0 + w.core_s, 0 + w.ddr_bytes, 0 + w.pl_busy_s)
     index: dict[tuple[int, str], int] = {}
     quant, roles = [], []
     for op in ops:
@@ -659,16 +650,55 @@ def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Grou
             index[(i, op.role)] = len(quant)
             quant.append(each)
             roles.append(op.role)
+    feed_of = {}
+    for layer in wl.layers:
+        feed = QUANT_GROUP.get(layer.role)
+        q = index.get((layer.layer_index, f"quant_{feed}")) if feed else None
+        if q is not None:
+            feed_of[layer.name] = q
+    return (ops, works, rows, np.array(quant).reshape(len(quant), 4), tuple(roles), feed_of)
+
+
+def ps_prices(wl: Workload, runtime: str, scenario: Scenario, groups: tuple[Group, ...],
+              host: CpuSpec, cpu: CpuSpec, threads: int, board: Board, c: CostConstants,
+              linears: bool = True, engines: bool = False, memo: dict | None = None
+              ) -> PsPrices:
+    """The PS side of the price table (``dse.model.price.PsPrices``) for ``groups``: each
+    group's Linears on the CPU under ``runtime`` (zero with ``linears`` False: for a caller
+    that needs only the operators), each quantization instance (one per layer of each
+    quantization op; the op's time split evenly) with the groups it feeds, the runtime's
+    launch, and every other operator priced whole (``op_costs``; ``engines``: the runtime
+    drives engines, so a native runtime does each vector's operators on their own).
+
+    ``memo``: a dict kept by a caller that prices many plans of one workload on one context
+    (``wl``, ``board`` and ``c``, hence ``host``, ``cpu`` and ``threads``, the same for every
+    call that passes it): the operators and each Linear on the CPU are priced once per
+    runtime and scenario (``_ps_layers``: the same objects, so the same floats)."""
+    per_vector = engines and runtime == "native"
+    key = ("ps.layers", runtime, scenario, per_vector, linears)
+    side = None if memo is None else memo.get(key)
+    if side is None:
+        side = _ps_layers(wl, runtime, scenario, host, cpu, threads, c, per_vector, linears)
+        if memo is not None:
+            memo[key] = side
+    ops, works, rows, quant, roles, feed_of = side
+    if linears:
+        per_layer = tuple(tuple(works[layer.name] for layer in g.layers) for g in groups)
+        cpu_rows = np.array([rows[g.layers[0].name] if len(ws) == 1 else
+                             (sum(w.time_s for w in ws), sum(w.core_s for w in ws),
+                              sum(w.ddr_bytes for w in ws), sum(w.pl_busy_s for w in ws))
+                             for g, ws in zip(groups, per_layer, strict=True)],
+                            dtype=float).reshape(len(groups), 4)
+    else:
+        per_layer, cpu_rows = (), np.zeros((len(groups), 4))
     feeds = np.zeros((len(quant), len(groups)), dtype=bool)
-    for g, group in enumerate(groups):
-        for layer in group.layers:
-            feed = QUANT_GROUP.get(layer.role)
-            q = index.get((layer.layer_index, f"quant_{feed}")) if feed else None
-            if q is not None:
-                feeds[q, g] = True
+    pairs = [(q, g) for g, group in enumerate(groups) for layer in group.layers
+             if (q := feed_of.get(layer.name)) is not None]
+    if pairs:
+        qs, gs = zip(*pairs, strict=True)
+        feeds[list(qs), list(gs)] = True
     launch_s = launch_us(board, c, runtime) * 1e-6
-    return PsPrices(runtime, groups, per_layer, cpu_rows,
-                    np.array(quant).reshape(len(quant), 4), tuple(roles), feeds,
+    return PsPrices(runtime, groups, per_layer, cpu_rows, quant, roles, feeds,
                     runtime == "native", np.array([launch_s, launch_s, 0.0, 0.0]), ops,
                     idle_groups(groups, scenario))
 
@@ -719,14 +749,16 @@ def memory_bytes(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario)
     return int(total + ctx.constants.runtime_bytes)
 
 
-def baselines(wl: Workload, ctx: CostContext, scenario: Scenario) -> tuple[Baseline, ...]:
-    """Every runtime with everything on the CPU; on board, whether its memory fits."""
+def baselines(wl: Workload, ctx: CostContext, scenario: Scenario, memo: dict | None = None
+              ) -> tuple[Baseline, ...]:
+    """Every runtime with everything on the CPU; on board, whether its memory fits
+    (``memo``: ``project``'s)."""
     out = []
     empty = EngineDesign(1, 1)
     for runtime in wl.runtimes:  # torch only where a profile measured the host
         plan = Plan(f"cpu {runtime}", empty, frozenset(), runtime=runtime)
-        p = project(wl, plan, ctx, scenario, with_baselines=False)
-        mem = p.memory_bytes
+        p = project_total(wl, plan, ctx, scenario, memo)
+        mem = memory_bytes(wl, plan, ctx, scenario)  # as ``project``'s (no KV format of its own)
         cap = ctx.board.ddr.capacity_bytes
         fits = scenario.view == "host-attached" or mem <= cap
         reason = None if fits else msg("reason.memory", "needs {need:,.0f} MiB of DDR, the "
@@ -746,14 +778,32 @@ def group_calls(layers: list[Layer], fuse: bool) -> dict[str, list[Layer]]:
 DEFAULT_SCENARIO = Scenario()
 
 
-def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEFAULT_SCENARIO,
-            *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None
-            ) -> Projection:
-    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time.
+@dataclass(frozen=True)
+class _Priced:
+    """A plan's forward priced (``_price``): what ``project`` reads on from, and all that
+    ``project_total`` needs."""
 
-    The plan's offloaded Linears form its calls, the rest stay on the CPU one by one; the price
-    table (``dse.model.price``) holds every part and its total is the plan's time; the rest of
-    the projection says where that time goes."""
+    scenario: Scenario
+    cpu: CpuSpec
+    threads: int
+    offloaded: list[Layer]
+    call_groups: tuple[Group, ...]
+    groups: tuple[Group, ...]
+    ps: PsPrices
+    fx: Fixed
+    calls: dict[str, CallCost]
+    stage2: dict[str, Work]
+    shapes: dict[tuple, tuple[np.ndarray, CallCost]]
+    table: PriceTable
+    on: np.ndarray
+    total: np.ndarray
+
+
+def _price(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario,
+           memo: dict | None = None) -> _Priced:
+    """The price table of ``plan``'s forward in ``scenario`` and its total: the plan's
+    offloaded Linears as its calls, the rest on the CPU one by one (``project``'s first
+    half, shared with ``project_total``)."""
     board, c, design = ctx.board, ctx.constants, plan.design
     if plan.runtime not in RUNTIMES:
         raise DseError(f"plan {plan.name}: runtime: expected one of {', '.join(RUNTIMES)}, "
@@ -766,12 +816,21 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         scenario = replace(scenario, kv_dtype=plan.kv_dtype)
     scenario.validate(wl.config)
     host, cpu, threads = cpus(wl, board, scenario)
-    offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
-    call_groups = group_layers(offloaded, plan.fuse)
-    groups = call_groups + tuple(Group(layer.name, (layer,)) for layer in wl.layers
-                                 if layer.name not in plan.offload)
-    ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c,
-                   engines=bool(offloaded))
+    # the groups and their PS prices read the plan's runtime, offload set and fusion only
+    key = ("ps", plan.runtime, scenario, plan.offload, plan.fuse)
+    hit = None if memo is None else memo.get(key)
+    if hit is None:
+        offloaded = [layer for layer in wl.layers if layer.name in plan.offload]
+        call_groups = group_layers(offloaded, plan.fuse)
+        groups = call_groups + tuple(Group(layer.name, (layer,)) for layer in wl.layers
+                                     if layer.name not in plan.offload)
+        ps = ps_prices(wl, plan.runtime, scenario, groups, host, cpu, threads, board, c,
+                       engines=bool(offloaded), memo=memo)
+        hit = (tuple(offloaded), call_groups, groups, ps)
+        if memo is not None:
+            memo[key] = hit
+    offloaded_t, call_groups, groups, ps = hit
+    offloaded = list(offloaded_t)
     env = UnitEnv(wl, design.clock_mhz, design.engines, board, c, scenario, plan.runtime, cpu,
                   threads)
     fx = fixed_side(ps, plan.units, env)
@@ -786,8 +845,9 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         if idle[i]:  # the head of a forward without logits: no call at all
             stream[i] = 0.0
             continue
-        streamed = sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
-                       for layer in g.layers)
+        streamed = (sum(0 if layer.name in plan.resident else layer_weight_bytes(layer, design)
+                        for layer in g.layers) if plan.resident else
+                    sum(layer_weight_bytes(layer, design) for layer in g.layers))
         dense = None if g.ternary else design.head
         shape = (g.n, g.k, _linear_m(g.layers[0], scenario), streamed, dense, g.ternary)
         if shape not in shapes:
@@ -802,6 +862,68 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     table = price_table(ps, fx, stream)
     on = np.arange(len(groups)) < len(call_groups)
     total = table.total(on, np.zeros(len(groups), dtype=bool))
+    return _Priced(scenario, cpu, threads, offloaded, call_groups, groups, ps, fx, calls,
+                   stage2, shapes, table, on, total)
+
+
+def _plan_resources(plan: Plan, offloaded: bool, board: Board, c: CostConstants) -> Resources:
+    """The plan's fabric: its engines (none when nothing is offloaded) and its PL units."""
+    res = engine_resources(plan.design, board, c) if offloaded else Resources()
+    for u in plan.units:
+        res = res + u.resources(c)
+    return res
+
+
+def _energy(plan: Plan, board: Board, forward: Work, res: Resources, scenario: Scenario
+            ) -> Energy | None:
+    """The forward's energy through the board's power model (None without one)."""
+    if board.power is None:
+        return None
+    return energy_of(board.power, forward, res, plan.design.clock_mhz,
+                     scenario.m * scenario.sequences)
+
+
+@dataclass(frozen=True)
+class PlanTotal:
+    """What ``project_total`` prices of a plan: its forward's time and energy, the same
+    floats as ``project``'s ``plan_ms`` and ``energy``."""
+
+    plan_ms: float
+    energy: Energy | None
+
+
+def project_total(wl: Workload, plan: Plan, ctx: CostContext,
+                  scenario: Scenario = DEFAULT_SCENARIO, memo: dict | None = None
+                  ) -> PlanTotal:
+    """``project``'s ``plan_ms`` and ``energy`` alone (pure; the same price table, so the
+    same floats), for a caller that needs only the objective: a sensitivity sweep
+    re-projects a plan under many constants; the CPU-only baselines (``memo``:
+    ``project``'s)."""
+    pr = _price(wl, plan, ctx, scenario, memo)
+    board = ctx.board
+    energy = None
+    if board.power is not None:
+        energy = _energy(plan, board, work(pr.total),
+                         _plan_resources(plan, bool(pr.offloaded), board, ctx.constants),
+                         pr.scenario)
+    return PlanTotal(float(pr.total[T]) * 1e3, energy)
+
+
+def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEFAULT_SCENARIO,
+            *, with_baselines: bool = True, base: tuple[Baseline, ...] | None = None,
+            memo: dict | None = None) -> Projection:
+    """Price ``plan`` for ``scenario`` (pure). ``base`` may be passed in to save time, and
+    ``memo`` (``ps_prices``'s: one dict per workload and context) shared between calls.
+
+    The plan's offloaded Linears form its calls, the rest stay on the CPU one by one; the price
+    table (``dse.model.price``) holds every part and its total is the plan's time; the rest of
+    the projection says where that time goes."""
+    board, c, design = ctx.board, ctx.constants, plan.design
+    pr = _price(wl, plan, ctx, scenario, memo)
+    scenario, cpu, threads, offloaded = pr.scenario, pr.cpu, pr.threads, pr.offloaded
+    call_groups, groups, ps, fx = pr.call_groups, pr.groups, pr.ps, pr.fx
+    calls, stage2, shapes = pr.calls, pr.stage2, pr.shapes
+    table, on, total = pr.table, pr.on, pr.total
     plan_ms = float(total[T]) * 1e3
     # where the time goes: components, items, accounts by device
     comp = dict.fromkeys(COMPONENTS, 0.0)
@@ -835,6 +957,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
                 for layer, w in zip(g.layers, ws, strict=True)}
     rows = []
     cpu_lin_ms = 0.0
+    idle = Work()  # what a call adds on the PS beside it, when nothing (one, shared: frozen)
     for layer in wl.layers:
         lw = cpu_work[layer.name]
         cpu_ms = lw.time_s * 1e3
@@ -842,7 +965,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
             key = call_of[layer.name]
             call = calls[key]
             placement = "fpga-resident" if layer.name in plan.resident else "fpga"
-            extra = stage2.get(key, Work()) if not layer.ternary else Work()
+            extra = stage2.get(key, idle) if not layer.ternary else idle
             rows.append(LayerProjection(layer.name, layer.role, layer.n, layer.k, placement,
                                         cpu_ms, (call.time_s * layer.n / call.n
                                                  + extra.time_s) * 1e3, key, call.bound,
@@ -891,9 +1014,7 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
         infeasible.append(msg("infeasible.resident", "resident weights {need:,} B exceed the "
                               "engine's on-chip buffer {have:,} B", need=resident_bytes,
                               have=design.resident_bytes))
-    res = engine_resources(design, board, c) if offloaded else Resources()
-    for u in plan.units:
-        res = res + u.resources(c)
+    res = _plan_resources(plan, bool(offloaded), board, c)
     infeasible += [msg("infeasible.cap", "{what}", what=r) for r in res.overflow(board)]
     evidence = plan_evidence(design, plan.units, board, c, res) if offloaded else None
     if offloaded and (err := link_limit_error(design, board)) is not None:
@@ -906,12 +1027,9 @@ def project(wl: Workload, plan: Plan, ctx: CostContext, scenario: Scenario = DEF
     ddr_weight = sum(call.weight_bytes for call in calls.values())
     floor_ms = ddr_weight / (board.ddr.peak_bandwidth_gb_s * 1e9) * 1e3
     forward = work(total)
-    energy = None
-    if board.power is not None:
-        energy = energy_of(board.power, forward, res, design.clock_mhz,
-                           scenario.m * scenario.sequences)
+    energy = _energy(plan, board, forward, res, scenario)
     if with_baselines and base is None:
-        base = baselines(wl, ctx, scenario)
+        base = baselines(wl, ctx, scenario, memo)
     return Projection(
         plan=plan, board=board.name, scenario=scenario, calibration=ctx.calibration,
         cpu=cpu.name, threads=threads, layers=tuple(rows), ops=tuple(ops), calls=calls,
@@ -1038,5 +1156,6 @@ __all__ = [
     "op_costs",
     "operator_components",
     "project",
+    "project_total",
     "ps_prices",
 ]

@@ -381,11 +381,13 @@ def _is_shipped(path: str) -> bool:
     return Path(path).resolve() == shipped_template_path().resolve()
 
 
-def mark_buildable(t: EngineTemplate, design, board):
-    """``design`` with ``buildable`` and ``build_note`` set from the template (pure)."""
+def mark_buildable(t: EngineTemplate, design, board, why: list[str] | None = None):
+    """``design`` with ``buildable`` and ``build_note`` set from the template (pure; ``why``:
+    its ``design_violations``, when the caller has them already)."""
     from dataclasses import replace
 
-    why = design_violations(t, design, board)
+    if why is None:
+        why = design_violations(t, design, board)
     if why:
         return replace(design, buildable=False, build_note="what-if: " + why[0])
     return replace(design, buildable=True, build_note=make_command(design, board, t))

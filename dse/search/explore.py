@@ -28,7 +28,15 @@ from dse.model.board import Board
 from dse.model.engine import EngineDesign
 from dse.model.evidence import plan_evidence
 from dse.model.msg import Msg, msg
-from dse.model.project import CostContext, Plan, Projection, Scenario, baselines, project
+from dse.model.project import (
+    CostContext,
+    Plan,
+    Projection,
+    Scenario,
+    baselines,
+    project,
+    project_total,
+)
 from dse.model.sensitivity import PARAMETERS
 from dse.model.validation import Validation
 from dse.search.optimize import (
@@ -37,7 +45,7 @@ from dse.search.optimize import (
     Prepared,
     Solution,
     best_of,
-    evaluate_design,
+    evaluate_designs,
     prepare,
     projection_units,
     solve_plan,
@@ -47,8 +55,8 @@ from dse.search.space import (
     DesignSpace,
     clock_what_if,
     default_space,
-    enumerate_designs,
     head_macs_for,
+    priced_designs,
     unit_choices,
     what_if_designs,
 )
@@ -277,11 +285,22 @@ def _project_all(prep: Prepared, plan: Plan
     group), the objective's value and the weights. Each forward carries the CPU-only
     baselines of that same forward (cached per scenario)."""
     scen = prep.plan_scenarios(plan)
-    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=_baselines_of(prep, sc))
+    projs = tuple(project(prep.workload, plan, prep.ctx, sc, base=_baselines_of(prep, sc),
+                          memo=prep._cache)
                   for sc, _ in scen)
     total = sum(w * projection_units(prep.objective, proj)
                 for proj, (_, w) in zip(projs, scen, strict=True))
     return projs, total, tuple(w for _, w in scen)
+
+
+def _objective_of(prep: Prepared, ctx: CostContext, plan: Plan) -> float:
+    """``_project_all``'s objective value of ``plan`` under ``ctx`` alone: each forward's
+    ``project_total`` (the same floats as its projection's), weighted in the same order; the
+    search's memo serves only its own context."""
+    memo = prep._cache if ctx is prep.ctx else None
+    return sum(w * projection_units(prep.objective,
+                                    project_total(prep.workload, plan, ctx, sc, memo))
+               for sc, w in prep.plan_scenarios(plan))
 
 
 def _baselines_of(prep: Prepared, sc: Scenario):
@@ -292,7 +311,7 @@ def _baselines_of(prep: Prepared, sc: Scenario):
             return base
     key = ("baselines", sc)
     if key not in prep._cache:
-        prep._cache[key] = baselines(prep.workload, prep.ctx, sc)
+        prep._cache[key] = baselines(prep.workload, prep.ctx, sc, prep._cache)
     return prep._cache[key]
 
 
@@ -356,8 +375,7 @@ def sensitivity(prep: Prepared, best: RankedPlan, delta: float = 0.2
     """Speedup of the best plan (same plan, re-projected) with each parameter its devices read
     at +/-delta (``dse.model.sensitivity``: the launch a call pays is the runtime's own)."""
     def speed(ctx: CostContext, plan: Plan) -> float:
-        _, total, _ = _project_all(replace(prep, ctx=ctx, _cache={}), plan)
-        return prep.baseline_ms / total
+        return prep.baseline_ms / _objective_of(prep, ctx, plan)
 
     base = speed(prep.ctx, best.plan)
     rows = []
@@ -529,16 +547,17 @@ def explore(wl, ctx: CostContext, objective: Objective, space: DesignSpace | Non
             space.template, board, wl.config, exclude=() if objective.glue_unit else ("glue",)))
     prep = prepare(wl, ctx, objective)
     max_k = max(layer.k for layer in wl.layers)
-    designs, rejected = enumerate_designs(board, ctx.constants, space, max_k)
+    designs, rejected, fabric = priced_designs(board, ctx.constants, space, max_k)
+    prep.seed_resources(fabric)
     if not designs:
         raise DseError(f"{board.path or board.name}: pl: expected room for at least one engine "
                        f"design within the caps, none of {space.size()} fits")
     evals: list[DesignEval] = []
-    step = max(1, len(designs) // 100)
-    for i, d in enumerate(designs):
-        evals.append(evaluate_design(prep, d))
-        if progress and (i % step == 0 or i == len(designs) - 1):
-            progress(i + 1, len(designs))
+    step = max(1, len(designs) // 10)  # priced in batches (evaluate_designs), ten steps
+    for i in range(0, len(designs), step):
+        evals += evaluate_designs(prep, designs[i:i + step])
+        if progress:
+            progress(len(evals), len(designs))
     evals.sort(key=lambda e: (round(e.objective_ms, 9), e.lut))
     # Refine the most promising designs exactly (residency + DDR capacity) with the MILP.
     shortlist: list[DesignEval] = []
@@ -841,7 +860,8 @@ def _base_projection(prep: Prepared, best: RankedPlan) -> Projection:
     proj = best.decode
     cpu = Plan("cpu", EngineDesign(1, 1), frozenset(), runtime=proj.baseline.runtime,
                kv_dtype=proj.baseline.kv_dtype)
-    return project(prep.workload, cpu, prep.ctx, proj.scenario, with_baselines=False)
+    return project(prep.workload, cpu, prep.ctx, proj.scenario, with_baselines=False,
+                   memo=prep._cache)
 
 
 def host_check(wl, ctx: CostContext) -> Msg | None:
@@ -854,7 +874,7 @@ def host_check(wl, ctx: CostContext) -> Msg | None:
     context = dec.context if dec is not None else (wl.prompt_tokens or 1)
     sc = Scenario("host-attached", "decode", 1, min(context, wl.config.max_positions))
     cpu = Plan("cpu torch", EngineDesign(1, 1), frozenset(), runtime="torch")
-    ms = project(wl, cpu, ctx, sc, with_baselines=False).plan_ms
+    ms = project_total(wl, cpu, ctx, sc).plan_ms
     return msg("note.host_check", "check on the profiled host: the torch runtime's operators "
                "price a decode token at {priced:,.1f} ms, the profile measured {measured:,.1f} "
                "ms ({outside:+.1%} outside any priced operator)", priced=ms,

@@ -24,7 +24,7 @@ from dse.search.advice import FitAdvice, fit_advice
 from dse.search.optimize import (
     SEARCHED_KV_DTYPES,
     Objective,
-    evaluate_design,
+    evaluate_designs,
     prepare,
     solve_plan,
 )
@@ -88,7 +88,7 @@ def matrix_cell(cfg: ModelConfig, board: Board, template: EngineTemplate,
     designs, _ = enumerate_designs(board, ctx.constants, default_space("decode",
                                                                        template=template),
                                    max(layer.k for layer in wl.layers))
-    evals = sorted((evaluate_design(prep, d) for d in designs),
+    evals = sorted(evaluate_designs(prep, designs),
                    key=lambda e: (round(e.objective_ms, 9), e.lut))
     short = evals[:REFINED]
     for packing in dict.fromkeys(e.design.packing for e in evals):

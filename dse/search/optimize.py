@@ -27,8 +27,9 @@ from dse.model.engine import (
     EngineDesign,
     Resources,
     engine_resources,
+    fabric_key,
 )
-from dse.model.evidence import clock_beyond, plan_clock
+from dse.model.evidence import beyond_mhz, plan_mhz
 from dse.model.msg import Msg, msg
 from dse.model.price import (
     Fixed,
@@ -259,7 +260,7 @@ class Prepared:
 
     def resources(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> Resources:
         """The design's fabric with ``units`` beside it (cached)."""
-        key = ("res", design, units)
+        key = ("res", fabric_key(design), units)  # the clock is not read
         res = self._cache.get(key)
         if res is None:
             if units:
@@ -275,9 +276,15 @@ class Prepared:
             self._cache[key] = res
         return res
 
+    def seed_resources(self, priced: dict[EngineDesign, Resources]) -> None:
+        """Take designs' fabric already priced (``dse.search.space.priced_designs``: the
+        same ``engine_resources``) into the cache ``resources`` reads."""
+        for design, res in priced.items():
+            self._cache.setdefault(("res", fabric_key(design), ()), res)
+
     def fits(self, design: EngineDesign, units: tuple[PLUnit, ...] = ()) -> bool:
         """Whether the design with ``units`` stays within the board's caps (cached)."""
-        key = ("fits", design, units)
+        key = ("fits", fabric_key(design), units)
         ok = self._cache.get(key)
         if ok is None:
             ok = self._cache[key] = not self.resources(design, units).overflow(self.ctx.board)
@@ -289,13 +296,13 @@ class Prepared:
         as such and never recommended)."""
         if self.ctx.constants.fabric is None or not design.buildable:
             return True
-        key = ("clock", design, units)
-        ok = self._cache.get(key)
-        if ok is None:
-            clock = plan_clock(design, units, self.ctx.board, self.ctx.constants,
-                               self.resources(design, units))
-            ok = self._cache[key] = not clock_beyond(design, clock, self.ctx.constants)
-        return ok
+        res = self.resources(design, units)
+        # the supported clock reads the engines' RTL, packing and count, the units and the
+        # utilization (``plan_mhz``), not the design's clock
+        key = ("clock_mhz", design.rtl, design.packing, design.engines, units, res.lut)
+        if key not in self._cache:
+            self._cache[key] = plan_mhz(design, units, self.ctx.board, self.ctx.constants, res)
+        return not beyond_mhz(design.clock_mhz, self._cache[key])
 
     def runtime(self, name: str, kv_dtype: str | None = None, group: int | None = None
                 ) -> RuntimePrices:
@@ -389,7 +396,8 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
     c = ctx.constants
     per_runtime = []
     # the CPU-only baselines run the prompt in one forward (their runtime's batch)
-    base_of_kv = {kv: [baselines(wl, ctx, sc) for sc, _ in objective.scenarios(kv)]
+    memo: dict = {}  # the prices of the operators and Linears on the CPU, shared
+    base_of_kv = {kv: [baselines(wl, ctx, sc, memo) for sc, _ in objective.scenarios(kv)]
                   for kv in objective.kv_formats}
     cpu_weights = [w for _, w in objective.scenarios()]
     ps_of: dict[tuple, PsPrices] = {}   # a scenario's prices serve every group that has it
@@ -402,7 +410,7 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
             if key not in ps_of:
                 host, target, threads = cpus(wl, ctx.board, sc)
                 ps_of[key] = ps_prices(wl, runtime, sc, groups, host, target, threads,
-                                       ctx.board, c, engines=True)
+                                       ctx.board, c, engines=True, memo=memo)
             ps.append(ps_of[key])
         base_by_sc = base_of_kv[kv]
         base = sum(w * _baseline_units(objective, next(b for b in bs if b.runtime == runtime))
@@ -434,7 +442,7 @@ def prepare(wl: Workload, ctx: CostContext, objective: Objective, fuse: bool = T
                        for g in groups])
     return Prepared(wl, ctx, objective, groups, tuple(per_runtime), best.baseline_ms,
                     best.runtime, sig_of, tuple(sig_index), tuple(scen), tuple(base_by_sc),
-                    objective.unit_choices(), base_times)
+                    objective.unit_choices(), base_times, memo)
 
 
 #: Prompt groups the search prices when the objective fixes none: every VMAX the design
@@ -471,6 +479,30 @@ def _group_bytes(design: EngineDesign, n: int, k: int, ternary: bool) -> int:
     return layer_weight_bytes(Layer("", "lm_head", None, n, k, False, 0.0, 1, 0.0), design)
 
 
+def _groups_bytes(prep: Prepared, design: EngineDesign) -> np.ndarray:
+    """Each group's weight bytes of one pass in ``design``'s format (``_group_bytes``; cached
+    per packing and head unit, all they read of the design)."""
+    key = ("group_bytes", design.packing, design.head)
+    hit = prep._cache.get(key)
+    if hit is None:
+        per_sig = [_group_bytes(design, n, k, ternary) for n, k, ternary in prep.sigs]
+        hit = prep._cache[key] = np.array([per_sig[s] for s in prep.sig_of], dtype=float)
+    return hit
+
+
+def _stage2_row(prep: Prepared, n: int, k: int, sc: Scenario) -> np.ndarray:
+    """Stage 2 of a two-stage head of N x K in ``sc`` as a price row (``two_stage_work`` on
+    the scenario's CPU; cached: it reads no design)."""
+    key = ("stage2", n, k, sc)
+    hit = prep._cache.get(key)
+    if hit is None:
+        _, cpu, threads = cpus(prep.workload, prep.ctx.board, sc)
+        head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
+        hit = prep._cache[key] = row(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
+                                                    threads, prep.ctx.constants))
+    return hit
+
+
 def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident: bool = False
               ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Each group as an engine call on ``design``, per scenario of ``rp`` (work rows, inf where
@@ -500,10 +532,7 @@ def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident:
             sig[s] = row(call_work(cc))
             ddr[s] += w * cc.weight_bytes
             if not ternary and not dense:
-                _, cpu, threads = cpus(prep.workload, board, sc)
-                head = Layer("lm_head", "lm_head", None, n, k, False, 0.0, 1, 0.0)
-                sig[s] += row(two_stage_work(head, prep.objective.head_top_k, sc, cpu,
-                                             threads, c))
+                sig[s] += _stage2_row(prep, n, k, sc)
         per_sc.append(sig[prep.sig_of])
     out = (tuple(per_sc), ddr[prep.sig_of])
     prep._cache[key] = out
@@ -511,11 +540,14 @@ def call_rows(prep: Prepared, design: EngineDesign, rp: RuntimePrices, resident:
 
 
 def table_of(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
-             units: tuple[PLUnit, ...], resident: bool = False) -> PriceTable:
+             units: tuple[PLUnit, ...], resident: bool = False,
+             stream: tuple[np.ndarray, ...] | None = None) -> PriceTable:
     """The price table of ``design`` with ``units`` under ``rp``, weighted over the objective's
     scenarios: the same ``price_table`` ``project`` sums (``resident``: with the resident
-    option priced too)."""
-    stream = call_rows(prep, design, rp)[0]
+    option priced too). ``stream``: each scenario's call rows of a batch of designs that share
+    ``design``'s fixed side (``Prepared.fixed``), stacked one design a row (a batch's table)."""
+    if stream is None:
+        stream = call_rows(prep, design, rp)[0]
     res = call_rows(prep, design, rp, resident=True)[0] if resident else None
     total = None
     for i, (_, w) in enumerate(rp.scenarios):
@@ -551,16 +583,30 @@ class Pricing:
             resident, self.resident_s, self.cpu_s)).sum())
         return units / self.tokens * (secs / self.tokens)
 
+    def totals(self, stream: np.ndarray) -> list[float]:
+        """``total(stream[j], no group resident)`` of every row of a batch (``pricing`` of
+        several designs at once, ``stream`` and ``self.stream`` one row per design; time and
+        energy objectives): each row summed as ``total`` sums it."""
+        if self.cpu_s is not None:
+            raise ValueError("Pricing.totals: the energy-delay product is priced one design "
+                             "at a time")
+        sums = np.where(stream, self.stream, self.cpu).sum(axis=-1)
+        return [self.fixed + float(x) for x in sums]
+
 
 def pricing(prep: Prepared, design: EngineDesign, rp: RuntimePrices,
-            units: tuple[PLUnit, ...] = (), resident: bool = False) -> Pricing:
+            units: tuple[PLUnit, ...] = (), resident: bool = False,
+            table: PriceTable | None = None) -> Pricing:
     """Objective units of every option of every group for ``design`` with ``units`` under
-    ``rp``: the price table (``table_of``) in its independent per-group form, in ms, or in
-    joules through the board's power model (``dse.model.energy.rates``)."""
-    cpu_w, f_work, r_work, fixed_w = table_of(prep, design, rp, units, resident).linear()
+    ``rp``: the price table (``table_of``, or ``table`` when the caller built it) in its
+    independent per-group form, in ms, or in joules through the board's power model
+    (``dse.model.energy.rates``)."""
+    if table is None:
+        table = table_of(prep, design, rp, units, resident)
+    cpu_w, f_work, r_work, fixed_w = table.linear()
     kind = prep.objective.kind
-    if kind not in ENERGY_OBJECTIVES:
-        return Pricing(cpu_w[:, T] * 1e3, f_work[:, T] * 1e3, r_work[:, T] * 1e3,
+    if kind not in ENERGY_OBJECTIVES:  # [..., T]: a batch's table has a row per design
+        return Pricing(cpu_w[..., T] * 1e3, f_work[..., T] * 1e3, r_work[..., T] * 1e3,
                        float(fixed_w[T] * 1e3), None, None, None, 0.0, 1)
     coef = np.array(rates(prep.ctx.board.power, prep.resources(design, units),
                           design.clock_mhz))
@@ -628,41 +674,92 @@ def evaluate_design(prep: Prepared, design: EngineDesign) -> DesignEval:
     """Best objective of ``design``: every group placed where it costs less, under the best
     runtime, KV format and set of PL units (exact for time and energy: given those the groups
     are independent; for the energy-delay product the groups are placed by energy)."""
-    best = None
+    return evaluate_designs(prep, [design])[0]
+
+
+def evaluate_designs(prep: Prepared, designs: list[EngineDesign]) -> list[DesignEval]:
+    """``evaluate_design`` of each of ``designs``, in order. The options of every design are
+    listed first; for a time objective the placements to price are then priced in batches of
+    designs sharing a runtime and a fixed side (one price table with a row per design: the
+    same elementwise sums, each row summed as one design's), else one by one; then each
+    design takes its best option, in the order a design's own loop meets them."""
     kind = prep.objective.kind
     # The groups' prices depend on the units only through the groups they need and the
     # quantization they take (in energy, through their fabric too): an additive objective
     # reuses one placement per such key and adds each unit set's own fixed rest.
     additive = kind != "edp"
-    placed: dict[tuple, tuple[float, np.ndarray]] = {}
-    for rp in prep.runtimes_for(design):
-        for units in unit_sets(prep, design, rp):
-            gkey, fixed = _variant(prep, design, rp, units)
-            if kind in ENERGY_OBJECTIVES:
-                gkey += (units,)
-            if additive and gkey in placed:
-                part, offload = placed[gkey]
-                if fixed is None:
-                    fixed = _fixed_units(prep, design, rp, units)
-                total = part + fixed
-            else:
-                pr = pricing(prep, design, rp, units)
+    options: list[list[tuple]] = []
+    batches: dict[tuple, list[tuple[int, int]]] = {}  # fixed side -> (design, option) to price
+    for j, design in enumerate(designs):
+        mine: list[tuple] = []
+        seen: set = set()
+        for rp in prep.runtimes_for(design):
+            for units in unit_sets(prep, design, rp):
+                gkey, fixed = _variant(prep, design, rp, units)
+                if kind in ENERGY_OBJECTIVES:
+                    gkey += (units,)
+                new = not additive or gkey not in seen
+                seen.add(gkey)
+                if new:
+                    bkey = (rp.runtime, rp.kv_dtype, rp.group, units) + (
+                        (design.clock_mhz, design.engines) if units else ())  # as ``fixed``
+                    batches.setdefault(bkey, []).append((j, len(mine)))
+                mine.append((rp, units, gkey, fixed, new))
+        options.append(mine)
+    priced: dict[tuple[int, int], tuple[float, np.ndarray, float, tuple | None]] = {}
+    for members in batches.values():
+        j0, o0 = members[0]
+        rp, units = options[j0][o0][:2]
+        if kind in ENERGY_OBJECTIVES:  # the power model reads each design's own fabric
+            for j, o in members:
+                pr = pricing(prep, designs[j], rp, units)
                 offload = pr.stream < pr.cpu
-                total = pr.total(offload, np.zeros_like(offload))
-                if additive:
-                    placed[gkey] = (total - pr.fixed, offload)
-            if best is None or total < best[0]:
-                best = (total, rp, offload, units)
+                priced[(j, o)] = (pr.total(offload, np.zeros_like(offload)), offload,
+                                  pr.fixed, None)
+            continue
+        rows = [call_rows(prep, designs[j], rp)[0] for j, _ in members]
+        stacked = tuple(np.stack([r[i] for r in rows]) for i in range(len(rp.scenarios)))
+        table = table_of(prep, designs[j0], rp, units, stream=stacked)
+        pr = pricing(prep, designs[j0], rp, units, table=table)
+        offload = pr.stream < pr.cpu
+        for r, ((j, o), total) in enumerate(zip(members, pr.totals(offload), strict=True)):
+            priced[(j, o)] = (total, offload[r], pr.fixed, (table, r))
+    return [_best_option(prep, design, options[j], priced, j, additive)
+            for j, design in enumerate(designs)]
+
+
+def _best_option(prep: Prepared, design: EngineDesign, options: list[tuple],
+                 priced: dict, j: int, additive: bool) -> DesignEval:
+    """The best of one design's options (``evaluate_designs``), with its figures."""
+    best = None
+    placed: dict[tuple, tuple[float, np.ndarray]] = {}
+    for o, (rp, units, gkey, fixed, new) in enumerate(options):
+        if not new:
+            part, offload = placed[gkey]
+            if fixed is None:
+                fixed = _fixed_units(prep, design, rp, units)
+            total = part + fixed
+        else:
+            total, offload, pr_fixed, _ = priced[(j, o)]
+            if additive:
+                placed[gkey] = (total - pr_fixed, offload)
+        if best is None or total < best[0]:
+            best = (total, rp, offload, units, o)
     if best is None:  # the design cannot run the objective (a prompt group beyond its VMAX)
         return DesignEval(design, "", math.inf, np.zeros(len(prep.groups), dtype=bool),
                           prep.resources(design).lut, 0.0)
-    total, rp, offload, units = best
+    total, rp, offload, units, o = best
     ddr_bytes = float(call_rows(prep, design, rp)[1][offload].sum())
     res = prep.resources(design, units)
     tok_s = j_tok = None
     power = prep.ctx.board.power
     if power is not None and len(prep.scenarios) == 1 and prep.scenarios[0][0].phase == "decode":
-        table = table_of(prep, design, rp, units)
+        batch = priced.get((j, o), (None, None, None, None))[3]
+        if batch is not None:  # its row of the batch's table: the table table_of gives
+            bt, r = batch
+            table = replace(bt, stream=bt.stream[r], resident=bt.resident[r])
+        else:
+            table = table_of(prep, design, rp, units)
         w = table.total(offload, np.zeros_like(offload))
         tokens = prep.scenarios[0][0].sequences
         tok_s = tokens / w[T] if w[T] > 0 else None
@@ -744,6 +841,23 @@ def _memory_delta(prep: Prepared, design: EngineDesign, runtime: str) -> np.ndar
     return prep._cache[key]
 
 
+def _base_memory(prep: Prepared, design: EngineDesign, runtime: str, kv_dtype: str) -> int:
+    """DDR bytes of ``design`` offloading nothing under ``runtime`` with a ``kv_dtype`` cache
+    at the objective's longest context (``memory_bytes``; cached per runtime and KV format:
+    with nothing offloaded it reads no design, ``layer_board_bytes`` off the FPGA and
+    ``embedding_bytes`` without a head on it)."""
+    from dse.model.project import memory_bytes
+
+    key = ("base_mem", runtime, kv_dtype)
+    hit = prep._cache.get(key)
+    if hit is None:
+        sc = max((s for s, _ in prep.scenarios), key=lambda s: s.context_tokens)
+        hit = prep._cache[key] = memory_bytes(
+            prep.workload, Plan("cpu", design, frozenset(), runtime=runtime), prep.ctx,
+            replace(sc, kv_dtype=kv_dtype))
+    return hit
+
+
 def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
                allow_resident: bool = True, runtime: str | None = None,
                units: tuple[PLUnit, ...] | None = None,
@@ -776,7 +890,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     f = np.where(np.isfinite(pr.stream), pr.stream, big)
     fr = np.where(np.isfinite(pr.resident), pr.resident, big)
     cpu = np.where(np.isfinite(pr.cpu), pr.cpu, big)  # a glue unit's groups must offload
-    wbytes = np.array([_group_bytes(design, g.n, g.k, g.ternary) for g in groups], dtype=float)
+    wbytes = _groups_bytes(prep, design)
     cost = np.concatenate([f - cpu, fr - cpu])
     rows = [np.concatenate([np.eye(ng), np.eye(ng)], axis=1)]
     lo, hi = [np.zeros(ng)], [np.ones(ng)]
@@ -786,11 +900,7 @@ def solve_plan(prep: Prepared, design: EngineDesign, name: str = "plan",
     board = prep.ctx.board
     room = math.inf  # DDR bytes the offloaded groups may add
     if prep.objective.view == "on-board":
-        from dse.model.project import memory_bytes
-
-        sc = max((s for s, _ in prep.scenarios), key=lambda s: s.context_tokens)
-        base_mem = memory_bytes(prep.workload, Plan("cpu", design, frozenset(), runtime=runtime),
-                                prep.ctx, replace(sc, kv_dtype=kv_dtype))
+        base_mem = _base_memory(prep, design, runtime, kv_dtype)
         delta = _memory_delta(prep, design, runtime)
         room = float(board.ddr.capacity_bytes - base_mem)
         rows.append(np.concatenate([delta, delta])[None, :])
@@ -855,8 +965,7 @@ def plan_bound(prep: Prepared, design: EngineDesign, runtime: str,
     if not np.isfinite(cheapest).all():  # a group that must be resident: the plain bound
         return pr.fixed + float(np.minimum(cheapest, pr.resident).sum())
     gain = cheapest - pr.resident
-    nbytes = np.array([_group_bytes(design, g.n, g.k, g.ternary) for g in prep.groups],
-                      dtype=float)
+    nbytes = _groups_bytes(prep, design)
     saved, room = 0.0, float(cap)
     for i in sorted((i for i in range(len(gain)) if gain[i] > 0),
                     key=lambda i: -gain[i] / max(nbytes[i], 1.0)):

@@ -19,12 +19,18 @@ from dataclasses import dataclass, replace
 
 from dse.model.board import Board
 from dse.model.constants import CostConstants
-from dse.model.engine import EngineDesign, engine_resources, link_limit_error
-from dse.model.evidence import clock_beyond, plan_clock
+from dse.model.engine import (
+    EngineDesign,
+    Resources,
+    engine_resources,
+    fabric_key,
+    link_limit_error,
+)
+from dse.model.evidence import beyond_mhz, plan_mhz
 from dse.model.fabric import speed_grade, supported_clock
 from dse.model.msg import Msg, msg
 from dse.model.packing import DENSE_BYTES_PER_WEIGHT, PACKINGS
-from dse.model.template import EngineTemplate, mark_buildable
+from dse.model.template import EngineTemplate, design_violations, mark_buildable
 from dse.model.units import kinds
 
 
@@ -126,9 +132,10 @@ def clock_steps(board: Board, top: float, c: CostConstants | None) -> list[float
     return sorted(steps)
 
 
-def _template_points(board: Board, space: DesignSpace, max_k: int,
-                     c: CostConstants | None = None) -> Iterator[EngineDesign]:
-    """Every buildable point of template x board (marked buildable, with its make line)."""
+def _template_grid(board: Board, space: DesignSpace, max_k: int,
+                   c: CostConstants | None = None) -> Iterator[EngineDesign]:
+    """Every point of template x board, before the template marks it (``mark_buildable``:
+    buildable with its make line, or the rule it breaks)."""
     t = space.template
     assert t is not None
     top = t.clock_limit_mhz(board.clock.max_mhz)
@@ -148,13 +155,12 @@ def _template_points(board: Board, space: DesignSpace, max_k: int,
                     for vectors in space.vectors:
                         for vpc in (v for v in vpcs if v <= vectors):
                             for head in space.heads:
-                                d = EngineDesign(
+                                yield EngineDesign(
                                     pe=pe, simd=simd, packing=packing, clock_mhz=clock,
                                     engines=n_eng, vectors=vectors, stream_bits=bits,
                                     max_k=max_k, head=head,
                                     head_macs=head_macs_for(board, clock, head) if head else 0,
                                     vectors_per_clock=vpc)
-                                yield mark_buildable(t, d, board)
 
 
 def _free_points(board: Board, space: DesignSpace, max_k: int) -> Iterator[EngineDesign]:
@@ -183,19 +189,49 @@ def enumerate_designs(board: Board, c: CostConstants, space: DesignSpace, max_k:
     """Every design of ``space`` that fits ``board`` at a clock the evidence supports (with
     fabric evidence in force: ``dse.model.evidence.plan_clock`` of its engines alone; the
     PL units' own check is the search's, ``Prepared.clock_ok``); also the count rejected."""
-    points = (_template_points(board, space, max_k, c) if space.template is not None
+    designs, rejected, _ = priced_designs(board, c, space, max_k)
+    return designs, rejected
+
+
+def priced_designs(board: Board, c: CostConstants, space: DesignSpace, max_k: int
+                   ) -> tuple[list[EngineDesign], int, dict[EngineDesign, Resources]]:
+    """``enumerate_designs`` with each kept design's resources (``engine_resources``), which
+    the search would otherwise price again. A point's fabric and the clock its engines'
+    evidence supports do not depend on its clock, so each is priced once per clock step's
+    worth of points; a template point is marked (``mark_buildable``: its make line) only
+    when kept."""
+    t = space.template
+    points = (_template_grid(board, space, max_k, c) if t is not None
               else _free_points(board, space, max_k))
     out: list[EngineDesign] = []
+    kept: dict[EngineDesign, Resources] = {}
+    fabric: dict[tuple, tuple[Resources, bool]] = {}  # and whether it overflows the caps
+    clocks: dict[tuple, float | None] = {}
     rejected = 0
     for d in points:
-        res = engine_resources(d, board, c)
-        if link_limit_error(d, board) or res.overflow(board) or (
-                c.fabric is not None and d.buildable
-                and clock_beyond(d, plan_clock(d, (), board, c, res), c)):
+        fkey = fabric_key(d)
+        hit = fabric.get(fkey)
+        if hit is None:
+            res = engine_resources(d, board, c)
+            hit = fabric[fkey] = (res, bool(res.overflow(board)))
+        res, over = hit
+        if link_limit_error(d, board) or over:
             rejected += 1
             continue
+        why = None if t is None else design_violations(t, d, board)
+        buildable = d.buildable if why is None else not why
+        if c.fabric is not None and buildable:
+            ckey = (d.rtl, d.packing, d.engines, res.lut)
+            if ckey not in clocks:
+                clocks[ckey] = plan_mhz(d, (), board, c, res)
+            if beyond_mhz(d.clock_mhz, clocks[ckey]):
+                rejected += 1
+                continue
+        if t is not None:
+            d = mark_buildable(t, d, board, why)
         out.append(d)
-    return out, rejected
+        kept[d] = res
+    return out, rejected, kept
 
 
 def clock_what_if(design: EngineDesign, board: Board, top: float, supported: float | None
