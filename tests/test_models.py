@@ -119,6 +119,27 @@ def test_a_config_json_and_a_folder_are_read_as_the_preset(tmp_path, capsys):
     assert f"model ckpt from its config ({tmp_path / 'ckpt' / 'config.json'})" in outs[0]
 
 
+def test_a_checkpoint_folder_named_like_a_preset_is_read_not_the_preset(tmp_path,
+                                                                        monkeypatch, capsys):
+    """``--model 1bitLLM/bitnet_b1_58-large`` with that checkpoint cloned beside the user reads
+    the clone's config.json (transformers' rule: a local folder wins); without the folder, or
+    with a folder that holds no config.json, the name is the preset."""
+    monkeypatch.chdir(tmp_path)
+    name = "1bitLLM/bitnet_b1_58-large"
+    cfg = dict(PRESETS["bitnet_b1_58-large"], num_hidden_layers=12)  # the user's variant
+    (tmp_path / name).mkdir(parents=True)
+    argv = ["project", "--board", "kv260", "--model", name, "--plan",
+            str(ROOT / "examples" / "plans" / "zcu104-ffn.yaml")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(preset)" in out  # an empty folder: still the preset
+    (tmp_path / name / "config.json").write_text(json.dumps(cfg))
+    assert main(argv) == 0
+    own = capsys.readouterr().out
+    assert f"from its config ({Path(name) / 'config.json'})" in own and "(preset)" not in own
+    assert own != out  # 12 layers, not 24: other figures
+
+
 def test_a_profile_adds_measured_times_to_the_config(capsys):
     profile = ROOT / "dse" / "data" / "bitnet-2b4t.profile.json"
     assert main(["explore", "--board", "kv260", "--profile", str(profile), "--model",

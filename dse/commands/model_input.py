@@ -19,8 +19,10 @@ from dse.model.workload import Workload, with_config, workload_from_config, work
 from dse.profile.format import Profile
 
 MODEL_HELP = ("model to price: a preset name (see `dse matrix --list`), a config.json, or a "
-              "checkpoint folder with one; its config gives the operators and Linear shapes "
-              "(no torch needed). With --profile too, the profile adds measured host times")
+              "checkpoint folder with one (a folder named like a preset, holding a "
+              "config.json, is read instead of the preset); its config gives the operators "
+              "and Linear shapes (no torch needed). With --profile too, the profile adds "
+              "measured host times")
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,12 @@ def model_config(option: str) -> tuple[ModelConfig, Path | None]:
     if option == "all":
         raise DseError("--model all: expected one model (a preset, a config.json or a "
                        "folder); `dse matrix` searches every preset on every board")
-    preset = _preset_named(option)
-    if preset is not None:
-        return preset_config(preset), None
     path = Path(option)
+    preset = _preset_named(option)
+    # a checkpoint folder of that name beside the user wins over the preset, as it does in
+    # transformers' from_pretrained: its config may be the user's own variant
+    if preset is not None and not (path.is_dir() and (path / "config.json").is_file()):
+        return preset_config(preset), None
     if path.is_dir():
         path = path / "config.json"
         if not path.is_file():
