@@ -2,10 +2,11 @@
 well the model explains them, entry by entry, before and after.
 
 Runs ``dse calibrate --from examples/measurements/bitnet-kv260.json --board boards/kv260.yaml``
-as a user would (in a temporary directory, so nothing lands in the checkout), then records
-the fitted parameters with their standard errors, every entry's error before and after, the
+as a user would (in a temporary directory, so nothing lands in the checkout), then records the
+fitted parameters with their standard errors, every entry's error before and after, the
 composed end-to-end token (with the share of it taken from the measurement), the held-out and
-leave-one-out checks, the entries the model cannot price yet, and the issue's bars, to
+leave-one-out checks (refitted in-process in the command's context: the shipped fabric
+evidence), the entries the model cannot price yet, and the issue's bars, to
 bench/results/calibrate_kv260.json. Nothing is tuned here: the fit is dse's least squares.
 
 Run: python bench/bench_calibrate_kv260.py
@@ -29,6 +30,7 @@ LOG = "examples/measurements/bitnet-kv260.json"
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
+    from dse.fabric_data import load_fabric
     from dse.model.board import load_board
     from dse.model.fit import fit_log
     from dse.model.measurement_log import load_log
@@ -43,9 +45,10 @@ def main() -> None:
              "--board", str(ROOT / "boards" / "kv260.yaml"), "-o", str(out), "--no-report"],
             cwd=tmp, capture_output=True, text=True, check=True)
         cal = yaml.safe_load(out.read_text(encoding="utf-8"))
-    # the held-out details are not in the calibration file: recompute them (same pure fit)
+    # the held-out details are not in the calibration file: recompute them (same pure fit,
+    # in the context the command fits in: no calibration, the shipped fabric evidence)
     board = load_board(ROOT / "boards" / "kv260.yaml")
-    ctx = CostContext.for_board(board)
+    ctx = CostContext.for_board(board, None, load_fabric())
     fit = fit_log(load_log(ROOT / LOG), workload_from_profile(default_profile()), ctx.board,
                   ctx.constants)
     rows = cal["per_entry"]

@@ -32,6 +32,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dse.fabric_data import load_fabric
 from dse.model.arch import preset_config
 from dse.model.board import load_board
 from dse.model.constants import DEFAULT_CONSTANTS
@@ -62,7 +63,8 @@ def _projection(where: str, threads: int):
     """The native runtime alone on the CPU: the Pi 5 as a host, the KV260's PS on board."""
     cfg = preset_config(MODEL)
     cpu_only = Plan("bitnet.cpp", EngineDesign(1, 1), frozenset(), runtime="native")
-    ctx = CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"))
+    # as dse project prices a plan on the KV260: no calibration, the shipped fabric evidence
+    ctx = CostContext.for_board(load_board(ROOT / "boards" / "kv260.yaml"), fabric=load_fabric())
     if where == "kv260":
         wl = workload_from_config(cfg)
         view = "on-board"

@@ -2,8 +2,14 @@
 
 ``dse project`` prices one plan; the search and the sensitivity analysis price many, so a
 projection must stay cheap. Bar: median < 5 ms in-process (start-up and file loading excluded).
+The plan is priced in the context ``dse project`` builds (``CostContext.resolve``: the board
+file's calibration, none for zcu104, and the shipped fabric evidence) at the command's default
+scenario (decode, 256 tokens of context, fp16 KV); its ms per token is recorded and checked
+against ``dse project --json`` (with the embedded profile), so the time is that of the
+command's own answer.
 
-Records to bench/results/project.json (median ms, repeats, machine) and prints it.
+Records to bench/results/project.json (median ms, repeats, machine, the plan's ms per token)
+and prints it.
 
 Run: python bench/bench_project.py [--profile PROFILE.json] [--repeats N]
 """
@@ -15,6 +21,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,18 +49,29 @@ def _workload(profile: Path | None) -> tuple[Workload, str]:
     return workload_from_profile(load_profile(profile)), str(profile)
 
 
-def time_project(wl: Workload, repeats: int) -> list[float]:
-    """Seconds of each of ``repeats`` projections of the example plan (after one warm-up)."""
-    ctx = CostContext.for_board(load_board(BOARD))
+def time_project(wl: Workload, repeats: int) -> tuple[list[float], float]:
+    """Seconds of each of ``repeats`` projections of the example plan (after one warm-up), and
+    its ms per token, in the context ``dse project`` prices it in."""
+    ctx = CostContext.resolve(load_board(BOARD))
     plan = load_plan(PLAN, wl)
     scenario = Scenario()
-    project(wl, plan, ctx, scenario)
+    plan_ms = project(wl, plan, ctx, scenario).plan_ms
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         project(wl, plan, ctx, scenario)
         times.append(time.perf_counter() - t)
-    return times
+    return times, plan_ms
+
+
+def command_plan_ms() -> float:
+    """``dse project --board zcu104.yaml --plan zcu104-ffn.yaml``'s ms per token (--json)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "p.json"
+        subprocess.run([sys.executable, "-m", "dse.cli", "project", "--board", str(BOARD),
+                        "--plan", str(PLAN), "--json", str(out)], cwd=tmp, check=True,
+                       capture_output=True)
+        return json.loads(out.read_text(encoding="utf-8"))["end_to_end"]["plan_ms"]
 
 
 def main() -> None:
@@ -61,17 +81,24 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1000)
     args = ap.parse_args()
     wl, source = _workload(args.profile)
-    times = time_project(wl, args.repeats)
+    times, plan_ms = time_project(wl, args.repeats)
+    same = args.profile is not None or round(plan_ms, 6) == round(command_plan_ms(), 6)
+    if not same:
+        raise SystemExit("project() here and `dse project` disagree on the plan's ms per token")
     median_ms = statistics.median(times) * 1e3
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "python": platform.python_version()},
-        "what": "project() of one plan, in-process, decode scenario",
+        "what": "project() of one plan, in-process, decode scenario (256 tokens of context, "
+                "fp16 KV), in dse project's context (CostContext.resolve: no calibration, "
+                "the shipped fabric evidence)",
         "profile": source,
         "layers": len(wl.layers),
         "plan": str(PLAN.relative_to(ROOT)),
         "board": str(BOARD.relative_to(ROOT)),
+        "plan_ms_per_token": round(plan_ms, 4),
+        "plan_ms_is_the_commands": None if args.profile is not None else same,
         "repeats": args.repeats,
         "median_ms": round(median_ms, 4),
         "min_ms": round(min(times) * 1e3, 4),
