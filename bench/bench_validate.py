@@ -35,9 +35,7 @@ that set a constant carry ``sets`` and are never used for a band.
 
 Every projection here is priced in the context ``dse project`` and ``dse calibrate`` price in
 (no calibration, the shipped fabric evidence, ``dse.fabric_data.load_fabric``), except the
-resource rows that check the estimated constants, priced without it on purpose, and the
-measurement log's rounds and prompts (``batching_rows``: the log's engine names no RTL, so the
-evidence would take the published engines for ours; their times do not depend on it).
+resource rows that check the estimated constants, priced without it on purpose.
 
 Records bench/results/validate.json and dse/data/validation.json.
 Run: python bench/bench_validate.py
@@ -493,15 +491,14 @@ def batching_rows() -> list[Row]:
     from dse.model.prompt import prompt_scenarios
 
     log = load_log(ROOT / "examples" / "measurements" / "bitnet-kv260.json")
-    # without the fabric evidence: the log's engine names no RTL, so under the evidence the
-    # published engines (closed at 250 MHz) would be priced as ours and their regime marked
-    # beyond the clock evidence (200 MHz); the times are the same either way
-    wl, board, _, bare = _contexts()
+    # with the fabric evidence, as dse calibrate prices the log: its engine names its RTL
+    # (bitnet-kv260, closed at 250 MHz), so the evidence prices the published engines as theirs
+    wl, board, ctx, _ = _contexts()
     out = []
     for e in log.entries:
         if not any(e.id.startswith(prefix) for prefix, _ in BATCH_ROWS):
             continue
-        got = in_unit(e, predict(e, wl, bare.board, bare.constants, log.path).time_s, log.path)
+        got = in_unit(e, predict(e, wl, ctx.board, ctx.constants, log.path).time_s, log.path)
         src = e.source.split(";")[0]
         if e.what == "weight_stream":
             m = e.get("m") or 1
@@ -522,7 +519,7 @@ def batching_rows() -> list[Row]:
                                           threads=e.config.threads):
                 if not w:
                     continue
-                p = project(wl, plan, bare, sc, with_baselines=False)
+                p = project(wl, plan, ctx, sc, with_baselines=False)
                 regime = regime or regime_of(p)
                 total_ms += w * p.plan_ms
                 for k, v in class_parts(p).items():

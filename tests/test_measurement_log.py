@@ -338,3 +338,38 @@ def test_fit_that_does_not_converge_names_an_entry(tmp_path, capsys, monkeypatch
     # the entry named is the one furthest off where the fit stopped (the head's top-K, -66%)
     assert f"{KV260_LOG}: entries (decode.head_topk): expected a fit that converges" in err
     assert not out.exists()
+
+
+def test_the_logs_engine_names_its_rtl_and_the_evidence_prices_it_as_that():
+    """The published log's engine is the published design's RTL (bitnet-kv260, closed at
+    250 MHz): priced with the shipped fabric evidence its clock is supported, not taken for
+    ours (closed at 200 MHz) and marked beyond the evidence."""
+    from dse.fabric_data import load_fabric
+    from dse.model.predict import entry_plan
+    from dse.model.project import Scenario, project
+
+    log = load_log(KV260_LOG)
+    e = next(x for x in log.entries if x.id == "decode.weight_stream")
+    wl = workload_from_profile(default_profile())
+    plan = entry_plan(e, wl, str(KV260_LOG))
+    assert plan.design.rtl == "bitnet-kv260"
+    ctx = CostContext.for_board(load_board(KV260), fabric=load_fabric())
+    ev = project(wl, plan, ctx, Scenario(kv_dtype="fp32", context_tokens=65),
+                 with_baselines=False).evidence
+    assert ev is not None and not ev.beyond and ev.clock.mhz == 250.0
+
+
+@pytest.mark.parametrize("rtl, message", [
+    (3, r"config\.engine\.rtl: expected an engine RTL name"),
+    ("nope", r"engine\.rtl: expected one of ternary_gemv, bitnet-kv260, got 'nope'"),
+])
+def test_a_bad_engine_rtl_in_a_log_is_one_line(tmp_path, capsys, rtl, message):
+    data = json.loads(KV260_LOG.read_text(encoding="utf-8"))
+    data["config"]["engine"]["rtl"] = rtl
+    p = tmp_path / "log.json"
+    p.write_text(json.dumps(data), encoding="utf-8")
+    rc = main(["calibrate", "--from", str(p), "--board", str(KV260), "-o",
+               str(tmp_path / "c.yaml"), "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and re.search(message, err) and str(p) in err and err.count("\n") == 1, err
+    assert not (tmp_path / "c.yaml").exists()

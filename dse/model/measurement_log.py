@@ -51,7 +51,7 @@ PS_RUNTIMES = RUNTIMES
 #: Where a log's measurements came from; a sim log's times are partly the model's own.
 BACKENDS = ("sim", "pynq", "board", "paper")
 ENGINE_KEYS = ("pe", "simd", "packing", "engines", "clock_mhz", "vectors", "stream_bits",
-               "max_k", "vectors_per_clock")
+               "max_k", "vectors_per_clock", "rtl")
 _INT_FIELDS = ("n", "k", "m", "context", "calls", "weight_bytes", "bytes", "busy_cycles",
                "stall_cycles", "repeats")
 #: The largest each integer field may be: a matrix dimension, a count of tokens, calls,
@@ -265,6 +265,10 @@ def _engine(v: Any, path: str, where: str) -> dict[str, Any] | None:
         if key == "packing":
             if not isinstance(x, str):
                 raise located(path, f"{where}.packing", "a packing name", x)
+        elif key == "rtl":  # the engine RTL the design ran (fabric.yaml's engines: its evidence)
+            if not isinstance(x, str) or not x.strip():
+                raise located(path, f"{where}.rtl", "an engine RTL name (ternary_gemv, or one "
+                              "of the fabric evidence's engines)", x)
         else:
             check_quantity(path, f"{where}.{key}", _ENGINE_QUANTITY[key], x)
     return dict(v)
