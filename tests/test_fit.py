@@ -241,3 +241,46 @@ def test_the_operators_parts_read_only_the_operator_params():
             assert moved != base, name
         else:
             assert moved == base, name
+
+
+def _scaled_cov(jac: np.ndarray, x: np.ndarray, cost: float) -> np.ndarray:
+    """inv(J'J) s^2 in each parameter's own units, as the fit computes it (no bound held)."""
+    s2 = 2.0 * cost / (jac.shape[0] - jac.shape[1])
+    scale = np.where(np.abs(x) > 0, np.abs(x), 1.0)
+    js = jac * scale
+    return np.linalg.pinv(js.T @ js) * s2 * np.outer(scale, scale)
+
+
+def test_a_parameter_held_at_its_bound_has_no_standard_error():
+    """A parameter the fit leaves on a bound (least squares' active_mask) gets no standard
+    error (the curvature there printed 2e-29 us for one), and the others' errors are those of
+    the fit with it held fixed; with nothing on a bound, the plain inv(J'J) s^2."""
+    from types import SimpleNamespace
+
+    from dse.model.fit import _covariance
+
+    rng = np.random.default_rng(7)
+    jac = rng.normal(size=(20, 3))
+    x = np.array([2.0, 0.0, 5.0])
+    free = SimpleNamespace(jac=jac, x=x, cost=1.5, active_mask=np.zeros(3, dtype=int))
+    se, cov = _covariance(free, 3)
+    want = _scaled_cov(jac, x, 1.5)
+    assert np.allclose(se, np.sqrt(np.diag(want)), rtol=1e-12)
+    held = SimpleNamespace(jac=jac, x=x, cost=1.5, active_mask=np.array([0, -1, 0]))
+    se, cov = _covariance(held, 3)
+    want = _scaled_cov(jac[:, [0, 2]], x[[0, 2]], 1.5)
+    assert se[1] is None and cov[1, 1] == 0.0
+    assert np.allclose([se[0], se[2]], np.sqrt(np.diag(want)), rtol=1e-12)
+
+
+def test_the_report_says_a_parameter_is_held_at_its_bound():
+    from dse.model.calibration import PARAM_BOUNDS, FittedParam
+    from dse.report.calibrate_md import _fitted_text
+
+    lo = PARAM_BOUNDS["run_burst_us"][0]
+    assert _fitted_text("run_burst_us", FittedParam(lo + 2e-13, None, 0.0), "en").endswith(
+        "(held at its bound: no standard error)")
+    assert "边界" in _fitted_text("run_burst_us", FittedParam(lo, None, 0.0), "zh")
+    assert _fitted_text("run_burst_us", FittedParam(3.0, None, 0.0), "en").endswith(
+        "(unconstrained)")
+    assert "±" in _fitted_text("run_burst_us", FittedParam(3.0, 0.2, 0.0), "en")

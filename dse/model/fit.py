@@ -54,29 +54,38 @@ def predict_cycles(meas: Measurement, c: CostConstants) -> int:
 
 def _covariance(res, nparams: int) -> tuple[list[float | None], np.ndarray | None]:
     """(standard errors, covariance) from the Jacobian: inv(J'J) * s^2, the standard errors
-    its diagonal's roots; a standard error is None where the parameter is unidentified.
+    its diagonal's roots; a standard error is None where the parameter is unidentified or
+    held at a bound.
 
     The parameters span twenty orders of magnitude (an efficiency of 0.75 beside a cache
     maintenance rate of 5.3e9 bytes/s), so J'J is inverted in units of each parameter's own
     value (columns scaled by it) and scaled back: inverted raw, the pseudo-inverse drops the
     large parameter's tiny column as noise and reports a standard error of ~0.
+
+    A parameter the fit left on a bound (``res.active_mask``: ``run_burst_us`` at 0 when the
+    data say the term is absent) is not an estimate with a symmetric error: the curvature
+    there says nothing of how far it could move (a standard error of 2e-29 us was printed for
+    one). It is held fixed: no standard error, and the others' covariance is that of the fit
+    with it fixed (its column left out of J'J).
     """
     jac = np.asarray(res.jac, dtype=float)
-    dof = max(1, jac.shape[0] - nparams)
+    active = np.asarray(getattr(res, "active_mask", np.zeros(nparams)), dtype=int)
+    free = [i for i in range(nparams) if active[i] == 0]
+    dof = max(1, jac.shape[0] - len(free))
     s2 = 2.0 * res.cost / dof
     x = np.asarray(res.x, dtype=float)
     scale = np.where(np.abs(x) > 0, np.abs(x), 1.0)
-    js = jac * scale
-    out: list[float | None] = []
+    js = jac[:, free] * scale[free]
+    out: list[float | None] = [None] * nparams
+    cov = np.zeros((nparams, nparams))
     try:
-        cov = np.linalg.pinv(js.T @ js) * s2 * np.outer(scale, scale)
+        cov[np.ix_(free, free)] = (np.linalg.pinv(js.T @ js) * s2
+                                   * np.outer(scale[free], scale[free]))
     except np.linalg.LinAlgError:
         return [None] * nparams, None
-    for i in range(nparams):
-        if not np.any(jac[:, i]):
-            out.append(None)  # the measurements do not constrain this parameter
-        else:
-            out.append(float(math.sqrt(max(0.0, cov[i, i]))))
+    for i in free:
+        if np.any(jac[:, i]):  # else the measurements do not constrain this parameter
+            out[i] = float(math.sqrt(max(0.0, cov[i, i])))
     return out, (cov + cov.T) / 2
 
 

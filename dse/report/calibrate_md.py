@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from dse.hw.calibrate import EndToEnd
-from dse.model.calibration import Calibration
+from dse.model.calibration import PARAM_BOUNDS, Calibration, FittedParam
 from dse.model.fit import LogFit
 from dse.model.measurement_log import MeasurementLog
 from dse.model.scenario import scenario_key
@@ -41,6 +41,7 @@ _S: dict[str, tuple[str, str]] = {
     "file": ("校准文件", "Calibration file"),
     "h.params": ("### 拟合参数", "### Fitted parameters"),
     "cols.params": ("参数|默认值|拟合值 ± 标准误差", "Parameter|Default|Fitted ± std. error"),
+    "param.at_bound": ("（停在边界上，没有标准误差）", " (held at its bound: no standard error)"),
     "params.note": ("只拟合该来源能提供信息的参数：{allowed}。",
                     "Only parameters this kind of source informs are fitted: {allowed}."),
     "h.entries": ("### 逐条：预测与实测", "### Entry by entry: projected vs measured"),
@@ -150,6 +151,19 @@ def _t(key: str, lang: str, **kw: object) -> str:
 
 def _cols(key: str, lang: str, **kw: object) -> list[str]:
     return _t(key, lang, **kw).split("|")
+
+
+def _fitted_text(name: str, p: FittedParam, lang: str) -> str:
+    """A fitted value with its standard error; one the fit left on a bound has none (the fit
+    holds it fixed there, ``dse.model.fit._covariance``), and says so rather than looking
+    unconstrained."""
+    import math
+
+    bounds = PARAM_BOUNDS.get(name, ())
+    if p.stderr is None and any(math.isclose(p.value, b, rel_tol=1e-6, abs_tol=1e-9)
+                                for b in bounds):
+        return numbers.param_value(name, p.value) + _t("param.at_bound", lang)
+    return numbers.param_value(name, p.value, p.stderr, with_err=True)
 
 
 def _num(x: float | None) -> str:
@@ -272,7 +286,7 @@ def render_calibration_section(cal: Calibration, res: LogFit, board_stem: str, l
     out += [md_table(_cols("cols.kv", lang), rows), "", _t("h.params", lang), ""]
     out.append(md_table(_cols("cols.params", lang), [
         [f"`{name}`", numbers.param_value(name, p.default),
-         numbers.param_value(name, p.value, p.stderr, with_err=True)]
+         _fitted_text(name, p, lang)]
         for name, p in cal.params.items()]))
     out += ["", _t("params.note", lang, allowed=", ".join(
         f"`{p}`" for p in source_params(cal.backend))), "", _t("h.entries", lang), ""]
