@@ -32,8 +32,9 @@ from dse.schema import MAX_QUANTITY, check_quantity
 
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED = DATA / "validation.json"
-#: Regime features that count PL units (a number, like ``NUMERIC``'s).
-COUNTS = ("attention", "glue")
+#: Regime features that count PL units or give a unit's rate (a number, like ``NUMERIC``'s,
+#: compared by value).
+COUNTS = ("attention", "glue", "glue_cycles_per_elem")
 TOP_KEYS = ("format", "version", "generated_by", "calibration", "note", "rows")
 ROW_KEYS = ("id", "origin", "group", "what", "source", "figure", "unit", "measured", "range",
             "predicted", "residual", "parts", "regime", "sets")

@@ -94,6 +94,22 @@ def test_a_feature_no_measurement_covers_widens_the_band_and_is_named(kv260):
     assert b_fast.ms.width > 2 * base.ms.width
 
 
+def test_a_glue_unit_at_a_rate_no_design_ran_is_named(kv260):
+    """The published glue runs about 4 cycles an element; the search's glue at 1 cycle an
+    element is another design, never measured: named, and its band widened. The published
+    rate itself is inside the measurements."""
+    plan = kv260[2]
+    glue = next(u for u in plan.units if u.kind == "glue")
+    assert glue.cycles_per_elem == 4
+    _, base = _band(kv260, plan)
+    quick = replace(plan, units=tuple(replace(u, cycles_per_elem=1.0) if u.kind == "glue"
+                                      else u for u in plan.units))
+    _, b = _band(kv260, quick)
+    assert [str(f) for f in b.flags] == ["glue unit at 1 cycle(s) per element: no measured design"]
+    assert b.ms.width > base.ms.width
+    assert base.flags == ()
+
+
 def test_a_context_beyond_the_measured_ones_is_named(kv260):
     """The attention rows reach 911 positions; the published design's whole generated tokens
     (attention most of them) carry the measured range to 1,811.5; beyond, it is named."""

@@ -298,6 +298,8 @@ _FEATURE_MSG = {
     "phase": ("band.phase", "{what} in {value}: never measured"),
     "attention": ("band.attention_unit", "attention unit count {value}: no measured design"),
     "glue": ("band.glue", "glue unit count {value}: no measured design"),
+    "glue_cycles_per_elem": ("band.glue_rate", "glue unit at {value:g} cycle(s) per element: no "
+                             "measured design"),
     "resident": ("band.resident", "resident weights: no measured design"),
 }
 

@@ -48,7 +48,7 @@ NUMERIC = ("context", "vectors", "m", "threads", "engines", "sequences")
 YES_NO = ("resident", "clock_beyond")
 FEATURES = ("board", "phase", "context", "vectors", "m", "sequences", "threads", "runtime",
             "kv_dtype", "packing", "engines", "clock_mhz", "clock_supported_mhz",
-            "clock_beyond", "attention", "glue", "head", "resident")
+            "clock_beyond", "attention", "glue", "glue_cycles_per_elem", "head", "resident")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,10 @@ CLASSES: dict[str, ClassSpec] = {
                               unmeasured=("band.head_unit", "dense head unit: no measured "
                                           "design"),
                               what=("稠密输出头单元", "dense head unit")),
-    "pl.glue": ClassSpec("time", ("board", "glue", "clock_beyond", "m", "sequences"),
+    # its rate: cycles a vector element takes (the published unit's 4, the search's 1 is
+    # another design, never measured)
+    "pl.glue": ClassSpec("time", ("board", "glue", "glue_cycles_per_elem", "clock_beyond", "m",
+                                  "sequences"),
                          unmeasured=("band.glue", "glue unit count {value}: no measured design"),
                          what=("FFN 胶合单元", "FFN glue unit")),
     "pl.attention": ClassSpec("time", ("board", "attention", "clock_beyond", "context"),
@@ -282,6 +285,8 @@ def regime_of(proj: Projection) -> dict[str, object]:
         "attention": plan.attention.count if plan.attention is not None else 0,
         "glue": plan.glue.count if plan.glue is not None else 0,
         "resident": bool(plan.resident), "head": "cpu"}
+    if plan.glue is not None:
+        out["glue_cycles_per_elem"] = float(plan.glue.cycles_per_elem)
     if offloaded:
         hc = head_class(plan, proj)
         out.update({"packing": d.packing, "engines": d.engines, "clock_mhz": float(d.clock_mhz),

@@ -346,6 +346,7 @@ MESSAGES: dict[str, str] = {
     "band.phase": "{what}（{value}）：从未实测",
     "band.attention_unit": "注意力单元数 {value}：没有实测的设计",
     "band.glue": "胶合单元数 {value}：没有实测的设计",
+    "band.glue_rate": "胶合单元每个元素 {value:g} 个周期：没有实测的设计",
     "band.resident": "常驻权重：没有实测的设计",
     "band.clock": "时钟 {mhz:g} MHz：高于证据（{sup:g} MHz）",
     "band.clock_none": "时钟 {mhz:g} MHz：没有时钟证据",
