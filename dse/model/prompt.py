@@ -160,15 +160,15 @@ def plan_group(plan, prompt_tokens: int, group: int | None = None,
 
 def prompt_cost(wl, plan, ctx, prompt_tokens: int, group: int | None = None, *,
                 view: str = "on-board", kv_dtype: str = "fp16", threads: int | None = None,
-                base=None) -> PromptCost:
+                base=None, memo: dict | None = None) -> PromptCost:
     """The plan's prompt of ``prompt_tokens`` in groups (``plan_group``), each forward priced
     by ``project``. ``base``: the CPU-only baselines to attach to every forward (None: each
-    forward's own)."""
+    forward's own); ``memo``: ``project``'s (one dict per workload and context)."""
     from dse.model.project import project
 
     check_prompt(prompt_tokens, wl.config.max_positions)
     g = plan_group(plan, prompt_tokens, group)
-    parts = tuple((project(wl, plan, ctx, sc, with_baselines=False, base=base), w)
+    parts = tuple((project(wl, plan, ctx, sc, with_baselines=False, base=base, memo=memo), w)
                   for sc, w in prompt_scenarios(prompt_tokens, g, view=view,
                                                 kv_dtype=kv_dtype, threads=threads))
     return PromptCost(prompt_tokens, g, math.ceil(prompt_tokens / g), parts)

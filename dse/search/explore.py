@@ -409,7 +409,7 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
     curves = []
     for i, rp in enumerate([p for p in plans if p.feasible][:top]):
         projs = [project(wl, rp.plan, prep.ctx, replace(dec, context_tokens=c),
-                         with_baselines=False) for c in grid]
+                         with_baselines=False, memo=prep._cache) for c in grid]
         pts = tuple((c, p.tokens_per_s) for c, p in zip(grid, projs, strict=True))
         band = () if bands is None or i else tuple(
             (b.tokens_per_s.lo, b.tokens_per_s.hi)
@@ -423,7 +423,8 @@ def context_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
         cpu = Plan(f"cpu {rc.runtime}", EngineDesign(1, 1), frozenset(), runtime=rc.runtime,
                    kv_dtype=rc.kv_dtype)
         pts = tuple((c, project(wl, cpu, prep.ctx, replace(dec, context_tokens=c),
-                                with_baselines=False).tokens_per_s) for c in grid)
+                                with_baselines=False, memo=prep._cache).tokens_per_s)
+                    for c in grid)
         curves.append(ContextCurve(f"CPU only, {rc.runtime} runtime, KV {rc.kv_dtype}", pts,
                                    "", "", rc.runtime, rc.kv_dtype))
     return tuple(curves)
@@ -475,7 +476,7 @@ def sequence_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
             plan = plan_of(s)
             sc = Scenario(obj.view, "decode", 1, obj.context_tokens, plan.kv_dtype or
                           obj.kv_dtype, s, obj.threads)
-            p = project(wl, plan, prep.ctx, sc, with_baselines=False)
+            p = project(wl, plan, prep.ctx, sc, with_baselines=False, memo=prep._cache)
             if not p.feasible:
                 break
             pts.append((s, p.tokens_per_s, p.plan_ms))
@@ -521,7 +522,8 @@ def prompt_curves(prep: Prepared, plans: tuple[RankedPlan, ...], top: int = 3,
     for label, plan, name in entries:
         pts = tuple((n, prompt_cost(wl, plan, prep.ctx, n, view=obj.view,
                                     kv_dtype=plan.kv_dtype or obj.kv_dtype,
-                                    threads=obj.threads).ttft_ms) for n in grid)
+                                    threads=obj.threads, memo=prep._cache).ttft_ms)
+                    for n in grid)
         group = plan_group(plan, grid[-1]) if plan.offload else None
         curves.append(PromptCurve(label + (f", groups of {group}" if group else ""), group,
                                   pts, name, plan.design.label() if name else "", plan.runtime,
@@ -705,7 +707,8 @@ def _ttft_parts(prep: Prepared, best: RankedPlan) -> tuple[tuple[Projection, flo
     return prompt_cost(prep.workload, best.plan, prep.ctx, obj.prompt_tokens,
                        obj.prompt_group if obj.prompt_group and obj.prompt_group
                        <= best.plan.design.vectors else None, view=obj.view,
-                       kv_dtype=best.plan.kv_dtype or obj.kv_dtype, threads=obj.threads).parts
+                       kv_dtype=best.plan.kv_dtype or obj.kv_dtype, threads=obj.threads,
+                       memo=prep._cache).parts
 
 
 def _ttft(prep: Prepared, best: RankedPlan, bands: Bands | None
