@@ -67,6 +67,18 @@ PARAM_BOUNDS = {
 }
 
 
+def bound_of(name: str, value: float) -> str | None:
+    """Which end of ``PARAM_BOUNDS[name]`` a fitted ``value`` sits on ("low", "high"), within
+    the fit's tolerance, or None: a fit that leaves a parameter there reports no standard
+    error for it (``dse.model.fit``)."""
+    lo, hi = PARAM_BOUNDS.get(name, (math.nan, math.nan))
+    if math.isclose(value, lo, rel_tol=1e-6, abs_tol=1e-9):
+        return "low"
+    if math.isclose(value, hi, rel_tol=1e-6, abs_tol=1e-9):
+        return "high"
+    return None
+
+
 def known_params() -> tuple[str, ...]:
     return BOARD_PARAMS + CostConstants.names()
 

@@ -20,7 +20,13 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from dse.model.board import Board
-from dse.model.calibration import PARAM_BOUNDS, FittedParam, apply_params, default_value
+from dse.model.calibration import (
+    PARAM_BOUNDS,
+    FittedParam,
+    apply_params,
+    bound_of,
+    default_value,
+)
 from dse.model.constants import CostConstants
 from dse.model.cost import call_cost
 from dse.model.engine import engine_cycles
@@ -399,9 +405,9 @@ def _least_squares(log, entries, wl, board, c, allowed, probed: _Probed | None =
         v = float(res.x[i])
         # a parameter whose default is its lower bound (a term not modelled by default, such
         # as run_burst_us = 0) may stay there: the data say the term is absent
-        at_lo = math.isclose(v, lo[i], rel_tol=1e-6, abs_tol=1e-9)
-        at_bound = (at_lo and not math.isclose(x0[i], lo[i], abs_tol=1e-12)) or math.isclose(
-            v, hi[i], rel_tol=1e-6, abs_tol=1e-9)
+        end = bound_of(name, v)
+        at_bound = (end == "low" and not math.isclose(x0[i], lo[i], abs_tol=1e-12)) or (
+            end == "high")
         why = param_range_error(name, v)
         if at_bound or why:
             worst = rows[int(np.argmax(np.abs(jac[:, i])))]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from dse.hw.calibrate import EndToEnd
-from dse.model.calibration import PARAM_BOUNDS, Calibration, FittedParam
+from dse.model.calibration import Calibration, FittedParam, bound_of
 from dse.model.fit import LogFit
 from dse.model.measurement_log import MeasurementLog
 from dse.model.scenario import scenario_key
@@ -157,11 +157,7 @@ def _fitted_text(name: str, p: FittedParam, lang: str) -> str:
     """A fitted value with its standard error; one the fit left on a bound has none (the fit
     holds it fixed there, ``dse.model.fit._covariance``), and says so rather than looking
     unconstrained."""
-    import math
-
-    bounds = PARAM_BOUNDS.get(name, ())
-    if p.stderr is None and any(math.isclose(p.value, b, rel_tol=1e-6, abs_tol=1e-9)
-                                for b in bounds):
+    if p.stderr is None and bound_of(name, p.value) is not None:
         return numbers.param_value(name, p.value) + _t("param.at_bound", lang)
     return numbers.param_value(name, p.value, p.stderr, with_err=True)
 
