@@ -18,6 +18,7 @@ from dse.model.fit import LogFit
 from dse.model.measurement_log import MeasurementLog
 from dse.model.scenario import scenario_key
 from dse.report import numbers, sections
+from dse.report.i18n import pick
 from dse.report.identity import plan_ref, scenario_diff, scenario_text
 from dse.report.table import md_table
 from dse.search.explore import RankedPlan
@@ -145,8 +146,7 @@ _S: dict[str, tuple[str, str]] = {
 
 
 def _t(key: str, lang: str, **kw: object) -> str:
-    text = _S[key][0 if lang == "zh" else 1]
-    return text.format(**kw) if kw else text
+    return pick(_S, key, lang, **kw)
 
 
 def _cols(key: str, lang: str, **kw: object) -> list[str]:

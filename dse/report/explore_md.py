@@ -16,13 +16,11 @@ from collections.abc import Mapping
 
 from dse.model.project import VIEW_TEXT, Projection
 from dse.report import numbers, sections
-from dse.report.i18n import render_msg
+from dse.report.i18n import LANGS, pick, render_msg
 from dse.report.identity import plan_ref, scenario_diff, scenario_key, scenario_text
 from dse.report.table import md_table
 from dse.report.unit_counts import unit_count_rows
 from dse.search.explore import ExploreResult, RankedPlan
-
-LANGS = ("zh", "en")
 
 #: key: (zh, en). Values may hold ``str.format`` fields.
 _S: dict[str, tuple[str, str]] = {
@@ -375,10 +373,7 @@ _COLLAPSE_ROWS = 20
 
 
 def _t(key: str, lang: str, **fields: object) -> str:
-    if lang not in LANGS:
-        raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
-    text = _S[key][LANGS.index(lang)]
-    return text.format(**fields) if fields else text
+    return pick(_S, key, lang, **fields)
 
 
 def _cols(key: str, lang: str, **fields: object) -> list[str]:
@@ -1174,6 +1169,6 @@ def render_explore_section(result: ExploreResult, lang: str, plots: dict[str, st
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["LANGS", "boards_table", "objective_text", "render_explore_section",
+__all__ = ["boards_table", "objective_text", "render_explore_section",
            "section_markers", "summary_of", "unit_count_rows",
            "upsert_comparison", "upsert_section", "weighted_speedups"]

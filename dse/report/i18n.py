@@ -150,6 +150,15 @@ _TABLE: dict[str, tuple[str, str]] = {
 UNKNOWN = "—"
 
 
+def pick(table: dict[str, tuple[str, str]], key: str, lang: str, **fields: object) -> str:
+    """``table[key]`` (a (zh, en) pair) in ``lang``, its fields filled: the one lookup of
+    every report string table (this module's, the explore card's, the plots', ...)."""
+    if lang not in LANGS:
+        raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
+    text = table[key][LANGS.index(lang)]
+    return text.format(**fields) if fields else text
+
+
 def t(key: str, lang: str) -> str:
     """The label ``key`` in ``lang`` (``zh`` or ``en``)."""
     return _TABLE[key][LANGS.index(lang)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-LANGS = ("zh", "en")
+from dse.report.i18n import pick
 
 #: key: (zh, en); values may hold ``str.format`` fields.
 _P: dict[str, tuple[str, str]] = {
@@ -136,10 +136,7 @@ _P: dict[str, tuple[str, str]] = {
 
 def pt(key: str, lang: str, **fields: object) -> str:
     """The plot string ``key`` in ``lang`` (zh or en), its fields filled."""
-    if lang not in LANGS:
-        raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
-    text = _P[key][LANGS.index(lang)]
-    return text.format(**fields) if fields else text
+    return pick(_P, key, lang, **fields)
 
 
 def has(key: str) -> bool:

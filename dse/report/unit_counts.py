@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dse.report import numbers
-from dse.report.i18n import LANGS, render_msg
+from dse.report.i18n import pick, render_msg
 
 if TYPE_CHECKING:
     from dse.search.explore import ExploreResult
@@ -26,10 +26,7 @@ _S: dict[str, tuple[str, str]] = {
 
 
 def _t(key: str, lang: str, **fields: object) -> str:
-    if lang not in LANGS:
-        raise ValueError(f"lang: expected one of {LANGS}, got {lang!r}")
-    text = _S[key][LANGS.index(lang)]
-    return text.format(**fields) if fields else text
+    return pick(_S, key, lang, **fields)
 
 
 def unit_count_rows(result: ExploreResult, lang: str) -> list[tuple[str, str]]:
